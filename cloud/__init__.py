@@ -1,0 +1,1 @@
+"""The cloud side: ingest, storage, training, signed releases, deployments and the API."""

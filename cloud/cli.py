@@ -1,0 +1,56 @@
+"""The ``iotsphere`` command: one CLI, sub-commands loaded only when used so ``--help`` is fast."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands live in other modules, named as ``"module:attribute"``."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: name → (import path "module:attribute", one-line help shown in the parent's --help)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module_name, attribute = self.lazy[cmd_name][0].split(":")
+            return getattr(importlib.import_module(module_name), attribute)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy[name][1]) for name in sorted(self.lazy)]
+        rows += [
+            (name, cmd.get_short_help_str()) for name, cmd in sorted(self.commands.items()) if name not in self.lazy
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def lazy_group(name: str, help_text: str, commands: dict[str, tuple[str, str]]) -> LazyGroup:
+    return LazyGroup(name=name, help=help_text, lazy=commands)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "sim": ("firmware_sim.cli:sim", "Simulate water heaters: training history, live telemetry."),
+        "cloud": ("cloud.commands:cloud", "Run the cloud: initialise keys, train, release, serve."),
+        "admin": ("cloud.commands:admin", "Administer API keys and signing keys."),
+    },
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+def main(verbose: bool) -> None:
+    """IoTSphere MLOps: signed ONNX models for water-heater gateways, and their whole lifecycle."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

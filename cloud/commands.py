@@ -1,0 +1,25 @@
+"""The ``cloud`` and ``admin`` command groups; each sub-command lives beside the code it drives."""
+
+from __future__ import annotations
+
+from cloud.cli import lazy_group
+
+cloud = lazy_group(
+    "cloud",
+    "Run the cloud: initialise keys, train, release, serve.",
+    {
+        "init": ("cloud.releases.cli:init_command", "Create the TUF repository and the encrypted signing keys."),
+        "release": ("cloud.releases.cli:release_command", "Sign a trained model into TUF and direct gateways to it."),
+        "train": ("cloud.training.cli:train_command", "Cold-start training of a model from simulated history."),
+        "ingest": ("cloud.ingest.cli:ingest_command", "Run only the MQTT ingest worker."),
+        "serve": ("cloud.api.cli:serve_command", "Run the API, the ingest worker and the publisher."),
+    },
+)
+
+admin = lazy_group(
+    "admin",
+    "Administer API keys and signing keys.",
+    {
+        "create-key": ("cloud.api.cli:create_key_command", "Create an API key for a role (shown once)."),
+    },
+)

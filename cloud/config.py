@@ -1,0 +1,43 @@
+"""Where the cloud keeps its state and how it reaches the broker; every value has an env override."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.mqtt_url import DEFAULT_MQTT_URL
+from shared.topics import DEFAULT_PREFIX
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    data_dir: Path = field(default_factory=lambda: Path(_env("IOTSPHERE_DATA_DIR", "var/cloud")))
+    mqtt_url: str = field(default_factory=lambda: _env("IOTSPHERE_MQTT_URL", DEFAULT_MQTT_URL))
+    topic_prefix: str = field(default_factory=lambda: _env("IOTSPHERE_TOPIC_PREFIX", DEFAULT_PREFIX))
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "iotsphere.db"
+
+    @property
+    def tuf_dir(self) -> Path:
+        """Published TUF repository: metadata/ and targets/, served over HTTP."""
+        return self.data_dir / "tuf"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Encrypted signing keys (TUF roles and director)."""
+        return self.data_dir / "keys"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Training outputs (ONNX files, release files) before they are signed into TUF."""
+        return self.data_dir / "artifacts"
+
+
+PASSPHRASE_ENV = "IOTSPHERE_KEY_PASSPHRASE"

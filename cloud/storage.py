@@ -1,0 +1,163 @@
+"""The cloud's storage: one SQLite file through sqlite-utils, schema created and migrated by code.
+
+WAL mode lets the API read while the ingest worker writes. Migrations are an ordered list; the
+``schema_migrations`` table records which ran, so opening an old file brings it up to date.
+Timestamps are stored as fixed-width ISO-8601 UTC text (``iso()``), which sorts as time does.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+
+def iso(value: datetime) -> str:
+    """Fixed-width UTC text, e.g. ``2026-01-31T06:00:00.000000Z``: lexical order is time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_iso(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    db["ingested_messages"].create({"msg_id": str, "channel": str, "gateway_id": str, "received_at": str}, pk="msg_id")
+    db["dead_letters"].create({"id": int, "topic": str, "payload": bytes, "reason": str, "received_at": str}, pk="id")
+    db["gateways"].create(
+        {
+            "gateway_id": str,
+            "first_seen": str,
+            "last_seen": str,
+            "online": int,
+            "agent_version": str,
+            "director_sequence": int,
+            "status_json": str,
+        },
+        pk="gateway_id",
+    )
+    db["devices"].create(
+        {"device_id": str, "gateway_id": str, "device_type": str, "first_seen": str, "last_seen": str},
+        pk="device_id",
+    )
+    db["feature_sets"].create({"version": str, "names_json": str}, pk="version")
+    db["features"].create(
+        {
+            "device_id": str,
+            "window_end": str,
+            "feature_set_version": str,
+            "values_json": str,
+            "msg_id": str,
+        },
+        pk=("device_id", "feature_set_version", "window_end"),
+    )
+    db["predictions"].create(
+        {
+            "prediction_id": str,
+            "arm": str,
+            "device_id": str,
+            "device_type": str,
+            "prediction_type": str,
+            "model_name": str,
+            "model_version": str,
+            "outputs_json": str,
+            "latency_ms": float,
+            "made_at": str,
+            "feature_window_end": str,
+            "gateway_id": str,
+            "msg_id": str,
+        },
+        pk=("prediction_id", "arm"),
+    )
+    db["predictions"].create_index(["device_id", "prediction_type", "made_at"])
+    db["outcomes"].create(
+        {
+            "outcome_id": str,
+            "device_id": str,
+            "source": str,
+            "observed_at": str,
+            "prediction_id": str,
+            "component": str,
+            "result": str,
+            "value": float,
+            "technician": str,
+            "notes": str,
+            "gateway_id": str,
+            "received_at": str,
+        },
+        pk="outcome_id",
+    )
+    db["outcomes"].create_index(["device_id", "observed_at"])
+    db["gateway_events"].create(
+        {
+            "msg_id": str,
+            "gateway_id": str,
+            "kind": str,
+            "model_name": str,
+            "model_version": str,
+            "director_sequence": int,
+            "rule": str,
+            "detail": str,
+            "sent_at": str,
+        },
+        pk="msg_id",
+    )
+    db["gateway_events"].create_index(["gateway_id", "sent_at"])
+    db["models"].create(
+        {
+            "model_name": str,
+            "model_version": str,
+            "prediction_type": str,
+            "status": str,
+            "created_at": str,
+            "feature_set_version": str,
+            "device_types_json": str,
+            "metrics_json": str,
+            "lineage_json": str,
+            "release_target": str,
+            "model_target": str,
+            "model_sha256": str,
+        },
+        pk=("model_name", "model_version"),
+    )
+    db["api_keys"].create(
+        {"key_id": str, "name": str, "role": str, "secret_hash": str, "created_at": str, "revoked_at": str},
+        pk="key_id",
+    )
+    db["director_documents"].create(
+        {"gateway_id": str, "sequence": int, "document_json": str, "published_at": str},
+        pk="gateway_id",
+    )
+
+
+#: Ordered migrations. Append; never edit one that has shipped.
+MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [(1, _m1_initial)]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Run pending migrations, each in its own transaction; return the schema version."""
+    db["schema_migrations"].create({"version": int, "applied_at": str}, pk="version", if_not_exists=True)
+    done = {row["version"] for row in db["schema_migrations"].rows}
+    for version, step in MIGRATIONS:
+        if version in done:
+            continue
+        with db.conn:
+            step(db)
+            db["schema_migrations"].insert({"version": version, "applied_at": iso(datetime.now(UTC))})
+    return max(v for v, _ in MIGRATIONS)
+
+
+def open_database(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating if needed) the cloud database in WAL mode, migrated to the current schema."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+    db = sqlite_utils.Database(conn)
+    db.enable_wal()
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    migrate(db)
+    return db

@@ -1,0 +1,1 @@
+"""Edge agent: one process per gateway, local inference on signed ONNX models."""

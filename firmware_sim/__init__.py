@@ -1,0 +1,1 @@
+"""Physical water-heater simulator: telemetry, fault modes, and the cold-start history."""

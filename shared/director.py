@@ -1,0 +1,177 @@
+"""The director document: per-gateway desired state, signed with a director key.
+
+Uptane's director repository, reduced to what a gateway needs: for each model name the release it
+should run (and, in an experiment, the challenger and how devices are split). It travels retained on
+``down/desired``; the TUF image repository carries the bytes. The checks here are the first four of
+the binding order in ARCHITECTURE: signature, expiry, sequence, gateway id.
+
+Canonical JSON has no floats, so every number in the signed part is an integer.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.canonical import canonical_bytes
+from shared.signing import key_id, sign, verify
+from shared.topics import validate_id
+
+DIRECTOR_TYPE = "iotsphere-director"
+
+
+class RejectRule(StrEnum):
+    """Names of the update checks, in the order the edge applies them. Sent in reject events."""
+
+    DIRECTOR_FORMAT = "director.format"
+    DIRECTOR_SIGNATURE = "director.signature"
+    DIRECTOR_EXPIRED = "director.expired"
+    DIRECTOR_SEQUENCE = "director.sequence"
+    DIRECTOR_GATEWAY = "director.gateway"
+    TUF_REFRESH = "tuf.refresh"
+    HASH_MISMATCH = "repositories.disagree"
+    DOWNLOAD = "tuf.download"
+    ONNX_LOAD = "onnx.load"
+    ONNX_EXTERNAL_DATA = "onnx.external_data"
+    ONNX_DOMAIN = "onnx.domain"
+    ONNX_OPERATOR = "onnx.operator"
+    ONNX_SIZE = "onnx.size"
+    ONNX_OPSET = "onnx.opset"
+    SCHEMA = "release.schema"
+    GOLDEN = "release.golden"
+    ACTIVATE = "activate"
+
+
+class DirectorRejected(Exception):
+    def __init__(self, rule: RejectRule, detail: str):
+        super().__init__(f"{rule.value}: {detail}")
+        self.rule = rule
+        self.detail = detail
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Experiment(_Doc):
+    experiment_id: str = Field(min_length=1, max_length=64)
+    #: shadow: every device runs both, only the champion acts; split: a stable hash picks the arm
+    mode: Literal["shadow", "split"]
+    #: share of devices on the challenger arm in split mode, in percent
+    challenger_percent: int = Field(0, ge=0, le=100)
+
+
+class TargetRef(_Doc):
+    """A TUF target the gateway must fetch, with the hashes the director expects."""
+
+    version: str = Field(min_length=1, max_length=32)
+    #: TUF target path of the release file (JSON) describing the model
+    release_target: str
+    release_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    release_length: int = Field(gt=0)
+    #: TUF target path of the ONNX file
+    model_target: str
+    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    model_length: int = Field(gt=0)
+
+
+class DesiredModel(TargetRef):
+    challenger: TargetRef | None = None
+    experiment: Experiment | None = None
+
+
+class DirectorSigned(_Doc):
+    type: Literal["iotsphere-director"] = DIRECTOR_TYPE
+    gateway_id: str
+    sequence: int = Field(ge=1)
+    issued_at: str
+    expires_at: str
+    models: dict[str, DesiredModel] = Field(default_factory=dict)
+
+    def expires(self) -> datetime:
+        return _parse_time(self.expires_at)
+
+
+class Signature(_Doc):
+    keyid: str
+    sig: str
+
+
+class DirectorDocument(_Doc):
+    signed: DirectorSigned
+    signatures: list[Signature] = Field(min_length=1)
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), sort_keys=True).encode()
+
+
+def format_time(value: datetime) -> str:
+    """Second-precision UTC ``YYYY-MM-DDTHH:MM:SSZ``, as TUF writes its expiry."""
+    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _signed_bytes(signed: DirectorSigned) -> bytes:
+    return canonical_bytes(signed.model_dump(mode="json", exclude_none=True))
+
+
+def sign_director(signed: DirectorSigned, keys: list[Ed25519PrivateKey]) -> DirectorDocument:
+    validate_id(signed.gateway_id, "gateway id")
+    message = _signed_bytes(signed)
+    return DirectorDocument(signed=signed, signatures=[Signature(keyid=key_id(k), sig=sign(k, message)) for k in keys])
+
+
+def verify_director(
+    payload: bytes | str | dict[str, Any],
+    trusted_keys: dict[str, Ed25519PublicKey],
+    gateway_id: str,
+    last_sequence: int | None,
+    now: datetime | None = None,
+    threshold: int = 1,
+) -> DirectorDocument:
+    """Apply the director checks in their binding order; raise DirectorRejected naming the rule.
+
+    A document whose sequence equals ``last_sequence`` fails the sequence rule here; callers
+    that want a redelivered retained copy to be a no-op compare it with the accepted one first.
+    """
+    try:
+        if isinstance(payload, dict):
+            document = DirectorDocument.model_validate(payload)
+        else:
+            document = DirectorDocument.model_validate_json(payload)
+        expires = document.signed.expires()
+    except (ValidationError, ValueError) as exc:
+        raise DirectorRejected(RejectRule.DIRECTOR_FORMAT, str(exc).splitlines()[0]) from exc
+
+    message = _signed_bytes(document.signed)
+    valid_keyids = {
+        s.keyid
+        for s in document.signatures
+        if s.keyid in trusted_keys and verify(trusted_keys[s.keyid], message, s.sig)
+    }
+    if len(valid_keyids) < threshold:
+        raise DirectorRejected(
+            RejectRule.DIRECTOR_SIGNATURE,
+            f"{len(valid_keyids)} valid signature(s) from trusted director keys, {threshold} required",
+        )
+    now = now or datetime.now(UTC)
+    if expires <= now:
+        raise DirectorRejected(RejectRule.DIRECTOR_EXPIRED, f"expired at {document.signed.expires_at}")
+    if last_sequence is not None and document.signed.sequence <= last_sequence:
+        raise DirectorRejected(
+            RejectRule.DIRECTOR_SEQUENCE,
+            f"sequence {document.signed.sequence} is not above the accepted {last_sequence}",
+        )
+    if document.signed.gateway_id != gateway_id:
+        raise DirectorRejected(
+            RejectRule.DIRECTOR_GATEWAY, f"document is for {document.signed.gateway_id!r}, not {gateway_id!r}"
+        )
+    return document

@@ -1,0 +1,218 @@
+"""Pydantic models of every MQTT payload between gateways and the cloud.
+
+Every payload carries ``schema`` (its version), a unique ``msg_id`` (the cloud ingests
+idempotently on it) and a UTC ``sent_at``. Unknown fields are refused so that a sender on a newer
+schema is noticed instead of silently half-read.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from shared.topics import Up, validate_id
+
+SCHEMA_VERSION = 1
+#: Largest payload the cloud accepts; bigger ones are dead-lettered as oversized.
+MAX_PAYLOAD_BYTES = 256 * 1024
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamps must carry a UTC offset")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+Identifier = Annotated[str, AfterValidator(validate_id)]
+
+
+def _new_msg_id() -> str:
+    return uuid.uuid4().hex
+
+
+class PredictionType(StrEnum):
+    COMPONENT_FAILURE = "component_failure"
+    USAGE_PATTERN = "usage_pattern"
+    ANOMALY = "anomaly"
+
+
+class Arm(StrEnum):
+    CHAMPION = "champion"
+    CHALLENGER = "challenger"
+    SHADOW = "shadow"
+
+
+class OutcomeResult(StrEnum):
+    FAILED = "failed"
+    OK = "ok"
+    REPLACED = "replaced"
+
+
+class FeedbackSource(StrEnum):
+    TECHNICIAN = "technician"
+    SENSOR = "sensor"
+    USER = "user"
+
+
+class Component(StrEnum):
+    """Heater components the failure model predicts, one per simulated fault mode."""
+
+    HEATING_ELEMENT = "heating_element"
+    THERMOSTAT = "thermostat"
+    SEDIMENT = "sediment"
+    TANK_LEAK = "tank_leak"
+    SENSOR = "sensor"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Envelope(_Strict):
+    schema_version: Literal[1] = Field(SCHEMA_VERSION, alias="schema")
+    msg_id: str = Field(default_factory=_new_msg_id, min_length=8, max_length=64)
+    sent_at: UtcDatetime = Field(default_factory=utc_now)
+    gateway_id: Identifier
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode("utf-8")
+
+
+class FeatureRow(_Strict):
+    device_id: Identifier
+    device_type: str = Field(min_length=1, max_length=64)
+    window_end: UtcDatetime
+    values: list[float | None]
+
+    @field_validator("values")
+    @classmethod
+    def _finite(cls, values: list[float | None]) -> list[float | None]:
+        if any(v is not None and not math.isfinite(v) for v in values):
+            raise ValueError("feature values must be finite numbers or null")
+        return values
+
+
+class FeatureBatch(Envelope):
+    """``up/features``: feature vectors of one feature-set version, names sent once per batch."""
+
+    feature_set_version: str = Field(min_length=1, max_length=16)
+    feature_names: list[str] = Field(min_length=1)
+    rows: list[FeatureRow] = Field(min_length=1, max_length=1000)
+
+    @field_validator("rows")
+    @classmethod
+    def _aligned(cls, rows: list[FeatureRow], info) -> list[FeatureRow]:
+        names = info.data.get("feature_names") or []
+        for row in rows:
+            if len(row.values) != len(names):
+                raise ValueError(f"row for {row.device_id} has {len(row.values)} values for {len(names)} names")
+        return rows
+
+
+class Prediction(_Strict):
+    prediction_id: str = Field(min_length=8, max_length=64)
+    device_id: Identifier
+    device_type: str = Field(min_length=1, max_length=64)
+    prediction_type: PredictionType
+    model_name: str = Field(min_length=1, max_length=64)
+    model_version: str = Field(min_length=1, max_length=32)
+    arm: Arm = Arm.CHAMPION
+    outputs: dict[str, float]
+    latency_ms: float = Field(ge=0)
+    made_at: UtcDatetime
+    feature_window_end: UtcDatetime | None = None
+
+
+class PredictionBatch(Envelope):
+    """``up/predictions``: prediction events made on the edge."""
+
+    predictions: list[Prediction] = Field(min_length=1, max_length=1000)
+
+
+class Outcome(_Strict):
+    """What actually happened: a technician's finding, a sensor's reading, or a user's report."""
+
+    outcome_id: str = Field(default_factory=_new_msg_id, min_length=8, max_length=64)
+    device_id: Identifier
+    source: FeedbackSource
+    observed_at: UtcDatetime
+    prediction_id: str | None = Field(None, max_length=64)
+    component: Component | None = None
+    result: OutcomeResult | None = None
+    #: measured quantity for regression outcomes (e.g. litres drawn in the 24 h after a usage prediction)
+    value: float | None = None
+    technician: str | None = Field(None, max_length=128)
+    notes: str | None = Field(None, max_length=4000)
+
+
+class OutcomeBatch(Envelope):
+    """``up/outcomes``: outcomes logged on site, delivered when the gateway is online."""
+
+    outcomes: list[Outcome] = Field(min_length=1, max_length=1000)
+
+
+class ModelState(_Strict):
+    model_name: str
+    active_version: str | None = None
+    installed_versions: list[str] = Field(default_factory=list)
+    state: Literal["none", "probation", "committed", "rolled_back"] = "none"
+
+
+class GatewayStatus(Envelope):
+    """``up/status`` (retained). The last will publishes the same with ``online`` false."""
+
+    online: bool
+    agent_version: str
+    models: list[ModelState] = Field(default_factory=list)
+    director_sequence: int | None = None
+    outbox_depth: int = Field(0, ge=0)
+    dropped: dict[str, int] = Field(default_factory=dict)
+    health: Literal["ok", "degraded", "offline"] = "ok"
+    heaters: int = Field(0, ge=0)
+
+
+class EventKind(StrEnum):
+    INSTALL = "install"
+    REJECT = "reject"
+    ACTIVATE = "activate"
+    COMMIT = "commit"
+    ROLLBACK = "rollback"
+    HEALTH = "health"
+
+
+class GatewayEvent(Envelope):
+    """``up/events``: what the updater did, and for a rejection the rule that failed."""
+
+    kind: EventKind
+    model_name: str | None = None
+    model_version: str | None = None
+    director_sequence: int | None = None
+    rule: str | None = None
+    detail: str = Field("", max_length=4000)
+
+
+UP_MODELS: dict[Up, type[Envelope]] = {
+    Up.FEATURES: FeatureBatch,
+    Up.PREDICTIONS: PredictionBatch,
+    Up.OUTCOMES: OutcomeBatch,
+    Up.STATUS: GatewayStatus,
+    Up.EVENTS: GatewayEvent,
+}
+
+
+def parse_up(channel: str, payload: bytes) -> Envelope:
+    """Validate an ``up/<channel>`` payload; raise ValueError (pydantic's ValidationError is one)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    model = UP_MODELS[Up(channel)]
+    return model.model_validate_json(payload)

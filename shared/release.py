@@ -1,0 +1,60 @@
+"""The release file: a TUF target (JSON) that describes one model version.
+
+It names the ONNX target, declares the input/output schema the edge checks the model against,
+carries golden vectors the edge must reproduce before activating, and records lineage.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.messages import PredictionType
+
+RELEASE_SCHEMA = 1
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorSpec(_Doc):
+    name: str
+    #: None marks a dynamic dimension (the batch axis)
+    shape: list[int | None]
+    dtype: str = "float32"
+
+
+class GoldenVectors(_Doc):
+    """Inputs with the outputs the trainer got from the same ONNX file in onnxruntime."""
+
+    inputs: list[list[float]] = Field(min_length=1)
+    #: output name → one row of expected values per input row
+    expected: dict[str, list[list[float]]]
+    abs_tolerance: float = Field(1e-4, gt=0)
+
+
+class ReleaseFile(_Doc):
+    release_schema: int = RELEASE_SCHEMA
+    model_name: str
+    model_version: str
+    prediction_type: PredictionType
+    feature_set_version: str
+    feature_names: list[str] = Field(min_length=1)
+    #: TUF target path of the ONNX file this release describes
+    model_target: str
+    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    model_length: int = Field(gt=0)
+    inputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[TensorSpec] = Field(min_length=1)
+    #: what each output means, e.g. {"probabilities": ["heating_element", ...]}
+    output_labels: dict[str, list[str]] = Field(default_factory=dict)
+    golden: GoldenVectors
+    device_types: list[str] = Field(default_factory=list)
+    lineage: dict[str, Any] = Field(default_factory=dict)
+    created_at: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=1).encode()
