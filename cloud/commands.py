@@ -10,7 +10,7 @@ cloud = lazy_group(
     {
         "init": ("cloud.releases.cli:init_command", "Create the TUF repository and the encrypted signing keys."),
         "release": ("cloud.releases.cli:release_command", "Sign a trained model into TUF and direct gateways to it."),
-        "train": ("cloud.training.cli:train_command", "Cold-start training of a model from simulated history."),
+        "train": ("cloud.training.cli:train_command", "Train a model from simulated history (cold start)."),
         "ingest": ("cloud.ingest.cli:ingest_command", "Run only the MQTT ingest worker."),
         "serve": ("cloud.api.cli:serve_command", "Run the API, the ingest worker and the publisher."),
     },

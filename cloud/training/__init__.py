@@ -1,0 +1,1 @@
+"""Training: labels, model fitting, ONNX export with golden vectors, and release artifacts."""

@@ -1,0 +1,73 @@
+"""scikit-learn → ONNX with skl2onnx, checked in full and against the fitted model.
+
+The golden vectors are computed by onnxruntime from the exported bytes themselves, so the edge
+reproduces exactly what the trainer saw and any corruption or wrong runtime shows up before activation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType
+
+from shared.release import GoldenVectors, TensorSpec
+
+INPUT_NAME = "features"
+#: Opsets the edge accepts; pinned so a newer skl2onnx cannot silently raise them.
+TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64", onnx.TensorProto.DOUBLE: "float64"}
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    onnx_bytes: bytes
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
+def _specs(values) -> list[TensorSpec]:
+    specs = []
+    for value in values:
+        tensor = value.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        specs.append(
+            TensorSpec(name=value.name, shape=shape, dtype=_DTYPES.get(tensor.elem_type, str(tensor.elem_type)))
+        )
+    return specs
+
+
+def export(estimator, n_features: int, options: dict | None = None) -> ExportedModel:
+    """Convert, run ``onnx.checker`` with ``full_check``, and describe inputs and outputs."""
+    model = to_onnx(
+        estimator,
+        initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
+        options={id(estimator): options} if options else None,
+        target_opset=TARGET_OPSET,
+    )
+    onnx.checker.check_model(model, full_check=True)
+    return ExportedModel(model.SerializeToString(), _specs(model.graph.input), _specs(model.graph.output))
+
+
+def session(onnx_bytes: bytes) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def golden_vectors(onnx_bytes: bytes, rows: np.ndarray, abs_tolerance: float = 1e-4) -> GoldenVectors:
+    """Expected outputs of ``rows`` (float outputs only), computed by onnxruntime from these bytes."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    if not np.isfinite(rows).all():
+        raise ValueError("golden rows must be complete: JSON cannot carry NaN")
+    sess = session(onnx_bytes)
+    results = sess.run(None, {INPUT_NAME: rows})
+    expected = {}
+    for meta, value in zip(sess.get_outputs(), results, strict=True):
+        array = np.asarray(value)
+        if array.dtype.kind == "f":
+            expected[meta.name] = array.reshape(len(rows), -1).astype(float).tolist()
+    return GoldenVectors(inputs=rows.astype(float).tolist(), expected=expected, abs_tolerance=abs_tolerance)

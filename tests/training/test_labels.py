@@ -1,0 +1,46 @@
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import numpy as np
+
+from cloud.training.labels import CLASSES, failure_times, label_rows
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _t(hours: float) -> np.datetime64:
+    return np.datetime64((T0 + timedelta(hours=hours)).replace(tzinfo=None), "s")
+
+
+def _labels(rows, failures, horizon_h=48, observed_until_h=200):
+    devices = np.array(["a", "b"])
+    events = [SimpleNamespace(device_id=d, component=c, failed_at=T0 + timedelta(hours=h)) for d, c, h in failures]
+    return label_rows(
+        np.array([r[0] for r in rows]),
+        np.array([_t(r[1]) for r in rows], dtype="datetime64[s]"),
+        failure_times(events, devices),
+        timedelta(hours=horizon_h),
+        _t(observed_until_h),
+    ).tolist()
+
+
+def test_row_is_labelled_with_the_first_failure_after_it_within_the_horizon():
+    rows = [(0, 0), (0, 10), (0, 30), (0, 60), (1, 30)]
+    failures = [("a", "sediment", 50), ("a", "thermostat", 70)]
+    sediment, thermostat = CLASSES.index("sediment"), CLASSES.index("thermostat")
+    # hour 0: sediment at 50 is beyond 48 h → none; hour 10 and 30 → sediment; 60 → thermostat at 70
+    assert _labels(rows, failures) == [0, sediment, sediment, thermostat, 0]
+
+
+def test_failure_at_the_row_time_does_not_label_it_point_in_time():
+    assert _labels([(0, 50)], [("a", "sediment", 50)]) == [0]
+
+
+def test_rows_whose_horizon_is_not_yet_observed_are_censored_unless_a_failure_was_seen():
+    rows = [(0, 160), (1, 160), (1, 100)]
+    failures = [("a", "tank_leak", 170)]
+    assert _labels(rows, failures, observed_until_h=200) == [CLASSES.index("tank_leak"), -1, 0]
+
+
+def test_no_failures_at_all():
+    assert _labels([(0, 0), (1, 190)], []) == [0, -1]
