@@ -1,0 +1,1 @@
+"""Signed releases: the TUF image repository, encrypted keys, director documents and their publisher."""

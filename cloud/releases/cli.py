@@ -1,0 +1,108 @@
+"""``iotsphere cloud init`` and ``iotsphere cloud release``: create the trust, then sign and roll out models."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from cloud.config import CloudConfig
+from cloud.releases import keystore, tuf_repo
+from cloud.releases.director import DirectorError, document_summary
+from cloud.releases.model_rows import RegistryMismatch, record_release
+from cloud.releases.publisher import PublishError, release_to_gateways
+from cloud.storage import open_database
+
+_FAILURES = (keystore.KeystoreError, tuf_repo.ImageRepositoryError, DirectorError, RegistryMismatch)
+
+
+def _config(data_dir: Path | None, mqtt_url: str | None = None) -> CloudConfig:
+    config = CloudConfig() if data_dir is None else CloudConfig(data_dir=data_dir)
+    return dataclasses.replace(config, mqtt_url=mqtt_url) if mqtt_url else config
+
+
+_data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Cloud state folder (default: $IOTSPHERE_DATA_DIR or var/cloud).",
+)
+
+
+@click.command("init")
+@_data_dir_option
+@click.option("--force", is_flag=True, help="Replace existing keys and repository (the old ones are moved aside).")
+def init_command(data_dir: Path | None, force: bool) -> None:
+    """Create the encrypted signing keys and the TUF repository gateways trust."""
+    config = _config(data_dir)
+    try:
+        passphrase = keystore.passphrase_from_env_or_prompt(confirm=True)
+        keys = tuf_repo.init_repository(config, passphrase, force=force)
+        root_path = tuf_repo.trusted_root_path(config)
+    except _FAILURES as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Signing keys (Ed25519, encrypted with the passphrase) in {config.keys_dir}:")
+    for info in keys.values():
+        click.echo(f"  {info.name:<10} {info.keyid}")
+    click.echo(f"TUF repository in {config.tuf_dir} (serve metadata/ and targets/ over HTTP).")
+    click.echo(f"Provision gateways with the trusted root: {root_path}")
+    click.echo(f"Director keys are published to gateways as the TUF target {tuf_repo.DIRECTOR_KEYS_TARGET}.")
+    click.echo(f"The root key signs only root metadata: keep {keystore.key_path(config.keys_dir, 'root')} offline.")
+
+
+def _read_artifacts(artifact_dir: Path) -> tuple[bytes, bytes]:
+    files = {}
+    for name in ("release.json", "model.onnx"):
+        path = artifact_dir / name
+        if not path.is_file():
+            raise click.ClickException(f"{artifact_dir} has no {name}: expected the output folder of training")
+        files[name] = path.read_bytes()
+    return files["release.json"], files["model.onnx"]
+
+
+@click.command("release")
+@click.argument("artifact_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--gateway", "gateways", multiple=True, help="Direct only this gateway (repeatable); default: the whole fleet."
+)
+@_data_dir_option
+@click.option("--mqtt", "mqtt_url", default=None, help="Broker URL (default: $IOTSPHERE_MQTT_URL).")
+def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Path | None, mqtt_url: str | None) -> None:
+    """Sign ARTIFACT_DIR (model.onnx + release.json) into TUF and direct gateways to it."""
+    config = _config(data_dir, mqtt_url)
+    release_json, onnx_bytes = _read_artifacts(artifact_dir)
+    try:
+        tuf_repo.require_initialized(config)  # before asking for the passphrase
+        passphrase = keystore.passphrase_from_env_or_prompt()
+        published = tuf_repo.add_release(config, passphrase, release_json, onnx_bytes)
+        release = published.release
+        name = f"{release.model_name} version {release.model_version}"
+        if published.already_published:
+            click.echo(f"{name} is already in TUF (targets v{published.targets_version}); nothing re-signed.")
+        else:
+            click.echo(f"Signed {name} into TUF (targets v{published.targets_version}):")
+            for target in (published.release_target, published.model_target):
+                click.echo(f"  {target.path}  sha256 {tuf_repo.sha256_of(target)}  {target.length} bytes")
+        db = open_database(config.database_path)
+        try:
+            record_release(db, published)
+        finally:
+            db.conn.close()
+        click.echo(f"Registry: {name} marked released.")
+        documents = release_to_gateways(
+            config, passphrase, release.model_name, release.model_version, list(gateways) or None
+        )
+    except PublishError as exc:
+        raise click.ClickException(
+            f"{exc}. The director documents are stored; `iotsphere cloud serve` publishes them when the broker "
+            "is reachable."
+        ) from exc
+    except _FAILURES as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not documents:
+        click.echo("No gateway known yet: gateways will be directed to this release when they first report status.")
+    for document in documents:
+        click.echo(f"Directed {document_summary(document)} (retained on down/desired).")
+    if not gateways:
+        click.echo("This release is now the fleet's desired state for new gateways.")

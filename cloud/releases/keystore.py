@@ -1,0 +1,129 @@
+"""The signing keys, encrypted at rest: the four TUF roles and the director, one Ed25519 key each.
+
+Each key is a PKCS#8 PEM encrypted with the operator's passphrase (``shared.signing``), so a copy
+of the data folder alone signs nothing. The passphrase comes from ``IOTSPHERE_KEY_PASSPHRASE`` for
+services and scripts, or from a hidden prompt for a person at a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from securesystemslib.signer import CryptoSigner, SSlibKey
+
+from cloud.config import PASSPHRASE_ENV
+from cloud.releases.files import atomic_write
+from shared.signing import (
+    generate_private_key,
+    key_id,
+    private_key_from_encrypted_pem,
+    private_key_to_encrypted_pem,
+    public_key_hex,
+)
+
+#: TUF's top-level roles, each with its own key
+TUF_ROLES = ("root", "targets", "snapshot", "timestamp")
+#: the director key signs per-gateway desired state (Uptane's second repository)
+DIRECTOR = "director"
+KEY_NAMES = (*TUF_ROLES, DIRECTOR)
+
+
+class KeystoreError(Exception):
+    """A key is missing or unreadable; the message says what to do."""
+
+
+class WrongPassphrase(KeystoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    name: str
+    #: TUF's key id for role keys; ``shared.signing.key_id`` for the director key (what gateways match)
+    keyid: str
+    public_key_hex: str
+
+
+def passphrase_from_env_or_prompt(confirm: bool = False) -> str:
+    """The key passphrase from the environment, else asked for without echo."""
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if passphrase is None:
+        passphrase = click.prompt("Passphrase for the signing keys", hide_input=True, confirmation_prompt=confirm)
+    if not passphrase:
+        raise KeystoreError("the signing-key passphrase must not be empty")
+    return passphrase
+
+
+def tuf_public_key(key: Ed25519PrivateKey) -> SSlibKey:
+    """The key as TUF lists it in root metadata, with the key id TUF computes."""
+    return SSlibKey.from_crypto(key.public_key(), scheme="ed25519")
+
+
+def key_info(name: str, key: Ed25519PrivateKey) -> KeyInfo:
+    keyid = key_id(key) if name == DIRECTOR else tuf_public_key(key).keyid
+    return KeyInfo(name=name, keyid=keyid, public_key_hex=public_key_hex(key))
+
+
+def key_path(keys_dir: Path, name: str) -> Path:
+    return keys_dir / f"{name}.pem"
+
+
+def keys_exist(keys_dir: Path) -> bool:
+    return any(key_path(keys_dir, name).exists() for name in KEY_NAMES)
+
+
+def create_keys(keys_dir: Path, passphrase: str) -> dict[str, Ed25519PrivateKey]:
+    """Generate every key and store it encrypted (files 0600 in a 0700 folder); refuse to overwrite."""
+    if not passphrase:
+        raise KeystoreError("the signing-key passphrase must not be empty")
+    if keys_exist(keys_dir):
+        raise KeystoreError(f"signing keys already exist in {keys_dir}")
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    keys_dir.chmod(0o700)
+    keys = {name: generate_private_key() for name in KEY_NAMES}
+    for name, key in keys.items():
+        atomic_write(key_path(keys_dir, name), private_key_to_encrypted_pem(key, passphrase.encode()), mode=0o600)
+    return keys
+
+
+def load_private_key(keys_dir: Path, name: str, passphrase: str) -> Ed25519PrivateKey:
+    path = key_path(keys_dir, name)
+    try:
+        pem = path.read_bytes()
+    except FileNotFoundError:
+        raise KeystoreError(f"no {name} key at {path}: run `iotsphere cloud init` first") from None
+    try:
+        return private_key_from_encrypted_pem(pem, passphrase.encode())
+    except ValueError as exc:
+        raise WrongPassphrase(
+            f"wrong passphrase for the signing keys in {keys_dir}: cannot decrypt {path.name} ({exc})"
+        ) from exc
+    except TypeError as exc:  # a PEM without encryption: never written by us, so refuse to use it
+        raise KeystoreError(f"{path} is not an encrypted key") from exc
+
+
+def tuf_signer(keys_dir: Path, role: str, passphrase: str) -> CryptoSigner:
+    """A TUF signer for one top-level role."""
+    if role not in TUF_ROLES:
+        raise ValueError(f"{role!r} is not a TUF top-level role")
+    key = load_private_key(keys_dir, role, passphrase)
+    return CryptoSigner(key, tuf_public_key(key))
+
+
+def director_key(keys_dir: Path, passphrase: str) -> Ed25519PrivateKey:
+    return load_private_key(keys_dir, DIRECTOR, passphrase)
+
+
+def director_keys_json(keys: list[Ed25519PrivateKey]) -> bytes:
+    """The ``director/keys.json`` TUF target: the director public keys gateways trust through TUF.
+
+    A JSON list of ``{"keyid", "public_key_hex"}``; listing several lets a new director key be
+    trusted before the old one stops signing, so rotation needs no re-provisioning.
+    """
+    entries = [{"keyid": key_id(key), "public_key_hex": public_key_hex(key)} for key in keys]
+    return json.dumps(entries, indent=1, sort_keys=True).encode()

@@ -1,0 +1,58 @@
+"""The ``models`` table row of a signed release: where its TUF targets are, and that it is released."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+from cloud.releases.tuf_repo import PublishedRelease, sha256_of
+from cloud.storage import iso
+
+RELEASED = "released"
+
+
+class RegistryMismatch(Exception):
+    pass
+
+
+def record_release(db: sqlite_utils.Database, published: PublishedRelease) -> dict:
+    """Mark the version released with its target paths; add the row if training did not register it.
+
+    Refuses when the registry holds a different ONNX file under the same name and version.
+    """
+    release = published.release
+    key = (release.model_name, release.model_version)
+    model_sha256 = sha256_of(published.model_target)
+    signed = {
+        "release_target": published.release_target.path,
+        "model_target": published.model_target.path,
+        "model_sha256": model_sha256,
+        "status": RELEASED,
+    }
+    rows = list(db["models"].rows_where("model_name = ? AND model_version = ?", list(key)))
+    with db.conn:
+        if rows:
+            registered = rows[0]["model_sha256"]
+            if registered and registered != model_sha256:
+                raise RegistryMismatch(
+                    f"the registry lists {release.model_name} version {release.model_version} with sha256 "
+                    f"{registered}, but the released model.onnx has {model_sha256}"
+                )
+            db["models"].update(key, signed)
+        else:
+            db["models"].insert(
+                {
+                    "model_name": release.model_name,
+                    "model_version": release.model_version,
+                    "prediction_type": release.prediction_type.value,
+                    "created_at": iso(datetime.now(UTC)),
+                    "feature_set_version": release.feature_set_version,
+                    "device_types_json": json.dumps(release.device_types),
+                    "metrics_json": json.dumps({}),
+                    "lineage_json": json.dumps(release.lineage),
+                    **signed,
+                }
+            )
+    return db["models"].get(key)

@@ -1,0 +1,227 @@
+"""Delivering director documents: retained, QoS 1, on each gateway's ``down/desired``.
+
+Documents are stored before they are sent and marked published only after the broker's PUBACK,
+so a broker outage delays a rollout but never loses one: ``DirectorPublisher`` keeps sending
+what is pending, directs newly seen gateways to the fleet's desired state, re-issues documents
+before they expire and re-signs TUF metadata before it expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+
+import paho.mqtt.client as mqtt
+import sqlite_utils
+
+from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.releases import director, keystore, tuf_repo
+from cloud.storage import open_database
+from shared.director import DirectorDocument
+from shared.mqtt_url import parse_mqtt_url
+from shared.topics import Down, down_topic
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(Exception):
+    pass
+
+
+class RetainedPublisher:
+    """One MQTT 3.1.1 connection that publishes retained QoS 1 messages, each confirmed by PUBACK."""
+
+    def __init__(self, mqtt_url: str, timeout: float = 10.0):
+        self.endpoint = parse_mqtt_url(mqtt_url)
+        self.timeout = timeout
+        self._connected = threading.Event()
+        self._refused: str | None = None
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"iotsphere-director-{uuid.uuid4().hex[:12]}"
+        )
+        if self.endpoint.username:
+            self.client.username_pw_set(self.endpoint.username, self.endpoint.password)
+        if self.endpoint.tls:
+            self.client.tls_set()
+        self.client.on_connect = self._on_connect
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._refused = str(reason_code)
+        self._connected.set()
+
+    def __enter__(self) -> RetainedPublisher:
+        where = f"{self.endpoint.host}:{self.endpoint.port}"
+        try:
+            self.client.connect(self.endpoint.host, self.endpoint.port)
+        except OSError as exc:
+            raise PublishError(f"cannot reach the MQTT broker at {where}: {exc}") from exc
+        self.client.loop_start()
+        if not self._connected.wait(self.timeout) or self._refused:
+            self.close()
+            raise PublishError(
+                f"the MQTT broker at {where} did not accept the connection: {self._refused or 'timeout'}"
+            )
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+        try:
+            info.wait_for_publish(self.timeout)
+        except (RuntimeError, ValueError) as exc:
+            raise PublishError(f"publishing to {topic} failed: {exc}") from exc
+        if not info.is_published():
+            raise PublishError(f"no PUBACK for {topic} within {self.timeout} s")
+
+
+def desired_topic(config: CloudConfig, gateway_id: str) -> str:
+    return down_topic(gateway_id, Down.DESIRED, config.topic_prefix)
+
+
+def publish_pending(config: CloudConfig, db: sqlite_utils.Database, timeout: float = 10.0) -> list[DirectorDocument]:
+    """Send every stored document not yet confirmed by the broker; return those sent."""
+    pending = director.unpublished_gateways(db)
+    if not pending:
+        return []
+    sent = []
+    with RetainedPublisher(config.mqtt_url, timeout) as publisher:
+        for gateway_id in pending:
+            document = director.latest_document(db, gateway_id)
+            if document is None:
+                continue
+            publisher.publish(desired_topic(config, gateway_id), document.to_json())
+            director.mark_published(db, gateway_id, document.signed.sequence)
+            sent.append(document)
+    return sent
+
+
+def release_to_gateways(
+    config: CloudConfig,
+    passphrase: str,
+    model_name: str,
+    version: str,
+    gateway_ids: list[str] | None = None,
+    validity: timedelta = director.DEFAULT_VALIDITY,
+    timeout: float = 10.0,
+) -> list[DirectorDocument]:
+    """Direct gateways (default: the whole fleet) to a published release and publish their documents.
+
+    Directing the whole fleet also makes the release the fleet's desired state, which gateways
+    seen later receive from ``DirectorPublisher``. Raises ``PublishError`` if the broker cannot be
+    reached; the documents are stored by then and are sent by the publisher worker later.
+    """
+    key = keystore.director_key(config.keys_dir, passphrase)
+    desired = {model_name: director.desired_model(config, model_name, version)}
+    db = open_database(config.database_path)
+    try:
+        if gateway_ids is None:
+            director.set_fleet_desired(config, desired)
+            gateway_ids = director.known_gateways(db)
+        documents = director.issue_documents(config, db, key, gateway_ids, desired, validity)
+        publish_pending(config, db, timeout)
+    finally:
+        db.conn.close()
+    return documents
+
+
+class DirectorPublisher:
+    """Background worker keeping every gateway's desired state delivered, fresh and verifiable.
+
+    Each pass: direct gateways without a document to the fleet's desired state, re-issue documents
+    within half their validity of expiring, send pending documents, and renew TUF metadata past
+    half its lifetime. Signing needs the key passphrase (argument or ``IOTSPHERE_KEY_PASSPHRASE``);
+    without it the worker only sends what is pending. One failing step never stops the others.
+    """
+
+    def __init__(
+        self,
+        config: CloudConfig,
+        passphrase: str | None = None,
+        interval: float = 30.0,
+        validity: timedelta = director.DEFAULT_VALIDITY,
+        policy: tuf_repo.ExpiryPolicy | None = None,
+    ):
+        self.config = config
+        self.passphrase = passphrase or os.environ.get(PASSPHRASE_ENV)
+        self.interval = interval
+        self.validity = validity
+        self.policy = policy
+        self.counts: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Check the passphrase up front (a wrong one fails here, not silently later), then run."""
+        if self.passphrase:
+            keystore.director_key(self.config.keys_dir, self.passphrase)
+        else:
+            log.warning("no %s: the director publisher will send pending documents but sign nothing", PASSPHRASE_ENV)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="director-publisher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        db = open_database(self.config.database_path)
+        try:
+            while not self._stop.is_set():
+                self.run_once(db)
+                self._stop.wait(self.interval)
+        finally:
+            db.conn.close()
+
+    def run_once(self, db: sqlite_utils.Database, now: datetime | None = None) -> Counter[str]:
+        """One pass; returns what it did this time (also added to ``counts``)."""
+        now = now or datetime.now(UTC)
+        done: Counter[str] = Counter()
+        if self.passphrase:
+            self._step(done, "issued", lambda: self._issue_new_gateways(db, now))
+            self._step(done, "renewed", lambda: self._renew_documents(db, now))
+            self._step(
+                done, "tuf_renewed", lambda: len(tuf_repo.renew_expiring(self.config, self.passphrase, self.policy))
+            )
+        self._step(done, "published", lambda: len(publish_pending(self.config, db)))
+        self.counts.update(done)
+        return done
+
+    def _step(self, done: Counter[str], name: str, action) -> None:
+        try:
+            done[name] += action()
+        except Exception:  # the worker outlives a broker outage or a bad row; the error is counted and logged
+            done[f"{name}_errors"] += 1
+            log.exception("director publisher: %s failed", name)
+
+    def _issue_new_gateways(self, db: sqlite_utils.Database, now: datetime) -> int:
+        if not director.fleet_desired(self.config):
+            return 0
+        new = director.gateways_without_document(db)
+        if new:
+            key = keystore.director_key(self.config.keys_dir, self.passphrase)
+            director.issue_documents(self.config, db, key, new, validity=self.validity, now=now)
+        return len(new)
+
+    def _renew_documents(self, db: sqlite_utils.Database, now: datetime) -> int:
+        expiring = director.gateways_expiring(db, now + self.validity / 2)
+        if expiring:
+            key = keystore.director_key(self.config.keys_dir, self.passphrase)
+            director.issue_documents(self.config, db, key, expiring, validity=self.validity, now=now)
+        return len(expiring)
