@@ -1,0 +1,138 @@
+"""``iotsphere cloud serve`` and the API-key commands under ``iotsphere admin``."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import click
+import uvicorn
+
+from cloud.api.app import create_app
+from cloud.api.keys import KeyStore
+from cloud.api.roles import Role
+from cloud.config import CloudConfig
+from cloud.storage import open_database
+
+log = logging.getLogger(__name__)
+
+
+class Worker(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _config(data_dir: Path | None, mqtt_url: str | None = None) -> CloudConfig:
+    config = CloudConfig() if data_dir is None else CloudConfig(data_dir=data_dir)
+    return dataclasses.replace(config, mqtt_url=mqtt_url) if mqtt_url else config
+
+
+_data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Cloud state folder (default: $IOTSPHERE_DATA_DIR or var/cloud).",
+)
+
+
+def _workers(config: CloudConfig, ingest: bool, publisher: bool) -> list[Worker]:
+    """The background workers to run beside the API; imported only when wanted."""
+    workers: list[Worker] = []
+    if ingest:
+        from cloud.ingest import IngestWorker
+
+        workers.append(IngestWorker(config))
+    if publisher:
+        from cloud.releases.publisher import DirectorPublisher
+
+        workers.append(DirectorPublisher(config))
+    return workers
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@_data_dir_option
+@click.option("--mqtt", "mqtt_url", default=None, help="Broker URL (default: $IOTSPHERE_MQTT_URL or the local one).")
+@click.option("--ingest/--no-ingest", default=True, show_default=True, help="Run the MQTT ingest worker.")
+@click.option("--publisher/--no-publisher", default=True, show_default=True, help="Run the director publisher.")
+def serve_command(
+    host: str, port: int, data_dir: Path | None, mqtt_url: str | None, ingest: bool, publisher: bool
+) -> None:
+    """Serve the REST API and TUF repository, with the ingest worker and director publisher beside it.
+
+    Ctrl-C (or SIGTERM) stops the server first, then the workers in reverse order of starting.
+    """
+    config = _config(data_dir, mqtt_url)
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_config=None))
+    started: list[Worker] = []
+    try:
+        for worker in _workers(config, ingest, publisher):
+            worker.start()
+            started.append(worker)
+            log.info("started %s", type(worker).__name__)
+        server.run()  # returns once uvicorn has handled SIGINT/SIGTERM
+    finally:
+        for worker in reversed(started):
+            worker.stop()
+            log.info("stopped %s", type(worker).__name__)
+
+
+@click.command("create-key")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True, help="What the key may do.")
+@click.option("--name", required=True, help="Who or what holds the key, e.g. a person or 'gateway gw-001'.")
+@click.option("--gateway", "gateway_id", default=None, help="The gateway a --role gateway key belongs to.")
+@_data_dir_option
+def create_key_command(role: str, name: str, gateway_id: str | None, data_dir: Path | None) -> None:
+    """Create an API key and print it once: only its hash is stored, so it cannot be shown again.
+
+    The key alone goes to stdout (``KEY=$(iotsphere admin create-key ...)``); the notes go to stderr.
+    """
+    db = open_database(_config(data_dir).database_path)
+    try:
+        issued = KeyStore(db).create(role, name, gateway_id)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        db.conn.close()
+    click.echo(issued.token)
+    scope = f" for gateway {issued.key.gateway_id}" if issued.key.gateway_id else ""
+    click.echo(
+        f"Created {issued.key.role.value} key {issued.key.key_id} ({issued.key.name}){scope}. "
+        "Store it now: it is not shown again. Send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
+        err=True,
+    )
+
+
+@click.command("list-keys")
+@_data_dir_option
+def list_keys_command(data_dir: Path | None) -> None:
+    """List API keys (never their secrets), revoked ones included."""
+    db = open_database(_config(data_dir).database_path)
+    try:
+        keys = KeyStore(db).list()
+    finally:
+        db.conn.close()
+    click.echo(f"{'KEY ID':<13} {'ROLE':<11} {'GATEWAY':<16} {'CREATED':<28} {'REVOKED':<28} NAME")
+    for key in keys:
+        click.echo(
+            f"{key.key_id:<13} {key.role.value:<11} {key.gateway_id or '-':<16} "
+            f"{key.created_at:<28} {key.revoked_at or '-':<28} {key.name}"
+        )
+
+
+@click.command("revoke-key")
+@click.argument("key_id")
+@_data_dir_option
+def revoke_key_command(key_id: str, data_dir: Path | None) -> None:
+    """Revoke an API key by its id; requests with it get 401 from then on."""
+    db = open_database(_config(data_dir).database_path)
+    try:
+        key = KeyStore(db).revoke(key_id)
+    except LookupError as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    finally:
+        db.conn.close()
+    click.echo(f"Revoked {key.role.value} key {key.key_id} ({key.name}) at {key.revoked_at}.")

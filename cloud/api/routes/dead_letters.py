@@ -1,0 +1,65 @@
+"""Messages ingest could not store, kept with the reason, so operators can see what gateways got wrong."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict
+
+from cloud.api.auth import require_role
+from cloud.api.database import Database
+from cloud.api.errors import error_responses
+from cloud.api.roles import Role
+
+router = APIRouter(
+    prefix="/api/dead-letters",
+    tags=["operations"],
+    dependencies=[Depends(require_role(Role.OPERATOR))],
+    responses=error_responses(401, 403),
+)
+
+PREVIEW_CHARS = 512
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    topic: str
+    reason: str
+    received_at: datetime
+    payload_bytes: int
+    #: the payload's start as UTF-8 (undecodable bytes replaced), enough to see what went wrong
+    payload_preview: str
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 17,
+                    "topic": "iotsphere/v1/gw/gw-001/up/predictions",
+                    "reason": "validation: predictions.0.latency_ms: Input should be greater than or equal to 0",
+                    "received_at": "2026-01-31T06:00:01Z",
+                    "payload_bytes": 412,
+                    "payload_preview": '{"schema": 1, "msg_id": "…", "predictions": [{"latency_ms": -1, …}]}',
+                }
+            ]
+        }
+    )
+
+
+@router.get("", response_model=list[DeadLetterOut])
+def list_dead_letters(
+    db: Database,
+    limit: Annotated[int, Query(ge=1, le=1000, description="How many, newest first.")] = 50,
+) -> list[DeadLetterOut]:
+    """The most recent dead letters, newest first."""
+    return [_dead_letter(row) for row in db["dead_letters"].rows_where(order_by="id DESC", limit=limit)]
+
+
+def _dead_letter(row: dict) -> DeadLetterOut:
+    payload = row["payload"] or b""
+    if isinstance(payload, str):  # SQLite keeps whatever type was inserted; text payloads are fine too
+        payload = payload.encode("utf-8")
+    preview = payload[: PREVIEW_CHARS * 4].decode("utf-8", "replace")[:PREVIEW_CHARS]
+    return DeadLetterOut(**row, payload_bytes=len(payload), payload_preview=preview)

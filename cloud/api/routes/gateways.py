@@ -1,0 +1,141 @@
+"""Gateways as their status and events report them: online, versions, director sequence, what happened."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlite_utils
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from pydantic import BaseModel, ConfigDict
+
+from cloud.api.auth import require_role
+from cloud.api.database import Database
+from cloud.api.errors import error_responses
+from cloud.api.roles import Role
+from shared.messages import EventKind
+
+router = APIRouter(
+    prefix="/api/gateways",
+    tags=["gateways"],
+    dependencies=[Depends(require_role(Role.VIEWER))],
+    responses=error_responses(401, 403, 404),
+)
+
+_GATEWAY_EXAMPLE = {
+    "gateway_id": "gw-001",
+    "online": True,
+    "first_seen": "2026-01-01T08:00:00Z",
+    "last_seen": "2026-01-31T06:00:00Z",
+    "agent_version": "0.1.0",
+    "director_sequence": 7,
+    "devices": 12,
+    "status": {
+        "online": True,
+        "agent_version": "0.1.0",
+        "models": [
+            {
+                "model_name": "component_failure",
+                "active_version": "1.2.0",
+                "installed_versions": ["1.1.0", "1.2.0"],
+                "state": "committed",
+            }
+        ],
+        "director_sequence": 7,
+        "outbox_depth": 0,
+        "health": "ok",
+        "heaters": 12,
+    },
+}
+_EVENT_EXAMPLE = {
+    "msg_id": "5b1f0c9d8e7a4b3c2d1e0f9a8b7c6d5e",
+    "kind": "reject",
+    "model_name": "component_failure",
+    "model_version": "1.3.0",
+    "director_sequence": 8,
+    "rule": "golden_vectors",
+    "detail": "output probabilities[0][1] differs by 0.2 > 0.0001",
+    "sent_at": "2026-01-31T06:01:00Z",
+}
+
+
+class GatewayOut(BaseModel):
+    gateway_id: str
+    online: bool
+    first_seen: datetime | None
+    last_seen: datetime | None
+    agent_version: str | None
+    director_sequence: int | None
+    #: water heaters seen behind this gateway
+    devices: int
+    #: the gateway's last ``up/status`` payload, parsed
+    status: dict[str, Any] | None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_GATEWAY_EXAMPLE]})
+
+
+class GatewayEventOut(BaseModel):
+    msg_id: str
+    kind: EventKind
+    model_name: str | None
+    model_version: str | None
+    director_sequence: int | None
+    #: for a rejection, the verification rule that failed
+    rule: str | None
+    detail: str | None
+    sent_at: datetime
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_EVENT_EXAMPLE]})
+
+
+class GatewayDetail(GatewayOut):
+    device_ids: list[str]
+    #: newest first
+    recent_events: list[GatewayEventOut]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{**_GATEWAY_EXAMPLE, "device_ids": ["wh-0001", "wh-0002"], "recent_events": [_EVENT_EXAMPLE]}]
+        }
+    )
+
+
+_GATEWAYS_SQL = """
+SELECT g.*, (SELECT count(*) FROM devices d WHERE d.gateway_id = g.gateway_id) AS devices
+FROM gateways g {where} ORDER BY g.gateway_id
+"""
+
+
+def _gateways(db: sqlite_utils.Database, gateway_id: str | None = None) -> list[dict]:
+    where, args = ("WHERE g.gateway_id = ?", [gateway_id]) if gateway_id else ("", [])
+    cursor = db.execute(_GATEWAYS_SQL.format(where=where), args)
+    columns = [c[0] for c in cursor.description]
+    rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        row["online"] = bool(row["online"])
+        row["status"] = json.loads(row["status_json"]) if row["status_json"] else None
+    return rows
+
+
+@router.get("", response_model=list[GatewayOut])
+def list_gateways(db: Database) -> list[GatewayOut]:
+    """Every gateway that has reported, with its last status."""
+    return [GatewayOut(**row) for row in _gateways(db)]
+
+
+@router.get("/{gateway_id}", response_model=GatewayDetail)
+def get_gateway(
+    db: Database,
+    gateway_id: Annotated[str, Path(description="Gateway id.", examples=["gw-001"])],
+    events: Annotated[int, Query(ge=0, le=1000, description="How many recent events to include.")] = 20,
+) -> GatewayDetail:
+    """One gateway: last status, its water heaters and its recent update events (newest first)."""
+    found = _gateways(db, gateway_id)
+    if not found:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown gateway {gateway_id!r}")
+    device_ids = [
+        row["device_id"] for row in db["devices"].rows_where("gateway_id = ?", [gateway_id], order_by="device_id")
+    ]
+    recent = db["gateway_events"].rows_where("gateway_id = ?", [gateway_id], order_by="sent_at DESC", limit=events)
+    return GatewayDetail(**found[0], device_ids=device_ids, recent_events=[GatewayEventOut(**row) for row in recent])

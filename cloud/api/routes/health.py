@@ -1,0 +1,39 @@
+"""``GET /api/health``: is the API up and can it read its database."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from fastapi import APIRouter, Depends, Response, status
+from pydantic import BaseModel, ConfigDict
+
+from cloud.api.auth import public
+from cloud.api.database import Database
+
+router = APIRouter(tags=["health"], dependencies=[Depends(public)])
+
+
+class Health(BaseModel):
+    status: str
+    database_ok: bool
+    #: highest migration applied to the database file, None when it cannot be read
+    schema_version: int | None
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "ok", "database_ok": True, "schema_version": 1}]}
+    )
+
+
+@router.get(
+    "/api/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The database cannot be read."}},
+)
+def health(db: Database, response: Response) -> Health:
+    """Liveness and database readability, for load balancers and `make demo`; 503 when the database fails."""
+    try:
+        schema_version = db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+    except sqlite3.Error:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return Health(status="unavailable", database_ok=False, schema_version=None)
+    return Health(status="ok", database_ok=True, schema_version=schema_version)

@@ -1,0 +1,134 @@
+"""The model registry as stored in the ``models`` table: names, versions, status, metrics and lineage."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlite_utils
+from fastapi import APIRouter, Depends, HTTPException, Path, status
+from pydantic import BaseModel, ConfigDict
+
+from cloud.api.auth import require_role
+from cloud.api.database import Database
+from cloud.api.errors import error_responses
+from cloud.api.roles import Role
+from shared.messages import PredictionType
+
+router = APIRouter(
+    prefix="/api/models",
+    tags=["models"],
+    dependencies=[Depends(require_role(Role.VIEWER))],
+    responses=error_responses(401, 403, 404),
+)
+
+_VERSION_EXAMPLE = {
+    "model_name": "component_failure",
+    "model_version": "1.2.0",
+    "prediction_type": "component_failure",
+    "status": "production",
+    "created_at": "2026-01-30T12:00:00Z",
+    "feature_set_version": "fs1",
+    "device_types": ["tank-50gal-electric"],
+    "metrics": {"roc_auc": 0.91, "brier": 0.06},
+    "lineage": {"training_rows": 48000, "data_until": "2026-01-29T00:00:00Z", "parent_version": "1.1.0"},
+    "release_target": "releases/component_failure/1.2.0.json",
+    "model_target": "models/component_failure/1.2.0.onnx",
+    "model_sha256": "9f2c0e5d7a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5",
+}
+
+
+class ModelVersionOut(BaseModel):
+    model_name: str
+    model_version: str
+    prediction_type: PredictionType
+    status: str
+    created_at: datetime
+    feature_set_version: str | None
+    device_types: list[str]
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    #: TUF target path of the release file; None until the version is signed into TUF
+    release_target: str | None
+    model_target: str | None
+    model_sha256: str | None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_VERSION_EXAMPLE]})
+
+
+class ModelOut(BaseModel):
+    model_name: str
+    prediction_type: PredictionType
+    #: oldest first
+    versions: list[ModelVersionOut]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_name": "component_failure",
+                    "prediction_type": "component_failure",
+                    "versions": [_VERSION_EXAMPLE],
+                }
+            ]
+        }
+    )
+
+
+def _version(row: dict) -> ModelVersionOut:
+    return ModelVersionOut(
+        **row,
+        device_types=json.loads(row["device_types_json"] or "[]"),
+        metrics=json.loads(row["metrics_json"] or "{}"),
+        lineage=json.loads(row["lineage_json"] or "{}"),
+    )
+
+
+def _versions(db: sqlite_utils.Database, where: str | None = None, args: list | None = None) -> list[ModelVersionOut]:
+    return [_version(row) for row in db["models"].rows_where(where, args or [], order_by="created_at, model_version")]
+
+
+def _group(versions: list[ModelVersionOut]) -> list[ModelOut]:
+    names = dict.fromkeys(v.model_name for v in versions)
+    return [
+        ModelOut(
+            model_name=name,
+            prediction_type=next(v.prediction_type for v in versions if v.model_name == name),
+            versions=[v for v in versions if v.model_name == name],
+        )
+        for name in sorted(names)
+    ]
+
+
+ModelName = Annotated[str, Path(description="Registered model name.", examples=["component_failure"])]
+
+
+@router.get("", response_model=list[ModelOut])
+def list_models(db: Database) -> list[ModelOut]:
+    """Every registered model with all its versions."""
+    return _group(_versions(db))
+
+
+@router.get("/{model_name}", response_model=ModelOut)
+def get_model(db: Database, model_name: ModelName) -> ModelOut:
+    """One model with all its versions, oldest first."""
+    found = _group(_versions(db, "model_name = ?", [model_name]))
+    if not found:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown model {model_name!r}")
+    return found[0]
+
+
+@router.get("/{model_name}/{version}", response_model=ModelVersionOut)
+def get_model_version(
+    db: Database,
+    model_name: ModelName,
+    version: Annotated[str, Path(description="Model version.", examples=["1.2.0"])],
+) -> ModelVersionOut:
+    """One version of a model: status, metrics, lineage and where its signed release lives."""
+    found = _versions(db, "model_name = ? AND model_version = ?", [model_name, version])
+    if found:
+        return found[0]
+    if not db["models"].count_where("model_name = ?", [model_name]):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown model {model_name!r}")
+    raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"model {model_name!r} has no version {version!r}")

@@ -1,0 +1,60 @@
+"""The published TUF repository over HTTP, for gateways' python-tuf ngclient.
+
+Files come only from ``config.tuf_dir/metadata`` and ``config.tuf_dir/targets``: a requested path
+is refused (404, like a missing file, so probing learns nothing) if any segment is empty, ``.``,
+``..``, hidden or holds a backslash, and again if it resolves outside its folder (a symlink).
+TUF verifies what it downloads, so serving is only about not leaking other files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path as FsPath
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi.responses import FileResponse
+
+from cloud.api.auth import require_role
+from cloud.api.errors import error_responses
+from cloud.api.roles import Role
+
+router = APIRouter(
+    prefix="/tuf",
+    tags=["tuf"],
+    dependencies=[Depends(require_role(Role.GATEWAY))],
+    responses=error_responses(401, 403, 404),
+)
+
+_TARGET_EXAMPLE = "models/9f2c0e5d7a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5.component_failure-1.2.0.onnx"
+_FILE_RESPONSE = {200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes."}}
+
+
+def _inside(folder: FsPath, relative: str) -> FsPath:
+    """The file ``relative`` names under ``folder``, or 404."""
+    segments = relative.split("/")
+    unsafe = any(not s or s.startswith(".") or "\\" in s or "\x00" in s for s in segments)
+    path = (folder / relative).resolve()
+    if unsafe or not path.is_relative_to(folder.resolve()) or not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no such TUF file {relative!r}")
+    return path
+
+
+@router.get("/metadata/{filename}", response_class=FileResponse, responses=_FILE_RESPONSE)
+def tuf_metadata(
+    filename: Annotated[str, Path(description="A TUF metadata file.", examples=["timestamp.json", "2.root.json"])],
+    request: Request,
+) -> FileResponse:
+    """TUF role metadata (root, timestamp, snapshot, targets); never cached, as freshness is TUF's point."""
+    path = _inside(request.app.state.config.tuf_dir / "metadata", filename)
+    return FileResponse(path, media_type="application/json", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/targets/{path:path}", response_class=FileResponse, responses=_FILE_RESPONSE)
+def tuf_target(
+    path: Annotated[str, Path(description="A TUF target path, hash-prefixed.", examples=[_TARGET_EXAMPLE])],
+    request: Request,
+) -> FileResponse:
+    """A TUF target: an ONNX model, a release file, or the director keys."""
+    return FileResponse(
+        _inside(request.app.state.config.tuf_dir / "targets", path), media_type="application/octet-stream"
+    )
