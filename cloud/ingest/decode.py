@@ -1,0 +1,57 @@
+"""Turn one received MQTT message into a validated uplink message or a dead-letter reason.
+
+Every reason starts with a kind (``topic``, ``oversized``, ``malformed``, ``invalid``, ``gateway-mismatch``)
+so dead letters can be counted by cause; the rest of the reason says what exactly was wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from shared.messages import MAX_PAYLOAD_BYTES, Envelope, parse_up
+from shared.topics import Up, parse_gateway_topic
+
+#: Longest reason kept; a pydantic error list for a 1000-row batch can otherwise run to megabytes.
+MAX_REASON_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    channel: Up
+    message: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+
+
+def decode(topic: str, payload: bytes, prefix: str) -> Accepted | Rejected:
+    """Check topic, size, JSON, schema and that the payload's gateway is the topic's gateway."""
+    try:
+        parsed = parse_gateway_topic(topic, prefix)
+    except ValueError as exc:
+        return Rejected(f"topic: {exc}")
+    if parsed.direction != "up":
+        return Rejected(f"topic: {topic!r} is not an uplink topic")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return Rejected(f"oversized: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        message = parse_up(parsed.channel, payload)
+    except ValidationError as exc:
+        return Rejected(_describe(exc))
+    if message.gateway_id != parsed.gateway_id:
+        return Rejected(
+            f"gateway-mismatch: topic is for gateway {parsed.gateway_id!r}, payload for {message.gateway_id!r}"
+        )
+    return Accepted(Up(parsed.channel), message)
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    if errors and errors[0]["type"] == "json_invalid":
+        return f"malformed: {errors[0]['msg']}"[:MAX_REASON_CHARS]
+    details = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errors)
+    return f"invalid: {exc.title}: {details}"[:MAX_REASON_CHARS]

@@ -1,0 +1,201 @@
+"""Write one batch of uplink messages to SQLite in a single transaction, set-based and idempotent.
+
+A message whose ``msg_id`` was stored before is skipped whole; rows that arrive again inside a new message
+(same feature key, prediction id + arm, outcome id) are ignored by their primary keys, so redelivery and
+gateway resends never duplicate a row. Gateways are upserted in arrival order, so the last status received
+wins: a last-will ("offline") carries the ``sent_at`` of the connect that registered it, so ordering by
+``sent_at`` would let a stale "online" beat it. ``last_seen`` of a gateway is therefore the cloud's receive
+time, while a device's ``first_seen``/``last_seen`` are the data times it reported (window ends, predictions).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from cloud.ingest.decode import Accepted
+from cloud.storage import iso
+from shared.messages import Envelope, FeatureBatch, GatewayEvent, GatewayStatus, OutcomeBatch, PredictionBatch
+from shared.topics import Up
+
+_SQL = {
+    "known": "SELECT msg_id FROM ingested_messages WHERE msg_id IN (SELECT value FROM json_each(?))",
+    "ingested": "INSERT OR IGNORE INTO ingested_messages (msg_id, channel, gateway_id, received_at) VALUES (?,?,?,?)",
+    "dead_letter": "INSERT INTO dead_letters (topic, payload, reason, received_at) VALUES (?,?,?,?)",
+    "feature_set": "INSERT OR IGNORE INTO feature_sets (version, names_json) VALUES (?,?)",
+    "feature": "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_json, msg_id)"
+    " VALUES (?,?,?,?,?)",
+    "device": "INSERT INTO devices (device_id, gateway_id, device_type, first_seen, last_seen) VALUES (?,?,?,?,?)"
+    " ON CONFLICT (device_id) DO UPDATE SET gateway_id = excluded.gateway_id, device_type = excluded.device_type,"
+    " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
+    "prediction": "INSERT OR IGNORE INTO predictions (prediction_id, arm, device_id, device_type, prediction_type,"
+    " model_name, model_version, outputs_json, latency_ms, made_at, feature_window_end, gateway_id, msg_id)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    "outcome": "INSERT OR IGNORE INTO outcomes (outcome_id, device_id, source, observed_at, prediction_id, component,"
+    " result, value, technician, notes, gateway_id, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+    "gateway": "INSERT INTO gateways (gateway_id, first_seen, last_seen, online, agent_version, director_sequence,"
+    " status_json) VALUES (?,?,?,?,?,?,?) ON CONFLICT (gateway_id) DO UPDATE SET last_seen = excluded.last_seen,"
+    " online = excluded.online, agent_version = excluded.agent_version,"
+    " director_sequence = excluded.director_sequence, status_json = excluded.status_json",
+    "event": "INSERT OR IGNORE INTO gateway_events (msg_id, gateway_id, kind, model_name, model_version,"
+    " director_sequence, rule, detail, sent_at) VALUES (?,?,?,?,?,?,?,?,?)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    payload: bytes
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    stored: int
+    duplicates: int
+    dead_lettered: int
+
+
+class _Rows:
+    """Rows of one batch, gathered per table so each table gets one ``executemany``."""
+
+    def __init__(self, received_at: str) -> None:
+        self.received_at = received_at
+        self.times: dict[datetime, str] = {}  # a batch's rows mostly share a few window ends: format each once
+        self.tables: dict[str, list[tuple]] = {name: [] for name in _SQL if name != "known"}
+        self.devices: dict[str, list] = {}  # device_id → [gateway_id, device_type, first_seen, last_seen]
+
+    def iso(self, value: datetime) -> str:
+        text = self.times.get(value)
+        if text is None:
+            text = self.times[value] = iso(value)
+        return text
+
+    def device(self, device_id: str, gateway_id: str, device_type: str, seen: str) -> None:
+        known = self.devices.get(device_id)
+        if known is None:
+            self.devices[device_id] = [gateway_id, device_type, seen, seen]
+        else:
+            known[0], known[1] = gateway_id, device_type
+            known[2], known[3] = min(known[2], seen), max(known[3], seen)
+
+    def add(self, channel: Up, message: Envelope) -> None:
+        {
+            Up.FEATURES: self._add_features,
+            Up.PREDICTIONS: self._add_predictions,
+            Up.OUTCOMES: self._add_outcomes,
+            Up.STATUS: self._add_status,
+            Up.EVENTS: self._add_events,
+        }[channel](message)
+        self.tables["ingested"].append((message.msg_id, channel.value, message.gateway_id, self.received_at))
+
+    def _add_features(self, batch: FeatureBatch) -> None:
+        self.tables["feature_set"].append((batch.feature_set_version, json.dumps(batch.feature_names)))
+        rows = self.tables["feature"]
+        for row in batch.rows:
+            window_end = self.iso(row.window_end)
+            rows.append((row.device_id, window_end, batch.feature_set_version, json.dumps(row.values), batch.msg_id))
+            self.device(row.device_id, batch.gateway_id, row.device_type, window_end)
+
+    def _add_predictions(self, batch: PredictionBatch) -> None:
+        rows = self.tables["prediction"]
+        for p in batch.predictions:
+            made_at = self.iso(p.made_at)
+            window_end = self.iso(p.feature_window_end) if p.feature_window_end else None
+            rows.append(
+                (
+                    p.prediction_id,
+                    p.arm.value,
+                    p.device_id,
+                    p.device_type,
+                    p.prediction_type.value,
+                    p.model_name,
+                    p.model_version,
+                    json.dumps(p.outputs),
+                    p.latency_ms,
+                    made_at,
+                    window_end,
+                    batch.gateway_id,
+                    batch.msg_id,
+                )
+            )
+            self.device(p.device_id, batch.gateway_id, p.device_type, made_at)
+
+    def _add_outcomes(self, batch: OutcomeBatch) -> None:
+        rows = self.tables["outcome"]
+        for o in batch.outcomes:
+            rows.append(
+                (
+                    o.outcome_id,
+                    o.device_id,
+                    o.source.value,
+                    self.iso(o.observed_at),
+                    o.prediction_id,
+                    o.component.value if o.component else None,
+                    o.result.value if o.result else None,
+                    o.value,
+                    o.technician,
+                    o.notes,
+                    batch.gateway_id,
+                    self.received_at,
+                )
+            )
+
+    def _add_status(self, status: GatewayStatus) -> None:
+        self.tables["gateway"].append(
+            (
+                status.gateway_id,
+                self.received_at,
+                self.received_at,
+                int(status.online),
+                status.agent_version,
+                status.director_sequence,
+                status.to_json().decode(),
+            )
+        )
+
+    def _add_events(self, event: GatewayEvent) -> None:
+        self.tables["event"].append(
+            (
+                event.msg_id,
+                event.gateway_id,
+                event.kind.value,
+                event.model_name,
+                event.model_version,
+                event.director_sequence,
+                event.rule,
+                event.detail,
+                self.iso(event.sent_at),
+            )
+        )
+
+
+def write_batch(
+    conn: sqlite3.Connection, accepted: Sequence[Accepted], rejected: Iterable[DeadLetter], received_at: datetime
+) -> BatchResult:
+    """Store the batch in one transaction (``BEGIN IMMEDIATE``: no lock upgrade can fail halfway); raise on error."""
+    received = iso(received_at)
+    rows = _Rows(received)
+    rows.tables["dead_letter"] = [(d.topic, d.payload, d.reason, received) for d in rejected]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        ids = json.dumps([a.message.msg_id for a in accepted])
+        seen = {msg_id for (msg_id,) in conn.execute(_SQL["known"], (ids,))}
+        stored = 0
+        for item in accepted:
+            if item.message.msg_id not in seen:
+                seen.add(item.message.msg_id)
+                rows.add(item.channel, item.message)
+                stored += 1
+        rows.tables["device"] = [(device_id, *values) for device_id, values in rows.devices.items()]
+        for name, table_rows in rows.tables.items():
+            if table_rows:
+                conn.executemany(_SQL[name], table_rows)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return BatchResult(stored, len(accepted) - stored, len(rows.tables["dead_letter"]))
