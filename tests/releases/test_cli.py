@@ -1,0 +1,105 @@
+"""``iotsphere cloud init`` and ``iotsphere cloud release`` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cloud.cli import main
+from cloud.config import PASSPHRASE_ENV
+from cloud.releases import director, keystore, tuf_repo
+from cloud.storage import open_database
+from tests.releases.conftest import PASSPHRASE, clear_retained
+
+
+def _run(args, env=None, input=None):  # noqa: A002 - click's name
+    return CliRunner().invoke(main, args, env=env or {PASSPHRASE_ENV: PASSPHRASE}, input=input)
+
+
+def test_init_asks_for_the_passphrase_and_prints_key_ids_and_the_trusted_root(config):
+    result = _run(
+        ["cloud", "init", "--data-dir", str(config.data_dir)], env={PASSPHRASE_ENV: None}, input="s3cret\ns3cret\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output  # the prompt hides what is typed
+    for name in keystore.KEY_NAMES:
+        info = keystore.key_info(name, keystore.load_private_key(config.keys_dir, name, "s3cret"))
+        assert info.keyid in result.output
+    assert str(tuf_repo.trusted_root_path(config)) in result.output
+
+    again = _run(["cloud", "init", "--data-dir", str(config.data_dir)])
+    assert again.exit_code == 1 and "--force" in again.output
+
+
+def test_release_before_init_says_to_run_init(config, artifacts):
+    result = _run(["cloud", "release", str(artifacts().directory), "--data-dir", str(config.data_dir)])
+    assert result.exit_code == 1
+    assert "run `iotsphere cloud init` first" in result.output
+
+
+@pytest.mark.mqtt
+def test_release_signs_records_and_directs_the_named_gateway(initialized, artifacts):
+    made = artifacts(version="1")
+    db = open_database(initialized.database_path)
+    db["models"].insert(  # as training registers a candidate
+        {
+            "model_name": "component_failure",
+            "model_version": "1",
+            "status": "candidate",
+            "metrics_json": json.dumps({"auc": 0.9}),
+            "model_sha256": made.release.model_sha256,
+        }
+    )
+    args = ["cloud", "release", str(made.directory), "--gateway", "gw-cli", "--data-dir", str(initialized.data_dir)]
+    result = _run([*args, "--mqtt", "mqtt://127.0.0.1:1883"])
+    assert result.exit_code == 0, result.output
+    assert "Signed component_failure version 1 into TUF" in result.output
+    assert "Directed gw-cli #1 [component_failure=1]" in result.output
+
+    row = db["models"].get(("component_failure", "1"))
+    assert row["status"] == "released"
+    assert row["release_target"] == "models/component_failure/1/release.json"
+    assert row["model_target"] == "models/component_failure/1/model.onnx"
+    assert json.loads(row["metrics_json"]) == {"auc": 0.9}
+    assert director.unpublished_gateways(db) == []
+    db.conn.close()
+
+    clear_retained(initialized, ["gw-cli"])
+
+
+def test_whole_fleet_release_with_no_gateway_yet_sets_the_fleet_desired_state(initialized, artifacts):
+    made = artifacts(version="1")
+    result = _run(["cloud", "release", str(made.directory), "--data-dir", str(initialized.data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "No gateway known yet" in result.output
+    assert director.fleet_desired(initialized)["component_failure"].version == "1"
+
+
+def test_release_with_a_wrong_passphrase_fails_clearly_and_signs_nothing(initialized, artifacts):
+    made = artifacts()
+    result = _run(
+        ["cloud", "release", str(made.directory), "--data-dir", str(initialized.data_dir)],
+        env={PASSPHRASE_ENV: "wrong"},
+    )
+    assert result.exit_code == 1
+    assert "wrong passphrase for the signing keys" in result.output
+    assert set(tuf_repo.list_targets(initialized)) == {tuf_repo.DIRECTOR_KEYS_TARGET}
+
+
+def test_release_with_mismatched_hashes_fails_clearly(initialized, artifacts, onnx_models):
+    made = artifacts()
+    (made.directory / "model.onnx").write_bytes(onnx_models[2])
+    result = _run(["cloud", "release", str(made.directory), "--data-dir", str(initialized.data_dir)])
+    assert result.exit_code == 1
+    assert "model.onnx has sha256" in result.output
+    assert set(tuf_repo.list_targets(initialized)) == {tuf_repo.DIRECTOR_KEYS_TARGET}
+
+
+def test_release_of_a_folder_without_model_onnx_fails_clearly(initialized, artifacts):
+    made = artifacts()
+    (made.directory / "model.onnx").unlink()
+    result = _run(["cloud", "release", str(made.directory), "--data-dir", str(initialized.data_dir)])
+    assert result.exit_code == 1
+    assert "has no model.onnx" in result.output
