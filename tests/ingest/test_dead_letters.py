@@ -1,0 +1,43 @@
+"""Bad uplink messages are kept as dead letters with their reason and raw bytes; good ones around them are stored."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.messages import MAX_PAYLOAD_BYTES
+from shared.topics import Up, up_topic
+from tests.ingest.helpers import count, features, status, wait_for
+
+pytestmark = pytest.mark.mqtt
+
+
+def test_each_kind_of_bad_message_is_dead_lettered_and_the_loop_goes_on(make_worker, publisher, db, config):
+    worker = make_worker()
+    worker.start()
+    prefix = config.topic_prefix
+    feature_topic = up_topic("gw1", Up.FEATURES, prefix)
+    oversized = b'{"pad": "' + b"x" * MAX_PAYLOAD_BYTES + b'"}'
+    bad = {
+        "malformed": (feature_topic, b'{"schema": 1, "msg_id": '),
+        "invalid": (feature_topic, b'{"schema": 1, "gateway_id": "gw1"}'),
+        "oversized": (feature_topic, oversized),
+        "gateway-mismatch": (up_topic("gw2", Up.FEATURES, prefix), features(gateway="gw1", window=9).to_json()),
+        "topic": (f"{prefix}/gw/gw1/up/firmware", status().to_json()),
+    }
+    publisher.send(features(window=0), Up.FEATURES)
+    for window, (topic, payload) in enumerate(bad.values(), start=1):
+        publisher.raw(topic, payload)
+        publisher.send(features(window=window), Up.FEATURES)
+    wait_for(lambda: worker.stats.received == 11, what="eleven messages")
+    wait_for(lambda: count(db, "dead_letters") == 5, what="five dead letters")
+
+    letters = {row["reason"].split(":")[0]: row for row in db["dead_letters"].rows}
+    assert sorted(letters) == sorted(bad)
+    for kind, (topic, payload) in bad.items():
+        assert (letters[kind]["topic"], letters[kind]["payload"]) == (topic, payload)
+    assert "gw2" in letters["gateway-mismatch"]["reason"] and "gw1" in letters["gateway-mismatch"]["reason"]
+    assert "gateway_id" not in letters["invalid"]["reason"]  # present: the missing fields are the ones named
+    assert "feature_set_version" in letters["invalid"]["reason"]
+    assert "firmware" in letters["topic"]["reason"]
+    assert (worker.stats.dead_lettered, worker.stats.stored) == (5, 6)
+    assert count(db, "features") == 6
