@@ -166,10 +166,12 @@ class DirectorPublisher:
 
     def start(self) -> None:
         """Check the passphrase up front (a wrong one fails here, not silently later), then run."""
-        if self.passphrase:
+        if not self.passphrase:
+            log.warning("no %s: the director publisher will send pending documents but sign nothing", PASSPHRASE_ENV)
+        elif tuf_repo.is_initialized(self.config):
             keystore.director_key(self.config.keys_dir, self.passphrase)
         else:
-            log.warning("no %s: the director publisher will send pending documents but sign nothing", PASSPHRASE_ENV)
+            log.warning("no TUF repository yet (`iotsphere cloud init`): the director publisher signs once it exists")
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="director-publisher", daemon=True)
         self._thread.start()
@@ -193,7 +195,7 @@ class DirectorPublisher:
         """One pass; returns what it did this time (also added to ``counts``)."""
         now = now or datetime.now(UTC)
         done: Counter[str] = Counter()
-        if self.passphrase:
+        if self.passphrase and tuf_repo.is_initialized(self.config):
             self._step(done, "issued", lambda: self._issue_new_gateways(db, now))
             self._step(done, "renewed", lambda: self._renew_documents(db, now))
             self._step(
@@ -206,7 +208,10 @@ class DirectorPublisher:
     def _step(self, done: Counter[str], name: str, action) -> None:
         try:
             done[name] += action()
-        except Exception:  # the worker outlives a broker outage or a bad row; the error is counted and logged
+        except PublishError as exc:  # expected while the broker is down: the documents stay pending
+            done[f"{name}_errors"] += 1
+            log.warning("director publisher: %s", exc)
+        except Exception:  # the worker outlives a bad row or a full disk; the error is counted and logged
             done[f"{name}_errors"] += 1
             log.exception("director publisher: %s failed", name)
 

@@ -156,3 +156,28 @@ def test_background_worker_directs_a_new_gateway_and_stops(released, db):
 def test_publisher_refuses_a_wrong_passphrase_at_start(released):
     with pytest.raises(keystore.WrongPassphrase):
         DirectorPublisher(released, "wrong").start()
+
+
+def test_publisher_before_init_only_waits(config):
+    """``cloud serve`` may start before ``cloud init``: the worker must neither fail nor sign."""
+    worker = DirectorPublisher(config, PASSPHRASE)
+    worker.start()
+    worker.stop()
+    database = open_database(config.database_path)
+    try:
+        assert worker.run_once(database) == {"published": 0}
+    finally:
+        database.conn.close()
+
+
+def test_broker_outage_is_counted_and_the_worker_keeps_going(released, db):
+    key = keystore.director_key(released.keys_dir, PASSPHRASE)
+    desired = {"component_failure": director.desired_model(released, "component_failure", "1")}
+    director.issue_documents(released, db, key, ["gw-1"], desired)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    offline = dataclasses.replace(released, mqtt_url=f"mqtt://127.0.0.1:{closed_port}")
+    done = DirectorPublisher(offline, PASSPHRASE).run_once(db)
+    assert done["published_errors"] == 1 and done["published"] == 0
+    assert director.unpublished_gateways(db) == ["gw-1"]
