@@ -42,6 +42,8 @@ from shared.topics import shared_subscription, up_wildcard
 
 log = logging.getLogger(__name__)
 
+DEFAULT_CLIENT_ID = "iotsphere-ingest"
+DEFAULT_SHARED_GROUP = "iotsphere-ingest"
 #: How long the broker keeps a departed worker's session (subscription and queued messages).
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 KEEPALIVE_SECONDS = 60
@@ -80,8 +82,8 @@ class IngestWorker:
         self,
         config: CloudConfig,
         *,
-        client_id: str = "iotsphere-ingest",
-        shared_group: str | None = "iotsphere-ingest",
+        client_id: str = DEFAULT_CLIENT_ID,
+        shared_group: str | None = DEFAULT_SHARED_GROUP,
         batch_size: int = 500,
         flush_interval: float = 0.2,
         mqtt5: bool = True,
@@ -139,8 +141,9 @@ class IngestWorker:
             self._db = None
 
     def run_forever(self, report: Callable[[IngestStats], None] | None = None, every: float = 10.0) -> None:
-        """Run until Ctrl-C (KeyboardInterrupt) or ``stop()``, handing the stats to ``report`` every ``every`` s."""
-        self.start()
+        """Run (starting if need be) until Ctrl-C or ``stop()``, handing the stats to ``report`` every ``every`` s."""
+        if self._thread is None:
+            self.start()
         try:
             while not self._stopping.wait(every):
                 if not self._thread.is_alive():
