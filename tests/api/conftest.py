@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -30,14 +32,38 @@ def db(config: CloudConfig) -> Iterator[sqlite_utils.Database]:
     database.conn.close()
 
 
-@pytest.fixture
-def tokens(db: sqlite_utils.Database) -> dict[Role, str]:
+def key_per_role(db: sqlite_utils.Database) -> dict[Role, str]:
     """One live key per role (the gateway key belongs to gw-001)."""
     store = KeyStore(db)
     return {
         role: store.create(role, f"test {role.value}", "gw-001" if role == Role.GATEWAY else None).token
         for role in Role
     }
+
+
+@pytest.fixture
+def tokens(db: sqlite_utils.Database) -> dict[Role, str]:
+    return key_per_role(db)
+
+
+@dataclass(frozen=True)
+class ServedCloud:
+    config: CloudConfig
+    tokens: dict[Role, str]
+    http: httpx.Client
+    base_url: str
+
+
+@contextmanager
+def served_cloud(config: CloudConfig) -> Iterator[ServedCloud]:
+    """Keys for every role and the API on a real port, for module-scoped fixtures of read-only tests."""
+    db = open_database(config.database_path)
+    try:
+        tokens = key_per_role(db)
+    finally:
+        db.conn.close()
+    with ThreadedServer(create_app(config)) as server, httpx.Client(base_url=server.base_url, timeout=10) as client:
+        yield ServedCloud(config, tokens, client, server.base_url)
 
 
 @pytest.fixture

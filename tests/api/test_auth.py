@@ -7,13 +7,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from cloud.api.app import create_app
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.config import CloudConfig
-from cloud.storage import open_database
-from tests.api.conftest import auth
-from tests.api.server import ThreadedServer
+from tests.api.conftest import ServedCloud, auth, served_cloud
 
 #: one route per required role, each answering 200 on an empty database
 ROUTE_FOR_ROLE = {
@@ -34,25 +31,21 @@ ALLOWED = {
 
 
 @pytest.fixture(scope="module")
-def matrix_server(tmp_path_factory) -> Iterator[tuple[httpx.Client, dict[Role, str]]]:
+def matrix(tmp_path_factory) -> Iterator[ServedCloud]:
     """One server for the whole matrix: it only reads, and 20 server starts would dominate the run."""
     config = CloudConfig(data_dir=tmp_path_factory.mktemp("matrix"))
-    db = open_database(config.database_path)
-    store = KeyStore(db)
-    tokens = {role: store.create(role, role.value, "gw-1" if role == Role.GATEWAY else None).token for role in Role}
-    db.conn.close()
     (config.tuf_dir / "metadata").mkdir(parents=True)
     (config.tuf_dir / "metadata" / "root.json").write_text('{"signed": {}}')
-    with ThreadedServer(create_app(config)) as server, httpx.Client(base_url=server.base_url) as client:
-        yield client, tokens
+    with served_cloud(config) as cloud:
+        yield cloud
 
 
 @pytest.mark.parametrize("required", list(ROUTE_FOR_ROLE))
 @pytest.mark.parametrize("held", list(Role))
-def test_role_matrix(matrix_server, held: Role, required: Role) -> None:
-    http, tokens = matrix_server
+def test_role_matrix(matrix: ServedCloud, held: Role, required: Role) -> None:
+    tokens = matrix.tokens
 
-    response = http.get(ROUTE_FOR_ROLE[required], headers=auth(tokens[held]))
+    response = matrix.http.get(ROUTE_FOR_ROLE[required], headers=auth(tokens[held]))
 
     if held in ALLOWED[required]:
         assert response.status_code == 200, response.text

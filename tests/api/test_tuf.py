@@ -18,7 +18,7 @@ from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.config import CloudConfig
 from cloud.releases import tuf_repo
-from tests.api.conftest import auth
+from tests.api.conftest import ServedCloud, auth, served_cloud
 
 PASSPHRASE = "api tests passphrase"
 
@@ -36,10 +36,15 @@ class KeyedFetcher(FetcherInterface):
         return iter([response.content])
 
 
-@pytest.fixture
-def repository(config: CloudConfig) -> CloudConfig:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[ServedCloud]:
+    """A real repository with bait beside it (a hidden file, a symlink out), served once for the read-only tests."""
+    config = CloudConfig(data_dir=tmp_path_factory.mktemp("tuf") / "cloud")
     tuf_repo.init_repository(config, PASSPHRASE)
-    return config
+    (config.tuf_dir / "targets" / ".secret").write_text("hidden")
+    with served_cloud(config) as cloud:
+        os.symlink(config.database_path, config.tuf_dir / "targets" / "escape")  # a link out of the folder
+        yield cloud
 
 
 def _updater(tmp_path: Path, config: CloudConfig, base_url: str, token: str) -> Updater:
@@ -61,8 +66,9 @@ def _prefixed_target(config: CloudConfig, target: str) -> str:
     return prefixed
 
 
-def test_ngclient_refreshes_and_downloads_a_target_through_the_api(tmp_path, repository, base_url, tokens) -> None:
-    updater = _updater(tmp_path, repository, base_url, tokens[Role.GATEWAY])
+def test_ngclient_refreshes_and_downloads_a_target_through_the_api(tmp_path, served: ServedCloud) -> None:
+    repository = served.config
+    updater = _updater(tmp_path, repository, served.base_url, served.tokens[Role.GATEWAY])
 
     updater.refresh()
     info = updater.get_targetinfo(tuf_repo.DIRECTOR_KEYS_TARGET)
@@ -74,24 +80,26 @@ def test_ngclient_refreshes_and_downloads_a_target_through_the_api(tmp_path, rep
     assert json.loads(downloaded)[0]["public_key_hex"]  # the director keys document, not an error page
 
 
-def test_ngclient_with_a_viewer_key_gets_403(tmp_path, repository, base_url, tokens) -> None:
-    updater = _updater(tmp_path, repository, base_url, tokens[Role.VIEWER])
+def test_ngclient_with_a_viewer_key_gets_403(tmp_path, served: ServedCloud) -> None:
+    updater = _updater(tmp_path, served.config, served.base_url, served.tokens[Role.VIEWER])
 
     with pytest.raises(DownloadHTTPError) as raised:
         updater.refresh()
     assert raised.value.status_code == 403
 
 
-def test_ngclient_with_a_revoked_gateway_key_gets_401(tmp_path, repository, base_url, tokens, db) -> None:
+def test_ngclient_with_a_revoked_gateway_key_gets_401(tmp_path, config, db, tokens, base_url) -> None:
+    tuf_repo.init_repository(config, PASSPHRASE)
     KeyStore(db).revoke(tokens[Role.GATEWAY].split("_")[1])
-    updater = _updater(tmp_path, repository, base_url, tokens[Role.GATEWAY])
+    updater = _updater(tmp_path, config, base_url, tokens[Role.GATEWAY])
 
     with pytest.raises(DownloadHTTPError) as raised:
         updater.refresh()
     assert raised.value.status_code == 401
 
 
-def test_files_are_served_byte_for_byte_to_gateways_and_operators(repository, http: httpx.Client, tokens) -> None:
+def test_files_are_served_byte_for_byte_to_gateways_and_operators(served: ServedCloud) -> None:
+    repository, http, tokens = served.config, served.http, served.tokens
     timestamp = (repository.tuf_dir / "metadata" / "timestamp.json").read_bytes()
     target = _prefixed_target(repository, tuf_repo.DIRECTOR_KEYS_TARGET)
 
@@ -104,10 +112,10 @@ def test_files_are_served_byte_for_byte_to_gateways_and_operators(repository, ht
         assert response.content == (repository.tuf_dir / "targets" / target).read_bytes()
 
 
-def test_missing_files_are_404(repository, http: httpx.Client, tokens) -> None:
-    gateway = auth(tokens[Role.GATEWAY])
+def test_missing_files_are_404(served: ServedCloud) -> None:
+    gateway = auth(served.tokens[Role.GATEWAY])
     for path in ("/tuf/metadata/99.root.json", "/tuf/targets/models/none/1/model.onnx", "/tuf/targets/director"):
-        response = http.get(path, headers=gateway)
+        response = served.http.get(path, headers=gateway)
         assert (response.status_code, response.json()["detail"].startswith("no such TUF file")) == (404, True), path
 
 
@@ -138,11 +146,8 @@ def _raw_get(base_url: str, raw_path: str, token: str) -> tuple[int, bytes]:
         "/tuf/targets/escape",
     ],
 )
-def test_path_traversal_is_refused(repository, base_url, tokens, raw_path: str) -> None:
-    (repository.tuf_dir / "targets" / ".secret").write_text("hidden")
-    os.symlink(repository.database_path, repository.tuf_dir / "targets" / "escape")  # a link out of the folder
-
-    status, body = _raw_get(base_url, raw_path, tokens[Role.GATEWAY])
+def test_path_traversal_is_refused(served: ServedCloud, raw_path: str) -> None:
+    status, body = _raw_get(served.base_url, raw_path, served.tokens[Role.GATEWAY])
 
     assert status == 404, body
     assert b"SQLite" not in body and b"PRIVATE KEY" not in body and b"hidden" not in body
