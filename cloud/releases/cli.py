@@ -11,8 +11,10 @@ from cloud.config import CloudConfig
 from cloud.releases import keystore, tuf_repo
 from cloud.releases.director import DirectorError, document_summary
 from cloud.releases.model_rows import RegistryMismatch, record_release
-from cloud.releases.publisher import PublishError, release_to_gateways
+from cloud.releases.publisher import PublishError, publish_pending, release_to_gateways
+from cloud.releases.rotation import rotate_key
 from cloud.storage import open_database
+from shared.topics import validate_id
 
 _FAILURES = (keystore.KeystoreError, tuf_repo.ImageRepositoryError, DirectorError, RegistryMismatch)
 
@@ -61,10 +63,21 @@ def _read_artifacts(artifact_dir: Path) -> tuple[bytes, bytes]:
     return files["release.json"], files["model.onnx"]
 
 
+def _gateway_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(validate_id(value, "gateway id") for value in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @click.command("release")
 @click.argument("artifact_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
-    "--gateway", "gateways", multiple=True, help="Direct only this gateway (repeatable); default: the whole fleet."
+    "--gateway",
+    "gateways",
+    multiple=True,
+    callback=_gateway_ids,
+    help="Direct only this gateway (repeatable); default: the whole fleet.",
 )
 @_data_dir_option
 @click.option("--mqtt", "mqtt_url", default=None, help="Broker URL (default: $IOTSPHERE_MQTT_URL).")
@@ -106,3 +119,32 @@ def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Pat
         click.echo(f"Directed {document_summary(document)} (retained on down/desired).")
     if not gateways:
         click.echo("This release is now the fleet's desired state for new gateways.")
+
+
+@click.command("rotate-signing-key")
+@click.argument("name", type=click.Choice(keystore.KEY_NAMES))
+@_data_dir_option
+@click.option("--mqtt", "mqtt_url", default=None, help="Broker URL (default: $IOTSPHERE_MQTT_URL).")
+def rotate_key_command(name: str, data_dir: Path | None, mqtt_url: str | None) -> None:
+    """Replace signing key NAME; gateways follow through TUF without being re-provisioned."""
+    config = _config(data_dir, mqtt_url)
+    try:
+        tuf_repo.require_initialized(config)
+        info = rotate_key(config, keystore.passphrase_from_env_or_prompt(), name)
+    except _FAILURES as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"New {name} key {info.keyid}; the old one is kept encrypted as {name}.pem.retired-*.")
+    if name == keystore.DIRECTOR:
+        click.echo(f"Published in TUF as {tuf_repo.DIRECTOR_KEYS_TARGET}; every gateway's document was re-signed.")
+        db = open_database(config.database_path)
+        try:
+            sent = publish_pending(config, db)
+        except PublishError as exc:
+            raise click.ClickException(
+                f"{exc}. `iotsphere cloud serve` publishes the re-signed documents later."
+            ) from exc
+        finally:
+            db.conn.close()
+        click.echo(f"Published {len(sent)} re-signed director document(s).")
+    else:
+        click.echo(f"Root metadata v{tuf_repo.DiskRepository(config.tuf_dir).root().version} lists the new key.")

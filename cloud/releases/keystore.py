@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from cloud.config import PASSPHRASE_ENV
-from cloud.releases.files import atomic_write
+from cloud.releases.files import atomic_write, fsync_directory
 from shared.signing import (
     generate_private_key,
     key_id,
@@ -91,6 +91,23 @@ def create_keys(keys_dir: Path, passphrase: str) -> dict[str, Ed25519PrivateKey]
     return keys
 
 
+def stage_key(keys_dir: Path, name: str, key: Ed25519PrivateKey, passphrase: str) -> Path:
+    """Store a replacement key durably (``<name>.pem.new``) before anything starts trusting it."""
+    staged = key_path(keys_dir, name).with_suffix(".pem.new")
+    atomic_write(staged, private_key_to_encrypted_pem(key, passphrase.encode()), mode=0o600)
+    return staged
+
+
+def commit_staged_key(keys_dir: Path, name: str, stamp: str) -> Path:
+    """Make the staged key current; keep the replaced one (still encrypted) as ``<name>.pem.retired-<stamp>``."""
+    current = key_path(keys_dir, name)
+    retired = current.with_name(f"{current.name}.retired-{stamp}")
+    current.rename(retired)
+    current.with_suffix(".pem.new").rename(current)
+    fsync_directory(keys_dir)
+    return retired
+
+
 def load_private_key(keys_dir: Path, name: str, passphrase: str) -> Ed25519PrivateKey:
     path = key_path(keys_dir, name)
     try:
@@ -111,7 +128,10 @@ def tuf_signer(keys_dir: Path, role: str, passphrase: str) -> CryptoSigner:
     """A TUF signer for one top-level role."""
     if role not in TUF_ROLES:
         raise ValueError(f"{role!r} is not a TUF top-level role")
-    key = load_private_key(keys_dir, role, passphrase)
+    return role_signer(load_private_key(keys_dir, role, passphrase))
+
+
+def role_signer(key: Ed25519PrivateKey) -> CryptoSigner:
     return CryptoSigner(key, tuf_public_key(key))
 
 

@@ -95,12 +95,18 @@ class DiskRepository(Repository):
     """TUF metadata kept as files; ``signers`` is needed only to write (reading needs no key)."""
 
     def __init__(
-        self, tuf_dir: Path, signers: dict[str, Signer] | None = None, policy: ExpiryPolicy | None = None
+        self,
+        tuf_dir: Path,
+        signers: dict[str, Signer] | None = None,
+        policy: ExpiryPolicy | None = None,
+        outgoing_root: Signer | None = None,
     ) -> None:
         self.metadata_dir = tuf_dir / "metadata"
         self.targets_dir = tuf_dir / "targets"
         self.signers = signers or {}
         self.policy = policy or ExpiryPolicy()
+        #: during a root key rotation, the replaced root key also signs the new root (TUF's rule)
+        self.outgoing_root = outgoing_root
         #: latest metadata per role, including versions written during this edit but not yet committed
         self._current: dict[str, Metadata] = {}
 
@@ -153,6 +159,8 @@ class DiskRepository(Repository):
         md.signed.version += 1
         md.signed.expires = datetime.now(UTC) + self.policy.lifetime(role)
         md.sign(signer, append=False)
+        if role == Root.type and self.outgoing_root is not None:
+            md.sign(self.outgoing_root, append=True)
         if role == Root.type:
             previous = self.root() if self.root().version > 0 else None
             verified = md.signed.get_root_verification_result(previous, md.signed_bytes, md.signatures)
@@ -193,7 +201,7 @@ def require_initialized(config: CloudConfig) -> None:
 
 
 @contextmanager
-def _exclusive(config: CloudConfig) -> Iterator[None]:
+def exclusive(config: CloudConfig) -> Iterator[None]:
     """One writer at a time (CLI, API and publisher may run side by side)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     with open(config.data_dir / ".tuf.lock", "w") as lock:
@@ -204,7 +212,7 @@ def _exclusive(config: CloudConfig) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _online_signers(config: CloudConfig, passphrase: str, roles: tuple[str, ...]) -> dict[str, Signer]:
+def online_signers(config: CloudConfig, passphrase: str, roles: tuple[str, ...]) -> dict[str, Signer]:
     return {role: keystore.tuf_signer(config.keys_dir, role, passphrase) for role in roles}
 
 
@@ -230,7 +238,7 @@ def init_repository(
         raise ImageRepositoryError(
             f"{config.data_dir} already has signing keys or a TUF repository; use --force to replace them"
         )
-    with _exclusive(config):
+    with exclusive(config):
         staging = config.data_dir / ".init-staging"
         shutil.rmtree(staging, ignore_errors=True)
         keys = keystore.create_keys(staging / "keys", passphrase)
@@ -292,8 +300,8 @@ def add_release(
     require_initialized(config)
     release_path = release_target_path(release.model_name, release.model_version)
     model_path = model_target_path(release.model_name, release.model_version)
-    with _exclusive(config):
-        signers = _online_signers(config, passphrase, ("targets", "snapshot", "timestamp"))
+    with exclusive(config):
+        signers = online_signers(config, passphrase, ("targets", "snapshot", "timestamp"))
         repository = DiskRepository(config.tuf_dir, signers, policy)
         current = repository.targets()
         new_release = TargetFile.from_data(release_path, release_json)
@@ -320,8 +328,8 @@ def add_release(
 def refresh_timestamp(config: CloudConfig, passphrase: str, policy: ExpiryPolicy | None = None) -> int:
     """Re-sign the timestamp with a fresh expiry; return its new version."""
     require_initialized(config)
-    with _exclusive(config):
-        repository = DiskRepository(config.tuf_dir, _online_signers(config, passphrase, ("timestamp",)), policy)
+    with exclusive(config):
+        repository = DiskRepository(config.tuf_dir, online_signers(config, passphrase, ("timestamp",)), policy)
         repository.do_timestamp(force=True)
         return repository.timestamp().version
 
@@ -347,8 +355,8 @@ def renew_expiring(
     roles = expiring_roles(config, policy, now)
     if not roles:
         return []
-    with _exclusive(config):
-        signers = _online_signers(config, passphrase, ("targets", "snapshot", "timestamp"))
+    with exclusive(config):
+        signers = online_signers(config, passphrase, ("targets", "snapshot", "timestamp"))
         repository = DiskRepository(config.tuf_dir, signers, policy)
         if Targets.type in roles:
             with repository.edit_targets():

@@ -118,7 +118,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 def tuf_server(initialized: CloudConfig) -> Iterator[str]:
     """The TUF folder over real HTTP on 127.0.0.1, as a gateway would reach it."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(initialized.tuf_dir)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -126,13 +126,17 @@ def tuf_server(initialized: CloudConfig) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_updater(tmp_path: Path, initialized: CloudConfig, tuf_server: str) -> Callable[[], Updater]:
-    """A fresh gateway-side ngclient Updater bootstrapped with the trusted root (new cache each call)."""
+def make_updater(tmp_path: Path, initialized: CloudConfig, tuf_server: str) -> Callable[..., Updater]:
+    """A gateway-side ngclient Updater bootstrapped with the root from init.
+
+    Each call is a new Updater (ngclient refreshes once per instance); the same ``gateway`` name
+    reuses that gateway's metadata cache, as a gateway does across update checks.
+    """
     root = tuf_repo.trusted_root_bytes(initialized)
 
-    def make() -> Updater:
-        client_dir = tmp_path / f"gateway-{uuid.uuid4().hex[:6]}"
-        (client_dir / "metadata").mkdir(parents=True)
+    def make(gateway: str | None = None) -> Updater:
+        client_dir = tmp_path / f"gateway-{gateway or uuid.uuid4().hex[:6]}"
+        (client_dir / "metadata").mkdir(parents=True, exist_ok=True)
         return Updater(
             metadata_dir=str(client_dir / "metadata"),
             metadata_base_url=f"{tuf_server}/metadata/",

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV
 from cloud.releases import director, keystore, tuf_repo
+from cloud.releases.cli import rotate_key_command
 from cloud.storage import open_database
 from tests.releases.conftest import PASSPHRASE, clear_retained
 
@@ -103,3 +104,28 @@ def test_release_of_a_folder_without_model_onnx_fails_clearly(initialized, artif
     result = _run(["cloud", "release", str(made.directory), "--data-dir", str(initialized.data_dir)])
     assert result.exit_code == 1
     assert "has no model.onnx" in result.output
+
+
+def test_rotate_signing_key_command(initialized):
+    args = ["--data-dir", str(initialized.data_dir)]
+    result = CliRunner().invoke(rotate_key_command, ["targets", *args], env={PASSPHRASE_ENV: PASSPHRASE})
+    assert result.exit_code == 0, result.output
+    new_keyid = keystore.tuf_signer(initialized.keys_dir, "targets", PASSPHRASE).public_key.keyid
+    assert f"New targets key {new_keyid}" in result.output
+    assert "Root metadata v2" in result.output
+
+    result = CliRunner().invoke(rotate_key_command, ["director", *args], env={PASSPHRASE_ENV: PASSPHRASE})
+    assert result.exit_code == 0, result.output
+    assert "Published 0 re-signed director document(s)" in result.output
+
+    wrong = CliRunner().invoke(rotate_key_command, ["timestamp", *args], env={PASSPHRASE_ENV: "wrong"})
+    assert wrong.exit_code == 1 and "wrong passphrase" in wrong.output
+
+
+def test_release_refuses_an_invalid_gateway_id(initialized, artifacts):
+    made = artifacts()
+    result = _run(
+        ["cloud", "release", str(made.directory), "--gateway", "a/b", "--data-dir", str(initialized.data_dir)]
+    )
+    assert result.exit_code == 2 and "invalid gateway id" in result.output
+    assert set(tuf_repo.list_targets(initialized)) == {tuf_repo.DIRECTOR_KEYS_TARGET}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 
 import pytest
+from securesystemslib.signer import CryptoSigner
 
 from cloud.config import PASSPHRASE_ENV
 from cloud.releases import keystore
@@ -51,7 +52,7 @@ def test_keys_are_never_overwritten_and_an_empty_passphrase_is_refused(tmp_path)
 
 
 def test_an_unencrypted_key_file_is_refused(tmp_path):
-    signer_pem = keystore.CryptoSigner.generate_ed25519().private_bytes
+    signer_pem = CryptoSigner.generate_ed25519().private_bytes
     (tmp_path / "keys").mkdir()
     keystore.key_path(tmp_path / "keys", "director").write_bytes(signer_pem)
     with pytest.raises(keystore.KeystoreError, match="not an encrypted key"):

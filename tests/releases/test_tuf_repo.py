@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tuf.api.exceptions import ExpiredMetadataError, LengthOrHashMismatchError
 from tuf.api.metadata import Metadata
-from tuf.ngclient import Updater
 
 from cloud.releases import keystore, tuf_repo
 from tests.releases.conftest import PASSPHRASE
@@ -185,28 +184,15 @@ def test_root_lists_the_tuf_role_key_ids_as_tuf_computes_them(initialized):
     assert root.expires - datetime.now(UTC) > timedelta(days=300)
 
 
-def test_a_gateway_with_cached_metadata_sees_the_next_release(initialized, artifacts, tuf_server, tmp_path):
+def test_a_gateway_with_cached_metadata_sees_the_next_release(initialized, artifacts, make_updater):
     """The same client cache across releases: ngclient walks forward from what it already trusts."""
-    cache = tmp_path / "gateway"
-    (cache / "metadata").mkdir(parents=True)
-    root = tuf_repo.trusted_root_bytes(initialized)
-
-    def updater() -> Updater:
-        return Updater(
-            str(cache / "metadata"),
-            f"{tuf_server}/metadata/",
-            str(cache / "targets"),
-            f"{tuf_server}/targets/",
-            bootstrap=root,
-        )
-
     first, second = artifacts(version="1"), artifacts(version="2", seed=2)
     tuf_repo.add_release(initialized, PASSPHRASE, first.release_json, first.onnx_bytes)
-    before = updater()
+    before = make_updater("gw")
     before.refresh()
     assert before.get_targetinfo("models/component_failure/2/model.onnx") is None
     tuf_repo.add_release(initialized, PASSPHRASE, second.release_json, second.onnx_bytes)
-    after = updater()
+    after = make_updater("gw")
     after.refresh()
     info = after.get_targetinfo("models/component_failure/2/model.onnx")
     with open(after.download_target(info), "rb") as handle:
