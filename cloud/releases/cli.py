@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import click
@@ -17,6 +18,11 @@ from cloud.storage import open_database
 from shared.topics import validate_id
 
 _FAILURES = (keystore.KeystoreError, tuf_repo.ImageRepositoryError, DirectorError, RegistryMismatch)
+
+
+def _quiet_tuf_logs() -> None:
+    """Building fresh metadata makes python-tuf log "No signature for keyid" at INFO: expected here, not news."""
+    logging.getLogger("tuf").setLevel(logging.WARNING)
 
 
 def _config(data_dir: Path | None, mqtt_url: str | None = None) -> CloudConfig:
@@ -38,6 +44,7 @@ _data_dir_option = click.option(
 def init_command(data_dir: Path | None, force: bool) -> None:
     """Create the encrypted signing keys and the TUF repository gateways trust."""
     config = _config(data_dir)
+    _quiet_tuf_logs()
     try:
         passphrase = keystore.passphrase_from_env_or_prompt(confirm=True)
         keys = tuf_repo.init_repository(config, passphrase, force=force)
@@ -128,6 +135,7 @@ def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Pat
 def rotate_key_command(name: str, data_dir: Path | None, mqtt_url: str | None) -> None:
     """Replace signing key NAME; gateways follow through TUF without being re-provisioned."""
     config = _config(data_dir, mqtt_url)
+    _quiet_tuf_logs()
     try:
         tuf_repo.require_initialized(config)
         info = rotate_key(config, keystore.passphrase_from_env_or_prompt(), name)

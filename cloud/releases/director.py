@@ -86,8 +86,9 @@ def latest_document(db: sqlite_utils.Database, gateway_id: str) -> DirectorDocum
 
 
 def known_gateways(db: sqlite_utils.Database) -> list[str]:
-    """Gateways the ingest worker has seen (from ``up/status``)."""
-    return [row[0] for row in db.execute("SELECT gateway_id FROM gateways ORDER BY gateway_id")]
+    """Gateways the ingest worker has seen (from ``up/status``) and those already directed by name."""
+    query = "SELECT gateway_id FROM gateways UNION SELECT gateway_id FROM director_documents ORDER BY gateway_id"
+    return [row[0] for row in db.execute(query)]
 
 
 def gateways_without_document(db: sqlite_utils.Database) -> list[str]:

@@ -115,3 +115,10 @@ def test_an_invalid_gateway_id_is_refused_before_anything_is_stored(initialized,
     with pytest.raises(ValueError, match="gateway id"):
         director.issue_documents(initialized, db, director_key, ["gw-1", "bad/gw"], {})
     assert director.latest_document(db, "gw-1") is None
+
+
+def test_known_gateways_include_those_seen_and_those_directed_by_name(initialized, db, director_key):
+    db["gateways"].insert({"gateway_id": "gw-seen", "last_seen": iso(datetime.now(UTC))})
+    director.issue_documents(initialized, db, director_key, ["gw-named"], {})
+    assert director.known_gateways(db) == ["gw-named", "gw-seen"]
+    assert director.gateways_without_document(db) == ["gw-seen"]
