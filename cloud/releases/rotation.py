@@ -31,7 +31,7 @@ def rotate_key(
     if name not in keystore.KEY_NAMES:
         raise ValueError(f"unknown key {name!r}: choose one of {', '.join(keystore.KEY_NAMES)}")
     tuf_repo.require_initialized(config)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     new_key = generate_private_key()
     with tuf_repo.exclusive(config):
         # the keys are decrypted first, so a wrong passphrase changes nothing

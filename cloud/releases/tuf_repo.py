@@ -64,6 +64,11 @@ class ExpiryPolicy:
     snapshot: timedelta = timedelta(days=7)
     timestamp: timedelta = timedelta(days=1)
 
+    def __post_init__(self) -> None:
+        for role in ("root", "targets", "snapshot", "timestamp"):
+            if self.lifetime(role) <= timedelta(0):
+                raise ValueError(f"the {role} metadata lifetime must be positive")
+
     def lifetime(self, role: str) -> timedelta:
         return getattr(self, role)
 
@@ -216,12 +221,9 @@ def online_signers(config: CloudConfig, passphrase: str, roles: tuple[str, ...])
     return {role: keystore.tuf_signer(config.keys_dir, role, passphrase) for role in roles}
 
 
-def _move_aside(path: Path, stamp: str) -> Path | None:
-    if not path.exists():
-        return None
-    target = path.with_name(f"{path.name}.replaced-{stamp}")
-    path.rename(target)
-    return target
+def _move_aside(path: Path, stamp: str) -> None:
+    if path.exists():
+        path.rename(path.with_name(f"{path.name}.replaced-{stamp}"))
 
 
 def init_repository(
@@ -242,7 +244,7 @@ def init_repository(
         staging = config.data_dir / ".init-staging"
         shutil.rmtree(staging, ignore_errors=True)
         keys = keystore.create_keys(staging / "keys", passphrase)
-        signers = {role: keystore.tuf_signer(staging / "keys", role, passphrase) for role in keystore.TUF_ROLES}
+        signers = {role: keystore.role_signer(keys[role]) for role in keystore.TUF_ROLES}
         repository = DiskRepository(staging / "tuf", signers, policy)
         with repository.edit_root() as root:
             for role in keystore.TUF_ROLES:

@@ -197,3 +197,15 @@ def test_a_gateway_with_cached_metadata_sees_the_next_release(initialized, artif
     info = after.get_targetinfo("models/component_failure/2/model.onnx")
     with open(after.download_target(info), "rb") as handle:
         assert handle.read() == second.onnx_bytes
+
+
+def test_expiry_policy_is_configurable_and_must_be_positive(config):
+    policy = tuf_repo.ExpiryPolicy(timestamp=timedelta(hours=2), snapshot=timedelta(days=3))
+    tuf_repo.init_repository(config, PASSPHRASE, policy)
+    repository = tuf_repo.DiskRepository(config.tuf_dir)
+    now = datetime.now(UTC)
+    assert timedelta(hours=1) < repository.timestamp().expires - now <= timedelta(hours=2)
+    assert timedelta(days=2) < repository.snapshot().expires - now <= timedelta(days=3)
+    assert timedelta(days=29) < repository.targets().expires - now <= timedelta(days=30)
+    with pytest.raises(ValueError, match="timestamp metadata lifetime must be positive"):
+        tuf_repo.ExpiryPolicy(timestamp=timedelta(0))
