@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +40,22 @@ _data_dir_option = click.option(
 )
 
 
+@contextmanager
+def _signals_absorbed() -> Iterator[None]:
+    """Let a stop signal end ``server.run()`` and nothing more.
+
+    uvicorn shuts down on SIGINT/SIGTERM and then raises the signal again for whatever handler was
+    there before it: Python's default would turn SIGINT into KeyboardInterrupt and let SIGTERM kill
+    the process before the workers are stopped. The handler set here takes that second signal instead.
+    """
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _workers(config: CloudConfig, ingest: bool, publisher: bool) -> list[Worker]:
     """The background workers to run beside the API; imported only when wanted."""
     workers: list[Worker] = []
@@ -63,17 +82,22 @@ def serve_command(
 ) -> None:
     """Serve the REST API and TUF repository, with the ingest worker and director publisher beside it.
 
-    Ctrl-C (or SIGTERM) stops the server first, then the workers in reverse order of starting.
+    Ctrl-C (or SIGTERM) stops the server first, then the workers in reverse order of starting, and exits 0.
     """
     config = _config(data_dir, mqtt_url)
     server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_config=None))
     started: list[Worker] = []
     try:
         for worker in _workers(config, ingest, publisher):
-            worker.start()
+            try:
+                worker.start()
+            except Exception as exc:  # e.g. broker unreachable, wrong key passphrase: say which and why
+                log.debug("starting %s failed", type(worker).__name__, exc_info=True)
+                raise click.ClickException(f"could not start {type(worker).__name__}: {exc}") from exc
             started.append(worker)
             log.info("started %s", type(worker).__name__)
-        server.run()  # returns once uvicorn has handled SIGINT/SIGTERM
+        with _signals_absorbed():
+            server.run()  # returns once uvicorn has shut down on SIGINT/SIGTERM
     finally:
         for worker in reversed(started):
             worker.stop()

@@ -37,8 +37,8 @@ _GATEWAY_EXAMPLE = {
         "models": [
             {
                 "model_name": "component_failure",
-                "active_version": "1.2.0",
-                "installed_versions": ["1.1.0", "1.2.0"],
+                "active_version": "3",
+                "installed_versions": ["2", "3"],
                 "state": "committed",
             }
         ],
@@ -52,7 +52,7 @@ _EVENT_EXAMPLE = {
     "msg_id": "5b1f0c9d8e7a4b3c2d1e0f9a8b7c6d5e",
     "kind": "reject",
     "model_name": "component_failure",
-    "model_version": "1.3.0",
+    "model_version": "4",
     "director_sequence": 8,
     "rule": "golden_vectors",
     "detail": "output probabilities[0][1] differs by 0.2 > 0.0001",

@@ -25,16 +25,16 @@ router = APIRouter(
 
 _VERSION_EXAMPLE = {
     "model_name": "component_failure",
-    "model_version": "1.2.0",
+    "model_version": "3",
     "prediction_type": "component_failure",
-    "status": "production",
+    "status": "released",
     "created_at": "2026-01-30T12:00:00Z",
     "feature_set_version": "fs1",
     "device_types": ["tank-50gal-electric"],
     "metrics": {"roc_auc": 0.91, "brier": 0.06},
-    "lineage": {"training_rows": 48000, "data_until": "2026-01-29T00:00:00Z", "parent_version": "1.1.0"},
-    "release_target": "releases/component_failure/1.2.0.json",
-    "model_target": "models/component_failure/1.2.0.onnx",
+    "lineage": {"training_rows": 48000, "data_until": "2026-01-29T00:00:00Z", "parent_version": "2"},
+    "release_target": "models/component_failure/3/release.json",
+    "model_target": "models/component_failure/3/model.onnx",
     "model_sha256": "9f2c0e5d7a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5",
 }
 
@@ -123,7 +123,7 @@ def get_model(db: Database, model_name: ModelName) -> ModelOut:
 def get_model_version(
     db: Database,
     model_name: ModelName,
-    version: Annotated[str, Path(description="Model version.", examples=["1.2.0"])],
+    version: Annotated[str, Path(description="Model version.", examples=["3"])],
 ) -> ModelVersionOut:
     """One version of a model: status, metrics, lineage and where its signed release lives."""
     found = _versions(db, "model_name = ? AND model_version = ?", [model_name, version])

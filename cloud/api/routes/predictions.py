@@ -30,7 +30,7 @@ _EXAMPLE = {
     "gateway_id": "gw-001",
     "prediction_type": "component_failure",
     "model_name": "component_failure",
-    "model_version": "1.2.0",
+    "model_version": "3",
     "arm": "champion",
     "made_at": "2026-01-31T06:00:00Z",
     "feature_window_end": "2026-01-31T06:00:00Z",

@@ -25,8 +25,11 @@ router = APIRouter(
     responses=error_responses(401, 403, 404),
 )
 
-_TARGET_EXAMPLE = "models/9f2c0e5d7a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5.component_failure-1.2.0.onnx"
-_FILE_RESPONSE = {200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes."}}
+_TARGET_EXAMPLE = (
+    "models/component_failure/3/9f2c0e5d7a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5.model.onnx"
+)
+_METADATA_RESPONSE = {200: {"content": {"application/json": {}}, "description": "The signed metadata file."}}
+_TARGET_RESPONSE = {200: {"content": {"application/octet-stream": {}}, "description": "The target file's bytes."}}
 
 
 def _inside(folder: FsPath, relative: str) -> FsPath:
@@ -39,7 +42,7 @@ def _inside(folder: FsPath, relative: str) -> FsPath:
     return path
 
 
-@router.get("/metadata/{filename}", response_class=FileResponse, responses=_FILE_RESPONSE)
+@router.get("/metadata/{filename}", response_class=FileResponse, responses=_METADATA_RESPONSE)
 def tuf_metadata(
     filename: Annotated[str, Path(description="A TUF metadata file.", examples=["timestamp.json", "2.root.json"])],
     request: Request,
@@ -49,7 +52,7 @@ def tuf_metadata(
     return FileResponse(path, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/targets/{path:path}", response_class=FileResponse, responses=_FILE_RESPONSE)
+@router.get("/targets/{path:path}", response_class=FileResponse, responses=_TARGET_RESPONSE)
 def tuf_target(
     path: Annotated[str, Path(description="A TUF target path, hash-prefixed.", examples=[_TARGET_EXAMPLE])],
     request: Request,

@@ -1,0 +1,95 @@
+"""The OpenAPI document: every route, its role, its examples; and the rule that every route declares a role."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends
+
+from cloud.api.auth import public, require_role, route_roles
+from cloud.api.roles import Role
+
+EXPECTED_ROLES = {
+    "/api/health": None,
+    "/api/predictions/water-heaters/{device_id}/{prediction_type}": "viewer",
+    "/api/predictions/water-heaters/{device_id}/{prediction_type}/history": "viewer",
+    "/api/models": "viewer",
+    "/api/models/{model_name}": "viewer",
+    "/api/models/{model_name}/{version}": "viewer",
+    "/api/gateways": "viewer",
+    "/api/gateways/{gateway_id}": "viewer",
+    "/api/dead-letters": "operator",
+    "/api/admin/keys": "admin",
+    "/tuf/metadata/{filename}": "gateway",
+    "/tuf/targets/{path}": "gateway",
+}
+
+
+@pytest.fixture
+def schema(http: httpx.Client) -> dict:
+    response = http.get("/openapi.json")  # public, like /docs
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_every_route_is_listed_with_its_role_in_the_description(schema: dict) -> None:
+    operations = {path: ops["get"] for path, ops in schema["paths"].items()}
+
+    assert set(operations) == set(EXPECTED_ROLES)
+    for path, operation in operations.items():
+        role = EXPECTED_ROLES[path]
+        assert operation["x-required-role"] == role, path
+        expected = "**Role:** none (public" if role is None else f"**Role:** `{role}`"
+        assert operation["description"].startswith(expected), path
+        assert operation["tags"], path
+        if role is not None:
+            assert {"401", "403"} <= set(operation["responses"]), path
+            assert operation["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}], path
+
+
+def test_keys_allowed_on_a_route_are_spelled_out(schema: dict) -> None:
+    description = schema["paths"]["/tuf/targets/{path}"]["get"]["description"]
+
+    assert "keys allowed: operator, admin, gateway" in description
+
+
+def test_responses_and_path_parameters_carry_examples(schema: dict) -> None:
+    components = schema["components"]["schemas"]
+    for path, ops in schema["paths"].items():
+        operation = ops["get"]
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path":
+                assert parameter["schema"].get("examples") or parameter.get("examples"), (path, parameter["name"])
+        if path.startswith("/tuf/"):
+            continue  # files, not JSON documents
+        response_schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        ref = response_schema.get("$ref") or response_schema.get("items", {}).get("$ref")
+        assert ref, path
+        assert components[ref.rsplit("/", 1)[1]].get("examples"), (path, ref)
+
+
+def test_both_ways_of_sending_a_key_are_documented(schema: dict) -> None:
+    schemes = schema["components"]["securitySchemes"]
+
+    assert schemes["HTTPBearer"]["scheme"] == "bearer"
+    assert (schemes["APIKeyHeader"]["in"], schemes["APIKeyHeader"]["name"]) == ("header", "X-API-Key")
+
+
+def test_a_route_without_a_declared_role_is_refused() -> None:
+    router = APIRouter()
+
+    @router.get("/forgotten")
+    def forgotten() -> None: ...
+
+    with pytest.raises(RuntimeError, match="route /forgotten must declare exactly one role"):
+        route_roles(router)
+
+
+def test_a_route_declaring_two_roles_is_refused() -> None:
+    router = APIRouter(dependencies=[Depends(public)])
+
+    @router.get("/confused", dependencies=[Depends(require_role(Role.ADMIN))])
+    def confused() -> None: ...
+
+    with pytest.raises(RuntimeError, match="route /confused must declare exactly one role"):
+        route_roles(router)
