@@ -1,0 +1,243 @@
+"""Verified releases on disk and the active version of each model, switched so power loss cannot split them.
+
+Layout under the data folder::
+
+    models/{name}/versions/{version}/model.onnx + release.json   (written in a staging folder, then renamed)
+    models/{name}/active.json                                    ({"version": ..., "previous": ...})
+
+A version folder appears complete or not at all, and ``active.json`` is replaced atomically
+(write temporary, fsync, rename, fsync folder) only after the folder it names is durable: after
+a crash at any point the pointer names the old version or the new one, never a partial file.
+``previous`` is the last known good version, kept on disk for rollback; older ones are pruned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.atomic_files import atomic_write, fsync_directory
+from edge_agent.events import AgentEvent, EventSink, log_event
+from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits, load_model
+from shared.director import DirectorRejected, RejectRule
+from shared.messages import EventKind, ModelState
+from shared.release import ReleaseFile
+from shared.topics import validate_id
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.onnx"
+RELEASE_FILE = "release.json"
+POINTER_FILE = "active.json"
+
+
+@dataclass(frozen=True)
+class Pointer:
+    version: str
+    previous: str | None = None
+
+
+class ModelStore:
+    """The installed releases and the loaded active models (safe to read from any thread)."""
+
+    def __init__(
+        self,
+        root: Path,
+        features: FeatureContract | None = None,
+        limits: LoaderLimits | None = None,
+        on_event: EventSink = log_event,
+    ):
+        self.root = root
+        self.features = features
+        self.limits = limits
+        self.on_event = on_event
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        #: replaced as a whole, never mutated, so readers need no lock
+        self._active: dict[str, LoadedModel] = {}
+
+    # -- paths ---------------------------------------------------------------------------------------
+
+    def _model_dir(self, name: str) -> Path:
+        return self.root / validate_id(name, "model name")
+
+    def _version_dir(self, name: str, version: str) -> Path:
+        return self._model_dir(name) / "versions" / validate_id(version, "model version")
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def model_names(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def pointer(self, name: str) -> Pointer | None:
+        path = self._model_dir(name) / POINTER_FILE
+        if not path.exists():
+            return None
+        body = json.loads(path.read_bytes())
+        return Pointer(version=body["version"], previous=body.get("previous"))
+
+    def installed_versions(self, name: str) -> list[str]:
+        versions = self._model_dir(name) / "versions"
+        if not versions.is_dir():
+            return []
+        return sorted(p.name for p in versions.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def installed_sha256(self, name: str, version: str) -> str | None:
+        """The model hash recorded in an installed release, or None when that version is not installed."""
+        path = self._version_dir(name, version) / RELEASE_FILE
+        if not path.exists():
+            return None
+        return ReleaseFile.model_validate_json(path.read_bytes()).model_sha256
+
+    def read(self, name: str, version: str) -> tuple[ReleaseFile, bytes]:
+        folder = self._version_dir(name, version)
+        return ReleaseFile.model_validate_json((folder / RELEASE_FILE).read_bytes()), (folder / MODEL_FILE).read_bytes()
+
+    def active(self) -> dict[str, LoadedModel]:
+        """The models serving now, by name."""
+        return self._active
+
+    def states(self) -> list[ModelState]:
+        """What ``up/status`` reports per model."""
+        states = []
+        for name in self.model_names():
+            pointer = self.pointer(name)
+            states.append(
+                ModelState(
+                    model_name=name,
+                    active_version=self._active[name].version if name in self._active else None,
+                    installed_versions=self.installed_versions(name),
+                    state="committed" if name in self._active else ("rolled_back" if pointer else "none"),
+                )
+            )
+        return states
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def install(self, release: ReleaseFile, release_bytes: bytes, onnx_bytes: bytes) -> bool:
+        """Store a verified release under its version; False when the identical one is already there.
+
+        A version already installed with other bytes is replaced, unless it is active or the last
+        known good one: a release is immutable once it serves.
+        """
+        name, version = release.model_name, release.model_version
+        final = self._version_dir(name, version)
+        installed = self.installed_sha256(name, version)
+        if installed == release.model_sha256:
+            return False
+        pointer = self.pointer(name)
+        if installed is not None and pointer and version in (pointer.version, pointer.previous):
+            raise DirectorRejected(
+                RejectRule.ACTIVATE, f"{name} {version} is installed and in use with other bytes ({installed[:12]})"
+            )
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.parent / f".{version}.partial-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        for file_name, data in ((MODEL_FILE, onnx_bytes), (RELEASE_FILE, release_bytes)):
+            with open(staging / file_name, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        fsync_directory(staging)
+        if final.exists():
+            discarded = final.parent / f".{version}.discarded-{uuid.uuid4().hex[:8]}"
+            final.rename(discarded)
+            shutil.rmtree(discarded)
+        staging.rename(final)
+        fsync_directory(final.parent)
+        return True
+
+    def activate(self, loaded: LoadedModel) -> Pointer:
+        """Make an installed, loaded release the active one, the current one becoming last known good."""
+        name, version = loaded.name, loaded.version
+        if self.installed_sha256(name, version) != loaded.model_sha256:
+            raise DirectorRejected(RejectRule.ACTIVATE, f"{name} {version} is not installed with these bytes")
+        with self._lock:
+            current = self.pointer(name)
+            if current is not None and current.version == version:
+                pointer = current
+            else:
+                pointer = Pointer(version=version, previous=current.version if current else None)
+                self._write_pointer(name, pointer)
+            self._active = {**self._active, name: loaded}
+        self._prune(name, pointer)
+        return pointer
+
+    def rollback(self, name: str, reason: str) -> str | None:
+        """Swap back to the last known good version; return it, or None when there is none to go to."""
+        pointer = self.pointer(name)
+        loaded = self._fall_back(name, pointer, reason) if pointer else None
+        if loaded is None:
+            return None
+        with self._lock:
+            self._active = {**self._active, name: loaded}
+        return loaded.version
+
+    def _fall_back(self, name: str, pointer: Pointer, reason: str) -> LoadedModel | None:
+        if pointer.previous is None:
+            return None
+        try:
+            loaded = self._load_installed(name, pointer.previous)
+        except (DirectorRejected, OSError, ValueError) as exc:
+            log.error("cannot roll %s back to %s: %s", name, pointer.previous, exc)
+            return None
+        with self._lock:
+            self._write_pointer(name, Pointer(version=pointer.previous, previous=None))
+        self.on_event(
+            AgentEvent(EventKind.ROLLBACK, name, pointer.previous, detail=f"from {pointer.version}: {reason}")
+        )
+        return loaded
+
+    def _write_pointer(self, name: str, pointer: Pointer) -> None:
+        body = {"version": pointer.version, "previous": pointer.previous}
+        atomic_write(self._model_dir(name) / POINTER_FILE, json.dumps(body, sort_keys=True).encode())
+
+    def _prune(self, name: str, pointer: Pointer) -> None:
+        keep = {pointer.version, pointer.previous}
+        versions = self._model_dir(name) / "versions"
+        for folder in versions.iterdir():
+            if folder.name not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    # -- start-up ------------------------------------------------------------------------------------
+
+    def _load_installed(self, name: str, version: str) -> LoadedModel:
+        release, onnx_bytes = self.read(name, version)
+        if hashlib.sha256(onnx_bytes).hexdigest() != release.model_sha256:
+            raise DirectorRejected(RejectRule.ONNX_LOAD, f"{name} {version} on disk does not match its release hash")
+        return load_model(onnx_bytes, release, self.features, self.limits)
+
+    def load_active(self) -> dict[str, LoadedModel]:
+        """Load every active model with the full checks again; one that fails falls back to its last known good."""
+        self._remove_partials()
+        loaded: dict[str, LoadedModel] = {}
+        for name in self.model_names():
+            pointer = self.pointer(name)
+            if pointer is None:
+                continue
+            try:
+                loaded[name] = self._load_installed(name, pointer.version)
+            except (DirectorRejected, OSError, ValueError) as exc:
+                rule = exc.rule.value if isinstance(exc, DirectorRejected) else RejectRule.ONNX_LOAD.value
+                self.on_event(AgentEvent(EventKind.HEALTH, name, pointer.version, rule=rule, detail=str(exc)))
+                fallback = self._fall_back(name, pointer, f"active version failed to load: {exc}")
+                if fallback is not None:
+                    loaded[name] = fallback
+        with self._lock:
+            self._active = loaded
+        return loaded
+
+    def _remove_partials(self) -> None:
+        """Clear staging folders a crash left behind (nothing ever pointed at them)."""
+        for name in self.model_names():
+            versions = self._model_dir(name) / "versions"
+            if versions.is_dir():
+                for folder in versions.glob(".*"):
+                    shutil.rmtree(folder, ignore_errors=True)
