@@ -102,10 +102,3 @@ def test_two_different_keys_are_refused(http: httpx.Client, tokens) -> None:
 
     assert response.status_code == 401
     assert "two different API keys" in response.json()["detail"]
-
-
-def test_health_needs_no_key(http: httpx.Client) -> None:
-    response = http.get("/api/health")
-
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database_ok": True, "schema_version": 1}

@@ -17,7 +17,7 @@ router = APIRouter(
     prefix="/api/admin",
     tags=["admin"],
     dependencies=[Depends(require_role(Role.ADMIN))],
-    responses=error_responses(401, 403),
+    responses=error_responses(401, 403, 503),
 )
 
 

@@ -17,7 +17,7 @@ router = APIRouter(
     prefix="/api/dead-letters",
     tags=["operations"],
     dependencies=[Depends(require_role(Role.OPERATOR))],
-    responses=error_responses(401, 403),
+    responses=error_responses(401, 403, 503),
 )
 
 PREVIEW_CHARS = 512

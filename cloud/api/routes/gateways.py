@@ -20,7 +20,7 @@ router = APIRouter(
     prefix="/api/gateways",
     tags=["gateways"],
     dependencies=[Depends(require_role(Role.VIEWER))],
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 503),
 )
 
 _GATEWAY_EXAMPLE = {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from cloud.api.auth import public
-from cloud.api.database import Database
+from cloud.api.database import connect
 
 router = APIRouter(tags=["health"], dependencies=[Depends(public)])
 
@@ -29,10 +29,14 @@ class Health(BaseModel):
     response_model=Health,
     responses={503: {"model": Health, "description": "The database cannot be read."}},
 )
-def health(db: Database, response: Response) -> Health:
+def health(request: Request, response: Response) -> Health:
     """Liveness and database readability, for load balancers and `make demo`; 503 when the database fails."""
     try:
-        schema_version = db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+        db = connect(request.app.state.config.database_path)
+        try:
+            schema_version = db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+        finally:
+            db.conn.close()
     except sqlite3.Error:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Health(status="unavailable", database_ok=False, schema_version=None)

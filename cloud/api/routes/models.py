@@ -20,7 +20,7 @@ router = APIRouter(
     prefix="/api/models",
     tags=["models"],
     dependencies=[Depends(require_role(Role.VIEWER))],
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 503),
 )
 
 _VERSION_EXAMPLE = {

@@ -22,7 +22,7 @@ router = APIRouter(
     prefix="/tuf",
     tags=["tuf"],
     dependencies=[Depends(require_role(Role.GATEWAY))],
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 503),
 )
 
 _TARGET_EXAMPLE = (
