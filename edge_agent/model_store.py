@@ -23,9 +23,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.atomic_files import atomic_write, fsync_directory
 from edge_agent.events import AgentEvent, EventSink, log_event
 from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits, load_model
+from shared.atomic_files import atomic_write, fsync_directory
 from shared.director import DirectorRejected, RejectRule
 from shared.messages import EventKind, ModelState
 from shared.release import ReleaseFile
