@@ -21,5 +21,6 @@ admin = lazy_group(
     "Administer API keys and signing keys.",
     {
         "create-key": ("cloud.api.cli:create_key_command", "Create an API key for a role (shown once)."),
+        "rotate-key": ("cloud.releases.cli:rotate_key_command", "Replace a signing key; gateways follow through TUF."),
     },
 )

@@ -19,10 +19,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.canonical import canonical_bytes
-from shared.signing import key_id, sign, verify
+from shared.signing import key_id, load_public_key_hex, public_key_hex, sign, verify
 from shared.topics import validate_id
 
 DIRECTOR_TYPE = "iotsphere-director"
+#: the TUF target listing the director public keys gateways trust (through TUF, so they rotate freely)
+DIRECTOR_KEYS_TARGET = "director/keys.json"
 
 
 class RejectRule(StrEnum):
@@ -175,3 +177,23 @@ def verify_director(
             RejectRule.DIRECTOR_GATEWAY, f"document is for {document.signed.gateway_id!r}, not {gateway_id!r}"
         )
     return document
+
+
+def director_keys_document(keys: list[Ed25519PrivateKey | Ed25519PublicKey]) -> bytes:
+    """The ``director/keys.json`` target: a JSON list of ``{"keyid", "public_key_hex"}``.
+
+    Listing several lets a new director key be trusted before the old one stops signing.
+    """
+    entries = [{"keyid": key_id(key), "public_key_hex": public_key_hex(key)} for key in keys]
+    return json.dumps(entries, indent=1, sort_keys=True).encode()
+
+
+def parse_director_keys(document: bytes) -> dict[str, Ed25519PublicKey]:
+    """Trusted director keys by key id; raise ValueError if an entry's key id does not match its key."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    for entry in json.loads(document):
+        public = load_public_key_hex(entry["public_key_hex"])
+        if key_id(public) != entry["keyid"]:
+            raise ValueError(f"director key id {entry['keyid']} does not match its public key")
+        keys[entry["keyid"]] = public
+    return keys

@@ -16,6 +16,16 @@ from shared.messages import PredictionType
 RELEASE_SCHEMA = 1
 
 
+def release_target_path(model_name: str, version: str) -> str:
+    """TUF target path of a version's release file."""
+    return f"models/{model_name}/{version}/release.json"
+
+
+def model_target_path(model_name: str, version: str) -> str:
+    """TUF target path of a version's ONNX file."""
+    return f"models/{model_name}/{version}/model.onnx"
+
+
 class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

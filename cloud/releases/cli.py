@@ -128,7 +128,7 @@ def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Pat
         click.echo("This release is now the fleet's desired state for new gateways.")
 
 
-@click.command("rotate-signing-key")
+@click.command("rotate-key")
 @click.argument("name", type=click.Choice(keystore.KEY_NAMES))
 @_data_dir_option
 @click.option("--mqtt", "mqtt_url", default=None, help="Broker URL (default: $IOTSPHERE_MQTT_URL).")

@@ -20,9 +20,9 @@ from pydantic import TypeAdapter
 from tuf.api.metadata import Targets
 
 from cloud.config import CloudConfig
-from cloud.releases.files import atomic_write
 from cloud.releases.tuf_repo import current_targets, model_target_path, release_target_path, sha256_of
 from cloud.storage import iso
+from shared.atomic_files import atomic_write
 from shared.director import DesiredModel, DirectorDocument, DirectorSigned, TargetRef, format_time, sign_director
 from shared.topics import validate_id
 

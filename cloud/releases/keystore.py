@@ -7,7 +7,6 @@ services and scripts, or from a hidden prompt for a person at a terminal.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from cloud.config import PASSPHRASE_ENV
-from cloud.releases.files import atomic_write, fsync_directory
+from shared.atomic_files import atomic_write, fsync_directory
 from shared.signing import (
     generate_private_key,
     key_id,
@@ -137,13 +136,3 @@ def role_signer(key: Ed25519PrivateKey) -> CryptoSigner:
 
 def director_key(keys_dir: Path, passphrase: str) -> Ed25519PrivateKey:
     return load_private_key(keys_dir, DIRECTOR, passphrase)
-
-
-def director_keys_json(keys: list[Ed25519PrivateKey]) -> bytes:
-    """The ``director/keys.json`` TUF target: the director public keys gateways trust through TUF.
-
-    A JSON list of ``{"keyid", "public_key_hex"}``; listing several lets a new director key be
-    trusted before the old one stops signing, so rotation needs no re-provisioning.
-    """
-    entries = [{"keyid": key_id(key), "public_key_hex": public_key_hex(key)} for key in keys]
-    return json.dumps(entries, indent=1, sort_keys=True).encode()

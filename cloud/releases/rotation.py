@@ -21,6 +21,7 @@ from securesystemslib.signer import Signer
 from cloud.config import CloudConfig
 from cloud.releases import director, keystore, tuf_repo
 from cloud.storage import open_database
+from shared.director import director_keys_document
 from shared.signing import generate_private_key
 
 
@@ -75,7 +76,7 @@ def _replace_director_key(
     config: CloudConfig, signers: dict[str, Signer], new_key: Ed25519PrivateKey, policy: tuf_repo.ExpiryPolicy | None
 ) -> None:
     repository = tuf_repo.DiskRepository(config.tuf_dir, signers, policy)
-    data = keystore.director_keys_json([new_key])
+    data = director_keys_document([new_key])
     with repository.edit_targets() as targets:
         targets.targets[tuf_repo.DIRECTOR_KEYS_TARGET] = repository.store_target(tuf_repo.DIRECTOR_KEYS_TARGET, data)
     repository.do_snapshot()

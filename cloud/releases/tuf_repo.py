@@ -30,12 +30,11 @@ from tuf.repository import Repository
 
 from cloud.config import CloudConfig
 from cloud.releases import keystore
-from cloud.releases.files import atomic_write
-from shared.release import ReleaseFile
+from shared.atomic_files import atomic_write
+from shared.director import DIRECTOR_KEYS_TARGET, director_keys_document
+from shared.release import ReleaseFile, model_target_path, release_target_path
 from shared.topics import validate_id
 
-#: the TUF target listing the director public keys (see ``keystore.director_keys_json``)
-DIRECTOR_KEYS_TARGET = "director/keys.json"
 _ROLE_CLASSES = {Root.type: Root, Targets.type: Targets, Snapshot.type: Snapshot, Timestamp.type: Timestamp}
 
 
@@ -82,14 +81,6 @@ class PublishedRelease:
     targets_version: int
     #: True when the identical release was already in the repository (nothing was re-signed)
     already_published: bool = False
-
-
-def release_target_path(model_name: str, version: str) -> str:
-    return f"models/{model_name}/{version}/release.json"
-
-
-def model_target_path(model_name: str, version: str) -> str:
-    return f"models/{model_name}/{version}/model.onnx"
 
 
 def sha256_of(target: TargetFile) -> str:
@@ -249,7 +240,7 @@ def init_repository(
         with repository.edit_root() as root:
             for role in keystore.TUF_ROLES:
                 root.add_key(signers[role].public_key, role)
-        director_keys = keystore.director_keys_json([keys[keystore.DIRECTOR]])
+        director_keys = director_keys_document([keys[keystore.DIRECTOR]])
         with repository.edit_targets() as targets:
             targets.targets[DIRECTOR_KEYS_TARGET] = repository.store_target(DIRECTOR_KEYS_TARGET, director_keys)
         repository.do_snapshot()

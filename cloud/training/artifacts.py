@@ -17,13 +17,9 @@ from cloud.registry import MLModelRegistry
 from cloud.training.component_failure import TrainedModel
 from shared.director import format_time
 from shared.messages import PredictionType
-from shared.release import ReleaseFile
+from shared.release import ReleaseFile, model_target_path
 
 CODE_VERSION = "0.1.0"
-
-
-def model_target_path(model_name: str, version: str) -> str:
-    return f"models/{model_name}/{version}/model.onnx"
 
 
 def write_artifacts(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from cloud.releases import director, keystore, tuf_repo
 from cloud.storage import iso, open_database
-from shared.director import DirectorRejected, RejectRule, verify_director
-from shared.signing import load_public_key_hex
+from shared.director import DirectorRejected, RejectRule, parse_director_keys, verify_director
 from tests.releases.conftest import PASSPHRASE
 
 
@@ -35,8 +33,7 @@ def _trusted_director_keys(updater, tmp_path):
     info = updater.get_targetinfo(tuf_repo.DIRECTOR_KEYS_TARGET)
     path = updater.download_target(info, str(tmp_path / "director-keys.json"))
     with open(path, "rb") as handle:
-        entries = json.load(handle)
-    return {entry["keyid"]: load_public_key_hex(entry["public_key_hex"]) for entry in entries}
+        return parse_director_keys(handle.read())
 
 
 def test_document_verifies_with_the_director_key_published_through_tuf(

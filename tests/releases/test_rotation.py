@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from tuf.api.metadata import Metadata
 
 from cloud.releases import director, keystore, tuf_repo
 from cloud.releases.rotation import rotate_key
 from cloud.storage import open_database
-from shared.director import DirectorRejected, RejectRule, verify_director
-from shared.signing import load_public_key_hex
+from shared.director import DirectorRejected, RejectRule, parse_director_keys, verify_director
 from tests.releases.conftest import PASSPHRASE
 
 
@@ -57,7 +54,7 @@ def test_rotated_director_key_reaches_gateways_through_tuf_and_documents_are_rei
     updater.refresh()
     path = updater.download_target(updater.get_targetinfo(tuf_repo.DIRECTOR_KEYS_TARGET), str(tmp_path / "keys.json"))
     with open(path, "rb") as handle:
-        trusted = {e["keyid"]: load_public_key_hex(e["public_key_hex"]) for e in json.load(handle)}
+        trusted = parse_director_keys(handle.read())
     assert list(trusted) == [new.keyid]
 
     after = director.latest_document(db, "gw-1")
