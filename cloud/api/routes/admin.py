@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 
 from fastapi import APIRouter, Depends
@@ -48,4 +49,4 @@ class ApiKeyOut(BaseModel):
 @router.get("/keys", response_model=list[ApiKeyOut])
 def list_keys(db: Database) -> list[ApiKeyOut]:
     """Every API key, revoked ones included, oldest first; secrets are never stored, so never shown."""
-    return [ApiKeyOut(**vars(key)) for key in KeyStore(db).list()]
+    return [ApiKeyOut(**asdict(key)) for key in KeyStore(db).list()]

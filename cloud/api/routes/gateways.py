@@ -102,8 +102,10 @@ class GatewayDetail(GatewayOut):
 
 
 _GATEWAYS_SQL = """
-SELECT g.*, (SELECT count(*) FROM devices d WHERE d.gateway_id = g.gateway_id) AS devices
-FROM gateways g {where} ORDER BY g.gateway_id
+SELECT g.*, coalesce(d.devices, 0) AS devices
+FROM gateways g
+LEFT JOIN (SELECT gateway_id, count(*) AS devices FROM devices GROUP BY gateway_id) d USING (gateway_id)
+{where} ORDER BY g.gateway_id
 """
 
 
