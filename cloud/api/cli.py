@@ -112,7 +112,7 @@ def serve_command(
 def create_key_command(role: str, name: str, gateway_id: str | None, data_dir: Path | None) -> None:
     """Create an API key and print it once: only its hash is stored, so it cannot be shown again.
 
-    The key alone goes to stdout (``KEY=$(iotsphere admin create-key ...)``); the notes go to stderr.
+    The key alone goes to stdout, so KEY=$(iotsphere admin create-key ...) works; the notes go to stderr.
     """
     db = open_database(_config(data_dir).database_path)
     try:
