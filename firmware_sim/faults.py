@@ -1,0 +1,272 @@
+"""Fault modes: when each heater's components fail, how the failure builds up, and what it does.
+
+Every mode has, per heater, a failure hour and a progression length before it. Severity ``x`` rises
+from 0 at onset to 1 at failure (``x = progress ** shape``) and drives the physical signature; at
+the failure hour the component fails outright, a ground-truth ``FailureEvent`` is recorded, the
+unit shows the matching error code until a technician replaces the component (0.5–3 days later),
+and a new failure time is drawn from the repair on.
+
+- heating element (upper or lower): power falls to 65 % (recovery slows), then the circuit opens:
+  E096 / E097 (iCOMM 21 / 22); the other element does all the work.
+- thermostat: the control reads ever lower (overshoot up to 8 K), its differential collapses and it
+  chatters (short cycling); finally the contacts weld, the tank heats to the ECO limit: E901.
+- sediment: scale insulates the lower element: less of its power reaches the water (energy per
+  litre rises, the lower zone heats slower) and the kettling makes the lower reading noisy;
+  finally the buried element overheats: E326 and the lower element is locked out.
+- tank leak: the anode depletes and the tank corrodes for years without a signature, then seeps:
+  make-up inflow with no draw grows and the leak sensor gets wet now and then; finally the
+  sensor stays wet: E799.
+- sensor (upper or lower tank sensor): noise grows, readings stick and spike to a rail; finally
+  the sensor sits on its rail: E480 / E481 and the controller stops heating.
+
+Failure frequencies are far above real life (a heater fails about every two to three years here)
+so that a 1,000-heater, 180-day history holds a few dozen failures of each kind to learn from;
+tank leaks follow the insurance study instead: tank lives averaging 10.7 years (Weibull, shape 3),
+with the fleet's ages drawn as in a steady state of replacements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from firmware_sim.parameters import ELEMENT_W, REENGAGE_BELOW_K
+from shared.messages import Component
+from shared.telemetry import ErrorCode
+
+HOURS_PER_YEAR = 365.25 * 24
+NEVER = np.iinfo(np.int64).max // 4
+UPPER, LOWER = 0, 1
+TANK_LIFE_WEIBULL_SHAPE = 3.0
+TANK_LIFE_SCALE_YEARS = 12.0  # mean life 12 · Γ(4/3) = 10.7 years
+REPAIR_HOURS = (12, 72)
+ELEMENT_END_POWER = 0.65
+THERMOSTAT_MAX_OVERSHOOT_K = 8.0
+SEDIMENT_END_EFFICIENCY = 0.5
+SEEP_START_L_PER_MIN = 0.002
+SEEP_END_L_PER_MIN = 0.3
+LEAK_L_PER_MIN = 0.4
+#: a failed sensor sits on one of its rails (open circuit reads cold, short circuit hot)
+SENSOR_RAILS_C = (-30.0, 125.0)
+
+
+@dataclass(frozen=True)
+class FailureEvent:
+    """Ground truth: ``component`` of ``device_id`` failed at ``failed_at`` and was replaced at ``repaired_at``."""
+
+    device_id: str
+    component: Component
+    failed_at: datetime
+    repaired_at: datetime
+    error_code: int
+
+
+@dataclass(frozen=True)
+class FaultMode:
+    component: Component
+    per_year: float  # failure rate of a healthy component (tank leaks: see module doc)
+    progression_days: tuple[float, float]
+    shape: float
+
+
+FAULT_MODES = {
+    Component.HEATING_ELEMENT: FaultMode(Component.HEATING_ELEMENT, 0.08, (10, 40), 1.5),
+    Component.THERMOSTAT: FaultMode(Component.THERMOSTAT, 0.07, (14, 45), 1.5),
+    Component.SEDIMENT: FaultMode(Component.SEDIMENT, 0.07, (30, 90), 2.0),
+    Component.TANK_LEAK: FaultMode(Component.TANK_LEAK, 0.0, (7, 30), 1.5),
+    Component.SENSOR: FaultMode(Component.SENSOR, 0.07, (7, 30), 1.5),
+}
+
+
+@dataclass
+class FaultEffects:
+    """What the faults do during a block, arrays ``(n, hours)`` (sensor arrays ``(n, hours, 2)``, upper/lower)."""
+
+    upper_w: np.ndarray
+    lower_w: np.ndarray
+    lower_efficiency: np.ndarray
+    start_below_k: np.ndarray
+    stop_above_k: np.ndarray
+    jitter_sd_k: np.ndarray
+    stuck_on: np.ndarray
+    heating_enabled: np.ndarray
+    eco_reset: np.ndarray
+    leak_l: np.ndarray
+    wet_per_min: np.ndarray  # chance a minute starts a wet spell of the leak sensor
+    leak_sensor_wet: np.ndarray  # bool: wet all the time (leak)
+    kettling_sd_k: np.ndarray  # extra lower-sensor noise while the lower element runs
+    sensor_noise_sd_k: np.ndarray  # (n, hours, 2)
+    sensor_stuck_per_h: np.ndarray  # (n, hours, 2)
+    sensor_spike_per_min: np.ndarray  # (n, hours, 2)
+    sensor_rail_c: np.ndarray  # (n, hours, 2): the rail a failed sensor reads, NaN if working
+    error_code: np.ndarray  # int16, without the per-minute ECO trip
+
+
+class Faults:
+    """Fault schedule of ``n`` heaters in whole hours since the simulation start."""
+
+    def __init__(self, device_ids: list[str], start: datetime, rng: np.random.Generator):
+        n = len(device_ids)
+        self.device_ids = device_ids
+        self.start = start
+        self.hardness = rng.lognormal(0.0, 0.4, n)  # scales the sediment rate
+        self.base_lower_efficiency = 1.0 - rng.uniform(0.0, 0.04, n)
+        self.sensor_rail_c = rng.choice(SENSOR_RAILS_C, n)
+        self.fail_h: dict[Component, np.ndarray] = {}
+        self.progress_h: dict[Component, np.ndarray] = {}
+        self.repair_h: dict[Component, np.ndarray] = {}
+        self.variant: dict[Component, np.ndarray] = {}
+        everyone = np.arange(n)
+        for component in FAULT_MODES:
+            self.fail_h[component] = np.zeros(n, np.int64)
+            self.progress_h[component] = np.ones(n, np.int64)
+            self.repair_h[component] = np.full(n, NEVER, np.int64)
+            self.variant[component] = np.zeros(n, np.int8)
+        # a steady-state fleet: tank ages drawn length-biased, failures memoryless from now
+        biased_life_y = TANK_LIFE_SCALE_YEARS * rng.gamma(1.0 + 1.0 / TANK_LIFE_WEIBULL_SHAPE, 1.0, n) ** (
+            1.0 / TANK_LIFE_WEIBULL_SHAPE
+        )
+        remaining_h = biased_life_y * (1.0 - rng.random(n)) * HOURS_PER_YEAR
+        for component in FAULT_MODES:
+            first = remaining_h if component is Component.TANK_LEAK else None
+            self._schedule(component, everyone, 0, rng, first)
+
+    def _schedule(
+        self,
+        component: Component,
+        who: np.ndarray,
+        from_hour: int,
+        rng: np.random.Generator,
+        waiting_h: np.ndarray | None = None,
+    ) -> None:
+        mode = FAULT_MODES[component]
+        if waiting_h is None:
+            if component is Component.TANK_LEAK:  # a new tank
+                waiting_h = TANK_LIFE_SCALE_YEARS * rng.weibull(TANK_LIFE_WEIBULL_SHAPE, who.size) * HOURS_PER_YEAR
+            else:
+                rate = mode.per_year * (self.hardness[who] if component is Component.SEDIMENT else 1.0)
+                waiting_h = rng.exponential(1.0, who.size) / rate * HOURS_PER_YEAR
+        self.fail_h[component][who] = from_hour + 1 + np.minimum(waiting_h, NEVER / 2).astype(np.int64)
+        low, high = mode.progression_days
+        self.progress_h[component][who] = np.round(rng.uniform(low, high, who.size) * 24).astype(np.int64)
+        self.repair_h[component][who] = NEVER
+        self.variant[component][who] = rng.integers(0, 2, who.size)
+
+    def _at(self, hour: int) -> datetime:
+        return self.start + timedelta(hours=hour)
+
+    def block(self, first_hour: int, hours: int, rng: np.random.Generator) -> tuple[FaultEffects, list[FailureEvent]]:
+        """Advance the schedule through ``hours`` hours and return their effects and the failures in them."""
+        n = len(self.device_ids)
+        shape2 = (n, hours, 2)
+        fx = FaultEffects(
+            upper_w=np.full((n, hours), ELEMENT_W),
+            lower_w=np.full((n, hours), ELEMENT_W),
+            lower_efficiency=np.repeat(self.base_lower_efficiency[:, None], hours, axis=1),
+            start_below_k=np.full((n, hours), REENGAGE_BELOW_K),
+            stop_above_k=np.zeros((n, hours)),
+            jitter_sd_k=np.zeros((n, hours)),
+            stuck_on=np.zeros((n, hours), bool),
+            heating_enabled=np.ones((n, hours), bool),
+            eco_reset=np.zeros((n, hours), bool),
+            leak_l=np.zeros((n, hours)),
+            wet_per_min=np.zeros((n, hours)),
+            leak_sensor_wet=np.zeros((n, hours), bool),
+            kettling_sd_k=np.zeros((n, hours)),
+            sensor_noise_sd_k=np.zeros(shape2),
+            sensor_stuck_per_h=np.zeros(shape2),
+            sensor_spike_per_min=np.zeros(shape2),
+            sensor_rail_c=np.full(shape2, np.nan),
+            error_code=np.zeros((n, hours), np.int16),
+        )
+        events: list[FailureEvent] = []
+        for k in range(hours):
+            hour = first_hour + k
+            severity, failed = self._advance(hour, rng, events, fx, k)
+            self._apply(k, severity, failed, fx)
+        return fx, events
+
+    def _advance(
+        self, hour: int, rng: np.random.Generator, events: list[FailureEvent], fx: FaultEffects, k: int
+    ) -> tuple[dict[Component, np.ndarray], dict[Component, np.ndarray]]:
+        severity, failed = {}, {}
+        for component, mode in FAULT_MODES.items():
+            repaired = np.flatnonzero(self.repair_h[component] == hour)
+            if repaired.size:
+                self._schedule(component, repaired, hour, rng)
+                if component is Component.THERMOSTAT:
+                    fx.eco_reset[repaired, k] = True
+                if component is Component.TANK_LEAK:  # a new tank has no sediment
+                    self._schedule(Component.SEDIMENT, repaired, hour, rng)
+            failing = np.flatnonzero(self.fail_h[component] == hour)
+            if failing.size:
+                delays = rng.integers(*REPAIR_HOURS, failing.size, endpoint=True)
+                self.repair_h[component][failing] = hour + delays
+                codes = self._failure_codes(component, failing)
+                events += [
+                    FailureEvent(self.device_ids[i], component, self._at(hour), self._at(hour + int(d)), int(code))
+                    for i, d, code in zip(failing, delays, codes, strict=True)
+                ]
+            fail_h = self.fail_h[component]
+            failed[component] = (fail_h <= hour) & (hour < self.repair_h[component])
+            remaining = (fail_h - hour) / self.progress_h[component]
+            severity[component] = np.where(failed[component], 1.0, np.clip(1.0 - remaining, 0.0, 1.0) ** mode.shape)
+        return severity, failed
+
+    def _failure_codes(self, component: Component, who: np.ndarray) -> np.ndarray:
+        variant = self.variant[component][who]
+        if component is Component.HEATING_ELEMENT:
+            return np.where(variant == UPPER, ErrorCode.UPPER_ELEMENT, ErrorCode.LOWER_ELEMENT)
+        if component is Component.SENSOR:
+            return np.where(variant == UPPER, ErrorCode.UPPER_TANK_SENSOR, ErrorCode.LOWER_TANK_SENSOR)
+        code = {
+            Component.THERMOSTAT: ErrorCode.ECO_HIGH_LIMIT,
+            Component.SEDIMENT: ErrorCode.DRY_FIRE,
+            Component.TANK_LEAK: ErrorCode.LEAK,
+        }[component]
+        return np.full(who.size, int(code))
+
+    def _apply(self, k: int, x: dict[Component, np.ndarray], failed: dict[Component, np.ndarray], fx: FaultEffects):
+        code = fx.error_code[:, k]
+
+        element = Component.HEATING_ELEMENT
+        power = np.where(failed[element], 0.0, ELEMENT_W * (1.0 - (1.0 - ELEMENT_END_POWER) * x[element]))
+        upper = self.variant[element] == UPPER
+        fx.upper_w[:, k] = np.where(upper, power, ELEMENT_W)
+        fx.lower_w[:, k] = np.where(upper, ELEMENT_W, power)
+
+        sediment = Component.SEDIMENT
+        fx.lower_efficiency[:, k] *= 1.0 - (1.0 - SEDIMENT_END_EFFICIENCY) * x[sediment]
+        fx.lower_w[:, k] = np.where(failed[sediment], 0.0, fx.lower_w[:, k])
+        fx.kettling_sd_k[:, k] = 0.8 * x[sediment]
+
+        thermostat = Component.THERMOSTAT
+        overshoot = THERMOSTAT_MAX_OVERSHOOT_K * x[thermostat]
+        fx.stop_above_k[:, k] = overshoot
+        fx.start_below_k[:, k] = REENGAGE_BELOW_K * (1.0 - 0.85 * x[thermostat]) - overshoot
+        fx.jitter_sd_k[:, k] = 1.5 * x[thermostat]
+        fx.stuck_on[:, k] = failed[thermostat]
+
+        leak = Component.TANK_LEAK
+        seeping = x[leak] > 0
+        seep = SEEP_START_L_PER_MIN * (SEEP_END_L_PER_MIN / SEEP_START_L_PER_MIN) ** x[leak]
+        fx.leak_l[:, k] = np.where(failed[leak], LEAK_L_PER_MIN, np.where(seeping, seep, 0.0))
+        fx.wet_per_min[:, k] = 0.003 * x[leak] ** 2
+        fx.leak_sensor_wet[:, k] = failed[leak]
+
+        sensor = Component.SENSOR
+        for zone in (UPPER, LOWER):
+            mine = self.variant[sensor] == zone
+            xs = np.where(mine, x[sensor], 0.0)
+            fx.sensor_noise_sd_k[:, k, zone] = 2.0 * xs**2
+            fx.sensor_stuck_per_h[:, k, zone] = 0.25 * xs
+            fx.sensor_spike_per_min[:, k, zone] = 0.004 * xs
+            fx.sensor_rail_c[:, k, zone] = np.where(mine & failed[sensor], self.sensor_rail_c, np.nan)
+        fx.heating_enabled[:, k] = ~failed[sensor]
+
+        # one code at a time, the most urgent last so it wins
+        for component in (sediment, element, sensor, leak):
+            codes = self._failure_codes(component, np.arange(len(code)))
+            code[failed[component]] = codes[failed[component]]

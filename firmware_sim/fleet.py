@@ -1,0 +1,107 @@
+"""A simulated fleet advancing six hours at a time: households, climate, faults, physics, sensors.
+
+Both the training history and the live publisher run this, so a live fleet and a history with the
+same seed and start report the same telemetry. Everything random comes from the seed: one stream
+builds the fleet, another drives it block by block, so the same seed gives identical output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from firmware_sim.climate import Climate
+from firmware_sim.faults import FailureEvent, Faults
+from firmware_sim.households import Households
+from firmware_sim.parameters import DEVICE_MODEL_SHARES, DEVICE_MODELS, SETPOINT_SHARES, SETPOINTS_F
+from firmware_sim.physics import BlockControls, TankPhysics
+from firmware_sim.sensors import read_sensors
+from shared.features import BLOCK_SAMPLES, TelemetryWindow
+from shared.telemetry import f_to_c
+
+BLOCK_HOURS = BLOCK_SAMPLES // 60
+MINUTES_PER_DAY = 24 * 60
+
+
+@dataclass
+class SimBlock:
+    """Six hours of a fleet: readings at ``start`` + 1, 2, … 360 minutes."""
+
+    start: datetime
+    window: TelemetryWindow  # (n, 360) as the heaters report it
+    eco_use: np.ndarray  # (n, 360) bool
+    drawn_l_hourly: np.ndarray  # (n, 6) hot water actually drawn in each hour, L
+    failures: list[FailureEvent]
+
+
+def minute_floor(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("simulation start must carry a timezone (UTC)")
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+class FleetSimulator:
+    def __init__(self, heaters: int, seed: int, start: datetime, device_prefix: str):
+        if heaters < 1:
+            raise ValueError("a fleet needs at least one heater")
+        self.start = minute_floor(start)
+        build_seed, run_seed = np.random.SeedSequence(seed).spawn(2)
+        build = np.random.default_rng(build_seed)
+        self.rng = np.random.default_rng(run_seed)
+        self.n = heaters
+        self.device_ids = [f"{device_prefix}-{i:05d}" for i in range(heaters)]
+        models = build.choice(len(DEVICE_MODELS), size=heaters, p=DEVICE_MODEL_SHARES)
+        self.device_types = [DEVICE_MODELS[m].device_type for m in models]
+        self.tank_l = np.array([DEVICE_MODELS[m].tank_l for m in models])
+        self.setpoint_c = np.round(f_to_c(build.choice(SETPOINTS_F, size=heaters, p=SETPOINT_SHARES)), 1)
+        self.households = Households(heaters, build, self.start)
+        self.climate = Climate(heaters, build, self.households.utc_offset_h)
+        self.faults = Faults(self.device_ids, self.start, build)
+        self.physics = TankPhysics(self.tank_l, self.setpoint_c, self.setpoint_c - build.uniform(0.0, 3.0, heaters))
+        self.blocks_done = 0
+        self._day_draws: np.ndarray | None = None
+
+    def next_block(self) -> SimBlock:
+        first_minute = self.blocks_done * BLOCK_SAMPLES
+        first_hour = self.blocks_done * BLOCK_HOURS
+        if first_minute % MINUTES_PER_DAY == 0:
+            self._day_draws = self.households.day(first_minute // MINUTES_PER_DAY, self.rng)
+        offset = first_minute % MINUTES_PER_DAY
+        draws = self._day_draws[:, offset : offset + BLOCK_SAMPLES]
+        block_start = self.start + timedelta(minutes=first_minute)
+        inlet, ambient = self.climate.hourly(np.datetime64(block_start.replace(tzinfo=None), "h"), BLOCK_HOURS)
+        fx, failures = self.faults.block(first_hour, BLOCK_HOURS, self.rng)
+        jitter = None
+        chattering = np.flatnonzero(fx.jitter_sd_k.any(axis=1))
+        if chattering.size:
+            jitter = np.zeros(draws.shape)
+            jitter[chattering] = np.repeat(fx.jitter_sd_k[chattering], 60, axis=1) * self.rng.standard_normal(
+                (chattering.size, BLOCK_SAMPLES)
+            )
+        controls = BlockControls(
+            draw_l=np.ascontiguousarray(draws),
+            leak_l=fx.leak_l,
+            inlet_c=inlet,
+            ambient_c=ambient,
+            upper_w=fx.upper_w,
+            lower_w=fx.lower_w,
+            lower_efficiency=fx.lower_efficiency,
+            start_below_k=fx.start_below_k,
+            stop_above_k=fx.stop_above_k,
+            jitter_k=jitter,
+            stuck_on=fx.stuck_on,
+            heating_enabled=fx.heating_enabled,
+            eco_reset=fx.eco_reset,
+        )
+        record = self.physics.run_block(controls)
+        window = read_sensors(record, controls, fx, self.setpoint_c, self.rng)
+        self.blocks_done += 1
+        return SimBlock(
+            start=block_start,
+            window=window,
+            eco_use=record.eco,
+            drawn_l_hourly=draws.reshape(self.n, BLOCK_HOURS, 60).sum(axis=2),
+            failures=failures,
+        )
