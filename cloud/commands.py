@@ -21,6 +21,8 @@ admin = lazy_group(
     "Administer API keys and signing keys.",
     {
         "create-key": ("cloud.api.cli:create_key_command", "Create an API key for a role (shown once)."),
+        "list-keys": ("cloud.api.cli:list_keys_command", "List API keys (never their secrets)."),
+        "revoke-key": ("cloud.api.cli:revoke_key_command", "Revoke an API key by its id."),
         "rotate-key": ("cloud.releases.cli:rotate_key_command", "Replace a signing key; gateways follow through TUF."),
     },
 )

@@ -133,8 +133,13 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m2_api_key_gateway(db: sqlite_utils.Database) -> None:
+    """A gateway key belongs to one gateway."""
+    db["api_keys"].add_column("gateway_id", str)
+
+
 #: Ordered migrations. Append; never edit one that has shipped.
-MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [(1, _m1_initial)]
+MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [(1, _m1_initial), (2, _m2_api_key_gateway)]
 
 
 def migrate(db: sqlite_utils.Database) -> int:
@@ -150,14 +155,25 @@ def migrate(db: sqlite_utils.Database) -> int:
     return max(v for v, _ in MIGRATIONS)
 
 
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Connect to an existing database file; raise sqlite3.Error if it is not there.
+
+    Never creates the file: a database that vanished is an error, not an empty database.
+    ``check_same_thread=False`` because web and worker threads may open and close it.
+    """
+    uri = f"{Path(path).resolve().as_uri()}?mode=rw"
+    conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return sqlite_utils.Database(conn)
+
+
 def open_database(path: str | Path) -> sqlite_utils.Database:
     """Open (creating if needed) the cloud database in WAL mode, migrated to the current schema."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
-    db = sqlite_utils.Database(conn)
+    sqlite3.connect(path).close()
+    db = connect(path)
     db.enable_wal()
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
     migrate(db)
     return db

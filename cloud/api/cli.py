@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import uvicorn
 from cloud.api.app import create_app
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
+from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.config import CloudConfig
 from cloud.storage import open_database
 
@@ -25,19 +25,6 @@ log = logging.getLogger(__name__)
 class Worker(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
-
-
-def _config(data_dir: Path | None, mqtt_url: str | None = None) -> CloudConfig:
-    config = CloudConfig() if data_dir is None else CloudConfig(data_dir=data_dir)
-    return dataclasses.replace(config, mqtt_url=mqtt_url) if mqtt_url else config
-
-
-_data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Cloud state folder (default: $IOTSPHERE_DATA_DIR or var/cloud).",
-)
 
 
 @contextmanager
@@ -73,8 +60,8 @@ def _workers(config: CloudConfig, ingest: bool, publisher: bool) -> list[Worker]
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
-@_data_dir_option
-@click.option("--mqtt", "mqtt_url", default=None, help="Broker URL (default: $IOTSPHERE_MQTT_URL or the local one).")
+@data_dir_option
+@mqtt_option
 @click.option("--ingest/--no-ingest", default=True, show_default=True, help="Run the MQTT ingest worker.")
 @click.option("--publisher/--no-publisher", default=True, show_default=True, help="Run the director publisher.")
 def serve_command(
@@ -84,7 +71,7 @@ def serve_command(
 
     Ctrl-C (or SIGTERM) stops the server first, then the workers in reverse order of starting, and exits 0.
     """
-    config = _config(data_dir, mqtt_url)
+    config = config_from_options(data_dir, mqtt_url)
     server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_config=None))
     started: list[Worker] = []
     try:
@@ -108,13 +95,13 @@ def serve_command(
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True, help="What the key may do.")
 @click.option("--name", required=True, help="Who or what holds the key, e.g. a person or 'gateway gw-001'.")
 @click.option("--gateway", "gateway_id", default=None, help="The gateway a --role gateway key belongs to.")
-@_data_dir_option
+@data_dir_option
 def create_key_command(role: str, name: str, gateway_id: str | None, data_dir: Path | None) -> None:
     """Create an API key and print it once: only its hash is stored, so it cannot be shown again.
 
     The key alone goes to stdout, so KEY=$(iotsphere admin create-key ...) works; the notes go to stderr.
     """
-    db = open_database(_config(data_dir).database_path)
+    db = open_database(config_from_options(data_dir).database_path)
     try:
         issued = KeyStore(db).create(role, name, gateway_id)
     except ValueError as exc:
@@ -131,10 +118,10 @@ def create_key_command(role: str, name: str, gateway_id: str | None, data_dir: P
 
 
 @click.command("list-keys")
-@_data_dir_option
+@data_dir_option
 def list_keys_command(data_dir: Path | None) -> None:
     """List API keys (never their secrets), revoked ones included."""
-    db = open_database(_config(data_dir).database_path)
+    db = open_database(config_from_options(data_dir).database_path)
     try:
         keys = KeyStore(db).list()
     finally:
@@ -149,10 +136,10 @@ def list_keys_command(data_dir: Path | None) -> None:
 
 @click.command("revoke-key")
 @click.argument("key_id")
-@_data_dir_option
+@data_dir_option
 def revoke_key_command(key_id: str, data_dir: Path | None) -> None:
     """Revoke an API key by its id; requests with it get 401 from then on."""
-    db = open_database(_config(data_dir).database_path)
+    db = open_database(config_from_options(data_dir).database_path)
     try:
         key = KeyStore(db).revoke(key_id)
     except LookupError as exc:

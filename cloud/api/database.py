@@ -11,25 +11,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated
 
 import sqlite_utils
 from fastapi import Depends, HTTPException, Request, status
 
-
-def connect(path: Path) -> sqlite_utils.Database:
-    """Connect to an existing database file; raise sqlite3.Error if it cannot be opened."""
-    # check_same_thread=False: FastAPI may open and close it from different pool threads.
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=30, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=30000")
-    return sqlite_utils.Database(conn)
+from cloud import storage
 
 
 def request_database(request: Request) -> Iterator[sqlite_utils.Database]:
     """FastAPI dependency: a connection for this request, closed when the response is done; 503 if none."""
     try:
-        db = connect(request.app.state.config.database_path)
+        db = storage.connect(request.app.state.config.database_path)
     except sqlite3.Error as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"database unavailable: {exc}") from exc
     try:

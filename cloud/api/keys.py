@@ -73,15 +73,6 @@ def _hash_secret(secret: str) -> str:
     return f"{_HASH_SCHEME}${hashlib.sha256(secret.encode('utf-8')).hexdigest()}"
 
 
-def _ensure_gateway_column(db: sqlite_utils.Database) -> None:
-    """Stopgap until cloud/storage.py gains a migration adding ``api_keys.gateway_id``.
-
-    The initial schema has no column for the gateway a gateway key belongs to; this adds it once.
-    """
-    if "gateway_id" not in db["api_keys"].columns_dict:
-        db["api_keys"].add_column("gateway_id", str)
-
-
 def _row_to_key(row: dict) -> ApiKey:
     return ApiKey(
         key_id=row["key_id"],
@@ -98,7 +89,6 @@ class KeyStore:
 
     def __init__(self, db: sqlite_utils.Database):
         self._db = db
-        _ensure_gateway_column(db)
 
     def create(self, role: Role | str, name: str, gateway_id: str | None = None) -> IssuedKey:
         """Issue a key. A gateway key names its gateway, and a gateway holds one live key at a time."""

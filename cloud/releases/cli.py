@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
 import click
 
-from cloud.config import CloudConfig
+from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.releases import keystore, tuf_repo
 from cloud.releases.director import DirectorError, document_summary
 from cloud.releases.model_rows import RegistryMismatch, record_release
@@ -25,25 +24,12 @@ def _quiet_tuf_logs() -> None:
     logging.getLogger("tuf").setLevel(logging.WARNING)
 
 
-def _config(data_dir: Path | None, mqtt_url: str | None = None) -> CloudConfig:
-    config = CloudConfig() if data_dir is None else CloudConfig(data_dir=data_dir)
-    return dataclasses.replace(config, mqtt_url=mqtt_url) if mqtt_url else config
-
-
-_data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Cloud state folder (default: $IOTSPHERE_DATA_DIR or var/cloud).",
-)
-
-
 @click.command("init")
-@_data_dir_option
+@data_dir_option
 @click.option("--force", is_flag=True, help="Replace existing keys and repository (the old ones are moved aside).")
 def init_command(data_dir: Path | None, force: bool) -> None:
     """Create the encrypted signing keys and the TUF repository gateways trust."""
-    config = _config(data_dir)
+    config = config_from_options(data_dir)
     _quiet_tuf_logs()
     try:
         passphrase = keystore.passphrase_from_env_or_prompt(confirm=True)
@@ -86,11 +72,11 @@ def _gateway_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, 
     callback=_gateway_ids,
     help="Direct only this gateway (repeatable); default: the whole fleet.",
 )
-@_data_dir_option
-@click.option("--mqtt", "mqtt_url", default=None, help="Broker URL (default: $IOTSPHERE_MQTT_URL).")
+@data_dir_option
+@mqtt_option
 def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Path | None, mqtt_url: str | None) -> None:
     """Sign ARTIFACT_DIR (model.onnx + release.json) into TUF and direct gateways to it."""
-    config = _config(data_dir, mqtt_url)
+    config = config_from_options(data_dir, mqtt_url)
     release_json, onnx_bytes = _read_artifacts(artifact_dir)
     try:
         tuf_repo.require_initialized(config)  # before asking for the passphrase
@@ -130,11 +116,11 @@ def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Pat
 
 @click.command("rotate-key")
 @click.argument("name", type=click.Choice(keystore.KEY_NAMES))
-@_data_dir_option
-@click.option("--mqtt", "mqtt_url", default=None, help="Broker URL (default: $IOTSPHERE_MQTT_URL).")
+@data_dir_option
+@mqtt_option
 def rotate_key_command(name: str, data_dir: Path | None, mqtt_url: str | None) -> None:
     """Replace signing key NAME; gateways follow through TUF without being re-provisioned."""
-    config = _config(data_dir, mqtt_url)
+    config = config_from_options(data_dir, mqtt_url)
     _quiet_tuf_logs()
     try:
         tuf_repo.require_initialized(config)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from cloud.cli_options import config_from_options, data_dir_option
 from cloud.config import CloudConfig
 from cloud.registry import MLModelRegistry
 from cloud.storage import open_database
@@ -85,12 +86,7 @@ def train_from_history_file(
     type=click.Choice(list(CANDIDATES)),
     help="Limit the estimators compared (default: all).",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Cloud state folder (default: $IOTSPHERE_DATA_DIR or var/cloud).",
-)
+@data_dir_option
 def train_command(
     history_path: Path, model_name: str, horizon_days: int, candidates: tuple[str, ...], data_dir: Path | None
 ) -> None:
@@ -98,7 +94,7 @@ def train_command(
 
     Prints the held-out metrics and the artifact folder to pass to 'iotsphere cloud release'.
     """
-    config = CloudConfig(data_dir=data_dir) if data_dir else CloudConfig()
+    config = config_from_options(data_dir)
     try:
         folder = train_from_history_file(history_path, config, horizon_days, list(candidates) or None, click.echo)
     except ValueError as exc:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from cloud.api.auth import public
-from cloud.api.database import connect
+from cloud.storage import connect
 
 router = APIRouter(tags=["health"], dependencies=[Depends(public)])
 
