@@ -154,6 +154,22 @@ class Faults:
         self.repair_h[component][who] = NEVER
         self.variant[component][who] = rng.integers(0, 2, who.size)
 
+    def schedule_failure(
+        self, component: Component, who: np.ndarray, hour: int, progression_h: int, variant: int = UPPER
+    ) -> None:
+        """Make ``component`` of heaters ``who`` fail at ``hour`` after ``progression_h`` hours of build-up
+        (scenarios for tests and demos; ``variant`` picks the upper or lower element or sensor)."""
+        self.fail_h[component][who] = hour
+        self.progress_h[component][who] = max(1, progression_h)
+        self.repair_h[component][who] = NEVER
+        self.variant[component][who] = variant
+
+    def postpone_all(self, who: np.ndarray) -> None:
+        """No fault of any kind for heaters ``who`` (a healthy control group)."""
+        for component in FAULT_MODES:
+            self.fail_h[component][who] = NEVER
+            self.repair_h[component][who] = NEVER
+
     def _at(self, hour: int) -> datetime:
         return self.start + timedelta(hours=hour)
 

@@ -1,0 +1,166 @@
+"""The labelled history that trains the first models (cold start).
+
+A fleet is simulated from ``start`` for ``days``; every ``window_every_hours`` (a multiple of the
+6-hour block) from the end of the first day, each heater gets one row of feature-set-v1 features
+over the 24 hours before. The features are ``shared.features`` applied to the simulated telemetry:
+each 6-hour block is reduced once with ``block_stats`` and a window's four blocks combined with
+``features_from_block_stats``, which is exactly what ``compute_features`` does on the edge. Ground
+truth comes alongside: every failure event, and for each row the hot water drawn in the next 24 h.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from firmware_sim.faults import FailureEvent
+from firmware_sim.fleet import BLOCK_HOURS, FleetSimulator
+from shared.features import (
+    BLOCKS_PER_WINDOW,
+    FEATURE_NAMES,
+    FEATURE_SET_VERSION,
+    block_stats,
+    features_from_block_stats,
+)
+from shared.messages import Component
+
+HISTORY_FORMAT = 1
+#: ``progress(simulated_days_done, days)``
+Progress = Callable[[float, int], None]
+
+
+@dataclass
+class History:
+    feature_names: list[str]
+    feature_set_version: str
+    device_ids: np.ndarray  # str
+    device_types: np.ndarray  # str
+    row_device: np.ndarray  # int: index into device_ids
+    window_end: np.ndarray  # datetime64[s], UTC
+    features: np.ndarray  # float32 (rows, n_features)
+    usage_next_24h_litres: np.ndarray  # float32 (rows,), NaN where the 24 h run past the simulation
+    failures: list[FailureEvent]
+
+    def save(self, path: str | Path) -> None:
+        """One ``.npz`` file (no pickles), written to ``path`` exactly."""
+        with open(path, "wb") as out:
+            np.savez(
+                out,
+                format=np.array(HISTORY_FORMAT),
+                feature_names=np.array(self.feature_names),
+                feature_set_version=np.array(self.feature_set_version),
+                device_ids=self.device_ids,
+                device_types=self.device_types,
+                row_device=self.row_device,
+                window_end=self.window_end,
+                features=self.features,
+                usage_next_24h_litres=self.usage_next_24h_litres,
+                failure_device=np.array([f.device_id for f in self.failures], dtype=str),
+                failure_component=np.array([f.component.value for f in self.failures], dtype=str),
+                failure_at=_datetime64([f.failed_at for f in self.failures]),
+                failure_repaired_at=_datetime64([f.repaired_at for f in self.failures]),
+                failure_code=np.array([f.error_code for f in self.failures], np.int32),
+            )
+
+    def failure_counts(self) -> dict[str, int]:
+        counts = collections.Counter(f.component.value for f in self.failures)
+        return {c.value: counts.get(c.value, 0) for c in Component}
+
+
+def _datetime64(moments: list[datetime]) -> np.ndarray:
+    return np.array([m.astimezone(UTC).replace(tzinfo=None) for m in moments], dtype="datetime64[s]")
+
+
+def _datetime(value: np.datetime64) -> datetime:
+    return value.astype("datetime64[s]").astype(datetime).replace(tzinfo=UTC)
+
+
+def load_history(path: str | Path) -> History:
+    with np.load(path, allow_pickle=False) as data:
+        if int(data["format"]) != HISTORY_FORMAT:
+            raise ValueError(f"{path}: history format {int(data['format'])}, expected {HISTORY_FORMAT}")
+        failures = [
+            FailureEvent(str(device), Component(str(component)), _datetime(at), _datetime(repaired), int(code))
+            for device, component, at, repaired, code in zip(
+                data["failure_device"],
+                data["failure_component"],
+                data["failure_at"],
+                data["failure_repaired_at"],
+                data["failure_code"],
+                strict=True,
+            )
+        ]
+        return History(
+            feature_names=[str(name) for name in data["feature_names"]],
+            feature_set_version=str(data["feature_set_version"]),
+            device_ids=data["device_ids"],
+            device_types=data["device_types"],
+            row_device=data["row_device"],
+            window_end=data["window_end"],
+            features=data["features"],
+            usage_next_24h_litres=data["usage_next_24h_litres"],
+            failures=failures,
+        )
+
+
+def default_start(days: int) -> datetime:
+    """A history that ends at the start of today (UTC), so live telemetry carries on from it."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days)
+
+
+def generate_history(
+    heaters: int,
+    days: int,
+    seed: int,
+    start: datetime | None = None,
+    window_every_hours: int = 6,
+    progress: Progress | None = None,
+) -> History:
+    if days < 1:
+        raise ValueError("a history needs at least one day (the first feature window is 24 h)")
+    if window_every_hours < BLOCK_HOURS or window_every_hours % BLOCK_HOURS:
+        raise ValueError(f"window_every_hours must be a multiple of {BLOCK_HOURS}, got {window_every_hours}")
+    start = start if start is not None else default_start(days)
+    fleet = FleetSimulator(heaters, seed, start, device_prefix=f"sim{seed}")
+    total_blocks = days * 24 // BLOCK_HOURS
+    blocks_per_row = window_every_hours // BLOCK_HOURS
+    window_blocks = [b for b in range(BLOCKS_PER_WINDOW - 1, total_blocks) if (b + 1) % blocks_per_row == 0]
+    features = np.empty((len(window_blocks), heaters, len(FEATURE_NAMES)), np.float32)
+    drawn_hourly = np.empty((heaters, days * 24), np.float32)
+    recent: collections.deque[np.ndarray] = collections.deque(maxlen=BLOCKS_PER_WINDOW)
+    failures: list[FailureEvent] = []
+    row = 0
+    for b in range(total_blocks):
+        block = fleet.next_block()
+        recent.append(block_stats(block.window))
+        drawn_hourly[:, b * BLOCK_HOURS : (b + 1) * BLOCK_HOURS] = block.drawn_l_hourly
+        failures += block.failures
+        if row < len(window_blocks) and window_blocks[row] == b:
+            features[row] = features_from_block_stats(np.stack(recent, axis=1))
+            row += 1
+        if progress is not None:
+            progress((b + 1) * BLOCK_HOURS / 24, days)
+
+    end_hours = np.array([(b + 1) * BLOCK_HOURS for b in window_blocks])
+    cumulative = np.concatenate([np.zeros((heaters, 1)), np.cumsum(drawn_hourly, axis=1, dtype=np.float64)], axis=1)
+    known = end_hours + 24 <= days * 24
+    usage = np.full((len(window_blocks), heaters), np.nan, np.float32)
+    usage[known] = (cumulative[:, end_hours[known] + 24] - cumulative[:, end_hours[known]]).T
+    start64 = np.datetime64(fleet.start.replace(tzinfo=None), "s")
+    return History(
+        feature_names=list(FEATURE_NAMES),
+        feature_set_version=FEATURE_SET_VERSION,
+        device_ids=np.array(fleet.device_ids),
+        device_types=np.array(fleet.device_types),
+        row_device=np.tile(np.arange(heaters), len(window_blocks)),
+        window_end=np.repeat(start64 + end_hours.astype("timedelta64[h]"), heaters),
+        features=features.reshape(-1, len(FEATURE_NAMES)),
+        usage_next_24h_litres=usage.reshape(-1),
+        failures=sorted(failures, key=lambda f: (f.failed_at, f.device_id)),
+    )
