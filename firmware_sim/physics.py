@@ -177,7 +177,7 @@ def _run_block(
                         stopped = True
                 if on_u:
                     on_l = False
-                elif can_l and ready and tl < threshold:
+                elif can_l and ready and not stopped and tl < threshold:
                     on_l = True
                 fl = 0.0
                 if on_l:
