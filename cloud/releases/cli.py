@@ -127,7 +127,7 @@ def rotate_key_command(name: str, data_dir: Path | None, mqtt_url: str | None) -
         info = rotate_key(config, keystore.passphrase_from_env_or_prompt(), name)
     except _FAILURES as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"New {name} key {info.keyid}; the old one is kept encrypted as {name}.pem.retired-*.")
+    click.echo(f"New {name} key {info.keyid}; the old one is kept encrypted as {name}.p12.retired-*.")
     if name == keystore.DIRECTOR:
         click.echo(f"Published in TUF as {tuf_repo.DIRECTOR_KEYS_TARGET}; every gateway's document was re-signed.")
         db = open_database(config.database_path)

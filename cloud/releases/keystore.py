@@ -1,6 +1,6 @@
 """The signing keys, encrypted at rest: the four TUF roles and the director, one Ed25519 key each.
 
-Each key is a PKCS#8 PEM encrypted with the operator's passphrase (``shared.signing``), so a copy
+Each key is a PKCS#12 file encrypted with the operator's passphrase under a slow KDF (``shared.signing``), so a copy
 of the data folder alone signs nothing. The passphrase comes from ``IOTSPHERE_KEY_PASSPHRASE`` for
 services and scripts, or from a hidden prompt for a person at a terminal.
 """
@@ -18,10 +18,10 @@ from securesystemslib.signer import CryptoSigner, SSlibKey
 from cloud.config import PASSPHRASE_ENV
 from shared.atomic_files import atomic_write, fsync_directory
 from shared.signing import (
+    decrypt_private_key,
+    encrypt_private_key,
     generate_private_key,
     key_id,
-    private_key_from_encrypted_pem,
-    private_key_to_encrypted_pem,
     public_key_hex,
 )
 
@@ -69,7 +69,7 @@ def key_info(name: str, key: Ed25519PrivateKey) -> KeyInfo:
 
 
 def key_path(keys_dir: Path, name: str) -> Path:
-    return keys_dir / f"{name}.pem"
+    return keys_dir / f"{name}.p12"
 
 
 def keys_exist(keys_dir: Path) -> bool:
@@ -86,23 +86,23 @@ def create_keys(keys_dir: Path, passphrase: str) -> dict[str, Ed25519PrivateKey]
     keys_dir.chmod(0o700)
     keys = {name: generate_private_key() for name in KEY_NAMES}
     for name, key in keys.items():
-        atomic_write(key_path(keys_dir, name), private_key_to_encrypted_pem(key, passphrase.encode()), mode=0o600)
+        atomic_write(key_path(keys_dir, name), encrypt_private_key(key, passphrase.encode(), name), mode=0o600)
     return keys
 
 
 def stage_key(keys_dir: Path, name: str, key: Ed25519PrivateKey, passphrase: str) -> Path:
-    """Store a replacement key durably (``<name>.pem.new``) before anything starts trusting it."""
-    staged = key_path(keys_dir, name).with_suffix(".pem.new")
-    atomic_write(staged, private_key_to_encrypted_pem(key, passphrase.encode()), mode=0o600)
+    """Store a replacement key durably (``<name>.p12.new``) before anything starts trusting it."""
+    staged = key_path(keys_dir, name).with_suffix(".p12.new")
+    atomic_write(staged, encrypt_private_key(key, passphrase.encode(), name), mode=0o600)
     return staged
 
 
 def commit_staged_key(keys_dir: Path, name: str, stamp: str) -> Path:
-    """Make the staged key current; keep the replaced one (still encrypted) as ``<name>.pem.retired-<stamp>``."""
+    """Make the staged key current; keep the replaced one (still encrypted) as ``<name>.p12.retired-<stamp>``."""
     current = key_path(keys_dir, name)
     retired = current.with_name(f"{current.name}.retired-{stamp}")
     current.rename(retired)
-    current.with_suffix(".pem.new").rename(current)
+    current.with_suffix(".p12.new").rename(current)
     fsync_directory(keys_dir)
     return retired
 
@@ -110,17 +110,15 @@ def commit_staged_key(keys_dir: Path, name: str, stamp: str) -> Path:
 def load_private_key(keys_dir: Path, name: str, passphrase: str) -> Ed25519PrivateKey:
     path = key_path(keys_dir, name)
     try:
-        pem = path.read_bytes()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise KeystoreError(f"no {name} key at {path}: run `iotsphere cloud init` first") from None
     try:
-        return private_key_from_encrypted_pem(pem, passphrase.encode())
+        return decrypt_private_key(data, passphrase.encode())
     except ValueError as exc:
         raise WrongPassphrase(
             f"wrong passphrase for the signing keys in {keys_dir}: cannot decrypt {path.name} ({exc})"
         ) from exc
-    except TypeError as exc:  # a PEM without encryption: never written by us, so refuse to use it
-        raise KeystoreError(f"{path} is not an encrypted key") from exc
 
 
 def tuf_signer(keys_dir: Path, role: str, passphrase: str) -> CryptoSigner:

@@ -6,7 +6,7 @@ root key rotation is signed by both the outgoing and the incoming root key, as T
 director key is replaced in the ``director/keys.json`` target, and every gateway's document is
 re-issued under the new key.
 
-The new key is stored (encrypted, as ``<name>.pem.new``) before any metadata trusts it and made
+The new key is stored (encrypted, as ``<name>.p12.new``) before any metadata trusts it and made
 current only after the metadata is committed, so a crash never leaves trusted metadata whose key
 was lost.
 """

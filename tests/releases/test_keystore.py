@@ -5,11 +5,12 @@ from __future__ import annotations
 import stat
 
 import pytest
-from securesystemslib.signer import CryptoSigner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from cloud.config import PASSPHRASE_ENV
 from cloud.releases import keystore
-from shared.signing import key_id, public_key_hex
+from shared.signing import generate_private_key, key_id, public_key_hex
 from tests.releases.conftest import PASSPHRASE
 
 
@@ -20,10 +21,11 @@ def test_every_key_is_stored_encrypted_and_private(tmp_path):
     assert stat.S_IMODE(keys_dir.stat().st_mode) == 0o700
     for name, key in keys.items():
         path = keystore.key_path(keys_dir, name)
-        pem = path.read_bytes()
-        assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
-        assert b"BEGIN PRIVATE KEY" not in pem
-        assert PASSPHRASE.encode() not in pem
+        stored = path.read_bytes()
+        assert key.private_bytes_raw() not in stored  # the raw secret never touches the disk
+        assert PASSPHRASE.encode() not in stored
+        with pytest.raises(ValueError):  # unreadable without the passphrase
+            pkcs12.load_key_and_certificates(stored, None)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert public_key_hex(keystore.load_private_key(keys_dir, name, PASSPHRASE)) == public_key_hex(key)
 
@@ -52,10 +54,11 @@ def test_keys_are_never_overwritten_and_an_empty_passphrase_is_refused(tmp_path)
 
 
 def test_an_unencrypted_key_file_is_refused(tmp_path):
-    signer_pem = CryptoSigner.generate_ed25519().private_bytes
+    key = generate_private_key()
+    plain = pkcs12.serialize_key_and_certificates(b"director", key, None, None, serialization.NoEncryption())
     (tmp_path / "keys").mkdir()
-    keystore.key_path(tmp_path / "keys", "director").write_bytes(signer_pem)
-    with pytest.raises(keystore.KeystoreError, match="not an encrypted key"):
+    keystore.key_path(tmp_path / "keys", "director").write_bytes(plain)
+    with pytest.raises(keystore.KeystoreError, match="cannot decrypt"):
         keystore.director_key(tmp_path / "keys", PASSPHRASE)
 
 

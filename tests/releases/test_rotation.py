@@ -25,7 +25,7 @@ def test_rotated_tuf_role_key_is_followed_by_a_gateway_on_the_old_root(role, ini
     assert root.version == 2
     assert root.roles[role].keyids == [new.keyid] != [old_keyid]
     assert keystore.tuf_signer(initialized.keys_dir, role, PASSPHRASE).public_key.keyid == new.keyid
-    assert list(initialized.keys_dir.glob(f"{role}.pem.retired-*"))
+    assert list(initialized.keys_dir.glob(f"{role}.p12.retired-*"))
     # a fresh gateway on root v1 and the one with cached metadata both walk to root v2 and verify
     for updater in (make_updater(), make_updater("cached")):
         updater.refresh()
