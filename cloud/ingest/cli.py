@@ -28,7 +28,7 @@ from cloud.ingest.worker import DEFAULT_CLIENT_ID, DEFAULT_SHARED_GROUP, IngestS
     help="Names the broker session that keeps messages while the worker is down: one per worker.",
 )
 @click.option("--no-shared", is_flag=True, help="Subscribe without $share (for a broker that lacks it).")
-@click.option("--mqtt311", is_flag=True, help="Speak MQTT 3.1.1 (for a broker without MQTT 5, e.g. amqtt).")
+@click.option("--mqtt5", is_flag=True, help="Speak MQTT 5 (session expiry, own in-flight window) instead of 3.1.1.")
 @click.option(
     "--connect-timeout",
     default=10.0,
@@ -49,7 +49,7 @@ def ingest_command(
     prefix: str | None,
     client_id: str,
     no_shared: bool,
-    mqtt311: bool,
+    mqtt5: bool,
     connect_timeout: float,
     stats_every: float,
 ) -> None:
@@ -58,7 +58,7 @@ def ingest_command(
     overrides = {"data_dir": data_dir, "mqtt_url": mqtt_url, "topic_prefix": prefix}
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     worker = IngestWorker(
-        config, client_id=client_id, shared_group=None if no_shared else DEFAULT_SHARED_GROUP, mqtt5=not mqtt311
+        config, client_id=client_id, shared_group=None if no_shared else DEFAULT_SHARED_GROUP, mqtt5=mqtt5
     )
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C: store, acknowledge, disconnect
 

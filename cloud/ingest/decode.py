@@ -7,11 +7,12 @@ so dead letters can be counted by cause; the rest of the reason says what exactl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydantic import ValidationError
 
 from shared.messages import MAX_PAYLOAD_BYTES, Envelope, parse_up
-from shared.topics import Up, parse_gateway_topic
+from shared.topics import GatewayTopic, Up, parse_gateway_topic
 
 #: Longest reason kept; a pydantic error list for a 1000-row batch can otherwise run to megabytes.
 MAX_REASON_CHARS = 2000
@@ -31,7 +32,7 @@ class Rejected:
 def decode(topic: str, payload: bytes, prefix: str) -> Accepted | Rejected:
     """Check topic, size, JSON, schema and that the payload's gateway is the topic's gateway."""
     try:
-        parsed = parse_gateway_topic(topic, prefix)
+        parsed = _parse_topic(topic, prefix)
     except ValueError as exc:
         return Rejected(f"topic: {exc}")
     if parsed.direction != "up":
@@ -47,6 +48,12 @@ def decode(topic: str, payload: bytes, prefix: str) -> Accepted | Rejected:
             f"gateway-mismatch: topic is for gateway {parsed.gateway_id!r}, payload for {message.gateway_id!r}"
         )
     return Accepted(Up(parsed.channel), message)
+
+
+@lru_cache(maxsize=65536)
+def _parse_topic(topic: str, prefix: str) -> GatewayTopic:
+    """Topics repeat (a few per gateway), and parsing one costs about as much as validating a small payload."""
+    return parse_gateway_topic(topic, prefix)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import pydantic_core
+
 from cloud.ingest.decode import Accepted
 from cloud.storage import iso
 from shared.messages import Envelope, FeatureBatch, GatewayEvent, GatewayStatus, OutcomeBatch, PredictionBatch
@@ -45,6 +47,11 @@ _SQL = {
 }
 
 
+def _json(value: object) -> str:
+    """Compact JSON, serialised in Rust: several times faster than ``json.dumps`` for a row's values."""
+    return pydantic_core.to_json(value).decode()
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     topic: str
@@ -67,6 +74,13 @@ class _Rows:
         self.times: dict[datetime, str] = {}  # a batch's rows mostly share a few window ends: format each once
         self.tables: dict[str, list[tuple]] = {name: [] for name in _SQL if name != "known"}
         self.devices: dict[str, list] = {}  # device_id → [gateway_id, device_type, first_seen, last_seen]
+        self._adders = {
+            Up.FEATURES: self._add_features,
+            Up.PREDICTIONS: self._add_predictions,
+            Up.OUTCOMES: self._add_outcomes,
+            Up.STATUS: self._add_status,
+            Up.EVENTS: self._add_events,
+        }
 
     def iso(self, value: datetime) -> str:
         text = self.times.get(value)
@@ -83,21 +97,15 @@ class _Rows:
             known[2], known[3] = min(known[2], seen), max(known[3], seen)
 
     def add(self, channel: Up, message: Envelope) -> None:
-        {
-            Up.FEATURES: self._add_features,
-            Up.PREDICTIONS: self._add_predictions,
-            Up.OUTCOMES: self._add_outcomes,
-            Up.STATUS: self._add_status,
-            Up.EVENTS: self._add_events,
-        }[channel](message)
+        self._adders[channel](message)
         self.tables["ingested"].append((message.msg_id, channel.value, message.gateway_id, self.received_at))
 
     def _add_features(self, batch: FeatureBatch) -> None:
-        self.tables["feature_set"].append((batch.feature_set_version, json.dumps(batch.feature_names)))
+        self.tables["feature_set"].append((batch.feature_set_version, _json(batch.feature_names)))
         rows = self.tables["feature"]
         for row in batch.rows:
             window_end = self.iso(row.window_end)
-            rows.append((row.device_id, window_end, batch.feature_set_version, json.dumps(row.values), batch.msg_id))
+            rows.append((row.device_id, window_end, batch.feature_set_version, _json(row.values), batch.msg_id))
             self.device(row.device_id, batch.gateway_id, row.device_type, window_end)
 
     def _add_predictions(self, batch: PredictionBatch) -> None:
@@ -114,7 +122,7 @@ class _Rows:
                     p.prediction_type.value,
                     p.model_name,
                     p.model_version,
-                    json.dumps(p.outputs),
+                    _json(p.outputs),
                     p.latency_ms,
                     made_at,
                     window_end,
