@@ -1,0 +1,256 @@
+"""Apply a director document: every check of ARCHITECTURE's binding order, then atomic activation.
+
+Order: the document verifies with a trusted director key, has not expired, has a sequence above
+the last accepted one and names this gateway (``shared.director.verify_director``); TUF refreshes;
+for every model the director's hashes and lengths equal TUF's (``repositories.disagree``); the
+downloads verify; the ONNX file passes the hardened loader, the release schema and the golden
+vectors. Only when every model of the document passes is anything installed and activated, so a
+document is applied whole or not at all. Any failure emits a ``reject`` event naming the rule and
+leaves the serving models untouched.
+
+Director keys are trusted through TUF: the ``director/keys.json`` target, cached on disk. When a
+signature does not verify with the cached keys, the keys are fetched again through TUF first, so
+a rotated director key is picked up without re-provisioning.
+
+The accepted sequence is persisted only after the whole document was applied; a redelivery of
+the accepted document (same bytes) is a no-op. A rejected document is tried again when it is
+delivered again (the retained copy comes back on every reconnect), which heals transient failures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
+from tuf.api.metadata import TargetFile
+
+from edge_agent.events import AgentEvent, EventSink, log_event
+from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits, load_model
+from edge_agent.model_store import ModelStore
+from edge_agent.tuf_client import TufClient, TufSession
+from shared.atomic_files import atomic_write
+from shared.director import (
+    DesiredModel,
+    DirectorDocument,
+    DirectorRejected,
+    RejectRule,
+    parse_director_keys,
+    verify_director,
+)
+from shared.messages import EventKind
+from shared.release import ReleaseFile
+
+log = logging.getLogger(__name__)
+
+
+class UpdateResult(StrEnum):
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class _Staged:
+    release: ReleaseFile
+    release_bytes: bytes
+    onnx_bytes: bytes
+    loaded: LoadedModel
+
+
+class DirectorState:
+    """The last accepted document's sequence and hash, and the cached director keys, on disk."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._accepted = folder / "accepted.json"
+        self._keys = folder / "keys.json"
+
+    def accepted(self) -> tuple[int | None, str | None]:
+        if not self._accepted.exists():
+            return None, None
+        body = json.loads(self._accepted.read_bytes())
+        return int(body["sequence"]), body["sha256"]
+
+    def accept(self, sequence: int, sha256: str) -> None:
+        atomic_write(self._accepted, json.dumps({"sequence": sequence, "sha256": sha256}).encode())
+
+    def cached_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Keys from the last TUF fetch; none if never fetched or unreadable (they are fetched again)."""
+        try:
+            return parse_director_keys(self._keys.read_bytes())
+        except (OSError, ValueError, TypeError, KeyError):
+            return {}
+
+    def cache_keys(self, data: bytes) -> None:
+        atomic_write(self._keys, data)
+
+
+class ReleaseUpdater:
+    """Turns director documents into active models; one document at a time (call from one thread)."""
+
+    def __init__(
+        self,
+        gateway_id: str,
+        state: DirectorState,
+        store: ModelStore,
+        tuf: TufClient,
+        features: FeatureContract | None = None,
+        limits: LoaderLimits | None = None,
+        on_event: EventSink = log_event,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.gateway_id = gateway_id
+        self.state = state
+        self.store = store
+        self.tuf = tuf
+        self.features = features
+        self.limits = limits
+        self.on_event = on_event
+        self.clock = clock
+
+    @property
+    def accepted_sequence(self) -> int | None:
+        return self.state.accepted()[0]
+
+    def handle(self, payload: bytes) -> UpdateResult:
+        """Check and apply one ``down/desired`` payload; never raises for a bad document."""
+        digest = hashlib.sha256(payload).hexdigest()
+        accepted_sequence, accepted_digest = self.state.accepted()
+        if digest == accepted_digest:
+            log.debug("director document %s redelivered: already applied", accepted_sequence)
+            return UpdateResult.UNCHANGED
+        document: DirectorDocument | None = None
+        current: tuple[str, str] | None = None  # model name and version being checked, for the event
+        try:
+            document, session = self._verify(payload, accepted_sequence)
+            staged = []
+            for name, desired in sorted(document.signed.models.items()):
+                current = (name, desired.version)
+                item = self._stage(session, name, desired)
+                if item is not None:
+                    staged.append(item)
+            current = None
+            self._activate(staged, document.signed.sequence)
+        except DirectorRejected as rejected:
+            self._report_reject(rejected, payload, document, current)
+            return UpdateResult.REJECTED
+        self.state.accept(document.signed.sequence, digest)
+        log.info("director document %s applied (%d model(s) changed)", document.signed.sequence, len(staged))
+        return UpdateResult.APPLIED
+
+    # -- the checks ----------------------------------------------------------------------------------
+
+    def _verify(self, payload: bytes, accepted_sequence: int | None) -> tuple[DirectorDocument, TufSession]:
+        """The director checks, then a TUF refresh; the refresh comes first only to fetch rotated keys."""
+        session: TufSession | None = None
+        cached = self.state.cached_keys()
+        try:
+            document = verify_director(payload, cached, self.gateway_id, accepted_sequence, now=self.clock())
+        except DirectorRejected as rejected:
+            if rejected.rule is not RejectRule.DIRECTOR_SIGNATURE:
+                raise
+            session = self.tuf.session()
+            raw_keys, keys = session.director_keys()
+            if keys.keys() == cached.keys():
+                raise
+            self.state.cache_keys(raw_keys)
+            log.info("director keys updated through TUF: %s", ", ".join(k[:12] for k in sorted(keys)))
+            document = verify_director(payload, keys, self.gateway_id, accepted_sequence, now=self.clock())
+        return document, session or self.tuf.session()
+
+    def _stage(self, session: TufSession, name: str, desired: DesiredModel) -> _Staged | None:
+        """Everything up to activation for one model; None when it already runs exactly this release."""
+        release_info = self._agreeing_target(
+            session, desired.release_target, desired.release_sha256, desired.release_length
+        )
+        model_info = self._agreeing_target(session, desired.model_target, desired.model_sha256, desired.model_length)
+        active = self.store.active().get(name)
+        if active is not None and active.version == desired.version and active.model_sha256 == desired.model_sha256:
+            return None
+        release_bytes = session.download(release_info)
+        release = self._release(release_bytes, name, desired)
+        if self.store.installed_sha256(name, desired.version) == desired.model_sha256:
+            onnx_bytes = self.store.read(name, desired.version)[1]  # e.g. rolling back to the last known good
+        else:
+            onnx_bytes = session.download(model_info)
+        loaded = load_model(onnx_bytes, release, self.features, self.limits)
+        return _Staged(release, release_bytes, onnx_bytes, loaded)
+
+    @staticmethod
+    def _agreeing_target(session: TufSession, path: str, sha256: str, length: int) -> TargetFile:
+        """TUF's description of ``path``, which must equal the director's (Uptane: both repositories agree)."""
+        info = session.target_info(path)
+        if info is None:
+            raise DirectorRejected(RejectRule.HASH_MISMATCH, f"{path} is not a TUF target")
+        if info.hashes.get("sha256") != sha256 or info.length != length:
+            raise DirectorRejected(
+                RejectRule.HASH_MISMATCH,
+                f"{path}: director says sha256 {sha256[:12]}… length {length}, "
+                f"TUF says sha256 {info.hashes.get('sha256', '?')[:12]}… length {info.length}",
+            )
+        return info
+
+    @staticmethod
+    def _release(release_bytes: bytes, name: str, desired: DesiredModel) -> ReleaseFile:
+        """The release file must describe exactly the model the director names."""
+        try:
+            release = ReleaseFile.model_validate_json(release_bytes)
+        except ValidationError as exc:
+            raise DirectorRejected(RejectRule.SCHEMA, f"invalid release file: {str(exc).splitlines()[0]}") from exc
+        expected = (name, desired.version, desired.model_target, desired.model_sha256, desired.model_length)
+        actual = (
+            release.model_name,
+            release.model_version,
+            release.model_target,
+            release.model_sha256,
+            release.model_length,
+        )
+        if actual != expected:
+            raise DirectorRejected(
+                RejectRule.SCHEMA, f"release file describes {actual[:3]}, director names {expected[:3]}"
+            )
+        return release
+
+    # -- activation and reporting --------------------------------------------------------------------
+
+    def _activate(self, staged: list[_Staged], sequence: int) -> None:
+        for item in staged:
+            name, version = item.release.model_name, item.release.model_version
+            try:
+                if self.store.install(item.release, item.release_bytes, item.onnx_bytes):
+                    self.on_event(AgentEvent(EventKind.INSTALL, name, version, sequence))
+                pointer = self.store.activate(item.loaded)
+            except OSError as exc:
+                raise DirectorRejected(RejectRule.ACTIVATE, f"{name} {version}: {exc}") from exc
+            detail = f"previous {pointer.previous}" if pointer.previous else "first version"
+            self.on_event(AgentEvent(EventKind.ACTIVATE, name, version, sequence, detail=detail))
+
+    def _report_reject(
+        self,
+        rejected: DirectorRejected,
+        payload: bytes,
+        document: DirectorDocument | None,
+        current: tuple[str, str] | None,
+    ) -> None:
+        name, version = current or (None, None)
+        sequence = document.signed.sequence if document else _claimed_sequence(payload)
+        self.on_event(
+            AgentEvent(EventKind.REJECT, name, version, sequence, rule=rejected.rule.value, detail=rejected.detail)
+        )
+
+
+def _claimed_sequence(payload: bytes) -> int | None:
+    """The sequence an unverified document claims, only to label its reject event."""
+    try:
+        return int(json.loads(payload)["signed"]["sequence"])
+    except (ValueError, TypeError, KeyError):
+        return None
