@@ -1,0 +1,56 @@
+"""Inference on a real exported model in onnxruntime: labelled outputs, one prediction per targeted heater."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from edge_agent.inference import Heater, predict
+from edge_agent.model_loader import load_model
+from shared.messages import Arm, PredictionType
+from tests.edge.releases import LABELS, build_release
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+HEATERS = [Heater("wh-1", "nwp500-50"), Heater("wh-2", "nwp500-65"), Heater("wh-3", "nwp500-50")]
+
+
+@pytest.fixture(scope="module")
+def model():
+    built = build_release()
+    return load_model(built.onnx_bytes, built.release)
+
+
+def test_each_heater_gets_labelled_probabilities_from_the_model(model):
+    rows = np.random.default_rng(1).normal(size=(3, 4)).astype(np.float32)
+    predictions = predict({"component_failure": model}, rows, HEATERS, window_end=NOW, made_at=NOW)
+
+    expected = model.run(rows)["probabilities"]
+    assert [p.device_id for p in predictions] == ["wh-1", "wh-2", "wh-3"]
+    for prediction, row in zip(predictions, expected, strict=True):
+        assert list(prediction.outputs) == LABELS
+        np.testing.assert_allclose([prediction.outputs[label] for label in LABELS], row, rtol=1e-6)
+        assert prediction.prediction_type is PredictionType.COMPONENT_FAILURE
+        assert (prediction.model_name, prediction.model_version, prediction.arm) == (
+            "component_failure",
+            "1",
+            Arm.CHAMPION,
+        )
+        assert prediction.feature_window_end == NOW and prediction.latency_ms > 0
+    assert len({p.prediction_id for p in predictions}) == 3
+
+
+def test_a_release_for_some_device_types_predicts_only_for_those(model):
+    narrowed = model.release.model_copy(update={"device_types": ["nwp500-50"]})
+    targeted = type(model)(release=narrowed, session=model.session, model_sha256=model.model_sha256)
+    rows = np.zeros((3, 4), dtype=np.float32)
+    predictions = predict({"component_failure": targeted}, rows, HEATERS, window_end=NOW, made_at=NOW)
+    assert [p.device_id for p in predictions] == ["wh-1", "wh-3"]
+
+
+def test_non_finite_outputs_are_left_out_not_sent_as_numbers(model):
+    rows = np.full((1, 4), np.nan, dtype=np.float32)  # a scaler + linear model turns NaN inputs into NaN outputs
+    (prediction,) = predict({"component_failure": model}, rows, HEATERS[:1], window_end=NOW, made_at=NOW)
+    assert all(np.isfinite(list(prediction.outputs.values())))
+    assert prediction.model_dump_json()  # serialisable for up/predictions
