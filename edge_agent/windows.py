@@ -1,0 +1,108 @@
+"""Rolling 24-hour telemetry windows per heater, kept as minute-slot ring buffers.
+
+Each reading is written once into its heater's ring (one slot per minute of the day), so a
+feature tick only gathers arrays instead of re-reading a day of readings per heater. The
+placement rules are those of ``shared.features.window_from_readings`` — a reading sits on the
+minute nearest its ``ts`` and a later ``seq`` for the same minute replaces an earlier one — and a
+test holds the two to the same windows, so serving sees what training saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from shared.features import WINDOW_FIELDS, WINDOW_SAMPLES, TelemetryWindow
+from shared.telemetry import Telemetry
+
+_EMPTY = np.iinfo(np.int64).min
+
+
+def minute_of(moment: datetime) -> int:
+    """Whole minutes since the epoch, rounded to the nearest minute."""
+    return round(moment.timestamp() / 60.0)
+
+
+def floor_minute(moment: datetime) -> int:
+    return int(moment.astimezone(UTC).timestamp() // 60)
+
+
+@dataclass
+class _Ring:
+    device_type: str
+    #: (len(WINDOW_FIELDS), capacity) values by minute slot
+    values: np.ndarray
+    #: the minute each slot holds, or _EMPTY
+    minutes: np.ndarray
+    seqs: np.ndarray
+    last_minute: int
+
+
+class HeaterWindows:
+    """The last day of readings of every heater that reported within it.
+
+    Each ring holds ``slack_minutes`` more than a window, so a window may end that long before a
+    heater's latest reading (a feature tick waits for stragglers) and still be complete.
+    """
+
+    def __init__(self, slack_minutes: int = 180) -> None:
+        self.capacity = WINDOW_SAMPLES + slack_minutes
+        self._rings: dict[str, _Ring] = {}
+
+    def __len__(self) -> int:
+        return len(self._rings)
+
+    def add(self, reading: Telemetry) -> None:
+        minute = minute_of(reading.ts)
+        ring = self._rings.get(reading.device_id)
+        if ring is None:
+            ring = _Ring(
+                device_type=reading.device_type,
+                values=np.full((len(WINDOW_FIELDS), self.capacity), np.nan, np.float32),
+                minutes=np.full(self.capacity, _EMPTY, np.int64),
+                seqs=np.full(self.capacity, -1, np.int64),
+                last_minute=minute,
+            )
+            self._rings[reading.device_id] = ring
+        slot = minute % self.capacity
+        if ring.minutes[slot] == minute and ring.seqs[slot] > reading.seq:
+            return  # an older duplicate of a minute we already hold
+        if ring.minutes[slot] > minute:
+            return  # older than what the ring holds
+        ring.values[:, slot] = [float(getattr(reading, name)) for name in WINDOW_FIELDS]
+        ring.minutes[slot] = minute
+        ring.seqs[slot] = reading.seq
+        if minute >= ring.last_minute:
+            ring.last_minute = minute
+            ring.device_type = reading.device_type
+
+    def heaters(self, end: datetime) -> list[tuple[str, str]]:
+        """``(device_id, device_type)`` of heaters with a reading in the window ending at ``end``."""
+        end_minute = floor_minute(end)
+        return [
+            (device_id, ring.device_type)
+            for device_id, ring in sorted(self._rings.items())
+            if ((ring.minutes > end_minute - WINDOW_SAMPLES) & (ring.minutes <= end_minute)).any()
+        ]
+
+    def window(self, device_ids: list[str], end: datetime) -> TelemetryWindow:
+        """The 1,440 minutes ending at ``end`` (its minute included) for these heaters, NaN where missing."""
+        end_minute = floor_minute(end)
+        wanted = np.arange(end_minute - WINDOW_SAMPLES + 1, end_minute + 1, dtype=np.int64)
+        slots = wanted % self.capacity
+        stacked = np.full((len(WINDOW_FIELDS), len(device_ids), WINDOW_SAMPLES), np.nan, np.float32)
+        for row, device_id in enumerate(device_ids):
+            ring = self._rings[device_id]
+            present = ring.minutes[slots] == wanted
+            stacked[:, row, present] = ring.values[:, slots[present]]
+        return TelemetryWindow(**{name: stacked[i] for i, name in enumerate(WINDOW_FIELDS)})
+
+    def forget_before(self, moment: datetime) -> list[str]:
+        """Drop heaters silent since before ``moment``; return their ids."""
+        cutoff = floor_minute(moment)
+        gone = [device_id for device_id, ring in self._rings.items() if ring.last_minute < cutoff]
+        for device_id in gone:
+            del self._rings[device_id]
+        return gone

@@ -1,0 +1,60 @@
+"""Ring-buffer windows give exactly the windows (and features) of shared.features.window_from_readings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from edge_agent.windows import HeaterWindows
+from firmware_sim.live import Fleet
+from shared.features import WINDOW_FIELDS, TelemetryWindow, compute_features, window_from_readings
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def readings():
+    """A day and a half of real simulated telemetry from three heaters, with gaps and a duplicate."""
+    fleet = Fleet("gw-w", heaters=3, seed=4, start=START)
+    minutes = [fleet.step() for _ in range(36 * 60)]
+    flat = [r for minute in minutes for r in minute]
+    kept = [r for r in flat if not (r.device_id.endswith("1") and 600 <= (r.ts - START).total_seconds() / 60 < 900)]
+    return kept + [kept[-1]]  # a redelivered reading changes nothing
+
+
+def _row(window: TelemetryWindow, row: int) -> TelemetryWindow:
+    return TelemetryWindow(**{name: getattr(window, name)[row : row + 1] for name in WINDOW_FIELDS})
+
+
+def _assert_same(mine, theirs):
+    for name in WINDOW_FIELDS:
+        np.testing.assert_array_equal(getattr(mine, name), getattr(theirs, name), err_msg=name)
+
+
+@pytest.mark.parametrize("minutes_before_end", [0, 1, 179])
+def test_windows_and_features_match_the_shared_definition(readings, minutes_before_end):
+    windows = HeaterWindows(slack_minutes=180)
+    for reading in readings:
+        windows.add(reading)
+    end = max(r.ts for r in readings) - timedelta(minutes=minutes_before_end)
+    heaters = [device_id for device_id, _ in windows.heaters(end)]
+    assert len(heaters) == 3
+
+    mine = windows.window(heaters, end)
+    per_heater = []
+    for row, device_id in enumerate(heaters):
+        theirs = window_from_readings([r for r in readings if r.device_id == device_id], end=end)
+        _assert_same(_row(mine, row), theirs)
+        per_heater.append(compute_features(theirs))
+    # one batch over all heaters; numpy may sum a batch in another order, hence float32 rounding
+    np.testing.assert_allclose(compute_features(mine), np.concatenate(per_heater), rtol=1e-5, equal_nan=True)
+
+
+def test_silent_heaters_are_forgotten(readings):
+    windows = HeaterWindows()
+    for reading in readings[:30]:
+        windows.add(reading)
+    assert len(windows) == 3
+    assert windows.forget_before(START + timedelta(days=2)) and len(windows) == 0
