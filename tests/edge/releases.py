@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cloud.training.onnx_export import export, golden_vectors
 from shared.director import format_time
+from shared.features import FEATURE_NAMES as SERVED_FEATURES
+from shared.features import FEATURE_SET_VERSION
 from shared.messages import PredictionType
 from shared.release import ReleaseFile
 
@@ -34,24 +37,30 @@ class BuiltRelease:
 
 @functools.cache
 def build_release(
-    version: str = "1", model_name: str = "component_failure", seed: int = 0, onnx_bytes: bytes | None = None
+    version: str = "1",
+    model_name: str = "component_failure",
+    seed: int = 0,
+    onnx_bytes: bytes | None = None,
+    feature_set: str = FEATURE_SET,
+    feature_names: tuple[str, ...] = tuple(FEATURE_NAMES),
 ) -> BuiltRelease:
     """Train a tiny classifier (different ``seed``, different model) and describe it as the trainer does.
 
     ``onnx_bytes`` replaces the exported model while keeping the release that describes the real one.
+    The imputer lets it serve feature rows with gaps (NaN), as real windows have.
     """
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(240, len(FEATURE_NAMES))).astype(np.float32)
+    X = rng.normal(size=(240, len(feature_names))).astype(np.float32)
     y = np.digitize(X[:, 0] + 0.5 * X[:, 2], [-0.5, 0.7])
-    estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(X, y)
-    exported = export(estimator, len(FEATURE_NAMES), options={"zipmap": False})
+    estimator = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=300)).fit(X, y)
+    exported = export(estimator, len(feature_names), options={"zipmap": False})
     data = onnx_bytes if onnx_bytes is not None else exported.onnx_bytes
     release = ReleaseFile(
         model_name=model_name,
         model_version=version,
         prediction_type=PredictionType.COMPONENT_FAILURE,
-        feature_set_version=FEATURE_SET,
-        feature_names=FEATURE_NAMES,
+        feature_set_version=feature_set,
+        feature_names=list(feature_names),
         model_target=f"models/{model_name}/{version}/model.onnx",
         model_sha256=hashlib.sha256(data).hexdigest(),
         model_length=len(data),
@@ -63,3 +72,8 @@ def build_release(
         created_at=format_time(datetime.now(UTC)),
     )
     return BuiltRelease(data, release)
+
+
+def build_serving_release(version: str = "1", seed: int = 0) -> BuiltRelease:
+    """A release for the feature set the agent really computes (``shared.features``)."""
+    return build_release(version, seed=seed, feature_set=FEATURE_SET_VERSION, feature_names=tuple(SERVED_FEATURES))

@@ -1,0 +1,342 @@
+"""The gateway process: telemetry in, features and predictions out, director documents applied.
+
+Threads, each with one job: paho's network thread only queues what arrives; the worker parses
+telemetry, keeps the windows and, whenever telemetry time crosses a feature boundary, computes
+features for every heater (``shared.features``) and predictions with the active models; the
+updater thread applies director documents (slow: HTTP, ONNX checks) without stalling telemetry;
+the outbox sender moves everything bound up to the broker. Everything bound up goes through the
+outbox except the retained status, which is a snapshot and is simply re-sent.
+
+``run_in_process`` feeds readings straight into the same path, for the demo and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from edge_agent import __version__
+from edge_agent.events import AgentEvent, log_event
+from edge_agent.inference import Heater, predict
+from edge_agent.model_loader import FeatureContract
+from edge_agent.model_store import ModelStore
+from edge_agent.mqtt_link import LastWill, MqttLink
+from edge_agent.outbox import Outbox, OutboxSender
+from edge_agent.quarantine import Quarantine
+from edge_agent.tuf_client import TufClient
+from edge_agent.updater import DirectorState, ReleaseUpdater
+from edge_agent.windows import HeaterWindows
+from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION, MIN_COVERAGE, WINDOW_SAMPLES, compute_features
+from shared.messages import Envelope, FeatureBatch, FeatureRow, GatewayStatus, PredictionBatch
+from shared.telemetry import Telemetry, parse_telemetry
+from shared.topics import (
+    DEFAULT_PREFIX,
+    Down,
+    Up,
+    down_topic,
+    parse_telemetry_topic,
+    telemetry_wildcard,
+    up_topic,
+    validate_id,
+)
+
+log = logging.getLogger(__name__)
+
+#: most rows per up/features or up/predictions message (the wire contract allows 1000)
+BATCH_ROWS = 500
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    gateway_id: str
+    data_dir: Path
+    #: MQTT broker; None runs without one (in-process feeding only; the outbox keeps everything)
+    mqtt_url: str | None = None
+    #: the cloud API serving TUF; None disables updates
+    cloud_url: str | None = None
+    api_key: str | None = None
+    #: provisioned TUF root metadata (needed once, on the first start)
+    trusted_root: Path | None = None
+    prefix: str = DEFAULT_PREFIX
+    #: features are computed whenever telemetry time crosses a multiple of this
+    feature_interval: timedelta = timedelta(hours=1)
+    #: how long after a boundary to wait for heaters whose reading for it comes late
+    tick_grace: timedelta = timedelta(minutes=2)
+    #: seconds between retained status refreshes
+    status_interval: float = 60.0
+    bad_messages_kept: int = 100
+    reconnect_delay: tuple[float, float] = (1, 30)
+
+
+def _floor(moment: datetime, interval: timedelta) -> datetime:
+    step = interval.total_seconds()
+    return datetime.fromtimestamp(math.floor(moment.timestamp() / step) * step, UTC)
+
+
+class EdgeAgent:
+    def __init__(self, config: AgentConfig):
+        validate_id(config.gateway_id, "gateway id")
+        if config.feature_interval < timedelta(minutes=1):
+            raise ValueError("the feature interval must be at least one minute")
+        self.config = config
+        self.gateway_id = config.gateway_id
+        data = config.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(data / "outbox.sqlite3")
+        self.quarantine = Quarantine(data / "agent.sqlite3", keep=config.bad_messages_kept)
+        self.store = ModelStore(
+            data / "models", FeatureContract(FEATURE_SET_VERSION, tuple(FEATURE_NAMES)), on_event=self.emit
+        )
+        self.updater: ReleaseUpdater | None = None
+        if config.cloud_url:
+            trusted_root = config.trusted_root.read_bytes() if config.trusted_root else None
+            tuf = TufClient(config.cloud_url, data / "tuf", config.api_key, trusted_root)
+            if not tuf.has_trusted_root():
+                raise ValueError(
+                    f"no TUF trust anchor in {data / 'tuf'}: pass --trusted-root with the cloud's root.json"
+                )
+            state = DirectorState(data / "director")
+            self.updater = ReleaseUpdater(
+                self.gateway_id, state, self.store, tuf, self.store.features, on_event=self.emit
+            )
+        grace_minutes = math.ceil(config.tick_grace.total_seconds() / 60)
+        self.windows = HeaterWindows(slack_minutes=grace_minutes + 60)
+        self._last_boundary: datetime | None = None
+        self._processing = threading.Lock()
+        self._inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=10_000)
+        self._updates: queue.Queue[bytes | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._connected = threading.Event()
+        self.link: MqttLink | None = None
+        self.sender: OutboxSender | None = None
+        self.batches_sent = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the active models, then connect and start the threads."""
+        self.store.load_active()
+        if self.config.mqtt_url:
+            will = LastWill(
+                up_topic(self.gateway_id, Up.STATUS, self.config.prefix), self.status(online=False).to_json()
+            )
+            self.link = MqttLink(
+                self.config.mqtt_url,
+                f"iotsphere-edge-{self.gateway_id}",
+                on_connected=self._on_connected,
+                on_disconnected=self._on_disconnected,
+                will=will,
+                reconnect_delay=self.config.reconnect_delay,
+            )
+            self.link.client.on_message = self._on_message
+            self.sender = OutboxSender(self.outbox, self.link.client)
+            self.sender.start()
+        self._spawn(self._work, "edge-worker")
+        if self.updater is not None:
+            self._spawn(self._apply_updates, "edge-updater")
+        if self.link is not None:
+            self.link.start()
+        log.info(
+            "edge agent %s started: %d active model(s), outbox depth %d",
+            self.gateway_id,
+            len(self.store.active()),
+            self.outbox.depth(),
+        )
+
+    def stop(self, drain_seconds: float = 5.0) -> int:
+        """Finish queued work, give the outbox a moment to drain, report offline, stop every thread.
+
+        A clean disconnect sends no last will, hence the explicit offline status. What is still in
+        the outbox stays on disk and goes out after the next start; return how much that is.
+        """
+        self._inbox.put(None)
+        self._updates.put(None)
+        for thread in self._threads:
+            thread.join(30)
+        if self.link is not None:
+            deadline = time.monotonic() + drain_seconds
+            while self._connected.is_set() and self.outbox.depth() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._connected.is_set():
+                self.link.client.publish(*self._status_publish(online=False)).wait_for_publish(5)
+            self.sender.stop()
+            self.link.stop()
+        remaining = self.outbox.depth()
+        self.outbox.close()
+        self.quarantine.close()
+        return remaining
+
+    def _spawn(self, target, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # -- MQTT callbacks (paho's network thread: queue and return) -------------------------------------
+
+    def _on_connected(self, client: mqtt.Client) -> None:
+        self._connected.set()
+        client.subscribe(
+            [
+                (telemetry_wildcard(self.gateway_id), 1),
+                (down_topic(self.gateway_id, Down.DESIRED, self.config.prefix), 1),
+            ]
+        )
+        client.publish(*self._status_publish(online=True))
+        self.sender.connected()
+
+    def _on_disconnected(self) -> None:
+        self._connected.clear()
+        self.sender.disconnected()
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        if message.topic == down_topic(self.gateway_id, Down.DESIRED, self.config.prefix):
+            if self.updater is not None and message.payload:
+                self._updates.put(bytes(message.payload))
+            return
+        self._inbox.put((message.topic, bytes(message.payload)))
+
+    # -- telemetry -----------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        next_status = time.monotonic() + self.config.status_interval
+        while True:
+            try:
+                item = self._inbox.get(timeout=max(0.0, next_status - time.monotonic()))
+            except queue.Empty:
+                item = ()
+            if item is None:
+                return
+            if item:
+                try:
+                    self.on_telemetry(*item)
+                except Exception:  # one message must never end the worker: count it and go on
+                    log.exception("processing telemetry from %s failed", item[0])
+                    self.quarantine.counts["processing_errors"] += 1
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + self.config.status_interval
+                self.publish_status()
+
+    def on_telemetry(self, topic: str, payload: bytes) -> None:
+        """One raw telemetry message; a bad one is counted, logged and kept, never raised."""
+        try:
+            gateway_id, device_id = parse_telemetry_topic(topic)
+            if gateway_id != self.gateway_id:
+                raise ValueError(f"telemetry for gateway {gateway_id!r} reached {self.gateway_id!r}")
+            reading = parse_telemetry(payload)
+            if reading.device_id != device_id:
+                raise ValueError(f"reading from {reading.device_id!r} on the topic of {device_id!r}")
+        except ValueError as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.quarantine.record(topic, payload, reason)
+            log.warning("bad telemetry on %s: %s", topic, reason)
+            return
+        self.process_reading(reading)
+
+    def run_in_process(self, readings: Iterable[Telemetry]) -> int:
+        """Feed readings without MQTT (already validated ``Telemetry``); return the feature batches made."""
+        before = self.batches_sent
+        for reading in readings:
+            self.process_reading(reading)
+        return self.batches_sent - before
+
+    def process_reading(self, reading: Telemetry) -> None:
+        with self._processing:
+            boundary = _floor(reading.ts - self.config.tick_grace, self.config.feature_interval)
+            if self._last_boundary is None:
+                self._last_boundary = boundary
+            elif boundary > self._last_boundary:
+                self._last_boundary = boundary
+                self._emit_features(boundary)
+            self.windows.add(reading)
+
+    def _emit_features(self, end: datetime) -> None:
+        """Features for every heater heard from in the window ending at ``end``, then predictions."""
+        self.windows.forget_before(end - timedelta(minutes=WINDOW_SAMPLES))
+        heaters = [Heater(device_id, device_type) for device_id, device_type in self.windows.heaters(end)]
+        if not heaters:
+            return
+        features = compute_features(self.windows.window([h.device_id for h in heaters], end))
+        for start in range(0, len(heaters), BATCH_ROWS):
+            rows = [
+                FeatureRow(
+                    device_id=heater.device_id,
+                    device_type=heater.device_type,
+                    window_end=end,
+                    values=[float(v) if math.isfinite(v) else None for v in features[start + i]],
+                )
+                for i, heater in enumerate(heaters[start : start + BATCH_ROWS])
+            ]
+            self.publish(
+                Up.FEATURES,
+                FeatureBatch(
+                    gateway_id=self.gateway_id,
+                    feature_set_version=FEATURE_SET_VERSION,
+                    feature_names=FEATURE_NAMES,
+                    rows=rows,
+                ),
+            )
+        self.batches_sent += 1
+        models = self.store.active()
+        if not models:
+            return
+        # a window too sparse to describe the heater gets no prediction (its features say why)
+        covered = [i for i in range(len(heaters)) if features[i, 0] >= MIN_COVERAGE]
+        predictions = predict(models, features[covered], [heaters[i] for i in covered], window_end=end, made_at=end)
+        for start in range(0, len(predictions), BATCH_ROWS):
+            chunk = predictions[start : start + BATCH_ROWS]
+            self.publish(Up.PREDICTIONS, PredictionBatch(gateway_id=self.gateway_id, predictions=chunk))
+
+    # -- updates -------------------------------------------------------------------------------------
+
+    def _apply_updates(self) -> None:
+        while (payload := self._updates.get()) is not None:
+            try:
+                self.updater.handle(payload)
+            except Exception:  # the updater reports rule failures itself; anything else must not end updates
+                log.exception("applying a director document failed unexpectedly")
+            self.publish_status()
+
+    # -- up ------------------------------------------------------------------------------------------
+
+    def publish(self, channel: Up, message: Envelope) -> None:
+        """Durably queue one message for the cloud; the sender delivers it when it can."""
+        self.outbox.append(
+            up_topic(self.gateway_id, channel, self.config.prefix), message.to_json(), message.msg_id, channel.value
+        )
+        if self.sender is not None:
+            self.sender.wake()
+
+    def emit(self, event: AgentEvent) -> None:
+        log_event(event)
+        self.publish(Up.EVENTS, event.to_message(self.gateway_id))
+
+    def status(self, online: bool = True) -> GatewayStatus:
+        dropped = dict(self.quarantine.counts)
+        return GatewayStatus(
+            gateway_id=self.gateway_id,
+            online=online,
+            agent_version=__version__,
+            models=self.store.states(),
+            director_sequence=self.updater.accepted_sequence if self.updater else None,
+            outbox_depth=self.outbox.depth(),
+            dropped=dropped,
+            health="ok" if online else "offline",
+            heaters=len(self.windows),
+        )
+
+    def _status_publish(self, online: bool) -> tuple[str, bytes, int, bool]:
+        return up_topic(self.gateway_id, Up.STATUS, self.config.prefix), self.status(online).to_json(), 1, True
+
+    def publish_status(self) -> None:
+        """Refresh the retained status; skipped while offline (the last will already says so)."""
+        if self.link is not None and self._connected.is_set():
+            self.link.client.publish(*self._status_publish(online=True))
