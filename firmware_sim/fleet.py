@@ -2,7 +2,9 @@
 
 Both the training history and the live publisher run this, so a live fleet and a history with the
 same seed and start report the same telemetry. Everything random comes from the seed: one stream
-builds the fleet, another drives it block by block, so the same seed gives identical output.
+builds the fleet, another drives it block by block, so the same seed gives identical output. A
+history splits a large fleet into shards of ``SHARD_HEATERS``, each with its own stream, so it can
+simulate them in parallel and still get the same result with any number of processes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from firmware_sim.climate import Climate
-from firmware_sim.faults import FailureEvent, Faults
+from firmware_sim.faults import FailureEvent, FaultEffects, Faults
 from firmware_sim.households import Households
 from firmware_sim.parameters import DEVICE_MODEL_SHARES, DEVICE_MODELS, SETPOINT_SHARES, SETPOINTS_F
 from firmware_sim.physics import BlockControls, TankPhysics
@@ -22,6 +24,7 @@ from shared.features import BLOCK_SAMPLES, TelemetryWindow
 from shared.telemetry import f_to_c
 
 BLOCK_HOURS = BLOCK_SAMPLES // 60
+SHARD_HEATERS = 250
 MINUTES_PER_DAY = 24 * 60
 
 
@@ -42,16 +45,25 @@ def minute_floor(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+def shard_seed(seed: int, shard: int) -> np.random.SeedSequence:
+    """The random stream of one shard of a fleet: independent of how many shards there are."""
+    return np.random.SeedSequence(seed, spawn_key=(0, shard))
+
+
 class FleetSimulator:
-    def __init__(self, heaters: int, seed: int, start: datetime, device_prefix: str):
+    """``heaters`` heaters; a large fleet is several of these (shards), numbered from ``first_index``."""
+
+    def __init__(
+        self, heaters: int, seed: int, start: datetime, device_prefix: str, shard: int = 0, first_index: int = 0
+    ):
         if heaters < 1:
             raise ValueError("a fleet needs at least one heater")
         self.start = minute_floor(start)
-        build_seed, run_seed = np.random.SeedSequence(seed).spawn(2)
+        build_seed, run_seed = shard_seed(seed, shard).spawn(2)
         build = np.random.default_rng(build_seed)
         self.rng = np.random.default_rng(run_seed)
         self.n = heaters
-        self.device_ids = [f"{device_prefix}-{i:05d}" for i in range(heaters)]
+        self.device_ids = [f"{device_prefix}-{i:05d}" for i in range(first_index, first_index + heaters)]
         models = build.choice(len(DEVICE_MODELS), size=heaters, p=DEVICE_MODEL_SHARES)
         self.device_types = [DEVICE_MODELS[m].device_type for m in models]
         self.tank_l = np.array([DEVICE_MODELS[m].tank_l for m in models])
@@ -64,15 +76,29 @@ class FleetSimulator:
         self._day_draws: np.ndarray | None = None
 
     def next_block(self) -> SimBlock:
+        """Simulate the next six hours."""
+        block_start, controls, fx, failures = self.prepare_block()
+        record = self.physics.run_block(controls)
+        window = read_sensors(record, controls, fx, self.setpoint_c, self.rng)
+        self.blocks_done += 1
+        return SimBlock(
+            start=block_start,
+            window=window,
+            eco_use=record.eco,
+            drawn_l_hourly=controls.draw_l.reshape(self.n, BLOCK_HOURS, 60).sum(axis=2),
+            failures=failures,
+        )
+
+    def prepare_block(self) -> tuple[datetime, BlockControls, FaultEffects, list[FailureEvent]]:
+        """What drives the next block: draws, climate, and the faults (whose schedule it advances)."""
         first_minute = self.blocks_done * BLOCK_SAMPLES
-        first_hour = self.blocks_done * BLOCK_HOURS
         if first_minute % MINUTES_PER_DAY == 0:
             self._day_draws = self.households.day(first_minute // MINUTES_PER_DAY, self.rng)
         offset = first_minute % MINUTES_PER_DAY
         draws = self._day_draws[:, offset : offset + BLOCK_SAMPLES]
         block_start = self.start + timedelta(minutes=first_minute)
         inlet, ambient = self.climate.hourly(np.datetime64(block_start.replace(tzinfo=None), "h"), BLOCK_HOURS)
-        fx, failures = self.faults.block(first_hour, BLOCK_HOURS, self.rng)
+        fx, failures = self.faults.block(self.blocks_done * BLOCK_HOURS, BLOCK_HOURS, self.rng)
         jitter = None
         chattering = np.flatnonzero(fx.jitter_sd_k.any(axis=1))
         if chattering.size:
@@ -95,13 +121,4 @@ class FleetSimulator:
             heating_enabled=fx.heating_enabled,
             eco_reset=fx.eco_reset,
         )
-        record = self.physics.run_block(controls)
-        window = read_sensors(record, controls, fx, self.setpoint_c, self.rng)
-        self.blocks_done += 1
-        return SimBlock(
-            start=block_start,
-            window=window,
-            eco_use=record.eco,
-            drawn_l_hourly=draws.reshape(self.n, BLOCK_HOURS, 60).sum(axis=2),
-            failures=failures,
-        )
+        return block_start, controls, fx, failures

@@ -1,25 +1,32 @@
 """The labelled history that trains the first models (cold start).
 
-A fleet is simulated from ``start`` for ``days``; every ``window_every_hours`` (a multiple of the
-6-hour block) from the end of the first day, each heater gets one row of feature-set-v1 features
-over the 24 hours before. The features are ``shared.features`` applied to the simulated telemetry:
-each 6-hour block is reduced once with ``block_stats`` and a window's four blocks combined with
-``features_from_block_stats``, which is exactly what ``compute_features`` does on the edge. Ground
-truth comes alongside: every failure event, and for each row the hot water drawn in the next 24 h.
+A fleet is simulated from ``start`` for ``days`` (in shards, in parallel processes); every
+``window_every_hours`` (a multiple of the 6-hour block) from the end of the first day, each heater
+gets one row of feature-set-v1 features over the 24 hours before. The features are
+``shared.features`` applied to the simulated telemetry: each 6-hour block is reduced once with
+``block_stats`` and a window's four blocks combined with ``features_from_block_stats``, which is
+exactly what ``compute_features`` does on the edge. Ground truth comes alongside: every failure
+event, and for each row the hot water drawn in the next 24 h.
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import multiprocessing
+import multiprocessing.queues
+import os
+import queue
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from firmware_sim.faults import FailureEvent
-from firmware_sim.fleet import BLOCK_HOURS, FleetSimulator
+from firmware_sim.fleet import BLOCK_HOURS, SHARD_HEATERS, FleetSimulator, minute_floor
 from shared.features import (
     BLOCKS_PER_WINDOW,
     FEATURE_NAMES,
@@ -114,6 +121,87 @@ def default_start(days: int) -> datetime:
     return today - timedelta(days=days)
 
 
+@dataclass
+class _Plan:
+    """What every shard simulates: the same days, blocks and feature windows."""
+
+    seed: int
+    start: datetime
+    days: int
+    device_prefix: str
+    window_blocks: list[int]  # index of the block each feature window ends with
+
+    @property
+    def total_blocks(self) -> int:
+        return self.days * 24 // BLOCK_HOURS
+
+
+@dataclass
+class _ShardResult:
+    device_ids: list[str]
+    device_types: list[str]
+    features: np.ndarray  # (windows, heaters, n_features)
+    drawn_hourly: np.ndarray  # (heaters, hours)
+    failures: list[FailureEvent]
+
+
+def _simulate_shard(plan: _Plan, shard: int, first_index: int, heaters: int, report: Callable[[int], None]):
+    fleet = FleetSimulator(heaters, plan.seed, plan.start, plan.device_prefix, shard=shard, first_index=first_index)
+    features = np.empty((len(plan.window_blocks), heaters, len(FEATURE_NAMES)), np.float32)
+    drawn_hourly = np.empty((heaters, plan.days * 24), np.float32)
+    recent: collections.deque[np.ndarray] = collections.deque(maxlen=BLOCKS_PER_WINDOW)
+    failures: list[FailureEvent] = []
+    row = 0
+    for b in range(plan.total_blocks):
+        block = fleet.next_block()
+        recent.append(block_stats(block.window))
+        drawn_hourly[:, b * BLOCK_HOURS : (b + 1) * BLOCK_HOURS] = block.drawn_l_hourly
+        failures += block.failures
+        if row < len(plan.window_blocks) and plan.window_blocks[row] == b:
+            features[row] = features_from_block_stats(np.stack(recent, axis=1))
+            row += 1
+        report(heaters)
+    return _ShardResult(fleet.device_ids, fleet.device_types, features, drawn_hourly, failures)
+
+
+_worker_progress: multiprocessing.queues.Queue | None = None
+
+
+def _init_worker(progress: multiprocessing.queues.Queue) -> None:
+    """A worker process: one numba thread (the processes already fill the cores), progress to the parent."""
+    global _worker_progress
+    _worker_progress = progress
+    numba.set_num_threads(1)
+
+
+def _simulate_shard_in_worker(plan: _Plan, shard: int, first_index: int, heaters: int) -> _ShardResult:
+    return _simulate_shard(plan, shard, first_index, heaters, _worker_progress.put)
+
+
+def _run_shards(plan: _Plan, shards: list[tuple[int, int]], workers: int, report: Callable[[int], None]):
+    """Results of every shard in order, from this process or from ``workers`` processes."""
+    if workers <= 1 or len(shards) == 1:
+        return [_simulate_shard(plan, k, first, size, report) for k, (first, size) in enumerate(shards)]
+    context = multiprocessing.get_context("spawn")  # numba's threads do not survive a fork
+    progress = context.Queue()
+    with concurrent.futures.ProcessPoolExecutor(
+        min(workers, len(shards)), mp_context=context, initializer=_init_worker, initargs=(progress,)
+    ) as pool:
+        futures = [
+            pool.submit(_simulate_shard_in_worker, plan, k, first, size) for k, (first, size) in enumerate(shards)
+        ]
+        # every shard reports every block; stop listening early only if a shard failed
+        for _ in range(len(shards) * plan.total_blocks):
+            while True:
+                try:
+                    report(progress.get(timeout=0.2))
+                    break
+                except queue.Empty:
+                    if any(f.done() and f.exception() is not None for f in futures):
+                        return [f.result() for f in futures]  # raises the shard's error
+        return [f.result() for f in futures]
+
+
 def generate_history(
     heaters: int,
     days: int,
@@ -121,46 +209,52 @@ def generate_history(
     start: datetime | None = None,
     window_every_hours: int = 6,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> History:
+    """Simulate the fleet and return its labelled feature rows. ``workers`` processes (default: one per
+    core) simulate its shards of ``SHARD_HEATERS``; the result does not depend on how many."""
+    if heaters < 1:
+        raise ValueError("a history needs at least one heater")
     if days < 1:
         raise ValueError("a history needs at least one day (the first feature window is 24 h)")
     if window_every_hours < BLOCK_HOURS or window_every_hours % BLOCK_HOURS:
         raise ValueError(f"window_every_hours must be a multiple of {BLOCK_HOURS}, got {window_every_hours}")
-    start = start if start is not None else default_start(days)
-    fleet = FleetSimulator(heaters, seed, start, device_prefix=f"sim{seed}")
-    total_blocks = days * 24 // BLOCK_HOURS
+    start = minute_floor(start if start is not None else default_start(days))
     blocks_per_row = window_every_hours // BLOCK_HOURS
-    window_blocks = [b for b in range(BLOCKS_PER_WINDOW - 1, total_blocks) if (b + 1) % blocks_per_row == 0]
-    features = np.empty((len(window_blocks), heaters, len(FEATURE_NAMES)), np.float32)
-    drawn_hourly = np.empty((heaters, days * 24), np.float32)
-    recent: collections.deque[np.ndarray] = collections.deque(maxlen=BLOCKS_PER_WINDOW)
-    failures: list[FailureEvent] = []
-    row = 0
-    for b in range(total_blocks):
-        block = fleet.next_block()
-        recent.append(block_stats(block.window))
-        drawn_hourly[:, b * BLOCK_HOURS : (b + 1) * BLOCK_HOURS] = block.drawn_l_hourly
-        failures += block.failures
-        if row < len(window_blocks) and window_blocks[row] == b:
-            features[row] = features_from_block_stats(np.stack(recent, axis=1))
-            row += 1
-        if progress is not None:
-            progress((b + 1) * BLOCK_HOURS / 24, days)
+    total_blocks = days * 24 // BLOCK_HOURS
+    plan = _Plan(
+        seed=seed,
+        start=start,
+        days=days,
+        device_prefix=f"sim{seed}",
+        window_blocks=[b for b in range(BLOCKS_PER_WINDOW - 1, total_blocks) if (b + 1) % blocks_per_row == 0],
+    )
+    shards = [(first, min(SHARD_HEATERS, heaters - first)) for first in range(0, heaters, SHARD_HEATERS)]
+    done = [0]
 
-    end_hours = np.array([(b + 1) * BLOCK_HOURS for b in window_blocks])
+    def report(heater_blocks: int) -> None:
+        done[0] += heater_blocks
+        if progress is not None:
+            progress(done[0] * BLOCK_HOURS / 24 / heaters, days)
+
+    results = _run_shards(plan, shards, workers if workers is not None else os.cpu_count() or 1, report)
+    features = np.concatenate([r.features for r in results], axis=1)
+    drawn_hourly = np.concatenate([r.drawn_hourly for r in results], axis=0)
+    windows = len(plan.window_blocks)
+    end_hours = np.array([(b + 1) * BLOCK_HOURS for b in plan.window_blocks])
     cumulative = np.concatenate([np.zeros((heaters, 1)), np.cumsum(drawn_hourly, axis=1, dtype=np.float64)], axis=1)
     known = end_hours + 24 <= days * 24
-    usage = np.full((len(window_blocks), heaters), np.nan, np.float32)
+    usage = np.full((windows, heaters), np.nan, np.float32)
     usage[known] = (cumulative[:, end_hours[known] + 24] - cumulative[:, end_hours[known]]).T
-    start64 = np.datetime64(fleet.start.replace(tzinfo=None), "s")
+    start64 = np.datetime64(start.replace(tzinfo=None), "s")
     return History(
         feature_names=list(FEATURE_NAMES),
         feature_set_version=FEATURE_SET_VERSION,
-        device_ids=np.array(fleet.device_ids),
-        device_types=np.array(fleet.device_types),
-        row_device=np.tile(np.arange(heaters), len(window_blocks)),
+        device_ids=np.array([d for r in results for d in r.device_ids]),
+        device_types=np.array([t for r in results for t in r.device_types]),
+        row_device=np.tile(np.arange(heaters), windows),
         window_end=np.repeat(start64 + end_hours.astype("timedelta64[h]"), heaters),
         features=features.reshape(-1, len(FEATURE_NAMES)),
         usage_next_24h_litres=usage.reshape(-1),
-        failures=sorted(failures, key=lambda f: (f.failed_at, f.device_id)),
+        failures=sorted((f for r in results for f in r.failures), key=lambda f: (f.failed_at, f.device_id)),
     )

@@ -37,7 +37,7 @@ class Fleet:
         self.gateway_id = validate_id(gateway_id, "gateway id")
         self._sim = FleetSimulator(heaters, seed, start or datetime.now(UTC), device_prefix=gateway_id[:56])
         validate_id(self._sim.device_ids[-1], "device id")
-        extras = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+        extras = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
         self._rssi_dbm = extras.integers(-82, -45, heaters)
         self._extras = extras
         self._cumulated_l = extras.uniform(2e4, 6e5, heaters)

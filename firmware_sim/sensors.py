@@ -35,6 +35,11 @@ def _per_minute(hourly: np.ndarray) -> np.ndarray:
     return np.repeat(hourly, 60, axis=1)
 
 
+def _rows(hourly: np.ndarray) -> np.ndarray:
+    """Heaters with any non-zero hourly value: the few a fault touches, so only their rows get work."""
+    return np.flatnonzero(hourly.any(axis=1))
+
+
 def read_sensors(
     rec: BlockRecord,
     controls: BlockControls,
@@ -43,22 +48,32 @@ def read_sensors(
     rng: np.random.Generator,
 ) -> TelemetryWindow:
     n, minutes = rec.upper_c.shape
+    hours = minutes // 60
     half_width = np.float32(SENSOR_NOISE_C * np.sqrt(3.0))  # uniform noise with this standard deviation
     tanks = []
     for zone, true in enumerate((rec.upper_c, rec.lower_c)):
         reading = true + (rng.random((n, minutes), dtype=np.float32) * 2 - 1) * half_width
         if zone == 1:
-            _add_noise(reading, _per_minute(fx.kettling_sd_k) * (rec.lower_on > 0), rng)
+            kettling = _rows(fx.kettling_sd_k)
+            sd = _per_minute(fx.kettling_sd_k[kettling]) * (rec.lower_on[kettling] > 0)
+            _add_noise(reading, kettling, sd, rng)
         _sensor_faults(reading, fx, zone, rng)
         tanks.append(_quantise(reading, TEMPERATURE_RESOLUTION_C))
 
-    inlet = _per_minute(np.round(controls.inlet_c, 1)).astype(np.float32)
-    ambient = _per_minute(np.round(controls.ambient_c, 1)).astype(np.float32)
-    flow = _quantise(controls.draw_l + _per_minute(controls.leak_l), FLOW_RESOLUTION_L_PER_MIN)
-    power = np.round(rec.upper_on * _per_minute(controls.upper_w) + rec.lower_on * _per_minute(controls.lower_w))
+    inlet = _per_minute(np.round(controls.inlet_c, 1).astype(np.float32))
+    ambient = _per_minute(np.round(controls.ambient_c, 1).astype(np.float32))
+    flow = controls.draw_l.astype(np.float32)
+    leaking = _rows(controls.leak_l)
+    flow[leaking] += _per_minute(controls.leak_l[leaking])
+    by_hour = (n, hours, 60)
+    power = rec.upper_on.reshape(by_hour) * controls.upper_w.astype(np.float32)[:, :, None]
+    power += rec.lower_on.reshape(by_hour) * controls.lower_w.astype(np.float32)[:, :, None]
 
     code = _per_minute(fx.error_code)
-    code[rec.eco & (code != ErrorCode.LEAK)] = ErrorCode.ECO_HIGH_LIMIT
+    tripped = np.flatnonzero(rec.eco.any(axis=1))
+    code[tripped] = np.where(
+        rec.eco[tripped] & (code[tripped] != ErrorCode.LEAK), ErrorCode.ECO_HIGH_LIMIT, code[tripped]
+    )
     return TelemetryWindow(
         dhw_temperature=_quantise(rec.upper_c - OUTLET_DROP_K, TEMPERATURE_RESOLUTION_C),
         dhw_temperature_setting=np.repeat(setpoint_c.astype(np.float32)[:, None], minutes, axis=1),
@@ -66,8 +81,8 @@ def read_sensors(
         tank_lower_temperature=tanks[1],
         current_inlet_temperature=inlet,
         ambient_temperature=ambient,
-        current_dhw_flow_rate=flow,
-        current_inst_power=power.astype(np.float32),
+        current_dhw_flow_rate=_quantise(flow, FLOW_RESOLUTION_L_PER_MIN),
+        current_inst_power=np.round(power).reshape(n, minutes),
         heat_upper_use=(rec.upper_on > 0).astype(np.float32),
         heat_lower_use=(rec.lower_on > 0).astype(np.float32),
         wtr_ovr_sensor_use=_leak_sensor(fx, minutes, rng),
@@ -75,39 +90,40 @@ def read_sensors(
     )
 
 
-def _add_noise(reading: np.ndarray, sd: np.ndarray, rng: np.random.Generator) -> None:
-    rows = np.flatnonzero(sd.any(axis=1))
+def _add_noise(reading: np.ndarray, rows: np.ndarray, sd: np.ndarray, rng: np.random.Generator) -> None:
+    """Gaussian noise of standard deviation ``sd`` (per minute) on the readings of heaters ``rows``."""
     if rows.size:
-        reading[rows] += sd[rows] * rng.standard_normal((rows.size, reading.shape[1]), dtype=np.float32)
+        reading[rows] += sd * rng.standard_normal((rows.size, reading.shape[1]), dtype=np.float32)
 
 
 def _sensor_faults(reading: np.ndarray, fx: FaultEffects, zone: int, rng: np.random.Generator) -> None:
-    n, minutes = reading.shape
-    _add_noise(reading, _per_minute(fx.sensor_noise_sd_k[:, :, zone]), rng)
+    minutes = reading.shape[1]
+    noisy = _rows(fx.sensor_noise_sd_k[:, :, zone])
+    _add_noise(reading, noisy, _per_minute(fx.sensor_noise_sd_k[noisy, :, zone]), rng)
 
-    stuck_rows = np.flatnonzero(fx.sensor_stuck_per_h[:, :, zone].any(axis=1))
-    for row in stuck_rows:
+    for row in _rows(fx.sensor_stuck_per_h[:, :, zone]):
         hours = np.flatnonzero(rng.random(fx.sensor_stuck_per_h.shape[1]) < fx.sensor_stuck_per_h[row, :, zone])
         for hour in hours:
             first = hour * 60 + int(rng.integers(0, 60))
             last = min(minutes, first + int(rng.integers(*STUCK_MINUTES)))
             reading[row, first:last] = reading[row, first]
 
-    spike_rows = np.flatnonzero(fx.sensor_spike_per_min[:, :, zone].any(axis=1))
-    if spike_rows.size:
-        chance = _per_minute(fx.sensor_spike_per_min[spike_rows, :, zone])
+    spiking = _rows(fx.sensor_spike_per_min[:, :, zone])
+    if spiking.size:
+        chance = _per_minute(fx.sensor_spike_per_min[spiking, :, zone])
         spikes = rng.random(chance.shape) < chance
         rails = np.asarray(SENSOR_RAILS_C, np.float32)[rng.integers(0, 2, chance.shape)]
-        reading[spike_rows] = np.where(spikes, rails, reading[spike_rows])
+        reading[spiking] = np.where(spikes, rails, reading[spiking])
 
-    rail = _per_minute(fx.sensor_rail_c[:, :, zone])
-    failed = np.isfinite(rail)
-    reading[failed] = rail[failed]
+    failed = np.flatnonzero(np.isfinite(fx.sensor_rail_c[:, :, zone]).any(axis=1))
+    if failed.size:
+        rail = _per_minute(fx.sensor_rail_c[failed, :, zone])
+        reading[failed] = np.where(np.isfinite(rail), rail, reading[failed])
 
 
 def _leak_sensor(fx: FaultEffects, minutes: int, rng: np.random.Generator) -> np.ndarray:
     wet = _per_minute(fx.leak_sensor_wet).astype(np.float32)
-    rows = np.flatnonzero(fx.wet_per_min.any(axis=1))
+    rows = _rows(fx.wet_per_min)
     if rows.size:
         trips = rng.random((rows.size, minutes)) < _per_minute(fx.wet_per_min[rows])
         prefix = np.zeros((rows.size, minutes + WET_SPELL_MINUTES), np.int32)

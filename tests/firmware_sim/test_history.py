@@ -48,6 +48,17 @@ def test_same_seed_same_history_other_seed_differs(history):
     assert not np.array_equal(np.nan_to_num(other.features), np.nan_to_num(history.features))
 
 
+def test_parallel_shards_give_the_same_history():
+    serial = generate_history(heaters=260, days=2, seed=9, start=START, workers=1)
+    reported = []
+    parallel = generate_history(
+        heaters=260, days=2, seed=9, start=START, workers=2, progress=lambda d, t: reported.append(d)
+    )
+    assert_same(parallel, serial)
+    assert reported == sorted(reported) and reported[-1] == pytest.approx(2.0)
+    assert list(serial.device_ids) == [f"sim9-{i:05d}" for i in range(260)]
+
+
 def test_round_trip(history, tmp_path):
     path = tmp_path / "history.bin"
     history.save(path)
@@ -56,7 +67,7 @@ def test_round_trip(history, tmp_path):
 
 
 def test_failures_are_recorded_and_show_their_error_codes():
-    history = generate_history(heaters=500, days=10, seed=4, start=START, window_every_hours=24)
+    history = generate_history(heaters=500, days=10, seed=4, start=START, window_every_hours=24, workers=1)
     assert len(history.failures) >= 3
     assert sum(history.failure_counts().values()) == len(history.failures)
     ends = history.window_end.astype("datetime64[s]")
