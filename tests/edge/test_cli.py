@@ -1,0 +1,76 @@
+"""``edge run`` as a real process: online status on start, the last will on a crash, offline on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edge_agent.cli import edge
+from shared.messages import GatewayStatus
+from tests.edge.mqtt_helpers import Collector, unique_prefix, wait_for
+
+BROKER = "mqtt://127.0.0.1:1883"
+PROJECT = Path(__file__).parents[2]
+
+
+def test_help_explains_every_option():
+    result = CliRunner().invoke(edge, ["run", "--help"])
+    assert result.exit_code == 0
+    for option in ("--gateway", "--cloud", "--mqtt", "--data-dir", "--api-key", "--trusted-root", "--prefix"):
+        assert option in result.output
+    assert "IOTSPHERE_GATEWAY_KEY" in result.output
+
+
+def test_cloud_without_a_trust_anchor_is_a_usage_error(tmp_path: Path):
+    result = CliRunner().invoke(
+        edge, ["run", "--gateway", "gw-1", "--cloud", "http://127.0.0.1:9", "--data-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "--trusted-root" in result.output
+
+
+def _start(gateway_id: str, prefix: str, data_dir: Path) -> subprocess.Popen:
+    command = "from edge_agent.cli import edge; edge()"
+    arguments = ["run", "--gateway", gateway_id, "--mqtt", BROKER, "--data-dir", str(data_dir), "--prefix", prefix]
+    return subprocess.Popen(
+        [sys.executable, "-c", command, *arguments],
+        cwd=PROJECT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.mqtt
+def test_status_online_then_last_will_on_kill_then_clean_offline_on_sigterm(tmp_path: Path):
+    gateway_id, prefix = f"gw-{uuid.uuid4().hex[:8]}", unique_prefix()
+    status_topic = f"{prefix}/gw/{gateway_id}/up/status"
+    watcher = Collector(BROKER, status_topic)
+
+    def statuses() -> list[GatewayStatus]:
+        return [GatewayStatus.model_validate_json(m.payload) for m in watcher.messages if m.payload]
+
+    try:
+        crashed = _start(gateway_id, prefix, tmp_path / "gw")
+        wait_for(lambda: statuses() and statuses()[-1].online, timeout=20, what="an online status")
+        crashed.send_signal(signal.SIGKILL)
+        crashed.wait(10)
+        wait_for(lambda: not statuses()[-1].online, what="the last will")
+        assert statuses()[-1].health == "offline"
+
+        count = len(statuses())
+        running = _start(gateway_id, prefix, tmp_path / "gw")
+        wait_for(lambda: len(statuses()) > count and statuses()[-1].online, timeout=20, what="online again")
+        running.send_signal(signal.SIGTERM)
+        assert running.wait(20) == 0
+        assert "stopped" in running.stderr.read()
+        wait_for(lambda: not statuses()[-1].online, what="the offline status of a clean stop")
+    finally:
+        watcher.client.publish(status_topic, b"", qos=1, retain=True).wait_for_publish(5)
+        watcher.close()
