@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,9 @@ def test_window_is_the_sum_of_its_blocks():
     np.testing.assert_array_equal(features_from_block_stats(stats), compute_features(w))
     with pytest.raises(ValueError, match="block statistics"):
         features_from_block_stats(stats[:, :2])
+
+
+def test_every_feature_is_documented_with_its_unit():
+    doc = (Path(__file__).parents[2] / "docs" / "telemetry.md").read_text()
+    for f in FEATURES:
+        assert f"| `{f.name}` | {f.unit} |" in doc, f.name
