@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 
 from firmware_sim.faults import FailureEvent
 from firmware_sim.fleet import FleetSimulator, SimBlock
-from firmware_sim.parameters import LOWER_ZONE_SHARE, UPPER_ZONE_SHARE
+from firmware_sim.parameters import LOWER_ZONE_SHARE, REPORTED_DECIMALS, UPPER_ZONE_SHARE
 from shared.features import BLOCK_SAMPLES, WINDOW_FIELDS
 from shared.mqtt_url import parse_mqtt_url
 from shared.telemetry import DhwOperationSetting, OperationMode, Telemetry
@@ -73,11 +73,9 @@ class Fleet:
         rssi = self._rssi_dbm + self._extras.integers(-3, 4, len(self._rssi_dbm))
         readings = []
         for i, device_id in enumerate(self._sim.device_ids):
-            values = {
-                name: bool(column[name][i]) if name in _BOOL_FIELDS else float(column[name][i])
-                for name in WINDOW_FIELDS
-            }
-            values["error_code"] = int(values["error_code"])
+            values = {name: round(float(column[name][i]), REPORTED_DECIMALS[name]) for name in REPORTED_DECIMALS}
+            values |= {name: bool(column[name][i]) for name in _BOOL_FIELDS}
+            values["error_code"] = int(column["error_code"][i])
             readings.append(
                 Telemetry(
                     seq=self._seq,

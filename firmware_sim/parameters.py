@@ -55,7 +55,16 @@ SETPOINTS_F = (115.0, 120.0, 125.0, 130.0, 140.0)
 SETPOINT_SHARES = (0.1, 0.55, 0.15, 0.12, 0.08)
 #: the outlet sensor sits just above the tank top, a little cooler
 OUTLET_DROP_K = 0.4
-#: sensor resolution (NaviLink reports tenths of °C) and healthy noise
-TEMPERATURE_RESOLUTION_C = 0.1
+#: healthy tank-sensor noise (standard deviation)
 SENSOR_NOISE_C = 0.05
-FLOW_RESOLUTION_L_PER_MIN = 0.01
+#: decimals each reported number carries: tenths of °C as NaviLink, flow to 0.01 L/min, whole watts
+REPORTED_DECIMALS = {
+    "dhw_temperature": 1,
+    "dhw_temperature_setting": 1,
+    "tank_upper_temperature": 1,
+    "tank_lower_temperature": 1,
+    "current_inlet_temperature": 1,
+    "ambient_temperature": 1,
+    "current_dhw_flow_rate": 2,
+    "current_inst_power": 0,
+}

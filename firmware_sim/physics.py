@@ -33,7 +33,7 @@ from firmware_sim.parameters import (
     WATER_J_PER_KG_K,
 )
 
-#: joules per kelvin of one kilogram of water, per minute of watts
+#: joules in one watt-minute
 _W_MIN_TO_J = 60.0
 
 

@@ -12,12 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from firmware_sim.faults import SENSOR_RAILS_C, FaultEffects
-from firmware_sim.parameters import (
-    FLOW_RESOLUTION_L_PER_MIN,
-    OUTLET_DROP_K,
-    SENSOR_NOISE_C,
-    TEMPERATURE_RESOLUTION_C,
-)
+from firmware_sim.parameters import OUTLET_DROP_K, REPORTED_DECIMALS, SENSOR_NOISE_C
 from firmware_sim.physics import BlockControls, BlockRecord
 from shared.features import TelemetryWindow
 from shared.telemetry import ErrorCode
@@ -27,8 +22,10 @@ WET_SPELL_MINUTES = 8
 STUCK_MINUTES = (10, 120)
 
 
-def _quantise(values: np.ndarray, step: float) -> np.ndarray:
-    return (np.round(values / step) * step).astype(np.float32)
+def _reported(values: np.ndarray, field: str) -> np.ndarray:
+    """Rounded to the field's decimals as a decimal number (in float64), so the float32 equals what a
+    reader gets back from the JSON text of the reading."""
+    return np.round(values.astype(np.float64), REPORTED_DECIMALS[field]).astype(np.float32)
 
 
 def _per_minute(hourly: np.ndarray) -> np.ndarray:
@@ -51,17 +48,19 @@ def read_sensors(
     hours = minutes // 60
     half_width = np.float32(SENSOR_NOISE_C * np.sqrt(3.0))  # uniform noise with this standard deviation
     tanks = []
-    for zone, true in enumerate((rec.upper_c, rec.lower_c)):
+    for zone, (true, field) in enumerate(
+        ((rec.upper_c, "tank_upper_temperature"), (rec.lower_c, "tank_lower_temperature"))
+    ):
         reading = true + (rng.random((n, minutes), dtype=np.float32) * 2 - 1) * half_width
         if zone == 1:
             kettling = _rows(fx.kettling_sd_k)
             sd = _per_minute(fx.kettling_sd_k[kettling]) * (rec.lower_on[kettling] > 0)
             _add_noise(reading, kettling, sd, rng)
         _sensor_faults(reading, fx, zone, rng)
-        tanks.append(_quantise(reading, TEMPERATURE_RESOLUTION_C))
+        tanks.append(_reported(reading, field))
 
-    inlet = _per_minute(np.round(controls.inlet_c, 1).astype(np.float32))
-    ambient = _per_minute(np.round(controls.ambient_c, 1).astype(np.float32))
+    inlet = _per_minute(_reported(controls.inlet_c, "current_inlet_temperature"))
+    ambient = _per_minute(_reported(controls.ambient_c, "ambient_temperature"))
     flow = controls.draw_l.astype(np.float32)
     leaking = _rows(controls.leak_l)
     flow[leaking] += _per_minute(controls.leak_l[leaking])
@@ -75,14 +74,14 @@ def read_sensors(
         rec.eco[tripped] & (code[tripped] != ErrorCode.LEAK), ErrorCode.ECO_HIGH_LIMIT, code[tripped]
     )
     return TelemetryWindow(
-        dhw_temperature=_quantise(rec.upper_c - OUTLET_DROP_K, TEMPERATURE_RESOLUTION_C),
-        dhw_temperature_setting=np.repeat(setpoint_c.astype(np.float32)[:, None], minutes, axis=1),
+        dhw_temperature=_reported(rec.upper_c - OUTLET_DROP_K, "dhw_temperature"),
+        dhw_temperature_setting=np.repeat(_reported(setpoint_c, "dhw_temperature_setting")[:, None], minutes, axis=1),
         tank_upper_temperature=tanks[0],
         tank_lower_temperature=tanks[1],
         current_inlet_temperature=inlet,
         ambient_temperature=ambient,
-        current_dhw_flow_rate=_quantise(flow, FLOW_RESOLUTION_L_PER_MIN),
-        current_inst_power=np.round(power).reshape(n, minutes),
+        current_dhw_flow_rate=_reported(flow, "current_dhw_flow_rate"),
+        current_inst_power=_reported(power.reshape(n, minutes), "current_inst_power"),
         heat_upper_use=(rec.upper_on > 0).astype(np.float32),
         heat_lower_use=(rec.lower_on > 0).astype(np.float32),
         wtr_ovr_sensor_use=_leak_sensor(fx, minutes, rng),
