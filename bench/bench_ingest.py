@@ -35,6 +35,7 @@ from shared.topics import Up, up_topic, up_wildcard
 
 SINGLE_MESSAGES = 10_000
 ROUNDS = 3
+SCALE_OUT = 2
 BATCH_MESSAGES = 1_000
 ROWS_PER_BATCH = 100
 FEATURES = 16
@@ -164,14 +165,17 @@ class _Bare:
 
 
 class _Worker:
-    """The IngestWorker as deployed; its persistent session is made first so the broker queues for it."""
+    """The IngestWorker as deployed, on a persistent session made beforehand so that the broker queues for it."""
 
-    def __init__(self, port: int, folder: Path, name: str, prefix: str, mqtt5: bool = False) -> None:
-        self.config = CloudConfig(data_dir=folder / name, mqtt_url=f"mqtt://127.0.0.1:{port}", topic_prefix=prefix)
-        self.options = {"client_id": name, "shared_group": name, "mqtt5": mqtt5}
+    def __init__(self, port: int, data_dir: Path, name: str, prefix: str, group: str, mqtt5: bool = False) -> None:
+        self.config = CloudConfig(data_dir=data_dir, mqtt_url=f"mqtt://127.0.0.1:{port}", topic_prefix=prefix)
+        self.options = {"client_id": name, "shared_group": group, "mqtt5": mqtt5}
+
+    def subscribe(self) -> _Worker:
         session = IngestWorker(self.config, **self.options)
         session.start()
         session.stop()
+        return self
 
     def drain(self, expected: int) -> float:
         """Messages per second from ``start()`` until ``expected`` messages are stored."""
@@ -187,6 +191,44 @@ class _Worker:
         return expected / elapsed
 
 
+def _worker_process_main(port: int, data_dir: Path, name: str) -> None:
+    """One worker of a shared group in its own process: start on a line from stdin, stop at its end."""
+    worker = IngestWorker(
+        CloudConfig(data_dir=data_dir, mqtt_url=f"mqtt://127.0.0.1:{port}", topic_prefix="scale"),
+        client_id=name,
+        shared_group="scale",
+    )
+    sys.stdin.readline()
+    worker.start()
+    sys.stdin.read()
+    worker.stop()
+
+
+def _scale_out(port: int, folder: Path) -> float:
+    """Feature rows per second of SCALE_OUT worker processes in one shared group writing one SQLite file."""
+    data_dir = folder / "scale"
+    names = [f"scale{i}" for i in range(SCALE_OUT)]
+    for name in names:
+        _Worker(port, data_dir, name, "scale", "scale").subscribe()
+    _publish_in_another_process(port, folder, _payloads("scale", BATCH_MESSAGES, ROWS_PER_BATCH))
+    command = [sys.executable, __file__, "worker", str(port), str(data_dir)]
+    processes = [subprocess.Popen([*command, name], stdin=subprocess.PIPE, text=True) for name in names]
+    time.sleep(2)  # let the interpreters import before the clock starts
+    db = open_database(data_dir / "iotsphere.db")
+    started = time.perf_counter()
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    while db.execute("SELECT count(*) FROM ingested_messages").fetchone()[0] < BATCH_MESSAGES:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    db.conn.close()
+    for process in processes:
+        process.stdin.close()
+        process.wait(30)
+    return BATCH_MESSAGES * ROWS_PER_BATCH / elapsed
+
+
 def run() -> dict:
     """Each consumer drains ROUNDS times, interleaved, on one broker; the best round of each is reported."""
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
@@ -194,17 +236,21 @@ def run() -> dict:
         broker, port = _start_mosquitto(folder)
         try:
             bare = [_Bare(port, folder, f"bare{i}", "single") for i in range(ROUNDS)]
-            worker = [_Worker(port, folder, f"worker{i}", "single") for i in range(ROUNDS)]
-            worker5 = [_Worker(port, folder, f"worker5-{i}", "single", mqtt5=True) for i in range(ROUNDS)]
+            worker = [_Worker(port, folder / f"w{i}", f"w{i}", "single", f"w{i}").subscribe() for i in range(ROUNDS)]
+            worker5 = [
+                _Worker(port, folder / f"v5-{i}", f"v5-{i}", "single", f"v5-{i}", mqtt5=True).subscribe()
+                for i in range(ROUNDS)
+            ]
             _publish_in_another_process(port, folder, _payloads("single", SINGLE_MESSAGES, 1))
             runs: dict[str, list[float]] = {"bare": [], "worker": [], "worker_mqtt5": []}
             for i in range(ROUNDS):
                 runs["bare"].append(bare[i].drain(SINGLE_MESSAGES))
                 runs["worker"].append(worker[i].drain(SINGLE_MESSAGES))
                 runs["worker_mqtt5"].append(worker5[i].drain(SINGLE_MESSAGES))
-            batched = [_Worker(port, folder, f"batched{i}", "batched") for i in range(ROUNDS)]
+            batched = [_Worker(port, folder / f"b{i}", f"b{i}", "batched", f"b{i}").subscribe() for i in range(ROUNDS)]
             _publish_in_another_process(port, folder, _payloads("batched", BATCH_MESSAGES, ROWS_PER_BATCH))
             runs["batched_rows"] = [consumer.drain(BATCH_MESSAGES) * ROWS_PER_BATCH for consumer in batched]
+            runs["scale_out_rows"] = [_scale_out(port, folder)]
         finally:
             broker.terminate()
             broker.wait(10)
@@ -225,6 +271,8 @@ def run() -> dict:
         "worker_feature_rows_per_s": round(best["batched_rows"]),
         "target_feature_rows_per_s": TARGET_ROWS_PER_S,
         "rows_target_met": best["batched_rows"] >= TARGET_ROWS_PER_S,
+        "scale_out_worker_processes": SCALE_OUT,
+        "scale_out_feature_rows_per_s": round(best["scale_out_rows"]),
         "all_rounds": {name: [round(v) for v in values] for name, values in runs.items()},
     }
 
@@ -232,5 +280,7 @@ def run() -> dict:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["publish"]:
         _publish_main(int(sys.argv[2]), Path(sys.argv[3]))
+    elif sys.argv[1:2] == ["worker"]:
+        _worker_process_main(int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
     else:
         print(json.dumps(run(), indent=2))

@@ -84,6 +84,8 @@ class _Received:
 
 
 class IngestWorker:
+    """Stores every gateway's uplink: ``start()``/``stop()`` to run beside other work, ``run_forever()`` alone."""
+
     def __init__(
         self,
         config: CloudConfig,
