@@ -1,0 +1,43 @@
+"""``write_batch`` on a real SQLite file: one transaction, idempotent inside a batch and across batches."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+
+from cloud.ingest.decode import Accepted
+from cloud.ingest.store import DeadLetter, write_batch
+from shared.topics import Up
+from tests.ingest.helpers import count, features
+
+NOW = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def _accepted(*batches) -> list[Accepted]:
+    return [Accepted(Up.FEATURES, batch) for batch in batches]
+
+
+def test_a_message_twice_in_one_batch_and_again_in_the_next_is_stored_once(db):
+    message = features(devices=("h1", "h2"))
+    first = write_batch(db.conn, _accepted(message, message), [], NOW)
+    again = write_batch(db.conn, _accepted(message), [], NOW)
+    assert (first.stored, first.duplicates, again.stored, again.duplicates) == (1, 1, 0, 1)
+    assert (count(db, "features"), count(db, "ingested_messages")) == (2, 1)
+
+
+def test_a_device_spans_the_windows_it_reported_in_any_order(db):
+    write_batch(db.conn, _accepted(features(window=10), features(window=3)), [], NOW)
+    write_batch(db.conn, _accepted(features(window=7)), [], NOW)
+    device = db["devices"].get("h1")
+    assert (device["first_seen"], device["last_seen"]) == ("2026-03-01T12:03:00.000000Z", "2026-03-01T12:10:00.000000Z")
+
+
+def test_a_failed_write_leaves_nothing_behind_not_even_the_dead_letters(db):
+    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON features BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+    letter = DeadLetter("t/gw/gw1/up/features", b"{", "malformed: EOF")
+    with pytest.raises(sqlite3.IntegrityError):
+        write_batch(db.conn, _accepted(features()), [letter], NOW)
+    assert (count(db, "ingested_messages"), count(db, "dead_letters"), count(db, "feature_sets")) == (0, 0, 0)
+    assert not db.conn.in_transaction
