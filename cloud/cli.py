@@ -44,6 +44,7 @@ def lazy_group(name: str, help_text: str, commands: dict[str, tuple[str, str]]) 
     lazy={
         "sim": ("firmware_sim.cli:sim", "Simulate water heaters: training history, live telemetry."),
         "cloud": ("cloud.commands:cloud", "Run the cloud: initialise keys, train, release, serve."),
+        "edge": ("edge_agent.cli:edge", "Run a gateway's edge agent: telemetry in, predictions out, signed updates."),
         "admin": ("cloud.commands:admin", "Administer API keys and signing keys."),
     },
 )
