@@ -33,7 +33,7 @@ from edge_agent.mqtt_link import LastWill, MqttLink
 from edge_agent.outbox import Outbox, OutboxSender
 from edge_agent.quarantine import Quarantine
 from edge_agent.tuf_client import TufClient
-from edge_agent.updater import DirectorState, ReleaseUpdater
+from edge_agent.updater import DirectorState, ReleaseUpdater, UpdateResult
 from edge_agent.windows import HeaterWindows
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION, MIN_COVERAGE, WINDOW_SAMPLES, compute_features
 from shared.messages import Envelope, FeatureBatch, FeatureRow, GatewayStatus, PredictionBatch
@@ -71,6 +71,8 @@ class AgentConfig:
     feature_interval: timedelta = timedelta(hours=1)
     #: how long after a boundary to wait for heaters whose reading for it comes late
     tick_grace: timedelta = timedelta(minutes=2)
+    #: how soon a document deferred because the cloud was unreachable is tried again
+    update_retry: timedelta = timedelta(minutes=1)
     #: seconds between retained status refreshes
     status_interval: float = 60.0
     bad_messages_kept: int = 100
@@ -298,9 +300,19 @@ class EdgeAgent:
     # -- updates -------------------------------------------------------------------------------------
 
     def _apply_updates(self) -> None:
-        while (payload := self._updates.get()) is not None:
+        """Apply documents in arrival order; one deferred (cloud unreachable) is retried until a newer one comes."""
+        retry: bytes | None = None
+        while True:
             try:
-                self.updater.handle(payload)
+                payload = self._updates.get(timeout=self.config.update_retry.total_seconds() if retry else None)
+            except queue.Empty:
+                payload = retry
+            if payload is None:
+                return
+            retry = None
+            try:
+                if self.updater.handle(payload) is UpdateResult.DEFERRED:
+                    retry = payload
             except Exception:  # the updater reports rule failures itself; anything else must not end updates
                 log.exception("applying a director document failed unexpectedly")
             self.publish_status()

@@ -14,7 +14,8 @@ a rotated director key is picked up without re-provisioning.
 
 The accepted sequence is persisted only after the whole document was applied; a redelivery of
 the accepted document (same bytes) is a no-op. A rejected document is tried again when it is
-delivered again (the retained copy comes back on every reconnect), which heals transient failures.
+delivered again (the retained copy comes back on every reconnect); one rejected only because the
+cloud could not be reached is ``DEFERRED``, and the agent retries it on its own.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class UpdateResult(StrEnum):
     APPLIED = "applied"
     UNCHANGED = "unchanged"
     REJECTED = "rejected"
+    #: rejected for a reason that may pass (the cloud unreachable): worth trying the same document again
+    DEFERRED = "deferred"
+
+
+#: rules that fail for reasons outside the document, so a retry may succeed
+TRANSIENT_RULES = frozenset({RejectRule.TUF_REFRESH, RejectRule.DOWNLOAD})
 
 
 @dataclass(frozen=True)
@@ -142,7 +149,7 @@ class ReleaseUpdater:
             self._activate(staged, document.signed.sequence)
         except DirectorRejected as rejected:
             self._report_reject(rejected, payload, document, current)
-            return UpdateResult.REJECTED
+            return UpdateResult.DEFERRED if rejected.rule in TRANSIENT_RULES else UpdateResult.REJECTED
         self.state.accept(document.signed.sequence, digest)
         log.info("director document %s applied (%d model(s) changed)", document.signed.sequence, len(staged))
         return UpdateResult.APPLIED

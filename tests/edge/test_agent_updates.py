@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -27,30 +28,43 @@ def cloud(tmp_path: Path) -> Iterator[Cloud]:
         yield running
 
 
+def _agent(tmp_path: Path, cloud: Cloud, prefix: str) -> EdgeAgent:
+    root = tmp_path / "root.json"
+    root.write_bytes(tuf_repo.trusted_root_bytes(cloud.config))
+    config = AgentConfig(
+        GATEWAY,
+        tmp_path / "gw",
+        mqtt_url=BROKER,
+        cloud_url=cloud.url,
+        api_key=cloud.gateway_token,
+        trusted_root=root,
+        prefix=prefix,
+        reconnect_delay=(0.1, 0.5),
+        update_retry=timedelta(seconds=0.3),
+    )
+    return EdgeAgent(config)
+
+
+def _events(up: Collector) -> list[GatewayEvent]:
+    return [GatewayEvent.model_validate_json(m.payload) for m in up.messages if m.topic.endswith("/up/events")]
+
+
+def _clear_retained(up: Collector, prefix: str) -> None:
+    for topic in (down_topic(GATEWAY, Down.DESIRED, prefix), f"{prefix}/gw/{GATEWAY}/up/status"):
+        up.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+
+
 @pytest.mark.mqtt
 def test_a_retained_director_document_is_applied_and_reported(tmp_path: Path, cloud: Cloud):
     prefix = unique_prefix()
-    root = tmp_path / "root.json"
-    root.write_bytes(tuf_repo.trusted_root_bytes(cloud.config))
     up = Collector(BROKER, f"{prefix}/gw/{GATEWAY}/up/#")
     desired = down_topic(GATEWAY, Down.DESIRED, prefix)
     up.client.publish(desired, cloud.document(1, {MODEL: cloud.desired(MODEL, "1")}), qos=1, retain=True)
-    agent = EdgeAgent(
-        AgentConfig(
-            GATEWAY,
-            tmp_path / "gw",
-            mqtt_url=BROKER,
-            cloud_url=cloud.url,
-            api_key=cloud.gateway_token,
-            trusted_root=root,
-            prefix=prefix,
-            reconnect_delay=(0.1, 0.5),
-        )
-    )
+    agent = _agent(tmp_path, cloud, prefix)
     agent.start()
 
     def events() -> list[GatewayEvent]:
-        return [GatewayEvent.model_validate_json(m.payload) for m in up.messages if m.topic.endswith("/up/events")]
+        return _events(up)
 
     try:
         wait_for(lambda: len(events()) >= 2, timeout=20, what="install and activate events")
@@ -78,6 +92,29 @@ def test_a_retained_director_document_is_applied_and_reported(tmp_path: Path, cl
         assert agent.store.active()[MODEL].version == "1"
     finally:
         agent.stop()
-        up.client.publish(desired, b"", qos=1, retain=True).wait_for_publish(5)
-        up.client.publish(f"{prefix}/gw/{GATEWAY}/up/status", b"", qos=1, retain=True).wait_for_publish(5)
+        _clear_retained(up, prefix)
+        up.close()
+
+
+@pytest.mark.mqtt
+def test_a_document_deferred_while_the_cloud_is_unreachable_is_applied_once_it_is_back(tmp_path: Path, cloud: Cloud):
+    prefix = unique_prefix()
+    up = Collector(BROKER, f"{prefix}/gw/{GATEWAY}/up/#")
+    document = cloud.document(1, {MODEL: cloud.desired(MODEL, "1")})
+    timestamp = cloud.config.tuf_dir / "metadata" / "timestamp.json"
+    good = timestamp.read_bytes()
+    agent = _agent(tmp_path, cloud, prefix)
+    timestamp.rename(timestamp.with_name("timestamp.json.away"))  # the repository answers 404 for now
+    agent.start()
+    try:
+        up.client.publish(down_topic(GATEWAY, Down.DESIRED, prefix), document, qos=1, retain=True)
+        wait_for(lambda: _events(up), timeout=20, what="a reject event")
+        assert (_events(up)[0].kind, _events(up)[0].rule) == (EventKind.REJECT, "tuf.refresh")
+
+        timestamp.write_bytes(good)
+        wait_for(lambda: agent.store.active().get(MODEL), timeout=20, what="the retried document to apply")
+        assert _events(up)[-1].kind is EventKind.ACTIVATE
+    finally:
+        agent.stop()
+        _clear_retained(up, prefix)
         up.close()
