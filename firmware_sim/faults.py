@@ -198,17 +198,18 @@ class Faults:
             error_code=np.zeros((n, hours), np.int16),
         )
         events: list[FailureEvent] = []
-        for k in range(hours):
-            hour = first_hour + k
-            severity, failed = self._advance(hour, rng, events, fx, k)
-            self._apply(k, severity, failed, fx)
+        hour, end = first_hour, first_hour + hours
+        while hour < end:  # the schedule only changes at failures and repairs: apply it segment by segment
+            self._events_at(hour, rng, events, fx, hour - first_hour)
+            following = self._next_event_hour(hour, end)
+            severity, failed = self._state(np.arange(hour, following))
+            self._apply(slice(hour - first_hour, following - first_hour), severity, failed, fx)
+            hour = following
         return fx, events
 
-    def _advance(
-        self, hour: int, rng: np.random.Generator, events: list[FailureEvent], fx: FaultEffects, k: int
-    ) -> tuple[dict[Component, np.ndarray], dict[Component, np.ndarray]]:
-        severity, failed = {}, {}
-        for component, mode in FAULT_MODES.items():
+    def _events_at(self, hour: int, rng: np.random.Generator, events: list[FailureEvent], fx: FaultEffects, k: int):
+        """Repairs, then failures, that happen at ``hour``."""
+        for component in FAULT_MODES:
             repaired = np.flatnonzero(self.repair_h[component] == hour)
             if repaired.size:
                 self._schedule(component, repaired, hour, rng)
@@ -225,9 +226,22 @@ class Faults:
                     FailureEvent(self.device_ids[i], component, self._at(hour), self._at(hour + int(d)), int(code))
                     for i, d, code in zip(failing, delays, codes, strict=True)
                 ]
-            fail_h = self.fail_h[component]
-            failed[component] = (fail_h <= hour) & (hour < self.repair_h[component])
-            remaining = (fail_h - hour) / self.progress_h[component]
+
+    def _next_event_hour(self, hour: int, end: int) -> int:
+        following = end
+        for schedule in (*self.fail_h.values(), *self.repair_h.values()):
+            upcoming = schedule[(schedule > hour) & (schedule < following)]
+            if upcoming.size:
+                following = int(upcoming.min())
+        return following
+
+    def _state(self, hours: np.ndarray) -> tuple[dict[Component, np.ndarray], dict[Component, np.ndarray]]:
+        """Severity (0..1) and failed flag of every component, ``(n, len(hours))``."""
+        severity, failed = {}, {}
+        for component, mode in FAULT_MODES.items():
+            fail_h = self.fail_h[component][:, None]
+            failed[component] = (fail_h <= hours) & (hours < self.repair_h[component][:, None])
+            remaining = (fail_h - hours) / self.progress_h[component][:, None]
             severity[component] = np.where(failed[component], 1.0, np.clip(1.0 - remaining, 0.0, 1.0) ** mode.shape)
         return severity, failed
 
@@ -244,12 +258,12 @@ class Faults:
         }[component]
         return np.full(who.size, int(code))
 
-    def _apply(self, k: int, x: dict[Component, np.ndarray], failed: dict[Component, np.ndarray], fx: FaultEffects):
+    def _apply(self, k: slice, x: dict[Component, np.ndarray], failed: dict[Component, np.ndarray], fx: FaultEffects):
         code = fx.error_code[:, k]
 
         element = Component.HEATING_ELEMENT
         power = np.where(failed[element], 0.0, ELEMENT_W * (1.0 - (1.0 - ELEMENT_END_POWER) * x[element]))
-        upper = self.variant[element] == UPPER
+        upper = (self.variant[element] == UPPER)[:, None]
         fx.upper_w[:, k] = np.where(upper, power, ELEMENT_W)
         fx.lower_w[:, k] = np.where(upper, ELEMENT_W, power)
 
@@ -274,15 +288,16 @@ class Faults:
 
         sensor = Component.SENSOR
         for zone in (UPPER, LOWER):
-            mine = self.variant[sensor] == zone
+            mine = (self.variant[sensor] == zone)[:, None]
             xs = np.where(mine, x[sensor], 0.0)
             fx.sensor_noise_sd_k[:, k, zone] = 2.0 * xs**2
             fx.sensor_stuck_per_h[:, k, zone] = 0.25 * xs
             fx.sensor_spike_per_min[:, k, zone] = 0.004 * xs
-            fx.sensor_rail_c[:, k, zone] = np.where(mine & failed[sensor], self.sensor_rail_c, np.nan)
+            fx.sensor_rail_c[:, k, zone] = np.where(mine & failed[sensor], self.sensor_rail_c[:, None], np.nan)
         fx.heating_enabled[:, k] = ~failed[sensor]
 
         # one code at a time, the most urgent last so it wins
+        everyone = np.arange(code.shape[0])
         for component in (sediment, element, sensor, leak):
-            codes = self._failure_codes(component, np.arange(len(code)))
+            codes = np.broadcast_to(self._failure_codes(component, everyone)[:, None], code.shape)
             code[failed[component]] = codes[failed[component]]
