@@ -23,9 +23,9 @@ STUCK_MINUTES = (10, 120)
 
 
 def _reported(values: np.ndarray, field: str) -> np.ndarray:
-    """Rounded to the field's decimals as a decimal number (in float64), so the float32 equals what a
+    """Rounded to the field's decimals: the float32 nearest the decimal number, which is also what a
     reader gets back from the JSON text of the reading."""
-    return np.round(values.astype(np.float64), REPORTED_DECIMALS[field]).astype(np.float32)
+    return np.round(values.astype(np.float32, copy=False), REPORTED_DECIMALS[field])
 
 
 def _per_minute(hourly: np.ndarray) -> np.ndarray:
