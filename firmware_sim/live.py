@@ -35,32 +35,38 @@ class Fleet:
 
     def __init__(self, gateway_id: str, heaters: int, seed: int = 0, start: datetime | None = None):
         self.gateway_id = validate_id(gateway_id, "gateway id")
-        self._sim = FleetSimulator(heaters, seed, start or datetime.now(UTC), device_prefix=gateway_id[:56])
-        validate_id(self._sim.device_ids[-1], "device id")
+        #: the simulation underneath, e.g. to schedule a fault for a demo (``simulator.faults.schedule_failure``)
+        self.simulator = FleetSimulator(heaters, seed, start or datetime.now(UTC), device_prefix=gateway_id[:56])
+        validate_id(self.simulator.device_ids[-1], "device id")
         extras = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
         self._rssi_dbm = extras.integers(-82, -45, heaters)
         self._extras = extras
         self._cumulated_l = extras.uniform(2e4, 6e5, heaters)
-        self._zone_kg = (self._sim.tank_l * UPPER_ZONE_SHARE, self._sim.tank_l * LOWER_ZONE_SHARE)
+        self._zone_kg = (self.simulator.tank_l * UPPER_ZONE_SHARE, self.simulator.tank_l * LOWER_ZONE_SHARE)
         self._block: SimBlock | None = None
         self._minute = BLOCK_SAMPLES
         self._seq = 0
-        self.failures: list[FailureEvent] = []
+        self._failures: list[FailureEvent] = []  # simulated up to six hours ahead of now
 
     @property
     def device_ids(self) -> list[str]:
-        return self._sim.device_ids
+        return self.simulator.device_ids
+
+    @property
+    def failures(self) -> list[FailureEvent]:
+        """Ground-truth failures that the readings returned so far already show."""
+        return [f for f in self._failures if f.failed_at < self.now]
 
     @property
     def now(self) -> datetime:
         """Simulated time of the last reading returned."""
-        return self._sim.start + timedelta(minutes=self._seq)
+        return self.simulator.start + timedelta(minutes=self._seq)
 
     def step(self) -> list[Telemetry]:
         """The next simulated minute: one reading per heater."""
         if self._minute == BLOCK_SAMPLES:
-            self._block = self._sim.next_block()
-            self.failures += self._block.failures
+            self._block = self.simulator.next_block()
+            self._failures += self._block.failures
             self._minute = 0
         block, j = self._block, self._minute
         self._minute += 1
@@ -72,7 +78,7 @@ class Fleet:
         heating = (column["heat_upper_use"] > 0) | (column["heat_lower_use"] > 0)
         rssi = self._rssi_dbm + self._extras.integers(-3, 4, len(self._rssi_dbm))
         readings = []
-        for i, device_id in enumerate(self._sim.device_ids):
+        for i, device_id in enumerate(self.simulator.device_ids):
             values = {name: round(float(column[name][i]), REPORTED_DECIMALS[name]) for name in REPORTED_DECIMALS}
             values |= {name: bool(column[name][i]) for name in _BOOL_FIELDS}
             values["error_code"] = int(column["error_code"][i])
@@ -80,7 +86,7 @@ class Fleet:
                 Telemetry(
                     seq=self._seq,
                     device_id=device_id,
-                    device_type=self._sim.device_types[i],
+                    device_type=self.simulator.device_types[i],
                     ts=ts,
                     operation_mode=OperationMode.HYBRID_BOOST if heating[i] else OperationMode.STANDBY,
                     dhw_operation_setting=DhwOperationSetting.ELECTRIC,

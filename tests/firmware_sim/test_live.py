@@ -12,11 +12,13 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
+from firmware_sim.faults import SENSOR_RAILS_C, UPPER
 from firmware_sim.fleet import FleetSimulator
 from firmware_sim.live import Fleet, publish
 from shared.features import WINDOW_SAMPLES, TelemetryWindow, compute_features, window_from_readings
+from shared.messages import Component
 from shared.mqtt_url import DEFAULT_MQTT_URL
-from shared.telemetry import Telemetry, parse_telemetry
+from shared.telemetry import ErrorCode, Telemetry, parse_telemetry
 from shared.topics import parse_telemetry_topic, telemetry_wildcard
 
 START = datetime(2025, 7, 1, 5, 30, tzinfo=UTC)
@@ -113,3 +115,17 @@ def test_publishes_every_reading_through_mosquitto():
     assert sorted((r.device_id, r.seq) for r in readings) == sorted(
         (device, seq) for device in fleet.device_ids for seq in range(1, minutes + 1)
     )
+
+
+def test_a_scheduled_fault_shows_in_readings_and_ground_truth_when_it_happens():
+    fleet = Fleet("gw-fault", 2, seed=1, start=START)
+    fleet.simulator.faults.postpone_all(np.arange(2))
+    fleet.simulator.faults.schedule_failure(Component.SENSOR, np.array([0]), hour=2, progression_h=1, variant=UPPER)
+    for _ in range(120):
+        readings = fleet.step()
+    assert fleet.failures == [] and readings[0].error_code == 0
+    readings = fleet.step()
+    assert [(f.device_id, f.component) for f in fleet.failures] == [("gw-fault-00000", Component.SENSOR)]
+    assert readings[0].error_code == ErrorCode.UPPER_TANK_SENSOR
+    assert readings[0].tank_upper_temperature in SENSOR_RAILS_C
+    assert readings[1].error_code == 0
