@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from edge_agent.model_loader import FeatureContract
 from edge_agent.model_store import ModelStore
 from edge_agent.mqtt_link import LastWill, MqttLink
 from edge_agent.outbox import Outbox, OutboxSender
+from edge_agent.probation import Probation, ProbationPolicy
 from edge_agent.quarantine import Quarantine
 from edge_agent.tuf_client import TufClient
 from edge_agent.updater import DirectorState, ReleaseUpdater, UpdateResult
@@ -76,6 +77,7 @@ class AgentConfig:
     #: seconds between retained status refreshes
     status_interval: float = 60.0
     bad_messages_kept: int = 100
+    probation: ProbationPolicy = field(default_factory=ProbationPolicy)
     reconnect_delay: tuple[float, float] = (1, 30)
 
 
@@ -98,6 +100,7 @@ class EdgeAgent:
         self.store = ModelStore(
             data / "models", FeatureContract(FEATURE_SET_VERSION, tuple(FEATURE_NAMES)), on_event=self.emit
         )
+        self.probation = Probation(self.store, config.probation, on_event=self.emit)
         self.updater: ReleaseUpdater | None = None
         if config.cloud_url:
             trusted_root = config.trusted_root.read_bytes() if config.trusted_root else None
@@ -293,6 +296,8 @@ class EdgeAgent:
         # a window too sparse to describe the heater gets no prediction (its features say why)
         covered = [i for i in range(len(heaters)) if features[i, 0] >= MIN_COVERAGE]
         predictions = predict(models, features[covered], [heaters[i] for i in covered], window_end=end, made_at=end)
+        for name, model in models.items():
+            self.probation.observe(model, [p for p in predictions if p.model_name == name])
         for start in range(0, len(predictions), BATCH_ROWS):
             chunk = predictions[start : start + BATCH_ROWS]
             self.publish(Up.PREDICTIONS, PredictionBatch(gateway_id=self.gateway_id, predictions=chunk))

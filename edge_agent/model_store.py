@@ -42,6 +42,15 @@ POINTER_FILE = "active.json"
 class Pointer:
     version: str
     previous: str | None = None
+    #: the version passed probation (or is the last known good we fell back to)
+    committed: bool = False
+    #: set when this version is active because ``rolled_back_from`` failed
+    rolled_back_from: str | None = None
+
+    def state(self) -> str:
+        if self.rolled_back_from:
+            return "rolled_back"
+        return "committed" if self.committed else "probation"
 
 
 class ModelStore:
@@ -81,7 +90,12 @@ class ModelStore:
         if not path.exists():
             return None
         body = json.loads(path.read_bytes())
-        return Pointer(version=body["version"], previous=body.get("previous"))
+        return Pointer(
+            version=body["version"],
+            previous=body.get("previous"),
+            committed=bool(body.get("committed", False)),
+            rolled_back_from=body.get("rolled_back_from"),
+        )
 
     def installed_versions(self, name: str) -> list[str]:
         versions = self._model_dir(name) / "versions"
@@ -114,7 +128,7 @@ class ModelStore:
                     model_name=name,
                     active_version=self._active[name].version if name in self._active else None,
                     installed_versions=self.installed_versions(name),
-                    state="committed" if name in self._active else ("rolled_back" if pointer else "none"),
+                    state=pointer.state() if pointer and name in self._active else "none",
                 )
             )
         return states
@@ -155,7 +169,11 @@ class ModelStore:
         return True
 
     def activate(self, loaded: LoadedModel) -> Pointer:
-        """Make an installed, loaded release the active one, the current one becoming last known good."""
+        """Make an installed, loaded release the active one, on probation.
+
+        The last known good becomes the current version if it passed probation; if it has not (yet),
+        the last known good stays what it was, and only without one is the current version kept.
+        """
         name, version = loaded.name, loaded.version
         if self.installed_sha256(name, version) != loaded.model_sha256:
             raise DirectorRejected(RejectRule.ACTIVATE, f"{name} {version} is not installed with these bytes")
@@ -164,7 +182,7 @@ class ModelStore:
             if current is not None and current.version == version:
                 pointer = current
             else:
-                pointer = Pointer(version=version, previous=current.version if current else None)
+                pointer = Pointer(version=version, previous=_last_known_good(current, version))
                 self._write_pointer(name, pointer)
             self._active = {**self._active, name: loaded}
         self._prune(name, pointer)
@@ -189,14 +207,30 @@ class ModelStore:
             log.error("cannot roll %s back to %s: %s", name, pointer.previous, exc)
             return None
         with self._lock:
-            self._write_pointer(name, Pointer(version=pointer.previous, previous=None))
+            self._write_pointer(
+                name, Pointer(version=pointer.previous, committed=True, rolled_back_from=pointer.version)
+            )
         self.on_event(
             AgentEvent(EventKind.ROLLBACK, name, pointer.previous, detail=f"from {pointer.version}: {reason}")
         )
         return loaded
 
+    def commit(self, name: str, version: str) -> bool:
+        """Record that the active ``version`` passed probation; False if it is no longer the active one."""
+        with self._lock:
+            pointer = self.pointer(name)
+            if pointer is None or pointer.version != version or pointer.committed:
+                return False
+            self._write_pointer(name, Pointer(version=version, previous=pointer.previous, committed=True))
+        return True
+
     def _write_pointer(self, name: str, pointer: Pointer) -> None:
-        body = {"version": pointer.version, "previous": pointer.previous}
+        body = {
+            "version": pointer.version,
+            "previous": pointer.previous,
+            "committed": pointer.committed,
+            "rolled_back_from": pointer.rolled_back_from,
+        }
         atomic_write(self._model_dir(name) / POINTER_FILE, json.dumps(body, sort_keys=True).encode())
 
     def _prune(self, name: str, pointer: Pointer) -> None:
@@ -241,3 +275,10 @@ class ModelStore:
             if versions.is_dir():
                 for folder in versions.glob(".*"):
                     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _last_known_good(current: Pointer | None, new_version: str) -> str | None:
+    if current is None:
+        return None
+    candidates = [current.version] if current.committed else [current.previous, current.version]
+    return next((v for v in candidates if v and v != new_version), None)

@@ -112,8 +112,8 @@ def test_a_document_deferred_while_the_cloud_is_unreachable_is_applied_once_it_i
         assert (_events(up)[0].kind, _events(up)[0].rule) == (EventKind.REJECT, "tuf.refresh")
 
         timestamp.write_bytes(good)
-        wait_for(lambda: agent.store.active().get(MODEL), timeout=20, what="the retried document to apply")
-        assert _events(up)[-1].kind is EventKind.ACTIVATE
+        wait_for(lambda: _events(up)[-1].kind is EventKind.ACTIVATE, timeout=20, what="the retried document to apply")
+        assert agent.store.active()[MODEL].version == "1"
     finally:
         agent.stop()
         _clear_retained(up, prefix)

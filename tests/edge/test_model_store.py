@@ -28,15 +28,26 @@ def _install_and_activate(store: ModelStore, version: str, seed: int = 0):
 def test_activation_survives_a_restart_and_keeps_the_last_known_good(tmp_path: Path):
     store = ModelStore(tmp_path / "models")
     _install_and_activate(store, "1")
+    assert store.commit("component_failure", "1")
     _install_and_activate(store, "2", seed=1)
+    assert store.commit("component_failure", "2")
     pointer = _install_and_activate(store, "3", seed=2)
-    assert (pointer.version, pointer.previous) == ("3", "2")
+    assert (pointer.version, pointer.previous, pointer.committed) == ("3", "2", False)
     assert store.installed_versions("component_failure") == ["2", "3"]  # older ones pruned
 
     reopened = ModelStore(tmp_path / "models")
     active = reopened.load_active()
     assert active["component_failure"].version == "3"
-    assert [s.active_version for s in reopened.states()] == ["3"]
+    assert [(s.active_version, s.state) for s in reopened.states()] == [("3", "probation")]
+
+
+def test_a_release_that_never_passed_probation_is_not_the_last_known_good(tmp_path: Path):
+    store = ModelStore(tmp_path / "models")
+    _install_and_activate(store, "1")
+    assert store.commit("component_failure", "1")
+    _install_and_activate(store, "2", seed=1)  # still on probation when 3 arrives
+    pointer = _install_and_activate(store, "3", seed=2)
+    assert pointer.previous == "1"
 
 
 def test_installing_the_same_release_twice_is_a_no_op(tmp_path: Path):
