@@ -19,6 +19,8 @@ class CloudConfig:
     data_dir: Path = field(default_factory=lambda: Path(_env("IOTSPHERE_DATA_DIR", "var/cloud")))
     mqtt_url: str = field(default_factory=lambda: _env("IOTSPHERE_MQTT_URL", DEFAULT_MQTT_URL))
     topic_prefix: str = field(default_factory=lambda: _env("IOTSPHERE_TOPIC_PREFIX", DEFAULT_PREFIX))
+    #: names the ingest worker's broker session (which keeps messages while it is down): one per worker process
+    ingest_client_id: str = field(default_factory=lambda: _env("IOTSPHERE_INGEST_CLIENT_ID", "iotsphere-ingest"))
 
     @property
     def database_path(self) -> Path:

@@ -7,7 +7,6 @@ schema is noticed instead of silently half-read.
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -92,14 +91,8 @@ class FeatureRow(_Strict):
     device_id: Identifier
     device_type: str = Field(min_length=1, max_length=64)
     window_end: UtcDatetime
-    values: list[float | None]
-
-    @field_validator("values")
-    @classmethod
-    def _finite(cls, values: list[float | None]) -> list[float | None]:
-        if any(v is not None and not math.isfinite(v) for v in values):
-            raise ValueError("feature values must be finite numbers or null")
-        return values
+    #: finite numbers, or null for a feature the window could not provide
+    values: list[Annotated[float, Field(allow_inf_nan=False)] | None]
 
 
 class FeatureBatch(Envelope):

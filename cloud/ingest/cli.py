@@ -8,24 +8,19 @@ from pathlib import Path
 
 import click
 
-from cloud.config import CloudConfig
-from cloud.ingest.worker import DEFAULT_CLIENT_ID, DEFAULT_SHARED_GROUP, IngestStats, IngestWorker
+from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
+from cloud.ingest.worker import DEFAULT_SHARED_GROUP, IngestStats, IngestWorker
 
 
 @click.command("ingest")
-@click.option("--mqtt", "mqtt_url", default=None, help="Broker URL (default: $IOTSPHERE_MQTT_URL or the local one).")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Cloud state folder (default: $IOTSPHERE_DATA_DIR or var/cloud).",
-)
+@mqtt_option
+@data_dir_option
 @click.option("--prefix", default=None, help="Topic prefix (default: $IOTSPHERE_TOPIC_PREFIX or iotsphere/v1).")
 @click.option(
     "--client-id",
-    default=DEFAULT_CLIENT_ID,
-    show_default=True,
-    help="Names the broker session that keeps messages while the worker is down: one per worker.",
+    default=None,
+    help="Names the broker session that keeps messages while the worker is down: one per worker "
+    "(default: $IOTSPHERE_INGEST_CLIENT_ID or iotsphere-ingest).",
 )
 @click.option("--no-shared", is_flag=True, help="Subscribe without $share (for a broker that lacks it).")
 @click.option("--mqtt5", is_flag=True, help="Speak MQTT 5 (session expiry, own in-flight window) instead of 3.1.1.")
@@ -47,16 +42,16 @@ def ingest_command(
     mqtt_url: str | None,
     data_dir: Path | None,
     prefix: str | None,
-    client_id: str,
+    client_id: str | None,
     no_shared: bool,
     mqtt5: bool,
     connect_timeout: float,
     stats_every: float,
 ) -> None:
     """Store what gateways send (features, predictions, outcomes, status, events) until Ctrl-C or SIGTERM."""
-    config = CloudConfig()
-    overrides = {"data_dir": data_dir, "mqtt_url": mqtt_url, "topic_prefix": prefix}
-    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    config = config_from_options(data_dir, mqtt_url)
+    if prefix:
+        config = dataclasses.replace(config, topic_prefix=prefix)
     worker = IngestWorker(
         config, client_id=client_id, shared_group=None if no_shared else DEFAULT_SHARED_GROUP, mqtt5=mqtt5
     )

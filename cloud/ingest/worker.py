@@ -48,7 +48,6 @@ from shared.topics import shared_subscription, up_wildcard
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLIENT_ID = "iotsphere-ingest"
 DEFAULT_SHARED_GROUP = "iotsphere-ingest"
 #: How long the broker keeps a departed worker's session (subscription and queued messages).
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
@@ -90,17 +89,17 @@ class IngestWorker:
         self,
         config: CloudConfig,
         *,
-        client_id: str = DEFAULT_CLIENT_ID,
+        client_id: str | None = None,
         shared_group: str | None = DEFAULT_SHARED_GROUP,
         batch_size: int = 500,
         flush_interval: float = 0.2,
         mqtt5: bool = False,
     ) -> None:
-        """``client_id`` names the broker session: give each worker of a shared group its own, stable one."""
+        """``client_id`` (default ``config.ingest_client_id``) names the broker session: one per worker, stable."""
         if batch_size < 1 or flush_interval < 0:
             raise ValueError("batch_size must be at least 1 and flush_interval not negative")
         self.config = config
-        self.client_id = client_id
+        self.client_id = client_id or config.ingest_client_id
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         wildcard = up_wildcard(config.topic_prefix)
