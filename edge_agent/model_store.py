@@ -234,11 +234,18 @@ class ModelStore:
         atomic_write(self._model_dir(name) / POINTER_FILE, json.dumps(body, sort_keys=True).encode())
 
     def _prune(self, name: str, pointer: Pointer) -> None:
+        """Remove versions other than the active and last known good ones.
+
+        Each is first renamed to a hidden name, so a crash mid-delete never leaves a half-deleted
+        folder that still looks installed; hidden leftovers are cleared at start.
+        """
         keep = {pointer.version, pointer.previous}
         versions = self._model_dir(name) / "versions"
         for folder in versions.iterdir():
-            if folder.name not in keep:
-                shutil.rmtree(folder, ignore_errors=True)
+            if folder.name not in keep and not folder.name.startswith("."):
+                doomed = versions / f".{folder.name}.pruned-{uuid.uuid4().hex[:8]}"
+                folder.rename(doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
 
     # -- start-up ------------------------------------------------------------------------------------
 
