@@ -17,10 +17,11 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 
@@ -37,7 +38,7 @@ from edge_agent.tuf_client import TufClient
 from edge_agent.updater import DirectorState, ReleaseUpdater, UpdateResult
 from edge_agent.windows import HeaterWindows
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION, MIN_COVERAGE, WINDOW_SAMPLES, compute_features
-from shared.messages import Envelope, FeatureBatch, FeatureRow, GatewayStatus, PredictionBatch
+from shared.messages import MAX_PAYLOAD_BYTES, Envelope, FeatureBatch, FeatureRow, GatewayStatus, PredictionBatch
 from shared.telemetry import Telemetry, parse_telemetry
 from shared.topics import (
     DEFAULT_PREFIX,
@@ -54,6 +55,23 @@ log = logging.getLogger(__name__)
 
 #: most rows per up/features or up/predictions message (the wire contract allows 1000)
 BATCH_ROWS = 500
+
+Item = TypeVar("Item")
+
+
+def split_to_fit(items: list[Item], build: Callable[[list[Item]], Envelope]) -> list[Envelope]:
+    """Messages of at most ``BATCH_ROWS`` items, halved until each is within the cloud's payload cap."""
+    if len(items) > BATCH_ROWS:
+        return [
+            m
+            for start in range(0, len(items), BATCH_ROWS)
+            for m in split_to_fit(items[start : start + BATCH_ROWS], build)
+        ]
+    message = build(items)
+    if len(items) == 1 or len(message.to_json()) <= MAX_PAYLOAD_BYTES:
+        return [message]
+    half = len(items) // 2
+    return split_to_fit(items[:half], build) + split_to_fit(items[half:], build)
 
 
 @dataclass(frozen=True)
@@ -123,7 +141,7 @@ class EdgeAgent:
         self._connected = threading.Event()
         self.link: MqttLink | None = None
         self.sender: OutboxSender | None = None
-        self.batches_sent = 0
+        self.feature_ticks = 0
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -247,11 +265,11 @@ class EdgeAgent:
         self.process_reading(reading)
 
     def run_in_process(self, readings: Iterable[Telemetry]) -> int:
-        """Feed readings without MQTT (already validated ``Telemetry``); return the feature batches made."""
-        before = self.batches_sent
+        """Feed readings without MQTT (already validated ``Telemetry``); return how many feature ticks they caused."""
+        before = self.feature_ticks
         for reading in readings:
             self.process_reading(reading)
-        return self.batches_sent - before
+        return self.feature_ticks - before
 
     def process_reading(self, reading: Telemetry) -> None:
         with self._processing:
@@ -270,26 +288,27 @@ class EdgeAgent:
         if not heaters:
             return
         features = compute_features(self.windows.window([h.device_id for h in heaters], end))
-        for start in range(0, len(heaters), BATCH_ROWS):
-            rows = [
-                FeatureRow(
-                    device_id=heater.device_id,
-                    device_type=heater.device_type,
-                    window_end=end,
-                    values=[float(v) if math.isfinite(v) else None for v in features[start + i]],
-                )
-                for i, heater in enumerate(heaters[start : start + BATCH_ROWS])
-            ]
-            self.publish(
-                Up.FEATURES,
-                FeatureBatch(
-                    gateway_id=self.gateway_id,
-                    feature_set_version=FEATURE_SET_VERSION,
-                    feature_names=FEATURE_NAMES,
-                    rows=rows,
-                ),
+        rows = [
+            FeatureRow(
+                device_id=heater.device_id,
+                device_type=heater.device_type,
+                window_end=end,
+                values=[float(v) if math.isfinite(v) else None for v in features[i]],
             )
-        self.batches_sent += 1
+            for i, heater in enumerate(heaters)
+        ]
+
+        def feature_batch(chunk: list[FeatureRow]) -> FeatureBatch:
+            return FeatureBatch(
+                gateway_id=self.gateway_id,
+                feature_set_version=FEATURE_SET_VERSION,
+                feature_names=FEATURE_NAMES,
+                rows=chunk,
+            )
+
+        for batch in split_to_fit(rows, feature_batch):
+            self.publish(Up.FEATURES, batch)
+        self.feature_ticks += 1
         models = self.store.active()
         if not models:
             return
@@ -298,9 +317,12 @@ class EdgeAgent:
         predictions = predict(models, features[covered], [heaters[i] for i in covered], window_end=end, made_at=end)
         for name, model in models.items():
             self.probation.observe(model, [p for p in predictions if p.model_name == name])
-        for start in range(0, len(predictions), BATCH_ROWS):
-            chunk = predictions[start : start + BATCH_ROWS]
-            self.publish(Up.PREDICTIONS, PredictionBatch(gateway_id=self.gateway_id, predictions=chunk))
+        if predictions:
+            batches = split_to_fit(
+                predictions, lambda chunk: PredictionBatch(gateway_id=self.gateway_id, predictions=chunk)
+            )
+            for batch in batches:
+                self.publish(Up.PREDICTIONS, batch)
 
     # -- updates -------------------------------------------------------------------------------------
 

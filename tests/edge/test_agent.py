@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import AgentConfig, EdgeAgent, split_to_fit
 from edge_agent.model_loader import load_model
 from firmware_sim.live import Fleet
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION
-from shared.messages import FeatureBatch, GatewayStatus, PredictionBatch, parse_up
+from shared.messages import MAX_PAYLOAD_BYTES, FeatureBatch, FeatureRow, GatewayStatus, PredictionBatch, parse_up
 from shared.topics import Up, telemetry_topic
 from tests.edge.mqtt_helpers import Collector, unique_prefix, wait_for
 from tests.edge.releases import LABELS, build_serving_release
@@ -126,3 +126,19 @@ def test_bad_telemetry_is_counted_and_kept_and_the_agent_goes_on(tmp_path: Path)
     finally:
         offline.client.publish(f"{prefix}/gw/{gateway_id}/up/status", b"", qos=1, retain=True).wait_for_publish(5)
         offline.close()
+
+
+def test_large_batches_are_split_under_the_cloud_payload_cap():
+    rows = [
+        FeatureRow(device_id=f"wh-{i:04d}", device_type="nwp500-50", window_end=START, values=[1 / 3 + i] * 32)
+        for i in range(1200)
+    ]
+    names = [f"f{j}" for j in range(32)]
+
+    def build(chunk):
+        return FeatureBatch(gateway_id="gw-1", feature_set_version="v1", feature_names=names, rows=chunk)
+
+    messages = split_to_fit(rows, build)
+    assert all(len(m.to_json()) <= MAX_PAYLOAD_BYTES for m in messages)
+    assert [r.device_id for m in messages for r in m.rows] == [r.device_id for r in rows]
+    assert len(build(rows[:500]).to_json()) > MAX_PAYLOAD_BYTES  # so splitting was needed
