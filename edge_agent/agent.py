@@ -25,7 +25,6 @@ from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 
-from edge_agent import __version__
 from edge_agent.events import AgentEvent, log_event
 from edge_agent.inference import Heater, predict
 from edge_agent.model_loader import FeatureContract
@@ -36,6 +35,7 @@ from edge_agent.probation import Probation, ProbationPolicy
 from edge_agent.quarantine import Quarantine
 from edge_agent.tuf_client import TufClient
 from edge_agent.updater import DirectorState, ReleaseUpdater, UpdateResult
+from edge_agent.version import AGENT_VERSION
 from edge_agent.windows import HeaterWindows
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION, MIN_COVERAGE, WINDOW_SAMPLES, compute_features
 from shared.messages import MAX_PAYLOAD_BYTES, Envelope, FeatureBatch, FeatureRow, GatewayStatus, PredictionBatch
@@ -363,7 +363,7 @@ class EdgeAgent:
         return GatewayStatus(
             gateway_id=self.gateway_id,
             online=online,
-            agent_version=__version__,
+            agent_version=AGENT_VERSION,
             models=self.store.states(),
             director_sequence=self.updater.accepted_sequence if self.updater else None,
             outbox_depth=self.outbox.depth(),

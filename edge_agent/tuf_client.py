@@ -19,7 +19,7 @@ from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater
 from tuf.ngclient.fetcher import FetcherInterface
 
-from edge_agent import __version__
+from edge_agent.version import AGENT_VERSION
 from shared.atomic_files import atomic_write
 from shared.director import DIRECTOR_KEYS_TARGET, DirectorRejected, RejectRule, parse_director_keys
 
@@ -28,7 +28,7 @@ class BearerFetcher(FetcherInterface):
     """Downloads over urllib3 with the gateway's API key on every request."""
 
     def __init__(self, api_key: str | None, timeout: float = 30.0, chunk_size: int = 256 * 1024):
-        headers = {"User-Agent": f"iotsphere-edge/{__version__}"}
+        headers = {"User-Agent": f"iotsphere-edge/{AGENT_VERSION}"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self._pool = urllib3.PoolManager(headers=headers, retries=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cloud.cli import main
 from edge_agent.cli import edge
 from shared.messages import GatewayStatus
 from tests.edge.mqtt_helpers import Collector, unique_prefix, wait_for
@@ -26,6 +27,11 @@ def test_help_explains_every_option():
     for option in ("--gateway", "--cloud", "--mqtt", "--data-dir", "--api-key", "--trusted-root", "--prefix"):
         assert option in result.output
     assert "IOTSPHERE_GATEWAY_KEY" in result.output
+
+
+def test_the_iotsphere_command_has_the_edge_group():
+    result = CliRunner().invoke(main, ["edge", "run", "--help"])
+    assert result.exit_code == 0 and "--trusted-root" in result.output
 
 
 def test_cloud_without_a_trust_anchor_is_a_usage_error(tmp_path: Path):
