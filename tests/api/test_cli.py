@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from shared.messages import Prediction, PredictionBatch, PredictionType
 from shared.topics import Up, up_topic
 from tests.api.conftest import auth
 from tests.api.server import ThreadedServer
+from tests.private_broker import PrivateBroker, free_port, listening
 
 
 def _create_key(data_dir: Path, *args: str):
@@ -80,38 +80,21 @@ def test_list_and_revoke_keys(config: CloudConfig) -> None:
         assert httpx.get(f"{server.base_url}/api/models", headers=auth(token)).status_code == 401
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while not listening(port):
         if process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {port}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listening on {port}")
+        time.sleep(0.05)
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[str]:
     """Our own Mosquitto: serve's ingest keeps a persistent session, which must not touch the shared broker."""
-    port = _free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    process = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_port(port, process)
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with PrivateBroker(tmp_path / "broker", persistence=False) as private:
+        yield private.url
 
 
 def _publish_prediction(mqtt_url: str, prefix: str) -> Prediction:
@@ -141,7 +124,7 @@ def _publish_prediction(mqtt_url: str, prefix: str) -> Prediction:
 @pytest.mark.mqtt
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_serve_runs_api_ingest_and_publisher_and_stops_cleanly(tmp_path: Path, broker: str, stop_signal) -> None:
-    data_dir, port, prefix = tmp_path / "cloud", _free_port(), f"test-{uuid.uuid4().hex[:8]}/iotsphere/v1"
+    data_dir, port, prefix = tmp_path / "cloud", free_port(), f"test-{uuid.uuid4().hex[:8]}/iotsphere/v1"
     db = open_database(data_dir / "iotsphere.db")
     token = KeyStore(db).create(Role.VIEWER, "serve test").token
     db.conn.close()

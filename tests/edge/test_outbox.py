@@ -10,8 +10,8 @@ import pytest
 
 from edge_agent.mqtt_link import MqttLink
 from edge_agent.outbox import Outbox, OutboxSender
-from tests.edge.broker import PrivateBroker, free_port
 from tests.edge.mqtt_helpers import Collector, unique_prefix, wait_for
+from tests.private_broker import PrivateBroker, free_port
 
 SHARED_BROKER = "mqtt://127.0.0.1:1883"
 
