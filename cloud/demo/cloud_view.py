@@ -1,0 +1,51 @@
+"""What the cloud knows, read from its database: the demo's status line and summary come from here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from shared.messages import EventKind
+
+
+@dataclass
+class CloudView:
+    gateways_online: int = 0
+    #: gateway id → model name → the version its latest status says it serves
+    versions: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    predictions: int = 0
+    predictions_by_version: dict[str, int] = field(default_factory=dict)
+    predictions_by_gateway: dict[str, int] = field(default_factory=dict)
+    features: int = 0
+    rejected_updates: int = 0
+    dead_letters: int = 0
+
+
+def read_cloud_view(db: sqlite_utils.Database, gateway_ids: list[str]) -> CloudView:
+    view = CloudView(versions={gateway_id: {} for gateway_id in gateway_ids})
+    for row in db["gateways"].rows:
+        if row["gateway_id"] not in view.versions:
+            continue  # another fleet on a shared broker and prefix
+        view.gateways_online += bool(row["online"])
+        status = json.loads(row["status_json"] or "{}")
+        view.versions[row["gateway_id"]] = {m["model_name"]: m.get("active_version") for m in status.get("models", [])}
+    view.predictions_by_version = {
+        row["model_version"]: row["n"]
+        for row in db.query("SELECT model_version, count(*) AS n FROM predictions GROUP BY model_version")
+    }
+    view.predictions = sum(view.predictions_by_version.values())
+    view.predictions_by_gateway = {
+        row["gateway_id"]: row["n"]
+        for row in db.query("SELECT gateway_id, count(*) AS n FROM predictions GROUP BY gateway_id")
+    }
+    view.features = db["features"].count
+    view.rejected_updates = db["gateway_events"].count_where("kind = ?", [EventKind.REJECT.value])
+    view.dead_letters = db["dead_letters"].count
+    return view
+
+
+def latest_predicted_device(db: sqlite_utils.Database) -> str | None:
+    rows = list(db.query("SELECT device_id FROM predictions ORDER BY made_at DESC LIMIT 1"))
+    return rows[0]["device_id"] if rows else None

@@ -1,0 +1,77 @@
+"""Cold start for the demo: signing keys and TUF repository, simulated history, training, signed release.
+
+The same functions the ``iotsphere cloud init / train / release`` commands call, in one go.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloud.config import CloudConfig
+from cloud.releases import tuf_repo
+from cloud.releases.model_rows import record_release
+from cloud.releases.publisher import release_to_gateways
+from cloud.storage import open_database
+from cloud.training.cli import train_from_history_file
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Released:
+    model_name: str
+    model_version: str
+    estimator: str
+    metrics: dict
+
+
+def init_trust(config: CloudConfig, passphrase: str) -> None:
+    """Keys (encrypted with ``passphrase``) and version 1 of every TUF role."""
+    logging.getLogger("tuf").setLevel(logging.WARNING)  # fresh metadata logs "No signature for keyid": expected
+    tuf_repo.init_repository(config, passphrase)
+
+
+def simulate_history(path: Path, heaters: int, days: int, seed: int, echo: Echo) -> None:
+    """A labelled fleet history ending at the start of today, saved to ``path``."""
+    from firmware_sim.history import generate_history
+
+    next_report = [0.0]
+
+    def progress(done: float, total: int) -> None:
+        if done >= next_report[0] or done >= total:
+            next_report[0] = done + total / 4
+            echo(f"  simulated {done:.0f}/{total} days")
+
+    history = generate_history(heaters, days, seed, progress=progress)
+    history.save(path)
+    counts = ", ".join(f"{name} {count}" for name, count in history.failure_counts().items())
+    echo(f"  {len(history.features):,} feature rows; failures: {counts}")
+
+
+def train(history_path: Path, config: CloudConfig, candidates: list[str] | None, echo: Echo) -> Path:
+    """Train ``component_failure``; return its artifact folder (model.onnx + release.json)."""
+    return train_from_history_file(history_path, config, candidates=candidates, echo=lambda line: echo(f"  {line}"))
+
+
+def release(config: CloudConfig, passphrase: str, artifact_dir: Path) -> Released:
+    """Sign the artifacts into TUF, mark the registry row released, make it the fleet's desired state."""
+    release_json = (artifact_dir / "release.json").read_bytes()
+    published = tuf_repo.add_release(config, passphrase, release_json, (artifact_dir / "model.onnx").read_bytes())
+    db = open_database(config.database_path)
+    try:
+        record_release(db, published)
+    finally:
+        db.conn.close()
+    # no gateway is known yet: this only sets the fleet's desired state, which the publisher hands out
+    release_to_gateways(config, passphrase, published.release.model_name, published.release.model_version)
+    metrics = json.loads((artifact_dir / "metrics.json").read_text())
+    return Released(
+        model_name=published.release.model_name,
+        model_version=published.release.model_version,
+        estimator=str(metrics.get("estimator", "")),
+        metrics={k: metrics[k] for k in ("mean_roc_auc", "mean_pr_auc") if k in metrics},
+    )
