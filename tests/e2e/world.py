@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,6 +64,8 @@ class World:
     ingest: IngestWorker
     db: sqlite_utils.Database
     http: httpx.Client
+    #: every director document ``release`` made the cloud issue to this gateway, oldest first (as a sniffer keeps them)
+    issued: list[bytes] = field(default_factory=list)
 
     @property
     def config(self) -> CloudConfig:
@@ -81,6 +83,7 @@ class World:
     def release(self, artifact_dir: Path) -> ReleaseFile:
         """``cloud release`` directing this gateway: signs into TUF and publishes a retained director document."""
         self.cli("release", str(artifact_dir), "--gateway", self.gateway_id, "--mqtt", BROKER)
+        self.issued.append(self.latest_document().to_json())
         return ReleaseFile.model_validate_json((artifact_dir / "release.json").read_bytes())
 
     def send_document(self, payload: bytes) -> None:
@@ -122,16 +125,36 @@ class World:
 
     # -- the heaters -----------------------------------------------------------------------------------
 
-    def feed(self, minutes: int) -> None:
-        """The next ``minutes`` of simulated telemetry over MQTT, as fast as the broker takes it."""
-        stats = publish(self.fleet, BROKER, speed=1e9, minutes=minutes)
-        assert stats.failed == 0
+    def boundary(self) -> datetime:
+        """The newest feature boundary the agent has passed: telemetry is past it by the tick grace."""
+        return (self.fleet.now - self.agent.config.tick_grace).replace(minute=0, second=0, microsecond=0)
 
-    def next_tick(self, minutes: int = 60) -> list[dict]:
+    def feed(self, minutes: int) -> None:
+        """The next ``minutes`` of simulated telemetry over MQTT, an hour at a time.
+
+        Each hour waits until the cloud has the agent's features for it: a burst of many hours would
+        outrun Mosquitto's queue for the agent's session (1000 messages by default), which drops the rest.
+        """
+        while minutes > 0:
+            chunk = min(minutes, 60)
+            before = self.boundary()
+            stats = publish(self.fleet, BROKER, speed=1e9, minutes=chunk)
+            assert stats.failed == 0
+            minutes -= chunk
+            boundary = self.boundary()
+            if boundary > before and boundary > START:  # a window with readings in it was computed
+                wait_for(lambda end=boundary: self.features_stored(end) == HEATERS, 30, f"features for {boundary}")
+
+    def features_stored(self, window_end: datetime) -> int:
+        return self.db["features"].count_where(
+            "window_end = ? AND device_id IN (SELECT device_id FROM devices WHERE gateway_id = ?)",
+            [iso(window_end), self.gateway_id],
+        )
+
+    def next_tick(self) -> list[dict]:
         """Feed until the next feature boundary has passed; return the predictions the cloud stored for it."""
-        self.feed(minutes)
-        # the agent computes features for a boundary once telemetry is past it by the tick grace
-        boundary = (self.fleet.now - self.agent.config.tick_grace).replace(minute=0, second=0, microsecond=0)
+        self.feed(60)
+        boundary = self.boundary()
         wait_for(lambda: len(self.predictions(boundary)) == HEATERS, 30, f"predictions for the window to {boundary}")
         return self.predictions(boundary)
 
