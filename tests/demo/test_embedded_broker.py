@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 
@@ -48,3 +49,28 @@ def test_stop_frees_the_port():
     broker.stop()  # twice is harmless
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_connecting_client_gets_only_the_retained_messages_it_subscribed_to():
+    """amqtt 0.12.1 alone sends a new client the retained messages of every client's subscriptions."""
+    with EmbeddedBroker() as broker:
+        cloud = _client(broker, "cloud")
+        cloud.subscribe("prefix/gw/+/up/#", qos=1)
+        status = cloud.publish("prefix/gw/gw1/up/status", b"online", qos=1, retain=True)
+        status.wait_for_publish(5)
+        own = cloud.publish("prefix/gw/gw2/down/desired", b"document", qos=1, retain=True)
+        own.wait_for_publish(5)
+
+        received: list[str] = []
+        arrived = threading.Event()
+        gateway = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="gw2", protocol=mqtt.MQTTv311)
+        gateway.on_message = lambda _c, _u, message: (received.append(message.topic), arrived.set())
+        gateway.on_connect = lambda client, *_: client.subscribe("prefix/gw/gw2/down/#", qos=1)
+        gateway.connect("127.0.0.1", broker.port)
+        gateway.loop_start()
+        assert arrived.wait(5)
+        time.sleep(0.5)  # anything else the broker would send arrives by now
+        assert received == ["prefix/gw/gw2/down/desired"]
+        for client in (cloud, gateway):
+            client.disconnect()
+            client.loop_stop()
