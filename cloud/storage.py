@@ -138,8 +138,48 @@ def _m2_api_key_gateway(db: sqlite_utils.Database) -> None:
     db["api_keys"].add_column("gateway_id", str)
 
 
+def _m3_features_float32(db: sqlite_utils.Database) -> None:
+    """Feature values as packed float32 (``cloud.ingest.feature_codec``), rows kept in time order.
+
+    The key leads with (feature_set_version, window_end): windows arrive in time order, so inserts append to the
+    end of the b-tree instead of touching a page per device, and a training read is one range scan. Existing
+    JSON rows are converted; one with a value beyond float32's range (none come from a real gateway) is moved to
+    ``dead_letters`` with its JSON rather than dropped.
+    """
+    import json
+
+    from cloud.ingest import feature_codec  # here, not at the top: cloud.ingest imports this module
+
+    db.execute(
+        "CREATE TABLE features_f32 (feature_set_version TEXT NOT NULL, window_end TEXT NOT NULL,"
+        " device_id TEXT NOT NULL, values_f32 BLOB NOT NULL, msg_id TEXT,"
+        " PRIMARY KEY (feature_set_version, window_end, device_id)) WITHOUT ROWID"
+    )
+    now = iso(datetime.now(UTC))
+    old = db.execute("SELECT device_id, window_end, feature_set_version, values_json, msg_id FROM features")
+    while chunk := old.fetchmany(10_000):
+        kept, refused = [], []
+        for device_id, window_end, version, values_json, msg_id in chunk:
+            try:
+                [blob] = feature_codec.encode(feature_codec.to_matrix([json.loads(values_json)]))
+            except ValueError as exc:
+                row = {"device_id": device_id, "window_end": window_end, "feature_set_version": version}
+                payload = json.dumps({**row, "values": json.loads(values_json), "msg_id": msg_id}).encode()
+                refused.append(("migration/features", payload, f"invalid: {exc}", now))
+            else:
+                kept.append((version, window_end, device_id, blob, msg_id))
+        db.conn.executemany("INSERT INTO features_f32 VALUES (?,?,?,?,?)", kept)
+        db.conn.executemany("INSERT INTO dead_letters (topic, payload, reason, received_at) VALUES (?,?,?,?)", refused)
+    db.execute("DROP TABLE features")
+    db.execute("ALTER TABLE features_f32 RENAME TO features")
+
+
 #: Ordered migrations. Append; never edit one that has shipped.
-MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [(1, _m1_initial), (2, _m2_api_key_gateway)]
+MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
+    (1, _m1_initial),
+    (2, _m2_api_key_gateway),
+    (3, _m3_features_float32),
+]
 
 
 def migrate(db: sqlite_utils.Database) -> int:

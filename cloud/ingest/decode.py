@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from pydantic import ValidationError
 
+from cloud.ingest.feature_frame import FeatureFrame, parse_feature_frame
 from shared.messages import MAX_PAYLOAD_BYTES, Envelope, parse_up
 from shared.topics import GatewayTopic, Up, parse_gateway_topic
 
@@ -21,7 +22,7 @@ MAX_REASON_CHARS = 2000
 @dataclass(frozen=True, slots=True)
 class Accepted:
     channel: Up
-    message: Envelope
+    message: Envelope | FeatureFrame
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +41,27 @@ def decode(topic: str, payload: bytes, prefix: str) -> Accepted | Rejected:
     if len(payload) > MAX_PAYLOAD_BYTES:
         return Rejected(f"oversized: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
-        message = parse_up(parsed.channel, payload)
+        message = _parse(parsed.channel, payload)
     except ValidationError as exc:
         return Rejected(_describe(exc))
+    except ValueError as exc:
+        return Rejected(f"invalid: {exc}"[:MAX_REASON_CHARS])
     if message.gateway_id != parsed.gateway_id:
         return Rejected(
             f"gateway-mismatch: topic is for gateway {parsed.gateway_id!r}, payload for {message.gateway_id!r}"
         )
     return Accepted(Up(parsed.channel), message)
+
+
+def _parse(channel: str, payload: bytes) -> Envelope | FeatureFrame:
+    """Features take the columnar path; whatever it refuses gets the full model's reason where the model has one."""
+    if channel != Up.FEATURES:
+        return parse_up(channel, payload)
+    try:
+        return parse_feature_frame(payload)
+    except ValueError:
+        parse_up(channel, payload)  # raises the contract's own error for anything the contract refuses
+        raise  # the contract allows it but it has no stored form (a value beyond float32's range)
 
 
 @lru_cache(maxsize=65536)

@@ -15,12 +15,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain, islice, repeat
 
 import pydantic_core
 
+from cloud.ingest import feature_codec
 from cloud.ingest.decode import Accepted
+from cloud.ingest.feature_frame import FeatureFrame
 from cloud.storage import iso
-from shared.messages import Envelope, FeatureBatch, GatewayEvent, GatewayStatus, OutcomeBatch, PredictionBatch
+from shared.messages import Envelope, GatewayEvent, GatewayStatus, OutcomeBatch, PredictionBatch
 from shared.topics import Up
 
 _SQL = {
@@ -28,7 +31,7 @@ _SQL = {
     "ingested": "INSERT OR IGNORE INTO ingested_messages (msg_id, channel, gateway_id, received_at) VALUES (?,?,?,?)",
     "dead_letter": "INSERT INTO dead_letters (topic, payload, reason, received_at) VALUES (?,?,?,?)",
     "feature_set": "INSERT OR IGNORE INTO feature_sets (version, names_json) VALUES (?,?)",
-    "feature": "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_json, msg_id)"
+    "feature": "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_f32, msg_id)"
     " VALUES (?,?,?,?,?)",
     "device": "INSERT INTO devices (device_id, gateway_id, device_type, first_seen, last_seen) VALUES (?,?,?,?,?)"
     " ON CONFLICT (device_id) DO UPDATE SET gateway_id = excluded.gateway_id, device_type = excluded.device_type,"
@@ -74,6 +77,7 @@ class _Rows:
         self.times: dict[datetime, str] = {}  # a batch's rows mostly share a few window ends: format each once
         self.tables: dict[str, list[tuple]] = {name: [] for name in _SQL if name != "known"}
         self.devices: dict[str, list] = {}  # device_id → [gateway_id, device_type, first_seen, last_seen]
+        self.frames: list[FeatureFrame] = []
         self._adders = {
             Up.FEATURES: self._add_features,
             Up.PREDICTIONS: self._add_predictions,
@@ -96,17 +100,30 @@ class _Rows:
             known[0], known[1] = gateway_id, device_type
             known[2], known[3] = min(known[2], seen), max(known[3], seen)
 
-    def add(self, channel: Up, message: Envelope) -> None:
+    def add(self, channel: Up, message: Envelope | FeatureFrame) -> None:
         self._adders[channel](message)
         self.tables["ingested"].append((message.msg_id, channel.value, message.gateway_id, self.received_at))
 
-    def _add_features(self, batch: FeatureBatch) -> None:
-        self.tables["feature_set"].append((batch.feature_set_version, _json(batch.feature_names)))
+    def _add_features(self, frame: FeatureFrame) -> None:
+        """Rows wait for ``pack_features``; only the device bookkeeping is a Python loop per row."""
+        self.tables["feature_set"].append((frame.feature_set_version, frame.names_json))
+        self.frames.append(frame)
+        gateway_id = frame.gateway_id
+        for device_id, device_type, window_end in zip(
+            frame.device_ids, frame.device_types, frame.window_ends, strict=True
+        ):
+            self.device(device_id, gateway_id, device_type, window_end)
+
+    def pack_features(self) -> None:
+        """Every feature row of the batch packed with one numpy call per width, columns zipped into rows in C."""
         rows = self.tables["feature"]
-        for row in batch.rows:
-            window_end = self.iso(row.window_end)
-            rows.append((row.device_id, window_end, batch.feature_set_version, _json(row.values), batch.msg_id))
-            self.device(row.device_id, batch.gateway_id, row.device_type, window_end)
+        for width in {len(frame.values[0]) for frame in self.frames}:
+            frames = [frame for frame in self.frames if len(frame.values[0]) == width]
+            matrix = feature_codec.to_matrix(list(chain.from_iterable(frame.values for frame in frames)))
+            blobs = iter(feature_codec.encode(matrix))
+            for f in frames:
+                version, msg_id = repeat(f.feature_set_version), repeat(f.msg_id)
+                rows.extend(zip(f.device_ids, f.window_ends, version, islice(blobs, len(f)), msg_id, strict=False))
 
     def _add_predictions(self, batch: PredictionBatch) -> None:
         rows = self.tables["prediction"]
@@ -198,6 +215,7 @@ def write_batch(
                 seen.add(item.message.msg_id)
                 rows.add(item.channel, item.message)
                 stored += 1
+        rows.pack_features()
         rows.tables["device"] = [(device_id, *values) for device_id, values in rows.devices.items()]
         for name, table_rows in rows.tables.items():
             if table_rows:

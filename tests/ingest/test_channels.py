@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from cloud.ingest.feature_codec import read_features
 from shared.topics import Up
 from tests.ingest.helpers import count, event, features, outcomes, predictions, status, wait_for
 
@@ -22,10 +24,10 @@ def test_each_channel_is_stored(make_worker, publisher, db):
     publisher.send(event(), Up.EVENTS)
     wait_for(lambda: worker.stats.stored == 5, what="five stored messages")
 
-    assert [(r["device_id"], r["window_end"], json.loads(r["values_json"])) for r in db["features"].rows] == [
-        ("h1", "2026-03-01T12:00:00.000000Z", [1.5, None, 3.0]),
-        ("h2", "2026-03-01T12:00:00.000000Z", [1.5, None, 3.0]),
-    ]
+    stored = read_features(db.conn, "fs1")
+    assert stored.feature_names == ["temp_mean", "temp_slope", "power_mean"]
+    assert (stored.device_ids, stored.window_ends) == (["h1", "h2"], ["2026-03-01T12:00:00.000000Z"] * 2)
+    np.testing.assert_array_equal(stored.values, np.array([[1.5, np.nan, 3.0]] * 2, dtype=np.float32))
     assert json.loads(db["feature_sets"].get("fs1")["names_json"]) == ["temp_mean", "temp_slope", "power_mean"]
     prediction = db["predictions"].get(("pred-0001", "champion"))
     assert prediction["gateway_id"] == "gw1"

@@ -7,16 +7,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cloud.ingest.decode import Accepted
+from cloud.ingest.decode import Accepted, decode
 from cloud.ingest.store import DeadLetter, write_batch
-from shared.topics import Up
+from shared.topics import Up, up_topic
 from tests.ingest.helpers import count, features
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 
 
 def _accepted(*batches) -> list[Accepted]:
-    return [Accepted(Up.FEATURES, batch) for batch in batches]
+    """Through ``decode``, as the worker hands them over."""
+    decoded = [decode(up_topic(b.gateway_id, Up.FEATURES, "t"), b.to_json(), "t") for b in batches]
+    assert all(isinstance(d, Accepted) for d in decoded), decoded
+    return decoded
 
 
 def test_a_message_twice_in_one_batch_and_again_in_the_next_is_stored_once(db):
