@@ -114,11 +114,14 @@ def _latency(estimator, release: ReleaseFile, onnx_bytes: bytes, rows: np.ndarra
     batch = np.ascontiguousarray(rows[:HEATERS], dtype=np.float32)
     fleet = [Heater(f"wh-{i:04d}", "tank-50gal-electric") for i in range(HEATERS)]
     per_heater = np.median(_timed(lambda: predict(models, batch, fleet, START, START), 200)) / HEATERS * 1e6
+    batch_feed = {release.inputs[0].name: batch}
+    bare_per_heater = np.median(_timed(lambda: bare.run(None, batch_feed), 200)) / HEATERS * 1e6
     sklearn = _percentiles_us(_timed(lambda: estimator.predict_proba(row), LATENCY_CALLS // 5))
     return {
         "agent_predict_us": agent,
         "agent_onnxruntime_call_only_us": agent_session,
         "agent_predict_per_heater_in_batch_of_100_us": round(float(per_heater), 1),
+        "bare_onnxruntime_per_heater_in_batch_of_100_us": round(float(bare_per_heater), 1),
         "bare_onnxruntime_us": onnxruntime,
         "sklearn_predict_proba_us": sklearn,
         "agent_over_onnxruntime_p50": round(agent["p50"] / onnxruntime["p50"], 2),
