@@ -1,15 +1,19 @@
 """Every update rejection rule through the running agent: reported up, and the previous model keeps serving.
 
-tests/edge/test_updater.py proves each rule on the updater alone; here a bad update arrives as production
-sends it (a retained director document on MQTT), the agent's reject event reaches the cloud database through
-the ingest worker, and the next feature tick's predictions — stored by the cloud and read back through the
-REST API — still come from version 1. One world serves the whole module: a rejected document changes
-nothing the next case depends on, and each case uses its own director sequence and release versions.
+tests/edge/test_updater.py and test_model_loader.py prove each rule on the updater and the loader alone;
+here a bad update arrives as production sends it (a retained director document on MQTT), the agent's
+reject event reaches the cloud database through the ingest worker, and the next feature tick's predictions
+— stored by the cloud and read back through the REST API — still come from version 1. One world serves the
+whole module: a rejected document changes nothing the next case depends on, and each case uses its own
+director sequence and release versions. Not here: ``tuf.refresh`` (through the agent in
+tests/edge/test_agent_updates.py), ``onnx.size`` (a 64 MB model) and ``activate`` (a failing disk), which
+tests/edge covers on the loader and the model store.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -66,6 +70,16 @@ def _external_initializer(model: onnx.ModelProto) -> None:
     model.graph.initializer.append(tensor)
 
 
+def _custom_domain(model: onnx.ModelProto) -> None:
+    model.opset_import.append(helper.make_opsetid("com.example.evil", 1))
+
+
+def _newer_opset(model: onnx.ModelProto) -> None:
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = 99
+
+
 def _disallowed_operator(model: onnx.ModelProto) -> None:
     # standard domain, but not on the allow-list: random output breaks the golden contract and probation
     model.graph.node.append(helper.make_node("RandomUniformLike", ["features"], ["noise"]))
@@ -117,7 +131,12 @@ def _padded(path: Path) -> None:
     path.write_bytes(path.read_bytes() + b"\0" * 1024)  # a server trying to make the gateway read endlessly
 
 
+def _malformed(world: World, sequence: int) -> tuple[bytes, int]:
+    return json.dumps({"signed": {"sequence": sequence}, "signatures": []}).encode(), sequence
+
+
 CASES = {
+    "malformed director document": Case(RejectRule.DIRECTOR_FORMAT, _malformed),
     "forged director signature": Case(
         RejectRule.DIRECTOR_SIGNATURE, lambda w, s: _signed(w, s, OTHER, key=generate_private_key())
     ),
@@ -138,6 +157,17 @@ CASES = {
     "ONNX with external data": Case(
         RejectRule.ONNX_EXTERNAL_DATA,
         lambda w, s: _published(w, s, _release_serving(str(next(_versions)), _bad_model(_external_initializer))),
+    ),
+    "not an ONNX file": Case(
+        RejectRule.ONNX_LOAD, lambda w, s: _published(w, s, _release_serving(str(next(_versions)), b"\xff" * 64))
+    ),
+    "operator domain outside ai.onnx and ai.onnx.ml": Case(
+        RejectRule.ONNX_DOMAIN,
+        lambda w, s: _published(w, s, _release_serving(str(next(_versions)), _bad_model(_custom_domain))),
+    ),
+    "opset newer than the agent vetted": Case(
+        RejectRule.ONNX_OPSET,
+        lambda w, s: _published(w, s, _release_serving(str(next(_versions)), _bad_model(_newer_opset))),
     ),
     "disallowed operator": Case(
         RejectRule.ONNX_OPERATOR,

@@ -175,8 +175,10 @@ def running_world(folder: Path, seed: int = 2) -> Iterator[World]:
         topic_prefix=unique_prefix(),
         ingest_client_id=f"ingest-e2e-{uuid.uuid4().hex[:8]}",
     )
-    CliRunner().invoke(main, ["cloud", "init", "--data-dir", str(config.data_dir)], env={PASSPHRASE_ENV: PASSPHRASE})
-    assert tuf_repo.is_initialized(config)
+    init = CliRunner().invoke(
+        main, ["cloud", "init", "--data-dir", str(config.data_dir)], env={PASSPHRASE_ENV: PASSPHRASE}
+    )
+    assert init.exit_code == 0 and tuf_repo.is_initialized(config), init.output
     ingest = IngestWorker(config)
     db = open_database(config.database_path)
     gateway_token = KeyStore(db).create(Role.GATEWAY, "e2e gateway", gateway_id).token
