@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,20 +40,36 @@ def init_trust(config: CloudConfig, passphrase: str) -> None:
 
 
 def simulate_history(path: Path, heaters: int, days: int, seed: int, echo: Echo) -> None:
-    """A labelled fleet history ending at the start of today, saved to ``path``."""
-    from firmware_sim.history import generate_history
+    """A labelled fleet history ending at the start of today, saved to ``path`` by ``iotsphere sim history``.
 
-    next_report = [0.0]
+    It runs as a child process in a session of its own: the simulation fans out to a process pool, which
+    hangs when Ctrl-C reaches every process at once; here only the demo sees Ctrl-C and ends the whole group.
+    """
+    command = [sys.executable, "-c", "from cloud.cli import main; main()", "sim", "history"]
+    command += ["--heaters", str(heaters), "--days", str(days), "--seed", str(seed), "--out", str(path)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        output, _ = child.communicate()
+    except BaseException:  # Ctrl-C above all: stop the simulation and its pool before going on
+        _end_group(child)
+        raise
+    for line in output.splitlines():
+        echo(f"  {line}")
+    if child.returncode != 0:
+        raise RuntimeError(f"simulating the history failed (exit {child.returncode})")
 
-    def progress(done: float, total: int) -> None:
-        if done >= next_report[0] or done >= total:
-            next_report[0] = done + total / 4
-            echo(f"  simulated {done:.0f}/{total} days")
 
-    history = generate_history(heaters, days, seed, progress=progress)
-    history.save(path)
-    counts = ", ".join(f"{name} {count}" for name, count in history.failure_counts().items())
-    echo(f"  {len(history.features):,} feature rows; failures: {counts}")
+def _end_group(child: subprocess.Popen, grace_s: float = 5.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def train(history_path: Path, config: CloudConfig, candidates: list[str] | None, echo: Echo) -> Path:

@@ -388,10 +388,11 @@ def print_summary(summary: dict, echo: Echo) -> None:
         echo(f"GET {summary['api_answer']['url']} → {summary['api_answer']['status']}")
         echo(f"  {body['device_id']} (model v{body['model_version']}, window {body['feature_window_end']}): {outputs}")
     echo("timings (s): " + ", ".join(f"{k} {v}" for k, v in summary["timings_s"].items()))
-    echo(
-        "after the gateways started (s): "
-        + ", ".join(f"{k} {v}" for k, v in summary["milestones_after_gateways_start_s"].items())
-    )
+    if summary["milestones_after_gateways_start_s"]:
+        echo(
+            "after the gateways started (s): "
+            + ", ".join(f"{k} {v}" for k, v in summary["milestones_after_gateways_start_s"].items())
+        )
     for problem in summary["problems"]:
         echo(f"PROBLEM: {problem}")
 
