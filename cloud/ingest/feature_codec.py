@@ -33,16 +33,26 @@ def to_matrix(values: Sequence[Sequence[float | None]]) -> np.ndarray:
     return wide.astype(FLOAT32)
 
 
+def row_bytes(n_features: int) -> int:
+    """Size of one row's blob."""
+    return n_features * FLOAT32.itemsize
+
+
+def pack(matrix: np.ndarray) -> bytes:
+    """The rows' blobs back to back: row ``i`` is bytes ``[i * row_bytes, (i + 1) * row_bytes)``."""
+    return np.ascontiguousarray(matrix, dtype=FLOAT32).tobytes()
+
+
 def encode(matrix: np.ndarray) -> list[bytes]:
     """One blob per row of a float32 matrix, cut in C (a void view's ``tolist`` gives bytes)."""
     packed = np.ascontiguousarray(matrix, dtype=FLOAT32)
-    return packed.view(np.dtype((np.void, packed.shape[1] * FLOAT32.itemsize))).ravel().tolist()
+    return packed.view(np.dtype((np.void, row_bytes(packed.shape[1])))).ravel().tolist()
 
 
 def decode(blobs: Iterable[bytes], n_features: int) -> np.ndarray:
     """Blobs of ``n_features`` values each → a ``(rows, n_features)`` float32 matrix (NaN where null)."""
     joined = b"".join(blobs)
-    if len(joined) % (n_features * FLOAT32.itemsize):
+    if len(joined) % row_bytes(n_features):
         raise ValueError(f"feature blobs do not hold whole rows of {n_features} float32 values")
     return np.frombuffer(joined, dtype=FLOAT32).reshape(-1, n_features)
 

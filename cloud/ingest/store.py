@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain, islice, repeat
+from itertools import chain
 
 import pydantic_core
 
@@ -31,8 +31,10 @@ _SQL = {
     "ingested": "INSERT OR IGNORE INTO ingested_messages (msg_id, channel, gateway_id, received_at) VALUES (?,?,?,?)",
     "dead_letter": "INSERT INTO dead_letters (topic, payload, reason, received_at) VALUES (?,?,?,?)",
     "feature_set": "INSERT OR IGNORE INTO feature_sets (version, names_json) VALUES (?,?)",
+    # one statement per message: SQLite cuts the rows out of the packed values and the [device_id, window_end]
+    # pairs itself, in C, instead of Python building and binding a tuple per row
     "feature": "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_f32, msg_id)"
-    " VALUES (?,?,?,?,?)",
+    " SELECT j.value ->> 0, j.value ->> 1, ?1, substr(?2, j.key * ?3 + 1, ?3), ?4 FROM json_each(?5) AS j",
     "device": "INSERT INTO devices (device_id, gateway_id, device_type, first_seen, last_seen) VALUES (?,?,?,?,?)"
     " ON CONFLICT (device_id) DO UPDATE SET gateway_id = excluded.gateway_id, device_type = excluded.device_type,"
     " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
@@ -92,38 +94,45 @@ class _Rows:
             text = self.times[value] = iso(value)
         return text
 
-    def device(self, device_id: str, gateway_id: str, device_type: str, seen: str) -> None:
-        known = self.devices.get(device_id)
-        if known is None:
-            self.devices[device_id] = [gateway_id, device_type, seen, seen]
-        else:
-            known[0], known[1] = gateway_id, device_type
-            known[2], known[3] = min(known[2], seen), max(known[3], seen)
+    def seen(
+        self, gateway_id: str, device_ids: Iterable[str], device_types: Iterable[str], times: Iterable[str]
+    ) -> None:
+        """Devices seen at these times: one loop for a message's rows (this runs once per feature row)."""
+        devices = self.devices
+        for device_id, device_type, seen in zip(device_ids, device_types, times, strict=True):
+            known = devices.get(device_id)
+            if known is None:
+                devices[device_id] = [gateway_id, device_type, seen, seen]
+            else:
+                known[0] = gateway_id
+                known[1] = device_type
+                if seen < known[2]:
+                    known[2] = seen
+                elif seen > known[3]:
+                    known[3] = seen
 
     def add(self, channel: Up, message: Envelope | FeatureFrame) -> None:
         self._adders[channel](message)
         self.tables["ingested"].append((message.msg_id, channel.value, message.gateway_id, self.received_at))
 
     def _add_features(self, frame: FeatureFrame) -> None:
-        """Rows wait for ``pack_features``; only the device bookkeeping is a Python loop per row."""
+        """Rows wait for ``pack_features``; only the device bookkeeping loops over the rows here."""
         self.tables["feature_set"].append((frame.feature_set_version, frame.names_json))
         self.frames.append(frame)
-        gateway_id = frame.gateway_id
-        for device_id, device_type, window_end in zip(
-            frame.device_ids, frame.device_types, frame.window_ends, strict=True
-        ):
-            self.device(device_id, gateway_id, device_type, window_end)
+        self.seen(frame.gateway_id, frame.device_ids, frame.device_types, frame.window_ends)
 
     def pack_features(self) -> None:
-        """Every feature row of the batch packed with one numpy call per width, columns zipped into rows in C."""
-        rows = self.tables["feature"]
+        """Every feature row of the batch packed with one numpy call per width; one statement row per message."""
+        statements = self.tables["feature"]
         for width in {len(frame.values[0]) for frame in self.frames}:
             frames = [frame for frame in self.frames if len(frame.values[0]) == width]
-            matrix = feature_codec.to_matrix(list(chain.from_iterable(frame.values for frame in frames)))
-            blobs = iter(feature_codec.encode(matrix))
+            packed = feature_codec.pack(feature_codec.to_matrix(list(chain.from_iterable(f.values for f in frames))))
+            size, start = feature_codec.row_bytes(width), 0
             for f in frames:
-                version, msg_id = repeat(f.feature_set_version), repeat(f.msg_id)
-                rows.extend(zip(f.device_ids, f.window_ends, version, islice(blobs, len(f)), msg_id, strict=False))
+                end = start + len(f) * size
+                keys = pydantic_core.to_json(list(zip(f.device_ids, f.window_ends, strict=True)))
+                statements.append((f.feature_set_version, packed[start:end], size, f.msg_id, keys))
+                start = end
 
     def _add_predictions(self, batch: PredictionBatch) -> None:
         rows = self.tables["prediction"]
@@ -147,7 +156,7 @@ class _Rows:
                     batch.msg_id,
                 )
             )
-            self.device(p.device_id, batch.gateway_id, p.device_type, made_at)
+            self.seen(batch.gateway_id, (p.device_id,), (p.device_type,), (made_at,))
 
     def _add_outcomes(self, batch: OutcomeBatch) -> None:
         rows = self.tables["outcome"]
