@@ -59,9 +59,11 @@ def _parse(channel: str, payload: bytes) -> Envelope | FeatureFrame:
         return parse_up(channel, payload)
     try:
         return parse_feature_frame(payload)
-    except ValueError:
+    except ValueError as exc:  # a ValidationError, or validate_id's ValueError for a device id
         parse_up(channel, payload)  # raises the contract's own error for anything the contract refuses
-        raise  # the contract allows it but it has no stored form (a value beyond float32's range)
+        # the contract allows it, but a value lies beyond float32's range and so has no stored form
+        details = _details(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise ValueError(f"FeatureBatch: beyond float32, the stored form: {details}") from exc
 
 
 @lru_cache(maxsize=65536)
@@ -74,5 +76,9 @@ def _describe(exc: ValidationError) -> str:
     errors = exc.errors(include_url=False, include_input=False)
     if errors and errors[0]["type"] == "json_invalid":
         return f"malformed: {errors[0]['msg']}"[:MAX_REASON_CHARS]
-    details = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errors)
-    return f"invalid: {exc.title}: {details}"[:MAX_REASON_CHARS]
+    return f"invalid: {exc.title}: {_details(exc)}"[:MAX_REASON_CHARS]
+
+
+def _details(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errors)

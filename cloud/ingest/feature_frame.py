@@ -14,7 +14,6 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Annotated
 
-import pydantic_core
 from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
@@ -63,7 +62,7 @@ class FeatureFrame:
     msg_id: str
     gateway_id: str
     feature_set_version: str
-    names_json: str
+    feature_names: list[str]
     device_ids: tuple[str, ...]
     device_types: tuple[str, ...]
     window_ends: list[str]  # cloud.storage.iso text (UTC)
@@ -83,7 +82,7 @@ def parse_feature_frame(payload: bytes) -> FeatureFrame:
         msg_id=batch.msg_id,
         gateway_id=batch.gateway_id,
         feature_set_version=batch.feature_set_version,
-        names_json=pydantic_core.to_json(batch.feature_names).decode(),
+        feature_names=batch.feature_names,
         device_ids=device_ids,
         device_types=device_types,
         window_ends=list(map(_utc_text, instants)),

@@ -80,6 +80,7 @@ class _Rows:
         self.tables: dict[str, list[tuple]] = {name: [] for name in _SQL if name != "known"}
         self.devices: dict[str, list] = {}  # device_id → [gateway_id, device_type, first_seen, last_seen]
         self.frames: list[FeatureFrame] = []
+        self.feature_sets: dict[str, list[str]] = {}  # version → names, the first seen in the batch
         self._adders = {
             Up.FEATURES: self._add_features,
             Up.PREDICTIONS: self._add_predictions,
@@ -117,12 +118,13 @@ class _Rows:
 
     def _add_features(self, frame: FeatureFrame) -> None:
         """Rows wait for ``pack_features``; only the device bookkeeping loops over the rows here."""
-        self.tables["feature_set"].append((frame.feature_set_version, frame.names_json))
+        self.feature_sets.setdefault(frame.feature_set_version, frame.feature_names)
         self.frames.append(frame)
         self.seen(frame.gateway_id, frame.device_ids, frame.device_types, frame.window_ends)
 
     def pack_features(self) -> None:
         """Every feature row of the batch packed with one numpy call per width; one statement row per message."""
+        self.tables["feature_set"] = [(version, _json(names)) for version, names in self.feature_sets.items()]
         statements = self.tables["feature"]
         for width in {len(frame.values[0]) for frame in self.frames}:
             frames = [frame for frame in self.frames if len(frame.values[0]) == width]

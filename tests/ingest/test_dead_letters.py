@@ -40,3 +40,21 @@ def test_each_kind_of_bad_message_is_dead_lettered_and_the_loop_goes_on(make_wor
     assert "firmware" in letters["topic"]["reason"]
     assert (worker.stats.dead_lettered, worker.stats.stored) == (5, 6)
     assert count(db, "features") == 6
+
+
+def test_a_value_without_a_float32_form_is_dead_lettered_and_the_rest_stored(make_worker, publisher, db, config):
+    worker = make_worker()
+    worker.start()
+    huge = features(window=1).model_copy(
+        update={"rows": [features().rows[0].model_copy(update={"values": [1e39] * 3})]}
+    )
+    publisher.send(huge, Up.FEATURES)
+    publisher.send(features(window=2), Up.FEATURES)
+    wait_for(lambda: worker.stats.stored + worker.stats.dead_lettered == 2, what="both messages handled")
+
+    [letter] = db["dead_letters"].rows
+    assert letter["payload"] == huge.to_json()
+    assert (
+        letter["reason"].startswith("invalid: FeatureBatch: beyond float32") and "rows.0.values.0" in letter["reason"]
+    )
+    assert count(db, "features") == 1
