@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cloud.demo.run import DemoError, DemoOptions, run_demo
+from cloud.demo.run import EXPECTED_FAILURES, DemoOptions, run_demo
 
 _DEFAULTS = DemoOptions()
 
@@ -103,8 +103,8 @@ def demo_command(
     )
     try:
         summary = run_demo(options, echo=click.echo)
-    except DemoError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except EXPECTED_FAILURES as exc:
+        raise click.ClickException(f"the demo stopped: {exc}") from exc
     if summary["interrupted"]:
         sys.exit(130)
     if not summary["ok"]:

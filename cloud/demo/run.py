@@ -32,7 +32,7 @@ from cloud.demo.sites import GatewaySpec, Site
 from cloud.embedded_broker import EmbeddedBroker
 from cloud.ingest import IngestWorker
 from cloud.releases import tuf_repo
-from cloud.releases.publisher import DirectorPublisher
+from cloud.releases.publisher import DirectorPublisher, PublishError, RetainedPublisher
 from cloud.storage import open_database
 from shared.messages import PredictionType
 
@@ -44,7 +44,11 @@ INGEST_CLIENT_ID_ENV = "IOTSPHERE_INGEST_CLIENT_ID"
 
 
 class DemoError(Exception):
-    """The demo cannot run as asked (e.g. a data folder that is not fresh)."""
+    """The demo cannot run as asked (e.g. a data folder that is not fresh, a broker that does not answer)."""
+
+
+#: failures with a message worth showing as it is: a part that could not start, too little history to train on
+EXPECTED_FAILURES = (DemoError, PublishError, OSError, RuntimeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class Demo:
         self.ingest: IngestWorker | None = None
         self.publisher: DirectorPublisher | None = None
         self.sites: list[Site] = []
+        self._gateway_specs: list[GatewaySpec] = []
         self.viewer_key = ""
         self.view = CloudView()
         self.answer: dict | None = None
@@ -169,7 +174,8 @@ class Demo:
     def _start_broker(self) -> None:
         url = self.options.mqtt_url or os.environ.get(MQTT_URL_ENV)
         if url:
-            self.echo(f"  using the broker at {url} (from {MQTT_URL_ENV})")
+            with RetainedPublisher(url, timeout=5):  # reachable now, not only after a minute of training
+                self.echo(f"  using the broker at {url} (from {MQTT_URL_ENV})")
         else:
             self.broker = EmbeddedBroker().start()
             url = self.broker.url

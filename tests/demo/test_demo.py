@@ -18,7 +18,7 @@ MOSQUITTO = "mqtt://127.0.0.1:1883"
 
 def _small(tmp_path: Path, **changes) -> DemoOptions:
     options = dict(
-        duration_s=40,
+        duration_s=60,  # an upper bound: the run ends once the loop has closed
         gateways=2,
         heaters=5,
         speed=10800,  # the first prediction needs 12 simulated hours of readings: 4 s here
