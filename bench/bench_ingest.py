@@ -11,6 +11,7 @@ speed, and both consumers drain the same broker the same way.
   acknowledged before stored.
 - ``worker``: the IngestWorker as deployed (MQTT 3.1.1, validation, dead letters, dedupe, devices and feature
   sets, PUBACK only after commit); also in its MQTT 5 mode.
+- ``read``: a training read, ``feature_codec.read_features`` of READ_ROWS stored rows into one float32 matrix.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.config import CloudConfig
-from cloud.ingest import IngestWorker
-from cloud.storage import open_database
+from cloud.ingest import IngestWorker, feature_codec
+from cloud.storage import iso, open_database
 from shared.messages import FeatureBatch, FeatureRow
 from shared.topics import Up, up_topic, up_wildcard
 
@@ -43,6 +44,8 @@ ROWS_PER_BATCH = 100
 FEATURES = 16
 TARGET_RATIO = 0.8
 TARGET_ROWS_PER_S = 100_000
+READ_ROWS = 1_000_000
+TARGET_READ_SECONDS = 5.0
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -231,6 +234,30 @@ def _scale_out(port: int, folder: Path) -> float:
     return BATCH_MESSAGES * ROWS_PER_BATCH / elapsed
 
 
+def _read_seconds(folder: Path) -> float:
+    """Seconds to read READ_ROWS stored feature rows back as a matrix (the rows are written directly, untimed)."""
+    db = open_database(folder / "read.db")
+    devices = 1000
+    db["feature_sets"].insert({"version": "fs1", "names_json": json.dumps([f"f{i}" for i in range(FEATURES)])})
+    values = np.random.default_rng(1).standard_normal((devices, FEATURES)).astype(np.float32)
+    blobs = feature_codec.encode(values)
+    with db.conn:
+        for window in range(READ_ROWS // devices):
+            end = iso(T0 + timedelta(minutes=window))
+            db.conn.executemany(
+                "INSERT INTO features (device_id, window_end, feature_set_version, values_f32, msg_id)"
+                " VALUES (?,?,'fs1',?,'m')",
+                [(f"h{d:04d}", end, blob) for d, blob in enumerate(blobs)],
+            )
+    started = time.perf_counter()
+    stored = feature_codec.read_features(db.conn, "fs1")
+    elapsed = time.perf_counter() - started
+    db.conn.close()
+    if stored.values.shape != (READ_ROWS, FEATURES) or not np.array_equal(stored.values[-devices:], values):
+        raise RuntimeError("the training read did not give back what was stored")
+    return elapsed
+
+
 def run() -> dict:
     """Each consumer drains ROUNDS times, interleaved, on one broker; the best round of each is reported."""
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
@@ -253,6 +280,7 @@ def run() -> dict:
             _publish_in_another_process(port, folder, _payloads("batched", BATCH_MESSAGES, ROWS_PER_BATCH))
             runs["batched_rows"] = [consumer.drain(BATCH_MESSAGES) * ROWS_PER_BATCH for consumer in batched]
             runs["scale_out_rows"] = [_scale_out(port, folder)]
+            read_seconds = _read_seconds(folder)
         finally:
             broker.terminate()
             broker.wait(10)
@@ -275,6 +303,10 @@ def run() -> dict:
         "rows_target_met": best["batched_rows"] >= TARGET_ROWS_PER_S,
         "scale_out_worker_processes": SCALE_OUT,
         "scale_out_feature_rows_per_s": round(best["scale_out_rows"]),
+        "read_rows": READ_ROWS,
+        "read_seconds": round(read_seconds, 2),
+        "target_read_seconds": TARGET_READ_SECONDS,
+        "read_target_met": read_seconds < TARGET_READ_SECONDS,
         "all_rounds": {name: [round(v) for v in values] for name, values in runs.items()},
     }
 

@@ -78,5 +78,9 @@ def read_features(conn: sqlite3.Connection, feature_set_version: str) -> StoredF
         " ORDER BY window_end, device_id",
         (feature_set_version,),
     ).fetchall()
-    device_ids, window_ends, blobs = zip(*rows, strict=True) if rows else ((), (), ())
-    return StoredFeatures(feature_names, list(device_ids), list(window_ends), decode(blobs, len(feature_names)))
+    return StoredFeatures(
+        feature_names,
+        [row[0] for row in rows],
+        [row[1] for row in rows],
+        decode([row[2] for row in rows], len(feature_names)),
+    )
