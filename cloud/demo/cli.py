@@ -75,6 +75,14 @@ def _quiet_libraries() -> None:
     show_default=True,
     help="Days of cold-start history.",
 )
+@click.option(
+    "--telemetry",
+    type=click.Choice(["in-process", "mqtt"]),
+    default="in-process",
+    show_default=True,
+    help="How heater readings reach the agents: in process, or over MQTT on the site topics (needs a broker "
+    "that carries sites × heaters × speed / 60 messages a second).",
+)
 def demo_command(
     duration: float,
     gateways: int,
@@ -84,6 +92,7 @@ def demo_command(
     data_dir: Path | None,
     history_heaters: int,
     history_days: int,
+    telemetry: str,
 ) -> None:
     """Cold-start training, signed rollout to simulated gateways, live predictions, the API answering.
 
@@ -100,6 +109,7 @@ def demo_command(
         summary_json=summary_json,
         history_heaters=history_heaters,
         history_days=history_days,
+        telemetry_over_mqtt=telemetry == "mqtt",
     )
     try:
         summary = run_demo(options, echo=click.echo)

@@ -71,6 +71,8 @@ class DemoOptions:
     candidates: tuple[str, ...] = ()
     seed: int = 7
     status_every_s: float = 5.0
+    #: heater telemetry to the agents over MQTT on the site topics instead of in process
+    telemetry_over_mqtt: bool = False
     #: end the live phase as soon as the loop has closed (tests), instead of running for ``duration_s``
     stop_when_closed: bool = False
 
@@ -221,11 +223,18 @@ class Demo:
                 cloud_url=self.api.url,
                 trusted_root=trusted_root,
                 prefix=self.config.topic_prefix,
+                over_mqtt=self.options.telemetry_over_mqtt,
             )
             site.start()
             self.sites.append(site)
         self._fleet_started = time.monotonic()
         self.echo(f"  gateways: {', '.join(self.gateway_ids)} (data in {self.data_dir / 'gateways'})")
+        how = (
+            "over MQTT on site/<gateway>/heaters/<device>/telemetry"
+            if self.options.telemetry_over_mqtt
+            else "in process"
+        )
+        self.echo(f"  heater telemetry fed {how}")
 
     # -- live ----------------------------------------------------------------------------------------
 
@@ -332,7 +341,8 @@ class Demo:
                 "state": {m: s["state"] for m, s in site.active_versions().items()},
                 "reported_to_cloud": self.view.versions.get(site.gateway_id, {}),
                 "predictions_in_cloud": self.view.predictions_by_gateway.get(site.gateway_id, 0),
-                "readings_fed": site.readings,
+                "readings_sent": site.readings,
+                "bad_messages_at_agent": dict(site.agent.quarantine.counts),
                 "outbox_left": self.outbox_left.get(site.gateway_id),
             }
             for site in self.sites
@@ -360,6 +370,7 @@ class Demo:
             "mqtt_url": self.mqtt_url,
             "embedded_broker": self.broker is not None,
             "topic_prefix": self.config.topic_prefix if self.config else None,
+            "telemetry": "mqtt" if self.options.telemetry_over_mqtt else "in-process",
             "api_url": self.api.url if self.api else None,
             "model": dataclasses.asdict(released) if released else None,
             "gateways": gateways,

@@ -49,6 +49,7 @@ def _assert_loop_closed(summary: dict, options: DemoOptions) -> None:
     for gateway in summary["gateways"].values():
         assert gateway["active"] == {"component_failure": "1"}
         assert gateway["predictions_in_cloud"] > 0
+        assert gateway["readings_sent"] > 0 and not gateway["bad_messages_at_agent"]
     assert summary["dead_letters"] == 0 and summary["rejected_updates"] == 0
     for phase in ("broker", "init", "history", "training", "release", "cloud_start", "gateways_start", "live"):
         assert phase in summary["timings_s"]
@@ -76,13 +77,15 @@ def _assert_loop_closed(summary: dict, options: DemoOptions) -> None:
         db.conn.close()
 
 
-def test_loop_closes_on_mosquitto(tmp_path, isolated, monkeypatch):
+def test_loop_closes_on_mosquitto_with_telemetry_on_the_site_topics(tmp_path, isolated, monkeypatch):
     monkeypatch.setenv("IOTSPHERE_MQTT_URL", MOSQUITTO)
-    options = _small(tmp_path)
+    # 2 sites × 5 heaters at 7200x: 1,200 readings a second over MQTT (gateway ids are unique to this run)
+    options = _small(tmp_path, telemetry_over_mqtt=True, speed=7200)
     lines: list[str] = []
     summary = run_demo(options, echo=lines.append)
     assert not summary["embedded_broker"] and summary["mqtt_url"] == MOSQUITTO
     assert summary["topic_prefix"] == f"test-{isolated}/iotsphere/v1"
+    assert summary["telemetry"] == "mqtt"
     _assert_loop_closed(summary, options)
     assert any("predictions" in line and "online 2/2" in line for line in lines)  # the live status line
 
@@ -92,6 +95,7 @@ def test_loop_closes_on_the_embedded_broker(tmp_path, isolated, monkeypatch):
     options = _small(tmp_path)
     summary = run_demo(options, echo=lambda line: None)
     assert summary["embedded_broker"] and summary["mqtt_url"].startswith("mqtt://127.0.0.1:")
+    assert summary["telemetry"] == "in-process"
     _assert_loop_closed(summary, options)
 
 
