@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from google.protobuf.message import DecodeError
+from pydantic import ValidationError
 
 from shared.director import DirectorRejected, RejectRule
+from shared.messages import Arm, Prediction
 from shared.release import ReleaseFile, TensorSpec
 
 
@@ -71,6 +74,32 @@ class LoadedModel:
     release: ReleaseFile
     session: ort.InferenceSession
     model_sha256: str
+    #: the outputs predictions report: the labelled ones, or every float output of a release without labels
+    #: (onnxruntime skips whatever is not fetched, e.g. a classifier's label output)
+    served_outputs: tuple[str, ...] = field(init=False)
+    #: a validated prediction of this release; each real one is a copy with the per-heater fields replaced,
+    #: so the release's part (type, name, version) is validated once here, not per prediction
+    prediction_template: Prediction = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.prediction_template = Prediction(
+            prediction_id="0" * 32,
+            device_id="template",
+            device_type="template",
+            prediction_type=self.release.prediction_type,
+            model_name=self.release.model_name,
+            model_version=self.release.model_version,
+            arm=Arm.CHAMPION,
+            outputs={},
+            latency_ms=0.0,
+            made_at=datetime.fromtimestamp(0, UTC),
+        )
+        self._input_name = self.release.inputs[0].name
+        self._output_names = [meta.name for meta in self.session.get_outputs()]
+        if self.release.output_labels:
+            self.served_outputs = tuple(self.release.output_labels)
+        else:
+            self.served_outputs = tuple(spec.name for spec in self.release.outputs if spec.dtype.startswith("float"))
 
     @property
     def name(self) -> str:
@@ -80,11 +109,11 @@ class LoadedModel:
     def version(self) -> str:
         return self.release.model_version
 
-    def run(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Outputs by name for a ``(n, n_features)`` batch (NaN marks a missing feature)."""
-        feed = {self.release.inputs[0].name: np.ascontiguousarray(rows, dtype=np.float32)}
-        values = self.session.run(None, feed)
-        return {meta.name: np.asarray(value) for meta, value in zip(self.session.get_outputs(), values, strict=True)}
+    def run(self, rows: np.ndarray, outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Outputs by name (all, or only ``outputs``) for a ``(n, n_features)`` batch (NaN marks a missing feature)."""
+        names = self._output_names if outputs is None else list(outputs)
+        values = self.session.run(names, {self._input_name: np.ascontiguousarray(rows, dtype=np.float32)})
+        return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}
 
 
 def _reject(rule: RejectRule, detail: str) -> DirectorRejected:
@@ -278,6 +307,9 @@ def load_model(
     model = check_model_bytes(data, limits)
     session = create_session(data)
     check_schema(model, release, features)
-    loaded = LoadedModel(release=release, session=session, model_sha256=hashlib.sha256(data).hexdigest())
+    try:
+        loaded = LoadedModel(release=release, session=session, model_sha256=hashlib.sha256(data).hexdigest())
+    except ValidationError as exc:
+        raise _reject(RejectRule.SCHEMA, f"release cannot be described in a prediction: {exc}") from exc
     check_golden(loaded)
     return loaded

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 
 from edge_agent.inference import Heater, predict
 from edge_agent.model_loader import load_model
-from shared.messages import Arm, PredictionType
+from shared.messages import Arm, Prediction, PredictionBatch, PredictionType
 from tests.edge.releases import LABELS, build_release
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -55,3 +55,24 @@ def test_non_finite_outputs_are_left_out_not_sent_as_numbers(model):
     (prediction,) = predict({"component_failure": model}, rows, HEATERS[:1], window_end=NOW, made_at=NOW)
     assert len(prediction.outputs) < len(LABELS) and all(np.isfinite(list(prediction.outputs.values())))
     assert prediction.model_dump_json()  # serialisable for up/predictions
+
+
+def test_predictions_are_what_validation_would_make_of_them(model):
+    """Built by copying a validated template, each prediction still equals its validated self, and ingest takes it."""
+    rows = np.random.default_rng(2).normal(size=(3, 4)).astype(np.float32)
+    predictions = predict({"component_failure": model}, rows, HEATERS, window_end=NOW, made_at=NOW)
+    for prediction in predictions:
+        assert Prediction.model_validate(prediction.model_dump()) == prediction
+        assert len(prediction.prediction_id) == 32 and int(prediction.prediction_id, 16) >= 0
+    batch = PredictionBatch(gateway_id="gw-1", predictions=predictions)
+    assert PredictionBatch.model_validate_json(batch.to_json()).predictions == predictions
+
+
+def test_times_are_sent_in_utc_and_naive_ones_refused(model):
+    rows = np.zeros((1, 4), dtype=np.float32)
+    local = NOW.astimezone(timezone(timedelta(hours=2)))
+    (prediction,) = predict({"component_failure": model}, rows, HEATERS[:1], window_end=local, made_at=local)
+    assert prediction.made_at == NOW and prediction.made_at.utcoffset() == timedelta(0)
+    assert prediction.feature_window_end.tzinfo is UTC
+    with pytest.raises(ValueError, match="UTC offset"):
+        predict({"component_failure": model}, rows, HEATERS[:1], window_end=NOW, made_at=NOW.replace(tzinfo=None))

@@ -102,6 +102,13 @@ def test_a_model_that_does_not_match_its_declared_schema_is_refused():
     assert _rule(built.onnx_bytes, too_few_labels) is RejectRule.SCHEMA
 
 
+def test_a_release_whose_names_cannot_go_in_a_prediction_is_refused():
+    """Predictions copy the release's name and version unvalidated, so the loader checks them once."""
+    built = build_release()
+    too_long = built.release.model_copy(update={"model_version": "9" * 33})
+    assert _rule(built.onnx_bytes, too_long) is RejectRule.SCHEMA
+
+
 def test_a_release_for_other_features_is_refused():
     built = build_release()
     other = FeatureContract("v9", tuple(FEATURE_NAMES))
