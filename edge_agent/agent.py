@@ -37,7 +37,7 @@ from edge_agent.tuf_client import TufClient
 from edge_agent.updater import DirectorState, ReleaseUpdater, UpdateResult
 from edge_agent.version import AGENT_VERSION
 from edge_agent.windows import HeaterWindows
-from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION, MIN_COVERAGE, WINDOW_SAMPLES, compute_features
+from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION, MIN_COVERAGE, WINDOW_SAMPLES
 from shared.messages import MAX_PAYLOAD_BYTES, Envelope, FeatureBatch, FeatureRow, GatewayStatus, PredictionBatch
 from shared.telemetry import Telemetry, parse_telemetry
 from shared.topics import (
@@ -287,7 +287,7 @@ class EdgeAgent:
         heaters = [Heater(device_id, device_type) for device_id, device_type in self.windows.heaters(end)]
         if not heaters:
             return
-        features = compute_features(self.windows.window([h.device_id for h in heaters], end))
+        features = self.windows.features([h.device_id for h in heaters], end)
         rows = [
             FeatureRow(
                 device_id=heater.device_id,

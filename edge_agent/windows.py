@@ -14,10 +14,14 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from shared.features import WINDOW_FIELDS, WINDOW_SAMPLES, TelemetryWindow
+from shared.features import FEATURE_NAMES, WINDOW_FIELDS, WINDOW_SAMPLES, TelemetryWindow, compute_features
 from shared.telemetry import Telemetry
 
 _EMPTY = np.iinfo(np.int64).min
+#: heaters whose windows a feature tick gathers at once: a heater's window is 69 kB (12 fields × 1,440
+#: minutes × float32) and its block statistics need a few times that, so a tick over every heater at
+#: once would briefly hold ~10 MB more per 100 heaters; features are per heater, so chunks change nothing
+FEATURE_CHUNK = 20
 
 
 def minute_of(moment: datetime) -> int:
@@ -98,6 +102,13 @@ class HeaterWindows:
             present = ring.minutes[slots] == wanted
             stacked[:, row, present] = ring.values[:, slots[present]]
         return TelemetryWindow(**{name: stacked[i] for i, name in enumerate(WINDOW_FIELDS)})
+
+    def features(self, device_ids: list[str], end: datetime, chunk: int = FEATURE_CHUNK) -> np.ndarray:
+        """``compute_features`` of these heaters' windows ending at ``end``, gathered ``chunk`` heaters at a time."""
+        features = np.empty((len(device_ids), len(FEATURE_NAMES)), np.float32)
+        for start in range(0, len(device_ids), chunk):
+            features[start : start + chunk] = compute_features(self.window(device_ids[start : start + chunk], end))
+        return features
 
     def forget_before(self, moment: datetime) -> list[str]:
         """Drop heaters silent since before ``moment``; return their ids."""

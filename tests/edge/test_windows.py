@@ -50,6 +50,10 @@ def test_windows_and_features_match_the_shared_definition(readings, minutes_befo
         per_heater.append(compute_features(theirs))
     # one batch over all heaters; numpy may sum a batch in another order, hence float32 rounding
     np.testing.assert_allclose(compute_features(mine), np.concatenate(per_heater), rtol=1e-5, equal_nan=True)
+    # a tick computes them a few heaters at a time, to keep its memory small
+    np.testing.assert_allclose(
+        windows.features(heaters, end, chunk=2), compute_features(mine), rtol=1e-5, equal_nan=True
+    )
 
 
 def test_silent_heaters_are_forgotten(readings):
