@@ -54,6 +54,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed append survives power loss, not only a process crash
         self._db.execute("PRAGMA synchronous=FULL")
+        # appends at the tail, reads and deletes at the head: SQLite's default 2 MB page cache would only
+        # fill with payloads already sent (the OS caches the file anyway)
+        self._db.execute("PRAGMA cache_size=-512")
         self._db.execute(_SCHEMA)
 
     def append(self, topic: str, payload: bytes, msg_id: str, channel: str) -> int:

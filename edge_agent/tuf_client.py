@@ -1,62 +1,24 @@
-"""python-tuf's ngclient against the cloud's TUF routes, authenticated with the gateway's API key.
+"""Where the gateway keeps TUF metadata and how it reaches the cloud's repository.
 
-TUF does the verifying (signature thresholds, rollback, freeze, mix-and-match, endless data);
-this module only supplies the transport ngclient asks for — a ``FetcherInterface`` that sends
-``Authorization: Bearer <key>`` — and turns ngclient's errors into the update rules they break.
-ngclient refreshes once per ``Updater``, so each update attempt opens a new ``TufSession``.
+The TUF machinery itself (python-tuf's ngclient over urllib3) is in ``edge_agent.tuf_session``,
+imported on the first update attempt: a gateway that only serves never loads it. Each attempt
+opens a new session, because ngclient refreshes once per ``Updater``.
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import urllib3
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from tuf.api import exceptions as tuf_errors
-from tuf.api.metadata import TargetFile
-from tuf.ngclient import Updater
-from tuf.ngclient.fetcher import FetcherInterface
-
-from edge_agent.version import AGENT_VERSION
 from shared.atomic_files import atomic_write
-from shared.director import DIRECTOR_KEYS_TARGET, DirectorRejected, RejectRule, parse_director_keys
+from shared.director import DirectorRejected, RejectRule
 
-
-class BearerFetcher(FetcherInterface):
-    """Downloads over urllib3 with the gateway's API key on every request."""
-
-    def __init__(self, api_key: str | None, timeout: float = 30.0, chunk_size: int = 256 * 1024):
-        headers = {"User-Agent": f"iotsphere-edge/{AGENT_VERSION}"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._pool = urllib3.PoolManager(headers=headers, retries=False)
-        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
-        self._chunk_size = chunk_size
-
-    def _fetch(self, url: str) -> Iterator[bytes]:
-        try:
-            response = self._pool.request("GET", url, preload_content=False, timeout=self._timeout)
-        except urllib3.exceptions.TimeoutError as exc:
-            raise tuf_errors.SlowRetrievalError from exc
-        if response.status >= 400:
-            response.drain_conn()  # leave the pooled connection clean for the next request
-            response.release_conn()
-            raise tuf_errors.DownloadHTTPError(f"HTTP {response.status} for {url}", response.status)
-        return self._chunks(response)
-
-    def _chunks(self, response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-        try:
-            yield from response.stream(self._chunk_size)
-        except urllib3.exceptions.TimeoutError as exc:
-            raise tuf_errors.SlowRetrievalError from exc
-        finally:
-            response.release_conn()
+if TYPE_CHECKING:
+    from edge_agent.tuf_session import BearerFetcher, TufSession
 
 
 class TufClient:
-    """Where the gateway keeps TUF metadata, and how it reaches the cloud's repository."""
+    """The gateway's TUF metadata folder, provisioned with a trusted root, and the cloud's TUF routes."""
 
     def __init__(self, cloud_url: str, tuf_dir: Path, api_key: str | None, trusted_root: bytes | None = None):
         base = cloud_url.rstrip("/")
@@ -64,7 +26,8 @@ class TufClient:
         self.targets_url = f"{base}/tuf/targets/"
         self.metadata_dir = tuf_dir / "metadata"
         self.downloads_dir = tuf_dir / "downloads"
-        self.fetcher = BearerFetcher(api_key)
+        self.api_key = api_key
+        self._fetcher: BearerFetcher | None = None
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
         self.downloads_dir.mkdir(parents=True, exist_ok=True)
         if trusted_root is not None and not self.has_trusted_root():
@@ -78,55 +41,10 @@ class TufClient:
         """A freshly refreshed view of the repository, or ``tuf.refresh``."""
         if not self.has_trusted_root():
             raise DirectorRejected(RejectRule.TUF_REFRESH, "no trusted TUF root: provision one with --trusted-root")
-        try:
-            updater = Updater(
-                metadata_dir=str(self.metadata_dir),
-                metadata_base_url=self.metadata_url,
-                target_base_url=self.targets_url,
-                fetcher=self.fetcher,
-                bootstrap=None,  # the cached root.json, itself provisioned or reached by verified rotation
-            )
-            updater.refresh()
-        except (OSError, tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
-            raise DirectorRejected(RejectRule.TUF_REFRESH, _explain(exc)) from exc
-        return TufSession(updater, self.downloads_dir)
+        from edge_agent import tuf_session  # tuf and urllib3 load only once an update is applied
 
-
-class TufSession:
-    def __init__(self, updater: Updater, downloads_dir: Path):
-        self._updater = updater
-        self._downloads_dir = downloads_dir
-
-    def target_info(self, path: str) -> TargetFile | None:
-        try:
-            return self._updater.get_targetinfo(path)
-        except (OSError, tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
-            raise DirectorRejected(RejectRule.TUF_REFRESH, _explain(exc)) from exc
-
-    def download(self, target: TargetFile) -> bytes:
-        """The target's bytes, verified by ngclient against TUF's length and hashes, or ``tuf.download``."""
-        with tempfile.TemporaryDirectory(dir=self._downloads_dir) as folder:
-            try:
-                path = self._updater.download_target(target, filepath=str(Path(folder) / "target"))
-                return Path(path).read_bytes()
-            except (OSError, tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
-                raise DirectorRejected(RejectRule.DOWNLOAD, f"{target.path}: {_explain(exc)}") from exc
-
-    def director_keys(self) -> tuple[bytes, dict[str, Ed25519PublicKey]]:
-        """The director public keys published as a TUF target: raw bytes (for caching) and keys by id."""
-        target = self.target_info(DIRECTOR_KEYS_TARGET)
-        if target is None:
-            raise DirectorRejected(RejectRule.TUF_REFRESH, f"the repository has no {DIRECTOR_KEYS_TARGET} target")
-        data = self.download(target)
-        try:
-            return data, parse_director_keys(data)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise DirectorRejected(RejectRule.DIRECTOR_SIGNATURE, f"unusable director keys: {exc}") from exc
-
-
-def _explain(exc: BaseException) -> str:
-    """The error and what caused it: ngclient wraps transport errors in a bare ``DownloadError``."""
-    text = f"{type(exc).__name__}: {exc}"
-    if exc.__cause__ is not None:
-        text += f" ({type(exc.__cause__).__name__}: {exc.__cause__})"
-    return text
+        if self._fetcher is None:  # one connection pool for every session
+            self._fetcher = tuf_session.BearerFetcher(self.api_key)
+        return tuf_session.open_session(
+            self.metadata_dir, self.metadata_url, self.targets_url, self.downloads_dir, self._fetcher
+        )

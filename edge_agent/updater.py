@@ -28,15 +28,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
-from tuf.api.metadata import TargetFile
 
 from edge_agent.events import AgentEvent, EventSink, log_event
 from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits, load_model
 from edge_agent.model_store import ModelStore
-from edge_agent.tuf_client import TufClient, TufSession
+from edge_agent.tuf_client import TufClient
 from shared.atomic_files import atomic_write
 from shared.director import (
     DesiredModel,
@@ -48,6 +48,11 @@ from shared.director import (
 )
 from shared.messages import EventKind
 from shared.release import ReleaseFile
+
+if TYPE_CHECKING:
+    from tuf.api.metadata import TargetFile
+
+    from edge_agent.tuf_session import TufSession
 
 log = logging.getLogger(__name__)
 
