@@ -31,10 +31,13 @@ _SQL = {
     "ingested": "INSERT OR IGNORE INTO ingested_messages (msg_id, channel, gateway_id, received_at) VALUES (?,?,?,?)",
     "dead_letter": "INSERT INTO dead_letters (topic, payload, reason, received_at) VALUES (?,?,?,?)",
     "feature_set": "INSERT OR IGNORE INTO feature_sets (version, names_json) VALUES (?,?)",
-    # one statement per message: SQLite cuts the rows out of the packed values and the [device_id, window_end]
-    # pairs itself, in C, instead of Python building and binding a tuple per row
-    "feature": "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_f32, msg_id)"
+    # one statement per message of many rows: SQLite cuts the rows out of the packed values and the
+    # [device_id, window_end] pairs itself, in C, instead of Python building and binding a tuple per row
+    "feature_rows": "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_f32, msg_id)"
     " SELECT j.value ->> 0, j.value ->> 1, ?1, substr(?2, j.key * ?3 + 1, ?3), ?4 FROM json_each(?5) AS j",
+    # a one-row message binds its row directly: cheaper than json_each for a single row
+    "feature_row": "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_f32, msg_id)"
+    " VALUES (?,?,?,?,?)",
     "device": "INSERT INTO devices (device_id, gateway_id, device_type, first_seen, last_seen) VALUES (?,?,?,?,?)"
     " ON CONFLICT (device_id) DO UPDATE SET gateway_id = excluded.gateway_id, device_type = excluded.device_type,"
     " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
@@ -125,15 +128,20 @@ class _Rows:
     def pack_features(self) -> None:
         """Every feature row of the batch packed with one numpy call per width; one statement row per message."""
         self.tables["feature_set"] = [(version, _json(names)) for version, names in self.feature_sets.items()]
-        statements = self.tables["feature"]
+        singles, statements = self.tables["feature_row"], self.tables["feature_rows"]
         for width in {len(frame.values[0]) for frame in self.frames}:
             frames = [frame for frame in self.frames if len(frame.values[0]) == width]
             packed = feature_codec.pack(feature_codec.to_matrix(list(chain.from_iterable(f.values for f in frames))))
             size, start = feature_codec.row_bytes(width), 0
             for f in frames:
                 end = start + len(f) * size
-                keys = pydantic_core.to_json(list(zip(f.device_ids, f.window_ends, strict=True)))
-                statements.append((f.feature_set_version, packed[start:end], size, f.msg_id, keys))
+                if len(f) == 1:
+                    singles.append(
+                        (f.device_ids[0], f.window_ends[0], f.feature_set_version, packed[start:end], f.msg_id)
+                    )
+                else:
+                    keys = pydantic_core.to_json(list(zip(f.device_ids, f.window_ends, strict=True)))
+                    statements.append((f.feature_set_version, packed[start:end], size, f.msg_id, keys))
                 start = end
 
     def _add_predictions(self, batch: PredictionBatch) -> None:

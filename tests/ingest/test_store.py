@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from cloud.ingest.decode import Accepted, decode
+from cloud.ingest.feature_codec import read_features
 from cloud.ingest.store import DeadLetter, write_batch
 from shared.topics import Up, up_topic
 from tests.ingest.helpers import count, features
@@ -44,3 +46,11 @@ def test_a_failed_write_leaves_nothing_behind_not_even_the_dead_letters(db):
         write_batch(db.conn, _accepted(features()), [letter], NOW)
     assert (count(db, "ingested_messages"), count(db, "dead_letters"), count(db, "feature_sets")) == (0, 0, 0)
     assert not db.conn.in_transaction
+
+
+def test_one_row_and_many_row_messages_store_the_same_values(db):
+    write_batch(db.conn, _accepted(features(devices=("h1",)), features(devices=("h2", "h3"))), [], NOW)
+    stored = read_features(db.conn, "fs1")
+    assert stored.device_ids == ["h1", "h2", "h3"]
+    expected = np.array([[1.5, np.nan, 3.0]] * 3, dtype=np.float32)
+    assert stored.values.tobytes() == expected.tobytes()
