@@ -1,8 +1,8 @@
 """Run every benchmark module (``bench/bench_*.py``) or those named on the command line.
 
 Each module exposes ``run() -> dict`` returning its figures (and the targets it is judged by).
-Results go to ``bench/results/<name>.json`` and a combined ``bench/results/summary.md`` that the
-README quotes from.
+Results go to ``bench/results/<name>.json``; ``bench/results/summary.md``, which the README quotes
+from, is rebuilt from every result file, so running one benchmark keeps the others' figures.
 """
 
 from __future__ import annotations
@@ -25,10 +25,17 @@ def _machine() -> dict:
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
 
 
+def _write_summary() -> None:
+    lines = [f"# Benchmark results (summary written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", ""]
+    lines.append("Each section is one `make bench` module's last run; `_seconds` is its duration.")
+    for path in sorted(RESULTS.glob("*.json")):
+        lines += ["", f"## {path.stem}", "", "```json", path.read_text().strip(), "```"]
+    (RESULTS / "summary.md").write_text("\n".join(lines) + "\n")
+
+
 def main(argv: list[str]) -> int:
     names = argv or sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
     RESULTS.mkdir(exist_ok=True)
-    lines = [f"# Benchmark results ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {_machine()})", ""]
     failed = 0
     for name in names:
         print(f"== bench {name}", flush=True)
@@ -43,8 +50,7 @@ def main(argv: list[str]) -> int:
         figures["_machine"] = _machine()
         (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
         print(json.dumps(figures, indent=2, default=str), flush=True)
-        lines += [f"## {name}", "", "```json", json.dumps(figures, indent=2, default=str), "```", ""]
-    (RESULTS / "summary.md").write_text("\n".join(lines))
+    _write_summary()
     print(f"results in {RESULTS}/")
     return 1 if failed else 0
 
