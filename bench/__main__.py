@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import platform
 import sys
 import time
@@ -20,7 +21,6 @@ RESULTS = HERE / "results"
 
 
 def _machine() -> dict:
-    import os
 
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
 
@@ -48,6 +48,8 @@ def main(argv: list[str]) -> int:
             continue
         figures["_seconds"] = round(time.perf_counter() - started, 2)
         figures["_machine"] = _machine()
+        figures["_ran_at"] = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        figures["_load_average"] = [round(x, 2) for x in os.getloadavg()]
         (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
         print(json.dumps(figures, indent=2, default=str), flush=True)
     _write_summary()
