@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -41,12 +41,12 @@ class Heater:
     device_type: str
 
 
-def output_columns(model: LoadedModel, outputs: Mapping[str, np.ndarray], n_rows: int) -> tuple[list[str], np.ndarray]:
-    """Column labels and their ``(n_rows, n_columns)`` values of the outputs ``model`` serves."""
+def output_columns(model: LoadedModel, outputs: list[np.ndarray], n_rows: int) -> tuple[Sequence[str], np.ndarray]:
+    """Column labels and their ``(n_rows, n_columns)`` values of the outputs ``model`` serves (``run_served``)."""
     labels: list[str] = []
     blocks: list[np.ndarray] = []
-    for name in model.served_outputs:
-        values = outputs[name].reshape(n_rows, -1)
+    for name, output in zip(model.served_outputs, outputs, strict=True):
+        values = np.asarray(output).reshape(n_rows, -1)
         if name in model.release.output_labels:
             labels.extend(model.release.output_labels[name])
         elif values.shape[1] == 1:
@@ -54,12 +54,10 @@ def output_columns(model: LoadedModel, outputs: Mapping[str, np.ndarray], n_rows
         else:
             labels.extend(f"{name}[{j}]" for j in range(values.shape[1]))
         blocks.append(values)
-    if len(blocks) == 1:
-        return labels, blocks[0]
     return labels, np.concatenate(blocks, axis=1, dtype=np.float64) if blocks else np.empty((n_rows, 0))
 
 
-def _finite_outputs(labels: list[str], values: list[float], model: LoadedModel, device_id: str) -> dict[str, float]:
+def _finite_outputs(labels: Sequence[str], values: list[float], model: LoadedModel, device_id: str) -> dict[str, float]:
     finite = {label: value for label, value in zip(labels, values, strict=True) if math.isfinite(value)}
     log.warning("%s %s gave non-finite outputs for %s", model.name, model.version, device_id)
     return finite
@@ -83,35 +81,43 @@ def predict(
     is the model's validated ``prediction_template`` with those fields replaced (pydantic's
     ``model_copy``), not validated again: validation was most of the agent's cost over onnxruntime.
     """
+    if len(features) != len(heaters):
+        raise ValueError(f"{len(features)} feature rows for {len(heaters)} heaters")
     made_at, window_end = _utc(made_at), _utc(window_end)
     predictions: list[Prediction] = []
     for model in models.values():
         release = model.release
         if release.device_types:
-            targeted = [i for i, h in enumerate(heaters) if h.device_type in release.device_types]
-            rows = features[targeted]
+            chosen = [i for i, h in enumerate(heaters) if h.device_type in release.device_types]
+            rows, targeted = features[chosen], [heaters[i] for i in chosen]
         else:
-            targeted, rows = range(len(heaters)), features
+            rows, targeted = features, heaters
         if not targeted:
             continue
         began = time.perf_counter()
-        outputs = model.run(rows, model.served_outputs)
+        outputs = model.run_served(rows)
         latency_ms = (time.perf_counter() - began) * 1000.0
-        labels, matrix = output_columns(model, outputs, len(targeted))
+        if len(outputs) == 1 and model.served_labels is not None:  # the usual case, kept cheap: one labelled output
+            labels, matrix = (
+                model.served_labels,
+                outputs[0] if outputs[0].ndim == 2 else outputs[0].reshape(len(targeted), -1),
+            )
+        else:
+            labels, matrix = output_columns(model, outputs, len(targeted))
         ids = os.urandom(len(targeted) * _ID_HEX // 2).hex()
-        for row, (index, values) in enumerate(zip(targeted, matrix.tolist(), strict=True)):
-            heater = heaters[index]
-            finite = all(map(math.isfinite, values))
+        template = model.prediction_template
+        # lengths match by construction: strict zips would only cost time here
+        for row, (heater, values) in enumerate(zip(targeted, matrix.tolist(), strict=False)):
             update = {
                 "prediction_id": ids[row * _ID_HEX : (row + 1) * _ID_HEX],
                 "device_id": heater.device_id,
                 "device_type": heater.device_type,
-                "outputs": dict(zip(labels, values, strict=True))
-                if finite
+                "outputs": dict(zip(labels, values, strict=False))
+                if all(map(math.isfinite, values))
                 else _finite_outputs(labels, values, model, heater.device_id),
                 "latency_ms": latency_ms,
                 "made_at": made_at,
                 "feature_window_end": window_end,
             }
-            predictions.append(model.prediction_template.model_copy(update=update))
+            predictions.append(template.model_copy(update=update))
     return predictions

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -77,6 +77,8 @@ class LoadedModel:
     #: the outputs predictions report: the labelled ones, or every float output of a release without labels
     #: (onnxruntime skips whatever is not fetched, e.g. a classifier's label output)
     served_outputs: tuple[str, ...] = field(init=False)
+    #: the column labels of ``served_outputs`` when the release names them all
+    served_labels: tuple[str, ...] | None = field(init=False)
     #: a validated prediction of this release; each real one is a copy with the per-heater fields replaced,
     #: so the release's part (type, name, version) is validated once here, not per prediction
     prediction_template: Prediction = field(init=False, repr=False)
@@ -96,10 +98,14 @@ class LoadedModel:
         )
         self._input_name = self.release.inputs[0].name
         self._output_names = [meta.name for meta in self.session.get_outputs()]
-        if self.release.output_labels:
-            self.served_outputs = tuple(self.release.output_labels)
+        labels = self.release.output_labels
+        if labels:
+            self.served_outputs = tuple(labels)
+            self.served_labels = tuple(label for name in labels for label in labels[name])
         else:
             self.served_outputs = tuple(spec.name for spec in self.release.outputs if spec.dtype.startswith("float"))
+            self.served_labels = None
+        self._served_names = list(self.served_outputs)
 
     @property
     def name(self) -> str:
@@ -109,11 +115,18 @@ class LoadedModel:
     def version(self) -> str:
         return self.release.model_version
 
-    def run(self, rows: np.ndarray, outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Outputs by name (all, or only ``outputs``) for a ``(n, n_features)`` batch (NaN marks a missing feature)."""
-        names = self._output_names if outputs is None else list(outputs)
-        values = self.session.run(names, {self._input_name: np.ascontiguousarray(rows, dtype=np.float32)})
-        return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}
+    def run(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output by name for a ``(n, n_features)`` batch (NaN marks a missing feature)."""
+        values = self.session.run(self._output_names, {self._input_name: np.ascontiguousarray(rows, dtype=np.float32)})
+        return {name: np.asarray(value) for name, value in zip(self._output_names, values, strict=True)}
+
+    def run_served(self, rows: np.ndarray) -> list[np.ndarray]:
+        """Only the ``served_outputs``, in that order: what serving needs, with nothing around it to slow it.
+
+        Features are float32 already; onnxruntime reads strided arrays itself, so nothing is copied.
+        """
+        feed = rows if rows.dtype == np.float32 else rows.astype(np.float32)
+        return self.session.run(self._served_names, {self._input_name: feed})
 
 
 def _reject(rule: RejectRule, detail: str) -> DirectorRejected:
