@@ -5,7 +5,8 @@ history, exported by the trainer's ONNX export and loaded through the hardened l
 
 - latency: one heater's feature row through ``edge_agent.inference.predict`` (the agent's path:
   onnxruntime plus output naming and the ``Prediction`` message) against a bare
-  ``InferenceSession.run`` on the same bytes and row, and scikit-learn ``predict_proba``;
+  ``InferenceSession.run`` on the same bytes and row with the agent's threading (one thread), and
+  scikit-learn ``predict_proba``;
 - throughput: simulated readings fed in process (``run_in_process``) to an agent with the model
   active, hourly feature ticks, predictions and the SQLite outbox included; the simulator's own
   time is not counted;
@@ -105,7 +106,12 @@ def _latency(estimator, release: ReleaseFile, onnx_bytes: bytes, rows: np.ndarra
     row = np.ascontiguousarray(rows[len(rows) // 2 : len(rows) // 2 + 1], dtype=np.float32)
     heater = [Heater("wh-0001", "tank-50gal-electric")]
     models = {MODEL: loaded}
-    bare = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    # one thread, as the agent's hardened session has: with onnxruntime's default (a thread per core) the
+    # bare run spread the tree ensemble over both cores, which the agent is not allowed to do
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    bare = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
     feed = {release.inputs[0].name: row}
     agent = _percentiles_us(_timed(lambda: predict(models, row, heater, START, START), LATENCY_CALLS))
     agent_session = _percentiles_us(_timed(lambda: loaded.run(row), LATENCY_CALLS))
