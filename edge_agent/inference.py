@@ -63,6 +63,24 @@ def _finite_outputs(labels: Sequence[str], values: list[float], model: LoadedMod
     return finite
 
 
+def _restored(fields: dict[str, object]) -> Prediction:
+    """A ``Prediction`` of these trusted field values, as pydantic restores one from a pickle.
+
+    What ``model_copy(update=...)`` does, in half the time (its generic copying cost 3 µs a prediction,
+    a fifth of onnxruntime's own time for one heater); ``fields`` holds every field, so all count as set.
+    """
+    prediction = Prediction.__new__(Prediction)
+    prediction.__setstate__(
+        {
+            "__dict__": fields,
+            "__pydantic_fields_set__": set(fields),
+            "__pydantic_extra__": None,
+            "__pydantic_private__": None,
+        }
+    )
+    return prediction
+
+
 def _utc(moment: datetime | None) -> datetime | None:
     """``moment`` as the wire contract's UTC time (the agent's own clock times already are: kept as they are)."""
     return moment if moment is None or moment.tzinfo is UTC else _UTC_TIME.validate_python(moment)
@@ -78,8 +96,8 @@ def predict(
     """Predictions of every active model for the heaters it targets; ``features`` is ``(n_heaters, n_features)``.
 
     ``heaters`` come from validated telemetry and every other field is made here, so each prediction
-    is the model's validated ``prediction_template`` with those fields replaced (pydantic's
-    ``model_copy``), not validated again: validation was most of the agent's cost over onnxruntime.
+    is the model's validated ``prediction_template`` with those fields replaced, not validated again:
+    validation was most of the agent's cost over onnxruntime.
     """
     if len(features) != len(heaters):
         raise ValueError(f"{len(features)} feature rows for {len(heaters)} heaters")
@@ -105,10 +123,11 @@ def predict(
         else:
             labels, matrix = output_columns(model, outputs, len(targeted))
         ids = os.urandom(len(targeted) * _ID_HEX // 2).hex()
-        template = model.prediction_template
+        template = model.prediction_template.__dict__
         # lengths match by construction: strict zips would only cost time here
         for row, (heater, values) in enumerate(zip(targeted, matrix.tolist(), strict=False)):
-            update = {
+            fields = {
+                **template,
                 "prediction_id": ids[row * _ID_HEX : (row + 1) * _ID_HEX],
                 "device_id": heater.device_id,
                 "device_type": heater.device_type,
@@ -119,5 +138,5 @@ def predict(
                 "made_at": made_at,
                 "feature_window_end": window_end,
             }
-            predictions.append(template.model_copy(update=update))
+            predictions.append(_restored(fields))
     return predictions

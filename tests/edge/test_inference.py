@@ -62,7 +62,9 @@ def test_predictions_are_what_validation_would_make_of_them(model):
     rows = np.random.default_rng(2).normal(size=(3, 4)).astype(np.float32)
     predictions = predict({"component_failure": model}, rows, HEATERS, window_end=NOW, made_at=NOW)
     for prediction in predictions:
-        assert Prediction.model_validate(prediction.model_dump()) == prediction
+        validated = Prediction.model_validate(prediction.model_dump())
+        assert validated == prediction and validated.model_dump_json() == prediction.model_dump_json()
+        assert prediction.model_fields_set == set(Prediction.model_fields)
         assert len(prediction.prediction_id) == 32 and int(prediction.prediction_id, 16) >= 0
     batch = PredictionBatch(gateway_id="gw-1", predictions=predictions)
     assert PredictionBatch.model_validate_json(batch.to_json()).predictions == predictions
