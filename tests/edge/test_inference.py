@@ -54,7 +54,8 @@ def test_non_finite_outputs_are_left_out_not_sent_as_numbers(model):
     assert not np.isfinite(model.run(rows)["probabilities"]).all()
     (prediction,) = predict({"component_failure": model}, rows, HEATERS[:1], window_end=NOW, made_at=NOW)
     assert len(prediction.outputs) < len(LABELS) and all(np.isfinite(list(prediction.outputs.values())))
-    assert prediction.model_dump_json()  # serialisable for up/predictions
+    sent = PredictionBatch(gateway_id="gw-1", predictions=[prediction]).to_json()
+    assert PredictionBatch.model_validate_json(sent).predictions == [prediction]  # ingest takes it (JSON has no NaN)
 
 
 def test_predictions_are_what_validation_would_make_of_them(model):
