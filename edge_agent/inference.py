@@ -6,10 +6,13 @@ named by the release's ``output_labels`` (``probabilities`` → ``{"none": …, 
 a release without labels reports its float outputs under their own names. Only those outputs are
 fetched from onnxruntime.
 
-The per-prediction cost is kept near onnxruntime's own: one ``os.urandom`` call makes the ids of a
-whole batch, and outputs become Python floats in one ``tolist``. Every ``Prediction`` is still
-validated by its pydantic model (a few µs), and non-finite outputs are left out: JSON has no NaN,
-so one would turn into ``null`` and get the whole batch dead-lettered at ingest.
+The per-prediction cost is kept near onnxruntime's own (bench_edge: at most twice a bare run for one
+heater): one ``os.urandom`` call makes the ids of a whole batch, outputs become Python floats in one
+``tolist``, and a ``Prediction`` is not validated field by field again. Everything in it is checked
+once elsewhere: the release's part when the model loads (``LoadedModel.prediction_template``), heater
+ids and types by telemetry parsing, times here once per batch. Non-finite outputs are left out (and
+fail probation): JSON has no NaN, so one would turn into ``null`` and get the whole batch
+dead-lettered at ingest.
 """
 
 from __future__ import annotations
