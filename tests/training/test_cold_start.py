@@ -26,9 +26,10 @@ def history_file(tmp_path_factory):
     return history, path
 
 
-def test_trained_model_ranks_failures_and_ships_as_checked_onnx(history_file):
+@pytest.mark.parametrize("candidate", ["hist_gradient_boosting", "random_forest"])
+def test_trained_model_ranks_failures_and_ships_as_checked_onnx(history_file, candidate):
     history, _ = history_file
-    trained = train_component_failure(history, horizon=timedelta(days=14), candidates=["hist_gradient_boosting"])
+    trained = train_component_failure(history, horizon=timedelta(days=14), candidates=[candidate])
     metrics = trained.metrics
     scored = {name: c["roc_auc"] for name, c in metrics["per_component"].items() if "roc_auc" in c}
     assert len(scored) >= 3, metrics["per_component"]
