@@ -66,24 +66,6 @@ def _finite_outputs(labels: Sequence[str], values: list[float], model: LoadedMod
     return finite
 
 
-def _restored(fields: dict[str, object]) -> Prediction:
-    """A ``Prediction`` of these trusted field values, as pydantic restores one from a pickle.
-
-    What ``model_copy(update=...)`` does, in half the time (its generic copying cost 3 µs a prediction,
-    a fifth of onnxruntime's own time for one heater); ``fields`` holds every field, so all count as set.
-    """
-    prediction = Prediction.__new__(Prediction)
-    prediction.__setstate__(
-        {
-            "__dict__": fields,
-            "__pydantic_fields_set__": set(fields),
-            "__pydantic_extra__": None,
-            "__pydantic_private__": None,
-        }
-    )
-    return prediction
-
-
 def _utc(moment: datetime | None) -> datetime | None:
     """``moment`` as the wire contract's UTC time (the agent's own clock times already are: kept as they are)."""
     return moment if moment is None or moment.tzinfo is UTC else _UTC_TIME.validate_python(moment)
@@ -126,11 +108,10 @@ def predict(
         else:
             labels, matrix = output_columns(model, outputs, len(targeted))
         ids = os.urandom(len(targeted) * _ID_HEX // 2).hex()
-        template = model.prediction_template.__dict__
+        template = model.prediction_template
         # lengths match by construction: strict zips would only cost time here
         for row, (heater, values) in enumerate(zip(targeted, matrix.tolist(), strict=False)):
             fields = {
-                **template,
                 "prediction_id": ids[row * _ID_HEX : (row + 1) * _ID_HEX],
                 "device_id": heater.device_id,
                 "device_type": heater.device_type,
@@ -141,5 +122,6 @@ def predict(
                 "made_at": made_at,
                 "feature_window_end": window_end,
             }
-            predictions.append(_restored(fields))
+            # model_copy: the documented way to vary a validated model without validating again
+            predictions.append(template.model_copy(update=fields))
     return predictions
