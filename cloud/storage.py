@@ -186,7 +186,7 @@ def migrate(db: sqlite_utils.Database) -> int:
     """Run pending migrations, each in its own transaction; return the schema version."""
     db["schema_migrations"].create({"version": int, "applied_at": str}, pk="version", if_not_exists=True)
     done = {row["version"] for row in db["schema_migrations"].rows}
-    for version, step in MIGRATIONS:
+    for version, step in sorted(MIGRATIONS, key=lambda migration: migration[0]):
         if version in done:
             continue
         with db.conn:
