@@ -174,11 +174,59 @@ def _m3_features_float32(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE features_f32 RENAME TO features")
 
 
+def _m4_feature_store(db: sqlite_utils.Database) -> None:
+    """FeatureStore: reads of one device's history need an index by device; each training dataset is recorded.
+
+    ``datasets`` names the exact data a model was trained on: the query that built it (with its ``as_of``, so
+    it can be built again) and a hash of its content.
+    """
+    db.execute("CREATE INDEX features_by_device ON features (device_id, window_end)")
+    db["datasets"].create(
+        {"dataset_id": str, "query_json": str, "row_count": int, "content_hash": str, "created_at": str},
+        pk="dataset_id",
+    )
+
+
+def _m6_registry(db: sqlite_utils.Database) -> None:
+    """Registry invariants in the schema: one production version per model name and device type; a history.
+
+    ``production_device_type`` scopes a production version ('' = every device type, the fallback), the partial
+    unique index keeps one per scope; ``evaluation_passed`` (NULL until evaluated) gates promotion;
+    ``targets_version`` names the TUF targets metadata that signed the release (its signing key id).
+    """
+    db["models"].add_column("production_device_type", str)
+    db["models"].add_column("evaluation_passed", int)
+    db["models"].add_column("evaluation_json", str)
+    db["models"].add_column("targets_version", int)
+    db.execute(
+        "CREATE UNIQUE INDEX models_one_production ON models (model_name, production_device_type)"
+        " WHERE status = 'production'"
+    )
+    db["model_history"].create(
+        {
+            "id": int,
+            "at": str,
+            "actor": str,
+            "model_name": str,
+            "device_type": str,
+            "from_version": str,
+            "to_version": str,
+            "action": str,
+            "reason": str,
+            "override": int,
+        },
+        pk="id",
+    )
+    db["model_history"].create_index(["model_name", "device_type", "id"])
+
+
 #: Ordered migrations. Append; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, _m1_initial),
     (2, _m2_api_key_gateway),
     (3, _m3_features_float32),
+    (4, _m4_feature_store),
+    (6, _m6_registry),
 ]
 
 
