@@ -187,6 +187,27 @@ def _m4_feature_store(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m5_feedback(db: sqlite_utils.Database) -> None:
+    """PredictionFeedbackService: users' ratings of predictions, and a prediction's outcomes found by its id.
+
+    ``comments`` holds ciphertext (``cloud.crypto_fields``); ``feedback_id`` is a keyed fingerprint of the
+    submission, so the same feedback sent twice is stored once.
+    """
+    db["feedback"].create(
+        {
+            "feedback_id": str,
+            "prediction_id": str,
+            "rating": int,
+            "comments": str,
+            "submitted_by": str,
+            "submitted_at": str,
+        },
+        pk="feedback_id",
+    )
+    db["feedback"].create_index(["prediction_id", "submitted_at"])
+    db["outcomes"].create_index(["prediction_id"])
+
+
 def _m6_registry(db: sqlite_utils.Database) -> None:
     """Registry invariants in the schema: one production version per model name and device type; a history.
 
@@ -226,6 +247,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (2, _m2_api_key_gateway),
     (3, _m3_features_float32),
     (4, _m4_feature_store),
+    (5, _m5_feedback),
     (6, _m6_registry),
 ]
 
