@@ -19,6 +19,7 @@ from itertools import chain
 
 import pydantic_core
 
+from cloud.crypto_fields import cipher_for_database
 from cloud.ingest import feature_codec
 from cloud.ingest.decode import Accepted
 from cloud.ingest.feature_frame import FeatureFrame
@@ -77,8 +78,9 @@ class BatchResult:
 class _Rows:
     """Rows of one batch, gathered per table so each table gets one ``executemany``."""
 
-    def __init__(self, received_at: str) -> None:
+    def __init__(self, received_at: str, conn: sqlite3.Connection) -> None:
         self.received_at = received_at
+        self.conn = conn  # finds the field key that encrypts outcome notes at rest
         self.times: dict[datetime, str] = {}  # a batch's rows mostly share a few window ends: format each once
         self.tables: dict[str, list[tuple]] = {name: [] for name in _SQL if name != "known"}
         self.devices: dict[str, list] = {}  # device_id → [gateway_id, device_type, first_seen, last_seen]
@@ -170,6 +172,7 @@ class _Rows:
 
     def _add_outcomes(self, batch: OutcomeBatch) -> None:
         rows = self.tables["outcome"]
+        encrypt = cipher_for_database(self.conn).encrypt
         for o in batch.outcomes:
             rows.append(
                 (
@@ -182,7 +185,7 @@ class _Rows:
                     o.result.value if o.result else None,
                     o.value,
                     o.technician,
-                    o.notes,
+                    encrypt(o.notes),
                     batch.gateway_id,
                     self.received_at,
                 )
@@ -222,7 +225,7 @@ def write_batch(
 ) -> BatchResult:
     """Store the batch in one transaction (``BEGIN IMMEDIATE``: no lock upgrade can fail halfway); raise on error."""
     received = iso(received_at)
-    rows = _Rows(received)
+    rows = _Rows(received, conn)
     rows.tables["dead_letter"] = [(d.topic, d.payload, d.reason, received) for d in rejected]
     conn.execute("BEGIN IMMEDIATE")
     try:

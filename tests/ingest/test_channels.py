@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from cloud.crypto_fields import cipher_for_database
 from cloud.ingest.feature_codec import read_features
 from shared.topics import Up
 from tests.ingest.helpers import count, event, features, outcomes, predictions, status, wait_for
@@ -35,7 +36,8 @@ def test_each_channel_is_stored(make_worker, publisher, db):
     assert prediction["made_at"] == "2026-03-01T12:05:00.000000Z"
     assert prediction["feature_window_end"] == "2026-03-01T12:00:00.000000Z"
     outcome = db["outcomes"].get("outcome-0001")
-    assert (outcome["source"], outcome["prediction_id"], outcome["notes"]) == (
+    notes = cipher_for_database(db.conn).decrypt(outcome["notes"])  # stored encrypted at rest
+    assert (outcome["source"], outcome["prediction_id"], notes) == (
         "technician",
         "pred-0001",
         "element replaced",
