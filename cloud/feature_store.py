@@ -1,0 +1,378 @@
+"""FeatureStore: one device's feature history, its latest values with their age, and training datasets.
+
+It reads and writes the ``features`` table the ingest worker fills (packed float32 per feature-set version,
+``cloud.ingest.feature_codec``). Training datasets are point-in-time correct (ARCHITECTURE "Data and labels"):
+a row at time t is labelled only from component failures observed after t within the horizon and known by the
+dataset's ``as_of``; rows whose horizon had not passed by then, with no failure seen, are censored and left out.
+Each dataset is recorded in ``datasets`` with the query that built it and a hash of its content, so a model's
+lineage names the exact data and ``load_dataset`` can build it again and prove it unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+import numpy as np
+import sqlite_utils
+
+from cloud.ingest import feature_codec
+from cloud.storage import from_iso, iso
+from cloud.training.labels import CLASSES, failure_times, label_rows
+from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION
+from shared.messages import OutcomeResult
+
+DEFAULT_HORIZON = timedelta(days=14)
+#: rows read per step when looking back for each feature's latest value
+_LATEST_CHUNK = 256
+
+
+class UnknownDevice(LookupError):
+    """No feature row has been stored for this device."""
+
+
+class UnknownDataset(LookupError):
+    """No dataset was recorded under this id."""
+
+
+@dataclass(frozen=True)
+class DeviceFeatures:
+    """One device's feature rows in time order; a feature its row's feature set lacks is NaN."""
+
+    device_id: str
+    feature_names: list[str]
+    window_ends: list[str]  # cloud.storage.iso text
+    values: np.ndarray  # float32 (rows, features)
+
+
+@dataclass(frozen=True)
+class LatestValue:
+    value: float
+    window_end: str
+    age_seconds: float  # how stale: as_of minus the window end the value came from
+
+
+@dataclass(frozen=True)
+class LatestFeatures:
+    device_id: str
+    as_of: str
+    #: every feature the device has reported; None where it never had a value (always null)
+    values: dict[str, LatestValue | None]
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    dataset_id: str
+    query: dict
+    row_count: int
+    content_hash: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class TrainingDataset:
+    """Labelled rows in (window_end, device_id) order; ``labels`` index ``classes`` (0: no failure)."""
+
+    record: DatasetRecord
+    feature_names: list[str]
+    device_ids: np.ndarray  # str
+    window_ends: np.ndarray  # datetime64[s]
+    values: np.ndarray  # float32 (rows, features)
+    labels: np.ndarray  # int64
+    classes: list[str]
+
+
+class _Failure(NamedTuple):
+    """The shape ``cloud.training.labels.failure_times`` reads."""
+
+    device_id: str
+    component: str
+    failed_at: datetime
+
+
+def _bound(value: datetime | None, default: str) -> str:
+    return iso(value) if value is not None else default
+
+
+def content_hash(
+    feature_names: list[str], device_ids: np.ndarray, window_ends: np.ndarray, values: np.ndarray, labels: np.ndarray
+) -> str:
+    """sha256 of a dataset's content: same rows, values and labels give the same hash, whatever the query."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"feature_names": feature_names, "classes": CLASSES}).encode())
+    digest.update("\n".join(device_ids.tolist()).encode())
+    digest.update(window_ends.astype("datetime64[s]").astype(np.int64).tobytes())
+    digest.update(np.ascontiguousarray(values, dtype=feature_codec.FLOAT32).tobytes())
+    digest.update(labels.astype(np.int64).tobytes())
+    return digest.hexdigest()
+
+
+class FeatureStore:
+    """Feature reads and writes and training datasets over the cloud database; used by API, CLI and workers."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def store_device_features(
+        self,
+        device_id: str,
+        features: dict[str, float | None],
+        timestamp: datetime,
+        feature_set_version: str = FEATURE_SET_VERSION,
+    ) -> bool:
+        """Store one feature vector (the window ending at ``timestamp``); False if that row was already stored.
+
+        ``features`` must name exactly the feature set's features (the shared definitions for the current
+        version; for another version, the names ingest recorded or, for a new version, these names in this
+        order). Idempotent like ingest: a row already stored is kept, never overwritten.
+        """
+        names = self._feature_set_names(feature_set_version)
+        if names is None:
+            names = list(features)
+        if set(features) != set(names) or len(features) != len(names):
+            missing, extra = sorted(set(names) - set(features)), sorted(set(features) - set(names))
+            raise ValueError(
+                f"feature set {feature_set_version!r} needs exactly its features: missing {missing}, unknown {extra}"
+            )
+        [blob] = feature_codec.encode(feature_codec.to_matrix([[features[name] for name in names]]))
+        with self.db.conn:
+            self.db.execute(
+                "INSERT OR IGNORE INTO feature_sets (version, names_json) VALUES (?, ?)",
+                [feature_set_version, json.dumps(names)],
+            )
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_f32, msg_id)"
+                " VALUES (?, ?, ?, ?, NULL)",
+                [device_id, iso(timestamp), feature_set_version, blob],
+            )
+        return cursor.rowcount == 1
+
+    # -- reading one device ----------------------------------------------------------------------------
+
+    def get_device_features(
+        self,
+        device_id: str,
+        feature_names: list[str] | None = None,
+        time_range: tuple[datetime | None, datetime | None] | None = None,
+    ) -> DeviceFeatures:
+        """The device's rows with window ends in ``[start, end)`` (either bound may be None), oldest first.
+
+        Raises UnknownDevice if the device has no rows at all, ValueError for a feature no stored set has.
+        """
+        start, end = time_range or (None, None)
+        rows = self.db.execute(
+            "SELECT feature_set_version, window_end, values_f32 FROM features"
+            " WHERE device_id = ? AND window_end >= ? AND window_end < ? ORDER BY window_end, feature_set_version",
+            [device_id, _bound(start, ""), _bound(end, "~")],
+        ).fetchall()
+        if not rows and not self.db.execute("SELECT 1 FROM features WHERE device_id = ?", [device_id]).fetchone():
+            raise UnknownDevice(f"unknown device {device_id!r}: no feature row has been stored for it")
+        versions = sorted({row[0] for row in rows}) or self._versions_of(device_id)
+        names_of = {version: self._feature_set_names(version) or [] for version in versions}
+        known = list(dict.fromkeys(name for version in versions for name in names_of[version]))
+        wanted = list(feature_names) if feature_names else known
+        unknown = [name for name in wanted if name not in known]
+        if unknown:
+            raise ValueError(f"device {device_id!r} has no feature {unknown}; it has {known}")
+        values = np.full((len(rows), len(wanted)), np.nan, dtype=feature_codec.FLOAT32)
+        version_of_row = np.array([row[0] for row in rows], dtype=object)
+        for version in versions:
+            mine = np.flatnonzero(version_of_row == version)
+            if not mine.size:
+                continue
+            decoded = feature_codec.decode([rows[i][2] for i in mine], len(names_of[version]))
+            for column, name in enumerate(wanted):
+                if name in names_of[version]:
+                    values[mine, column] = decoded[:, names_of[version].index(name)]
+        return DeviceFeatures(device_id, wanted, [row[1] for row in rows], values)
+
+    def latest_features(self, device_id: str, as_of: datetime | None = None) -> LatestFeatures:
+        """Each feature's newest non-null value at or before ``as_of`` (default now), and how stale it is.
+
+        Reads the device's rows newest first in small steps and stops once every feature has a value, so a
+        long history costs no more than its recent rows.
+        """
+        as_of = as_of or datetime.now(UTC)
+        cutoff = iso(as_of)
+        names_of = {version: self._feature_set_names(version) or [] for version in self._versions_of(device_id)}
+        if not names_of:
+            raise UnknownDevice(f"unknown device {device_id!r}: no feature row has been stored for it")
+        found: dict[str, LatestValue | None] = dict.fromkeys(
+            dict.fromkeys(name for names in names_of.values() for name in names)
+        )
+        cursor = self.db.execute(
+            "SELECT feature_set_version, window_end, values_f32 FROM features"
+            " WHERE device_id = ? AND window_end <= ? ORDER BY window_end DESC",
+            [device_id, cutoff],
+        )
+        while None in found.values() and (chunk := cursor.fetchmany(_LATEST_CHUNK)):
+            for version, window_end, blob in chunk:
+                names = names_of[version]
+                row = feature_codec.decode([blob], len(names))[0]
+                age = (as_of - from_iso(window_end)).total_seconds()
+                for name, value in zip(names, row.tolist(), strict=True):
+                    if found[name] is None and not np.isnan(value):
+                        found[name] = LatestValue(value, window_end, age)
+        cursor.close()
+        return LatestFeatures(device_id, cutoff, found)
+
+    # -- training datasets -----------------------------------------------------------------------------
+
+    def get_training_dataset(
+        self,
+        feature_names: list[str] | None,
+        start_date: datetime,
+        end_date: datetime,
+        device_type: str | None = None,
+        horizon: timedelta = DEFAULT_HORIZON,
+        feature_set_version: str | None = None,
+        as_of: datetime | None = None,
+    ) -> TrainingDataset:
+        """Build, label and record the dataset of rows with window ends in ``[start_date, end_date)``.
+
+        Labels come from ``outcomes`` rows with a component and result failed or replaced, observed and received
+        by ``as_of`` (default now). Rows are read with one range scan over the features key and labelled with
+        one sort and searchsorted (``label_rows``); censored rows are left out. The record holds ``as_of``, so
+        ``load_dataset`` builds the same rows again.
+        """
+        as_of = as_of or datetime.now(UTC)
+        version = feature_set_version or self._version_for(feature_names)
+        stored_names = self._feature_set_names(version)
+        if stored_names is None:
+            raise ValueError(f"no feature set {version!r} has been stored")
+        names = list(feature_names) if feature_names else stored_names
+        unknown = [name for name in names if name not in stored_names]
+        if unknown:
+            raise ValueError(f"feature set {version!r} has no feature {unknown}")
+        query = {
+            "feature_names": names,
+            "feature_set_version": version,
+            "start_date": iso(start_date),
+            "end_date": iso(end_date),
+            "device_type": device_type,
+            "horizon_seconds": int(horizon.total_seconds()),
+            "as_of": iso(as_of),
+        }
+        dataset = self._build(query)
+        created_at = iso(datetime.now(UTC))
+        record = DatasetRecord(
+            uuid.uuid4().hex, query, int(dataset.labels.size), dataset.record.content_hash, created_at
+        )
+        with self.db.conn:
+            self.db["datasets"].insert(
+                {
+                    "dataset_id": record.dataset_id,
+                    "query_json": json.dumps(query, sort_keys=True),
+                    "row_count": record.row_count,
+                    "content_hash": record.content_hash,
+                    "created_at": created_at,
+                }
+            )
+        return replace(dataset, record=record)
+
+    def get_dataset_record(self, dataset_id: str) -> DatasetRecord:
+        row = self.db.execute(
+            "SELECT dataset_id, query_json, row_count, content_hash, created_at FROM datasets WHERE dataset_id = ?",
+            [dataset_id],
+        ).fetchone()
+        if row is None:
+            raise UnknownDataset(f"unknown dataset {dataset_id!r}")
+        return DatasetRecord(row[0], json.loads(row[1]), row[2], row[3], row[4])
+
+    def load_dataset(self, dataset_id: str) -> TrainingDataset:
+        """Build a recorded dataset again from its query; ValueError if the data no longer hashes the same."""
+        record = self.get_dataset_record(dataset_id)
+        dataset = self._build(record.query)
+        if dataset.record.content_hash != record.content_hash:
+            raise ValueError(
+                f"dataset {dataset_id} has changed since it was recorded: content hash "
+                f"{dataset.record.content_hash} instead of {record.content_hash}"
+            )
+        return replace(dataset, record=record)
+
+    def _build(self, query: dict) -> TrainingDataset:
+        """The rows, values and labels a query names; the record carries only the content hash."""
+        version, stored_names = query["feature_set_version"], self._feature_set_names(query["feature_set_version"])
+        join, parameters = "", [version, query["start_date"], query["end_date"]]
+        if query["device_type"] is not None:
+            join = " JOIN devices AS d ON d.device_id = f.device_id AND d.device_type = ?"
+            parameters.insert(0, query["device_type"])
+        rows = self.db.execute(
+            # substr drops the 'Z' numpy will not parse; the key (version, window_end, device_id) is the order
+            f"SELECT f.device_id, substr(f.window_end, 1, 26), f.values_f32 FROM features AS f{join}"
+            " WHERE f.feature_set_version = ? AND f.window_end >= ? AND f.window_end < ?"
+            " ORDER BY f.window_end, f.device_id",
+            parameters,
+        ).fetchall()
+        device_ids = np.array([row[0] for row in rows], dtype=str)
+        window_ends = np.array([row[1] for row in rows], dtype="datetime64[us]").astype("datetime64[s]")
+        columns = [stored_names.index(name) for name in query["feature_names"]]
+        values = feature_codec.decode([row[2] for row in rows], len(stored_names))[:, columns]
+        devices, row_device = np.unique(device_ids, return_inverse=True)
+        as_of = query["as_of"]
+        failures = [
+            _Failure(device_id, component, from_iso(observed_at))
+            for device_id, component, observed_at in self.db.execute(
+                "SELECT device_id, component, observed_at FROM outcomes WHERE component IS NOT NULL"
+                " AND result IN (?, ?) AND observed_at >= ? AND observed_at <= ?"
+                " AND coalesce(received_at, observed_at) <= ?",
+                [OutcomeResult.FAILED.value, OutcomeResult.REPLACED.value, query["start_date"], as_of, as_of],
+            )
+        ]
+        if rows:
+            labels = label_rows(
+                row_device,
+                window_ends,
+                failure_times(failures, devices),
+                timedelta(seconds=query["horizon_seconds"]),
+                np.datetime64(as_of[:26], "s"),
+            )
+        else:
+            labels = np.zeros(0, dtype=np.int64)
+        kept = labels >= 0
+        device_ids, window_ends, values, labels = device_ids[kept], window_ends[kept], values[kept], labels[kept]
+        digest = content_hash(query["feature_names"], device_ids, window_ends, values, labels)
+        record = DatasetRecord("", query, int(labels.size), digest, "")
+        return TrainingDataset(record, query["feature_names"], device_ids, window_ends, values, labels, CLASSES)
+
+    # -- feature sets ----------------------------------------------------------------------------------
+
+    def _feature_set_names(self, version: str) -> list[str] | None:
+        row = self.db.execute("SELECT names_json FROM feature_sets WHERE version = ?", [version]).fetchone()
+        if row is not None:
+            return json.loads(row[0])
+        return list(FEATURE_NAMES) if version == FEATURE_SET_VERSION else None
+
+    def _versions_of(self, device_id: str) -> list[str]:
+        """Feature sets the device has rows in: one index probe per version, not a scan of its rows."""
+        return [
+            version
+            for (version,) in self.db.execute("SELECT version FROM feature_sets ORDER BY version").fetchall()
+            if self.db.execute(
+                "SELECT 1 FROM features WHERE device_id = ? AND feature_set_version = ? LIMIT 1", [device_id, version]
+            ).fetchone()
+        ]
+
+    def _version_for(self, feature_names: list[str] | None) -> str:
+        """The one stored feature set holding every requested name (the current one when names are not given)."""
+        if not feature_names:
+            return FEATURE_SET_VERSION
+        candidates = [
+            version
+            for version, names_json in self.db.execute("SELECT version, names_json FROM feature_sets").fetchall()
+            if set(feature_names) <= set(json.loads(names_json))
+        ]
+        if FEATURE_SET_VERSION in candidates or (not candidates and set(feature_names) <= set(FEATURE_NAMES)):
+            return FEATURE_SET_VERSION
+        if len(candidates) != 1:
+            which = f"several feature sets have them: {sorted(candidates)}" if candidates else "no feature set has them"
+            raise ValueError(
+                f"cannot choose a feature set for {list(feature_names)}: {which}; name feature_set_version"
+            )
+        return candidates[0]
