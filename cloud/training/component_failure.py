@@ -85,9 +85,14 @@ def _per_class_scores(y: np.ndarray, proba: np.ndarray) -> dict[str, dict]:
     return scores
 
 
+def _mean_score(scores: dict[str, dict], key: str) -> float | None:
+    """Mean over the components that could be scored (both classes present); None if none could."""
+    values = [s[key] for s in scores.values() if key in s]
+    return round(float(np.mean(values)), 4) if values else None
+
+
 def _mean_pr_auc(scores: dict[str, dict]) -> float:
-    values = [s["pr_auc"] for s in scores.values() if "pr_auc" in s]
-    return float(np.mean(values)) if values else 0.0
+    return _mean_score(scores, "pr_auc") or 0.0
 
 
 def _best_f1_thresholds(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
@@ -213,8 +218,8 @@ def train_component_failure(
         "selection": selection,
         "holdout_rows": int(test_rows.size),
         "train_rows": int(train_rows.size),
-        "mean_roc_auc": round(float(np.mean([c["roc_auc"] for c in per_component.values() if "roc_auc" in c])), 4),
-        "mean_pr_auc": round(_mean_pr_auc(per_component), 4),
+        "mean_roc_auc": _mean_score(per_component, "roc_auc"),
+        "mean_pr_auc": _mean_score(per_component, "pr_auc"),
         "per_component": per_component,
         "onnx_vs_sklearn_max_abs_diff": sklearn_gap,
         "fit_seconds": round(fit_seconds, 2),
