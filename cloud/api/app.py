@@ -6,13 +6,14 @@ from fastapi import FastAPI
 
 from cloud.api.auth import document_roles, route_roles
 from cloud.api.keys import KeyStore
-from cloud.api.routes import admin, dead_letters, gateways, health, models, predictions, tuf
+from cloud.api.routes import admin, dead_letters, features, gateways, health, models, predictions, tuf
 from cloud.config import CloudConfig
 from cloud.storage import open_database
 
 _TAGS = [
     {"name": "health", "description": "Is the API up and its database readable."},
     {"name": "predictions", "description": "Predictions gateways made for water heaters."},
+    {"name": "features", "description": "Feature history of water heaters and recorded training datasets."},
     {"name": "models", "description": "Registered models and their versions."},
     {"name": "gateways", "description": "Gateways' status and update events."},
     {"name": "operations", "description": "What ingest could not store."},
@@ -37,7 +38,7 @@ def create_app(config: CloudConfig) -> FastAPI:
     app = FastAPI(title="IoTSphere MLOps API", version="1", description=_DESCRIPTION, openapi_tags=_TAGS)
     app.state.config = config
     roles = {}
-    for module in (health, predictions, models, gateways, dead_letters, admin, tuf):
+    for module in (health, predictions, models, gateways, dead_letters, admin, tuf, features):
         roles |= route_roles(module.router)
         app.include_router(module.router)
     document_roles(app, roles)
