@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from cloud.api.auth import document_roles, route_roles
 from cloud.api.keys import KeyStore
-from cloud.api.routes import admin, dead_letters, features, gateways, health, models, predictions, tuf
+from cloud.api.routes import admin, dead_letters, features, gateways, health, models, predictions, registry, tuf
 from cloud.config import CloudConfig
 from cloud.storage import open_database
 
@@ -38,7 +38,7 @@ def create_app(config: CloudConfig) -> FastAPI:
     app = FastAPI(title="IoTSphere MLOps API", version="1", description=_DESCRIPTION, openapi_tags=_TAGS)
     app.state.config = config
     roles = {}
-    for module in (health, predictions, models, gateways, dead_letters, admin, tuf, features):
+    for module in (health, predictions, registry, models, gateways, dead_letters, admin, tuf, features):
         roles |= route_roles(module.router)
         app.include_router(module.router)
     document_roles(app, roles)

@@ -30,6 +30,7 @@ def record_release(db: sqlite_utils.Database, published: PublishedRelease) -> di
         "model_target": published.model_target.path,
         "model_sha256": model_sha256,
         "status": RELEASED,
+        "targets_version": published.targets_version,  # whose signatures name the signing key
     }
     rows = list(db["models"].rows_where("model_name = ? AND model_version = ?", list(key)))
     with db.conn:

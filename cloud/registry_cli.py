@@ -1,0 +1,174 @@
+"""``iotsphere models``: the registry on the command line (the same ``MLModelRegistry`` the API uses).
+
+Whoever runs these commands holds the signing-key passphrase, so ``promote --override`` is theirs to use (the
+API keeps it to admins). The history records the local user as the actor.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import sqlite_utils
+
+from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
+from cloud.config import CloudConfig
+from cloud.registry import (
+    Change,
+    DirectorRollout,
+    MLModelRegistry,
+    RegistryRefused,
+    UnknownModel,
+    version_lineage,
+)
+from cloud.releases import keystore
+from cloud.releases.director import DirectorError, document_summary
+from cloud.releases.tuf_repo import ImageRepositoryError
+from cloud.storage import open_database
+
+_REFUSALS = (UnknownModel, RegistryRefused, DirectorError, ImageRepositoryError, keystore.KeystoreError)
+device_type_option = click.option("--device-type", default=None, help="Device type (default: all device types).")
+reason_option = click.option("--reason", required=True, help="Why; kept in the model's history.")
+
+
+@contextmanager
+def _registry(data_dir: Path | None, mqtt_url: str | None = None) -> Iterator[tuple[CloudConfig, MLModelRegistry]]:
+    config = config_from_options(data_dir, mqtt_url)
+    db: sqlite_utils.Database = open_database(config.database_path)
+    try:
+        yield config, MLModelRegistry(db)
+    except _REFUSALS as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        db.conn.close()
+
+
+def _scope(device_type: str | None) -> str:
+    return device_type or "all"
+
+
+@click.group("models")
+def models() -> None:
+    """Registered model versions: list, show, promote, roll back, history."""
+
+
+@models.command("list")
+@click.argument("name", required=False)
+@data_dir_option
+def list_command(name: str | None, data_dir: Path | None) -> None:
+    """Every version (of NAME, or of every model), oldest first."""
+    with _registry(data_dir) as (_, registry):
+        for row in registry.list_versions(name):
+            production = f" for {_scope(row['production_device_type'])}" if row["status"] == "production" else ""
+            evaluation = {None: "not evaluated", 0: "failed evaluation", 1: "passed evaluation"}[
+                row["evaluation_passed"]
+            ]
+            click.echo(
+                f"{row['model_name']} {row['model_version']}: {row['status']}{production}, {evaluation}, "
+                f"created {row['created_at']}"
+            )
+
+
+@models.command("show")
+@click.argument("name")
+@click.argument("version")
+@data_dir_option
+def show_command(name: str, version: str, data_dir: Path | None) -> None:
+    """One version as JSON: status, evaluation and its full lineage."""
+    with _registry(data_dir) as (config, registry):
+        row = registry.get_version(name, version)
+        shown = {
+            "model_name": name,
+            "model_version": version,
+            "status": row["status"],
+            "production_device_type": row["production_device_type"],
+            "evaluation_passed": row["evaluation_passed"],
+            "device_types": json.loads(row["device_types_json"] or "[]"),
+            "lineage": version_lineage(row, config.tuf_dir),
+        }
+        click.echo(json.dumps(shown, indent=2))
+
+
+def _report(change: Change) -> None:
+    entry = change.history
+    click.echo(
+        f"{entry['action']}: {entry['model_name']} for {_scope(entry['device_type'])} "
+        f"{entry['from_version'] or '-'} -> {entry['to_version']} (history #{entry['id']})"
+    )
+    for document in change.documents:
+        click.echo(f"Directed {document_summary(document)} (retained on down/desired).")
+    if change.pending:
+        click.echo(f"Not published yet ({change.pending}); `iotsphere cloud serve` sends the stored documents.")
+
+
+def _run(data_dir: Path | None, mqtt_url: str | None, action: Callable[..., Change]) -> None:
+    with _registry(data_dir, mqtt_url) as (config, registry):
+        rollout = DirectorRollout(config, keystore.passphrase_from_env_or_prompt())
+        _report(action(registry, rollout, f"cli:{getpass.getuser()}"))
+
+
+@models.command("promote")
+@click.argument("name")
+@click.argument("version")
+@device_type_option
+@reason_option
+@click.option("--override", is_flag=True, help="Promote although the version failed evaluation (admin decision).")
+@data_dir_option
+@mqtt_option
+def promote_command(
+    name: str,
+    version: str,
+    device_type: str | None,
+    reason: str,
+    override: bool,
+    data_dir: Path | None,
+    mqtt_url: str | None,
+) -> None:
+    """Make released VERSION of NAME production and direct gateways to it."""
+    _run(
+        data_dir,
+        mqtt_url,
+        lambda registry, rollout, actor: registry.promote_model_to_production(
+            name, version, device_type, actor=actor, reason=reason, rollout=rollout, override=override
+        ),
+    )
+
+
+@models.command("rollback")
+@click.argument("name")
+@click.option("--to", "to_version", default=None, help="Version to put back (default: the previous production one).")
+@device_type_option
+@reason_option
+@data_dir_option
+@mqtt_option
+def rollback_command(
+    name: str, to_version: str | None, device_type: str | None, reason: str, data_dir: Path | None, mqtt_url: str | None
+) -> None:
+    """Put an older release of NAME back in production with a new director document."""
+    _run(
+        data_dir,
+        mqtt_url,
+        lambda registry, rollout, actor: registry.rollback_model(
+            name, to_version, device_type, actor=actor, reason=reason, rollout=rollout
+        ),
+    )
+
+
+@models.command("history")
+@click.argument("name")
+@device_type_option
+@data_dir_option
+def history_command(name: str, device_type: str | None, data_dir: Path | None) -> None:
+    """Promotions and rollbacks of NAME, newest first."""
+    with _registry(data_dir) as (_, registry):
+        registry.list_versions(name)
+        for entry in registry.history(name, device_type):
+            override = " [admin override]" if entry["override"] else ""
+            click.echo(
+                f"#{entry['id']} {entry['at']} {entry['actor']}: {entry['action']} for {_scope(entry['device_type'])} "
+                f"{entry['from_version'] or '-'} -> {entry['to_version']}{override}: {entry['reason']}"
+            )
