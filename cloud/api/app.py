@@ -6,13 +6,25 @@ from fastapi import FastAPI
 
 from cloud.api.auth import document_roles, route_roles
 from cloud.api.keys import KeyStore
-from cloud.api.routes import admin, dead_letters, features, gateways, health, models, predictions, registry, tuf
+from cloud.api.routes import (
+    admin,
+    dead_letters,
+    features,
+    feedback,
+    gateways,
+    health,
+    models,
+    predictions,
+    registry,
+    tuf,
+)
 from cloud.config import CloudConfig
 from cloud.storage import open_database
 
 _TAGS = [
     {"name": "health", "description": "Is the API up and its database readable."},
     {"name": "predictions", "description": "Predictions gateways made for water heaters."},
+    {"name": "feedback", "description": "Outcomes and ratings of predictions."},
     {"name": "features", "description": "Feature history of water heaters and recorded training datasets."},
     {"name": "models", "description": "Registered models and their versions."},
     {"name": "gateways", "description": "Gateways' status and update events."},
@@ -38,7 +50,7 @@ def create_app(config: CloudConfig) -> FastAPI:
     app = FastAPI(title="IoTSphere MLOps API", version="1", description=_DESCRIPTION, openapi_tags=_TAGS)
     app.state.config = config
     roles = {}
-    for module in (health, predictions, registry, models, gateways, dead_letters, admin, tuf, features):
+    for module in (health, predictions, feedback, registry, models, gateways, dead_letters, admin, tuf, features):
         roles |= route_roles(module.router)
         app.include_router(module.router)
     document_roles(app, roles)
