@@ -25,7 +25,7 @@ def edge() -> None:
     "--cloud",
     "cloud_url",
     envvar="IOTSPHERE_CLOUD_URL",
-    help="Base URL of the cloud API (e.g. http://127.0.0.1:8000) serving the TUF repository; omit to run "
+    help="Base URL of the cloud API (e.g. http://127.0.0.1:8080) serving the TUF repository; omit to run "
     "without updates. Env: IOTSPHERE_CLOUD_URL.",
 )
 @click.option(

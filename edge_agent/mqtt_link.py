@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
-from shared.mqtt_url import MqttEndpoint, parse_mqtt_url
+from shared.mqtt_url import MqttEndpoint, apply_endpoint, parse_mqtt_url
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,7 @@ class MqttLink:
         self.endpoint: MqttEndpoint = parse_mqtt_url(url)
         self.keepalive = keepalive
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-        if self.endpoint.username:
-            self.client.username_pw_set(self.endpoint.username, self.endpoint.password)
-        if self.endpoint.tls:
-            self.client.tls_set()
+        apply_endpoint(self.client, self.endpoint)
         if will is not None:
             self.client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
         self.client.reconnect_delay_set(min_delay=reconnect_delay[0], max_delay=reconnect_delay[1])

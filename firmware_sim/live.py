@@ -21,7 +21,7 @@ from firmware_sim.faults import FailureEvent
 from firmware_sim.fleet import FleetSimulator, SimBlock
 from firmware_sim.parameters import LOWER_ZONE_SHARE, REPORTED_DECIMALS, UPPER_ZONE_SHARE
 from shared.features import BLOCK_SAMPLES, WINDOW_FIELDS
-from shared.mqtt_url import parse_mqtt_url
+from shared.mqtt_url import apply_endpoint, parse_mqtt_url
 from shared.telemetry import DhwOperationSetting, OperationMode, Telemetry
 from shared.topics import telemetry_topic, validate_id
 
@@ -127,10 +127,7 @@ def connect(mqtt_url: str, client_id: str) -> mqtt.Client:
     """A connected paho client (MQTT 3.1.1, network loop running)."""
     endpoint = parse_mqtt_url(mqtt_url)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-    if endpoint.username:
-        client.username_pw_set(endpoint.username, endpoint.password)
-    if endpoint.tls:
-        client.tls_set()
+    apply_endpoint(client, endpoint)
     client.max_inflight_messages_set(500)
     client.connect(endpoint.host, endpoint.port, keepalive=30)
     client.loop_start()

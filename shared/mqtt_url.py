@@ -31,3 +31,11 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
+
+
+def apply_endpoint(client, endpoint: MqttEndpoint) -> None:
+    """Give a paho client the endpoint's credentials and, for ``mqtts://``, TLS with the system's CAs."""
+    if endpoint.username:
+        client.username_pw_set(endpoint.username, endpoint.password)
+    if endpoint.tls:
+        client.tls_set()

@@ -49,7 +49,7 @@ from cloud.config import CloudConfig
 from cloud.ingest.decode import MAX_REASON_CHARS, Accepted, Rejected, decode
 from cloud.ingest.store import DeadLetter, write_batch
 from cloud.storage import open_database
-from shared.mqtt_url import parse_mqtt_url
+from shared.mqtt_url import apply_endpoint, parse_mqtt_url
 from shared.topics import shared_subscription, up_wildcard
 
 log = logging.getLogger(__name__)
@@ -287,10 +287,7 @@ class IngestWorker:
                 clean_session=False,
                 manual_ack=True,
             )
-        if self._endpoint.username:
-            client.username_pw_set(self._endpoint.username, self._endpoint.password)
-        if self._endpoint.tls:
-            client.tls_set()
+        apply_endpoint(client, self._endpoint)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message

@@ -23,7 +23,7 @@ from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.releases import director, keystore, tuf_repo
 from cloud.storage import open_database
 from shared.director import DirectorDocument
-from shared.mqtt_url import parse_mqtt_url
+from shared.mqtt_url import apply_endpoint, parse_mqtt_url
 from shared.topics import Down, down_topic
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,7 @@ class RetainedPublisher:
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"iotsphere-director-{uuid.uuid4().hex[:12]}"
         )
-        if self.endpoint.username:
-            self.client.username_pw_set(self.endpoint.username, self.endpoint.password)
-        if self.endpoint.tls:
-            self.client.tls_set()
+        apply_endpoint(self.client, self.endpoint)
         self.client.on_connect = self._on_connect
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
