@@ -1,0 +1,132 @@
+"""``iotsphere features``: read a heater's features and build recorded training datasets from the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from cloud.cli_options import config_from_options, data_dir_option
+from cloud.feature_store import FeatureStore, UnknownDevice
+from cloud.storage import open_database
+
+
+class UtcDateTime(click.ParamType):
+    """ISO-8601 date or time; one without an offset is taken as UTC."""
+
+    name = "ISO-8601"
+
+    def convert(self, value, param, ctx) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO-8601 date or time, e.g. 2026-01-31 or 2026-01-31T06:00:00Z", param, ctx)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+UTC_DATETIME = UtcDateTime()
+names_option = click.option(
+    "--name", "names", multiple=True, help="A feature to include (repeat for several; default: all)."
+)
+
+
+def _store(data_dir: Path | None) -> FeatureStore:
+    return FeatureStore(open_database(config_from_options(data_dir).database_path))
+
+
+def _text(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:g}"
+
+
+@click.group("features")
+def features() -> None:
+    """Read a heater's features and build point-in-time training datasets."""
+
+
+@features.command("get")
+@click.argument("device_id")
+@names_option
+@click.option("--start", type=UTC_DATETIME, help="First window end included.")
+@click.option("--end", type=UTC_DATETIME, help="Window ends before this are included.")
+@data_dir_option
+def get_command(
+    device_id: str, names: tuple[str, ...], start: datetime | None, end: datetime | None, data_dir: Path | None
+) -> None:
+    """A heater's feature vectors, oldest first, as tab-separated rows (empty where a value is null)."""
+    try:
+        found = _store(data_dir).get_device_features(device_id, list(names) or None, (start, end))
+    except (UnknownDevice, ValueError) as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    click.echo("\t".join(["window_end", *found.feature_names]))
+    for window_end, row in zip(found.window_ends, found.values.tolist(), strict=True):
+        click.echo("\t".join([window_end, *map(_text, row)]))
+
+
+@features.command("latest")
+@click.argument("device_id")
+@data_dir_option
+def latest_command(device_id: str, data_dir: Path | None) -> None:
+    """Each feature's newest value for a heater, the window it came from and how stale it is."""
+    try:
+        latest = _store(data_dir).latest_features(device_id)
+    except UnknownDevice as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    click.echo(f"as of {latest.as_of}")
+    for name, found in latest.values.items():
+        if found is None:
+            click.echo(f"{name}\t(never reported)")
+        else:
+            age = timedelta(seconds=round(found.age_seconds))
+            click.echo(f"{name}\t{found.value:g}\t{found.window_end}\t{age} old")
+
+
+@features.command("dataset")
+@names_option
+@click.option("--start", required=True, type=UTC_DATETIME, help="First window end included.")
+@click.option("--end", required=True, type=UTC_DATETIME, help="Window ends before this are included.")
+@click.option("--device-type", default=None, help="Only heaters of this type.")
+@click.option("--horizon-days", default=14.0, show_default=True, help="A failure this soon after a row labels it.")
+@click.option("--feature-set", "feature_set_version", default=None, help="Default: the set holding every feature.")
+@click.option("--as-of", type=UTC_DATETIME, default=None, help="Outcomes known by then label rows (default: now).")
+@data_dir_option
+def dataset_command(
+    names: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    device_type: str | None,
+    horizon_days: float,
+    feature_set_version: str | None,
+    as_of: datetime | None,
+    data_dir: Path | None,
+) -> None:
+    """Build a point-in-time labelled training dataset and record it; print its id, row count, hash and query."""
+    try:
+        dataset = _store(data_dir).get_training_dataset(
+            list(names) or None,
+            start,
+            end,
+            device_type=device_type,
+            horizon=timedelta(days=horizon_days),
+            feature_set_version=feature_set_version,
+            as_of=as_of,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    record = dataset.record
+    click.echo(
+        json.dumps(
+            {
+                "dataset_id": record.dataset_id,
+                "row_count": record.row_count,
+                "content_hash": record.content_hash,
+                "created_at": record.created_at,
+                "query": record.query,
+            },
+            indent=2,
+        )
+    )

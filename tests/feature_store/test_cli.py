@@ -1,0 +1,88 @@
+"""``iotsphere features`` through click's runner on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cloud.cli import main
+from cloud.config import CloudConfig
+from cloud.feature_store import FeatureStore
+from cloud.storage import open_database
+from shared.features import FEATURE_NAMES
+from tests.feature_store.conftest import AS_OF, DAY, T0, add_outcome, vector
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    config = CloudConfig(data_dir=tmp_path / "cloud")
+    db = open_database(config.database_path)
+    store = FeatureStore(db)
+    for day in range(4):
+        store.store_device_features("wh-1", vector(float(day)), T0 + day * DAY)
+    add_outcome(db, "wh-1", T0 + 2 * DAY, "sediment", "failed")
+    db.conn.close()
+    return config.data_dir
+
+
+def _run(data_dir: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["features", *args, "--data-dir", str(data_dir)])
+
+
+def test_get_prints_the_rows_in_range_as_tab_separated_columns(data_dir: Path) -> None:
+    result = _run(data_dir, "get", "wh-1", "--name", FEATURE_NAMES[0], "--start", "2026-01-02", "--end", "2026-01-04")
+
+    assert result.exit_code == 0, result.output
+    lines = [line.split("\t") for line in result.output.splitlines()]
+    assert lines == [
+        ["window_end", FEATURE_NAMES[0]],
+        ["2026-01-02T00:00:00.000000Z", "1"],
+        ["2026-01-03T00:00:00.000000Z", "2"],
+    ]
+
+
+def test_latest_says_how_old_each_value_is(data_dir: Path) -> None:
+    result = _run(data_dir, "latest", "wh-1")
+
+    assert result.exit_code == 0, result.output
+    first = next(line for line in result.output.splitlines() if line.startswith(f"{FEATURE_NAMES[0]}\t"))
+    name, value, window_end, age = first.split("\t")
+    assert (value, window_end) == ("3", "2026-01-04T00:00:00.000000Z") and age.endswith(" old")
+
+
+def test_dataset_builds_and_records_a_labelled_dataset(data_dir: Path) -> None:
+    args = [
+        "dataset",
+        "--start",
+        "2026-01-01",
+        "--end",
+        "2026-01-05",
+        "--horizon-days",
+        "1",
+        "--as-of",
+        AS_OF.isoformat(),
+    ]
+
+    first, second = _run(data_dir, *args), _run(data_dir, *args)
+
+    assert first.exit_code == 0, first.output
+    record, again = json.loads(first.output), json.loads(second.output)
+    assert record["row_count"] == 4 and record["content_hash"] == again["content_hash"]
+    db = open_database(CloudConfig(data_dir=data_dir).database_path)
+    try:
+        assert FeatureStore(db).get_dataset_record(record["dataset_id"]).content_hash == record["content_hash"]
+    finally:
+        db.conn.close()
+
+
+def test_errors_are_clear_messages(data_dir: Path) -> None:
+    unknown = _run(data_dir, "latest", "wh-9")
+    bad_date = _run(data_dir, "dataset", "--start", "yesterday", "--end", "2026-01-05")
+    bad_name = _run(data_dir, "dataset", "--name", "bogus", "--start", "2026-01-01", "--end", "2026-01-05")
+
+    assert unknown.exit_code == 1 and "unknown device 'wh-9'" in unknown.output
+    assert bad_date.exit_code == 2 and "'yesterday' is not an ISO-8601 date" in bad_date.output
+    assert bad_name.exit_code == 1 and "bogus" in bad_name.output
