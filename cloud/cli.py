@@ -47,6 +47,7 @@ def lazy_group(name: str, help_text: str, commands: dict[str, tuple[str, str]]) 
         "edge": ("edge_agent.cli:edge", "Run a gateway's edge agent: telemetry in, predictions out, signed updates."),
         "admin": ("cloud.commands:admin", "Administer API keys and signing keys."),
         "features": ("cloud.feature_cli:features", "Read heaters' features; build recorded training datasets."),
+        "feedback": ("cloud.feedback_cli:feedback", "Record outcomes and ratings of predictions."),
         "demo": ("cloud.demo.cli:demo_command", "The whole loop on this machine in about two minutes."),
         "models": ("cloud.registry_cli:models", "Model versions: list, show, promote, roll back, history."),
     },
