@@ -86,14 +86,47 @@ class RecordedOut(BaseModel):
     )
 
 
+_OUTCOME_EXAMPLE = {
+    "outcome_id": "9b1f0c2d4e6a8b0c1d2e3f4a5b6c7d8e",
+    "prediction_id": _PREDICTION_ID,
+    "device_id": "wh-0042",
+    "source": "technician",
+    "observed_at": "2026-02-06T10:30:00Z",
+    "component": "heating_element",
+    "result": "failed",
+    "value": None,
+    "technician": "tech-17",
+    "notes": None,
+    "notes_redacted": True,
+    "received_at": "2026-02-06T10:31:12Z",
+}
+_FEEDBACK_EXAMPLE = {
+    "feedback_id": "5c8e2a7b9d1f3e4c6a8b0d2f4e6a8c0e",
+    "prediction_id": _PREDICTION_ID,
+    "rating": 4,
+    "comments": "caught it a week early",
+    "comments_redacted": False,
+    "submitted_by": "k-3f9a",
+    "submitted_at": "2026-02-06T11:00:00Z",
+}
+
+
 class OutcomesOut(BaseModel):
     prediction_id: str
     outcomes: list[StoredOutcome]
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"prediction_id": _PREDICTION_ID, "outcomes": [_OUTCOME_EXAMPLE]}]}
+    )
 
 
 class FeedbackOut(BaseModel):
     prediction_id: str
     feedback: list[StoredFeedback]
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"prediction_id": _PREDICTION_ID, "feedback": [_FEEDBACK_EXAMPLE]}]}
+    )
 
 
 _WRITE_RESPONSES = {
