@@ -112,9 +112,13 @@ class MLModelRegistry:
         self.db = db
 
     def next_version(self, model_name: str) -> str:
-        rows = self.db.execute("SELECT model_version FROM models WHERE model_name = ?", [model_name]).fetchall()
-        numbers = [int(v) for (v,) in rows if v.isdigit()]
-        return str(max(numbers, default=0) + 1)
+        """One above the highest all-digit version (computed in SQL: a model may have thousands)."""
+        (highest,) = self.db.execute(
+            """SELECT MAX(CAST(model_version AS INTEGER)) FROM models
+               WHERE model_name = ? AND model_version != '' AND model_version NOT GLOB '*[^0-9]*'""",
+            [model_name],
+        ).fetchone()
+        return str((highest or 0) + 1)
 
     def register_model(
         self, model_name: str, model_version: str, model_artifacts_path: str | Path, metadata: dict[str, Any]

@@ -171,3 +171,12 @@ def test_every_version_exposes_its_full_lineage(registry):
     assert lineage["artifact_sha256"] == "1".zfill(64)
     assert lineage["tuf_target"] == "models/component_failure/1/model.onnx"
     assert lineage["targets_version"] == 2
+
+
+def test_next_version_counts_only_numbered_versions(registry):
+    assert registry.next_version(NAME) == "1"
+    for version in ("1", "2", "10", "exp-3"):
+        add_version(registry, version, released=False)
+
+    assert registry.next_version(NAME) == "11"
+    assert registry.next_version("usage_pattern") == "1"
