@@ -20,7 +20,8 @@ class RegistryMismatch(Exception):
 def record_release(db: sqlite_utils.Database, published: PublishedRelease) -> dict:
     """Mark the version released with its target paths; add the row if training did not register it.
 
-    Refuses when the registry holds a different ONNX file under the same name and version.
+    Refuses when the registry holds a different ONNX file under the same name and version; a version
+    already in production stays in production.
     """
     release = published.release
     key = (release.model_name, release.model_version)
@@ -41,7 +42,9 @@ def record_release(db: sqlite_utils.Database, published: PublishedRelease) -> di
                     f"the registry lists {release.model_name} version {release.model_version} with sha256 "
                     f"{registered}, but the released model.onnx has {model_sha256}"
                 )
-            db["models"].update(key, signed)
+            # re-recording a release must not demote a version the registry has promoted
+            status = rows[0]["status"] if rows[0]["status"] == "production" else RELEASED
+            db["models"].update(key, {**signed, "status": status})
         else:
             db["models"].insert(
                 {

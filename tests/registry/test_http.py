@@ -168,3 +168,16 @@ def test_cli_promotes_rolls_back_and_shows_history(released: CloudConfig, monkey
     assert '"signing_key_ids": [' in run("show", NAME, "1")
     refused = runner.invoke(main, [*base, "rollback", NAME, "--to", "9", "--reason", "x", *data, *mqtt_args])
     assert refused.exit_code == 1 and "no model 'component_failure' version '9'" in refused.output
+
+
+def test_recording_a_release_again_keeps_a_production_version_in_production(
+    released: CloudConfig,
+    tmp_path: Path,
+    onnx_models: dict[int, bytes],  # noqa: F811
+):
+    db = open_database(released.database_path)
+    registry = MLModelRegistry(db)
+    db["models"].update((NAME, "1"), {"status": "production", "production_device_type": ""})
+    made = write_artifacts(tmp_path / "again", NAME, "1", onnx_models[1])  # the identical release again
+    record_release(db, tuf_repo.add_release(released, PASSPHRASE, made.release_json, made.onnx_bytes))
+    assert registry.get_version(NAME, "1")["status"] == "production"
