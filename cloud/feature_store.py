@@ -25,10 +25,17 @@ from cloud.storage import from_iso, iso
 from cloud.training.labels import CLASSES, failure_times, label_rows
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION
 from shared.messages import OutcomeResult
+from shared.topics import validate_id
 
 DEFAULT_HORIZON = timedelta(days=14)
 #: rows read per step when looking back for each feature's latest value
 _LATEST_CHUNK = 256
+#: rows SQLite concatenates into one value per column when building a dataset (32 MB of 32 features)
+_CHUNK_ROWS = 262_144
+#: characters of a ``cloud.storage.iso`` timestamp
+_ISO_WIDTH = len("2026-01-31T06:00:00.000000Z")
+#: the longest device id ``shared.topics.validate_id`` allows (its characters are ASCII, none a space)
+_ID_WIDTH = 64
 
 
 class UnknownDevice(LookupError):
@@ -99,16 +106,51 @@ def _bound(value: datetime | None, default: str) -> str:
 
 
 def content_hash(
-    feature_names: list[str], device_ids: np.ndarray, window_ends: np.ndarray, values: np.ndarray, labels: np.ndarray
+    feature_names: list[str],
+    devices: np.ndarray,
+    row_device: np.ndarray,
+    window_ends: np.ndarray,
+    values: np.ndarray,
+    labels: np.ndarray,
 ) -> str:
     """sha256 of a dataset's content: same rows, values and labels give the same hash, whatever the query."""
+    used, codes = np.unique(row_device, return_inverse=True)
     digest = hashlib.sha256()
     digest.update(json.dumps({"feature_names": feature_names, "classes": CLASSES}).encode())
-    digest.update("\n".join(device_ids.tolist()).encode())
+    digest.update("\n".join(devices[used].tolist()).encode())
+    digest.update(codes.astype(np.int64).tobytes())
     digest.update(window_ends.astype("datetime64[s]").astype(np.int64).tobytes())
     digest.update(np.ascontiguousarray(values, dtype=feature_codec.FLOAT32).tobytes())
     digest.update(labels.astype(np.int64).tobytes())
     return digest.hexdigest()
+
+
+def _parse_iso(text: np.ndarray) -> np.ndarray:
+    """Fixed-width ``cloud.storage.iso`` byte strings → datetime64[us], in C (numpy wants them without the 'Z')."""
+    bare = np.ascontiguousarray(text.view(np.uint8).reshape(-1, _ISO_WIDTH)[:, :-1])
+    return bare.view(f"S{_ISO_WIDTH - 1}").ravel().astype("datetime64[us]")
+
+
+def _factorize(padded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(padded, return_inverse=True)`` for fixed-width ids, several times faster on a fleet's rows.
+
+    Sorting a million 64-byte strings dominates; a 64-bit hash of each id's words sorts as integers instead. The
+    hash is checked to have kept distinct ids apart (else the plain sort runs), and the few uniques are put in
+    name order, so the result is exactly ``np.unique``'s.
+    """
+    words = padded.view(np.uint64).reshape(padded.size, -1)
+    hashed = words[:, 0].copy()
+    for column in range(1, words.shape[1]):
+        hashed *= np.uint64(0x100000001B3)  # wraps modulo 2**64, as intended
+        hashed ^= words[:, column]
+    _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
+    uniques = padded[first]
+    if not np.array_equal(uniques[inverse], padded):
+        return np.unique(padded, return_inverse=True)
+    by_name = np.argsort(uniques)
+    rank = np.empty_like(by_name)
+    rank[by_name] = np.arange(by_name.size)
+    return uniques[by_name], rank[inverse]
 
 
 class FeatureStore:
@@ -132,6 +174,7 @@ class FeatureStore:
         version; for another version, the names ingest recorded or, for a new version, these names in this
         order). Idempotent like ingest: a row already stored is kept, never overwritten.
         """
+        validate_id(device_id, "device id")
         names = self._feature_set_names(feature_set_version)
         if names is None:
             names = list(features)
@@ -298,23 +341,9 @@ class FeatureStore:
 
     def _build(self, query: dict) -> TrainingDataset:
         """The rows, values and labels a query names; the record carries only the content hash."""
-        version, stored_names = query["feature_set_version"], self._feature_set_names(query["feature_set_version"])
-        join, parameters = "", [version, query["start_date"], query["end_date"]]
-        if query["device_type"] is not None:
-            join = " JOIN devices AS d ON d.device_id = f.device_id AND d.device_type = ?"
-            parameters.insert(0, query["device_type"])
-        rows = self.db.execute(
-            # substr drops the 'Z' numpy will not parse; the key (version, window_end, device_id) is the order
-            f"SELECT f.device_id, substr(f.window_end, 1, 26), f.values_f32 FROM features AS f{join}"
-            " WHERE f.feature_set_version = ? AND f.window_end >= ? AND f.window_end < ?"
-            " ORDER BY f.window_end, f.device_id",
-            parameters,
-        ).fetchall()
-        device_ids = np.array([row[0] for row in rows], dtype=str)
-        window_ends = np.array([row[1] for row in rows], dtype="datetime64[us]").astype("datetime64[s]")
-        columns = [stored_names.index(name) for name in query["feature_names"]]
-        values = feature_codec.decode([row[2] for row in rows], len(stored_names))[:, columns]
-        devices, row_device = np.unique(device_ids, return_inverse=True)
+        stored_names = self._feature_set_names(query["feature_set_version"])
+        devices, row_device, window_ends, values = self._read_rows(query, len(stored_names))
+        values = values[:, [stored_names.index(name) for name in query["feature_names"]]]
         as_of = query["as_of"]
         failures = [
             _Failure(device_id, component, from_iso(observed_at))
@@ -325,7 +354,8 @@ class FeatureStore:
                 [OutcomeResult.FAILED.value, OutcomeResult.REPLACED.value, query["start_date"], as_of, as_of],
             )
         ]
-        if rows:
+        labels = np.zeros(0, dtype=np.int64)
+        if row_device.size:
             labels = label_rows(
                 row_device,
                 window_ends,
@@ -333,13 +363,62 @@ class FeatureStore:
                 timedelta(seconds=query["horizon_seconds"]),
                 np.datetime64(as_of[:26], "s"),
             )
-        else:
-            labels = np.zeros(0, dtype=np.int64)
         kept = labels >= 0
-        device_ids, window_ends, values, labels = device_ids[kept], window_ends[kept], values[kept], labels[kept]
-        digest = content_hash(query["feature_names"], device_ids, window_ends, values, labels)
+        row_device, window_ends, values, labels = row_device[kept], window_ends[kept], values[kept], labels[kept]
+        digest = content_hash(query["feature_names"], devices, row_device, window_ends, values, labels)
         record = DatasetRecord("", query, int(labels.size), digest, "")
+        device_ids = devices[row_device]
         return TrainingDataset(record, query["feature_names"], device_ids, window_ends, values, labels, CLASSES)
+
+    def _read_rows(self, query: dict, n_stored: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct devices (sorted), then per row: device index, window end (datetime64[s]), stored values.
+
+        Rows are in (window_end, device_id) order. SQLite concatenates each chunk's blobs, window ends and device
+        ids (padded to the longest id a device may have) into one value apiece, which numpy cuts up in C: no
+        Python object per row. Chunks are taken by key (one range scan of the primary key in all) and stay far
+        below SQLite's 1 GB limit on one value.
+        """
+        join, parameters = "", [query["feature_set_version"], query["start_date"], query["end_date"]]
+        if query["device_type"] is not None:
+            join = " JOIN devices AS d ON d.device_id = f.device_id AND d.device_type = ?"
+            parameters.insert(0, query["device_type"])
+        sql = (
+            "SELECT count(*), CAST(group_concat(values_f32, '') AS BLOB),"
+            " CAST(group_concat(window_end, '') AS BLOB),"
+            f" CAST(group_concat(printf('%-{_ID_WIDTH}s', device_id), '') AS BLOB)"
+            f" FROM (SELECT f.values_f32, f.window_end, f.device_id FROM features AS f{join}"
+            " WHERE f.feature_set_version = ? AND f.window_end >= ? AND f.window_end < ?"
+            " AND (f.window_end, f.device_id) > (?, ?) ORDER BY f.window_end, f.device_id LIMIT ?)"
+        )
+        ids: list[np.ndarray] = []
+        ends: list[np.ndarray] = []
+        blocks: list[np.ndarray] = []
+        after = ("", "")
+        while True:
+            count, blob, ends_text, ids_text = self.db.execute(sql, [*parameters, *after, _CHUNK_ROWS]).fetchone()
+            if not count:
+                break
+            chunk_ids = np.frombuffer(ids_text, dtype=f"S{_ID_WIDTH}")
+            chunk_ends = np.frombuffer(ends_text, dtype=f"S{_ISO_WIDTH}")
+            if chunk_ends.size != count or chunk_ids.size != count:
+                raise ValueError("a stored window end is not cloud.storage.iso text or a device id is not an id")
+            chunk_times = _parse_iso(chunk_ends)
+            ids.append(chunk_ids)
+            ends.append(chunk_times)
+            blocks.append(feature_codec.decode([blob], n_stored))
+            last = int(np.argmax(chunk_times))
+            at_last = chunk_ids[chunk_times == chunk_times[last]].tolist()
+            after = (chunk_ends[last].decode(), max(at_last).decode().rstrip())
+            if count < _CHUNK_ROWS:
+                break
+        if not ids:
+            empty = np.zeros(0, dtype=np.int64)
+            return np.array([], dtype=str), empty, empty.astype("datetime64[s]"), np.zeros((0, n_stored), np.float32)
+        window_ends = np.concatenate(ends)
+        padded, row_device = _factorize(np.concatenate(ids))
+        devices = np.array([device.decode().rstrip() for device in padded.tolist()], dtype=str)
+        order = np.lexsort((row_device, window_ends))  # SQL does not promise an aggregate's order: make it sure
+        return devices, row_device[order], window_ends[order].astype("datetime64[s]"), np.concatenate(blocks)[order]
 
     # -- feature sets ----------------------------------------------------------------------------------
 

@@ -182,3 +182,28 @@ def test_an_empty_window_is_an_empty_recorded_dataset(store: FeatureStore) -> No
 
     assert dataset.record.row_count == 0 and dataset.values.shape == (0, len(FEATURE_NAMES))
     assert len(dataset.record.content_hash) == 64
+
+
+def test_reading_in_chunks_gives_the_same_dataset(
+    store: FeatureStore, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    devices = ["wh-1", "wh-10", "a", "wh-2.b", "z" * 64]  # ids of different lengths, not inserted in order
+    for day in range(5):
+        for n, device_id in enumerate(devices):
+            store.store_device_features(device_id, vector(day * 10.0 + n), T0 + day * DAY)
+    add_outcome(db, "wh-10", T0 + 3 * DAY, "sensor", "failed")
+    build = lambda: store.get_training_dataset(None, T0, T0 + 5 * DAY, horizon=HORIZON, as_of=AS_OF)  # noqa: E731
+    whole = build()
+
+    monkeypatch.setattr("cloud.feature_store._CHUNK_ROWS", 3)  # chunk edges fall inside one window end
+    chunked = build()
+
+    assert chunked.record.content_hash == whole.record.content_hash and chunked.record.row_count == 25
+    assert chunked.device_ids.tolist()[:5] == sorted(devices)
+    assert np.array_equal(chunked.values, whole.values) and np.array_equal(chunked.labels, whole.labels)
+    assert _labels_by_day(chunked, "wh-10") == {0: "sensor", 1: "sensor", 2: "sensor", 3: "none", 4: "none"}
+
+
+def test_a_device_id_must_be_an_id(store: FeatureStore) -> None:
+    with pytest.raises(ValueError, match="invalid device id"):
+        store.store_device_features("wh 1/x", vector(1.0), T0)
