@@ -343,7 +343,9 @@ class FeatureStore:
         """The rows, values and labels a query names; the record carries only the content hash."""
         stored_names = self._feature_set_names(query["feature_set_version"])
         devices, row_device, window_ends, values = self._read_rows(query, len(stored_names))
-        values = values[:, [stored_names.index(name) for name in query["feature_names"]]]
+        columns = [stored_names.index(name) for name in query["feature_names"]]
+        if columns != list(range(len(stored_names))):
+            values = values[:, columns]
         as_of = query["as_of"]
         failures = [
             _Failure(device_id, component, from_iso(observed_at))
@@ -417,8 +419,13 @@ class FeatureStore:
         window_ends = np.concatenate(ends)
         padded, row_device = _factorize(np.concatenate(ids))
         devices = np.array([device.decode().rstrip() for device in padded.tolist()], dtype=str)
-        order = np.lexsort((row_device, window_ends))  # SQL does not promise an aggregate's order: make it sure
-        return devices, row_device[order], window_ends[order].astype("datetime64[s]"), np.concatenate(blocks)[order]
+        values = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        step = np.diff(window_ends.astype(np.int64))
+        if not ((step > 0) | ((step == 0) & (np.diff(row_device) > 0))).all():
+            # SQL does not promise the order an aggregate sees its rows in; sort only if it was not key order
+            order = np.lexsort((row_device, window_ends))
+            row_device, window_ends, values = row_device[order], window_ends[order], values[order]
+        return devices, row_device, window_ends.astype("datetime64[s]"), values
 
     # -- feature sets ----------------------------------------------------------------------------------
 
