@@ -29,7 +29,7 @@ from shared.topics import validate_id
 
 DEFAULT_HORIZON = timedelta(days=14)
 #: rows read per step when looking back for each feature's latest value
-_LATEST_CHUNK = 256
+_LATEST_CHUNK = 1024
 #: rows SQLite concatenates into one value per column when building a dataset (32 MB of 32 features)
 _CHUNK_ROWS = 262_144
 #: characters of a ``cloud.storage.iso`` timestamp
@@ -246,22 +246,26 @@ class FeatureStore:
         names_of = {version: self._feature_set_names(version) or [] for version in self._versions_of(device_id)}
         if not names_of:
             raise UnknownDevice(f"unknown device {device_id!r}: no feature row has been stored for it")
-        found: dict[str, LatestValue | None] = dict.fromkeys(
-            dict.fromkeys(name for names in names_of.values() for name in names)
-        )
+        found: dict[str, LatestValue | None] = dict.fromkeys(name for names in names_of.values() for name in names)
         cursor = self.db.execute(
             "SELECT feature_set_version, window_end, values_f32 FROM features"
             " WHERE device_id = ? AND window_end <= ? ORDER BY window_end DESC",
             [device_id, cutoff],
         )
         while None in found.values() and (chunk := cursor.fetchmany(_LATEST_CHUNK)):
-            for version, window_end, blob in chunk:
-                names = names_of[version]
-                row = feature_codec.decode([blob], len(names))[0]
-                age = (as_of - from_iso(window_end)).total_seconds()
-                for name, value in zip(names, row.tolist(), strict=True):
-                    if found[name] is None and not np.isnan(value):
-                        found[name] = LatestValue(value, window_end, age)
+            versions = np.array([row[0] for row in chunk], dtype=object)
+            for version, names in names_of.items():
+                mine = np.flatnonzero(versions == version)
+                if not mine.size:
+                    continue
+                decoded = feature_codec.decode([chunk[i][2] for i in mine], len(names))
+                present = ~np.isnan(decoded)
+                newest = present.argmax(axis=0)  # rows are newest first: the first present value per feature
+                for column in np.flatnonzero(present.any(axis=0)):
+                    name, row = names[column], chunk[mine[newest[column]]]
+                    if found[name] is None:
+                        value = float(decoded[newest[column], column])
+                        found[name] = LatestValue(value, row[1], (as_of - from_iso(row[1])).total_seconds())
         cursor.close()
         return LatestFeatures(device_id, cutoff, found)
 
