@@ -254,18 +254,22 @@ class FeatureStore:
         )
         while None in found.values() and (chunk := cursor.fetchmany(_LATEST_CHUNK)):
             versions = np.array([row[0] for row in chunk], dtype=object)
+            newest_in_chunk: dict[str, tuple[int, float]] = {}  # name → (index in chunk, value); lower is newer
             for version, names in names_of.items():
                 mine = np.flatnonzero(versions == version)
                 if not mine.size:
                     continue
                 decoded = feature_codec.decode([chunk[i][2] for i in mine], len(names))
                 present = ~np.isnan(decoded)
-                newest = present.argmax(axis=0)  # rows are newest first: the first present value per feature
+                first = present.argmax(axis=0)  # rows are newest first: the first present value per feature
                 for column in np.flatnonzero(present.any(axis=0)):
-                    name, row = names[column], chunk[mine[newest[column]]]
-                    if found[name] is None:
-                        value = float(decoded[newest[column], column])
-                        found[name] = LatestValue(value, row[1], (as_of - from_iso(row[1])).total_seconds())
+                    candidate = (int(mine[first[column]]), float(decoded[first[column], column]))
+                    if candidate < newest_in_chunk.get(names[column], (len(chunk), 0.0)):
+                        newest_in_chunk[names[column]] = candidate
+            for name, (index, value) in newest_in_chunk.items():
+                if found[name] is None:
+                    window_end = chunk[index][1]
+                    found[name] = LatestValue(value, window_end, (as_of - from_iso(window_end)).total_seconds())
         cursor.close()
         return LatestFeatures(device_id, cutoff, found)
 

@@ -207,3 +207,17 @@ def test_reading_in_chunks_gives_the_same_dataset(
 def test_a_device_id_must_be_an_id(store: FeatureStore) -> None:
     with pytest.raises(ValueError, match="invalid device id"):
         store.store_device_features("wh 1/x", vector(1.0), T0)
+
+
+def test_a_device_read_spans_feature_set_versions(store: FeatureStore) -> None:
+    store.store_device_features("wh-1", vector(1.0), T0)
+    store.store_device_features("wh-1", {FEATURE_NAMES[0]: 5.0, "new_feature": 6.0}, T0 + DAY, feature_set_version="v9")
+
+    got = store.get_device_features("wh-1", [FEATURE_NAMES[0], FEATURE_NAMES[1], "new_feature"])
+    latest = store.latest_features("wh-1", as_of=T0 + 2 * DAY)
+
+    assert np.array_equal(got.values, np.array([[1.0, 2.0, np.nan], [5.0, np.nan, 6.0]]), equal_nan=True)
+    assert latest.values[FEATURE_NAMES[0]].value == 5.0 and latest.values[FEATURE_NAMES[1]].value == 2.0
+    assert latest.values["new_feature"].value == 6.0
+    with pytest.raises(ValueError, match="missing \\['new_feature'\\]"):
+        store.store_device_features("wh-1", {FEATURE_NAMES[0]: 1.0}, T0 + 2 * DAY, feature_set_version="v9")
