@@ -194,6 +194,12 @@ class FeatureStore:
                 " VALUES (?, ?, ?, ?, NULL)",
                 [device_id, iso(timestamp), feature_set_version, blob],
             )
+            self.db.execute(  # the device is known, like ingest records it (its type and gateway stay unknown)
+                "INSERT INTO devices (device_id, first_seen, last_seen) VALUES (?1, ?2, ?2) ON CONFLICT (device_id)"
+                " DO UPDATE SET first_seen = min(coalesce(first_seen, ?2), ?2),"
+                " last_seen = max(coalesce(last_seen, ?2), ?2)",
+                [device_id, iso(timestamp)],
+            )
         return cursor.rowcount == 1
 
     # -- reading one device ----------------------------------------------------------------------------
@@ -206,72 +212,101 @@ class FeatureStore:
     ) -> DeviceFeatures:
         """The device's rows with window ends in ``[start, end)`` (either bound may be None), oldest first.
 
-        Raises UnknownDevice if the device has no rows at all, ValueError for a feature no stored set has.
+        Raises UnknownDevice for a device never seen, ValueError for a feature no stored set has.
         """
+        self._known(device_id)
         start, end = time_range or (None, None)
-        rows = self.db.execute(
-            "SELECT feature_set_version, window_end, values_f32 FROM features"
-            " WHERE device_id = ? AND window_end >= ? AND window_end < ? ORDER BY window_end, feature_set_version",
-            [device_id, _bound(start, ""), _bound(end, "~")],
-        ).fetchall()
-        if not rows and not self.db.execute("SELECT 1 FROM features WHERE device_id = ?", [device_id]).fetchone():
-            raise UnknownDevice(f"unknown device {device_id!r}: no feature row has been stored for it")
-        versions = sorted({row[0] for row in rows}) or self._versions_of(device_id)
-        names_of = {version: self._feature_set_names(version) or [] for version in versions}
-        known = list(dict.fromkeys(name for version in versions for name in names_of[version]))
+        found = {
+            version: rows
+            for version in self._versions()
+            if (rows := self._device_rows(device_id, version, _bound(start, ""), _bound(end, "~")))
+        }
+        names_of = {version: self._feature_set_names(version) or [] for version in found or self._versions()}
+        known = list(dict.fromkeys(name for names in names_of.values() for name in names))
         wanted = list(feature_names) if feature_names else known
         unknown = [name for name in wanted if name not in known]
         if unknown:
             raise ValueError(f"device {device_id!r} has no feature {unknown}; it has {known}")
-        values = np.full((len(rows), len(wanted)), np.nan, dtype=feature_codec.FLOAT32)
-        version_of_row = np.array([row[0] for row in rows], dtype=object)
-        for version in versions:
-            mine = np.flatnonzero(version_of_row == version)
-            if not mine.size:
-                continue
-            decoded = feature_codec.decode([rows[i][2] for i in mine], len(names_of[version]))
+        window_ends: list[str] = []
+        blocks: list[np.ndarray] = []
+        for version, rows in found.items():
+            names = names_of[version]
+            decoded = feature_codec.decode([blob for _, blob in rows], len(names))
+            block = np.full((len(rows), len(wanted)), np.nan, dtype=feature_codec.FLOAT32)
             for column, name in enumerate(wanted):
-                if name in names_of[version]:
-                    values[mine, column] = decoded[:, names_of[version].index(name)]
-        return DeviceFeatures(device_id, wanted, [row[1] for row in rows], values)
+                if name in names:
+                    block[:, column] = decoded[:, names.index(name)]
+            window_ends += [window_end for window_end, _ in rows]
+            blocks.append(block)
+        order = np.argsort(np.array(window_ends, dtype=str), kind="stable")
+        values = np.concatenate(blocks)[order] if blocks else np.zeros((0, len(wanted)), feature_codec.FLOAT32)
+        return DeviceFeatures(device_id, wanted, [window_ends[i] for i in order], values)
 
     def latest_features(self, device_id: str, as_of: datetime | None = None) -> LatestFeatures:
         """Each feature's newest non-null value at or before ``as_of`` (default now), and how stale it is.
 
-        Reads the device's rows newest first in small steps and stops once every feature has a value, so a
-        long history costs no more than its recent rows.
+        Walks the device's windows newest first, a chunk of windows at a time, and stops once every feature of
+        a feature set has a value, so a long history costs no more than its recent windows.
         """
+        self._known(device_id)
         as_of = as_of or datetime.now(UTC)
         cutoff = iso(as_of)
-        names_of = {version: self._feature_set_names(version) or [] for version in self._versions_of(device_id)}
-        if not names_of:
-            raise UnknownDevice(f"unknown device {device_id!r}: no feature row has been stored for it")
+        names_of = {version: self._feature_set_names(version) or [] for version in self._versions()}
         found: dict[str, LatestValue | None] = dict.fromkeys(name for names in names_of.values() for name in names)
-        cursor = self.db.execute(
-            "SELECT feature_set_version, window_end, values_f32 FROM features"
-            " WHERE device_id = ? AND window_end <= ? ORDER BY window_end DESC",
-            [device_id, cutoff],
-        )
-        while None in found.values() and (chunk := cursor.fetchmany(_LATEST_CHUNK)):
-            versions = np.array([row[0] for row in chunk], dtype=object)
-            newest_in_chunk: dict[str, tuple[int, float]] = {}  # name → (index in chunk, value); lower is newer
-            for version, names in names_of.items():
-                mine = np.flatnonzero(versions == version)
-                if not mine.size:
-                    continue
-                decoded = feature_codec.decode([chunk[i][2] for i in mine], len(names))
-                present = ~np.isnan(decoded)
-                first = present.argmax(axis=0)  # rows are newest first: the first present value per feature
-                for column in np.flatnonzero(present.any(axis=0)):
-                    candidate = (int(mine[first[column]]), float(decoded[first[column], column]))
-                    if candidate < newest_in_chunk.get(names[column], (len(chunk), 0.0)):
-                        newest_in_chunk[names[column]] = candidate
-            for name, (index, value) in newest_in_chunk.items():
-                if found[name] is None:
-                    window_end = chunk[index][1]
+        for version, names in names_of.items():
+            newest = self._newest_values(device_id, version, names, cutoff)
+            for name, (window_end, value) in newest.items():
+                if found[name] is None or window_end > found[name].window_end:
                     found[name] = LatestValue(value, window_end, (as_of - from_iso(window_end)).total_seconds())
-        cursor.close()
         return LatestFeatures(device_id, cutoff, found)
+
+    def _known(self, device_id: str) -> None:
+        if not self.db.execute("SELECT 1 FROM devices WHERE device_id = ?", [device_id]).fetchone():
+            raise UnknownDevice(f"unknown device {device_id!r}: no feature row has been stored for it")
+
+    def _device_rows(self, device_id: str, version: str, start: str, end: str) -> list[tuple[str, bytes]]:
+        """(window_end, blob) of one device and feature set in ``[start, end)``, oldest first.
+
+        There is no index by device: one would put every ingested row at a random place in a second b-tree
+        (ingest measured ~7x slower). Window ends are aligned to the feature interval across the fleet, so this
+        hops from one window end to the next with a seek on the primary key and looks the device up in each:
+        cost in windows, not in fleet rows.
+        """
+        return self.db.execute(
+            "WITH RECURSIVE w(t) AS ("
+            " SELECT (SELECT min(window_end) FROM features WHERE feature_set_version = ?1 AND window_end >= ?2)"
+            " UNION ALL SELECT (SELECT min(window_end) FROM features WHERE feature_set_version = ?1"
+            " AND window_end > w.t) FROM w WHERE w.t < ?3)"
+            " SELECT f.window_end, f.values_f32 FROM w JOIN features AS f ON f.feature_set_version = ?1"
+            " AND f.window_end = w.t AND f.device_id = ?4 WHERE w.t < ?3 ORDER BY f.window_end",
+            [version, start, end, device_id],
+        ).fetchall()
+
+    def _newest_values(self, device_id: str, version: str, names: list[str], cutoff: str) -> dict[str, tuple]:
+        """name → (window_end, value) of each feature's newest non-null value at or before ``cutoff``."""
+        newest: dict[str, tuple[str, float]] = {}
+        before = cutoff + "~"  # the first chunk includes the cutoff itself
+        while len(newest) < len(names):
+            windows = self.db.execute(
+                "WITH RECURSIVE w(t, n) AS ("
+                " SELECT (SELECT max(window_end) FROM features WHERE feature_set_version = ?1 AND window_end < ?2), 1"
+                " UNION ALL SELECT (SELECT max(window_end) FROM features WHERE feature_set_version = ?1"
+                " AND window_end < w.t), n + 1 FROM w WHERE w.t IS NOT NULL AND n < ?4)"
+                " SELECT w.t, f.values_f32 FROM w LEFT JOIN features AS f ON f.feature_set_version = ?1"
+                " AND f.window_end = w.t AND f.device_id = ?3 WHERE w.t IS NOT NULL ORDER BY w.t DESC",
+                [version, min(before, cutoff + "~"), device_id, _LATEST_CHUNK],
+            ).fetchall()
+            rows = [(window_end, blob) for window_end, blob in windows if blob is not None]
+            if rows:
+                decoded = feature_codec.decode([blob for _, blob in rows], len(names))
+                present = ~np.isnan(decoded)
+                first = present.argmax(axis=0)  # newest first: the first present value per feature
+                for column in np.flatnonzero(present.any(axis=0)):
+                    newest.setdefault(names[column], (rows[first[column]][0], float(decoded[first[column], column])))
+            if len(windows) < _LATEST_CHUNK:
+                break
+            before = windows[-1][0]
+        return newest
 
     # -- training datasets -----------------------------------------------------------------------------
 
@@ -443,15 +478,8 @@ class FeatureStore:
             return json.loads(row[0])
         return list(FEATURE_NAMES) if version == FEATURE_SET_VERSION else None
 
-    def _versions_of(self, device_id: str) -> list[str]:
-        """Feature sets the device has rows in: one index probe per version, not a scan of its rows."""
-        return [
-            version
-            for (version,) in self.db.execute("SELECT version FROM feature_sets ORDER BY version").fetchall()
-            if self.db.execute(
-                "SELECT 1 FROM features WHERE device_id = ? AND feature_set_version = ? LIMIT 1", [device_id, version]
-            ).fetchone()
-        ]
+    def _versions(self) -> list[str]:
+        return [version for (version,) in self.db.execute("SELECT version FROM feature_sets ORDER BY version")]
 
     def _version_for(self, feature_names: list[str] | None) -> str:
         """The one stored feature set holding every requested name (the current one when names are not given)."""

@@ -175,12 +175,12 @@ def _m3_features_float32(db: sqlite_utils.Database) -> None:
 
 
 def _m4_feature_store(db: sqlite_utils.Database) -> None:
-    """FeatureStore: reads of one device's history need an index by device; each training dataset is recorded.
+    """FeatureStore: each training dataset is recorded.
 
     ``datasets`` names the exact data a model was trained on: the query that built it (with its ``as_of``, so
-    it can be built again) and a hash of its content.
+    it can be built again) and a hash of its content. No index by device on ``features``: ingest would pay for
+    it on every row (see ``cloud.feature_store``).
     """
-    db.execute("CREATE INDEX features_by_device ON features (device_id, window_end)")
     db["datasets"].create(
         {"dataset_id": str, "query_json": str, "row_count": int, "content_hash": str, "created_at": str},
         pk="dataset_id",

@@ -42,7 +42,7 @@ def add_outcome(
 
 
 def add_device(db: sqlite_utils.Database, device_id: str, device_type: str) -> None:
-    db["devices"].insert({"device_id": device_id, "gateway_id": "gw-001", "device_type": device_type})
+    db["devices"].upsert({"device_id": device_id, "gateway_id": "gw-001", "device_type": device_type}, pk="device_id")
 
 
 @pytest.fixture

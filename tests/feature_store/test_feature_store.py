@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sqlite_utils
 
-from cloud.feature_store import FeatureStore, UnknownDataset, UnknownDevice
+from cloud.feature_store import FeatureStore, LatestValue, UnknownDataset, UnknownDevice
 from cloud.ingest import feature_codec
 from cloud.training.labels import CLASSES
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION
@@ -221,3 +221,19 @@ def test_a_device_read_spans_feature_set_versions(store: FeatureStore) -> None:
     assert latest.values["new_feature"].value == 6.0
     with pytest.raises(ValueError, match="missing \\['new_feature'\\]"):
         store.store_device_features("wh-1", {FEATURE_NAMES[0]: 1.0}, T0 + 2 * DAY, feature_set_version="v9")
+
+
+def test_latest_looks_back_across_chunks_and_windows_without_the_device(
+    store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.store_device_features("wh-1", vector(1.0), T0)
+    for day in range(1, 6):  # other heaters' windows after wh-1's last one
+        store.store_device_features("wh-2", vector(float(day)), T0 + day * DAY)
+    monkeypatch.setattr("cloud.feature_store._LATEST_CHUNK", 2)
+
+    latest = store.latest_features("wh-1", as_of=T0 + 6 * DAY)
+    only_before = store.latest_features("wh-2", as_of=T0 + 2 * DAY)  # the cutoff's own window counts
+
+    assert latest.values[FEATURE_NAMES[0]] == LatestValue(1.0, "2026-01-01T00:00:00.000000Z", 6 * DAY.total_seconds())
+    assert only_before.values[FEATURE_NAMES[0]] == LatestValue(2.0, "2026-01-03T00:00:00.000000Z", 0.0)
+    assert store.get_device_features("wh-1").window_ends == ["2026-01-01T00:00:00.000000Z"]
