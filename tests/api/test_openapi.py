@@ -9,20 +9,41 @@ from fastapi import APIRouter, Depends
 from cloud.api.auth import public, require_role, route_roles
 from cloud.api.roles import Role
 
+#: (method, path) → the role the route requires; written out, not derived from the code under test
 EXPECTED_ROLES = {
-    "/api/health": None,
-    "/api/predictions/water-heaters/{device_id}/{prediction_type}": "viewer",
-    "/api/predictions/water-heaters/{device_id}/{prediction_type}/history": "viewer",
-    "/api/models": "viewer",
-    "/api/models/{model_name}": "viewer",
-    "/api/models/{model_name}/{version}": "viewer",
-    "/api/gateways": "viewer",
-    "/api/gateways/{gateway_id}": "viewer",
-    "/api/dead-letters": "operator",
-    "/api/admin/keys": "admin",
-    "/tuf/metadata/{filename}": "gateway",
-    "/tuf/targets/{path}": "gateway",
+    ("get", "/api/health"): None,
+    ("get", "/api/predictions/water-heaters/{device_id}/{prediction_type}"): "viewer",
+    ("get", "/api/predictions/water-heaters/{device_id}/{prediction_type}/history"): "viewer",
+    ("post", "/api/predictions/{prediction_id}/outcome"): "technician",
+    ("post", "/api/predictions/{prediction_id}/feedback"): "technician",
+    ("get", "/api/predictions/{prediction_id}/outcomes"): "viewer",
+    ("get", "/api/predictions/{prediction_id}/feedback"): "viewer",
+    ("post", "/api/predictions/water-heaters/{device_id}/{prediction_type}/{prediction_id}/outcome"): "technician",
+    ("post", "/api/predictions/water-heaters/{device_id}/{prediction_type}/{prediction_id}/feedback"): "technician",
+    ("get", "/api/predictions/water-heaters/{device_id}/{prediction_type}/{prediction_id}/outcomes"): "viewer",
+    ("get", "/api/predictions/water-heaters/{device_id}/{prediction_type}/{prediction_id}/feedback"): "viewer",
+    ("get", "/api/models"): "viewer",
+    ("get", "/api/models/{model_name}"): "viewer",
+    ("get", "/api/models/{model_name}/{version}"): "viewer",
+    ("post", "/api/models/{model_name}/{version}/promote"): "operator",
+    ("post", "/api/models/{model_name}/rollback"): "operator",
+    ("get", "/api/models/{model_name}/history"): "viewer",
+    ("get", "/api/models/{model_name}/active"): "viewer",
+    ("get", "/api/gateways"): "viewer",
+    ("get", "/api/gateways/{gateway_id}"): "viewer",
+    ("get", "/api/dead-letters"): "operator",
+    ("get", "/api/admin/keys"): "admin",
+    ("get", "/api/features/{device_id}"): "viewer",
+    ("get", "/api/features/{device_id}/latest"): "viewer",
+    ("post", "/api/datasets"): "operator",
+    ("get", "/api/datasets/{dataset_id}"): "viewer",
+    ("get", "/tuf/metadata/{filename}"): "gateway",
+    ("get", "/tuf/targets/{path}"): "gateway",
 }
+
+
+def _operations(schema: dict) -> dict[tuple[str, str], dict]:
+    return {(method, path): operation for path, ops in schema["paths"].items() for method, operation in ops.items()}
 
 
 @pytest.fixture
@@ -33,11 +54,11 @@ def schema(http: httpx.Client) -> dict:
 
 
 def test_every_route_is_listed_with_its_role_in_the_description(schema: dict) -> None:
-    operations = {path: ops["get"] for path, ops in schema["paths"].items()}
+    operations = _operations(schema)
 
     assert set(operations) == set(EXPECTED_ROLES)
-    for path, operation in operations.items():
-        role = EXPECTED_ROLES[path]
+    for (method, path), operation in operations.items():
+        role = EXPECTED_ROLES[(method, path)]
         assert operation["x-required-role"] == role, path
         expected = "**Role:** none (public" if role is None else f"**Role:** `{role}`"
         assert operation["description"].startswith(expected), path
@@ -55,14 +76,14 @@ def test_keys_allowed_on_a_route_are_spelled_out(schema: dict) -> None:
 
 def test_responses_and_path_parameters_carry_examples(schema: dict) -> None:
     components = schema["components"]["schemas"]
-    for path, ops in schema["paths"].items():
-        operation = ops["get"]
+    for (_method, path), operation in _operations(schema).items():
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "path":
                 assert parameter["schema"].get("examples") or parameter.get("examples"), (path, parameter["name"])
         if path.startswith("/tuf/"):
             continue  # files, not JSON documents
-        response_schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        success = next(code for code in ("200", "201") if code in operation["responses"])
+        response_schema = operation["responses"][success]["content"]["application/json"]["schema"]
         ref = response_schema.get("$ref") or response_schema.get("items", {}).get("$ref")
         assert ref, path
         assert components[ref.rsplit("/", 1)[1]].get("examples"), (path, ref)
