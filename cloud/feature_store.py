@@ -28,7 +28,7 @@ from shared.messages import OutcomeResult
 from shared.topics import validate_id
 
 DEFAULT_HORIZON = timedelta(days=14)
-#: rows read per step when looking back for each feature's latest value
+#: windows visited per step when looking back for each feature's latest value
 _LATEST_CHUNK = 1024
 #: rows SQLite concatenates into one value per column when building a dataset (32 MB of 32 features)
 _CHUNK_ROWS = 262_144
@@ -327,6 +327,8 @@ class FeatureStore:
         one sort and searchsorted (``label_rows``); censored rows are left out. The record holds ``as_of``, so
         ``load_dataset`` builds the same rows again.
         """
+        if start_date >= end_date:
+            raise ValueError(f"start_date {start_date.isoformat()} must be before end_date {end_date.isoformat()}")
         as_of = as_of or datetime.now(UTC)
         version = feature_set_version or self._version_for(feature_names)
         stored_names = self._feature_set_names(version)

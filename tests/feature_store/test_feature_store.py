@@ -146,6 +146,8 @@ def test_dataset_window_features_and_device_type(store: FeatureStore, db: sqlite
     assert dataset.record.query["device_type"] == "tank-40gal-gas" and dataset.record.query["feature_names"] == names
     with pytest.raises(ValueError, match="no feature \\['bogus'\\]"):
         store.get_training_dataset(["bogus"], T0, T0 + DAY, feature_set_version=FEATURE_SET_VERSION)
+    with pytest.raises(ValueError, match="must be before end_date"):
+        store.get_training_dataset(None, T0 + DAY, T0)
 
 
 def test_each_dataset_is_recorded_and_its_hash_is_stable_for_the_same_data(
