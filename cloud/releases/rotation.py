@@ -65,7 +65,7 @@ def _replace_role_key(
     # re-sign the role under its new key so what gateways fetch next verifies against the new root
     if role == "targets":
         with repository.edit_targets():
-            pass
+            pass  # leaving the block re-signs targets with the new key, bumping its version
     if role in ("targets", "snapshot"):
         repository.do_snapshot(force=True)
     if role != "root":

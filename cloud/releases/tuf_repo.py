@@ -353,7 +353,7 @@ def renew_expiring(
         repository = DiskRepository(config.tuf_dir, signers, policy)
         if Targets.type in roles:
             with repository.edit_targets():
-                pass
+                pass  # no change to the targets: leaving the block bumps version and expiry and re-signs
         repository.do_snapshot(force=Snapshot.type in roles)
         repository.do_timestamp(force=Timestamp.type in roles)
     return roles
