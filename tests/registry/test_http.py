@@ -170,14 +170,14 @@ def test_cli_promotes_rolls_back_and_shows_history(released: CloudConfig, monkey
     assert refused.exit_code == 1 and "no model 'component_failure' version '9'" in refused.output
 
 
-def test_recording_a_release_again_keeps_a_production_version_in_production(
-    released: CloudConfig,
-    tmp_path: Path,
-    onnx_models: dict[int, bytes],  # noqa: F811
-):
+def test_recording_a_release_again_keeps_a_production_version_in_production(released: CloudConfig, tmp_path: Path):
     db = open_database(released.database_path)
     registry = MLModelRegistry(db)
     db["models"].update((NAME, "1"), {"status": "production", "production_device_type": ""})
-    made = write_artifacts(tmp_path / "again", NAME, "1", onnx_models[1])  # the identical release again
-    record_release(db, tuf_repo.add_release(released, PASSPHRASE, made.release_json, made.onnx_bytes))
+    folder = tmp_path / "artifacts" / "1"  # the identical release the fixture published
+    again = tuf_repo.add_release(
+        released, PASSPHRASE, (folder / "release.json").read_bytes(), (folder / "model.onnx").read_bytes()
+    )
+    assert again.already_published
+    record_release(db, again)
     assert registry.get_version(NAME, "1")["status"] == "production"
