@@ -68,7 +68,7 @@ def _release_json(version: str, onnx_bytes: bytes) -> bytes:
 def _serve(directory: Path) -> tuple[ThreadingHTTPServer, str]:
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
-            pass
+            """Silence the per-request log lines, which would swamp the figures."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
     threading.Thread(target=server.serve_forever, daemon=True).start()

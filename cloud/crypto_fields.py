@@ -100,7 +100,7 @@ def _key_file(keys_dir: Path) -> bytes:
                 os.fsync(out.fileno())
             os.link(temp, path)
         except FileExistsError:
-            pass
+            pass  # another process linked its key first: everyone uses that one, read below
         finally:
             os.unlink(temp)
     return path.read_bytes().strip()

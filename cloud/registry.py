@@ -33,7 +33,7 @@ GENERAL = ""
 
 
 class UnknownModel(LookupError):
-    pass
+    """No such model name or version in the registry."""
 
 
 class RegistryRefused(ValueError):

@@ -14,9 +14,9 @@ from shared.mqtt_url import DEFAULT_MQTT_URL
 from shared.topics import DEFAULT_PREFIX
 
 
-@click.group("edge", help="Run a gateway's edge agent: telemetry in, features and predictions out, signed updates.")
+@click.group("edge")
 def edge() -> None:
-    pass
+    """Run a gateway's edge agent: telemetry in, features and predictions out, signed updates."""
 
 
 @edge.command("run")

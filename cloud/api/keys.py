@@ -38,11 +38,11 @@ class KeyRejected(Exception):
 
 
 class UnknownKey(KeyRejected):
-    pass
+    """No live key has this id and secret."""
 
 
 class RevokedKey(KeyRejected):
-    pass
+    """The key existed and was revoked."""
 
 
 @dataclass(frozen=True)

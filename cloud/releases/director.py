@@ -31,7 +31,7 @@ _MODELS = TypeAdapter(dict[str, DesiredModel])
 
 
 class DirectorError(Exception):
-    pass
+    """A director document cannot be built (unknown release, no gateway, bad input)."""
 
 
 def target_ref(targets: Targets, model_name: str, version: str) -> TargetRef:

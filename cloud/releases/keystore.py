@@ -37,7 +37,7 @@ class KeystoreError(Exception):
 
 
 class WrongPassphrase(KeystoreError):
-    pass
+    """The passphrase does not decrypt the signing keys."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ RELEASED = "released"
 
 
 class RegistryMismatch(Exception):
-    pass
+    """The registry lists other ONNX bytes under the released name and version."""
 
 
 def record_release(db: sqlite_utils.Database, published: PublishedRelease) -> dict:

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class PublishError(Exception):
-    pass
+    """The broker did not take a director document; it stays stored and is published later."""
 
 
 class RetainedPublisher:

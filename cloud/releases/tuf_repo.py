@@ -43,11 +43,11 @@ class ImageRepositoryError(Exception):
 
 
 class NotInitialized(ImageRepositoryError):
-    pass
+    """No repository yet: `iotsphere cloud init` has not run."""
 
 
 class ReleaseRefused(ImageRepositoryError):
-    pass
+    """The release does not match its ONNX file, or would change an already published version."""
 
 
 @dataclass(frozen=True)
