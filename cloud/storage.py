@@ -241,6 +241,73 @@ def _m6_registry(db: sqlite_utils.Database) -> None:
     db["model_history"].create_index(["model_name", "device_type", "id"])
 
 
+def _m7_training(db: sqlite_utils.Database) -> None:
+    """ModelTrainingPipeline: queued runs with their log, schedules, and evaluations of versions.
+
+    A run moves queued → running → succeeded | failed | cancelled; the worker claims one with a conditional
+    UPDATE so two workers never run the same. A schedule keeps its next fire time, so it survives a restart.
+    """
+    db["training_runs"].create(
+        {
+            "run_id": str,
+            "model_name": str,
+            "status": str,
+            "requested_by": str,
+            "requested_at": str,
+            "schedule_id": int,
+            "start_date": str,
+            "end_date": str,
+            "options_json": str,
+            "started_at": str,
+            "finished_at": str,
+            "stage": str,
+            "progress": float,
+            "dataset_id": str,
+            "model_version": str,
+            "result_json": str,
+            "error": str,
+        },
+        pk="run_id",
+    )
+    db["training_runs"].create_index(["status", "requested_at"])
+    db["training_runs"].create_index(["model_name", "requested_at"])
+    db["training_run_logs"].create({"id": int, "run_id": str, "at": str, "message": str}, pk="id")
+    db["training_run_logs"].create_index(["run_id", "id"])
+    db["training_schedules"].create(
+        {
+            "schedule_id": int,
+            "model_name": str,
+            "schedule": str,
+            "cron": str,
+            "window_days": int,
+            "options_json": str,
+            "created_by": str,
+            "created_at": str,
+            "next_run_at": str,
+            "last_run_at": str,
+            "last_run_id": str,
+            "enabled": int,
+        },
+        pk="schedule_id",
+    )
+    db["model_evaluations"].create(
+        {
+            "id": int,
+            "model_name": str,
+            "model_version": str,
+            "dataset_id": str,
+            "score_name": str,
+            "score": float,
+            "rows": int,
+            "metrics_json": str,
+            "evaluated_at": str,
+            "evaluated_by": str,
+        },
+        pk="id",
+    )
+    db["model_evaluations"].create_index(["model_name", "model_version", "id"])
+
+
 #: Ordered migrations. Append; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, _m1_initial),
@@ -249,6 +316,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (4, _m4_feature_store),
     (5, _m5_feedback),
     (6, _m6_registry),
+    (7, _m7_training),
 ]
 
 
