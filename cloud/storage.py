@@ -308,6 +308,35 @@ def _m7_training(db: sqlite_utils.Database) -> None:
     db["model_evaluations"].create_index(["model_name", "model_version", "id"])
 
 
+def _m9_audit_log(db: sqlite_utils.Database) -> None:
+    """The hash-chained audit log (``cloud.audit``): ids are assigned by the appender, never reused.
+
+    The triggers refuse UPDATE and DELETE, so no code path edits history by mistake; the chain is what
+    shows a deliberate edit of the file.
+    """
+    db["audit_log"].create(
+        {
+            "id": int,
+            "at": str,
+            "actor": str,
+            "action": str,
+            "target": str,
+            "details_json": str,
+            "prev_hash": str,
+            "hash": str,
+        },
+        pk="id",
+        not_null={"at", "actor", "action", "target", "details_json", "prev_hash", "hash"},
+    )
+    db["audit_log"].create_index(["actor", "id"])
+    db["audit_log"].create_index(["action", "id"])
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log"
+            " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        )
+
+
 #: Ordered migrations. Append; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, _m1_initial),
@@ -317,6 +346,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (5, _m5_feedback),
     (6, _m6_registry),
     (7, _m7_training),
+    (9, _m9_audit_log),
 ]
 
 

@@ -1,0 +1,182 @@
+"""The audit log: every mutating action, hash-chained so that editing, deleting or reordering a row shows.
+
+Each entry stores the previous entry's hash and its own, SHA-256 over the canonical JSON (``shared.canonical``)
+of (id, at, actor, action, target, details, prev_hash). ``verify`` recomputes the chain and names the first
+entry that does not fit. Appends take SQLite's write lock first (``BEGIN IMMEDIATE``), so two writers — the
+API and a CLI command, or two API workers — read the same head and never fork the chain.
+
+What a chain cannot show is the newest entries cut off the end: ``verify`` returns the head (last id and
+hash) so it can be noted elsewhere and compared later. Triggers refuse UPDATE and DELETE on the table, which
+stops mistakes; someone with the file can drop them, and the chain is what then tells.
+
+Details never carry secrets: callers pass ids, hashes and outcomes, not API key tokens, passphrases or comments.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from cloud.storage import iso, open_database
+from shared.canonical import canonical_bytes
+
+#: ``prev_hash`` of the first entry.
+GENESIS_HASH = "0" * 64
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """``ok`` with the head to note down, or the first entry that breaks the chain and why."""
+
+    ok: bool
+    checked: int
+    head_id: int | None
+    head_hash: str | None
+    broken_id: int | None = None
+    reason: str | None = None
+
+
+def entry_hash(
+    entry_id: int, at: str, actor: str, action: str, target: str, details: dict[str, Any], prev_hash: str
+) -> str:
+    document = {
+        "id": entry_id,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical_bytes(document)).hexdigest()
+
+
+def body_hash(body: bytes) -> str:
+    """What the log keeps of a request body: its hash, never the body (it may hold comments or secrets)."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def _row_to_entry(row: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        at=row["at"],
+        actor=row["actor"],
+        action=row["action"],
+        target=row["target"],
+        details=json.loads(row["details_json"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+class AuditLog:
+    """The ``audit_log`` table (migration 9): append, read, verify."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self._db = db
+
+    def record(self, actor: str, action: str, target: str, details: dict[str, Any]) -> AuditEntry:
+        """Append one entry in its own transaction; the caller must not have one open.
+
+        ``details`` must be JSON without floats (canonical JSON has none); a float raises before anything is
+        written.
+        """
+        conn = self._db.conn
+        if conn.in_transaction:
+            raise RuntimeError("AuditLog.record needs its own transaction: commit the caller's first")
+        details_json = json.dumps(details, sort_keys=True)
+        conn.execute("BEGIN IMMEDIATE")  # the write lock before reading the head: no two appends share a head
+        try:
+            head = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+            entry_id, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+            at = iso(datetime.now(UTC))
+            digest = entry_hash(entry_id, at, actor, action, target, json.loads(details_json), prev_hash)
+            conn.execute(
+                "INSERT INTO audit_log (id, at, actor, action, target, details_json, prev_hash, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry_id, at, actor, action, target, details_json, prev_hash, digest),
+            )
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+        return AuditEntry(entry_id, at, actor, action, target, json.loads(details_json), prev_hash, digest)
+
+    def entries(
+        self, limit: int = 100, since_id: int = 0, actor: str | None = None, action: str | None = None
+    ) -> list[AuditEntry]:
+        """Entries after ``since_id``, oldest first, at most ``limit`` (1..1000); page on with the last id."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
+        where, params = ["id > ?"], [since_id]
+        for column, value in (("actor", actor), ("action", action)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        rows = self._db.query(
+            f"SELECT * FROM audit_log WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", [*params, limit]
+        )
+        return [_row_to_entry(row) for row in rows]
+
+    def verify(self) -> VerifyResult:
+        """Walk the chain from the first entry; stop at the first one whose id, link or hash is wrong."""
+        expected_id, prev_hash, checked = 1, GENESIS_HASH, 0
+        for row in self._db.query("SELECT * FROM audit_log ORDER BY id"):
+            entry_id = row["id"]
+            try:
+                details = json.loads(row["details_json"])
+                digest = entry_hash(
+                    entry_id, row["at"], row["actor"], row["action"], row["target"], details, row["prev_hash"]
+                )
+            except (TypeError, ValueError) as exc:
+                reason = f"entry {entry_id} cannot be read: {exc}"
+                return VerifyResult(False, checked, expected_id - 1 or None, prev_hash, entry_id, reason)
+            reason = None
+            if entry_id != expected_id:
+                reason = f"entry {entry_id} found where entry {expected_id} belongs: entries are missing or reordered"
+            elif row["prev_hash"] != prev_hash:
+                reason = f"entry {entry_id} does not link to entry {expected_id - 1}: one of them was changed"
+            elif row["hash"] != digest:
+                reason = f"entry {entry_id} does not match its hash: it was changed"
+            if reason:
+                return VerifyResult(False, checked, expected_id - 1 or None, prev_hash, entry_id, reason)
+            expected_id, prev_hash, checked = entry_id + 1, row["hash"], checked + 1
+        head_id = expected_id - 1 or None
+        return VerifyResult(True, checked, head_id, prev_hash if head_id else None)
+
+
+def cli_actor() -> str:
+    """Who runs a command on this machine: ``cli:<os user>``."""
+    return f"cli:{getpass.getuser()}"
+
+
+def record_cli(database_path: Path, action: str, target: str, details: dict[str, Any]) -> AuditEntry:
+    """Record a command that changes state without going through the API, as ``cli:<os user>``.
+
+    It opens its own connection, so it never joins (or commits) a transaction of the command's.
+    """
+    db = open_database(database_path)
+    try:
+        return AuditLog(db).record(cli_actor(), action, target, details)
+    finally:
+        db.conn.close()
