@@ -50,6 +50,8 @@ ALLOWED_OPERATORS: dict[str, frozenset[str]] = {
 #: newest opset per domain that this agent was tested with
 DEFAULT_MAX_OPSET: dict[str, int] = {"ai.onnx": 21, "ai.onnx.ml": 5}
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: how far a new release's first load may grow the address space of the child that runs it
+DEFAULT_CHILD_MEMORY_BYTES = 1024 * 1024 * 1024
 _GRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
 
@@ -57,6 +59,9 @@ _GRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 class LoaderLimits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_opset: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_OPSET))
+    #: memory and seconds for a new release's first load and golden run (``edge_agent.sandboxed_load``)
+    child_memory_bytes: int = DEFAULT_CHILD_MEMORY_BYTES
+    child_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,8 @@ def check_golden(loaded: LoadedModel) -> None:
         actual = outputs[name].reshape(len(rows), -1).astype(np.float64)
         if actual.shape != expected.shape:
             raise _reject(RejectRule.GOLDEN, f"output {name!r} has shape {actual.shape}, expected {expected.shape}")
+        if not np.all(np.isfinite(actual)):
+            raise _reject(RejectRule.GOLDEN, f"output {name!r} is NaN or infinite for golden inputs")
         error = np.abs(actual - expected)
         if not np.all(error <= golden.abs_tolerance):  # NaN fails too
             worst = float(np.max(np.where(np.isnan(error), np.inf, error)))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.events import AgentEvent, EventSink, log_event
+from edge_agent.fault_points import fault_point
 from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits, load_model
 from shared.atomic_files import atomic_write, fsync_directory
 from shared.director import DirectorRejected, RejectRule
@@ -156,15 +157,20 @@ class ModelStore:
         staging.mkdir()
         for file_name, data in ((MODEL_FILE, onnx_bytes), (RELEASE_FILE, release_bytes)):
             with open(staging / file_name, "wb") as handle:
+                fault_point("write")
                 handle.write(data)
                 handle.flush()
+                fault_point("fsync")
                 os.fsync(handle.fileno())
+        fault_point("fsync")
         fsync_directory(staging)
         if final.exists():
             discarded = final.parent / f".{version}.discarded-{uuid.uuid4().hex[:8]}"
             final.rename(discarded)
             shutil.rmtree(discarded)
+        fault_point("rename")
         staging.rename(final)
+        fault_point("rename")
         fsync_directory(final.parent)
         return True
 
@@ -183,6 +189,7 @@ class ModelStore:
                 pointer = current
             else:
                 pointer = Pointer(version=version, previous=_last_known_good(current, version))
+                fault_point("activate")
                 self._write_pointer(name, pointer)
             self._active = {**self._active, name: loaded}
         self._prune(name, pointer)

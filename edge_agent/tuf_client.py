@@ -7,6 +7,7 @@ opens a new session, because ngclient refreshes once per ``Updater``.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ class TufClient:
         self._fetcher: BearerFetcher | None = None
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
         self.downloads_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in self.downloads_dir.iterdir():  # temporary downloads of an attempt a crash cut short
+            shutil.rmtree(leftover, ignore_errors=True)
         if trusted_root is not None and not self.has_trusted_root():
             # provisioning: the trust anchor; from then on ngclient keeps root.json current through rotations
             atomic_write(self.metadata_dir / "root.json", trusted_root)

@@ -22,6 +22,7 @@ from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater
 from tuf.ngclient.fetcher import FetcherInterface
 
+from edge_agent.fault_points import fault_point
 from edge_agent.version import AGENT_VERSION
 from shared.director import DIRECTOR_KEYS_TARGET, DirectorRejected, RejectRule, parse_director_keys
 
@@ -91,6 +92,7 @@ class TufSession:
         with tempfile.TemporaryDirectory(dir=self._downloads_dir) as folder:
             try:
                 path = self._updater.download_target(target, filepath=str(Path(folder) / "target"))
+                fault_point("download")
                 return Path(path).read_bytes()
             except (OSError, tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
                 raise DirectorRejected(RejectRule.DOWNLOAD, f"{target.path}: {_explain(exc)}") from exc

@@ -3,19 +3,22 @@
 Order: the document verifies with a trusted director key, has not expired, has a sequence above
 the last accepted one and names this gateway (``shared.director.verify_director``); TUF refreshes;
 for every model the director's hashes and lengths equal TUF's (``repositories.disagree``); the
-downloads verify; the ONNX file passes the hardened loader, the release schema and the golden
-vectors. Only when every model of the document passes is anything installed and activated, so a
-document is applied whole or not at all. Any failure emits a ``reject`` event naming the rule and
-leaves the serving models untouched.
+downloads verify (a model over the size cap is refused before it is fetched); the ONNX file passes
+the hardened loader, the release schema and the golden vectors, first in a child process capped in
+memory and time (``edge_agent.sandboxed_load``), then in the agent. Only when every model of the
+document passes is anything installed and activated, so a document is applied whole or not at all.
+Any failure emits a ``reject`` event naming the rule and leaves the serving models untouched.
 
 Director keys are trusted through TUF: the ``director/keys.json`` target, cached on disk. When a
 signature does not verify with the cached keys, the keys are fetched again through TUF first, so
 a rotated director key is picked up without re-provisioning.
 
 The accepted sequence is persisted only after the whole document was applied; a redelivery of
-the accepted document (same bytes) is a no-op. A rejected document is tried again when it is
-delivered again (the retained copy comes back on every reconnect); one rejected only because the
-cloud could not be reached is ``DEFERRED``, and the agent retries it on its own.
+the accepted document (same bytes) is a no-op. A crash mid-install therefore leaves the document
+unaccepted, and its redelivery after the restart resumes the install (``edge_agent.fault_points``
+kills installs at each step in tests). A rejected document is tried again when it is delivered
+again (the retained copy comes back on every reconnect); one rejected only because the cloud could
+not be reached is ``DEFERRED``, and the agent retries it on its own.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from edge_agent.events import AgentEvent, EventSink, log_event
+from edge_agent.fault_points import fault_point
 from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits, load_model
 from edge_agent.model_store import ModelStore
+from edge_agent.sandboxed_load import check_in_child
 from edge_agent.tuf_client import TufClient
 from shared.atomic_files import atomic_write
 from shared.director import (
@@ -125,7 +130,7 @@ class ReleaseUpdater:
         self.store = store
         self.tuf = tuf
         self.features = features
-        self.limits = limits
+        self.limits = limits or LoaderLimits()
         self.on_event = on_event
         self.clock = clock
 
@@ -152,6 +157,7 @@ class ReleaseUpdater:
                     staged.append(item)
             current = None
             self._activate(staged, document.signed.sequence)
+            fault_point("activate")
         except DirectorRejected as rejected:
             self._report_reject(rejected, payload, document, current)
             return UpdateResult.DEFERRED if rejected.rule in TRANSIENT_RULES else UpdateResult.REJECTED
@@ -188,14 +194,26 @@ class ReleaseUpdater:
         active = self.store.active().get(name)
         if active is not None and active.version == desired.version and active.model_sha256 == desired.model_sha256:
             return None
+        if desired.model_length > self.limits.max_bytes:  # refused before a byte of it is fetched
+            raise DirectorRejected(
+                RejectRule.ONNX_SIZE, f"model is {desired.model_length} bytes, the cap is {self.limits.max_bytes}"
+            )
         release_bytes = session.download(release_info)
         release = self._release(release_bytes, name, desired)
-        if self.store.installed_sha256(name, desired.version) == desired.model_sha256:
-            onnx_bytes = self.store.read(name, desired.version)[1]  # e.g. rolling back to the last known good
-        else:
+        onnx_bytes = self._installed_bytes(name, desired)  # e.g. rolling back to the last known good
+        if onnx_bytes is None:
             onnx_bytes = session.download(model_info)
+            fault_point("verify")
+            check_in_child(onnx_bytes, release_bytes, self.features, self.limits)
         loaded = load_model(onnx_bytes, release, self.features, self.limits)
         return _Staged(release, release_bytes, onnx_bytes, loaded)
+
+    def _installed_bytes(self, name: str, desired: DesiredModel) -> bytes | None:
+        """The model from disk when exactly this release is installed (it passed every check then), else None."""
+        if self.store.installed_sha256(name, desired.version) != desired.model_sha256:
+            return None
+        onnx_bytes = self.store.read(name, desired.version)[1]
+        return onnx_bytes if hashlib.sha256(onnx_bytes).hexdigest() == desired.model_sha256 else None
 
     @staticmethod
     def _agreeing_target(session: TufSession, path: str, sha256: str, length: int) -> TargetFile:

@@ -46,6 +46,8 @@ class RejectRule(StrEnum):
     ONNX_OPSET = "onnx.opset"
     SCHEMA = "release.schema"
     GOLDEN = "release.golden"
+    #: the first load and golden run (in a capped child process) ran out of memory or time
+    ONNX_RESOURCES = "onnx.resources"
     ACTIVATE = "activate"
 
 
