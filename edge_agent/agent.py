@@ -25,14 +25,17 @@ from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 
+from edge_agent.device_index import DEVICES_FILE, DeviceIndex, GatewayIdentity
 from edge_agent.events import AgentEvent, log_event
 from edge_agent.inference import Heater, predict
+from edge_agent.local_api import LocalApi, local_token
 from edge_agent.model_loader import FeatureContract
 from edge_agent.model_store import ModelStore
 from edge_agent.mqtt_link import LastWill, MqttLink
-from edge_agent.outbox import Outbox, OutboxSender
+from edge_agent.outbox import OUTBOX_FILE, Outbox, OutboxSender
 from edge_agent.probation import Probation, ProbationPolicy
 from edge_agent.quarantine import Quarantine
+from edge_agent.technician import TechnicianLog
 from edge_agent.tuf_client import TufClient
 from edge_agent.updater import DirectorState, ReleaseUpdater, UpdateResult
 from edge_agent.version import AGENT_VERSION
@@ -96,7 +99,17 @@ class AgentConfig:
     status_interval: float = 60.0
     bad_messages_kept: int = 100
     probation: ProbationPolicy = field(default_factory=ProbationPolicy)
+    #: paho's reconnect delays (seconds), each wait drawn with full jitter below the exponential step
     reconnect_delay: tuple[float, float] = (1, 30)
+    #: bytes of features and of predictions the outbox keeps while offline; past them the oldest go
+    #: (outcomes are never dropped). 32 MiB each: weeks of hourly batches for a few hundred heaters
+    outbox_features_bytes: int = 32 * 1024 * 1024
+    outbox_predictions_bytes: int = 32 * 1024 * 1024
+    #: how far back a technician's outcome links to a failure prediction it does not name
+    prediction_horizon: timedelta = timedelta(days=14)
+    #: the technicians' local HTTP endpoint (``POST /outcomes``); None: not served. 0 picks a free port
+    local_api_port: int | None = None
+    local_api_host: str = "127.0.0.1"
 
 
 def _floor(moment: datetime, interval: timedelta) -> datetime:
@@ -113,7 +126,21 @@ class EdgeAgent:
         self.gateway_id = config.gateway_id
         data = config.data_dir
         data.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(data / "outbox.sqlite3")
+        self.outbox = Outbox(
+            data / OUTBOX_FILE,
+            bounds={
+                Up.FEATURES.value: config.outbox_features_bytes,
+                Up.PREDICTIONS.value: config.outbox_predictions_bytes,
+            },
+        )
+        self.devices = DeviceIndex(data / DEVICES_FILE)
+        self.devices.set_identity(GatewayIdentity(config.gateway_id, config.prefix, config.prediction_horizon))
+        self.technician = TechnicianLog(self.outbox, self.devices, on_append=self._wake_sender)
+        self.local_api: LocalApi | None = None
+        if config.local_api_port is not None:
+            self.local_api = LocalApi(
+                self.technician, local_token(data), host=config.local_api_host, port=config.local_api_port
+            )
         self.quarantine = Quarantine(data / "agent.sqlite3", keep=config.bad_messages_kept)
         self.store = ModelStore(
             data / "models", FeatureContract(FEATURE_SET_VERSION, tuple(FEATURE_NAMES)), on_event=self.emit
@@ -168,6 +195,8 @@ class EdgeAgent:
             self._spawn(self._apply_updates, "edge-updater")
         if self.link is not None:
             self.link.start()
+        if self.local_api is not None:
+            self.local_api.start()
         log.info(
             "edge agent %s started: %d active model(s), outbox depth %d",
             self.gateway_id,
@@ -181,6 +210,8 @@ class EdgeAgent:
         A clean disconnect sends no last will, hence the explicit offline status. What is still in
         the outbox stays on disk and goes out after the next start; return how much that is.
         """
+        if self.local_api is not None:
+            self.local_api.stop()
         self._inbox.put(None)
         self._updates.put(None)
         for thread in self._threads:
@@ -195,8 +226,14 @@ class EdgeAgent:
             self.link.stop()
         remaining = self.outbox.depth()
         self.outbox.close()
+        self.devices.close()
         self.quarantine.close()
         return remaining
+
+    @property
+    def online(self) -> bool:
+        """Connected to the broker right now."""
+        return self._connected.is_set()
 
     def _spawn(self, target, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -280,6 +317,7 @@ class EdgeAgent:
                 self._last_boundary = boundary
                 self._emit_features(boundary)
             self.windows.add(reading)
+        self.devices.remember_device(reading.device_id, reading.device_type)
 
     def _emit_features(self, end: datetime) -> None:
         """Features for every heater heard from in the window ending at ``end``, then predictions."""
@@ -317,6 +355,7 @@ class EdgeAgent:
         predictions = predict(models, features[covered], [heaters[i] for i in covered], window_end=end, made_at=end)
         for name, model in models.items():
             self.probation.observe(model, [p for p in predictions if p.model_name == name])
+        self.devices.remember_predictions(predictions)
         if predictions:
             batches = split_to_fit(
                 predictions, lambda chunk: PredictionBatch(gateway_id=self.gateway_id, predictions=chunk)
@@ -351,6 +390,9 @@ class EdgeAgent:
         self.outbox.append(
             up_topic(self.gateway_id, channel, self.config.prefix), message.to_json(), message.msg_id, channel.value
         )
+        self._wake_sender()
+
+    def _wake_sender(self) -> None:
         if self.sender is not None:
             self.sender.wake()
 
@@ -359,7 +401,8 @@ class EdgeAgent:
         self.publish(Up.EVENTS, event.to_message(self.gateway_id))
 
     def status(self, online: bool = True) -> GatewayStatus:
-        dropped = dict(self.quarantine.counts)
+        # bad telemetry by kind, and outbox drops by channel ("features", "predictions") since the first start
+        dropped = {**self.quarantine.counts, **self.outbox.dropped()}
         return GatewayStatus(
             gateway_id=self.gateway_id,
             online=online,

@@ -1,4 +1,4 @@
-"""``iotsphere edge``: run a gateway's agent."""
+"""``iotsphere edge``: run a gateway's agent, and log a technician's outcome into its outbox."""
 
 from __future__ import annotations
 
@@ -8,15 +8,45 @@ from datetime import timedelta
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.local_api import TOKEN_ENV, TOKEN_FILE
+from edge_agent.technician import OutcomeRefused, OutcomeRequest, UnknownDevice, open_log
+from shared.messages import Component, OutcomeResult
 from shared.mqtt_url import DEFAULT_MQTT_URL
 from shared.topics import DEFAULT_PREFIX
+
+MIB = 1024 * 1024
+DEFAULTS = AgentConfig(gateway_id="defaults", data_dir=Path("."))
 
 
 @click.group("edge")
 def edge() -> None:
-    """Run a gateway's edge agent: telemetry in, features and predictions out, signed updates."""
+    """Run a gateway's edge agent: telemetry in, features and predictions out, signed updates; log outcomes."""
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="IOTSPHERE_EDGE_DATA_DIR",
+    required=True,
+    help="Folder for the outbox, installed models, TUF metadata and the accepted director sequence. "
+    "Env: IOTSPHERE_EDGE_DATA_DIR.",
+)
+
+
+
+
+def outbox_bound_option(channel: str, default_bytes: int):
+    return click.option(
+        f"--outbox-{channel}-mb",
+        type=click.FloatRange(min=0, min_open=True),
+        default=default_bytes / MIB,
+        show_default=True,
+        help=f"MiB of {channel} kept while offline; past it the oldest are dropped and counted in the status "
+        "(outcomes never are).",
+    )
 
 
 @edge.command("run")
@@ -36,12 +66,7 @@ def edge() -> None:
     show_default=True,
     help="Broker URL, mqtt://user:pass@host:port or mqtts://… Env: IOTSPHERE_MQTT_URL.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder for the outbox, installed models, TUF metadata and the accepted director sequence.",
-)
+@data_dir_option
 @click.option(
     "--api-key",
     envvar="IOTSPHERE_GATEWAY_KEY",
@@ -73,7 +98,29 @@ def edge() -> None:
     show_default=True,
     help="Seconds between refreshes of the retained status.",
 )
-def run_command(
+@outbox_bound_option("features", DEFAULTS.outbox_features_bytes)
+@outbox_bound_option("predictions", DEFAULTS.outbox_predictions_bytes)
+@click.option(
+    "--horizon-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULTS.prediction_horizon.days,
+    show_default=True,
+    help="A technician's outcome naming no prediction links to the newest failure prediction this recent.",
+)
+@click.option(
+    "--local-api-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Serve POST /outcomes for technicians on this port (0: any free port); off when omitted. Needs the "
+    f"bearer token from {TOKEN_ENV} or the data dir's {TOKEN_FILE} (created on first start).",
+)
+@click.option(
+    "--local-api-host",
+    default=DEFAULTS.local_api_host,
+    show_default=True,
+    help="Address the local outcome API binds to; keep it on loopback unless the site network is trusted.",
+)
+def run_command(  # noqa: PLR0913 (one parameter per option)
     gateway_id: str,
     cloud_url: str | None,
     mqtt_url: str,
@@ -83,6 +130,11 @@ def run_command(
     prefix: str,
     feature_interval: int,
     status_interval: float,
+    outbox_features_mb: float,
+    outbox_predictions_mb: float,
+    horizon_days: float,
+    local_api_port: int | None,
+    local_api_host: str,
 ) -> None:
     """Run until Ctrl-C or SIGTERM; everything bound for the cloud survives restarts in the outbox."""
     config = AgentConfig(
@@ -95,18 +147,78 @@ def run_command(
         prefix=prefix,
         feature_interval=timedelta(minutes=feature_interval),
         status_interval=status_interval,
+        outbox_features_bytes=int(outbox_features_mb * MIB),
+        outbox_predictions_bytes=int(outbox_predictions_mb * MIB),
+        prediction_horizon=timedelta(days=horizon_days),
+        local_api_port=local_api_port,
+        local_api_host=local_api_host,
     )
     try:
         agent = EdgeAgent(config)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     agent.start()
     click.echo(f"edge agent {gateway_id} running (data in {data_dir}); Ctrl-C to stop", err=True)
+    if agent.local_api is not None:
+        click.echo(f"technicians' outcome API on http://{local_api_host}:{agent.local_api.port}/outcomes", err=True)
     stopping.wait()
     remaining = agent.stop()
     click.echo(
         f"edge agent {gateway_id} stopped; {remaining} message(s) kept in the outbox for the next start", err=True
     )
+
+
+@edge.command("outcome")
+@data_dir_option
+@click.option("--device", required=True, help="The heater's device id, as the gateway knows it.")
+@click.option(
+    "--component", required=True, type=click.Choice([c.value for c in Component]), help="The component inspected."
+)
+@click.option(
+    "--result", required=True, type=click.Choice([r.value for r in OutcomeResult]), help="What the technician found."
+)
+@click.option("--notes", help="Free text; encrypted at rest in the cloud.")
+@click.option("--technician", help="Who inspected the heater.")
+@click.option(
+    "--prediction-id",
+    help="The prediction this outcome confirms or denies; default: the newest failure prediction for the "
+    "heater within the agent's horizon.",
+)
+def outcome_command(
+    data_dir: Path,
+    device: str,
+    component: str,
+    result: str,
+    notes: str | None,
+    technician: str | None,
+    prediction_id: str | None,
+) -> None:
+    """Log what a technician found; kept in the gateway's outbox and sent when it is online.
+
+    Works with the agent running or stopped, online or not: the outcome waits in the outbox.
+    """
+    try:
+        request = OutcomeRequest(
+            device=device,
+            component=component,
+            result=result,
+            notes=notes,
+            technician=technician,
+            prediction_id=prediction_id,
+        )
+        log = open_log(data_dir)
+    except ValidationError as exc:
+        raise click.ClickException("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
+    except OutcomeRefused as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        outcome = log.record(request)
+    except (UnknownDevice, OutcomeRefused) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        log.close()
+    linked = f"linked to prediction {outcome.prediction_id}" if outcome.prediction_id else "linked to no prediction"
+    click.echo(f"outcome {outcome.outcome_id} for {device} queued for the cloud, {linked}")

@@ -1,10 +1,13 @@
-"""The gateway's one MQTT connection: MQTT 3.1.1, reconnecting on its own, with an optional last will."""
+"""The gateway's one MQTT connection: MQTT 3.1.1, reconnecting on its own with jittered backoff, and an
+optional last will."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
+import backoff
 import paho.mqtt.client as mqtt
 
 from shared.mqtt_url import MqttEndpoint, apply_endpoint, parse_mqtt_url
@@ -17,11 +20,46 @@ class LastWill:
     retain: bool = True
 
 
+class JitteredBackoff:
+    """Exponential backoff with full jitter (``backoff.expo`` + ``backoff.full_jitter``) for paho's reconnects.
+
+    paho doubles its delay from ``min`` to ``max`` but adds no jitter, so every gateway that lost the
+    same broker would retry in lockstep and hit it together when it comes back. Before each wait this
+    sets paho's delay (``min`` = ``max``) to the next jittered value; a successful connect starts over.
+    """
+
+    def __init__(self, client: mqtt.Client, min_delay: float, max_delay: float):
+        if not 0 < min_delay <= max_delay:
+            raise ValueError("reconnect delays must satisfy 0 < min <= max")
+        self.client = client
+        self.min_delay = min_delay
+        self.max_delay = max_delay
+        self._lock = threading.Lock()
+        self._delays = self._fresh()
+        self.last_delay = 0.0
+
+    def _fresh(self) -> Generator[float, None, None]:
+        delays = backoff.expo(factor=self.min_delay, max_value=self.max_delay)
+        next(delays)  # backoff's generators yield None first
+        return delays
+
+    def reset(self) -> None:
+        with self._lock:
+            self._delays = self._fresh()
+
+    def failed(self) -> None:
+        """A connection was lost or refused: the next wait is drawn at random below the next exponential step."""
+        with self._lock:
+            self.last_delay = backoff.full_jitter(next(self._delays))
+        self.client.reconnect_delay_set(min_delay=self.last_delay, max_delay=self.last_delay)
+
+
 class MqttLink:
     """A paho client configured up front and connected by ``start``, so every callback is in place first.
 
     ``on_connected`` runs on paho's network thread after every successful (re)connect, which is
-    where subscriptions are (re)made; refused or lost connections are left to paho's own retry.
+    where subscriptions are (re)made; refused or lost connections are retried by paho after a
+    jittered, exponentially growing delay.
     """
 
     def __init__(
@@ -40,14 +78,22 @@ class MqttLink:
         apply_endpoint(self.client, self.endpoint)
         if will is not None:
             self.client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
-        self.client.reconnect_delay_set(min_delay=reconnect_delay[0], max_delay=reconnect_delay[1])
+        self.backoff = JitteredBackoff(self.client, *reconnect_delay)
 
         def _on_connect(client, userdata, flags, reason_code, properties) -> None:
-            if not reason_code.is_failure:
-                on_connected(client)
+            if reason_code.is_failure:
+                self.backoff.failed()
+                return
+            self.backoff.reset()
+            on_connected(client)
+
+        def _on_disconnect(client, userdata, flags, reason_code, properties) -> None:
+            self.backoff.failed()
+            on_disconnected()
 
         self.client.on_connect = _on_connect
-        self.client.on_disconnect = lambda client, userdata, flags, reason_code, properties: on_disconnected()
+        self.client.on_connect_fail = lambda client, userdata: self.backoff.failed()
+        self.client.on_disconnect = _on_disconnect
 
     def start(self) -> None:
         """Connect in the background; keeps retrying while the broker is away."""

@@ -63,12 +63,14 @@ def test_appended_rows_survive_reopening_in_order(tmp_path: Path):
     outbox.close()
 
     reopened = Outbox(tmp_path / "outbox.sqlite3")
-    rows = reopened.pending()
-    assert [json.loads(r.payload)["n"] for r in rows] == [0, 1, 2, 3, 4]
+    rows = reopened.take(3)
+    assert [json.loads(r.payload)["n"] for r in rows] == [0, 1, 2]
     assert reopened.depth() == 5 and reopened.depth_by_channel() == {"features": 5}
+    assert [json.loads(r.payload)["n"] for r in reopened.take()] == [3, 4], "taken rows are not taken again"
     reopened.remove([rows[0].id, rows[1].id])
-    assert [r.id for r in reopened.pending()] == [r.id for r in rows[2:]]
-    assert [r.id for r in reopened.pending(after_id=rows[3].id)] == [rows[4].id]
+    reopened.release([rows[2].id])
+    assert [json.loads(r.payload)["n"] for r in reopened.take()] == [2]
+    assert [json.loads(r.payload)["n"] for r in reopened.pending()] == [2, 3, 4]
 
 
 @pytest.mark.mqtt

@@ -1,0 +1,98 @@
+"""Outcomes logged on site by a technician: checked, linked to the prediction they judge, and queued.
+
+The same path serves ``iotsphere edge outcome`` (its own process, the agent running or not) and the
+agent's local HTTP endpoint. The outcome is committed to the gateway's outbox, never dropped, and goes
+up on ``up/outcomes`` whenever the gateway is next online. Without an explicit ``prediction_id`` it
+links to the newest ``component_failure`` prediction the agent made for the heater within the
+horizon, which is what the technician came to confirm or deny.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge_agent.device_index import DEVICES_FILE, DeviceIndex, GatewayIdentity
+from edge_agent.outbox import OUTBOX_FILE, Outbox
+from shared.messages import Component, FeedbackSource, Identifier, Outcome, OutcomeBatch, OutcomeResult, utc_now
+from shared.topics import Up, up_topic
+
+
+class OutcomeRequest(BaseModel):
+    """What a technician reports: the body of ``POST /outcomes`` and the options of ``edge outcome``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: Identifier
+    component: Component
+    result: OutcomeResult
+    notes: str | None = Field(None, max_length=4000)
+    technician: str | None = Field(None, max_length=128)
+    prediction_id: str | None = Field(None, min_length=8, max_length=64)
+
+
+class UnknownDevice(LookupError):
+    """The gateway has never heard from this heater: most likely a typo in its id."""
+
+
+class OutcomeRefused(ValueError):
+    """The outcome contradicts what the gateway knows (a prediction of another heater, no agent yet)."""
+
+
+class TechnicianLog:
+    def __init__(self, outbox: Outbox, devices: DeviceIndex, on_append: Callable[[], None] | None = None):
+        self.outbox = outbox
+        self.devices = devices
+        self.on_append = on_append
+
+    def record(self, request: OutcomeRequest) -> Outcome:
+        """Check, link and durably queue one outcome; raise ``UnknownDevice`` or ``OutcomeRefused``."""
+        identity = self._identity()
+        if not self.devices.is_known(request.device):
+            raise UnknownDevice(
+                f"device {request.device!r} is unknown to gateway {identity.gateway_id}: its agent has never "
+                "received telemetry from it (check the id on the heater's label)"
+            )
+        observed_at = utc_now()
+        prediction_id = request.prediction_id
+        if prediction_id is None:
+            prediction_id = self.devices.latest_prediction(request.device, observed_at - identity.horizon)
+        else:
+            owner = self.devices.device_of(prediction_id)
+            if owner is not None and owner != request.device:
+                raise OutcomeRefused(f"prediction {prediction_id} was made for {owner!r}, not {request.device!r}")
+        outcome = Outcome(
+            device_id=request.device,
+            source=FeedbackSource.TECHNICIAN,
+            observed_at=observed_at,
+            prediction_id=prediction_id,
+            component=request.component,
+            result=request.result,
+            technician=request.technician,
+            notes=request.notes,
+        )
+        batch = OutcomeBatch(gateway_id=identity.gateway_id, outcomes=[outcome])
+        topic = up_topic(identity.gateway_id, Up.OUTCOMES, identity.prefix)
+        self.outbox.append(topic, batch.to_json(), batch.msg_id, Up.OUTCOMES.value)
+        if self.on_append is not None:
+            self.on_append()
+        return outcome
+
+    def close(self) -> None:
+        self.outbox.close()
+        self.devices.close()
+
+    def _identity(self) -> GatewayIdentity:
+        identity = self.devices.identity()
+        if identity is None:
+            raise OutcomeRefused(f"no edge agent has run with the data dir of {self.devices.path}: start it once first")
+        return identity
+
+
+def open_log(data_dir: Path) -> TechnicianLog:
+    """The log of an agent's data dir from outside its process (the agent may be running: SQLite arbitrates)."""
+    if not (data_dir / DEVICES_FILE).exists():
+        raise OutcomeRefused(f"no edge agent has run with the data dir {data_dir}: start it once first")
+    return TechnicianLog(Outbox(data_dir / OUTBOX_FILE), DeviceIndex(data_dir / DEVICES_FILE))
