@@ -50,6 +50,8 @@ def lazy_group(name: str, help_text: str, commands: dict[str, tuple[str, str]]) 
         "feedback": ("cloud.feedback_cli:feedback", "Record outcomes and ratings of predictions."),
         "demo": ("cloud.demo.cli:demo_command", "The whole loop on this machine in about two minutes."),
         "models": ("cloud.registry_cli:models", "Model versions: list, show, promote, roll back, history."),
+        "train": ("cloud.pipeline.cli:train", "Training runs, schedules and evaluations (champion/challenger gate)."),
+        "deployments": ("cloud.deployments_cli:deployments", "Per-gateway deployment state: list, show, overdue."),
     },
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")

@@ -1,0 +1,249 @@
+"""Per-gateway deployment state: how far each gateway got with the release its latest director document names.
+
+Derived at read time from what the cloud already stores, so it needs no table and no worker and is never
+stale: the latest director document per gateway (``director_documents``, one row per gateway) names a release
+per model, and the gateway's ``up/events`` (``gateway_events``) say what it did with it. The edge emits:
+
+- ``install`` (with the document's sequence) once the release downloaded, verified and was written: the
+  gateway has the bytes, activation follows (``downloading``);
+- ``activate`` (with the sequence) when the release starts serving on probation (``probation``);
+- ``commit`` (no sequence) when it passed probation (``committed``);
+- ``rollback`` (no sequence; its version is the one swapped *back to*) when probation failed or the active
+  release would not load: the gateway left the named release (``rolled_back``);
+- ``reject`` (with the sequence the document claims) when any rule failed: the agent applies a document whole
+  or not at all, so a reject refuses every model of it (``rejected``, with the rule and reason).
+
+A document that names the version a gateway already runs makes the agent emit nothing (re-issued documents,
+renewals, director key rotation), and commit and rollback carry no sequence, so where a model stands comes
+from the gateway's latest *switch* of it (an activation up to the document's sequence, or a rollback): the
+named version activated (probation, committed by a later commit), rolled back to (committed), or rolled back
+from right after its activation (rolled back); any other switch means the gateway has not taken it yet. The
+install and the reject of the document itself are matched by sequence. When several outcomes are known, the
+latest wins (a rejected document retried successfully is in probation). A deployment still pending,
+downloading or on probation past its deadline after the document was issued is ``overdue``; ``stage`` keeps
+how far it got. Event times are the gateway's clock and are compared with each other only; ``issued_at`` and
+the deadline are the cloud's.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import sqlite_utils
+from pydantic import BaseModel, ConfigDict
+
+from cloud.storage import from_iso
+from shared.director import format_time
+
+DEADLINE_ENV = "IOTSPHERE_DEPLOYMENT_DEADLINE_S"
+DEFAULT_DEADLINE = timedelta(minutes=30)
+
+
+class DeploymentState(StrEnum):
+    PENDING = "pending"
+    DOWNLOADING = "downloading"
+    PROBATION = "probation"
+    COMMITTED = "committed"
+    REJECTED = "rejected"
+    ROLLED_BACK = "rolled_back"
+    OVERDUE = "overdue"
+
+
+#: states in which a gateway still owes an answer, so the deadline applies
+_IN_FLIGHT = (DeploymentState.PENDING, DeploymentState.DOWNLOADING, DeploymentState.PROBATION)
+
+
+class Deployment(BaseModel):
+    """One gateway's deployment of one model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    gateway_id: str
+    model_name: str
+    #: the release the gateway's latest director document names
+    version: str
+    director_sequence: int
+    state: DeploymentState
+    #: the furthest step reached (differs from ``state`` only when overdue)
+    stage: DeploymentState
+    issued_at: datetime
+    published_at: datetime | None
+    downloading_at: datetime | None
+    probation_at: datetime | None
+    committed_at: datetime | None
+    rejected_at: datetime | None
+    rolled_back_at: datetime | None
+    overdue_at: datetime | None
+    #: the rule that failed, for a rejection
+    rule: str | None
+    #: why: the rejection's or the rollback's detail
+    reason: str | None
+    #: the last director sequence the gateway reported as accepted (``up/status``)
+    gateway_sequence: int | None
+
+
+def resolve_deadline(seconds: float | None = None) -> timedelta:
+    """``seconds`` if given, else ``IOTSPHERE_DEPLOYMENT_DEADLINE_S``, else the default; ValueError if invalid."""
+    if seconds is not None:
+        return timedelta(seconds=seconds)
+    raw = os.environ.get(DEADLINE_ENV)
+    if not raw:
+        return DEFAULT_DEADLINE
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{DEADLINE_ENV} must be a number of seconds, not {raw!r}") from None
+    if seconds <= 0:
+        raise ValueError(f"{DEADLINE_ENV} must be positive, not {raw!r}")
+    return timedelta(seconds=seconds)
+
+
+# One row per (gateway, model) of each gateway's latest document, with the events that concern it: the latest
+# switch of the model (an activation up to the document's sequence, or a rollback), the activation before that
+# switch, a commit of the named version after it, and the install and reject of this very document. Correlated
+# subqueries walk the (gateway_id, sent_at) index of one gateway's events each.
+_DEPLOYMENTS_SQL = """
+WITH named AS (
+  SELECT d.gateway_id, d.sequence, d.published_at, d.document_json ->> '$.signed.issued_at' AS issued_at,
+         m.key AS model_name, m.value ->> '$.version' AS version
+  FROM director_documents d, json_each(d.document_json, '$.signed.models') AS m
+  WHERE (:gateway IS NULL OR d.gateway_id = :gateway) AND (:model IS NULL OR m.key = :model)
+),
+switched AS (
+  SELECT n.*,
+    (SELECT e.msg_id FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.model_name = n.model_name
+       AND (e.kind = 'rollback' OR (e.kind = 'activate' AND e.director_sequence <= n.sequence))
+       ORDER BY e.sent_at DESC LIMIT 1) AS switch_id,
+    (SELECT max(e.sent_at) FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'install'
+       AND e.model_name = n.model_name AND e.director_sequence = n.sequence) AS downloading_at,
+    (SELECT e.msg_id FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'reject'
+       AND e.director_sequence = n.sequence ORDER BY e.sent_at DESC LIMIT 1) AS reject_id
+  FROM named n
+),
+concluded AS (
+  SELECT w.*, s.kind AS switch_kind, s.model_version AS switch_version, s.sent_at AS switch_at,
+    s.detail AS switch_detail,
+    (SELECT e.msg_id FROM gateway_events e WHERE e.gateway_id = w.gateway_id AND e.model_name = w.model_name
+       AND e.kind = 'activate' AND e.director_sequence <= w.sequence AND e.sent_at <= s.sent_at
+       ORDER BY e.sent_at DESC LIMIT 1) AS activation_id,
+    (SELECT min(e.sent_at) FROM gateway_events e WHERE e.gateway_id = w.gateway_id AND e.kind = 'commit'
+       AND e.model_name = w.model_name AND e.model_version = w.version AND e.sent_at >= s.sent_at) AS committed_at
+  FROM switched w LEFT JOIN gateway_events s ON s.msg_id = w.switch_id
+)
+SELECT c.gateway_id, c.model_name, c.version, c.sequence, c.issued_at, c.published_at, c.downloading_at,
+       c.switch_kind, c.switch_version, c.switch_at, c.switch_detail, c.committed_at,
+       a.model_version AS activated_version, a.sent_at AS activated_at,
+       r.sent_at AS rejected_at, r.rule, r.detail AS reject_detail, g.director_sequence AS gateway_sequence
+FROM concluded c
+LEFT JOIN gateway_events a ON a.msg_id = c.activation_id
+LEFT JOIN gateway_events r ON r.msg_id = c.reject_id
+LEFT JOIN gateways g ON g.gateway_id = c.gateway_id
+ORDER BY c.gateway_id, c.model_name
+"""
+
+#: for events at the same instant, the one further along wins
+_RANK = {
+    DeploymentState.PENDING: 0,
+    DeploymentState.DOWNLOADING: 1,
+    DeploymentState.PROBATION: 2,
+    DeploymentState.COMMITTED: 3,
+    DeploymentState.ROLLED_BACK: 4,
+    DeploymentState.REJECTED: 4,
+}
+
+
+def _time(value: str | None) -> datetime | None:
+    return from_iso(value) if value else None
+
+
+def _where_the_model_stands(row: dict) -> tuple[datetime | None, datetime | None, datetime | None, str | None]:
+    """Probation, committed and rolled-back times of the named version, from the gateway's latest switch.
+
+    An activation of the version is probation, committed by a later commit; a rollback *to* it leaves it
+    running committed (the agent falls back only to a committed release); a rollback right after its
+    activation means it was rolled back. Any other latest switch: the gateway has not taken this version.
+    """
+    version, switched_at = row["version"], _time(row["switch_at"])
+    if row["switch_kind"] == "activate" and row["switch_version"] == version:
+        return switched_at, _time(row["committed_at"]), None, None
+    if row["switch_kind"] == "rollback" and row["switch_version"] == version:
+        return None, switched_at, None, None
+    if row["switch_kind"] == "rollback" and row["activated_version"] == version:
+        return _time(row["activated_at"]), None, switched_at, row["switch_detail"]
+    return None, None, None, None
+
+
+def _deployment(row: dict, now: datetime, deadline: timedelta) -> Deployment:
+    issued_at = datetime.strptime(row["issued_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    probation_at, committed_at, rolled_back_at, rollback_reason = _where_the_model_stands(row)
+    times = {
+        DeploymentState.DOWNLOADING: _time(row["downloading_at"]),
+        DeploymentState.PROBATION: probation_at,
+        DeploymentState.COMMITTED: committed_at,
+        DeploymentState.REJECTED: _time(row["rejected_at"]),
+        DeploymentState.ROLLED_BACK: rolled_back_at,
+    }
+    reached = [(when, _RANK[state], state) for state, when in times.items() if when is not None]
+    stage = max(reached)[2] if reached else DeploymentState.PENDING
+    overdue_at = issued_at + deadline if stage in _IN_FLIGHT and now > issued_at + deadline else None
+    reason = {DeploymentState.REJECTED: row["reject_detail"], DeploymentState.ROLLED_BACK: rollback_reason}
+    return Deployment(
+        gateway_id=row["gateway_id"],
+        model_name=row["model_name"],
+        version=row["version"],
+        director_sequence=row["sequence"],
+        state=DeploymentState.OVERDUE if overdue_at else stage,
+        stage=stage,
+        issued_at=issued_at,
+        published_at=_time(row["published_at"]),
+        downloading_at=times[DeploymentState.DOWNLOADING],
+        probation_at=probation_at,
+        committed_at=committed_at,
+        rejected_at=times[DeploymentState.REJECTED],
+        rolled_back_at=rolled_back_at,
+        overdue_at=overdue_at,
+        rule=row["rule"] if stage is DeploymentState.REJECTED else None,
+        reason=reason.get(stage),
+        gateway_sequence=row["gateway_sequence"],
+    )
+
+
+def list_deployments(
+    db: sqlite_utils.Database,
+    gateway_id: str | None = None,
+    model_name: str | None = None,
+    state: DeploymentState | None = None,
+    deadline: timedelta | None = None,
+    now: datetime | None = None,
+) -> list[Deployment]:
+    """Every (gateway, model) deployment of the latest director documents, by gateway then model."""
+    now = now or datetime.now(UTC)
+    deadline = deadline or resolve_deadline()
+    cursor = db.execute(_DEPLOYMENTS_SQL, {"gateway": gateway_id, "model": model_name})
+    columns = [c[0] for c in cursor.description]
+    deployments = [_deployment(dict(zip(columns, row, strict=True)), now, deadline) for row in cursor.fetchall()]
+    return [d for d in deployments if state is None or d.state is state]
+
+
+def describe(deployment: Deployment) -> str:
+    """One line for the CLI: who, what, where it stands and since when."""
+    since = {
+        DeploymentState.PENDING: deployment.issued_at,
+        DeploymentState.DOWNLOADING: deployment.downloading_at,
+        DeploymentState.PROBATION: deployment.probation_at,
+        DeploymentState.COMMITTED: deployment.committed_at,
+        DeploymentState.REJECTED: deployment.rejected_at,
+        DeploymentState.ROLLED_BACK: deployment.rolled_back_at,
+        DeploymentState.OVERDUE: deployment.overdue_at,
+    }[deployment.state]
+    state = deployment.state.value
+    if deployment.state is DeploymentState.OVERDUE:
+        state += f" (still {deployment.stage.value})"
+    why = f" [{deployment.rule}]" if deployment.rule else ""
+    why += f": {deployment.reason}" if deployment.reason else ""
+    return (
+        f"{deployment.gateway_id} {deployment.model_name}={deployment.version} #{deployment.director_sequence} "
+        f"{state} since {format_time(since) if since else '?'}{why}"
+    )
