@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+from securesystemslib.exceptions import FormatError
 
 from cloud.storage import iso, open_database
 from shared.canonical import canonical_bytes
@@ -98,13 +99,16 @@ class AuditLog:
     def record(self, actor: str, action: str, target: str, details: dict[str, Any]) -> AuditEntry:
         """Append one entry in its own transaction; the caller must not have one open.
 
-        ``details`` must be JSON without floats (canonical JSON has none); a float raises before anything is
-        written.
+        ``details`` must be JSON without floats (canonical JSON has none): ValueError before anything is written.
         """
         conn = self._db.conn
         if conn.in_transaction:
             raise RuntimeError("AuditLog.record needs its own transaction: commit the caller's first")
         details_json = json.dumps(details, sort_keys=True)
+        try:
+            canonical_bytes(details)
+        except FormatError as exc:
+            raise ValueError(f"audit details must be JSON without floats: {exc}") from exc
         conn.execute("BEGIN IMMEDIATE")  # the write lock before reading the head: no two appends share a head
         try:
             head = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()

@@ -9,21 +9,29 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from cloud.audit import record_cli
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.feedback import ActualOutcome, InvalidFeedback, PredictionFeedbackService, Recorded, UnknownPrediction
 from cloud.storage import open_database
 from shared.messages import Component, FeedbackSource, OutcomeResult
 
 
-def _run(data_dir: Path | None, record: Callable[[PredictionFeedbackService], Recorded]) -> None:
-    """Open the database, record, say whether it was new; usage errors exit 2 with the reason."""
-    db = open_database(config_from_options(data_dir).database_path)
+def _run(
+    data_dir: Path | None, action: str, prediction_id: str, record: Callable[[PredictionFeedbackService], Recorded]
+) -> None:
+    """Open the database, record, audit it (ids only: notes and comments stay encrypted), say whether it was new.
+
+    Usage errors exit 2 with the reason.
+    """
+    config = config_from_options(data_dir)
+    db = open_database(config.database_path)
     try:
         recorded = record(PredictionFeedbackService(db))
     except (UnknownPrediction, InvalidFeedback, ValidationError) as exc:
         raise click.UsageError(str(exc)) from exc
     finally:
         db.conn.close()
+    record_cli(config.database_path, action, prediction_id, {"id": recorded.id, "created": recorded.created})
     click.echo(f"{'recorded' if recorded.created else 'already recorded'}: {recorded.id}")
 
 
@@ -65,7 +73,7 @@ def outcome_command(
         outcome = ActualOutcome(**fields, technician=technician, notes=notes)
         return service.record_prediction_outcome(prediction_id, outcome, source)
 
-    _run(data_dir, record)
+    _run(data_dir, "feedback.outcome", prediction_id, record)
 
 
 @feedback.command("rate")
@@ -78,4 +86,9 @@ def rate_command(
     prediction_id: str, rating: int, comments: str | None, submitted_by: str | None, data_dir: Path | None
 ) -> None:
     """Rate PREDICTION_ID from 1 to 5; the same rating and comment twice counts once."""
-    _run(data_dir, lambda service: service.record_user_feedback(prediction_id, rating, comments, submitted_by))
+    _run(
+        data_dir,
+        "feedback.rate",
+        prediction_id,
+        lambda service: service.record_user_feedback(prediction_id, rating, comments, submitted_by),
+    )

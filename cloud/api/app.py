@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.api.auth import document_roles, route_roles
-from cloud.api.keys import KeyStore
+from cloud.api.keys import ApiKey, KeyStore
 from cloud.api.routes import (
     admin,
+    audit,
     dead_letters,
     features,
     feedback,
@@ -18,8 +24,9 @@ from cloud.api.routes import (
     registry,
     tuf,
 )
+from cloud.audit import AuditLog
 from cloud.config import CloudConfig
-from cloud.storage import open_database
+from cloud.storage import connect, open_database
 
 _TAGS = [
     {"name": "health", "description": "Is the API up and its database readable."},
@@ -29,7 +36,7 @@ _TAGS = [
     {"name": "models", "description": "Registered models and their versions."},
     {"name": "gateways", "description": "Gateways' status and update events."},
     {"name": "operations", "description": "What ingest could not store."},
-    {"name": "admin", "description": "API keys."},
+    {"name": "admin", "description": "API keys and the audit log."},
     {"name": "tuf", "description": "The signed TUF repository gateways update from."},
 ]
 
@@ -38,6 +45,52 @@ Every route needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>
 health check. Roles: `viewer` < `technician` < `operator` < `admin`, each including the ones before;
 `gateway` keys (one per gateway) open only the TUF routes. Create keys with `iotsphere admin create-key`.
 """
+
+
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class AuditMutations:
+    """Write every mutating request of an authenticated caller to the audit log, refusals (403, 409) included.
+
+    One ASGI middleware rather than a line per route, so a new route cannot forget. ``require_role`` leaves
+    the caller's key in the request state; a request without one (401) has no actor and is not recorded, or
+    anyone could fill the log. The body is hashed as the route reads it, never stored. The entry is written
+    before the response starts, so a client that has its answer finds the entry; if it cannot be written the
+    request fails (500) rather than going unrecorded.
+    """
+
+    def __init__(self, app: ASGIApp, database_path: Path):
+        self.app = app
+        self.database_path = database_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _MUTATING:
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})  # the dict request.state writes to, shared with the routes
+        body = hashlib.sha256()
+
+        async def hashing_receive() -> Message:
+            message = await receive()
+            body.update(message.get("body", b""))
+            return message
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and "api_key" in state:
+                await run_in_threadpool(self._record, state["api_key"], scope, message["status"], body.hexdigest())
+            await send(message)
+
+        await self.app(scope, hashing_receive, recording_send)
+
+    def _record(self, key: ApiKey, scope: Scope, status: int, body_sha256: str) -> None:
+        method, path = scope["method"], scope["path"]
+        details = {"method": method, "path": path, "status": status, "body_sha256": body_sha256, "role": key.role.value}
+        db = connect(self.database_path)
+        try:
+            AuditLog(db).record(f"key:{key.key_id}", f"http.{method.lower()}", path, details)
+        finally:
+            db.conn.close()
 
 
 def create_app(config: CloudConfig) -> FastAPI:
@@ -50,8 +103,21 @@ def create_app(config: CloudConfig) -> FastAPI:
     app = FastAPI(title="IoTSphere MLOps API", version="1", description=_DESCRIPTION, openapi_tags=_TAGS)
     app.state.config = config
     roles = {}
-    for module in (health, predictions, feedback, registry, models, gateways, dead_letters, admin, tuf, features):
+    for module in (
+        health,
+        predictions,
+        feedback,
+        registry,
+        models,
+        gateways,
+        dead_letters,
+        admin,
+        audit,
+        tuf,
+        features,
+    ):
         roles |= route_roles(module.router)
         app.include_router(module.router)
     document_roles(app, roles)
+    app.add_middleware(AuditMutations, database_path=config.database_path)
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Security, status
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Security, status
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -43,6 +43,7 @@ def require_role(required: Role) -> Callable[..., ApiKey]:
     """A dependency admitting keys whose role permits ``required``; it returns the caller's key."""
 
     def check_role(
+        request: Request,
         db: Database,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         header_key: Annotated[str | None, Security(_api_key_header)],
@@ -51,6 +52,7 @@ def require_role(required: Role) -> Callable[..., ApiKey]:
             key = KeyStore(db).authenticate(_presented_token(bearer, header_key))
         except KeyRejected as exc:
             raise _unauthorized(str(exc)) from exc
+        request.state.api_key = key  # the audit log's actor, refused requests included (cloud.api.app)
         if not permits(key.role, required):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

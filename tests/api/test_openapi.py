@@ -33,6 +33,8 @@ EXPECTED_ROLES = {
     ("get", "/api/gateways/{gateway_id}"): "viewer",
     ("get", "/api/dead-letters"): "operator",
     ("get", "/api/admin/keys"): "admin",
+    ("get", "/api/audit"): "admin",
+    ("get", "/api/audit/verify"): "admin",
     ("get", "/api/features/{device_id}"): "viewer",
     ("get", "/api/features/{device_id}/latest"): "viewer",
     ("post", "/api/datasets"): "operator",

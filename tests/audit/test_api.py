@@ -1,0 +1,97 @@
+"""Mutating requests through the real app over HTTP land in the audit log, refusals too; admins read it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+
+import httpx
+import sqlite_utils
+
+from cloud.api.roles import Role
+from cloud.config import CloudConfig
+from shared.messages import Prediction
+from tests.api.conftest import auth
+
+
+def _key_id(token: str) -> str:
+    return token.split("_")[1]
+
+
+def _rating(http: httpx.Client, prediction: Prediction, token: str, body: bytes) -> httpx.Response:
+    headers = {**auth(token), "Content-Type": "application/json"}
+    return http.post(f"/api/predictions/{prediction.prediction_id}/feedback", content=body, headers=headers)
+
+
+def test_a_mutating_request_is_recorded_with_its_actor_and_a_hash_of_its_body(
+    http: httpx.Client, tokens: dict[Role, str], prediction: Prediction, db: sqlite_utils.Database
+) -> None:
+    body = json.dumps({"rating": 4, "comments": "tech-17 private remark"}).encode()
+
+    response = _rating(http, prediction, tokens[Role.TECHNICIAN], body)
+
+    assert response.status_code == 201
+    [entry] = db.query("SELECT * FROM audit_log")
+    assert (entry["actor"], entry["action"], entry["target"]) == (
+        f"key:{_key_id(tokens[Role.TECHNICIAN])}",
+        "http.post",
+        f"/api/predictions/{prediction.prediction_id}/feedback",
+    )
+    assert json.loads(entry["details_json"]) == {
+        "method": "POST",
+        "path": f"/api/predictions/{prediction.prediction_id}/feedback",
+        "status": 201,
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "role": "technician",
+    }
+    assert "private remark" not in json.dumps(entry)
+
+
+def test_a_refused_request_is_recorded_and_an_anonymous_or_reading_one_is_not(
+    http: httpx.Client, tokens: dict[Role, str], prediction: Prediction, db: sqlite_utils.Database
+) -> None:
+    body = b'{"rating": 1}'
+
+    refused = _rating(http, prediction, tokens[Role.VIEWER], body)
+    anonymous = http.post(f"/api/predictions/{prediction.prediction_id}/feedback", content=body)
+    read = http.get(f"/api/predictions/{prediction.prediction_id}/feedback", headers=auth(tokens[Role.VIEWER]))
+
+    assert (refused.status_code, anonymous.status_code, read.status_code) == (403, 401, 200)
+    [entry] = db.query("SELECT actor, details_json FROM audit_log")
+    assert entry["actor"] == f"key:{_key_id(tokens[Role.VIEWER])}"
+    assert json.loads(entry["details_json"])["status"] == 403
+
+
+def test_admins_list_filter_and_verify_the_log(
+    http: httpx.Client, tokens: dict[Role, str], prediction: Prediction, config: CloudConfig
+) -> None:
+    for role in (Role.TECHNICIAN, Role.VIEWER, Role.TECHNICIAN):
+        _rating(http, prediction, tokens[role], b'{"rating": 3}')
+    admin = auth(tokens[Role.ADMIN])
+
+    everything = http.get("/api/audit", headers=admin)
+    technician = http.get(
+        "/api/audit", params={"actor": f"key:{_key_id(tokens[Role.TECHNICIAN])}", "since_id": 1}, headers=admin
+    )
+    verified = http.get("/api/audit/verify", headers=admin)
+    operator = http.get("/api/audit", headers=auth(tokens[Role.OPERATOR]))
+
+    assert [e["details"]["status"] for e in everything.json()] == [201, 403, 200]
+    assert [e["id"] for e in technician.json()] == [3]
+    assert verified.json() == {
+        "ok": True,
+        "checked": 3,
+        "head_id": 3,
+        "head_hash": everything.json()[-1]["hash"],
+        "broken_id": None,
+        "reason": None,
+    }
+    assert operator.status_code == 403
+    conn = sqlite3.connect(config.database_path)
+    with conn:
+        conn.execute("DROP TRIGGER audit_log_no_update")
+        conn.execute("UPDATE audit_log SET details_json = replace(details_json, '403', '201') WHERE id = 2")
+    conn.close()
+    broken = http.get("/api/audit/verify", headers=admin).json()
+    assert (broken["ok"], broken["broken_id"], broken["head_id"]) == (False, 2, 1)
