@@ -51,7 +51,7 @@ _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class AuditMutations:
-    """Write every mutating request of an authenticated caller to the audit log, refusals (403, 409) included.
+    """Write every mutating request of an authenticated caller to the audit log, refusals and crashes included.
 
     One ASGI middleware rather than a line per route, so a new route cannot forget. ``require_role`` leaves
     the caller's key in the request state; a request without one (401) has no actor and is not recorded, or
@@ -76,12 +76,22 @@ class AuditMutations:
             body.update(message.get("body", b""))
             return message
 
+        started = False
+
         async def recording_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and "api_key" in state:
-                await run_in_threadpool(self._record, state["api_key"], scope, message["status"], body.hexdigest())
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if "api_key" in state:
+                    await run_in_threadpool(self._record, state["api_key"], scope, message["status"], body.hexdigest())
             await send(message)
 
-        await self.app(scope, hashing_receive, recording_send)
+        try:
+            await self.app(scope, hashing_receive, recording_send)
+        except Exception:  # the route crashed, perhaps half-way through a change: the 500 is recorded too
+            if not started and "api_key" in state:
+                await run_in_threadpool(self._record, state["api_key"], scope, 500, body.hexdigest())
+            raise
 
     def _record(self, key: ApiKey, scope: Scope, status: int, body_sha256: str) -> None:
         method, path = scope["method"], scope["path"]

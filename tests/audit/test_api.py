@@ -8,11 +8,15 @@ import sqlite3
 
 import httpx
 import sqlite_utils
+from fastapi import Depends
 
+from cloud.api.app import create_app
+from cloud.api.auth import require_role
 from cloud.api.roles import Role
 from cloud.config import CloudConfig
 from shared.messages import Prediction
 from tests.api.conftest import auth
+from tests.api.server import ThreadedServer
 
 
 def _key_id(token: str) -> str:
@@ -95,3 +99,21 @@ def test_admins_list_filter_and_verify_the_log(
     conn.close()
     broken = http.get("/api/audit/verify", headers=admin).json()
     assert (broken["ok"], broken["broken_id"], broken["head_id"]) == (False, 2, 1)
+
+
+def test_a_route_that_crashes_is_recorded_as_a_500(
+    config: CloudConfig, tokens: dict[Role, str], db: sqlite_utils.Database
+) -> None:
+    app = create_app(config)
+
+    def crash() -> None:
+        raise RuntimeError("half-way through a change")
+
+    app.add_api_route("/api/crash", crash, methods=["DELETE"], dependencies=[Depends(require_role(Role.OPERATOR))])
+    with ThreadedServer(app) as server:
+        response = httpx.delete(f"{server.base_url}/api/crash", headers=auth(tokens[Role.OPERATOR]))
+
+    assert response.status_code == 500
+    [entry] = db.query("SELECT actor, action, details_json FROM audit_log")
+    assert (entry["actor"], entry["action"]) == (f"key:{_key_id(tokens[Role.OPERATOR])}", "http.delete")
+    assert json.loads(entry["details_json"])["status"] == 500
