@@ -142,6 +142,14 @@ class MLModelRegistry:
         table.insert(row)
         return row
 
+    def discard_candidate(self, model_name: str, model_version: str) -> None:
+        """Remove a version a failed training run registered; a released or promoted version is never removed."""
+        with self.db.conn:
+            self.db.execute(
+                "DELETE FROM models WHERE model_name = ? AND model_version = ? AND status = 'candidate'",
+                [model_name, model_version],
+            )
+
     def get_version(self, model_name: str, model_version: str) -> dict:
         rows = list(self.db["models"].rows_where("model_name = ? AND model_version = ?", [model_name, model_version]))
         if not rows:

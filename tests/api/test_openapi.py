@@ -31,6 +31,8 @@ EXPECTED_ROLES = {
     ("get", "/api/models/{model_name}/active"): "viewer",
     ("get", "/api/gateways"): "viewer",
     ("get", "/api/gateways/{gateway_id}"): "viewer",
+    ("get", "/api/deployments"): "viewer",
+    ("get", "/api/deployments/{gateway_id}"): "viewer",
     ("get", "/api/dead-letters"): "operator",
     ("get", "/api/admin/keys"): "admin",
     ("get", "/api/audit"): "admin",
@@ -39,6 +41,15 @@ EXPECTED_ROLES = {
     ("get", "/api/features/{device_id}/latest"): "viewer",
     ("post", "/api/datasets"): "operator",
     ("get", "/api/datasets/{dataset_id}"): "viewer",
+    ("post", "/api/training/runs"): "operator",
+    ("get", "/api/training/runs"): "viewer",
+    ("get", "/api/training/runs/{run_id}"): "viewer",
+    ("post", "/api/training/runs/{run_id}/cancel"): "operator",
+    ("post", "/api/training/schedules"): "operator",
+    ("get", "/api/training/schedules"): "viewer",
+    ("delete", "/api/training/schedules/{schedule_id}"): "operator",
+    ("post", "/api/training/evaluations/{model_name}/{model_version}"): "operator",
+    ("get", "/api/training/evaluations/{model_name}"): "viewer",
     ("get", "/tuf/metadata/{filename}"): "gateway",
     ("get", "/tuf/targets/{path}"): "gateway",
 }
@@ -84,7 +95,7 @@ def test_responses_and_path_parameters_carry_examples(schema: dict) -> None:
                 assert parameter["schema"].get("examples") or parameter.get("examples"), (path, parameter["name"])
         if path.startswith("/tuf/"):
             continue  # files, not JSON documents
-        success = next(code for code in ("200", "201") if code in operation["responses"])
+        success = next(code for code in ("200", "201", "202") if code in operation["responses"])
         response_schema = operation["responses"][success]["content"]["application/json"]["schema"]
         ref = response_schema.get("$ref") or response_schema.get("items", {}).get("$ref")
         assert ref, path

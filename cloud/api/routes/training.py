@@ -1,0 +1,363 @@
+"""Training runs, schedules and evaluations over HTTP (``ModelTrainingPipeline``).
+
+Triggering queues a run (202) that the training worker of ``iotsphere cloud serve`` executes; its status,
+progress, log and error are read back here. An evaluation runs in the request: scoring a version takes seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloud.api.auth import require_role
+from cloud.api.database import Database
+from cloud.api.errors import error_responses
+from cloud.api.keys import ApiKey
+from cloud.api.roles import Role
+from cloud.feature_store import UnknownDataset
+from cloud.pipeline.runs import RunRefused, RunStatus, TrainingRun, UnknownRun
+from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS, InvalidSchedule, Schedule, UnknownSchedule
+from cloud.pipeline.training import DEFAULT_HOLDOUT_FRACTION, DEFAULT_MARGIN, ModelTrainingPipeline, PipelineError
+from cloud.registry import UnknownModel
+
+router = APIRouter(prefix="/api/training", tags=["training"], responses=error_responses(401, 403))
+_BAD = error_responses(400)
+_MISSING = error_responses(404)
+
+_RUN_EXAMPLE = {
+    "run_id": "4f1c2a9b7d3e5f60",
+    "model_name": "component_failure",
+    "status": "succeeded",
+    "requested_by": "ops-alice (2e9d01debaa0)",
+    "requested_at": "2026-02-01T02:00:00.000000Z",
+    "start_date": "2025-11-01T00:00:00.000000Z",
+    "end_date": "2026-02-01T00:00:00.000000Z",
+    "options": {"margin": 0.01, "holdout_fraction": 0.25, "device_type": None, "release": True, "candidates": None},
+    "schedule_id": None,
+    "started_at": "2026-02-01T02:00:03.000000Z",
+    "finished_at": "2026-02-01T02:01:10.000000Z",
+    "stage": "done",
+    "progress": 1.0,
+    "dataset_id": "9b0e4c3f2a1d4e5f8a7b6c5d4e3f2a1b",
+    "model_version": "5",
+    "result": {"gate": {"passed": True, "reason": "mean_pr_auc 0.8312 beats version 4's 0.8100 by at least 1.0%"}},
+    "error": None,
+}
+
+
+class OptionsIn(BaseModel):
+    margin: float = Field(
+        DEFAULT_MARGIN, ge=0, lt=1, description="The challenger must beat the champion by this fraction."
+    )
+    holdout_fraction: float = Field(
+        DEFAULT_HOLDOUT_FRACTION, ge=0.05, le=0.5, description="Latest share of rows held out."
+    )
+    device_type: str | None = Field(None, description="Train for this device type only.")
+    release: bool = Field(True, description="Sign the new version into TUF when the API holds the passphrase.")
+    candidates: list[str] | None = Field(None, description="Limit the estimators compared.")
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TriggerIn(BaseModel):
+    model_name: str = Field(examples=["component_failure"])
+    training_data_start_date: datetime
+    training_data_end_date: datetime
+    options: OptionsIn = Field(default_factory=OptionsIn)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_name": "component_failure",
+                    "training_data_start_date": "2025-11-01T00:00:00Z",
+                    "training_data_end_date": "2026-02-01T00:00:00Z",
+                    "options": {"margin": 0.01},
+                }
+            ]
+        },
+    )
+
+
+class RunOut(BaseModel):
+    run_id: str
+    model_name: str
+    status: RunStatus
+    requested_by: str
+    requested_at: str
+    start_date: str
+    end_date: str
+    options: dict[str, Any]
+    schedule_id: int | None
+    started_at: str | None
+    finished_at: str | None
+    stage: str | None
+    progress: float
+    dataset_id: str | None
+    model_version: str | None
+    result: dict[str, Any] | None
+    error: str | None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_RUN_EXAMPLE]})
+
+    @classmethod
+    def of(cls, run: TrainingRun) -> RunOut:
+        return cls(**run.__dict__)
+
+
+class LogLineOut(BaseModel):
+    id: int
+    at: str
+    message: str
+
+
+class RunDetailOut(RunOut):
+    logs: list[LogLineOut]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_RUN_EXAMPLE,
+                    "logs": [{"id": 1, "at": "2026-02-01T02:00:03.100000Z", "message": "building the dataset"}],
+                }
+            ]
+        }
+    )
+
+
+class ScheduleIn(BaseModel):
+    model_name: str = Field(examples=["component_failure"])
+    schedule: str = Field(description="daily, weekly, monthly or a five-field cron expression (UTC).")
+    window_days: int = Field(DEFAULT_WINDOW_DAYS, ge=1, le=3650, description="Days of data before each fire time.")
+    options: OptionsIn = Field(default_factory=OptionsIn)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"model_name": "component_failure", "schedule": "0 3 * * 1", "window_days": 90}]
+        },
+    )
+
+
+class ScheduleOut(BaseModel):
+    schedule_id: int
+    model_name: str
+    schedule: str
+    cron: str
+    window_days: int
+    options: dict[str, Any]
+    created_by: str
+    created_at: str
+    next_run_at: str
+    last_run_at: str | None
+    last_run_id: str | None
+    enabled: bool
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "schedule_id": 1,
+                    "model_name": "component_failure",
+                    "schedule": "weekly",
+                    "cron": "@weekly",
+                    "window_days": 90,
+                    "options": {"margin": 0.01},
+                    "created_by": "ops-alice (2e9d01debaa0)",
+                    "created_at": "2026-01-20T10:00:00.000000Z",
+                    "next_run_at": "2026-02-01T00:00:00.000000Z",
+                    "last_run_at": "2026-01-25T00:00:00.000000Z",
+                    "last_run_id": "4f1c2a9b7d3e5f60",
+                    "enabled": True,
+                }
+            ]
+        }
+    )
+
+    @classmethod
+    def of(cls, schedule: Schedule) -> ScheduleOut:
+        return cls(**schedule.__dict__)
+
+
+class EvaluateIn(BaseModel):
+    test_dataset_id: str | None = Field(
+        None, description="A recorded dataset; default: a time-based holdout since the version's held-out period."
+    )
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"test_dataset_id": None}]})
+
+
+class EvaluationOut(BaseModel):
+    id: int
+    model_name: str
+    model_version: str
+    dataset_id: str
+    score_name: str
+    #: higher is better (errors are negated)
+    score: float
+    rows: int
+    metrics: dict[str, Any]
+    evaluated_at: str
+    evaluated_by: str
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 3,
+                    "model_name": "usage_pattern",
+                    "model_version": "2",
+                    "dataset_id": "9b0e4c3f2a1d4e5f8a7b6c5d4e3f2a1b",
+                    "score_name": "neg_mae_litres",
+                    "score": -21.4,
+                    "rows": 48211,
+                    "metrics": {"mae_litres": 21.4, "mape": 0.18},
+                    "evaluated_at": "2026-02-01T09:00:00.000000Z",
+                    "evaluated_by": "ops-alice (2e9d01debaa0)",
+                }
+            ]
+        }
+    )
+
+
+def _actor(key: ApiKey) -> str:
+    return f"{key.name} ({key.key_id})"
+
+
+def _pipeline(request: Request, db: Database) -> ModelTrainingPipeline:
+    return ModelTrainingPipeline(db, request.app.state.config)
+
+
+Pipeline = Annotated[ModelTrainingPipeline, Depends(_pipeline)]
+
+
+def _refusals(run):
+    """Turn the pipeline's refusals into HTTP errors."""
+    try:
+        return run()
+    except (UnknownRun, UnknownSchedule, UnknownModel, UnknownDataset) as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc.args[0])) from exc
+    except RunRefused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    except (PipelineError, InvalidSchedule, ValueError) as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
+
+
+@router.post("/runs", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut, responses=_BAD)
+def trigger_run(
+    pipeline: Pipeline, key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))], body: TriggerIn
+) -> RunOut:
+    """Queue a training run; the training worker executes it. Poll ``GET /api/training/runs/{run_id}``."""
+    run = _refusals(
+        lambda: pipeline.trigger_model_training(
+            body.model_name,
+            body.training_data_start_date,
+            body.training_data_end_date,
+            requested_by=_actor(key),
+            options=body.options.model_dump(),
+        )
+    )
+    return RunOut.of(run)
+
+
+@router.get("/runs", response_model=list[RunOut])
+def list_runs(
+    pipeline: Pipeline,
+    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    model_name: Annotated[str | None, Query(examples=["component_failure"])] = None,
+    run_status: Annotated[RunStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[RunOut]:
+    """Training runs, newest first."""
+    return [RunOut.of(run) for run in pipeline.runs.list(model_name, run_status, limit)]
+
+
+@router.get("/runs/{run_id}", response_model=RunDetailOut, responses=_MISSING)
+def get_run(
+    pipeline: Pipeline,
+    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    run_id: Annotated[str, Path(examples=["4f1c2a9b7d3e5f60"])],
+    after_log_id: Annotated[int, Query(ge=0, description="Only log lines after this id (for polling).")] = 0,
+) -> RunDetailOut:
+    """A run with its status, progress, result or error, and its log."""
+    run = _refusals(lambda: pipeline.runs.get(run_id))
+    logs = pipeline.runs.logs(run_id, after_log_id)
+    return RunDetailOut(**run.__dict__, logs=[LogLineOut(**line) for line in logs])
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunOut, responses={**_MISSING, **error_responses(409)})
+def cancel_run(
+    pipeline: Pipeline,
+    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
+    run_id: Annotated[str, Path(examples=["4f1c2a9b7d3e5f60"])],
+) -> RunOut:
+    """Cancel a queued run (a running one finishes or fails on its own: stopping it half-way would leave half)."""
+    return RunOut.of(_refusals(lambda: pipeline.runs.cancel(run_id)))
+
+
+@router.post("/schedules", status_code=status.HTTP_201_CREATED, response_model=ScheduleOut, responses=_BAD)
+def create_schedule(
+    pipeline: Pipeline, key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))], body: ScheduleIn
+) -> ScheduleOut:
+    """Train a model regularly; the schedule is stored and survives restarts of the server."""
+    schedule = _refusals(
+        lambda: pipeline.schedule_regular_training(
+            body.model_name, body.schedule, body.window_days, _actor(key), body.options.model_dump()
+        )
+    )
+    return ScheduleOut.of(schedule)
+
+
+@router.get("/schedules", response_model=list[ScheduleOut])
+def list_schedules(
+    pipeline: Pipeline,
+    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    model_name: Annotated[str | None, Query(examples=["component_failure"])] = None,
+) -> list[ScheduleOut]:
+    return [ScheduleOut.of(schedule) for schedule in pipeline.schedules.list(model_name)]
+
+
+@router.delete("/schedules/{schedule_id}", response_model=ScheduleOut, responses=_MISSING)
+def delete_schedule(
+    pipeline: Pipeline,
+    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
+    schedule_id: Annotated[int, Path(examples=[1])],
+) -> ScheduleOut:
+    """Stop a schedule; runs it already queued stay queued."""
+    return ScheduleOut.of(_refusals(lambda: pipeline.schedules.remove(schedule_id)))
+
+
+@router.post(
+    "/evaluations/{model_name}/{model_version}",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EvaluationOut,
+    responses={**_BAD, **_MISSING},
+)
+def evaluate_version(
+    pipeline: Pipeline,
+    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
+    model_name: Annotated[str, Path(examples=["component_failure"])],
+    model_version: Annotated[str, Path(examples=["4"])],
+    body: EvaluateIn,
+) -> EvaluationOut:
+    """Score a registered version on a stored test dataset or on a time-based holdout, and keep the result."""
+    result = _refusals(
+        lambda: pipeline.evaluate_model_performance(model_name, model_version, body.test_dataset_id, _actor(key))
+    )
+    return EvaluationOut(**result)
+
+
+@router.get("/evaluations/{model_name}", response_model=list[EvaluationOut])
+def list_evaluations(
+    pipeline: Pipeline,
+    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    model_name: Annotated[str, Path(examples=["component_failure"])],
+    model_version: Annotated[str | None, Query(examples=["4"])] = None,
+) -> list[EvaluationOut]:
+    """Evaluations of a model's versions, newest first."""
+    return [EvaluationOut(**row) for row in pipeline.evaluations(model_name, model_version)]

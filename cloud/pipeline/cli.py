@@ -1,0 +1,245 @@
+"""``iotsphere train``: queue and watch training runs, schedule regular training, evaluate versions.
+
+The same ``ModelTrainingPipeline`` the API and the worker of ``iotsphere cloud serve`` use. ``run --now`` executes
+the run in this process (for a machine with no server running); otherwise the worker picks it up.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from cloud.audit import cli_actor, record_cli
+from cloud.cli_options import config_from_options, data_dir_option
+from cloud.config import CloudConfig
+from cloud.feature_store import UnknownDataset
+from cloud.pipeline.runs import FINISHED, RunRefused, RunStatus, TrainingRun, UnknownRun
+from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS, InvalidSchedule, UnknownSchedule
+from cloud.pipeline.training import DEFAULT_HOLDOUT_FRACTION, DEFAULT_MARGIN, ModelTrainingPipeline, PipelineError
+from cloud.registry import UnknownModel
+from cloud.storage import open_database
+from shared.messages import PredictionType
+
+_REFUSALS = (UnknownRun, UnknownSchedule, UnknownModel, UnknownDataset, RunRefused, InvalidSchedule, PipelineError)
+model_argument = click.argument("model_name", type=click.Choice([t.value for t in PredictionType]))
+_DATE = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
+
+
+@contextmanager
+def _pipeline(data_dir: Path | None) -> Iterator[tuple[CloudConfig, ModelTrainingPipeline]]:
+    config = config_from_options(data_dir)
+    db = open_database(config.database_path)
+    try:
+        yield config, ModelTrainingPipeline(db, config)
+    except _REFUSALS as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    finally:
+        db.conn.close()
+
+
+def _describe(run: TrainingRun) -> str:
+    line = f"{run.run_id} {run.model_name} {run.status.value}"
+    if run.status == RunStatus.RUNNING:
+        line += f" ({run.stage}, {run.progress:.0%})"
+    if run.model_version:
+        line += f" → version {run.model_version}"
+    if run.error:
+        line += f": {run.error}"
+    return line
+
+
+@click.group("train")
+def train() -> None:
+    """Training runs (queued, executed by the training worker), schedules and evaluations."""
+
+
+@train.command("run")
+@model_argument
+@click.option("--from", "start", type=_DATE, required=True, help="First day of training data (UTC).")
+@click.option("--to", "end", type=_DATE, required=True, help="Day after the last day of training data (UTC).")
+@click.option(
+    "--margin",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=DEFAULT_MARGIN,
+    show_default=True,
+    help="The challenger must beat production's score by this fraction to be promotable.",
+)
+@click.option(
+    "--holdout-fraction",
+    type=click.FloatRange(0.05, 0.5),
+    default=DEFAULT_HOLDOUT_FRACTION,
+    show_default=True,
+    help="Latest share of rows held out for evaluation.",
+)
+@click.option("--device-type", default=None, help="Train for this device type only.")
+@click.option(
+    "--release/--no-release",
+    default=True,
+    show_default=True,
+    help="Sign the new version into TUF (needs IOTSPHERE_KEY_PASSPHRASE).",
+)
+@click.option("--now", "execute_now", is_flag=True, help="Execute the run in this process instead of the worker.")
+@click.option("--wait", is_flag=True, help="Follow the queued run's log until it finishes.")
+@data_dir_option
+def run_command(
+    model_name: str,
+    start: datetime,
+    end: datetime,
+    margin: float,
+    holdout_fraction: float,
+    device_type: str | None,
+    release: bool,
+    execute_now: bool,
+    wait: bool,
+    data_dir: Path | None,
+) -> None:
+    """Queue a training run of MODEL_NAME on the data from --from to --to; exit 1 if it is run here and fails."""
+    options = {"margin": margin, "holdout_fraction": holdout_fraction, "device_type": device_type, "release": release}
+    with _pipeline(data_dir) as (config, pipeline):
+        run = pipeline.trigger_model_training(model_name, start, end, cli_actor(), options)
+        record_cli(config.database_path, "training.trigger", model_name, {"run_id": run.run_id, **options})
+        click.echo(f"queued training run {run.run_id}")
+        if execute_now:
+            run = pipeline.run_next(run.run_id, echo=click.echo) or pipeline.runs.get(run.run_id)
+        elif wait:
+            run = _follow(pipeline, run.run_id)
+        click.echo(_describe(run))
+    if run.status == RunStatus.FAILED:
+        raise SystemExit(1)
+
+
+def _follow(pipeline: ModelTrainingPipeline, run_id: str, poll: float = 1.0) -> TrainingRun:
+    seen = 0
+    while True:
+        for line in pipeline.runs.logs(run_id, seen):
+            click.echo(f"{line['at']} {line['message']}")
+            seen = line["id"]
+        run = pipeline.runs.get(run_id)
+        if run.status in FINISHED:
+            return run
+        time.sleep(poll)
+
+
+@train.command("runs")
+@click.option("--model", "model_name", default=None, help="Only this model's runs.")
+@click.option("--status", "run_status", type=click.Choice([s.value for s in RunStatus]), default=None)
+@click.option("--limit", default=20, show_default=True)
+@data_dir_option
+def runs_command(model_name: str | None, run_status: str | None, limit: int, data_dir: Path | None) -> None:
+    """Training runs, newest first."""
+    with _pipeline(data_dir) as (_, pipeline):
+        for run in pipeline.runs.list(model_name, RunStatus(run_status) if run_status else None, limit):
+            click.echo(f"{run.requested_at} {_describe(run)}")
+
+
+@train.command("show")
+@click.argument("run_id")
+@click.option("--follow", is_flag=True, help="Keep printing the log until the run finishes.")
+@data_dir_option
+def show_command(run_id: str, follow: bool, data_dir: Path | None) -> None:
+    """A run's details, result or error, and its log."""
+    with _pipeline(data_dir) as (_, pipeline):
+        run = _follow(pipeline, run_id) if follow else pipeline.runs.get(run_id)
+        if not follow:
+            for line in pipeline.runs.logs(run_id):
+                click.echo(f"{line['at']} {line['message']}")
+        click.echo(json.dumps({k: v for k, v in run.__dict__.items()}, indent=1, default=str))
+
+
+@train.command("cancel")
+@click.argument("run_id")
+@data_dir_option
+def cancel_command(run_id: str, data_dir: Path | None) -> None:
+    """Cancel a queued run."""
+    with _pipeline(data_dir) as (config, pipeline):
+        run = pipeline.runs.cancel(run_id)
+        record_cli(config.database_path, "training.cancel", run.model_name, {"run_id": run_id})
+        click.echo(_describe(run))
+
+
+@train.command("schedule")
+@model_argument
+@click.argument("schedule")
+@click.option(
+    "--window-days",
+    type=click.IntRange(1, 3650),
+    default=DEFAULT_WINDOW_DAYS,
+    show_default=True,
+    help="Days of data before each fire time.",
+)
+@click.option("--margin", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_MARGIN, show_default=True)
+@data_dir_option
+def schedule_command(model_name: str, schedule: str, window_days: int, margin: float, data_dir: Path | None) -> None:
+    """Train MODEL_NAME regularly: SCHEDULE is daily, weekly, monthly or a cron expression such as '0 3 * * 1' (UTC).
+
+    The training worker of 'iotsphere cloud serve' queues each run; the schedule survives restarts.
+    """
+    with _pipeline(data_dir) as (config, pipeline):
+        made = pipeline.schedule_regular_training(model_name, schedule, window_days, cli_actor(), {"margin": margin})
+        record_cli(
+            config.database_path,
+            "training.schedule",
+            model_name,
+            {"schedule_id": made.schedule_id, "schedule": schedule},
+        )
+        click.echo(f"schedule {made.schedule_id}: {model_name} {made.schedule} ({made.cron}), next {made.next_run_at}")
+
+
+@train.command("schedules")
+@data_dir_option
+def schedules_command(data_dir: Path | None) -> None:
+    """Training schedules with their next and last runs."""
+    with _pipeline(data_dir) as (_, pipeline):
+        for s in pipeline.schedules.list():
+            click.echo(
+                f"{s.schedule_id} {s.model_name} {s.schedule} ({s.cron}) window {s.window_days} d, "
+                f"next {s.next_run_at}, last {s.last_run_at or '-'} run {s.last_run_id or '-'}"
+            )
+
+
+@train.command("unschedule")
+@click.argument("schedule_id", type=int)
+@data_dir_option
+def unschedule_command(schedule_id: int, data_dir: Path | None) -> None:
+    """Delete a training schedule."""
+    with _pipeline(data_dir) as (config, pipeline):
+        removed = pipeline.schedules.remove(schedule_id)
+        record_cli(config.database_path, "training.unschedule", removed.model_name, {"schedule_id": schedule_id})
+        click.echo(f"removed schedule {schedule_id} ({removed.model_name} {removed.schedule})")
+
+
+@train.command("evaluate")
+@model_argument
+@click.argument("version")
+@click.option("--dataset", "dataset_id", default=None, help="A recorded dataset id (default: time-based holdout).")
+@data_dir_option
+def evaluate_command(model_name: str, version: str, dataset_id: str | None, data_dir: Path | None) -> None:
+    """Score a registered version on a stored dataset or a time-based holdout; print and keep the result."""
+    with _pipeline(data_dir) as (config, pipeline):
+        result = pipeline.evaluate_model_performance(model_name, version, dataset_id, cli_actor())
+        record_cli(config.database_path, "training.evaluate", model_name, {"version": version, "id": result["id"]})
+        click.echo(json.dumps(result, indent=1))
+
+
+@train.command("worker")
+@click.option("--once", is_flag=True, help="Queue due schedules, execute queued runs, then exit.")
+@data_dir_option
+def worker_command(once: bool, data_dir: Path | None) -> None:
+    """Run the training worker in the foreground (it also runs inside 'iotsphere cloud serve'); Ctrl-C stops it."""
+    with _pipeline(data_dir) as (_, pipeline):
+        for run_id in pipeline.runs.fail_interrupted():
+            click.echo(f"run {run_id} was interrupted by a stopped worker: marked failed")
+        while True:
+            finished = pipeline.work_once(echo=click.echo)
+            if finished is not None:
+                click.echo(_describe(finished))
+            elif once:
+                return
+            else:
+                time.sleep(5)
