@@ -111,7 +111,8 @@ def _verdict(header: dict, release_bytes: bytes, onnx_bytes: bytes) -> dict:
         )
     except DirectorRejected as rejected:
         if _memory_error(rejected):
-            return {"ok": False, "rule": RejectRule.ONNX_RESOURCES.value, "detail": f"over {budget}: {rejected.detail}"}
+            detail = f"loading and golden run need more than {budget} of memory ({rejected.detail})"
+            return {"ok": False, "rule": RejectRule.ONNX_RESOURCES.value, "detail": detail}
         return {"ok": False, "rule": rejected.rule.value, "detail": rejected.detail}
     except MemoryError:
         return {"ok": False, "rule": RejectRule.ONNX_RESOURCES.value, "detail": f"loading needs more than {budget}"}
