@@ -15,6 +15,7 @@ from cloud.api.routes import (
     admin,
     audit,
     dead_letters,
+    deployments,
     features,
     feedback,
     gateways,
@@ -22,6 +23,7 @@ from cloud.api.routes import (
     models,
     predictions,
     registry,
+    training,
     tuf,
 )
 from cloud.audit import AuditLog
@@ -34,7 +36,9 @@ _TAGS = [
     {"name": "feedback", "description": "Outcomes and ratings of predictions."},
     {"name": "features", "description": "Feature history of water heaters and recorded training datasets."},
     {"name": "models", "description": "Registered models and their versions."},
+    {"name": "training", "description": "Training runs, schedules and evaluations of model versions."},
     {"name": "gateways", "description": "Gateways' status and update events."},
+    {"name": "deployments", "description": "Where each gateway stands with the release it was directed to."},
     {"name": "operations", "description": "What ingest could not store."},
     {"name": "admin", "description": "API keys and the audit log."},
     {"name": "tuf", "description": "The signed TUF repository gateways update from."},
@@ -125,6 +129,8 @@ def create_app(config: CloudConfig) -> FastAPI:
         audit,
         tuf,
         features,
+        deployments,
+        training,
     ):
         roles |= route_roles(module.router)
         app.include_router(module.router)
