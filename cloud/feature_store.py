@@ -1,9 +1,13 @@
 """FeatureStore: one device's feature history, its latest values with their age, and training datasets.
 
 It reads and writes the ``features`` table the ingest worker fills (packed float32 per feature-set version,
-``cloud.ingest.feature_codec``). Training datasets are point-in-time correct (ARCHITECTURE "Data and labels"):
-a row at time t is labelled only from component failures observed after t within the horizon and known by the
-dataset's ``as_of``; rows whose horizon had not passed by then, with no failure seen, are censored and left out.
+``cloud.ingest.feature_codec``). Training datasets are point-in-time correct (ARCHITECTURE "Data and labels")
+and labelled for one prediction type. ``component_failure``: a row at time t is labelled only from component
+failures observed after t within the horizon and known by the dataset's ``as_of``; rows whose horizon had not
+passed by then, with no failure seen, are censored and left out. ``anomaly``: every row, with those failure labels
+where known and -1 where censored (they only judge the score). ``usage_pattern``: the litres a sensor outcome
+measured for the prediction made from the row (its ``prediction_id`` names the device and window), known by
+``as_of``; rows without one are left out.
 Each dataset is recorded in ``datasets`` with the query that built it and a hash of its content, so a model's
 lineage names the exact data and ``load_dataset`` can build it again and prove it unchanged.
 """
@@ -22,9 +26,9 @@ import sqlite_utils
 
 from cloud.ingest import feature_codec
 from cloud.storage import from_iso, iso
-from cloud.training.labels import CLASSES, failure_times, label_rows
+from cloud.training.labels import CLASSES, FailureTimes, failure_times, label_rows
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION
-from shared.messages import OutcomeResult
+from shared.messages import FeedbackSource, OutcomeResult, PredictionType
 from shared.topics import validate_id
 
 DEFAULT_HORIZON = timedelta(days=14)
@@ -82,15 +86,22 @@ class DatasetRecord:
 
 @dataclass(frozen=True)
 class TrainingDataset:
-    """Labelled rows in (window_end, device_id) order; ``labels`` index ``classes`` (0: no failure)."""
+    """Labelled rows in (window_end, device_id) order.
+
+    ``labels``: for component_failure and anomaly, int64 indexes into ``classes`` (0: no failure; -1, anomaly
+    only: not yet known); for usage_pattern, float64 litres drawn in the 24 h after the row.
+    """
 
     record: DatasetRecord
     feature_names: list[str]
     device_ids: np.ndarray  # str
     window_ends: np.ndarray  # datetime64[s]
     values: np.ndarray  # float32 (rows, features)
-    labels: np.ndarray  # int64
+    labels: np.ndarray
     classes: list[str]
+    prediction_type: PredictionType = PredictionType.COMPONENT_FAILURE
+    #: the failures known by ``as_of`` (``device`` holds device ids), for lead-time metrics
+    failures: FailureTimes | None = None
 
 
 class _Failure(NamedTuple):
@@ -112,16 +123,24 @@ def content_hash(
     window_ends: np.ndarray,
     values: np.ndarray,
     labels: np.ndarray,
+    prediction_type: PredictionType = PredictionType.COMPONENT_FAILURE,
 ) -> str:
-    """sha256 of a dataset's content: same rows, values and labels give the same hash, whatever the query."""
+    """sha256 of a dataset's content: same rows, values and labels give the same hash, whatever the query.
+
+    Float labels (litres) are hashed as float64, class labels as int64; a component_failure dataset hashes as
+    it did before datasets had a prediction type, so datasets recorded then still verify.
+    """
     used, codes = np.unique(row_device, return_inverse=True)
     digest = hashlib.sha256()
-    digest.update(json.dumps({"feature_names": feature_names, "classes": CLASSES}).encode())
+    header: dict = {"feature_names": feature_names, "classes": CLASSES}
+    if prediction_type != PredictionType.COMPONENT_FAILURE:
+        header["prediction_type"] = prediction_type.value
+    digest.update(json.dumps(header).encode())
     digest.update("\n".join(devices[used].tolist()).encode())
     digest.update(codes.astype(np.int64).tobytes())
     digest.update(window_ends.astype("datetime64[s]").astype(np.int64).tobytes())
     digest.update(np.ascontiguousarray(values, dtype=feature_codec.FLOAT32).tobytes())
-    digest.update(labels.astype(np.int64).tobytes())
+    digest.update(labels.astype(np.float64 if labels.dtype.kind == "f" else np.int64).tobytes())
     return digest.hexdigest()
 
 
@@ -319,17 +338,21 @@ class FeatureStore:
         horizon: timedelta = DEFAULT_HORIZON,
         feature_set_version: str | None = None,
         as_of: datetime | None = None,
+        prediction_type: PredictionType = PredictionType.COMPONENT_FAILURE,
     ) -> TrainingDataset:
-        """Build, label and record the dataset of rows with window ends in ``[start_date, end_date)``.
+        """Build, label for ``prediction_type`` and record the dataset of rows with window ends in
+        ``[start_date, end_date)``.
 
-        Labels come from ``outcomes`` rows with a component and result failed or replaced, observed and received
-        by ``as_of`` (default now). Rows are read with one range scan over the features key and labelled with
-        one sort and searchsorted (``label_rows``); censored rows are left out. The record holds ``as_of``, so
-        ``load_dataset`` builds the same rows again.
+        Failure labels come from ``outcomes`` rows with a component and result failed or replaced, observed and
+        received by ``as_of`` (default now); usage labels from sensor outcomes with a value, observed and
+        received by ``as_of``, joined to their prediction's device and feature window. Rows are read with one
+        range scan over the features key and labelled with sorts and searchsorted, no loop over rows. The record
+        holds ``as_of`` and the prediction type, so ``load_dataset`` builds the same rows again.
         """
         if start_date >= end_date:
             raise ValueError(f"start_date {start_date.isoformat()} must be before end_date {end_date.isoformat()}")
         as_of = as_of or datetime.now(UTC)
+        prediction_type = PredictionType(prediction_type)
         version = feature_set_version or self._version_for(feature_names)
         stored_names = self._feature_set_names(version)
         if stored_names is None:
@@ -347,6 +370,8 @@ class FeatureStore:
             "horizon_seconds": int(horizon.total_seconds()),
             "as_of": iso(as_of),
         }
+        if prediction_type != PredictionType.COMPONENT_FAILURE:  # older records have no type: component_failure
+            query["prediction_type"] = prediction_type.value
         dataset = self._build(query)
         created_at = iso(datetime.now(UTC))
         record = DatasetRecord(
@@ -391,31 +416,82 @@ class FeatureStore:
         columns = [stored_names.index(name) for name in query["feature_names"]]
         if columns != list(range(len(stored_names))):
             values = values[:, columns]
-        as_of = query["as_of"]
+        prediction_type = PredictionType(query.get("prediction_type", PredictionType.COMPONENT_FAILURE))
+        failures = self._failures(devices, query["start_date"], query["as_of"])
+        if prediction_type == PredictionType.USAGE_PATTERN:
+            labels = self._usage_labels(devices, row_device, window_ends, query)
+            kept = np.isfinite(labels)
+        else:
+            labels = np.zeros(0, dtype=np.int64)
+            if row_device.size:
+                horizon = timedelta(seconds=query["horizon_seconds"])
+                observed_until = np.datetime64(query["as_of"][:26], "s")
+                labels = label_rows(row_device, window_ends, failures, horizon, observed_until)
+            censored_kept = prediction_type == PredictionType.ANOMALY
+            kept = np.ones(labels.size, dtype=bool) if censored_kept else labels >= 0
+        row_device, window_ends, values, labels = row_device[kept], window_ends[kept], values[kept], labels[kept]
+        digest = content_hash(query["feature_names"], devices, row_device, window_ends, values, labels, prediction_type)
+        record = DatasetRecord("", query, int(labels.size), digest, "")
+        return TrainingDataset(
+            record,
+            query["feature_names"],
+            devices[row_device],
+            window_ends,
+            values,
+            labels,
+            CLASSES,
+            prediction_type,
+            replace(failures, device=devices[failures.device]),
+        )
+
+    def _failures(self, devices: np.ndarray, start: str, as_of: str) -> FailureTimes:
+        """Component failures observed from ``start`` and known by ``as_of``, on indexes into ``devices``."""
         failures = [
             _Failure(device_id, component, from_iso(observed_at))
             for device_id, component, observed_at in self.db.execute(
                 "SELECT device_id, component, observed_at FROM outcomes WHERE component IS NOT NULL"
                 " AND result IN (?, ?) AND observed_at >= ? AND observed_at <= ?"
                 " AND coalesce(received_at, observed_at) <= ?",
-                [OutcomeResult.FAILED.value, OutcomeResult.REPLACED.value, query["start_date"], as_of, as_of],
+                [OutcomeResult.FAILED.value, OutcomeResult.REPLACED.value, start, as_of, as_of],
             )
         ]
-        labels = np.zeros(0, dtype=np.int64)
-        if row_device.size:
-            labels = label_rows(
-                row_device,
-                window_ends,
-                failure_times(failures, devices),
-                timedelta(seconds=query["horizon_seconds"]),
-                np.datetime64(as_of[:26], "s"),
-            )
-        kept = labels >= 0
-        row_device, window_ends, values, labels = row_device[kept], window_ends[kept], values[kept], labels[kept]
-        digest = content_hash(query["feature_names"], devices, row_device, window_ends, values, labels)
-        record = DatasetRecord("", query, int(labels.size), digest, "")
-        device_ids = devices[row_device]
-        return TrainingDataset(record, query["feature_names"], device_ids, window_ends, values, labels, CLASSES)
+        return failure_times(failures, devices)
+
+    def _usage_labels(
+        self, devices: np.ndarray, row_device: np.ndarray, window_ends: np.ndarray, query: dict
+    ) -> np.ndarray:
+        """Litres per row (NaN where none is known): sensor outcomes with a value, observed and received by
+        ``as_of``, joined through ``prediction_id`` to the prediction's device and feature window end.
+
+        Several predictions of one window (champion and challenger arms) measure the same draw: their values are
+        averaged in SQL, so each (device, window) has one label. Rows are matched to labels by a sorted key.
+        """
+        found = self.db.execute(
+            "SELECT p.device_id, p.feature_window_end, avg(o.value) FROM outcomes AS o"
+            " JOIN (SELECT DISTINCT prediction_id, device_id, feature_window_end FROM predictions"
+            " WHERE feature_window_end >= ?1 AND feature_window_end < ?2) AS p ON p.prediction_id = o.prediction_id"
+            " WHERE o.source = ?3 AND o.value IS NOT NULL AND o.observed_at <= ?4"
+            " AND coalesce(o.received_at, o.observed_at) <= ?4"
+            " GROUP BY p.device_id, p.feature_window_end",
+            [query["start_date"], query["end_date"], FeedbackSource.SENSOR.value, query["as_of"]],
+        ).fetchall()
+        labels = np.full(row_device.size, np.nan, dtype=np.float64)
+        if not found or not row_device.size:
+            return labels
+        label_device, label_end, litres = (np.array(column) for column in zip(*found, strict=True))
+        label_index = np.searchsorted(devices, label_device.astype(str))
+        known = label_index < devices.size
+        known[known] &= devices[label_index[known]] == label_device[known]
+        label_time = _parse_iso(np.array(label_end[known], dtype=f"S{_ISO_WIDTH}")).astype("datetime64[s]")
+        span = np.int64(1) << 40
+        t0 = min(window_ends.min(), label_time.min())
+        row_key = row_device.astype(np.int64) * span + (window_ends - t0).astype(np.int64)
+        label_key = label_index[known].astype(np.int64) * span + (label_time - t0).astype(np.int64)
+        order = np.argsort(row_key, kind="stable")
+        at = np.minimum(np.searchsorted(row_key, label_key, sorter=order), order.size - 1)
+        matched = row_key[order[at]] == label_key
+        labels[order[at[matched]]] = litres[known][matched].astype(np.float64)
+        return labels
 
     def _read_rows(self, query: dict, n_stored: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Distinct devices (sorted), then per row: device index, window end (datetime64[s]), stored values.

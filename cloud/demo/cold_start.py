@@ -100,5 +100,5 @@ def release(config: CloudConfig, passphrase: str, artifact_dir: Path) -> Release
         model_name=published.release.model_name,
         model_version=published.release.model_version,
         estimator=str(metrics.get("estimator", "")),
-        metrics={k: metrics[k] for k in ("mean_roc_auc", "mean_pr_auc") if k in metrics},
+        metrics={k: v for k, v in metrics.get("holdout", {}).items() if k in ("mean_roc_auc", "mean_pr_auc")},
     )

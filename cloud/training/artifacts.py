@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cloud.registry import MLModelRegistry
-from cloud.training.component_failure import TrainedModel
+from cloud.training.models import Evaluation, TrainedModel
 from shared.director import format_time
 from shared.messages import PredictionType
 from shared.release import ReleaseFile, model_target_path
@@ -32,13 +32,24 @@ def write_artifacts(
     feature_set_version: str,
     lineage: dict,
     device_types: list[str] | None = None,
+    evaluation: Evaluation | None = None,
+    dataset_id: str | None = None,
 ) -> Path:
-    """Return the folder holding ``model.onnx``, ``release.json`` and ``metrics.json``."""
+    """Return the folder holding ``model.onnx``, ``release.json`` and ``metrics.json``.
+
+    The metrics are the training-time ones plus, given an ``evaluation``, its figures under ``holdout`` and
+    its ``score_name`` and ``score`` at the top, where the champion/challenger gate reads them. A
+    ``dataset_id`` (the feature store dataset trained on) goes into the lineage.
+    """
     version = registry.next_version(model_name)
     onnx_bytes = trained.exported.onnx_bytes
     sha256 = hashlib.sha256(onnx_bytes).hexdigest()
+    metrics = dict(trained.metrics)
+    if evaluation is not None:
+        metrics.update(score_name=evaluation.score_name, score=evaluation.score, holdout=evaluation.to_dict())
     full_lineage = {
         **lineage,
+        **({"dataset_id": dataset_id} if dataset_id else {}),
         "estimator": trained.estimator_name,
         "training_parameters": trained.parameters,
         "split": trained.split,
@@ -55,7 +66,7 @@ def write_artifacts(
         model_length=len(onnx_bytes),
         inputs=trained.exported.inputs,
         outputs=trained.exported.outputs,
-        output_labels={"probabilities": trained.output_labels} if trained.output_labels else {},
+        output_labels=trained.output_labels,
         golden=trained.golden,
         device_types=device_types or [],
         lineage=full_lineage,
@@ -68,7 +79,7 @@ def write_artifacts(
     for name, data in (
         ("model.onnx", onnx_bytes),
         ("release.json", release.to_json()),
-        ("metrics.json", json.dumps(trained.metrics, indent=1).encode()),
+        ("metrics.json", json.dumps(metrics, indent=1).encode()),
     ):
         with open(staging / name, "wb") as handle:
             handle.write(data)
@@ -83,7 +94,7 @@ def write_artifacts(
             "prediction_type": prediction_type.value,
             "feature_set_version": feature_set_version,
             "device_types": device_types or [],
-            "metrics": trained.metrics,
+            "metrics": metrics,
             "lineage": full_lineage,
             "model_sha256": sha256,
         },

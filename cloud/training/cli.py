@@ -1,4 +1,4 @@
-"""``iotsphere cloud train``: cold-start training from a simulated history file."""
+"""``iotsphere cloud train``: cold-start training of one model type from a simulated history file."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from cloud.config import CloudConfig
 from cloud.registry import MLModelRegistry
 from cloud.storage import open_database
 from cloud.training.artifacts import write_artifacts
-from cloud.training.component_failure import CANDIDATES, train_component_failure
+from cloud.training.data import rows_from_history, time_split
+from cloud.training.models import Evaluation, candidates_for, evaluate, train
 from shared.messages import PredictionType
 
 
@@ -26,38 +27,53 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _report(evaluation: Evaluation, echo) -> None:
+    """The held-out figures, one line overall and one per component where the type has them."""
+    m = evaluation.metrics
+    summary = {k: v for k, v in m.items() if not isinstance(v, dict)}
+    echo(f"held-out {evaluation.score_name} {evaluation.score} on {evaluation.rows:,} rows: {summary}")
+    for component, scores in m.get("per_component", {}).items():
+        echo(f"  {component:16s} " + " ".join(f"{k}={v}" for k, v in scores.items()))
+
+
 def train_from_history_file(
-    history_path: Path, config: CloudConfig, horizon_days: int = 14, candidates: list[str] | None = None, echo=print
+    history_path: Path,
+    config: CloudConfig,
+    horizon_days: int = 14,
+    candidates: list[str] | None = None,
+    echo=print,
+    prediction_type: PredictionType = PredictionType.COMPONENT_FAILURE,
 ) -> Path:
-    """Train ``component_failure`` from a history file; return the artifact folder of the new version."""
+    """Train ``prediction_type`` from a history file, evaluate it on a later held-out period, write and register
+    its artifacts; return the artifact folder of the new version."""
     from firmware_sim.history import load_history
 
     began = time.perf_counter()
     history = load_history(history_path)
     echo(f"loaded {len(history.features):,} feature rows of {len(history.device_ids):,} heaters from {history_path}")
-    trained = train_component_failure(
-        history, horizon=timedelta(days=horizon_days), candidates=candidates, progress=echo
-    )
+    horizon = timedelta(days=horizon_days)
+    rows = rows_from_history(history, prediction_type, horizon)
+    train_rows, holdout, holdout_from = time_split(rows, gap=horizon)
+    echo(f"{prediction_type}: train {len(train_rows):,} rows, hold out {len(holdout):,} from {holdout_from}")
+    trained = train(prediction_type, train_rows, progress=echo, candidates=candidates, horizon=horizon)
+    evaluation = evaluate(prediction_type, trained.exported.onnx_bytes, trained.output_labels, holdout)
+    trained.split.update(holdout_from=str(holdout_from), holdout_until=str(holdout.window_ends.max()))
     registry = MLModelRegistry(open_database(config.database_path))
     folder = write_artifacts(
         config.artifacts_dir,
         registry,
-        model_name=PredictionType.COMPONENT_FAILURE.value,
-        prediction_type=PredictionType.COMPONENT_FAILURE,
+        model_name=prediction_type.value,
+        prediction_type=prediction_type,
         trained=trained,
         feature_names=list(history.feature_names),
         feature_set_version=history.feature_set_version,
         lineage={
             "dataset": {"kind": "simulated_history", "path": str(history_path), "sha256": _sha256_file(history_path)}
         },
+        evaluation=evaluation,
     )
-    m = trained.metrics
-    echo(f"{m['estimator']}: mean ROC AUC {m['mean_roc_auc']}, mean PR AUC {m['mean_pr_auc']} on the held-out period")
-    for component, scores in m["per_component"].items():
-        echo(
-            f"  {component:16s} roc_auc={scores.get('roc_auc')} pr_auc={scores.get('pr_auc')} "
-            f"detected {scores['detected']}/{scores['failures']} median lead {scores['median_lead_hours']} h"
-        )
+    echo(f"{trained.estimator_name}, trained on {len(train_rows):,} rows")
+    _report(evaluation, echo)
     echo(f"wrote {folder} in {time.perf_counter() - began:.1f}s")
     return folder
 
@@ -73,18 +89,17 @@ def train_from_history_file(
 @click.option(
     "--model",
     "model_name",
-    type=click.Choice([PredictionType.COMPONENT_FAILURE.value]),
+    type=click.Choice([t.value for t in PredictionType]),
     default=PredictionType.COMPONENT_FAILURE.value,
     show_default=True,
-    help="Which model to train.",
+    help="Which model type to train.",
 )
 @click.option("--horizon-days", default=14, show_default=True, help="Predict failures within this many days.")
 @click.option(
     "--candidate",
     "candidates",
     multiple=True,
-    type=click.Choice(list(CANDIDATES)),
-    help="Limit the estimators compared (default: all).",
+    help="Limit the estimators compared (default: all of the model type's).",
 )
 @data_dir_option
 def train_command(
@@ -94,9 +109,18 @@ def train_command(
 
     Prints the held-out metrics and the artifact folder to pass to 'iotsphere cloud release'.
     """
+    prediction_type = PredictionType(model_name)
+    unknown = sorted(set(candidates) - set(candidates_for(prediction_type)))
+    if unknown:
+        raise click.BadParameter(
+            f"{unknown} are not {model_name} estimators; choose from {candidates_for(prediction_type)}",
+            param_hint="--candidate",
+        )
     config = config_from_options(data_dir)
     try:
-        folder = train_from_history_file(history_path, config, horizon_days, list(candidates) or None, click.echo)
+        folder = train_from_history_file(
+            history_path, config, horizon_days, list(candidates) or None, click.echo, prediction_type
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(str(folder))

@@ -1,16 +1,17 @@
-"""Cold-start training of ``component_failure`` from labelled history.
+"""``component_failure``: which component, if any, is the first to fail within the horizon.
 
-One multiclass model: for each feature row, the probability that each component is the first to
-fail within the horizon (class ``none``: no failure). The estimator is chosen by measurement among
-candidates that convert cleanly to ONNX, on a time-based validation slice; evaluation is on a later,
-held-out period, never a random split.
+One multiclass model: for each feature row, the probability that each component is the first to fail within
+the horizon (class ``none``: no failure). The estimator is chosen by measurement among candidates that convert
+cleanly to ONNX, on the latest part of the training rows. Per-component alert thresholds (best F1 on that
+validation slice) and the horizon go into the ONNX metadata, so ``evaluate`` can report lead times for any
+model, champion or challenger, from its bytes alone.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
@@ -21,11 +22,24 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cloud.training.labels import CLASSES, NO_FAILURE, failure_times, label_rows
-from cloud.training.onnx_export import ExportedModel, export, golden_vectors, session
+from cloud.training.common import (
+    GOLDEN_ROWS,
+    Evaluation,
+    Progress,
+    TrainedModel,
+    check_agreement,
+    complete_rows,
+    fitted_span,
+    onnx_outputs,
+    plain,
+    quiet,
+    selection_split,
+)
+from cloud.training.data import LabelledRows
+from cloud.training.labels import CLASSES, NO_FAILURE
+from cloud.training.onnx_export import export, golden_vectors, metadata, session
 
-Progress = Callable[[str], None]
-
+OUTPUT = "probabilities"
 #: Candidates compared on the validation slice; each converts with skl2onnx and keeps NaN handling.
 CANDIDATES: dict[str, Callable[[], object]] = {
     # Regularised and class-balanced: with rare failure classes the defaults overfit them (validation
@@ -52,23 +66,8 @@ CANDIDATES: dict[str, Callable[[], object]] = {
         SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=500, C=1.0)
     ),
 }
-#: Rows used to choose among candidates; the chosen one is then fitted on the whole training period.
-SELECTION_ROWS = 60_000
-#: The shipped ONNX model must agree with the fitted one this closely, or training fails.
+#: The shipped ONNX model must agree with the fitted one this closely (in probability), or training fails.
 MAX_ONNX_DISAGREEMENT = 1e-3
-GOLDEN_ROWS = 8
-
-
-@dataclass
-class TrainedModel:
-    estimator_name: str
-    exported: ExportedModel
-    metrics: dict
-    golden: object
-    parameters: dict
-    #: what each column of the ``probabilities`` output means
-    output_labels: list[str] = field(default_factory=list)
-    split: dict = field(default_factory=dict)
 
 
 def _per_class_scores(y: np.ndarray, proba: np.ndarray) -> dict[str, dict]:
@@ -91,10 +90,6 @@ def _mean_score(scores: dict[str, dict], key: str) -> float | None:
     return round(float(np.mean(values)), 4) if values else None
 
 
-def _mean_pr_auc(scores: dict[str, dict]) -> float:
-    return _mean_score(scores, "pr_auc") or 0.0
-
-
 def _best_f1_thresholds(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Per component, the probability threshold that maximises F1 (chosen on validation data)."""
     thresholds = {}
@@ -108,13 +103,11 @@ def _best_f1_thresholds(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     return thresholds
 
 
-def _lead_times(
-    history, proba: np.ndarray, rows: np.ndarray, thresholds: dict[str, float], horizon: timedelta, start: np.datetime64
-) -> dict[str, dict]:
-    """For failures in the held-out period: share alerted in advance and median hours of warning."""
-    failures = failure_times(history.failures, history.device_ids)
+def _lead_times(rows: LabelledRows, proba: np.ndarray, thresholds: dict[str, float], horizon: timedelta) -> dict:
+    """For failures a full horizon into the rows' period: share alerted in advance and median hours of warning."""
+    failures = rows.failures
     horizon_s = np.timedelta64(int(horizon.total_seconds()), "s")
-    device, when = history.row_device[rows], history.window_end[rows]
+    start = rows.window_ends.min()
     result: dict[str, dict] = {}
     for index, name in enumerate(CLASSES[1:], start=1):
         leads, missed = [], 0
@@ -122,133 +115,118 @@ def _lead_times(
         for f_device, f_time in zip(failures.device[mine], failures.time[mine], strict=True):
             if f_time < start + horizon_s:
                 continue
-            before = (device == f_device) & (when < f_time) & (when >= f_time - horizon_s)
-            alerted = before & (proba[:, index] >= thresholds[name])
+            before = (
+                (rows.device_ids == f_device) & (rows.window_ends < f_time) & (rows.window_ends >= f_time - horizon_s)
+            )
+            alerted = before & (proba[:, index] >= thresholds.get(name, 0.5))
             if alerted.any():
-                leads.append((f_time - when[alerted].min()) / np.timedelta64(1, "h"))
+                leads.append((f_time - rows.window_ends[alerted].min()) / np.timedelta64(1, "h"))
             elif before.any():
                 missed += 1
-        total = len(leads) + missed
         result[name] = {
-            "failures": total,
+            "failures": len(leads) + missed,
             "detected": len(leads),
             "median_lead_hours": round(float(np.median(leads)), 1) if leads else None,
         }
     return result
 
 
-def train_component_failure(
-    history,
-    horizon: timedelta = timedelta(days=14),
-    holdout_fraction: float = 0.25,
-    candidates: list[str] | None = None,
-    progress: Progress = lambda _msg: None,
-) -> TrainedModel:
-    """Label, split by time, choose the estimator, fit, evaluate on the held-out period, export."""
-    failures = failure_times(history.failures, history.device_ids)
-    observed_until = history.window_end.max()
-    labels = label_rows(history.row_device, history.window_end, failures, horizon, observed_until)
-    start, end = history.window_end.min(), history.window_end.max()
-    split = start + ((end - start) * (1 - holdout_fraction)).astype("timedelta64[s]")
-    horizon_s = np.timedelta64(int(horizon.total_seconds()), "s")
-    labelled = labels >= 0
-    # A gap of one horizon keeps training labels from looking into the held-out period.
-    train_rows = np.flatnonzero(labelled & (history.window_end + horizon_s <= split))
-    test_rows = np.flatnonzero(labelled & (history.window_end >= split))
-    if not train_rows.size or not test_rows.size:
-        raise ValueError(
-            f"not enough labelled history to split by time: {train_rows.size} training and {test_rows.size} "
-            f"held-out rows; simulate more days (at least ~{2 * horizon.days + 14})"
-        )
-    classes_seen = set(np.unique(labels[train_rows]).tolist())
-    if classes_seen == {0}:
-        raise ValueError("the training period holds no failure: simulate more heaters or days")
-    progress(
-        f"labelled {labelled.sum():,} of {labels.size:,} rows (censored {(~labelled).sum():,}); "
-        f"train {train_rows.size:,} rows before {split}, hold out {test_rows.size:,} after"
-    )
-    X, y = history.features, labels
-
-    # Choose by measurement: fit each candidate on the earlier part of the training period, score
-    # on the later part (time-based again), keep the best mean PR AUC over components.
-    cut = int(train_rows.size * 0.75)
-    order = np.argsort(history.window_end[train_rows], kind="stable")
-    fit_rows, val_rows = train_rows[order[:cut]], train_rows[order[cut:]]
-    if fit_rows.size > SELECTION_ROWS:
-        fit_rows = np.sort(np.random.default_rng(0).choice(fit_rows, SELECTION_ROWS, replace=False))
-    selection: dict[str, dict] = {}
-    for name in candidates or list(CANDIDATES):
-        began = time.perf_counter()
-        estimator = CANDIDATES[name]().fit(X[fit_rows], y[fit_rows])
-        proba = _full_proba(estimator, X[val_rows])
-        score = _mean_pr_auc(_per_class_scores(y[val_rows], proba))
-        selection[name] = {"val_mean_pr_auc": round(score, 4), "fit_seconds": round(time.perf_counter() - began, 2)}
-        progress(f"candidate {name}: validation mean PR AUC {score:.3f}")
-    chosen = max(selection, key=lambda n: selection[n]["val_mean_pr_auc"])
-    progress(f"chose {chosen}; fitting on {train_rows.size:,} rows")
-
-    began = time.perf_counter()
-    estimator = CANDIDATES[chosen]().fit(X[train_rows], y[train_rows])
-    fit_seconds = time.perf_counter() - began
-    thresholds = _best_f1_thresholds(y[val_rows], _full_proba(estimator, X[val_rows]))
-    options = {"zipmap": False}
-    exported = export(estimator, X.shape[1], options=options)
-
-    # Evaluate what ships: the ONNX model in onnxruntime, on the held-out period.
-    onnx_proba = session(exported.onnx_bytes).run(["probabilities"], {"features": X[test_rows]})[0]
-    onnx_proba = _expand(onnx_proba, estimator)
-    sklearn_gap = float(np.abs(onnx_proba - _full_proba(estimator, X[test_rows])).max())
-    if sklearn_gap > MAX_ONNX_DISAGREEMENT:
-        raise ValueError(
-            f"the ONNX conversion of {chosen} disagrees with scikit-learn by {sklearn_gap:.3g} in probability "
-            f"(limit {MAX_ONNX_DISAGREEMENT}); not shipping it"
-        )
-    per_component = _per_class_scores(y[test_rows], onnx_proba)
-    leads = _lead_times(history, onnx_proba, test_rows, thresholds, horizon, split)
-    for name, entry in per_component.items():
-        entry.update(leads[name], threshold=thresholds[name])
-
-    complete = test_rows[np.isfinite(X[test_rows]).all(axis=1)]
-    positives = complete[y[complete] > 0][: GOLDEN_ROWS // 2]
-    negatives = complete[y[complete] == 0][: GOLDEN_ROWS - positives.size]
-    golden = golden_vectors(exported.onnx_bytes, X[np.concatenate([positives, negatives])])
-
-    metrics = {
-        "estimator": chosen,
-        "selection": selection,
-        "holdout_rows": int(test_rows.size),
-        "train_rows": int(train_rows.size),
-        "mean_roc_auc": _mean_score(per_component, "roc_auc"),
-        "mean_pr_auc": _mean_score(per_component, "pr_auc"),
-        "per_component": per_component,
-        "onnx_vs_sklearn_max_abs_diff": sklearn_gap,
-        "fit_seconds": round(fit_seconds, 2),
-    }
-    parameters = {"estimator": chosen, "params": _plain(estimator.get_params()), "horizon_days": horizon.days}
-    split_info = {
-        "train_until": str(split - horizon_s),
-        "holdout_from": str(split),
-        "holdout_until": str(end),
-        "observed_until": str(observed_until),
-    }
-    labels_out = [CLASSES[i] for i in _classes_of(estimator)]
-    return TrainedModel(chosen, exported, metrics, golden, parameters, labels_out, split_info)
-
-
-def _expand(proba: np.ndarray, estimator) -> np.ndarray:
-    """Probabilities with one column per entry of CLASSES, whichever classes the training data held."""
+def _expand(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Probabilities with one column per entry of CLASSES, whichever classes the model knows."""
     full = np.zeros((proba.shape[0], len(CLASSES)), dtype=np.float64)
-    full[:, _classes_of(estimator)] = proba
+    full[:, classes] = proba
     return full
 
 
 def _full_proba(estimator, X: np.ndarray) -> np.ndarray:
-    return _expand(estimator.predict_proba(X), estimator)
+    return _expand(estimator.predict_proba(X), _classes_of(estimator))
 
 
 def _classes_of(estimator) -> np.ndarray:
     return np.asarray(estimator.classes_, dtype=np.int64)
 
 
-def _plain(params: dict) -> dict:
-    return {k: v for k, v in params.items() if isinstance(v, str | int | float | bool | type(None))}
+def train(
+    rows: LabelledRows,
+    progress: Progress = quiet,
+    candidates: list[str] | None = None,
+    horizon: timedelta = timedelta(days=14),
+) -> TrainedModel:
+    """Choose the estimator on the latest rows, fit it on all of them, export and gate the ONNX model."""
+    if set(np.unique(rows.targets).tolist()) <= {0}:
+        raise ValueError("the training rows hold no failure: simulate more heaters or days")
+    X, y = rows.values, rows.targets
+    fit_rows, val_rows = selection_split(rows)
+    selection: dict[str, dict] = {}
+    fitted: dict[str, object] = {}
+    for name in candidates or list(CANDIDATES):
+        began = time.perf_counter()
+        fitted[name] = CANDIDATES[name]().fit(X[fit_rows], y[fit_rows])
+        score = _mean_score(_per_class_scores(y[val_rows], _full_proba(fitted[name], X[val_rows])), "pr_auc") or 0.0
+        selection[name] = {"val_mean_pr_auc": round(score, 4), "fit_seconds": round(time.perf_counter() - began, 2)}
+        progress(f"candidate {name}: validation mean PR AUC {score:.3f}")
+    chosen = max(selection, key=lambda n: selection[n]["val_mean_pr_auc"])
+    thresholds = _best_f1_thresholds(y[val_rows], _full_proba(fitted[chosen], X[val_rows]))
+    progress(f"chose {chosen}; fitting on {len(rows):,} rows")
+
+    began = time.perf_counter()
+    estimator = CANDIDATES[chosen]().fit(X, y)
+    fit_seconds = time.perf_counter() - began
+    classes = _classes_of(estimator)
+    exported = export(
+        estimator,
+        X.shape[1],
+        options={"zipmap": False},
+        metadata={
+            "alert_thresholds": json.dumps(thresholds),
+            "horizon_seconds": str(int(horizon.total_seconds())),
+        },
+    )
+    onnx_proba = session(exported.onnx_bytes).run([OUTPUT], {"features": X[val_rows]})[0]
+    gap = check_agreement(
+        chosen, _expand(onnx_proba, classes), _full_proba(estimator, X[val_rows]), MAX_ONNX_DISAGREEMENT, "probability"
+    )
+
+    complete = complete_rows(rows, np.arange(len(rows)))
+    positives = complete[y[complete] > 0][: GOLDEN_ROWS // 2]
+    negatives = complete[y[complete] == 0][: GOLDEN_ROWS - positives.size]
+    golden = golden_vectors(exported.onnx_bytes, X[np.concatenate([positives, negatives])])
+    metrics = {
+        "estimator": chosen,
+        "selection": selection,
+        "train_rows": len(rows),
+        "thresholds": thresholds,
+        "onnx_vs_sklearn_max_abs_diff": gap,
+        "fit_seconds": round(fit_seconds, 2),
+    }
+    parameters = {"estimator": chosen, "params": plain(estimator.get_params()), "horizon_days": horizon.days}
+    labels = {OUTPUT: [CLASSES[i] for i in classes]}
+    return TrainedModel(chosen, exported, metrics, golden, parameters, labels, fitted_span(rows))
+
+
+def evaluate(onnx_bytes: bytes, output_labels: dict[str, list[str]], rows: LabelledRows) -> Evaluation:
+    """Per-component ROC and PR AUC of the ONNX model on ``rows``, and lead times when failures are known."""
+    labelled = rows.take(rows.targets >= 0)
+    if not (labelled.targets > 0).any() or not (labelled.targets == 0).any():
+        raise ValueError("the rows hold no usable component_failure targets: both failures and healthy rows needed")
+    names = output_labels.get(OUTPUT)
+    if not names or not set(names) <= set(CLASSES):
+        raise ValueError(f"output_labels must name the {OUTPUT!r} columns from {CLASSES}, got {output_labels}")
+    proba = onnx_outputs(onnx_bytes, OUTPUT, labelled)
+    full = _expand(proba.reshape(len(labelled), -1), np.array([CLASSES.index(n) for n in names], dtype=np.int64))
+    per_component = _per_class_scores(labelled.targets, full)
+    if labelled.failures is not None:
+        props = metadata(onnx_bytes)
+        thresholds = json.loads(props.get("alert_thresholds", "{}"))
+        horizon = timedelta(seconds=int(props.get("horizon_seconds", 14 * 86400)))
+        for name, entry in _lead_times(labelled, full, thresholds, horizon).items():
+            per_component[name].update(entry, threshold=thresholds.get(name, 0.5))
+    mean_pr_auc = _mean_score(per_component, "pr_auc")
+    metrics = {
+        "mean_roc_auc": _mean_score(per_component, "roc_auc"),
+        "mean_pr_auc": mean_pr_auc,
+        "per_component": per_component,
+        "from": str(labelled.window_ends.min()),
+        "until": str(labelled.window_ends.max()),
+    }
+    return Evaluation("mean_pr_auc", mean_pr_auc or 0.0, metrics, len(labelled))

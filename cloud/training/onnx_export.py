@@ -40,16 +40,44 @@ def _specs(values) -> list[TensorSpec]:
     return specs
 
 
-def export(estimator, n_features: int, options: dict | None = None) -> ExportedModel:
-    """Convert, run ``onnx.checker`` with ``full_check``, and describe inputs and outputs."""
+def _negate(model: onnx.ModelProto, output: str) -> None:
+    """Serve ``-output`` under the same name (one ``Neg`` node), e.g. an outlier score where higher is worse."""
+    raw = f"{output}_before_negation"
+    for node in model.graph.node:  # whatever made or read ``output`` now makes or reads the raw value
+        node.output[:] = [raw if name == output else name for name in node.output]
+        node.input[:] = [raw if name == output else name for name in node.input]
+    model.graph.node.append(onnx.helper.make_node("Neg", [raw], [output], name=f"negate_{output}"))
+
+
+def export(
+    estimator,
+    n_features: int,
+    options: dict | None = None,
+    negate: tuple[str, ...] = (),
+    metadata: dict[str, str] | None = None,
+) -> ExportedModel:
+    """Convert, run ``onnx.checker`` with ``full_check``, and describe inputs and outputs.
+
+    ``negate`` names outputs served negated; ``metadata`` goes into the model's ``metadata_props`` (what an
+    evaluator needs to read the model, e.g. alert thresholds), so it travels inside the signed bytes.
+    """
     model = to_onnx(
         estimator,
         initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
         options={id(estimator): options} if options else None,
         target_opset=TARGET_OPSET,
     )
+    for output in negate:
+        _negate(model, output)
+    if metadata:
+        onnx.helper.set_model_props(model, metadata)
     onnx.checker.check_model(model, full_check=True)
     return ExportedModel(model.SerializeToString(), _specs(model.graph.input), _specs(model.graph.output))
+
+
+def metadata(onnx_bytes: bytes) -> dict[str, str]:
+    """The ``metadata_props`` ``export`` wrote into the model."""
+    return {prop.key: prop.value for prop in onnx.load_from_string(onnx_bytes).metadata_props}
 
 
 def session(onnx_bytes: bytes) -> ort.InferenceSession:

@@ -1,65 +1,88 @@
-"""Cold start through the real path: simulated history → training → ONNX → golden vectors → registry."""
+"""Cold start through the real path, for every model type: history file → ``iotsphere cloud train`` → ONNX,
+release file and metrics → registry → ``iotsphere cloud release`` (TUF) → a gateway's ngclient download over
+HTTP → the edge loader's checks → predictions named by the release."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 
 from cloud.cli import main
+from cloud.config import PASSPHRASE_ENV
 from cloud.registry import MLModelRegistry
 from cloud.storage import open_database
-from cloud.training.component_failure import train_component_failure
-from cloud.training.labels import CLASSES
+from edge_agent.inference import Heater, predict
+from edge_agent.model_loader import FeatureContract, load_model
 from firmware_sim.history import generate_history
+from shared.messages import PredictionType
 from shared.release import ReleaseFile
+from tests.releases.conftest import PASSPHRASE
+
+CASES = [
+    # type, estimators compared, the held-out score, what a prediction reports
+    (PredictionType.COMPONENT_FAILURE, ["logistic_regression", "random_forest"], "mean_pr_auc", "heating_element"),
+    (PredictionType.USAGE_PATTERN, ["ridge"], "neg_mae_litres", "litres_next_24h"),
+    (PredictionType.ANOMALY, ["isolation_forest"], "failure_roc_auc", "anomaly_score"),
+]
 
 
-@pytest.fixture(scope="module")
-def history_file(tmp_path_factory):
-    history = generate_history(heaters=300, days=90, seed=11)
-    path = tmp_path_factory.mktemp("history") / "history.npz"
-    history.save(path)
-    return history, path
-
-
-@pytest.mark.parametrize("candidate", ["hist_gradient_boosting", "random_forest"])
-def test_trained_model_ranks_failures_and_ships_as_checked_onnx(history_file, candidate):
-    history, _ = history_file
-    trained = train_component_failure(history, horizon=timedelta(days=14), candidates=[candidate])
-    metrics = trained.metrics
-    scored = {name: c["roc_auc"] for name, c in metrics["per_component"].items() if "roc_auc" in c}
-    assert len(scored) >= 3, metrics["per_component"]
-    # far better than chance on a later, held-out period
-    assert metrics["mean_roc_auc"] > 0.75, metrics
-    assert metrics["onnx_vs_sklearn_max_abs_diff"] < 1e-4
-    assert trained.output_labels[0] == "none" and set(trained.output_labels) <= set(CLASSES)
-
-    session = ort.InferenceSession(trained.exported.onnx_bytes, providers=["CPUExecutionProvider"])
-    golden = trained.golden
-    got = session.run(["probabilities"], {"features": np.array(golden.inputs, dtype=np.float32)})[0]
-    assert np.allclose(got, np.array(golden.expected["probabilities"]), atol=golden.abs_tolerance)
-    assert trained.split["holdout_from"] > trained.split["train_until"]
-
-
-def test_train_command_writes_a_release_and_registers_a_candidate(history_file, tmp_path):
-    _, path = history_file
-    data_dir = tmp_path / "cloud"
-    result = CliRunner().invoke(
-        main,
-        ["cloud", "train", "--history", str(path), "--data-dir", str(data_dir), "--candidate", "logistic_regression"],
-    )
+@pytest.mark.parametrize(("prediction_type", "candidates", "score_name", "output"), CASES)
+def test_train_command_releases_through_tuf_and_the_edge_serves_it(
+    history_file, initialized, make_updater, tmp_path, prediction_type, candidates, score_name, output
+):
+    history, path = history_file
+    data_dir = str(initialized.data_dir)
+    runner = CliRunner(env={PASSPHRASE_ENV: PASSPHRASE})
+    args = ["cloud", "train", "--history", str(path), "--model", prediction_type.value, "--data-dir", data_dir]
+    result = runner.invoke(main, [*args, *(f"--candidate={name}" for name in candidates)])
     assert result.exit_code == 0, result.output
-    folder = data_dir / "artifacts" / "component_failure" / "1"
+    assert f"held-out {score_name}" in result.output
+
+    folder = initialized.artifacts_dir / prediction_type.value / "1"
     release = ReleaseFile.model_validate_json((folder / "release.json").read_bytes())
-    assert release.model_version == "1" and release.feature_set_version == history_file[0].feature_set_version
-    assert release.model_length == (folder / "model.onnx").stat().st_size
-    row = MLModelRegistry(open_database(data_dir / "iotsphere.db")).get_version("component_failure", "1")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert release.prediction_type == prediction_type and release.model_length == (folder / "model.onnx").stat().st_size
+    assert metrics["score_name"] == score_name == metrics["holdout"]["score_name"]
+    assert metrics["estimator"] in candidates and metrics["holdout"]["rows"] > 0
+    assert release.lineage["split"]["holdout_from"] > release.lineage["split"]["train_until"]
+    row = MLModelRegistry(open_database(initialized.database_path)).get_version(prediction_type.value, "1")
     assert row["status"] == "candidate" and row["model_sha256"] == release.model_sha256
-    assert "sha256" in release.lineage["dataset"]
+
+    released = runner.invoke(main, ["cloud", "release", str(folder), "--data-dir", data_dir])
+    assert released.exit_code == 0, released.output
+    assert f"Signed {prediction_type.value} version 1 into TUF" in released.output
+
+    updater = make_updater("gw-cold-start")
+    updater.refresh()
+    downloaded = {}
+    for target in (release.model_target, f"models/{prediction_type.value}/1/release.json"):
+        info = updater.get_targetinfo(target)
+        assert info is not None, target
+        downloaded[target] = (tmp_path / target.replace("/", "_")).resolve()
+        updater.download_target(info, str(downloaded[target]))
+    served_release = ReleaseFile.model_validate_json(
+        downloaded[f"models/{prediction_type.value}/1/release.json"].read_bytes()
+    )
+    contract = FeatureContract(history.feature_set_version, tuple(history.feature_names))
+    loaded = load_model(downloaded[release.model_target].read_bytes(), served_release, features=contract)
+
+    heaters = [Heater(str(d), str(t)) for d, t in zip(history.device_ids[:3], history.device_types[:3], strict=True)]
+    features = np.nan_to_num(history.features[: len(heaters)])
+    predictions = predict({prediction_type.value: loaded}, features, heaters, None, datetime.now(UTC))
+    assert len(predictions) == len(heaters)
+    assert all(output in p.outputs and np.isfinite(p.outputs[output]) for p in predictions)
+
+
+def test_an_unknown_candidate_for_the_type_is_a_clear_error(history_file, tmp_path):
+    _, path = history_file
+    args = ["cloud", "train", "--history", str(path), "--model", "usage_pattern", "--candidate", "logistic_regression"]
+    result = CliRunner().invoke(main, [*args, "--data-dir", str(tmp_path / "c")])
+    assert result.exit_code == 2
+    assert "not usage_pattern estimators" in result.output and "ridge" in result.output
 
 
 def test_too_short_a_history_is_a_clear_error(tmp_path):
