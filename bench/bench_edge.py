@@ -11,7 +11,9 @@ history, exported by the trainer's ONNX export and loaded through the hardened l
   active, hourly feature ticks, predictions and the SQLite outbox included; the simulator's own
   time is not counted;
 - memory: a child process that imports only the agent, loads the model and serves 100 heaters
-  for a simulated day from raw JSON payloads (``on_telemetry``, parsing included); its VmHWM.
+  for a simulated day from raw JSON payloads (``on_telemetry``, parsing included); its VmHWM;
+- first load: a new release's checks in the agent (``load_model``) against the same checks first run
+  in the memory- and time-capped child (``edge_agent.sandboxed_load``), what the updater adds per update.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from cloud.training.labels import CLASSES, failure_times, label_rows
 from cloud.training.onnx_export import export, golden_vectors
 from edge_agent.agent import AgentConfig, EdgeAgent
 from edge_agent.inference import Heater, predict
-from edge_agent.model_loader import FeatureContract, load_model
+from edge_agent.model_loader import FeatureContract, LoaderLimits, load_model
+from edge_agent.sandboxed_load import check_in_child
 from firmware_sim.history import generate_history
 from firmware_sim.live import Fleet
 from shared.director import format_time
@@ -90,8 +93,8 @@ def _percentiles_us(samples: list[float]) -> dict:
     return {"p50": round(float(np.percentile(micro, 50)), 1), "p99": round(float(np.percentile(micro, 99)), 1)}
 
 
-def _timed(call, calls: int) -> list[float]:
-    for _ in range(50):  # warm caches and lazy initialisation
+def _timed(call, calls: int, warmup: int = 50) -> list[float]:
+    for _ in range(warmup):  # warm caches and lazy initialisation
         call()
     samples = []
     for _ in range(calls):
@@ -215,6 +218,19 @@ def _memory(model_dir: Path, data_dir: Path, payloads: Path) -> dict:
     return {name: round(value, 1) if isinstance(value, float) else value for name, value in figures.items()}
 
 
+def _first_load(release: ReleaseFile, onnx_bytes: bytes, runs: int = 5) -> dict:
+    features = FeatureContract(FEATURE_SET_VERSION, tuple(FEATURE_NAMES))
+    release_bytes = release.to_json()
+    in_agent = np.median(_timed(lambda: load_model(onnx_bytes, release, features), runs, warmup=1))
+    in_child = np.median(
+        _timed(lambda: check_in_child(onnx_bytes, release_bytes, features, LoaderLimits()), runs, warmup=1)
+    )
+    return {
+        "in_agent_ms": round(float(in_agent) * 1000, 1),
+        "capped_child_ms": round(float(in_child) * 1000, 1),
+    }
+
+
 def run() -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as scratch:
         folder = Path(scratch)
@@ -223,11 +239,13 @@ def run() -> dict:
         payloads = folder / "telemetry.txt"
         throughput = _throughput(folder / "agent", release, onnx_bytes, payloads)
         memory = _memory(folder, folder / "memory-agent", payloads)
+        first_load = _first_load(release, onnx_bytes)
     return {
         "model": {"estimator": "hist_gradient_boosting", "onnx_bytes": len(onnx_bytes)},
         "latency": latency,
         "throughput": throughput,
         "memory": memory,
+        "first_load": first_load,
         "targets": {
             "agent_over_onnxruntime_p50_max": 2.0,
             "sklearn_over_agent_p50_min": 10.0,
