@@ -24,9 +24,45 @@ PROJECT = Path(__file__).parents[2]
 def test_help_explains_every_option():
     result = CliRunner().invoke(edge, ["run", "--help"])
     assert result.exit_code == 0
-    for option in ("--gateway", "--cloud", "--mqtt", "--data-dir", "--api-key", "--trusted-root", "--prefix"):
+    for option in (
+        "--gateway",
+        "--cloud",
+        "--mqtt",
+        "--data-dir",
+        "--api-key",
+        "--trusted-root",
+        "--prefix",
+        "--outbox-features-mb",
+        "--outbox-predictions-mb",
+        "--horizon-days",
+        "--local-api-port",
+        "--local-api-host",
+    ):
         assert option in result.output
-    assert "IOTSPHERE_GATEWAY_KEY" in result.output
+    assert "IOTSPHERE_GATEWAY_KEY" in result.output and "IOTSPHERE_EDGE_TOKEN" in result.output
+
+
+def test_outcome_help_lists_the_components_and_results():
+    result = CliRunner().invoke(main, ["edge", "outcome", "--help"])
+    assert result.exit_code == 0
+    for word in ("--device", "--prediction-id", "--technician", "heating_element", "tank_leak", "replaced"):
+        assert word in result.output
+
+
+def test_an_outcome_for_a_data_dir_no_agent_ran_with_is_a_clear_error(tmp_path: Path):
+    result = CliRunner().invoke(
+        edge,
+        ["outcome", "--data-dir", str(tmp_path), "--device", "dev-1", "--component", "sensor", "--result", "ok"],
+    )
+    assert result.exit_code == 1 and "no edge agent has run" in result.output
+    assert not list(tmp_path.iterdir()), "nothing is created in the wrong folder"
+
+
+def test_an_unusable_bound_is_a_usage_error(tmp_path: Path):
+    result = CliRunner().invoke(
+        edge, ["run", "--gateway", "gw-1", "--data-dir", str(tmp_path), "--outbox-features-mb", "0"]
+    )
+    assert result.exit_code == 2 and "--outbox-features-mb" in result.output
 
 
 def test_the_iotsphere_command_has_the_edge_group():
