@@ -44,7 +44,7 @@ def _signals_absorbed() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _workers(config: CloudConfig, ingest: bool, publisher: bool) -> list[Worker]:
+def _workers(config: CloudConfig, ingest: bool, publisher: bool, training: bool) -> list[Worker]:
     """The background workers to run beside the API; imported only when wanted."""
     workers: list[Worker] = []
     if ingest:
@@ -55,6 +55,10 @@ def _workers(config: CloudConfig, ingest: bool, publisher: bool) -> list[Worker]
         from cloud.releases.publisher import DirectorPublisher
 
         workers.append(DirectorPublisher(config))
+    if training:
+        from cloud.pipeline.worker import TrainingWorker
+
+        workers.append(TrainingWorker(config))
     return workers
 
 
@@ -65,10 +69,11 @@ def _workers(config: CloudConfig, ingest: bool, publisher: bool) -> list[Worker]
 @mqtt_option
 @click.option("--ingest/--no-ingest", default=True, show_default=True, help="Run the MQTT ingest worker.")
 @click.option("--publisher/--no-publisher", default=True, show_default=True, help="Run the director publisher.")
+@click.option("--training/--no-training", default=True, show_default=True, help="Run the training worker.")
 def serve_command(
-    host: str, port: int, data_dir: Path | None, mqtt_url: str | None, ingest: bool, publisher: bool
+    host: str, port: int, data_dir: Path | None, mqtt_url: str | None, ingest: bool, publisher: bool, training: bool
 ) -> None:
-    """Serve the REST API and TUF repository, with the ingest worker and director publisher beside it.
+    """Serve the REST API and TUF repository, with the ingest, director publisher and training workers beside it.
 
     Ctrl-C (or SIGTERM) stops the server first, then the workers in reverse order of starting, and exits 0.
     """
@@ -76,7 +81,7 @@ def serve_command(
     server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_config=None))
     started: list[Worker] = []
     try:
-        for worker in _workers(config, ingest, publisher):
+        for worker in _workers(config, ingest, publisher, training):
             try:
                 worker.start()
             except Exception as exc:  # e.g. broker unreachable, wrong key passphrase: say which and why

@@ -103,7 +103,8 @@ def run_command(
     options = {"margin": margin, "holdout_fraction": holdout_fraction, "device_type": device_type, "release": release}
     with _pipeline(data_dir) as (config, pipeline):
         run = pipeline.trigger_model_training(model_name, start, end, cli_actor(), options)
-        record_cli(config.database_path, "training.trigger", model_name, {"run_id": run.run_id, **options})
+        details = {"run_id": run.run_id, "options": json.dumps(options, sort_keys=True)}  # audit JSON has no floats
+        record_cli(config.database_path, "training.trigger", model_name, details)
         click.echo(f"queued training run {run.run_id}")
         if execute_now:
             run = pipeline.run_next(run.run_id, echo=click.echo) or pipeline.runs.get(run.run_id)
@@ -149,7 +150,7 @@ def show_command(run_id: str, follow: bool, data_dir: Path | None) -> None:
         if not follow:
             for line in pipeline.runs.logs(run_id):
                 click.echo(f"{line['at']} {line['message']}")
-        click.echo(json.dumps({k: v for k, v in run.__dict__.items()}, indent=1, default=str))
+        click.echo(json.dumps({**run.__dict__, "status": run.status.value}, indent=1))
 
 
 @train.command("cancel")
