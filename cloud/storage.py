@@ -259,6 +259,7 @@ def _m7_training(db: sqlite_utils.Database) -> None:
             "end_date": str,
             "options_json": str,
             "started_at": str,
+            "worker": str,
             "finished_at": str,
             "stage": str,
             "progress": float,
