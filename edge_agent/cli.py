@@ -36,8 +36,6 @@ data_dir_option = click.option(
 )
 
 
-
-
 def outbox_bound_option(channel: str, default_bytes: int):
     return click.option(
         f"--outbox-{channel}-mb",
@@ -120,7 +118,7 @@ def outbox_bound_option(channel: str, default_bytes: int):
     show_default=True,
     help="Address the local outcome API binds to; keep it on loopback unless the site network is trusted.",
 )
-def run_command(  # noqa: PLR0913 (one parameter per option)
+def run_command(
     gateway_id: str,
     cloud_url: str | None,
     mqtt_url: str,

@@ -59,6 +59,8 @@ class DeviceIndex:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a power cut may lose the last prediction ids, which only weakens one link, not the outbox
+        self._db.execute("PRAGMA synchronous=NORMAL")
         with self._db:
             for statement in _SCHEMA:
                 self._db.execute(statement)

@@ -69,7 +69,8 @@ class LocalApi:
         log.info("local outcome API on http://%s:%d/outcomes", *self.server.server_address[:2])
 
     def stop(self) -> None:
-        self.server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, which only a started server runs
+            self.server.shutdown()
         self.server.server_close()
 
     def authorized(self, header: str | None) -> bool:
@@ -80,7 +81,7 @@ class LocalApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:  # http.server names handlers after the method
                 if self.path.rstrip("/") != "/outcomes":
                     return self._reply(HTTPStatus.NOT_FOUND, {"detail": f"no route {self.path}; use POST /outcomes"})
                 if not api.authorized(self.headers.get("Authorization")):
@@ -112,7 +113,7 @@ class LocalApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
+            def log_message(self, format: str, *args) -> None:  # http.server's signature; its lines go to logging
                 log.debug("local API: " + format, *args)
 
         return Handler
