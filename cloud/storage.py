@@ -307,6 +307,11 @@ def _m7_training(db: sqlite_utils.Database) -> None:
         pk="id",
     )
     db["model_evaluations"].create_index(["model_name", "model_version", "id"])
+    # MLModelRegistry.next_version: the highest numeric version from this index, not a scan of every version
+    db.execute(
+        "CREATE INDEX models_numeric_version ON models (model_name, CAST(model_version AS INTEGER))"
+        " WHERE model_version != '' AND model_version NOT GLOB '*[^0-9]*'"
+    )
 
 
 def _m9_audit_log(db: sqlite_utils.Database) -> None:
