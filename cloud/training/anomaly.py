@@ -24,7 +24,6 @@ from cloud.training.common import (
     Progress,
     TrainedModel,
     check_agreement,
-    complete_rows,
     fitted_span,
     onnx_outputs,
     plain,
@@ -99,16 +98,15 @@ def train(
     exported = export(estimator, X.shape[1], negate=(OUTPUT,))
     onnx_score = session(exported.onnx_bytes).run([OUTPUT], {"features": X[val_rows]})[0].ravel()
     gap = check_agreement(chosen, onnx_score, _anomaly_score(estimator, X[val_rows]), MAX_ONNX_DISAGREEMENT, "score")
-    complete = complete_rows(rows, np.arange(len(rows)))
-    score = _anomaly_score(estimator, X[complete])
-    order = np.argsort(score)  # golden rows from the most normal to the strangest
-    golden_rows = complete[order[np.linspace(0, order.size - 1, min(GOLDEN_ROWS, order.size)).astype(int)]]
-    golden = golden_vectors(exported.onnx_bytes, X[golden_rows])
+    complete = np.isfinite(X[val_rows]).all(axis=1)
+    order = np.argsort(onnx_score[complete])  # golden rows from the most normal to the strangest
+    picked = order[np.linspace(0, order.size - 1, min(GOLDEN_ROWS, order.size)).astype(int)]
+    golden = golden_vectors(exported.onnx_bytes, X[val_rows[complete][picked]])
     metrics = {
         "estimator": chosen,
         "selection": selection,
         "train_rows": len(rows),
-        "outlier_share": round(float((score > 0).mean()), 4),
+        "validation_outlier_share": round(float((onnx_score > 0).mean()), 4),
         "onnx_vs_sklearn_max_abs_diff": gap,
         "fit_seconds": round(fit_seconds, 2),
     }
