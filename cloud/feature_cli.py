@@ -12,6 +12,7 @@ import click
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.feature_store import FeatureStore, UnknownDevice
 from cloud.storage import open_database
+from shared.messages import PredictionType
 
 
 class UtcDateTime(click.ParamType):
@@ -93,6 +94,13 @@ def latest_command(device_id: str, data_dir: Path | None) -> None:
 @click.option("--horizon-days", default=14.0, show_default=True, help="A failure this soon after a row labels it.")
 @click.option("--feature-set", "feature_set_version", default=None, help="Default: the set holding every feature.")
 @click.option("--as-of", type=UTC_DATETIME, default=None, help="Outcomes known by then label rows (default: now).")
+@click.option(
+    "--prediction-type",
+    type=click.Choice([t.value for t in PredictionType]),
+    default=PredictionType.COMPONENT_FAILURE.value,
+    show_default=True,
+    help="What the labels are: failures within the horizon, litres a sensor measured, or failures to judge a score.",
+)
 @data_dir_option
 def dataset_command(
     names: tuple[str, ...],
@@ -102,6 +110,7 @@ def dataset_command(
     horizon_days: float,
     feature_set_version: str | None,
     as_of: datetime | None,
+    prediction_type: str,
     data_dir: Path | None,
 ) -> None:
     """Build a point-in-time labelled training dataset and record it; print its id, row count, hash and query."""
@@ -114,6 +123,7 @@ def dataset_command(
             horizon=timedelta(days=horizon_days),
             feature_set_version=feature_set_version,
             as_of=as_of,
+            prediction_type=PredictionType(prediction_type),
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc

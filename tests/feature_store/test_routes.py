@@ -96,6 +96,18 @@ def test_an_operator_builds_a_dataset_and_a_viewer_reads_its_record(cloud: Serve
     assert _get(cloud, "/api/datasets/nope").status_code == 404
 
 
+def test_a_dataset_can_be_labelled_for_another_prediction_type(cloud: ServedCloud) -> None:
+    operator = auth(cloud.tokens[Role.OPERATOR])
+    request = {**DATASET_REQUEST, "prediction_type": "anomaly", "as_of": (T0 + 4 * DAY).isoformat()}
+    built = cloud.http.post("/api/datasets", json=request, headers=operator)
+
+    assert built.status_code == 201, built.text
+    record = built.json()  # every row, though the failure is not known yet and the latest horizons have not passed
+    assert record["row_count"] == 6 and record["query"]["prediction_type"] == "anomaly"
+    wrong = cloud.http.post("/api/datasets", json={**DATASET_REQUEST, "prediction_type": "weather"}, headers=operator)
+    assert wrong.status_code == 422
+
+
 def test_a_bad_dataset_request_is_refused_with_the_reason(cloud: ServedCloud) -> None:
     operator = auth(cloud.tokens[Role.OPERATOR])
 

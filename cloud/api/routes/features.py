@@ -14,6 +14,7 @@ from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
 from cloud.feature_store import DatasetRecord, FeatureStore, UnknownDataset, UnknownDevice
+from shared.messages import PredictionType
 
 router = APIRouter(tags=["features"], responses=error_responses(401, 403, 404, 503))
 
@@ -105,6 +106,11 @@ class DatasetRequest(BaseModel):
     horizon_days: float = Field(14, gt=0, le=365, description="A failure this soon after a row labels it.")
     feature_set_version: str | None = Field(None, description="Default: the one set holding every named feature.")
     as_of: AwareDatetime | None = Field(None, description="Outcomes known by then label the rows (default: now).")
+    prediction_type: PredictionType = Field(
+        PredictionType.COMPONENT_FAILURE,
+        description="What labels the rows: failures within the horizon (component_failure), litres a sensor measured "
+        "after a usage prediction (usage_pattern), or failures where known, every row kept (anomaly).",
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -207,6 +213,7 @@ def build_dataset(db: Database, request: DatasetRequest) -> DatasetOut:
             horizon=timedelta(days=request.horizon_days),
             feature_set_version=request.feature_set_version,
             as_of=request.as_of,
+            prediction_type=request.prediction_type,
         )
     except ValueError as exc:
         raise _invalid(exc) from exc
