@@ -343,7 +343,7 @@ class ModelTrainingPipeline:
         log(f"gate {'passed' if verdict.passed else 'failed'}: {verdict.reason}")
 
         self.runs.progress(run.run_id, "registering", 0.85)
-        split = {"holdout_from": str(holdout_from), "holdout_until": run.end_date, "train_from": run.start_date}
+        trained.split.update(holdout_from=str(holdout_from), holdout_until=str(holdout.window_ends.max()))
         folder = write_artifacts(
             self.config.artifacts_dir,
             self.registry,
@@ -352,9 +352,10 @@ class ModelTrainingPipeline:
             trained=trained,
             feature_names=rows.feature_names,
             feature_set_version=rows.feature_set_version,
-            lineage={"dataset_id": dataset_id, "training_run_id": run.run_id, "split": split},
+            lineage={"training_run_id": run.run_id},
             device_types=[options.device_type] if options.device_type else None,
             evaluation=challenger,
+            dataset_id=dataset_id,
         )
         version = folder.name
         created.append((version, folder))
