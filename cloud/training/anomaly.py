@@ -8,7 +8,6 @@ used to fit; where known they judge the score: does it rank heaters about to fai
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -24,11 +23,12 @@ from cloud.training.common import (
     Progress,
     TrainedModel,
     check_agreement,
+    choose,
+    fit_all,
     fitted_span,
     onnx_outputs,
     plain,
     quiet,
-    selection_split,
 )
 from cloud.training.data import LabelledRows
 from cloud.training.labels import CLASSES
@@ -78,23 +78,19 @@ def train(
     """Fit each candidate on the earlier rows; keep the one whose score best ranks later failures (when any are
     known, else the first); fit it on all rows, export with the score negated and gate the ONNX model."""
     X = rows.values
-    fit_rows, val_rows = selection_split(rows)
-    selection: dict[str, dict] = {}
-    for name in candidates or list(CANDIDATES):
-        began = time.perf_counter()
-        estimator = CANDIDATES[name]().fit(X[fit_rows])
-        ranking = _ranking(rows.targets[val_rows], _anomaly_score(estimator, X[val_rows]))
-        selection[name] = {
-            "val_failure_roc_auc": ranking and ranking["failure_roc_auc"],
-            "fit_seconds": round(time.perf_counter() - began, 2),
-        }
-        progress(f"candidate {name}: validation failure ROC AUC {selection[name]['val_failure_roc_auc']}")
-    chosen = max(selection, key=lambda n: selection[n]["val_failure_roc_auc"] or 0.0)
-    progress(f"chose {chosen}; fitting on {len(rows):,} rows")
-
-    began = time.perf_counter()
-    estimator = CANDIDATES[chosen]().fit(X)
-    fit_seconds = time.perf_counter() - began
+    selection = choose(
+        CANDIDATES,
+        candidates,
+        rows,
+        lambda estimator, X_val, y_val: (_ranking(y_val, _anomaly_score(estimator, X_val)) or {}).get(
+            "failure_roc_auc"
+        ),
+        "failure_roc_auc",
+        progress,
+    )
+    chosen = selection.chosen
+    val_rows = selection.validation
+    estimator, fit_seconds = fit_all(CANDIDATES[chosen], rows)
     exported = export(estimator, X.shape[1], negate=(OUTPUT,))
     onnx_score = session(exported.onnx_bytes).run([OUTPUT], {"features": X[val_rows]})[0].ravel()
     gap = check_agreement(chosen, onnx_score, _anomaly_score(estimator, X[val_rows]), MAX_ONNX_DISAGREEMENT, "score")
@@ -104,11 +100,11 @@ def train(
     golden = golden_vectors(exported.onnx_bytes, X[val_rows[complete][picked]])
     metrics = {
         "estimator": chosen,
-        "selection": selection,
+        "selection": selection.scores,
         "train_rows": len(rows),
         "validation_outlier_share": round(float((onnx_score > 0).mean()), 4),
         "onnx_vs_sklearn_max_abs_diff": gap,
-        "fit_seconds": round(fit_seconds, 2),
+        "fit_seconds": fit_seconds,
     }
     parameters = {"estimator": chosen, "params": plain(estimator.get_params())}
     return TrainedModel(chosen, exported, metrics, golden, parameters, {OUTPUT: [LABEL]}, fitted_span(rows))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -64,6 +65,55 @@ def selection_split(rows: LabelledRows) -> tuple[np.ndarray, np.ndarray]:
     if fit.size > SELECTION_ROWS:
         fit = np.sort(np.random.default_rng(0).choice(fit, SELECTION_ROWS, replace=False))
     return fit, validation
+
+
+@dataclass(frozen=True)
+class Selection:
+    chosen: str
+    #: per candidate: its validation score and fit time, for the training metrics
+    scores: dict[str, dict]
+    #: each candidate as fitted on the earlier rows
+    fitted: dict[str, object]
+    #: indexes of the latest rows, which scored the candidates
+    validation: np.ndarray
+
+
+def choose(
+    factories: dict[str, Callable[[], object]],
+    names: list[str] | None,
+    rows: LabelledRows,
+    score: Callable[[object, np.ndarray, np.ndarray], float | None],
+    score_name: str,
+    progress: Progress,
+    higher_is_better: bool = True,
+) -> Selection:
+    """Fit each candidate on the earlier rows, score it on the latest ones (``score(estimator, X, y)``; None when
+    it cannot be scored, which ranks last), and pick the best. Unsupervised estimators ignore ``y``."""
+    fit_rows, val_rows = selection_split(rows)
+    X, y = rows.values, rows.targets
+    scores: dict[str, dict] = {}
+    fitted: dict[str, object] = {}
+    for name in names or list(factories):
+        began = time.perf_counter()
+        fitted[name] = factories[name]().fit(X[fit_rows], y[fit_rows])
+        value = score(fitted[name], X[val_rows], y[val_rows])
+        value = None if value is None else round(float(value), 4)
+        scores[name] = {f"val_{score_name}": value, "fit_seconds": round(time.perf_counter() - began, 2)}
+        progress(f"candidate {name}: validation {score_name} {value}")
+    sign = 1 if higher_is_better else -1
+    chosen = max(
+        scores,
+        key=lambda n: -np.inf if scores[n][f"val_{score_name}"] is None else sign * scores[n][f"val_{score_name}"],
+    )
+    progress(f"chose {chosen}; fitting on {len(rows):,} rows")
+    return Selection(chosen, scores, fitted, val_rows)
+
+
+def fit_all(factory: Callable[[], object], rows: LabelledRows) -> tuple[object, float]:
+    """The estimator fitted on every row, and the seconds that took."""
+    began = time.perf_counter()
+    estimator = factory().fit(rows.values, rows.targets)
+    return estimator, round(time.perf_counter() - began, 2)
 
 
 def onnx_outputs(onnx_bytes: bytes, output: str, rows: LabelledRows) -> np.ndarray:

@@ -10,7 +10,6 @@ model, champion or challenger, from its bytes alone.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -28,12 +27,13 @@ from cloud.training.common import (
     Progress,
     TrainedModel,
     check_agreement,
+    choose,
     complete_rows,
+    fit_all,
     fitted_span,
     onnx_outputs,
     plain,
     quiet,
-    selection_split,
 )
 from cloud.training.data import LabelledRows
 from cloud.training.labels import CLASSES, NO_FAILURE
@@ -156,22 +156,18 @@ def train(
     if set(np.unique(rows.targets).tolist()) <= {0}:
         raise ValueError("the training rows hold no failure: simulate more heaters or days")
     X, y = rows.values, rows.targets
-    fit_rows, val_rows = selection_split(rows)
-    selection: dict[str, dict] = {}
-    fitted: dict[str, object] = {}
-    for name in candidates or list(CANDIDATES):
-        began = time.perf_counter()
-        fitted[name] = CANDIDATES[name]().fit(X[fit_rows], y[fit_rows])
-        score = _mean_score(_per_class_scores(y[val_rows], _full_proba(fitted[name], X[val_rows])), "pr_auc") or 0.0
-        selection[name] = {"val_mean_pr_auc": round(score, 4), "fit_seconds": round(time.perf_counter() - began, 2)}
-        progress(f"candidate {name}: validation mean PR AUC {score:.3f}")
-    chosen = max(selection, key=lambda n: selection[n]["val_mean_pr_auc"])
-    thresholds = _best_f1_thresholds(y[val_rows], _full_proba(fitted[chosen], X[val_rows]))
-    progress(f"chose {chosen}; fitting on {len(rows):,} rows")
-
-    began = time.perf_counter()
-    estimator = CANDIDATES[chosen]().fit(X, y)
-    fit_seconds = time.perf_counter() - began
+    selection = choose(
+        CANDIDATES,
+        candidates,
+        rows,
+        lambda estimator, X_val, y_val: _mean_score(_per_class_scores(y_val, _full_proba(estimator, X_val)), "pr_auc"),
+        "mean_pr_auc",
+        progress,
+    )
+    chosen = selection.chosen
+    val_rows = selection.validation
+    thresholds = _best_f1_thresholds(y[val_rows], _full_proba(selection.fitted[chosen], X[val_rows]))
+    estimator, fit_seconds = fit_all(CANDIDATES[chosen], rows)
     classes = _classes_of(estimator)
     exported = export(
         estimator,
@@ -193,11 +189,11 @@ def train(
     golden = golden_vectors(exported.onnx_bytes, X[np.concatenate([positives, negatives])])
     metrics = {
         "estimator": chosen,
-        "selection": selection,
+        "selection": selection.scores,
         "train_rows": len(rows),
         "thresholds": thresholds,
         "onnx_vs_sklearn_max_abs_diff": gap,
-        "fit_seconds": round(fit_seconds, 2),
+        "fit_seconds": fit_seconds,
     }
     parameters = {"estimator": chosen, "params": plain(estimator.get_params()), "horizon_days": horizon.days}
     labels = {OUTPUT: [CLASSES[i] for i in classes]}

@@ -7,7 +7,6 @@ cloud. The estimator is chosen by mean absolute error on the latest rows; the ON
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -25,12 +24,13 @@ from cloud.training.common import (
     Progress,
     TrainedModel,
     check_agreement,
+    choose,
     complete_rows,
+    fit_all,
     fitted_span,
     onnx_outputs,
     plain,
     quiet,
-    selection_split,
 )
 from cloud.training.data import LabelledRows
 from cloud.training.onnx_export import export, golden_vectors, session
@@ -79,20 +79,18 @@ def train(
     X, y = rows.values, rows.targets.astype(np.float64)
     if not np.isfinite(y).all():
         raise ValueError("usage_pattern targets must all be litres: leave out rows without a measured next 24 h")
-    fit_rows, val_rows = selection_split(rows)
-    selection: dict[str, dict] = {}
-    for name in candidates or list(CANDIDATES):
-        began = time.perf_counter()
-        estimator = CANDIDATES[name]().fit(X[fit_rows], y[fit_rows])
-        mae = float(mean_absolute_error(y[val_rows], _predict(estimator, X[val_rows])))
-        selection[name] = {"val_mae_litres": round(mae, 3), "fit_seconds": round(time.perf_counter() - began, 2)}
-        progress(f"candidate {name}: validation MAE {mae:.1f} l")
-    chosen = min(selection, key=lambda n: selection[n]["val_mae_litres"])
-    progress(f"chose {chosen}; fitting on {len(rows):,} rows")
-
-    began = time.perf_counter()
-    estimator = CANDIDATES[chosen]().fit(X, y)
-    fit_seconds = time.perf_counter() - began
+    selection = choose(
+        CANDIDATES,
+        candidates,
+        rows,
+        lambda estimator, X_val, y_val: mean_absolute_error(y_val, _predict(estimator, X_val)),
+        "mae_litres",
+        progress,
+        higher_is_better=False,
+    )
+    chosen = selection.chosen
+    val_rows = selection.validation
+    estimator, fit_seconds = fit_all(CANDIDATES[chosen], rows)
     exported = export(estimator, X.shape[1])
     onnx_litres = session(exported.onnx_bytes).run([OUTPUT], {"features": X[val_rows]})[0].ravel()
     gap = check_agreement(chosen, onnx_litres, _predict(estimator, X[val_rows]), MAX_ONNX_DISAGREEMENT_LITRES, "litres")
@@ -101,10 +99,10 @@ def train(
     golden = golden_vectors(exported.onnx_bytes, X[golden_rows])
     metrics = {
         "estimator": chosen,
-        "selection": selection,
+        "selection": selection.scores,
         "train_rows": len(rows),
         "onnx_vs_sklearn_max_abs_diff": gap,
-        "fit_seconds": round(fit_seconds, 2),
+        "fit_seconds": fit_seconds,
     }
     parameters = {"estimator": chosen, "params": plain(estimator.get_params())}
     return TrainedModel(chosen, exported, metrics, golden, parameters, {OUTPUT: [LABEL]}, fitted_span(rows))
