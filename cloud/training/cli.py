@@ -56,7 +56,11 @@ def train_from_history_file(
     train_rows, holdout, holdout_from = time_split(rows, gap=horizon)
     echo(f"{prediction_type}: train {len(train_rows):,} rows, hold out {len(holdout):,} from {holdout_from}")
     trained = train(prediction_type, train_rows, progress=echo, candidates=candidates, horizon=horizon)
-    evaluation = evaluate(prediction_type, trained.exported.onnx_bytes, trained.output_labels, holdout)
+    evaluation: Evaluation | None = None
+    try:
+        evaluation = evaluate(prediction_type, trained.exported.onnx_bytes, trained.output_labels, holdout)
+    except ValueError as exc:  # e.g. no failure fell in a small fleet's held-out weeks: the model still ships
+        echo(f"not evaluated on the held-out period from {holdout_from}: {exc}")
     trained.split.update(holdout_from=str(holdout_from), holdout_until=str(holdout.window_ends.max()))
     registry = MLModelRegistry(open_database(config.database_path))
     folder = write_artifacts(
@@ -73,7 +77,8 @@ def train_from_history_file(
         evaluation=evaluation,
     )
     echo(f"{trained.estimator_name}, trained on {len(train_rows):,} rows")
-    _report(evaluation, echo)
+    if evaluation is not None:
+        _report(evaluation, echo)
     echo(f"wrote {folder} in {time.perf_counter() - began:.1f}s")
     return folder
 

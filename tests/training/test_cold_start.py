@@ -5,6 +5,7 @@ HTTP → the edge loader's checks → predictions named by the release."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -91,3 +92,21 @@ def test_too_short_a_history_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(main, ["cloud", "train", "--history", str(path), "--data-dir", str(tmp_path / "c")])
     assert result.exit_code == 1
     assert "simulate more" in result.output
+
+
+def test_a_model_ships_unscored_when_its_held_out_period_has_nothing_to_score(history_file, tmp_path):
+    history, _ = history_file
+    # the same fleet, but every failure repaired before the held-out weeks: nothing there to score
+    cutoff = history.window_end.min() + (history.window_end.max() - history.window_end.min()) // 2
+    calm = replace(
+        history, failures=[f for f in history.failures if np.datetime64(f.failed_at.replace(tzinfo=None)) < cutoff]
+    )
+    path = tmp_path / "calm.npz"
+    calm.save(path)
+    data_dir = tmp_path / "c"
+    args = ["cloud", "train", "--history", str(path), "--candidate", "logistic_regression", "--data-dir", str(data_dir)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "not evaluated on the held-out period" in result.output
+    metrics = json.loads((data_dir / "artifacts" / "component_failure" / "1" / "metrics.json").read_text())
+    assert "holdout" not in metrics and metrics["estimator"] == "logistic_regression"
