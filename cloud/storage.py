@@ -343,6 +343,193 @@ def _m9_audit_log(db: sqlite_utils.Database) -> None:
         )
 
 
+def _m13_rollouts(db: sqlite_utils.Database) -> None:
+    """Staged rollouts (``cloud.rollouts``): their stages, which gateways each stage directed, and every decision.
+
+    The partial unique index keeps one live (running or halted) rollout per model name and scope, so two
+    rollouts never direct the same gateways against each other.
+    """
+    db["rollouts"].create(
+        {
+            "rollout_id": int,
+            "model_name": str,
+            "version": str,
+            "device_type": str,
+            "status": str,
+            "plan_json": str,
+            "created_by": str,
+            "created_at": str,
+            "reason": str,
+            "updated_at": str,
+            "finished_at": str,
+            "outcome": str,
+        },
+        pk="rollout_id",
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX rollouts_one_live ON rollouts (model_name, device_type)"
+        " WHERE status IN ('running', 'halted')"
+    )
+    db["rollouts"].create_index(["status", "rollout_id"])
+    db["rollout_stages"].create(
+        {
+            "rollout_id": int,
+            "stage_index": int,
+            "percent": float,
+            "max_failure_share": float,
+            "deadline_s": float,
+            "status": str,
+            "started_at": str,
+            "deadline_at": str,
+            "finished_at": str,
+        },
+        pk=("rollout_id", "stage_index"),
+    )
+    db["rollout_gateways"].create(
+        {
+            "rollout_id": int,
+            "gateway_id": str,
+            "stage_index": int,
+            "previous_version": str,
+            "directed_sequence": int,
+            "rollback_sequence": int,
+        },
+        pk=("rollout_id", "gateway_id"),
+    )
+    db["rollout_decisions"].create(
+        {
+            "id": int,
+            "rollout_id": int,
+            "stage_index": int,
+            "at": str,
+            "actor": str,
+            "decision": str,
+            "reason": str,
+            "details_json": str,
+        },
+        pk="id",
+    )
+    db["rollout_decisions"].create_index(["rollout_id", "id"])
+
+
+def _m10_metric_points(db: sqlite_utils.Database) -> None:
+    """ModelPerformanceMonitor: metric time series, tracked by callers or computed from outcomes.
+
+    One value per series and time: the dimensions plus ``metric`` and ``at`` are unique, '' standing for "not
+    split by this dimension" (NULLs would never collide), so tracking a point again replaces its value.
+    """
+    db["metric_points"].create(
+        {
+            "id": int,
+            "model_name": str,
+            "prediction_type": str,
+            "model_version": str,
+            "device_type": str,
+            "arm": str,
+            "window": str,
+            "metric": str,
+            "value": float,
+            "at": str,
+            "source": str,
+            "recorded_at": str,
+        },
+        pk="id",
+        not_null={"model_name", "prediction_type", "model_version", "device_type", "arm", "window", "metric", "at"},
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX metric_points_series ON metric_points"
+        " (model_name, metric, model_version, device_type, arm, window, at)"
+    )
+    db["metric_points"].create_index(["prediction_type", "at"])
+
+
+def _m12_experiments(db: sqlite_utils.Database) -> None:
+    """A/B tests (``cloud.experiments``): champion vs challenger, their plan, status, conclusion and decisions.
+
+    The partial unique index keeps one running experiment per model name, since a director document names
+    one challenger per model. ``experiment_decisions`` is the log of every action and why.
+    """
+    db["experiments"].create(
+        {
+            "experiment_id": str,
+            "model_name": str,
+            "prediction_type": str,
+            "champion_version": str,
+            "challenger_version": str,
+            "mode": str,
+            "challenger_percent": int,
+            "metric": str,
+            "min_detectable_effect": float,
+            "alpha": float,
+            "power": float,
+            "planned_per_arm": int,
+            "guardrails_json": str,
+            "gateway_ids_json": str,
+            "status": str,
+            "created_at": str,
+            "created_by": str,
+            "started_at": str,
+            "started_by": str,
+            "stopped_at": str,
+            "stopped_by": str,
+            "concluded_at": str,
+            "concluded_by": str,
+            "decision": str,
+            "reason": str,
+        },
+        pk="experiment_id",
+        not_null={"model_name", "champion_version", "challenger_version", "mode", "metric", "status"},
+    )
+    db.execute("CREATE UNIQUE INDEX experiments_one_running ON experiments (model_name) WHERE status = 'running'")
+    db["experiments"].create_index(["status", "created_at"])
+    db["experiment_decisions"].create(
+        {
+            "id": int,
+            "experiment_id": str,
+            "at": str,
+            "actor": str,
+            "action": str,
+            "decision": str,
+            "reason": str,
+            "details_json": str,
+        },
+        pk="id",
+    )
+    db["experiment_decisions"].create_index(["experiment_id", "id"])
+
+
+def _m11_drift(db: sqlite_utils.Database) -> None:
+    """Drift monitoring (``cloud.monitoring``): each version's training reference, and every drift check.
+
+    The reference is written once when the version is trained (``cloud.monitoring.reference``), so checks never
+    recompute it; ``drift_checks`` is the history retraining triggers and the dashboard read.
+    """
+    db["model_references"].create(
+        {"model_name": str, "model_version": str, "reference_json": str, "created_at": str},
+        pk=("model_name", "model_version"),
+    )
+    db["drift_checks"].create(
+        {
+            "id": int,
+            "model_name": str,
+            "model_version": str,
+            "device_type": str,
+            "window_start": str,
+            "window_end": str,
+            "checked_at": str,
+            "checked_by": str,
+            "status": str,
+            "drifted_features": int,
+            "quality_findings": int,
+            "performance_status": str,
+            "result_json": str,
+        },
+        pk="id",
+        not_null={"model_name", "model_version", "checked_at", "status", "result_json"},
+    )
+    db["drift_checks"].create_index(["model_name", "id"])
+
+
 #: Ordered migrations. Append; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, _m1_initial),
@@ -353,6 +540,10 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (6, _m6_registry),
     (7, _m7_training),
     (9, _m9_audit_log),
+    (12, _m12_experiments),
+    (10, _m10_metric_points),
+    (13, _m13_rollouts),
+    (11, _m11_drift),
 ]
 
 

@@ -1,0 +1,326 @@
+"""StagedRollouts: start a staged rollout, advance it one decision at a time, halt, resume, roll back, cancel.
+
+``start`` directs the canary at once. Each ``advance`` (the ``RolloutWorker`` on a timer, or an operator or a
+test explicitly) judges the stage in flight (``cloud.rollouts.verdict``) and acts: a passed stage starts the
+next one, or, after the last, makes the version production in the registry; a failed stage halts the rollout
+and rolls every gateway the rollout directed back to the version it ran before, with new director documents
+(higher sequences); a waiting stage changes nothing. Every decision is stored with its reason.
+
+Directing uses ``release_to_gateways``: documents are stored before they are sent, so a broker outage delays
+a stage (its documents are sent by the director publisher) but loses nothing; the pending reason is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+from cloud.config import CloudConfig
+from cloud.registry import GENERAL, PRODUCTION, DirectorRollout, MLModelRegistry, RegistryRefused, gateways_in_scope
+from cloud.releases import director, keystore
+from cloud.releases.director import DirectorError
+from cloud.releases.publisher import PublishError, release_to_gateways
+from cloud.rollouts import store
+from cloud.rollouts.completion import CompletedRollout
+from cloud.rollouts.plan import RolloutPlan, stages_for
+from cloud.rollouts.store import LIVE, RolloutRecord, RolloutStatus, StageRecord, StageStatus
+from cloud.rollouts.verdict import StageVerdict, Verdict, judge_stage
+
+
+class RolloutRefused(ValueError):
+    """An action the rollout's state or the registry's rules forbid; nothing was changed."""
+
+
+@dataclass
+class StagedRollouts:
+    """Rollouts over one database; ``passphrase`` opens the director key (needed to start, advance, roll back)."""
+
+    config: CloudConfig
+    db: sqlite_utils.Database
+    passphrase: str | None = None
+
+    # -- starting ------------------------------------------------------------------------------------
+
+    def start(
+        self,
+        model_name: str,
+        version: str,
+        device_type: str | None = None,
+        *,
+        actor: str,
+        reason: str,
+        plan: RolloutPlan | None = None,
+        now: datetime | None = None,
+    ) -> RolloutRecord:
+        """Check the version can become production, split the gateways in scope into stages, direct the canary."""
+        now = now or datetime.now(UTC)
+        plan = plan or RolloutPlan()
+        scope = device_type or GENERAL
+        if not reason.strip():
+            raise RolloutRefused("a rollout needs a reason")
+        row = MLModelRegistry(self.db).get_version(model_name, version)
+        self._check_promotable(row, scope)
+        self._director().check(model_name, version)  # the key opens and the version is a TUF target
+        stages = stages_for(plan, gateways_in_scope(self.db, model_name, scope))
+        try:
+            rollout_id = store.create(
+                self.db,
+                model_name,
+                version,
+                scope,
+                plan.to_json(),
+                [(s.percent, s.max_failure_share, s.gateway_ids) for s in stages],
+                actor,
+                reason,
+                now,
+            )
+        except sqlite3.IntegrityError as exc:
+            live = store.list_ids(self.db, RolloutStatus.RUNNING, model_name) + store.list_ids(
+                self.db, RolloutStatus.HALTED, model_name
+            )
+            raise RolloutRefused(
+                f"{model_name} already has a live rollout for this scope (#{', #'.join(map(str, live))}): "
+                "finish, roll back or cancel it first"
+            ) from exc
+        plan_text = ", ".join(f"{s.percent:g}% ({len(s.gateway_ids)})" for s in stages)
+        store.decide(
+            self.db, rollout_id, None, actor, "started", f"{reason} [stages: {plan_text}]", now, plan.to_json()
+        )
+        record = store.load(self.db, rollout_id)
+        self._start_stage(record, record.stages[0], actor, now)
+        return store.load(self.db, rollout_id)
+
+    @staticmethod
+    def _check_promotable(row: dict, scope: str) -> None:
+        """Refuse early what the registry would refuse at the end, after every gateway was directed."""
+        name, version = row["model_name"], row["model_version"]
+        if not row["release_target"]:
+            raise RolloutRefused(f"{name} version {version} is not released (signed into TUF): release it first")
+        if row["evaluation_passed"] == 0:
+            raise RolloutRefused(f"{name} version {version} failed evaluation: promote it by hand if you must")
+        targets = json.loads(row["device_types_json"] or "[]")
+        if scope != GENERAL and targets and scope not in targets:
+            raise RolloutRefused(f"{name} version {version} targets {targets}, not device type {scope!r}")
+        if row["status"] == PRODUCTION and row["production_device_type"] == scope:
+            raise RolloutRefused(f"{name} version {version} is already production for this scope")
+
+    # -- advancing -----------------------------------------------------------------------------------
+
+    def advance(self, rollout_id: int, *, actor: str, now: datetime | None = None) -> RolloutRecord:
+        """Judge the stage in flight and take the decision it calls for; a rollout not running is left alone."""
+        now = now or datetime.now(UTC)
+        record = store.load(self.db, rollout_id)
+        if record.status is not RolloutStatus.RUNNING:
+            return record
+        stage = record.current_stage()
+        if stage is None:  # every stage passed but completion did not finish (a crash, a registry refusal)
+            self._complete(record, actor, now)
+        elif stage.status is StageStatus.PENDING:
+            self._start_stage(record, stage, actor, now)
+        else:
+            verdict = self.progress(record, now)
+            if verdict is not None and verdict.verdict is Verdict.FAILED:
+                self._fail(record, stage, verdict, actor, now)
+            elif verdict is not None and verdict.verdict is Verdict.PASSED:
+                self._pass(record, stage, verdict, actor, now)
+        return store.load(self.db, rollout_id)
+
+    def progress(self, record: RolloutRecord, now: datetime | None = None) -> StageVerdict | None:
+        """The verdict of the stage in flight, None when no stage is."""
+        stage = record.current_stage()
+        if stage is None or stage.status is not StageStatus.RUNNING or stage.deadline_at is None:
+            return None
+        return judge_stage(
+            self.db,
+            record.model_name,
+            record.version,
+            stage.gateway_ids,
+            stage.deadline_at,
+            stage.max_failure_share,
+            now or datetime.now(UTC),
+        )
+
+    def _start_stage(self, record: RolloutRecord, stage: StageRecord, actor: str, now: datetime) -> None:
+        self._director().check(record.model_name, record.version)  # fail before the stage is marked started
+        if not store.set_stage(
+            self.db, record.rollout_id, stage.index, StageStatus.RUNNING, StageStatus.PENDING, now, now + stage.deadline
+        ):
+            return
+        previous = {g: {"previous_version": self._previous_version(record, g)} for g in stage.gateway_ids}
+        store.record_gateways(self.db, record.rollout_id, previous)
+        sequences, pending = self._direct(record.model_name, record.version, stage.gateway_ids)
+        store.record_gateways(self.db, record.rollout_id, {g: {"directed_sequence": s} for g, s in sequences.items()})
+        label = "canary" if stage.index == 0 else f"stage {stage.index + 1}"
+        store.decide(
+            self.db,
+            record.rollout_id,
+            stage.index,
+            actor,
+            "stage_started",
+            f"{label}: directed {len(stage.gateway_ids)} gateway(s) ({stage.percent:g}% of the scope) to version "
+            f"{record.version}; deadline {store.now_text(now + stage.deadline)}",
+            now,
+            {"gateways": sequences, "pending": pending},
+        )
+
+    def _pass(
+        self, record: RolloutRecord, stage: StageRecord, verdict: StageVerdict, actor: str, now: datetime
+    ) -> None:
+        if not store.set_stage(self.db, record.rollout_id, stage.index, StageStatus.PASSED, StageStatus.RUNNING, now):
+            return
+        store.decide(self.db, record.rollout_id, stage.index, actor, "stage_passed", verdict.summary(), now)
+        later = [s for s in record.stages if s.index > stage.index]
+        if later:
+            self._start_stage(record, later[0], actor, now)
+        else:
+            self._complete(record, actor, now)
+
+    def _fail(
+        self, record: RolloutRecord, stage: StageRecord, verdict: StageVerdict, actor: str, now: datetime
+    ) -> None:
+        if not store.set_stage(self.db, record.rollout_id, stage.index, StageStatus.FAILED, StageStatus.RUNNING, now):
+            return
+        failing = "; ".join(
+            f"{g.gateway_id} {g.state}" + (f" ({g.reason})" if g.reason else "") for g in verdict.failed_gateways
+        )
+        reason = f"stage {stage.index + 1} ({stage.percent:g}%) failed: {verdict.summary()}: {failing}"
+        details = {"gateways": [asdict(g) for g in verdict.gateways]}
+        store.decide(self.db, record.rollout_id, stage.index, actor, "stage_failed", reason, now, details)
+        self._roll_back(record, actor, f"automatic halt: {reason}", (RolloutStatus.RUNNING,), now)
+
+    def _complete(self, record: RolloutRecord, actor: str, now: datetime) -> None:
+        """Make the version production (history: who started the rollout, and why) without re-directing anyone."""
+        directed = frozenset(g for s in record.stages for g in s.gateway_ids)
+        reason = f"staged rollout #{record.rollout_id} passed every stage: {record.reason}"
+        try:
+            change = MLModelRegistry(self.db).promote_model_to_production(
+                record.model_name,
+                record.version,
+                record.device_type or None,
+                actor=f"{record.created_by} via rollout #{record.rollout_id}",
+                reason=reason,
+                rollout=CompletedRollout(self.config, self._passphrase(), directed),
+            )
+        except (RegistryRefused, DirectorError) as exc:
+            why = f"completion refused by the registry: {exc}"
+            if store.set_status(self.db, record.rollout_id, RolloutStatus.HALTED, (RolloutStatus.RUNNING,), now, why):
+                store.decide(self.db, record.rollout_id, None, actor, "halted", why, now)
+            return
+        if store.set_status(self.db, record.rollout_id, RolloutStatus.COMPLETED, (RolloutStatus.RUNNING,), now, reason):
+            late = [d.signed.gateway_id for d in change.documents]
+            details = {"history_id": change.history["id"], "directed_late": late, "pending": change.pending}
+            store.decide(self.db, record.rollout_id, None, actor, "completed", reason, now, details)
+
+    # -- operator actions ----------------------------------------------------------------------------
+
+    def halt(self, rollout_id: int, *, actor: str, reason: str, now: datetime | None = None) -> RolloutRecord:
+        """Stop advancing; gateways keep what they were directed to until resumed, rolled back or cancelled."""
+        return self._operator(rollout_id, RolloutStatus.HALTED, (RolloutStatus.RUNNING,), actor, reason, now)
+
+    def resume(self, rollout_id: int, *, actor: str, reason: str, now: datetime | None = None) -> RolloutRecord:
+        """Advance again; the stage in flight gets a full deadline from now (a halt stops its clock)."""
+        now = now or datetime.now(UTC)
+        record = self._operator(rollout_id, RolloutStatus.RUNNING, (RolloutStatus.HALTED,), actor, reason, now)
+        stage = record.current_stage()
+        if stage is not None and stage.status is StageStatus.RUNNING:
+            store.restart_deadline(self.db, rollout_id, stage.index, now + stage.deadline)
+        return store.load(self.db, rollout_id)
+
+    def cancel(self, rollout_id: int, *, actor: str, reason: str, now: datetime | None = None) -> RolloutRecord:
+        """End without promoting or rolling back: directed gateways keep the new version."""
+        return self._operator(rollout_id, RolloutStatus.CANCELLED, LIVE, actor, reason, now)
+
+    def roll_back(self, rollout_id: int, *, actor: str, reason: str, now: datetime | None = None) -> RolloutRecord:
+        """Halt and put every gateway the rollout directed back on the version it ran before."""
+        now = now or datetime.now(UTC)
+        if not reason.strip():
+            raise RolloutRefused("rolling back needs a reason")
+        record = store.load(self.db, rollout_id)
+        keystore.director_key(self.config.keys_dir, self._passphrase())  # a wrong passphrase fails before any change
+        if not self._roll_back(record, actor, reason, LIVE, now):
+            raise RolloutRefused(
+                f"rollout #{rollout_id} is {store.load(self.db, rollout_id).status.value}: nothing to roll back"
+            )
+        stage = record.current_stage()
+        if stage is not None and stage.status is StageStatus.RUNNING:
+            store.set_stage(self.db, rollout_id, stage.index, StageStatus.FAILED, StageStatus.RUNNING, now)
+        return store.load(self.db, rollout_id)
+
+    def _operator(
+        self,
+        rollout_id: int,
+        to: RolloutStatus,
+        from_: tuple[RolloutStatus, ...],
+        actor: str,
+        reason: str,
+        now: datetime | None,
+    ) -> RolloutRecord:
+        now = now or datetime.now(UTC)
+        if not reason.strip():
+            raise RolloutRefused(f"a rollout change to {to.value} needs a reason")
+        store.load(self.db, rollout_id)  # UnknownRollout first
+        if not store.set_status(self.db, rollout_id, to, from_, now, reason if to not in LIVE else None):
+            status = store.load(self.db, rollout_id).status.value
+            allowed = " or ".join(s.value for s in from_)
+            raise RolloutRefused(f"rollout #{rollout_id} is {status}: only a {allowed} rollout can become {to.value}")
+        store.decide(self.db, rollout_id, None, actor, to.value, reason, now)
+        return store.load(self.db, rollout_id)
+
+    # -- directing -----------------------------------------------------------------------------------
+
+    def _roll_back(
+        self, record: RolloutRecord, actor: str, reason: str, from_: tuple[RolloutStatus, ...], now: datetime
+    ) -> bool:
+        """Mark the rollout rolled back, then direct each directed gateway to its previous version."""
+        if not store.set_status(self.db, record.rollout_id, RolloutStatus.ROLLED_BACK, from_, now, reason):
+            return False
+        directed = [row for row in store.gateway_rows(self.db, record.rollout_id) if row["directed_sequence"]]
+        by_version: dict[str, list[str]] = {}
+        for row in directed:
+            by_version.setdefault(row["previous_version"] or "", []).append(row["gateway_id"])
+        left = by_version.pop("", [])  # nothing older to go back to: they keep the new version
+        rolled: dict[str, dict[str, int]] = {}
+        pending = []
+        for version, gateway_ids in by_version.items():
+            sequences, why = self._direct(record.model_name, version, gateway_ids)
+            store.record_gateways(
+                self.db, record.rollout_id, {g: {"rollback_sequence": s} for g, s in sequences.items()}
+            )
+            rolled[version] = sequences
+            pending += [why] if why else []
+        details = {"to": rolled, "left_without_previous_version": left, "pending": pending}
+        store.decide(self.db, record.rollout_id, None, actor, "rolled_back", reason, now, details)
+        return True
+
+    def _previous_version(self, record: RolloutRecord, gateway_id: str) -> str | None:
+        """What the gateway was directed to before: its document, else the fleet's desired state, else production."""
+        document = director.latest_document(self.db, gateway_id)
+        if document is not None and record.model_name in document.signed.models:
+            return document.signed.models[record.model_name].version
+        fleet = director.fleet_desired(self.config).get(record.model_name)
+        if fleet is not None:
+            return fleet.version
+        active = MLModelRegistry(self.db).get_active_model(record.model_name, record.device_type or None)
+        return active["model_version"] if active else None
+
+    def _direct(self, model_name: str, version: str, gateway_ids: list[str]) -> tuple[dict[str, int], str | None]:
+        """Sign, store and publish documents naming ``version``; their sequences, and why they are unsent if so."""
+        pending = None
+        try:
+            release_to_gateways(self.config, self._passphrase(), model_name, version, gateway_ids)
+        except PublishError as exc:  # stored; the director publisher sends them once the broker is back
+            pending = str(exc)
+        documents = {g: director.latest_document(self.db, g) for g in gateway_ids}
+        return {g: d.signed.sequence for g, d in documents.items() if d is not None}, pending
+
+    def _director(self) -> DirectorRollout:
+        return DirectorRollout(self.config, self._passphrase())
+
+    def _passphrase(self) -> str:
+        if not self.passphrase:
+            raise RolloutRefused("signing director documents needs the key passphrase (IOTSPHERE_KEY_PASSPHRASE)")
+        return self.passphrase

@@ -1,0 +1,276 @@
+"""Rollouts as stored (migration 13): rows in, typed records out, and compare-and-set status changes.
+
+Status changes are conditional UPDATEs (``... WHERE status = ?``): when the worker and an operator act on the
+same rollout at once, exactly one of them makes each transition and the other sees it already made.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import sqlite_utils
+
+from cloud.storage import from_iso, iso
+
+
+class RolloutStatus(StrEnum):
+    RUNNING = "running"
+    HALTED = "halted"
+    ROLLED_BACK = "rolled_back"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+LIVE = (RolloutStatus.RUNNING, RolloutStatus.HALTED)
+
+
+class StageStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class UnknownRollout(LookupError):
+    """No rollout with that id."""
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    index: int
+    percent: float
+    max_failure_share: float
+    deadline: timedelta
+    status: StageStatus
+    started_at: datetime | None
+    deadline_at: datetime | None
+    finished_at: datetime | None
+    gateway_ids: list[str]
+
+
+@dataclass(frozen=True)
+class RolloutRecord:
+    rollout_id: int
+    model_name: str
+    version: str
+    #: '' = every device type without its own production version (the registry's GENERAL scope)
+    device_type: str
+    status: RolloutStatus
+    plan: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    reason: str
+    updated_at: datetime
+    finished_at: datetime | None
+    outcome: str | None
+    stages: list[StageRecord]
+
+    def current_stage(self) -> StageRecord | None:
+        """The stage in flight or next to start; None once every stage passed."""
+        return next((s for s in self.stages if s.status is not StageStatus.PASSED), None)
+
+
+def _time(value: str | None) -> datetime | None:
+    return from_iso(value) if value else None
+
+
+def now_text(now: datetime | None = None) -> str:
+    return iso(now or datetime.now(UTC))
+
+
+def create(
+    db: sqlite_utils.Database,
+    model_name: str,
+    version: str,
+    device_type: str,
+    plan: dict[str, Any],
+    stages: list[tuple[float, float, list[str]]],
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> int:
+    """Store a running rollout with its stages (percent, failure share, gateways); IntegrityError if one is live."""
+    at = now_text(now)
+    with db.conn:
+        rollout_id = (
+            db["rollouts"]
+            .insert(
+                {
+                    "model_name": model_name,
+                    "version": version,
+                    "device_type": device_type,
+                    "status": RolloutStatus.RUNNING.value,
+                    "plan_json": json.dumps(plan),
+                    "created_by": actor,
+                    "created_at": at,
+                    "reason": reason,
+                    "updated_at": at,
+                }
+            )
+            .last_pk
+        )
+        for index, (percent, share, gateway_ids) in enumerate(stages):
+            db["rollout_stages"].insert(
+                {
+                    "rollout_id": rollout_id,
+                    "stage_index": index,
+                    "percent": percent,
+                    "max_failure_share": share,
+                    "deadline_s": plan["stage_deadline_s"],
+                    "status": StageStatus.PENDING.value,
+                }
+            )
+            db["rollout_gateways"].insert_all(
+                {"rollout_id": rollout_id, "gateway_id": g, "stage_index": index} for g in gateway_ids
+            )
+    return rollout_id
+
+
+def load(db: sqlite_utils.Database, rollout_id: int) -> RolloutRecord:
+    rows = list(db["rollouts"].rows_where("rollout_id = ?", [rollout_id]))
+    if not rows:
+        raise UnknownRollout(f"no rollout #{rollout_id}")
+    row = rows[0]
+    gateways: dict[int, list[str]] = {}
+    for g in db["rollout_gateways"].rows_where("rollout_id = ?", [rollout_id], order_by="rowid"):
+        gateways.setdefault(g["stage_index"], []).append(g["gateway_id"])
+    stages = [
+        StageRecord(
+            index=s["stage_index"],
+            percent=s["percent"],
+            max_failure_share=s["max_failure_share"],
+            deadline=timedelta(seconds=s["deadline_s"]),
+            status=StageStatus(s["status"]),
+            started_at=_time(s["started_at"]),
+            deadline_at=_time(s["deadline_at"]),
+            finished_at=_time(s["finished_at"]),
+            gateway_ids=gateways.get(s["stage_index"], []),
+        )
+        for s in db["rollout_stages"].rows_where("rollout_id = ?", [rollout_id], order_by="stage_index")
+    ]
+    return RolloutRecord(
+        rollout_id=row["rollout_id"],
+        model_name=row["model_name"],
+        version=row["version"],
+        device_type=row["device_type"],
+        status=RolloutStatus(row["status"]),
+        plan=json.loads(row["plan_json"]),
+        created_by=row["created_by"],
+        created_at=from_iso(row["created_at"]),
+        reason=row["reason"],
+        updated_at=from_iso(row["updated_at"]),
+        finished_at=_time(row["finished_at"]),
+        outcome=row["outcome"],
+        stages=stages,
+    )
+
+
+def list_ids(
+    db: sqlite_utils.Database, status: RolloutStatus | None = None, model_name: str | None = None
+) -> list[int]:
+    """Rollout ids, newest first."""
+    where = " AND ".join(
+        clause for clause, value in (("status = :status", status), ("model_name = :model", model_name)) if value
+    )
+    query = f"SELECT rollout_id FROM rollouts {'WHERE ' + where if where else ''} ORDER BY rollout_id DESC"
+    return [row[0] for row in db.execute(query, {"status": status and status.value, "model": model_name})]
+
+
+def set_status(
+    db: sqlite_utils.Database,
+    rollout_id: int,
+    to: RolloutStatus,
+    from_: tuple[RolloutStatus, ...],
+    now: datetime,
+    outcome: str | None = None,
+) -> bool:
+    """Move the rollout to ``to`` if it is in one of ``from_``; False if another caller moved it first."""
+    finished = now_text(now) if to not in LIVE else None
+    marks = ", ".join("?" for _ in from_)
+    with db.conn:
+        cursor = db.execute(
+            f"""UPDATE rollouts SET status = ?, updated_at = ?, finished_at = ?, outcome = coalesce(?, outcome)
+                WHERE rollout_id = ? AND status IN ({marks})""",
+            [to.value, now_text(now), finished, outcome, rollout_id, *(s.value for s in from_)],
+        )
+    return cursor.rowcount == 1
+
+
+def set_stage(
+    db: sqlite_utils.Database,
+    rollout_id: int,
+    index: int,
+    to: StageStatus,
+    from_: StageStatus,
+    now: datetime,
+    deadline_at: datetime | None = None,
+) -> bool:
+    """Move a stage on if it is still ``from_``; starting it sets its start and deadline, ending it its end."""
+    changes: dict[str, Any] = {"status": to.value}
+    if to is StageStatus.RUNNING:
+        changes |= {"started_at": now_text(now), "deadline_at": now_text(deadline_at)}
+    else:
+        changes["finished_at"] = now_text(now)
+    assignments = ", ".join(f"{column} = :{column}" for column in changes)
+    with db.conn:
+        cursor = db.execute(
+            f"""UPDATE rollout_stages SET {assignments}
+                WHERE rollout_id = :rollout_id AND stage_index = :stage_index AND status = :from_status""",
+            {**changes, "rollout_id": rollout_id, "stage_index": index, "from_status": from_.value},
+        )
+    return cursor.rowcount == 1
+
+
+def restart_deadline(db: sqlite_utils.Database, rollout_id: int, index: int, deadline_at: datetime) -> None:
+    with db.conn:
+        db.execute(
+            "UPDATE rollout_stages SET deadline_at = ? WHERE rollout_id = ? AND stage_index = ?",
+            [now_text(deadline_at), rollout_id, index],
+        )
+
+
+def record_gateways(db: sqlite_utils.Database, rollout_id: int, updates: dict[str, dict[str, Any]]) -> None:
+    """Per gateway: its previous version, or the sequence of the document directing or rolling it back."""
+    with db.conn:
+        for gateway_id, changes in updates.items():
+            db["rollout_gateways"].update((rollout_id, gateway_id), changes)
+
+
+def gateway_rows(db: sqlite_utils.Database, rollout_id: int) -> list[dict[str, Any]]:
+    return list(db["rollout_gateways"].rows_where("rollout_id = ?", [rollout_id], order_by="stage_index, rowid"))
+
+
+def decide(
+    db: sqlite_utils.Database,
+    rollout_id: int,
+    stage_index: int | None,
+    actor: str,
+    decision: str,
+    reason: str,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Keep a decision and why it was taken, in the order they happened."""
+    with db.conn:
+        db["rollout_decisions"].insert(
+            {
+                "rollout_id": rollout_id,
+                "stage_index": stage_index,
+                "at": now_text(now),
+                "actor": actor,
+                "decision": decision,
+                "reason": reason,
+                "details_json": json.dumps(details or {}),
+            }
+        )
+
+
+def decisions(db: sqlite_utils.Database, rollout_id: int) -> list[dict[str, Any]]:
+    rows = list(db["rollout_decisions"].rows_where("rollout_id = ?", [rollout_id], order_by="id"))
+    for row in rows:
+        row["details"] = json.loads(row.pop("details_json"))
+    return rows

@@ -1,0 +1,105 @@
+"""Whether a stage passed, failed or is still waiting, from its gateways' deployment state (``cloud.deployments``).
+
+A gateway *fails* the stage when it rejected the document, rolled the release back, was directed to another
+version since (an operator or another rollout took it over), or is still pending, downloading or on probation
+past the stage's deadline (overdue: a silent gateway cannot stall a stage). The stage fails as soon as the
+failing share exceeds its threshold, passes once every gateway has committed or failed within it, and waits
+otherwise. Deployment ``stage`` (how far a gateway got) is used rather than its ``state`` because the deadline
+here is the rollout stage's, not the deployment default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import sqlite_utils
+
+from cloud.deployments import DEFAULT_DEADLINE, Deployment, DeploymentState, list_deployments
+
+
+class Verdict(StrEnum):
+    WAITING = "waiting"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+#: a gateway now directed to another version than the rollout's
+SUPERSEDED = "superseded"
+_FAILED_STATES = {DeploymentState.REJECTED.value, DeploymentState.ROLLED_BACK.value, DeploymentState.OVERDUE.value}
+
+
+@dataclass(frozen=True)
+class GatewayStanding:
+    gateway_id: str
+    #: a deployment state, or ``superseded``
+    state: str
+    version: str | None
+    director_sequence: int | None
+    reason: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.state in _FAILED_STATES or self.state == SUPERSEDED
+
+
+@dataclass(frozen=True)
+class StageVerdict:
+    verdict: Verdict
+    gateways: list[GatewayStanding]
+    failure_share: float
+    max_failure_share: float
+
+    @property
+    def failed_gateways(self) -> list[GatewayStanding]:
+        return [g for g in self.gateways if g.failed]
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for standing in self.gateways:
+            counts[standing.state] = counts.get(standing.state, 0) + 1
+        states = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
+        return (
+            f"{states}; failing share {self.failure_share:.0%} "
+            f"(threshold {self.max_failure_share:.0%}) of {len(self.gateways)} gateway(s)"
+        )
+
+
+def _standing(deployment: Deployment | None, gateway_id: str, version: str, deadline_at: datetime, now: datetime):
+    if deployment is None:  # no document at all (e.g. the database was restored): it owes an answer
+        state = DeploymentState.OVERDUE if now > deadline_at else DeploymentState.PENDING
+        return GatewayStanding(gateway_id, state.value, None, None, "no director document")
+    if deployment.version != version:
+        reason = f"directed to version {deployment.version} since the rollout directed it"
+        return GatewayStanding(gateway_id, SUPERSEDED, deployment.version, deployment.director_sequence, reason)
+    state = deployment.stage
+    reason = f"[{deployment.rule}] {deployment.reason}" if deployment.rule else deployment.reason
+    if state in (DeploymentState.PENDING, DeploymentState.DOWNLOADING, DeploymentState.PROBATION) and now > deadline_at:
+        reason = f"still {state.value} at the stage deadline"
+        state = DeploymentState.OVERDUE
+    return GatewayStanding(gateway_id, state.value, version, deployment.director_sequence, reason)
+
+
+def judge_stage(
+    db: sqlite_utils.Database,
+    model_name: str,
+    version: str,
+    gateway_ids: list[str],
+    deadline_at: datetime,
+    max_failure_share: float,
+    now: datetime,
+) -> StageVerdict:
+    """The stage's verdict at ``now``."""
+    found = list_deployments(db, model_name=model_name, deadline=DEFAULT_DEADLINE, now=now)  # its state unused
+    deployments = {d.gateway_id: d for d in found}
+    gateways = [_standing(deployments.get(g), g, version, deadline_at, now) for g in gateway_ids]
+    failed = sum(g.failed for g in gateways)
+    share = failed / len(gateways)
+    if share > max_failure_share:
+        verdict = Verdict.FAILED
+    elif all(g.failed or g.state == DeploymentState.COMMITTED.value for g in gateways):
+        verdict = Verdict.PASSED
+    else:
+        verdict = Verdict.WAITING
+    return StageVerdict(verdict, gateways, share, max_failure_share)
