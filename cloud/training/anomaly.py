@@ -18,17 +18,16 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 
 from cloud.training.common import (
-    GOLDEN_ROWS,
     Evaluation,
     Progress,
     TrainedModel,
     check_agreement,
     choose,
     fit_all,
-    fitted_span,
     onnx_outputs,
-    plain,
     quiet,
+    spread,
+    trained_model,
 )
 from cloud.training.data import LabelledRows
 from cloud.training.labels import CLASSES
@@ -90,24 +89,16 @@ def train(
     )
     chosen = selection.chosen
     val_rows = selection.validation
-    estimator, fit_seconds = fit_all(CANDIDATES[chosen], rows)
+    fitted = fit_all(CANDIDATES[chosen], rows)
+    estimator = fitted[0]
     exported = export(estimator, X.shape[1], negate=(OUTPUT,))
     onnx_score = session(exported.onnx_bytes).run([OUTPUT], {"features": X[val_rows]})[0].ravel()
     gap = check_agreement(chosen, onnx_score, _anomaly_score(estimator, X[val_rows]), MAX_ONNX_DISAGREEMENT, "score")
     complete = np.isfinite(X[val_rows]).all(axis=1)
     order = np.argsort(onnx_score[complete])  # golden rows from the most normal to the strangest
-    picked = order[np.linspace(0, order.size - 1, min(GOLDEN_ROWS, order.size)).astype(int)]
-    golden = golden_vectors(exported.onnx_bytes, X[val_rows[complete][picked]])
-    metrics = {
-        "estimator": chosen,
-        "selection": selection.scores,
-        "train_rows": len(rows),
-        "validation_outlier_share": round(float((onnx_score > 0).mean()), 4),
-        "onnx_vs_sklearn_max_abs_diff": gap,
-        "fit_seconds": fit_seconds,
-    }
-    parameters = {"estimator": chosen, "params": plain(estimator.get_params())}
-    return TrainedModel(chosen, exported, metrics, golden, parameters, {OUTPUT: [LABEL]}, fitted_span(rows))
+    golden = golden_vectors(exported.onnx_bytes, X[val_rows[complete][spread(order)]])
+    outliers = {"validation_outlier_share": round(float((onnx_score > 0).mean()), 4)}
+    return trained_model(rows, selection, fitted, exported, gap, golden, {OUTPUT: [LABEL]}, outliers)
 
 
 def evaluate(onnx_bytes: bytes, output_labels: dict[str, list[str]], rows: LabelledRows) -> Evaluation:

@@ -13,6 +13,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cloud.monitoring.reference import store_reference
 from cloud.registry import MLModelRegistry
 from cloud.training.models import Evaluation, TrainedModel
 from shared.director import format_time
@@ -34,12 +35,15 @@ def write_artifacts(
     device_types: list[str] | None = None,
     evaluation: Evaluation | None = None,
     dataset_id: str | None = None,
+    reference: dict | None = None,
 ) -> Path:
     """Return the folder holding ``model.onnx``, ``release.json`` and ``metrics.json``.
 
     The metrics are the training-time ones plus, given an ``evaluation``, its figures under ``holdout`` and
     its ``score_name`` and ``score`` at the top, where the champion/challenger gate reads them. A
-    ``dataset_id`` (the feature store dataset trained on) goes into the lineage.
+    ``dataset_id`` (the feature store dataset trained on) goes into the lineage. A drift ``reference``
+    (``cloud.monitoring.reference.build_reference`` of the training rows) is written as ``reference.json`` and kept
+    with the version, so drift checks never recompute it.
     """
     version = registry.next_version(model_name)
     onnx_bytes = trained.exported.onnx_bytes
@@ -80,6 +84,7 @@ def write_artifacts(
         ("model.onnx", onnx_bytes),
         ("release.json", release.to_json()),
         ("metrics.json", json.dumps(metrics, indent=1).encode()),
+        *([("reference.json", json.dumps(reference).encode())] if reference is not None else []),
     ):
         with open(staging / name, "wb") as handle:
             handle.write(data)
@@ -99,4 +104,6 @@ def write_artifacts(
             "model_sha256": sha256,
         },
     )
+    if reference is not None:
+        store_reference(registry.db, model_name, version, reference)
     return final

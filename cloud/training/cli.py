@@ -11,6 +11,7 @@ import click
 
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.config import CloudConfig
+from cloud.monitoring.reference import build_reference
 from cloud.registry import MLModelRegistry
 from cloud.storage import open_database
 from cloud.training.artifacts import write_artifacts
@@ -75,6 +76,7 @@ def train_from_history_file(
             "dataset": {"kind": "simulated_history", "path": str(history_path), "sha256": _sha256_file(history_path)}
         },
         evaluation=evaluation,
+        reference=build_reference(train_rows, dict(zip(history.device_ids, history.device_types, strict=True))),
     )
     echo(f"{trained.estimator_name}, trained on {len(train_rows):,} rows")
     if evaluation is not None:

@@ -109,6 +109,43 @@ def choose(
     return Selection(chosen, scores, fitted, val_rows)
 
 
+def spread(index: np.ndarray, count: int = GOLDEN_ROWS) -> np.ndarray:
+    """Up to ``count`` entries of ``index``, evenly spread from its first to its last."""
+    return index[np.linspace(0, index.size - 1, min(count, index.size)).astype(int)]
+
+
+def trained_model(
+    rows: LabelledRows,
+    selection: Selection,
+    fitted: tuple[object, float],
+    exported: ExportedModel,
+    onnx_gap: float,
+    golden: object,
+    output_labels: dict[str, list[str]],
+    metrics: dict | None = None,
+    parameters: dict | None = None,
+) -> TrainedModel:
+    """The result every type returns: training metrics (selection, ONNX agreement, fit time, and the type's own
+    ``metrics``), the chosen estimator's plain parameters, and the span it was fitted on."""
+    estimator, fit_seconds = fitted
+    return TrainedModel(
+        selection.chosen,
+        exported,
+        {
+            "estimator": selection.chosen,
+            "selection": selection.scores,
+            "train_rows": len(rows),
+            **(metrics or {}),
+            "onnx_vs_sklearn_max_abs_diff": onnx_gap,
+            "fit_seconds": fit_seconds,
+        },
+        golden,
+        {"estimator": selection.chosen, "params": plain(estimator.get_params()), **(parameters or {})},
+        output_labels,
+        fitted_span(rows),
+    )
+
+
 def fit_all(factory: Callable[[], object], rows: LabelledRows) -> tuple[object, float]:
     """The estimator fitted on every row, and the seconds that took."""
     began = time.perf_counter()
@@ -142,9 +179,9 @@ def check_agreement(name: str, onnx_values: np.ndarray, sklearn_values: np.ndarr
     return gap
 
 
-def complete_rows(rows: LabelledRows, index: np.ndarray) -> np.ndarray:
-    """The rows of ``index`` with every feature present (golden vectors travel as JSON, which has no NaN)."""
-    return index[np.isfinite(rows.values[index]).all(axis=1)]
+def complete_rows(rows: LabelledRows) -> np.ndarray:
+    """Indexes of the rows with every feature present (golden vectors travel as JSON, which has no NaN)."""
+    return np.flatnonzero(np.isfinite(rows.values).all(axis=1))
 
 
 def plain(params: dict) -> dict:

@@ -30,10 +30,9 @@ from cloud.training.common import (
     choose,
     complete_rows,
     fit_all,
-    fitted_span,
     onnx_outputs,
-    plain,
     quiet,
+    trained_model,
 )
 from cloud.training.data import LabelledRows
 from cloud.training.labels import CLASSES, NO_FAILURE
@@ -167,7 +166,8 @@ def train(
     chosen = selection.chosen
     val_rows = selection.validation
     thresholds = _best_f1_thresholds(y[val_rows], _full_proba(selection.fitted[chosen], X[val_rows]))
-    estimator, fit_seconds = fit_all(CANDIDATES[chosen], rows)
+    fitted = fit_all(CANDIDATES[chosen], rows)
+    estimator = fitted[0]
     classes = _classes_of(estimator)
     exported = export(
         estimator,
@@ -183,21 +183,13 @@ def train(
         chosen, _expand(onnx_proba, classes), _full_proba(estimator, X[val_rows]), MAX_ONNX_DISAGREEMENT, "probability"
     )
 
-    complete = complete_rows(rows, np.arange(len(rows)))
+    complete = complete_rows(rows)
     positives = complete[y[complete] > 0][: GOLDEN_ROWS // 2]
     negatives = complete[y[complete] == 0][: GOLDEN_ROWS - positives.size]
     golden = golden_vectors(exported.onnx_bytes, X[np.concatenate([positives, negatives])])
-    metrics = {
-        "estimator": chosen,
-        "selection": selection.scores,
-        "train_rows": len(rows),
-        "thresholds": thresholds,
-        "onnx_vs_sklearn_max_abs_diff": gap,
-        "fit_seconds": fit_seconds,
-    }
-    parameters = {"estimator": chosen, "params": plain(estimator.get_params()), "horizon_days": horizon.days}
     labels = {OUTPUT: [CLASSES[i] for i in classes]}
-    return TrainedModel(chosen, exported, metrics, golden, parameters, labels, fitted_span(rows))
+    extra = {"thresholds": thresholds}
+    return trained_model(rows, selection, fitted, exported, gap, golden, labels, extra, {"horizon_days": horizon.days})
 
 
 def evaluate(onnx_bytes: bytes, output_labels: dict[str, list[str]], rows: LabelledRows) -> Evaluation:

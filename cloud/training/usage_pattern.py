@@ -19,7 +19,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cloud.training.common import (
-    GOLDEN_ROWS,
     Evaluation,
     Progress,
     TrainedModel,
@@ -27,10 +26,10 @@ from cloud.training.common import (
     choose,
     complete_rows,
     fit_all,
-    fitted_span,
     onnx_outputs,
-    plain,
     quiet,
+    spread,
+    trained_model,
 )
 from cloud.training.data import LabelledRows
 from cloud.training.onnx_export import export, golden_vectors, session
@@ -90,22 +89,12 @@ def train(
     )
     chosen = selection.chosen
     val_rows = selection.validation
-    estimator, fit_seconds = fit_all(CANDIDATES[chosen], rows)
-    exported = export(estimator, X.shape[1])
+    fitted = fit_all(CANDIDATES[chosen], rows)
+    exported = export(fitted[0], X.shape[1])
     onnx_litres = session(exported.onnx_bytes).run([OUTPUT], {"features": X[val_rows]})[0].ravel()
-    gap = check_agreement(chosen, onnx_litres, _predict(estimator, X[val_rows]), MAX_ONNX_DISAGREEMENT_LITRES, "litres")
-    golden_rows = complete_rows(rows, np.arange(len(rows)))
-    golden_rows = golden_rows[np.linspace(0, golden_rows.size - 1, min(GOLDEN_ROWS, golden_rows.size)).astype(int)]
-    golden = golden_vectors(exported.onnx_bytes, X[golden_rows])
-    metrics = {
-        "estimator": chosen,
-        "selection": selection.scores,
-        "train_rows": len(rows),
-        "onnx_vs_sklearn_max_abs_diff": gap,
-        "fit_seconds": fit_seconds,
-    }
-    parameters = {"estimator": chosen, "params": plain(estimator.get_params())}
-    return TrainedModel(chosen, exported, metrics, golden, parameters, {OUTPUT: [LABEL]}, fitted_span(rows))
+    gap = check_agreement(chosen, onnx_litres, _predict(fitted[0], X[val_rows]), MAX_ONNX_DISAGREEMENT_LITRES, "litres")
+    golden = golden_vectors(exported.onnx_bytes, X[spread(complete_rows(rows))])
+    return trained_model(rows, selection, fitted, exported, gap, golden, {OUTPUT: [LABEL]})
 
 
 def evaluate(onnx_bytes: bytes, output_labels: dict[str, list[str]], rows: LabelledRows) -> Evaluation:
