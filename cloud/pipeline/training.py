@@ -24,6 +24,7 @@ import sqlite_utils
 
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.feature_store import FeatureStore
+from cloud.monitoring.reference import build_reference, device_types_of
 from cloud.pipeline.runs import RunStore, TrainingRun, day_bound
 from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS, Schedule, ScheduleStore, fire_time
 from cloud.registry import MLModelRegistry
@@ -356,6 +357,7 @@ class ModelTrainingPipeline:
             device_types=[options.device_type] if options.device_type else None,
             evaluation=challenger,
             dataset_id=dataset_id,
+            reference=build_reference(train_rows, device_types_of(self.db, train_rows.device_ids)),
         )
         version = folder.name
         created.append((version, folder))

@@ -1,0 +1,95 @@
+"""The statistics a drift check computes against a stored reference; every p-value comes from scipy.stats.
+
+Kept apart from the checks that read the database so each formula can be tested against its textbook or scipy
+counterpart on fixed numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from scipy import stats
+
+#: proportions below this are raised to it before PSI's logarithm (an empty bin would make it infinite)
+PSI_FLOOR = 1e-4
+
+
+#: above this many effective rows (n·m / (n + m)) the KS p-value is Kolmogorov's limit: scipy's finite-n
+#: ``kstwo.sf`` takes up to a third of a second per call there, and differs from the limit by under 5 %
+EXACT_KS_ROWS = 2_000
+
+
+class SketchComparison(NamedTuple):
+    #: two-sample KS statistic and its two-sided p-value
+    ks_statistic: float
+    p_value: float
+    #: Wasserstein-1 (earth mover's) distance, in the feature's unit
+    wasserstein: float
+
+
+def compare_with_sketch(current: np.ndarray, sketch: np.ndarray, reference_rows: int) -> SketchComparison:
+    """KS and Wasserstein of ``current`` against the reference its sorted ``sketch`` stands for.
+
+    Both empirical CDFs are right-continuous steps, so the KS statistic is their largest gap at one of their
+    points (as ``scipy.stats.ks_2samp`` finds it) and the Wasserstein distance is the area between them (as
+    ``scipy.stats.wasserstein_distance`` computes it); one pass over the merged points gives both. The sketch
+    stands in for the reference's CDF within 0.5 / len(sketch). The p-value uses the reference's real size:
+    ``kstwo.sf(D, round(n·m / (n + m)))``, what ``ks_2samp(method="asymp")`` computes, up to ``EXACT_KS_ROWS``
+    effective rows, and ``kstwobign.sf(D·sqrt(n·m / (n + m)))`` beyond.
+    """
+    ordered = np.sort(current)
+    points = np.sort(np.concatenate([ordered, sketch]), kind="stable")
+    gap = np.abs(
+        np.searchsorted(ordered, points, side="right") / ordered.size
+        - np.searchsorted(sketch, points, side="right") / sketch.size
+    )
+    statistic = float(gap.max())
+    effective = ordered.size * reference_rows / (ordered.size + reference_rows)
+    if effective <= EXACT_KS_ROWS:
+        p_value = float(stats.kstwo.sf(statistic, round(effective)))
+    else:
+        p_value = float(stats.kstwobign.sf(statistic * math.sqrt(effective)))
+    return SketchComparison(statistic, min(max(p_value, 0.0), 1.0), float(np.dot(gap[:-1], np.diff(points))))
+
+
+def population_stability_index(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """PSI = Σ (a − e) · ln(a / e) over bins, a and e the current and reference proportions (floored at
+    ``PSI_FLOOR``). Conventional reading: below 0.1 stable, 0.1–0.2 moderate, above 0.2 a significant shift."""
+    expected = np.maximum(np.asarray(reference_counts, np.float64) / max(np.sum(reference_counts), 1), PSI_FLOOR)
+    actual = np.maximum(np.asarray(current_counts, np.float64) / max(np.sum(current_counts), 1), PSI_FLOOR)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def homogeneity_p_value(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """p-value of the chi-square test that both count vectors come from one distribution (bins empty in both
+    are dropped; a single remaining bin says nothing, p = 1)."""
+    table = np.vstack([reference_counts, current_counts]).astype(np.float64)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 1.0
+    return float(stats.chi2_contingency(table).pvalue)
+
+
+def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
+    """Hanley & McNeil's (1982) standard error of a ROC AUC from its class sizes (no library provides it)."""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (
+        positives * negatives
+    )
+    return math.sqrt(max(variance, 0.0))
+
+
+def auc_drop_p_value(baseline: tuple[float, int, int], recent: tuple[float, int, int]) -> float:
+    """One-sided p-value that the recent AUC is below the baseline's: a z-test on independent samples, each
+    given as (auc, positives, negatives)."""
+    spread = math.hypot(auc_standard_error(*baseline), auc_standard_error(*recent))
+    if spread == 0:
+        return 1.0 if recent[0] >= baseline[0] else 0.0
+    return float(stats.norm.sf((baseline[0] - recent[0]) / spread))
+
+
+def benjamini_hochberg(p_values: list[float]) -> list[float]:
+    """Benjamini–Hochberg adjusted p-values (compare each with the FDR level), via scipy."""
+    return stats.false_discovery_control(p_values, method="bh").tolist() if p_values else []

@@ -1,0 +1,191 @@
+"""The training reference of a model version: per-feature summaries stored once, when the version is trained.
+
+Drift checks compare each window against this document and never go back to the training rows, so a check
+costs the same whatever the training set's size, and a reference cannot change after the version shipped.
+
+Each feature gets a kind, decided once on all training rows and kept for every device-type segment so the
+segments compare like with like:
+
+- ``categorical``: at most ``MAX_CATEGORIES`` distinct values (flags, counts that are nearly always 0): the
+  values and their counts.
+- ``binned``: counts per day (a heater's cycles, draws, error minutes) or a value one number dominates (at least
+  ``TIED_SHARE`` of the rows, e.g. coverage at 1.0): deciles as cut points and the counts between them. Ties make
+  a KS p-value meaningless, so these are judged by PSI.
+- ``continuous``: everything else: a sketch of ``SKETCH_SIZE`` order statistics for KS and Wasserstein.
+
+The sketch holds the reference's ``inverted_cdf`` quantiles at probabilities (i + 0.5) / K: its step CDF is
+within 0.5 / K of the reference's own empirical CDF at every point, so a KS statistic against it is within
+0.5 / K (0.0025 at K = 200) of the statistic against all training rows. Every summary also keeps the missing
+rate, observed min and max and a few quantiles (for data-quality checks and the dashboard).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import sqlite_utils
+
+from cloud.storage import iso
+from cloud.training.data import LabelledRows
+from shared.features import FEATURES
+
+FORMAT = 1
+#: order statistics kept per continuous feature (KS error at most 0.5 / SKETCH_SIZE)
+SKETCH_SIZE = 200
+#: a feature with at most this many distinct values is categorical
+MAX_CATEGORIES = 12
+#: a feature whose most common value holds this share of the rows is binned, not continuous
+TIED_SHARE = 0.2
+#: quantile cut points of a binned feature (deciles)
+BIN_PROBABILITIES = np.linspace(0.1, 0.9, 9)
+#: quantiles reported with every feature
+SUMMARY_PROBABILITIES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+#: a device type needs this many training rows to get a segment of its own (else the all-rows reference serves)
+MIN_SEGMENT_ROWS = 500
+#: units of shared.features that count events per day: binned whatever their spread
+COUNT_UNITS = frozenset({"per 24 h", "min per 24 h"})
+_UNITS = {feature.name: feature.unit for feature in FEATURES}
+
+
+def _number(value: float) -> float:
+    """float32 precision is all the features have: 7 significant digits keep the JSON small."""
+    return float(f"{float(value):.7g}")
+
+
+def _numbers(values: np.ndarray) -> list[float]:
+    return [_number(v) for v in np.asarray(values, dtype=np.float64).tolist()]
+
+
+def feature_kind(name: str, present: np.ndarray) -> str:
+    """``categorical``, ``binned`` or ``continuous`` (see the module doc); ``empty`` with no value at all."""
+    if not present.size:
+        return "empty"
+    distinct, counts = np.unique(present, return_counts=True)
+    if distinct.size <= MAX_CATEGORIES:
+        return "categorical"
+    if _UNITS.get(name) in COUNT_UNITS or counts.max() >= TIED_SHARE * present.size:
+        return "binned"
+    return "continuous"
+
+
+def bin_index(cuts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Bin of each value: 0 below the first cut, i for [cut[i-1], cut[i]), len(cuts) from the last cut on."""
+    return np.searchsorted(cuts, values, side="right")
+
+
+def category_index(categories: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of each value among ``categories``; ``len(categories)`` for a value the reference never saw."""
+    at = np.minimum(np.searchsorted(categories, values), categories.size - 1)
+    return np.where(categories[at] == values, at, categories.size)
+
+
+def _summary(name: str, column: np.ndarray, kind: str, layout: dict | None) -> dict:
+    """One feature of one segment; ``layout`` (the all-rows cuts or categories) is reused by segments."""
+    present = column[~np.isnan(column)].astype(np.float64)
+    out: dict = {"kind": kind, "count": int(present.size), "missing_rate": _number(1 - present.size / column.size)}
+    if not present.size:
+        return out
+    out.update(
+        min=_number(present.min()),
+        max=_number(present.max()),
+        mean=_number(present.mean()),
+        std=_number(present.std()),
+        quantiles=dict(
+            zip(map(str, SUMMARY_PROBABILITIES), _numbers(np.quantile(present, SUMMARY_PROBABILITIES)), strict=True)
+        ),
+    )
+    if kind == "categorical":
+        categories = np.asarray(layout["categories"]) if layout else np.unique(present)
+        out["categories"] = _numbers(categories)
+        counts = np.bincount(category_index(categories, present), minlength=categories.size + 1)
+        out["counts"] = counts[: categories.size].tolist()
+    elif kind == "binned":
+        cuts = np.asarray(layout["cuts"]) if layout else np.unique(np.quantile(present, BIN_PROBABILITIES))
+        out["cuts"] = _numbers(cuts)
+        out["counts"] = np.bincount(bin_index(cuts, present), minlength=cuts.size + 1).tolist()
+    else:
+        probabilities = (np.arange(SKETCH_SIZE) + 0.5) / SKETCH_SIZE
+        out["sketch"] = _numbers(np.quantile(present, probabilities, method="inverted_cdf"))
+        iqr = np.subtract(*np.quantile(present, [0.75, 0.25]))
+        #: the scale Wasserstein distances are divided by: a robust sigma, the std if the IQR is 0, else 1
+        out["spread"] = _number(iqr / 1.349 if iqr > 0 else (present.std() or 1.0))
+    return out
+
+
+def _segment(values: np.ndarray, names: list[str], kinds: dict[str, str], layouts: dict[str, dict] | None) -> dict:
+    return {
+        "rows": int(values.shape[0]),
+        "features": {
+            name: _summary(name, values[:, i], kinds[name], layouts[name] if layouts else None)
+            for i, name in enumerate(names)
+        },
+    }
+
+
+def build_reference(rows: LabelledRows, device_types: dict[str, str] | None = None) -> dict:
+    """The JSON-ready reference of ``rows`` (the rows a version was trained on), with a segment per device type
+    that has at least ``MIN_SEGMENT_ROWS`` rows (``device_types``: device id → type; unknown devices count only in
+    the all-rows part)."""
+    names = list(rows.feature_names)
+    values = np.asarray(rows.values, dtype=np.float32)
+    kinds = {name: feature_kind(name, values[~np.isnan(values[:, i]), i]) for i, name in enumerate(names)}
+    overall = _segment(values, names, kinds, None)
+    segments = {}
+    if device_types and len(rows):
+        types = np.array([device_types.get(device, "") for device in np.asarray(rows.device_ids).tolist()])
+        kinds_of, counts = np.unique(types[types != ""], return_counts=True)
+        for device_type, count in zip(kinds_of.tolist(), counts.tolist(), strict=True):
+            if count >= MIN_SEGMENT_ROWS:
+                segments[device_type] = _segment(values[types == device_type], names, kinds, overall["features"])
+    ends = np.asarray(rows.window_ends)
+    return {
+        "format": FORMAT,
+        "prediction_type": rows.prediction_type.value,
+        "feature_set_version": rows.feature_set_version,
+        "feature_names": names,
+        "sketch_size": SKETCH_SIZE,
+        "window": {"from": str(ends.min()), "until": str(ends.max())} if ends.size else None,
+        "all": overall,
+        "segments": segments,
+    }
+
+
+def device_types_of(db: sqlite_utils.Database, device_ids: np.ndarray) -> dict[str, str]:
+    """device id → device type as ingest recorded it (devices whose type is unknown are left out)."""
+    wanted = set(np.unique(np.asarray(device_ids)).tolist())
+    return {
+        device_id: device_type
+        for device_id, device_type in db.execute(
+            "SELECT device_id, device_type FROM devices WHERE device_type IS NOT NULL"
+        )
+        if device_id in wanted
+    }
+
+
+class NoReference(LookupError):
+    """The version was trained before references were stored, or does not exist."""
+
+
+def store_reference(db: sqlite_utils.Database, model_name: str, model_version: str, reference: dict) -> None:
+    """Keep the reference with the version (a version number reused after a failed run replaces it)."""
+    with db.conn:
+        db.execute(
+            "INSERT OR REPLACE INTO model_references (model_name, model_version, reference_json, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            [model_name, model_version, json.dumps(reference, separators=(",", ":")), iso(datetime.now(UTC))],
+        )
+
+
+def load_reference(db: sqlite_utils.Database, model_name: str, model_version: str) -> dict:
+    row = db.execute(
+        "SELECT reference_json FROM model_references WHERE model_name = ? AND model_version = ?",
+        [model_name, model_version],
+    ).fetchone()
+    if row is None:
+        raise NoReference(
+            f"{model_name} version {model_version} has no training reference: it was trained before references "
+            "were stored, or does not exist; retrain it to check drift"
+        )
+    return json.loads(row[0])
