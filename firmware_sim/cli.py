@@ -5,12 +5,70 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from shared.mqtt_url import DEFAULT_MQTT_URL
+
+if TYPE_CHECKING:
+    from firmware_sim.world_change import WorldChange
+
+_CHANGE_DEFAULTS = {"inlet_shift_k": -6.0, "inlet_ramp_days": 5.0, "new_anode_share": 0.3}
+
+
+def world_change_options(command: Callable) -> Callable:
+    """``--change-at`` and what changes then: colder inlet water, a new anode type on a share of heaters."""
+    options = [
+        click.option(
+            "--change-at",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="Change the world this many simulated days after the start (default: no change).",
+        ),
+        click.option(
+            "--inlet-shift-k",
+            type=click.FloatRange(-15, 15),
+            default=None,
+            help=f"With --change-at: inlet water shift in K [default: {_CHANGE_DEFAULTS['inlet_shift_k']:g}].",
+        ),
+        click.option(
+            "--inlet-ramp-days",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="With --change-at: days the inlet shift ramps in over "
+            f"[default: {_CHANGE_DEFAULTS['inlet_ramp_days']:g}].",
+        ),
+        click.option(
+            "--new-anode-share",
+            type=click.FloatRange(0, 1),
+            default=None,
+            help="With --change-at: share of heaters fitted with the fast-wearing anode (device type + '-al') "
+            f"[default: {_CHANGE_DEFAULTS['new_anode_share']:g}].",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def world_change(change_at: float | None, **settings: float | None) -> WorldChange | None:
+    """The change the options ask for; the settings without ``--change-at`` are a usage error."""
+    from firmware_sim.world_change import WorldChange
+
+    given = {name: value for name, value in settings.items() if value is not None}
+    if change_at is None:
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise click.UsageError(f"{flags}: these set what changes, so give --change-at DAYS too")
+        return None
+    try:
+        return WorldChange(at_days=change_at, **(_CHANGE_DEFAULTS | given))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 @click.group(name="sim")
@@ -36,11 +94,21 @@ def sim() -> None:
     help="One feature row per heater every this many hours (a multiple of 6).",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .npz file.")
+@world_change_options
 def history_command(
-    heaters: int, days: int, seed: int, start: datetime | None, window_every_hours: int, out: Path
+    heaters: int,
+    days: int,
+    seed: int,
+    start: datetime | None,
+    window_every_hours: int,
+    out: Path,
+    change_at: float | None,
+    **change_settings: float | None,
 ) -> None:
     """Simulate a fleet and save its feature rows, usage labels and failure events."""
     from firmware_sim.history import generate_history
+
+    change = world_change(change_at, **change_settings)
 
     began = time.perf_counter()
     last = [0.0]
@@ -58,6 +126,7 @@ def history_command(
             start=start.replace(tzinfo=UTC) if start else None,
             window_every_hours=window_every_hours,
             progress=progress,
+            change=change,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -67,6 +136,12 @@ def history_command(
     click.echo(
         f"failures: {len(history.failures)} ({', '.join(f'{k} {v}' for k, v in history.failure_counts().items())})"
     )
+    if change is not None:
+        fitted = sum(t.endswith(change.device_type_suffix) for t in history.device_types)
+        click.echo(
+            f"world change from day {change.at_days:g}: inlet {change.inlet_shift_k:+g} K over "
+            f"{change.inlet_ramp_days:g} days, new anode on {fitted} heaters"
+        )
     click.echo(f"{seconds:.1f} s ({heaters * days / seconds:,.0f} heater-days/s)")
 
 
@@ -102,17 +177,29 @@ def history_command(
     default="",
     help="Topic root put before site/... to isolate a run on a shared broker (the edge agent listens without one).",
 )
+@world_change_options
 def run_command(
-    gateway: str, heaters: int, speed: float, mqtt_url: str, seed: int, duration: float | None, topic_root: str
+    gateway: str,
+    heaters: int,
+    speed: float,
+    mqtt_url: str,
+    seed: int,
+    duration: float | None,
+    topic_root: str,
+    change_at: float | None,
+    **change_settings: float | None,
 ) -> None:
     """Publish live telemetry of a gateway's heaters in accelerated time (QoS 1)."""
     from firmware_sim.live import Fleet, publish
 
+    change = world_change(change_at, **change_settings)
     try:
-        fleet = Fleet(gateway, heaters, seed=seed)
+        fleet = Fleet(gateway, heaters, seed=seed, change=change)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(f"{heaters} heaters of {gateway} → {mqtt_url} at {speed:g}x", err=True)
+    if change is not None:
+        click.echo(f"world change from {fleet.simulator.change_start:%Y-%m-%d %H:%M} UTC (simulated)", err=True)
     try:
         stats = publish(fleet, mqtt_url, speed, duration_s=duration, topic_root=topic_root)
     except KeyboardInterrupt:

@@ -15,7 +15,8 @@ and a new failure time is drawn from the repair on.
   finally the buried element overheats: E326 and the lower element is locked out.
 - tank leak: the anode depletes and the tank corrodes for years without a signature, then seeps:
   make-up inflow with no draw grows and the leak sensor gets wet now and then; finally the
-  sensor stays wet: E799.
+  sensor stays wet: E799. A ``WorldChange`` can fit a fast-wearing anode on some heaters (see
+  firmware_sim/world_change.py): their tanks seep within weeks, and sediment builds up more often.
 - sensor (upper or lower tank sensor): noise grows, readings stick and spike to a rail; finally
   the sensor sits on its rail: E480 / E481 and the controller stops heating.
 
@@ -33,6 +34,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from firmware_sim.parameters import ELEMENT_W, REENGAGE_BELOW_K
+from firmware_sim.world_change import WorldChange
 from shared.messages import Component
 from shared.telemetry import ErrorCode
 
@@ -114,6 +116,12 @@ class Faults:
         self.hardness = rng.lognormal(0.0, 0.4, n)  # scales the sediment rate
         self.base_lower_efficiency = 1.0 - rng.uniform(0.0, 0.04, n)
         self.sensor_rail_c = rng.choice(SENSOR_RAILS_C, n)
+        self.sediment_rate = np.ones(n)  # a new anode's by-product adds to the water's hardness
+        self.new_anode = np.zeros(n, bool)
+        self.anode: WorldChange | None = None
+        self.anode_rng: np.random.Generator | None = None
+        self.anode_fit_h = NEVER
+        self.anode_fit_who = np.zeros(0, np.int64)
         self.fail_h: dict[Component, np.ndarray] = {}
         self.progress_h: dict[Component, np.ndarray] = {}
         self.repair_h: dict[Component, np.ndarray] = {}
@@ -146,13 +154,36 @@ class Faults:
             if component is Component.TANK_LEAK:  # a new tank
                 waiting_h = TANK_LIFE_SCALE_YEARS * rng.weibull(TANK_LIFE_WEIBULL_SHAPE, who.size) * HOURS_PER_YEAR
             else:
-                rate = mode.per_year * (self.hardness[who] if component is Component.SEDIMENT else 1.0)
+                sediment = component is Component.SEDIMENT
+                rate = mode.per_year * (self.hardness[who] * self.sediment_rate[who] if sediment else 1.0)
                 waiting_h = rng.exponential(1.0, who.size) / rate * HOURS_PER_YEAR
         self.fail_h[component][who] = from_hour + 1 + np.minimum(waiting_h, NEVER / 2).astype(np.int64)
         low, high = mode.progression_days
         self.progress_h[component][who] = np.round(rng.uniform(low, high, who.size) * 24).astype(np.int64)
         self.repair_h[component][who] = NEVER
         self.variant[component][who] = rng.integers(0, 2, who.size)
+        if component is Component.TANK_LEAK and self.anode is not None:  # a new tank gets the new anode too
+            fitted = who[self.new_anode[who]]
+            waiting_h, corrosion_h = self.anode.anode_schedule(fitted, self.anode_rng)
+            self.fail_h[component][fitted] = from_hour + 1 + waiting_h
+            self.progress_h[component][fitted] = corrosion_h
+
+    def fit_new_anode(self, who: np.ndarray, hour: int, change: WorldChange, rng: np.random.Generator) -> None:
+        """From ``hour`` on, heaters ``who`` carry ``change``'s anode; its draws come from ``rng`` (the
+        change's own stream, so the other heaters' faults stay as they were)."""
+        if self.anode is not None:
+            raise ValueError("a new anode type is already scheduled")
+        self.anode, self.anode_rng, self.anode_fit_h, self.anode_fit_who = change, rng, hour, who
+
+    def _fit_anode(self, hour: int) -> None:
+        """Fit the new anode: tanks and sediment not already on their way to failing are rescheduled."""
+        who = self.anode_fit_who
+        self.new_anode[who] = True
+        self.sediment_rate[who] = self.anode.sediment_factor
+        for component in (Component.TANK_LEAK, Component.SEDIMENT):
+            onset = self.fail_h[component][who] - self.progress_h[component][who]
+            idle = who[(onset > hour) & (self.repair_h[component][who] == NEVER)]
+            self._schedule(component, idle, hour, self.anode_rng)
 
     def schedule_failure(
         self, component: Component, who: np.ndarray, hour: int, progression_h: int, variant: int = UPPER
@@ -208,7 +239,9 @@ class Faults:
         return fx, events
 
     def _events_at(self, hour: int, rng: np.random.Generator, events: list[FailureEvent], fx: FaultEffects, k: int):
-        """Repairs, then failures, that happen at ``hour``."""
+        """A new anode fitted, repairs, then failures, that happen at ``hour``."""
+        if hour == self.anode_fit_h:
+            self._fit_anode(hour)
         for component in FAULT_MODES:
             repaired = np.flatnonzero(self.repair_h[component] == hour)
             if repaired.size:
@@ -228,7 +261,7 @@ class Faults:
                 ]
 
     def _next_event_hour(self, hour: int, end: int) -> int:
-        following = end
+        following = self.anode_fit_h if hour < self.anode_fit_h < end else end
         for schedule in (*self.fail_h.values(), *self.repair_h.values()):
             upcoming = schedule[(schedule > hour) & (schedule < following)]
             if upcoming.size:
@@ -242,7 +275,12 @@ class Faults:
             fail_h = self.fail_h[component][:, None]
             failed[component] = (fail_h <= hours) & (hours < self.repair_h[component][:, None])
             remaining = (fail_h - hours) / self.progress_h[component][:, None]
-            severity[component] = np.where(failed[component], 1.0, np.clip(1.0 - remaining, 0.0, 1.0) ** mode.shape)
+            progress = np.clip(1.0 - remaining, 0.0, 1.0)
+            severity[component] = np.where(failed[component], 1.0, progress**mode.shape)
+            if component is Component.TANK_LEAK and self.anode is not None:  # the new anode's corrosion curve
+                fitted = self.new_anode
+                corroding = progress[fitted] ** self.anode.corrosion_shape
+                severity[component][fitted] = np.where(failed[component][fitted], 1.0, corroding)
         return severity, failed
 
     def _failure_codes(self, component: Component, who: np.ndarray) -> np.ndarray:

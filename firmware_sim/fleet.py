@@ -4,7 +4,9 @@ Both the training history and the live publisher run this, so a live fleet and a
 same seed and start report the same telemetry. Everything random comes from the seed: one stream
 builds the fleet, another drives it block by block, so the same seed gives identical output. A
 history splits a large fleet into shards of ``SHARD_HEATERS``, each with its own stream, so it can
-simulate them in parallel and still get the same result with any number of processes.
+simulate them in parallel and still get the same result with any number of processes. A
+``WorldChange`` draws from a third stream of its own, so it leaves everything before it as it was and
+gives the same result whether it was set at the start or injected while running.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from firmware_sim.households import Households
 from firmware_sim.parameters import DEVICE_MODEL_SHARES, DEVICE_MODELS, SETPOINT_SHARES, SETPOINTS_F
 from firmware_sim.physics import BlockControls, TankPhysics
 from firmware_sim.sensors import read_sensors
+from firmware_sim.world_change import WorldChange
 from shared.features import BLOCK_SAMPLES, TelemetryWindow
 from shared.telemetry import f_to_c
 
@@ -54,7 +57,14 @@ class FleetSimulator:
     """``heaters`` heaters; a large fleet is several of these (shards), numbered from ``first_index``."""
 
     def __init__(
-        self, heaters: int, seed: int, start: datetime, device_prefix: str, shard: int = 0, first_index: int = 0
+        self,
+        heaters: int,
+        seed: int,
+        start: datetime,
+        device_prefix: str,
+        shard: int = 0,
+        first_index: int = 0,
+        change: WorldChange | None = None,
     ):
         if heaters < 1:
             raise ValueError("a fleet needs at least one heater")
@@ -66,6 +76,11 @@ class FleetSimulator:
         self.device_ids = [f"{device_prefix}-{i:05d}" for i in range(first_index, first_index + heaters)]
         models = build.choice(len(DEVICE_MODELS), size=heaters, p=DEVICE_MODEL_SHARES)
         self.device_types = [DEVICE_MODELS[m].device_type for m in models]
+        #: the types before a change fitted the new anode (``device_types`` holds the current ones)
+        self.original_device_types = list(self.device_types)
+        self._changed_device_types = self.original_device_types
+        self._change_seed = np.random.SeedSequence(seed, spawn_key=(2, shard))
+        self.change: WorldChange | None = None
         self.tank_l = np.array([DEVICE_MODELS[m].tank_l for m in models])
         self.setpoint_c = np.round(f_to_c(build.choice(SETPOINTS_F, size=heaters, p=SETPOINT_SHARES)), 1)
         self.households = Households(heaters, build, self.start)
@@ -74,6 +89,41 @@ class FleetSimulator:
         self.physics = TankPhysics(self.tank_l, self.setpoint_c, self.setpoint_c - build.uniform(0.0, 3.0, heaters))
         self.blocks_done = 0
         self._day_draws: np.ndarray | None = None
+        if change is not None:
+            self.set_change(change)
+
+    @property
+    def simulated_hours(self) -> int:
+        """Hours from the start simulated so far: a change can start no earlier."""
+        return self.blocks_done * BLOCK_HOURS
+
+    def set_change(self, change: WorldChange) -> None:
+        """Change the world from ``change.at_days`` on (one change per fleet, not in hours already simulated)."""
+        if self.change is not None:
+            raise ValueError("this fleet already has a world change")
+        if change.at_hour < self.simulated_hours:
+            raise ValueError(
+                f"the change at day {change.at_days:g} is in the past: simulated up to day "
+                f"{self.simulated_hours / 24:g} already"
+            )
+        rng = np.random.default_rng(self._change_seed)
+        who = change.choose_heaters(self.n, rng)
+        self.faults.fit_new_anode(who, change.at_hour, change, rng)
+        self.change = change
+        self._changed_device_types = list(self.original_device_types)
+        for i in who:
+            self._changed_device_types[i] += change.device_type_suffix
+
+    @property
+    def change_start(self) -> datetime | None:
+        """The simulated moment the world change begins, if there is one."""
+        return None if self.change is None else self.start + timedelta(hours=self.change.at_hour)
+
+    def device_types_at(self, moment: datetime) -> list[str]:
+        """Each heater's device type at ``moment``: the new anode's suffix from the change on."""
+        if self.change is None or moment < self.change_start:
+            return self.original_device_types
+        return self._changed_device_types
 
     def next_block(self) -> SimBlock:
         """Simulate the next six hours."""
@@ -98,7 +148,10 @@ class FleetSimulator:
         draws = self._day_draws[:, offset : offset + BLOCK_SAMPLES]
         block_start = self.start + timedelta(minutes=first_minute)
         inlet, ambient = self.climate.hourly(np.datetime64(block_start.replace(tzinfo=None), "h"), BLOCK_HOURS)
-        fx, failures = self.faults.block(self.blocks_done * BLOCK_HOURS, BLOCK_HOURS, self.rng)
+        if self.change is not None and self.simulated_hours + BLOCK_HOURS > self.change.at_hour:
+            inlet = self.change.shift_inlet(inlet, self.simulated_hours)
+            self.device_types = self.device_types_at(block_start + timedelta(hours=BLOCK_HOURS))
+        fx, failures = self.faults.block(self.simulated_hours, BLOCK_HOURS, self.rng)
         jitter = None
         chattering = np.flatnonzero(fx.jitter_sd_k.any(axis=1))
         if chattering.size:

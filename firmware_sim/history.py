@@ -6,7 +6,8 @@ gets one row of feature-set-v1 features over the 24 hours before. The features a
 ``shared.features`` applied to the simulated telemetry: each 6-hour block is reduced once with
 ``block_stats`` and a window's four blocks combined with ``features_from_block_stats``, which is
 exactly what ``compute_features`` does on the edge. Ground truth comes alongside: every failure
-event, and for each row the hot water drawn in the next 24 h.
+event, and for each row the hot water drawn in the next 24 h. A ``WorldChange`` changes the world part-way
+through (colder inlet water, a new anode type on some heaters).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 from firmware_sim.faults import FailureEvent
 from firmware_sim.fleet import BLOCK_HOURS, SHARD_HEATERS, FleetSimulator, minute_floor
+from firmware_sim.world_change import WorldChange
 from shared.features import (
     BLOCKS_PER_WINDOW,
     FEATURE_NAMES,
@@ -46,7 +48,7 @@ class History:
     feature_names: list[str]
     feature_set_version: str
     device_ids: np.ndarray  # str
-    device_types: np.ndarray  # str
+    device_types: np.ndarray  # str, as at the end (a world change's new anode adds its suffix)
     row_device: np.ndarray  # int: index into device_ids
     window_end: np.ndarray  # datetime64[s], UTC
     features: np.ndarray  # float32 (rows, n_features)
@@ -130,6 +132,7 @@ class _Plan:
     days: int
     device_prefix: str
     window_blocks: list[int]  # index of the block each feature window ends with
+    change: WorldChange | None
 
     @property
     def total_blocks(self) -> int:
@@ -146,7 +149,9 @@ class _ShardResult:
 
 
 def _simulate_shard(plan: _Plan, shard: int, first_index: int, heaters: int, report: Callable[[int], None]):
-    fleet = FleetSimulator(heaters, plan.seed, plan.start, plan.device_prefix, shard=shard, first_index=first_index)
+    fleet = FleetSimulator(
+        heaters, plan.seed, plan.start, plan.device_prefix, shard=shard, first_index=first_index, change=plan.change
+    )
     features = np.empty((len(plan.window_blocks), heaters, len(FEATURE_NAMES)), np.float32)
     drawn_hourly = np.empty((heaters, plan.days * 24), np.float32)
     recent: collections.deque[np.ndarray] = collections.deque(maxlen=BLOCKS_PER_WINDOW)
@@ -210,15 +215,19 @@ def generate_history(
     window_every_hours: int = 6,
     progress: Progress | None = None,
     workers: int | None = None,
+    change: WorldChange | None = None,
 ) -> History:
     """Simulate the fleet and return its labelled feature rows. ``workers`` processes (default: one per
-    core) simulate its shards of ``SHARD_HEATERS``; the result does not depend on how many."""
+    core) simulate its shards of ``SHARD_HEATERS``; the result does not depend on how many. ``change``
+    changes the world from its ``at_days`` (before the history's end) on."""
     if heaters < 1:
         raise ValueError("a history needs at least one heater")
     if days < 1:
         raise ValueError("a history needs at least one day (the first feature window is 24 h)")
     if window_every_hours < BLOCK_HOURS or window_every_hours % BLOCK_HOURS:
         raise ValueError(f"window_every_hours must be a multiple of {BLOCK_HOURS}, got {window_every_hours}")
+    if change is not None and change.at_hour >= days * 24:
+        raise ValueError(f"the change at day {change.at_days:g} comes after the history's {days} days")
     start = minute_floor(start if start is not None else default_start(days))
     blocks_per_row = window_every_hours // BLOCK_HOURS
     total_blocks = days * 24 // BLOCK_HOURS
@@ -228,6 +237,7 @@ def generate_history(
         days=days,
         device_prefix=f"sim{seed}",
         window_blocks=[b for b in range(BLOCKS_PER_WINDOW - 1, total_blocks) if (b + 1) % blocks_per_row == 0],
+        change=change,
     )
     shards = [(first, min(SHARD_HEATERS, heaters - first)) for first in range(0, heaters, SHARD_HEATERS)]
     done = [0]

@@ -2,12 +2,14 @@
 
 ``Fleet`` steps the same simulator the history uses and turns each minute into validated
 ``Telemetry`` readings; ``publish`` sends them on ``site/{gateway}/heaters/{device}/telemetry``
-(QoS 1) in accelerated time: ``speed`` simulated seconds per real second.
+(QoS 1) in accelerated time: ``speed`` simulated seconds per real second. A ``WorldChange`` can be
+given at the start or injected while the fleet runs (``inject_change``, from any thread).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ import paho.mqtt.client as mqtt
 from firmware_sim.faults import FailureEvent
 from firmware_sim.fleet import FleetSimulator, SimBlock
 from firmware_sim.parameters import LOWER_ZONE_SHARE, REPORTED_DECIMALS, UPPER_ZONE_SHARE
+from firmware_sim.world_change import WorldChange
 from shared.features import BLOCK_SAMPLES, WINDOW_FIELDS
 from shared.mqtt_url import apply_endpoint, parse_mqtt_url
 from shared.telemetry import DhwOperationSetting, OperationMode, Telemetry
@@ -33,10 +36,20 @@ _BOOL_FIELDS = {"heat_upper_use", "heat_lower_use", "wtr_ovr_sensor_use"}
 class Fleet:
     """The heaters of one gateway in simulated time, starting at ``start`` (default: now)."""
 
-    def __init__(self, gateway_id: str, heaters: int, seed: int = 0, start: datetime | None = None):
+    def __init__(
+        self,
+        gateway_id: str,
+        heaters: int,
+        seed: int = 0,
+        start: datetime | None = None,
+        change: WorldChange | None = None,
+    ):
         self.gateway_id = validate_id(gateway_id, "gateway id")
         #: the simulation underneath, e.g. to schedule a fault for a demo (``simulator.faults.schedule_failure``)
-        self.simulator = FleetSimulator(heaters, seed, start or datetime.now(UTC), device_prefix=gateway_id[:56])
+        self.simulator = FleetSimulator(
+            heaters, seed, start or datetime.now(UTC), device_prefix=gateway_id[:56], change=change
+        )
+        self._lock = threading.Lock()  # a change may be injected from another thread than the one stepping
         validate_id(self.simulator.device_ids[-1], "device id")
         extras = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
         self._rssi_dbm = extras.integers(-82, -45, heaters)
@@ -58,6 +71,19 @@ class Fleet:
         return [f for f in self._failures if f.failed_at < self.now]
 
     @property
+    def earliest_change_day(self) -> float:
+        """The first day (from the start) a change can still begin: the simulation runs up to six hours ahead."""
+        with self._lock:
+            return self.simulator.simulated_hours / 24
+
+    def inject_change(self, change: WorldChange) -> datetime:
+        """Change the world from ``change.at_days`` on (not before ``earliest_change_day``); return when it
+        begins. The result is the same as giving ``change`` when the fleet was made."""
+        with self._lock:
+            self.simulator.set_change(change)
+        return self.simulator.change_start
+
+    @property
     def now(self) -> datetime:
         """Simulated time of the last reading returned."""
         return self.simulator.start + timedelta(minutes=self._seq)
@@ -65,13 +91,15 @@ class Fleet:
     def step(self) -> list[Telemetry]:
         """The next simulated minute: one reading per heater."""
         if self._minute == BLOCK_SAMPLES:
-            self._block = self.simulator.next_block()
+            with self._lock:
+                self._block = self.simulator.next_block()
             self._failures += self._block.failures
             self._minute = 0
         block, j = self._block, self._minute
         self._minute += 1
         self._seq += 1
         ts = block.start + timedelta(minutes=j + 1)
+        device_types = self.simulator.device_types_at(ts)
         column = {name: getattr(block.window, name)[:, j] for name in WINDOW_FIELDS}
         self._cumulated_l += column["current_dhw_flow_rate"]
         charge = self._charge_percent(column)
@@ -86,7 +114,7 @@ class Fleet:
                 Telemetry(
                     seq=self._seq,
                     device_id=device_id,
-                    device_type=self.simulator.device_types[i],
+                    device_type=device_types[i],
                     ts=ts,
                     operation_mode=OperationMode.HYBRID_BOOST if heating[i] else OperationMode.STANDBY,
                     dhw_operation_setting=DhwOperationSetting.ELECTRIC,
