@@ -4,21 +4,26 @@ Derived at read time from what the cloud already stores, so it needs no table an
 stale: the latest director document per gateway (``director_documents``, one row per gateway) names a release
 per model, and the gateway's ``up/events`` (``gateway_events``) say what it did with it. The edge emits:
 
-- ``install`` (with the document's sequence) once the release downloaded, verified and was written: the
-  gateway has the bytes, activation follows (``downloading``);
+- ``download`` (with the document's sequence) when the release starts downloading (``downloading``, from the
+  latest such event, so a retry after a transient reject is downloading again);
+- ``install`` (with the sequence) once the release downloaded, verified and was written; agents older than the
+  ``download`` event only send this one, which then marks ``downloading``;
 - ``activate`` (with the sequence) when the release starts serving on probation (``probation``);
-- ``commit`` (no sequence) when it passed probation (``committed``);
-- ``rollback`` (no sequence; its version is the one swapped *back to*) when probation failed or the active
+- ``commit`` (with the sequence that activated it; older agents send none) when it passed probation
+  (``committed``);
+- ``rollback`` (the same; its version is the one swapped *back to*) when probation failed or the active
   release would not load: the gateway left the named release (``rolled_back``);
+- ``challenger`` events (an experiment's second release) say nothing about the active release and are ignored;
 - ``reject`` (with the sequence the document claims) when any rule failed: the agent applies a document whole
   or not at all, so a reject refuses every model of it (``rejected``, with the rule and reason).
 
 A document that names the version a gateway already runs makes the agent emit nothing (re-issued documents,
-renewals, director key rotation), and commit and rollback carry no sequence, so where a model stands comes
-from the gateway's latest *switch* of it (an activation up to the document's sequence, or a rollback): the
-named version activated (probation, committed by a later commit), rolled back to (committed), or rolled back
-from right after its activation (rolled back); any other switch means the gateway has not taken it yet. The
-install and the reject of the document itself are matched by sequence. When several outcomes are known, the
+renewals, director key rotation), and commit and rollback name the document that *activated* the release (not
+necessarily the latest), so where a model stands comes from the gateway's latest *switch* of it (an activation
+up to the document's sequence, or a rollback): the named version activated (probation, committed by a later
+commit), rolled back to (committed), or rolled back from right after its activation (rolled back); any other
+switch means the gateway has not taken it yet. The download, install and reject of the document itself are
+matched by sequence. When several outcomes are known, the
 latest wins (a rejected document retried successfully is in probation). A deployment still pending,
 downloading or on probation past its deadline after the document was issued is ``overdue``; ``stage`` keeps
 how far it got. Event times are the gateway's clock and are compared with each other only; ``issued_at`` and
@@ -116,8 +121,11 @@ switched AS (
     (SELECT e.msg_id FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.model_name = n.model_name
        AND (e.kind = 'rollback' OR (e.kind = 'activate' AND e.director_sequence <= n.sequence))
        ORDER BY e.sent_at DESC LIMIT 1) AS switch_id,
-    (SELECT max(e.sent_at) FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'install'
-       AND e.model_name = n.model_name AND e.director_sequence = n.sequence) AS downloading_at,
+    COALESCE(
+      (SELECT max(e.sent_at) FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'download'
+         AND e.model_name = n.model_name AND e.director_sequence = n.sequence),
+      (SELECT max(e.sent_at) FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'install'
+         AND e.model_name = n.model_name AND e.director_sequence = n.sequence)) AS downloading_at,
     (SELECT e.msg_id FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'reject'
        AND e.director_sequence = n.sequence ORDER BY e.sent_at DESC LIMIT 1) AS reject_id
   FROM named n

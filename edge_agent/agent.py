@@ -27,7 +27,7 @@ import paho.mqtt.client as mqtt
 
 from edge_agent.device_index import DEVICES_FILE, DeviceIndex, GatewayIdentity
 from edge_agent.events import AgentEvent, log_event
-from edge_agent.inference import Heater, predict
+from edge_agent.inference import Heater
 from edge_agent.local_api import LocalApi, local_token
 from edge_agent.model_loader import FeatureContract
 from edge_agent.model_store import ModelStore
@@ -35,13 +35,23 @@ from edge_agent.mqtt_link import LastWill, MqttLink
 from edge_agent.outbox import OUTBOX_FILE, Outbox, OutboxSender
 from edge_agent.probation import Probation, ProbationPolicy
 from edge_agent.quarantine import Quarantine
+from edge_agent.serving import Serving
 from edge_agent.technician import TechnicianLog
 from edge_agent.tuf_client import TufClient
 from edge_agent.updater import DirectorState, ReleaseUpdater, UpdateResult
 from edge_agent.version import AGENT_VERSION
 from edge_agent.windows import HeaterWindows
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION, MIN_COVERAGE, WINDOW_SAMPLES
-from shared.messages import MAX_PAYLOAD_BYTES, Envelope, FeatureBatch, FeatureRow, GatewayStatus, PredictionBatch
+from shared.messages import (
+    MAX_PAYLOAD_BYTES,
+    Arm,
+    Envelope,
+    FeatureBatch,
+    FeatureRow,
+    GatewayStatus,
+    ModelState,
+    PredictionBatch,
+)
 from shared.telemetry import Telemetry, parse_telemetry
 from shared.topics import (
     DEFAULT_PREFIX,
@@ -146,6 +156,7 @@ class EdgeAgent:
             data / "models", FeatureContract(FEATURE_SET_VERSION, tuple(FEATURE_NAMES)), on_event=self.emit
         )
         self.probation = Probation(self.store, config.probation, on_event=self.emit)
+        self.serving = Serving(self.probation, on_event=self.emit)
         self.updater: ReleaseUpdater | None = None
         if config.cloud_url:
             trusted_root = config.trusted_root.read_bytes() if config.trusted_root else None
@@ -352,10 +363,11 @@ class EdgeAgent:
             return
         # a window too sparse to describe the heater gets no prediction (its features say why)
         covered = [i for i in range(len(heaters)) if features[i, 0] >= MIN_COVERAGE]
-        predictions = predict(models, features[covered], [heaters[i] for i in covered], window_end=end, made_at=end)
-        for name, model in models.items():
-            self.probation.observe(model, [p for p in predictions if p.model_name == name])
-        self.devices.remember_predictions(predictions)
+        predictions = self.serving.predict(
+            models, self.store.challengers(), features[covered], [heaters[i] for i in covered], end, end
+        )
+        # what technicians link outcomes to: the predictions acted on, never a shadow's
+        self.devices.remember_predictions(p for p in predictions if p.arm is not Arm.SHADOW)
         if predictions:
             batches = split_to_fit(
                 predictions, lambda chunk: PredictionBatch(gateway_id=self.gateway_id, predictions=chunk)
@@ -407,13 +419,17 @@ class EdgeAgent:
             gateway_id=self.gateway_id,
             online=online,
             agent_version=AGENT_VERSION,
-            models=self.store.states(),
+            models=[self._with_counts(state) for state in self.store.states()],
             director_sequence=self.updater.accepted_sequence if self.updater else None,
             outbox_depth=self.outbox.depth(),
             dropped=dropped,
             health="ok" if online else "offline",
             heaters=len(self.windows),
         )
+
+    def _with_counts(self, state: ModelState) -> ModelState:
+        predictions, failures = self.serving.counts(state.model_name)
+        return state.model_copy(update={"predictions": predictions, "failures": failures})
 
     def _status_publish(self, online: bool) -> tuple[str, bytes, int, bool]:
         return up_topic(self.gateway_id, Up.STATUS, self.config.prefix), self.status(online).to_json(), 1, True

@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from edge_agent.model_loader import LoadedModel
-from shared.messages import Prediction, UtcDatetime
+from shared.messages import Arm, Prediction, UtcDatetime
 
 log = logging.getLogger(__name__)
 
@@ -78,50 +78,66 @@ def predict(
     window_end: datetime | None,
     made_at: datetime,
 ) -> list[Prediction]:
-    """Predictions of every active model for the heaters it targets; ``features`` is ``(n_heaters, n_features)``.
-
-    ``heaters`` come from validated telemetry and every other field is made here, so each prediction
-    is the model's validated ``prediction_template`` with those fields replaced, not validated again:
-    validation was most of the agent's cost over onnxruntime.
-    """
+    """Predictions of every active model for the heaters it targets; ``features`` is ``(n_heaters, n_features)``."""
     if len(features) != len(heaters):
         raise ValueError(f"{len(features)} feature rows for {len(heaters)} heaters")
     made_at, window_end = _utc(made_at), _utc(window_end)
+    return [p for model in models.values() for p in predict_with(model, features, heaters, window_end, made_at)]
+
+
+def predict_with(
+    model: LoadedModel,
+    features: np.ndarray,
+    heaters: list[Heater],
+    window_end: datetime | None,
+    made_at: datetime,
+    arm: Arm = Arm.CHAMPION,
+    prediction_ids: Mapping[str, str] | None = None,
+) -> list[Prediction]:
+    """One model's predictions on ``arm`` for the heaters it targets, one run of it for them all.
+
+    ``prediction_ids`` (by device id) makes a shadow prediction share its champion's id; otherwise
+    ids are new. ``heaters`` come from validated telemetry and every other field is made here, so
+    each prediction is the model's validated ``prediction_template`` with those fields replaced,
+    not validated again: validation was most of the agent's cost over onnxruntime.
+    """
+    made_at, window_end = _utc(made_at), _utc(window_end)
+    release = model.release
+    if release.device_types:
+        chosen = [i for i, h in enumerate(heaters) if h.device_type in release.device_types]
+        rows, targeted = features[chosen], [heaters[i] for i in chosen]
+    else:
+        rows, targeted = features, heaters
+    if not targeted:
+        return []
+    began = time.perf_counter()
+    outputs = model.run_served(rows)
+    latency_ms = (time.perf_counter() - began) * 1000.0
+    if len(outputs) == 1 and model.served_labels is not None:  # the usual case, kept cheap: one labelled output
+        labels, matrix = (
+            model.served_labels,
+            outputs[0] if outputs[0].ndim == 2 else outputs[0].reshape(len(targeted), -1),
+        )
+    else:
+        labels, matrix = output_columns(model, outputs, len(targeted))
+    ids = os.urandom(len(targeted) * _ID_HEX // 2).hex()
+    template = model.prediction_template
     predictions: list[Prediction] = []
-    for model in models.values():
-        release = model.release
-        if release.device_types:
-            chosen = [i for i, h in enumerate(heaters) if h.device_type in release.device_types]
-            rows, targeted = features[chosen], [heaters[i] for i in chosen]
-        else:
-            rows, targeted = features, heaters
-        if not targeted:
-            continue
-        began = time.perf_counter()
-        outputs = model.run_served(rows)
-        latency_ms = (time.perf_counter() - began) * 1000.0
-        if len(outputs) == 1 and model.served_labels is not None:  # the usual case, kept cheap: one labelled output
-            labels, matrix = (
-                model.served_labels,
-                outputs[0] if outputs[0].ndim == 2 else outputs[0].reshape(len(targeted), -1),
-            )
-        else:
-            labels, matrix = output_columns(model, outputs, len(targeted))
-        ids = os.urandom(len(targeted) * _ID_HEX // 2).hex()
-        template = model.prediction_template
-        # lengths match by construction: strict zips would only cost time here
-        for row, (heater, values) in enumerate(zip(targeted, matrix.tolist(), strict=False)):
-            fields = {
-                "prediction_id": ids[row * _ID_HEX : (row + 1) * _ID_HEX],
-                "device_id": heater.device_id,
-                "device_type": heater.device_type,
-                "outputs": dict(zip(labels, values, strict=False))
-                if all(map(math.isfinite, values))
-                else _finite_outputs(labels, values, model, heater.device_id),
-                "latency_ms": latency_ms,
-                "made_at": made_at,
-                "feature_window_end": window_end,
-            }
-            # model_copy: the documented way to vary a validated model without validating again
-            predictions.append(template.model_copy(update=fields))
+    # lengths match by construction: strict zips would only cost time here
+    for row, (heater, values) in enumerate(zip(targeted, matrix.tolist(), strict=False)):
+        prediction_id = prediction_ids.get(heater.device_id) if prediction_ids else None
+        fields = {
+            "prediction_id": prediction_id or ids[row * _ID_HEX : (row + 1) * _ID_HEX],
+            "device_id": heater.device_id,
+            "device_type": heater.device_type,
+            "arm": arm,
+            "outputs": dict(zip(labels, values, strict=False))
+            if all(map(math.isfinite, values))
+            else _finite_outputs(labels, values, model, heater.device_id),
+            "latency_ms": latency_ms,
+            "made_at": made_at,
+            "feature_window_end": window_end,
+        }
+        # model_copy: the documented way to vary a validated model without validating again
+        predictions.append(template.model_copy(update=fields))
     return predictions

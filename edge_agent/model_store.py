@@ -4,11 +4,16 @@ Layout under the data folder::
 
     models/{name}/versions/{version}/model.onnx + release.json   (written in a staging folder, then renamed)
     models/{name}/active.json                                    ({"version": ..., "previous": ...})
+    models/{name}/challenger.json                                ({"version": ..., "experiment": {...}})
 
 A version folder appears complete or not at all, and ``active.json`` is replaced atomically
 (write temporary, fsync, rename, fsync folder) only after the folder it names is durable: after
 a crash at any point the pointer names the old version or the new one, never a partial file.
 ``previous`` is the last known good version, kept on disk for rollback; older ones are pruned.
+
+A challenger (a director document's experiment) is an installed release loaded beside the active
+one; ``challenger.json`` names it so it runs again after a restart. It never becomes active here:
+a promotion is a document naming it as the release, which activates it like any other.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from edge_agent.events import AgentEvent, EventSink, log_event
 from edge_agent.fault_points import fault_point
 from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits, load_model
 from shared.atomic_files import atomic_write, fsync_directory
-from shared.director import DirectorRejected, RejectRule
+from shared.director import DirectorRejected, Experiment, RejectRule
 from shared.messages import EventKind, ModelState
 from shared.release import ReleaseFile
 from shared.topics import validate_id
@@ -37,6 +42,15 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.onnx"
 RELEASE_FILE = "release.json"
 POINTER_FILE = "active.json"
+CHALLENGER_FILE = "challenger.json"
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """A release run beside the active one, and the experiment that says how."""
+
+    model: LoadedModel
+    experiment: Experiment
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,8 @@ class Pointer:
     committed: bool = False
     #: set when this version is active because ``rolled_back_from`` failed
     rolled_back_from: str | None = None
+    #: the director document that activated ``version`` (or whose release was rolled back from)
+    sequence: int | None = None
 
     def state(self) -> str:
         if self.rolled_back_from:
@@ -72,6 +88,7 @@ class ModelStore:
         self._lock = threading.Lock()
         #: replaced as a whole, never mutated, so readers need no lock
         self._active: dict[str, LoadedModel] = {}
+        self._challengers: dict[str, Challenger] = {}
 
     # -- paths ---------------------------------------------------------------------------------------
 
@@ -96,6 +113,7 @@ class ModelStore:
             previous=body.get("previous"),
             committed=bool(body.get("committed", False)),
             rolled_back_from=body.get("rolled_back_from"),
+            sequence=body.get("sequence"),
         )
 
     def installed_versions(self, name: str) -> list[str]:
@@ -119,17 +137,25 @@ class ModelStore:
         """The models serving now, by name."""
         return self._active
 
+    def challengers(self) -> dict[str, Challenger]:
+        """The challengers running beside the active models, by model name."""
+        return self._challengers
+
     def states(self) -> list[ModelState]:
         """What ``up/status`` reports per model."""
         states = []
         for name in self.model_names():
             pointer = self.pointer(name)
+            challenger = self._challengers.get(name)
             states.append(
                 ModelState(
                     model_name=name,
                     active_version=self._active[name].version if name in self._active else None,
                     installed_versions=self.installed_versions(name),
                     state=pointer.state() if pointer and name in self._active else "none",
+                    challenger_version=challenger.model.version if challenger else None,
+                    experiment_id=challenger.experiment.experiment_id if challenger else None,
+                    experiment_mode=challenger.experiment.mode if challenger else None,
                 )
             )
         return states
@@ -148,7 +174,9 @@ class ModelStore:
         if installed == release.model_sha256:
             return False
         pointer = self.pointer(name)
-        if installed is not None and pointer and version in (pointer.version, pointer.previous):
+        challenger = self._challengers.get(name)
+        in_use = (pointer.version, pointer.previous) if pointer else ()
+        if installed is not None and (version in in_use or (challenger and challenger.model.version == version)):
             raise DirectorRejected(
                 RejectRule.ACTIVATE, f"{name} {version} is installed and in use with other bytes ({installed[:12]})"
             )
@@ -174,7 +202,7 @@ class ModelStore:
         fsync_directory(final.parent)
         return True
 
-    def activate(self, loaded: LoadedModel) -> Pointer:
+    def activate(self, loaded: LoadedModel, sequence: int | None = None) -> Pointer:
         """Make an installed, loaded release the active one, on probation.
 
         The last known good becomes the current version if it passed probation; if it has not (yet),
@@ -188,7 +216,7 @@ class ModelStore:
             if current is not None and current.version == version:
                 pointer = current
             else:
-                pointer = Pointer(version=version, previous=_last_known_good(current, version))
+                pointer = Pointer(version=version, previous=_last_known_good(current, version), sequence=sequence)
                 fault_point("activate")
                 self._write_pointer(name, pointer)
             self._active = {**self._active, name: loaded}
@@ -215,10 +243,18 @@ class ModelStore:
             return None
         with self._lock:
             self._write_pointer(
-                name, Pointer(version=pointer.previous, committed=True, rolled_back_from=pointer.version)
+                name,
+                Pointer(
+                    version=pointer.previous,
+                    committed=True,
+                    rolled_back_from=pointer.version,
+                    sequence=pointer.sequence,
+                ),
             )
         self.on_event(
-            AgentEvent(EventKind.ROLLBACK, name, pointer.previous, detail=f"from {pointer.version}: {reason}")
+            AgentEvent(
+                EventKind.ROLLBACK, name, pointer.previous, pointer.sequence, detail=f"from {pointer.version}: {reason}"
+            )
         )
         return loaded
 
@@ -228,7 +264,9 @@ class ModelStore:
             pointer = self.pointer(name)
             if pointer is None or pointer.version != version or pointer.committed:
                 return False
-            self._write_pointer(name, Pointer(version=version, previous=pointer.previous, committed=True))
+            self._write_pointer(
+                name, Pointer(version=version, previous=pointer.previous, committed=True, sequence=pointer.sequence)
+            )
         return True
 
     def _write_pointer(self, name: str, pointer: Pointer) -> None:
@@ -237,16 +275,54 @@ class ModelStore:
             "previous": pointer.previous,
             "committed": pointer.committed,
             "rolled_back_from": pointer.rolled_back_from,
+            "sequence": pointer.sequence,
         }
         atomic_write(self._model_dir(name) / POINTER_FILE, json.dumps(body, sort_keys=True).encode())
 
+    # -- challengers ---------------------------------------------------------------------------------
+
+    def _challenger_pointer(self, name: str) -> tuple[str, Experiment] | None:
+        path = self._model_dir(name) / CHALLENGER_FILE
+        if not path.exists():
+            return None
+        body = json.loads(path.read_bytes())
+        return body["version"], Experiment.model_validate(body["experiment"])
+
+    def set_challenger(self, loaded: LoadedModel, experiment: Experiment) -> None:
+        """Run an installed, loaded release beside ``loaded.name``'s active one in ``experiment``."""
+        name = loaded.name
+        if self.installed_sha256(name, loaded.version) != loaded.model_sha256:
+            raise DirectorRejected(RejectRule.ACTIVATE, f"challenger {name} {loaded.version} is not installed")
+        body = {"version": loaded.version, "experiment": experiment.model_dump(mode="json")}
+        with self._lock:
+            atomic_write(self._model_dir(name) / CHALLENGER_FILE, json.dumps(body, sort_keys=True).encode())
+            self._challengers = {**self._challengers, name: Challenger(loaded, experiment)}
+        pointer = self.pointer(name)
+        if pointer is not None:  # a challenger it replaces goes
+            self._prune(name, pointer)
+
+    def stop_challenger(self, name: str) -> Challenger | None:
+        """Stop ``name``'s challenger (from memory, and from disk unless active or last known good)."""
+        path = self._model_dir(name) / CHALLENGER_FILE
+        with self._lock:
+            stopped = self._challengers.get(name)
+            self._challengers = {k: v for k, v in self._challengers.items() if k != name}
+            if path.exists():
+                path.unlink()
+                fsync_directory(path.parent)
+        pointer = self.pointer(name)
+        if pointer is not None:
+            self._prune(name, pointer)
+        return stopped
+
     def _prune(self, name: str, pointer: Pointer) -> None:
-        """Remove versions other than the active and last known good ones.
+        """Remove versions other than the active, last known good and challenger ones.
 
         Each is first renamed to a hidden name, so a crash mid-delete never leaves a half-deleted
         folder that still looks installed; hidden leftovers are cleared at start.
         """
-        keep = {pointer.version, pointer.previous}
+        challenger = self._challenger_pointer(name)
+        keep = {pointer.version, pointer.previous, challenger[0] if challenger else None}
         versions = self._model_dir(name) / "versions"
         for folder in versions.iterdir():
             if folder.name not in keep and not folder.name.startswith("."):
@@ -278,9 +354,24 @@ class ModelStore:
                 fallback = self._fall_back(name, pointer, f"active version failed to load: {exc}")
                 if fallback is not None:
                     loaded[name] = fallback
+        challengers = {name: c for name in loaded if (c := self._load_challenger(name)) is not None}
         with self._lock:
             self._active = loaded
+            self._challengers = challengers
         return loaded
+
+    def _load_challenger(self, name: str) -> Challenger | None:
+        """The challenger ``name`` ran before the restart; one that no longer loads is reported and not run."""
+        named = self._challenger_pointer(name)
+        if named is None:
+            return None
+        version, experiment = named
+        try:
+            return Challenger(self._load_installed(name, version), experiment)
+        except (DirectorRejected, OSError, ValueError) as exc:
+            detail = f"challenger failed to load, not run: {exc}"
+            self.on_event(AgentEvent(EventKind.HEALTH, name, version, detail=detail))
+            return None
 
     def _remove_partials(self) -> None:
         """Clear staging folders a crash left behind (nothing ever pointed at them)."""

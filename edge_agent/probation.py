@@ -35,7 +35,7 @@ class ProbationPolicy:
     max_batch_latency_ms: float = 2000.0
 
 
-def _bounds_problem(model: LoadedModel, prediction: Prediction) -> str | None:
+def bounds_problem(model: LoadedModel, prediction: Prediction) -> str | None:
     release = model.release
     for output, labels in release.output_labels.items():
         for label in labels:
@@ -67,7 +67,7 @@ class Probation:
             return
         if key in self._failed:
             return
-        problem = next(filter(None, (_bounds_problem(model, p) for p in predictions)), None)
+        problem = next(filter(None, (bounds_problem(model, p) for p in predictions)), None)
         latency = predictions[0].latency_ms
         if problem is None and latency > self.policy.max_batch_latency_ms:
             problem = f"a batch took {latency:.0f} ms (bound {self.policy.max_batch_latency_ms:.0f} ms)"
@@ -77,7 +77,16 @@ class Probation:
         self._served[key] += len(predictions)
         if self._served[key] >= self.policy.predictions_required and self.store.commit(model.name, model.version):
             detail = f"{self._served[key]} predictions within bounds"
-            self.on_event(AgentEvent(EventKind.COMMIT, model.name, model.version, detail=detail))
+            self.on_event(AgentEvent(EventKind.COMMIT, model.name, model.version, pointer.sequence, detail=detail))
+
+    def run_failed(self, model: LoadedModel, problem: str) -> None:
+        """``model`` raised instead of predicting: fails its probation, or is reported if already committed."""
+        pointer = self.store.pointer(model.name)
+        on_probation = pointer is not None and pointer.version == model.version and not pointer.committed
+        if on_probation and (model.name, model.version) not in self._failed:
+            self._fail(model, problem)
+        else:
+            self.on_event(AgentEvent(EventKind.HEALTH, model.name, model.version, detail=f"run failed: {problem}"))
 
     def _fail(self, model: LoadedModel, problem: str) -> None:
         reason = f"probation failed: {problem}"

@@ -9,6 +9,11 @@ memory and time (``edge_agent.sandboxed_load``), then in the agent. Only when ev
 document passes is anything installed and activated, so a document is applied whole or not at all.
 Any failure emits a ``reject`` event naming the rule and leaves the serving models untouched.
 
+A model's challenger (an experiment) passes the same checks and is installed with the document; it
+then runs beside the active release (``edge_agent.serving``). A document that names no challenger for
+a model stops the one it had. Challenger steps are reported as ``challenger`` events, so the cloud's
+deployment state of the model, built from the other kinds, follows the active release only.
+
 Director keys are trusted through TUF: the ``director/keys.json`` target, cached on disk. When a
 signature does not verify with the cached keys, the keys are fetched again through TUF first, so
 a rotated director key is picked up without re-provisioning.
@@ -47,7 +52,9 @@ from shared.director import (
     DesiredModel,
     DirectorDocument,
     DirectorRejected,
+    Experiment,
     RejectRule,
+    TargetRef,
     parse_director_keys,
     verify_director,
 )
@@ -80,6 +87,13 @@ class _Staged:
     release_bytes: bytes
     onnx_bytes: bytes
     loaded: LoadedModel
+
+
+@dataclass(frozen=True)
+class _StagedChallenger:
+    experiment: Experiment
+    #: None: the challenger already running is this release
+    staged: _Staged | None
 
 
 class DirectorState:
@@ -149,14 +163,20 @@ class ReleaseUpdater:
         current: tuple[str, str] | None = None  # model name and version being checked, for the event
         try:
             document, session = self._verify(payload, accepted_sequence)
-            staged = []
+            sequence = document.signed.sequence
+            staged: list[_Staged] = []
+            challengers: dict[str, _StagedChallenger] = {}
             for name, desired in sorted(document.signed.models.items()):
                 current = (name, desired.version)
-                item = self._stage(session, name, desired)
+                item = self._stage(session, name, desired, sequence, self.store.active().get(name))
                 if item is not None:
                     staged.append(item)
+                if desired.challenger is not None:
+                    current = (name, desired.challenger.version)
+                    challengers[name] = self._stage_challenger(session, name, desired, sequence)
             current = None
-            self._activate(staged, document.signed.sequence)
+            self._activate(staged, sequence)
+            self._switch_challengers(challengers, sequence)
             fault_point("activate")
         except DirectorRejected as rejected:
             self._report_reject(rejected, payload, document, current)
@@ -185,19 +205,30 @@ class ReleaseUpdater:
             document = verify_director(payload, keys, self.gateway_id, accepted_sequence, now=self.clock())
         return document, session or self.tuf.session()
 
-    def _stage(self, session: TufSession, name: str, desired: DesiredModel) -> _Staged | None:
-        """Everything up to activation for one model; None when it already runs exactly this release."""
+    def _stage(
+        self,
+        session: TufSession,
+        name: str,
+        desired: TargetRef,
+        sequence: int,
+        running: LoadedModel | None,
+        challenger: bool = False,
+    ) -> _Staged | None:
+        """Everything up to activation for one release; None when ``running`` is exactly this release."""
         release_info = self._agreeing_target(
             session, desired.release_target, desired.release_sha256, desired.release_length
         )
         model_info = self._agreeing_target(session, desired.model_target, desired.model_sha256, desired.model_length)
-        active = self.store.active().get(name)
-        if active is not None and active.version == desired.version and active.model_sha256 == desired.model_sha256:
+        if running is not None and running.version == desired.version and running.model_sha256 == desired.model_sha256:
             return None
         if desired.model_length > self.limits.max_bytes:  # refused before a byte of it is fetched
             raise DirectorRejected(
                 RejectRule.ONNX_SIZE, f"model is {desired.model_length} bytes, the cap is {self.limits.max_bytes}"
             )
+        if challenger:
+            self.on_event(AgentEvent(EventKind.CHALLENGER, name, desired.version, sequence, detail="downloading"))
+        else:
+            self.on_event(AgentEvent(EventKind.DOWNLOAD, name, desired.version, sequence))
         release_bytes = session.download(release_info)
         release = self._release(release_bytes, name, desired)
         onnx_bytes = self._installed_bytes(name, desired)  # e.g. rolling back to the last known good
@@ -208,7 +239,18 @@ class ReleaseUpdater:
         loaded = load_model(onnx_bytes, release, self.features, self.limits)
         return _Staged(release, release_bytes, onnx_bytes, loaded)
 
-    def _installed_bytes(self, name: str, desired: DesiredModel) -> bytes | None:
+    def _stage_challenger(
+        self, session: TufSession, name: str, desired: DesiredModel, sequence: int
+    ) -> _StagedChallenger:
+        if desired.experiment is None:
+            raise DirectorRejected(RejectRule.DIRECTOR_FORMAT, f"{name} names a challenger but no experiment")
+        running = self.store.challengers().get(name)
+        staged = self._stage(
+            session, name, desired.challenger, sequence, running.model if running else None, challenger=True
+        )
+        return _StagedChallenger(desired.experiment, staged)
+
+    def _installed_bytes(self, name: str, desired: TargetRef) -> bytes | None:
         """The model from disk when exactly this release is installed (it passed every check then), else None."""
         if self.store.installed_sha256(name, desired.version) != desired.model_sha256:
             return None
@@ -230,7 +272,7 @@ class ReleaseUpdater:
         return info
 
     @staticmethod
-    def _release(release_bytes: bytes, name: str, desired: DesiredModel) -> ReleaseFile:
+    def _release(release_bytes: bytes, name: str, desired: TargetRef) -> ReleaseFile:
         """The release file must describe exactly the model the director names."""
         try:
             release = ReleaseFile.model_validate_json(release_bytes)
@@ -258,11 +300,35 @@ class ReleaseUpdater:
             try:
                 if self.store.install(item.release, item.release_bytes, item.onnx_bytes):
                     self.on_event(AgentEvent(EventKind.INSTALL, name, version, sequence))
-                pointer = self.store.activate(item.loaded)
+                pointer = self.store.activate(item.loaded, sequence)
             except OSError as exc:
                 raise DirectorRejected(RejectRule.ACTIVATE, f"{name} {version}: {exc}") from exc
             detail = f"previous {pointer.previous}" if pointer.previous else "first version"
             self.on_event(AgentEvent(EventKind.ACTIVATE, name, version, sequence, detail=detail))
+
+    def _switch_challengers(self, challengers: dict[str, _StagedChallenger], sequence: int) -> None:
+        """Start or change the challengers the document names; stop those it no longer names."""
+        running = self.store.challengers()
+        for name, item in challengers.items():
+            before = running.get(name)
+            loaded = item.staged.loaded if item.staged else before.model
+            if item.staged is None and before.experiment == item.experiment:
+                continue
+            try:
+                if item.staged is not None:
+                    self.store.install(item.staged.release, item.staged.release_bytes, item.staged.onnx_bytes)
+                self.store.set_challenger(loaded, item.experiment)
+            except OSError as exc:
+                raise DirectorRejected(RejectRule.ACTIVATE, f"challenger {name} {loaded.version}: {exc}") from exc
+            experiment = item.experiment
+            share = f" {experiment.challenger_percent}%" if experiment.mode == "split" else ""
+            detail = f"started: experiment {experiment.experiment_id} {experiment.mode}{share}"
+            self.on_event(AgentEvent(EventKind.CHALLENGER, name, loaded.version, sequence, detail=detail))
+        for name in sorted(set(running) - set(challengers)):
+            stopped = self.store.stop_challenger(name)
+            if stopped is not None:
+                detail = f"stopped: experiment {stopped.experiment.experiment_id}"
+                self.on_event(AgentEvent(EventKind.CHALLENGER, name, stopped.model.version, sequence, detail=detail))
 
     def _report_reject(
         self,

@@ -159,6 +159,13 @@ class ModelState(_Strict):
     active_version: str | None = None
     installed_versions: list[str] = Field(default_factory=list)
     state: Literal["none", "probation", "committed", "rolled_back"] = "none"
+    #: the challenger release running beside the active one in an experiment, and that experiment
+    challenger_version: str | None = None
+    experiment_id: str | None = None
+    experiment_mode: Literal["shadow", "split"] | None = None
+    #: predictions sent and failed runs per arm (``champion``, ``challenger``, ``shadow``) since the agent started
+    predictions: dict[str, int] = Field(default_factory=dict)
+    failures: dict[str, int] = Field(default_factory=dict)
 
 
 class GatewayStatus(Envelope):
@@ -175,12 +182,16 @@ class GatewayStatus(Envelope):
 
 
 class EventKind(StrEnum):
+    #: a release starts downloading (the cloud's ``downloading`` state)
+    DOWNLOAD = "download"
     INSTALL = "install"
     REJECT = "reject"
     ACTIVATE = "activate"
     COMMIT = "commit"
     ROLLBACK = "rollback"
     HEALTH = "health"
+    #: a challenger release started or stopped running beside the model's active release
+    CHALLENGER = "challenger"
 
 
 class GatewayEvent(Envelope):

@@ -42,6 +42,25 @@ def test_a_new_document_is_pending_then_downloading_probation_and_committed_with
     assert committed.overdue_at is None and committed.reason is None
 
 
+def test_downloading_starts_with_the_download_event_and_a_retry_after_a_reject_downloads_again(fleet: Fleet):
+    sequence = fleet.direct(GW, T0, **{MODEL: "1"})
+    fleet.report(GW, EventKind.DOWNLOAD, T0 + MINUTE, "1", sequence)
+    fleet.report(GW, EventKind.CHALLENGER, T0 + MINUTE, "2", sequence, detail="downloading")
+    downloading = _only(fleet)
+    assert (downloading.state, downloading.downloading_at) == (DeploymentState.DOWNLOADING, T0 + MINUTE)
+    fleet.report(GW, EventKind.INSTALL, T0 + 2 * MINUTE, "1", sequence)
+    assert _only(fleet).downloading_at == T0 + MINUTE  # the install does not restart the download
+
+    fleet.report(GW, EventKind.REJECT, T0 + 3 * MINUTE, None, sequence, model_name=None, rule="tuf.download")
+    assert _only(fleet).state is DeploymentState.REJECTED
+    fleet.report(GW, EventKind.DOWNLOAD, T0 + 4 * MINUTE, "1", sequence)  # the agent retried on its own
+    assert (_only(fleet).state, _only(fleet).downloading_at) == (DeploymentState.DOWNLOADING, T0 + 4 * MINUTE)
+
+    fleet.report(GW, EventKind.ACTIVATE, T0 + 5 * MINUTE, "1", sequence)
+    fleet.report(GW, EventKind.COMMIT, T0 + 6 * MINUTE, "1", sequence)  # commits name the activating document
+    assert (_only(fleet).state, _only(fleet).committed_at) == (DeploymentState.COMMITTED, T0 + 6 * MINUTE)
+
+
 def test_a_gateway_that_misses_the_deadline_is_overdue_and_keeps_its_stage(fleet: Fleet):
     sequence = fleet.direct(GW, T0, **{MODEL: "1"})
     deadline = timedelta(minutes=30)

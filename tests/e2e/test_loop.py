@@ -28,7 +28,11 @@ def test_a_model_trained_on_history_is_released_activated_and_serves_predictions
 
         sequence = world.latest_document().signed.sequence
         world.wait_event(EventKind.ACTIVATE.value, sequence)
-        assert [e["kind"] for e in world.events(sequence)] == [EventKind.INSTALL.value, EventKind.ACTIVATE.value]
+        assert [e["kind"] for e in world.events(sequence)] == [
+            EventKind.DOWNLOAD.value,
+            EventKind.INSTALL.value,
+            EventKind.ACTIVATE.value,
+        ]
         assert world.agent.store.active()[MODEL].model_sha256 == release.model_sha256
 
         world.feed(FIRST_PREDICTIONS_MINUTES - 60)

@@ -67,8 +67,9 @@ def test_a_retained_director_document_is_applied_and_reported(tmp_path: Path, cl
         return _events(up)
 
     try:
-        wait_for(lambda: len(events()) >= 2, timeout=20, what="install and activate events")
+        wait_for(lambda: len(events()) >= 3, timeout=20, what="download, install and activate events")
         assert [(e.kind, e.model_version, e.director_sequence) for e in events()] == [
+            (EventKind.DOWNLOAD, "1", 1),
             (EventKind.INSTALL, "1", 1),
             (EventKind.ACTIVATE, "1", 1),
         ]
@@ -83,7 +84,7 @@ def test_a_retained_director_document_is_applied_and_reported(tmp_path: Path, cl
 
         forged = cloud.document(2, {MODEL: cloud.desired(MODEL, "1")}, key=generate_private_key())
         up.client.publish(desired, forged, qos=1, retain=True)
-        wait_for(lambda: len(events()) >= 3, timeout=20, what="a reject event")
+        wait_for(lambda: len(events()) >= 4, timeout=20, what="a reject event")
         assert (events()[-1].kind, events()[-1].rule, events()[-1].director_sequence) == (
             EventKind.REJECT,
             "director.signature",

@@ -56,6 +56,7 @@ def test_a_valid_document_installs_and_activates(tmp_path: Path, cloud: Cloud):
     gw = make_gateway(tmp_path / "fresh", cloud)
     assert gw.updater.handle(cloud.document(4, {MODEL: cloud.desired(MODEL, "2")})) is UpdateResult.APPLIED
     assert [(e.kind, e.model_version, e.director_sequence) for e in gw.events] == [
+        (EventKind.DOWNLOAD, "2", 4),
         (EventKind.INSTALL, "2", 4),
         (EventKind.ACTIVATE, "2", 4),
     ]
