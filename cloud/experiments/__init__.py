@@ -1,0 +1,1 @@
+"""A/B tests of a challenger model version against the production champion (``ExperimentService``)."""

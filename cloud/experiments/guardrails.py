@@ -1,0 +1,92 @@
+"""Guardrails: a challenger that is slower on the gateways, or that gateways refuse, loses whatever its metric says.
+
+Figures per arm since the experiment started: edge inference latency (p95 of ``predictions.latency_ms``),
+prediction counts, and update events gateways reported for the arm's version (``reject``: an install refused
+by one of the update rules; ``rollback``: a failed probation). Thresholds are the experiment's ``guardrails``
+(defaults below); the latency ratio is judged only once both arms have ``min_latency_samples`` predictions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from cloud.experiments.metrics import CHALLENGER, CHAMPION
+from shared.messages import Arm, EventKind
+
+DEFAULT_GUARDRAILS: dict[str, float] = {
+    #: the challenger's p95 latency may be at most this multiple of the champion's
+    "max_latency_p95_ratio": 1.5,
+    "min_latency_samples": 100,
+    #: install rejections and probation rollbacks of the challenger tolerated across the fleet
+    "max_rejections": 0,
+    "max_rollbacks": 0,
+}
+
+
+def guardrails_with_defaults(given: dict[str, float] | None) -> dict[str, float]:
+    unknown = set(given or {}) - set(DEFAULT_GUARDRAILS)
+    if unknown:
+        raise ValueError(f"unknown guardrails {sorted(unknown)}; known: {sorted(DEFAULT_GUARDRAILS)}")
+    merged = {**DEFAULT_GUARDRAILS, **(given or {})}
+    if any(value < 0 for value in merged.values()):
+        raise ValueError("guardrail thresholds must not be negative")
+    return merged
+
+
+def arm_figures(db: sqlite_utils.Database, experiment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per arm: predictions, latency p95 in ms (None without predictions), rejections and rollbacks."""
+    since, until = experiment["started_at"], experiment["stopped_at"]
+    arms = {
+        CHAMPION: ([CHAMPION], experiment["champion_version"]),
+        CHALLENGER: ([CHALLENGER, Arm.SHADOW.value], experiment["challenger_version"]),
+    }
+    figures: dict[str, dict[str, Any]] = {}
+    for arm, (labels, version) in arms.items():
+        marks = ", ".join("?" for _ in labels)
+        latencies = np.array(
+            [
+                row[0]
+                for row in db.execute(
+                    f"""SELECT latency_ms FROM predictions WHERE model_name = ? AND model_version = ?
+                        AND arm IN ({marks}) AND made_at >= ? AND (? IS NULL OR made_at <= ?)""",
+                    [experiment["model_name"], version, *labels, since, until, until],
+                )
+            ],
+            dtype=np.float64,
+        )
+        events = dict(
+            db.execute(
+                """SELECT kind, COUNT(*) FROM gateway_events WHERE model_name = ? AND model_version = ?
+                   AND kind IN (?, ?) AND sent_at >= ? AND (? IS NULL OR sent_at <= ?) GROUP BY kind""",
+                [experiment["model_name"], version, EventKind.REJECT, EventKind.ROLLBACK, since, until, until],
+            ).fetchall()
+        )
+        figures[arm] = {
+            "predictions": int(latencies.size),
+            "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies.size else None,
+            "rejections": int(events.get(EventKind.REJECT.value, 0)),
+            "rollbacks": int(events.get(EventKind.ROLLBACK.value, 0)),
+        }
+    return figures
+
+
+def breaches(figures: dict[str, dict[str, Any]], guardrails: dict[str, float]) -> list[str]:
+    """What the challenger broke, in words; empty when it is within every guardrail."""
+    champion, challenger = figures[CHAMPION], figures[CHALLENGER]
+    found = []
+    if challenger["rejections"] > guardrails["max_rejections"]:
+        found.append(f"gateways rejected the challenger {challenger['rejections']} time(s)")
+    if challenger["rollbacks"] > guardrails["max_rollbacks"]:
+        found.append(f"gateways rolled the challenger back {challenger['rollbacks']} time(s)")
+    enough = min(champion["predictions"], challenger["predictions"]) >= guardrails["min_latency_samples"]
+    if enough and champion["latency_p95_ms"] and challenger["latency_p95_ms"]:
+        ratio = challenger["latency_p95_ms"] / champion["latency_p95_ms"]
+        if ratio > guardrails["max_latency_p95_ratio"]:
+            found.append(
+                f"challenger p95 latency {challenger['latency_p95_ms']:.2f} ms is {ratio:.2f}x the champion's "
+                f"(limit {guardrails['max_latency_p95_ratio']}x)"
+            )
+    return found

@@ -1,0 +1,156 @@
+"""Experiment rows and their decision log (tables of migration 12 in ``cloud.storage``).
+
+Status moves draft → running → stopped → concluded (or running → concluded). Each move is a conditional
+UPDATE on the status it leaves, committed with its decision-log row, so two operators acting at once
+cannot both start, stop or conclude the same experiment.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlite_utils
+
+from cloud.storage import iso
+
+
+class Status(StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    CONCLUDED = "concluded"
+
+
+class UnknownExperiment(LookupError):
+    """No experiment with this id."""
+
+
+class ExperimentConflict(ValueError):
+    """The experiment is not in a state that allows the action, or another experiment is in the way."""
+
+
+_JSON_FIELDS = ("guardrails_json", "gateway_ids_json")
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as callers use it: JSON columns parsed and named without their suffix."""
+    decoded = {key: value for key, value in row.items() if key not in _JSON_FIELDS}
+    decoded["guardrails"] = json.loads(row["guardrails_json"] or "{}")
+    decoded["gateway_ids"] = json.loads(row["gateway_ids_json"]) if row["gateway_ids_json"] else None
+    return decoded
+
+
+class ExperimentStore:
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+
+    def create(self, row: dict[str, Any], actor: str, reason: str) -> dict[str, Any]:
+        """Insert a draft and its ``create`` decision in one transaction."""
+        now = iso(datetime.now(UTC))
+        stored = {
+            **{k: v for k, v in row.items() if k not in ("guardrails", "gateway_ids")},
+            "guardrails_json": json.dumps(row.get("guardrails") or {}, sort_keys=True),
+            "gateway_ids_json": json.dumps(row["gateway_ids"]) if row.get("gateway_ids") is not None else None,
+            "status": Status.DRAFT.value,
+            "created_at": now,
+            "created_by": actor,
+        }
+        with self.db.conn:
+            self.db["experiments"].insert(stored)
+            self._log(stored["experiment_id"], now, actor, "create", None, reason, {})
+        return self.get(stored["experiment_id"])
+
+    def get(self, experiment_id: str) -> dict[str, Any]:
+        rows = list(self.db["experiments"].rows_where("experiment_id = ?", [experiment_id]))
+        if not rows:
+            raise UnknownExperiment(f"no experiment {experiment_id!r}")
+        return _decoded(rows[0])
+
+    def list(self, status: Status | None = None, model_name: str | None = None) -> list[dict[str, Any]]:
+        """Newest first."""
+        clauses, args = [], []
+        if status is not None:
+            clauses, args = [*clauses, "status = ?"], [*args, status.value]
+        if model_name is not None:
+            clauses, args = [*clauses, "model_name = ?"], [*args, model_name]
+        where = " AND ".join(clauses) or None
+        return [_decoded(row) for row in self.db["experiments"].rows_where(where, args, order_by="created_at DESC")]
+
+    def transition(
+        self,
+        experiment_id: str,
+        leaving: tuple[Status, ...],
+        fields: dict[str, Any],
+        actor: str,
+        action: str,
+        decision: str | None,
+        reason: str,
+        details: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Apply ``fields`` if the status is one of ``leaving``, logging the decision in the same transaction."""
+        current = self.get(experiment_id)
+        now = iso(datetime.now(UTC))
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        marks = ", ".join("?" for _ in leaving)
+        try:
+            with self.db.conn:
+                cursor = self.db.execute(
+                    f"UPDATE experiments SET {assignments} WHERE experiment_id = ? AND status IN ({marks})",
+                    [*(now if value is NOW else value for value in fields.values()), experiment_id, *leaving],
+                )
+                if cursor.rowcount != 1:
+                    raise ExperimentConflict(
+                        f"experiment {experiment_id} is {self.get(experiment_id)['status']}: "
+                        f"{action} needs it {' or '.join(leaving)}"
+                    )
+                self._log(experiment_id, now, actor, action, decision, reason, details)
+        except sqlite3.IntegrityError as exc:  # the one-running-per-model index
+            raise ExperimentConflict(
+                f"another experiment on {current['model_name']} is already running: stop or conclude it first"
+            ) from exc
+        return self.get(experiment_id)
+
+    def record_decision(
+        self, experiment_id: str, actor: str, action: str, decision: str | None, reason: str, details: dict[str, Any]
+    ) -> None:
+        """Log a decision that changes no status (a refused conclusion, a guardrail seen)."""
+        with self.db.conn:
+            self._log(experiment_id, iso(datetime.now(UTC)), actor, action, decision, reason, details)
+
+    def decisions(self, experiment_id: str) -> list[dict[str, Any]]:
+        """The decision log, oldest first."""
+        rows = self.db["experiment_decisions"].rows_where("experiment_id = ?", [experiment_id], order_by="id")
+        return [{**row, "details": json.loads(row.pop("details_json") or "{}")} for row in rows]
+
+    def _log(
+        self,
+        experiment_id: str,
+        at: str,
+        actor: str,
+        action: str,
+        decision: str | None,
+        reason: str,
+        details: dict[str, Any],
+    ) -> None:
+        self.db["experiment_decisions"].insert(
+            {
+                "experiment_id": experiment_id,
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "decision": decision,
+                "reason": reason,
+                "details_json": json.dumps(details, sort_keys=True, default=str),
+            }
+        )
+
+
+class _Now:
+    """Marks a field that ``transition`` fills with the moment of the change."""
+
+
+NOW = _Now()
