@@ -23,6 +23,7 @@ from cloud.api.routes import (
     models,
     predictions,
     registry,
+    rollouts,
     training,
     tuf,
 )
@@ -39,6 +40,7 @@ _TAGS = [
     {"name": "training", "description": "Training runs, schedules and evaluations of model versions."},
     {"name": "gateways", "description": "Gateways' status and update events."},
     {"name": "deployments", "description": "Where each gateway stands with the release it was directed to."},
+    {"name": "rollouts", "description": "Staged rollouts: a canary share of the gateways, then the rest."},
     {"name": "operations", "description": "What ingest could not store."},
     {"name": "admin", "description": "API keys and the audit log."},
     {"name": "tuf", "description": "The signed TUF repository gateways update from."},
@@ -131,6 +133,7 @@ def create_app(config: CloudConfig) -> FastAPI:
         features,
         deployments,
         training,
+        rollouts,
     ):
         roles |= route_roles(module.router)
         app.include_router(module.router)

@@ -44,7 +44,7 @@ def _signals_absorbed() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _workers(config: CloudConfig, ingest: bool, publisher: bool, training: bool) -> list[Worker]:
+def _workers(config: CloudConfig, ingest: bool, publisher: bool, training: bool, rollouts: bool = True) -> list[Worker]:
     """The background workers to run beside the API; imported only when wanted."""
     workers: list[Worker] = []
     if ingest:
@@ -59,6 +59,10 @@ def _workers(config: CloudConfig, ingest: bool, publisher: bool, training: bool)
         from cloud.pipeline.worker import TrainingWorker
 
         workers.append(TrainingWorker(config))
+    if rollouts:
+        from cloud.rollouts.worker import RolloutWorker
+
+        workers.append(RolloutWorker(config))
     return workers
 
 
@@ -70,10 +74,20 @@ def _workers(config: CloudConfig, ingest: bool, publisher: bool, training: bool)
 @click.option("--ingest/--no-ingest", default=True, show_default=True, help="Run the MQTT ingest worker.")
 @click.option("--publisher/--no-publisher", default=True, show_default=True, help="Run the director publisher.")
 @click.option("--training/--no-training", default=True, show_default=True, help="Run the training worker.")
+@click.option(
+    "--rollouts/--no-rollouts", default=True, show_default=True, help="Run the worker advancing staged rollouts."
+)
 def serve_command(
-    host: str, port: int, data_dir: Path | None, mqtt_url: str | None, ingest: bool, publisher: bool, training: bool
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    mqtt_url: str | None,
+    ingest: bool,
+    publisher: bool,
+    training: bool,
+    rollouts: bool,
 ) -> None:
-    """Serve the REST API and TUF repository, with the ingest, director publisher and training workers beside it.
+    """Serve the REST API and TUF repository, with the ingest, director publisher, training and rollout workers.
 
     Ctrl-C (or SIGTERM) stops the server first, then the workers in reverse order of starting, and exits 0.
     """
@@ -81,7 +95,7 @@ def serve_command(
     server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_config=None))
     started: list[Worker] = []
     try:
-        for worker in _workers(config, ingest, publisher, training):
+        for worker in _workers(config, ingest, publisher, training, rollouts):
             try:
                 worker.start()
             except Exception as exc:  # e.g. broker unreachable, wrong key passphrase: say which and why

@@ -267,7 +267,8 @@ class StagedRollouts:
             status = store.load(self.db, rollout_id).status.value
             allowed = " or ".join(s.value for s in from_)
             raise RolloutRefused(f"rollout #{rollout_id} is {status}: only a {allowed} rollout can become {to.value}")
-        store.decide(self.db, rollout_id, None, actor, to.value, reason, now)
+        decision = "resumed" if to is RolloutStatus.RUNNING else to.value
+        store.decide(self.db, rollout_id, None, actor, decision, reason, now)
         return store.load(self.db, rollout_id)
 
     # -- directing -----------------------------------------------------------------------------------
