@@ -43,16 +43,19 @@ def build_release(
     onnx_bytes: bytes | None = None,
     feature_set: str = FEATURE_SET,
     feature_names: tuple[str, ...] = tuple(FEATURE_NAMES),
+    impute: bool = True,
 ) -> BuiltRelease:
     """Train a tiny classifier (different ``seed``, different model) and describe it as the trainer does.
 
     ``onnx_bytes`` replaces the exported model while keeping the release that describes the real one.
-    The imputer lets it serve feature rows with gaps (NaN), as real windows have.
+    The imputer lets it serve feature rows with gaps (NaN), as real windows have; without it (``impute``
+    False) a gap gives NaN outputs, while the golden vectors, all finite, still pass.
     """
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(240, len(feature_names))).astype(np.float32)
     y = np.digitize(X[:, 0] + 0.5 * X[:, 2], [-0.5, 0.7])
-    estimator = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=300)).fit(X, y)
+    steps = [SimpleImputer()] if impute else []
+    estimator = make_pipeline(*steps, StandardScaler(), LogisticRegression(max_iter=300)).fit(X, y)
     exported = export(estimator, len(feature_names), options={"zipmap": False})
     data = onnx_bytes if onnx_bytes is not None else exported.onnx_bytes
     release = ReleaseFile(

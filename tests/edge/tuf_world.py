@@ -18,7 +18,7 @@ from edge_agent.model_loader import FeatureContract
 from edge_agent.model_store import ModelStore
 from edge_agent.tuf_client import TufClient
 from edge_agent.updater import DirectorState, ReleaseUpdater
-from shared.director import DesiredModel, DirectorSigned, format_time, sign_director
+from shared.director import DesiredModel, DirectorSigned, Experiment, format_time, sign_director
 from tests.api.conftest import ServedCloud, served_cloud
 from tests.edge.releases import FEATURE_NAMES, FEATURE_SET, BuiltRelease
 
@@ -48,6 +48,11 @@ class Cloud:
 
     def desired(self, model_name: str, version: str) -> DesiredModel:
         return director.desired_model(self.config, model_name, version)
+
+    def challenged(self, model_name: str, version: str, challenger: str, experiment: Experiment) -> DesiredModel:
+        """``version`` as the release, with ``challenger`` beside it in ``experiment``."""
+        ref = director.target_ref(tuf_repo.current_targets(self.config), model_name, challenger)
+        return self.desired(model_name, version).model_copy(update={"challenger": ref, "experiment": experiment})
 
     def document(
         self,
