@@ -79,6 +79,12 @@ def test_an_operator_runs_a_rollout_over_http_and_a_viewer_reads_it(api: ServedC
     assert [r["rollout_id"] for r in listed] == [rollout_id]
     assert api.http.get("/api/rollouts", params={"status": "running"}, headers=viewer).json() == []
     assert api.http.get("/api/rollouts/999", headers=viewer).status_code == 404
+    second = api.http.post("/api/rollouts", json=body, headers=operator).json()["rollout_id"]
+    rolled = api.http.post(f"/api/rollouts/{second}/rollback", json={"reason": "wrong week"}, headers=operator)
+    assert (rolled.json()["status"], rolled.json()["outcome"]) == ("rolled_back", "wrong week")
+    assert all(edge.version_of(g)[0] == "1" for g in GATEWAYS)
+    cancelled = api.http.post(f"/api/rollouts/{second}/cancel", json={"reason": "x"}, headers=operator)
+    assert cancelled.status_code == 409 and "only a running or halted rollout" in cancelled.json()["detail"]
     bad_plan = {**body, "percentages": [50, 20]}
     refused_plan = api.http.post("/api/rollouts", json=bad_plan, headers=operator)
     assert refused_plan.status_code == 409 and "must rise strictly" in refused_plan.json()["detail"]

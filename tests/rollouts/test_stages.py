@@ -10,6 +10,7 @@ from cloud.registry import MLModelRegistry
 from cloud.releases import director
 from cloud.releases.keystore import director_key, key_info
 from cloud.rollouts import store
+from cloud.rollouts.automation import AUTO_CANARY_ENV, start_rollout
 from cloud.rollouts.engine import RolloutRefused
 from cloud.rollouts.plan import RolloutPlan
 from cloud.rollouts.store import RolloutStatus, StageStatus
@@ -177,3 +178,20 @@ def test_what_cannot_become_production_is_refused_before_any_gateway_is_directed
         _start(cloud)
     assert all(cloud.version_of(g)[0] == "1" for g in GATEWAYS)
     assert store.list_ids(cloud.db) == []
+
+
+def test_automation_starts_a_canary_only_when_the_deployment_allows_it(cloud: Cloud, monkeypatch):
+    def winner():
+        return start_rollout(
+            cloud.config, cloud.db, NAME, "2", actor="retraining", reason="won the A/B test", plan=PLAN, automatic=True
+        )
+
+    monkeypatch.delenv(AUTO_CANARY_ENV, raising=False)
+    assert winner() is None and store.list_ids(cloud.db) == []
+    monkeypatch.setenv(AUTO_CANARY_ENV, "maybe")
+    with pytest.raises(ValueError, match="IOTSPHERE_ROLLOUT_AUTO_CANARY must be 1 or 0"):
+        winner()
+    monkeypatch.setenv(AUTO_CANARY_ENV, "1")
+    started = winner()
+    assert started is not None and started.created_by == "retraining"
+    assert all(cloud.version_of(g)[0] == "2" for g in started.stages[0].gateway_ids)

@@ -279,53 +279,42 @@ def advance(
     return _out(rollouts, lambda: rollouts.advance(rollout_id, actor=_actor(key)))
 
 
-@router.post("/{rollout_id}/halt", response_model=RolloutOut, responses=_REFUSED)
-def halt(
-    request: Request,
-    db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
-    rollout_id: RolloutId,
-    body: ReasonIn,
-) -> RolloutOut:
-    """Stop advancing; directed gateways keep the new version until it resumes, rolls back or is cancelled."""
-    rollouts = _rollouts(request, db, signing=False)
-    return _out(rollouts, lambda: rollouts.halt(rollout_id, actor=_actor(key), reason=body.reason))
+_OPERATOR_ACTIONS = {
+    # path: (StagedRollouts method, signs documents, what it does)
+    "halt": (
+        "halt",
+        False,
+        "Stop advancing; directed gateways keep the new version until resumed, rolled back or cancelled.",
+    ),
+    "resume": ("resume", False, "Advance a halted rollout again; the stage in flight gets a full deadline from now."),
+    "rollback": (
+        "roll_back",
+        True,
+        "Put every gateway the rollout directed back on its previous version (higher-sequence documents).",
+    ),
+    "cancel": (
+        "cancel",
+        False,
+        "End the rollout without promoting or rolling back: directed gateways keep the new version.",
+    ),
+}
 
 
-@router.post("/{rollout_id}/resume", response_model=RolloutOut, responses=_REFUSED)
-def resume(
-    request: Request,
-    db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
-    rollout_id: RolloutId,
-    body: ReasonIn,
-) -> RolloutOut:
-    """Advance a halted rollout again; the stage in flight gets a full deadline from now."""
-    rollouts = _rollouts(request, db, signing=False)
-    return _out(rollouts, lambda: rollouts.resume(rollout_id, actor=_actor(key), reason=body.reason))
+def _operator_action(method: str, signing: bool):
+    def act(
+        request: Request,
+        db: Database,
+        key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
+        rollout_id: RolloutId,
+        body: ReasonIn,
+    ) -> RolloutOut:
+        rollouts = _rollouts(request, db, signing)
+        return _out(rollouts, lambda: getattr(rollouts, method)(rollout_id, actor=_actor(key), reason=body.reason))
+
+    return act
 
 
-@router.post("/{rollout_id}/rollback", response_model=RolloutOut, responses=_REFUSED)
-def rollback(
-    request: Request,
-    db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
-    rollout_id: RolloutId,
-    body: ReasonIn,
-) -> RolloutOut:
-    """Put every gateway the rollout directed back on its previous version (higher-sequence documents)."""
-    rollouts = _rollouts(request, db)
-    return _out(rollouts, lambda: rollouts.roll_back(rollout_id, actor=_actor(key), reason=body.reason))
-
-
-@router.post("/{rollout_id}/cancel", response_model=RolloutOut, responses=_REFUSED)
-def cancel(
-    request: Request,
-    db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
-    rollout_id: RolloutId,
-    body: ReasonIn,
-) -> RolloutOut:
-    """End the rollout without promoting or rolling back: directed gateways keep the new version."""
-    rollouts = _rollouts(request, db, signing=False)
-    return _out(rollouts, lambda: rollouts.cancel(rollout_id, actor=_actor(key), reason=body.reason))
+for _path, (_method, _signing, _summary) in _OPERATOR_ACTIONS.items():
+    router.post(
+        f"/{{rollout_id}}/{_path}", response_model=RolloutOut, responses=_REFUSED, name=_path, description=_summary
+    )(_operator_action(_method, _signing))
