@@ -12,9 +12,9 @@ from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.registry import MLModelRegistry
 from cloud.rollouts import store
-from cloud.rollouts.engine import StagedRollouts
+from cloud.rollouts.store import RolloutStatus, StageStatus
 from cloud.rollouts.worker import RolloutWorker
-from cloud.storage import open_database
+from tests.edge.mqtt_helpers import wait_for
 from tests.releases.conftest import PASSPHRASE
 from tests.rollouts.conftest import GATEWAYS, NAME, PLAN, Cloud
 
@@ -58,18 +58,21 @@ def test_start_advance_status_list_and_halt_from_the_command_line(cloud: Cloud):
     assert "must reach 100" in _run(config, "start", NAME, "2", "--reason", "x", "--stage", "50", exit_code=1)
 
 
-def test_the_worker_completes_a_rollout_whose_gateways_all_committed(cloud: Cloud):
+def test_the_worker_advances_running_rollouts_on_its_own(cloud: Cloud):
     rollout = cloud.rollouts.start(NAME, "2", actor="ops", reason="beats v1", plan=PLAN)
-    worker = RolloutWorker(cloud.config, PASSPHRASE)
-    for gateway_id in rollout.stages[0].gateway_ids:
-        cloud.commit(gateway_id)
-    db = open_database(cloud.config.database_path)
+    worker = RolloutWorker(cloud.config, PASSPHRASE, interval=0.05)
+    worker.start()
     try:
-        assert worker.run_once(StagedRollouts(cloud.config, db, PASSPHRASE)) == {"running": 1}
+        for gateway_id in rollout.stages[0].gateway_ids:
+            cloud.commit(gateway_id)
+        wait_for(
+            lambda: store.load(cloud.db, rollout.rollout_id).stages[1].status is StageStatus.RUNNING, 30, "stage 2"
+        )
         for gateway_id in rollout.stages[1].gateway_ids:
             cloud.commit(gateway_id)
-        assert worker.run_once(StagedRollouts(cloud.config, db, PASSPHRASE)) == {"completed": 1}
+        wait_for(lambda: store.load(cloud.db, rollout.rollout_id).status is RolloutStatus.COMPLETED, 30, "completion")
     finally:
-        db.conn.close()
+        worker.stop()
     assert MLModelRegistry(cloud.db).get_active_model(NAME)["model_version"] == "2"
-    assert store.decisions(cloud.db, rollout.rollout_id)[-1]["actor"] == "rollout-worker"
+    assert {d["actor"] for d in store.decisions(cloud.db, rollout.rollout_id)[2:]} == {"rollout-worker"}
+    assert worker.counts["errors"] == 0
