@@ -91,7 +91,7 @@ def train(
     val_rows = selection.validation
     fitted = fit_all(CANDIDATES[chosen], rows)
     estimator = fitted[0]
-    exported = export(estimator, X.shape[1], negate=(OUTPUT,))
+    exported = export(estimator, X.shape[1], negate=(OUTPUT,), remove_identities=False)
     onnx_score = session(exported.onnx_bytes).run([OUTPUT], {"features": X[val_rows]})[0].ravel()
     gap = check_agreement(chosen, onnx_score, _anomaly_score(estimator, X[val_rows]), MAX_ONNX_DISAGREEMENT, "score")
     complete = np.isfinite(X[val_rows]).all(axis=1)
