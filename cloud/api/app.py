@@ -16,6 +16,7 @@ from cloud.api.routes import (
     audit,
     dead_letters,
     deployments,
+    experiments,
     features,
     feedback,
     gateways,
@@ -39,6 +40,7 @@ _TAGS = [
     {"name": "models", "description": "Registered models and their versions."},
     {"name": "training", "description": "Training runs, schedules and evaluations of model versions."},
     {"name": "gateways", "description": "Gateways' status and update events."},
+    {"name": "experiments", "description": "A/B tests of a challenger model version against the champion."},
     {"name": "deployments", "description": "Where each gateway stands with the release it was directed to."},
     {"name": "rollouts", "description": "Staged rollouts: a canary share of the gateways, then the rest."},
     {"name": "operations", "description": "What ingest could not store."},
@@ -134,6 +136,7 @@ def create_app(config: CloudConfig) -> FastAPI:
         deployments,
         training,
         rollouts,
+        experiments,
     ):
         roles |= route_roles(module.router)
         app.include_router(module.router)

@@ -76,8 +76,13 @@ class Outcome:
 
 class ExperimentService:
     def __init__(
-        self, db: sqlite_utils.Database, config: CloudConfig, registry: MLModelRegistry, rollout: DirectorRollout
+        self,
+        db: sqlite_utils.Database,
+        config: CloudConfig,
+        registry: MLModelRegistry,
+        rollout: DirectorRollout | None,
     ):
+        """``rollout`` signs director documents; without it (no passphrase) only create, status and list work."""
         self.db = db
         self.config = config
         self.registry = registry
@@ -166,6 +171,7 @@ class ExperimentService:
         name = experiment["model_name"]
         if self.registry.get_version(name, experiment["champion_version"])["status"] != PRODUCTION:
             raise ExperimentConflict(f"the champion, {name} version {experiment['champion_version']}, left production")
+        self._check_signing(experiment)
         desired = self._desired_with_challenger(experiment)  # fails here if either version left TUF
         gateway_ids = experiment["gateway_ids"] or gateways_in_scope(self.db, name, GENERAL)
         if not gateway_ids:
@@ -190,6 +196,7 @@ class ExperimentService:
     def stop(self, experiment_id: str, *, actor: str, reason: str) -> Outcome:
         """Take the challenger off the gateways; the experiment keeps its data and can still be concluded."""
         _require_reason(reason, "stopping an experiment")
+        self._check_signing(self.store.get(experiment_id))
         stopped = self.store.transition(
             experiment_id,
             (Status.RUNNING,),
@@ -222,8 +229,17 @@ class ExperimentService:
         version = active["model_version"] if active else experiment["champion_version"]
         return self._direct(experiment["gateway_ids"] or [], {name: director.desired_model(self.config, name, version)})
 
+    def _check_signing(self, experiment: dict[str, Any]) -> None:
+        """Fail before any change if director documents cannot be signed (no or wrong passphrase, no TUF target)."""
+        self._signing().check(experiment["model_name"], experiment["champion_version"])
+
+    def _signing(self) -> DirectorRollout:
+        if self.rollout is None:
+            raise keystore.KeystoreError("directing gateways needs the signing-key passphrase")
+        return self.rollout
+
     def _direct(self, gateway_ids: list[str], updates: dict[str, DesiredModel]) -> Directed:
-        key = keystore.director_key(self.config.keys_dir, self.rollout.passphrase)
+        key = keystore.director_key(self.config.keys_dir, self._signing().passphrase)
         documents = director.issue_documents(self.config, self.db, key, gateway_ids, updates)
         try:
             publish_pending(self.config, self.db)
@@ -276,6 +292,7 @@ class ExperimentService:
             raise ExperimentConflict(
                 f"experiment {experiment_id} is {experiment['status']}: only a running or stopped one can be concluded"
             )
+        self._check_signing(experiment)
         recommendation = Recommendation(look["recommendation"])
         evidence = _evidence(look)
         if recommendation == Recommendation.CONTINUE:
@@ -307,7 +324,7 @@ class ExperimentService:
                 experiment["challenger_version"],
                 actor=actor,
                 reason=f"won experiment {experiment_id}",
-                rollout=self.rollout,
+                rollout=self._signing(),
             )
         except RegistryRefused as exc:
             self.store.record_decision(experiment_id, actor, "conclude_refused", "challenger", str(exc), evidence)

@@ -58,6 +58,12 @@ EXPECTED_ROLES = {
     ("post", "/api/rollouts/{rollout_id}/resume"): "operator",
     ("post", "/api/rollouts/{rollout_id}/rollback"): "operator",
     ("post", "/api/rollouts/{rollout_id}/cancel"): "operator",
+    ("post", "/api/experiments"): "operator",
+    ("get", "/api/experiments"): "viewer",
+    ("get", "/api/experiments/{experiment_id}"): "viewer",
+    ("post", "/api/experiments/{experiment_id}/start"): "operator",
+    ("post", "/api/experiments/{experiment_id}/stop"): "operator",
+    ("post", "/api/experiments/{experiment_id}/conclude"): "operator",
     ("get", "/tuf/metadata/{filename}"): "gateway",
     ("get", "/tuf/targets/{path}"): "gateway",
 }
