@@ -66,7 +66,9 @@ class StageVerdict:
         )
 
 
-def _standing(deployment: Deployment | None, gateway_id: str, version: str, deadline_at: datetime, now: datetime):
+def _standing(
+    deployment: Deployment | None, gateway_id: str, version: str, deadline_at: datetime, now: datetime
+) -> GatewayStanding:
     if deployment is None:  # no document at all (e.g. the database was restored): it owes an answer
         state = DeploymentState.OVERDUE if now > deadline_at else DeploymentState.PENDING
         return GatewayStanding(gateway_id, state.value, None, None, "no director document")

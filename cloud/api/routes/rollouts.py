@@ -11,6 +11,7 @@ import os
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import sqlite_utils
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -210,7 +211,7 @@ def _actor(key: ApiKey) -> str:
     return f"{key.name} ({key.key_id})"
 
 
-def _rollouts(request: Request, db, signing: bool = True) -> StagedRollouts:
+def _rollouts(request: Request, db: sqlite_utils.Database, signing: bool = True) -> StagedRollouts:
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if signing and not passphrase:
         raise HTTPException(
