@@ -16,6 +16,7 @@ from cloud.api.routes import (
     audit,
     dead_letters,
     deployments,
+    drift,
     experiments,
     features,
     feedback,
@@ -43,6 +44,7 @@ _TAGS = [
     {"name": "experiments", "description": "A/B tests of a challenger model version against the champion."},
     {"name": "deployments", "description": "Where each gateway stands with the release it was directed to."},
     {"name": "rollouts", "description": "Staged rollouts: a canary share of the gateways, then the rest."},
+    {"name": "monitoring", "description": "Drift of features, data quality and performance of model versions."},
     {"name": "operations", "description": "What ingest could not store."},
     {"name": "admin", "description": "API keys and the audit log."},
     {"name": "tuf", "description": "The signed TUF repository gateways update from."},
@@ -135,6 +137,7 @@ def create_app(config: CloudConfig) -> FastAPI:
         features,
         deployments,
         training,
+        drift,
         rollouts,
         experiments,
     ):

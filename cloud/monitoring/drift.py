@@ -39,7 +39,14 @@ from sklearn.metrics import roc_auc_score
 
 from cloud.feature_store import FeatureStore
 from cloud.monitoring import drift_stats
-from cloud.monitoring.reference import NoReference, bin_index, category_index, device_types_of, load_reference
+from cloud.monitoring.reference import (
+    NoReference,
+    bin_index,
+    category_index,
+    device_types_of,
+    load_reference,
+    sketch_error,
+)
 from cloud.registry import MLModelRegistry
 from cloud.storage import iso
 from cloud.training.labels import CLASSES, NO_FAILURE
@@ -100,17 +107,17 @@ def _feature_test(reference: dict, present: np.ndarray, config: DriftConfig, ske
         return {
             "method": "ks" if present.size <= config.ks_max_rows else "wasserstein",
             "ks_statistic": round(compared.ks_statistic, 5),
-            "ks_error_bound": round(0.5 / sketch_rows, 5),
+            "ks_error_bound": round(sketch_error(sketch_rows, reference["count"]), 5),
             "wasserstein": round(compared.wasserstein / reference["spread"], 5),  # in reference spreads
             "p_value": compared.p_value,
         }
     if kind == "categorical":
-        categories = np.asarray(reference["categories"])
-        current = np.bincount(category_index(categories, present), minlength=categories.size + 1)
+        categories = reference["categories"]
+        current = np.bincount(category_index(categories, present), minlength=len(categories) + 1)
         expected = np.append(reference["counts"], 0)  # the last bin: values the reference never saw
     else:
-        cuts = np.asarray(reference["cuts"])
-        current = np.bincount(bin_index(cuts, present), minlength=cuts.size + 1)
+        cuts = reference["cuts"]
+        current = np.bincount(bin_index(cuts, present), minlength=len(cuts) + 1)
         expected = np.asarray(reference["counts"])
     return {
         "method": "psi",
@@ -427,9 +434,9 @@ def detect_model_drift(
     UnknownModel, NoReference, or ValueError for a bad window.
     """
     config = config or DriftConfig()
+    start, end = _window(window, days, now)
     row = _version_row(db, model_name, version, device_type)
     reference = load_reference(db, model_name, row["model_version"])
-    start, end = _window(window, days, now)
     start_text, end_text = iso(start), iso(end)
     names = reference["feature_names"]
     values, row_types, stored = _current_rows(db, reference, start_text, end_text, device_type)

@@ -35,7 +35,7 @@ def compare_with_sketch(current: np.ndarray, sketch: np.ndarray, reference_rows:
     Both empirical CDFs are right-continuous steps, so the KS statistic is their largest gap at one of their
     points (as ``scipy.stats.ks_2samp`` finds it) and the Wasserstein distance is the area between them (as
     ``scipy.stats.wasserstein_distance`` computes it); one pass over the merged points gives both. The sketch
-    stands in for the reference's CDF within 0.5 / len(sketch). The p-value uses the reference's real size:
+    stands in for the reference's CDF within ``reference.sketch_error``. The p-value uses the reference's real size:
     ``kstwo.sf(D, round(n·m / (n + m)))``, what ``ks_2samp(method="asymp")`` computes, up to ``EXACT_KS_ROWS``
     effective rows, and ``kstwobign.sf(D·sqrt(n·m / (n + m)))`` beyond.
     """

@@ -14,9 +14,9 @@ segments compare like with like:
 - ``continuous``: everything else: a sketch of ``SKETCH_SIZE`` order statistics for KS and Wasserstein.
 
 The sketch holds the reference's ``inverted_cdf`` quantiles at probabilities (i + 0.5) / K: its step CDF is
-within 0.5 / K of the reference's own empirical CDF at every point, so a KS statistic against it is within
-0.5 / K (0.0025 at K = 200) of the statistic against all training rows. Every summary also keeps the missing
-rate, observed min and max and a few quantiles (for data-quality checks and the dashboard).
+within 0.5 / K + 1 / n of the n training rows' empirical CDF at every point (``sketch_error``), so a KS statistic
+against it is that close (0.0025 + 1 / n at K = 200) to the statistic against all training rows. Every summary
+also keeps the missing rate, observed min and max and a few quantiles (for data-quality checks and the dashboard).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from cloud.training.data import LabelledRows
 from shared.features import FEATURES
 
 FORMAT = 1
-#: order statistics kept per continuous feature (KS error at most 0.5 / SKETCH_SIZE)
+#: order statistics kept per continuous feature (see ``sketch_error``)
 SKETCH_SIZE = 200
 #: a feature with at most this many distinct values is categorical
 MAX_CATEGORIES = 12
@@ -49,13 +49,19 @@ COUNT_UNITS = frozenset({"per 24 h", "min per 24 h"})
 _UNITS = {feature.name: feature.unit for feature in FEATURES}
 
 
-def _number(value: float) -> float:
-    """float32 precision is all the features have: 7 significant digits keep the JSON small."""
-    return float(f"{float(value):.7g}")
+def _number(value: float, digits: int = 7) -> float:
+    """float32 precision is all the features have: 7 significant digits keep the JSON small; 9 give back the
+    exact float32 (category values and bin cuts, which values are compared with)."""
+    return float(f"{float(value):.{digits}g}")
 
 
-def _numbers(values: np.ndarray) -> list[float]:
-    return [_number(v) for v in np.asarray(values, dtype=np.float64).tolist()]
+def _numbers(values: np.ndarray, digits: int = 7) -> list[float]:
+    return [_number(v, digits) for v in np.asarray(values, dtype=np.float64).tolist()]
+
+
+def sketch_error(sketch_size: int, reference_rows: int) -> float:
+    """The most a sketch's step CDF can differ from its reference rows' empirical CDF (module doc)."""
+    return 0.5 / sketch_size + 1 / reference_rows
 
 
 def feature_kind(name: str, present: np.ndarray) -> str:
@@ -70,15 +76,21 @@ def feature_kind(name: str, present: np.ndarray) -> str:
     return "continuous"
 
 
-def bin_index(cuts: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Bin of each value: 0 below the first cut, i for [cut[i-1], cut[i]), len(cuts) from the last cut on."""
-    return np.searchsorted(cuts, values, side="right")
+def bin_index(cuts: list[float], values: np.ndarray) -> np.ndarray:
+    """Bin of each value: 0 below the first cut, i for [cut[i-1], cut[i]), len(cuts) from the last cut on.
+
+    Compared as float32, the features' own precision, so a value equal to a cut falls on the same side in the
+    reference and in every check.
+    """
+    return np.searchsorted(np.asarray(cuts, np.float32), np.asarray(values, np.float32), side="right")
 
 
-def category_index(categories: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Index of each value among ``categories``; ``len(categories)`` for a value the reference never saw."""
-    at = np.minimum(np.searchsorted(categories, values), categories.size - 1)
-    return np.where(categories[at] == values, at, categories.size)
+def category_index(categories: list[float], values: np.ndarray) -> np.ndarray:
+    """Index of each value among ``categories`` (compared as float32); ``len(categories)`` for a value the
+    reference never saw."""
+    known, values = np.asarray(categories, np.float32), np.asarray(values, np.float32)
+    at = np.minimum(np.searchsorted(known, values), known.size - 1)
+    return np.where(known[at] == values, at, known.size)
 
 
 def _summary(name: str, column: np.ndarray, kind: str, layout: dict | None) -> dict:
@@ -97,14 +109,12 @@ def _summary(name: str, column: np.ndarray, kind: str, layout: dict | None) -> d
         ),
     )
     if kind == "categorical":
-        categories = np.asarray(layout["categories"]) if layout else np.unique(present)
-        out["categories"] = _numbers(categories)
-        counts = np.bincount(category_index(categories, present), minlength=categories.size + 1)
-        out["counts"] = counts[: categories.size].tolist()
+        out["categories"] = layout["categories"] if layout else _numbers(np.unique(present), 9)
+        counts = np.bincount(category_index(out["categories"], present), minlength=len(out["categories"]) + 1)
+        out["counts"] = counts[:-1].tolist()
     elif kind == "binned":
-        cuts = np.asarray(layout["cuts"]) if layout else np.unique(np.quantile(present, BIN_PROBABILITIES))
-        out["cuts"] = _numbers(cuts)
-        out["counts"] = np.bincount(bin_index(cuts, present), minlength=cuts.size + 1).tolist()
+        out["cuts"] = layout["cuts"] if layout else _numbers(np.unique(np.quantile(present, BIN_PROBABILITIES)), 9)
+        out["counts"] = np.bincount(bin_index(out["cuts"], present), minlength=len(out["cuts"]) + 1).tolist()
     else:
         probabilities = (np.arange(SKETCH_SIZE) + 0.5) / SKETCH_SIZE
         out["sketch"] = _numbers(np.quantile(present, probabilities, method="inverted_cdf"))

@@ -64,6 +64,9 @@ EXPECTED_ROLES = {
     ("post", "/api/experiments/{experiment_id}/start"): "operator",
     ("post", "/api/experiments/{experiment_id}/stop"): "operator",
     ("post", "/api/experiments/{experiment_id}/conclude"): "operator",
+    ("get", "/api/monitoring/drift/{model_name}"): "viewer",
+    ("post", "/api/monitoring/drift/{model_name}/check"): "operator",
+    ("get", "/api/monitoring/drift/{model_name}/history"): "viewer",
     ("get", "/tuf/metadata/{filename}"): "gateway",
     ("get", "/tuf/targets/{path}"): "gateway",
 }

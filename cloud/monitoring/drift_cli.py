@@ -1,0 +1,87 @@
+"""``iotsphere drift``: check a model version for drift now (and record it), and read the recorded checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cloud.audit import cli_actor, record_cli
+from cloud.cli_options import config_from_options, data_dir_option
+from cloud.monitoring.drift import DEFAULT_DAYS, detect_model_drift, drift_history, record_check
+from cloud.monitoring.reference import NoReference
+from cloud.registry import UnknownModel
+from cloud.storage import open_database
+
+
+def _summary(result: dict) -> list[str]:
+    """A few lines a person reads; ``--json`` prints everything."""
+    lines = [
+        f"{result['model_name']} version {result['model_version']}: {result['status']} "
+        f"({result['window']['start']} .. {result['window']['end']})"
+    ]
+    for name, segment in result["feature_drift"]["segments"].items():
+        drifted = ", ".join(segment["drifted"]) or "none"
+        lines.append(
+            f"  features [{name}, vs {segment['reference']} reference]: {segment['status']}, "
+            f"{segment['rows']:,} rows; drifted: {drifted}"
+        )
+    for finding in result["data_quality"]["findings"]:
+        where = finding.get("feature") or finding.get("feature_set_version")
+        lines.append(f"  data quality: {finding['check']} {where} {finding.get('segment', '')}".rstrip())
+    performance = result["performance"]
+    lines.append(f"  performance: {performance['status']} ({performance.get('outcomes', 0)} outcomes)")
+    return lines
+
+
+@click.group("drift")
+def drift() -> None:
+    """Feature drift, data quality and performance of model versions against their training reference."""
+
+
+@drift.command("check")
+@click.argument("model_name")
+@click.option("--days", type=click.IntRange(1, 365), default=DEFAULT_DAYS, show_default=True, help="Window length.")
+@click.option("--device-type", default=None, help="Only this device type's heaters and predictions.")
+@click.option("--version", default=None, help="Version to check (default: production for the device type).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@data_dir_option
+def check(
+    model_name: str, days: int, device_type: str | None, version: str | None, as_json: bool, data_dir: Path | None
+) -> None:
+    """Check MODEL_NAME over the last --days and record the check in the drift history."""
+    config = config_from_options(data_dir)
+    db = open_database(config.database_path)
+    try:
+        result = detect_model_drift(db, model_name, days=days, device_type=device_type, version=version)
+        check_id = record_check(db, result, cli_actor())
+    except (UnknownModel, NoReference, ValueError) as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    finally:
+        db.conn.close()
+    record_cli(config.database_path, "drift.check", model_name, {"check_id": check_id, "status": result["status"]})
+    click.echo(json.dumps(result, indent=1) if as_json else "\n".join([*_summary(result), f"recorded as {check_id}"]))
+
+
+@drift.command("history")
+@click.argument("model_name")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@data_dir_option
+def history(model_name: str, limit: int, data_dir: Path | None) -> None:
+    """Recorded drift checks of MODEL_NAME, newest first."""
+    config = config_from_options(data_dir)
+    db = open_database(config.database_path)
+    try:
+        entries = drift_history(db, model_name, limit)
+    finally:
+        db.conn.close()
+    if not entries:
+        click.echo(f"no drift check of {model_name} has been recorded")
+    for entry in entries:
+        drifted = ", ".join(entry["drifted"]) or "-"
+        click.echo(
+            f"{entry['id']} {entry['checked_at']} version {entry['model_version']} "
+            f"{entry['device_type'] or 'all'}: {entry['status']}; drifted {drifted}; "
+            f"{entry['quality_findings']} quality findings; performance {entry['performance_status']}"
+        )
