@@ -13,27 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cloud.cli import main
-from cloud.config import PASSPHRASE_ENV
 from edge_agent.probation import ProbationPolicy
 from shared.messages import EventKind
 from tests.api.conftest import auth
 from tests.e2e.world import BROKER, FIRST_PREDICTIONS_MINUTES, HEATERS, MODEL, World, running_world, write_artifacts
 from tests.edge.mqtt_helpers import wait_for
 from tests.edge.releases import build_serving_release
-from tests.edge.tuf_world import PASSPHRASE
 
 pytestmark = pytest.mark.mqtt
-
-
-def iotsphere(world: World, *args: str) -> str:
-    """An ``iotsphere`` command as an operator runs it against this world's data, broker and topic prefix."""
-    env = {PASSPHRASE_ENV: PASSPHRASE, "IOTSPHERE_TOPIC_PREFIX": world.config.topic_prefix}
-    result = CliRunner().invoke(main, [*args, "--data-dir", str(world.config.data_dir)], env=env)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def wait_commits(world: World, version: str, count: int) -> None:
@@ -58,8 +46,8 @@ def release_and_promote(world: World, folder: Path, version: str, seed: int) -> 
     world.release(write_artifacts(folder / version, built.release_bytes, built.onnx_bytes))
     activated = world.latest_document().signed.sequence
     world.wait_event(EventKind.ACTIVATE.value, activated)
-    promoted = iotsphere(
-        world, "models", "promote", MODEL, version, "--reason", f"version {version} is better", "--mqtt", BROKER
+    promoted = world.iotsphere(
+        "models", "promote", MODEL, version, "--reason", f"version {version} is better", "--mqtt", BROKER
     )
     assert f"-> {version}" in promoted and world.gateway_id in promoted
     return activated
@@ -83,9 +71,7 @@ def test_an_operator_rollback_reaches_the_agent_and_is_recorded_in_history_and_d
         before = world.latest_document().signed.sequence
         assert (deployment(world)["version"], deployment(world)["state"]) == ("2", "committed")
 
-        rolled = iotsphere(
-            world, "models", "rollback", MODEL, "--reason", "false alarms on version 2", "--mqtt", BROKER
-        )
+        rolled = world.iotsphere("models", "rollback", MODEL, "--reason", "false alarms on version 2", "--mqtt", BROKER)
         assert f"rollback: {MODEL} for all 2 -> 1" in rolled
 
         document = world.latest_document()
@@ -112,5 +98,5 @@ def test_an_operator_rollback_reaches_the_agent_and_is_recorded_in_history_and_d
         )
         assert after["gateway_sequence"] == document.signed.sequence
         assert datetime.fromisoformat(after["probation_at"]) <= datetime.fromisoformat(after["committed_at"])
-        shown = iotsphere(world, "deployments", "show", world.gateway_id)
+        shown = world.iotsphere("deployments", "show", world.gateway_id)
         assert f"{MODEL}=1 #{document.signed.sequence} committed since" in shown

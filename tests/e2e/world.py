@@ -80,6 +80,13 @@ class World:
         assert result.exit_code == 0, result.output
         return result.output
 
+    def iotsphere(self, *args: str) -> str:
+        """An ``iotsphere`` command as an operator runs it against this world's data, broker and topic prefix."""
+        env = {PASSPHRASE_ENV: PASSPHRASE, "IOTSPHERE_TOPIC_PREFIX": self.config.topic_prefix}
+        result = CliRunner().invoke(main, [*args, "--data-dir", str(self.config.data_dir)], env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
     def release(self, artifact_dir: Path) -> ReleaseFile:
         """``cloud release`` directing this gateway: signs into TUF and publishes a retained director document."""
         self.cli("release", str(artifact_dir), "--gateway", self.gateway_id, "--mqtt", BROKER)
@@ -151,11 +158,18 @@ class World:
             [iso(window_end), self.gateway_id],
         )
 
-    def next_tick(self) -> list[dict]:
-        """Feed until the next feature boundary has passed; return the predictions the cloud stored for it."""
+    def next_tick(self, per_heater: int = 1) -> list[dict]:
+        """Feed until the next feature boundary has passed; return the predictions the cloud stored for it.
+
+        ``per_heater``: how many predictions each heater gets (one per model, and one more per shadow).
+        """
         self.feed(60)
         boundary = self.boundary()
-        wait_for(lambda: len(self.predictions(boundary)) == HEATERS, 30, f"predictions for the window to {boundary}")
+        wait_for(
+            lambda: len(self.predictions(boundary)) == per_heater * HEATERS,
+            30,
+            f"{per_heater} prediction(s) per heater for the window to {boundary}",
+        )
         return self.predictions(boundary)
 
     def served_prediction(self, device_id: str) -> dict:
