@@ -176,14 +176,19 @@ class Faults:
         self.anode, self.anode_rng, self.anode_fit_h, self.anode_fit_who = change, rng, hour, who
 
     def _fit_anode(self, hour: int) -> None:
-        """Fit the new anode: tanks and sediment not already on their way to failing are rescheduled."""
+        """Fit the new anode: tanks and sediment not already on their way to failing are rescheduled (an old
+        tank due to leak before the new anode is spent still leaks when it would have)."""
         who = self.anode_fit_who
         self.new_anode[who] = True
         self.sediment_rate[who] = self.anode.sediment_factor
         for component in (Component.TANK_LEAK, Component.SEDIMENT):
-            onset = self.fail_h[component][who] - self.progress_h[component][who]
-            idle = who[(onset > hour) & (self.repair_h[component][who] == NEVER)]
+            fail_h, progress_h = self.fail_h[component], self.progress_h[component]
+            idle = who[(fail_h[who] - progress_h[who] > hour) & (self.repair_h[component][who] == NEVER)]
+            was_fail_h, was_progress_h = fail_h[idle], progress_h[idle]
             self._schedule(component, idle, hour, self.anode_rng)
+            if component is Component.TANK_LEAK:
+                sooner = was_fail_h < fail_h[idle]
+                fail_h[idle[sooner]], progress_h[idle[sooner]] = was_fail_h[sooner], was_progress_h[sooner]
 
     def schedule_failure(
         self, component: Component, who: np.ndarray, hour: int, progression_h: int, variant: int = UPPER
