@@ -135,6 +135,8 @@ class ExperimentService:
         for gateway_id in gateway_ids or []:
             validate_id(gateway_id, "gateway id")
         effect = min_detectable_effect if min_detectable_effect is not None else DEFAULT_EFFECT[metric.name]
+        if effect <= 0 or not 0 < alpha < 0.5 or not 0 < power < 1:
+            raise ValueError("the effect must be positive, alpha within (0, 0.5) and power within (0, 1)")
         draft = {
             "experiment_id": f"exp-{uuid.uuid4().hex[:12]}",
             "model_name": model_name,

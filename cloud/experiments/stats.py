@@ -123,7 +123,8 @@ def sequential_test(
 def planned_per_arm(
     baseline_mean: float, baseline_sd: float | None, effect: float, alpha: float, power: float, binary: bool
 ) -> int:
-    """Observations per arm for ``power`` to detect an improvement of ``effect`` (τ = ``effect``).
+    """Observations per arm for ``power`` to detect an improvement of ``effect`` (τ = ``effect``), at least the
+    minimum sample the rule needs.
 
     ``baseline_sd`` is the spread of one observation of a continuous metric (ignored for a rate).
     """
@@ -147,9 +148,9 @@ def planned_per_arm(
         reached = stats.norm.cdf((effect - boundary) / sd) + stats.norm.cdf((-effect - boundary) / sd)
         return float(reached) - power
 
-    upper = 1e9
-    if shortfall(2.0) >= 0:
-        return 2
+    lower, upper = float(DEFAULT_MIN_PER_ARM), 1e9
+    if shortfall(lower) >= 0:  # the rule looks at nothing smaller
+        return DEFAULT_MIN_PER_ARM
     if shortfall(upper) < 0:
         raise ValueError(f"an effect of {effect} cannot be detected with any practical sample size")
-    return math.ceil(optimize.brentq(shortfall, 2.0, upper, xtol=0.5))
+    return math.ceil(optimize.brentq(shortfall, lower, upper, xtol=0.5))

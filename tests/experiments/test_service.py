@@ -156,6 +156,8 @@ def test_create_refuses_what_cannot_be_an_experiment(lab: Lab):
         lab.service.create(NAME, "9", actor="ops")
     with pytest.raises(ValueError, match="between 1 and 99"):
         lab.service.create(NAME, "2", actor="ops", mode="split", challenger_percent=100)
+    with pytest.raises(ValueError, match="effect must be positive"):
+        lab.service.create(NAME, "2", actor="ops", min_detectable_effect=0.0, planned=100)
     with pytest.raises(ValueError, match="unknown guardrails"):
         lab.service.create(NAME, "2", actor="ops", guardrails={"max_cpu": 1})
     lab.db["models"].update((NAME, "2"), {"release_target": None})

@@ -137,6 +137,7 @@ def test_nothing_is_tested_before_the_minimum_sample_and_a_smaller_effect_needs_
     assert sequential_test(ArmSummary.of(np.zeros(60)), ArmSummary.of(np.ones(60)), 0.05, ALPHA).significant
     sizes = [planned_per_arm(0.2, None, effect, ALPHA, 0.8, True) for effect in (0.1, 0.05, 0.02)]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert planned_per_arm(0.5, None, 0.5, ALPHA, 0.8, True) == DEFAULT_MIN_PER_ARM  # huge effect: the minimum
     with pytest.raises(ValueError, match="must be positive"):
         planned_per_arm(0.2, None, 0.0, ALPHA, 0.8, True)
     with pytest.raises(ValueError, match="positive baseline standard deviation"):
