@@ -97,7 +97,7 @@ def demo_command(
     """Cold-start training, signed rollout to simulated gateways, live predictions, the API answering.
 
     Uses the embedded MQTT broker unless IOTSPHERE_MQTT_URL names one. Exits 1 if the loop did not
-    close (a gateway did not activate the model, or the cloud received no predictions), 130 on Ctrl-C.
+    close (a gateway did not activate a model, or the cloud received none of its predictions), 130 on Ctrl-C.
     """
     _quiet_libraries()
     options = DemoOptions(
@@ -119,4 +119,4 @@ def demo_command(
         sys.exit(130)
     if not summary["ok"]:
         raise click.ClickException("the loop did not close: " + "; ".join(summary["problems"]))
-    click.echo("The loop closed: every gateway runs the signed model and the cloud serves its predictions.")
+    click.echo("The loop closed: every gateway runs the three signed models and the cloud serves their predictions.")

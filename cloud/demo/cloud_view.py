@@ -16,7 +16,8 @@ class CloudView:
     #: gateway id → model name → the version its latest status says it serves
     versions: dict[str, dict[str, str | None]] = field(default_factory=dict)
     predictions: int = 0
-    predictions_by_version: dict[str, int] = field(default_factory=dict)
+    #: model name → version → predictions stored
+    predictions_by_model: dict[str, dict[str, int]] = field(default_factory=dict)
     predictions_by_gateway: dict[str, int] = field(default_factory=dict)
     features: int = 0
     rejected_updates: int = 0
@@ -31,11 +32,10 @@ def read_cloud_view(db: sqlite_utils.Database, gateway_ids: list[str]) -> CloudV
         view.gateways_online += bool(row["online"])
         status = json.loads(row["status_json"] or "{}")
         view.versions[row["gateway_id"]] = {m["model_name"]: m.get("active_version") for m in status.get("models", [])}
-    view.predictions_by_version = {
-        row["model_version"]: row["n"]
-        for row in db.query("SELECT model_version, count(*) AS n FROM predictions GROUP BY model_version")
-    }
-    view.predictions = sum(view.predictions_by_version.values())
+    query = "SELECT model_name, model_version, count(*) AS n FROM predictions GROUP BY model_name, model_version"
+    for row in db.query(query):
+        view.predictions_by_model.setdefault(row["model_name"], {})[row["model_version"]] = row["n"]
+    view.predictions = sum(n for versions in view.predictions_by_model.values() for n in versions.values())
     view.predictions_by_gateway = {
         row["gateway_id"]: row["n"]
         for row in db.query("SELECT gateway_id, count(*) AS n FROM predictions GROUP BY gateway_id")

@@ -1,4 +1,4 @@
-"""Cold start for the demo: signing keys and TUF repository, simulated history, training, signed release.
+"""Cold start for the demo: signing keys and TUF repository, simulated history, training, signed releases.
 
 The same functions the ``iotsphere cloud init / train / release`` commands call, in one go.
 """
@@ -23,8 +23,11 @@ from cloud.releases.model_rows import record_release
 from cloud.releases.publisher import release_to_gateways
 from cloud.storage import open_database
 from cloud.training.cli import train_from_history_file
+from shared.messages import PredictionType
 
 Echo = Callable[[str], None]
+#: the held-out figures the demo shows per model type (classification; regression in litres; anomaly ranking)
+HEADLINE_METRICS = ("mean_roc_auc", "mean_pr_auc", "mae_litres", "mape", "failure_roc_auc")
 
 
 @dataclass(frozen=True)
@@ -74,14 +77,22 @@ def _end_group(child: subprocess.Popen, grace_s: float = 5.0) -> None:
             continue
 
 
-def train(history_path: Path, config: CloudConfig, candidates: list[str] | None, echo: Echo) -> Path:
-    """Train ``component_failure``; return its artifact folder (model.onnx + release.json).
+def train(
+    history_path: Path, config: CloudConfig, prediction_type: PredictionType, candidates: list[str] | None, echo: Echo
+) -> Path:
+    """Train one model type; return its artifact folder (model.onnx + release.json).
 
     One OpenMP thread: measured on this 2-core machine while other jobs ran, gradient boosting on the default
     history took 72 s with two threads (they spin waiting for each other) and 31 s with one.
     """
     with threadpool_limits(limits=1):
-        return train_from_history_file(history_path, config, candidates=candidates, echo=lambda line: echo(f"  {line}"))
+        return train_from_history_file(
+            history_path,
+            config,
+            candidates=candidates,
+            echo=lambda line: echo(f"  {line}"),
+            prediction_type=prediction_type,
+        )
 
 
 def release(config: CloudConfig, passphrase: str, artifact_dir: Path) -> Released:
@@ -100,5 +111,5 @@ def release(config: CloudConfig, passphrase: str, artifact_dir: Path) -> Release
         model_name=published.release.model_name,
         model_version=published.release.model_version,
         estimator=str(metrics.get("estimator", "")),
-        metrics={k: v for k, v in metrics.get("holdout", {}).items() if k in ("mean_roc_auc", "mean_pr_auc")},
+        metrics={k: v for k, v in metrics.get("holdout", {}).items() if k in HEADLINE_METRICS},
     )

@@ -2,8 +2,9 @@
 
 ``run_demo`` runs each phase in turn, timing it, prints a short status line every few seconds while the
 fleet runs, and always ends by stopping what it started (gateways first, broker last) and returning a
-summary, also on Ctrl-C. The summary says whether the loop closed: every gateway activated the release and
-the cloud stored and served predictions made with it.
+summary, also on Ctrl-C. The summary says whether the loop closed: every gateway activated the release of
+each of the three model types (``component_failure``, ``usage_pattern``, ``anomaly``), the cloud stored
+predictions made with each, and served one.
 """
 
 from __future__ import annotations
@@ -66,9 +67,15 @@ class DemoOptions:
     #: cold-start history: measured at ~8 s to simulate and ~30 s to train on this 2-core machine
     history_heaters: int = 400
     history_days: int = 120
-    #: estimators compared in training (empty: all). Gradient boosting alone: it won every comparison on this
-    #: history (validation PR AUC 0.70 vs 0.68 for the random forest) and the others only add time
+    #: ``component_failure`` estimators compared in training (empty: all). Gradient boosting alone: it won every
+    #: comparison on this history (validation PR AUC 0.70 vs 0.68 for the random forest) and the others only add time
     candidates: tuple[str, ...] = ("hist_gradient_boosting",)
+    #: the other two types' estimators, the quickest of each (bench_training: ridge won usage_pattern's selection;
+    #: together they add a few seconds to the cold start)
+    other_candidates: tuple[tuple[PredictionType, tuple[str, ...]], ...] = (
+        (PredictionType.USAGE_PATTERN, ("ridge",)),
+        (PredictionType.ANOMALY, ("isolation_forest",)),
+    )
     seed: int = 7
     status_every_s: float = 5.0
     #: heater telemetry to the agents over MQTT on the site topics instead of in process
@@ -108,7 +115,8 @@ class Demo:
         self.mqtt_url = ""
         self.config: CloudConfig | None = None
         self.passphrase = ""
-        self.released: cold_start.Released | None = None
+        #: by model name, in training order
+        self.released: dict[str, cold_start.Released] = {}
         self.api: ApiServer | None = None
         self.ingest: IngestWorker | None = None
         self.publisher: DirectorPublisher | None = None
@@ -146,15 +154,19 @@ class Demo:
             cold_start.simulate_history(
                 history, self.options.history_heaters, self.options.history_days, self.options.seed, self.echo
             )
-        with self.phase(
-            "training", f"Training component_failure (candidates: {', '.join(self.options.candidates) or 'all'})"
-        ):
-            artifacts = cold_start.train(history, self.config, list(self.options.candidates) or None, self.echo)
-        with self.phase("release", "Signing the release into TUF and directing the fleet to it"):
-            self.released = cold_start.release(self.config, self.passphrase, artifacts)
-            self.echo(
-                f"  {self.released.model_name} version {self.released.model_version} is the fleet's desired state"
-            )
+        plan = ((PredictionType.COMPONENT_FAILURE, self.options.candidates), *self.options.other_candidates)
+        artifacts = []
+        with self.phase("training", f"Training {', '.join(t.value for t, _ in plan)}"):
+            for prediction_type, candidates in plan:
+                self.echo(f"  {prediction_type.value} (candidates: {', '.join(candidates) or 'all'})")
+                artifacts.append(
+                    cold_start.train(history, self.config, prediction_type, list(candidates) or None, self.echo)
+                )
+        with self.phase("release", "Signing the releases into TUF and directing the fleet to them"):
+            for folder in artifacts:
+                released = cold_start.release(self.config, self.passphrase, folder)
+                self.released[released.model_name] = released
+                self.echo(f"  {released.model_name} version {released.model_version} is the fleet's desired state")
         with self.phase("cloud_start", "Cloud: API, ingest worker, director publisher"):
             self._start_cloud()
         with self.phase("gateways_start", f"{self.options.gateways} gateways × {self.options.heaters} heaters"):
@@ -239,16 +251,23 @@ class Demo:
     # -- live ----------------------------------------------------------------------------------------
 
     def _activated(self) -> list[str]:
-        version = self.released.model_version
+        """Gateways serving the release of every model."""
         return [
             s.gateway_id
             for s in self.sites
-            if s.active_versions().get(self.released.model_name, {}).get("version") == version
+            if all(
+                s.active_versions().get(name, {}).get("version") == r.model_version for name, r in self.released.items()
+            )
         ]
 
     def _closed(self) -> bool:
         by_gateway = self.view.predictions_by_gateway
-        return len(self._activated()) == len(self.sites) and all(by_gateway.get(g) for g in self.gateway_ids)
+        by_model = self.view.predictions_by_model
+        return (
+            len(self._activated()) == len(self.sites)
+            and all(by_gateway.get(g) for g in self.gateway_ids)
+            and all(by_model.get(name) for name in self.released)
+        )
 
     def _note(self, milestone: str, reached: bool) -> None:
         if reached and milestone not in self.milestones:
@@ -282,10 +301,10 @@ class Demo:
     def _status_line(self, rate: float) -> str:
         view = self.view
         simulated = min(site.now for site in self.sites)
+        models = "".join(f"{name} {_versions_line(view.versions, name)} | " for name in self.released)
         return (
             f"  [{time.monotonic() - self._fleet_started:4.0f} s] sim {simulated:%Y-%m-%d %H:%M} | "
-            f"online {view.gateways_online}/{len(self.sites)} | "
-            f"{self.released.model_name} {_versions_line(view.versions, self.released.model_name)} | "
+            f"online {view.gateways_online}/{len(self.sites)} | {models}"
             f"predictions {view.predictions:,} ({rate:,.0f}/s) | dead letters {view.dead_letters}"
         )
 
@@ -333,8 +352,6 @@ class Demo:
         self.answer = {"url": url, "status": response.status_code, "body": response.json()}
 
     def summary(self) -> dict:
-        released = self.released
-        name = released.model_name if released else PredictionType.COMPONENT_FAILURE.value
         gateways = {
             site.gateway_id: {
                 "active": {m: s["version"] for m, s in site.active_versions().items()},
@@ -348,12 +365,14 @@ class Demo:
             for site in self.sites
         }
         problems = list(self.problems)
-        if released is not None and self.sites:
-            missing = [g for g, s in gateways.items() if s["active"].get(name) != released.model_version]
-            if missing:
-                problems.append(f"{name} version {released.model_version} not active on {', '.join(missing)}")
-            if not self.view.predictions_by_version.get(released.model_version):
-                problems.append(f"the cloud received no prediction made with version {released.model_version}")
+        if self.released and self.sites:
+            for name, released in self.released.items():
+                version = released.model_version
+                missing = [g for g, s in gateways.items() if s["active"].get(name) != version]
+                if missing:
+                    problems.append(f"{name} version {version} not active on {', '.join(missing)}")
+                if not self.view.predictions_by_model.get(name, {}).get(version):
+                    problems.append(f"the cloud received no {name} prediction made with version {version}")
             silent = [g for g, s in gateways.items() if not s["predictions_in_cloud"]]
             if silent and self.view.predictions:
                 problems.append(f"no prediction from {', '.join(silent)} reached the cloud")
@@ -372,10 +391,10 @@ class Demo:
             "topic_prefix": self.config.topic_prefix if self.config else None,
             "telemetry": "mqtt" if self.options.telemetry_over_mqtt else "in-process",
             "api_url": self.api.url if self.api else None,
-            "model": dataclasses.asdict(released) if released else None,
+            "models": [dataclasses.asdict(released) for released in self.released.values()],
             "gateways": gateways,
             "predictions_received": self.view.predictions,
-            "predictions_by_version": self.view.predictions_by_version,
+            "predictions_by_model": self.view.predictions_by_model,
             "features_received": self.view.features,
             "rejected_updates": self.view.rejected_updates,
             "dead_letters": self.view.dead_letters,
@@ -388,14 +407,18 @@ class Demo:
 
 def print_summary(summary: dict, echo: Echo) -> None:
     echo("── summary ──")
-    model = summary["model"]
-    if model:
+    for model in summary["models"]:
         echo(f"model: {model['model_name']} v{model['model_version']} ({model['estimator']}, {model['metrics']})")
     for gateway_id, gateway in summary["gateways"].items():
         active = ", ".join(f"{m} v{v} ({gateway['state'][m]})" for m, v in gateway["active"].items()) or "no model"
         echo(f"  {gateway_id}: {active}; {gateway['predictions_in_cloud']:,} predictions in the cloud")
+    by_model = ", ".join(
+        f"{name} v{version} {n:,}"
+        for name, versions in summary["predictions_by_model"].items()
+        for version, n in versions.items()
+    )
     echo(
-        f"predictions received by the cloud: {summary['predictions_received']:,} {summary['predictions_by_version']}; "
+        f"predictions received by the cloud: {summary['predictions_received']:,} ({by_model}); "
         f"features {summary['features_received']:,}; rejected updates {summary['rejected_updates']}; "
         f"dead letters {summary['dead_letters']}"
     )

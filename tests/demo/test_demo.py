@@ -47,7 +47,7 @@ def _assert_loop_closed(summary: dict, options: DemoOptions) -> None:
     assert json.loads(options.summary_json.read_text()) == json.loads(json.dumps(summary, default=str))
     assert len(summary["gateways"]) == options.gateways
     for gateway in summary["gateways"].values():
-        assert gateway["active"] == {"component_failure": "1"}
+        assert gateway["active"] == {"component_failure": "1", "usage_pattern": "1", "anomaly": "1"}
         assert gateway["predictions_in_cloud"] > 0
         assert gateway["readings_sent"] > 0 and not gateway["bad_messages_at_agent"]
     assert summary["dead_letters"] == 0 and summary["rejected_updates"] == 0
@@ -63,13 +63,15 @@ def _assert_loop_closed(summary: dict, options: DemoOptions) -> None:
             )
         }
         assert set(stored) == set(summary["gateways"])
+        assert set(summary["predictions_by_model"]) == {"component_failure", "usage_pattern", "anomaly"}
         assert sum(stored.values()) == summary["predictions_received"]
         answer = summary["api_answer"]
         assert answer["status"] == 200
         body = answer["body"]
         assert body["model_version"] == "1" and body["prediction_type"] == "component_failure"
         newest = db.execute(
-            "SELECT prediction_id FROM predictions WHERE device_id = ? ORDER BY made_at DESC LIMIT 1",
+            "SELECT prediction_id FROM predictions WHERE device_id = ? AND prediction_type = 'component_failure'"
+            " ORDER BY made_at DESC LIMIT 1",
             [body["device_id"]],
         ).fetchone()
         assert body["prediction_id"] == newest[0]
@@ -113,5 +115,5 @@ def test_a_loop_that_did_not_close_is_reported(tmp_path, isolated, monkeypatch):
     options = _small(tmp_path, duration_s=1, speed=60, stop_when_closed=False)
     summary = run_demo(options, echo=lambda line: None)
     assert not summary["ok"]
-    assert "the cloud received no prediction made with version 1" in summary["problems"]
+    assert "the cloud received no component_failure prediction made with version 1" in summary["problems"]
     assert summary["predictions_received"] == 0 and summary["api_answer"] is None
