@@ -40,12 +40,16 @@ def compare_with_sketch(current: np.ndarray, sketch: np.ndarray, reference_rows:
     effective rows, and ``kstwobign.sf(D·sqrt(n·m / (n + m)))`` beyond.
     """
     ordered = np.sort(current)
-    points = np.sort(np.concatenate([ordered, sketch]), kind="stable")
-    gap = np.abs(
-        np.searchsorted(ordered, points, side="right") / ordered.size
-        - np.searchsorted(sketch, points, side="right") / sketch.size
-    )
-    statistic = float(gap.max())
+    # merge the sketch into the sorted values in O(n): sketch[i] lands at index at[i] + i
+    at = np.searchsorted(ordered, sketch, side="right")
+    points = np.insert(ordered, at, sketch)
+    from_sketch = np.zeros(points.size, dtype=bool)
+    from_sketch[at + np.arange(sketch.size)] = True
+    reference_steps = np.cumsum(from_sketch)
+    gap = np.abs((np.arange(1, points.size + 1) - reference_steps) / ordered.size - reference_steps / sketch.size)
+    # a CDF's value at a point counts every equal value: only the last of a run of ties is a CDF value
+    last_of_run = np.append(points[1:] != points[:-1], True)
+    statistic = float(gap[last_of_run].max())
     effective = ordered.size * reference_rows / (ordered.size + reference_rows)
     if effective <= EXACT_KS_ROWS:
         p_value = float(stats.kstwo.sf(statistic, round(effective)))
