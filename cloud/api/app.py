@@ -23,6 +23,7 @@ from cloud.api.routes import (
     gateways,
     health,
     models,
+    monitoring,
     predictions,
     registry,
     rollouts,
@@ -140,6 +141,7 @@ def create_app(config: CloudConfig) -> FastAPI:
         drift,
         rollouts,
         experiments,
+        monitoring,
     ):
         roles |= route_roles(module.router)
         app.include_router(module.router)

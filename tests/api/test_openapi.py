@@ -67,6 +67,10 @@ EXPECTED_ROLES = {
     ("get", "/api/monitoring/drift/{model_name}"): "viewer",
     ("post", "/api/monitoring/drift/{model_name}/check"): "operator",
     ("get", "/api/monitoring/drift/{model_name}/history"): "viewer",
+    ("post", "/api/monitoring/metrics"): "operator",
+    ("get", "/api/monitoring/metrics"): "viewer",
+    ("get", "/api/monitoring/performance/{model_name}"): "viewer",
+    ("get", "/api/monitoring/report"): "viewer",
     ("get", "/tuf/metadata/{filename}"): "gateway",
     ("get", "/tuf/targets/{path}"): "gateway",
 }
