@@ -266,10 +266,12 @@ def _bar_chart(title: str, bars: dict[str, int]) -> str:
 
 
 def _summary_table(model: dict, m: int) -> str:
-    head = "".join(f"<th>{escape(heading)}</th>" for _, heading in _SUMMARY)
+    """The figures some cell of this model has (a failure model has no MAE), a row per version and arm."""
+    shown = [(path, heading) for path, heading in _SUMMARY if any(_get(c, path) is not None for c in model["summary"])]
+    head = "".join(f"<th>{escape(heading)}</th>" for _, heading in shown)
     rows = []
     for c, cell in enumerate(model["summary"]):
-        figures = "".join(_cell(_get(cell, path), "models", m, "summary", c, *path.split(".")) for path, _ in _SUMMARY)
+        figures = "".join(_cell(_get(cell, path), "models", m, "summary", c, *path.split(".")) for path, _ in shown)
         rows.append(f"<tr><th>{escape(_label(cell))}</th>{figures}</tr>")
     return f"<table><tr><th>version / arm</th>{head}</tr>{''.join(rows)}</table>"
 

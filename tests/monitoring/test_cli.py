@@ -1,0 +1,70 @@
+"""``iotsphere monitor metrics|report``: the monitor on the command line, the report written as one HTML file."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from cloud.cli import main
+from cloud.config import CloudConfig
+from tests.monitoring.conftest import Fleet
+
+
+def _run(config: CloudConfig, *args: str) -> Result:
+    return CliRunner().invoke(main, ["monitor", *args, "--data-dir", str(config.data_dir)])
+
+
+def test_metrics_prints_the_cells_and_can_store_them(failure_fleet: Fleet, config: CloudConfig):
+    printed = _run(
+        config,
+        "metrics",
+        "component_failure",
+        "--start",
+        "2026-03-01",
+        "--end",
+        "2026-03-03",
+        "--window",
+        "1d",
+        "--group-by",
+        "arm",
+        "--store",
+    )
+
+    assert printed.exit_code == 0, printed.output
+    result = json.loads(printed.output)
+    assert [(c["arm"], c["window_start"][:10], c["predictions"]) for c in result["cells"]] == [
+        ("champion", "2026-03-01", 160),
+        ("champion", "2026-03-02", 160),
+        ("challenger", "2026-03-01", 160),
+        ("challenger", "2026-03-02", 160),
+    ]
+    stored = failure_fleet.db.execute("SELECT count(DISTINCT arm || at) FROM metric_points WHERE source = 'computed'")
+    assert stored.fetchone()[0] == 4
+
+
+def test_report_writes_one_html_file_that_needs_no_network(failure_fleet: Fleet, config: CloudConfig, tmp_path: Path):
+    target = tmp_path / "report.html"
+
+    written = _run(config, "report", "--period", "2026-03-01..2026-03-02", "--html", str(target))
+
+    assert written.exit_code == 0, written.output
+    assert written.output.startswith(f"wrote {target} (component_failure;")
+    page = target.read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>") and page.count("<svg") >= 4
+    assert not re.search(r"https?://", page)
+    as_json = json.loads(_run(config, "report", "--period", "2026-03-01..2026-03-02").output)
+    assert [m["model_name"] for m in as_json["models"]] == ["component_failure"]
+
+
+def test_errors_are_clear(failure_fleet: Fleet, config: CloudConfig, tmp_path: Path):
+    unknown = _run(config, "metrics", "nope")
+    assert unknown.exit_code == 1 and "unknown model 'nope'" in unknown.output
+    period = _run(config, "report", "--period", "lately")
+    assert period.exit_code == 1 and "time_period must be one of" in period.output
+    half = _run(config, "metrics", "component_failure", "--start", "2026-03-01")
+    assert half.exit_code == 1 and "--start and --end together" in half.output
+    unwritable = _run(config, "report", "--html", str(tmp_path / "missing" / "report.html"))
+    assert unwritable.exit_code == 1 and "cannot write" in unwritable.output

@@ -1,0 +1,142 @@
+"""The performance report: periods, its JSON, and an HTML file that fetches nothing and shows the JSON's numbers."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+
+import pytest
+import sqlite_utils
+
+from cloud.monitoring.performance import InvalidMetrics, ModelPerformanceMonitor, UnknownModelName
+from cloud.monitoring.report import generate_performance_report, render_html, resolve_period
+from cloud.storage import iso
+from tests.monitoring import fleet
+from tests.monitoring.conftest import AS_OF, Fleet
+from tests.monitoring.fleet import T0
+
+
+class _Figures(HTMLParser):
+    """Every element with ``data-key``: its key and text; and every attribute that could load something."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: list[tuple[str, str]] = []
+        self.loading: list[tuple[str, str]] = []
+        self._key: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.loading += [(tag, name) for name in ("src", "href", "xlink:href", "srcset") if name in found]
+        self._key = found.get("data-key")
+
+    def handle_data(self, data: str) -> None:
+        if self._key is not None:
+            self.figures.append((self._key, data))
+            self._key = None
+
+
+def _value(report: dict, key: str):
+    """The JSON value at ``key``; None where a cell lacks the figure (the page shows —)."""
+    value = report
+    for part in key.split("/"):
+        if isinstance(value, list):
+            value = value[int(part)]
+        elif part in value:
+            value = value[part]
+        else:
+            return None
+    return value
+
+
+@pytest.fixture
+def report(failure_fleet: Fleet) -> dict:
+    db = failure_fleet.db
+    fleet.version(db, "usage_pattern", "4", "usage_pattern", {"holdout": {"score_name": "neg_mae", "score": -31.5}})
+    pid = fleet.prediction(
+        db, T0 + timedelta(hours=3), {"litres_next_24h": 120.0}, model_name="usage_pattern", model_version="4"
+    )
+    fleet.outcome(db, "wh-u", T0 + timedelta(hours=27), value=150.0, source="sensor", prediction_id=pid)
+    for rating, pid in zip([5, 1, 2, 4], failure_fleet.prediction_ids, strict=False):
+        fleet.rating(db, pid, rating)
+    ModelPerformanceMonitor(db).track_prediction_metrics("component_failure", {"alert_rate": 0.125}, T0, "1")
+    return generate_performance_report(db, time_period="2026-03-01..2026-03-02", now=AS_OF)
+
+
+def test_periods_resolve_to_their_span_and_series_window():
+    now = datetime(2026, 5, 10, 12, tzinfo=UTC)
+
+    assert resolve_period("last_day", now) == (now - timedelta(days=1), now, "1h")
+    assert resolve_period("last_week", now) == (now - timedelta(days=7), now, "1d")
+    assert resolve_period("last_month", now) == (now - timedelta(days=30), now, "1d")
+    assert resolve_period("2026-01-01..2026-01-01", now) == (
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 1, 2, tzinfo=UTC),
+        "1h",
+    )
+    assert resolve_period("2025-01-01..2025-12-31", now)[2] == "7d"
+    for bad in ("yesterday", "2026-02-30..2026-03-01", "2026-03-02..2026-03-01"):
+        with pytest.raises(InvalidMetrics, match="time_period"):
+            resolve_period(bad, now)
+
+
+def test_the_report_holds_every_model_with_its_summary_series_baseline_and_tracked_points(report: dict):
+    assert (report["start"], report["end"], report["window"]) == (iso(T0), iso(T0 + timedelta(days=2)), "1h")
+    models = {model["model_name"]: model for model in report["models"]}
+    assert set(models) == {"component_failure", "usage_pattern"}
+
+    failure = models["component_failure"]
+    assert {(c["model_version"], c["arm"]) for c in failure["summary"]} == {
+        (v, a) for v in ("1", "2") for a in ("champion", "challenger")
+    }
+    assert sum(c["predictions"] for c in failure["summary"]) == 640
+    assert sum(c["predictions"] for c in failure["series"]) == 640
+    assert sum(c.get("ratings", {}).get("n", 0) for c in failure["summary"]) == 4
+    assert [(p["metric"], p["value"]) for p in failure["tracked"]] == [("alert_rate", 0.125)]
+
+    usage = models["usage_pattern"]
+    [cell] = usage["summary"]
+    assert cell["regression"]["mae"] == pytest.approx(30.0)
+    assert usage["baseline"] == {"4": {"score_name": "neg_mae", "score": -31.5}}
+
+
+def test_the_html_fetches_nothing_and_shows_the_numbers_of_the_json(report: dict):
+    html = render_html(report)
+
+    assert not re.search(r"https?://", html)
+    assert "<script" not in html.lower() and "@import" not in html and "url(" not in html
+    parser = _Figures()
+    parser.feed(html)
+    assert parser.loading == []
+    assert len(parser.figures) > 100
+    keys = {key for key, _ in parser.figures}
+    assert "models/0/summary/0/classification/any/roc_auc" in keys
+    assert "models/1/summary/0/regression/mae" in keys
+    for key, text in parser.figures:
+        value = _value(report, key)
+        if value is None:
+            assert text == "—", key
+        elif isinstance(value, str):
+            assert text == value, key
+        elif isinstance(value, int):
+            assert int(text) == value, key
+        else:
+            assert math.isclose(float(text), value, rel_tol=5e-4, abs_tol=1e-12), (key, text, value)
+    assert html.count("<svg") >= 5  # per model: predictions, latency, ROC AUC or MAE, calibration, ratings
+
+
+def test_a_report_for_one_model_and_an_unknown_one(failure_fleet: Fleet):
+    only = generate_performance_report(failure_fleet.db, "component_failure", "2026-03-01..2026-03-02", now=AS_OF)
+    assert [m["model_name"] for m in only["models"]] == ["component_failure"]
+
+    with pytest.raises(UnknownModelName):
+        generate_performance_report(failure_fleet.db, "nope", "last_week")
+
+
+def test_an_empty_period_renders_a_page_saying_so(db: sqlite_utils.Database):
+    report = generate_performance_report(db, time_period="last_day")
+
+    assert report["models"] == []
+    assert "No predictions in this period." in render_html(report)
