@@ -38,7 +38,7 @@ class WorldChange:
     inlet_ramp_days: float = 5.0
     new_anode_share: float = 0.3
     device_type_suffix: str = "-al"
-    anode_life_days: tuple[float, float] = (10.0, 40.0)
+    anode_life_days: tuple[float, float] = (20.0, 60.0)
     corrosion_days: tuple[float, float] = (10.0, 30.0)
     corrosion_shape: float = 0.7
     sediment_factor: float = 3.0

@@ -131,9 +131,10 @@ def test_the_new_anode_makes_sediment_build_up_more_often():
     assert np.median(waiting[fitted]) < 0.5 * np.median(waiting[~fitted])
     # the tank now waits on the anode's life and corrosion, not on the years of the old tank life
     leak_h = faults.fail_h[Component.TANK_LEAK][fitted]
-    in_window = (leak_h >= 24 * 20) & (leak_h <= 24 * 70 + 1)
+    soonest = 24 * (change.anode_life_days[0] + change.corrosion_days[0])
+    in_window = (leak_h >= soonest) & (leak_h <= 24 * (change.anode_life_days[1] + change.corrosion_days[1]) + 1)
     assert in_window.mean() > 0.95, "all but the old tanks already seeping or due to leak sooner"
-    assert (leak_h[~in_window] < 24 * 20).all()
+    assert (leak_h[~in_window] < soonest).all()
 
 
 def test_the_change_is_the_same_in_parallel_shards():
