@@ -98,6 +98,16 @@ def test_false_discovery_control_keeps_a_raw_p_below_alpha_from_counting_as_drif
     assert rejected_raw, "with 32 unshifted features over 20 windows, some raw p-values fall below alpha"
 
 
+def test_beyond_max_compared_rows_a_continuous_feature_is_compared_on_an_even_subset(db):
+    reference = load_reference(db, "component_failure", register(db, feature_values(8_000, seed=1)))["all"]
+    current = feature_values(5_000, seed=9, shift={"inlet_temperature_c": 0.5})
+    capped = segment_drift(reference, FEATURE_NAMES, current, replace(CONFIG, max_compared_rows=1_000), 200)
+    inlet = capped["features"]["inlet_temperature_c"]
+    assert inlet["compared_rows"] == 1_000 and inlet["rows"] == 5_000 and inlet["method"] == "ks"
+    assert capped["drifted"] == ["inlet_temperature_c"]
+    assert capped["features"]["heating_cycles"]["method"] == "psi"  # counts stay on every row
+
+
 def test_too_few_rows_is_insufficient_data_never_drift(db):
     register(db, feature_values(8_000, seed=1))
     store_features(db, feature_values(150, seed=6, shift={"inlet_temperature_c": 3.0}))
