@@ -76,11 +76,6 @@ def _ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
-def _finite(value: float | np.floating | None) -> float | None:
-    """JSON has no NaN: an undefined figure is None."""
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
 @dataclass(frozen=True)
 class _Rows:
     """Per-row dimension codes (indexes into the monitor's vocabularies) and window indexes of one pull."""
@@ -116,7 +111,7 @@ class _Computation:
         unknown = [name for name in group_by if name not in GROUP_DIMENSIONS]
         if unknown:
             raise InvalidMetrics(f"group_by takes {', '.join(GROUP_DIMENSIONS)}; not {', '.join(unknown)}")
-        self.model_name, self.start, self.end, self.window_name = model_name, start, end, window
+        self.model_name, self.start, self.end = model_name, start, end
         self.window = parse_window(window, end - start)
         self.group_by = [name for name in GROUP_DIMENSIONS if name in group_by]
         self.start_ms, self.end_ms, self.as_of_ms = _ms(start), _ms(end), _ms(as_of)
@@ -132,7 +127,11 @@ class _Computation:
         return _Rows(dims, window)
 
     def combos(self, rows: _Rows) -> np.ndarray:
-        """One integer per (grouped dimensions, window) cell, comparable across pulls of this computation."""
+        """One integer per (grouped dimensions, window) cell, comparable across pulls of this computation.
+
+        The predictions pull comes first and every later one is a join onto those predictions, so it meets no new
+        version, device type or arm and the sizes (hence every combo) stay as they were.
+        """
         sizes = [max(len(self.vocabulary.codes[name]), 1) for name in self.group_by] + [self.windows]
         return np.ravel_multi_index([rows.dims[name] for name in self.group_by] + [rows.window], sizes)
 
@@ -160,10 +159,10 @@ class _Cells:
         sums = np.bincount(of_row, weights, minlength=self.size * slots)
         return sums if slots == 1 else sums.reshape(self.size, slots)
 
-    def members(self, of_row: np.ndarray) -> list[np.ndarray]:
-        """Positions in ``of_row`` of each cell's rows, from one stable sort."""
-        order = np.argsort(of_row, kind="stable")
-        return np.split(order, np.cumsum(np.bincount(of_row, minlength=self.size))[:-1])
+    def members(self) -> list[np.ndarray]:
+        """Each cell's row indexes, from one stable sort."""
+        order = np.argsort(self.of_row, kind="stable")
+        return np.split(order, np.cumsum(np.bincount(self.of_row, minlength=self.size))[:-1])
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -228,7 +227,7 @@ def _classification(cells: _Cells, usable: np.ndarray, y: np.ndarray, proba: np.
 
 def _latency(cells: _Cells, latency: np.ndarray) -> list[dict]:
     figures = []
-    for members in cells.members(cells.of_row):
+    for members in cells.members():
         values = latency[members]
         values = values[np.isfinite(values)]
         if not values.size:
@@ -615,7 +614,7 @@ class ModelPerformanceMonitor:
         return stored
 
     def _store_points(self, result: dict, found: dict, metrics: dict) -> int:
-        finite = {name: value for name, value in metrics.items() if _finite(value) is not None}
+        finite = {name: value for name, value in metrics.items() if value is not None and math.isfinite(value)}
         if not finite:
             return 0
         return self.track_prediction_metrics(
