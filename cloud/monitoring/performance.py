@@ -481,17 +481,18 @@ class ModelPerformanceMonitor:
         devices: dict[str, int] = {}
         device = np.fromiter((devices.setdefault(d, len(devices)) for d in device_ids), np.int64, len(device_ids))
         horizon_ms = round(self.horizon.total_seconds() * 1000)
-        outcomes = self.db.execute(
+        found = self.db.execute(
             f"SELECT device_id, {_MS.format('observed_at')}, component, result FROM outcomes"
             " WHERE component IS NOT NULL AND result IS NOT NULL AND observed_at > ? AND observed_at <= ?",
             [iso(run.start), iso(run.end + self.horizon)],
         ).fetchall()
-        known = [o for o in outcomes if o[0] in devices]
-        o_device = np.fromiter((devices[o[0]] for o in known), np.int64, len(known))
-        o_time = np.fromiter((o[1] for o in known), np.int64, len(known))
-        o_component = np.array([o[2] for o in known], dtype=object)
-        o_failed = np.fromiter((o[3] in _FAILED for o in known), bool, len(known))
-        o_ok = np.fromiter((o[3] == OutcomeResult.OK.value for o in known), bool, len(known))
+        columns = list(zip(*found, strict=True)) or [()] * 4
+        # -1: a heater without a prediction in the period, whose outcomes label nothing
+        o_device = np.fromiter((devices.get(d, -1) for d in columns[0]), np.int64, len(found))
+        o_time = np.asarray(columns[1], dtype=np.int64)
+        o_component, o_result = np.asarray(columns[2], dtype=str), np.asarray(columns[3], dtype=str)
+        o_failed = (o_device >= 0) & np.isin(o_result, _FAILED)
+        o_ok = (o_device >= 0) & (o_result == OutcomeResult.OK.value)
         # (device, time) as one sortable key: outcomes of a device in a span are one searchsorted range
         span = run.end_ms + horizon_ms - run.start_ms + 2
         o_key = o_device * span + (o_time - run.start_ms)

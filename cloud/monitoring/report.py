@@ -14,8 +14,14 @@ from html import escape
 
 import sqlite_utils
 
-from cloud.monitoring.performance import ANY_FAILURE, WHOLE_PERIOD, InvalidMetrics, ModelPerformanceMonitor
-from cloud.storage import iso
+from cloud.monitoring.performance import (
+    ANY_FAILURE,
+    WHOLE_PERIOD,
+    InvalidMetrics,
+    ModelPerformanceMonitor,
+    parse_window,
+)
+from cloud.storage import from_iso, iso
 
 #: named periods: how far back from now, and the window of the report's time series
 PERIODS: dict[str, tuple[timedelta, str]] = {
@@ -200,8 +206,9 @@ def _line_chart(title: str, x_labels: list[str], series: dict[str, list[float | 
     for n, (name, line) in enumerate(series.items()):
         colour = _COLOURS[n % len(_COLOURS)]
         points = [(x(i), y(v), v, x_labels[i]) for i, v in enumerate(line) if v is not None]
-        if len(points) > 1:
-            path = " ".join(f"{px:.1f},{py:.1f}" for px, py, _, _ in points)
+        runs = "".join("x" if v is not None else " " for v in line)  # a window without data breaks the line
+        for run in re.finditer(r"x{2,}", runs):
+            path = " ".join(f"{x(i):.1f},{y(line[i]):.1f}" for i in range(run.start(), run.end()))
             parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
         for px, py, v, when in points:
             parts.append(
@@ -336,8 +343,14 @@ def _tracked_table(model: dict, m: int) -> str:
     )
 
 
-def _charts(model: dict) -> str:
-    windows = sorted({cell["window_start"] for cell in model["series"]})
+def _window_starts(report: dict) -> list[str]:
+    """Every window of the period, those without predictions too, so a chart's x axis is time."""
+    start, end = from_iso(report["start"]), from_iso(report["end"])
+    step = parse_window(report["window"], end - start)
+    return [iso(start + step * i) for i in range(-(-(end - start) // step))]
+
+
+def _charts(model: dict, windows: list[str]) -> str:
     position = {w: i for i, w in enumerate(windows)}
     versions = sorted({str(cell["model_version"]) for cell in model["series"]})
     charts = []
@@ -379,11 +392,12 @@ svg text { font-size: 11px; fill: #444; }
 def render_html(report: dict) -> str:
     """One HTML file holding everything it shows: inline CSS and SVG, no script, nothing fetched."""
     sections = []
+    windows = _window_starts(report)
     for m, model in enumerate(report["models"]):
         sections.append(
             f"<section><h2>{escape(model['model_name'])} <small>({escape(model['prediction_type'])})</small></h2>"
             f"<h3>Over the period, per version and arm</h3>{_summary_table(model, m)}"
-            f"{_component_table(model, m)}{_charts(model)}{_baseline_table(model, m)}"
+            f"{_component_table(model, m)}{_charts(model, windows)}{_baseline_table(model, m)}"
             f"{_events_table(model, m)}{_tracked_table(model, m)}</section>"
         )
     body = "".join(sections) or "<p>No predictions in this period.</p>"
