@@ -315,7 +315,10 @@ class ModelPerformanceMonitor:
         The model name defaults to the prediction type (each type is a registered model name). Every value must be
         a finite number, or nothing is stored.
         """
-        kind = PredictionType(prediction_type).value
+        try:
+            kind, arm = PredictionType(prediction_type).value, Arm(arm).value if arm else ""
+        except ValueError as exc:
+            raise InvalidMetrics(str(exc)) from exc
         if timestamp.tzinfo is None:
             raise InvalidMetrics("timestamp must carry a time zone (UTC)")
         if not metrics:
@@ -330,7 +333,7 @@ class ModelPerformanceMonitor:
             "prediction_type": kind,
             "model_version": model_version or "",
             "device_type": device_type or "",
-            "arm": Arm(arm).value if arm else "",
+            "arm": arm,
             "window": window or "",
         }
         at, now = iso(timestamp), iso(datetime.now(UTC))

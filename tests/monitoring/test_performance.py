@@ -248,6 +248,18 @@ def test_bad_points_are_refused_and_nothing_is_stored(db: sqlite_utils.Database,
     assert monitor.metric_points() == []
 
 
+def test_an_unknown_prediction_type_or_arm_is_refused(db: sqlite_utils.Database):
+    monitor = ModelPerformanceMonitor(db)
+
+    with pytest.raises(InvalidMetrics, match="'weather' is not a valid PredictionType"):
+        monitor.track_prediction_metrics("weather", {"x": 1.0}, T0)
+    with pytest.raises(InvalidMetrics, match="'blue' is not a valid Arm"):
+        monitor.track_prediction_metrics("anomaly", {"x": 1.0}, T0, arm="blue")
+    with pytest.raises(InvalidMetrics, match="time zone"):
+        monitor.track_prediction_metrics("anomaly", {"x": 1.0}, datetime(2026, 3, 1))
+    assert monitor.metric_points() == []
+
+
 def test_computed_figures_are_stored_as_points(failure_fleet: Fleet):
     monitor = ModelPerformanceMonitor(failure_fleet.db)
     result = monitor.compute_metrics("component_failure", T0, END, "1d", ["model_version"], as_of=AS_OF, store=True)

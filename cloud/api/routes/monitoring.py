@@ -178,7 +178,7 @@ class ReportOut(BaseModel):
                         {
                             "model_name": "component_failure",
                             "prediction_type": "component_failure",
-                            "summary": [{**_CELL_EXAMPLE, "device_type": None, "window": "all"}],
+                            "summary": [{**_CELL_EXAMPLE, "device_type": None}],
                             "series": [{**_CELL_EXAMPLE, "device_type": None, "arm": None}],
                             "errors": [_ERRORS_EXAMPLE],
                             "baseline": {"3": {"score_name": "mean_pr_auc", "score": 0.81, "mean_roc_auc": 0.94}},
