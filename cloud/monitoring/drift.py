@@ -151,15 +151,19 @@ def _drifted(entry: dict, config: DriftConfig) -> bool:
     return entry["method"] == "ks" or entry["wasserstein"] >= config.wasserstein_threshold
 
 
+def _columns(values: np.ndarray) -> np.ndarray:
+    """Feature-major copy of row-major rows: one pass, instead of a strided pass over every row per feature."""
+    return np.ascontiguousarray(values.T)
+
+
 def segment_drift(reference: dict, names: list[str], values: np.ndarray, config: DriftConfig, sketch_rows: int):
     """Drift of each feature of one segment's rows (``values`` columns in ``names`` order) against ``reference``
     (a segment of the stored reference), with BH control across the features tested."""
     rows = int(values.shape[0])
     features: dict[str, dict] = {}
-    for column, name in enumerate(names):
+    for name, column in zip(names, _columns(values), strict=True):
         summary = reference["features"].get(name)
-        present = values[:, column]
-        present = present[~np.isnan(present)].astype(np.float64)
+        present = column[~np.isnan(column)].astype(np.float64)
         entry: dict = {"kind": summary["kind"] if summary else None, "rows": int(present.size)}
         if summary is None or not summary["count"]:
             entry["status"] = "no_reference"
@@ -195,11 +199,10 @@ def quality_findings(segment: str, reference: dict, names: list[str], values: np
     rows = values.shape[0]
     if rows < config.min_rows:
         return findings
-    for column, name in enumerate(names):
+    for name, data in zip(names, _columns(values), strict=True):
         summary = reference["features"].get(name)
         if summary is None:
             continue
-        data = values[:, column]
         missing = float(np.isnan(data).mean())
         if missing - summary["missing_rate"] > config.missing_tolerance:
             findings.append(
