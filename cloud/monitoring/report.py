@@ -178,6 +178,11 @@ def _label(cell: dict) -> str:
     return " / ".join(str(cell[d]) for d in ("model_version", "device_type", "arm") if cell.get(d) is not None)
 
 
+def _figure(title: str, svg: list[str]) -> str:
+    """A captioned chart from the parts of its ``<svg>`` element (opening tag first)."""
+    return f"<figure><figcaption>{escape(title)}</figcaption>{''.join(svg)}</svg></figure>"
+
+
 def _line_chart(title: str, x_labels: list[str], series: dict[str, list[float | None]]) -> str:
     """An inline SVG line chart, one line per series; points carry their value as a hover title."""
     width, height, left, bottom, top, right = 640, 220, 56, 36, 28, 120
@@ -218,8 +223,7 @@ def _line_chart(title: str, x_labels: list[str], series: dict[str, list[float | 
         parts.append(
             f'<text x="{width - right + 10}" y="{top + 14 * n + 8}" fill="{colour}">{escape(name)[:18]}</text>'
         )
-    parts.append("</svg>")
-    return f"<figure><figcaption>{escape(title)}</figcaption>{''.join(parts)}</figure>"
+    return _figure(title, parts)
 
 
 def _calibration_chart(title: str, series: dict[str, list[dict]]) -> str:
@@ -250,8 +254,7 @@ def _calibration_chart(title: str, series: dict[str, list[dict]]) -> str:
                 f"{format_number(b['expected'])}, observed {format_number(b['observed'])}, n {b['n']}</title></circle>"
             )
         parts.append(f'<text x="{size + 4}" y="{pad + 14 * n + 8}" fill="{colour}">{escape(name)[:14]}</text>')
-    parts.append("</svg>")
-    return f"<figure><figcaption>{escape(title)}</figcaption>{''.join(parts)}</figure>"
+    return _figure(title, parts)
 
 
 def _bar_chart(title: str, bars: dict[str, int]) -> str:
@@ -268,8 +271,7 @@ def _bar_chart(title: str, bars: dict[str, int]) -> str:
             f'<text x="{bx + (slot - 8) / 2:.1f}" y="{height - 8}" text-anchor="middle">{escape(name)}</text>'
             f'<text x="{bx + (slot - 8) / 2:.1f}" y="{by - 3:.1f}" text-anchor="middle">{count}</text>'
         )
-    parts.append("</svg>")
-    return f"<figure><figcaption>{escape(title)}</figcaption>{''.join(parts)}</figure>"
+    return _figure(title, parts)
 
 
 def _summary_table(model: dict, m: int) -> str:
