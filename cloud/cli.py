@@ -50,6 +50,7 @@ def lazy_group(name: str, help_text: str, commands: dict[str, tuple[str, str]]) 
         "feedback": ("cloud.feedback_cli:feedback", "Record outcomes and ratings of predictions."),
         "demo": ("cloud.demo.cli:demo_command", "The whole loop on this machine in about two minutes."),
         "models": ("cloud.registry_cli:models", "Model versions: list, show, promote, roll back, history."),
+        "retraining": ("cloud.retraining.cli:retraining", "Automated retraining: policies, checks, decisions."),
         "train": ("cloud.pipeline.cli:train", "Training runs, schedules and evaluations (champion/challenger gate)."),
         "drift": ("cloud.monitoring.drift_cli:drift", "Drift checks of model versions: check now, history."),
         "deployments": ("cloud.deployments_cli:deployments", "Per-gateway deployment state: list, show, overdue."),

@@ -143,12 +143,16 @@ class MLModelRegistry:
         return row
 
     def discard_candidate(self, model_name: str, model_version: str) -> None:
-        """Remove a version a failed training run registered; a released or promoted version is never removed."""
+        """Remove a version a failed training run registered, with its evaluations and drift reference (its number
+        will be used again); a released or promoted version is never removed."""
+        key = [model_name, model_version]
         with self.db.conn:
-            self.db.execute(
-                "DELETE FROM models WHERE model_name = ? AND model_version = ? AND status = 'candidate'",
-                [model_name, model_version],
-            )
+            removed = self.db.execute(
+                "DELETE FROM models WHERE model_name = ? AND model_version = ? AND status = 'candidate'", key
+            ).rowcount
+            if removed:
+                for table in ("model_evaluations", "model_references"):
+                    self.db.execute(f"DELETE FROM {table} WHERE model_name = ? AND model_version = ?", key)
 
     def get_version(self, model_name: str, model_version: str) -> dict:
         rows = list(self.db["models"].rows_where("model_name = ? AND model_version = ?", [model_name, model_version]))

@@ -530,6 +530,38 @@ def _m11_drift(db: sqlite_utils.Database) -> None:
     db["drift_checks"].create_index(["model_name", "id"])
 
 
+def _m14_retraining(db: sqlite_utils.Database) -> None:
+    """Automated retraining: a policy per model and every trigger, decision and reason.
+
+    A decision that waits on something (a queued run, a started experiment) stays ``open`` until it is followed
+    up. Outcomes and ratings get indexes on their arrival times, which the triggers and guards count by.
+    """
+    db["retraining_policies"].create(
+        {"model_name": str, "policy_json": str, "updated_by": str, "updated_at": str}, pk="model_name"
+    )
+    db["retraining_decisions"].create(
+        {
+            "id": int,
+            "at": str,
+            "model_name": str,
+            "trigger": str,
+            "decision": str,
+            "reason": str,
+            "evidence_json": str,
+            "run_id": str,
+            "model_version": str,
+            "experiment_id": str,
+            "rollout_id": int,
+            "open": int,
+        },
+        pk="id",
+    )
+    db["retraining_decisions"].create_index(["model_name", "trigger", "id"])
+    db["retraining_decisions"].create_index(["open"])
+    db["outcomes"].create_index(["received_at"])
+    db["feedback"].create_index(["submitted_at"])
+
+
 #: Ordered migrations. Append; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, _m1_initial),
@@ -544,6 +576,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (10, _m10_metric_points),
     (13, _m13_rollouts),
     (11, _m11_drift),
+    (14, _m14_retraining),
 ]
 
 

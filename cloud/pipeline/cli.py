@@ -229,15 +229,23 @@ def evaluate_command(model_name: str, version: str, dataset_id: str | None, data
 
 
 @train.command("worker")
-@click.option("--once", is_flag=True, help="Queue due schedules, execute queued runs, then exit.")
+@click.option("--once", is_flag=True, help="Do what is due now and execute queued runs, then exit.")
 @data_dir_option
 def worker_command(once: bool, data_dir: Path | None) -> None:
-    """Run the training worker in the foreground (it also runs inside 'iotsphere cloud serve'); Ctrl-C stops it."""
-    with _pipeline(data_dir) as (_, pipeline):
+    """Run the training worker in the foreground (it also runs inside 'iotsphere cloud serve'); Ctrl-C stops it.
+
+    It runs the retraining checks that are due, queues due schedules, follows up finished runs and executes
+    queued runs one at a time.
+    """
+    from cloud.pipeline.worker import work_once
+    from cloud.retraining.service import RetrainingService
+
+    with _pipeline(data_dir) as (config, pipeline):
+        retraining = RetrainingService(pipeline.db, config)
         for run_id in pipeline.runs.fail_interrupted():
             click.echo(f"run {run_id} was interrupted by a stopped worker: marked failed")
         while True:
-            finished = pipeline.work_once(echo=click.echo)
+            finished = work_once(retraining, echo=click.echo)
             if finished is not None:
                 click.echo(_describe(finished))
             elif once:

@@ -250,12 +250,19 @@ class ModelTrainingPipeline:
 
     # -- the worker's side ---------------------------------------------------------------------------------------
 
-    def queue_due_schedules(self, now: datetime | None = None) -> list[TrainingRun]:
-        """Queue a run for every schedule whose fire time has come (once, however many times it was missed)."""
+    def queue_due_schedules(
+        self, now: datetime | None = None, guard: Callable[[Schedule], str | None] | None = None
+    ) -> list[TrainingRun]:
+        """Queue a run for every schedule whose fire time has come (once, however many times it was missed).
+
+        ``guard`` may hold a due schedule back this time (it returns why; the schedule moves to its next time).
+        """
         now = now or datetime.now(UTC)
         queued = []
         for schedule in self.schedules.due(now):
             if not self.schedules.claim(schedule, now):
+                continue
+            if guard is not None and guard(schedule):
                 continue
             fired = fire_time(schedule)
             run = self.trigger_model_training(
@@ -269,15 +276,6 @@ class ModelTrainingPipeline:
             self.schedules.record_run(schedule.schedule_id, run.run_id)
             queued.append(run)
         return queued
-
-    def work_once(self, echo: Callable[[str], None] | None = None) -> TrainingRun | None:
-        """One worker step: queue due schedules, then execute the oldest queued run (None if there was none)."""
-        for run in self.queue_due_schedules():
-            message = f"schedule {run.schedule_id} queued training run {run.run_id} ({run.model_name})"
-            log.info(message)
-            if echo:
-                echo(message)
-        return self.run_next(echo=echo)
 
     def run_next(self, run_id: str | None = None, echo: Callable[[str], None] | None = None) -> TrainingRun | None:
         """Claim and execute the oldest queued run (or ``run_id``); return it finished, or None if none was queued."""

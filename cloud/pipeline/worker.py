@@ -1,4 +1,4 @@
-"""The training worker beside the API in ``iotsphere cloud serve``: queues scheduled runs and executes queued ones.
+"""The training worker beside the API in ``iotsphere cloud serve``: retraining checks, schedules and queued runs.
 
 One run at a time on its own thread and database connection; a failing run fails alone (``ModelTrainingPipeline``
 records why) and the loop goes on. On start, runs left running by a worker process that is gone are failed.
@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from cloud.config import CloudConfig
-from cloud.pipeline.training import ModelTrainingPipeline
+from cloud.pipeline.runs import TrainingRun
+from cloud.retraining.service import RetrainingService
 from cloud.storage import open_database
 
 log = logging.getLogger(__name__)
+
+
+def work_once(retraining: RetrainingService, echo: Callable[[str], None] | None = None) -> TrainingRun | None:
+    """One step: retraining checks that are due, due schedules (guarded), follow-ups of finished runs, then the
+    oldest queued run (returned when one ran)."""
+    for decision in retraining.tick():
+        if echo:
+            what = f"{decision['trigger']} {decision['decision']}"
+            echo(f"retraining {decision['model_name']}: {what} — {decision['reason']}")
+    return retraining.pipeline.run_next(echo=echo)
 
 
 class TrainingWorker:
@@ -26,10 +38,10 @@ class TrainingWorker:
 
     def start(self) -> None:
         db = open_database(self.config.database_path)
-        pipeline = ModelTrainingPipeline(db, self.config, self.passphrase)
-        for run_id in pipeline.runs.fail_interrupted():
+        retraining = RetrainingService(db, self.config, self.passphrase)
+        for run_id in retraining.pipeline.runs.fail_interrupted():
             log.warning("training run %s was interrupted by a previous worker; marked failed", run_id)
-        self._thread = threading.Thread(target=self._run, args=(pipeline,), name="training-worker", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(retraining,), name="training-worker", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -38,11 +50,11 @@ class TrainingWorker:
         if self._thread:
             self._thread.join(timeout)
 
-    def _run(self, pipeline: ModelTrainingPipeline) -> None:
+    def _run(self, retraining: RetrainingService) -> None:
         try:
             while not self._stop.is_set():
                 try:
-                    finished = pipeline.work_once()
+                    finished = work_once(retraining)
                 except Exception:  # e.g. the database briefly unavailable: log, wait, try again
                     log.exception("training worker step failed")
                     finished = None
@@ -51,4 +63,4 @@ class TrainingWorker:
                     continue  # look for the next queued run at once
                 self._stop.wait(self.poll_seconds)
         finally:
-            pipeline.db.conn.close()
+            retraining.db.conn.close()

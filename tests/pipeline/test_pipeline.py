@@ -105,6 +105,7 @@ def test_a_failed_run_says_why_and_leaves_nothing_registered(
 
     assert run.status == RunStatus.FAILED and "refused the release" in run.error
     assert list(db["models"].rows) == []
+    assert list(db["model_evaluations"].rows) == [] and list(db["model_references"].rows) == []
     assert not any((config.artifacts_dir / "anomaly").glob("*")), "artifact folder left behind"
     assert any("removed the half-made version" in line["message"] for line in pipeline.runs.logs(run.run_id))
 

@@ -1,0 +1,124 @@
+"""Automated retraining over HTTP: a model's policy, a check on demand, and every decision with its reason."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, ConfigDict
+
+from cloud.api.auth import require_role
+from cloud.api.database import Database
+from cloud.api.errors import error_responses
+from cloud.api.keys import ApiKey
+from cloud.api.roles import Role
+from cloud.retraining.policy import InvalidPolicy, RetrainingPolicy
+from cloud.retraining.service import RetrainingService
+from shared.messages import PredictionType
+
+router = APIRouter(prefix="/api/retraining", tags=["retraining"], responses=error_responses(401, 403))
+
+ModelName = Annotated[
+    PredictionType, Path(description="The model (a prediction type).", examples=["component_failure"])
+]
+
+_POLICY_EXAMPLE = asdict(RetrainingPolicy(enabled=True))
+_DECISION_EXAMPLE = {
+    "id": 12,
+    "at": "2026-02-03T04:00:00.000000Z",
+    "model_name": "component_failure",
+    "trigger": "check",
+    "decision": "queued",
+    "reason": "feature drift in 2 features (inlet_temp_c, energy_per_litre_heated_wh_per_k)",
+    "evidence": {"triggers": [{"kind": "feature_drift", "fired": True}]},
+    "run_id": "4f1c2a9b7d3e5f60",
+    "model_version": None,
+    "experiment_id": None,
+    "rollout_id": None,
+    "open": True,
+}
+
+
+class PolicyOut(BaseModel):
+    model_name: str
+    policy: dict[str, Any]
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"model_name": "component_failure", "policy": _POLICY_EXAMPLE}]}
+    )
+
+
+class PolicyChange(BaseModel):
+    """Only the settings to change; see the policy's fields."""
+
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"examples": [{"enabled": True, "cooldown_hours": 12, "min_new_labels": 100}]}
+    )
+
+
+class DecisionOut(BaseModel):
+    id: int
+    at: str
+    model_name: str
+    trigger: str
+    decision: str
+    reason: str
+    evidence: dict[str, Any]
+    run_id: str | None
+    model_version: str | None
+    experiment_id: str | None
+    rollout_id: int | None
+    #: still waiting on a run or an experiment
+    open: bool
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_DECISION_EXAMPLE]})
+
+
+def _service(request: Request, db: Database) -> RetrainingService:
+    return RetrainingService(db, request.app.state.config)
+
+
+Service = Annotated[RetrainingService, Depends(_service)]
+
+
+@router.get("/policies/{model_name}", response_model=PolicyOut)
+def get_policy(
+    service: Service, key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))], model_name: ModelName
+) -> PolicyOut:
+    """The model's retraining policy (the defaults, disabled, until an operator sets one)."""
+    return PolicyOut(model_name=model_name.value, policy=asdict(service.policies.get(model_name.value)))
+
+
+@router.patch("/policies/{model_name}", response_model=PolicyOut, responses=error_responses(400))
+def change_policy(
+    service: Service,
+    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
+    model_name: ModelName,
+    body: PolicyChange,
+) -> PolicyOut:
+    """Change settings of the model's policy (e.g. enable it); the others keep their values."""
+    try:
+        policy = service.policies.set(model_name.value, body.model_dump(), f"{key.name} ({key.key_id})")
+    except InvalidPolicy as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
+    return PolicyOut(model_name=model_name.value, policy=asdict(policy))
+
+
+@router.post("/{model_name}/check", response_model=DecisionOut, status_code=status.HTTP_201_CREATED)
+def check(
+    service: Service, key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))], model_name: ModelName
+) -> DecisionOut:
+    """Look at drift and feedback now; queue a training run if a trigger fires and the guards allow it."""
+    return DecisionOut(**service.check(model_name.value, checked_by=f"{key.name} ({key.key_id})"))
+
+
+@router.get("/decisions", response_model=list[DecisionOut])
+def decisions(
+    service: Service,
+    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    model_name: Annotated[PredictionType | None, Query(examples=["component_failure"])] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[DecisionOut]:
+    """Every trigger, decision and reason, newest first."""
+    return [DecisionOut(**d) for d in service.decisions(model_name.value if model_name else None, limit)]

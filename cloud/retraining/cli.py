@@ -1,0 +1,119 @@
+"""``iotsphere retraining``: a model's retraining policy, a check on demand, and the record of decisions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import click
+
+from cloud.audit import cli_actor, record_cli
+from cloud.cli_options import config_from_options, data_dir_option
+from cloud.config import CloudConfig
+from cloud.retraining.policy import InvalidPolicy, RetrainingPolicy
+from cloud.retraining.service import RetrainingService
+from cloud.storage import open_database
+from shared.messages import PredictionType
+
+model_argument = click.argument("model_name", type=click.Choice([t.value for t in PredictionType]))
+
+
+@contextmanager
+def _service(data_dir: Path | None) -> Iterator[tuple[CloudConfig, RetrainingService]]:
+    config = config_from_options(data_dir)
+    db = open_database(config.database_path)
+    try:
+        yield config, RetrainingService(db, config)
+    except InvalidPolicy as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        db.conn.close()
+
+
+def _parse_settings(pairs: tuple[str, ...]) -> dict:
+    """``name=value`` pairs, each value read as the policy field's type."""
+    types = {f.name: type(getattr(RetrainingPolicy(), f.name)) for f in fields(RetrainingPolicy)}
+    changes = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or name not in types:
+            raise click.BadParameter(f"{pair!r}: use NAME=VALUE with NAME one of {sorted(types)}", param_hint="--set")
+        kind = types[name]
+        try:
+            changes[name] = text.lower() in ("1", "true", "yes", "on") if kind is bool else kind(text)
+        except ValueError as exc:
+            raise click.BadParameter(f"{pair!r}: {exc}", param_hint="--set") from exc
+    return changes
+
+
+@click.group("retraining")
+def retraining() -> None:
+    """Automated retraining: policies (triggers, guards, what happens to a winner) and every decision made."""
+
+
+def _change_policy(data_dir: Path | None, model_name: str, changes: dict) -> None:
+    with _service(data_dir) as (config, service):
+        policy = service.policies.set(model_name, changes, cli_actor())
+        record_cli(config.database_path, "retraining.policy", model_name, {"changes": json.dumps(changes)})
+        click.echo(json.dumps(asdict(policy), indent=1))
+
+
+@retraining.command("policy")
+@model_argument
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="Change a setting (repeatable).")
+@data_dir_option
+def policy_command(model_name: str, settings: tuple[str, ...], data_dir: Path | None) -> None:
+    """Show MODEL_NAME's retraining policy, or change settings with --set (e.g. --set cooldown_hours=12)."""
+    if settings:
+        _change_policy(data_dir, model_name, _parse_settings(settings))
+        return
+    with _service(data_dir) as (_, service):
+        click.echo(json.dumps(asdict(service.policies.get(model_name)), indent=1))
+
+
+@retraining.command("enable")
+@model_argument
+@data_dir_option
+def enable_command(model_name: str, data_dir: Path | None) -> None:
+    """Let the training worker retrain MODEL_NAME when its triggers fire and its guards allow."""
+    _change_policy(data_dir, model_name, {"enabled": True})
+
+
+@retraining.command("disable")
+@model_argument
+@data_dir_option
+def disable_command(model_name: str, data_dir: Path | None) -> None:
+    """Stop automated retraining of MODEL_NAME (its schedules still run)."""
+    _change_policy(data_dir, model_name, {"enabled": False})
+
+
+@retraining.command("check")
+@model_argument
+@data_dir_option
+def check_command(model_name: str, data_dir: Path | None) -> None:
+    """Look at drift and feedback now, as the worker would; queue a run if a trigger fires and the guards allow."""
+    with _service(data_dir) as (config, service):
+        decision = service.check(model_name, checked_by=cli_actor())
+        record_cli(config.database_path, "retraining.check", model_name, {"decision_id": decision["id"]})
+        click.echo(f"{decision['decision']}: {decision['reason']}")
+        if decision["run_id"]:
+            click.echo(f"queued training run {decision['run_id']}")
+
+
+@retraining.command("decisions")
+@click.option("--model", "model_name", default=None, help="Only this model's decisions.")
+@click.option("--limit", default=30, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON, with their evidence.")
+@data_dir_option
+def decisions_command(model_name: str | None, limit: int, as_json: bool, data_dir: Path | None) -> None:
+    """Every trigger, decision and reason, newest first."""
+    with _service(data_dir) as (_, service):
+        decisions = service.decisions(model_name, limit)
+    if as_json:
+        click.echo(json.dumps(decisions, indent=1))
+        return
+    for d in decisions:
+        click.echo(f"{d['at']} {d['model_name']} {d['trigger']} {d['decision']}: {d['reason']}")

@@ -1,0 +1,105 @@
+"""A model's retraining policy: which triggers are watched, the guards, and what happens to a winner.
+
+Stored per model in ``retraining_policies`` as JSON; a model without a row is not retrained automatically
+(schedules still run, with the guards of the default policy).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlite_utils
+
+from cloud.storage import iso
+
+#: what happens to a challenger that passed the champion/challenger gate
+AfterGate = Literal["experiment", "rollout", "operator"]
+
+
+class InvalidPolicy(ValueError):
+    """A policy value out of range, or an unknown setting."""
+
+
+@dataclass(frozen=True)
+class RetrainingPolicy:
+    enabled: bool = False
+    #: how often the worker looks at drift and feedback
+    check_every_minutes: int = 60
+    #: the recent window drift and feedback patterns are judged on
+    window_days: int = 7
+    #: feedback patterns compare the window with this many days before it
+    baseline_days: int = 28
+    feature_drift: bool = True
+    performance_drift: bool = True
+    feedback: bool = True
+    #: observations each feedback window needs, and the rise in share that counts
+    min_feedback: int = 30
+    min_rise: float = 0.1
+    alpha: float = 0.05
+    #: guards: labels (outcomes) received since the production version's data, and hours between retrains
+    min_new_labels: int = 50
+    cooldown_hours: float = 24.0
+    #: days of data a retraining run trains on
+    training_days: int = 90
+    after_gate: AfterGate = "experiment"
+    #: a split experiment's share of heaters on the challenger
+    experiment_percent: int = 50
+
+    def __post_init__(self) -> None:
+        positive = ("check_every_minutes", "window_days", "baseline_days", "min_feedback", "training_days")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise InvalidPolicy(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0 < self.alpha < 0.5 or not 0 <= self.min_rise < 1:
+            raise InvalidPolicy("alpha must be in (0, 0.5) and min_rise in [0, 1)")
+        if self.min_new_labels < 0 or self.cooldown_hours < 0:
+            raise InvalidPolicy("min_new_labels and cooldown_hours cannot be negative")
+        if self.after_gate not in ("experiment", "rollout", "operator"):
+            raise InvalidPolicy(f"after_gate must be experiment, rollout or operator, not {self.after_gate!r}")
+        if not 1 <= self.experiment_percent <= 99:
+            raise InvalidPolicy("experiment_percent must be between 1 and 99")
+
+    def updated(self, changes: dict[str, Any]) -> RetrainingPolicy:
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise InvalidPolicy(f"unknown retraining settings {unknown}; known: {sorted(known)}")
+        try:
+            return replace(self, **changes)
+        except TypeError as exc:
+            raise InvalidPolicy(str(exc)) from exc
+
+
+class PolicyStore:
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def get(self, model_name: str) -> RetrainingPolicy:
+        row = self.db.execute(
+            "SELECT policy_json FROM retraining_policies WHERE model_name = ?", [model_name]
+        ).fetchone()
+        return RetrainingPolicy(**json.loads(row[0])) if row else RetrainingPolicy()
+
+    def set(self, model_name: str, changes: dict[str, Any], updated_by: str) -> RetrainingPolicy:
+        policy = self.get(model_name).updated(changes)
+        with self.db.conn:
+            self.db["retraining_policies"].upsert(
+                {
+                    "model_name": model_name,
+                    "policy_json": json.dumps(asdict(policy), sort_keys=True),
+                    "updated_by": updated_by,
+                    "updated_at": iso(datetime.now(UTC)),
+                },
+                pk="model_name",
+            )
+        return policy
+
+    def enabled_models(self) -> list[str]:
+        return [
+            name
+            for name, text in self.db.execute("SELECT model_name, policy_json FROM retraining_policies")
+            if json.loads(text).get("enabled")
+        ]
