@@ -4,7 +4,9 @@ The reference is built once from 200k training rows (as ``write_artifacts`` stor
 JSON, never recomputed. ``check_seconds`` times the statistics alone (``segment_drift``: KS / Wasserstein
 against the sketch, PSI and chi-square, BH); ``end_to_end_seconds`` times ``detect_model_drift`` on a real
 SQLite file: reading the window's rows, the all-rows segment and one per device type (3), data quality, schema.
-Two of the 25 features are shifted, so the check does its full work. Target: 100k rows checked in under 1 s.
+Two of the 25 features are shifted, so the check does its full work. Each figure is the best of ``ROUNDS``
+(other jobs share the machine), after one warm-up check (scipy's first calls). Target: 100k rows checked in
+under 1 s.
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ HEATERS = 1000
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 SIZES = (10_000, 100_000, 1_000_000)
 TARGET_SECONDS = 1.0
+ROUNDS = 3
+
+
+def _best(action) -> tuple[float, object]:
+    """(shortest time, result) of ``ROUNDS`` runs of ``action``."""
+    times, result = [], None
+    for _ in range(ROUNDS):
+        began = time.perf_counter()
+        result = action()
+        times.append(time.perf_counter() - began)
+    return min(times), result
 
 
 def _values(rows: int, seed: int, shifted: bool) -> np.ndarray:
@@ -93,16 +106,14 @@ def _fill(path: Path, reference: dict, values: np.ndarray) -> None:
 
 def _measure(reference: dict, rows: int) -> dict:
     values = _values(rows, seed=2, shifted=True)
-    began = time.perf_counter()
-    checked = segment_drift(reference["all"], NAMES, values, DriftConfig(), reference["sketch_size"])
-    check_seconds = time.perf_counter() - began
+    check_seconds, checked = _best(
+        lambda: segment_drift(reference["all"], NAMES, values, DriftConfig(), reference["sketch_size"])
+    )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "cloud.db"
         _fill(path, reference, values)
         db = open_database(path)
-        began = time.perf_counter()
-        result = detect_model_drift(db, "bench", days=30, now=NOW)
-        end_to_end = time.perf_counter() - began
+        end_to_end, result = _best(lambda: detect_model_drift(db, "bench", days=30, now=NOW))
         db.conn.close()
     return {
         "rows": rows,
@@ -116,6 +127,7 @@ def _measure(reference: dict, rows: int) -> dict:
 
 def run() -> dict:
     reference = _reference()
+    segment_drift(reference["all"], NAMES, _values(1_000, seed=3, shifted=True), DriftConfig(), 200)  # warm-up
     figures = [_measure(reference, rows) for rows in SIZES]
     at_100k = next(f for f in figures if f["rows"] == 100_000)
     return {
