@@ -20,12 +20,12 @@ HEATERS = [Heater(f"wh-{i}", "nwp500-50") for i in range(10)]
 
 
 def _store_with_two_versions(tmp_path: Path, events: list) -> ModelStore:
-    """Version 1 committed, version 2 just activated and on probation."""
+    """Version 1 committed, version 2 just activated and on probation (director sequences 1 and 2)."""
     store = ModelStore(tmp_path / "models", on_event=events.append)
     for version, seed in (("1", 0), ("2", 1)):
         built = build_release(version, seed=seed)
         store.install(built.release, built.release_bytes, built.onnx_bytes)
-        store.activate(load_model(built.onnx_bytes, built.release))
+        store.activate(load_model(built.onnx_bytes, built.release), sequence=int(version))
         if version == "1":
             store.commit(MODEL, "1")
     return store
@@ -46,7 +46,8 @@ def test_enough_good_predictions_commit_the_release(tmp_path: Path):
     assert store.pointer(MODEL).committed is False  # 20 of 25
     _serve(store, probation, rows)
     assert store.pointer(MODEL).committed is True
-    assert [(e.kind, e.model_version) for e in events] == [(EventKind.COMMIT, "2")]
+    # the commit names the document that activated the release, so the cloud can tell which deployment passed
+    assert [(e.kind, e.model_version, e.director_sequence) for e in events] == [(EventKind.COMMIT, "2", 2)]
     assert store.states()[0].state == "committed"
 
 
@@ -58,7 +59,8 @@ def test_out_of_bounds_outputs_roll_back_to_the_last_known_good(tmp_path: Path):
     rows[3] = np.inf  # this heater's probabilities come out NaN
     _serve(store, probation, rows)
     assert store.active()[MODEL].version == "1"
-    assert [(e.kind, e.model_version) for e in events] == [(EventKind.ROLLBACK, "1")]
+    # the rollback names the document whose release failed
+    assert [(e.kind, e.model_version, e.director_sequence) for e in events] == [(EventKind.ROLLBACK, "1", 2)]
     assert "wh-3" in events[0].detail
     assert store.states()[0].state == "rolled_back"
 
