@@ -186,10 +186,15 @@ class Demo:
             echo(f"candidates: {', '.join(candidates) or 'all'}")
             return cold_start.train(history, self.config, prediction_type, list(candidates) or None, echo)
 
-        with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=2, thread_name_prefix="demo-train") as pool:
-            first = pool.submit(train, *plan[0])
-            rest = pool.submit(lambda: [train(*item) for item in plan[1:]])
-            return [first.result(), *rest.result()]
+        open_database(self.config.database_path).conn.close()  # migrated once here, not by both threads at once
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="demo-train")
+        try:
+            with threadpool_limits(limits=1):
+                first = pool.submit(train, *plan[0])
+                rest = pool.submit(lambda: [train(*item) for item in plan[1:]])
+                return [first.result(), *rest.result()]
+        finally:  # on Ctrl-C, shut down and summarise now; a fit under way ends with the process
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _prepare_folder(self) -> None:
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
