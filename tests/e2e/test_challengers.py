@@ -5,12 +5,14 @@ Director documents naming version 2 as the challenger (issued and signed by the 
 published retained) then run it in shadow mode — every heater gets both predictions under one
 ``prediction_id``, the cloud stores both arms and serves the champion's — and in split mode, where each
 heater's arm is ``shared.experiments.arm_for`` of its device id. A document without the challenger stops
-it. The per-arm counts reach the cloud in the retained status.
+it. The per-arm counts reach the cloud in the retained status. A challenger that passes every check but gives
+NaN outputs on real windows (no imputer) costs the champion nothing and is reported as a ``health`` event.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,36 @@ def test_shadow_then_split_then_stopped(tmp_path: Path):
         rows = world.next_tick()
         assert {(r["arm"], r["model_version"]) for r in rows} == {("champion", "1")}
         assert world.agent.store.challengers() == {}
+
+
+def test_a_challenger_failing_in_service_leaves_every_champion_prediction_and_is_reported(tmp_path: Path):
+    with running_world(tmp_path) as world:
+        one = build_serving_release("1", seed=0)
+        world.release(write_artifacts(tmp_path / "v1", one.release_bytes, one.onnx_bytes))
+        world.cloud.publish(build_serving_release("2", seed=1, impute=False))  # NaN outputs on real windows
+        sequence = direct(
+            world, world.cloud.challenged(MODEL, "1", "2", Experiment(experiment_id="exp-2", mode="shadow"))
+        )
+        world.wait_event(EventKind.CHALLENGER.value, sequence)
+        wait_for(lambda: world.agent.store.challengers().get(MODEL) is not None, 30, "the challenger running")
+
+        world.feed(FIRST_PREDICTIONS_MINUTES - 60)
+        world.feed(60)
+        boundary = world.boundary()
+        wait_for(lambda: len(world.predictions(boundary)) >= HEATERS, 30, "the champion's predictions")
+        rows = world.predictions(boundary)
+        champion = [r for r in rows if r["arm"] == "champion"]
+        assert sorted(r["device_id"] for r in champion) == sorted(world.fleet.device_ids)
+        assert all(r["model_version"] == "1" for r in champion)
+        for row in champion:
+            assert all(math.isfinite(v) for v in json.loads(row["outputs_json"]).values())
+
+        wait_for(lambda: any(e["kind"] == EventKind.HEALTH.value for e in world.events()), 30, "a health event")
+        health = [e for e in world.events() if e["kind"] == EventKind.HEALTH.value]
+        assert [(e["model_version"], e["detail"].split(":")[0]) for e in health] == [
+            ("2", "challenger (shadow) failed, champion unaffected")
+        ]
+        sent, failed = world.agent.serving.counts(MODEL)
+        assert failed["shadow"] > 0 and sent.get("shadow", 0) + failed["shadow"] == sent["champion"]
+        assert sum(r["arm"] == "shadow" for r in rows) == sent.get("shadow", 0)
+        assert world.agent.store.pointer(MODEL).version == "1" and world.agent.store.active()[MODEL].version == "1"

@@ -77,6 +77,12 @@ def build_release(
     return BuiltRelease(data, release)
 
 
-def build_serving_release(version: str = "1", seed: int = 0) -> BuiltRelease:
-    """A release for the feature set the agent really computes (``shared.features``)."""
-    return build_release(version, seed=seed, feature_set=FEATURE_SET_VERSION, feature_names=tuple(SERVED_FEATURES))
+def build_serving_release(version: str = "1", seed: int = 0, impute: bool = True) -> BuiltRelease:
+    """A release for the feature set the agent really computes (``shared.features``).
+
+    Real windows leave some features NaN (e.g. the upper element's power when it never ran), so one built
+    with ``impute`` False gives NaN outputs in service while passing every check.
+    """
+    return build_release(
+        version, seed=seed, feature_set=FEATURE_SET_VERSION, feature_names=tuple(SERVED_FEATURES), impute=impute
+    )
