@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import sqlite_utils
 
+from cloud.pipeline.training import DEFAULT_MARGIN
 from cloud.storage import iso
 
 #: what happens to a challenger that passed the champion/challenger gate
@@ -42,8 +43,9 @@ class RetrainingPolicy:
     #: guards: labels (outcomes) received since the production version's data, and hours between retrains
     min_new_labels: int = 50
     cooldown_hours: float = 24.0
-    #: days of data a retraining run trains on
+    #: days of data a retraining run trains on, and how much better than production its challenger must score
     training_days: int = 90
+    margin: float = DEFAULT_MARGIN
     after_gate: AfterGate = "experiment"
     #: a split experiment's share of heaters on the challenger
     experiment_percent: int = 50
@@ -53,8 +55,8 @@ class RetrainingPolicy:
         for name in positive:
             if getattr(self, name) < 1:
                 raise InvalidPolicy(f"{name} must be at least 1, not {getattr(self, name)}")
-        if not 0 < self.alpha < 0.5 or not 0 <= self.min_rise < 1:
-            raise InvalidPolicy("alpha must be in (0, 0.5) and min_rise in [0, 1)")
+        if not 0 < self.alpha < 0.5 or not 0 <= self.min_rise < 1 or not 0 <= self.margin < 1:
+            raise InvalidPolicy("alpha must be in (0, 0.5), min_rise and margin in [0, 1)")
         if self.min_new_labels < 0 or self.cooldown_hours < 0:
             raise InvalidPolicy("min_new_labels and cooldown_hours cannot be negative")
         if self.after_gate not in ("experiment", "rollout", "operator"):

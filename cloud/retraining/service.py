@@ -90,6 +90,7 @@ class RetrainingService:
             now - timedelta(days=policy.training_days),
             now,
             requested_by=f"{ACTOR}: {', '.join(sorted({t['kind'] for t in fired}))}",
+            options={"margin": policy.margin},
         )
         return self._record(model_name, "check", "queued", reason, evidence, now, run_id=run.run_id)
 
