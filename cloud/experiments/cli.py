@@ -203,14 +203,33 @@ def stop_command(experiment_id: str, reason: str, data_dir: Path | None, mqtt_ur
 @click.argument("experiment_id")
 @reason_option
 @click.option("--force", is_flag=True, help="End before the rule has an answer (needs --reason; the champion stays).")
+@click.option(
+    "--staged", is_flag=True, help="Roll a winning challenger out in stages (canary first) instead of everywhere at once."
+)
 @data_dir_option
 @mqtt_option
-def conclude_command(experiment_id: str, reason: str, force: bool, data_dir: Path | None, mqtt_url: str | None) -> None:
-    """Promote a winning challenger through the registry, or take it off."""
+def conclude_command(
+    experiment_id: str, reason: str, force: bool, staged: bool, data_dir: Path | None, mqtt_url: str | None
+) -> None:
+    """Promote a winning challenger through the registry (or start its staged rollout), or take it off."""
     with _service(data_dir, mqtt_url, signing=True) as service:
-        outcome = service.conclude(experiment_id, actor=cli_actor(), reason=reason, force=force)
-        _audit(service, "conclude", outcome.experiment, decision=outcome.experiment["decision"], force=force)
+        outcome = service.conclude(experiment_id, actor=cli_actor(), reason=reason, force=force, promote=not staged)
+        experiment = outcome.experiment
+        _audit(service, "conclude", experiment, decision=experiment["decision"], force=force, staged=staged)
         _report(outcome)
+        if staged and experiment["decision"] == "challenger":
+            from cloud.rollouts.automation import start_rollout
+
+            record = start_rollout(
+                service.config,
+                service.db,
+                experiment["model_name"],
+                experiment["challenger_version"],
+                actor=cli_actor(),
+                reason=f"won experiment {experiment_id}",
+                passphrase=service.rollout.passphrase,
+            )
+            click.echo(f"Started staged rollout {record.rollout_id}: 'iotsphere rollouts status {record.rollout_id}'")
 
 
 def _show(look: dict[str, Any]) -> None:

@@ -286,8 +286,14 @@ class ExperimentService:
 
     # -- conclude ------------------------------------------------------------------------------------------
 
-    def conclude(self, experiment_id: str, *, actor: str, reason: str = "", force: bool = False) -> Outcome:
-        """Act on the rule: promote a winning challenger, else take it off; refuse an early end unless forced."""
+    def conclude(
+        self, experiment_id: str, *, actor: str, reason: str = "", force: bool = False, promote: bool = True
+    ) -> Outcome:
+        """Act on the rule: promote a winning challenger, else take it off; refuse an early end unless forced.
+
+        ``promote=False`` concludes a win without promoting: the challenger comes off the arm and the caller rolls
+        the winner out in stages (``cloud.rollouts``) instead of to every gateway at once.
+        """
         look = self.status(experiment_id)
         experiment = look["experiment"]
         if experiment["status"] not in (Status.RUNNING, Status.STOPPED):
@@ -312,7 +318,7 @@ class ExperimentService:
         else:
             decision = "challenger" if recommendation == Recommendation.CHALLENGER_WINS else "champion"
         explanation = reason or f"{recommendation.value.replace('_', ' ')}"
-        if decision == "challenger":
+        if decision == "challenger" and promote:
             return self._promote(experiment, actor, explanation, evidence)
         directed = self._remove_challenger(experiment) if experiment["status"] == Status.RUNNING else Directed()
         concluded = self._conclude(experiment, actor, decision, explanation, evidence)

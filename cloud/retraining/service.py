@@ -325,9 +325,18 @@ class RetrainingService:
         if look["recommendation"] in (None, "continue"):
             return None
         outcome = service.conclude(
-            experiment_id, actor=ACTOR, reason=f"the decision rule says {look['recommendation']}"
+            experiment_id, actor=ACTOR, reason=f"the decision rule says {look['recommendation']}", promote=False
         )
         concluded = outcome.experiment
+        if concluded["decision"] == "challenger":  # the winner goes to a staged rollout, not to every gateway at once
+            return self._start_rollout(
+                row["model_name"],
+                row["model_version"],
+                f"won experiment {experiment_id}",
+                {"experiment_id": experiment_id, "sequential": look["sequential"]},
+                now,
+                None,
+            )
         return self._record(
             row["model_name"],
             "follow_up",
