@@ -62,6 +62,8 @@ def _one_type(config: CloudConfig, registry: MLModelRegistry, history, predictio
     total = (trained_at - began) + (released_at - evaluated_at)
     return {
         "train_rows": len(train_rows),
+        # component_failure fits on every failure row and a share of the healthy ones
+        "fit_rows": trained.metrics.get("fit_rows", len(train_rows)),
         "holdout_rows": len(holdout),
         "holdout_from": str(holdout_from),
         "estimator": trained.estimator_name,

@@ -12,6 +12,8 @@ from cloud.training.data import LabelledRows
 from cloud.training.onnx_export import INPUT_NAME, ExportedModel, session
 
 Progress = Callable[[str], None]
+#: How a candidate is fitted on some of the rows: ``fit(estimator, rows, index)`` returns the fitted estimator.
+Fit = Callable[[object, LabelledRows, np.ndarray], object]
 
 #: Rows used to choose among candidates; the chosen one is then fitted on every given row.
 SELECTION_ROWS = 60_000
@@ -22,6 +24,11 @@ GOLDEN_ROWS = 8
 
 def quiet(_message: str) -> None:
     """The default progress: say nothing."""
+
+
+def plain_fit(estimator, rows: LabelledRows, index: np.ndarray):
+    """The default fit: the indexed rows' features and targets, every row weighing the same."""
+    return estimator.fit(rows.values[index], rows.targets[index])
 
 
 @dataclass
@@ -52,14 +59,18 @@ class Evaluation:
         return {"score_name": self.score_name, "score": self.score, "rows": self.rows, **self.metrics}
 
 
-def selection_split(rows: LabelledRows) -> tuple[np.ndarray, np.ndarray]:
+def selection_split(rows: LabelledRows, fittable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(fit, validation) row indexes: validation is the latest share of the rows, by time, never at random.
 
-    Fit rows are subsampled to ``SELECTION_ROWS`` so comparing candidates stays cheap on a large fleet.
+    Fit rows are the earlier ones ``fittable`` (a boolean mask; default all) allows, subsampled to
+    ``SELECTION_ROWS`` so comparing candidates stays cheap on a large fleet. Validation keeps every latest row,
+    so candidates are scored on the data as it comes.
     """
     order = np.argsort(rows.window_ends, kind="stable")
     cut = int(order.size * (1 - VALIDATION_FRACTION))
     fit, validation = order[:cut], order[cut:]
+    if fittable is not None:
+        fit = fit[fittable[fit]]
     if not fit.size or not validation.size:
         raise ValueError(f"{order.size} rows are too few to choose an estimator on a later validation slice")
     if fit.size > SELECTION_ROWS:
@@ -86,17 +97,21 @@ def choose(
     score_name: str,
     progress: Progress,
     higher_is_better: bool = True,
+    fittable: np.ndarray | None = None,
+    fit: Fit = plain_fit,
 ) -> Selection:
-    """Fit each candidate on the earlier rows, score it on the latest ones (``score(estimator, X, y)``; None when
-    it cannot be scored, which ranks last), and pick the best. Unsupervised estimators ignore ``y``."""
-    fit_rows, val_rows = selection_split(rows)
-    X, y = rows.values, rows.targets
+    """Fit each candidate on the earlier rows (those ``fittable`` allows, with ``fit``), score it on the latest
+    ones (``score(estimator, X, y)``; None when it cannot be scored, which ranks last), and pick the best.
+    Unsupervised estimators ignore ``y``. One at a time: fitting two in threads on 2 cores took as long (their
+    Python-level parts contend for the GIL)."""
+    fit_rows, val_rows = selection_split(rows, fittable)
+    X_val, y_val = rows.values[val_rows], rows.targets[val_rows]
     scores: dict[str, dict] = {}
     fitted: dict[str, object] = {}
     for name in names or list(factories):
         began = time.perf_counter()
-        fitted[name] = factories[name]().fit(X[fit_rows], y[fit_rows])
-        value = score(fitted[name], X[val_rows], y[val_rows])
+        fitted[name] = fit(factories[name](), rows, fit_rows)
+        value = score(fitted[name], X_val, y_val)
         value = None if value is None else round(float(value), 4)
         scores[name] = {f"val_{score_name}": value, "fit_seconds": round(time.perf_counter() - began, 2)}
         progress(f"candidate {name}: validation {score_name} {value}")
@@ -105,7 +120,7 @@ def choose(
         scores,
         key=lambda n: -np.inf if scores[n][f"val_{score_name}"] is None else sign * scores[n][f"val_{score_name}"],
     )
-    progress(f"chose {chosen}; fitting on {len(rows):,} rows")
+    progress(f"chose {chosen}; fitting on {len(rows) if fittable is None else int(fittable.sum()):,} rows")
     return Selection(chosen, scores, fitted, val_rows)
 
 
@@ -146,10 +161,10 @@ def trained_model(
     )
 
 
-def fit_all(factory: Callable[[], object], rows: LabelledRows) -> tuple[object, float]:
-    """The estimator fitted on every row, and the seconds that took."""
+def fit_all(factory: Callable[[], object], rows: LabelledRows, fit: Fit = plain_fit) -> tuple[object, float]:
+    """The estimator fitted on every row (with ``fit``), and the seconds that took."""
     began = time.perf_counter()
-    estimator = factory().fit(rows.values, rows.targets)
+    estimator = fit(factory(), rows, np.arange(len(rows)))
     return estimator, round(time.perf_counter() - began, 2)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from cloud.feature_store import FeatureStore
 from cloud.training import anomaly, component_failure, usage_pattern
+from cloud.training.common import onnx_outputs
 from cloud.training.data import LabelledRows, rows_from_dataset, rows_from_history, time_split
 from cloud.training.labels import CLASSES
 from cloud.training.models import evaluate, train
@@ -131,3 +132,17 @@ def test_anomaly_rows_keep_unlabelled_rows_and_usage_rows_only_measured_ones(his
     usage_rows = rows_from_history(history, PredictionType.USAGE_PATTERN, HORIZON)
     assert len(usage_rows) == int(np.isfinite(history.usage_next_24h_litres).sum())
     assert (np.diff(usage_rows.window_ends.astype(np.int64)) >= 0).all()
+
+
+def test_component_failure_fits_on_every_failure_and_a_share_of_healthy_rows_keeping_the_class_balance(history):
+    rows = rows_from_history(history, PredictionType.COMPONENT_FAILURE, HORIZON)
+    train_rows, _, _ = time_split(rows, gap=HORIZON)
+    healthy = train_rows.targets == CLASSES.index("none")
+    trained = train(PredictionType.COMPONENT_FAILURE, train_rows, candidates=["logistic_regression"], horizon=HORIZON)
+    fitted_healthy = trained.metrics["fit_rows"] - int((~healthy).sum())
+    assert trained.metrics["train_rows"] == len(train_rows)
+    assert fitted_healthy == pytest.approx(component_failure.HEALTHY_SHARE * healthy.sum(), rel=0.05)
+    # the kept healthy rows weigh for the dropped ones: served P(none) averages the whole rows' healthy share
+    # (unweighted, the thinned rows taught 0.981 against 0.989 on this history)
+    proba = onnx_outputs(trained.exported.onnx_bytes, "probabilities", train_rows)
+    assert proba[:, 0].mean() == pytest.approx(healthy.mean(), abs=0.005)
