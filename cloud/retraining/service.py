@@ -90,7 +90,7 @@ class RetrainingService:
             now - timedelta(days=policy.training_days),
             now,
             requested_by=f"{ACTOR}: {', '.join(sorted({t['kind'] for t in fired}))}",
-            options={"margin": policy.margin},
+            options={"margin": policy.margin, "as_of": iso(now)},
         )
         return self._record(model_name, "check", "queued", reason, evidence, now, run_id=run.run_id)
 
@@ -165,6 +165,8 @@ class RetrainingService:
         ).fetchone()
         if last and from_iso(last[0]) > now - timedelta(hours=policy.cooldown_hours):
             return f"in cooldown: the last retraining was queued at {last[0]} ({policy.cooldown_hours:g} h between)"
+        if self._data_cutoff(model_name) is None:
+            return None  # no production version: a first model needs no new labels to be worth training
         since, new = self.new_labels(model_name, now)
         if new < policy.min_new_labels:
             return f"only {new} new labels since {since}, {policy.min_new_labels} needed"
@@ -172,15 +174,15 @@ class RetrainingService:
 
     def new_labels(self, model_name: str, now: datetime) -> tuple[str, int]:
         """(since when, how many) labels received after the data of the production version (or ever)."""
-        since = self._data_cutoff(model_name) or "the beginning"
+        since = self._data_cutoff(model_name) or ""
         value_labels = model_name == "usage_pattern"
         query = "SELECT count(*) FROM outcomes WHERE received_at > ? AND received_at <= ? AND " + (
             "source = 'sensor' AND value IS NOT NULL"
             if value_labels
             else "component IS NOT NULL AND result IS NOT NULL"
         )
-        (count,) = self.db.execute(query, ["" if since == "the beginning" else since, iso(now)]).fetchone()
-        return since, int(count)
+        (count,) = self.db.execute(query, [since, iso(now)]).fetchone()
+        return since or "the beginning", int(count)
 
     def _data_cutoff(self, model_name: str) -> str | None:
         """When the production version's training data was taken (its dataset's ``as_of``, else its creation)."""
