@@ -204,7 +204,7 @@ def stop_command(experiment_id: str, reason: str, data_dir: Path | None, mqtt_ur
 @reason_option
 @click.option("--force", is_flag=True, help="End before the rule has an answer (needs --reason; the champion stays).")
 @click.option(
-    "--staged", is_flag=True, help="Roll a winning challenger out in stages (canary first) instead of everywhere at once."
+    "--staged", is_flag=True, help="Roll a winning challenger out in stages (canary first), not everywhere at once."
 )
 @data_dir_option
 @mqtt_option

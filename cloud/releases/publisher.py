@@ -22,6 +22,7 @@ import sqlite_utils
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.releases import director, keystore, tuf_repo
 from cloud.storage import open_database
+from cloud.workers import PeriodicWorker
 from shared.director import DirectorDocument
 from shared.mqtt_url import apply_endpoint, parse_mqtt_url
 from shared.topics import Down, down_topic
@@ -135,7 +136,7 @@ def release_to_gateways(
     return documents
 
 
-class DirectorPublisher:
+class DirectorPublisher(PeriodicWorker):
     """Background worker keeping every gateway's desired state delivered, fresh and verifiable.
 
     Each pass: direct gateways without a document to the fleet's desired state, re-issue documents
@@ -143,6 +144,8 @@ class DirectorPublisher:
     half its lifetime. Signing needs the key passphrase (argument or ``IOTSPHERE_KEY_PASSPHRASE``);
     without it the worker only sends what is pending. One failing step never stops the others.
     """
+
+    name = "director-publisher"
 
     def __init__(
         self,
@@ -152,41 +155,25 @@ class DirectorPublisher:
         validity: timedelta = director.DEFAULT_VALIDITY,
         policy: tuf_repo.ExpiryPolicy | None = None,
     ):
-        self.config = config
+        super().__init__(config, interval)
         self.passphrase = passphrase or os.environ.get(PASSPHRASE_ENV)
-        self.interval = interval
         self.validity = validity
         self.policy = policy
         self.counts: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Check the passphrase up front (a wrong one fails here, not silently later), then run."""
+    def ready(self) -> bool:
+        """Check the passphrase up front (a wrong one fails here, not silently later)."""
         if not self.passphrase:
             log.warning("no %s: the director publisher will send pending documents but sign nothing", PASSPHRASE_ENV)
         elif tuf_repo.is_initialized(self.config):
             keystore.director_key(self.config.keys_dir, self.passphrase)
         else:
             log.warning("no TUF repository yet (`iotsphere cloud init`): the director publisher signs once it exists")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="director-publisher", daemon=True)
-        self._thread.start()
+        return True
 
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        db = open_database(self.config.database_path)
-        try:
-            while not self._stop.is_set():
-                self.run_once(db)
-                self._stop.wait(self.interval)
-        finally:
-            db.conn.close()
+    def step(self, db: sqlite_utils.Database) -> bool:
+        self.run_once(db)
+        return False
 
     def run_once(self, db: sqlite_utils.Database, now: datetime | None = None) -> Counter[str]:
         """One pass; returns what it did this time (also added to ``counts``)."""

@@ -8,53 +8,40 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections import Counter
+
+import sqlite_utils
 
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.releases import keystore, tuf_repo
 from cloud.rollouts import store
 from cloud.rollouts.engine import StagedRollouts
-from cloud.storage import open_database
+from cloud.workers import PeriodicWorker
 
 log = logging.getLogger(__name__)
 ACTOR = "rollout-worker"
 
 
-class RolloutWorker:
-    def __init__(self, config: CloudConfig, passphrase: str | None = None, interval: float = 30.0):
-        self.config = config
-        self.passphrase = passphrase or os.environ.get(PASSPHRASE_ENV)
-        self.interval = interval
-        self.counts: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+class RolloutWorker(PeriodicWorker):
+    name = "rollout-worker"
 
-    def start(self) -> None:
-        """Check the passphrase up front (a wrong one fails here, not at the first stage), then run."""
+    def __init__(self, config: CloudConfig, passphrase: str | None = None, interval: float = 30.0):
+        super().__init__(config, interval)
+        self.passphrase = passphrase or os.environ.get(PASSPHRASE_ENV)
+        self.counts: Counter[str] = Counter()
+
+    def ready(self) -> bool:
+        """Check the passphrase up front (a wrong one fails here, not at the first stage); idle without one."""
         if not self.passphrase:
             log.warning("no %s: running rollouts advance only through explicit calls", PASSPHRASE_ENV)
-            return
+            return False
         if tuf_repo.is_initialized(self.config):
             keystore.director_key(self.config.keys_dir, self.passphrase)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="rollout-worker", daemon=True)
-        self._thread.start()
+        return True
 
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        db = open_database(self.config.database_path)
-        try:
-            while not self._stop.is_set():
-                self.run_once(StagedRollouts(self.config, db, self.passphrase))
-                self._stop.wait(self.interval)
-        finally:
-            db.conn.close()
+    def step(self, db: sqlite_utils.Database) -> bool:
+        self.run_once(StagedRollouts(self.config, db, self.passphrase))
+        return False
 
     def run_once(self, rollouts: StagedRollouts) -> Counter[str]:
         """Advance each running rollout once; count the statuses they end in (and the errors)."""
