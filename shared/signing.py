@@ -13,7 +13,6 @@ import os
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 
 def generate_private_key() -> Ed25519PrivateKey:
@@ -62,6 +61,8 @@ KEY_KDF_ROUNDS = int(os.environ.get("IOTSPHERE_KEY_KDF_ROUNDS", "600000"))
 
 def encrypt_private_key(key: Ed25519PrivateKey, passphrase: bytes, name: str = "key") -> bytes:
     """PKCS#12 container, AES-256-CBC under PBKDF2-SHA256 with ``KEY_KDF_ROUNDS`` (keys are encrypted at rest)."""
+    from cryptography.hazmat.primitives.serialization import pkcs12  # cloud only: ~9 MB a gateway never needs
+
     encryption = (
         serialization.PrivateFormat.PKCS12.encryption_builder()
         .kdf_rounds(KEY_KDF_ROUNDS)
@@ -74,6 +75,8 @@ def encrypt_private_key(key: Ed25519PrivateKey, passphrase: bytes, name: str = "
 
 def decrypt_private_key(data: bytes, passphrase: bytes) -> Ed25519PrivateKey:
     """Raise ValueError for a wrong passphrase or damaged file."""
+    from cryptography.hazmat.primitives.serialization import pkcs12  # cloud only: ~9 MB a gateway never needs
+
     key, _certificate, _others = pkcs12.load_key_and_certificates(data, passphrase)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError("not an Ed25519 private key")
