@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -18,10 +17,15 @@ from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.registry import MLModelRegistry
 from cloud.releases import keystore, tuf_repo
 from cloud.releases.model_rows import record_release
-from cloud.storage import iso, open_database
+from cloud.storage import open_database
 from shared.director import DirectorDocument, verify_director
 from tests.api.conftest import ServedCloud, auth, served_cloud
-from tests.releases.conftest import PASSPHRASE, clear_retained, onnx_models, write_artifacts  # noqa: F401 (fixture)
+from tests.releases.conftest import (  # noqa: F401 (fixture)
+    PASSPHRASE,
+    clear_retained,
+    onnx_models,
+    released_cloud,
+)
 
 pytestmark = pytest.mark.mqtt
 
@@ -32,20 +36,7 @@ GATEWAY = "gw-reg-1"
 @pytest.fixture
 def released(tmp_path: Path, onnx_models: dict[int, bytes], monkeypatch) -> Iterator[CloudConfig]:  # noqa: F811
     """Versions 1 and 2 signed into TUF and recorded as released; one gateway seen; topics cleared afterwards."""
-    config = CloudConfig(
-        data_dir=tmp_path / "cloud",
-        mqtt_url="mqtt://127.0.0.1:1883",
-        topic_prefix=f"test-{uuid.uuid4().hex[:8]}/iotsphere/v1",
-    )
-    tuf_repo.init_repository(config, PASSPHRASE)
-    db = open_database(config.database_path)
-    try:
-        for version, seed in (("1", 1), ("2", 2)):
-            made = write_artifacts(tmp_path / "artifacts" / version, NAME, version, onnx_models[seed])
-            record_release(db, tuf_repo.add_release(config, PASSPHRASE, made.release_json, made.onnx_bytes))
-        db["gateways"].insert({"gateway_id": GATEWAY, "last_seen": iso(datetime.now(UTC))})
-    finally:
-        db.conn.close()
+    config = released_cloud(tmp_path, onnx_models, [GATEWAY], NAME)
     monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE)
     yield config
     clear_retained(config, [GATEWAY])

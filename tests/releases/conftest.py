@@ -160,3 +160,26 @@ def clear_retained(config: CloudConfig, gateway_ids: list[str]) -> None:
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def released_cloud(tmp_path: Path, onnx_models: dict[int, bytes], gateway_ids: list[str], name: str) -> CloudConfig:
+    """A cloud data folder under a unique topic prefix: versions 1 and 2 of ``name`` signed into a real TUF
+    repository and recorded as released, and ``gateway_ids`` seen."""
+    from cloud.releases.model_rows import record_release
+    from cloud.storage import iso, open_database
+
+    config = CloudConfig(
+        data_dir=tmp_path / "cloud",
+        mqtt_url="mqtt://127.0.0.1:1883",
+        topic_prefix=f"test-{uuid.uuid4().hex[:8]}/iotsphere/v1",
+    )
+    tuf_repo.init_repository(config, PASSPHRASE)
+    db = open_database(config.database_path)
+    try:
+        for version, seed in (("1", 1), ("2", 2)):
+            made = write_artifacts(tmp_path / "artifacts" / version, name, version, onnx_models[seed])
+            record_release(db, tuf_repo.add_release(config, PASSPHRASE, made.release_json, made.onnx_bytes))
+        db["gateways"].insert_all({"gateway_id": g, "last_seen": iso(datetime.now(UTC))} for g in gateway_ids)
+    finally:
+        db.conn.close()
+    return config

@@ -6,7 +6,6 @@ gateway events are stored through the real ingest ``write_batch`` (``tests.deplo
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,14 +16,13 @@ import sqlite_utils
 
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.registry import DirectorRollout, MLModelRegistry
-from cloud.releases import director, keystore, tuf_repo
-from cloud.releases.model_rows import record_release
+from cloud.releases import director, keystore
 from cloud.rollouts.engine import StagedRollouts
 from cloud.rollouts.plan import RolloutPlan
-from cloud.storage import iso, open_database
+from cloud.storage import open_database
 from shared.messages import EventKind
 from tests.deployments.conftest import Fleet
-from tests.releases.conftest import PASSPHRASE, clear_retained, onnx_models, write_artifacts  # noqa: F401 (fixture)
+from tests.releases.conftest import PASSPHRASE, clear_retained, onnx_models, released_cloud  # noqa: F401 (fixture)
 
 NAME = "component_failure"
 GATEWAYS = [f"gw-ro-{i:02d}" for i in range(10)]
@@ -56,18 +54,9 @@ class Cloud:
 
 def released_config(tmp_path: Path, onnx_models: dict[int, bytes]) -> CloudConfig:  # noqa: F811
     """Versions 1 and 2 released, the ten gateways seen, version 1 production and directed to all of them."""
-    config = CloudConfig(
-        data_dir=tmp_path / "cloud",
-        mqtt_url="mqtt://127.0.0.1:1883",
-        topic_prefix=f"test-{uuid.uuid4().hex[:8]}/iotsphere/v1",
-    )
-    tuf_repo.init_repository(config, PASSPHRASE)
+    config = released_cloud(tmp_path, onnx_models, GATEWAYS, NAME)
     db = open_database(config.database_path)
     try:
-        for version, seed in (("1", 1), ("2", 2)):
-            made = write_artifacts(tmp_path / "artifacts" / version, NAME, version, onnx_models[seed])
-            record_release(db, tuf_repo.add_release(config, PASSPHRASE, made.release_json, made.onnx_bytes))
-        db["gateways"].insert_all({"gateway_id": g, "last_seen": iso(datetime.now(UTC))} for g in GATEWAYS)
         MLModelRegistry(db).promote_model_to_production(
             NAME, "1", actor="tests", reason="first model", rollout=DirectorRollout(config, PASSPHRASE)
         )
