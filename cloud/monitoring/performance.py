@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -649,6 +650,20 @@ class ModelPerformanceMonitor:
             window=result["window"],
             source="computed",
         )
+
+    # ---- the plan's other two methods, kept where the plan names them ----------------------------------------
+
+    def detect_model_drift(self, model_name: str, **options: Any) -> dict:
+        """Feature, data-quality and performance drift of a version (``cloud.monitoring.drift.detect_model_drift``)."""
+        from cloud.monitoring.drift import detect_model_drift
+
+        return detect_model_drift(self.db, model_name, **options)
+
+    def generate_performance_report(self, model_name: str | None = None, time_period: str = "last_month") -> dict:
+        """The JSON report (``cloud.monitoring.report``; ``render_html`` turns it into a self-contained page)."""
+        from cloud.monitoring.report import generate_performance_report
+
+        return generate_performance_report(self.db, model_name, time_period)
 
 
 def _flatten_one(figures: dict) -> dict[str, float]:
