@@ -10,6 +10,7 @@ horizon, which is what the technician came to confirm or deny.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,10 +43,19 @@ class OutcomeRefused(ValueError):
 
 
 class TechnicianLog:
-    def __init__(self, outbox: Outbox, devices: DeviceIndex, on_append: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        outbox: Outbox,
+        devices: DeviceIndex,
+        on_append: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        """``clock`` stamps ``observed_at``: the wall clock on site, the simulated one for simulated technicians
+        (whose heaters and predictions live in accelerated time)."""
         self.outbox = outbox
         self.devices = devices
         self.on_append = on_append
+        self.clock = clock
 
     def record(self, request: OutcomeRequest) -> Outcome:
         """Check, link and durably queue one outcome; raise ``UnknownDevice`` or ``OutcomeRefused``."""
@@ -55,7 +65,7 @@ class TechnicianLog:
                 f"device {request.device!r} is unknown to gateway {identity.gateway_id}: its agent has never "
                 "received telemetry from it (check the id on the heater's label)"
             )
-        observed_at = utc_now()
+        observed_at = self.clock()
         prediction_id = request.prediction_id
         if prediction_id is None:
             prediction_id = self.devices.latest_prediction(request.device, observed_at - identity.horizon)
@@ -91,8 +101,8 @@ class TechnicianLog:
         return identity
 
 
-def open_log(data_dir: Path) -> TechnicianLog:
+def open_log(data_dir: Path, clock: Callable[[], datetime] = utc_now) -> TechnicianLog:
     """The log of an agent's data dir from outside its process (the agent may be running: SQLite arbitrates)."""
     if not (data_dir / DEVICES_FILE).exists():
         raise OutcomeRefused(f"no edge agent has run with the data dir {data_dir}: start it once first")
-    return TechnicianLog(Outbox(data_dir / OUTBOX_FILE), DeviceIndex(data_dir / DEVICES_FILE))
+    return TechnicianLog(Outbox(data_dir / OUTBOX_FILE), DeviceIndex(data_dir / DEVICES_FILE), clock=clock)

@@ -9,8 +9,10 @@ from pathlib import Path
 import click
 
 from cloud.demo.run import EXPECTED_FAILURES, DemoOptions, run_demo
+from cloud.demo.world_change import ActTwoOptions
 
 _DEFAULTS = DemoOptions()
+_ACT_TWO = ActTwoOptions()
 
 
 def _quiet_libraries() -> None:
@@ -83,6 +85,27 @@ def _quiet_libraries() -> None:
     help="How heater readings reach the agents: in process, or over MQTT on the site topics (needs a broker "
     "that carries sites × heaters × speed / 60 messages a second).",
 )
+@click.option(
+    "--world-change/--no-world-change",
+    default=True,
+    show_default=True,
+    help="Act two after the loop closes: the world changes, drift triggers retraining, the challenger is A/B "
+    "tested and rolled out in stages.",
+)
+@click.option(
+    "--act-two-budget",
+    type=click.FloatRange(min=1),
+    default=_ACT_TWO.budget_s,
+    show_default=True,
+    help="Real seconds act two may take; when they run out it reports the step it was waiting on.",
+)
+@click.option(
+    "--act-two-speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_ACT_TWO.speed,
+    show_default=True,
+    help="Simulated seconds per real second in act two (the CPU may give less: the fleet then lags).",
+)
 def demo_command(
     duration: float,
     gateways: int,
@@ -93,6 +116,9 @@ def demo_command(
     history_heaters: int,
     history_days: int,
     telemetry: str,
+    world_change: bool,
+    act_two_budget: float,
+    act_two_speed: float,
 ) -> None:
     """Cold-start training, signed rollout to simulated gateways, live predictions, the API answering.
 
@@ -110,6 +136,7 @@ def demo_command(
         history_heaters=history_heaters,
         history_days=history_days,
         telemetry_over_mqtt=telemetry == "mqtt",
+        world_change=ActTwoOptions(budget_s=act_two_budget, speed=act_two_speed) if world_change else None,
     )
     try:
         summary = run_demo(options, echo=click.echo)
@@ -120,3 +147,12 @@ def demo_command(
     if not summary["ok"]:
         raise click.ClickException("the loop did not close: " + "; ".join(summary["problems"]))
     click.echo("The loop closed: every gateway runs the three signed models and the cloud serves their predictions.")
+    act_two = summary["act_two"]
+    if act_two and act_two["completed"]:
+        rollout = act_two["rollout"]
+        click.echo(
+            f"Act two closed: after the world changed, component_failure version {rollout['version']} won its A/B "
+            "test and was rolled out in stages to production."
+        )
+    elif act_two:
+        click.echo(f"Act two did not complete: {act_two.get('stopped')}")

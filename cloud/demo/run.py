@@ -32,6 +32,7 @@ from cloud.demo import cold_start
 from cloud.demo.api_server import ApiServer
 from cloud.demo.cloud_view import CloudView, latest_predicted_device, read_cloud_view
 from cloud.demo.sites import GatewaySpec, Site
+from cloud.demo.world_change import ActTwoOptions, WorldChangeAct, print_act_two
 from cloud.embedded_broker import EmbeddedBroker
 from cloud.ingest import IngestWorker
 from cloud.releases import tuf_repo
@@ -59,7 +60,8 @@ class DemoOptions:
     #: real seconds the fleet runs after the gateways start
     duration_s: float = 45.0
     gateways: int = 3
-    heaters: int = 25
+    #: 10, not more: act two needs simulated weeks, which 30 heaters reach at ~0.25 days a second here
+    heaters: int = 10
     #: simulated seconds per real second (3600: one simulated hour, one feature batch per gateway, a second)
     speed: float = 3600.0
     data_dir: Path | None = None
@@ -84,6 +86,8 @@ class DemoOptions:
     telemetry_over_mqtt: bool = False
     #: end the live phase as soon as the loop has closed (tests), instead of running for ``duration_s``
     stop_when_closed: bool = False
+    #: act two once the loop has closed (None: skip it): the world changes and the model is kept good
+    world_change: ActTwoOptions | None = ActTwoOptions()
 
 
 def _default_data_dir() -> Path:
@@ -128,6 +132,7 @@ class Demo:
         self.view = CloudView()
         self.answer: dict | None = None
         self.outbox_left: dict[str, int] = {}
+        self.act_two: WorldChangeAct | None = None
         self._fleet_started = 0.0
         self._began = time.monotonic()
 
@@ -170,6 +175,10 @@ class Demo:
             self._start_sites()
         with self.phase("live", f"Fleet live at {self.options.speed:g}× for up to {self.options.duration_s:g} s"):
             self._watch()
+        if self.options.world_change is not None and self._closed():
+            self.act_two = WorldChangeAct(self, self.options.world_change, self.echo)
+            with self.phase("act_two", "Act two: the world changes; drift → retraining → A/B test → staged rollout"):
+                self.act_two.run()
 
     def _train(self, history: Path, plan: tuple[tuple[PredictionType, tuple[str, ...]], ...]) -> list[Path]:
         """Artifact folders of every type in ``plan``: the first trained beside the others, one thread each.
@@ -317,6 +326,9 @@ class Demo:
                 if closed and self.options.stop_when_closed:
                     self.echo("  the loop has closed: stopping early")
                     return
+                if closed and self.options.world_change is not None:
+                    self.echo("  the loop has closed: the fleet runs on into act two")
+                    return
         finally:
             db.conn.close()
 
@@ -387,12 +399,15 @@ class Demo:
             for site in self.sites
         }
         problems = list(self.problems)
+        act_two = self.act_two.summary() if self.act_two else None
+        rolled_out = act_two["rollout"] if act_two and act_two["completed"] else {}
         if self.released and self.sites:
             for name, released in self.released.items():
                 version = released.model_version
-                missing = [g for g, s in gateways.items() if s["active"].get(name) != version]
+                serving = rolled_out["version"] if rolled_out.get("model_name") == name else version
+                missing = [g for g, s in gateways.items() if s["active"].get(name) != serving]
                 if missing:
-                    problems.append(f"{name} version {version} not active on {', '.join(missing)}")
+                    problems.append(f"{name} version {serving} not active on {', '.join(missing)}")
                 if not self.view.predictions_by_model.get(name, {}).get(version):
                     problems.append(f"the cloud received no {name} prediction made with version {version}")
             silent = [g for g, s in gateways.items() if not s["predictions_in_cloud"]]
@@ -422,6 +437,7 @@ class Demo:
             "dead_letters": self.view.dead_letters,
             "simulated_until": min(s.now for s in self.sites).isoformat() if self.sites else None,
             "api_answer": self.answer,
+            "act_two": act_two,
             "timings_s": self.timings,
             "milestones_after_gateways_start_s": self.milestones,
         }
@@ -449,6 +465,8 @@ def print_summary(summary: dict, echo: Echo) -> None:
         outputs = ", ".join(f"{k} {v:.3f}" for k, v in body["outputs"].items())
         echo(f"GET {summary['api_answer']['url']} → {summary['api_answer']['status']}")
         echo(f"  {body['device_id']} (model v{body['model_version']}, window {body['feature_window_end']}): {outputs}")
+    if summary["act_two"]:
+        print_act_two(summary["act_two"], echo)
     echo("timings (s): " + ", ".join(f"{k} {v}" for k, v in summary["timings_s"].items()))
     if summary["milestones_after_gateways_start_s"]:
         echo(

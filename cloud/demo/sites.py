@@ -83,10 +83,10 @@ class Site:
         self._thread.start()
 
     def _feed(self) -> None:
-        """One simulated minute of every heater at a time, paced to ``speed``; if the CPU falls behind, it lags."""
+        """One simulated minute of every heater at a time, paced to ``speed`` (which may change while it runs);
+        if the CPU falls behind, it lags."""
         client = connect(self.mqtt_url, f"demo-site-{self.gateway_id}") if self.mqtt_url else None
-        began = time.monotonic()
-        minutes = 0
+        due = time.monotonic()
         try:
             while not self._stop.is_set():
                 readings = self.fleet.step()
@@ -96,8 +96,8 @@ class Site:
                     for reading in readings:  # QoS 1, as the heaters' firmware sends it
                         client.publish(telemetry_topic(self.gateway_id, reading.device_id), reading.to_json(), qos=1)
                 self.readings += len(readings)
-                minutes += 1
-                self._stop.wait(max(0.0, began + minutes * 60.0 / self.speed - time.monotonic()))
+                due = max(due + 60.0 / self.speed, time.monotonic() - 1.0)  # a lag is not made up in a burst
+                self._stop.wait(max(0.0, due - time.monotonic()))
         finally:
             if client is not None:
                 client.disconnect()

@@ -63,6 +63,8 @@ class RunOptions:
     #: sign the new version into TUF (needs IOTSPHERE_KEY_PASSPHRASE and an initialised repository)
     release: bool = True
     candidates: list[str] | None = None
+    #: labels known by this time (ISO): a retraining check's ``now``; default when the run executes
+    as_of: str | None = None
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunOptions:
@@ -316,14 +318,27 @@ class ModelTrainingPipeline:
         horizon = LABEL_HORIZON[prediction_type]
 
         self.runs.progress(run.run_id, "dataset", 0.05)
-        log(f"building the {run.model_name} dataset for {run.start_date} .. {run.end_date}")
+        as_of = _parse_time(options.as_of) if options.as_of else datetime.now(UTC)
+        end = _parse_time(run.end_date)
+        if prediction_type is PredictionType.COMPONENT_FAILURE and end > as_of - horizon:
+            # a healthy row's label is known only once its horizon has passed: later rows would all be failures
+            end = as_of - horizon
+            log(
+                f"rows after {iso(end)} have no known outcome yet (horizon {horizon.days} days): the dataset ends there"
+            )
+        if end <= _parse_time(run.start_date):
+            raise PipelineError(
+                f"no rows with known outcomes between {run.start_date} and {iso(end)}: wait for more data"
+            )
+        log(f"building the {run.model_name} dataset for {run.start_date} .. {iso(end)}")
         dataset = self.features.get_training_dataset(
             None,
             _parse_time(run.start_date),
-            _parse_time(run.end_date),
+            end,
             device_type=options.device_type,
             prediction_type=prediction_type,
             horizon=horizon,
+            as_of=as_of,
         )
         dataset_id = dataset.record.dataset_id
         log(f"dataset {dataset_id}: {dataset.record.row_count:,} labelled rows, sha256 {dataset.record.content_hash}")

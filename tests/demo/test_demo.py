@@ -29,6 +29,7 @@ def _small(tmp_path: Path, **changes) -> DemoOptions:
         candidates=("logistic_regression",),  # the quickest to train on a loaded machine
         status_every_s=2,
         stop_when_closed=True,
+        world_change=None,  # act two has its own test (test_world_change.py)
     )
     return DemoOptions(**(options | changes))
 

@@ -1,0 +1,82 @@
+"""Act two end to end on the embedded broker: the world changes and every step of keeping the model good shows.
+
+Slow by nature (the labels of a failure model need simulated weeks): one run, checked through its summary and
+the cloud's own records (drift checks, training runs, the experiment, the rollout, the registry).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cloud.demo.run import DemoOptions, run_demo
+from cloud.demo.world_change import INLET, ActTwoOptions
+from cloud.storage import open_database
+
+
+@pytest.fixture
+def isolated(monkeypatch):
+    tag = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("IOTSPHERE_TOPIC_PREFIX", f"test-{tag}/iotsphere/v1")
+    monkeypatch.setenv("IOTSPHERE_INGEST_CLIENT_ID", f"test-demo-ingest-{tag}")
+    monkeypatch.delenv("IOTSPHERE_MQTT_URL", raising=False)
+    monkeypatch.delenv("IOTSPHERE_ROLLOUT_AUTO_CANARY", raising=False)
+
+
+def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_stopped(tmp_path: Path, isolated):
+    options = DemoOptions(
+        duration_s=60,
+        gateways=3,
+        heaters=10,
+        speed=7200,
+        data_dir=tmp_path / "demo",
+        summary_json=tmp_path / "summary.json",
+        history_heaters=60,
+        history_days=60,
+        candidates=("logistic_regression",),
+        status_every_s=5,
+        world_change=ActTwoOptions(budget_s=300),
+    )
+    lines: list[str] = []
+    summary = run_demo(options, echo=lines.append)
+    assert summary["ok"], summary["problems"]
+    act = summary["act_two"]
+    assert json.loads(options.summary_json.read_text())["act_two"] == json.loads(json.dumps(act, default=str))
+
+    # the change reached every site, and technicians reported through the gateways
+    assert set(act["change"]["begins_at"]) == set(summary["gateways"])
+    assert sum(t["failures_reported"] for t in act["technicians"].values()) > 0
+    assert sum(t["routine_visits"] for t in act["technicians"].values()) > 0
+
+    # drift detected (the colder inlet water among the features) queued the run that succeeded and passed the gate
+    assert INLET in act["drift"]["drifted_features"]
+    run = act["run"]
+    assert run["status"] == "succeeded" and run["gate_passed"], run
+    assert any(f"training run {run['run_id']}: succeeded" in line for line in lines)
+
+    db = open_database(options.data_dir / "cloud" / "iotsphere.db")
+    try:
+        stored_run = db["training_runs"].get(run["run_id"])
+        assert stored_run["status"] == "succeeded" and stored_run["model_version"] == run["model_version"]
+        assert db["drift_checks"].count_where("status = 'drift'") >= 1
+        experiment = act["experiment"]
+        row = db["experiments"].get(experiment["experiment_id"])
+        assert (row["challenger_version"], row["mode"]) == (run["model_version"], "split")
+        assert sum(experiment["n_per_arm"].values()) > 0
+        if act["completed"]:  # the rule picked the challenger and the staged rollout made it production
+            assert (row["status"], row["decision"]) == ("concluded", "challenger")
+            rollout = db["rollouts"].get(act["rollout"]["rollout_id"])
+            assert rollout["status"] == "completed" and rollout["version"] == run["model_version"]
+            assert [s["status"] for s in act["rollout"]["stages"]] == ["passed", "passed"]
+            assert act["rollout"]["production_version"] == run["model_version"]
+            for gateway in summary["gateways"].values():
+                assert gateway["active"]["component_failure"] == run["model_version"]
+        else:  # no verdict in the budget: said so, with the experiment still running on honest data
+            assert row["status"] == "running" and experiment["recommendation"] == "continue"
+            assert f"experiment {experiment['experiment_id']}" in act["stopped"]
+            assert any("not completed" in line for line in lines)
+    finally:
+        db.conn.close()
