@@ -572,10 +572,10 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (6, _m6_registry),
     (7, _m7_training),
     (9, _m9_audit_log),
-    (12, _m12_experiments),
     (10, _m10_metric_points),
-    (13, _m13_rollouts),
     (11, _m11_drift),
+    (12, _m12_experiments),
+    (13, _m13_rollouts),
     (14, _m14_retraining),
 ]
 
