@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloud.config import CloudConfig
 from cloud.experiments.service import ExperimentService
@@ -33,8 +33,12 @@ from cloud.rollouts.engine import StagedRollouts
 from cloud.rollouts.worker import RolloutWorker
 from cloud.storage import open_database
 from edge_agent.technician import OutcomeRefused, OutcomeRequest, TechnicianLog, UnknownDevice, open_log
+from firmware_sim.faults import FailureEvent
 from firmware_sim.world_change import WorldChange
 from shared.messages import Component, OutcomeResult, PredictionType
+
+if TYPE_CHECKING:
+    from cloud.demo.run import Demo
 
 Echo = Callable[[str], None]
 MODEL = PredictionType.COMPONENT_FAILURE.value
@@ -57,7 +61,7 @@ class ActTwoOptions:
     #: short ranges so the new anode's leaks appear within a short demo
     anode_life_days: tuple[float, float] = (1.0, 3.0)
     corrosion_days: tuple[float, float] = (1.0, 2.0)
-    #: routine technician visits per heater per simulated day (each also reports a failure it finds)
+    #: routine technician visits (finding nothing failed) per heater per simulated day; every failure is reported
     visits_per_heater_day: float = 0.5
     #: demo retraining policy for component_failure (windows and guards in simulated time)
     policy: dict[str, Any] = field(
@@ -90,7 +94,7 @@ class Technicians:
     failures: int = 0
     refused: int = 0
 
-    def visit(self, failures: list, device_ids: list[str], routine: int) -> None:
+    def visit(self, failures: list[FailureEvent], device_ids: list[str], routine: int) -> None:
         for failure in failures:
             key = (failure.device_id, failure.component.value, failure.failed_at)
             if key not in self.reported:
@@ -111,7 +115,7 @@ class Technicians:
 class WorldChangeAct:
     """Runs act two on the demo's live fleet and cloud; ``summary`` says how far the loop got."""
 
-    def __init__(self, demo, options: ActTwoOptions, echo: Echo):
+    def __init__(self, demo: Demo, options: ActTwoOptions, echo: Echo):
         self.demo = demo
         self.options = options
         self.echo = echo
@@ -207,6 +211,7 @@ class WorldChangeAct:
                     self._advance_rollout(worker, rollouts)
             except sqlite3.OperationalError as exc:  # as the cloud's workers do: the database busy, try next pass
                 self.echo(f"  (the cloud database is busy: {exc}; trying again)")
+        self._look_at_experiment(db)  # the figures it ended on, however the last pass went
         if not self._completed():
             self.steps["stopped"] = (
                 f"the {self.options.budget_s:g} s budget of act two ran out waiting on {self.waiting_on}"
@@ -299,18 +304,24 @@ class WorldChangeAct:
         if not experiment or "decision" in experiment:
             return
         look = ExperimentService(db, self.config, MLModelRegistry(db), None).status(experiment["experiment_id"])
-        arms = look["arms"] or {}
-        n = {arm: figures["n"] for arm, figures in arms.items()}
-        means = {arm: figures["mean"] for arm, figures in arms.items()}
-        p_value = (look["sequential"] or {}).get("p_value")
-        experiment.update(n_per_arm=n, error_rate=means, p_value=p_value, recommendation=look["recommendation"])
         status = look["experiment"]["status"]
         if status == "concluded":
+            # the figures the rule concluded on, from the decision log: a look now would count nothing, since the
+            # stop is stamped with the wall clock and every simulated prediction is made after it
+            details = next(d["details"] for d in reversed(look["decisions"]) if d["action"] == "conclude")
+            n, means = details["n"], details["means"]
+            p_value, recommendation = details["p_value"], details["recommendation"]
             experiment.update(decision=look["experiment"]["decision"], reason=look["experiment"]["reason"])
+        else:
+            arms = look["arms"] or {}
+            n = {arm: figures["n"] for arm, figures in arms.items()}
+            means = {arm: figures["mean"] for arm, figures in arms.items()}
+            p_value, recommendation = (look["sequential"] or {}).get("p_value"), look["recommendation"]
+        experiment.update(n_per_arm=n, error_rate=means, p_value=p_value, recommendation=recommendation)
         rates = ", ".join(f"{arm} n={n[arm]} error {_rate(means[arm])}" for arm in n)
         self.echo(
             f"  A/B {experiment['experiment_id']} ({status}): {rates}; "
-            f"p={'–' if p_value is None else f'{p_value:.3g}'}; rule: {look['recommendation']}"
+            f"p={'–' if p_value is None else f'{p_value:.3g}'}; rule: {recommendation}"
         )
 
     def _advance_rollout(self, worker: RolloutWorker, rollouts: StagedRollouts) -> None:

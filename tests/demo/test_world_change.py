@@ -68,6 +68,8 @@ def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_st
         assert sum(experiment["n_per_arm"].values()) > 0
         if act["completed"]:  # the rule picked the challenger and the staged rollout made it production
             assert (row["status"], row["decision"]) == ("concluded", "challenger")
+            assert experiment["recommendation"] == "challenger_wins" and experiment["p_value"] < row["alpha"]
+            assert min(experiment["n_per_arm"].values()) >= 50  # the rule tests nothing below 50 per arm
             rollout = db["rollouts"].get(act["rollout"]["rollout_id"])
             assert rollout["status"] == "completed" and rollout["version"] == run["model_version"]
             assert [s["status"] for s in act["rollout"]["stages"]] == ["passed", "passed"]
