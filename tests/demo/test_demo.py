@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from cloud.cli import main
@@ -32,15 +30,6 @@ def _small(tmp_path: Path, **changes) -> DemoOptions:
         world_change=None,  # act two has its own test (test_world_change.py)
     )
     return DemoOptions(**(options | changes))
-
-
-@pytest.fixture
-def isolated(monkeypatch):
-    """A topic prefix and ingest session of this test alone, so runs on one broker never meet."""
-    tag = uuid.uuid4().hex[:8]
-    monkeypatch.setenv("IOTSPHERE_TOPIC_PREFIX", f"test-{tag}/iotsphere/v1")
-    monkeypatch.setenv("IOTSPHERE_INGEST_CLIENT_ID", f"test-demo-ingest-{tag}")
-    return tag
 
 
 def _assert_loop_closed(summary: dict, options: DemoOptions) -> None:

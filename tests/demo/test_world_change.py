@@ -7,26 +7,18 @@ the cloud's own records (drift checks, training runs, the experiment, the rollou
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
-
-import pytest
 
 from cloud.demo.run import DemoOptions, run_demo
 from cloud.demo.world_change import INLET, ActTwoOptions
 from cloud.storage import open_database
 
 
-@pytest.fixture
-def isolated(monkeypatch):
-    tag = uuid.uuid4().hex[:8]
-    monkeypatch.setenv("IOTSPHERE_TOPIC_PREFIX", f"test-{tag}/iotsphere/v1")
-    monkeypatch.setenv("IOTSPHERE_INGEST_CLIENT_ID", f"test-demo-ingest-{tag}")
-    monkeypatch.delenv("IOTSPHERE_MQTT_URL", raising=False)
-    monkeypatch.delenv("IOTSPHERE_ROLLOUT_AUTO_CANARY", raising=False)
-
-
-def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_stopped(tmp_path: Path, isolated):
+def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_stopped(
+    tmp_path: Path, isolated, monkeypatch
+):
+    monkeypatch.delenv("IOTSPHERE_MQTT_URL", raising=False)  # the embedded broker
+    monkeypatch.delenv("IOTSPHERE_ROLLOUT_AUTO_CANARY", raising=False)  # the demo turns it on for itself
     options = DemoOptions(
         duration_s=60,
         gateways=3,
