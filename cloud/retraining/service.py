@@ -159,6 +159,14 @@ class RetrainingService:
 
     def guard(self, model_name: str, policy: RetrainingPolicy, now: datetime) -> str | None:
         """Why a retraining may not start now, or None."""
+        waiting = self.db.execute(
+            "SELECT run_id, experiment_id FROM retraining_decisions WHERE model_name = ? AND open = 1"
+            " ORDER BY id DESC LIMIT 1",
+            [model_name],
+        ).fetchone()
+        if waiting:  # one challenger at a time: its training run or A/B test is not settled yet
+            what = f"A/B test {waiting[1]}" if waiting[1] else f"training run {waiting[0]}"
+            return f"the last retraining's {what} is not settled yet"
         last = self.db.execute(
             "SELECT at FROM retraining_decisions WHERE model_name = ? AND decision = 'queued' ORDER BY id DESC LIMIT 1",
             [model_name],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from cloud.pipeline.runs import RunRefused, RunStatus
 from cloud.pipeline.training import ModelTrainingPipeline, PipelineError
 from cloud.registry import MLModelRegistry, RegistryRefused
 from cloud.releases import tuf_repo
+from cloud.storage import iso
 from tests.registry.conftest import RecordingRollout
 from tests.releases.conftest import PASSPHRASE
 
@@ -186,3 +187,22 @@ def test_evaluate_a_version_on_a_stored_dataset_and_on_a_time_holdout(
     with pytest.raises(PipelineError, match="another prediction type"):
         anomaly = pipeline.features.get_training_dataset(None, *span, prediction_type="anomaly")
         pipeline.evaluate_model_performance("usage_pattern", run.model_version, anomaly.record.dataset_id)
+
+
+def test_labels_as_of_a_time_end_the_failure_dataset_one_horizon_before_it(
+    db: sqlite_utils.Database, config: CloudConfig, span: tuple[datetime, datetime]
+):
+    """Rows younger than the horizon can only be labelled failures: a run stops its dataset before them."""
+    pipeline = _pipeline(db, config)
+    as_of = span[1]
+    options = {"release": False, "candidates": FAST["component_failure"], "as_of": iso(as_of)}
+    run = pipeline.run_next(pipeline.trigger_model_training("component_failure", *span, options=options).run_id)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    query = pipeline.features.get_dataset_record(run.dataset_id).query
+    assert query["end_date"] == iso(as_of - timedelta(days=14)) and query["as_of"] == iso(as_of)
+    assert any("have no known outcome yet" in line["message"] for line in pipeline.runs.logs(run.run_id))
+
+    young = {**options, "as_of": iso(span[0] + timedelta(days=10))}
+    failed = pipeline.run_next(pipeline.trigger_model_training("component_failure", *span, options=young).run_id)
+    assert failed.status == RunStatus.FAILED and "no rows with known outcomes" in failed.error

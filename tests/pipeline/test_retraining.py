@@ -166,21 +166,24 @@ def test_feature_drift_queues_a_run_then_the_guards_hold_the_next_one(
     run = service.pipeline.runs.get(queued["run_id"])
     assert run.status == RunStatus.QUEUED and run.requested_by.startswith("retraining")
 
-    again = service.check("component_failure", now + timedelta(hours=1))
-    assert again["decision"] == "skipped" and "in cooldown" in again["reason"] and again["run_id"] is None
-
-    service.policies.set("component_failure", {"cooldown_hours": 0, "min_new_labels": 1000}, "tester")
-    held = service.check("component_failure", now + timedelta(hours=2))
-    assert held["decision"] == "skipped" and "only 60 new labels" in held["reason"]
+    waiting = service.check("component_failure", now + timedelta(hours=1))
+    assert waiting["decision"] == "skipped" and "is not settled yet" in waiting["reason"] and waiting["run_id"] is None
 
     assert service.pipeline.run_next().status == RunStatus.SUCCEEDED
-    (followed,) = service.follow_up(now + timedelta(hours=3))
+    (followed,) = service.follow_up(now + timedelta(hours=2))
     assert followed["trigger"] == "follow_up" and followed["run_id"] == queued["run_id"]
     assert followed["decision"] in ("waiting_for_operator", "not_promotable")
-    assert service.follow_up(now + timedelta(hours=4)) == []  # closed once
-    assert [d["decision"] for d in service.decisions("component_failure")][:4] == [
-        followed["decision"],
+    assert service.follow_up(now + timedelta(hours=3)) == []  # closed once
+
+    again = service.check("component_failure", now + timedelta(hours=4))
+    assert again["decision"] == "skipped" and "in cooldown" in again["reason"]
+    service.policies.set("component_failure", {"cooldown_hours": 0, "min_new_labels": 1000}, "tester")
+    held = service.check("component_failure", now + timedelta(hours=5))
+    assert held["decision"] == "skipped" and "only 60 new labels" in held["reason"]
+    assert [d["decision"] for d in service.decisions("component_failure")][:5] == [
         "skipped",
+        "skipped",
+        followed["decision"],
         "skipped",
         "queued",
     ]
