@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 
 import sqlite_utils
 
@@ -14,7 +15,7 @@ from cloud.storage import open_database
 log = logging.getLogger(__name__)
 
 
-class PeriodicWorker:
+class PeriodicWorker(ABC):
     #: the thread's name, also used in log lines
     name = "worker"
 
@@ -28,9 +29,9 @@ class PeriodicWorker:
         """Checks before the thread starts: raise to refuse to start (e.g. a wrong passphrase), False to stay idle."""
         return True
 
+    @abstractmethod
     def step(self, db: sqlite_utils.Database) -> bool:
         """One pass; True when there may be more to do at once (the next pass starts without waiting)."""
-        raise NotImplementedError
 
     def start(self) -> None:
         if not self.ready():
