@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -81,13 +82,17 @@ class ExperimentService:
         config: CloudConfig,
         registry: MLModelRegistry,
         rollout: DirectorRollout | None,
+        clock: Callable[[], datetime] | None = None,
     ):
-        """``rollout`` signs director documents; without it (no passphrase) only create, status and list work."""
+        """``rollout`` signs director documents; without it (no passphrase) only create, status and list work.
+
+        ``clock`` is when things happen (default: now): a simulation in accelerated time passes its own, so an
+        experiment counts the predictions made after its simulated start."""
         self.db = db
         self.config = config
         self.registry = registry
         self.rollout = rollout
-        self.store = ExperimentStore(db)
+        self.store = ExperimentStore(db, clock)
 
     # -- create --------------------------------------------------------------------------------------------
 
@@ -159,7 +164,7 @@ class ExperimentService:
 
     def _plan(self, draft: dict[str, Any], binary: bool) -> int:
         """Sample size per arm, from the champion's own outcomes so far when it has enough of them."""
-        history = arm_observations(self.db, draft, since="", until=iso(datetime.now(UTC)))[CHAMPION]
+        history = arm_observations(self.db, draft, since="", until=iso(self.store.clock()))[CHAMPION]
         mean, sd = DEFAULT_BASELINE[draft["metric"]]
         if history.size >= MIN_BASELINE:
             mean, sd = float(history.mean()), float(history.std(ddof=1)) or sd

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -45,12 +46,14 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class ExperimentStore:
-    def __init__(self, db: sqlite_utils.Database):
+    def __init__(self, db: sqlite_utils.Database, clock: Callable[[], datetime] | None = None):
+        """``clock`` stamps starts, stops and decisions (default: now); a simulation passes its own time."""
         self.db = db
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     def create(self, row: dict[str, Any], actor: str, reason: str) -> dict[str, Any]:
         """Insert a draft and its ``create`` decision in one transaction."""
-        now = iso(datetime.now(UTC))
+        now = iso(self.clock())
         stored = {
             **{k: v for k, v in row.items() if k not in ("guardrails", "gateway_ids")},
             "guardrails_json": json.dumps(row.get("guardrails") or {}, sort_keys=True),
@@ -93,7 +96,7 @@ class ExperimentStore:
     ) -> dict[str, Any]:
         """Apply ``fields`` if the status is one of ``leaving``, logging the decision in the same transaction."""
         current = self.get(experiment_id)
-        now = iso(datetime.now(UTC))
+        now = iso(self.clock())
         assignments = ", ".join(f"{column} = ?" for column in fields)
         marks = ", ".join("?" for _ in leaving)
         try:
@@ -119,7 +122,7 @@ class ExperimentStore:
     ) -> None:
         """Log a decision that changes no status (a refused conclusion, a guardrail seen)."""
         with self.db.conn:
-            self._log(experiment_id, iso(datetime.now(UTC)), actor, action, decision, reason, details)
+            self._log(experiment_id, iso(self.clock()), actor, action, decision, reason, details)
 
     def decisions(self, experiment_id: str) -> list[dict[str, Any]]:
         """The decision log, oldest first."""

@@ -275,17 +275,18 @@ class RetrainingService:
             model_version=version,
         )
 
-    def _experiments(self):
+    def _experiments(self, now: datetime):
+        """Experiments stamped with the check's ``now`` (a simulation's time in the demo)."""
         from cloud.experiments.service import ExperimentService
         from cloud.registry import DirectorRollout, MLModelRegistry
 
         rollout = DirectorRollout(self.config, self.passphrase) if self.passphrase else None
-        return ExperimentService(self.db, self.config, MLModelRegistry(self.db), rollout)
+        return ExperimentService(self.db, self.config, MLModelRegistry(self.db), rollout, clock=lambda: now)
 
     def _start_experiment(
         self, name: str, version: str, policy: RetrainingPolicy, gate: dict, now: datetime, run_id: str
     ) -> dict[str, Any]:
-        service = self._experiments()
+        service = self._experiments(now)
         reason = f"version {version} passed the gate ({gate['reason']}): A/B test against the champion"
         try:
             experiment = service.create(
@@ -316,7 +317,7 @@ class RetrainingService:
         )
 
     def _after_experiment(self, row: dict, now: datetime) -> dict[str, Any] | None:
-        service = self._experiments()
+        service = self._experiments(now)
         experiment_id = row["experiment_id"]
         look = service.status(experiment_id)
         if look["experiment"]["status"] == "concluded":
