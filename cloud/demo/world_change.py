@@ -62,7 +62,7 @@ class ActTwoOptions:
     anode_life_days: tuple[float, float] = (1.0, 3.0)
     corrosion_days: tuple[float, float] = (1.0, 2.0)
     #: routine technician visits (finding nothing failed) per heater per simulated day; every failure is reported
-    visits_per_heater_day: float = 0.5
+    visits_per_heater_day: float = 0.1
     #: demo retraining policy for component_failure (windows and guards in simulated time)
     policy: dict[str, Any] = field(
         default_factory=lambda: {
@@ -258,12 +258,9 @@ class WorldChangeAct:
                 "planned_per_arm": experiment["experiment"]["planned_per_arm"],
             }
             self.waiting_on = f"enough outcomes per arm for experiment {decision['experiment_id']}'s decision rule"
-            before = experiment["arms"] or {}
-            self.steps["experiment"]["champion_n_before_start"] = before.get("champion", {}).get("n", 0)
             self.echo(
-                f"  the champion arm starts with {self.steps['experiment']['champion_n_before_start']} outcomes of "
-                "predictions made in simulated time before the start (the experiment's start is stamped with the "
-                "wall clock, which the accelerated simulation is ahead of)"
+                "  the experiment is stamped with the simulated time: each arm counts only outcomes of predictions "
+                "made after its start"
             )
             PolicyStore(db).set(MODEL, {"cooldown_hours": PAUSE_WHILE_TESTING_H}, updated_by=ACTOR)
             self.echo(
@@ -306,8 +303,8 @@ class WorldChangeAct:
         look = ExperimentService(db, self.config, MLModelRegistry(db), None).status(experiment["experiment_id"])
         status = look["experiment"]["status"]
         if status == "concluded":
-            # the figures the rule concluded on, from the decision log: a look now would count nothing, since the
-            # stop is stamped with the wall clock and every simulated prediction is made after it
+            # the figures the rule concluded on, from the decision log (a look now would also count the outcomes
+            # that arrived after the conclusion)
             details = next(d["details"] for d in reversed(look["decisions"]) if d["action"] == "conclude")
             n, means = details["n"], details["means"]
             p_value, recommendation = details["p_value"], details["recommendation"]
@@ -393,7 +390,7 @@ def print_act_two(summary: dict[str, Any], echo: Echo) -> None:
         echo(
             f"  A/B {experiment['experiment_id']}: v{experiment['challenger_version']} vs v"
             f"{experiment['champion_version']} ({experiment['challenger_percent']} % of heaters on the challenger), "
-            f"n per arm {n} (champion: {experiment['champion_n_before_start']} from before the start), error rate "
+            f"n per arm {n}, error rate "
             f"{rates}, p {'–' if p_value is None else f'{p_value:.3g}'}, rule {experiment.get('recommendation')}, "
             f"decision {experiment.get('decision', 'none yet')}"
         )

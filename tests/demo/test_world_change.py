@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from cloud.demo.run import DemoOptions, run_demo
 from cloud.demo.world_change import INLET, ActTwoOptions
 from cloud.storage import open_database
 
 
+@pytest.mark.timeout(900)  # act one, then up to 300 s of act two, on a loaded 2-core machine
 def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_stopped(
     tmp_path: Path, isolated, monkeypatch
 ):
@@ -57,6 +60,7 @@ def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_st
         experiment = act["experiment"]
         row = db["experiments"].get(experiment["experiment_id"])
         assert (row["challenger_version"], row["mode"]) == (run["model_version"], "split")
+        assert row["started_at"] >= act["drift"]["at"]  # stamped with the simulation's time, not the wall clock
         assert sum(experiment["n_per_arm"].values()) > 0
         if act["completed"]:  # the rule picked the challenger and the staged rollout made it production
             assert (row["status"], row["decision"]) == ("concluded", "challenger")
