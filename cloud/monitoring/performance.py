@@ -126,7 +126,9 @@ class _Computation:
         """Codes of (model_version, device_type, arm) columns and the window index of each row."""
         dims = {name: self.vocabulary.encode(name, col) for name, col in zip(GROUP_DIMENSIONS, columns, strict=True)}
         window = (np.asarray(made_at_ms, dtype=np.int64) - self.start_ms) // self.window_ms
-        return _Rows(dims, window)
+        # SQL keeps rows in [start, end) by their microsecond text; rounding to milliseconds can put a row made
+        # within half a millisecond of either bound onto it, one window outside
+        return _Rows(dims, np.clip(window, 0, self.windows - 1))
 
     def combos(self, rows: _Rows) -> np.ndarray:
         """One integer per (grouped dimensions, window) cell, comparable across pulls of this computation.
