@@ -159,8 +159,9 @@ def _check_delivery(
     assert stored == site.outcomes
 
     # bulk data: the newest windows are kept unbroken up to the last one, as many dropped before them as counted
-    newest = max(site.windows("features", "window_end"))
-    assert newest == _hour_floor(site.fleet.now - agent.config.tick_grace)
+    newest = _hour_floor(site.fleet.now - agent.config.tick_grace)
+    # the broker has acknowledged everything; ingest may still be committing the last of it
+    wait_for(lambda: max(site.windows("features", "window_end")) == newest, timeout=20, what="the newest features")
 
     def kept(table: str, column: str) -> list[datetime]:
         return [w for w in site.windows(table, column) if w > last_online]
