@@ -52,7 +52,7 @@ INLET = "inlet_temperature_c"
 @dataclass(frozen=True)
 class ActTwoOptions:
     #: real seconds act two may take before it reports the step it was still waiting on
-    budget_s: float = 240.0
+    budget_s: float = 360.0
     #: simulated seconds per real second in act two (faster than act one: failures take simulated days)
     speed: float = 86400.0
     inlet_shift_k: float = -6.0
