@@ -105,23 +105,29 @@ class Fleet:
         charge = self._charge_percent(column)
         heating = (column["heat_upper_use"] > 0) | (column["heat_lower_use"] > 0)
         rssi = self._rssi_dbm + self._extras.integers(-3, 4, len(self._rssi_dbm))
+        # plain Python values, converted once per minute: indexing numpy arrays per heater and field cost more
+        # than the rest of the step
+        reported = {name: column[name].tolist() for name in REPORTED_DECIMALS}
+        flags = {name: column[name].tolist() for name in _BOOL_FIELDS}
+        errors, cumulated, charges = column["error_code"].tolist(), self._cumulated_l.tolist(), charge.tolist()
+        heatings, rssis, eco = heating.tolist(), rssi.tolist(), block.eco_use[:, j].tolist()
         readings = []
         for i, device_id in enumerate(self.simulator.device_ids):
-            values = {name: round(float(column[name][i]), REPORTED_DECIMALS[name]) for name in REPORTED_DECIMALS}
-            values |= {name: bool(column[name][i]) for name in _BOOL_FIELDS}
-            values["error_code"] = int(column["error_code"][i])
+            values = {name: round(reported[name][i], decimals) for name, decimals in REPORTED_DECIMALS.items()}
+            values |= {name: bool(flags[name][i]) for name in _BOOL_FIELDS}
+            values["error_code"] = int(errors[i])
             readings.append(
                 Telemetry(
                     seq=self._seq,
                     device_id=device_id,
                     device_type=device_types[i],
                     ts=ts,
-                    operation_mode=OperationMode.HYBRID_BOOST if heating[i] else OperationMode.STANDBY,
+                    operation_mode=OperationMode.HYBRID_BOOST if heatings[i] else OperationMode.STANDBY,
                     dhw_operation_setting=DhwOperationSetting.ELECTRIC,
-                    cumulated_dhw_flow_rate=round(float(self._cumulated_l[i]), 2),
-                    dhw_charge_per=float(charge[i]),
-                    eco_use=bool(block.eco_use[i, j]),
-                    wifi_rssi=int(rssi[i]),
+                    cumulated_dhw_flow_rate=round(cumulated[i], 2),
+                    dhw_charge_per=float(charges[i]),
+                    eco_use=bool(eco[i]),
+                    wifi_rssi=int(rssis[i]),
                     **values,
                 )
             )

@@ -11,13 +11,12 @@ report are refused) so the edge agent can reject garbage instead of learning fro
 
 from __future__ import annotations
 
-import uuid
 from enum import IntEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.messages import Component, Identifier, UtcDatetime
+from shared.messages import Component, Identifier, UtcDatetime, new_msg_id
 
 TELEMETRY_SCHEMA = 1
 #: A reading is a few hundred bytes; anything far bigger is not one.
@@ -93,10 +92,6 @@ ERROR_FAMILIES: dict[Component, frozenset[int]] = {
 }
 
 
-def _new_msg_id() -> str:
-    return uuid.uuid4().hex
-
-
 def _temperature(description: str):
     return Field(ge=SENSOR_MIN_C, le=SENSOR_MAX_C, description=f"{description}, °C")
 
@@ -108,7 +103,7 @@ class Telemetry(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True, allow_inf_nan=False)
 
     schema_version: Literal[1] = Field(TELEMETRY_SCHEMA, alias="schema")
-    msg_id: str = Field(default_factory=_new_msg_id, min_length=8, max_length=64)
+    msg_id: str = Field(default_factory=new_msg_id, min_length=8, max_length=64)
     #: per-device counter, +1 per reading: gaps show lost readings, repeats show duplicates
     seq: int = Field(ge=0)
     device_id: Identifier

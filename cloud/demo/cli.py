@@ -86,6 +86,11 @@ def _quiet_libraries() -> None:
     "that carries sites × heaters × speed / 60 messages a second).",
 )
 @click.option(
+    "--embedded-broker",
+    is_flag=True,
+    help="Use the embedded broker (amqtt) even where IOTSPHERE_MQTT_URL or a Mosquitto on 127.0.0.1:1883 answers.",
+)
+@click.option(
     "--world-change/--no-world-change",
     default=True,
     show_default=True,
@@ -116,13 +121,15 @@ def demo_command(
     history_heaters: int,
     history_days: int,
     telemetry: str,
+    embedded_broker: bool,
     world_change: bool,
     act_two_budget: float,
     act_two_speed: float,
 ) -> None:
     """Cold-start training, signed rollout to simulated gateways, live predictions, the API answering.
 
-    Uses the embedded MQTT broker unless IOTSPHERE_MQTT_URL names one. Exits 1 if the loop did not
+    Uses the broker IOTSPHERE_MQTT_URL names, else the Mosquitto on 127.0.0.1:1883 if it answers, else the
+    embedded MQTT broker (amqtt). Exits 1 if the loop did not
     close (a gateway did not activate a model, or the cloud received none of its predictions), 130 on Ctrl-C.
     """
     _quiet_libraries()
@@ -136,6 +143,7 @@ def demo_command(
         history_heaters=history_heaters,
         history_days=history_days,
         telemetry_over_mqtt=telemetry == "mqtt",
+        embedded_broker=embedded_broker,
         world_change=ActTwoOptions(budget_s=act_two_budget, speed=act_two_speed) if world_change else None,
     )
     try:

@@ -39,12 +39,15 @@ from cloud.releases import tuf_repo
 from cloud.releases.publisher import DirectorPublisher, PublishError, RetainedPublisher
 from cloud.storage import open_database
 from shared.messages import PredictionType
+from shared.mqtt_url import DEFAULT_MQTT_URL
+from shared.topics import Down, Up, down_topic, up_topic
 
 log = logging.getLogger(__name__)
 
 Echo = Callable[[str], None]
 MQTT_URL_ENV = "IOTSPHERE_MQTT_URL"
 INGEST_CLIENT_ID_ENV = "IOTSPHERE_INGEST_CLIENT_ID"
+TOPIC_PREFIX_ENV = "IOTSPHERE_TOPIC_PREFIX"
 
 
 class DemoError(Exception):
@@ -66,8 +69,10 @@ class DemoOptions:
     speed: float = 3600.0
     data_dir: Path | None = None
     summary_json: Path | None = None
-    #: None: $IOTSPHERE_MQTT_URL if set, else the embedded broker
+    #: None: $IOTSPHERE_MQTT_URL if set, else the Mosquitto on 127.0.0.1:1883 if it answers, else the embedded broker
     mqtt_url: str | None = None
+    #: the embedded broker whatever else is reachable
+    embedded_broker: bool = False
     #: cold-start history: measured at ~8 s to simulate and ~30 s to train on this 2-core machine
     history_heaters: int = 400
     history_days: int = 120
@@ -88,6 +93,15 @@ class DemoOptions:
     stop_when_closed: bool = False
     #: act two once the loop has closed (None: skip it): the world changes and the model is kept good
     world_change: ActTwoOptions | None = ActTwoOptions()
+
+
+def _answers(url: str) -> bool:
+    """Whether an MQTT broker at ``url`` accepts a connection within a second."""
+    try:
+        with RetainedPublisher(url, timeout=1):
+            return True
+    except PublishError:
+        return False
 
 
 def _default_data_dir() -> Path:
@@ -217,16 +231,21 @@ class Demo:
         self.echo(f"Signing-key passphrase (demo only): {self.passphrase}  (also in {secret})")
 
     def _start_broker(self) -> None:
-        url = self.options.mqtt_url or os.environ.get(MQTT_URL_ENV)
+        url = None if self.options.embedded_broker else self.options.mqtt_url or os.environ.get(MQTT_URL_ENV)
         if url:
             with RetainedPublisher(url, timeout=5):  # reachable now, not only after a minute of training
-                self.echo(f"  using the broker at {url} (from {MQTT_URL_ENV})")
+                self.echo(f"  using the broker at {url}")
+        elif not self.options.embedded_broker and _answers(DEFAULT_MQTT_URL):
+            url = DEFAULT_MQTT_URL
+            self.echo(f"  using the MQTT broker that answers on {url} (the embedded broker is the fallback)")
         else:
             self.broker = EmbeddedBroker().start()
             url = self.broker.url
             self.echo(f"  embedded broker (amqtt) on {url}: MQTT 3.1.1, no shared subscriptions, so one ingest worker")
         self.mqtt_url = url
         config = CloudConfig(data_dir=self.data_dir / "cloud", mqtt_url=url)
+        if not os.environ.get(TOPIC_PREFIX_ENV):  # this demo's own topics: a shared broker carries others' too
+            config = dataclasses.replace(config, topic_prefix=f"demo-{self.tag}/{config.topic_prefix}")
         if not os.environ.get(INGEST_CLIENT_ID_ENV):
             config = dataclasses.replace(config, ingest_client_id=f"iotsphere-demo-ingest-{self.tag}")
         self.config = config
@@ -362,7 +381,21 @@ class Demo:
         for worker in (self.publisher, self.ingest, self.api, self.broker):
             if worker is not None:
                 worker.stop()
+        if self.broker is None and self.config is not None:
+            self._clear_retained()
         self.timings["shutdown"] = round(time.monotonic() - began, 2)
+
+    def _clear_retained(self) -> None:
+        """Leave nothing of this run retained on a broker that outlives it (director documents, statuses)."""
+        prefix = self.config.topic_prefix
+        topics = [down_topic(g, Down.DESIRED, prefix) for g in self.gateway_ids]
+        topics += [up_topic(g, Up.STATUS, prefix) for g in self.gateway_ids]
+        try:
+            with RetainedPublisher(self.mqtt_url, timeout=5) as publisher:
+                for topic in topics:
+                    publisher.publish(topic, b"")
+        except PublishError as exc:
+            self.echo(f"  could not clear this run's retained messages: {exc}")
 
     def _let_ingest_settle(self, quiet_s: float = 1.0, limit_s: float = 10.0) -> None:
         """Wait until ingest has received nothing new for ``quiet_s`` (what the agents flushed is stored)."""

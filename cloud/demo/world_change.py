@@ -75,7 +75,9 @@ class ActTwoOptions:
             "training_days": 90,
             "margin": 0.01,
             "after_gate": "experiment",
-            "experiment_percent": 50,
+            # every heater runs the challenger beside the champion: each technician outcome scores both arms,
+            # so the decision rule has its sample in half the simulated days a 50 % split needs
+            "experiment_mode": "shadow",
         }
     )
     #: real seconds between looks at the A/B test and the rollout
@@ -125,6 +127,8 @@ class WorldChangeAct:
         self.waiting_on = "the world change"
         self.technicians: dict[str, Technicians] = {}
         self._rng = random.Random(options.seed)
+        #: (real monotonic seconds, simulated time) when act two began, for the pace it ran at
+        self._began: tuple[float, datetime] | None = None
 
     def sim_now(self) -> datetime:
         return min(site.now for site in self.demo.sites)
@@ -136,6 +140,7 @@ class WorldChangeAct:
         os.environ[AUTO_CANARY_ENV] = "1"  # this demo's cloud lets automation start a canary
         db = open_database(self.config.database_path)
         try:
+            self._began = (time.monotonic(), self.sim_now())
             self._inject()
             self._configure(db)
             self._loop(db)
@@ -254,6 +259,7 @@ class WorldChangeAct:
                 "experiment_id": decision["experiment_id"],
                 "challenger_version": decision["model_version"],
                 "champion_version": experiment["experiment"]["champion_version"],
+                "mode": experiment["experiment"]["mode"],
                 "challenger_percent": experiment["experiment"]["challenger_percent"],
                 "planned_per_arm": experiment["experiment"]["planned_per_arm"],
             }
@@ -343,6 +349,19 @@ class WorldChangeAct:
 
     # -- summary -----------------------------------------------------------------------------------------------
 
+    def _pace(self) -> dict[str, float] | None:
+        """Simulated days per real second act two ran at: the speed asked for, as far as the CPU gave it."""
+        if self._began is None:
+            return None
+        real_s = time.monotonic() - self._began[0]
+        days = (self.sim_now() - self._began[1]).total_seconds() / 86400
+        return {
+            "real_s": round(real_s, 1),
+            "simulated_days": round(days, 1),
+            "days_per_s": round(days / real_s, 3) if real_s > 0 else 0.0,
+            "asked_days_per_s": round(self.options.speed / 86400, 3),
+        }
+
     def summary(self) -> dict[str, Any]:
         technicians = {
             gateway: {"failures_reported": t.failures, "routine_visits": t.visits, "refused": t.refused}
@@ -353,11 +372,18 @@ class WorldChangeAct:
             **self.steps,
             "technicians": technicians,
             "simulated_until": self.sim_now().isoformat() if self.demo.sites else None,
+            "pace": self._pace(),
             "decisions": [
                 {k: d.get(k) for k in ("at", "trigger", "decision", "reason", "run_id", "experiment_id", "rollout_id")}
                 for d in self.decisions
             ],
         }
+
+
+def _assignment(experiment: dict[str, Any]) -> str:
+    if experiment["mode"] == "shadow":
+        return "shadow: every heater runs both, the champion's predictions are used"
+    return f"{experiment['challenger_percent']} % of heaters on the challenger"
 
 
 def _rate(value: float | None) -> str:
@@ -367,6 +393,12 @@ def _rate(value: float | None) -> str:
 def print_act_two(summary: dict[str, Any], echo: Echo) -> None:
     """The act-two lines of the demo summary: one per step, with its key figure."""
     echo("act two (world change):")
+    pace = summary.get("pace")
+    if pace:
+        echo(
+            f"  time: {pace['simulated_days']:g} simulated days in {pace['real_s']:g} s, "
+            f"{pace['days_per_s']:g} days a second (asked for {pace['asked_days_per_s']:g}: the CPU gives what it can)"
+        )
     technicians = summary["technicians"].values()
     echo(
         f"  technicians: {sum(t['failures_reported'] for t in technicians)} failures and "
@@ -389,7 +421,7 @@ def print_act_two(summary: dict[str, Any], echo: Echo) -> None:
         p_value = experiment.get("p_value")
         echo(
             f"  A/B {experiment['experiment_id']}: v{experiment['challenger_version']} vs v"
-            f"{experiment['champion_version']} ({experiment['challenger_percent']} % of heaters on the challenger), "
+            f"{experiment['champion_version']} ({_assignment(experiment)}), "
             f"n per arm {n}, error rate "
             f"{rates}, p {'–' if p_value is None else f'{p_value:.3g}'}, rule {experiment.get('recommendation')}, "
             f"decision {experiment.get('decision', 'none yet')}"

@@ -244,7 +244,8 @@ def _show(look: dict[str, Any]) -> None:
         shown = f"{figures['mean']:.4g} [{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "-"
         latency = f"{figures['latency_p95_ms']:.2f} ms" if figures["latency_p95_ms"] is not None else "-"
         click.echo(
-            f"  {arm:<10} v{figures['version']}: n={figures['n']} {shown}; p95 latency {latency}, "
+            f"  {arm:<10} v{figures['version']}: n={figures['n']} {shown}; p95 latency {latency} over "
+            f"{figures['batches']} batches, "
             f"{figures['rejections']} rejection(s), {figures['rollbacks']} rollback(s)"
         )
     test = look["sequential"]

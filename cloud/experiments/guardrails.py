@@ -1,9 +1,14 @@
 """Guardrails: a challenger that is slower on the gateways, or that gateways refuse, loses whatever its metric says.
 
-Figures per arm since the experiment started: edge inference latency (p95 of ``predictions.latency_ms``),
-prediction counts, and update events gateways reported for the arm's version (``reject``: an install refused
-by one of the update rules; ``rollback``: a failed probation). Thresholds are the experiment's ``guardrails``
-(defaults below); the latency ratio is judged only once both arms have ``min_latency_samples`` predictions.
+Figures per arm since the experiment started: edge inference latency, prediction counts, and update events
+gateways reported for the arm's version (``reject``: an install refused by one of the update rules;
+``rollback``: a failed probation). Thresholds are the experiment's ``guardrails`` (defaults below).
+
+Latency is measured per run of a model on a gateway (a batch: every prediction of one run carries the same
+``latency_ms``), so the p95 is taken over batches, one per gateway and ``made_at``, and the ratio is judged
+only once both arms have ``min_latency_samples`` batches. Counted per prediction, one slow batch of ten heaters
+weighed ten times: in the demo a shadow challenger "breached" on its first three batches (one per gateway,
+slowed by a busy CPU) out of 33.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from shared.messages import Arm, EventKind
 DEFAULT_GUARDRAILS: dict[str, float] = {
     #: the challenger's p95 latency may be at most this multiple of the champion's
     "max_latency_p95_ratio": 1.5,
+    #: batches (model runs) per arm before the latency ratio is judged
     "min_latency_samples": 100,
     #: install rejections and probation rollbacks of the challenger tolerated across the fleet
     "max_rejections": 0,
@@ -37,7 +43,7 @@ def guardrails_with_defaults(given: dict[str, float] | None) -> dict[str, float]
 
 
 def arm_figures(db: sqlite_utils.Database, experiment: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per arm: predictions, latency p95 in ms (None without predictions), rejections and rollbacks."""
+    """Per arm: predictions, batches, latency p95 over batches in ms (None without any), rejections, rollbacks."""
     since, until = experiment["started_at"], experiment["stopped_at"]
     arms = {
         CHAMPION: ([CHAMPION], experiment["champion_version"]),
@@ -46,17 +52,13 @@ def arm_figures(db: sqlite_utils.Database, experiment: dict[str, Any]) -> dict[s
     figures: dict[str, dict[str, Any]] = {}
     for arm, (labels, version) in arms.items():
         marks = ", ".join("?" for _ in labels)
-        latencies = np.array(
-            [
-                row[0]
-                for row in db.execute(
-                    f"""SELECT latency_ms FROM predictions WHERE model_name = ? AND model_version = ?
-                        AND arm IN ({marks}) AND made_at >= ? AND (? IS NULL OR made_at <= ?)""",
-                    [experiment["model_name"], version, *labels, since, until, until],
-                )
-            ],
-            dtype=np.float64,
-        )
+        batches = db.execute(
+            f"""SELECT MAX(latency_ms), COUNT(*) FROM predictions WHERE model_name = ? AND model_version = ?
+                AND arm IN ({marks}) AND made_at >= ? AND (? IS NULL OR made_at <= ?)
+                GROUP BY gateway_id, made_at""",
+            [experiment["model_name"], version, *labels, since, until, until],
+        ).fetchall()
+        latencies = np.array([latency for latency, _ in batches], dtype=np.float64)
         events = dict(
             db.execute(
                 """SELECT kind, COUNT(*) FROM gateway_events WHERE model_name = ? AND model_version = ?
@@ -65,7 +67,8 @@ def arm_figures(db: sqlite_utils.Database, experiment: dict[str, Any]) -> dict[s
             ).fetchall()
         )
         figures[arm] = {
-            "predictions": int(latencies.size),
+            "predictions": sum(count for _, count in batches),
+            "batches": int(latencies.size),
             "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies.size else None,
             "rejections": int(events.get(EventKind.REJECT.value, 0)),
             "rollbacks": int(events.get(EventKind.ROLLBACK.value, 0)),
@@ -81,7 +84,7 @@ def breaches(figures: dict[str, dict[str, Any]], guardrails: dict[str, float]) -
         found.append(f"gateways rejected the challenger {challenger['rejections']} time(s)")
     if challenger["rollbacks"] > guardrails["max_rollbacks"]:
         found.append(f"gateways rolled the challenger back {challenger['rollbacks']} time(s)")
-    enough = min(champion["predictions"], challenger["predictions"]) >= guardrails["min_latency_samples"]
+    enough = min(champion["batches"], challenger["batches"]) >= guardrails["min_latency_samples"]
     if enough and champion["latency_p95_ms"] and challenger["latency_p95_ms"]:
         ratio = challenger["latency_p95_ms"] / champion["latency_p95_ms"]
         if ratio > guardrails["max_latency_p95_ratio"]:

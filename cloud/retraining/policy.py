@@ -18,6 +18,8 @@ from cloud.storage import iso
 
 #: what happens to a challenger that passed the champion/challenger gate
 AfterGate = Literal["experiment", "rollout", "operator"]
+#: how an A/B experiment assigns the challenger: a share of heaters, or every heater beside the champion
+ExperimentMode = Literal["split", "shadow"]
 
 
 class InvalidPolicy(ValueError):
@@ -47,6 +49,9 @@ class RetrainingPolicy:
     training_days: int = 90
     margin: float = DEFAULT_MARGIN
     after_gate: AfterGate = "experiment"
+    #: split: heaters by a stable hash of their id; shadow: every heater runs the challenger beside the champion,
+    #: whose predictions stay the ones used (each outcome then scores both arms: about twice the observations)
+    experiment_mode: ExperimentMode = "split"
     #: a split experiment's share of heaters on the challenger
     experiment_percent: int = 50
 
@@ -61,6 +66,8 @@ class RetrainingPolicy:
             raise InvalidPolicy("min_new_labels and cooldown_hours cannot be negative")
         if self.after_gate not in ("experiment", "rollout", "operator"):
             raise InvalidPolicy(f"after_gate must be experiment, rollout or operator, not {self.after_gate!r}")
+        if self.experiment_mode not in ("split", "shadow"):
+            raise InvalidPolicy(f"experiment_mode must be split or shadow, not {self.experiment_mode!r}")
         if not 1 <= self.experiment_percent <= 99:
             raise InvalidPolicy("experiment_percent must be between 1 and 99")
 

@@ -290,7 +290,12 @@ class RetrainingService:
         reason = f"version {version} passed the gate ({gate['reason']}): A/B test against the champion"
         try:
             experiment = service.create(
-                name, version, actor=ACTOR, mode="split", challenger_percent=policy.experiment_percent, reason=reason
+                name,
+                version,
+                actor=ACTOR,
+                mode=policy.experiment_mode,
+                challenger_percent=policy.experiment_percent,
+                reason=reason,
             )
             service.start(experiment["experiment_id"], actor=ACTOR, reason=reason)
         except (LookupError, ValueError) as exc:

@@ -83,8 +83,8 @@ def test_loop_closes_on_mosquitto_with_telemetry_on_the_site_topics(tmp_path, is
 
 
 def test_loop_closes_on_the_embedded_broker(tmp_path, isolated, monkeypatch):
-    monkeypatch.delenv("IOTSPHERE_MQTT_URL", raising=False)
-    options = _small(tmp_path)
+    monkeypatch.setenv("IOTSPHERE_MQTT_URL", MOSQUITTO)  # asked for the embedded broker, it wins over both
+    options = _small(tmp_path, embedded_broker=True)
     summary = run_demo(options, echo=lambda line: None)
     assert summary["embedded_broker"] and summary["mqtt_url"].startswith("mqtt://127.0.0.1:")
     assert summary["telemetry"] == "in-process"
@@ -101,9 +101,13 @@ def test_cli_refuses_a_folder_that_is_not_fresh(tmp_path):
 
 def test_a_loop_that_did_not_close_is_reported(tmp_path, isolated, monkeypatch):
     monkeypatch.delenv("IOTSPHERE_MQTT_URL", raising=False)
+    monkeypatch.delenv("IOTSPHERE_TOPIC_PREFIX", raising=False)
     # one real second at 60x: twelve simulated hours of readings, needed before any prediction, never pass
     options = _small(tmp_path, duration_s=1, speed=60, stop_when_closed=False)
     summary = run_demo(options, echo=lambda line: None)
     assert not summary["ok"]
     assert "the cloud received no component_failure prediction made with version 1" in summary["problems"]
     assert summary["predictions_received"] == 0 and summary["api_answer"] is None
+    # no broker named: the Mosquitto answering on 1883 carries it, on topics of this run alone
+    assert not summary["embedded_broker"] and summary["mqtt_url"] == "mqtt://127.0.0.1:1883"
+    assert summary["topic_prefix"].startswith("demo-") and summary["topic_prefix"].endswith("/iotsphere/v1")

@@ -20,7 +20,7 @@ from cloud.storage import open_database
 def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_stopped(
     tmp_path: Path, isolated, monkeypatch
 ):
-    monkeypatch.delenv("IOTSPHERE_MQTT_URL", raising=False)  # the embedded broker
+    monkeypatch.delenv("IOTSPHERE_MQTT_URL", raising=False)  # as `make demo`: Mosquitto on 1883 if it answers
     monkeypatch.delenv("IOTSPHERE_ROLLOUT_AUTO_CANARY", raising=False)  # the demo turns it on for itself
     options = DemoOptions(
         duration_s=60,
@@ -41,6 +41,10 @@ def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_st
     act = summary["act_two"]
     assert json.loads(options.summary_json.read_text())["act_two"] == json.loads(json.dumps(act, default=str))
 
+    # the pace act two ran at is measured and shown
+    assert act["pace"]["simulated_days"] > 0 and act["pace"]["days_per_s"] > 0
+    assert any(line.startswith("  time: ") and "simulated days in" in line for line in lines)
+
     # the change reached every site, and technicians reported through the gateways
     assert set(act["change"]["begins_at"]) == set(summary["gateways"])
     assert sum(t["failures_reported"] for t in act["technicians"].values()) > 0
@@ -59,7 +63,7 @@ def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_st
         assert db["drift_checks"].count_where("status = 'drift'") >= 1
         experiment = act["experiment"]
         row = db["experiments"].get(experiment["experiment_id"])
-        assert (row["challenger_version"], row["mode"]) == (run["model_version"], "split")
+        assert (row["challenger_version"], row["mode"]) == (run["model_version"], "shadow")
         assert row["started_at"] >= act["drift"]["at"]  # stamped with the simulation's time, not the wall clock
         assert sum(experiment["n_per_arm"].values()) > 0
         if act["completed"]:  # the rule picked the challenger and the staged rollout made it production

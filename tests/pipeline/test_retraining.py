@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
@@ -189,8 +190,9 @@ def test_feature_drift_queues_a_run_then_the_guards_hold_the_next_one(
     ]
 
 
+@pytest.mark.parametrize("mode", ["split", "shadow"])
 def test_a_due_schedule_is_held_by_the_guards_and_a_passing_challenger_goes_to_an_ab_test(
-    db: sqlite_utils.Database, config: CloudConfig, span: tuple[datetime, datetime]
+    db: sqlite_utils.Database, config: CloudConfig, span: tuple[datetime, datetime], mode: str
 ):
     tuf_repo.init_repository(config, PASSPHRASE)
     service = RetrainingService(db, config, PASSPHRASE)
@@ -200,7 +202,9 @@ def test_a_due_schedule_is_held_by_the_guards_and_a_passing_challenger_goes_to_a
     fire = datetime.fromisoformat(schedule.next_run_at.replace("Z", "+00:00"))
     second = fire + timedelta(days=1)  # the first firing is held back; the second queues a run on this window
     _production(db, config, service, second - timedelta(days=90), second)  # the champion saw the same data
-    service.policies.set("component_failure", {"min_new_labels": 1, "cooldown_hours": 0}, "tester")
+    service.policies.set(
+        "component_failure", {"min_new_labels": 1, "cooldown_hours": 0, "experiment_mode": mode}, "tester"
+    )
     db["gateways"].insert({"gateway_id": GATEWAY, "last_seen": iso(fire)})  # the experiment's gateway
 
     (held,) = service.queue_due_schedules(fire + timedelta(minutes=1))
@@ -216,6 +220,7 @@ def test_a_due_schedule_is_held_by_the_guards_and_a_passing_challenger_goes_to_a
     assert started["decision"] == "experiment_started", started["reason"]
     experiment = db["experiments"].get(started["experiment_id"])
     assert experiment["status"] == "running" and experiment["challenger_version"] == started["model_version"]
+    assert experiment["mode"] == mode and experiment["challenger_percent"] == (50 if mode == "split" else 0)
     assert service.follow_up(fire + timedelta(days=1, hours=2)) == []  # no data yet: the experiment continues
     clear_retained(config, [GATEWAY])
 
@@ -241,5 +246,9 @@ def test_the_retraining_cli(config: CloudConfig):
     assert changed["cooldown_hours"] == 6.0 and changed["feedback"] is False and changed["enabled"] is True
     assert "NAME=VALUE" in run("retraining", "policy", "anomaly", "--set", "colour=blue", code=2)
     assert "alpha must be" in run("retraining", "policy", "anomaly", "--set", "alpha=0.9", code=1)
+    assert "experiment_mode must be split or shadow" in run(
+        "retraining", "policy", "anomaly", "--set", "experiment_mode=both", code=1
+    )
+    assert '"experiment_mode": "shadow"' in run("retraining", "policy", "anomaly", "--set", "experiment_mode=shadow")
     assert "no_trigger" in run("retraining", "check", "anomaly")
     assert "anomaly check no_trigger" in run("retraining", "decisions", "--model", "anomaly")

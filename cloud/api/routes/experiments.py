@@ -115,6 +115,9 @@ class ArmOut(BaseModel):
     #: fixed-sample 1 - alpha interval of the mean (Wilson for a rate, Student t otherwise)
     interval: tuple[float, float] | None
     predictions: int
+    #: model runs on gateways (each a batch of predictions sharing one latency)
+    batches: int
+    #: p95 over batches
     latency_p95_ms: float | None
     rejections: int
     rollbacks: int
@@ -160,6 +163,7 @@ class StatusOut(BaseModel):
                             "mean": 0.21,
                             "interval": [0.188, 0.234],
                             "predictions": 40210,
+                            "batches": 4021,
                             "latency_p95_ms": 1.9,
                             "rejections": 0,
                             "rollbacks": 0,
@@ -170,6 +174,7 @@ class StatusOut(BaseModel):
                             "mean": 0.15,
                             "interval": [0.131, 0.172],
                             "predictions": 39870,
+                            "batches": 3987,
                             "latency_p95_ms": 2.1,
                             "rejections": 0,
                             "rollbacks": 0,
