@@ -63,7 +63,7 @@ class DemoOptions:
     #: real seconds the fleet runs after the gateways start
     duration_s: float = 45.0
     gateways: int = 3
-    #: 10, not more: act two needs simulated weeks, which 30 heaters reach at ~0.25 days a second here
+    #: 10, not more: act two needs simulated weeks, which 30 heaters reach at ~0.28 days a second here
     heaters: int = 10
     #: simulated seconds per real second (3600: one simulated hour, one feature batch per gateway, a second)
     speed: float = 3600.0
