@@ -246,7 +246,8 @@ def _show(look: dict[str, Any]) -> None:
         click.echo(
             f"  {arm:<10} v{figures['version']}: n={figures['n']} {shown}; p95 latency {latency} over "
             f"{figures['batches']} batches, "
-            f"{figures['rejections']} rejection(s), {figures['rollbacks']} rollback(s)"
+            f"{figures['rejections']} rejection(s), {figures['rollbacks']} rollback(s), "
+            f"{figures['failures']} failure report(s)"
         )
     test = look["sequential"]
     if test:

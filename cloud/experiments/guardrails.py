@@ -1,8 +1,10 @@
 """Guardrails: a challenger that is slower on the gateways, or that gateways refuse, loses whatever its metric says.
 
-Figures per arm since the experiment started: edge inference latency, prediction counts, and update events
+Figures per arm since the experiment started: edge inference latency, prediction counts, and events
 gateways reported for the arm's version (``reject``: an install refused by one of the update rules;
-``rollback``: a failed probation). Thresholds are the experiment's ``guardrails`` (defaults below).
+``rollback``: a failed probation; ``health``: the version failed in service, e.g. a challenger that raised or
+gave an output out of bounds, which the agent reports once per gateway while the champion serves on).
+Thresholds are the experiment's ``guardrails`` (defaults below).
 
 Latency is measured per run of a model on a gateway (a batch: every prediction of one run carries the same
 ``latency_ms``), so the p95 is taken over batches, one per gateway and ``made_at``, and the ratio is judged
@@ -29,6 +31,8 @@ DEFAULT_GUARDRAILS: dict[str, float] = {
     #: install rejections and probation rollbacks of the challenger tolerated across the fleet
     "max_rejections": 0,
     "max_rollbacks": 0,
+    #: gateways reporting the challenger failed in service (health events)
+    "max_failures": 0,
 }
 
 
@@ -43,7 +47,8 @@ def guardrails_with_defaults(given: dict[str, float] | None) -> dict[str, float]
 
 
 def arm_figures(db: sqlite_utils.Database, experiment: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per arm: predictions, batches, latency p95 over batches in ms (None without any), rejections, rollbacks."""
+    """Per arm: predictions, batches, latency p95 over batches in ms (None without any), rejections, rollbacks,
+    failures in service."""
     since, until = experiment["started_at"], experiment["stopped_at"]
     arms = {
         CHAMPION: ([CHAMPION], experiment["champion_version"]),
@@ -62,8 +67,17 @@ def arm_figures(db: sqlite_utils.Database, experiment: dict[str, Any]) -> dict[s
         events = dict(
             db.execute(
                 """SELECT kind, COUNT(*) FROM gateway_events WHERE model_name = ? AND model_version = ?
-                   AND kind IN (?, ?) AND sent_at >= ? AND (? IS NULL OR sent_at <= ?) GROUP BY kind""",
-                [experiment["model_name"], version, EventKind.REJECT, EventKind.ROLLBACK, since, until, until],
+                   AND kind IN (?, ?, ?) AND sent_at >= ? AND (? IS NULL OR sent_at <= ?) GROUP BY kind""",
+                [
+                    experiment["model_name"],
+                    version,
+                    EventKind.REJECT,
+                    EventKind.ROLLBACK,
+                    EventKind.HEALTH,
+                    since,
+                    until,
+                    until,
+                ],
             ).fetchall()
         )
         figures[arm] = {
@@ -72,6 +86,7 @@ def arm_figures(db: sqlite_utils.Database, experiment: dict[str, Any]) -> dict[s
             "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies.size else None,
             "rejections": int(events.get(EventKind.REJECT.value, 0)),
             "rollbacks": int(events.get(EventKind.ROLLBACK.value, 0)),
+            "failures": int(events.get(EventKind.HEALTH.value, 0)),
         }
     return figures
 
@@ -84,6 +99,8 @@ def breaches(figures: dict[str, dict[str, Any]], guardrails: dict[str, float]) -
         found.append(f"gateways rejected the challenger {challenger['rejections']} time(s)")
     if challenger["rollbacks"] > guardrails["max_rollbacks"]:
         found.append(f"gateways rolled the challenger back {challenger['rollbacks']} time(s)")
+    if challenger["failures"] > guardrails.get("max_failures", 0):
+        found.append(f"gateways reported the challenger failing in service {challenger['failures']} time(s)")
     enough = min(champion["batches"], challenger["batches"]) >= guardrails["min_latency_samples"]
     if enough and champion["latency_p95_ms"] and challenger["latency_p95_ms"]:
         ratio = challenger["latency_p95_ms"] / champion["latency_p95_ms"]

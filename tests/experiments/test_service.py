@@ -116,6 +116,21 @@ def test_concluding_early_is_refused_unless_an_operator_forces_it_with_a_reason(
     assert actions == ["create", "start", "conclude_refused", "conclude"]
 
 
+def test_a_challenger_failing_in_service_loses_on_its_guardrail(lab: Lab):
+    experiment = lab.service.create(NAME, "2", actor="ops", mode="shadow")
+    lab.service.start(experiment["experiment_id"], actor="ops")
+    lab.feed(experiment, devices=400, error_rate=BIG_DIFFERENCE)  # better when it answers, but it fails on a gateway
+    lab.report("1", EventKind.HEALTH)  # the champion's health is not the challenger's guardrail
+    assert lab.service.status(experiment["experiment_id"])["guardrails"]["breaches"] == []
+
+    lab.report("2", EventKind.HEALTH)
+
+    look = lab.service.status(experiment["experiment_id"])
+    assert look["arms"]["challenger"]["failures"] == 1 and look["arms"]["champion"]["failures"] == 1
+    assert look["recommendation"] == "guardrail_breached"
+    assert look["guardrails"]["breaches"] == ["gateways reported the challenger failing in service 1 time(s)"]
+
+
 def test_a_challenger_gateways_reject_loses_on_its_guardrail(lab: Lab):
     experiment = lab.service.create(NAME, "2", actor="ops", challenger_percent=50)
     lab.service.start(experiment["experiment_id"], actor="ops")

@@ -121,6 +121,8 @@ class ArmOut(BaseModel):
     latency_p95_ms: float | None
     rejections: int
     rollbacks: int
+    #: gateways that reported this version failing in service (health events)
+    failures: int
 
 
 class SequentialOut(BaseModel):
@@ -167,6 +169,7 @@ class StatusOut(BaseModel):
                             "latency_p95_ms": 1.9,
                             "rejections": 0,
                             "rollbacks": 0,
+                            "failures": 0,
                         },
                         "challenger": {
                             "version": "5",
@@ -178,6 +181,7 @@ class StatusOut(BaseModel):
                             "latency_p95_ms": 2.1,
                             "rejections": 0,
                             "rollbacks": 0,
+                            "failures": 0,
                         },
                     },
                     "sequential": {
