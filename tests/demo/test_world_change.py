@@ -76,9 +76,16 @@ def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_st
             assert act["rollout"]["production_version"] == run["model_version"]
             for gateway in summary["gateways"].values():
                 assert gateway["active"]["component_failure"] == run["model_version"]
-        else:  # no verdict in the budget: said so, with the experiment still running on honest data
-            assert row["status"] == "running" and experiment["recommendation"] == "continue"
-            assert f"experiment {experiment['experiment_id']}" in act["stopped"]
+        else:  # the budget ran out first (a loaded machine): the report says which step it was waiting on
             assert any("not completed" in line for line in lines)
+            if row["status"] == "running":  # no verdict yet, on honest data
+                assert experiment["recommendation"] == "continue"
+                assert f"experiment {experiment['experiment_id']}" in act["stopped"]
+            elif row["decision"] == "challenger":  # won; its staged rollout was still under way
+                assert experiment["recommendation"] == "challenger_wins" and experiment["p_value"] < row["alpha"]
+                assert act["rollout"]["status"] == "running" and "staged rollout" in act["stopped"]
+            else:  # the champion kept its place (e.g. a guardrail): said so, retraining would try again
+                assert experiment["decision"] in ("not the challenger", "champion")
+                assert "another retraining" in act["stopped"]
     finally:
         db.conn.close()
