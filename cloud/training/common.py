@@ -89,6 +89,20 @@ class Selection:
     validation: np.ndarray
 
 
+def _require_observed(rows: LabelledRows, index: np.ndarray) -> None:
+    """Refuse rows in which a feature never has a value: nothing can be learnt of it, and scikit-learn's
+    gradient boosting fails on such a column with "window shape cannot be larger than input array shape"."""
+    observed = ~np.isnan(rows.values[index]).all(axis=0)  # NaN marks a missing value
+    missing = [name for name, seen in zip(rows.feature_names, observed, strict=True) if not seen]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ValueError(
+            f"{len(missing)} of {len(rows.feature_names)} features have no value in the {index.size:,} rows the "
+            f"candidates are fitted on ({shown}), e.g. feature windows still filling after the heaters started: "
+            "train on a later or longer period"
+        )
+
+
 def choose(
     factories: dict[str, Callable[[], object]],
     names: list[str] | None,
@@ -105,6 +119,7 @@ def choose(
     Unsupervised estimators ignore ``y``. One at a time: fitting two in threads on 2 cores took as long (their
     Python-level parts contend for the GIL)."""
     fit_rows, val_rows = selection_split(rows, fittable)
+    _require_observed(rows, fit_rows)
     X_val, y_val = rows.values[val_rows], rows.targets[val_rows]
     scores: dict[str, dict] = {}
     fitted: dict[str, object] = {}

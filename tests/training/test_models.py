@@ -126,6 +126,17 @@ def test_time_split_says_when_a_side_is_empty(history):
         time_split(short, gap=timedelta(days=14))
 
 
+@pytest.mark.parametrize("prediction_type", list(PredictionType))
+def test_a_feature_without_any_value_in_the_fitted_rows_is_refused_clearly(history, prediction_type):
+    # as at a fleet's start, while the feature windows fill: gradient boosting would fail with
+    # "window shape cannot be larger than input array shape", the others fit a model blind to the feature
+    rows = rows_from_history(history, prediction_type, HORIZON)
+    values = rows.values.copy()
+    values[:, rows.feature_names.index("inlet_temperature_c")] = np.nan
+    with pytest.raises(ValueError, match=r"1 of 32 features have no value in the .* rows .*\(inlet_temperature_c\)"):
+        train(prediction_type, replace(rows, values=values), candidates=[QUICK[prediction_type]], horizon=HORIZON)
+
+
 def test_anomaly_rows_keep_unlabelled_rows_and_usage_rows_only_measured_ones(history):
     anomaly_rows = rows_from_history(history, PredictionType.ANOMALY, HORIZON)
     assert len(anomaly_rows) == len(history.features) and (anomaly_rows.targets == -1).any()
