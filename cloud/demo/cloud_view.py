@@ -46,6 +46,13 @@ def read_cloud_view(db: sqlite_utils.Database, gateway_ids: list[str]) -> CloudV
     return view
 
 
-def latest_predicted_device(db: sqlite_utils.Database) -> str | None:
-    rows = list(db.query("SELECT device_id FROM predictions ORDER BY made_at DESC LIMIT 1"))
+def latest_predicted_device(db: sqlite_utils.Database, prediction_type: str) -> str | None:
+    """The device with the newest prediction of this type (a device's newest prediction of another type may
+    not have one of this type: a release can target some device types only, and types arrive separately)."""
+    rows = list(
+        db.query(
+            "SELECT device_id FROM predictions WHERE prediction_type = ? ORDER BY made_at DESC LIMIT 1",
+            [prediction_type],
+        )
+    )
     return rows[0]["device_id"] if rows else None

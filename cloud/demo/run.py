@@ -373,7 +373,7 @@ class Demo:
             db = open_database(self.config.database_path)
             try:
                 self.view = read_cloud_view(db, self.gateway_ids)
-                device = latest_predicted_device(db)
+                device = latest_predicted_device(db, PredictionType.COMPONENT_FAILURE.value)
             finally:
                 db.conn.close()
             if device is not None and self.api is not None:
