@@ -99,7 +99,7 @@ def breaches(figures: dict[str, dict[str, Any]], guardrails: dict[str, float]) -
         found.append(f"gateways rejected the challenger {challenger['rejections']} time(s)")
     if challenger["rollbacks"] > guardrails["max_rollbacks"]:
         found.append(f"gateways rolled the challenger back {challenger['rollbacks']} time(s)")
-    if challenger["failures"] > guardrails.get("max_failures", 0):
+    if challenger["failures"] > guardrails["max_failures"]:
         found.append(f"gateways reported the challenger failing in service {challenger['failures']} time(s)")
     enough = min(champion["batches"], challenger["batches"]) >= guardrails["min_latency_samples"]
     if enough and champion["latency_p95_ms"] and challenger["latency_p95_ms"]:

@@ -269,7 +269,9 @@ class ExperimentService:
             summaries[CHAMPION], summaries[CHALLENGER], experiment["min_detectable_effect"], experiment["alpha"]
         )
         figures = guards.arm_figures(self.db, experiment)
-        breaches = guards.breaches(figures, experiment["guardrails"])
+        # an experiment stored before a guardrail existed is judged by that guardrail's default
+        thresholds = guards.guardrails_with_defaults(experiment["guardrails"])
+        breaches = guards.breaches(figures, thresholds)
         versions = {CHAMPION: experiment["champion_version"], CHALLENGER: experiment["challenger_version"]}
         arms = {
             arm: {
@@ -285,7 +287,7 @@ class ExperimentService:
             **look,
             "arms": arms,
             "sequential": None if test is None else asdict(test),
-            "guardrails": {"thresholds": experiment["guardrails"], "breaches": breaches},
+            "guardrails": {"thresholds": thresholds, "breaches": breaches},
             "recommendation": _recommend(test, breaches, summaries, experiment["planned_per_arm"]).value,
         }
 

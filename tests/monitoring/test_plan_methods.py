@@ -12,10 +12,9 @@ from cloud.registry import UnknownModel
 from cloud.storage import iso, open_database
 
 
-def test_drift_and_report_are_reachable_from_the_monitor(tmp_path: Path):
-    db = open_database(tmp_path / "m.db")
-    monitor = ModelPerformanceMonitor(db)
-    db["predictions"].insert(  # a gateway's usage prediction, as ingest stores it: the model is known
+def _usage_prediction(db, made_at: datetime) -> None:
+    """One gateway's usage prediction by version 1 of ``usage_pattern``."""
+    db["predictions"].insert(
         {
             "prediction_id": "p1",
             "arm": "champion",
@@ -25,9 +24,15 @@ def test_drift_and_report_are_reachable_from_the_monitor(tmp_path: Path):
             "model_version": "1",
             "outputs_json": '{"litres_next_24h": 80.0}',
             "latency_ms": 1.0,
-            "made_at": iso(datetime.now(UTC)),
+            "made_at": iso(made_at),
         }
     )
+
+
+def test_drift_and_report_are_reachable_from_the_monitor(tmp_path: Path):
+    db = open_database(tmp_path / "m.db")
+    monitor = ModelPerformanceMonitor(db)
+    _usage_prediction(db, datetime.now(UTC))  # as ingest stores it: the model is known
     monitor.track_prediction_metrics(
         "usage_pattern", {"mae_litres": 12.5}, datetime.now(UTC), model_name="usage_pattern"
     )
@@ -44,19 +49,7 @@ def test_drift_and_report_are_reachable_from_the_monitor(tmp_path: Path):
 def test_a_prediction_made_within_a_millisecond_of_the_period_end_falls_in_its_last_window(tmp_path: Path):
     db = open_database(tmp_path / "m.db")
     end = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
-    db["predictions"].insert(
-        {
-            "prediction_id": "p1",
-            "arm": "champion",
-            "device_id": "wh-1",
-            "prediction_type": "usage_pattern",
-            "model_name": "usage_pattern",
-            "model_version": "1",
-            "outputs_json": '{"litres_next_24h": 80.0}',
-            "latency_ms": 1.0,
-            "made_at": iso(end - timedelta(microseconds=300)),
-        }
-    )
+    _usage_prediction(db, end - timedelta(microseconds=300))
     result = ModelPerformanceMonitor(db).compute_metrics("usage_pattern", end - timedelta(days=1), end, "1h")
     (cell,) = result["cells"]
     assert cell["window_end"] == iso(end) and cell["predictions"] == 1
