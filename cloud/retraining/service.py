@@ -20,6 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.experiments.store import ExperimentConflict
 from cloud.monitoring.drift import detect_model_drift, record_check
 from cloud.pipeline.runs import FINISHED, RunStatus
 from cloud.pipeline.schedules import Schedule
@@ -340,9 +341,13 @@ class RetrainingService:
             )
         if look["recommendation"] in (None, "continue"):
             return None
-        outcome = service.conclude(
-            experiment_id, actor=ACTOR, reason=f"the decision rule says {look['recommendation']}", promote=False
-        )
+        try:
+            outcome = service.conclude(
+                experiment_id, actor=ACTOR, reason=f"the decision rule says {look['recommendation']}", promote=False
+            )
+        except ExperimentConflict:  # NotEnoughData is one
+            # data arrived or an operator acted between this look and conclude's own: the next tick looks again
+            return None
         concluded = outcome.experiment
         if concluded["decision"] == "challenger":  # the winner goes to a staged rollout, not to every gateway at once
             return self._start_rollout(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cloud.experiments.service import ExperimentService
 from cloud.retraining.service import RetrainingService
 from cloud.storage import iso
 from tests.experiments.conftest import NAME, Lab
@@ -55,3 +56,31 @@ def test_a_winning_challenger_goes_to_a_staged_rollout_when_automation_may_start
         assert decision["decision"] == "waiting_for_operator" and "IOTSPHERE_ROLLOUT_AUTO_CANARY" in decision["reason"]
         assert list(lab.db["rollouts"].rows) == []
     assert service.follow_up(datetime.now(UTC)) == []  # closed once
+
+
+def test_a_verdict_gone_by_the_time_it_is_acted_on_leaves_the_experiment_running(lab: Lab, monkeypatch):
+    """Ingest writes between retraining's look and conclude's own: a latency breach near its limit can be gone.
+    The CI demo crashed on the NotEnoughData this raised; now the next tick looks again."""
+    experiment = _started_by_retraining(lab)
+    service = RetrainingService(lab.db, lab.config, PASSPHRASE)
+    real_status = ExperimentService.status
+    looks: list[str] = []
+
+    def breached_then_not(self, experiment_id):  # retraining's look saw a breach; conclude's, a moment later, none
+        look = real_status(self, experiment_id)
+        if not looks:
+            look = {**look, "recommendation": "guardrail_breached"}
+        looks.append(look["recommendation"])
+        return look
+
+    monkeypatch.setattr(ExperimentService, "status", breached_then_not)
+    assert service.follow_up(datetime.now(UTC)) == []
+    assert looks == ["guardrail_breached", "continue"]
+    assert lab.db["experiments"].get(experiment["experiment_id"])["status"] == "running"
+    assert [d["action"] for d in lab.service.store.decisions(experiment["experiment_id"])][-1] == "conclude_refused"
+    monkeypatch.undo()
+
+    lab.feed(experiment, devices=800, error_rate={"champion": 0.4, "challenger": 0.1})
+    (decision,) = service.follow_up(datetime.now(UTC))  # the decision stayed open: it is acted on at the next look
+    assert decision["decision"] in ("rollout_started", "waiting_for_operator")
+    assert lab.db["experiments"].get(experiment["experiment_id"])["decision"] == "challenger"
