@@ -8,7 +8,8 @@ Thresholds are the experiment's ``guardrails`` (defaults below).
 
 Latency is measured per run of a model on a gateway (a batch: every prediction of one run carries the same
 ``latency_ms``), so the p95 is taken over batches, one per gateway and ``made_at``, and the ratio is judged
-only once both arms have ``min_latency_samples`` batches. Counted per prediction, one slow batch of ten heaters
+only once both arms have ``min_latency_samples`` batches; a breach needs both the ratio and an absolute
+``latency_slack_ms``. Counted per prediction, one slow batch of ten heaters
 weighed ten times: in the demo a shadow challenger "breached" on its first three batches (one per gateway,
 slowed by a busy CPU) out of 33.
 """
@@ -26,6 +27,10 @@ from shared.messages import Arm, EventKind
 DEFAULT_GUARDRAILS: dict[str, float] = {
     #: the challenger's p95 latency may be at most this multiple of the champion's
     "max_latency_p95_ratio": 1.5,
+    #: ... and more than this many ms above it: between runs of tens of microseconds (a tree ensemble on a
+    #: gateway's heaters) a ratio measures the CPU's scheduler, and a few ms more per run is nothing to a model run
+    #: once per feature window
+    "latency_slack_ms": 5.0,
     #: batches (model runs) per arm before the latency ratio is judged
     "min_latency_samples": 100,
     #: install rejections and probation rollbacks of the challenger tolerated across the fleet
@@ -104,9 +109,11 @@ def breaches(figures: dict[str, dict[str, Any]], guardrails: dict[str, float]) -
     enough = min(champion["batches"], challenger["batches"]) >= guardrails["min_latency_samples"]
     if enough and champion["latency_p95_ms"] and challenger["latency_p95_ms"]:
         ratio = challenger["latency_p95_ms"] / champion["latency_p95_ms"]
-        if ratio > guardrails["max_latency_p95_ratio"]:
+        slower_by = challenger["latency_p95_ms"] - champion["latency_p95_ms"]
+        if ratio > guardrails["max_latency_p95_ratio"] and slower_by > guardrails["latency_slack_ms"]:
             found.append(
-                f"challenger p95 latency {challenger['latency_p95_ms']:.2f} ms is {ratio:.2f}x the champion's "
-                f"(limit {guardrails['max_latency_p95_ratio']}x)"
+                f"challenger p95 latency {challenger['latency_p95_ms']:.2f} ms is {ratio:.2f}x the champion's, "
+                f"{slower_by:.2f} ms slower (limit {guardrails['max_latency_p95_ratio']}x and "
+                f"{guardrails['latency_slack_ms']:g} ms)"
             )
     return found
