@@ -13,6 +13,9 @@ import onnx
 import onnxruntime as ort
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
+from skl2onnx.common.tree_ensemble import sklearn_threshold
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
 
 from shared.release import GoldenVectors, TensorSpec
 
@@ -49,6 +52,30 @@ def _negate(model: onnx.ModelProto, output: str) -> None:
     model.graph.node.append(onnx.helper.make_node("Neg", [raw], [output], name=f"negate_{output}"))
 
 
+def _exact_histogram_thresholds(model: onnx.ModelProto, estimator) -> None:
+    """Make a histogram gradient boosting's float32 ONNX splits send every float32 value where scikit-learn does.
+
+    scikit-learn compares a value with a float64 threshold (a midpoint between two training values); skl2onnx
+    rounds it to the nearest float32 (sklearn-onnx issue 1192), which for two training values one float32 step
+    apart is the upper value itself, so every row holding it took the other branch: a retraining run in the demo
+    was refused for a 0.058 probability gap. Each split gets the largest float32 at or below its threshold, as
+    skl2onnx already does for the other tree ensembles.
+    """
+    booster = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    if not isinstance(booster, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        return
+    # the converter writes the trees' nodes in this order: iteration, then class, then node
+    nodes = [node for predictors in booster._predictors for predictor in predictors for node in predictor.nodes]
+    [ensemble] = [node for node in model.graph.node if node.op_type.startswith("TreeEnsemble")]
+    values = next(a for a in ensemble.attribute if a.name == "nodes_values")
+    if len(values.floats) != len(nodes):
+        raise ValueError(f"the ONNX tree ensemble has {len(values.floats)} nodes, scikit-learn's {len(nodes)}")
+    for index, node in enumerate(nodes):
+        if not node["is_leaf"]:
+            # a float64 scalar, not a Python float: NumPy 2 would compare a Python float with it as a float32
+            values.floats[index] = sklearn_threshold(np.float64(node["num_threshold"]), np.float32, "BRANCH_LEQ")
+
+
 def export(
     estimator,
     n_features: int,
@@ -71,6 +98,7 @@ def export(
         target_opset=TARGET_OPSET,
         model_optim=remove_identities,
     )
+    _exact_histogram_thresholds(model, estimator)
     for output in negate:
         _negate(model, output)
     if metadata:
