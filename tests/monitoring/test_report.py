@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
@@ -140,3 +141,42 @@ def test_an_empty_period_renders_a_page_saying_so(db: sqlite_utils.Database):
 
     assert report["models"] == []
     assert "No predictions in this period." in render_html(report)
+
+
+def test_a_browser_opens_the_page_offline_and_draws_every_chart(report: dict, tmp_path):
+    """Debian's Chromium, offline, every request but the file's own refused: the page loads nothing else and each
+    chart has drawn shapes."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "the browser test needs Debian's chromium (apt-get install chromium; .ci/run installs it)"
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render_html(report), encoding="utf-8")
+    requested: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(offline=True)
+            context.route(
+                "**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort()
+            )
+            page = context.new_page()
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(page_file.as_uri())
+            drawn = page.evaluate(
+                """() => [...document.querySelectorAll('svg')].map(svg => {
+                       const box = svg.getBoundingClientRect();
+                       const shapes = [...svg.querySelectorAll('path, rect, circle, polyline, line')]
+                           .map(shape => shape.getBBox()).filter(b => b.width > 0 || b.height > 0);
+                       return {width: box.width, height: box.height, shapes: shapes.length};
+                   })"""
+            )
+            roc_auc = page.locator('[data-key="models/0/summary/0/classification/any/roc_auc"]').first.inner_text()
+        finally:
+            browser.close()
+
+    assert requested == [page_file.as_uri()]
+    assert len(drawn) == render_html(report).count("<svg") >= 5
+    assert all(chart["width"] > 0 and chart["height"] > 0 and chart["shapes"] > 0 for chart in drawn), drawn
+    roc = report["models"][0]["summary"][0]["classification"]["any"]["roc_auc"]
+    assert math.isclose(float(roc_auc), roc, rel_tol=5e-4)
