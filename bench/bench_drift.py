@@ -106,8 +106,9 @@ def _fill(path: Path, reference: dict, values: np.ndarray) -> None:
 
 def _measure(reference: dict, rows: int) -> dict:
     values = _values(rows, seed=2, shifted=True)
+    heaters = np.arange(rows) % HEATERS  # device indexes, as detect_model_drift passes them
     check_seconds, checked = _best(
-        lambda: segment_drift(reference["all"], NAMES, values, DriftConfig(), reference["sketch_size"])
+        lambda: segment_drift(reference["all"], NAMES, values, heaters, DriftConfig(), reference["sketch_size"])
     )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "cloud.db"
@@ -127,7 +128,8 @@ def _measure(reference: dict, rows: int) -> dict:
 
 def run() -> dict:
     reference = _reference()
-    segment_drift(reference["all"], NAMES, _values(1_000, seed=3, shifted=True), DriftConfig(), 200)  # warm-up
+    warm_up = _values(1_000, seed=3, shifted=True)
+    segment_drift(reference["all"], NAMES, warm_up, np.arange(1_000) % HEATERS, DriftConfig(), 200)
     figures = [_measure(reference, rows) for rows in SIZES]
     at_100k = next(f for f in figures if f["rows"] == 100_000)
     return {

@@ -6,7 +6,9 @@ reference, ``cloud.monitoring.reference``, and its held-out evaluation in the re
 - **Feature drift**, per feature and per device-type segment (a segment without its own reference is compared
   with the all-rows one). Binned and categorical features: PSI, with a chi-square homogeneity p-value.
   Continuous features: the two-sample KS test against the reference sketch and the Wasserstein distance in
-  units of the reference's spread. The p-values of a segment's features get Benjamini–Hochberg FDR control at
+  units of the reference's spread. Each test counts effective rows, not rows (``drift_stats.effective_rows``:
+  the windows of one heater are alike, so 240 rows of 30 heaters may be worth little more than 30 draws from
+  the fleet). The p-values of a segment's features get Benjamini–Hochberg FDR control at
   ``alpha``. A feature has drifted when its adjusted p-value is at most ``alpha`` and, for PSI, the PSI reaches
   ``psi_threshold`` (0.2, the conventional "significant shift"); a continuous feature with at most
   ``ks_max_rows`` current rows is judged by the KS test alone, with more by the Wasserstein distance reaching
@@ -103,16 +105,26 @@ class DriftConfig:
 # -- feature drift ---------------------------------------------------------------------------------------------
 
 
-def _feature_test(reference: dict, present: np.ndarray, config: DriftConfig, sketch_rows: int) -> dict:
-    """One feature's statistics and p-value against its reference summary (no decision yet: BH comes first)."""
+def _feature_test(
+    reference: dict, present: np.ndarray, devices: np.ndarray, config: DriftConfig, sketch_rows: int
+) -> dict:
+    """One feature's statistics and p-value against its reference summary (no decision yet: BH comes first).
+
+    The p-values count each side's effective rows (``drift_stats.effective_rows``; ``devices`` holds the device
+    index of each present value), not its rows: a reference stored before it had them counts its rows.
+    """
     kind = reference["kind"]
+    reference_worth = reference.get("effective_rows", reference["count"])
     if kind == "continuous":
         method = "ks" if present.size <= config.ks_max_rows else "wasserstein"
-        present = present[:: math.ceil(present.size / config.max_compared_rows)]
-        compared = drift_stats.compare_with_sketch(present, np.asarray(reference["sketch"]), reference["count"])
+        step = math.ceil(present.size / config.max_compared_rows)
+        present, devices = present[::step], devices[::step]
+        worth = drift_stats.effective_rows(present, devices)
+        compared = drift_stats.compare_with_sketch(present, np.asarray(reference["sketch"]), reference_worth, worth)
         return {
             "method": method,
             "compared_rows": int(present.size),
+            "effective_rows": round(worth, 1),
             "ks_statistic": round(compared.ks_statistic, 5),
             "ks_error_bound": round(sketch_error(sketch_rows, reference["count"]), 5),
             "wasserstein": round(compared.wasserstein / reference["spread"], 5),  # in reference spreads
@@ -126,10 +138,14 @@ def _feature_test(reference: dict, present: np.ndarray, config: DriftConfig, ske
         cuts = reference["cuts"]
         current = np.bincount(bin_index(cuts, present), minlength=len(cuts) + 1)
         expected = np.asarray(reference["counts"])
+    worth = drift_stats.effective_rows(present, devices)
     return {
         "method": "psi",
+        "effective_rows": round(worth, 1),
         "psi": round(drift_stats.population_stability_index(expected, current), 5),
-        "p_value": drift_stats.homogeneity_p_value(expected, current),
+        "p_value": drift_stats.homogeneity_p_value(
+            expected, current, (reference_worth / max(reference["count"], 1), worth / present.size)
+        ),
     }
 
 
@@ -156,21 +172,31 @@ def _columns(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values.T)
 
 
-def segment_drift(reference: dict, names: list[str], values: np.ndarray, config: DriftConfig, sketch_rows: int):
-    """Drift of each feature of one segment's rows (``values`` columns in ``names`` order) against ``reference``
-    (a segment of the stored reference), with BH control across the features tested."""
+def segment_drift(
+    reference: dict,
+    names: list[str],
+    values: np.ndarray,
+    devices: np.ndarray,
+    config: DriftConfig,
+    sketch_rows: int,
+):
+    """Drift of each feature of one segment's rows (``values`` columns in ``names`` order, ``devices`` the device
+    id or index of each row) against ``reference`` (a segment of the stored reference), with BH control across
+    the features tested."""
     rows = int(values.shape[0])
+    _, devices = np.unique(devices, return_inverse=True)  # compact indexes: per-feature sums are bincounts
     features: dict[str, dict] = {}
     for name, column in zip(names, _columns(values), strict=True):
         summary = reference["features"].get(name)
-        present = column[~np.isnan(column)].astype(np.float64)
+        has_value = ~np.isnan(column)
+        present = column[has_value].astype(np.float64)
         entry: dict = {"kind": summary["kind"] if summary else None, "rows": int(present.size)}
         if summary is None or not summary["count"]:
             entry["status"] = "no_reference"
         elif present.size < config.min_rows:
             entry["status"] = "insufficient_data"
         else:
-            entry |= _feature_test(summary, present, config, sketch_rows)
+            entry |= _feature_test(summary, present, devices[has_value], config, sketch_rows)
         features[name] = entry
     tested = _adjust(features)
     for name in tested:
@@ -409,14 +435,14 @@ def _window(window: tuple[datetime, datetime] | None, days: int, now: datetime |
 
 
 def _current_rows(db: sqlite_utils.Database, reference: dict, start: str, end: str, device_type: str | None):
-    """(values in the reference's feature order, NaN where the store lacks a feature; device type per row; the
-    stored feature names) of the reference's feature set in the window."""
+    """(values in the reference's feature order, NaN where the store lacks a feature; device index per row;
+    device type per row; the stored feature names) of the reference's feature set in the window."""
     store = FeatureStore(db)
     version = reference["feature_set_version"]
     names = reference["feature_names"]
     stored = store._feature_set_names(version)
     if stored is None:
-        return np.zeros((0, len(names)), np.float32), np.array([], dtype=str), None
+        return np.zeros((0, len(names)), np.float32), np.array([], np.int64), np.array([], dtype=str), None
     query = {"feature_set_version": version, "start_date": start, "end_date": end, "device_type": device_type}
     devices, row_device, _, values = store._read_rows(query, len(stored))
     aligned = np.full((values.shape[0], len(names)), np.nan, np.float32)
@@ -425,7 +451,8 @@ def _current_rows(db: sqlite_utils.Database, reference: dict, start: str, end: s
             aligned[:, column] = values[:, stored.index(name)]
     types_of = device_types_of(db, devices)
     device_types = np.array([types_of.get(device, "") for device in devices.tolist()], dtype=str)
-    return aligned, device_types[row_device] if row_device.size else np.array([], dtype=str), stored
+    row_types = device_types[row_device] if row_device.size else np.array([], dtype=str)
+    return aligned, row_device, row_types, stored
 
 
 def detect_model_drift(
@@ -449,17 +476,20 @@ def detect_model_drift(
     reference = load_reference(db, model_name, row["model_version"])
     start_text, end_text = iso(start), iso(end)
     names = reference["feature_names"]
-    values, row_types, stored = _current_rows(db, reference, start_text, end_text, device_type)
+    values, row_devices, row_types, stored = _current_rows(db, reference, start_text, end_text, device_type)
     sketch_rows = reference["sketch_size"]
 
-    parts = {device_type: values} if device_type else {ALL: values}
+    parts = {device_type or ALL: (values, row_devices)}
     if device_type is None:
-        parts |= {kind: values[row_types == kind] for kind in sorted(set(row_types.tolist()) - {""})}
+        parts |= {
+            kind: (values[row_types == kind], row_devices[row_types == kind])
+            for kind in sorted(set(row_types.tolist()) - {""})
+        }
     segments, findings = {}, _schema_findings(db, reference, start_text, end_text, stored)
-    for segment, segment_values in parts.items():
+    for segment, (segment_values, segment_devices) in parts.items():
         compared_with = segment if segment in reference["segments"] else ALL
         segment_reference = reference["segments"].get(segment, reference[ALL])
-        result = segment_drift(segment_reference, names, segment_values, config, sketch_rows)
+        result = segment_drift(segment_reference, names, segment_values, segment_devices, config, sketch_rows)
         segments[segment] = {"reference": compared_with, "reference_rows": segment_reference["rows"], **result}
         findings += quality_findings(segment, segment_reference, names, segment_values, config)
 

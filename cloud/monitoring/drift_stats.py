@@ -29,7 +29,9 @@ class SketchComparison(NamedTuple):
     wasserstein: float
 
 
-def compare_with_sketch(current: np.ndarray, sketch: np.ndarray, reference_rows: int) -> SketchComparison:
+def compare_with_sketch(
+    current: np.ndarray, sketch: np.ndarray, reference_rows: float, current_rows: float | None = None
+) -> SketchComparison:
     """KS and Wasserstein of ``current`` against the reference its sorted ``sketch`` stands for.
 
     Both empirical CDFs are right-continuous steps, so the KS statistic is their largest gap at one of their
@@ -37,7 +39,8 @@ def compare_with_sketch(current: np.ndarray, sketch: np.ndarray, reference_rows:
     ``scipy.stats.wasserstein_distance`` computes it); one pass over the merged points gives both. The sketch
     stands in for the reference's CDF within ``reference.sketch_error``. The p-value uses the reference's real size:
     ``kstwo.sf(D, round(n·m / (n + m)))``, what ``ks_2samp(method="asymp")`` computes, up to ``EXACT_KS_ROWS``
-    effective rows, and ``kstwobign.sf(D·sqrt(n·m / (n + m)))`` beyond.
+    effective rows, and ``kstwobign.sf(D·sqrt(n·m / (n + m)))`` beyond. ``reference_rows`` and ``current_rows``
+    (default: every current value) may be ``effective_rows``, for rows that are not independent.
     """
     ordered = np.sort(current)
     # merge the sketch into the sorted values in O(n): sketch[i] lands at index at[i] + i
@@ -50,12 +53,36 @@ def compare_with_sketch(current: np.ndarray, sketch: np.ndarray, reference_rows:
     # a CDF's value at a point counts every equal value: only the last of a run of ties is a CDF value
     last_of_run = np.append(points[1:] != points[:-1], True)
     statistic = float(gap[last_of_run].max())
-    effective = ordered.size * reference_rows / (ordered.size + reference_rows)
+    independent = ordered.size if current_rows is None else current_rows
+    effective = independent * reference_rows / (independent + reference_rows)
     if effective <= EXACT_KS_ROWS:
         p_value = float(stats.kstwo.sf(statistic, round(effective)))
     else:
         p_value = float(stats.kstwobign.sf(statistic * math.sqrt(effective)))
     return SketchComparison(statistic, min(max(p_value, 0.0), 1.0), float(np.dot(gap[:-1], np.diff(points))))
+
+
+def effective_rows(values: np.ndarray, groups: np.ndarray) -> float:
+    """How many independent rows ``values`` are worth when rows of one group (one heater; ``groups`` holds a
+    non-negative group index per value) are alike: Kish's ``n / (1 + (n0 − 1) · ICC)``, with ICC(1) from the
+    one-way ANOVA of values by group (Shrout & Fleiss 1979) and n0 its average group size. A heater's setpoint is
+    the same in each of its windows: 240 rows of 30 heaters are 30 draws from the fleet, and a test counting 240
+    calls every difference between two samples of heaters drift. Rows independent of their group keep about
+    their number; a single group, or no spread, keeps all.
+    """
+    rows = values.size
+    sizes = np.bincount(groups)
+    count = int(np.count_nonzero(sizes))
+    if count < 2 or rows <= count:
+        return float(rows)
+    means = np.bincount(groups, weights=values, minlength=sizes.size) / np.maximum(sizes, 1)
+    between = float(np.dot(sizes, (means - values.mean()) ** 2)) / (count - 1)
+    within = float(np.sum((values - means[groups]) ** 2)) / (rows - count)
+    n0 = (rows - float(np.dot(sizes, sizes)) / rows) / (count - 1)
+    if between + (n0 - 1) * within <= 0:
+        return float(rows)
+    icc = min(max((between - within) / (between + (n0 - 1) * within), 0.0), 1.0)
+    return rows / (1 + (n0 - 1) * icc)
 
 
 def population_stability_index(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
@@ -66,10 +93,15 @@ def population_stability_index(reference_counts: np.ndarray, current_counts: np.
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def homogeneity_p_value(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+def homogeneity_p_value(
+    reference_counts: np.ndarray, current_counts: np.ndarray, worth: tuple[float, float] = (1.0, 1.0)
+) -> float:
     """p-value of the chi-square test that both count vectors come from one distribution (bins empty in both
-    are dropped; a single remaining bin says nothing, p = 1)."""
-    table = np.vstack([reference_counts, current_counts]).astype(np.float64)
+    are dropped; a single remaining bin says nothing, p = 1). ``worth``: what one row of the reference and of the
+    current counts is worth in independent rows (``effective_rows`` / rows), scaling each count vector."""
+    table = np.vstack(
+        [np.asarray(reference_counts, np.float64) * worth[0], np.asarray(current_counts, np.float64) * worth[1]]
+    )
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return 1.0

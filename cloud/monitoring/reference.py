@@ -16,7 +16,9 @@ segments compare like with like:
 The sketch holds the reference's ``inverted_cdf`` quantiles at probabilities (i + 0.5) / K: its step CDF is
 within 0.5 / K + 1 / n of the n training rows' empirical CDF at every point (``sketch_error``), so a KS statistic
 against it is that close (0.0025 + 1 / n at K = 200) to the statistic against all training rows. Every summary
-also keeps the missing rate, observed min and max and a few quantiles (for data-quality checks and the dashboard).
+also keeps the missing rate, observed min and max and a few quantiles (for data-quality checks and the dashboard),
+and ``effective_rows``: what its rows are worth as independent draws, the rows of one heater being alike
+(``drift_stats.effective_rows``); the drift tests count that, not the rows.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 import numpy as np
 import sqlite_utils
 
+from cloud.monitoring.drift_stats import effective_rows
 from cloud.storage import iso
 from cloud.training.data import LabelledRows
 from shared.features import FEATURES
@@ -93,13 +96,16 @@ def category_index(categories: list[float], values: np.ndarray) -> np.ndarray:
     return np.where(known[at] == values, at, known.size)
 
 
-def _summary(name: str, column: np.ndarray, kind: str, layout: dict | None) -> dict:
-    """One feature of one segment; ``layout`` (the all-rows cuts or categories) is reused by segments."""
-    present = column[~np.isnan(column)].astype(np.float64)
+def _summary(name: str, column: np.ndarray, devices: np.ndarray, kind: str, layout: dict | None) -> dict:
+    """One feature of one segment; ``layout`` (the all-rows cuts or categories) is reused by segments;
+    ``devices`` (a device index per row) gives what the rows are worth as independent draws."""
+    has_value = ~np.isnan(column)
+    present = column[has_value].astype(np.float64)
     out: dict = {"kind": kind, "count": int(present.size), "missing_rate": _number(1 - present.size / column.size)}
     if not present.size:
         return out
     out.update(
+        effective_rows=_number(effective_rows(present, devices[has_value]), 4),
         min=_number(present.min()),
         max=_number(present.max()),
         mean=_number(present.mean()),
@@ -124,11 +130,14 @@ def _summary(name: str, column: np.ndarray, kind: str, layout: dict | None) -> d
     return out
 
 
-def _segment(values: np.ndarray, names: list[str], kinds: dict[str, str], layouts: dict[str, dict] | None) -> dict:
+def _segment(
+    values: np.ndarray, devices: np.ndarray, names: list[str], kinds: dict[str, str], layouts: dict[str, dict] | None
+) -> dict:
     return {
         "rows": int(values.shape[0]),
+        "devices": int(np.unique(devices).size),
         "features": {
-            name: _summary(name, values[:, i], kinds[name], layouts[name] if layouts else None)
+            name: _summary(name, values[:, i], devices, kinds[name], layouts[name] if layouts else None)
             for i, name in enumerate(names)
         },
     }
@@ -141,14 +150,16 @@ def build_reference(rows: LabelledRows, device_types: dict[str, str] | None = No
     names = list(rows.feature_names)
     values = np.asarray(rows.values, dtype=np.float32)
     kinds = {name: feature_kind(name, values[~np.isnan(values[:, i]), i]) for i, name in enumerate(names)}
-    overall = _segment(values, names, kinds, None)
+    _, devices = np.unique(np.asarray(rows.device_ids), return_inverse=True)
+    overall = _segment(values, devices, names, kinds, None)
     segments = {}
     if device_types and len(rows):
         types = np.array([device_types.get(device, "") for device in np.asarray(rows.device_ids).tolist()])
         kinds_of, counts = np.unique(types[types != ""], return_counts=True)
         for device_type, count in zip(kinds_of.tolist(), counts.tolist(), strict=True):
             if count >= MIN_SEGMENT_ROWS:
-                segments[device_type] = _segment(values[types == device_type], names, kinds, overall["features"])
+                chosen = types == device_type
+                segments[device_type] = _segment(values[chosen], devices[chosen], names, kinds, overall["features"])
     ends = np.asarray(rows.window_ends)
     return {
         "format": FORMAT,

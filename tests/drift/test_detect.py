@@ -10,11 +10,23 @@ import pytest
 import sqlite_utils
 
 from cloud.monitoring.drift import DriftConfig, detect_model_drift, drift_history, record_check, segment_drift
-from cloud.monitoring.reference import NoReference, load_reference
+from cloud.monitoring.drift_stats import compare_with_sketch
+from cloud.monitoring.reference import NoReference, build_reference, load_reference
 from cloud.registry import UnknownModel
 from cloud.storage import open_database
 from shared.features import FEATURE_NAMES
-from tests.drift.fleet import NOW, TYPES, feature_values, predict_and_observe, register, store_features
+from tests.drift.fleet import (
+    NOW,
+    TYPES,
+    devices,
+    feature_values,
+    labelled_rows,
+    predict_and_observe,
+    register,
+    store_features,
+)
+
+INLET = "inlet_temperature_c"
 
 CONFIG = DriftConfig()
 
@@ -85,7 +97,7 @@ def test_false_discovery_control_keeps_a_raw_p_below_alpha_from_counting_as_drif
     segment = load_reference(db, "component_failure", register(db, feature_values(8_000, seed=1)))["all"]
     rejected_raw = []
     for seed in range(10, 30):
-        result = segment_drift(segment, FEATURE_NAMES, feature_values(400, seed=seed), CONFIG, 200)
+        result = segment_drift(segment, FEATURE_NAMES, feature_values(400, seed=seed), devices(400)[0], CONFIG, 200)
         for name, entry in result["features"].items():
             if "q_value" in entry:
                 assert entry["q_value"] >= entry["p_value"]
@@ -101,7 +113,9 @@ def test_false_discovery_control_keeps_a_raw_p_below_alpha_from_counting_as_drif
 def test_beyond_max_compared_rows_a_continuous_feature_is_compared_on_an_even_subset(db):
     reference = load_reference(db, "component_failure", register(db, feature_values(8_000, seed=1)))["all"]
     current = feature_values(5_000, seed=9, shift={"inlet_temperature_c": 0.5})
-    capped = segment_drift(reference, FEATURE_NAMES, current, replace(CONFIG, max_compared_rows=1_000), 200)
+    capped = segment_drift(
+        reference, FEATURE_NAMES, current, devices(len(current))[0], replace(CONFIG, max_compared_rows=1_000), 200
+    )
     inlet = capped["features"]["inlet_temperature_c"]
     assert inlet["compared_rows"] == 1_000 and inlet["rows"] == 5_000 and inlet["method"] == "ks"
     assert capped["drifted"] == ["inlet_temperature_c"]
@@ -222,3 +236,37 @@ def test_unknown_models_versions_and_bad_windows_are_refused(db):
         detect_model_drift(db, "component_failure", version="1", days=0)
     with pytest.raises(ValueError, match="min_rows"):
         DriftConfig(min_rows=0)
+
+
+def _heater_fleet(heaters: int, windows: int, seed: int, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``heaters`` heaters × ``windows`` windows in which each heater's inlet temperature keeps its own
+    level (its site's mains water, sd 3 K across the fleet) with 0.3 K between windows; the other features as
+    ``feature_values``."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.array([f"wh-{seed}-{h:04d}" for h in range(heaters)]), windows)
+    values = feature_values(heaters * windows, seed=seed)
+    level = rng.normal(12.0 + shift, 3.0, heaters)
+    values[:, FEATURE_NAMES.index(INLET)] = np.repeat(level, windows) + rng.normal(0.0, 0.3, heaters * windows)
+    return values.astype(np.float32), ids
+
+
+def test_other_samples_of_heaters_from_the_same_fleet_are_not_drift_a_shifted_fleet_is():
+    # as the demo's first check: 240 rows of 30 heaters against 400 training heaters. Counting 240 independent
+    # rows, the KS test calls most differences between two samples of heaters drift
+    values, ids = _heater_fleet(400, 20, seed=1)
+    reference = build_reference(labelled_rows(values, ids), None)["all"]
+    inlet = reference["features"][INLET]
+    assert 300 < inlet["effective_rows"] < 550  # 8,000 rows, about one draw per heater
+
+    as_rows, as_heaters = 0, 0
+    for seed in range(2, 42):
+        current, current_ids = _heater_fleet(30, 8, seed=seed)
+        column = current[:, FEATURE_NAMES.index(INLET)].astype(np.float64)
+        as_rows += compare_with_sketch(column, np.asarray(inlet["sketch"]), inlet["count"]).p_value <= CONFIG.alpha
+        checked = segment_drift(reference, FEATURE_NAMES, current, current_ids, CONFIG, 200)["features"][INLET]
+        assert checked["effective_rows"] < 45
+        as_heaters += checked["status"] == "drift"
+    assert as_rows >= 20 and as_heaters <= 4, (as_rows, as_heaters)  # of 40 samples
+
+    shifted, shifted_ids = _heater_fleet(30, 8, seed=2, shift=-6.0)  # mains water 6 K colder everywhere
+    assert segment_drift(reference, FEATURE_NAMES, shifted, shifted_ids, CONFIG, 200)["drifted"] == [INLET]

@@ -93,3 +93,42 @@ def test_auc_drop_is_significant_only_with_enough_cases():
     assert drift_stats.auc_drop_p_value(baseline, (0.95, 60, 600)) > 0.5
     # Hanley & McNeil's worked value: AUC 0.5 with equal classes has variance (n_p + n_n + 1) / (12 n_p n_n)
     assert drift_stats.auc_standard_error(0.5, 40, 40) == pytest.approx(math.sqrt(81 / (12 * 1600)))
+
+
+@pytest.mark.parametrize("within_sd", [0.0, 0.5, 3.0])
+def test_effective_rows_is_kishs_design_effect_with_the_anova_icc(within_sd):
+    # 30 heaters × 8 windows; ICC(1) from scipy's one-way ANOVA F: (F − 1) / (F + k − 1), k rows per heater
+    rng = np.random.default_rng(5)
+    heaters = np.repeat(np.arange(30), 8)
+    values = rng.normal(50.0, 1.0, 30)[heaters] + rng.normal(0.0, within_sd, heaters.size)
+
+    found = drift_stats.effective_rows(values, heaters)
+
+    if within_sd == 0.0:  # a heater's setpoint: each heater is one draw
+        assert found == pytest.approx(30)
+        return
+    f = stats.f_oneway(*[values[heaters == h] for h in range(30)]).statistic
+    icc = max((f - 1) / (f + 8 - 1), 0.0)
+    assert found == pytest.approx(values.size / (1 + 7 * icc))
+    assert 30 < found <= values.size
+
+
+def test_effective_rows_of_one_heater_or_unrelated_rows_is_every_row():
+    rng = np.random.default_rng(6)
+    values = rng.normal(size=400)
+    assert drift_stats.effective_rows(values, np.zeros(400, np.int64)) == 400
+    assert drift_stats.effective_rows(values, np.arange(400)) == 400
+    assert drift_stats.effective_rows(np.full(400, 3.0), np.arange(400) % 20) == 400  # no spread: nothing to say
+
+
+def test_effective_rows_shrink_the_ks_and_chi_square_evidence():
+    rng = np.random.default_rng(8)
+    reference, current = rng.normal(size=20_000), rng.normal(0.15, 1.0, 240)
+    as_rows = drift_stats.compare_with_sketch(current, _sketch(reference), reference.size)
+    as_heaters = drift_stats.compare_with_sketch(current, _sketch(reference), 400, current_rows=30)
+    assert as_heaters.ks_statistic == as_rows.ks_statistic
+    assert as_heaters.p_value == pytest.approx(stats.kstwo.sf(as_rows.ks_statistic, round(30 * 400 / 430)))
+    counts, shifted = np.array([500, 500]), np.array([60, 40])
+    scaled = drift_stats.homogeneity_p_value(counts, shifted, (0.5, 0.25))
+    assert scaled == pytest.approx(stats.chi2_contingency(np.array([[250, 250], [15, 10]])).pvalue)
+    assert scaled > drift_stats.homogeneity_p_value(counts, shifted)
