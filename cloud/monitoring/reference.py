@@ -135,7 +135,6 @@ def _segment(
 ) -> dict:
     return {
         "rows": int(values.shape[0]),
-        "devices": int(np.unique(devices).size),
         "features": {
             name: _summary(name, values[:, i], devices, kinds[name], layouts[name] if layouts else None)
             for i, name in enumerate(names)
