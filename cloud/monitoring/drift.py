@@ -481,10 +481,9 @@ def detect_model_drift(
 
     parts = {device_type or ALL: (values, row_devices)}
     if device_type is None:
-        parts |= {
-            kind: (values[row_types == kind], row_devices[row_types == kind])
-            for kind in sorted(set(row_types.tolist()) - {""})
-        }
+        for kind in sorted(set(row_types.tolist()) - {""}):
+            chosen = row_types == kind
+            parts[kind] = (values[chosen], row_devices[chosen])
     segments, findings = {}, _schema_findings(db, reference, start_text, end_text, stored)
     for segment, (segment_values, segment_devices) in parts.items():
         compared_with = segment if segment in reference["segments"] else ALL

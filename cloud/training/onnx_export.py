@@ -15,7 +15,6 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from skl2onnx.common.tree_ensemble import sklearn_threshold
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.pipeline import Pipeline
 
 from shared.release import GoldenVectors, TensorSpec
 
@@ -61,11 +60,11 @@ def _exact_histogram_thresholds(model: onnx.ModelProto, estimator) -> None:
     was refused for a 0.058 probability gap. Each split gets the largest float32 at or below its threshold, as
     skl2onnx already does for the other tree ensembles.
     """
-    booster = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
-    if not isinstance(booster, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+    if not isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
         return
-    # the converter writes the trees' nodes in this order: iteration, then class, then node
-    nodes = [node for predictors in booster._predictors for predictor in predictors for node in predictor.nodes]
+    # the converter writes the trees' nodes in this order: iteration, then class, then node (``_predictors`` is
+    # what skl2onnx itself reads; a layout change fails the length check below, never silently)
+    nodes = [node for predictors in estimator._predictors for predictor in predictors for node in predictor.nodes]
     [ensemble] = [node for node in model.graph.node if node.op_type.startswith("TreeEnsemble")]
     values = next(a for a in ensemble.attribute if a.name == "nodes_values")
     if len(values.floats) != len(nodes):

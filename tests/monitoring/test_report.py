@@ -150,8 +150,8 @@ def test_a_browser_opens_the_page_offline_and_draws_every_chart(report: dict, tm
 
     chromium = shutil.which("chromium")
     assert chromium, "the browser test needs Debian's chromium (apt-get install chromium; .ci/run installs it)"
-    page_file = tmp_path / "report.html"
-    page_file.write_text(render_html(report), encoding="utf-8")
+    page_file, html = tmp_path / "report.html", render_html(report)
+    page_file.write_text(html, encoding="utf-8")
     requested: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
@@ -176,7 +176,7 @@ def test_a_browser_opens_the_page_offline_and_draws_every_chart(report: dict, tm
             browser.close()
 
     assert requested == [page_file.as_uri()]
-    assert len(drawn) == render_html(report).count("<svg") >= 5
+    assert len(drawn) == html.count("<svg") >= 5
     assert all(chart["width"] > 0 and chart["height"] > 0 and chart["shapes"] > 0 for chart in drawn), drawn
     roc = report["models"][0]["summary"][0]["classification"]["any"]["roc_auc"]
     assert math.isclose(float(roc_auc), roc, rel_tol=5e-4)
