@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.canonical import canonical_bytes
+from shared.limits import Sequence
 from shared.signing import key_id, load_public_key_hex, public_key_hex, sign, verify
 from shared.topics import validate_id
 
@@ -92,7 +93,7 @@ class DesiredModel(TargetRef):
 class DirectorSigned(_Doc):
     type: Literal["iotsphere-director"] = DIRECTOR_TYPE
     gateway_id: str
-    sequence: int = Field(ge=1)
+    sequence: Sequence
     issued_at: str
     expires_at: str
     models: dict[str, DesiredModel] = Field(default_factory=dict)

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from shared.limits import Sequence, Sha256Hex
 from shared.topics import Up, validate_id
 
 SCHEMA_VERSION = 1
@@ -180,7 +181,7 @@ class GatewayStatus(Envelope):
     online: bool
     agent_version: str
     models: list[ModelState] = Field(default_factory=list)
-    director_sequence: int | None = None
+    director_sequence: Sequence | None = None
     outbox_depth: int = Field(0, ge=0)
     dropped: dict[str, int] = Field(default_factory=dict)
     health: Literal["ok", "degraded", "offline"] = "ok"
@@ -206,7 +207,10 @@ class GatewayEvent(Envelope):
     kind: EventKind
     model_name: str | None = None
     model_version: str | None = None
-    director_sequence: int | None = None
+    director_sequence: Sequence | None = None
+    #: SHA-256 of the director document the event is about, as the gateway received it: the cloud matches
+    #: events to the documents it issued by this, never by the sequence a forged document can copy
+    document_digest: Sha256Hex | None = None
     rule: str | None = None
     detail: str = Field("", max_length=4000)
 
