@@ -5,9 +5,10 @@ of (id, at, actor, action, target, details, prev_hash). ``verify`` recomputes th
 entry that does not fit. Appends take SQLite's write lock first (``BEGIN IMMEDIATE``), so two writers — the
 API and a CLI command, or two API workers — read the same head and never fork the chain.
 
-What a chain cannot show is the newest entries cut off the end: ``verify`` returns the head (last id and
-hash) so it can be noted elsewhere and compared later. Triggers refuse UPDATE and DELETE on the table, which
-stops mistakes; someone with the file can drop them, and the chain is what then tells.
+What a chain cannot show is the newest entries cut off the end, or a row edited with every hash after it
+recomputed: signed checkpoints of the head (``cloud.audit_checkpoints``) show both. Triggers refuse UPDATE and
+DELETE on the table, which stops mistakes; someone with the file can drop them, and the chain and the
+checkpoints are what then tell.
 
 Details never carry secrets: callers pass ids, hashes and outcomes, not API key tokens, passphrases or comments.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,6 +146,13 @@ class AuditLog:
 
     def verify(self) -> VerifyResult:
         """Walk the chain from the first entry; stop at the first one whose id, link or hash is wrong."""
+        return self.heads(())[0]
+
+    def heads(self, counts: Iterable[int]) -> tuple[VerifyResult, dict[int, str]]:
+        """``verify``, and the head hash after each of ``counts`` entries (0: the genesis hash) that the walk
+        reached: what a checkpoint of that many entries must have signed. One consistent read of the table."""
+        wanted = set(counts)
+        found = {0: GENESIS_HASH} if 0 in wanted else {}
         expected_id, prev_hash, checked = 1, GENESIS_HASH, 0
         for row in self._db.query("SELECT * FROM audit_log ORDER BY id"):
             entry_id = row["id"]
@@ -154,7 +163,7 @@ class AuditLog:
                 )
             except (TypeError, ValueError) as exc:
                 reason = f"entry {entry_id} cannot be read: {exc}"
-                return VerifyResult(False, checked, expected_id - 1 or None, prev_hash, entry_id, reason)
+                return VerifyResult(False, checked, expected_id - 1 or None, prev_hash, entry_id, reason), found
             reason = None
             if entry_id != expected_id:
                 reason = f"entry {entry_id} found where entry {expected_id} belongs: entries are missing or reordered"
@@ -163,10 +172,12 @@ class AuditLog:
             elif row["hash"] != digest:
                 reason = f"entry {entry_id} does not match its hash: it was changed"
             if reason:
-                return VerifyResult(False, checked, expected_id - 1 or None, prev_hash, entry_id, reason)
+                return VerifyResult(False, checked, expected_id - 1 or None, prev_hash, entry_id, reason), found
             expected_id, prev_hash, checked = entry_id + 1, row["hash"], checked + 1
+            if entry_id in wanted:
+                found[entry_id] = prev_hash
         head_id = expected_id - 1 or None
-        return VerifyResult(True, checked, head_id, prev_hash if head_id else None)
+        return VerifyResult(True, checked, head_id, prev_hash if head_id else None), found
 
 
 def cli_actor() -> str:

@@ -1,20 +1,25 @@
-"""``iotsphere admin audit``: read the audit log and check its hash chain on this machine."""
+"""``iotsphere admin audit``: read the audit log, sign checkpoints of it, and verify both on this machine."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import click
 
 from cloud.audit import MAX_LIMIT, AuditLog
+from cloud.audit_checkpoints import AuditCheckpoints, CheckpointExport, CheckpointRefused, report_lines
 from cloud.cli_options import config_from_options, data_dir_option
+from cloud.releases import keystore
 from cloud.storage import open_database
+from shared.atomic_files import atomic_write
+from shared.signing import public_key_hex
 
 
 @click.group("audit")
 def audit() -> None:
-    """The audit log of every mutating action: list entries, verify the hash chain."""
+    """The audit log of every mutating action: list entries, sign checkpoints, verify chain and checkpoints."""
 
 
 @audit.command("list")
@@ -36,19 +41,86 @@ def list_command(limit: int, since_id: int, actor: str | None, action: str | Non
 
 
 @audit.command("verify")
+@click.option(
+    "--checkpoints",
+    "checkpoints_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An exported copy of the checkpoints (export-checkpoints), checked beside the database's own.",
+)
 @data_dir_option
-def verify_command(data_dir: Path | None) -> None:
-    """Recompute the hash chain; exit 1 naming the first broken entry. Note the head to catch truncation later."""
-    db = open_database(config_from_options(data_dir).database_path)
+def verify_command(checkpoints_file: Path | None, data_dir: Path | None) -> None:
+    """Recompute the hash chain and check every signed checkpoint against it; exit 1 naming each failure.
+
+    A checkpoint fails when its signature is not the audit key's, when the log holds fewer entries than it signed
+    (truncation) or when the first COUNT entries no longer hash to the head it signed (a rewrite).
+    """
+    config = config_from_options(data_dir)
+    kept, problems = [], []
     try:
-        result = AuditLog(db).verify()
+        public_key = keystore.audit_public_key(config.keys_dir)
+    except keystore.KeystoreError:
+        public_key = None
+    if checkpoints_file is not None:
+        try:
+            export = CheckpointExport.parse(checkpoints_file.read_bytes(), str(checkpoints_file))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        kept = export.checkpoints
+        if public_key is not None and export.public_key != public_key_hex(public_key):
+            problems.append(
+                f"{checkpoints_file} was signed by audit key {export.public_key[:16]}…, the keystore now holds "
+                f"{public_key_hex(public_key)[:16]}…: its audit.pub was replaced"
+            )
+    db = open_database(config.database_path)
+    try:
+        report = AuditCheckpoints(db).verify(public_key, kept)
     finally:
         db.conn.close()
-    if not result.ok:
-        raise click.ClickException(
-            f"audit log broken at entry {result.broken_id}: {result.reason} ({result.checked} entries before it hold)"
-        )
-    if result.head_id is None:
-        click.echo("The audit log is empty.")
-    else:
-        click.echo(f"{result.checked} entries verified; head #{result.head_id} {result.head_hash}")
+    report = dataclasses.replace(report, problems=problems + report.problems)
+    for line in report_lines(report):
+        click.echo(line, err=not report.ok)
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+@audit.command("checkpoint")
+@data_dir_option
+def checkpoint_command(data_dir: Path | None) -> None:
+    """Sign the log's head now with the audit key (created on first use); refused if the log fails verify."""
+    config = config_from_options(data_dir)
+    try:
+        key = keystore.audit_key(config.keys_dir, keystore.passphrase_from_env_or_prompt())
+    except keystore.KeystoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db = open_database(config.database_path)
+    try:
+        checkpoint = AuditCheckpoints(db).sign(key)
+    except CheckpointRefused as exc:
+        raise click.ClickException(f"not signed, the audit log fails verification: {exc}") from exc
+    finally:
+        db.conn.close()
+    click.echo(
+        f"Signed checkpoint: {checkpoint.count} entries, head {checkpoint.head_hash}, at {checkpoint.at} "
+        f"(audit key {checkpoint.keyid[:16]}…)."
+    )
+
+
+@audit.command("export-checkpoints")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write.")
+@data_dir_option
+def export_checkpoints_command(out: Path, data_dir: Path | None) -> None:
+    """Write every checkpoint and the audit public key to OUT: keep it away from this machine, and check the log
+    against it later with ``verify --checkpoints OUT``."""
+    config = config_from_options(data_dir)
+    try:
+        public_key = keystore.audit_public_key(config.keys_dir)
+    except keystore.KeystoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db = open_database(config.database_path)
+    try:
+        export = AuditCheckpoints(db).export(public_key)
+    finally:
+        db.conn.close()
+    atomic_write(out, export.model_dump_json(indent=1).encode() + b"\n", mode=0o600)
+    click.echo(f"Wrote {len(export.checkpoints)} checkpoint(s) to {out}.")

@@ -20,7 +20,7 @@ admin = lazy_group(
     "admin",
     "Administer API keys and signing keys.",
     {
-        "audit": ("cloud.audit_cli:audit", "The audit log: list entries, verify the hash chain."),
+        "audit": ("cloud.audit_cli:audit", "The audit log: list entries, sign checkpoints, verify them."),
         "create-key": ("cloud.api.cli:create_key_command", "Create an API key for a role (shown once)."),
         "list-keys": ("cloud.api.cli:list_keys_command", "List API keys (never their secrets)."),
         "revoke-key": ("cloud.api.cli:revoke_key_command", "Revoke an API key by its id."),

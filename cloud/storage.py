@@ -562,6 +562,23 @@ def _m14_retraining(db: sqlite_utils.Database) -> None:
     db["feedback"].create_index(["submitted_at"])
 
 
+def _m15_e_audit_checkpoints(db: sqlite_utils.Database) -> None:
+    """Signed checkpoints of the audit log (``cloud.audit_checkpoints``): entry count, head hash, time, signature.
+
+    Append-only like the log itself: the triggers stop mistakes, the signatures and exported copies stop the rest.
+    """
+    db["audit_checkpoints"].create(
+        {"id": int, "count": int, "head_hash": str, "at": str, "keyid": str, "signature": str},
+        pk="id",
+        not_null={"count", "head_hash", "at", "keyid", "signature"},
+    )
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_checkpoints_no_{verb.lower()} BEFORE {verb} ON audit_checkpoints"
+            " BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END"
+        )
+
+
 #: Ordered migrations. Append; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, _m1_initial),
@@ -577,6 +594,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (12, _m12_experiments),
     (13, _m13_rollouts),
     (14, _m14_retraining),
+    (15, _m15_e_audit_checkpoints),
 ]
 
 

@@ -63,6 +63,9 @@ def _workers(config: CloudConfig, ingest: bool, publisher: bool, training: bool,
         from cloud.rollouts.worker import RolloutWorker
 
         workers.append(RolloutWorker(config))
+    from cloud.audit_checkpoints import AuditCheckpointWorker  # always: evidence is not optional
+
+    workers.append(AuditCheckpointWorker(config))
     return workers
 
 
@@ -87,7 +90,8 @@ def serve_command(
     training: bool,
     rollouts: bool,
 ) -> None:
-    """Serve the REST API and TUF repository, with the ingest, director publisher, training and rollout workers.
+    """Serve the REST API and TUF repository, with the ingest, director publisher, training and rollout workers
+    and a signed audit checkpoint every $IOTSPHERE_AUDIT_CHECKPOINT_INTERVAL seconds (default 3600).
 
     Ctrl-C (or SIGTERM) stops the server first, then the workers in reverse order of starting, and exits 0.
     """

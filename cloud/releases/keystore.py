@@ -1,8 +1,11 @@
-"""The signing keys, encrypted at rest: the four TUF roles and the director, one Ed25519 key each.
+"""The signing keys, encrypted at rest: the four TUF roles, the director and the audit log, one Ed25519 key each.
 
 Each key is a PKCS#12 file encrypted with the operator's passphrase under a slow KDF (``shared.signing``), so a copy
 of the data folder alone signs nothing. The passphrase comes from ``IOTSPHERE_KEY_PASSPHRASE`` for
 services and scripts, or from a hidden prompt for a person at a terminal.
+
+The audit key signs checkpoints of the audit log (``cloud.audit_checkpoints``). Its public key is also kept in the
+clear (``audit.pub``), so anyone can verify checkpoints without the passphrase.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from cloud.config import PASSPHRASE_ENV
@@ -22,6 +25,7 @@ from shared.signing import (
     encrypt_private_key,
     generate_private_key,
     key_id,
+    load_public_key_hex,
     public_key_hex,
 )
 
@@ -29,7 +33,10 @@ from shared.signing import (
 TUF_ROLES = ("root", "targets", "snapshot", "timestamp")
 #: the director key signs per-gateway desired state (Uptane's second repository)
 DIRECTOR = "director"
+#: the keys ``admin rotate-key`` replaces (gateways follow them through TUF)
 KEY_NAMES = (*TUF_ROLES, DIRECTOR)
+#: signs the audit log's checkpoints; gateways never see it
+AUDIT = "audit"
 
 
 class KeystoreError(Exception):
@@ -64,7 +71,7 @@ def tuf_public_key(key: Ed25519PrivateKey) -> SSlibKey:
 
 
 def key_info(name: str, key: Ed25519PrivateKey) -> KeyInfo:
-    keyid = key_id(key) if name == DIRECTOR else tuf_public_key(key).keyid
+    keyid = tuf_public_key(key).keyid if name in TUF_ROLES else key_id(key)
     return KeyInfo(name=name, keyid=keyid, public_key_hex=public_key_hex(key))
 
 
@@ -84,10 +91,53 @@ def create_keys(keys_dir: Path, passphrase: str) -> dict[str, Ed25519PrivateKey]
         raise KeystoreError(f"signing keys already exist in {keys_dir}")
     keys_dir.mkdir(parents=True, exist_ok=True)
     keys_dir.chmod(0o700)
-    keys = {name: generate_private_key() for name in KEY_NAMES}
+    keys = {name: generate_private_key() for name in (*KEY_NAMES, AUDIT)}
     for name, key in keys.items():
         atomic_write(key_path(keys_dir, name), encrypt_private_key(key, passphrase.encode(), name), mode=0o600)
+    atomic_write(audit_public_key_path(keys_dir), public_key_hex(keys[AUDIT]).encode(), mode=0o600)
     return keys
+
+
+def audit_public_key_path(keys_dir: Path) -> Path:
+    return keys_dir / f"{AUDIT}.pub"
+
+
+def audit_key(keys_dir: Path, passphrase: str) -> Ed25519PrivateKey:
+    """The audit key, created (encrypted, with its ``audit.pub``) in a keystore made before it existed.
+
+    Two processes creating it at once agree on one key: each links its file into place and the loser reads the
+    winner's. A passphrase that does not open the other keys is refused before anything is created.
+    """
+    path = key_path(keys_dir, AUDIT)
+    if not path.exists():
+        load_private_key(keys_dir, DIRECTOR, passphrase)  # the keystore exists and this is its passphrase
+        staged = path.with_name(f".{AUDIT}.p12.{os.getpid()}.new")
+        atomic_write(staged, encrypt_private_key(generate_private_key(), passphrase.encode(), AUDIT), mode=0o600)
+        try:
+            os.link(staged, path)
+        except FileExistsError:
+            pass  # another process created it first: use that one
+        finally:
+            staged.unlink()
+        fsync_directory(keys_dir)
+    key = load_private_key(keys_dir, AUDIT, passphrase)
+    public = audit_public_key_path(keys_dir)
+    if not public.exists() or public.read_text().strip() != public_key_hex(key):
+        atomic_write(public, public_key_hex(key).encode(), mode=0o600)
+    return key
+
+
+def audit_public_key(keys_dir: Path) -> Ed25519PublicKey:
+    """The key checkpoints are verified with; no passphrase needed."""
+    path = audit_public_key_path(keys_dir)
+    try:
+        return load_public_key_hex(path.read_text().strip())
+    except FileNotFoundError:
+        raise KeystoreError(
+            f"no audit key at {path}: run `iotsphere admin audit checkpoint` (with the key passphrase) to create it"
+        ) from None
+    except ValueError as exc:
+        raise KeystoreError(f"{path} is not an Ed25519 public key in hex: {exc}") from exc
 
 
 def stage_key(keys_dir: Path, name: str, key: Ed25519PrivateKey, passphrase: str) -> Path:

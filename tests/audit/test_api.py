@@ -90,6 +90,8 @@ def test_admins_list_filter_and_verify_the_log(
         "head_hash": everything.json()[-1]["hash"],
         "broken_id": None,
         "reason": None,
+        "checkpoints": 0,
+        "problems": [],
     }
     assert operator.status_code == 403
     conn = sqlite3.connect(config.database_path)

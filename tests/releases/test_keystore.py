@@ -17,7 +17,7 @@ from tests.releases.conftest import PASSPHRASE
 def test_every_key_is_stored_encrypted_and_private(tmp_path):
     keys_dir = tmp_path / "keys"
     keys = keystore.create_keys(keys_dir, PASSPHRASE)
-    assert set(keys) == {"root", "targets", "snapshot", "timestamp", "director"}
+    assert set(keys) == {"root", "targets", "snapshot", "timestamp", "director", "audit"}
     assert stat.S_IMODE(keys_dir.stat().st_mode) == 0o700
     for name, key in keys.items():
         path = keystore.key_path(keys_dir, name)

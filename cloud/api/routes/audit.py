@@ -1,11 +1,13 @@
-"""The audit log for admins: who changed what, and whether the hash chain still holds."""
+"""The audit log for admins: who changed what, whether the hash chain and its signed checkpoints still hold."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict
 
 from cloud.api.auth import require_role
@@ -13,6 +15,9 @@ from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
 from cloud.audit import MAX_LIMIT, AuditLog
+from cloud.audit_checkpoints import AuditCheckpoints, Checkpoint, CheckpointExport, CheckpointRefused
+from cloud.config import PASSPHRASE_ENV
+from cloud.releases import keystore
 
 router = APIRouter(
     prefix="/api/audit",
@@ -59,7 +64,8 @@ class AuditEntryOut(BaseModel):
 
 
 class VerifyOut(BaseModel):
-    """``ok`` false names the first entry that breaks the chain; the head is the last entry that holds."""
+    """``ok`` false names the first entry that breaks the chain, or the ``problems`` of its checkpoints; the head is
+    the last entry that holds."""
 
     ok: bool
     checked: int
@@ -67,11 +73,37 @@ class VerifyOut(BaseModel):
     head_hash: str | None
     broken_id: int | None
     reason: str | None
+    #: signed checkpoints checked (``admin audit checkpoint``, or ``cloud serve`` on its schedule)
+    checkpoints: int
+    #: each way the log fails its checkpoints: truncated, rewritten, a signature not the audit key's
+    problems: list[str]
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"ok": True, "checked": 42, "head_id": 42, "head_hash": _HASH, "broken_id": None, "reason": None},
+                {
+                    "ok": True,
+                    "checked": 42,
+                    "head_id": 42,
+                    "head_hash": _HASH,
+                    "broken_id": None,
+                    "reason": None,
+                    "checkpoints": 3,
+                    "problems": [],
+                },
+                {
+                    "ok": False,
+                    "checked": 40,
+                    "head_id": 40,
+                    "head_hash": _HASH,
+                    "broken_id": None,
+                    "reason": None,
+                    "checkpoints": 3,
+                    "problems": [
+                        "the log was truncated: the checkpoint of 2026-02-06T11:00:00.000000Z (42 entries) signed "
+                        "42 entries, the log now has 40"
+                    ],
+                },
                 {
                     "ok": False,
                     "checked": 6,
@@ -79,6 +111,8 @@ class VerifyOut(BaseModel):
                     "head_hash": _HASH,
                     "broken_id": 7,
                     "reason": "entry 7 does not match its hash: it was changed",
+                    "checkpoints": 0,
+                    "problems": [],
                 },
             ]
         }
@@ -98,6 +132,39 @@ def list_entries(
 
 
 @router.get("/verify", response_model=VerifyOut)
-def verify(db: Database) -> VerifyOut:
-    """Recompute the hash chain; note ``head_hash`` somewhere else to catch entries cut off the end later."""
-    return VerifyOut(**asdict(AuditLog(db).verify()))
+def verify(db: Database, request: Request) -> VerifyOut:
+    """Recompute the hash chain and check every signed checkpoint against it: ``ok`` only if both hold."""
+    report = AuditCheckpoints(db).verify(_public_key(request))
+    return VerifyOut(**{**asdict(report.chain), "ok": report.ok}, checkpoints=report.checked, problems=report.problems)
+
+
+@router.post("/checkpoints", response_model=Checkpoint, responses=error_responses(409))
+def sign_checkpoint(db: Database, request: Request) -> Checkpoint:
+    """Sign the log's head now with the audit key; 409 if the log fails verification (nothing is signed)."""
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if not passphrase:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the API cannot sign: set {PASSPHRASE_ENV}")
+    try:
+        key = keystore.audit_key(request.app.state.config.keys_dir, passphrase)
+    except keystore.KeystoreError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+    try:
+        return AuditCheckpoints(db).sign(key)
+    except CheckpointRefused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"not signed, the audit log fails: {exc}") from exc
+
+
+@router.get("/checkpoints", response_model=CheckpointExport, responses=error_responses(404))
+def export_checkpoints(db: Database, request: Request) -> CheckpointExport:
+    """Every checkpoint and the audit public key: keep a copy elsewhere, check it with ``admin audit verify``."""
+    public_key = _public_key(request)
+    if public_key is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no audit key yet: sign a checkpoint first")
+    return AuditCheckpoints(db).export(public_key)
+
+
+def _public_key(request: Request) -> Ed25519PublicKey | None:
+    try:
+        return keystore.audit_public_key(request.app.state.config.keys_dir)
+    except keystore.KeystoreError:
+        return None

@@ -1,0 +1,236 @@
+"""Signed checkpoints of the audit log, as Certificate Transparency's signed tree heads.
+
+The hash chain (``cloud.audit``) shows an entry changed or removed in the middle, but not the newest entries cut
+off its end, nor a row edited with every hash after it recomputed: both leave a chain that holds. A checkpoint is
+the cloud's signature, with the keystore's audit key, over the number of entries and the hash of the last one at
+a time. Whoever later removes or changes any of those entries changes the head at that count, and without the
+key cannot sign a checkpoint that hides it. ``cloud serve`` signs one on a schedule, admins on demand.
+
+Checkpoints live in the database (``audit_checkpoints``, append-only) and can be exported to a file kept
+elsewhere: someone holding the data folder can cut the checkpoint table along with the log, but not a copy
+they cannot reach. ``verify`` takes such a copy beside the table's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlite_utils
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cloud.audit import AuditLog, VerifyResult
+from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.releases import keystore
+from cloud.storage import iso
+from cloud.workers import PeriodicWorker
+from shared.canonical import canonical_bytes
+from shared.signing import key_id, public_key_hex, sign, verify
+from shared.strict_json import loads as strict_loads
+
+log = logging.getLogger(__name__)
+
+#: names what a checkpoint signature covers, so it can never pass for a signature over anything else
+CHECKPOINT_TYPE = "iotsphere.audit-checkpoint"
+EXPORT_TYPE = "iotsphere.audit-checkpoints"
+_HEX64 = r"^[0-9a-f]{64}$"
+
+
+class CheckpointRefused(Exception):
+    """The log does not verify, so no checkpoint is signed: signing it would vouch for the tampering."""
+
+
+class Checkpoint(BaseModel):
+    """One signed head: ``count`` entries whose last one hashes to ``head_hash``, at time ``at``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    count: int = Field(ge=0, le=2**63 - 1)
+    head_hash: str = Field(pattern=_HEX64)
+    at: str = Field(max_length=40)
+    keyid: str = Field(pattern=_HEX64)
+    signature: str = Field(max_length=200)
+
+    def signed_bytes(self) -> bytes:
+        body = {"type": CHECKPOINT_TYPE, "count": self.count, "head_hash": self.head_hash, "at": self.at}
+        return canonical_bytes({**body, "keyid": self.keyid})
+
+    def describe(self) -> str:
+        return f"the checkpoint of {self.at} ({self.count} entries)"
+
+
+class CheckpointExport(BaseModel):
+    """The exported file: every checkpoint and the public key that signed them, enough to verify elsewhere."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(EXPORT_TYPE, pattern=f"^{EXPORT_TYPE}$")
+    public_key: str = Field(pattern=_HEX64)
+    checkpoints: list[Checkpoint]
+
+    @classmethod
+    def parse(cls, data: bytes, source: str) -> CheckpointExport:
+        """Raise ValueError naming ``source`` for anything but an export of this module."""
+        try:
+            return cls.model_validate(strict_loads(data))
+        except (ValidationError, ValueError) as exc:
+            raise ValueError(f"{source} is not an export of audit checkpoints: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class CheckpointReport:
+    """The chain's own verdict, how many checkpoints were checked, and every way the log fails them."""
+
+    chain: VerifyResult
+    checked: int
+    newest: Checkpoint | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and not self.problems
+
+
+def _row(checkpoint: Checkpoint) -> tuple:
+    return (checkpoint.count, checkpoint.head_hash, checkpoint.at, checkpoint.keyid, checkpoint.signature)
+
+
+class AuditCheckpoints:
+    """The ``audit_checkpoints`` table (migration 15): sign, list, verify the log against them."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self._db = db
+
+    def all(self) -> list[Checkpoint]:
+        rows = self._db.query("SELECT count, head_hash, at, keyid, signature FROM audit_checkpoints ORDER BY id")
+        return [Checkpoint(**row) for row in rows]
+
+    def sign(self, key: Ed25519PrivateKey, now: datetime | None = None) -> Checkpoint:
+        """Check the log against every checkpoint so far, then sign its head; ``CheckpointRefused`` if it fails."""
+        report = self.verify(key.public_key())
+        if not report.ok:
+            raise CheckpointRefused("; ".join(_reasons(report)))
+        unsigned = Checkpoint(
+            count=report.chain.checked,
+            head_hash=report.chain.head_hash or "0" * 64,
+            at=iso(now or datetime.now(UTC)),
+            keyid=key_id(key),
+            signature="",
+        )
+        checkpoint = unsigned.model_copy(update={"signature": sign(key, unsigned.signed_bytes())})
+        with self._db.conn:
+            self._db.conn.execute(
+                "INSERT INTO audit_checkpoints (count, head_hash, at, keyid, signature) VALUES (?,?,?,?,?)",
+                _row(checkpoint),
+            )
+        return checkpoint
+
+    def export(self, public_key: Ed25519PublicKey) -> CheckpointExport:
+        return CheckpointExport(public_key=public_key_hex(public_key), checkpoints=self.all())
+
+    def verify(self, public_key: Ed25519PublicKey | None, kept: Sequence[Checkpoint] = ()) -> CheckpointReport:
+        """The chain, then each checkpoint (the table's and ``kept``, an exported copy): signed by the audit key,
+        and the log's head after that many entries still what it signed. ``public_key`` None: no audit key yet."""
+        stored = self.all()
+        missing = [c for c in dict.fromkeys(kept) if c not in set(stored)]
+        checkpoints = sorted({*stored, *missing}, key=lambda c: (c.count, c.at))
+        chain, heads = AuditLog(self._db).heads(c.count for c in checkpoints)
+        problems = []
+        if missing:
+            problems.append(
+                f"{len(missing)} checkpoint(s) of the exported copy are missing from the database, the newest "
+                f"{max(missing, key=lambda c: c.at).describe()}: the checkpoint table was cut"
+            )
+        problems += _signature_problems(checkpoints, public_key)
+        for checkpoint in checkpoints:
+            head = heads.get(checkpoint.count)
+            if head is None and chain.ok:
+                problems.append(
+                    f"the log was truncated: {checkpoint.describe()} signed {checkpoint.count} entries, "
+                    f"the log now has {chain.checked}"
+                )
+            elif head is not None and head != checkpoint.head_hash:
+                problems.append(
+                    f"entries up to #{checkpoint.count} were rewritten: they no longer hash to the head "
+                    f"{checkpoint.describe()} signed ({checkpoint.head_hash[:16]}…, now {head[:16]}…)"
+                )
+        newest = max(checkpoints, key=lambda c: c.at) if checkpoints else None
+        return CheckpointReport(chain, len(checkpoints), newest, problems)
+
+
+def _signature_problems(checkpoints: Iterable[Checkpoint], public_key: Ed25519PublicKey | None) -> list[str]:
+    checkpoints = list(checkpoints)
+    if not checkpoints:
+        return []
+    if public_key is None:
+        return [f"{len(checkpoints)} checkpoint(s) cannot be checked: there is no audit public key"]
+    expected = key_id(public_key)
+    return [
+        f"{c.describe()} is not signed by the audit key {expected[:16]}… (signer {c.keyid[:16]}…): forged or altered"
+        for c in checkpoints
+        if c.keyid != expected or not verify(public_key, c.signed_bytes(), c.signature)
+    ]
+
+
+def _reasons(report: CheckpointReport) -> list[str]:
+    chain = [] if report.chain.ok else [f"audit log broken at entry {report.chain.broken_id}: {report.chain.reason}"]
+    return chain + report.problems
+
+
+def report_lines(report: CheckpointReport) -> list[str]:
+    """What ``admin audit verify`` says: every failure first, else what holds."""
+    if not report.ok:
+        return _reasons(report)
+    chain = report.chain
+    lines = [
+        "The audit log is empty."
+        if chain.head_id is None
+        else f"{chain.checked} entries verified; head #{chain.head_id} {chain.head_hash}"
+    ]
+    if report.newest is None:
+        lines.append("No signed checkpoint yet: `iotsphere admin audit checkpoint` signs one.")
+    else:
+        lines.append(f"{report.checked} signed checkpoint(s) hold; the newest is {report.newest.describe()}.")
+    return lines
+
+
+class AuditCheckpointWorker(PeriodicWorker):
+    """Signs a checkpoint when ``cloud serve`` starts and every ``CloudConfig.audit_checkpoint_interval_s``.
+
+    Needs the key passphrase (``IOTSPHERE_KEY_PASSPHRASE``); without it, or before ``cloud init``, it stays idle
+    and says so. A log that fails its checks is logged as an error at every pass and never signed.
+    """
+
+    name = "audit-checkpoints"
+
+    def __init__(self, config: CloudConfig, passphrase: str | None = None, interval: float | None = None):
+        super().__init__(config, config.audit_checkpoint_interval_s if interval is None else interval)
+        if self.interval <= 0:
+            raise ValueError("the audit checkpoint interval must be positive")
+        self.passphrase = passphrase or os.environ.get(PASSPHRASE_ENV)
+        self._key: Ed25519PrivateKey | None = None
+
+    def ready(self) -> bool:
+        """Load (or create) the audit key up front: a wrong passphrase stops ``cloud serve`` here, clearly."""
+        if not self.passphrase:
+            log.warning("no %s: the audit log gets no signed checkpoints", PASSPHRASE_ENV)
+            return False
+        if not keystore.keys_exist(self.config.keys_dir):
+            log.warning("no signing keys yet (`iotsphere cloud init`): the audit log gets no signed checkpoints")
+            return False
+        self._key = keystore.audit_key(self.config.keys_dir, self.passphrase)
+        return True
+
+    def step(self, db: sqlite_utils.Database) -> bool:
+        assert self._key is not None
+        try:
+            checkpoint = AuditCheckpoints(db).sign(self._key)
+        except CheckpointRefused as exc:
+            log.error("audit log NOT checkpointed, it fails verification: %s", exc)
+        else:
+            log.info("audit checkpoint signed: %d entries, head %s", checkpoint.count, checkpoint.head_hash)
+        return False

@@ -1,0 +1,240 @@
+"""Signed checkpoints catch what the hash chain alone cannot: truncation, and a rewrite with every hash recomputed.
+
+Everything runs on a real SQLite file through the real ``iotsphere admin audit`` commands; tampering is done the
+way someone holding the file would do it, with sqlite3, triggers dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlite_utils
+from click.testing import CliRunner, Result
+
+from cloud.api.roles import Role
+from cloud.audit import GENESIS_HASH, AuditLog, entry_hash
+from cloud.audit_checkpoints import AuditCheckpoints, AuditCheckpointWorker, Checkpoint
+from cloud.cli import main
+from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.releases import keystore
+from shared.signing import generate_private_key, key_id, sign
+from tests.api.conftest import auth
+
+PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.fixture
+def keyed(config: CloudConfig) -> CloudConfig:
+    keystore.create_keys(config.keys_dir, PASSPHRASE)
+    return config
+
+
+def _run(config: CloudConfig, *args: str) -> Result:
+    return CliRunner().invoke(main, [*args, "--data-dir", str(config.data_dir)], env={PASSPHRASE_ENV: PASSPHRASE})
+
+
+def _record(db: sqlite_utils.Database, count: int) -> None:
+    log = AuditLog(db)
+    for n in range(count):
+        log.record("cli:test", "models.promote", f"model/{n}", {"n": n})
+
+
+def _checkpoint(config: CloudConfig) -> None:
+    result = _run(config, "admin", "audit", "checkpoint")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Signed checkpoint: ")
+
+
+def _tamper(config: CloudConfig, *statements: str) -> None:
+    conn = sqlite3.connect(config.database_path)
+    with conn:
+        for trigger in ("audit_log_no_update", "audit_log_no_delete", "audit_checkpoints_no_delete"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        for statement in statements:
+            conn.execute(statement)
+    conn.close()
+
+
+def _rewrite_from(config: CloudConfig, entry_id: int, target: str) -> None:
+    """Change one entry's target and recompute its hash and every hash after it: the chain holds again."""
+    conn = sqlite3.connect(config.database_path)
+    conn.row_factory = sqlite3.Row
+    with conn:
+        conn.execute("DROP TRIGGER audit_log_no_update")
+        conn.execute("UPDATE audit_log SET target = ? WHERE id = ?", (target, entry_id))
+        prev = conn.execute("SELECT hash FROM audit_log WHERE id = ?", (entry_id - 1,)).fetchone()
+        prev_hash = prev["hash"] if prev else GENESIS_HASH
+        for row in conn.execute("SELECT * FROM audit_log WHERE id >= ? ORDER BY id", (entry_id,)).fetchall():
+            details = json.loads(row["details_json"])
+            digest = entry_hash(row["id"], row["at"], row["actor"], row["action"], row["target"], details, prev_hash)
+            conn.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?", (prev_hash, digest, row["id"]))
+            prev_hash = digest
+    conn.close()
+
+
+def test_a_clean_log_with_checkpoints_verifies(keyed: CloudConfig, db: sqlite_utils.Database) -> None:
+    _record(db, 5)
+    _checkpoint(keyed)
+    _record(db, 2)
+    _checkpoint(keyed)
+
+    result = _run(keyed, "admin", "audit", "verify")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("7 entries verified; head #7 ")
+    assert "2 signed checkpoint(s) hold; the newest is the checkpoint of " in result.output
+
+
+def test_deleting_the_newest_entries_fails_verify(keyed: CloudConfig, db: sqlite_utils.Database) -> None:
+    _record(db, 6)
+    _checkpoint(keyed)
+    _tamper(keyed, "DELETE FROM audit_log WHERE id > 4")
+
+    result = _run(keyed, "admin", "audit", "verify")
+
+    assert AuditLog(db).verify().ok  # the chain alone still holds: this is what checkpoints are for
+    assert result.exit_code == 1
+    assert "the log was truncated: the checkpoint of " in result.output
+    assert "(6 entries) signed 6 entries, the log now has 4" in result.output
+
+
+def test_editing_a_row_and_recomputing_every_hash_after_it_fails_verify(
+    keyed: CloudConfig, db: sqlite_utils.Database
+) -> None:
+    _record(db, 3)
+    _checkpoint(keyed)
+    _record(db, 3)
+    _checkpoint(keyed)
+    _rewrite_from(keyed, 2, "model/innocent")
+
+    result = _run(keyed, "admin", "audit", "verify")
+    refused = _run(keyed, "admin", "audit", "checkpoint")
+
+    assert AuditLog(db).verify().ok  # the recomputed chain holds on its own
+    assert result.exit_code == 1
+    assert result.output.count("were rewritten: they no longer hash to the head") == 2
+    assert "entries up to #3 were rewritten" in result.output
+    assert refused.exit_code == 1 and "not signed, the audit log fails verification" in refused.output
+    assert len(AuditCheckpoints(db).all()) == 2  # the tampered log was not blessed
+
+
+def test_an_exported_copy_catches_truncation_of_both_entries_and_checkpoints(
+    keyed: CloudConfig, db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    _record(db, 3)
+    _checkpoint(keyed)
+    _record(db, 3)
+    _checkpoint(keyed)
+    exported = tmp_path / "elsewhere" / "checkpoints.json"
+    export = _run(keyed, "admin", "audit", "export-checkpoints", "--out", str(exported))
+    _tamper(keyed, "DELETE FROM audit_log WHERE id > 3", "DELETE FROM audit_checkpoints WHERE count > 3")
+
+    database_only = _run(keyed, "admin", "audit", "verify")
+    with_copy = _run(keyed, "admin", "audit", "verify", "--checkpoints", str(exported))
+
+    assert export.exit_code == 0 and export.output == f"Wrote 2 checkpoint(s) to {exported}.\n"
+    assert exported.stat().st_mode & 0o077 == 0
+    assert database_only.exit_code == 0, database_only.output  # what is left is consistent
+    assert with_copy.exit_code == 1
+    assert "1 checkpoint(s) of the exported copy are missing from the database" in with_copy.output
+    assert "(6 entries) signed 6 entries, the log now has 3" in with_copy.output
+
+
+def test_a_checkpoint_not_signed_by_the_audit_key_fails(keyed: CloudConfig, db: sqlite_utils.Database) -> None:
+    _record(db, 2)
+    _checkpoint(keyed)
+    _tamper(keyed, "DELETE FROM audit_log WHERE id = 2", "DELETE FROM audit_checkpoints")
+    forger = generate_private_key()
+    head = AuditLog(db).verify()
+    forged = Checkpoint(
+        count=1, head_hash=head.head_hash, at="2030-01-01T00:00:00.000000Z", keyid=key_id(forger), signature=""
+    )
+    forged = forged.model_copy(update={"signature": sign(forger, forged.signed_bytes())})
+    db.conn.execute(
+        "INSERT INTO audit_checkpoints (count, head_hash, at, keyid, signature) VALUES (?,?,?,?,?)",
+        (forged.count, forged.head_hash, forged.at, forged.keyid, forged.signature),
+    )
+    db.conn.commit()
+
+    result = _run(keyed, "admin", "audit", "verify")
+
+    assert result.exit_code == 1
+    assert "(1 entries) is not signed by the audit key" in result.output
+
+
+def test_an_exported_file_that_is_not_one_is_a_clear_error(keyed: CloudConfig, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"type": "something else"}')
+
+    result = _run(keyed, "admin", "audit", "verify", "--checkpoints", str(junk))
+
+    assert result.exit_code == 1
+    assert f"{junk} is not an export of audit checkpoints" in result.output
+
+
+def test_a_keystore_made_before_the_audit_key_gets_one_and_a_wrong_passphrase_none(
+    keyed: CloudConfig, db: sqlite_utils.Database
+) -> None:
+    for path in (keystore.key_path(keyed.keys_dir, keystore.AUDIT), keystore.audit_public_key_path(keyed.keys_dir)):
+        path.unlink()
+
+    wrong = CliRunner().invoke(
+        main, ["admin", "audit", "checkpoint", "--data-dir", str(keyed.data_dir)], env={PASSPHRASE_ENV: "wrong"}
+    )
+    assert wrong.exit_code == 1 and "wrong passphrase" in wrong.output
+    assert not keystore.key_path(keyed.keys_dir, keystore.AUDIT).exists()
+
+    _checkpoint(keyed)
+    key = keystore.load_private_key(keyed.keys_dir, keystore.AUDIT, PASSPHRASE)
+    assert keystore.audit_public_key(keyed.keys_dir) == key.public_key()
+    assert key.private_bytes_raw() not in keystore.key_path(keyed.keys_dir, keystore.AUDIT).read_bytes()
+
+
+def test_the_serve_worker_signs_on_start_and_stays_idle_without_a_passphrase(
+    keyed: CloudConfig, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _record(db, 4)
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    assert not AuditCheckpointWorker(keyed).ready()
+
+    worker = AuditCheckpointWorker(keyed, passphrase=PASSPHRASE, interval=3600)
+    with pytest.raises(keystore.WrongPassphrase):
+        AuditCheckpointWorker(keyed, passphrase="wrong").ready()
+    assert worker.ready()
+    worker.step(db)
+
+    [checkpoint] = AuditCheckpoints(db).all()
+    assert (checkpoint.count, checkpoint.head_hash) == (4, AuditLog(db).verify().head_hash)
+
+
+def test_admins_sign_export_and_verify_checkpoints_over_http(
+    keyed: CloudConfig,
+    db: sqlite_utils.Database,
+    http: httpx.Client,
+    tokens: dict[Role, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin = auth(tokens[Role.ADMIN])
+    _record(db, 3)
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    unsigned = http.post("/api/audit/checkpoints", headers=admin)
+    monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE)
+
+    entries = AuditLog(db).verify().checked  # with the keys' own entries, if key creation is audited
+    signed = http.post("/api/audit/checkpoints", headers=admin)
+    operator = http.post("/api/audit/checkpoints", headers=auth(tokens[Role.OPERATOR]))
+    exported = http.get("/api/audit/checkpoints", headers=admin)
+    _tamper(keyed, f"DELETE FROM audit_log WHERE id > {entries - 1}")
+    verified = http.get("/api/audit/verify", headers=admin).json()
+
+    assert unsigned.status_code == 503 and PASSPHRASE_ENV in unsigned.json()["detail"]
+    assert signed.status_code == 200 and signed.json()["count"] == entries
+    assert operator.status_code == 403
+    assert exported.json()["checkpoints"] == [signed.json()]
+    assert exported.json()["public_key"] == keystore.audit_public_key_path(keyed.keys_dir).read_text()
+    assert (verified["ok"], verified["checkpoints"]) == (False, 1)
+    assert f"signed {entries} entries, the log now has {entries - 1}" in verified["problems"][0]
