@@ -54,6 +54,7 @@ def lazy_group(name: str, help_text: str, commands: dict[str, tuple[str, str]]) 
         "train": ("cloud.pipeline.cli:train", "Training runs, schedules and evaluations (champion/challenger gate)."),
         "drift": ("cloud.monitoring.drift_cli:drift", "Drift checks of model versions: check now, history."),
         "deployments": ("cloud.deployments_cli:deployments", "Per-gateway deployment state: list, show, overdue."),
+        "dead-letters": ("cloud.dead_letters_cli:dead_letters_command", "What ingest could not store, and why."),
         "monitor": ("cloud.monitoring.cli:monitor", "Model performance from outcomes, and reports (JSON or HTML)."),
         "experiments": ("cloud.experiments.cli:experiments", "A/B tests: create, start, status, stop, conclude, list."),
         "rollouts": ("cloud.rollouts.cli:rollouts", "Staged rollouts: canary, then the rest; halt and roll back."),

@@ -6,8 +6,8 @@ the keys folder of their ``CloudConfig``; the ingest writer has only a SQLite co
 ``cipher_for_database`` finds the folder from the database file the same way ``CloudConfig`` places both
 (``<data_dir>/iotsphere.db`` and ``<data_dir>/keys``).
 
-Ciphertext is stored as text prefixed ``fernet:``; a value without the prefix was written before encryption
-existed and is returned as it is.
+Ciphertext is stored as text (or, for bytes, a blob) prefixed ``fernet:``; a value without the prefix was written
+before encryption existed and is returned as it is.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ from cloud.config import CloudConfig
 KEY_ENV = "IOTSPHERE_FIELD_KEY"
 KEY_FILE = "field-encryption.key"
 _PREFIX = "fernet:"
+
+
+def is_encrypted(stored: bytes) -> bool:
+    """Whether ``stored`` is what ``encrypt_bytes`` wrote, rather than bytes kept before encryption existed."""
+    return stored.startswith(_PREFIX.encode("ascii"))
 
 
 class FieldKeyError(RuntimeError):
@@ -56,6 +61,19 @@ class FieldCipher:
             return self._fernet.decrypt(stored.removeprefix(_PREFIX).encode("ascii")).decode("utf-8")
         except InvalidToken as exc:
             raise FieldKeyError("a stored field does not decrypt with the current field key") from exc
+
+    def encrypt_bytes(self, data: bytes) -> bytes:
+        """Bytes kept whole but unreadable without the key (a dead letter's payload: any bytes a gateway sent)."""
+        return _PREFIX.encode("ascii") + self._fernet.encrypt(data)
+
+    def decrypt_bytes(self, stored: bytes) -> bytes:
+        """``encrypt_bytes`` undone; bytes stored before encryption (no prefix) come back as they are."""
+        if not is_encrypted(stored):
+            return stored
+        try:
+            return self._fernet.decrypt(stored.removeprefix(_PREFIX.encode("ascii")))
+        except InvalidToken as exc:
+            raise FieldKeyError("a stored value does not decrypt with the current field key") from exc
 
     def fingerprint(self, *parts: str) -> str:
         """A keyed digest of ``parts``: equal inputs match (idempotency) without storing them in the clear."""

@@ -579,6 +579,28 @@ def _m15_e_audit_checkpoints(db: sqlite_utils.Database) -> None:
         )
 
 
+def _m20_e_dead_letters_encrypted(db: sqlite_utils.Database) -> None:
+    """Dead-letter payloads encrypted at rest (``cloud.dead_letters``): those stored before, in plain text (a refused
+    outcome's technician notes among them), are encrypted in place, a chunk at a time. ``secure_delete`` zeroes the
+    plain text's old space in the file instead of leaving it in free pages."""
+    from cloud.crypto_fields import cipher_for_database, is_encrypted
+
+    db.execute("PRAGMA secure_delete = ON")
+    last_id, cipher = 0, None
+    while chunk := db.execute(
+        "SELECT id, payload FROM dead_letters WHERE id > ? ORDER BY id LIMIT 500", [last_id]
+    ).fetchall():
+        last_id = chunk[-1][0]
+        plain = [(row_id, p if isinstance(p, bytes) else (p or "").encode()) for row_id, p in chunk]
+        plain = [(row_id, payload) for row_id, payload in plain if not is_encrypted(payload)]
+        if plain:
+            cipher = cipher or cipher_for_database(db.conn)
+            db.conn.executemany(
+                "UPDATE dead_letters SET payload = ? WHERE id = ?",
+                [(cipher.encrypt_bytes(payload), row_id) for row_id, payload in plain],
+            )
+
+
 #: Ordered migrations. Append; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, _m1_initial),
@@ -595,6 +617,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (13, _m13_rollouts),
     (14, _m14_retraining),
     (15, _m15_e_audit_checkpoints),
+    (20, _m20_e_dead_letters_encrypted),
 ]
 
 

@@ -19,6 +19,7 @@ from itertools import chain
 
 import pydantic_core
 
+from cloud import dead_letters
 from cloud.crypto_fields import cipher_for_database
 from cloud.ingest import feature_codec
 from cloud.ingest.decode import Accepted
@@ -30,7 +31,7 @@ from shared.topics import Up
 _SQL = {
     "known": "SELECT msg_id FROM ingested_messages WHERE msg_id IN (SELECT value FROM json_each(?))",
     "ingested": "INSERT OR IGNORE INTO ingested_messages (msg_id, channel, gateway_id, received_at) VALUES (?,?,?,?)",
-    "dead_letter": "INSERT INTO dead_letters (topic, payload, reason, received_at) VALUES (?,?,?,?)",
+    "dead_letter": dead_letters.INSERT,
     "feature_set": "INSERT OR IGNORE INTO feature_sets (version, names_json) VALUES (?,?)",
     # one statement per message of many rows: SQLite cuts the rows out of the packed values and the
     # [device_id, window_end] pairs itself, in C, instead of Python building and binding a tuple per row
@@ -226,7 +227,8 @@ def write_batch(
     """Store the batch in one transaction (``BEGIN IMMEDIATE``: no lock upgrade can fail halfway); raise on error."""
     received = iso(received_at)
     rows = _Rows(received, conn)
-    rows.tables["dead_letter"] = [(d.topic, d.payload, d.reason, received) for d in rejected]
+    # payloads encrypted at rest: a refused outcome still carries its technician's notes
+    rows.tables["dead_letter"] = dead_letters.sealed(conn, [(d.topic, d.payload, d.reason, received) for d in rejected])
     conn.execute("BEGIN IMMEDIATE")
     try:
         ids = json.dumps([a.message.msg_id for a in accepted])

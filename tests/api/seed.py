@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
 
+from cloud import dead_letters
 from cloud.storage import iso
 from shared.messages import Arm, EventKind, GatewayEvent, GatewayStatus, ModelState, Prediction, PredictionType
 
@@ -125,4 +126,6 @@ def model_version(db: sqlite_utils.Database, name: str, version: str, status: st
 
 
 def dead_letter(db: sqlite_utils.Database, topic: str, payload: bytes, reason: str) -> None:
-    db["dead_letters"].insert({"topic": topic, "payload": payload, "reason": reason, "received_at": iso(T0)})
+    """Stored as ingest stores one: the payload encrypted."""
+    with db.conn:
+        db.conn.executemany(dead_letters.INSERT, dead_letters.sealed(db.conn, [(topic, payload, reason, iso(T0))]))

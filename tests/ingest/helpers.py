@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from cloud.crypto_fields import cipher_for_database
 from shared.messages import (
     Envelope,
     EventKind,
@@ -75,6 +76,11 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "
 
 def count(db, table: str) -> int:
     return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def plain_payload(db, stored: bytes) -> bytes:
+    """A dead letter's payload as received: it rests encrypted with the field key (``cloud.dead_letters``)."""
+    return cipher_for_database(db.conn).decrypt_bytes(stored)
 
 
 # -- payload factories ---------------------------------------------------------------------------------------

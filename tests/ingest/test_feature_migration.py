@@ -9,6 +9,7 @@ import sqlite_utils
 
 from cloud.ingest.feature_codec import read_features
 from cloud.storage import MIGRATIONS, open_database
+from tests.ingest.helpers import plain_payload
 
 ROWS = [
     ("h1", "2026-03-01T12:00:00.000000Z", [1.5, None, 0.1]),
@@ -51,6 +52,6 @@ def test_json_rows_become_float32_rows_and_an_unconvertible_row_becomes_a_dead_l
 
     [letter] = db["dead_letters"].rows
     assert letter["reason"].startswith("invalid: ") and "float32" in letter["reason"]
-    kept = json.loads(letter["payload"])
+    kept = json.loads(plain_payload(db, letter["payload"]))  # encrypted at rest by migration 20
     assert (kept["device_id"], kept["window_end"], kept["values"]) == ("h1", ROWS[2][1], [1e39, 0.0, 0.0])
     assert "values_json" not in {column.name for column in db["features"].columns}

@@ -1,7 +1,11 @@
-"""Messages ingest could not store, kept with the reason, so operators can see what gateways got wrong."""
+"""Messages ingest could not store, kept with the reason, so operators can see what gateways got wrong.
+
+Payloads rest encrypted and are shown redacted (``cloud.dead_letters``): a refused outcome keeps its notes from view.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -12,6 +16,7 @@ from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
+from cloud.dead_letters import recent
 
 router = APIRouter(
     prefix="/api/dead-letters",
@@ -20,8 +25,6 @@ router = APIRouter(
     responses=error_responses(401, 403, 503),
 )
 
-PREVIEW_CHARS = 512
-
 
 class DeadLetterOut(BaseModel):
     id: int
@@ -29,7 +32,7 @@ class DeadLetterOut(BaseModel):
     reason: str
     received_at: datetime
     payload_bytes: int
-    #: the payload's start as UTF-8 (undecodable bytes replaced), enough to see what went wrong
+    #: the payload's start as UTF-8 (undecodable bytes replaced), notes, comments and technician redacted
     payload_preview: str
 
     model_config = ConfigDict(
@@ -41,7 +44,7 @@ class DeadLetterOut(BaseModel):
                     "reason": "validation: predictions.0.latency_ms: Input should be greater than or equal to 0",
                     "received_at": "2026-01-31T06:00:01Z",
                     "payload_bytes": 412,
-                    "payload_preview": '{"schema": 1, "msg_id": "…", "predictions": [{"latency_ms": -1, …}]}',
+                    "payload_preview": '{"schema": 1, "msg_id": "…", "outcomes": [{"notes": "[redacted]", …}]}',
                 }
             ]
         }
@@ -54,12 +57,4 @@ def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=1000, description="How many, newest first.")] = 50,
 ) -> list[DeadLetterOut]:
     """The most recent dead letters, newest first."""
-    return [_dead_letter(row) for row in db["dead_letters"].rows_where(order_by="id DESC", limit=limit)]
-
-
-def _dead_letter(row: dict) -> DeadLetterOut:
-    payload = row["payload"] or b""
-    if isinstance(payload, str):  # SQLite keeps whatever type was inserted; text payloads are fine too
-        payload = payload.encode("utf-8")
-    preview = payload[: PREVIEW_CHARS * 4].decode("utf-8", "replace")[:PREVIEW_CHARS]
-    return DeadLetterOut(**row, payload_bytes=len(payload), payload_preview=preview)
+    return [DeadLetterOut(**asdict(view)) for view in recent(db, limit)]

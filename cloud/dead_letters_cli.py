@@ -1,0 +1,33 @@
+"""``iotsphere dead-letters``: what ingest could not store and why, payloads redacted as the API shows them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from cloud.cli_options import config_from_options, data_dir_option
+from cloud.dead_letters import recent
+from cloud.storage import open_database
+
+
+@click.command("dead-letters")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line instead of text.")
+@data_dir_option
+def dead_letters_command(limit: int, as_json: bool, data_dir: Path | None) -> None:
+    """The newest dead letters: id, time, topic, reason, then the payload's start with notes, comments and
+    technician redacted (payloads rest encrypted)."""
+    db = open_database(config_from_options(data_dir).database_path)
+    try:
+        views = recent(db, limit)
+    finally:
+        db.conn.close()
+    for view in views:
+        if as_json:
+            click.echo(json.dumps(asdict(view), ensure_ascii=False))
+        else:
+            click.echo(f"#{view.id} {view.received_at} {view.topic} ({view.payload_bytes} bytes): {view.reason}")
+            click.echo(f"    {view.payload_preview}")
