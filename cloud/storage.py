@@ -601,6 +601,17 @@ def _m20_e_dead_letters_encrypted(db: sqlite_utils.Database) -> None:
             )
 
 
+def _m19_c_ingest_sessions(db: sqlite_utils.Database) -> None:
+    """Leases on the ingest workers' broker sessions (``cloud.ingest.session_leases``): who may connect to each,
+    so a peer adopts the session of a worker that stopped renewing instead of leaving its messages queued."""
+    db["ingest_sessions"].create(
+        {"client_id": str, "topic_filter": str, "holder": str, "lapses_at": float},
+        pk="client_id",
+        not_null={"topic_filter", "holder", "lapses_at"},
+    )
+    db["ingest_sessions"].create_index(["topic_filter", "lapses_at"])
+
+
 #: Ordered migrations. Append; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, _m1_initial),
@@ -617,6 +628,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (13, _m13_rollouts),
     (14, _m14_retraining),
     (15, _m15_e_audit_checkpoints),
+    (19, _m19_c_ingest_sessions),
     (20, _m20_e_dead_letters_encrypted),
 ]
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
-from cloud.ingest.worker import DEFAULT_SHARED_GROUP, IngestStats, IngestWorker
+from cloud.ingest.worker import (
+    DEFAULT_SHARED_GROUP,
+    HEARTBEAT_SECONDS,
+    STALE_AFTER_SECONDS,
+    IngestStats,
+    IngestWorker,
+)
 
 
 @click.command("ingest")
@@ -32,6 +38,30 @@ from cloud.ingest.worker import DEFAULT_SHARED_GROUP, IngestStats, IngestWorker
     help="Seconds to reach the broker.",
 )
 @click.option(
+    "--heartbeat-interval",
+    default=HEARTBEAT_SECONDS,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between renewals of this worker's lease on its session (and looks for lapsed peers).",
+)
+@click.option(
+    "--stale-after",
+    default=STALE_AFTER_SECONDS,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds without renewal after which peers adopt a worker's session: they store what it queued and end "
+    "it. A worker that stops for good delays its messages by at most this plus --heartbeat-interval plus the "
+    "time to store its backlog.",
+)
+@click.option(
+    "--retire",
+    "retire_id",
+    metavar="CLIENT_ID",
+    default=None,
+    help="Instead of running: end the session of the stopped worker CLIENT_ID for good, storing what it queued "
+    "first (waits for its lease to lapse; refused as soon as that worker renews it, i.e. while it runs).",
+)
+@click.option(
     "--stats-every",
     default=10.0,
     show_default=True,
@@ -46,15 +76,37 @@ def ingest_command(
     no_shared: bool,
     mqtt5: bool,
     connect_timeout: float,
+    heartbeat_interval: float,
+    stale_after: float,
+    retire_id: str | None,
     stats_every: float,
 ) -> None:
-    """Store what gateways send (features, predictions, outcomes, status, events) until Ctrl-C or SIGTERM."""
+    """Store what gateways send (features, predictions, outcomes, status, events) until Ctrl-C or SIGTERM.
+
+    Ctrl-C or SIGTERM keeps this worker's broker session, so a restart loses nothing; if the worker does not
+    come back, the other workers of its shared group adopt the session after --stale-after seconds.
+    """
     config = config_from_options(data_dir, mqtt_url)
     if prefix:
         config = dataclasses.replace(config, topic_prefix=prefix)
-    worker = IngestWorker(
-        config, client_id=client_id, shared_group=None if no_shared else DEFAULT_SHARED_GROUP, mqtt5=mqtt5
-    )
+    try:
+        worker = IngestWorker(
+            config,
+            client_id=retire_id or client_id,
+            shared_group=None if no_shared else DEFAULT_SHARED_GROUP,
+            mqtt5=mqtt5,
+            heartbeat_interval=heartbeat_interval,
+            stale_after=stale_after,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if retire_id:
+        try:
+            worker.retire(timeout=stale_after + heartbeat_interval + connect_timeout + 60)
+        except ConnectionError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"ingest: session {retire_id} ended for good: {worker.stats.line()}")
+        return
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C: store, acknowledge, disconnect
 
     def report(stats: IngestStats) -> None:

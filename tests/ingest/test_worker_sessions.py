@@ -1,0 +1,213 @@
+"""Workers come and go without holding messages hostage: a killed worker's session is adopted, a retired one ends.
+
+Each test runs its own Mosquitto (tests/private_broker.py) so the sessions it leaves behind vanish with it, and
+short lease settings (heartbeat 0.2 s, lapse after 1 s) so the bound is reached within seconds.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud.config import CloudConfig
+from cloud.ingest import IngestWorker
+from cloud.ingest.session_leases import LeaseHeld, SessionLeases
+from cloud.storage import open_database
+from shared.topics import Up, up_topic
+from tests.ingest.helpers import count, features, unique, wait_for
+from tests.private_broker import PrivateBroker
+
+IOTSPHERE = str(Path(sys.executable).parent / "iotsphere")
+HEARTBEAT, STALE_AFTER = 0.2, 1.0
+LEASE = {"heartbeat_interval": HEARTBEAT, "stale_after": STALE_AFTER}
+#: Generous against the bound (STALE_AFTER + HEARTBEAT + a drain of a few hundred messages) on a loaded machine.
+WITHIN_BOUND = 30.0
+GATEWAYS = ("gw-1", "gw-2", "gw-3")
+
+
+@pytest.fixture
+def broker(tmp_path) -> Iterator[PrivateBroker]:
+    with PrivateBroker(tmp_path / "broker", persistence=False) as running:
+        yield running
+
+
+@pytest.fixture
+def config(tmp_path, broker) -> CloudConfig:
+    return CloudConfig(data_dir=tmp_path / "cloud", mqtt_url=broker.url, topic_prefix="test/iotsphere/v1")
+
+
+@pytest.fixture
+def db(config):
+    database = open_database(config.database_path)
+    yield database
+    database.conn.close()
+
+
+class Gateways:
+    """Several gateways publishing QoS 1 features, each message acknowledged by the broker before the next."""
+
+    def __init__(self, config: CloudConfig, port: int) -> None:
+        self.prefix = config.topic_prefix
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=unique("gateways"))
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.sent = 0
+
+    def send(self, total: int, start: int = 0, pause: float = 0.0) -> None:
+        for window in range(start, start + total):
+            time.sleep(pause)
+            gateway = GATEWAYS[window % len(GATEWAYS)]
+            message = features(gateway=gateway, window=window)
+            self.client.publish(up_topic(gateway, Up.FEATURES, self.prefix), message.to_json(), qos=1).wait_for_publish(
+                10
+            )
+            self.sent += 1
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def gateways(config, broker) -> Iterator[Gateways]:
+    publisher = Gateways(config, broker.port)
+    yield publisher
+    publisher.close()
+
+
+def ingest_command(config: CloudConfig, *options: str) -> list[str]:
+    """``iotsphere cloud ingest`` as an operator runs it, on the test's broker, database and prefix."""
+    command = [IOTSPHERE, "cloud", "ingest", "--mqtt", config.mqtt_url, "--data-dir", str(config.data_dir)]
+    return [*command, "--prefix", config.topic_prefix, *options]
+
+
+def worker_process(config: CloudConfig, client_id: str) -> subprocess.Popen:
+    """A worker process with the test's short lease settings, once it has subscribed."""
+    options = ["--client-id", client_id, "--stats-every", "0.2"]
+    options += ["--heartbeat-interval", str(HEARTBEAT), "--stale-after", str(STALE_AFTER)]
+    process = subprocess.Popen(
+        ingest_command(config, *options), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wait_for(lambda: process.stdout.readline().startswith("ingest: storing $share/"), what=f"{client_id} started")
+    return process
+
+
+def session_present(port: int, client_id: str) -> bool:
+    """Whether the broker still keeps a session for ``client_id`` (connecting with it, then ending it)."""
+    answers = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    client.on_connect = lambda _c, _u, flags, _rc, _p: answers.append(flags.session_present)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    wait_for(lambda: answers, what="CONNACK")
+    client.disconnect()
+    client.loop_stop()
+    return answers[0]
+
+
+def all_stored_once(db, total: int) -> bool:
+    return count(db, "ingested_messages") == total and count(db, "features") == total
+
+
+def test_a_worker_killed_for_good_mid_stream_is_adopted_and_every_message_is_stored_once(config, broker, gateways, db):
+    total = 300
+    killed, survivor = worker_process(config, "ingest-a"), worker_process(config, "ingest-b")
+    publishing = threading.Thread(target=gateways.send, args=(total,), kwargs={"pause": 0.01})
+    try:
+        publishing.start()
+        wait_for(lambda: count(db, "ingested_messages") >= 60, what="both workers storing")
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(10)
+        killed_at = gateways.sent
+        publishing.join()
+        assert killed_at < total, "the worker should have been killed while messages were still being published"
+
+        wait_for(lambda: all_stored_once(db, total), timeout=WITHIN_BOUND, what=f"all {total} messages stored")
+        wait_for(lambda: SessionLeases(db, STALE_AFTER).get("ingest-a") is None, what="the adopted lease dropped")
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        out, err = survivor.communicate(timeout=20)
+    assert survivor.returncode == 0, err
+    assert "adopted session ingest-a" in err and "ended" in err
+    windows = {row["window_end"] for row in db["features"].rows}
+    assert len(windows) == total
+    assert {row["gateway_id"] for row in db.query("SELECT DISTINCT gateway_id FROM ingested_messages")} == set(GATEWAYS)
+    assert not session_present(broker.port, "ingest-a"), "the dead worker's session should have ended for good"
+
+
+def test_a_stopped_worker_keeps_its_session_when_no_peer_is_there_to_adopt_it(config, broker, gateways, db):
+    worker = IngestWorker(config, client_id="ingest-a", **LEASE)
+    worker.start()
+    worker.stop()
+    gateways.send(20)
+
+    restarted = IngestWorker(config, client_id="ingest-a", **LEASE)
+    restarted.start()
+    try:
+        wait_for(lambda: all_stored_once(db, 20), what="the queued messages stored after the restart")
+    finally:
+        restarted.stop()
+
+
+def test_retire_ends_the_session_at_once_and_its_share_goes_to_the_others(config, broker, gateways, db):
+    retiring = IngestWorker(config, client_id="ingest-a", **LEASE)
+    staying = IngestWorker(config, client_id="ingest-b", **LEASE)
+    retiring.start()
+    staying.start()
+    try:
+        gateways.send(100)
+        retiring.retire()
+        assert retiring.stats.stored > 0, "the retired worker should have had its share"
+        gateways.send(100, start=100)
+        wait_for(lambda: all_stored_once(db, 200), what="all 200 messages stored")
+        assert staying.stats.stored == 200 - retiring.stats.stored
+    finally:
+        staying.stop()
+    assert SessionLeases(db, STALE_AFTER).get("ingest-a") is None
+    assert not session_present(broker.port, "ingest-a")
+
+
+def test_the_cli_retires_a_stopped_workers_session_storing_what_it_queued(config, broker, gateways, db):
+    worker = IngestWorker(config, client_id="ingest-a", **LEASE)
+    worker.start()
+    worker.stop()
+    gateways.send(50)  # no other worker: all of it waits in ingest-a's session
+    assert count(db, "ingested_messages") == 0
+
+    done = subprocess.run(ingest_command(config, "--retire", "ingest-a"), capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    assert "session ingest-a ended for good" in done.stdout and "stored=50" in done.stdout
+    assert all_stored_once(db, 50)
+    assert not session_present(broker.port, "ingest-a")
+
+
+def test_the_cli_refuses_to_retire_a_running_worker(config, broker, db):
+    running = IngestWorker(config, client_id="ingest-a", **LEASE)
+    running.start()
+    try:
+        done = subprocess.run(
+            ingest_command(config, "--retire", "ingest-a"), capture_output=True, text=True, timeout=60
+        )
+        assert running.stats.storage_errors == 0
+    finally:
+        running.stop()
+    assert done.returncode == 1
+    assert "held by 'ingest-a'" in done.stderr and "stop it first" in done.stderr
+
+
+def test_a_worker_coming_back_waits_for_the_adoption_of_its_session(config, db):
+    worker = IngestWorker(config, client_id="ingest-a", **LEASE)
+    leases = SessionLeases(db, ttl=60)
+    leases.acquire("ingest-a", worker.topic_filter, holder="ingest-b")  # ingest-b is adopting ingest-a's session
+    with pytest.raises(LeaseHeld, match="held by 'ingest-b'"):
+        worker.start(timeout=0.3)
