@@ -14,12 +14,16 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from shared.limits import Sequence, Sha256Hex
+from shared.limits import Counters, ModelOutput, Name, SafeCount, Sequence, Sha256Hex, Version, WireTime
 from shared.topics import Up, validate_id
 
 SCHEMA_VERSION = 1
 #: Largest payload the cloud accepts; bigger ones are dead-lettered as oversized.
 MAX_PAYLOAD_BYTES = 256 * 1024
+#: one model run's latency: an hour is far beyond any run that could still serve
+MAX_LATENCY_MS = 3_600_000.0
+#: an outcome's measured quantity (litres drawn in a day, a temperature): far beyond any real one
+MAX_OUTCOME_VALUE = 1e9
 
 
 def utc_now() -> datetime:
@@ -32,7 +36,8 @@ def _aware_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+#: with an offset, within the wire's span of times (``shared.limits``), moved to UTC
+UtcDatetime = Annotated[WireTime, AfterValidator(_aware_utc)]
 Identifier = Annotated[str, AfterValidator(validate_id)]
 
 
@@ -81,7 +86,8 @@ class Component(StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    #: floats are finite everywhere: pydantic's JSON parser takes ``NaN``/``Infinity`` and reads ``1e400`` as infinity
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
 
 class Envelope(_Strict):
@@ -99,14 +105,14 @@ class FeatureRow(_Strict):
     device_type: str = Field(min_length=1, max_length=64)
     window_end: UtcDatetime
     #: finite numbers, or null for a feature the window could not provide
-    values: list[Annotated[float, Field(allow_inf_nan=False)] | None]
+    values: list[float | None]
 
 
 class FeatureBatch(Envelope):
     """``up/features``: feature vectors of one feature-set version, names sent once per batch."""
 
     feature_set_version: str = Field(min_length=1, max_length=16)
-    feature_names: list[str] = Field(min_length=1)
+    feature_names: list[Name] = Field(min_length=1, max_length=1024)
     rows: list[FeatureRow] = Field(min_length=1, max_length=1000)
 
     @field_validator("rows")
@@ -124,11 +130,11 @@ class Prediction(_Strict):
     device_id: Identifier
     device_type: str = Field(min_length=1, max_length=64)
     prediction_type: PredictionType
-    model_name: str = Field(min_length=1, max_length=64)
-    model_version: str = Field(min_length=1, max_length=32)
+    model_name: Name
+    model_version: Version
     arm: Arm = Arm.CHAMPION
-    outputs: dict[str, float]
-    latency_ms: float = Field(ge=0)
+    outputs: dict[Name, ModelOutput] = Field(max_length=64)
+    latency_ms: float = Field(ge=0, le=MAX_LATENCY_MS)
     made_at: UtcDatetime
     feature_window_end: UtcDatetime | None = None
 
@@ -150,7 +156,7 @@ class Outcome(_Strict):
     component: Component | None = None
     result: OutcomeResult | None = None
     #: measured quantity for regression outcomes (e.g. litres drawn in the 24 h after a usage prediction)
-    value: float | None = None
+    value: float | None = Field(None, ge=-MAX_OUTCOME_VALUE, le=MAX_OUTCOME_VALUE)
     technician: str | None = Field(None, max_length=128)
     notes: str | None = Field(None, max_length=4000)
 
@@ -162,30 +168,30 @@ class OutcomeBatch(Envelope):
 
 
 class ModelState(_Strict):
-    model_name: str
-    active_version: str | None = None
-    installed_versions: list[str] = Field(default_factory=list)
+    model_name: Name
+    active_version: Version | None = None
+    installed_versions: list[Version] = Field(default_factory=list, max_length=64)
     state: Literal["none", "probation", "committed", "rolled_back"] = "none"
     #: the challenger release running beside the active one in an experiment, and that experiment
-    challenger_version: str | None = None
-    experiment_id: str | None = None
+    challenger_version: Version | None = None
+    experiment_id: Name | None = None
     experiment_mode: Literal["shadow", "split"] | None = None
     #: predictions sent and failed runs per arm (``champion``, ``challenger``, ``shadow``) since the agent started
-    predictions: dict[str, int] = Field(default_factory=dict)
-    failures: dict[str, int] = Field(default_factory=dict)
+    predictions: Counters = Field(default_factory=dict)
+    failures: Counters = Field(default_factory=dict)
 
 
 class GatewayStatus(Envelope):
     """``up/status`` (retained). The last will publishes the same with ``online`` false."""
 
     online: bool
-    agent_version: str
-    models: list[ModelState] = Field(default_factory=list)
+    agent_version: Version
+    models: list[ModelState] = Field(default_factory=list, max_length=64)
     director_sequence: Sequence | None = None
-    outbox_depth: int = Field(0, ge=0)
-    dropped: dict[str, int] = Field(default_factory=dict)
+    outbox_depth: SafeCount = 0
+    dropped: Counters = Field(default_factory=dict)
     health: Literal["ok", "degraded", "offline"] = "ok"
-    heaters: int = Field(0, ge=0)
+    heaters: SafeCount = 0
 
 
 class EventKind(StrEnum):
@@ -205,13 +211,13 @@ class GatewayEvent(Envelope):
     """``up/events``: what the updater did, and for a rejection the rule that failed."""
 
     kind: EventKind
-    model_name: str | None = None
-    model_version: str | None = None
+    model_name: Name | None = None
+    model_version: Version | None = None
     director_sequence: Sequence | None = None
     #: SHA-256 of the director document the event is about, as the gateway received it: the cloud matches
     #: events to the documents it issued by this, never by the sequence a forged document can copy
     document_digest: Sha256Hex | None = None
-    rule: str | None = None
+    rule: Name | None = None
     detail: str = Field("", max_length=4000)
 
 

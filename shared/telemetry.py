@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.limits import SafeCount
 from shared.messages import Component, Identifier, UtcDatetime, new_msg_id
 
 TELEMETRY_SCHEMA = 1
@@ -105,7 +106,7 @@ class Telemetry(BaseModel):
     schema_version: Literal[1] = Field(TELEMETRY_SCHEMA, alias="schema")
     msg_id: str = Field(default_factory=new_msg_id, min_length=8, max_length=64)
     #: per-device counter, +1 per reading: gaps show lost readings, repeats show duplicates
-    seq: int = Field(ge=0)
+    seq: SafeCount
     device_id: Identifier
     device_type: Identifier
     ts: UtcDatetime

@@ -3,8 +3,9 @@
 The contract is still ``shared.messages.FeatureBatch``: the wire model below is a subclass of it that only swaps
 the row type for a TypedDict with the same fields and constraints, validated in Rust. What the contract checks in
 Python per row is done here once per batch: device ids through ``shared.topics.validate_id`` once per distinct
-id, timestamps required to carry an offset in Rust and turned to UTC text once per distinct instant; values are
-checked finite and within float32's range in Rust, their count by the contract's own validator.
+id, timestamps required to carry an offset and to lie in the contract's span in Rust and turned to UTC text once
+per distinct instant; values are checked finite and within float32's range in Rust, their count by the contract's
+own validator.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing_extensions import TypedDict  # pydantic needs this one on Python < 3
 
 from cloud.ingest.feature_codec import FLOAT32_MAX
 from cloud.storage import iso
+from shared.limits import EARLIEST, LATEST
 from shared.messages import FeatureBatch
 from shared.topics import validate_id
 
@@ -29,7 +31,7 @@ class WireFeatureRow(TypedDict):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     device_id: str
     device_type: Annotated[str, Field(min_length=1, max_length=64)]
-    window_end: AwareDatetime
+    window_end: Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST)]  # the contract's span
     #: the contract's finite numbers, also within float32's range: beyond it they have no stored form
     values: list[Annotated[float, Field(allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)] | None]
 
