@@ -14,6 +14,8 @@ from pathlib import Path
 
 import sqlite_utils
 
+from shared.private_files import private_data_dir
+
 
 def iso(value: datetime) -> str:
     """Fixed-width UTC text, e.g. ``2026-01-31T06:00:00.000000Z``: lexical order is time order."""
@@ -660,9 +662,13 @@ def connect(path: str | Path) -> sqlite_utils.Database:
 
 
 def open_database(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating if needed) the cloud database in WAL mode, migrated to the current schema."""
+    """Open (creating if needed) the cloud database in WAL mode, migrated to the current schema.
+
+    Its folder is the cloud's data folder, made private first (``shared.private_files``): the file, its ``-wal``
+    and ``-shm`` and everything else the process writes come out 0600.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_data_dir(path.parent)
     sqlite3.connect(path).close()
     db = connect(path)
     db.enable_wal()

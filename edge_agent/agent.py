@@ -52,6 +52,7 @@ from shared.messages import (
     ModelState,
     PredictionBatch,
 )
+from shared.private_files import private_data_dir
 from shared.telemetry import Telemetry, parse_telemetry
 from shared.topics import (
     DEFAULT_PREFIX,
@@ -134,8 +135,7 @@ class EdgeAgent:
             raise ValueError("the feature interval must be at least one minute")
         self.config = config
         self.gateway_id = config.gateway_id
-        data = config.data_dir
-        data.mkdir(parents=True, exist_ok=True)
+        data = private_data_dir(config.data_dir)  # outbox, models, keys: this user's only
         self.outbox = Outbox(
             data / OUTBOX_FILE,
             bounds={

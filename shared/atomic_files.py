@@ -7,8 +7,11 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write to a temporary file beside ``path``, fsync it, rename it over ``path``, fsync the folder."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write to a temporary file beside ``path``, fsync it, rename it over ``path``, fsync the folder.
+
+    Private by default, like everything in a data folder (``shared.private_files``).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

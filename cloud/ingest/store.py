@@ -74,6 +74,8 @@ class BatchResult:
     stored: int
     duplicates: int
     dead_lettered: int
+    #: of the dead letters, messages the store raised on when stored alone (``cloud.ingest.isolation``)
+    isolated: int = 0
 
 
 class _Rows:
@@ -222,9 +224,17 @@ class _Rows:
 
 
 def write_batch(
-    conn: sqlite3.Connection, accepted: Sequence[Accepted], rejected: Iterable[DeadLetter], received_at: datetime
+    conn: sqlite3.Connection,
+    accepted: Sequence[Accepted],
+    rejected: Iterable[DeadLetter],
+    received_at: datetime,
+    *,
+    commit: bool = True,
 ) -> BatchResult:
-    """Store the batch in one transaction (``BEGIN IMMEDIATE``: no lock upgrade can fail halfway); raise on error."""
+    """Store the batch in one transaction (``BEGIN IMMEDIATE``: no lock upgrade can fail halfway); raise on error.
+
+    ``commit=False`` writes everything and rolls it back: a trial of whether the store takes such a batch.
+    """
     received = iso(received_at)
     rows = _Rows(received, conn)
     # payloads encrypted at rest: a refused outcome still carries its technician's notes
@@ -244,7 +254,10 @@ def write_batch(
         for name, table_rows in rows.tables.items():
             if table_rows:
                 conn.executemany(_SQL[name], table_rows)
-        conn.commit()
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
     except BaseException:
         conn.rollback()
         raise

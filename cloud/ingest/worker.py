@@ -52,7 +52,7 @@ import select
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
@@ -65,7 +65,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from cloud.config import CloudConfig
 from cloud.ingest.decode import MAX_REASON_CHARS, Accepted, Rejected, decode
 from cloud.ingest.session_leases import LeaseHeld, SessionLeases
-from cloud.ingest.store import DeadLetter, write_batch
+from cloud.ingest.isolation import store_isolating
+from cloud.ingest.store import BatchResult
 from cloud.storage import open_database
 from shared.mqtt_url import MqttEndpoint, apply_endpoint, parse_mqtt_url
 from shared.topics import shared_subscription, up_wildcard, validate_id
@@ -96,6 +97,8 @@ class IngestStats:
     dead_lettered: int = 0
     batches: int = 0
     storage_errors: int = 0
+    #: dead letters of messages the store raised on when stored alone (counted in ``dead_lettered`` too)
+    isolated: int = 0
 
     def line(self) -> str:
         return " ".join(f"{name}={value}" for name, value in asdict(self).items())
@@ -365,28 +368,32 @@ class IngestWorker:
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _flush(self) -> None:
+        """Store the batch, a message the store raises on alone as a dead letter (``cloud.ingest.isolation``)."""
         batch, self._pending = self._pending, []
-        accepted = [r.decoded for r in batch if isinstance(r.decoded, Accepted)]
-        rejected = [DeadLetter(r.topic, r.payload, r.decoded.reason) for r in batch if isinstance(r.decoded, Rejected)]
         try:
-            result = write_batch(self._db.conn, accepted, rejected, datetime.now(UTC))
-        except Exception as exc:  # any storage failure: acknowledge nothing, let the broker deliver again
+            store_isolating(self._db.conn, batch, datetime.now(UTC), self._acknowledge)
+        except Exception as exc:  # the store is down: acknowledge nothing more, let the broker deliver again
             self._stats.storage_errors += 1
             self._client.disconnect()
-            self._retry_later(f"storing {len(batch)} messages failed, none acknowledged: {exc!r}")
+            self._retry_later(f"storing {len(batch)} messages failed, those not stored are not acknowledged: {exc!r}")
             return
-        for received in batch:
+        self._backoff = BACKOFF_SECONDS[0]
+
+    def _acknowledge(self, stored: Sequence[_Received], result: BatchResult) -> None:
+        """Acknowledge what one transaction committed: stored, already there, or a dead letter."""
+        for received in stored:
             if received.qos:
                 self._client.ack(received.mid, received.qos)
         self._stats.batches += 1
         self._stats.stored += result.stored
         self._stats.duplicates += result.duplicates
         self._stats.dead_lettered += result.dead_lettered
-        self._backoff = BACKOFF_SECONDS[0]
+        self._stats.isolated += result.isolated
+        rejected = [r for r in stored if isinstance(r.decoded, Rejected)]
         if rejected:
-            log.warning(
-                "dead-lettered %d message(s), first on %s: %s", len(rejected), rejected[0].topic, rejected[0].reason
-            )
+            first = rejected[0]
+            reason = first.decoded.reason
+            log.warning("dead-lettered %d message(s), first on %s: %s", len(rejected), first.topic, reason)
 
     def _retry_later(self, reason: str) -> None:
         log.warning("%s; retrying in %.1f s", reason, self._backoff)

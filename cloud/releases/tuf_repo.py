@@ -32,6 +32,7 @@ from cloud.config import CloudConfig
 from cloud.releases import keystore
 from shared.atomic_files import atomic_write
 from shared.director import DIRECTOR_KEYS_TARGET, director_keys_document
+from shared.private_files import private_data_dir
 from shared.release import ReleaseFile, model_target_path, release_target_path
 from shared.topics import validate_id
 
@@ -198,8 +199,8 @@ def require_initialized(config: CloudConfig) -> None:
 
 @contextmanager
 def exclusive(config: CloudConfig) -> Iterator[None]:
-    """One writer at a time (CLI, API and publisher may run side by side)."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    """One writer at a time (CLI, API and publisher may run side by side), in the private data folder."""
+    private_data_dir(config.data_dir)
     with open(config.data_dir / ".tuf.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
