@@ -7,6 +7,7 @@ Timestamps are stored as fixed-width ISO-8601 UTC text (``iso()``), which sorts 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -603,6 +604,61 @@ def _m20_e_dead_letters_encrypted(db: sqlite_utils.Database) -> None:
             )
 
 
+def _m17_a_ingest_probe(db: sqlite_utils.Database) -> None:
+    """One row the ingest worker rewrites to learn whether the store takes writes at all.
+
+    When a message fails to store on its own, the worker commits this row before it blames the message: if that
+    fails too, the store is down (locked, full, read-only) and nothing is dead-lettered (``cloud.ingest.isolation``).
+    """
+    db.execute("CREATE TABLE ingest_probe (id INTEGER PRIMARY KEY CHECK (id = 1), written_at TEXT NOT NULL)")
+
+
+#: what each uplink table's readers need of a row: JSON columns, finite numbers, times in ``iso`` form
+_UPLINK_ROW_FORMS = {
+    "predictions": (("outputs_json",), ("latency_ms",), ("made_at", "feature_window_end")),
+    "outcomes": ((), ("value",), ("observed_at",)),
+}
+
+
+def _m18_a_unreadable_uplink_rows(db: sqlite_utils.Database) -> None:
+    """Predictions and outcomes stored before the wire was bounded, that their readers fail on, move to
+    ``dead_letters`` with the row as JSON: ``Infinity``/``NaN`` in outputs (stored as text that is no JSON, and then
+    the performance view and the report answered 500), an infinite latency or value, a time before year 1000."""
+    import math
+
+    from cloud import dead_letters  # here, not at the top: it imports what imports this module
+    from shared.strict_json import loads
+
+    now = iso(datetime.now(UTC))
+
+    def readable(row: dict, json_columns: tuple, float_columns: tuple, time_columns: tuple) -> bool:
+        try:
+            for column in json_columns:
+                loads(row[column])
+        except (TypeError, ValueError):
+            return False
+        finite = all(row[c] is None or math.isfinite(row[c]) for c in float_columns)
+        return finite and all(row[c] is None or len(row[c]) == len(now) for c in time_columns)
+
+    def as_json(value: object) -> object:
+        return repr(value) if isinstance(value, float) and not math.isfinite(value) else value
+
+    for table, forms in _UPLINK_ROW_FORMS.items():
+        cursor = db.conn.execute(f"SELECT rowid AS _rowid, * FROM {table}")
+        columns = [d[0] for d in cursor.description]
+        moved, letters = [], []
+        for values in cursor:
+            row = dict(zip(columns, values, strict=True))
+            if readable(row, *forms):
+                continue
+            rowid = row.pop("_rowid")
+            moved.append((rowid,))
+            payload = json.dumps({k: as_json(v) for k, v in row.items()}).encode()
+            letters.append((f"migration/{table}", payload, f"invalid: a stored {table} row its readers fail on", now))
+        db.conn.executemany(dead_letters.INSERT, dead_letters.sealed(db.conn, letters))
+        db.conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", moved)
+
+
 def _m19_c_ingest_sessions(db: sqlite_utils.Database) -> None:
     """Leases on the ingest workers' broker sessions (``cloud.ingest.session_leases``): who may connect to each,
     so a peer adopts the session of a worker that stopped renewing instead of leaving its messages queued."""
@@ -630,6 +686,8 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (13, _m13_rollouts),
     (14, _m14_retraining),
     (15, _m15_e_audit_checkpoints),
+    (17, _m17_a_ingest_probe),
+    (18, _m18_a_unreadable_uplink_rows),
     (19, _m19_c_ingest_sessions),
     (20, _m20_e_dead_letters_encrypted),
 ]
