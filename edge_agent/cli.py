@@ -178,7 +178,7 @@ def run_command(
 @click.option(
     "--result", required=True, type=click.Choice([r.value for r in OutcomeResult]), help="What the technician found."
 )
-@click.option("--notes", help="Free text; encrypted at rest in the cloud.")
+@click.option("--notes", help="Free text; encrypted at rest on the gateway and in the cloud.")
 @click.option("--technician", help="Who inspected the heater.")
 @click.option(
     "--prediction-id",

@@ -12,6 +12,11 @@ above all) are never dropped.
 
 Several processes may share the file (the agent and ``iotsphere edge outcome``): WAL lets readers
 run beside the writer and the busy timeout makes a second writer wait instead of failing.
+
+Outcomes carry what technicians type (notes, their names), so their payloads rest encrypted with the gateway's
+own key (``outbox.key`` beside the file, made 0600 on first use; ``shared.field_cipher``) and are decrypted only
+when read to be sent: the cloud receives the plain message and encrypts the notes with its own key. Rows an
+older agent stored in plain text are encrypted when the file is opened.
 ``OutboxSender`` hands rows to one paho client; paho itself re-sends what is in flight after a
 reconnect, so the sender hands out nothing new until that backlog is acknowledged. A row whose
 PUBACK was lost to a crash is sent again after restart: delivery is at least once, and the cloud
@@ -32,10 +37,16 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from shared.field_cipher import FieldCipher, is_encrypted, key_file
+
 log = logging.getLogger(__name__)
 
 #: the outbox's file in an agent's data dir
 OUTBOX_FILE = "outbox.sqlite3"
+#: the gateway's key for payloads at rest, beside the outbox file
+OUTBOX_KEY_FILE = "outbox.key"
+#: channels whose payloads rest encrypted: what people type
+SEALED_CHANNELS = frozenset({"outcomes"})
 #: channels sent before everything else; the rest are bulk (priority 1)
 URGENT_CHANNELS = frozenset({"outcomes", "events"})
 #: channels that must never be dropped, whatever the configuration says
@@ -102,6 +113,7 @@ class Outbox:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.bounds = bounds
+        self._cipher = FieldCipher(key_file(path.parent / OUTBOX_KEY_FILE))
         self._lock = threading.Lock()
         #: rows handed to paho and not yet acknowledged: never dropped, never handed out twice
         self._handed: set[int] = set()
@@ -121,18 +133,44 @@ class Outbox:
                     self._db.execute(statement)
             for statement in filter(str.strip, _INDEXES.split(";")):
                 self._db.execute(statement)
+            self._seal_plain_rows()
+
+    def _seal_plain_rows(self) -> None:
+        """Encrypt what an agent from before encryption left in plain text, zeroing the old bytes in the file."""
+        channels = json.dumps(sorted(SEALED_CHANNELS))
+        rows = self._db.execute(
+            "SELECT id, payload FROM outbox WHERE channel IN (SELECT value FROM json_each(?))", (channels,)
+        ).fetchall()
+        plain = [(row_id, bytes(payload)) for row_id, payload in rows if not is_encrypted(bytes(payload))]
+        if plain:
+            self._db.execute("PRAGMA secure_delete = ON")
+            self._db.executemany(
+                "UPDATE outbox SET payload = ? WHERE id = ?",
+                [(self._cipher.encrypt_bytes(payload), row_id) for row_id, payload in plain],
+            )
+
+    def _row(self, row: tuple) -> OutboxRow:
+        """A stored row as it is sent: a sealed payload decrypted."""
+        payload = bytes(row[2])
+        if row[4] in SEALED_CHANNELS:
+            payload = self._cipher.decrypt_bytes(payload)
+        return OutboxRow(row[0], row[1], payload, row[3], row[4])
 
     def _transaction(self):
         """``BEGIN IMMEDIATE`` … ``COMMIT``: takes the write lock up front, so a busy file waits, never deadlocks."""
         return _Immediate(self._db)
 
     def append(self, topic: str, payload: bytes, msg_id: str, channel: str) -> int:
-        """Commit one message durably, dropping the oldest of a bounded channel past its bound; return its row id."""
+        """Commit one message durably, dropping the oldest of a bounded channel past its bound; return its row id.
+
+        A payload of a sealed channel is encrypted before it reaches the file; ``size`` counts the plain bytes.
+        """
+        stored = self._cipher.encrypt_bytes(payload) if channel in SEALED_CHANNELS else payload
         with self._lock, self._transaction():
             cursor = self._db.execute(
                 "INSERT INTO outbox (topic, payload, msg_id, channel, created_at, priority, size)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (topic, payload, msg_id, channel, time.time(), priority_of(channel), len(payload)),
+                (topic, stored, msg_id, channel, time.time(), priority_of(channel), len(payload)),
             )
             limit = self.bounds.get(channel)
             if limit is not None:
@@ -157,7 +195,7 @@ class Outbox:
             rows = self._db.execute(
                 "SELECT id, topic, payload, msg_id, channel FROM outbox ORDER BY priority, id LIMIT ?", (limit,)
             ).fetchall()
-        return [OutboxRow(row[0], row[1], bytes(row[2]), row[3], row[4]) for row in rows]
+        return [self._row(row) for row in rows]
 
     def take(self, limit: int = 100) -> list[OutboxRow]:
         """The next rows to send, urgent channels first, then in append order.
@@ -171,7 +209,7 @@ class Outbox:
                 (json.dumps(list(self._handed)), limit),
             ).fetchall()
             self._handed.update(row[0] for row in rows)
-        return [OutboxRow(row[0], row[1], bytes(row[2]), row[3], row[4]) for row in rows]
+        return [self._row(row) for row in rows]
 
     def release(self, row_ids: list[int]) -> None:
         """Taken rows that were not sent after all: they wait for the next ``take``."""
