@@ -38,7 +38,7 @@ from edge_agent.quarantine import Quarantine
 from edge_agent.serving import Serving
 from edge_agent.technician import TechnicianLog
 from edge_agent.tuf_client import TufClient
-from edge_agent.updater import DirectorState, ReleaseUpdater, UpdateResult
+from edge_agent.updater import DEFAULT_KEY_REFRESH_INTERVAL, DirectorState, ReleaseUpdater, UpdateResult
 from edge_agent.version import AGENT_VERSION
 from edge_agent.windows import HeaterWindows
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION, MIN_COVERAGE, WINDOW_SAMPLES
@@ -106,6 +106,9 @@ class AgentConfig:
     tick_grace: timedelta = timedelta(minutes=2)
     #: how soon a document deferred because the cloud was unreachable is tried again
     update_retry: timedelta = timedelta(minutes=1)
+    #: after a fetch of the director keys that a bad signature caused and that brought no new keys, how long
+    #: until the next may happen (forged documents cannot make the gateway hammer the cloud's TUF routes)
+    key_refresh_interval: timedelta = DEFAULT_KEY_REFRESH_INTERVAL
     #: seconds between retained status refreshes
     status_interval: float = 60.0
     bad_messages_kept: int = 100
@@ -167,7 +170,14 @@ class EdgeAgent:
                 )
             state = DirectorState(data / "director")
             self.updater = ReleaseUpdater(
-                self.gateway_id, state, self.store, tuf, self.store.features, on_event=self.emit
+                self.gateway_id,
+                state,
+                self.store,
+                tuf,
+                self.store.features,
+                on_event=self.emit,
+                key_refresh_interval=config.key_refresh_interval,
+                key_retry_interval=config.update_retry,
             )
         grace_minutes = math.ceil(config.tick_grace.total_seconds() / 60)
         self.windows = HeaterWindows(slack_minutes=grace_minutes + 60)
@@ -409,6 +419,9 @@ class EdgeAgent:
             self.sender.wake()
 
     def emit(self, event: AgentEvent) -> None:
+        """Log and send one event; one about a director document by sequence only gets its digest here."""
+        if self.updater is not None:
+            event = self.updater.document_digest_of(event)
         log_event(event)
         self.publish(Up.EVENTS, event.to_message(self.gateway_id))
 

@@ -19,6 +19,9 @@ class AgentEvent:
     director_sequence: int | None = None
     rule: str | None = None
     detail: str = ""
+    #: SHA-256 of the director document the event is about (``shared.director.document_digest``): the cloud
+    #: matches events to the documents it issued by this, since a forged copy can claim any sequence
+    document_digest: str | None = None
 
     def to_message(self, gateway_id: str) -> GatewayEvent:
         return GatewayEvent(
@@ -27,6 +30,7 @@ class AgentEvent:
             model_name=self.model_name,
             model_version=self.model_version,
             director_sequence=self.director_sequence,
+            document_digest=self.document_digest,
             rule=self.rule,
             detail=self.detail[:4000],
         )
@@ -34,8 +38,9 @@ class AgentEvent:
     def describe(self) -> str:
         model = f" {self.model_name}={self.model_version}" if self.model_name else ""
         sequence = f" sequence {self.director_sequence}" if self.director_sequence is not None else ""
+        digest = f" document {self.document_digest[:12]}" if self.document_digest else ""
         rule = f" [{self.rule}]" if self.rule else ""
-        return f"{self.kind.value}{model}{sequence}{rule} {self.detail}".rstrip()
+        return f"{self.kind.value}{model}{sequence}{digest}{rule} {self.detail}".rstrip()
 
 
 EventSink = Callable[[AgentEvent], None]

@@ -10,6 +10,7 @@ Canonical JSON has no floats, so every number in the signed part is an integer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,6 +32,7 @@ DIRECTOR_KEYS_TARGET = "director/keys.json"
 class RejectRule(StrEnum):
     """Names of the update checks, in the order the edge applies them. Sent in reject events."""
 
+    #: not a director document at all: not JSON, numbers out of range, nesting too deep, fields missing or wrong
     DIRECTOR_FORMAT = "director.format"
     DIRECTOR_SIGNATURE = "director.signature"
     DIRECTOR_EXPIRED = "director.expired"
@@ -53,10 +55,23 @@ class RejectRule(StrEnum):
 
 
 class DirectorRejected(Exception):
-    def __init__(self, rule: RejectRule, detail: str):
+    """A check failed. ``transient``: the same document may pass later (worth trying again on its own)."""
+
+    def __init__(self, rule: RejectRule, detail: str, transient: bool = False):
         super().__init__(f"{rule.value}: {detail}")
         self.rule = rule
         self.detail = detail
+        self.transient = transient
+
+
+def document_digest(payload: bytes) -> str:
+    """SHA-256 of a director document's bytes as sent: the name gateways and the cloud both give a document.
+
+    The cloud publishes ``DirectorDocument.to_json()`` (canonical: sorted keys, no whitespace choices), so the digest
+    of what a gateway received equals the digest of what the cloud issued, and any other bytes (a forged signature,
+    a changed field) have another digest even when they copy the sequence.
+    """
+    return hashlib.sha256(payload).hexdigest()
 
 
 class _Doc(BaseModel):
@@ -153,7 +168,9 @@ def verify_director(
         else:
             document = DirectorDocument.model_validate_json(payload)
         expires = document.signed.expires()
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        raise DirectorRejected(RejectRule.DIRECTOR_FORMAT, _first_error(exc)) from exc
+    except ValueError as exc:
         raise DirectorRejected(RejectRule.DIRECTOR_FORMAT, str(exc).splitlines()[0]) from exc
 
     message = _signed_bytes(document.signed)
@@ -180,6 +197,15 @@ def verify_director(
             RejectRule.DIRECTOR_GATEWAY, f"document is for {document.signed.gateway_id!r}, not {gateway_id!r}"
         )
     return document
+
+
+def _first_error(exc: ValidationError) -> str:
+    """Where the document is wrong and how, e.g. ``signed.sequence: Input should be less than or equal to ...``."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "document"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"[:500]
 
 
 def director_keys_document(keys: list[Ed25519PrivateKey | Ed25519PublicKey]) -> bytes:
