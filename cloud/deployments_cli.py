@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import sqlite_utils
 
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.deployments import DEADLINE_ENV, Deployment, DeploymentState, describe, list_deployments, resolve_deadline
-from cloud.releases.director import latest_document
+from cloud.releases.director import failures, latest_document
 from cloud.storage import open_database
 
 _STATES = click.Choice([state.value for state in DeploymentState])
@@ -117,3 +118,20 @@ def show_command(
         for label, when in steps:
             if when is not None:
                 click.echo(f"  {label:<12} {when.isoformat()}")
+
+
+@deployments.command("not-directed")
+@json_option
+@data_dir_option
+def not_directed_command(as_json: bool, data_dir: Path | None) -> None:
+    """Gateways the director could not give their latest document, with why; the director publisher retries them."""
+    with _database(data_dir) as db:
+        found = failures(db)
+    if as_json:
+        click.echo(json.dumps([asdict(f) for f in found], indent=2, default=str))
+        return
+    for failure in found:
+        click.echo(
+            f"{failure.gateway_id} since {failure.failed_at.isoformat()} ({failure.attempts} attempt(s)): "
+            f"{failure.reason}"
+        )

@@ -3,16 +3,22 @@
 A version becomes ``production`` for one scope: a device type, or ``GENERAL`` (every device type without its
 own). The schema's partial unique index keeps one production version per model name and scope, and every
 promotion or rollback writes a ``model_history`` row (who, when, from, to, why) in the same transaction. Only
-released versions (signed into TUF) are promoted; a version that failed evaluation needs an admin override with
-a reason. After the switch is committed a ``Rollout`` directs gateways to the version with new signed director
-documents; a rollback is such a document, with a higher sequence, naming the older release.
+released versions (signed into TUF) whose files on disk still match their signed targets become production. One
+gate rule for promotions and rollbacks alike: a version that failed evaluation needs an admin override with a
+reason, whichever way it would come back.
+
+The switch and the director documents it issues (a rollback is such a document, with a higher sequence, naming
+the older release) commit in one transaction: a promotion completes or leaves the registry as it was. A gateway
+that cannot be directed is part of a completed promotion (recorded in ``director_failures``, reported in the
+``Change``, retried by the director publisher); anything else that goes wrong while directing rolls the whole
+change back and raises ``RegistryUnavailable``. The documents reach the broker after the commit.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,10 +27,10 @@ import sqlite_utils
 from tuf.api.metadata import Metadata
 
 from cloud.config import CloudConfig
-from cloud.releases import director, keystore
+from cloud.releases import director, keystore, publisher, tuf_repo
 from cloud.releases.model_rows import RELEASED
-from cloud.releases.publisher import PublishError, release_to_gateways
 from cloud.storage import iso
+from cloud.transactions import write_transaction
 from shared.director import DirectorDocument
 
 PRODUCTION = "production"
@@ -40,14 +46,22 @@ class RegistryRefused(ValueError):
     """A promotion or rollback that would break one of the registry's rules; nothing was changed."""
 
 
+class RegistryUnavailable(RuntimeError):
+    """Directing gateways failed as a whole (storage, signing) during a promotion or rollback; nothing was changed."""
+
+
 class Rollout(Protocol):
     """Directs gateways to a model version; ``check`` fails before the registry changes anything."""
 
     def check(self, model_name: str, version: str) -> None: ...
 
-    def publish(
-        self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str
-    ) -> list[DirectorDocument]: ...
+    def direct(self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str) -> director.Issued:
+        """Issue the documents inside the registry's open transaction (nothing is sent yet)."""
+        ...
+
+    def deliver(self, db: sqlite_utils.Database) -> str | None:
+        """After the commit: send what is pending; why it is not on the broker yet, or None."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -58,24 +72,33 @@ class DirectorRollout:
     passphrase: str
 
     def check(self, model_name: str, version: str) -> None:
-        """Raise if the director key does not open or the version is not a TUF target."""
+        """Raise if the director key does not open, the version is not a TUF target, or its files on disk are not
+        the bytes TUF signed (gateways would refuse them)."""
         keystore.director_key(self.config.keys_dir, self.passphrase)
         director.desired_model(self.config, model_name, version)
+        tuf_repo.verify_stored_release(self.config, model_name, version)
 
-    def publish(
-        self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str
-    ) -> list[DirectorDocument]:
+    def direct(self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str) -> director.Issued:
         """Direct the gateways the scope covers; a general version also becomes the fleet's desired state.
 
         A director document names one version per model, so a gateway serving a device type that has its own
         production version keeps that one when the general version changes.
         """
-        if device_type == GENERAL:
-            director.set_fleet_desired(
-                self.config, {model_name: director.desired_model(self.config, model_name, version)}
-            )
-        gateway_ids = gateways_in_scope(db, model_name, device_type)
-        return release_to_gateways(self.config, self.passphrase, model_name, version, gateway_ids)
+        return self.direct_to(db, model_name, version, device_type, gateways_in_scope(db, model_name, device_type))
+
+    def deliver(self, db: sqlite_utils.Database) -> str | None:
+        return publisher.deliver(self.config, db)
+
+    def direct_to(
+        self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str, gateway_ids: list[str]
+    ) -> director.Issued:
+        """Direct ``gateway_ids`` to the version (and the fleet, for a general version) in one transaction."""
+        desired = {model_name: director.desired_model(self.config, model_name, version)}
+        key = keystore.director_key(self.config.keys_dir, self.passphrase)
+        with write_transaction(db):
+            if device_type == GENERAL:
+                director.set_fleet_desired(db, desired)
+            return director.issue_documents(self.config, db, key, gateway_ids, desired)
 
 
 def gateways_in_scope(db: sqlite_utils.Database, model_name: str, device_type: str) -> list[str]:
@@ -97,12 +120,19 @@ def gateways_in_scope(db: sqlite_utils.Database, model_name: str, device_type: s
 
 @dataclass(frozen=True)
 class Change:
-    """A committed promotion or rollback and the director documents it issued."""
+    """A committed promotion or rollback, the director documents it issued and the gateways it could not direct."""
 
     history: dict
-    documents: list[DirectorDocument]
+    documents: list[DirectorDocument] = field(default_factory=list)
+    #: gateways that got no document (recorded; the director publisher retries them)
+    failures: list[director.IssueFailure] = field(default_factory=list)
     #: why the documents are not on the broker yet (stored; the director publisher sends them later)
     pending: str | None = None
+
+
+def passes_gate(row: dict, override: bool = False) -> bool:
+    """The one evaluation gate: a version that failed evaluation becomes production only by an admin's override."""
+    return row["evaluation_passed"] != 0 or override
 
 
 class MLModelRegistry:
@@ -202,11 +232,6 @@ class MLModelRegistry:
         ``override`` (an admin's decision, with ``reason``) lets a version that failed evaluation through.
         """
         row = self.get_version(model_name, model_version)
-        if row["evaluation_passed"] == 0 and not override:
-            raise RegistryRefused(
-                f"{model_name} version {model_version} failed evaluation: promoting it needs an admin override "
-                "with a reason"
-            )
         return self._switch(row, device_type, "promote", actor, reason, rollout, override)
 
     def rollback_model(
@@ -218,8 +243,12 @@ class MLModelRegistry:
         actor: str,
         reason: str,
         rollout: Rollout,
+        override: bool = False,
     ) -> Change:
-        """Put back ``to_version`` (default: the version production had before the current one)."""
+        """Put back ``to_version`` (default: the version production had before the current one).
+
+        The gate is promotion's: a version that failed evaluation comes back only with ``override`` (an admin's).
+        """
         scope = device_type or GENERAL
         current = self._production(model_name, scope)
         if current is None:
@@ -236,7 +265,28 @@ class MLModelRegistry:
                     f"{_scope_name(scope)}: name the version to roll back to"
                 )
             to_version = previous[0]
-        return self._switch(self.get_version(model_name, to_version), scope, "rollback", actor, reason, rollout)
+        row = self.get_version(model_name, to_version)
+        return self._switch(row, scope, "rollback", actor, reason, rollout, override)
+
+    def rollback_candidate(self, model_name: str, version: str, device_type: str | None = None) -> str | None:
+        """What an automatic rollback may put back where ``version`` was asked for, by the gate's one rule.
+
+        ``version`` itself when it is admitted: it passes the gate, or it is the scope's production version (an
+        admin let it through with a reason, and gateways go back to what the registry says production is).
+        Otherwise the newest admitted released version created before it; None when there is none, and the caller
+        leaves those gateways where they are and says so (no one is there to give an override).
+        """
+        scope = device_type or GENERAL
+        row = self.get_version(model_name, version)
+
+        def admitted(candidate: dict) -> bool:
+            production = candidate["status"] == PRODUCTION and candidate["production_device_type"] == scope
+            return bool(candidate["release_target"]) and (passes_gate(candidate) or production)
+
+        if admitted(row):
+            return version
+        earlier = [v for v in self.list_versions(model_name) if v["created_at"] < row["created_at"] and admitted(v)]
+        return earlier[-1]["model_version"] if earlier else None
 
     def history(self, model_name: str, device_type: str | None = None) -> list[dict]:
         """Promotions and rollbacks of a model, newest first; only one scope's when ``device_type`` is given."""
@@ -261,7 +311,8 @@ class MLModelRegistry:
         rollout: Rollout,
         override: bool = False,
     ) -> Change:
-        """Check the rules, commit the new production version with its history row, then publish."""
+        """Check the rules, then commit the new production version, its history row and the director documents
+        together; send the documents once committed."""
         name, version, scope = row["model_name"], row["model_version"], device_type or GENERAL
         if not reason.strip():
             raise RegistryRefused(f"a {action} needs a reason")
@@ -274,7 +325,29 @@ class MLModelRegistry:
             raise RegistryRefused(
                 f"{name} version {version} is already production for {_scope_name(row['production_device_type'])}"
             )
+        if not passes_gate(row, override):
+            doing = "promoting it" if action == "promote" else "rolling back to it"
+            raise RegistryRefused(
+                f"{name} version {version} failed evaluation: {doing} needs an admin override with a reason"
+            )
         rollout.check(name, version)
+        try:
+            with write_transaction(self.db):
+                entry = self._commit_switch(name, version, scope, action, actor, reason, override)
+                issued = rollout.direct(self.db, name, version, scope)
+        except RegistryRefused:
+            raise
+        except Exception as exc:  # whatever it was, the transaction is rolled back: say so, with the cause
+            raise RegistryUnavailable(
+                f"{action} of {name} version {version} for {_scope_name(scope)} not done, the registry is unchanged: "
+                f"directing gateways failed ({type(exc).__name__}: {exc})"
+            ) from exc
+        return Change(entry, issued.documents, issued.failures, rollout.deliver(self.db))
+
+    def _commit_switch(
+        self, name: str, version: str, scope: str, action: str, actor: str, reason: str, override: bool
+    ) -> dict:
+        """Inside the caller's transaction: the new production version and its history row."""
         current = self._production(name, scope)
         entry = {
             "at": iso(datetime.now(UTC)),
@@ -288,19 +361,15 @@ class MLModelRegistry:
             "override": int(override),
         }
         try:
-            with self.db.conn:
-                if current:
-                    self.db["models"].update(
-                        (name, current["model_version"]), {"status": RELEASED, "production_device_type": None}
-                    )
-                self.db["models"].update((name, version), {"status": PRODUCTION, "production_device_type": scope})
-                entry["id"] = self.db["model_history"].insert(entry).last_pk
+            if current:
+                self.db["models"].update(
+                    (name, current["model_version"]), {"status": RELEASED, "production_device_type": None}
+                )
+            self.db["models"].update((name, version), {"status": PRODUCTION, "production_device_type": scope})
+            entry["id"] = self.db["model_history"].insert(entry).last_pk
         except sqlite3.IntegrityError as exc:  # another promotion for this scope committed first
             raise RegistryRefused(f"{name} already has a production version for {_scope_name(scope)}: {exc}") from exc
-        try:
-            return Change(entry, rollout.publish(self.db, name, version, scope))
-        except PublishError as exc:
-            return Change(entry, [], pending=str(exc))
+        return entry
 
 
 def _scope_name(scope: str | None) -> str:

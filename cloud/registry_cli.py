@@ -22,17 +22,30 @@ from cloud.registry import (
     DirectorRollout,
     MLModelRegistry,
     RegistryRefused,
+    RegistryUnavailable,
     UnknownModel,
     version_lineage,
 )
 from cloud.releases import keystore
-from cloud.releases.director import DirectorError, document_summary
+from cloud.releases.cli import echo_directed
+from cloud.releases.director import DirectorError
+from cloud.releases.publisher import Directed
 from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.storage import open_database
 
-_REFUSALS = (UnknownModel, RegistryRefused, DirectorError, ImageRepositoryError, keystore.KeystoreError)
+_REFUSALS = (
+    UnknownModel,
+    RegistryRefused,
+    RegistryUnavailable,
+    DirectorError,
+    ImageRepositoryError,
+    keystore.KeystoreError,
+)
 device_type_option = click.option("--device-type", default=None, help="Device type (default: all device types).")
 reason_option = click.option("--reason", required=True, help="Why; kept in the model's history.")
+override_option = click.option(
+    "--override", is_flag=True, help="Let a version that failed evaluation into production (admin decision)."
+)
 
 
 @contextmanager
@@ -99,10 +112,7 @@ def _report(change: Change) -> None:
         f"{entry['action']}: {entry['model_name']} for {_scope(entry['device_type'])} "
         f"{entry['from_version'] or '-'} -> {entry['to_version']} (history #{entry['id']})"
     )
-    for document in change.documents:
-        click.echo(f"Directed {document_summary(document)} (retained on down/desired).")
-    if change.pending:
-        click.echo(f"Not published yet ({change.pending}); `iotsphere cloud serve` sends the stored documents.")
+    echo_directed(Directed(change.documents, change.failures, change.pending))
 
 
 def _run(data_dir: Path | None, mqtt_url: str | None, action: Callable[..., Change]) -> None:
@@ -121,7 +131,7 @@ def _run(data_dir: Path | None, mqtt_url: str | None, action: Callable[..., Chan
 @click.argument("version")
 @device_type_option
 @reason_option
-@click.option("--override", is_flag=True, help="Promote although the version failed evaluation (admin decision).")
+@override_option
 @data_dir_option
 @mqtt_option
 def promote_command(
@@ -148,17 +158,27 @@ def promote_command(
 @click.option("--to", "to_version", default=None, help="Version to put back (default: the previous production one).")
 @device_type_option
 @reason_option
+@override_option
 @data_dir_option
 @mqtt_option
 def rollback_command(
-    name: str, to_version: str | None, device_type: str | None, reason: str, data_dir: Path | None, mqtt_url: str | None
+    name: str,
+    to_version: str | None,
+    device_type: str | None,
+    reason: str,
+    override: bool,
+    data_dir: Path | None,
+    mqtt_url: str | None,
 ) -> None:
-    """Put an older release of NAME back in production with a new director document."""
+    """Put an older release of NAME back in production with a new director document.
+
+    A version that failed evaluation comes back only with --override, as for a promotion.
+    """
     _run(
         data_dir,
         mqtt_url,
         lambda registry, rollout, actor: registry.rollback_model(
-            name, to_version, device_type, actor=actor, reason=reason, rollout=rollout
+            name, to_version, device_type, actor=actor, reason=reason, rollout=rollout, override=override
         ),
     )
 

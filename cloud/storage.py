@@ -582,6 +582,31 @@ def _m15_e_audit_checkpoints(db: sqlite_utils.Database) -> None:
         )
 
 
+def _m16_b_director_fleet_and_failures(db: sqlite_utils.Database) -> None:
+    """The fleet's desired state moves into the database (``cloud.releases.director``), so a promotion changes it
+    in the same transaction as the registry; ``director_failures`` keeps each gateway that could not be directed,
+    with why and when, for operators to see and the director publisher to retry. A ``director/fleet.json`` beside
+    the database (where the fleet's state was kept before) is imported."""
+    db["director_fleet"].create({"model_name": str, "desired_json": str}, pk="model_name", not_null={"desired_json"})
+    db["director_failures"].create(
+        {
+            "gateway_id": str,
+            "updates_json": str,
+            "reason": str,
+            "first_failed_at": str,
+            "failed_at": str,
+            "attempts": int,
+        },
+        pk="gateway_id",
+        not_null={"updates_json", "reason", "first_failed_at", "failed_at", "attempts"},
+    )
+    database_file = db.execute("PRAGMA database_list").fetchone()[2]
+    legacy = Path(database_file).parent / "director" / "fleet.json" if database_file else None
+    if legacy is not None and legacy.exists():
+        for name, desired in json.loads(legacy.read_text()).items():
+            db["director_fleet"].insert({"model_name": name, "desired_json": json.dumps(desired)})
+
+
 def _m20_e_dead_letters_encrypted(db: sqlite_utils.Database) -> None:
     """Dead-letter payloads encrypted at rest (``cloud.dead_letters``): those stored before, in plain text (a refused
     outcome's technician notes among them), are encrypted in place, a chunk at a time. ``secure_delete`` zeroes the
@@ -686,6 +711,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (13, _m13_rollouts),
     (14, _m14_retraining),
     (15, _m15_e_audit_checkpoints),
+    (16, _m16_b_director_fleet_and_failures),
     (17, _m17_a_ingest_probe),
     (18, _m18_a_unreadable_uplink_rows),
     (19, _m19_c_ingest_sessions),

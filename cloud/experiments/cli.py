@@ -20,9 +20,10 @@ from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
 from cloud.experiments.service import ExperimentService, Outcome
 from cloud.experiments.store import ExperimentConflict, Status, UnknownExperiment
-from cloud.registry import DirectorRollout, MLModelRegistry, RegistryRefused, UnknownModel
+from cloud.registry import DirectorRollout, MLModelRegistry, RegistryRefused, RegistryUnavailable, UnknownModel
 from cloud.releases import keystore
-from cloud.releases.director import DirectorError, document_summary
+from cloud.releases.cli import echo_directed
+from cloud.releases.director import DirectorError
 from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.storage import open_database
 
@@ -31,6 +32,7 @@ _REFUSALS = (
     UnknownModel,
     ExperimentConflict,
     RegistryRefused,
+    RegistryUnavailable,
     DirectorError,
     ImageRepositoryError,
     keystore.KeystoreError,
@@ -79,12 +81,7 @@ def _report(outcome: Outcome) -> None:
             f"Promoted {entry['model_name']} {entry['from_version'] or '-'} -> {entry['to_version']} "
             f"(history #{entry['id']}: {entry['reason']})"
         )
-    for document in outcome.directed.documents:
-        click.echo(f"Directed {document_summary(document)} (retained on down/desired).")
-    if outcome.directed.pending:
-        click.echo(
-            f"Not published yet ({outcome.directed.pending}); `iotsphere cloud serve` sends the stored documents."
-        )
+    echo_directed(outcome.directed)
 
 
 @click.group("experiments")

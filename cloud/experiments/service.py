@@ -20,7 +20,7 @@ import json
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -34,10 +34,10 @@ from cloud.experiments.stats import ArmSummary, arm_interval, planned_per_arm, s
 from cloud.experiments.store import NOW, ExperimentConflict, ExperimentStore, Status
 from cloud.registry import GENERAL, PRODUCTION, DirectorRollout, MLModelRegistry, RegistryRefused, gateways_in_scope
 from cloud.releases import director, keystore
-from cloud.releases.publisher import PublishError, publish_pending
+from cloud.releases.publisher import Directed, deliver
 from cloud.releases.tuf_repo import current_targets
 from cloud.storage import iso
-from shared.director import DesiredModel, DirectorDocument, Experiment
+from shared.director import DesiredModel, Experiment
 from shared.topics import validate_id
 
 #: the smallest improvement worth detecting, in the metric's units, when the operator names none
@@ -57,14 +57,6 @@ class Recommendation(StrEnum):
     CHAMPION_WINS = "champion_wins"
     NO_DIFFERENCE = "no_difference"
     GUARDRAIL_BREACHED = "guardrail_breached"
-
-
-@dataclass(frozen=True)
-class Directed:
-    """Director documents an action issued, and why they are not on the broker yet if they are not."""
-
-    documents: list[DirectorDocument] = field(default_factory=list)
-    pending: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +171,7 @@ class ExperimentService:
         if self.registry.get_version(name, experiment["champion_version"])["status"] != PRODUCTION:
             raise ExperimentConflict(f"the champion, {name} version {experiment['champion_version']}, left production")
         self._check_signing(experiment)
+        self._signing().check(name, experiment["challenger_version"])  # its files on disk are what TUF signed
         desired = self._desired_with_challenger(experiment)  # fails here if either version left TUF
         gateway_ids = experiment["gateway_ids"] or gateways_in_scope(self.db, name, GENERAL)
         if not gateway_ids:
@@ -247,12 +240,8 @@ class ExperimentService:
 
     def _direct(self, gateway_ids: list[str], updates: dict[str, DesiredModel]) -> Directed:
         key = keystore.director_key(self.config.keys_dir, self._signing().passphrase)
-        documents = director.issue_documents(self.config, self.db, key, gateway_ids, updates)
-        try:
-            publish_pending(self.config, self.db)
-        except PublishError as exc:  # stored; the director publisher sends them when the broker is back
-            return Directed(documents, str(exc))
-        return Directed(documents)
+        issued = director.issue_documents(self.config, self.db, key, gateway_ids, updates)
+        return Directed.of(issued, deliver(self.config, self.db))
 
     # -- status --------------------------------------------------------------------------------------------
 
@@ -347,7 +336,7 @@ class ExperimentService:
         concluded = self._conclude(
             experiment, actor, "challenger", explanation, {**evidence, "history_id": change.history["id"]}
         )
-        return Outcome(concluded, Directed(change.documents, change.pending), change.history)
+        return Outcome(concluded, Directed(change.documents, change.failures, change.pending), change.history)
 
     def _conclude(
         self, experiment: dict[str, Any], actor: str, decision: str, reason: str, evidence: dict[str, Any]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -10,14 +11,31 @@ import click
 from cloud.audit import record_cli
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.releases import keystore, tuf_repo
-from cloud.releases.director import DirectorError, document_summary
+from cloud.releases.director import DirectorError, IssueFailure, document_summary, failures
 from cloud.releases.model_rows import RegistryMismatch, record_release
-from cloud.releases.publisher import PublishError, publish_pending, release_to_gateways
+from cloud.releases.publisher import Directed, PublishError, publish_pending, release_to_gateways
 from cloud.releases.rotation import rotate_key
 from cloud.storage import open_database
 from shared.topics import validate_id
 
 _FAILURES = (keystore.KeystoreError, tuf_repo.ImageRepositoryError, DirectorError, RegistryMismatch)
+
+
+def echo_directed(directed: Directed) -> None:
+    """What directing did, per gateway: every CLI command that directs gateways reports it this way."""
+    for document in directed.documents:
+        click.echo(f"Directed {document_summary(document)} (retained on down/desired).")
+    echo_not_directed(directed.failures)
+    if directed.pending:
+        click.echo(f"Not published yet ({directed.pending}); `iotsphere cloud serve` sends the stored documents.")
+
+
+def echo_not_directed(failures: list[IssueFailure]) -> None:
+    for failure in failures:
+        click.echo(
+            f"NOT directed {failure.gateway_id}: {failure.reason} (recorded; the director publisher retries it)",
+            err=True,
+        )
 
 
 def _quiet_tuf_logs() -> None:
@@ -103,22 +121,21 @@ def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Pat
             "gateways": list(gateways) or "fleet",
         }
         record_cli(config.database_path, "cloud.release", f"{release.model_name}/{release.model_version}", details)
-        documents = release_to_gateways(
+        directed = release_to_gateways(
             config, passphrase, release.model_name, release.model_version, list(gateways) or None
         )
-    except PublishError as exc:
-        raise click.ClickException(
-            f"{exc}. The director documents are stored; `iotsphere cloud serve` publishes them when the broker "
-            "is reachable."
-        ) from exc
     except _FAILURES as exc:
         raise click.ClickException(str(exc)) from exc
-    if not documents:
+    if not directed.documents and not directed.failures:
         click.echo("No gateway known yet: gateways will be directed to this release when they first report status.")
-    for document in documents:
-        click.echo(f"Directed {document_summary(document)} (retained on down/desired).")
+    echo_directed(Directed(directed.documents, directed.failures))
     if not gateways:
         click.echo("This release is now the fleet's desired state for new gateways.")
+    if directed.pending:
+        raise click.ClickException(
+            f"{directed.pending}. The director documents are stored; `iotsphere cloud serve` publishes them when the "
+            "broker is reachable."
+        )
 
 
 @click.command("rotate-key")
@@ -129,6 +146,7 @@ def rotate_key_command(name: str, data_dir: Path | None, mqtt_url: str | None) -
     """Replace signing key NAME; gateways follow through TUF without being re-provisioned."""
     config = config_from_options(data_dir, mqtt_url)
     _quiet_tuf_logs()
+    started = datetime.now(UTC)
     try:
         tuf_repo.require_initialized(config)
         info = rotate_key(config, keystore.passphrase_from_env_or_prompt(), name)
@@ -140,6 +158,7 @@ def rotate_key_command(name: str, data_dir: Path | None, mqtt_url: str | None) -
         click.echo(f"Published in TUF as {tuf_repo.DIRECTOR_KEYS_TARGET}; every gateway's document was re-signed.")
         db = open_database(config.database_path)
         try:
+            echo_not_directed([f for f in failures(db) if f.failed_at >= started])
             sent = publish_pending(config, db)
         except PublishError as exc:
             raise click.ClickException(

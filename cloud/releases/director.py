@@ -5,14 +5,22 @@ sequence is issued inside one SQLite write transaction and never reused, and it 
 sequence a gateway last reported in ``up/status`` (a restored database cannot lock a gateway out).
 Target hashes and lengths are copied from the TUF targets metadata, so the two repositories agree.
 
-The fleet's desired state (what a gateway not directed individually should run) is kept beside
-the database in ``director/fleet.json``; gateways that appear later are directed to it.
+Issuing is per gateway: each gateway's document is signed and stored in its own savepoint, so one that
+cannot be directed (a gateway whose sequence reached ``MAX_SAFE_INT``, a row that cannot be written) is
+recorded in ``director_failures`` with its reason and time, and the others still get theirs; the director
+publisher retries the recorded ones. Documents are issued inside the caller's transaction when there is
+one, so a promotion and the documents it issues commit or roll back together.
+
+The fleet's desired state (what a gateway not directed individually should run) is kept in the
+``director_fleet`` table, in the same transactions; gateways that appear later are directed to it.
+This module owns ``director_documents``, ``director_fleet`` and ``director_failures``.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,13 +29,18 @@ from tuf.api.metadata import Targets
 
 from cloud.config import CloudConfig
 from cloud.releases.tuf_repo import current_targets, model_target_path, release_target_path, sha256_of
-from cloud.storage import iso
-from shared.atomic_files import atomic_write
+from cloud.storage import from_iso, iso
+from cloud.transactions import write_transaction
 from shared.director import DesiredModel, DirectorDocument, DirectorSigned, TargetRef, format_time, sign_director
+from shared.limits import MAX_SAFE_INT
 from shared.topics import validate_id
 
 DEFAULT_VALIDITY = timedelta(days=30)
+#: the publisher retries a gateway that could not be directed after this, doubling per attempt up to a cap
+RETRY_AFTER = timedelta(seconds=30)
+RETRY_CAP = timedelta(hours=1)
 _MODELS = TypeAdapter(dict[str, DesiredModel])
+_REASON_CHARS = 1000
 
 
 class DirectorError(Exception):
@@ -61,20 +74,22 @@ def desired_model(config: CloudConfig, model_name: str, version: str) -> Desired
 # -- fleet default -------------------------------------------------------------------------------
 
 
-def _fleet_path(config: CloudConfig) -> Path:
-    return config.data_dir / "director" / "fleet.json"
+def fleet_desired(db: sqlite_utils.Database) -> dict[str, DesiredModel]:
+    rows = db.execute("SELECT model_name, desired_json FROM director_fleet ORDER BY model_name").fetchall()
+    return {name: DesiredModel.model_validate_json(desired) for name, desired in rows}
 
 
-def fleet_desired(config: CloudConfig) -> dict[str, DesiredModel]:
-    path = _fleet_path(config)
-    return _MODELS.validate_json(path.read_bytes()) if path.exists() else {}
-
-
-def set_fleet_desired(config: CloudConfig, updates: dict[str, DesiredModel]) -> dict[str, DesiredModel]:
-    """Merge ``updates`` into the fleet's desired state (one entry per model name)."""
-    models = {**fleet_desired(config), **updates}
-    atomic_write(_fleet_path(config), _MODELS.dump_json(models, exclude_none=True, indent=1))
-    return models
+def set_fleet_desired(db: sqlite_utils.Database, updates: dict[str, DesiredModel]) -> dict[str, DesiredModel]:
+    """Merge ``updates`` into the fleet's desired state (one entry per model name), in the caller's transaction
+    if one is open."""
+    with db.atomic():
+        for name, model in updates.items():
+            db.execute(
+                """INSERT INTO director_fleet (model_name, desired_json) VALUES (?, ?)
+                   ON CONFLICT(model_name) DO UPDATE SET desired_json = excluded.desired_json""",
+                [name, model.model_dump_json(exclude_none=True)],
+            )
+    return fleet_desired(db)
 
 
 # -- documents -----------------------------------------------------------------------------------
@@ -104,13 +119,35 @@ def unpublished_gateways(db: sqlite_utils.Database) -> list[str]:
 
 
 def gateways_expiring(db: sqlite_utils.Database, before: datetime) -> list[str]:
-    """Gateways whose current document expires before ``before``: they need a fresh one."""
+    """Gateways whose current document expires before ``before``, or cannot be read: they need a fresh one."""
     rows = db.execute("SELECT gateway_id, document_json FROM director_documents ORDER BY gateway_id").fetchall()
-    return [
-        gateway_id
-        for gateway_id, document_json in rows
-        if DirectorDocument.model_validate_json(document_json).signed.expires() < before
-    ]
+    return [gateway_id for gateway_id, document_json in rows if _expires(document_json) < before]
+
+
+def _expires(document_json: str) -> datetime:
+    try:
+        return DirectorDocument.model_validate_json(document_json).signed.expires()
+    except ValueError:  # a row that does not parse is renewed, and fails as that gateway's own failure
+        return datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class IssueFailure:
+    """A gateway that got no new document: why, and when (kept in ``director_failures`` until one is issued)."""
+
+    gateway_id: str
+    reason: str
+    failed_at: datetime
+    #: how many times in a row issuing to this gateway failed
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What one issuing pass did: a document per gateway directed, a failure per gateway that was not."""
+
+    documents: list[DirectorDocument]
+    failures: list[IssueFailure]
 
 
 def issue_documents(
@@ -121,46 +158,134 @@ def issue_documents(
     updates: dict[str, DesiredModel] | None = None,
     validity: timedelta = DEFAULT_VALIDITY,
     now: datetime | None = None,
-) -> list[DirectorDocument]:
+) -> Issued:
     """Sign and store a new document per gateway: its current models (else the fleet's) with ``updates``.
 
     Each document is stored unpublished (``published_at`` NULL); the publisher sends it and marks it.
-    An empty ``updates`` re-issues the same desired state with a fresh sequence and expiry.
+    An empty ``updates`` re-issues the same desired state with a fresh sequence and expiry, plus whatever an
+    earlier failed attempt still owes the gateway. A gateway that cannot be directed is recorded as a failure
+    (with the updates it missed, for the publisher to retry) and the others are directed all the same; only a
+    database that fails as a whole (locked, full, a transaction rolled back) stops the pass, by raising.
+    Runs in the caller's transaction if one is open, else in one ``BEGIN IMMEDIATE`` transaction of its own
+    (the last sequence is read and the next one written atomically).
     """
     for gateway_id in gateway_ids:
         validate_id(gateway_id, "gateway id")
     now = now or datetime.now(UTC)
-    fleet = fleet_desired(config)
-    documents = []
-    for gateway_id in gateway_ids:
-        with db.conn:
-            db.execute("BEGIN IMMEDIATE")  # read the last sequence and write the next one atomically
-            previous = latest_document(db, gateway_id)
-            models = dict(previous.signed.models) if previous else dict(fleet)
-            models.update(updates or {})
-            signed = DirectorSigned(
-                gateway_id=gateway_id,
-                sequence=_next_sequence(db, gateway_id, previous),
-                issued_at=format_time(now),
-                expires_at=format_time(now + validity),
-                models=models,
-            )
-            document = sign_director(signed, [director_key])
-            db.execute(
-                """INSERT INTO director_documents (gateway_id, sequence, document_json, published_at)
-                   VALUES (?, ?, ?, NULL)
-                   ON CONFLICT(gateway_id) DO UPDATE SET
-                     sequence = excluded.sequence, document_json = excluded.document_json, published_at = NULL""",
-                [gateway_id, signed.sequence, document.to_json().decode()],
-            )
-        documents.append(document)
-    return documents
+    documents: list[DirectorDocument] = []
+    failures: list[IssueFailure] = []
+    with write_transaction(db):
+        fleet = fleet_desired(db)
+        for gateway_id in gateway_ids:
+            try:
+                with db.atomic():  # a savepoint: a failed gateway leaves nothing half-written
+                    documents.append(_issue_one(db, director_key, gateway_id, fleet, updates or {}, validity, now))
+            except sqlite3.OperationalError:
+                raise  # the database itself (locked, full, I/O): nothing about this gateway
+            except Exception as exc:  # any other failure is this gateway's alone
+                if not db.conn.in_transaction:
+                    raise  # the error ended the whole transaction (a trigger's RAISE(ROLLBACK)): stop
+                failures.append(_record_failure(db, gateway_id, updates or {}, _reason(exc), now))
+    return Issued(documents, failures)
+
+
+def _issue_one(
+    db: sqlite_utils.Database,
+    director_key: Ed25519PrivateKey,
+    gateway_id: str,
+    fleet: dict[str, DesiredModel],
+    updates: dict[str, DesiredModel],
+    validity: timedelta,
+    now: datetime,
+) -> DirectorDocument:
+    previous = latest_document(db, gateway_id)
+    models = dict(previous.signed.models) if previous else dict(fleet)
+    models.update(_owed(db, gateway_id))
+    models.update(updates)
+    signed = DirectorSigned(
+        gateway_id=gateway_id,
+        sequence=_next_sequence(db, gateway_id, previous),
+        issued_at=format_time(now),
+        expires_at=format_time(now + validity),
+        models=models,
+    )
+    document = sign_director(signed, [director_key])
+    db.execute(
+        """INSERT INTO director_documents (gateway_id, sequence, document_json, published_at)
+           VALUES (?, ?, ?, NULL)
+           ON CONFLICT(gateway_id) DO UPDATE SET
+             sequence = excluded.sequence, document_json = excluded.document_json, published_at = NULL""",
+        [gateway_id, signed.sequence, document.to_json().decode()],
+    )
+    db.execute("DELETE FROM director_failures WHERE gateway_id = ?", [gateway_id])
+    return document
 
 
 def _next_sequence(db: sqlite_utils.Database, gateway_id: str, previous: DirectorDocument | None) -> int:
+    """One above both the last document's sequence and the one the gateway reported; refuse past the bound.
+
+    A gateway that reported (or was sent) ``MAX_SAFE_INT`` has no next sequence: it cannot be directed until it
+    is re-provisioned, and that is its failure alone.
+    """
     row = db.execute("SELECT director_sequence FROM gateways WHERE gateway_id = ?", [gateway_id]).fetchone()
     reported = row[0] if row and row[0] is not None else 0
-    return max(previous.signed.sequence if previous else 0, reported) + 1
+    if type(reported) is not int or not 0 <= reported <= MAX_SAFE_INT:
+        raise DirectorError(
+            f"{gateway_id} reported director sequence {reported!r}, outside 0..{MAX_SAFE_INT}: it cannot be directed"
+        )
+    last = max(previous.signed.sequence if previous else 0, reported)
+    if last >= MAX_SAFE_INT:
+        raise DirectorError(
+            f"{gateway_id} is at director sequence {last}, the largest there is ({MAX_SAFE_INT}): it cannot be "
+            "directed until it is re-provisioned"
+        )
+    return last + 1
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) if isinstance(exc, DirectorError) else f"{type(exc).__name__}: {exc}"
+    return text[:_REASON_CHARS]
+
+
+# -- failures ------------------------------------------------------------------------------------
+
+
+def _owed(db: sqlite_utils.Database, gateway_id: str) -> dict[str, DesiredModel]:
+    """The updates a failed attempt did not deliver to the gateway."""
+    row = db.execute("SELECT updates_json FROM director_failures WHERE gateway_id = ?", [gateway_id]).fetchone()
+    return _MODELS.validate_json(row[0]) if row else {}
+
+
+def _record_failure(
+    db: sqlite_utils.Database, gateway_id: str, updates: dict[str, DesiredModel], reason: str, now: datetime
+) -> IssueFailure:
+    owed = {**_owed(db, gateway_id), **updates}
+    db.execute(
+        """INSERT INTO director_failures (gateway_id, updates_json, reason, first_failed_at, failed_at, attempts)
+           VALUES (?, ?, ?, ?, ?, 1)
+           ON CONFLICT(gateway_id) DO UPDATE SET updates_json = excluded.updates_json, reason = excluded.reason,
+             failed_at = excluded.failed_at, attempts = director_failures.attempts + 1""",
+        [gateway_id, _MODELS.dump_json(owed, exclude_none=True).decode(), reason, iso(now), iso(now)],
+    )
+    (attempts,) = db.execute("SELECT attempts FROM director_failures WHERE gateway_id = ?", [gateway_id]).fetchone()
+    return IssueFailure(gateway_id, reason, now, attempts)
+
+
+def failures(db: sqlite_utils.Database) -> list[IssueFailure]:
+    """Gateways the director could not give their latest desired state, oldest failure first."""
+    rows = db.execute(
+        "SELECT gateway_id, reason, failed_at, attempts FROM director_failures ORDER BY first_failed_at, gateway_id"
+    ).fetchall()
+    return [IssueFailure(gateway_id, reason, from_iso(at), attempts) for gateway_id, reason, at, attempts in rows]
+
+
+def failures_due(db: sqlite_utils.Database, now: datetime) -> list[str]:
+    """Gateways to retry now: ``RETRY_AFTER`` after a failure, doubling per attempt up to ``RETRY_CAP``."""
+    return [
+        failure.gateway_id
+        for failure in failures(db)
+        if failure.failed_at + min(RETRY_AFTER * 2 ** min(failure.attempts - 1, 20), RETRY_CAP) <= now
+    ]
 
 
 def mark_published(db: sqlite_utils.Database, gateway_id: str, sequence: int, when: datetime | None = None) -> bool:

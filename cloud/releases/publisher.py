@@ -2,8 +2,10 @@
 
 Documents are stored before they are sent and marked published only after the broker's PUBACK,
 so a broker outage delays a rollout but never loses one: ``DirectorPublisher`` keeps sending
-what is pending, directs newly seen gateways to the fleet's desired state, re-issues documents
-before they expire and re-signs TUF metadata before it expires.
+what is pending, directs newly seen gateways to the fleet's desired state, retries gateways that
+could not be directed, re-issues documents before they expire and re-signs TUF metadata before it
+expires. Every path that directs gateways reports per gateway (``Directed``): the documents issued,
+the gateways that could not be directed and why, and why nothing is on the broker yet if so.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import threading
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
@@ -22,6 +25,7 @@ import sqlite_utils
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.releases import director, keystore, tuf_repo
 from cloud.storage import open_database
+from cloud.transactions import write_transaction
 from cloud.workers import PeriodicWorker
 from shared.director import DirectorDocument
 from shared.mqtt_url import apply_endpoint, parse_mqtt_url
@@ -107,6 +111,30 @@ def publish_pending(config: CloudConfig, db: sqlite_utils.Database, timeout: flo
     return sent
 
 
+@dataclass(frozen=True)
+class Directed:
+    """What directing gateways did, per gateway: documents issued, gateways that could not be directed (each
+    recorded for the publisher to retry), and why the documents are not on the broker yet if they are not."""
+
+    documents: list[DirectorDocument] = field(default_factory=list)
+    failures: list[director.IssueFailure] = field(default_factory=list)
+    #: set when the broker could not be reached: the documents are stored and the publisher sends them later
+    pending: str | None = None
+
+    @classmethod
+    def of(cls, issued: director.Issued, pending: str | None) -> Directed:
+        return cls(issued.documents, issued.failures, pending)
+
+
+def deliver(config: CloudConfig, db: sqlite_utils.Database, timeout: float = 10.0) -> str | None:
+    """Send what is pending; why it is not on the broker yet (stored, sent later), or None when it is."""
+    try:
+        publish_pending(config, db, timeout)
+    except PublishError as exc:  # expected while the broker is down: the documents stay pending
+        return str(exc)
+    return None
+
+
 def release_to_gateways(
     config: CloudConfig,
     passphrase: str,
@@ -115,25 +143,24 @@ def release_to_gateways(
     gateway_ids: list[str] | None = None,
     validity: timedelta = director.DEFAULT_VALIDITY,
     timeout: float = 10.0,
-) -> list[DirectorDocument]:
+) -> Directed:
     """Direct gateways (default: the whole fleet) to a published release and publish their documents.
 
-    Directing the whole fleet also makes the release the fleet's desired state, which gateways
-    seen later receive from ``DirectorPublisher``. Raises ``PublishError`` if the broker cannot be
-    reached; the documents are stored by then and are sent by the publisher worker later.
+    Directing the whole fleet also makes the release the fleet's desired state (in the same transaction as
+    the documents), which gateways seen later receive from ``DirectorPublisher``.
     """
     key = keystore.director_key(config.keys_dir, passphrase)
     desired = {model_name: director.desired_model(config, model_name, version)}
     db = open_database(config.database_path)
     try:
-        if gateway_ids is None:
-            director.set_fleet_desired(config, desired)
-            gateway_ids = director.known_gateways(db)
-        documents = director.issue_documents(config, db, key, gateway_ids, desired, validity)
-        publish_pending(config, db, timeout)
+        with write_transaction(db):
+            if gateway_ids is None:
+                director.set_fleet_desired(db, desired)
+                gateway_ids = director.known_gateways(db)
+            issued = director.issue_documents(config, db, key, gateway_ids, desired, validity)
+        return Directed.of(issued, deliver(config, db, timeout))
     finally:
         db.conn.close()
-    return documents
 
 
 class DirectorPublisher(PeriodicWorker):
@@ -180,8 +207,9 @@ class DirectorPublisher(PeriodicWorker):
         now = now or datetime.now(UTC)
         done: Counter[str] = Counter()
         if self.passphrase and tuf_repo.is_initialized(self.config):
-            self._step(done, "issued", lambda: self._issue_new_gateways(db, now))
-            self._step(done, "renewed", lambda: self._renew_documents(db, now))
+            self._step(done, "issued", lambda: self._issue(db, self._new_gateways(db), now, done, "issued"))
+            self._step(done, "retried", lambda: self._issue(db, director.failures_due(db, now), now, done, "retried"))
+            self._step(done, "renewed", lambda: self._issue(db, self._expiring(db, now), now, done, "renewed"))
             self._step(
                 done, "tuf_renewed", lambda: len(tuf_repo.renew_expiring(self.config, self.passphrase, self.policy))
             )
@@ -199,18 +227,23 @@ class DirectorPublisher(PeriodicWorker):
             done[f"{name}_errors"] += 1
             log.exception("director publisher: %s failed", name)
 
-    def _issue_new_gateways(self, db: sqlite_utils.Database, now: datetime) -> int:
-        if not director.fleet_desired(self.config):
-            return 0
-        new = director.gateways_without_document(db)
-        if new:
-            key = keystore.director_key(self.config.keys_dir, self.passphrase)
-            director.issue_documents(self.config, db, key, new, validity=self.validity, now=now)
-        return len(new)
+    def _new_gateways(self, db: sqlite_utils.Database) -> list[str]:
+        return director.gateways_without_document(db) if director.fleet_desired(db) else []
 
-    def _renew_documents(self, db: sqlite_utils.Database, now: datetime) -> int:
-        expiring = director.gateways_expiring(db, now + self.validity / 2)
-        if expiring:
-            key = keystore.director_key(self.config.keys_dir, self.passphrase)
-            director.issue_documents(self.config, db, key, expiring, validity=self.validity, now=now)
-        return len(expiring)
+    def _expiring(self, db: sqlite_utils.Database, now: datetime) -> list[str]:
+        """Documents within half their validity of expiring; gateways with a recorded failure wait for their retry."""
+        failed = {failure.gateway_id for failure in director.failures(db)}
+        return [g for g in director.gateways_expiring(db, now + self.validity / 2) if g not in failed]
+
+    def _issue(
+        self, db: sqlite_utils.Database, gateway_ids: list[str], now: datetime, done: Counter[str], name: str
+    ) -> int:
+        """Issue to ``gateway_ids``; count (as ``<name>_failed``) and log the gateways that could not be directed."""
+        if not gateway_ids:
+            return 0
+        key = keystore.director_key(self.config.keys_dir, self.passphrase)
+        issued = director.issue_documents(self.config, db, key, gateway_ids, validity=self.validity, now=now)
+        done[f"{name}_failed"] += len(issued.failures)
+        for failure in issued.failures:
+            log.warning("director publisher: %s not directed: %s", failure.gateway_id, failure.reason)
+        return len(issued.documents)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from securesystemslib.signer import Signer
+from tuf.api.exceptions import LengthOrHashMismatchError
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
 from tuf.repository import Repository
 
@@ -49,6 +50,10 @@ class NotInitialized(ImageRepositoryError):
 
 class ReleaseRefused(ImageRepositoryError):
     """The release does not match its ONNX file, or would change an already published version."""
+
+
+class TargetMismatch(ImageRepositoryError):
+    """A target file on disk is missing or differs from what the signed targets metadata lists for it."""
 
 
 @dataclass(frozen=True)
@@ -364,6 +369,30 @@ def current_targets(config: CloudConfig) -> Targets:
     """The targets metadata gateways currently see."""
     require_initialized(config)
     return DiskRepository(config.tuf_dir).targets()
+
+
+def verify_stored_release(config: CloudConfig, model_name: str, version: str) -> None:
+    """Refuse a release whose files on disk are not the bytes its signed targets metadata lists (length and
+    SHA-256): gateways would refuse them, so directing them there would only split registry and fleet."""
+    targets = current_targets(config).targets
+    for path in (release_target_path(model_name, version), model_target_path(model_name, version)):
+        target = targets.get(path)
+        if target is None:
+            raise TargetMismatch(f"{model_name} version {version} is not published in the TUF repository ({path})")
+        for prefixed in target.get_prefixed_paths():
+            stored = config.tuf_dir / "targets" / prefixed
+            try:
+                with stored.open("rb") as data:
+                    target.verify_length_and_hashes(data)
+            except FileNotFoundError as exc:
+                raise TargetMismatch(
+                    f"{model_name} version {version}: {stored} is missing; restore it or release a new version"
+                ) from exc
+            except LengthOrHashMismatchError as exc:
+                raise TargetMismatch(
+                    f"{model_name} version {version}: {stored} does not match its signed TUF target ({exc}); "
+                    "restore it or release a new version"
+                ) from exc
 
 
 def list_targets(config: CloudConfig) -> dict[str, TargetFile]:

@@ -83,6 +83,8 @@ def _show(rollouts: StagedRollouts, record: RolloutRecord, as_json: bool) -> Non
             )
     for decision in view["decisions"]:
         click.echo(f"  {decision['at']} {decision['actor']}: {decision['decision']}: {decision['reason']}")
+        for gateway_id, why in decision["details"].get("not_directed", {}).items():
+            click.echo(f"    not directed {gateway_id}: {why}")
 
 
 def _audit(rollouts: StagedRollouts, action: str, record: RolloutRecord, reason: str | None = None) -> None:

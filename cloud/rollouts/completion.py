@@ -11,10 +11,8 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from cloud.registry import GENERAL, DirectorRollout, gateways_in_scope
+from cloud.registry import DirectorRollout, gateways_in_scope
 from cloud.releases import director
-from cloud.releases.publisher import release_to_gateways
-from shared.director import DirectorDocument
 
 
 @dataclass(frozen=True)
@@ -22,12 +20,6 @@ class CompletedRollout(DirectorRollout):
     #: the gateways the staged rollout directed
     directed: frozenset[str] = frozenset()
 
-    def publish(
-        self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str
-    ) -> list[DirectorDocument]:
-        if device_type == GENERAL:
-            director.set_fleet_desired(
-                self.config, {model_name: director.desired_model(self.config, model_name, version)}
-            )
+    def direct(self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str) -> director.Issued:
         late = [g for g in gateways_in_scope(db, model_name, device_type) if g not in self.directed]
-        return release_to_gateways(self.config, self.passphrase, model_name, version, late) if late else []
+        return self.direct_to(db, model_name, version, device_type, late)

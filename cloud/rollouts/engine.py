@@ -8,6 +8,15 @@ and rolls every gateway the rollout directed back to the version it ran before, 
 
 Directing uses ``release_to_gateways``: documents are stored before they are sent, so a broker outage delays
 a stage (its documents are sent by the director publisher) but loses nothing; the pending reason is recorded.
+A gateway that cannot be directed (``director_failures``) is named in the decision; the others go ahead, and the
+stage judges it as any gateway that does not reach the version (it fails the stage once the deadline passes,
+unless the director publisher's retry gets it there first).
+
+Rolling back follows the registry's one evaluation gate (``MLModelRegistry.rollback_candidate``): a gateway goes
+back to the version it ran before, unless that version failed evaluation and is not production (where an admin's
+override put it); then it goes to the newest earlier version that passed, or, with none, keeps the rollout's
+version, and the decision says which and why. An automatic rollback has no one to give an override, and a
+fleet put back on a version the gate refused is what the gate exists to prevent.
 """
 
 from __future__ import annotations
@@ -23,7 +32,8 @@ from cloud.config import CloudConfig
 from cloud.registry import GENERAL, PRODUCTION, DirectorRollout, MLModelRegistry, RegistryRefused, gateways_in_scope
 from cloud.releases import director, keystore
 from cloud.releases.director import DirectorError
-from cloud.releases.publisher import PublishError, release_to_gateways
+from cloud.releases.publisher import Directed, release_to_gateways
+from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.rollouts import store
 from cloud.rollouts.completion import CompletedRollout
 from cloud.rollouts.plan import RolloutPlan, stages_for
@@ -152,19 +162,21 @@ class StagedRollouts:
             return
         previous = {g: {"previous_version": self._previous_version(record, g)} for g in stage.gateway_ids}
         store.record_gateways(self.db, record.rollout_id, previous)
-        sequences, pending = self._direct(record.model_name, record.version, stage.gateway_ids)
+        directed = self._direct(record.model_name, record.version, stage.gateway_ids)
+        sequences = _sequences(directed)
         store.record_gateways(self.db, record.rollout_id, {g: {"directed_sequence": s} for g, s in sequences.items()})
         label = "canary" if stage.index == 0 else f"stage {stage.index + 1}"
+        failed = f"; {len(directed.failures)} could not be directed" if directed.failures else ""
         store.decide(
             self.db,
             record.rollout_id,
             stage.index,
             actor,
             "stage_started",
-            f"{label}: directed {len(stage.gateway_ids)} gateway(s) ({stage.percent:g}% of the scope) to version "
-            f"{record.version}; deadline {store.now_text(now + stage.deadline)}",
+            f"{label}: directed {len(sequences)} of {len(stage.gateway_ids)} gateway(s) ({stage.percent:g}% of the "
+            f"scope) to version {record.version}{failed}; deadline {store.now_text(now + stage.deadline)}",
             now,
-            {"gateways": sequences, "pending": pending},
+            {"gateways": sequences, "pending": directed.pending, "not_directed": _not_directed(directed)},
         )
 
     def _pass(
@@ -205,14 +217,19 @@ class StagedRollouts:
                 reason=reason,
                 rollout=CompletedRollout(self.config, self._passphrase(), directed),
             )
-        except (RegistryRefused, DirectorError) as exc:
+        except (RegistryRefused, DirectorError, ImageRepositoryError) as exc:
             why = f"completion refused by the registry: {exc}"
             if store.set_status(self.db, record.rollout_id, RolloutStatus.HALTED, (RolloutStatus.RUNNING,), now, why):
                 store.decide(self.db, record.rollout_id, None, actor, "halted", why, now)
             return
         if store.set_status(self.db, record.rollout_id, RolloutStatus.COMPLETED, (RolloutStatus.RUNNING,), now, reason):
             late = [d.signed.gateway_id for d in change.documents]
-            details = {"history_id": change.history["id"], "directed_late": late, "pending": change.pending}
+            details = {
+                "history_id": change.history["id"],
+                "directed_late": late,
+                "not_directed": {f.gateway_id: f.reason for f in change.failures},
+                "pending": change.pending,
+            }
             store.decide(self.db, record.rollout_id, None, actor, "completed", reason, now, details)
 
     # -- operator actions ----------------------------------------------------------------------------
@@ -276,7 +293,8 @@ class StagedRollouts:
     def _roll_back(
         self, record: RolloutRecord, actor: str, reason: str, from_: tuple[RolloutStatus, ...], now: datetime
     ) -> bool:
-        """Mark the rollout rolled back, then direct each directed gateway to its previous version."""
+        """Mark the rollout rolled back, then direct each directed gateway to its previous version (as the gate
+        allows: see the module's docstring)."""
         if not store.set_status(self.db, record.rollout_id, RolloutStatus.ROLLED_BACK, from_, now, reason):
             return False
         directed = [row for row in store.gateway_rows(self.db, record.rollout_id) if row["directed_sequence"]]
@@ -284,16 +302,33 @@ class StagedRollouts:
         for row in directed:
             by_version.setdefault(row["previous_version"] or "", []).append(row["gateway_id"])
         left = by_version.pop("", [])  # nothing older to go back to: they keep the new version
+        registry = MLModelRegistry(self.db)
         rolled: dict[str, dict[str, int]] = {}
-        pending = []
-        for version, gateway_ids in by_version.items():
-            sequences, why = self._direct(record.model_name, version, gateway_ids)
+        instead: dict[str, str] = {}
+        pending, not_directed = [], {}
+        for previous, gateway_ids in by_version.items():
+            version = registry.rollback_candidate(record.model_name, previous, record.device_type or None)
+            if version is None or version == record.version:
+                instead[previous] = "failed evaluation and no earlier version passed: gateways keep the rollout's"
+                left += gateway_ids
+                continue
+            if version != previous:
+                instead[previous] = f"failed evaluation: rolled back to version {version}, the newest earlier passing"
+            result = self._direct(record.model_name, version, gateway_ids)
+            sequences = _sequences(result)
             store.record_gateways(
                 self.db, record.rollout_id, {g: {"rollback_sequence": s} for g, s in sequences.items()}
             )
-            rolled[version] = sequences
-            pending += [why] if why else []
-        details = {"to": rolled, "left_without_previous_version": left, "pending": pending}
+            rolled.setdefault(version, {}).update(sequences)
+            pending += [result.pending] if result.pending else []
+            not_directed.update(_not_directed(result))
+        details = {
+            "to": rolled,
+            "left_without_previous_version": left,
+            "instead_of": instead,
+            "not_directed": not_directed,
+            "pending": pending,
+        }
         store.decide(self.db, record.rollout_id, None, actor, "rolled_back", reason, now, details)
         return True
 
@@ -302,21 +337,15 @@ class StagedRollouts:
         document = director.latest_document(self.db, gateway_id)
         if document is not None and record.model_name in document.signed.models:
             return document.signed.models[record.model_name].version
-        fleet = director.fleet_desired(self.config).get(record.model_name)
+        fleet = director.fleet_desired(self.db).get(record.model_name)
         if fleet is not None:
             return fleet.version
         active = MLModelRegistry(self.db).get_active_model(record.model_name, record.device_type or None)
         return active["model_version"] if active else None
 
-    def _direct(self, model_name: str, version: str, gateway_ids: list[str]) -> tuple[dict[str, int], str | None]:
-        """Sign, store and publish documents naming ``version``; their sequences, and why they are unsent if so."""
-        pending = None
-        try:
-            release_to_gateways(self.config, self._passphrase(), model_name, version, gateway_ids)
-        except PublishError as exc:  # stored; the director publisher sends them once the broker is back
-            pending = str(exc)
-        documents = {g: director.latest_document(self.db, g) for g in gateway_ids}
-        return {g: d.signed.sequence for g, d in documents.items() if d is not None}, pending
+    def _direct(self, model_name: str, version: str, gateway_ids: list[str]) -> Directed:
+        """Sign, store and publish documents naming ``version``, per gateway (a broker outage leaves them pending)."""
+        return release_to_gateways(self.config, self._passphrase(), model_name, version, gateway_ids)
 
     def _director(self) -> DirectorRollout:
         return DirectorRollout(self.config, self._passphrase())
@@ -325,3 +354,11 @@ class StagedRollouts:
         if not self.passphrase:
             raise RolloutRefused("signing director documents needs the key passphrase (IOTSPHERE_KEY_PASSPHRASE)")
         return self.passphrase
+
+
+def _sequences(directed: Directed) -> dict[str, int]:
+    return {d.signed.gateway_id: d.signed.sequence for d in directed.documents}
+
+
+def _not_directed(directed: Directed) -> dict[str, str]:
+    return {f.gateway_id: f.reason for f in directed.failures}

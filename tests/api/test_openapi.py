@@ -33,6 +33,7 @@ EXPECTED_ROLES = {
     ("get", "/api/gateways/{gateway_id}"): "viewer",
     ("get", "/api/deployments"): "viewer",
     ("get", "/api/deployments/{gateway_id}"): "viewer",
+    ("get", "/api/director/failures"): "viewer",
     ("get", "/api/dead-letters"): "operator",
     ("get", "/api/admin/keys"): "admin",
     ("get", "/api/audit"): "admin",

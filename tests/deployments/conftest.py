@@ -49,7 +49,7 @@ class Fleet:
     def direct(self, gateway_id: str, at: datetime, **versions: str) -> int:
         """Issue ``gateway_id`` a document naming these model versions (others kept) at ``at``; its sequence."""
         updates = {name: desired(name, version) for name, version in versions.items()}
-        (document,) = director.issue_documents(self.config, self.db, self.key, [gateway_id], updates, now=at)
+        (document,) = director.issue_documents(self.config, self.db, self.key, [gateway_id], updates, now=at).documents
         return document.signed.sequence
 
     def report(

@@ -32,7 +32,7 @@ def direct(world: World, desired: DesiredModel) -> int:
     """Issue, sign and publish (retained) a document with ``desired`` for the model; its sequence."""
     (document,) = director.issue_documents(
         world.config, world.db, world.cloud.director_key, [world.gateway_id], updates={MODEL: desired}
-    )
+    ).documents
     world.send_document(document.to_json())
     return document.signed.sequence
 

@@ -10,6 +10,7 @@ import pytest
 import sqlite_utils
 
 from cloud.registry import MLModelRegistry
+from cloud.releases.director import Issued
 from cloud.storage import open_database
 
 
@@ -24,9 +25,12 @@ class RecordingRollout:
         if self.refuse:
             raise self.refuse
 
-    def publish(self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str) -> list:
+    def direct(self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str) -> Issued:
         self.published.append((model_name, version, device_type))
-        return []
+        return Issued([], [])
+
+    def deliver(self, db: sqlite_utils.Database) -> str | None:
+        return None
 
 
 @pytest.fixture

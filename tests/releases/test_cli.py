@@ -75,7 +75,11 @@ def test_whole_fleet_release_with_no_gateway_yet_sets_the_fleet_desired_state(in
     result = _run(["cloud", "release", str(made.directory), "--data-dir", str(initialized.data_dir)])
     assert result.exit_code == 0, result.output
     assert "No gateway known yet" in result.output
-    assert director.fleet_desired(initialized)["component_failure"].version == "1"
+    db = open_database(initialized.database_path)
+    try:
+        assert director.fleet_desired(db)["component_failure"].version == "1"
+    finally:
+        db.conn.close()
 
 
 def test_release_with_a_wrong_passphrase_fails_clearly_and_signs_nothing(initialized, artifacts):

@@ -41,7 +41,7 @@ def test_document_verifies_with_the_director_key_published_through_tuf(
 ):
     _publish(initialized, artifacts(version="1"))
     desired = {"component_failure": director.desired_model(initialized, "component_failure", "1")}
-    (document,) = director.issue_documents(initialized, db, director_key, ["gw-1"], desired)
+    (document,) = director.issue_documents(initialized, db, director_key, ["gw-1"], desired).documents
 
     updater = make_updater()
     updater.refresh()
@@ -66,7 +66,7 @@ def test_sequence_increases_across_releases_and_rollback_beats_replay(initialize
     sequences = []
     for version in ("1", "2", "1"):  # release, upgrade, operator rollback to a release still in TUF
         desired = {"component_failure": director.desired_model(initialized, "component_failure", version)}
-        (document,) = director.issue_documents(initialized, db, director_key, ["gw-1"], desired)
+        (document,) = director.issue_documents(initialized, db, director_key, ["gw-1"], desired).documents
         sequences.append(document.signed.sequence)
         if len(sequences) == 2:
             upgrade = document
@@ -83,7 +83,7 @@ def test_sequence_starts_above_what_the_gateway_last_reported(initialized, db, d
     _publish(initialized, artifacts())
     db["gateways"].insert({"gateway_id": "gw-restored", "last_seen": iso(datetime.now(UTC)), "director_sequence": 41})
     desired = {"component_failure": director.desired_model(initialized, "component_failure", "1")}
-    (document,) = director.issue_documents(initialized, db, director_key, ["gw-restored"], desired)
+    (document,) = director.issue_documents(initialized, db, director_key, ["gw-restored"], desired).documents
     assert document.signed.sequence == 42
 
 
@@ -95,7 +95,7 @@ def test_documents_keep_other_models_and_carry_the_configured_validity(initializ
         desired = {name: director.desired_model(initialized, name, "1")}
         (document,) = director.issue_documents(
             initialized, db, director_key, ["gw-1"], desired, validity=timedelta(hours=6), now=now
-        )
+        ).documents
     assert set(document.signed.models) == {"component_failure", "usage_pattern"}
     assert (document.signed.issued_at, document.signed.expires_at) == ("2030-01-01T00:00:00Z", "2030-01-01T06:00:00Z")
     assert director.unpublished_gateways(db) == ["gw-1"]

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from cloud.releases import director, keystore, tuf_repo
-from cloud.releases.publisher import DirectorPublisher, PublishError, release_to_gateways
+from cloud.releases.publisher import DirectorPublisher, release_to_gateways
 from cloud.storage import iso, open_database
 from shared.director import DirectorDocument, verify_director
 from tests.releases.conftest import PASSPHRASE, clear_retained
@@ -77,7 +77,7 @@ def _see_gateway(db, gateway_id: str) -> None:
 
 
 def test_released_documents_are_retained_for_a_late_subscriber(released, db, trusted):
-    documents = release_to_gateways(released, PASSPHRASE, "component_failure", "2", ["gw-a", "gw-b"])
+    documents = release_to_gateways(released, PASSPHRASE, "component_failure", "2", ["gw-a", "gw-b"]).documents
     assert [d.signed.gateway_id for d in documents] == ["gw-a", "gw-b"]
 
     received = _retained(released, count=2)
@@ -86,12 +86,12 @@ def test_released_documents_are_retained_for_a_late_subscriber(released, db, tru
         accepted = verify_director(document.to_json(), trusted, gateway_id, last_sequence=None)
         assert accepted.signed.models["component_failure"].version == "2"
     assert director.unpublished_gateways(db) == []
-    assert director.fleet_desired(released) == {}  # directing chosen gateways leaves the fleet default alone
+    assert director.fleet_desired(db) == {}  # directing chosen gateways leaves the fleet default alone
 
 
 def test_whole_fleet_release_reaches_gateways_seen_later_through_the_publisher(released, db, trusted):
     _see_gateway(db, "gw-early")
-    (early,) = release_to_gateways(released, PASSPHRASE, "component_failure", "1")
+    (early,) = release_to_gateways(released, PASSPHRASE, "component_failure", "1").documents
     assert early.signed.gateway_id == "gw-early"
 
     _see_gateway(db, "gw-late")
@@ -108,8 +108,8 @@ def test_broker_outage_keeps_the_document_pending_until_the_publisher_sends_it(r
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     offline = dataclasses.replace(released, mqtt_url=f"mqtt://127.0.0.1:{closed_port}")
-    with pytest.raises(PublishError, match="cannot reach the MQTT broker"):
-        release_to_gateways(offline, PASSPHRASE, "component_failure", "1", ["gw-offline"], timeout=2)
+    directed = release_to_gateways(offline, PASSPHRASE, "component_failure", "1", ["gw-offline"], timeout=2)
+    assert "cannot reach the MQTT broker" in directed.pending
     assert director.unpublished_gateways(db) == ["gw-offline"]
 
     done = DirectorPublisher(released).run_once(db)  # no passphrase: it can still send what is pending
@@ -123,7 +123,7 @@ def test_broker_outage_keeps_the_document_pending_until_the_publisher_sends_it(r
 def test_publisher_renews_documents_before_they_expire(released, db):
     key = keystore.director_key(released.keys_dir, PASSPHRASE)
     desired = {"component_failure": director.desired_model(released, "component_failure", "1")}
-    (short,) = director.issue_documents(released, db, key, ["gw-1"], desired, validity=timedelta(hours=1))
+    (short,) = director.issue_documents(released, db, key, ["gw-1"], desired, validity=timedelta(hours=1)).documents
 
     done = DirectorPublisher(released, PASSPHRASE).run_once(db)
     assert done["renewed"] == 1
@@ -136,9 +136,7 @@ def test_publisher_renews_documents_before_they_expire(released, db):
 
 
 def test_background_worker_directs_a_new_gateway_and_stops(released, db):
-    director.set_fleet_desired(
-        released, {"component_failure": director.desired_model(released, "component_failure", "2")}
-    )
+    director.set_fleet_desired(db, {"component_failure": director.desired_model(released, "component_failure", "2")})
     worker = DirectorPublisher(released, PASSPHRASE, interval=0.1)
     worker.start()
     try:

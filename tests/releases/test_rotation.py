@@ -46,7 +46,7 @@ def test_rotated_director_key_reaches_gateways_through_tuf_and_documents_are_rei
     old_key = keystore.director_key(initialized.keys_dir, PASSPHRASE)
     db = open_database(initialized.database_path)
     desired = {"component_failure": director.desired_model(initialized, "component_failure", "1")}
-    (before,) = director.issue_documents(initialized, db, old_key, ["gw-1"], desired)
+    (before,) = director.issue_documents(initialized, db, old_key, ["gw-1"], desired).documents
 
     new = rotate_key(initialized, PASSPHRASE, "director")
 

@@ -72,7 +72,7 @@ def test_canary_passes_then_the_rest_then_production_switches_with_history(cloud
     assert (latest["action"], latest["from_version"], latest["to_version"]) == ("promote", "1", "2")
     assert latest["actor"] == f"ops-alice via rollout #{rollout.rollout_id}"
     assert "beats v1 on the holdout" in latest["reason"]
-    assert director.fleet_desired(cloud.config)[NAME].version == "2", "gateways seen later get version 2"
+    assert director.fleet_desired(cloud.db)[NAME].version == "2", "gateways seen later get version 2"
     assert _decisions(cloud, rollout.rollout_id) == [
         "started",
         "stage_started",

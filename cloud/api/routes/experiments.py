@@ -19,11 +19,11 @@ from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
 from cloud.api.roles import Role
-from cloud.api.routes.registry import DirectedOut, HistoryEntryOut, _actor, _rollout
+from cloud.api.routes.registry import DirectedOut, HistoryEntryOut, NotDirectedOut, _actor, _rollout
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
 from cloud.experiments.service import ExperimentService, Outcome
 from cloud.experiments.store import ExperimentConflict, Status, UnknownExperiment
-from cloud.registry import DirectorRollout, MLModelRegistry, RegistryRefused, UnknownModel
+from cloud.registry import DirectorRollout, MLModelRegistry, RegistryRefused, RegistryUnavailable, UnknownModel
 from cloud.releases.director import DirectorError
 from cloud.releases.keystore import KeystoreError
 from cloud.releases.tuf_repo import ImageRepositoryError
@@ -215,6 +215,8 @@ class ActionOut(BaseModel):
     experiment: ExperimentOut
     #: the signed director documents issued, one per gateway
     directed: list[DirectedOut]
+    #: gateways that could not be directed (recorded; the director publisher retries them)
+    not_directed: list[NotDirectedOut] = []
     #: set when the broker could not be reached: the documents are stored and sent later
     pending: str | None = None
     #: the registry's history entry when concluding promoted the challenger
@@ -290,7 +292,7 @@ def _run(action: Callable[[], Any]) -> Any:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
     except (ExperimentConflict, RegistryRefused, DirectorError, ImageRepositoryError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    except KeystoreError as exc:
+    except (KeystoreError, RegistryUnavailable) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
@@ -302,6 +304,7 @@ def _action(outcome: Outcome) -> ActionOut:
         directed=[
             DirectedOut(gateway_id=d.signed.gateway_id, sequence=d.signed.sequence) for d in outcome.directed.documents
         ],
+        not_directed=[NotDirectedOut.of(failure) for failure in outcome.directed.failures],
         pending=outcome.directed.pending,
         promotion=HistoryEntryOut.of(outcome.promotion) if outcome.promotion else None,
     )

@@ -8,6 +8,7 @@ holds in ``IOTSPHERE_KEY_PASSPHRASE``.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,8 +21,16 @@ from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
 from cloud.api.roles import Role
 from cloud.config import PASSPHRASE_ENV, CloudConfig
-from cloud.registry import Change, DirectorRollout, MLModelRegistry, RegistryRefused, UnknownModel, version_lineage
-from cloud.releases.director import DirectorError
+from cloud.registry import (
+    Change,
+    DirectorRollout,
+    MLModelRegistry,
+    RegistryRefused,
+    RegistryUnavailable,
+    UnknownModel,
+    version_lineage,
+)
+from cloud.releases.director import DirectorError, IssueFailure
 from cloud.releases.keystore import KeystoreError
 from cloud.releases.tuf_repo import ImageRepositoryError
 
@@ -32,7 +41,12 @@ DeviceType = Annotated[
     str | None,
     Query(description="Device type; without it, the general version.", examples=["tank-50gal-electric"]),
 ]
-_REFUSED = {409: {"description": "Refused by a registry rule (not released, failed evaluation, …); nothing changed."}}
+_REFUSED = {
+    409: {
+        "description": "Refused by a registry rule (not released, failed evaluation, release files on disk not what "
+        "TUF signed, …); nothing changed."
+    }
+}
 
 _HISTORY_EXAMPLE = {
     "id": 7,
@@ -119,17 +133,49 @@ class DirectedOut(BaseModel):
     sequence: int
 
 
+_NOT_DIRECTED_EXAMPLE = {
+    "gateway_id": "gw-002",
+    "reason": "gw-002 is at director sequence 9007199254740991, the largest there is (9007199254740991): it cannot "
+    "be directed until it is re-provisioned",
+    "failed_at": "2026-02-01T09:30:00Z",
+    "attempts": 1,
+}
+
+
+class NotDirectedOut(BaseModel):
+    """A gateway that got no document: recorded, and retried by the director publisher."""
+
+    gateway_id: str
+    reason: str
+    failed_at: datetime
+    #: failures in a row for this gateway
+    attempts: int
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_NOT_DIRECTED_EXAMPLE]})
+
+    @classmethod
+    def of(cls, failure: IssueFailure) -> NotDirectedOut:
+        return cls(**asdict(failure))
+
+
 class ChangeOut(BaseModel):
     history: HistoryEntryOut
     #: the new signed director documents, one per gateway directed
     directed: list[DirectedOut]
+    #: gateways that could not be directed (the change is made all the same; they are retried)
+    not_directed: list[NotDirectedOut] = []
     #: set when the broker could not be reached: the documents are stored and sent later
     pending: str | None = None
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"history": _HISTORY_EXAMPLE, "directed": [{"gateway_id": "gw-001", "sequence": 12}], "pending": None}
+                {
+                    "history": _HISTORY_EXAMPLE,
+                    "directed": [{"gateway_id": "gw-001", "sequence": 12}],
+                    "not_directed": [_NOT_DIRECTED_EXAMPLE],
+                    "pending": None,
+                }
             ]
         }
     )
@@ -149,6 +195,7 @@ class RollbackIn(BaseModel):
     to_version: str | None = Field(None, description="Default: the version production had before the current one.")
     device_type: str | None = None
     reason: str = Field(min_length=1)
+    override: bool = Field(False, description="Admin only: roll back to a version that failed evaluation.")
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"to_version": None, "reason": "false alarms doubled after version 4"}]}
@@ -176,13 +223,20 @@ def _change(run) -> ChangeOut:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
     except (RegistryRefused, DirectorError, ImageRepositoryError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    except KeystoreError as exc:
+    except (KeystoreError, RegistryUnavailable) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
     return ChangeOut(
         history=HistoryEntryOut.of(change.history),
         directed=[DirectedOut(gateway_id=d.signed.gateway_id, sequence=d.signed.sequence) for d in change.documents],
+        not_directed=[NotDirectedOut.of(failure) for failure in change.failures],
         pending=change.pending,
     )
+
+
+def _check_override(key: ApiKey, override: bool) -> None:
+    """The gate's override is an admin's decision, for promotions and rollbacks alike."""
+    if override and key.role != Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="overriding a failed evaluation needs the admin role")
 
 
 @router.post("/{model_name}/{version}/promote", response_model=ChangeOut, responses=_REFUSED)
@@ -195,8 +249,7 @@ def promote(
     body: PromoteIn,
 ) -> ChangeOut:
     """Make a released version production and direct gateways to it with new signed director documents."""
-    if body.override and key.role != Role.ADMIN:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="overriding a failed evaluation needs the admin role")
+    _check_override(key, body.override)
     rollout = _rollout(request)
     registry = MLModelRegistry(db)
     return _change(
@@ -220,12 +273,21 @@ def rollback(
     model_name: ModelName,
     body: RollbackIn,
 ) -> ChangeOut:
-    """Put an older release back in production: a new director document with a higher sequence names it."""
+    """Put an older release back in production: a new director document with a higher sequence names it.
+
+    A version that failed evaluation comes back only with an admin's override, as for a promotion."""
+    _check_override(key, body.override)
     rollout = _rollout(request)
     registry = MLModelRegistry(db)
     return _change(
         lambda: registry.rollback_model(
-            model_name, body.to_version, body.device_type, actor=_actor(key), reason=body.reason, rollout=rollout
+            model_name,
+            body.to_version,
+            body.device_type,
+            actor=_actor(key),
+            reason=body.reason,
+            rollout=rollout,
+            override=body.override,
         )
     )
 
