@@ -21,6 +21,8 @@ class CloudConfig:
     topic_prefix: str = field(default_factory=lambda: _env("IOTSPHERE_TOPIC_PREFIX", DEFAULT_PREFIX))
     #: names the ingest worker's broker session (which keeps messages while it is down): one per worker process
     ingest_client_id: str = field(default_factory=lambda: _env("IOTSPHERE_INGEST_CLIENT_ID", "iotsphere-ingest"))
+    #: the most bytes the API reads of any request body (no route takes uploads: models arrive through TUF releases)
+    api_max_body_bytes: int = field(default_factory=lambda: int(_env("IOTSPHERE_API_MAX_BODY_BYTES", str(2**20))))
     #: seconds between the signed checkpoints ``cloud serve`` adds to the audit log (``cloud.audit_checkpoints``)
     audit_checkpoint_interval_s: float = field(
         default_factory=lambda: float(_env("IOTSPHERE_AUDIT_CHECKPOINT_INTERVAL", "3600"))

@@ -6,10 +6,13 @@ import hashlib
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.api.auth import document_roles, route_roles
+from cloud.api.errors import document_guards
+from cloud.api.guards import AllowedMethods, BodyGuard
 from cloud.api.keys import ApiKey, KeyStore
 from cloud.api.routes import (
     admin,
@@ -127,6 +130,7 @@ def create_app(config: CloudConfig) -> FastAPI:
     app = FastAPI(title="IoTSphere MLOps API", version="1", description=_DESCRIPTION, openapi_tags=_TAGS)
     app.state.config = config
     roles = {}
+    routes = []
     for module in (
         health,
         predictions,
@@ -149,7 +153,11 @@ def create_app(config: CloudConfig) -> FastAPI:
         monitoring,
     ):
         roles |= route_roles(module.router)
+        routes += [route for route in module.router.routes if isinstance(route, APIRoute)]
         app.include_router(module.router)
     document_roles(app, roles)
+    document_guards(app)
     app.add_middleware(AuditMutations, database_path=config.database_path)
+    app.add_middleware(BodyGuard, max_bytes=config.api_max_body_bytes)  # outside the audit: it hashes what is read
+    app.add_middleware(AllowedMethods, routes=routes)  # outermost: OPTIONS reads no body
     return app

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
+from cloud.api.params import MAX_SAFE_INT
 from cloud.api.roles import Role
 from cloud.audit import MAX_LIMIT, AuditLog
 from cloud.audit_checkpoints import AuditCheckpoints, Checkpoint, CheckpointExport, CheckpointRefused
@@ -123,7 +124,9 @@ class VerifyOut(BaseModel):
 def list_entries(
     db: Database,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.", examples=[100])] = 100,
-    since_id: Annotated[int, Query(ge=0, description="Entries after this id (page on).", examples=[0])] = 0,
+    since_id: Annotated[
+        int, Query(ge=0, le=MAX_SAFE_INT, description="Entries after this id (page on).", examples=[0])
+    ] = 0,
     actor: Annotated[str | None, Query(description="Only this actor.", examples=["key:2e9d01debaa0"])] = None,
     action: Annotated[str | None, Query(description="Only this action.", examples=["http.post"])] = None,
 ) -> list[AuditEntryOut]:

@@ -11,6 +11,7 @@ from pydantic import ConfigDict
 from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
+from cloud.api.params import MAX_DURATION_S
 from cloud.api.roles import Role
 from cloud.deployments import DEADLINE_ENV, Deployment, DeploymentState, list_deployments, resolve_deadline
 from cloud.releases.director import latest_document
@@ -46,6 +47,7 @@ DeadlineSeconds = Annotated[
     float | None,
     Query(
         gt=0,
+        le=MAX_DURATION_S,
         description=f"Seconds a gateway has to commit or reject its document before it is overdue "
         f"(default: ${DEADLINE_ENV} on the server, else 1800).",
         examples=[1800],

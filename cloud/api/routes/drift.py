@@ -16,6 +16,7 @@ from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
+from cloud.api.params import Integer
 from cloud.api.roles import Role
 from cloud.monitoring.drift import DEFAULT_DAYS, detect_model_drift, drift_history, record_check
 from cloud.monitoring.reference import NoReference
@@ -87,7 +88,7 @@ class RecordedCheckOut(DriftResultOut):
 
 class CheckIn(BaseModel):
     version: str | None = Field(None, description="Version to check (default: production for the device type).")
-    days: int = Field(DEFAULT_DAYS, ge=1, le=365, description="The window: this many days up to now.")
+    days: Integer = Field(DEFAULT_DAYS, ge=1, le=365, description="The window: this many days up to now.")
     device_type: str | None = Field(None, description="Check only this device type's heaters and predictions.")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"days": 7, "device_type": None}]})

@@ -18,6 +18,7 @@ from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
+from cloud.api.params import MAX_SAFE_INT, Flag, Integer, Number
 from cloud.api.roles import Role
 from cloud.api.routes.registry import DirectedOut, HistoryEntryOut, NotDirectedOut, _actor, _rollout
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
@@ -234,14 +235,17 @@ class CreateIn(BaseModel):
     challenger_version: str = Field(examples=["5"])
     champion_version: str | None = Field(None, description="Default: the production version.")
     mode: Literal["split", "shadow"] = "split"
-    challenger_percent: int = Field(50, ge=0, le=100, description="Share of heaters on the challenger (split).")
-    min_detectable_effect: float | None = Field(
-        None, gt=0, description="Smallest improvement worth finding, in the metric's units; default per metric."
+    challenger_percent: Integer = Field(50, ge=0, le=100, description="Share of heaters on the challenger (split).")
+    min_detectable_effect: Number | None = Field(
+        None,
+        gt=0,
+        le=MAX_SAFE_INT,
+        description="Smallest improvement worth finding, in the metric's units; default per metric.",
     )
-    alpha: float = Field(0.05, gt=0, lt=0.5, description="False-positive rate however often anyone looks.")
-    power: float = Field(0.8, gt=0.5, lt=1)
-    planned_per_arm: int | None = Field(None, ge=2, description="Override the power calculation.")
-    guardrails: dict[str, float] | None = Field(None, description=f"Override defaults: {DEFAULT_GUARDRAILS}.")
+    alpha: Number = Field(0.05, gt=0, lt=0.5, description="False-positive rate however often anyone looks.")
+    power: Number = Field(0.8, gt=0.5, lt=1)
+    planned_per_arm: Integer | None = Field(None, ge=2, le=MAX_SAFE_INT, description="Override the power calculation.")
+    guardrails: dict[str, Number] | None = Field(None, description=f"Override defaults: {DEFAULT_GUARDRAILS}.")
     gateway_ids: list[str] | None = Field(None, description="Default: every gateway running the model.")
     reason: str = Field("", description="Why; kept in the decision log.")
 
@@ -274,7 +278,7 @@ class StopIn(BaseModel):
 
 class ConcludeIn(BaseModel):
     reason: str = Field("", description="Why; required with force.")
-    force: bool = Field(False, description="End before the rule has an answer (keeps the champion).")
+    force: Flag = Field(False, description="End before the rule has an answer (keeps the champion).")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "", "force": False}]})
 

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.auth import require_role
 from cloud.api.database import Database
-from cloud.api.errors import error_responses
+from cloud.api.errors import error_responses, invalid
+from cloud.api.params import AwareIsoDatetime, Number
 from cloud.api.roles import Role
 from cloud.feature_store import DatasetRecord, FeatureStore, UnknownDataset, UnknownDevice
 from shared.messages import PredictionType
@@ -100,12 +102,12 @@ class DatasetRequest(BaseModel):
     """Which rows to take and how to label them; the dataset is built, recorded and summarised."""
 
     feature_names: list[str] | None = Field(None, description="Default: every feature of the feature set.")
-    start_date: AwareDatetime = Field(description="First window end included.")
-    end_date: AwareDatetime = Field(description="Window ends before this are included.")
+    start_date: AwareIsoDatetime = Field(description="First window end included.")
+    end_date: AwareIsoDatetime = Field(description="Window ends before this are included.")
     device_type: str | None = Field(None, description="Only heaters of this type.")
-    horizon_days: float = Field(14, gt=0, le=365, description="A failure this soon after a row labels it.")
+    horizon_days: Number = Field(14, gt=0, le=365, description="A failure this soon after a row labels it.")
     feature_set_version: str | None = Field(None, description="Default: the one set holding every named feature.")
-    as_of: AwareDatetime | None = Field(None, description="Outcomes known by then label the rows (default: now).")
+    as_of: AwareIsoDatetime | None = Field(None, description="Outcomes known by then label the rows (default: now).")
     prediction_type: PredictionType = Field(
         PredictionType.COMPONENT_FAILURE,
         description="What labels the rows: failures within the horizon (component_failure), litres a sensor measured "
@@ -146,8 +148,8 @@ def _not_found(exc: LookupError) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc.args[0]))
 
 
-def _invalid(exc: ValueError) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc))
+def _invalid(exc: ValueError) -> RequestValidationError:
+    return invalid(str(exc))
 
 
 def _dataset_out(record: DatasetRecord) -> DatasetOut:
@@ -165,8 +167,8 @@ def device_features(
     db: Database,
     device_id: DeviceId,
     names: Annotated[list[str] | None, Query(description="Only these features, in this order.")] = None,
-    start: Annotated[AwareDatetime | None, Query(description="First window end included.")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="Window ends before this are included.")] = None,
+    start: Annotated[AwareIsoDatetime | None, Query(description="First window end included.")] = None,
+    end: Annotated[AwareIsoDatetime | None, Query(description="Window ends before this are included.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many rows, the newest.")] = 1000,
 ) -> DeviceFeaturesOut:
     """A water heater's feature vectors in a time range, oldest first."""

@@ -18,6 +18,7 @@ from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
+from cloud.api.params import Integer
 from cloud.api.roles import Role, permits
 from cloud.feedback import (
     ActualOutcome,
@@ -66,7 +67,7 @@ class OutcomeIn(ActualOutcome):
 
 
 class FeedbackIn(BaseModel):
-    rating: int = Field(ge=1, le=5, description="How useful the prediction was, 1 (useless) to 5 (spot on).")
+    rating: Integer = Field(ge=1, le=5, description="How useful the prediction was, 1 (useless) to 5 (spot on).")
     comments: str | None = Field(None, max_length=4000, description="Free text; encrypted at rest.")
 
     model_config = ConfigDict(

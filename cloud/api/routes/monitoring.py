@@ -6,7 +6,6 @@ series, the performance computed from outcomes, and the report as JSON or one se
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
@@ -16,10 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
+from cloud.api.params import IsoDatetime, Number, UtcIsoDatetime
 from cloud.api.roles import Role
 from cloud.monitoring.performance import GROUP_DIMENSIONS, InvalidMetrics, ModelPerformanceMonitor, UnknownModelName
 from cloud.monitoring.report import generate_performance_report, render_html, resolve_period
-from shared.messages import Arm, PredictionType, UtcDatetime
+from shared.messages import Arm, PredictionType
 
 router = APIRouter(prefix="/api/monitoring", tags=["monitoring"], responses=error_responses(400, 401, 403, 503))
 
@@ -77,8 +77,8 @@ _ERRORS_EXAMPLE = {
 
 class PointsIn(BaseModel):
     prediction_type: PredictionType
-    metrics: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(min_length=1)
-    timestamp: UtcDatetime
+    metrics: dict[str, Number] = Field(min_length=1)
+    timestamp: UtcIsoDatetime
     model_name: str | None = Field(None, description="Default: the prediction type (its registered model name).")
     model_version: str | None = None
     device_type: str | None = None
@@ -227,8 +227,8 @@ def list_metrics(
     device_type: Annotated[str | None, Query()] = None,
     arm: Annotated[str | None, Query()] = None,
     source: Annotated[Literal["tracked", "computed"] | None, Query()] = None,
-    start: Annotated[datetime | None, Query(description="From this time (UTC), inclusive.")] = None,
-    end: Annotated[datetime | None, Query(description="Until this time (UTC), exclusive.")] = None,
+    start: Annotated[IsoDatetime | None, Query(description="From this time (UTC), inclusive.")] = None,
+    end: Annotated[IsoDatetime | None, Query(description="Until this time (UTC), exclusive.")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[PointOut]:
     """Stored metric points, oldest first; each filter narrows the series."""
@@ -260,8 +260,8 @@ def performance(
     db: Database,
     model_name: Annotated[str, Path(description="A registered model name.", examples=["component_failure"])],
     time_period: TimePeriod = "last_week",
-    start: Annotated[datetime | None, Query(description="With end, instead of time_period (UTC).")] = None,
-    end: Annotated[datetime | None, Query(description="Exclusive.")] = None,
+    start: Annotated[IsoDatetime | None, Query(description="With end, instead of time_period (UTC).")] = None,
+    end: Annotated[IsoDatetime | None, Query(description="Exclusive.")] = None,
     window: Annotated[str | None, Query(description="30m, 12h, 1d, 2w or all.", examples=["1d"])] = None,
     group_by: Annotated[list[str] | None, Query(description=f"Any of {', '.join(GROUP_DIMENSIONS)}.")] = None,
 ) -> PerformanceOut:

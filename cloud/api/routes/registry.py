@@ -19,6 +19,7 @@ from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
+from cloud.api.params import Flag
 from cloud.api.roles import Role
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.registry import (
@@ -184,7 +185,7 @@ class ChangeOut(BaseModel):
 class PromoteIn(BaseModel):
     device_type: str | None = Field(None, description="Promote for this device type only; default: all.")
     reason: str = Field(min_length=1, description="Why; kept in the history.")
-    override: bool = Field(False, description="Admin only: promote although the version failed evaluation.")
+    override: Flag = Field(False, description="Admin only: promote although the version failed evaluation.")
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"device_type": None, "reason": "beats version 3 on the January holdout"}]}

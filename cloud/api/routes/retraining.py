@@ -6,14 +6,15 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
+from cloud.api.params import MAX_DURATION_S, MAX_SAFE_INT, Flag, Integer, Number
 from cloud.api.roles import Role
-from cloud.retraining.policy import InvalidPolicy, RetrainingPolicy
+from cloud.retraining.policy import AfterGate, ExperimentMode, InvalidPolicy, RetrainingPolicy
 from cloud.retraining.service import RetrainingService
 from shared.messages import PredictionType
 
@@ -49,11 +50,33 @@ class PolicyOut(BaseModel):
     )
 
 
+def _days() -> Any:
+    return Field(None, ge=1, le=MAX_DURATION_S // 86400)
+
+
 class PolicyChange(BaseModel):
-    """Only the settings to change; see the policy's fields."""
+    """Only the settings to change, each bounded so that no stored policy overflows a time span later."""
+
+    enabled: Flag = None
+    check_every_minutes: Integer = Field(None, ge=1, le=MAX_DURATION_S // 60)
+    window_days: Integer = _days()
+    baseline_days: Integer = _days()
+    feature_drift: Flag = None
+    performance_drift: Flag = None
+    feedback: Flag = None
+    min_feedback: Integer = Field(None, ge=1, le=MAX_SAFE_INT)
+    min_rise: Number = Field(None, ge=0, lt=1)
+    alpha: Number = Field(None, gt=0, lt=0.5)
+    min_new_labels: Integer = Field(None, ge=0, le=MAX_SAFE_INT)
+    cooldown_hours: Number = Field(None, ge=0, le=MAX_DURATION_S / 3600)
+    training_days: Integer = _days()
+    margin: Number = Field(None, ge=0, lt=1)
+    after_gate: AfterGate = None
+    experiment_mode: ExperimentMode = None
+    experiment_percent: Integer = Field(None, ge=1, le=99)
 
     model_config = ConfigDict(
-        extra="allow", json_schema_extra={"examples": [{"enabled": True, "cooldown_hours": 12, "min_new_labels": 100}]}
+        extra="forbid", json_schema_extra={"examples": [{"enabled": True, "cooldown_hours": 12, "min_new_labels": 100}]}
     )
 
 
@@ -99,7 +122,9 @@ def change_policy(
 ) -> PolicyOut:
     """Change settings of the model's policy (e.g. enable it); the others keep their values."""
     try:
-        policy = service.policies.set(model_name.value, body.model_dump(), f"{key.name} ({key.key_id})")
+        policy = service.policies.set(
+            model_name.value, body.model_dump(exclude_unset=True), f"{key.name} ({key.key_id})"
+        )
     except InvalidPolicy as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
     return PolicyOut(model_name=model_name.value, policy=asdict(policy))

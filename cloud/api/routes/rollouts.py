@@ -19,6 +19,7 @@ from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
+from cloud.api.params import MAX_DURATION_S, MAX_SAFE_INT, Number
 from cloud.api.roles import Role
 from cloud.config import PASSPHRASE_ENV
 from cloud.registry import UnknownModel
@@ -34,7 +35,7 @@ from cloud.rollouts.view import rollout_view
 router = APIRouter(prefix="/api/rollouts", tags=["rollouts"], responses=error_responses(401, 403, 404, 503))
 
 _REFUSED = error_responses(409)
-RolloutId = Annotated[int, Path(description="Rollout id.", examples=[3])]
+RolloutId = Annotated[int, Path(ge=1, le=MAX_SAFE_INT, description="Rollout id.", examples=[3])]
 
 _ROLLOUT_EXAMPLE = {
     "rollout_id": 3,
@@ -173,17 +174,20 @@ class StartIn(BaseModel):
     version: str
     device_type: str | None = Field(None, description="Roll out for this device type only; default: all.")
     reason: str = Field(min_length=1, description="Why; kept in the decisions and, at the end, the model history.")
-    percentages: list[float] = Field(
+    percentages: list[Number] = Field(
         [10.0, 100.0], min_length=1, description="Cumulative share of the gateways each stage reaches; ends at 100."
     )
-    canary_max_failure_share: float = Field(
+    canary_max_failure_share: Number = Field(
         DEFAULT_CANARY_FAILURE_SHARE, ge=0, lt=1, description="Failing share the canary may reach without halting."
     )
-    max_failure_share: float = Field(
+    max_failure_share: Number = Field(
         DEFAULT_FAILURE_SHARE, ge=0, lt=1, description="Failing share later stages may reach without halting."
     )
-    stage_deadline_s: float | None = Field(
-        None, gt=0, description="Seconds each stage's gateways have to commit (default: the deployment deadline)."
+    stage_deadline_s: Number | None = Field(
+        None,
+        gt=0,
+        le=MAX_DURATION_S,
+        description="Seconds each stage's gateways have to commit (default: the deployment deadline).",
     )
 
     model_config = ConfigDict(

@@ -6,7 +6,6 @@ progress, log and error are read back here. An evaluation runs in the request: s
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
@@ -16,6 +15,7 @@ from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
+from cloud.api.params import MAX_SAFE_INT, Flag, Integer, IsoDatetime, Number
 from cloud.api.roles import Role
 from cloud.feature_store import UnknownDataset
 from cloud.pipeline.runs import RunRefused, RunStatus, TrainingRun, UnknownRun
@@ -49,14 +49,14 @@ _RUN_EXAMPLE = {
 
 
 class OptionsIn(BaseModel):
-    margin: float = Field(
+    margin: Number = Field(
         DEFAULT_MARGIN, ge=0, lt=1, description="The challenger must beat the champion by this fraction."
     )
-    holdout_fraction: float = Field(
+    holdout_fraction: Number = Field(
         DEFAULT_HOLDOUT_FRACTION, ge=0.05, le=0.5, description="Latest share of rows held out."
     )
     device_type: str | None = Field(None, description="Train for this device type only.")
-    release: bool = Field(True, description="Sign the new version into TUF when the API holds the passphrase.")
+    release: Flag = Field(True, description="Sign the new version into TUF when the API holds the passphrase.")
     candidates: list[str] | None = Field(None, description="Limit the estimators compared.")
 
     model_config = ConfigDict(extra="forbid")
@@ -64,8 +64,8 @@ class OptionsIn(BaseModel):
 
 class TriggerIn(BaseModel):
     model_name: str = Field(examples=["component_failure"])
-    training_data_start_date: datetime
-    training_data_end_date: datetime
+    training_data_start_date: IsoDatetime
+    training_data_end_date: IsoDatetime
     options: OptionsIn = Field(default_factory=OptionsIn)
 
     model_config = ConfigDict(
@@ -133,7 +133,7 @@ class RunDetailOut(RunOut):
 class ScheduleIn(BaseModel):
     model_name: str = Field(examples=["component_failure"])
     schedule: str = Field(description="daily, weekly, monthly or a five-field cron expression (UTC).")
-    window_days: int = Field(DEFAULT_WINDOW_DAYS, ge=1, le=3650, description="Days of data before each fire time.")
+    window_days: Integer = Field(DEFAULT_WINDOW_DAYS, ge=1, le=3650, description="Days of data before each fire time.")
     options: OptionsIn = Field(default_factory=OptionsIn)
 
     model_config = ConfigDict(
@@ -282,7 +282,9 @@ def get_run(
     pipeline: Pipeline,
     key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
     run_id: Annotated[str, Path(examples=["4f1c2a9b7d3e5f60"])],
-    after_log_id: Annotated[int, Query(ge=0, description="Only log lines after this id (for polling).")] = 0,
+    after_log_id: Annotated[
+        int, Query(ge=0, le=MAX_SAFE_INT, description="Only log lines after this id (for polling).")
+    ] = 0,
 ) -> RunDetailOut:
     """A run with its status, progress, result or error, and its log."""
     run = _refusals(lambda: pipeline.runs.get(run_id))
@@ -326,7 +328,7 @@ def list_schedules(
 def delete_schedule(
     pipeline: Pipeline,
     key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
-    schedule_id: Annotated[int, Path(examples=[1])],
+    schedule_id: Annotated[int, Path(ge=1, le=MAX_SAFE_INT, examples=[1])],
 ) -> ScheduleOut:
     """Stop a schedule; runs it already queued stay queued."""
     return ScheduleOut.of(_refusals(lambda: pipeline.schedules.remove(schedule_id)))

@@ -34,11 +34,17 @@ _TARGET_RESPONSE = {200: {"content": {"application/octet-stream": {}}, "descript
 
 def _inside(folder: FsPath, relative: str) -> FsPath:
     """The file ``relative`` names under ``folder``, or 404."""
+    missing = HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no such TUF file {relative!r}")
     segments = relative.split("/")
-    unsafe = any(not s or s.startswith(".") or "\\" in s or "\x00" in s for s in segments)
-    path = (folder / relative).resolve()
-    if unsafe or not path.is_relative_to(folder.resolve()) or not path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no such TUF file {relative!r}")
+    if any(not s or s.startswith(".") or "\\" in s or "\x00" in s for s in segments):
+        raise missing  # before the file system sees it: a NUL byte makes every os call raise ValueError
+    try:
+        path = (folder / relative).resolve()
+        found = path.is_relative_to(folder.resolve()) and path.is_file()
+    except OSError:  # a name too long for the file system, say
+        found = False
+    if not found:
+        raise missing
     return path
 
 

@@ -1,0 +1,137 @@
+"""ASGI middleware that refuses a request before any route reads it: bodies too large, JSON that is not JSON.
+
+One layer for every route, so a route added later is covered without remembering to be. The body is read in the
+chunks the server hands over and the request is refused (413) as soon as it passes the cap, with or without a
+``Content-Length`` (chunked uploads included), so a client cannot make the API hold more than the cap in memory.
+A JSON body is then decoded once with ``shared.strict_json``: ``NaN``, ``Infinity``, numbers beyond a float and
+nesting deep enough to exhaust the stack are refused (422) here, where FastAPI's ``json.loads`` would accept the
+first ones into ``dict[str, Any]`` fields and crash on the last. Both answers have the documented shapes
+(``ErrorBody`` for 413, ``HTTPValidationError`` for 422).
+
+OPTIONS on any route's path answers 204 with ``Allow`` listing every method the path serves, and a 405 lists them
+too: Starlette names only the methods of the first route it tried, which for ``GET`` and ``POST`` declared on the
+same path in two routes is half the truth.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cloud.api.errors import body_too_large, invalid_json
+from shared import strict_json
+
+_JSON_TYPES = ("application/json",)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _is_json(content_type: str | None) -> bool:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type in _JSON_TYPES or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+async def _send_json(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    content = json.dumps(body).encode()
+    start_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": start_headers + list(headers)})
+    await send({"type": "http.response.body", "body": content})
+
+
+class BodyGuard:
+    """Cap every request body at ``max_bytes`` (413) and refuse JSON bodies that are not strict JSON (422)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_json(send, 413, body_too_large(self.max_bytes))  # refused before a byte is read
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _send_json(send, 413, body_too_large(self.max_bytes))
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body and _is_json(_header(scope, b"content-type")):
+            try:
+                strict_json.loads(body)
+            except ValueError as exc:  # UnicodeDecodeError and json.JSONDecodeError are ValueErrors too
+                await _send_json(send, 422, invalid_json(exc))
+                return
+        await self.app(scope, _replay(body, receive), send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the route the body already read, then passes on what the server sends next."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class AllowedMethods:
+    """Answer OPTIONS with ``Allow`` and give every 405 the full ``Allow`` of the path's resource.
+
+    The resource is the most specific route template matching the path (fewest parameters), as the OpenAPI
+    document lists it: ``/api/models/x/rollback`` is the rollback resource (POST), though ``GET`` of the
+    ``/api/models/{model_name}/{version}`` template would also match it.
+    """
+
+    def __init__(self, app: ASGIApp, routes: list[APIRoute]):
+        self.app = app
+        self.routes = routes
+
+    def _allow(self, scope: Scope) -> tuple[bytes, bytes] | None:
+        """The ``Allow`` header for the request's path, None if no route serves it."""
+        matching = [route for route in self.routes if route.path_regex.match(scope["path"])]
+        if not matching:
+            return None
+        template = min(matching, key=lambda route: route.path_format.count("{")).path_format
+        served = {method for route in matching if route.path_format == template for method in route.methods}
+        return b"allow", ", ".join([*sorted(served), "OPTIONS"]).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS" and (allow := self._allow(scope)):
+            await send({"type": "http.response.start", "status": 204, "headers": [allow]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def full_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405 and (allow := self._allow(scope)):
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                message = {**message, "headers": [*headers, allow]}
+            await send(message)
+
+        await self.app(scope, receive, full_allow)

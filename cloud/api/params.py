@@ -1,0 +1,56 @@
+"""Bounds shared by request parameters, so no number or time a client sends overflows a store or a time span.
+
+Integers stop at ``shared.limits.MAX_SAFE_INT`` (what SQLite stores and every JSON reader keeps exact); durations at
+``MAX_DURATION_S`` (``timedelta`` overflows near 10**14 s, and a deadline longer than a year means a mistake); times
+are ISO 8601 text, as the OpenAPI document says: pydantic would otherwise read ``0.5`` or ``1700000000`` as seconds
+since 1970; and JSON numbers and booleans are taken only as such, as pydantic's lax mode would read ``true`` as 1
+and ``"0.5"`` as a number.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BeforeValidator, Field
+
+from shared.limits import MAX_SAFE_INT
+from shared.messages import UtcDatetime
+
+__all__ = [
+    "MAX_DURATION_S",
+    "MAX_SAFE_INT",
+    "AwareIsoDatetime",
+    "Flag",
+    "Integer",
+    "IsoDatetime",
+    "Number",
+    "UtcIsoDatetime",
+]
+
+#: the longest deadline or window a request may name, in seconds: a year
+MAX_DURATION_S = 366 * 24 * 3600
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise ValueError("a time is ISO 8601 text, such as 2026-02-01T00:00:00Z")
+
+
+#: a time as ISO 8601 text, with or without an offset
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_text)]
+#: a time as ISO 8601 text with an offset
+AwareIsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+#: a time as ISO 8601 text with an offset, converted to UTC
+UtcIsoDatetime = Annotated[UtcDatetime, BeforeValidator(_iso_text)]
+
+#: a finite JSON number (an integer is one too)
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+#: a JSON integer (give it bounds where it is used: bounds here would override those)
+Integer = Annotated[int, Field(strict=True)]
+#: a JSON true or false
+Flag = Annotated[bool, Field(strict=True)]
