@@ -135,8 +135,8 @@ class AuditCheckpoints:
     def verify(self, public_key: Ed25519PublicKey | None, kept: Sequence[Checkpoint] = ()) -> CheckpointReport:
         """The chain, then each checkpoint (the table's and ``kept``, an exported copy): signed by the audit key,
         and the log's head after that many entries still what it signed. ``public_key`` None: no audit key yet."""
-        stored = self.all()
-        missing = [c for c in dict.fromkeys(kept) if c not in set(stored)]
+        stored = set(self.all())
+        missing = [c for c in dict.fromkeys(kept) if c not in stored]
         checkpoints = sorted({*stored, *missing}, key=lambda c: (c.count, c.at))
         chain, heads = AuditLog(self._db).heads(c.count for c in checkpoints)
         problems = []
