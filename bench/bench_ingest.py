@@ -55,7 +55,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_mosquitto(folder: Path) -> tuple[subprocess.Popen, int]:
+def start_mosquitto(folder: Path) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     conf = folder / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\npersistence false\n")
@@ -262,7 +262,7 @@ def run() -> dict:
     """Each consumer drains ROUNDS times, interleaved, on one broker; the best round of each is reported."""
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         folder = Path(tmp)
-        broker, port = _start_mosquitto(folder)
+        broker, port = start_mosquitto(folder)
         try:
             bare = [_Bare(port, folder, f"bare{i}", "single") for i in range(ROUNDS)]
             worker = [_Worker(port, folder / f"w{i}", f"w{i}", "single", f"w{i}").subscribe() for i in range(ROUNDS)]

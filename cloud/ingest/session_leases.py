@@ -97,11 +97,18 @@ class SessionLeases:
         ).fetchone()
         return Lease(*row) if row else None
 
+    def live(self, topic_filter: str) -> list[Lease]:
+        """Sessions of this subscription whose lease is held and renewed: their worker (or adopter) runs."""
+        return self._select("lapses_at >= ?", topic_filter)
+
     def lapsed(self, topic_filter: str) -> list[Lease]:
         """Sessions of this subscription whose lease lapsed: their worker (or its adopter) stopped renewing."""
+        return self._select("lapses_at < ?", topic_filter)
+
+    def _select(self, condition: str, topic_filter: str) -> list[Lease]:
         rows = self._conn.execute(
             f"SELECT client_id, topic_filter, holder, lapses_at FROM {TABLE}"
-            " WHERE topic_filter = ? AND lapses_at < ? ORDER BY lapses_at",
+            f" WHERE topic_filter = ? AND {condition} ORDER BY lapses_at",
             (topic_filter, self._clock()),
         ).fetchall()
         return [Lease(*row) for row in rows]

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import logging
 import select
+import sqlite3
 import threading
 import time
 import uuid
@@ -64,8 +65,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cloud.config import CloudConfig
 from cloud.ingest.decode import MAX_REASON_CHARS, Accepted, Rejected, decode
-from cloud.ingest.session_leases import LeaseHeld, SessionLeases
 from cloud.ingest.isolation import store_isolating
+from cloud.ingest.session_leases import LeaseHeld, SessionLeases
 from cloud.ingest.store import BatchResult
 from cloud.storage import open_database
 from shared.mqtt_url import MqttEndpoint, apply_endpoint, parse_mqtt_url
@@ -171,6 +172,7 @@ class IngestWorker:
         self._retiring = threading.Event()
         self._drain_topic = f"{config.topic_prefix}/ingest/drain/{self.client_id}"
         self._drain_marker = b""  # empty until the drain has begun on the current connection
+        self._drain_subscribe_mid: int | None = None
         self._unsubscribe_mid: int | None = None
         self._drained = False
         self._progress_at = 0.0  # when the drain last received anything
@@ -215,29 +217,47 @@ class IngestWorker:
         """End this worker's session for good: unsubscribe, store what it holds, end it, drop its lease.
 
         On a worker not started, retires the session of a worker that is gone: waits (within ``timeout``) for
-        its lease to lapse, and raises LeaseHeld as soon as its holder renews it (that worker still runs).
-        Raises ConnectionError if the session could not be ended; then it is kept, with nothing lost.
+        its lease to lapse or a peer's adoption to end, and raises LeaseHeld as soon as the worker renews it (it
+        still runs). Refused (ConnectionError) unless another worker of the subscription runs: the last one gone,
+        the broker would drop what gateways send. Raises ConnectionError if the session could not be ended; then
+        it is kept, with nothing lost.
         """
         deadline = time.monotonic() + timeout
-        self._retiring.set()
         if self._thread is None:
             self._holder = f"retire-{uuid.uuid4().hex[:8]}"
-            self._launch(deadline, patient=False)
+            self._launch(deadline, retiring=True)
+        else:
+            self._refuse_if_last()
+            self._retiring.set()
         self._thread.join(max(0.0, deadline - time.monotonic()))
         self.stop()
         if not self._ended:
             raise ConnectionError(f"session {self.client_id!r} kept: {self._failure or 'retiring timed out'}")
 
-    def _launch(self, deadline: float, patient: bool = True) -> None:
-        """Open the database, take the lease, run the loop.
+    def _launch(self, deadline: float, retiring: bool = False) -> None:
+        """Open the database, take the lease, run the loop (to retire the session, if ``retiring``).
 
-        While another holds the lease, wait until ``deadline``; unless ``patient``, only until its holder renews it.
+        While another holds the lease, wait until ``deadline``; to retire, only until the worker renews it.
         """
         if self._thread is not None:
             raise RuntimeError("an IngestWorker starts once; make a new one to start again")
         self._db = open_database(self.config.database_path)
         self._db.execute("PRAGMA synchronous=FULL")  # see "Durability" above
         self._leases = SessionLeases(self._db, self.stale_after)
+        try:
+            if retiring:
+                self._refuse_if_last()
+                self._retiring.set()
+            self._take_lease(deadline)
+        except BaseException:
+            self._db.conn.close()
+            self._db = None
+            raise
+        self._renew_at = time.monotonic() + self.heartbeat_interval
+        self._thread = threading.Thread(target=self._run, name=f"ingest-{self.client_id}", daemon=True)
+        self._thread.start()
+
+    def _take_lease(self, deadline: float) -> None:
         first_seen = None
         while not self._holding:
             try:
@@ -245,16 +265,20 @@ class IngestWorker:
                 self._holding = True
             except LeaseHeld as exc:
                 lease = self._leases.get(self.client_id)
+                if lease is None:  # dropped in between: its session ended
+                    continue
                 first_seen = first_seen or lease
-                renewed = not patient and lease != first_seen
+                renewed = self._retiring.is_set() and lease.holder == self.client_id and lease != first_seen
                 if renewed or time.monotonic() + POLL_SECONDS > deadline:
-                    self._db.conn.close()
-                    self._db = None
                     raise LeaseHeld(f"{exc}{' (it renewed it: stop it first)' if renewed else ''}") from None
                 time.sleep(POLL_SECONDS)
-        self._renew_at = time.monotonic() + self.heartbeat_interval
-        self._thread = threading.Thread(target=self._run, name=f"ingest-{self.client_id}", daemon=True)
-        self._thread.start()
+
+    def _refuse_if_last(self) -> None:
+        if not any(lease.client_id != self.client_id for lease in self._leases.live(self.topic_filter)):
+            raise ConnectionError(
+                f"no other worker of {self.topic_filter!r} runs: once {self.client_id!r} retired, the broker would "
+                "drop what gateways send; start the worker that replaces it first (or stop this one instead)"
+            )
 
     def run_forever(self, report: Callable[[IngestStats], None] | None = None, every: float = 10.0) -> None:
         """Run (starting if need be) until Ctrl-C or ``stop()``, handing the stats to ``report`` every ``every`` s."""
@@ -275,24 +299,31 @@ class IngestWorker:
 
     def _run(self) -> None:
         while not self._stopping.is_set() and not self._done:
-            self._tend_lease()
-            if self._client.socket() is None:
-                self._connect()
-                continue
-            self._pump()
-            if self._retiring.is_set() and self._connected and not self._drain_marker:
-                self._begin_drain()
-            if self._drained and not self._pending:
-                self._end_session()
-            elif self._drain_marker and time.monotonic() - self._progress_at > self.stale_after:
-                self._give_up(
-                    f"nothing received for {self.stale_after:g} s, not even the drain marker: may this client "
-                    f"subscribe and publish to {self._drain_topic!r}?"
-                )
+            try:
+                self._step()
+            except sqlite3.Error as exc:  # the lease table is busy or failing: the lease is tried again later
+                log.warning("session %s: reading or writing its lease failed: %s", self.client_id, exc)
+                self._stopping.wait(POLL_SECONDS)
         if self._client.socket() is not None:
             if self._pending:
                 self._flush()
             self._client.disconnect()
+
+    def _step(self) -> None:
+        self._tend_lease()
+        if self._client.socket() is None:
+            self._connect()
+            return
+        self._pump()
+        if self._retiring.is_set() and self._connected and not self._drain_marker:
+            self._begin_drain()
+        if self._drained and not self._pending:
+            self._end_session()
+        elif self._drain_marker and time.monotonic() - self._progress_at > self.stale_after:
+            self._give_up(
+                f"nothing received for {self.stale_after:g} s, not even the drain marker: may this client "
+                f"subscribe and publish to {self._drain_topic!r}?"
+            )
 
     def _connect(self) -> None:
         wait = self._connect_after - time.monotonic()
@@ -311,7 +342,7 @@ class IngestWorker:
                 return
             self._holding = True
             log.info("took back the lease on session %s", self.client_id)
-        self._drain_marker, self._drained, self._connected = b"", False, False
+        self._drain_marker, self._drained, self._connected, self._unsubscribe_mid = b"", False, False, None
         try:
             if self._mqtt5:
                 properties = Properties(PacketTypes.CONNECT)
@@ -443,9 +474,8 @@ class IngestWorker:
                 stale_after=self.stale_after,
             )
             adopter._holder = self.client_id
-            adopter._retiring.set()
             try:
-                adopter._launch(time.monotonic(), patient=False)
+                adopter._launch(time.monotonic(), retiring=True)
             except LeaseHeld:  # another peer was quicker
                 continue
             log.warning(
@@ -455,12 +485,11 @@ class IngestWorker:
             return
 
     def _begin_drain(self) -> None:
-        """Leave the shared subscription, then (on UNSUBACK) send a marker to ourselves: what comes before it is
-        everything the session still held."""
+        """Subscribe to our own drain topic; once granted, leave the shared subscription; once left, send a marker
+        to ourselves: what the broker delivers before it is everything the session still held."""
         self._drain_marker = uuid.uuid4().hex.encode()
         self._progress_at = time.monotonic()
-        self._client.subscribe(self._drain_topic, qos=1)
-        _, self._unsubscribe_mid = self._client.unsubscribe(self.topic_filter)
+        _, self._drain_subscribe_mid = self._client.subscribe(self._drain_topic, qos=1)
 
     def _end_session(self) -> None:
         """Everything the session held is stored: end it (a clean connection) and forget its lease."""
@@ -478,10 +507,13 @@ class IngestWorker:
         log.info("session %s ended for good: %s", self.client_id, self._stats.line())
 
     def _give_up(self, reason: str) -> None:
-        """Stop retiring and keep the session, handing an adopted lease back to its worker (peers retry later)."""
+        """Stop retiring and keep the session, back in the shared subscription, handing an adopted lease back to
+        its worker (peers retry later)."""
         log.warning("retiring session %s stopped, the session is kept: %s", self.client_id, reason)
         self._failure = reason
         self._done = True
+        if self._unsubscribe_mid is not None and self._client.socket() is not None:
+            self._subscribe(self._client)  # sent before the loop's DISCONNECT
         if self._holder != self.client_id:
             self._leases.hand_back(self.client_id, self._holder)
 
@@ -517,18 +549,23 @@ class IngestWorker:
             return
         log.info("connected to the broker as %s (session present: %s)", self.client_id, flags.session_present)
         self._connected = self._connected_once = True
-        if self._retiring.is_set():
-            return  # the loop begins the drain
+        if not self._retiring.is_set():  # retiring, the loop begins the drain
+            self._subscribe(client)
+
+    def _subscribe(self, client: mqtt.Client) -> None:
         if self._mqtt5:  # a re-subscription must not replay retained messages the session already had
             options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
             client.subscribe(self.topic_filter, options=options)
         else:
             client.subscribe(self.topic_filter, qos=1)
 
-    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
+    def _on_subscribe(self, client: mqtt.Client, _userdata, mid, reason_codes, _properties) -> None:
         refused = [str(rc) for rc in reason_codes if rc.is_failure]
-        if refused and self._drain_marker:
-            self._give_up(f"the broker refused the subscription to {self._drain_topic!r}: {', '.join(refused)}")
+        if self._drain_marker and mid == self._drain_subscribe_mid:
+            if refused:  # still in the shared subscription: nothing is left behind
+                self._give_up(f"the broker refused the subscription to {self._drain_topic!r}: {', '.join(refused)}")
+            else:
+                _, self._unsubscribe_mid = client.unsubscribe(self.topic_filter)
             return
         if refused:
             self._refusal = f"the broker refused the subscription: {', '.join(refused)}"

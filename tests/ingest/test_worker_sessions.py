@@ -179,21 +179,43 @@ def test_retire_ends_the_session_at_once_and_its_share_goes_to_the_others(config
 def test_the_cli_retires_a_stopped_workers_session_storing_what_it_queued(config, broker, gateways, db):
     worker = IngestWorker(config, client_id="ingest-a", **LEASE)
     worker.start()
+    # a peer that renews its lease but looks for lapsed ones only every 30 s: the command does the adopting here
+    peer = IngestWorker(config, client_id="ingest-b", heartbeat_interval=30, stale_after=60)
+    peer.start()
     worker.stop()
-    gateways.send(50)  # no other worker: all of it waits in ingest-a's session
-    assert count(db, "ingested_messages") == 0
+    try:
+        gateways.send(50)  # ingest-a's share waits in its session
+        wait_for(lambda: peer.stats.stored == 25, what="the peer storing its share")
 
-    done = subprocess.run(ingest_command(config, "--retire", "ingest-a"), capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            ingest_command(config, "--retire", "ingest-a"), capture_output=True, text=True, timeout=60
+        )
 
-    assert done.returncode == 0, done.stderr
-    assert "session ingest-a ended for good" in done.stdout and "stored=50" in done.stdout
-    assert all_stored_once(db, 50)
-    assert not session_present(broker.port, "ingest-a")
+        assert done.returncode == 0, done.stderr
+        assert "session ingest-a ended for good" in done.stdout and "stored=25" in done.stdout
+        assert all_stored_once(db, 50)
+        assert not session_present(broker.port, "ingest-a")
+    finally:
+        peer.stop()
+
+
+def test_retiring_the_last_worker_is_refused_because_the_broker_would_drop_what_comes_next(config, broker, db):
+    worker = IngestWorker(config, client_id="ingest-a", **LEASE)
+    worker.start()
+    try:
+        with pytest.raises(ConnectionError, match="no other worker .* runs: once 'ingest-a' retired"):
+            worker.retire()
+        assert worker._thread.is_alive()
+    finally:
+        worker.stop()
+    assert session_present(broker.port, "ingest-a")
 
 
 def test_the_cli_refuses_to_retire_a_running_worker(config, broker, db):
     running = IngestWorker(config, client_id="ingest-a", **LEASE)
     running.start()
+    peer = IngestWorker(config, client_id="ingest-b", **LEASE)
+    peer.start()
     try:
         done = subprocess.run(
             ingest_command(config, "--retire", "ingest-a"), capture_output=True, text=True, timeout=60
@@ -201,6 +223,7 @@ def test_the_cli_refuses_to_retire_a_running_worker(config, broker, db):
         assert running.stats.storage_errors == 0
     finally:
         running.stop()
+        peer.stop()
     assert done.returncode == 1
     assert "held by 'ingest-a'" in done.stderr and "stop it first" in done.stderr
 
@@ -211,3 +234,67 @@ def test_a_worker_coming_back_waits_for_the_adoption_of_its_session(config, db):
     leases.acquire("ingest-a", worker.topic_filter, holder="ingest-b")  # ingest-b is adopting ingest-a's session
     with pytest.raises(LeaseHeld, match="held by 'ingest-b'"):
         worker.start(timeout=0.3)
+
+
+def test_retiring_where_the_broker_forbids_the_drain_topic_keeps_the_session_and_says_why(tmp_path):
+    """deploy/mosquitto/acl grants the cloud user its drain topics. Mosquitto grants any subscription and drops
+    a denied publish silently, so the marker never comes back: the worker gives up and joins the group again."""
+    filters = ["test/iotsphere/v1/gw/+/up/#", "$share/iotsphere-ingest/test/iotsphere/v1/gw/+/up/#"]
+    acl = tmp_path / "acl"
+    acl.write_text("".join(f"topic read {f}\n" for f in filters) + f"topic write {filters[0]}\n")
+    acl_config = f"allow_anonymous true\nacl_file {acl}\n"
+    with PrivateBroker(tmp_path / "broker", extra_config=acl_config, persistence=False) as broker:
+        config = CloudConfig(data_dir=tmp_path / "cloud", mqtt_url=broker.url, topic_prefix="test/iotsphere/v1")
+        worker = IngestWorker(config, client_id="ingest-a", **LEASE)
+        worker.start()
+        peer = IngestWorker(config, client_id="ingest-b", heartbeat_interval=30, stale_after=60)
+        peer.start()
+        gateways = Gateways(config, broker.port)
+        gateways.send(10)
+        with pytest.raises(ConnectionError, match="not even the drain marker: .*'test/iotsphere/v1/ingest/drain/"):
+            worker.retire()
+        gateways.send(10, start=10)  # a share of these goes to ingest-a's session again, kept for it
+
+        again = IngestWorker(config, client_id="ingest-a", **LEASE)
+        again.start()
+        db = open_database(config.database_path)
+        try:
+            wait_for(lambda: all_stored_once(db, 20), what="all 20 messages stored")
+            assert again.stats.stored > 0
+        finally:
+            again.stop()
+            peer.stop()
+            gateways.close()
+            db.conn.close()
+
+
+def test_under_the_shipped_broker_acl_the_cloud_user_retires_a_worker(tmp_path):
+    passwords = tmp_path / "passwords"
+    passwords.touch()
+    for user in ("cloud", "gw-1"):
+        subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, f"{user}-secret"], check=True)
+    acl = Path(__file__).parents[2] / "deploy" / "mosquitto" / "acl"
+    settings = f"allow_anonymous false\npassword_file {passwords}\nacl_file {acl}\n"
+    with PrivateBroker(tmp_path / "broker", extra_config=settings, persistence=False) as broker:
+        url = f"mqtt://cloud:cloud-secret@127.0.0.1:{broker.port}"
+        config = CloudConfig(data_dir=tmp_path / "cloud", mqtt_url=url, topic_prefix="iotsphere/v1")
+        retiring, staying = (IngestWorker(config, client_id=name, **LEASE) for name in ("ingest-a", "ingest-b"))
+        retiring.start()
+        staying.start()
+        gateway = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gw-1")
+        gateway.username_pw_set("gw-1", "gw-1-secret")
+        gateway.connect("127.0.0.1", broker.port)
+        gateway.loop_start()
+        db = open_database(config.database_path)
+        try:
+            for window in range(20):
+                message = features(gateway="gw-1", window=window).to_json()
+                gateway.publish(up_topic("gw-1", Up.FEATURES), message, qos=1).wait_for_publish(10)
+            retiring.retire()
+            wait_for(lambda: all_stored_once(db, 20), what="all 20 messages stored")
+        finally:
+            staying.stop()
+            gateway.disconnect()
+            gateway.loop_stop()
+            db.conn.close()
+        assert retiring.stats.stored > 0
