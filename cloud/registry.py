@@ -367,7 +367,9 @@ class MLModelRegistry:
                 )
             self.db["models"].update((name, version), {"status": PRODUCTION, "production_device_type": scope})
             entry["id"] = self.db["model_history"].insert(entry).last_pk
-        except sqlite3.IntegrityError as exc:  # another promotion for this scope committed first
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE constraint failed" not in str(exc):
+                raise
             raise RegistryRefused(f"{name} already has a production version for {_scope_name(scope)}: {exc}") from exc
         return entry
 

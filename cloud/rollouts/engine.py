@@ -29,7 +29,15 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from cloud.config import CloudConfig
-from cloud.registry import GENERAL, PRODUCTION, DirectorRollout, MLModelRegistry, RegistryRefused, gateways_in_scope
+from cloud.registry import (
+    GENERAL,
+    PRODUCTION,
+    DirectorRollout,
+    MLModelRegistry,
+    RegistryRefused,
+    RegistryUnavailable,
+    gateways_in_scope,
+)
 from cloud.releases import director, keystore
 from cloud.releases.director import DirectorError
 from cloud.releases.publisher import Directed, release_to_gateways
@@ -221,6 +229,9 @@ class StagedRollouts:
             why = f"completion refused by the registry: {exc}"
             if store.set_status(self.db, record.rollout_id, RolloutStatus.HALTED, (RolloutStatus.RUNNING,), now, why):
                 store.decide(self.db, record.rollout_id, None, actor, "halted", why, now)
+            return
+        except RegistryUnavailable as exc:  # nothing changed; the rollout stays running and the next advance retries
+            store.decide(self.db, record.rollout_id, None, actor, "completion_failed", str(exc), now)
             return
         if store.set_status(self.db, record.rollout_id, RolloutStatus.COMPLETED, (RolloutStatus.RUNNING,), now, reason):
             late = [d.signed.gateway_id for d in change.documents]
