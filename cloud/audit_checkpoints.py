@@ -142,8 +142,8 @@ class AuditCheckpoints:
         problems = []
         if missing:
             problems.append(
-                f"{len(missing)} checkpoint(s) of the exported copy are missing from the database, the newest "
-                f"{max(missing, key=lambda c: c.at).describe()}: the checkpoint table was cut"
+                f"{len(missing)} checkpoint(s) of the exported copy are missing from the database (the newest: "
+                f"{max(missing, key=lambda c: c.at).describe()}): the checkpoint table was cut"
             )
         problems += _signature_problems(checkpoints, public_key)
         for checkpoint in checkpoints:
