@@ -58,6 +58,7 @@ def lazy_group(name: str, help_text: str, commands: dict[str, tuple[str, str]]) 
         "monitor": ("cloud.monitoring.cli:monitor", "Model performance from outcomes, and reports (JSON or HTML)."),
         "experiments": ("cloud.experiments.cli:experiments", "A/B tests: create, start, status, stop, conclude, list."),
         "rollouts": ("cloud.rollouts.cli:rollouts", "Staged rollouts: canary, then the rest; halt and roll back."),
+        "security": ("cloud.security_cli:security", "Forged or foreign director documents seen on gateways."),
     },
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")

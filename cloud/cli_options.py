@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import sqlite_utils
 
 from cloud.config import CloudConfig
+from cloud.storage import open_database
 
 data_dir_option = click.option(
     "--data-dir",
@@ -24,3 +28,13 @@ mqtt_option = click.option(
 def config_from_options(data_dir: Path | None, mqtt_url: str | None = None) -> CloudConfig:
     config = CloudConfig() if data_dir is None else CloudConfig(data_dir=data_dir)
     return dataclasses.replace(config, mqtt_url=mqtt_url) if mqtt_url else config
+
+
+@contextmanager
+def cloud_database(data_dir: Path | None) -> Iterator[sqlite_utils.Database]:
+    """The cloud database of ``--data-dir`` for one command, closed afterwards."""
+    db = open_database(config_from_options(data_dir).database_path)
+    try:
+        yield db
+    finally:
+        db.conn.close()

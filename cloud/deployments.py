@@ -28,6 +28,20 @@ latest wins (a rejected document retried successfully is in probation). A deploy
 downloading or on probation past its deadline after the document was issued is ``overdue``; ``stage`` keeps
 how far it got. Event times are the gateway's clock and are compared with each other only; ``issued_at`` and
 the deadline are the cloud's.
+
+Which document an event is about is decided by its digest, never by the sequence it reports: anyone who can
+publish on a gateway's ``down/desired`` can send a copy of its current document with one signature character
+changed, and the gateway's reject of it reports the same sequence as the genuine one. An event counts only if
+its ``document_digest`` is one the cloud issued to that gateway (``director_issued``), and then with the
+sequence the cloud issued it under; an event naming any other digest moves nothing here and is a security event
+(``cloud.security_events``). Events from agents older than the digest (none named) keep the weaker legacy
+path: matched by the sequence they report, except rejects for the rules that fail *before* a document is known
+to be the cloud's and this gateway's (``director.format``, ``director.signature``, ``director.gateway``), which
+are exactly the ones a forgery or a replay from another gateway causes. Every other rule fails only for a
+document that verified with a director key and names this gateway, so its sequence is one the cloud signed.
+Refusing those agents' events altogether would leave every deployment of a fleet not yet upgraded pending and
+then overdue, and halt every rollout; this way an old agent is as forgeable as before only through rules that
+say nothing about a release's quality, and a rollout is never halted by them.
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ import sqlite_utils
 from pydantic import BaseModel, ConfigDict
 
 from cloud.storage import from_iso
-from shared.director import format_time
+from shared.director import RejectRule, format_time
 
 DEADLINE_ENV = "IOTSPHERE_DEPLOYMENT_DEADLINE_S"
 DEFAULT_DEADLINE = timedelta(minutes=30)
@@ -105,12 +119,24 @@ def resolve_deadline(seconds: float | None = None) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+#: rejects an agent that names no digest may send for a document that is not the cloud's, or not this gateway's
+_UNAUTHENTICATED_RULES = (RejectRule.DIRECTOR_FORMAT, RejectRule.DIRECTOR_SIGNATURE, RejectRule.DIRECTOR_GATEWAY)
+
 # One row per (gateway, model) of each gateway's latest document, with the events that concern it: the latest
 # switch of the model (an activation up to the document's sequence, or a rollback), the activation before that
-# switch, a commit of the named version after it, and the install and reject of this very document. Correlated
-# subqueries walk the (gateway_id, sent_at) index of one gateway's events each.
+# switch, a commit of the named version after it, and the install and reject of this very document. Only events
+# about documents the cloud issued to the gateway count (``events``, inlined into each subquery), with the sequence
+# it issued them under. Correlated subqueries walk the (gateway_id, sent_at) index of one gateway's events each.
 _DEPLOYMENTS_SQL = """
-WITH named AS (
+WITH events AS NOT MATERIALIZED (
+  SELECT e.msg_id, e.gateway_id, e.kind, e.model_name, e.model_version, e.sent_at,
+         coalesce(i.sequence, e.director_sequence) AS director_sequence
+  FROM gateway_events e
+  LEFT JOIN director_issued i ON i.document_digest = e.document_digest AND i.gateway_id = e.gateway_id
+  WHERE CASE WHEN e.document_digest IS NULL THEN e.kind != 'reject' OR coalesce(e.rule, '') NOT IN (UNAUTHENTICATED)
+             ELSE i.document_digest IS NOT NULL END
+),
+named AS (
   SELECT d.gateway_id, d.sequence, d.published_at, d.document_json ->> '$.signed.issued_at' AS issued_at,
          m.key AS model_name, m.value ->> '$.version' AS version
   FROM director_documents d, json_each(d.document_json, '$.signed.models') AS m
@@ -118,25 +144,25 @@ WITH named AS (
 ),
 switched AS (
   SELECT n.*,
-    (SELECT e.msg_id FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.model_name = n.model_name
+    (SELECT e.msg_id FROM events e WHERE e.gateway_id = n.gateway_id AND e.model_name = n.model_name
        AND (e.kind = 'rollback' OR (e.kind = 'activate' AND e.director_sequence <= n.sequence))
        ORDER BY e.sent_at DESC LIMIT 1) AS switch_id,
     COALESCE(
-      (SELECT max(e.sent_at) FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'download'
+      (SELECT max(e.sent_at) FROM events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'download'
          AND e.model_name = n.model_name AND e.director_sequence = n.sequence),
-      (SELECT max(e.sent_at) FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'install'
+      (SELECT max(e.sent_at) FROM events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'install'
          AND e.model_name = n.model_name AND e.director_sequence = n.sequence)) AS downloading_at,
-    (SELECT e.msg_id FROM gateway_events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'reject'
+    (SELECT e.msg_id FROM events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'reject'
        AND e.director_sequence = n.sequence ORDER BY e.sent_at DESC LIMIT 1) AS reject_id
   FROM named n
 ),
 concluded AS (
   SELECT w.*, s.kind AS switch_kind, s.model_version AS switch_version, s.sent_at AS switch_at,
     s.detail AS switch_detail,
-    (SELECT e.msg_id FROM gateway_events e WHERE e.gateway_id = w.gateway_id AND e.model_name = w.model_name
+    (SELECT e.msg_id FROM events e WHERE e.gateway_id = w.gateway_id AND e.model_name = w.model_name
        AND e.kind = 'activate' AND e.director_sequence <= w.sequence AND e.sent_at <= s.sent_at
        ORDER BY e.sent_at DESC LIMIT 1) AS activation_id,
-    (SELECT min(e.sent_at) FROM gateway_events e WHERE e.gateway_id = w.gateway_id AND e.kind = 'commit'
+    (SELECT min(e.sent_at) FROM events e WHERE e.gateway_id = w.gateway_id AND e.kind = 'commit'
        AND e.model_name = w.model_name AND e.model_version = w.version AND e.sent_at >= s.sent_at) AS committed_at
   FROM switched w LEFT JOIN gateway_events s ON s.msg_id = w.switch_id
 )
@@ -149,7 +175,7 @@ LEFT JOIN gateway_events a ON a.msg_id = c.activation_id
 LEFT JOIN gateway_events r ON r.msg_id = c.reject_id
 LEFT JOIN gateways g ON g.gateway_id = c.gateway_id
 ORDER BY c.gateway_id, c.model_name
-"""
+""".replace("UNAUTHENTICATED", ", ".join(f"'{rule.value}'" for rule in _UNAUTHENTICATED_RULES))
 
 #: for events at the same instant, the one further along wins
 _RANK = {

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
 import click
-import sqlite_utils
 
-from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_options import cloud_database, data_dir_option
 from cloud.deployments import DEADLINE_ENV, Deployment, DeploymentState, describe, list_deployments, resolve_deadline
 from cloud.releases.director import failures, latest_document
-from cloud.storage import open_database
 
 _STATES = click.Choice([state.value for state in DeploymentState])
 overdue_option = click.option("--overdue", is_flag=True, help="Only deployments past their deadline.")
@@ -27,15 +23,6 @@ deadline_option = click.option(
     help=f"Seconds a gateway has to commit or reject a document (default: ${DEADLINE_ENV} or 1800).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of one line each.")
-
-
-@contextmanager
-def _database(data_dir: Path | None) -> Iterator[sqlite_utils.Database]:
-    db = open_database(config_from_options(data_dir).database_path)
-    try:
-        yield db
-    finally:
-        db.conn.close()
 
 
 def _deadline(deadline_s: float | None) -> timedelta:
@@ -79,7 +66,7 @@ def list_command(
     if overdue and state not in (None, DeploymentState.OVERDUE.value):
         raise click.ClickException(f"--overdue and --state {state} contradict each other: give one")
     wanted = DeploymentState.OVERDUE if overdue else DeploymentState(state) if state else None
-    with _database(data_dir) as db:
+    with cloud_database(data_dir) as db:
         found = list_deployments(db, gateway, model, wanted, _deadline(deadline_s))
     _echo(found, as_json)
 
@@ -94,7 +81,7 @@ def show_command(
     gateway_id: str, overdue: bool, deadline_s: float | None, as_json: bool, data_dir: Path | None
 ) -> None:
     """GATEWAY_ID's deployments, one per model, with the time of each step."""
-    with _database(data_dir) as db:
+    with cloud_database(data_dir) as db:
         if latest_document(db, gateway_id) is None:
             raise click.ClickException(f"no director document was issued to gateway {gateway_id!r}")
         found = list_deployments(
@@ -125,7 +112,7 @@ def show_command(
 @data_dir_option
 def not_directed_command(as_json: bool, data_dir: Path | None) -> None:
     """Gateways the director could not give their latest document, with why; the director publisher retries them."""
-    with _database(data_dir) as db:
+    with cloud_database(data_dir) as db:
         found = failures(db)
     if as_json:
         click.echo(json.dumps([asdict(f) for f in found], indent=2, default=str))

@@ -695,6 +695,75 @@ def _m19_c_ingest_sessions(db: sqlite_utils.Database) -> None:
     db["ingest_sessions"].create_index(["topic_filter", "lapses_at"])
 
 
+def _m21_b_document_digests(db: sqlite_utils.Database) -> None:
+    """Gateway events name their director document by digest (``shared.director.document_digest``), and the cloud
+    matches them to the documents it issued by it (``cloud.deployments``), never by a sequence a forgery can copy.
+
+    ``director_issued`` (``cloud.releases.issued``) keeps the digest of every document issued, not only each
+    gateway's latest (a commit names the document that activated its release), filled here from the documents
+    already issued; ``gateway_events.document_digest`` keeps the digest a gateway named. ``security_events``
+    (``cloud.security_events``) keeps each document a gateway reported that the cloud never issued *to it*, one row
+    per gateway and document with its sightings; a trigger writes it in the transaction that stores the event,
+    whichever code stores it, so no event about a forged document is stored without its security event.
+    """
+    import hashlib
+
+    db.execute(
+        "CREATE TABLE director_issued (document_digest TEXT PRIMARY KEY, gateway_id TEXT NOT NULL,"
+        " sequence INTEGER NOT NULL, issued_at TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX director_issued_gateway ON director_issued (gateway_id, sequence)")
+    for gateway_id, sequence, document_json in db.execute(
+        "SELECT gateway_id, sequence, document_json FROM director_documents"
+    ).fetchall():
+        db.execute(
+            "INSERT OR IGNORE INTO director_issued VALUES (?, ?, ?, ?)",
+            [
+                hashlib.sha256(document_json.encode()).hexdigest(),
+                gateway_id,
+                sequence,
+                json.loads(document_json)["signed"]["issued_at"],
+            ],
+        )
+    db.execute("ALTER TABLE gateway_events ADD COLUMN document_digest TEXT")
+    db.execute(
+        """CREATE TABLE security_events (
+             gateway_id TEXT NOT NULL,
+             document_digest TEXT NOT NULL,
+             issued_to TEXT,
+             kind TEXT NOT NULL,
+             rule TEXT,
+             detail TEXT,
+             director_sequence INTEGER,
+             first_seen_at TEXT NOT NULL,
+             last_seen_at TEXT NOT NULL,
+             sightings INTEGER NOT NULL,
+             first_msg_id TEXT NOT NULL,
+             alerted_at TEXT,
+             PRIMARY KEY (gateway_id, document_digest))"""
+    )
+    db.execute("CREATE INDEX security_events_last_seen ON security_events (last_seen_at)")
+    db.execute("CREATE INDEX security_events_unalerted ON security_events (first_seen_at) WHERE alerted_at IS NULL")
+    db.execute(
+        """CREATE TRIGGER gateway_events_unissued_document AFTER INSERT ON gateway_events
+           WHEN NEW.document_digest IS NOT NULL AND NOT EXISTS (
+             SELECT 1 FROM director_issued i
+             WHERE i.document_digest = NEW.document_digest AND i.gateway_id = NEW.gateway_id)
+           BEGIN
+             INSERT INTO security_events (gateway_id, document_digest, issued_to, kind, rule, detail,
+                                          director_sequence, first_seen_at, last_seen_at, sightings, first_msg_id)
+             VALUES (NEW.gateway_id, NEW.document_digest,
+                     (SELECT i.gateway_id FROM director_issued i WHERE i.document_digest = NEW.document_digest),
+                     NEW.kind, NEW.rule, NEW.detail, NEW.director_sequence, NEW.sent_at, NEW.sent_at, 1, NEW.msg_id)
+             ON CONFLICT (gateway_id, document_digest) DO UPDATE SET
+               kind = excluded.kind, rule = excluded.rule, detail = excluded.detail,
+               director_sequence = excluded.director_sequence,
+               first_seen_at = min(first_seen_at, excluded.first_seen_at),
+               last_seen_at = max(last_seen_at, excluded.last_seen_at), sightings = sightings + 1;
+           END"""
+    )
+
+
 #: Ordered migrations. Append; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, _m1_initial),
@@ -716,6 +785,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (18, _m18_a_unreadable_uplink_rows),
     (19, _m19_c_ingest_sessions),
     (20, _m20_e_dead_letters_encrypted),
+    (21, _m21_b_document_digests),
 ]
 
 

@@ -52,8 +52,9 @@ _SQL = {
     " status_json) VALUES (?,?,?,?,?,?,?) ON CONFLICT (gateway_id) DO UPDATE SET last_seen = excluded.last_seen,"
     " online = excluded.online, agent_version = excluded.agent_version,"
     " director_sequence = excluded.director_sequence, status_json = excluded.status_json",
+    # an event naming a document the cloud never issued to that gateway also writes its security event (a trigger)
     "event": "INSERT OR IGNORE INTO gateway_events (msg_id, gateway_id, kind, model_name, model_version,"
-    " director_sequence, rule, detail, sent_at) VALUES (?,?,?,?,?,?,?,?,?)",
+    " director_sequence, rule, detail, sent_at, document_digest) VALUES (?,?,?,?,?,?,?,?,?,?)",
 }
 
 
@@ -219,6 +220,7 @@ class _Rows:
                 event.rule,
                 event.detail,
                 self.iso(event.sent_at),
+                event.document_digest,
             )
         )
 

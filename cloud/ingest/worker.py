@@ -63,6 +63,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from cloud import security_events
 from cloud.config import CloudConfig
 from cloud.ingest.decode import MAX_REASON_CHARS, Accepted, Rejected, decode
 from cloud.ingest.isolation import store_isolating
@@ -409,6 +410,7 @@ class IngestWorker:
             self._retry_later(f"storing {len(batch)} messages failed, those not stored are not acknowledged: {exc!r}")
             return
         self._backoff = BACKOFF_SECONDS[0]
+        security_events.raise_alerts(self._db)  # events about documents the cloud never issued: alert once each
 
     def _acknowledge(self, stored: Sequence[_Received], result: BatchResult) -> None:
         """Acknowledge what one transaction committed: stored, already there, or a dead letter."""

@@ -28,6 +28,7 @@ from pydantic import TypeAdapter
 from tuf.api.metadata import Targets
 
 from cloud.config import CloudConfig
+from cloud.releases import issued
 from cloud.releases.tuf_repo import current_targets, model_target_path, release_target_path, sha256_of
 from cloud.storage import from_iso, iso
 from cloud.transactions import write_transaction
@@ -217,6 +218,7 @@ def _issue_one(
              sequence = excluded.sequence, document_json = excluded.document_json, published_at = NULL""",
         [gateway_id, signed.sequence, document.to_json().decode()],
     )
+    issued.record(db, document)  # events are matched to documents by this digest (cloud.deployments)
     db.execute("DELETE FROM director_failures WHERE gateway_id = ?", [gateway_id])
     return document
 

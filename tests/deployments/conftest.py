@@ -17,7 +17,7 @@ from cloud.ingest.decode import Accepted
 from cloud.ingest.store import write_batch
 from cloud.releases import director
 from cloud.storage import open_database
-from shared.director import DesiredModel
+from shared.director import DesiredModel, document_digest
 from shared.messages import EventKind, GatewayEvent
 from shared.signing import generate_private_key
 from shared.topics import Up
@@ -52,6 +52,10 @@ class Fleet:
         (document,) = director.issue_documents(self.config, self.db, self.key, [gateway_id], updates, now=at).documents
         return document.signed.sequence
 
+    def digest(self, gateway_id: str) -> str:
+        """The digest of the gateway's latest document, as the gateway computes it of what it received."""
+        return document_digest(director.latest_document(self.db, gateway_id).to_json())
+
     def report(
         self,
         gateway_id: str,
@@ -62,14 +66,16 @@ class Fleet:
         model_name: str | None = MODEL,
         rule: str | None = None,
         detail: str = "",
+        digest: str | None = None,
     ) -> None:
-        """An ``up/events`` message stored the way the ingest worker stores it."""
+        """An ``up/events`` message stored the way the ingest worker stores it (``digest``: none, as older agents)."""
         event = GatewayEvent(
             gateway_id=gateway_id,
             kind=kind,
             model_name=model_name,
             model_version=version,
             director_sequence=sequence,
+            document_digest=digest,
             rule=rule,
             detail=detail,
             sent_at=at,

@@ -66,7 +66,8 @@ def test_bad_filters_are_refused_and_a_key_is_required(served: ServedCloud):
 
 def test_a_gateway_event_reported_later_shows_at_once(fleet: Fleet, served: ServedCloud):
     sequence = fleet.db.execute("SELECT sequence FROM director_documents WHERE gateway_id = 'gw-b'").fetchone()[0]
-    fleet.report("gw-b", EventKind.REJECT, datetime.now(UTC), "1", sequence, rule="director.signature", detail="bad")
+    at, digest = datetime.now(UTC), fleet.digest("gw-b")  # the cloud's own document: a real rejection
+    fleet.report("gw-b", EventKind.REJECT, at, "1", sequence, rule="director.signature", detail="bad", digest=digest)
 
     (deployment,) = _get(served, "/api/deployments/gw-b")
     assert (deployment["state"], deployment["rule"], deployment["reason"]) == ("rejected", "director.signature", "bad")

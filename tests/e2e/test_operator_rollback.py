@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from cloud.releases import tuf_repo
+from cloud.releases.model_rows import record_release
 from edge_agent.probation import ProbationPolicy
 from shared.messages import EventKind
 from tests.api.conftest import auth
 from tests.e2e.world import BROKER, FIRST_PREDICTIONS_MINUTES, HEATERS, MODEL, World, running_world, write_artifacts
 from tests.edge.mqtt_helpers import wait_for
-from tests.edge.releases import build_serving_release
+from tests.edge.releases import BuiltRelease, build_serving_release
+from tests.edge.tuf_world import PASSPHRASE
 
 pytestmark = pytest.mark.mqtt
 
@@ -53,17 +56,26 @@ def release_and_promote(world: World, folder: Path, version: str, seed: int) -> 
     return activated
 
 
+def released_undirected(world: World, built: BuiltRelease) -> None:
+    """Signed into TUF and marked released in the registry, with no gateway directed to it yet."""
+    record_release(world.db, tuf_repo.add_release(world.config, PASSPHRASE, built.release_bytes, built.onnx_bytes))
+
+
+def committed_version_one(world: World, folder: Path) -> None:
+    """Version 1 released, promoted, serving and committed; from then on each version commits on its next tick."""
+    # one tick of this small site's predictions is a full probation
+    world.agent.probation.policy = ProbationPolicy(predictions_required=HEATERS)
+    wait_for(lambda: world.db["gateways"].count_where("gateway_id = ?", [world.gateway_id]) == 1, 30, "status")
+    release_and_promote(world, folder, "1", seed=0)
+    world.feed(FIRST_PREDICTIONS_MINUTES - 60)
+    assert {p["model_version"] for p in world.next_tick()} == {"1"}
+    wait_commits(world, "1", 1)
+
+
 def test_an_operator_rollback_reaches_the_agent_and_is_recorded_in_history_and_deployments(tmp_path: Path):
     started = datetime.now(UTC)
     with running_world(tmp_path) as world:
-        # one tick of this small site's predictions is a full probation, so each version commits on its next tick
-        world.agent.probation.policy = ProbationPolicy(predictions_required=HEATERS)
-        wait_for(lambda: world.db["gateways"].count_where("gateway_id = ?", [world.gateway_id]) == 1, 30, "status")
-
-        release_and_promote(world, tmp_path / "artifacts", "1", seed=0)
-        world.feed(FIRST_PREDICTIONS_MINUTES - 60)
-        assert {p["model_version"] for p in world.next_tick()} == {"1"}
-        wait_commits(world, "1", 1)
+        committed_version_one(world, tmp_path / "artifacts")
 
         release_and_promote(world, tmp_path / "artifacts", "2", seed=1)
         assert {p["model_version"] for p in world.next_tick()} == {"2"}

@@ -11,36 +11,22 @@ from pathlib import Path
 import pytest
 
 from cloud.registry import MLModelRegistry
-from cloud.releases import tuf_repo
-from cloud.releases.model_rows import record_release
-from edge_agent.probation import ProbationPolicy
 from shared.director import RejectRule
 from shared.messages import EventKind
 from tests.api.conftest import auth
-from tests.e2e.test_operator_rollback import release_and_promote, wait_commits
-from tests.e2e.world import BROKER, FIRST_PREDICTIONS_MINUTES, HEATERS, MODEL, World, running_world
+from tests.e2e.test_operator_rollback import committed_version_one, released_undirected, wait_commits
+from tests.e2e.world import BROKER, MODEL, running_world
 from tests.edge.mqtt_helpers import wait_for
-from tests.edge.releases import BuiltRelease, build_release, build_serving_release
-from tests.edge.tuf_world import PASSPHRASE
+from tests.edge.releases import build_release, build_serving_release
 
 pytestmark = pytest.mark.mqtt
 
 
-def _released_undirected(world: World, built: BuiltRelease) -> None:
-    """Signed into TUF and marked released in the registry, with no gateway directed to it yet."""
-    record_release(world.db, tuf_repo.add_release(world.config, PASSPHRASE, built.release_bytes, built.onnx_bytes))
-
-
 def test_a_rollout_completes_on_a_running_agent_and_a_rejected_one_is_rolled_back(tmp_path: Path):
     with running_world(tmp_path) as world:
-        world.agent.probation.policy = ProbationPolicy(predictions_required=HEATERS)
-        wait_for(lambda: world.db["gateways"].count_where("gateway_id = ?", [world.gateway_id]) == 1, 30, "status")
-        release_and_promote(world, tmp_path / "artifacts", "1", seed=0)
-        world.feed(FIRST_PREDICTIONS_MINUTES - 60)
-        assert {p["model_version"] for p in world.next_tick()} == {"1"}
-        wait_commits(world, "1", 1)
+        committed_version_one(world, tmp_path / "artifacts")
 
-        _released_undirected(world, build_serving_release("2", seed=1))
+        released_undirected(world, build_serving_release("2", seed=1))
         started = world.iotsphere(
             "rollouts", "start", MODEL, "2", "--reason", "beats 1", "--stage", "100", "--mqtt", BROKER
         )
@@ -56,7 +42,7 @@ def test_a_rollout_completes_on_a_running_agent_and_a_rejected_one_is_rolled_bac
         assert history[0]["actor"].endswith("via rollout #1")
         assert world.latest_document().signed.sequence == directed, "completion re-directs nobody"
 
-        _released_undirected(world, build_release("3", seed=4))  # another feature set: the agent refuses it
+        released_undirected(world, build_release("3", seed=4))  # another feature set: the agent refuses it
         world.iotsphere("rollouts", "start", MODEL, "3", "--reason", "try 3", "--stage", "100", "--mqtt", BROKER)
         bad = world.latest_document().signed.sequence
         world.wait_event(EventKind.REJECT.value, bad)
