@@ -228,12 +228,12 @@ class DirectorPublisher(PeriodicWorker):
             log.exception("director publisher: %s failed", name)
 
     def _new_gateways(self, db: sqlite_utils.Database) -> list[str]:
-        return director.gateways_without_document(db) if director.fleet_desired(db) else []
+        new = director.gateways_without_document(db) if director.fleet_desired(db) else []
+        return _without_pending_retry(db, new)
 
     def _expiring(self, db: sqlite_utils.Database, now: datetime) -> list[str]:
-        """Documents within half their validity of expiring; gateways with a recorded failure wait for their retry."""
-        failed = {failure.gateway_id for failure in director.failures(db)}
-        return [g for g in director.gateways_expiring(db, now + self.validity / 2) if g not in failed]
+        """Documents within half their validity of expiring."""
+        return _without_pending_retry(db, director.gateways_expiring(db, now + self.validity / 2))
 
     def _issue(
         self, db: sqlite_utils.Database, gateway_ids: list[str], now: datetime, done: Counter[str], name: str
@@ -247,3 +247,9 @@ class DirectorPublisher(PeriodicWorker):
         for failure in issued.failures:
             log.warning("director publisher: %s not directed: %s", failure.gateway_id, failure.reason)
         return len(issued.documents)
+
+
+def _without_pending_retry(db: sqlite_utils.Database, gateway_ids: list[str]) -> list[str]:
+    """``gateway_ids`` but those with a recorded failure: they wait for their retry (and its backoff)."""
+    failed = {failure.gateway_id for failure in director.failures(db)}
+    return [gateway_id for gateway_id in gateway_ids if gateway_id not in failed]

@@ -121,3 +121,15 @@ def test_a_fault_that_ends_the_transaction_stops_the_pass_and_stores_nothing(rel
             released, db, key, ["gw-a", "gw-b"], {NAME: director.desired_model(released, NAME, "1")}
         )
     assert director.latest_document(db, "gw-a") is None and director.failures(db) == []
+
+
+def test_a_new_gateway_that_cannot_be_directed_waits_for_its_retry(released, db, key):  # noqa: F811
+    director.set_fleet_desired(db, {NAME: director.desired_model(released, NAME, "1")})
+    _see(db, "gw-new", MAX_SAFE_INT)
+    publisher = DirectorPublisher(released, PASSPHRASE)
+    now = datetime.now(UTC)
+    first = publisher.run_once(db, now)
+    assert (first["issued"], first["issued_failed"]) == (0, 1)
+    again = publisher.run_once(db, now + timedelta(seconds=1))
+    assert (again["issued_failed"], again["retried_failed"]) == (0, 0), "not every pass: the retry's backoff holds"
+    assert director.failures(db)[0].attempts == 1
