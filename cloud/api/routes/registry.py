@@ -196,7 +196,7 @@ class RollbackIn(BaseModel):
     to_version: str | None = Field(None, description="Default: the version production had before the current one.")
     device_type: str | None = None
     reason: str = Field(min_length=1)
-    override: bool = Field(False, description="Admin only: roll back to a version that failed evaluation.")
+    override: Flag = Field(False, description="Admin only: roll back to a version that failed evaluation.")
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"to_version": None, "reason": "false alarms doubled after version 4"}]}
