@@ -7,7 +7,12 @@ way someone holding the file would do it, with sqlite3, triggers dropped.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -23,6 +28,7 @@ from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.releases import keystore
 from shared.signing import generate_private_key, key_id, sign
 from tests.api.conftest import auth
+from tests.private_broker import free_port
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -238,3 +244,24 @@ def test_admins_sign_export_and_verify_checkpoints_over_http(
     assert exported.json()["public_key"] == keystore.audit_public_key_path(keyed.keys_dir).read_text()
     assert (verified["ok"], verified["checkpoints"]) == (False, 1)
     assert f"signed {entries} entries, the log now has {entries - 1}" in verified["problems"][0]
+
+
+def test_cloud_serve_signs_checkpoints_on_its_schedule(keyed: CloudConfig, db: sqlite_utils.Database) -> None:
+    _record(db, 2)
+    command = [str(Path(sys.executable).parent / "iotsphere"), "cloud", "serve", "--port", str(free_port())]
+    command += ["--data-dir", str(keyed.data_dir), "--no-ingest", "--no-publisher", "--no-training", "--no-rollouts"]
+    env = {**os.environ, PASSPHRASE_ENV: PASSPHRASE, "IOTSPHERE_AUDIT_CHECKPOINT_INTERVAL": "0.2"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(AuditCheckpoints(db).all()) < 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 0, stderr
+    assert "audit checkpoint signed: 2 entries" in stderr
+    checkpoints = AuditCheckpoints(db).all()
+    assert len(checkpoints) >= 3 and {c.count for c in checkpoints} == {2}
+    assert _run(keyed, "admin", "audit", "verify").exit_code == 0
