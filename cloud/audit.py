@@ -15,7 +15,6 @@ Details never carry secrets: callers pass ids, hashes and outcomes, not API key 
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 from collections.abc import Iterable
@@ -27,6 +26,7 @@ from typing import Any
 import sqlite_utils
 from securesystemslib.exceptions import FormatError
 
+from cloud.config import configured_actor
 from cloud.storage import iso, open_database
 from shared.canonical import canonical_bytes
 
@@ -99,19 +99,21 @@ class AuditLog:
         self._db = db
 
     def record(self, actor: str, action: str, target: str, details: dict[str, Any]) -> AuditEntry:
-        """Append one entry in its own transaction; the caller must not have one open.
+        """Append one entry: inside the caller's open transaction (``cloud.transactions.write_transaction``, which
+        holds the write lock) it joins it, so the entry commits or rolls back with the change it records; with none
+        open it takes its own.
 
         ``details`` must be JSON without floats (canonical JSON has none): ValueError before anything is written.
         """
         conn = self._db.conn
-        if conn.in_transaction:
-            raise RuntimeError("AuditLog.record needs its own transaction: commit the caller's first")
         details_json = json.dumps(details, sort_keys=True)
         try:
             canonical_bytes(details)
         except FormatError as exc:
             raise ValueError(f"audit details must be JSON without floats: {exc}") from exc
-        conn.execute("BEGIN IMMEDIATE")  # the write lock before reading the head: no two appends share a head
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN IMMEDIATE")  # the write lock before reading the head: no two appends share a head
         try:
             head = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
             entry_id, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
@@ -123,9 +125,11 @@ class AuditLog:
                 (entry_id, at, actor, action, target, details_json, prev_hash, digest),
             )
         except BaseException:
-            conn.rollback()
+            if own:
+                conn.rollback()
             raise
-        conn.commit()
+        if own:
+            conn.commit()
         return AuditEntry(entry_id, at, actor, action, target, json.loads(details_json), prev_hash, digest)
 
     def entries(
@@ -181,12 +185,13 @@ class AuditLog:
 
 
 def cli_actor() -> str:
-    """Who runs a command on this machine: ``cli:<os user>``."""
-    return f"cli:{getpass.getuser()}"
+    """Who runs a command on this machine: the configured actor (``IOTSPHERE_ACTOR``, else ``cli:<os user>``)."""
+    return configured_actor()
 
 
 def record_cli(database_path: Path, action: str, target: str, details: dict[str, Any]) -> AuditEntry:
-    """Record a command that changes state without going through the API, as ``cli:<os user>``.
+    """Record a command that changes state without going through the API, as ``cli_actor()``. Only the registry
+    and rollout commands still use it, until their services audit their own changes.
 
     It opens its own connection, so it never joins (or commits) a transaction of the command's.
     """

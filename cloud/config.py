@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,13 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in the environment or the password database (some containers)
+        return f"uid-{os.getuid()}"
+
+
 @dataclass(frozen=True)
 class CloudConfig:
     data_dir: Path = field(default_factory=lambda: Path(_env("IOTSPHERE_DATA_DIR", "var/cloud")))
@@ -21,6 +29,8 @@ class CloudConfig:
     topic_prefix: str = field(default_factory=lambda: _env("IOTSPHERE_TOPIC_PREFIX", DEFAULT_PREFIX))
     #: names the ingest worker's broker session (which keeps messages while it is down): one per worker process
     ingest_client_id: str = field(default_factory=lambda: _env("IOTSPHERE_INGEST_CLIENT_ID", "iotsphere-ingest"))
+    #: who the audit log names for a change made outside the API (CLI, workers' callers, scripts) that names no one
+    actor: str = field(default_factory=lambda: _env("IOTSPHERE_ACTOR", f"cli:{_os_user()}"))
     #: the most bytes the API reads of any request body (no route takes uploads: models arrive through TUF releases)
     api_max_body_bytes: int = field(default_factory=lambda: int(_env("IOTSPHERE_API_MAX_BODY_BYTES", str(2**20))))
     #: seconds between the signed checkpoints ``cloud serve`` adds to the audit log (``cloud.audit_checkpoints``)
@@ -49,3 +59,8 @@ class CloudConfig:
 
 
 PASSPHRASE_ENV = "IOTSPHERE_KEY_PASSPHRASE"
+
+
+def configured_actor() -> str:
+    """The actor of a change whose caller names none: ``IOTSPHERE_ACTOR``, else ``cli:<os user>``."""
+    return CloudConfig().actor

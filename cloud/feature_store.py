@@ -24,9 +24,12 @@ from typing import NamedTuple
 import numpy as np
 import sqlite_utils
 
+from cloud.audit import AuditLog
+from cloud.config import configured_actor
 from cloud.ingest import feature_codec
 from cloud.storage import from_iso, iso
 from cloud.training.labels import CLASSES, FailureTimes, failure_times, label_rows
+from cloud.transactions import write_transaction
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION
 from shared.messages import FeedbackSource, OutcomeResult, PredictionType
 from shared.topics import validate_id
@@ -339,9 +342,11 @@ class FeatureStore:
         feature_set_version: str | None = None,
         as_of: datetime | None = None,
         prediction_type: PredictionType = PredictionType.COMPONENT_FAILURE,
+        *,
+        actor: str | None = None,
     ) -> TrainingDataset:
         """Build, label for ``prediction_type`` and record the dataset of rows with window ends in
-        ``[start_date, end_date)``.
+        ``[start_date, end_date)``; the record is audited as ``actor``.
 
         Failure labels come from ``outcomes`` rows with a component and result failed or replaced, observed and
         received by ``as_of`` (default now); usage labels from sensor outcomes with a value, observed and
@@ -377,7 +382,7 @@ class FeatureStore:
         record = DatasetRecord(
             uuid.uuid4().hex, query, int(dataset.labels.size), dataset.record.content_hash, created_at
         )
-        with self.db.conn:
+        with write_transaction(self.db):
             self.db["datasets"].insert(
                 {
                     "dataset_id": record.dataset_id,
@@ -387,6 +392,8 @@ class FeatureStore:
                     "created_at": created_at,
                 }
             )
+            details = {"row_count": record.row_count, "content_hash": record.content_hash}
+            AuditLog(self.db).record(actor or configured_actor(), "datasets.build", record.dataset_id, details)
         return replace(dataset, record=record)
 
     def get_dataset_record(self, dataset_id: str) -> DatasetRecord:

@@ -10,6 +10,9 @@ Idempotency keys, so a retried submission is stored once:
   ``observed_at``, technician and notes are not part of it, so a retry stamped a moment later still matches.
 - feedback: a keyed fingerprint of (prediction_id, rating, comments, submitter), so the same person sending the
   same rating and comment twice counts once, while the comment is never stored or hashed in the clear.
+
+A stored outcome or rating is audited as ``actor`` in the same transaction (ids only: never notes or comments);
+a retry that stores nothing records nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from typing import Annotated
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cloud.audit import AuditLog
+from cloud.config import configured_actor
 from cloud.crypto_fields import FieldCipher, cipher_for_database
 from cloud.storage import iso
+from cloud.transactions import write_transaction
 from shared.messages import Component, FeedbackSource, OutcomeResult, UtcDatetime, utc_now
 
 
@@ -108,7 +114,12 @@ class PredictionFeedbackService:
         raise UnknownPrediction(f"unknown prediction {prediction_id!r}: no gateway has reported it")
 
     def record_prediction_outcome(
-        self, prediction_id: str, actual_outcome: ActualOutcome, feedback_source: FeedbackSource | str
+        self,
+        prediction_id: str,
+        actual_outcome: ActualOutcome,
+        feedback_source: FeedbackSource | str,
+        *,
+        actor: str | None = None,
     ) -> Recorded:
         source = FeedbackSource(feedback_source)
         prediction = self.prediction(prediction_id)
@@ -128,16 +139,25 @@ class PredictionFeedbackService:
             "gateway_id": prediction["gateway_id"],
             "received_at": iso(now),
         }
-        with self.db.conn:
+        with write_transaction(self.db):
             created = self.db.execute(_insert_ignore("outcomes", row), list(row.values())).rowcount == 1
-            if not created:
+            if created:
+                details = {"id": outcome_id, "source": source.value}
+                AuditLog(self.db).record(actor or configured_actor(), "feedback.outcome", prediction_id, details)
+            else:
                 [existing] = self.db.execute("SELECT prediction_id FROM outcomes WHERE outcome_id = ?", [outcome_id])
                 if existing[0] != prediction_id:
                     raise InvalidFeedback(f"outcome id {outcome_id!r} is already used for another prediction")
         return Recorded(outcome_id, created)
 
     def record_user_feedback(
-        self, prediction_id: str, feedback_rating: int, comments: str | None = None, submitted_by: str | None = None
+        self,
+        prediction_id: str,
+        feedback_rating: int,
+        comments: str | None = None,
+        submitted_by: str | None = None,
+        *,
+        actor: str | None = None,
     ) -> Recorded:
         if isinstance(feedback_rating, bool) or not isinstance(feedback_rating, int) or not 1 <= feedback_rating <= 5:
             raise InvalidFeedback(f"rating must be a whole number from 1 to 5, not {feedback_rating!r}")
@@ -151,8 +171,11 @@ class PredictionFeedbackService:
             "submitted_by": submitted_by,
             "submitted_at": iso(utc_now()),
         }
-        with self.db.conn:
+        with write_transaction(self.db):
             created = self.db.execute(_insert_ignore("feedback", row), list(row.values())).rowcount == 1
+            if created:
+                details = {"id": feedback_id, "rating": feedback_rating}
+                AuditLog(self.db).record(actor or configured_actor(), "feedback.rate", prediction_id, details)
         return Recorded(feedback_id, created)
 
     def outcomes(self, prediction_id: str, decrypt: bool) -> list[StoredOutcome]:

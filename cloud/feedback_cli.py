@@ -9,29 +9,25 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from cloud.audit import record_cli
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.feedback import ActualOutcome, InvalidFeedback, PredictionFeedbackService, Recorded, UnknownPrediction
 from cloud.storage import open_database
 from shared.messages import Component, FeedbackSource, OutcomeResult
 
 
-def _run(
-    data_dir: Path | None, action: str, prediction_id: str, record: Callable[[PredictionFeedbackService], Recorded]
-) -> None:
-    """Open the database, record, audit it (ids only: notes and comments stay encrypted), say whether it was new.
+def _run(data_dir: Path | None, record: Callable[[PredictionFeedbackService, str], Recorded]) -> None:
+    """Open the database, record as the configured actor (the service audits it), say whether it was new.
 
     Usage errors exit 2 with the reason.
     """
     config = config_from_options(data_dir)
     db = open_database(config.database_path)
     try:
-        recorded = record(PredictionFeedbackService(db))
+        recorded = record(PredictionFeedbackService(db), config.actor)
     except (UnknownPrediction, InvalidFeedback, ValidationError) as exc:
         raise click.UsageError(str(exc)) from exc
     finally:
         db.conn.close()
-    record_cli(config.database_path, action, prediction_id, {"id": recorded.id, "created": recorded.created})
     click.echo(f"{'recorded' if recorded.created else 'already recorded'}: {recorded.id}")
 
 
@@ -68,12 +64,12 @@ def outcome_command(
     """Record what actually happened after PREDICTION_ID; the same finding twice is stored once."""
     when = observed_at.replace(tzinfo=observed_at.tzinfo or UTC) if observed_at else None
 
-    def record(service: PredictionFeedbackService) -> Recorded:
+    def record(service: PredictionFeedbackService, actor: str) -> Recorded:
         fields = {"component": component, "result": result, "value": value, "observed_at": when}
         outcome = ActualOutcome(**fields, technician=technician, notes=notes)
-        return service.record_prediction_outcome(prediction_id, outcome, source)
+        return service.record_prediction_outcome(prediction_id, outcome, source, actor=actor)
 
-    _run(data_dir, "feedback.outcome", prediction_id, record)
+    _run(data_dir, record)
 
 
 @feedback.command("rate")
@@ -88,7 +84,5 @@ def rate_command(
     """Rate PREDICTION_ID from 1 to 5; the same rating and comment twice counts once."""
     _run(
         data_dir,
-        "feedback.rate",
-        prediction_id,
-        lambda service: service.record_user_feedback(prediction_id, rating, comments, submitted_by),
+        lambda service, actor: service.record_user_feedback(prediction_id, rating, comments, submitted_by, actor=actor),
     )

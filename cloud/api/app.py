@@ -65,16 +65,31 @@ health check. Roles: `viewer` < `technician` < `operator` < `admin`, each includ
 
 
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: routes whose services audit every change they make, with the caller's key as actor (``ApiKey.actor``); the
+#: mutating routes of the other prefixes (models, rollouts: until their services audit) are recorded per request
+SERVICE_AUDITED_PREFIXES = (
+    "/api/predictions/",
+    "/api/datasets",
+    "/api/training/",
+    "/api/experiments",
+    "/api/retraining/",
+    "/api/monitoring/",
+)
 
 
 class AuditMutations:
-    """Write every mutating request of an authenticated caller to the audit log, refusals and crashes included.
+    """Write the mutating requests of an authenticated caller that no service records: refusals and crashes.
 
-    One ASGI middleware rather than a line per route, so a new route cannot forget. ``require_role`` leaves
-    the caller's key in the request state; a request without one (401) has no actor and is not recorded, or
-    anyone could fill the log. The body is hashed as the route reads it, never stored. The entry is written
-    before the response starts, so a client that has its answer finds the entry; if it cannot be written the
-    request fails (500) rather than going unrecorded.
+    A change is audited by the service that makes it, in its transaction, however it is called (API, CLI or a
+    direct call). What no service can see is a request refused before or instead of a change — a role too low
+    (403), a body that does not validate (422), a conflict (409) — or one that crashed (500): who tried what is
+    evidence too, so this middleware records every mutating request answered with 4xx or 5xx. Requests outside
+    ``SERVICE_AUDITED_PREFIXES`` are still recorded whatever their answer, until their services audit.
+
+    ``require_role`` leaves the caller's key in the request state; a request without one (401) has no actor and
+    is not recorded, or anyone could fill the log. The body is hashed as the route reads it, never stored. The
+    entry is written before the response starts, so a client that has its answer finds the entry; if it cannot
+    be written the request fails (500) rather than going unrecorded.
     """
 
     def __init__(self, app: ASGIApp, database_path: Path):
@@ -99,7 +114,7 @@ class AuditMutations:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                if "api_key" in state:
+                if "api_key" in state and _unrecorded_by_services(scope["path"], message["status"]):
                     await run_in_threadpool(self._record, state["api_key"], scope, message["status"], body.hexdigest())
             await send(message)
 
@@ -115,9 +130,13 @@ class AuditMutations:
         details = {"method": method, "path": path, "status": status, "body_sha256": body_sha256, "role": key.role.value}
         db = connect(self.database_path)
         try:
-            AuditLog(db).record(f"key:{key.key_id}", f"http.{method.lower()}", path, details)
+            AuditLog(db).record(key.actor, f"http.{method.lower()}", path, details)
         finally:
             db.conn.close()
+
+
+def _unrecorded_by_services(path: str, status: int) -> bool:
+    return status >= 400 or not path.startswith(SERVICE_AUDITED_PREFIXES)
 
 
 def create_app(config: CloudConfig) -> FastAPI:

@@ -15,7 +15,6 @@ import uvicorn
 from cloud.api.app import create_app
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
-from cloud.audit import record_cli
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.config import CloudConfig
 from cloud.storage import open_database
@@ -128,13 +127,11 @@ def create_key_command(role: str, name: str, gateway_id: str | None, data_dir: P
     config = config_from_options(data_dir)
     db = open_database(config.database_path)
     try:
-        issued = KeyStore(db).create(role, name, gateway_id)
+        issued = KeyStore(db).create(role, name, gateway_id, actor=config.actor)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     finally:
         db.conn.close()
-    details = {"role": issued.key.role.value, "name": issued.key.name, "gateway_id": issued.key.gateway_id}
-    record_cli(config.database_path, "admin.create-key", issued.key.key_id, details)  # never the token
     click.echo(issued.token)
     scope = f" for gateway {issued.key.gateway_id}" if issued.key.gateway_id else ""
     click.echo(
@@ -169,10 +166,9 @@ def revoke_key_command(key_id: str, data_dir: Path | None) -> None:
     config = config_from_options(data_dir)
     db = open_database(config.database_path)
     try:
-        key = KeyStore(db).revoke(key_id)
+        key = KeyStore(db).revoke(key_id, actor=config.actor)
     except LookupError as exc:
         raise click.ClickException(str(exc.args[0])) from exc
     finally:
         db.conn.close()
-    record_cli(config.database_path, "admin.revoke-key", key.key_id, {"role": key.role.value, "name": key.name})
     click.echo(f"Revoked {key.role.value} key {key.key_id} ({key.name}) at {key.revoked_at}.")

@@ -22,7 +22,10 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from cloud.api.roles import Role
+from cloud.audit import AuditLog
+from cloud.config import configured_actor
 from cloud.storage import iso
+from cloud.transactions import write_transaction
 from shared.topics import validate_id
 
 TOKEN_PREFIX = "iots"
@@ -60,6 +63,11 @@ class ApiKey:
     def revoked(self) -> bool:
         return self.revoked_at is not None
 
+    @property
+    def actor(self) -> str:
+        """Who the audit log names for a change made with this key."""
+        return f"key:{self.key_id}"
+
 
 @dataclass(frozen=True)
 class IssuedKey:
@@ -90,8 +98,11 @@ class KeyStore:
     def __init__(self, db: sqlite_utils.Database):
         self._db = db
 
-    def create(self, role: Role | str, name: str, gateway_id: str | None = None) -> IssuedKey:
-        """Issue a key. A gateway key names its gateway, and a gateway holds one live key at a time."""
+    def create(
+        self, role: Role | str, name: str, gateway_id: str | None = None, *, actor: str | None = None
+    ) -> IssuedKey:
+        """Issue a key and audit it (never its token). A gateway key names its gateway, and a gateway holds one live
+        key at a time."""
         role = Role(role)
         name = name.strip()
         if not name or len(name) > MAX_NAME_LENGTH:
@@ -111,9 +122,7 @@ class KeyStore:
             revoked_at=None,
         )
         secret = secrets.token_urlsafe(_SECRET_BYTES)
-        with self._db.conn:
-            # IMMEDIATE takes the write lock before the check, so two processes cannot both pass it.
-            self._db.execute("BEGIN IMMEDIATE")
+        with write_transaction(self._db):  # the write lock before the check, so two processes cannot both pass it
             live = self._live_gateway_key(gateway_id) if gateway_id else None
             if live:
                 raise ValueError(
@@ -131,6 +140,8 @@ class KeyStore:
                     "revoked_at": None,
                 }
             )
+            details = {"role": role.value, "name": key.name, "gateway_id": gateway_id}
+            AuditLog(self._db).record(actor or configured_actor(), "admin.create-key", key.key_id, details)
         return IssuedKey(key=key, token=f"{TOKEN_PREFIX}_{key.key_id}_{secret}")
 
     def _live_gateway_key(self, gateway_id: str) -> str | None:
@@ -170,14 +181,18 @@ class KeyStore:
         """Every key, oldest first, revoked ones included (they explain past access)."""
         return [_row_to_key(row) for row in self._db["api_keys"].rows_where(order_by="created_at, key_id")]
 
-    def revoke(self, key_id: str) -> ApiKey:
-        """Revoke a key (idempotent: revoking twice keeps the first time); raise LookupError if unknown."""
+    def revoke(self, key_id: str, *, actor: str | None = None) -> ApiKey:
+        """Revoke a key and audit it (idempotent: revoking twice keeps the first time and records once); raise
+        LookupError if unknown."""
         key = self.get(key_id)
         if key.revoked:
             return key
-        with self._db.conn:
-            self._db.execute(
+        with write_transaction(self._db):
+            revoked = self._db.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
                 [iso(datetime.now(UTC)), key_id],
-            )
+            ).rowcount
+            if revoked:
+                details = {"role": key.role.value, "name": key.name}
+                AuditLog(self._db).record(actor or configured_actor(), "admin.revoke-key", key_id, details)
         return self.get(key_id)

@@ -1,7 +1,7 @@
 """``iotsphere experiments``: A/B tests on the command line (the same ``ExperimentService`` the API uses).
 
 Commands that direct gateways (start, stop, conclude) sign director documents, so they ask for the key
-passphrase (or read ``IOTSPHERE_KEY_PASSPHRASE``); each is written to the audit log as the local user.
+passphrase (or read ``IOTSPHERE_KEY_PASSPHRASE``); the service audits each change as the configured actor.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 
-from cloud.audit import cli_actor, record_cli
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
 from cloud.experiments.service import ExperimentService, Outcome
@@ -63,10 +62,6 @@ def _guardrails(pairs: tuple[str, ...]) -> dict[str, float]:
         except ValueError:
             raise click.BadParameter(f"{pair!r} is not NAME=NUMBER", param_hint="--guardrail") from None
     return guardrails
-
-
-def _audit(service: ExperimentService, action: str, experiment: dict[str, Any], **details: Any) -> None:
-    record_cli(service.config.database_path, f"experiments.{action}", experiment["experiment_id"], details)
 
 
 def _report(outcome: Outcome) -> None:
@@ -150,7 +145,7 @@ def create_command(
         experiment = service.create(
             name,
             challenger,
-            actor=cli_actor(),
+            actor=service.config.actor,
             champion_version=champion,
             mode=mode,
             challenger_percent=challenger_percent,
@@ -162,7 +157,6 @@ def create_command(
             gateway_ids=list(gateway_ids) or None,
             reason=reason,
         )
-        _audit(service, "create", experiment, challenger=challenger, champion=experiment["champion_version"])
         click.echo(
             f"Created {experiment['experiment_id']}: {name} {experiment['challenger_version']} against "
             f"{experiment['champion_version']}, {mode}, {experiment['metric']}, "
@@ -178,8 +172,7 @@ def create_command(
 def start_command(experiment_id: str, reason: str, data_dir: Path | None, mqtt_url: str | None) -> None:
     """Direct the gateways to run the challenger beside the champion."""
     with _service(data_dir, mqtt_url, signing=True) as service:
-        outcome = service.start(experiment_id, actor=cli_actor(), reason=reason)
-        _audit(service, "start", outcome.experiment, gateway_ids=outcome.experiment["gateway_ids"])
+        outcome = service.start(experiment_id, actor=service.config.actor, reason=reason)
         _report(outcome)
 
 
@@ -191,8 +184,7 @@ def start_command(experiment_id: str, reason: str, data_dir: Path | None, mqtt_u
 def stop_command(experiment_id: str, reason: str, data_dir: Path | None, mqtt_url: str | None) -> None:
     """Take the challenger off the gateways; the data stays and the experiment can still be concluded."""
     with _service(data_dir, mqtt_url, signing=True) as service:
-        outcome = service.stop(experiment_id, actor=cli_actor(), reason=reason)
-        _audit(service, "stop", outcome.experiment, reason=reason)
+        outcome = service.stop(experiment_id, actor=service.config.actor, reason=reason)
         _report(outcome)
 
 
@@ -210,9 +202,9 @@ def conclude_command(
 ) -> None:
     """Promote a winning challenger through the registry (or start its staged rollout), or take it off."""
     with _service(data_dir, mqtt_url, signing=True) as service:
-        outcome = service.conclude(experiment_id, actor=cli_actor(), reason=reason, force=force, promote=not staged)
+        actor = service.config.actor
+        outcome = service.conclude(experiment_id, actor=actor, reason=reason, force=force, promote=not staged)
         experiment = outcome.experiment
-        _audit(service, "conclude", experiment, decision=experiment["decision"], force=force, staged=staged)
         _report(outcome)
         if staged and experiment["decision"] == "challenger":
             from cloud.rollouts.automation import start_rollout
@@ -222,7 +214,7 @@ def conclude_command(
                 service.db,
                 experiment["model_name"],
                 experiment["challenger_version"],
-                actor=cli_actor(),
+                actor=actor,
                 reason=f"won experiment {experiment_id}",
                 passphrase=service.rollout.passphrase,
             )

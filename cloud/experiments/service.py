@@ -11,7 +11,8 @@
 - ``conclude`` acts on the rule: a winning challenger is promoted through the registry (its gate still applies)
   with the reason "won experiment X"; otherwise the challenger is taken off. Concluding before the rule has
   an answer is refused unless forced with a reason, which keeps the champion.
-Every action, and every refusal to conclude, goes to the experiment's decision log.
+Every action, and every refusal to conclude, goes to the experiment's decision log; every change is audited as its
+``actor`` (default: the configured one) in the transaction that makes it, before any gateway is directed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from typing import Any
 
 import sqlite_utils
 
-from cloud.config import CloudConfig
+from cloud.audit import AuditLog
+from cloud.config import CloudConfig, configured_actor
 from cloud.experiments import guardrails as guards
 from cloud.experiments.metrics import CHALLENGER, CHAMPION, arm_observations, metric_for
 from cloud.experiments.stats import ArmSummary, arm_interval, planned_per_arm, sequential_test
@@ -37,6 +39,7 @@ from cloud.releases import director, keystore
 from cloud.releases.publisher import Directed, deliver
 from cloud.releases.tuf_repo import current_targets
 from cloud.storage import iso
+from cloud.transactions import write_transaction
 from shared.director import DesiredModel, Experiment
 from shared.topics import validate_id
 
@@ -93,7 +96,7 @@ class ExperimentService:
         model_name: str,
         challenger_version: str,
         *,
-        actor: str,
+        actor: str | None = None,
         champion_version: str | None = None,
         mode: str = "split",
         challenger_percent: int = 50,
@@ -152,7 +155,15 @@ class ExperimentService:
             "stopped_at": None,
         }
         draft["planned_per_arm"] = planned or self._plan(draft, metric.binary)
-        return self.store.create(draft, actor, reason)
+        actor = actor or configured_actor()
+        with write_transaction(self.db):
+            experiment = self.store.create(draft, actor, reason)
+            self._audit(actor, "create", experiment, challenger=challenger_version, champion=champion_version)
+        return experiment
+
+    def _audit(self, actor: str, action: str, experiment: dict[str, Any], **details: Any) -> None:
+        """The audit entry of a change, in the caller's transaction (ids and decisions: reasons stay in the log)."""
+        AuditLog(self.db).record(actor, f"experiments.{action}", experiment["experiment_id"], details)
 
     def _plan(self, draft: dict[str, Any], binary: bool) -> int:
         """Sample size per arm, from the champion's own outcomes so far when it has enough of them."""
@@ -164,8 +175,9 @@ class ExperimentService:
 
     # -- start / stop --------------------------------------------------------------------------------------
 
-    def start(self, experiment_id: str, *, actor: str, reason: str = "") -> Outcome:
+    def start(self, experiment_id: str, *, actor: str | None = None, reason: str = "") -> Outcome:
         """Direct the gateways in scope to run the challenger beside the champion."""
+        actor = actor or configured_actor()
         experiment = self.store.get(experiment_id)
         name = experiment["model_name"]
         if self.registry.get_version(name, experiment["champion_version"])["status"] != PRODUCTION:
@@ -176,37 +188,42 @@ class ExperimentService:
         gateway_ids = experiment["gateway_ids"] or gateways_in_scope(self.db, name, GENERAL)
         if not gateway_ids:
             raise ExperimentConflict(f"no gateway runs {name} yet: nothing to run the experiment on")
-        started = self.store.transition(
-            experiment_id,
-            (Status.DRAFT,),
-            {
-                "status": Status.RUNNING.value,
-                "started_at": NOW,
-                "started_by": actor,
-                "gateway_ids_json": json.dumps(gateway_ids),
-            },
-            actor,
-            "start",
-            None,
-            reason,
-            {"gateway_ids": gateway_ids},
-        )
+        with write_transaction(self.db):
+            started = self.store.transition(
+                experiment_id,
+                (Status.DRAFT,),
+                {
+                    "status": Status.RUNNING.value,
+                    "started_at": NOW,
+                    "started_by": actor,
+                    "gateway_ids_json": json.dumps(gateway_ids),
+                },
+                actor,
+                "start",
+                None,
+                reason,
+                {"gateway_ids": gateway_ids},
+            )
+            self._audit(actor, "start", started, gateway_ids=gateway_ids)
         return Outcome(started, self._direct(gateway_ids, {name: desired}))
 
-    def stop(self, experiment_id: str, *, actor: str, reason: str) -> Outcome:
+    def stop(self, experiment_id: str, *, actor: str | None = None, reason: str) -> Outcome:
         """Take the challenger off the gateways; the experiment keeps its data and can still be concluded."""
         _require_reason(reason, "stopping an experiment")
+        actor = actor or configured_actor()
         self._check_signing(self.store.get(experiment_id))
-        stopped = self.store.transition(
-            experiment_id,
-            (Status.RUNNING,),
-            {"status": Status.STOPPED.value, "stopped_at": NOW, "stopped_by": actor},
-            actor,
-            "stop",
-            None,
-            reason,
-            {},
-        )
+        with write_transaction(self.db):
+            stopped = self.store.transition(
+                experiment_id,
+                (Status.RUNNING,),
+                {"status": Status.STOPPED.value, "stopped_at": NOW, "stopped_by": actor},
+                actor,
+                "stop",
+                None,
+                reason,
+                {},
+            )
+            self._audit(actor, "stop", stopped)
         return Outcome(stopped, self._remove_challenger(stopped))
 
     def _desired_with_challenger(self, experiment: dict[str, Any]) -> DesiredModel:
@@ -283,13 +300,20 @@ class ExperimentService:
     # -- conclude ------------------------------------------------------------------------------------------
 
     def conclude(
-        self, experiment_id: str, *, actor: str, reason: str = "", force: bool = False, promote: bool = True
+        self,
+        experiment_id: str,
+        *,
+        actor: str | None = None,
+        reason: str = "",
+        force: bool = False,
+        promote: bool = True,
     ) -> Outcome:
         """Act on the rule: promote a winning challenger, else take it off; refuse an early end unless forced.
 
         ``promote=False`` concludes a win without promoting: the challenger comes off the arm and the caller rolls
         the winner out in stages (``cloud.rollouts``) instead of to every gateway at once.
         """
+        actor = actor or configured_actor()
         look = self.status(experiment_id)
         experiment = look["experiment"]
         if experiment["status"] not in (Status.RUNNING, Status.STOPPED):
@@ -350,16 +374,19 @@ class ExperimentService:
         }
         if experiment["stopped_at"] is None:
             fields |= {"stopped_at": NOW, "stopped_by": actor}
-        return self.store.transition(
-            experiment["experiment_id"],
-            (Status.RUNNING, Status.STOPPED),
-            fields,
-            actor,
-            "conclude",
-            decision,
-            reason,
-            evidence,
-        )
+        with write_transaction(self.db):
+            concluded = self.store.transition(
+                experiment["experiment_id"],
+                (Status.RUNNING, Status.STOPPED),
+                fields,
+                actor,
+                "conclude",
+                decision,
+                reason,
+                evidence,
+            )
+            self._audit(actor, "conclude", concluded, decision=decision, history_id=evidence.get("history_id"))
+        return concluded
 
 
 def _recommend(test, breaches: list[str], summaries: dict[str, ArmSummary], planned: int) -> Recommendation:

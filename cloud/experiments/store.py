@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from cloud.storage import iso
+from cloud.transactions import write_transaction
 
 
 class Status(StrEnum):
@@ -62,7 +63,7 @@ class ExperimentStore:
             "created_at": now,
             "created_by": actor,
         }
-        with self.db.conn:
+        with write_transaction(self.db):
             self.db["experiments"].insert(stored)
             self._log(stored["experiment_id"], now, actor, "create", None, reason, {})
         return self.get(stored["experiment_id"])
@@ -100,7 +101,7 @@ class ExperimentStore:
         assignments = ", ".join(f"{column} = ?" for column in fields)
         marks = ", ".join("?" for _ in leaving)
         try:
-            with self.db.conn:
+            with write_transaction(self.db):
                 cursor = self.db.execute(
                     f"UPDATE experiments SET {assignments} WHERE experiment_id = ? AND status IN ({marks})",
                     [*(now if value is NOW else value for value in fields.values()), experiment_id, *leaving],
@@ -121,8 +122,7 @@ class ExperimentStore:
         self, experiment_id: str, actor: str, action: str, decision: str | None, reason: str, details: dict[str, Any]
     ) -> None:
         """Log a decision that changes no status (a refused conclusion, a guardrail seen)."""
-        with self.db.conn:
-            self._log(experiment_id, iso(self.clock()), actor, action, decision, reason, details)
+        self._log(experiment_id, iso(self.clock()), actor, action, decision, reason, details)
 
     def decisions(self, experiment_id: str) -> list[dict[str, Any]]:
         """The decision log, oldest first."""

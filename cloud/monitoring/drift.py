@@ -40,6 +40,8 @@ import sqlite_utils
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from cloud.audit import AuditLog
+from cloud.config import configured_actor
 from cloud.feature_store import FeatureStore
 from cloud.monitoring import drift_stats
 from cloud.monitoring.reference import (
@@ -54,6 +56,7 @@ from cloud.registry import MLModelRegistry
 from cloud.storage import iso
 from cloud.training.labels import CLASSES, NO_FAILURE
 from cloud.training.usage_pattern import LABEL as USAGE_LABEL
+from cloud.transactions import write_transaction
 from shared.features import FEATURES, PLAUSIBLE_TANK_C
 from shared.messages import OutcomeResult, PredictionType
 
@@ -515,8 +518,10 @@ def detect_model_drift(
     }
 
 
-def record_check(db: sqlite_utils.Database, result: dict, checked_by: str) -> int:
-    """Keep a check's result in ``drift_checks`` (the history retraining triggers and the dashboard read)."""
+def record_check(db: sqlite_utils.Database, result: dict, *, actor: str | None = None) -> int:
+    """Keep a check's result in ``drift_checks`` (the history retraining triggers and the dashboard read), audited
+    as ``actor`` in the same transaction."""
+    actor = actor or configured_actor()
     row = {
         "model_name": result["model_name"],
         "model_version": result["model_version"],
@@ -524,15 +529,18 @@ def record_check(db: sqlite_utils.Database, result: dict, checked_by: str) -> in
         "window_start": result["window"]["start"],
         "window_end": result["window"]["end"],
         "checked_at": result["checked_at"],
-        "checked_by": checked_by,
+        "checked_by": actor,
         "status": result["status"],
         "drifted_features": len(result["feature_drift"]["drifted"]),
         "quality_findings": len(result["data_quality"]["findings"]),
         "performance_status": result["performance"]["status"],
         "result_json": json.dumps(result, separators=(",", ":")),
     }
-    with db.conn:
-        return int(db["drift_checks"].insert(row).last_pk)
+    with write_transaction(db):
+        check_id = int(db["drift_checks"].insert(row).last_pk)
+        details = {"check_id": check_id, "version": row["model_version"], "status": row["status"]}
+        AuditLog(db).record(actor, "drift.check", row["model_name"], details)
+    return check_id
 
 
 def drift_history(db: sqlite_utils.Database, model_name: str, limit: int = 50) -> list[dict]:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from cloud.audit import cli_actor, record_cli
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.monitoring.drift import DEFAULT_DAYS, detect_model_drift, drift_history, record_check
 from cloud.monitoring.reference import NoReference
@@ -55,12 +54,11 @@ def check(
     db = open_database(config.database_path)
     try:
         result = detect_model_drift(db, model_name, days=days, device_type=device_type, version=version)
-        check_id = record_check(db, result, cli_actor())
+        check_id = record_check(db, result, actor=config.actor)
     except (UnknownModel, NoReference, ValueError) as exc:
         raise click.ClickException(str(exc.args[0])) from exc
     finally:
         db.conn.close()
-    record_cli(config.database_path, "drift.check", model_name, {"check_id": check_id, "status": result["status"]})
     click.echo(json.dumps(result, indent=1) if as_json else "\n".join([*_summary(result), f"recorded as {check_id}"]))
 
 

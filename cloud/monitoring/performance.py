@@ -34,9 +34,12 @@ import numpy as np
 import sqlite_utils
 from scipy.stats import rankdata
 
+from cloud.audit import AuditLog
+from cloud.config import configured_actor
 from cloud.storage import from_iso, iso
 from cloud.training.usage_pattern import LABEL as USAGE_LABEL
 from cloud.training.usage_pattern import OUTPUT as USAGE_OUTPUT
+from cloud.transactions import write_transaction
 from shared.messages import Arm, Component, OutcomeResult, PredictionType
 
 HORIZON = timedelta(days=14)
@@ -327,13 +330,35 @@ class ModelPerformanceMonitor:
         *,
         model_name: str | None = None,
         window: str | None = None,
-        source: str = "tracked",
+        actor: str | None = None,
     ) -> int:
         """Store one point per metric at ``timestamp``; a point tracked again replaces its value. Returns the count.
 
         The model name defaults to the prediction type (each type is a registered model name). Every value must be
-        a finite number, or nothing is stored.
+        a finite number, or nothing is stored. Audited as ``actor`` in the same transaction.
         """
+        with write_transaction(self.db):
+            stored = self._write_points(
+                prediction_type, metrics, timestamp, model_version, device_type, arm, model_name, window, "tracked"
+            )
+            details = {"points": stored, "at": iso(timestamp), "model_version": model_version or ""}
+            target = model_name or PredictionType(prediction_type).value
+            AuditLog(self.db).record(actor or configured_actor(), "monitoring.track", target, details)
+        return stored
+
+    def _write_points(
+        self,
+        prediction_type: PredictionType | str,
+        metrics: Mapping[str, float],
+        timestamp: datetime,
+        model_version: str | None,
+        device_type: str | None,
+        arm: Arm | str | None,
+        model_name: str | None,
+        window: str | None,
+        source: str,
+    ) -> int:
+        """Validate and upsert the points of one series (the caller audits)."""
         try:
             kind, arm = PredictionType(prediction_type).value, Arm(arm).value if arm else ""
         except ValueError as exc:
@@ -357,7 +382,7 @@ class ModelPerformanceMonitor:
         }
         at, now = iso(timestamp), iso(datetime.now(UTC))
         rows = [(*series.values(), name, float(value), at, source, now) for name, value in metrics.items()]
-        with self.db.conn:
+        with write_transaction(self.db):
             self.db.conn.executemany(
                 "INSERT INTO metric_points (model_name, prediction_type, model_version, device_type, arm, window,"
                 " metric, value, at, source, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
@@ -431,11 +456,13 @@ class ModelPerformanceMonitor:
         *,
         as_of: datetime | None = None,
         store: bool = False,
+        actor: str | None = None,
     ) -> dict:
         """Metrics of predictions made in [start, end), per cell of the grouped dimensions × window.
 
         ``as_of`` (default now) decides whose horizon has passed. With ``store``, every figure is also written as
-        a metric point (source ``computed``) at its window's start, so dashboards read one time series.
+        a metric point (source ``computed``) at its window's start, so dashboards read one time series; storing
+        is audited as ``actor``.
         """
         prediction_type = self.prediction_type_of(model_name)
         run = _Computation(model_name, start, end, window, list(group_by), as_of or datetime.now(UTC))
@@ -463,7 +490,7 @@ class ModelPerformanceMonitor:
             ).fetchone()[0],
         }
         if store:
-            self.store_computed(result)
+            self.store_computed(result, actor=actor)
         return result
 
     def _predictions(self, run: _Computation, prediction_type: PredictionType, cell) -> None:
@@ -624,33 +651,38 @@ class ModelPerformanceMonitor:
             entry["events"][kind] = count
         return list(errors.values())
 
-    def store_computed(self, result: dict) -> int:
-        """Write every figure of a ``compute_metrics`` result as metric points at its window's start."""
+    def store_computed(self, result: dict, *, actor: str | None = None) -> int:
+        """Write every figure of a ``compute_metrics`` result as metric points at its window's start: one
+        transaction and one audit entry."""
         stored = 0
-        for found in result["cells"]:
-            metrics = {"predictions": found["predictions"], **_flatten(found, ("latency_ms", "regression", "ratings"))}
-            for component, figures in found.get("classification", {}).items():
-                metrics |= {f"classification.{component}.{k}": v for k, v in _flatten_one(figures).items()}
-            stored += self._store_points(result, found, metrics)
-        for entry in result["errors"]:
-            metrics = {f"events.{kind}": count for kind, count in entry["events"].items()}
-            stored += self._store_points(result, {**entry, "device_type": None, "arm": None}, metrics)
+        with write_transaction(self.db):
+            for found in result["cells"]:
+                flat = _flatten(found, ("latency_ms", "regression", "ratings"))
+                metrics = {"predictions": found["predictions"], **flat}
+                for component, figures in found.get("classification", {}).items():
+                    metrics |= {f"classification.{component}.{k}": v for k, v in _flatten_one(figures).items()}
+                stored += self._store_points(result, found, metrics)
+            for entry in result["errors"]:
+                metrics = {f"events.{kind}": count for kind, count in entry["events"].items()}
+                stored += self._store_points(result, {**entry, "device_type": None, "arm": None}, metrics)
+            details = {"points": stored, "start": result["start"], "end": result["end"], "window": result["window"]}
+            AuditLog(self.db).record(actor or configured_actor(), "monitoring.compute", result["model_name"], details)
         return stored
 
     def _store_points(self, result: dict, found: dict, metrics: dict) -> int:
         finite = {name: value for name, value in metrics.items() if value is not None and math.isfinite(value)}
         if not finite:
             return 0
-        return self.track_prediction_metrics(
+        return self._write_points(
             result["prediction_type"],
             finite,
             from_iso(found["window_start"]),
             found["model_version"],
             found["device_type"],
             found["arm"],
-            model_name=result["model_name"],
-            window=result["window"],
-            source="computed",
+            result["model_name"],
+            result["window"],
+            "computed",
         )
 
     # ---- the plan's other two methods, kept where the plan names them ----------------------------------------

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import click
 
-from cloud.audit import cli_actor, record_cli
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.config import CloudConfig
 from cloud.feature_store import UnknownDataset
@@ -102,9 +101,7 @@ def run_command(
     """Queue a training run of MODEL_NAME on the data from --from to --to; exit 1 if it is run here and fails."""
     options = {"margin": margin, "holdout_fraction": holdout_fraction, "device_type": device_type, "release": release}
     with _pipeline(data_dir) as (config, pipeline):
-        run = pipeline.trigger_model_training(model_name, start, end, cli_actor(), options)
-        details = {"run_id": run.run_id, "options": json.dumps(options, sort_keys=True)}  # audit JSON has no floats
-        record_cli(config.database_path, "training.trigger", model_name, details)
+        run = pipeline.trigger_model_training(model_name, start, end, options, actor=config.actor)
         click.echo(f"queued training run {run.run_id}")
         if execute_now:
             run = pipeline.run_next(run.run_id, echo=click.echo) or pipeline.runs.get(run.run_id)
@@ -159,8 +156,7 @@ def show_command(run_id: str, follow: bool, data_dir: Path | None) -> None:
 def cancel_command(run_id: str, data_dir: Path | None) -> None:
     """Cancel a queued run."""
     with _pipeline(data_dir) as (config, pipeline):
-        run = pipeline.runs.cancel(run_id)
-        record_cli(config.database_path, "training.cancel", run.model_name, {"run_id": run_id})
+        run = pipeline.cancel_run(run_id, actor=config.actor)
         click.echo(_describe(run))
 
 
@@ -182,12 +178,8 @@ def schedule_command(model_name: str, schedule: str, window_days: int, margin: f
     The training worker of 'iotsphere cloud serve' queues each run; the schedule survives restarts.
     """
     with _pipeline(data_dir) as (config, pipeline):
-        made = pipeline.schedule_regular_training(model_name, schedule, window_days, cli_actor(), {"margin": margin})
-        record_cli(
-            config.database_path,
-            "training.schedule",
-            model_name,
-            {"schedule_id": made.schedule_id, "schedule": schedule},
+        made = pipeline.schedule_regular_training(
+            model_name, schedule, window_days, {"margin": margin}, actor=config.actor
         )
         click.echo(f"schedule {made.schedule_id}: {model_name} {made.schedule} ({made.cron}), next {made.next_run_at}")
 
@@ -210,8 +202,7 @@ def schedules_command(data_dir: Path | None) -> None:
 def unschedule_command(schedule_id: int, data_dir: Path | None) -> None:
     """Delete a training schedule."""
     with _pipeline(data_dir) as (config, pipeline):
-        removed = pipeline.schedules.remove(schedule_id)
-        record_cli(config.database_path, "training.unschedule", removed.model_name, {"schedule_id": schedule_id})
+        removed = pipeline.unschedule(schedule_id, actor=config.actor)
         click.echo(f"removed schedule {schedule_id} ({removed.model_name} {removed.schedule})")
 
 
@@ -223,8 +214,7 @@ def unschedule_command(schedule_id: int, data_dir: Path | None) -> None:
 def evaluate_command(model_name: str, version: str, dataset_id: str | None, data_dir: Path | None) -> None:
     """Score a registered version on a stored dataset or a time-based holdout; print and keep the result."""
     with _pipeline(data_dir) as (config, pipeline):
-        result = pipeline.evaluate_model_performance(model_name, version, dataset_id, cli_actor())
-        record_cli(config.database_path, "training.evaluate", model_name, {"version": version, "id": result["id"]})
+        result = pipeline.evaluate_model_performance(model_name, version, dataset_id, actor=config.actor)
         click.echo(json.dumps(result, indent=1))
 
 

@@ -140,8 +140,7 @@ class RunStore:
             "options_json": json.dumps(options or {}, sort_keys=True),
             "progress": 0.0,
         }
-        with self.db.conn:
-            self.db["training_runs"].insert(row)
+        self.db["training_runs"].insert(row)  # atomic alone, and part of a caller's transaction if one is open
         return self.get(row["run_id"])
 
     def get(self, run_id: str) -> TrainingRun:
@@ -223,11 +222,10 @@ class RunStore:
 
     def cancel(self, run_id: str) -> TrainingRun:
         """Cancel a queued run; a running one cannot be stopped half-way (it would leave half a version)."""
-        with self.db.conn:
-            changed = self.db.execute(
-                "UPDATE training_runs SET status = ?, finished_at = ? WHERE run_id = ? AND status = ?",
-                [RunStatus.CANCELLED.value, _now(), run_id, RunStatus.QUEUED.value],
-            ).rowcount
+        changed = self.db.execute(
+            "UPDATE training_runs SET status = ?, finished_at = ? WHERE run_id = ? AND status = ?",
+            [RunStatus.CANCELLED.value, _now(), run_id, RunStatus.QUEUED.value],
+        ).rowcount
         run = self.get(run_id)
         if not changed:
             raise RunRefused(f"training run {run_id} is {run.status.value}: only a queued run can be cancelled")

@@ -109,8 +109,7 @@ class ScheduleStore:
             "next_run_at": iso(next_fire(cron, now)),
             "enabled": 1,
         }
-        with self.db.conn:
-            schedule_id = self.db["training_schedules"].insert(row).last_pk
+        schedule_id = self.db["training_schedules"].insert(row).last_pk  # joins a caller's open transaction
         return self.get(schedule_id)
 
     def get(self, schedule_id: int) -> Schedule:
@@ -128,8 +127,7 @@ class ScheduleStore:
 
     def remove(self, schedule_id: int) -> Schedule:
         schedule = self.get(schedule_id)
-        with self.db.conn:
-            self.db["training_schedules"].delete(schedule_id)
+        self.db["training_schedules"].delete(schedule_id)
         return schedule
 
     def due(self, now: datetime) -> list[Schedule]:

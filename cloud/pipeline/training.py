@@ -6,6 +6,9 @@ same held-out rows, and registers the challenger with its verdict: it is eligibl
 the champion's score by the configured relative margin (the registry refuses to promote a failed version without
 an admin override). It is then signed into TUF when the key passphrase is available. Any failure fails the run
 with its reason and leaves no registry row, artifact folder or half a release behind.
+
+Each change is audited as its ``actor`` in the transaction that makes it: a run queued or cancelled, a schedule
+added or removed, an evaluation stored. A run's own steps act for whoever requested it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 
 import sqlite_utils
 
-from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.audit import AuditLog
+from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
 from cloud.feature_store import FeatureStore
 from cloud.monitoring.reference import build_reference, device_types_of
 from cloud.pipeline.runs import RunStore, TrainingRun, day_bound
@@ -32,6 +36,7 @@ from cloud.storage import iso
 from cloud.training.artifacts import write_artifacts
 from cloud.training.data import LabelledRows, rows_from_dataset, time_split
 from cloud.training.models import Evaluation, candidates_for, evaluate, train
+from cloud.transactions import write_transaction
 from shared.messages import PredictionType
 
 log = logging.getLogger(__name__)
@@ -171,9 +176,10 @@ class ModelTrainingPipeline:
         model_name: str,
         training_data_start_date: datetime,
         training_data_end_date: datetime,
-        requested_by: str = "system",
         options: dict[str, Any] | None = None,
         schedule_id: int | None = None,
+        *,
+        actor: str | None = None,
     ) -> TrainingRun:
         """Queue a run for the training worker; bad arguments are refused here, not discovered by the worker."""
         model_type(model_name)
@@ -187,33 +193,61 @@ class ModelTrainingPipeline:
         unknown = sorted(set(checked.candidates or []) - set(known))
         if unknown:
             raise PipelineError(f"unknown {model_name} candidates {unknown}; choose from {known}")
-        return self.runs.create(model_name, start, end, requested_by, checked.as_dict(), schedule_id)
+        actor = actor or configured_actor()
+        with write_transaction(self.db):
+            run = self.runs.create(model_name, start, end, actor, checked.as_dict(), schedule_id)
+            details = {"run_id": run.run_id, "options": json.dumps(run.options, sort_keys=True)}  # JSON has no floats
+            AuditLog(self.db).record(actor, "training.trigger", model_name, details)
+        return run
+
+    def cancel_run(self, run_id: str, *, actor: str | None = None) -> TrainingRun:
+        """Cancel a queued run (RunRefused for one that started: stopping half-way would leave half a version)."""
+        with write_transaction(self.db):
+            run = self.runs.cancel(run_id)
+            AuditLog(self.db).record(actor or configured_actor(), "training.cancel", run.model_name, {"run_id": run_id})
+        return run
 
     def schedule_regular_training(
         self,
         model_name: str,
         schedule: str,
         window_days: int = DEFAULT_WINDOW_DAYS,
-        created_by: str = "system",
         options: dict[str, Any] | None = None,
+        *,
+        actor: str | None = None,
     ) -> Schedule:
         """Train ``model_name`` on the ``window_days`` before each fire time of ``schedule`` (daily, weekly,
         monthly or cron, UTC)."""
         model_type(model_name)
         checked = RunOptions.from_dict(options or {})
-        return self.schedules.add(model_name, schedule, created_by, window_days, checked.as_dict())
+        actor = actor or configured_actor()
+        with write_transaction(self.db):
+            made = self.schedules.add(model_name, schedule, actor, window_days, checked.as_dict())
+            details = {"schedule_id": made.schedule_id, "schedule": made.schedule, "window_days": window_days}
+            AuditLog(self.db).record(actor, "training.schedule", model_name, details)
+        return made
+
+    def unschedule(self, schedule_id: int, *, actor: str | None = None) -> Schedule:
+        """Delete a schedule; runs it already queued stay queued."""
+        with write_transaction(self.db):
+            removed = self.schedules.remove(schedule_id)
+            details = {"schedule_id": schedule_id}
+            AuditLog(self.db).record(actor or configured_actor(), "training.unschedule", removed.model_name, details)
+        return removed
 
     def evaluate_model_performance(
         self,
         model_name: str,
         model_version: str,
         test_dataset_id: str | None = None,
-        evaluated_by: str = "system",
         now: datetime | None = None,
+        *,
+        actor: str | None = None,
     ) -> dict[str, Any]:
         """Score a registered version on a stored test dataset, or on a time-based holdout: the rows since its own
         held-out period began (else the last 30 days), as a newly recorded dataset. Stored in ``model_evaluations``."""
         prediction_type = model_type(model_name)
+        actor = actor or configured_actor()
         row = self.registry.get_version(model_name, model_version)
         onnx_bytes, output_labels, feature_names = version_files(row)
         if test_dataset_id:
@@ -233,6 +267,7 @@ class ModelTrainingPipeline:
                 prediction_type=prediction_type,
                 horizon=LABEL_HORIZON[prediction_type],
                 feature_set_version=row["feature_set_version"],
+                actor=actor,
             )
         rows = rows_from_dataset(dataset)
         if rows.feature_names != feature_names:
@@ -241,7 +276,7 @@ class ModelTrainingPipeline:
                 f"{len(feature_names)} version {model_version} was trained on"
             )
         evaluation = evaluate(prediction_type, onnx_bytes, output_labels, rows)
-        return self._store_evaluation(model_name, model_version, dataset.record.dataset_id, evaluation, evaluated_by)
+        return self._store_evaluation(model_name, model_version, dataset.record.dataset_id, evaluation, actor)
 
     def evaluations(self, model_name: str, model_version: str | None = None) -> list[dict[str, Any]]:
         where, args = "model_name = ?", [model_name]
@@ -271,9 +306,9 @@ class ModelTrainingPipeline:
                 schedule.model_name,
                 fired - timedelta(days=schedule.window_days),
                 fired,
-                requested_by=f"schedule {schedule.schedule_id} ({schedule.schedule})",
                 options=schedule.options,
                 schedule_id=schedule.schedule_id,
+                actor=f"schedule:{schedule.schedule_id}",
             )
             self.schedules.record_run(schedule.schedule_id, run.run_id)
             queued.append(run)
@@ -339,6 +374,7 @@ class ModelTrainingPipeline:
             prediction_type=prediction_type,
             horizon=horizon,
             as_of=as_of,
+            actor=run.requested_by,
         )
         dataset_id = dataset.record.dataset_id
         log(f"dataset {dataset_id}: {dataset.record.row_count:,} labelled rows, sha256 {dataset.record.content_hash}")
@@ -376,12 +412,12 @@ class ModelTrainingPipeline:
         created.append((version, folder))
         details = {**verdict.as_dict(), "holdout_from": str(holdout_from), "dataset_id": dataset_id}
         self.registry.record_evaluation(run.model_name, version, verdict.passed, details)
-        self._store_evaluation(run.model_name, version, dataset_id, challenger, f"training run {run.run_id}")
+        self._store_evaluation(run.model_name, version, dataset_id, challenger, run.requested_by)
         log(f"registered {run.model_name} version {version} as a candidate ({folder})")
 
         if release:
             self.runs.progress(run.run_id, "releasing", 0.95)
-            self._release(folder, log)
+            self._release(folder, log, run.requested_by)
         return {"gate": details, "released": release, "artifacts": str(folder)}, version
 
     def _champion_score(
@@ -414,17 +450,17 @@ class ModelTrainingPipeline:
         keystore.tuf_signer(self.config.keys_dir, "targets", self.passphrase)  # a wrong passphrase fails now
         return True
 
-    def _release(self, folder: Path, log: Callable[[str], None]) -> None:
+    def _release(self, folder: Path, log: Callable[[str], None], actor: str) -> None:
         from cloud.releases import tuf_repo
         from cloud.releases.model_rows import record_release
 
         release_json, onnx_bytes = (folder / "release.json").read_bytes(), (folder / "model.onnx").read_bytes()
         published = tuf_repo.add_release(self.config, self.passphrase or "", release_json, onnx_bytes)
-        record_release(self.db, published)
+        record_release(self.db, published, actor=actor)
         log(f"signed into TUF (targets v{published.targets_version}); promote it to send it to gateways")
 
     def _store_evaluation(
-        self, model_name: str, model_version: str, dataset_id: str, evaluation: Evaluation, evaluated_by: str
+        self, model_name: str, model_version: str, dataset_id: str, evaluation: Evaluation, actor: str
     ) -> dict[str, Any]:
         row = {
             "model_name": model_name,
@@ -435,10 +471,12 @@ class ModelTrainingPipeline:
             "rows": evaluation.rows,
             "metrics_json": json.dumps(evaluation.metrics, sort_keys=True),
             "evaluated_at": iso(datetime.now(UTC)),
-            "evaluated_by": evaluated_by,
+            "evaluated_by": actor,
         }
-        with self.db.conn:
+        with write_transaction(self.db):
             row["id"] = self.db["model_evaluations"].insert(row).last_pk
+            details = {"version": model_version, "id": row["id"], "dataset_id": dataset_id}
+            AuditLog(self.db).record(actor, "training.evaluate", model_name, details)
         return _evaluation_out(row)
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from cloud.audit import record_cli
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.releases import keystore, tuf_repo
 from cloud.releases.director import DirectorError, IssueFailure, document_summary, failures
@@ -111,16 +110,10 @@ def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Pat
                 click.echo(f"  {target.path}  sha256 {tuf_repo.sha256_of(target)}  {target.length} bytes")
         db = open_database(config.database_path)
         try:
-            record_release(db, published)
+            record_release(db, published, actor=config.actor)
         finally:
             db.conn.close()
         click.echo(f"Registry: {name} marked released.")
-        details = {
-            "targets_version": published.targets_version,
-            "already_published": published.already_published,
-            "gateways": list(gateways) or "fleet",
-        }
-        record_cli(config.database_path, "cloud.release", f"{release.model_name}/{release.model_version}", details)
         directed = release_to_gateways(
             config, passphrase, release.model_name, release.model_version, list(gateways) or None
         )
@@ -149,10 +142,9 @@ def rotate_key_command(name: str, data_dir: Path | None, mqtt_url: str | None) -
     started = datetime.now(UTC)
     try:
         tuf_repo.require_initialized(config)
-        info = rotate_key(config, keystore.passphrase_from_env_or_prompt(), name)
+        info = rotate_key(config, keystore.passphrase_from_env_or_prompt(), name, actor=config.actor)
     except _FAILURES as exc:
         raise click.ClickException(str(exc)) from exc
-    record_cli(config.database_path, "admin.rotate-key", name, {"keyid": info.keyid})
     click.echo(f"New {name} key {info.keyid}; the old one is kept encrypted as {name}.p12.retired-*.")
     if name == keystore.DIRECTOR:
         click.echo(f"Published in TUF as {tuf_repo.DIRECTOR_KEYS_TARGET}; every gateway's document was re-signed.")

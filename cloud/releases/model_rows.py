@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from cloud.audit import AuditLog
+from cloud.config import configured_actor
 from cloud.releases.tuf_repo import PublishedRelease, sha256_of
 from cloud.storage import iso
+from cloud.transactions import write_transaction
 
 RELEASED = "released"
 
@@ -17,8 +20,9 @@ class RegistryMismatch(Exception):
     """The registry lists other ONNX bytes under the released name and version."""
 
 
-def record_release(db: sqlite_utils.Database, published: PublishedRelease) -> dict:
-    """Mark the version released with its target paths; add the row if training did not register it.
+def record_release(db: sqlite_utils.Database, published: PublishedRelease, *, actor: str | None = None) -> dict:
+    """Mark the version released with its target paths; add the row if training did not register it. Audited as
+    ``actor`` in the same transaction.
 
     Refuses when the registry holds a different ONNX file under the same name and version; a version
     already in production stays in production.
@@ -34,7 +38,7 @@ def record_release(db: sqlite_utils.Database, published: PublishedRelease) -> di
         "targets_version": published.targets_version,  # whose signatures name the signing key
     }
     rows = list(db["models"].rows_where("model_name = ? AND model_version = ?", list(key)))
-    with db.conn:
+    with write_transaction(db):
         if rows:
             registered = rows[0]["model_sha256"]
             if registered and registered != model_sha256:
@@ -59,4 +63,11 @@ def record_release(db: sqlite_utils.Database, published: PublishedRelease) -> di
                     **signed,
                 }
             )
+        details = {
+            "targets_version": published.targets_version,
+            "already_published": published.already_published,
+            "model_sha256": model_sha256,
+        }
+        target = f"{release.model_name}/{release.model_version}"
+        AuditLog(db).record(actor or configured_actor(), "cloud.release", target, details)
     return db["models"].get(key)

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import Signer
 
-from cloud.config import CloudConfig
+from cloud.audit import AuditLog
+from cloud.config import CloudConfig, configured_actor
 from cloud.releases import director, keystore, tuf_repo
 from cloud.storage import open_database
 from shared.director import director_keys_document
@@ -26,9 +27,15 @@ from shared.signing import generate_private_key
 
 
 def rotate_key(
-    config: CloudConfig, passphrase: str, name: str, policy: tuf_repo.ExpiryPolicy | None = None
+    config: CloudConfig,
+    passphrase: str,
+    name: str,
+    policy: tuf_repo.ExpiryPolicy | None = None,
+    *,
+    actor: str | None = None,
 ) -> keystore.KeyInfo:
-    """Replace the named key (a TUF role or ``director``); return the new key's info."""
+    """Replace the named key (a TUF role or ``director``), audited as ``actor`` once the new key is current; return
+    the new key's info."""
     if name not in keystore.KEY_NAMES:
         raise ValueError(f"unknown key {name!r}: choose one of {', '.join(keystore.KEY_NAMES)}")
     tuf_repo.require_initialized(config)
@@ -43,9 +50,20 @@ def rotate_key(
         else:
             _replace_role_key(config, signers, name, new_key, policy)
         keystore.commit_staged_key(config.keys_dir, name, stamp)
+    info = keystore.key_info(name, new_key)
+    _audit(config, actor or configured_actor(), name, info.keyid)
     if name == keystore.DIRECTOR:
         _reissue_all(config, new_key)
-    return keystore.key_info(name, new_key)
+    return info
+
+
+def _audit(config: CloudConfig, actor: str, name: str, keyid: str) -> None:
+    """The rotation is files, not a database change: its entry is written once the new key is current."""
+    db = open_database(config.database_path)
+    try:
+        AuditLog(db).record(actor, "admin.rotate-key", name, {"keyid": keyid})
+    finally:
+        db.conn.close()
 
 
 def _replace_role_key(

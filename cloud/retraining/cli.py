@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from cloud.audit import cli_actor, record_cli
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.config import CloudConfig
 from cloud.retraining.policy import InvalidPolicy, RetrainingPolicy
@@ -56,8 +55,7 @@ def retraining() -> None:
 
 def _change_policy(data_dir: Path | None, model_name: str, changes: dict) -> None:
     with _service(data_dir) as (config, service):
-        policy = service.policies.set(model_name, changes, cli_actor())
-        record_cli(config.database_path, "retraining.policy", model_name, {"changes": json.dumps(changes)})
+        policy = service.set_policy(model_name, changes, actor=config.actor)
         click.echo(json.dumps(asdict(policy), indent=1))
 
 
@@ -96,8 +94,7 @@ def disable_command(model_name: str, data_dir: Path | None) -> None:
 def check_command(model_name: str, data_dir: Path | None) -> None:
     """Look at drift and feedback now, as the worker would; queue a run if a trigger fires and the guards allow."""
     with _service(data_dir) as (config, service):
-        decision = service.check(model_name, checked_by=cli_actor())
-        record_cli(config.database_path, "retraining.check", model_name, {"decision_id": decision["id"]})
+        decision = service.check(model_name, actor=config.actor)
         click.echo(f"{decision['decision']}: {decision['reason']}")
         if decision["run_id"]:
             click.echo(f"queued training run {decision['run_id']}")

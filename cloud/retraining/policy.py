@@ -94,16 +94,15 @@ class PolicyStore:
 
     def set(self, model_name: str, changes: dict[str, Any], updated_by: str) -> RetrainingPolicy:
         policy = self.get(model_name).updated(changes)
-        with self.db.conn:
-            self.db["retraining_policies"].upsert(
-                {
-                    "model_name": model_name,
-                    "policy_json": json.dumps(asdict(policy), sort_keys=True),
-                    "updated_by": updated_by,
-                    "updated_at": iso(datetime.now(UTC)),
-                },
-                pk="model_name",
-            )
+        self.db["retraining_policies"].upsert(  # atomic alone, and part of a caller's transaction if one is open
+            {
+                "model_name": model_name,
+                "policy_json": json.dumps(asdict(policy), sort_keys=True),
+                "updated_by": updated_by,
+                "updated_at": iso(datetime.now(UTC)),
+            },
+            pk="model_name",
+        )
         return policy
 
     def enabled_models(self) -> list[str]:

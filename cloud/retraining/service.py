@@ -6,7 +6,8 @@ production version's data, and a cooldown since the last retraining. A queued ru
 pipeline's own champion/challenger gate on the same time-based holdout. A challenger that passes goes, as the
 policy says, to an A/B experiment against the champion (whose conclusion promotes or stops it), straight to a
 staged rollout (``cloud.rollouts.automation.start_rollout``: a canary only when automation may start one), or
-waits for an operator. Decisions are rows in ``retraining_decisions``: trigger, decision, reason, evidence.
+waits for an operator. Decisions are rows in ``retraining_decisions``: trigger, decision, reason, evidence; each is
+audited with its actor (``retraining`` for the worker's own) in the transaction that stores it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 import sqlite_utils
 
-from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.audit import AuditLog
+from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
 from cloud.experiments.store import ExperimentConflict
 from cloud.monitoring.drift import detect_model_drift, record_check
 from cloud.pipeline.runs import FINISHED, RunStatus
@@ -28,6 +30,7 @@ from cloud.pipeline.training import ModelTrainingPipeline
 from cloud.retraining.feedback_patterns import feedback_patterns
 from cloud.retraining.policy import PolicyStore, RetrainingPolicy
 from cloud.storage import from_iso, iso
+from cloud.transactions import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +55,30 @@ class RetrainingService:
             policy = self.policies.get(model_name)
             last = self._last("check", model_name)
             if last is None or from_iso(last["at"]) <= now - timedelta(minutes=policy.check_every_minutes):
-                decisions.append(self.check(model_name, now))
+                decisions.append(self.check(model_name, now, actor=ACTOR))
         decisions += self.queue_due_schedules(now)
         decisions += self.follow_up(now)
         return decisions
 
+    # -- policy ------------------------------------------------------------------------------------------------
+
+    def set_policy(self, model_name: str, changes: dict[str, Any], *, actor: str | None = None) -> RetrainingPolicy:
+        """Change settings of the model's policy (the others keep their values); InvalidPolicy for a bad one."""
+        actor = actor or configured_actor()
+        with write_transaction(self.db):
+            policy = self.policies.set(model_name, changes, actor)
+            details = {"changes": json.dumps(changes, sort_keys=True)}  # audit JSON has no floats
+            AuditLog(self.db).record(actor, "retraining.policy", model_name, details)
+        return policy
+
     # -- triggers ----------------------------------------------------------------------------------------------
 
-    def check(self, model_name: str, now: datetime | None = None, checked_by: str = ACTOR) -> dict[str, Any]:
+    def check(self, model_name: str, now: datetime | None = None, *, actor: str | None = None) -> dict[str, Any]:
         """Look at drift and feedback now; queue a run when a trigger fires and the guards allow it."""
         now = now or datetime.now(UTC)
+        actor = actor or configured_actor()
         policy = self.policies.get(model_name)
-        triggers = self._drift_triggers(model_name, policy, now, checked_by)
+        triggers = self._drift_triggers(model_name, policy, now, actor)
         if policy.feedback:
             window, baseline = timedelta(days=policy.window_days), timedelta(days=policy.baseline_days)
             for pattern in feedback_patterns(
@@ -81,22 +96,22 @@ class RetrainingService:
         evidence = {"triggers": triggers}
         if not fired:
             reason = "; ".join(t["reason"] for t in triggers) or "no trigger is watched"
-            return self._record(model_name, "check", "no_trigger", reason, evidence, now)
+            return self._record(model_name, "check", "no_trigger", reason, evidence, now, actor=actor)
         reason = "; ".join(t["reason"] for t in fired)
         blocked = self.guard(model_name, policy, now)
         if blocked:
-            return self._record(model_name, "check", "skipped", f"{reason}; but {blocked}", evidence, now)
+            return self._record(model_name, "check", "skipped", f"{reason}; but {blocked}", evidence, now, actor=actor)
         run = self.pipeline.trigger_model_training(
             model_name,
             now - timedelta(days=policy.training_days),
             now,
-            requested_by=f"{ACTOR}: {', '.join(sorted({t['kind'] for t in fired}))}",
             options={"margin": policy.margin, "as_of": iso(now)},
+            actor=actor,
         )
-        return self._record(model_name, "check", "queued", reason, evidence, now, run_id=run.run_id)
+        return self._record(model_name, "check", "queued", reason, evidence, now, run_id=run.run_id, actor=actor)
 
     def _drift_triggers(
-        self, model_name: str, policy: RetrainingPolicy, now: datetime, checked_by: str
+        self, model_name: str, policy: RetrainingPolicy, now: datetime, actor: str
     ) -> list[dict[str, Any]]:
         if not (policy.feature_drift or policy.performance_drift):
             return []
@@ -104,7 +119,7 @@ class RetrainingService:
             result = detect_model_drift(self.db, model_name, days=policy.window_days, now=now)
         except (LookupError, ValueError) as exc:  # no production version, no stored reference, …
             return [{"kind": "drift", "fired": False, "reason": f"no drift check: {exc}", "evidence": {}}]
-        check_id = record_check(self.db, result, checked_by)
+        check_id = record_check(self.db, result, actor=actor)
         triggers = []
         if policy.feature_drift:
             drifted = result["feature_drift"]["drifted"]
@@ -435,8 +450,10 @@ class RetrainingService:
         experiment_id: str | None = None,
         rollout_id: int | None = None,
         open_: bool = False,
+        actor: str = ACTOR,
     ) -> dict[str, Any]:
-        """Keep a decision; one that waits on a run (queued) or an experiment stays open for ``follow_up``."""
+        """Keep and audit a decision; one that waits on a run (queued) or an experiment stays open for
+        ``follow_up``."""
         row = {
             "at": iso(now),
             "model_name": model_name,
@@ -450,8 +467,10 @@ class RetrainingService:
             "rollout_id": rollout_id,
             "open": int(open_ or decision == "queued"),
         }
-        with self.db.conn:
+        with write_transaction(self.db):
             row["id"] = self.db["retraining_decisions"].insert(row).last_pk
+            details = {"decision_id": row["id"], "decision": decision}
+            AuditLog(self.db).record(actor, f"retraining.{trigger}", model_name, details)
         log.info("retraining %s: %s %s — %s", model_name, trigger, decision, reason)
         return decision_out(row)
 

@@ -10,6 +10,7 @@ import sqlite_utils
 
 from cloud.audit import GENESIS_HASH, AuditLog, entry_hash
 from cloud.storage import open_database
+from cloud.transactions import write_transaction
 
 
 @pytest.fixture
@@ -121,12 +122,17 @@ def test_a_float_in_details_is_refused_before_anything_is_written(path: Path) ->
         db.conn.close()
 
 
-def test_record_refuses_to_join_an_open_transaction(tmp_path: Path) -> None:
+def test_record_joins_an_open_transaction_and_rolls_back_or_commits_with_it(tmp_path: Path) -> None:
     db: sqlite_utils.Database = open_database(tmp_path / "cloud.db")
     try:
-        db.conn.execute("BEGIN")  # e.g. a command's own unfinished write
-        with pytest.raises(RuntimeError, match="its own transaction"):
-            AuditLog(db).record("cli:x", "a", "t", {})
+        with pytest.raises(LookupError), write_transaction(db):
+            AuditLog(db).record("cli:x", "a", "rolled back", {})
+            raise LookupError("the change it records failed")
+        with write_transaction(db):
+            AuditLog(db).record("cli:x", "a", "committed", {})
+            assert db.conn.in_transaction  # still the caller's: nothing is committed before the change is
+        assert [e.target for e in AuditLog(db).entries()] == ["committed"]
+        assert AuditLog(db).verify().ok
     finally:
         db.conn.close()
 

@@ -45,7 +45,7 @@ def test_a_rating_is_recorded_without_its_comment(
     [entry] = _entries(db)
     assert (entry["action"], entry["target"]) == ("feedback.rate", prediction.prediction_id)
     details = json.loads(entry["details_json"])
-    assert details["created"] is True and result.output.strip().endswith(details["id"])
+    assert details["rating"] == 2 and result.output.strip().endswith(details["id"])
     assert "rude" not in json.dumps(entry)
 
 

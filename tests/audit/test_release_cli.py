@@ -33,7 +33,7 @@ def test_release_promote_and_rotate_are_recorded_without_the_passphrase(initiali
         (f"cli:{getpass.getuser()}", "models.promote", "component_failure"),
         (f"cli:{getpass.getuser()}", "admin.rotate-key", "targets"),
     ]
-    assert entries[0].details == {"already_published": False, "gateways": "fleet", "targets_version": 2}
+    assert (entries[0].details["already_published"], entries[0].details["targets_version"]) == (False, 2)
     assert (entries[1].details["to_version"], entries[1].details["reason"]) == ("1", "first model")
     assert entries[2].details["keyid"] in rotated.output
     assert result.ok and result.checked == 3

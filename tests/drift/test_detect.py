@@ -217,8 +217,8 @@ def test_usage_errors_against_the_baseline_mae(db):
 def test_checks_are_recorded_and_read_back_newest_first(db):
     register(db, feature_values(8_000, seed=1))
     store_features(db, feature_values(2_000, seed=2, shift={"inlet_temperature_c": 0.5}))
-    first = record_check(db, _check(db), "test")
-    second = record_check(db, _check(db, device_type=TYPES[1]), "test")
+    first = record_check(db, _check(db), actor="test")
+    second = record_check(db, _check(db, device_type=TYPES[1]), actor="test")
     history = drift_history(db, "component_failure")
     assert [entry["id"] for entry in history] == [second, first]
     assert history[1]["status"] == "drift" and history[1]["drifted"] == ["inlet_temperature_c"]

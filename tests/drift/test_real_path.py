@@ -77,7 +77,7 @@ def _recent_world(db, history, version_folder, now: datetime) -> int:  # noqa: F
 @pytest.mark.timeout(600)
 def test_reference_stored_at_training_and_drift_found_over_http_and_the_cli(db, config, span, fleet_history):  # noqa: F811
     pipeline = ModelTrainingPipeline(db, config, passphrase="")
-    queued = pipeline.trigger_model_training(MODEL, *span, "tester", {"release": False, "candidates": ["ridge"]})
+    queued = pipeline.trigger_model_training(MODEL, *span, {"release": False, "candidates": ["ridge"]}, actor="tester")
     run = pipeline.run_next(queued.run_id)
     assert run.status == RunStatus.SUCCEEDED, run.error
     folder = config.artifacts_dir / MODEL / run.model_version

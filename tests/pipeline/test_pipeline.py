@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from cloud.audit import AuditLog
 from cloud.config import CloudConfig
 from cloud.pipeline.runs import RunRefused, RunStatus
 from cloud.pipeline.training import ModelTrainingPipeline, PipelineError
@@ -34,7 +35,7 @@ def test_a_queued_run_trains_evaluates_and_registers_a_candidate_with_its_lineag
 ):
     pipeline = _pipeline(db, config)
     options = {"release": False, "candidates": FAST.get(model_name)}
-    queued = pipeline.trigger_model_training(model_name, *span, requested_by="tester", options=options)
+    queued = pipeline.trigger_model_training(model_name, *span, options=options, actor="tester")
     assert queued.status == RunStatus.QUEUED and queued.progress == 0
 
     run = pipeline.run_next()
@@ -143,9 +144,9 @@ def test_only_a_queued_run_can_be_cancelled_and_a_cancelled_one_never_runs(
 ):
     pipeline = _pipeline(db, config)
     run = pipeline.trigger_model_training("anomaly", *span)
-    assert pipeline.runs.cancel(run.run_id).status == RunStatus.CANCELLED
+    assert pipeline.cancel_run(run.run_id).status == RunStatus.CANCELLED
     with pytest.raises(RunRefused, match="only a queued run"):
-        pipeline.runs.cancel(run.run_id)
+        pipeline.cancel_run(run.run_id)
     assert pipeline.run_next() is None
 
 
@@ -172,13 +173,27 @@ def test_evaluate_a_version_on_a_stored_dataset_and_on_a_time_holdout(
     db: sqlite_utils.Database, config: CloudConfig, span: tuple[datetime, datetime]
 ):
     pipeline = _pipeline(db, config)
-    run = pipeline.run_next(pipeline.trigger_model_training("usage_pattern", *span, options={"release": False}).run_id)
+    queued = pipeline.trigger_model_training("usage_pattern", *span, options={"release": False}, actor="ops")
+    run = pipeline.run_next(queued.run_id)
     assert run.status == RunStatus.SUCCEEDED, run.error
 
-    on_stored = pipeline.evaluate_model_performance("usage_pattern", run.model_version, run.dataset_id, "tester")
+    on_stored = pipeline.evaluate_model_performance("usage_pattern", run.model_version, run.dataset_id, actor="tester")
     assert on_stored["dataset_id"] == run.dataset_id and on_stored["evaluated_by"] == "tester"
-    on_holdout = pipeline.evaluate_model_performance("usage_pattern", run.model_version)
+    on_holdout = pipeline.evaluate_model_performance("usage_pattern", run.model_version, actor="auditor")
     assert on_holdout["dataset_id"] != run.dataset_id
+    audited = [
+        (e.actor, e.action, e.details.get("id"))
+        for e in AuditLog(db).entries()
+        if e.action.startswith(("training.", "datasets."))
+    ]
+    assert audited == [  # the run acts for whoever queued it; each evaluation for its caller, its dataset too
+        ("ops", "training.trigger", None),
+        ("ops", "datasets.build", None),
+        ("ops", "training.evaluate", pipeline.evaluations("usage_pattern")[-1]["id"]),
+        ("tester", "training.evaluate", on_stored["id"]),
+        ("auditor", "datasets.build", None),
+        ("auditor", "training.evaluate", on_holdout["id"]),
+    ]
     # the held-out rows are a later slice of the stored dataset: fewer rows, and the model saw none of them
     assert 0 < on_holdout["rows"] < on_stored["rows"]
     assert on_holdout["score_name"] == on_stored["score_name"]

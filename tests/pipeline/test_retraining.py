@@ -152,20 +152,20 @@ def test_feature_drift_queues_a_run_then_the_guards_hold_the_next_one(
     _production(db, config, service, *span)
     now = _drift_the_last_week(db, span[1])
     _add_labels(db, 60, now - timedelta(days=1))
-    service.policies.set(
+    service.set_policy(
         "component_failure",
         {"enabled": True, "feedback": False, "min_new_labels": 50, "after_gate": "operator"},
-        "tester",
+        actor="tester",
     )
 
-    queued = service.check("component_failure", now)
+    queued = service.check("component_failure", now, actor="ops")
 
     assert queued["decision"] == "queued" and "feature drift" in queued["reason"], queued["reason"]
     (fired,) = [t for t in queued["evidence"]["triggers"] if t["kind"] == "feature_drift"]
     assert {"inlet_temperature_c", "energy_wh"} <= set(fired["evidence"]["drifted"]) and queued["open"]
     assert db["drift_checks"].get(fired["evidence"]["drift_check_id"])["status"] == "drift"
     run = service.pipeline.runs.get(queued["run_id"])
-    assert run.status == RunStatus.QUEUED and run.requested_by.startswith("retraining")
+    assert run.status == RunStatus.QUEUED and run.requested_by == "ops"
 
     waiting = service.check("component_failure", now + timedelta(hours=1))
     assert waiting["decision"] == "skipped" and "is not settled yet" in waiting["reason"] and waiting["run_id"] is None
@@ -178,7 +178,7 @@ def test_feature_drift_queues_a_run_then_the_guards_hold_the_next_one(
 
     again = service.check("component_failure", now + timedelta(hours=4))
     assert again["decision"] == "skipped" and "in cooldown" in again["reason"]
-    service.policies.set("component_failure", {"cooldown_hours": 0, "min_new_labels": 1000}, "tester")
+    service.set_policy("component_failure", {"cooldown_hours": 0, "min_new_labels": 1000}, actor="tester")
     held = service.check("component_failure", now + timedelta(hours=5))
     assert held["decision"] == "skipped" and "only 60 new labels" in held["reason"]
     assert [d["decision"] for d in service.decisions("component_failure")][:5] == [
@@ -202,8 +202,8 @@ def test_a_due_schedule_is_held_by_the_guards_and_a_passing_challenger_goes_to_a
     fire = datetime.fromisoformat(schedule.next_run_at.replace("Z", "+00:00"))
     second = fire + timedelta(days=1)  # the first firing is held back; the second queues a run on this window
     _production(db, config, service, second - timedelta(days=90), second)  # the champion saw the same data
-    service.policies.set(
-        "component_failure", {"min_new_labels": 1, "cooldown_hours": 0, "experiment_mode": mode}, "tester"
+    service.set_policy(
+        "component_failure", {"min_new_labels": 1, "cooldown_hours": 0, "experiment_mode": mode}, actor="tester"
     )
     db["gateways"].insert({"gateway_id": GATEWAY, "last_seen": iso(fire)})  # the experiment's gateway
 

@@ -46,7 +46,7 @@ def test_a_due_schedule_queues_one_run_however_many_times_it_was_missed_and_surv
     db: sqlite_utils.Database, config: CloudConfig
 ):
     pipeline = ModelTrainingPipeline(db, config, passphrase="")
-    made = pipeline.schedule_regular_training("usage_pattern", "daily", window_days=30, created_by="ops")
+    made = pipeline.schedule_regular_training("usage_pattern", "daily", window_days=30, actor="ops")
     fire = datetime.fromisoformat(made.next_run_at.replace("Z", "+00:00"))
     assert pipeline.queue_due_schedules(fire - timedelta(seconds=1)) == []
     db.conn.close()
@@ -58,7 +58,7 @@ def test_a_due_schedule_queues_one_run_however_many_times_it_was_missed_and_surv
         (run,) = pipeline.queue_due_schedules(three_days_late)
         assert run.status == RunStatus.QUEUED and run.schedule_id == made.schedule_id
         assert run.end_date == iso(fire) and run.start_date == iso(fire - timedelta(days=30))
-        assert "schedule" in run.requested_by
+        assert run.requested_by == f"schedule:{made.schedule_id}"
         assert pipeline.queue_due_schedules(three_days_late) == []
         (stored,) = pipeline.schedules.list()
         assert stored.last_run_id == run.run_id and stored.last_run_at == iso(fire)

@@ -120,7 +120,7 @@ class HistoryEntryOut(BaseModel):
                     "window_start": "2026-01-25T00:00:00.000000Z",
                     "window_end": "2026-02-01T00:00:00.000000Z",
                     "checked_at": "2026-02-01T00:00:01.000000Z",
-                    "checked_by": "ops-alice (2e9d01debaa0)",
+                    "checked_by": "key:2e9d01debaa0",
                     "status": "drift",
                     "drifted_features": 1,
                     "quality_findings": 0,
@@ -169,7 +169,7 @@ def drift_check(
     """Run the check and record it in the drift history."""
     body = body or CheckIn()
     result = _check(db, model_name, body.version, body.days, body.device_type)
-    return {**result, "check_id": record_check(db, result, f"{key.name} ({key.key_id})")}
+    return {**result, "check_id": record_check(db, result, actor=key.actor)}
 
 
 @router.get("/{model_name}/history", response_model=list[HistoryEntryOut])

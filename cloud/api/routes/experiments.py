@@ -20,7 +20,7 @@ from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
 from cloud.api.params import MAX_SAFE_INT, Flag, Integer, Number
 from cloud.api.roles import Role
-from cloud.api.routes.registry import DirectedOut, HistoryEntryOut, NotDirectedOut, _actor, _rollout
+from cloud.api.routes.registry import DirectedOut, HistoryEntryOut, NotDirectedOut, _rollout
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
 from cloud.experiments.service import ExperimentService, Outcome
 from cloud.experiments.store import ExperimentConflict, Status, UnknownExperiment
@@ -51,9 +51,9 @@ _EXPERIMENT_EXAMPLE = {
     "gateway_ids": ["gw-001", "gw-002"],
     "status": "running",
     "created_at": "2026-02-01T09:00:00.000000Z",
-    "created_by": "ops-alice (2e9d01debaa0)",
+    "created_by": "key:2e9d01debaa0",
     "started_at": "2026-02-01T09:05:00.000000Z",
-    "started_by": "ops-alice (2e9d01debaa0)",
+    "started_by": "key:2e9d01debaa0",
     "stopped_at": None,
     "stopped_by": None,
     "concluded_at": None,
@@ -199,7 +199,7 @@ class StatusOut(BaseModel):
                         {
                             "id": 1,
                             "at": "2026-02-01T09:00:00.000000Z",
-                            "actor": "ops-alice (2e9d01debaa0)",
+                            "actor": "key:2e9d01debaa0",
                             "action": "create",
                             "decision": None,
                             "reason": "retrained on the new anode type",
@@ -325,7 +325,7 @@ def create(
         lambda: service.create(
             body.model_name,
             body.challenger_version,
-            actor=_actor(key),
+            actor=key.actor,
             planned=body.planned_per_arm,
             **fields,
         )
@@ -368,7 +368,7 @@ def start(
     """Sign and publish director documents naming the challenger and the experiment to the gateways in scope."""
     service = _service(request, db, signing=True)
     reason = body.reason if body else ""
-    return _action(_run(lambda: service.start(experiment_id, actor=_actor(key), reason=reason)))
+    return _action(_run(lambda: service.start(experiment_id, actor=key.actor, reason=reason)))
 
 
 @router.post("/{experiment_id}/stop", response_model=ActionOut, responses=_CHANGES)
@@ -381,7 +381,7 @@ def stop(
 ) -> ActionOut:
     """Take the challenger off the gateways (new documents without it); the data stays for concluding."""
     service = _service(request, db, signing=True)
-    return _action(_run(lambda: service.stop(experiment_id, actor=_actor(key), reason=body.reason)))
+    return _action(_run(lambda: service.stop(experiment_id, actor=key.actor, reason=body.reason)))
 
 
 @router.post("/{experiment_id}/conclude", response_model=ActionOut, responses=_CHANGES)
@@ -394,6 +394,4 @@ def conclude(
 ) -> ActionOut:
     """Promote a winning challenger through the registry, or take it off; 409 while the rule has no answer."""
     service = _service(request, db, signing=True)
-    return _action(
-        _run(lambda: service.conclude(experiment_id, actor=_actor(key), reason=body.reason, force=body.force))
-    )
+    return _action(_run(lambda: service.conclude(experiment_id, actor=key.actor, reason=body.reason, force=body.force)))

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses, invalid
+from cloud.api.keys import ApiKey
 from cloud.api.params import AwareIsoDatetime, Number
 from cloud.api.roles import Role
 from cloud.feature_store import DatasetRecord, FeatureStore, UnknownDataset, UnknownDevice
@@ -21,7 +22,7 @@ from shared.messages import PredictionType
 router = APIRouter(tags=["features"], responses=error_responses(401, 403, 404, 503))
 
 _VIEWER = [Depends(require_role(Role.VIEWER))]
-_OPERATOR = [Depends(require_role(Role.OPERATOR))]
+Operator = Annotated[ApiKey, Depends(require_role(Role.OPERATOR))]
 
 _DATASET_EXAMPLE = {
     "dataset_id": "5f0c1d2e3a4b4c5d9e8f7a6b5c4d3e2f",
@@ -201,10 +202,9 @@ def latest_features(db: Database, device_id: DeviceId) -> LatestFeaturesOut:
     "/api/datasets",
     response_model=DatasetOut,
     status_code=status.HTTP_201_CREATED,
-    dependencies=_OPERATOR,
     responses={422: {"description": "Unknown features or feature set, or an invalid request."}},
 )
-def build_dataset(db: Database, request: DatasetRequest) -> DatasetOut:
+def build_dataset(db: Database, key: Operator, request: DatasetRequest) -> DatasetOut:
     """Build a point-in-time labelled training dataset, record it, and return its id, row count and hash."""
     try:
         dataset = FeatureStore(db).get_training_dataset(
@@ -216,6 +216,7 @@ def build_dataset(db: Database, request: DatasetRequest) -> DatasetOut:
             feature_set_version=request.feature_set_version,
             as_of=request.as_of,
             prediction_type=request.prediction_type,
+            actor=key.actor,
         )
     except ValueError as exc:
         raise _invalid(exc) from exc

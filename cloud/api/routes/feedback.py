@@ -160,10 +160,12 @@ def _answer(response: Response, pid: str, recorded: Recorded) -> RecordedOut:
     return RecordedOut(id=recorded.id, prediction_id=pid, created=recorded.created)
 
 
-def _outcome(service: PredictionFeedbackService, response: Response, pid: str, body: OutcomeIn) -> RecordedOut:
+def _outcome(
+    service: PredictionFeedbackService, response: Response, pid: str, body: OutcomeIn, key: ApiKey
+) -> RecordedOut:
     outcome = ActualOutcome(**body.model_dump(exclude={"source"}))
     try:
-        return _answer(response, pid, service.record_prediction_outcome(pid, outcome, body.source))
+        return _answer(response, pid, service.record_prediction_outcome(pid, outcome, body.source, actor=key.actor))
     except InvalidFeedback as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
 
@@ -171,7 +173,8 @@ def _outcome(service: PredictionFeedbackService, response: Response, pid: str, b
 def _feedback(
     service: PredictionFeedbackService, response: Response, pid: str, body: FeedbackIn, key: ApiKey
 ) -> RecordedOut:
-    return _answer(response, pid, service.record_user_feedback(pid, body.rating, body.comments, key.key_id))
+    recorded = service.record_user_feedback(pid, body.rating, body.comments, key.key_id, actor=key.actor)
+    return _answer(response, pid, recorded)
 
 
 def _may_read_secrets(key: ApiKey) -> bool:
@@ -183,7 +186,7 @@ def record_outcome(
     db: Database, key: Technician, response: Response, prediction_id: PredictionId, body: OutcomeIn
 ) -> RecordedOut:
     """Record what actually happened after this prediction; the same outcome twice is stored once."""
-    return _outcome(_service(db, pid=prediction_id), response, prediction_id, body)
+    return _outcome(_service(db, pid=prediction_id), response, prediction_id, body, key)
 
 
 @router.post("/{prediction_id}/feedback", status_code=201, response_model=RecordedOut, responses=_WRITE_RESPONSES)
@@ -220,7 +223,7 @@ def record_heater_outcome(
 ) -> RecordedOut:
     """Record an outcome of this water heater's prediction; 404 if the prediction is another heater's or type's."""
     service = _service(db, device_id, prediction_type, pid=prediction_id)
-    return _outcome(service, response, prediction_id, body)
+    return _outcome(service, response, prediction_id, body, key)
 
 
 @router.post(_BY_DEVICE + "/feedback", status_code=201, response_model=RecordedOut, responses=_WRITE_RESPONSES)

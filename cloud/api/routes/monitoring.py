@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
+from cloud.api.keys import ApiKey
 from cloud.api.params import IsoDatetime, Number, UtcIsoDatetime
 from cloud.api.roles import Role
 from cloud.monitoring.performance import GROUP_DIMENSIONS, InvalidMetrics, ModelPerformanceMonitor, UnknownModelName
@@ -199,8 +200,8 @@ def _not_found(exc: Exception) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
 
 
-@router.post("/metrics", status_code=201, response_model=StoredOut, dependencies=[Operator])
-def track_metrics(db: Database, body: PointsIn) -> StoredOut:
+@router.post("/metrics", status_code=201, response_model=StoredOut)
+def track_metrics(db: Database, key: Annotated[ApiKey, Operator], body: PointsIn) -> StoredOut:
     """Store metric points at ``timestamp``: one time series per metric and model, version, device type, arm."""
     try:
         stored = ModelPerformanceMonitor(db).track_prediction_metrics(
@@ -211,6 +212,7 @@ def track_metrics(db: Database, body: PointsIn) -> StoredOut:
             body.device_type,
             body.arm,
             model_name=body.model_name,
+            actor=key.actor,
         )
     except InvalidMetrics as exc:
         raise _bad_request(exc) from exc

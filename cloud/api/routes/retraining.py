@@ -122,9 +122,7 @@ def change_policy(
 ) -> PolicyOut:
     """Change settings of the model's policy (e.g. enable it); the others keep their values."""
     try:
-        policy = service.policies.set(
-            model_name.value, body.model_dump(exclude_unset=True), f"{key.name} ({key.key_id})"
-        )
+        policy = service.set_policy(model_name.value, body.model_dump(exclude_unset=True), actor=key.actor)
     except InvalidPolicy as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
     return PolicyOut(model_name=model_name.value, policy=asdict(policy))
@@ -135,7 +133,7 @@ def check(
     service: Service, key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))], model_name: ModelName
 ) -> DecisionOut:
     """Look at drift and feedback now; queue a training run if a trigger fires and the guards allow it."""
-    return DecisionOut(**service.check(model_name.value, checked_by=f"{key.name} ({key.key_id})"))
+    return DecisionOut(**service.check(model_name.value, actor=key.actor))
 
 
 @router.get("/decisions", response_model=list[DecisionOut])

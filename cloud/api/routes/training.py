@@ -31,7 +31,7 @@ _RUN_EXAMPLE = {
     "run_id": "4f1c2a9b7d3e5f60",
     "model_name": "component_failure",
     "status": "succeeded",
-    "requested_by": "ops-alice (2e9d01debaa0)",
+    "requested_by": "key:2e9d01debaa0",
     "requested_at": "2026-02-01T02:00:00.000000Z",
     "start_date": "2025-11-01T00:00:00.000000Z",
     "end_date": "2026-02-01T00:00:00.000000Z",
@@ -168,7 +168,7 @@ class ScheduleOut(BaseModel):
                     "cron": "@weekly",
                     "window_days": 90,
                     "options": {"margin": 0.01},
-                    "created_by": "ops-alice (2e9d01debaa0)",
+                    "created_by": "key:2e9d01debaa0",
                     "created_at": "2026-01-20T10:00:00.000000Z",
                     "next_run_at": "2026-02-01T00:00:00.000000Z",
                     "last_run_at": "2026-01-25T00:00:00.000000Z",
@@ -218,15 +218,11 @@ class EvaluationOut(BaseModel):
                     "rows": 48211,
                     "metrics": {"mae_litres": 21.4, "mape": 0.18},
                     "evaluated_at": "2026-02-01T09:00:00.000000Z",
-                    "evaluated_by": "ops-alice (2e9d01debaa0)",
+                    "evaluated_by": "key:2e9d01debaa0",
                 }
             ]
         }
     )
-
-
-def _actor(key: ApiKey) -> str:
-    return f"{key.name} ({key.key_id})"
 
 
 def _pipeline(request: Request, db: Database) -> ModelTrainingPipeline:
@@ -258,8 +254,8 @@ def trigger_run(
             body.model_name,
             body.training_data_start_date,
             body.training_data_end_date,
-            requested_by=_actor(key),
             options=body.options.model_dump(),
+            actor=key.actor,
         )
     )
     return RunOut.of(run)
@@ -299,7 +295,7 @@ def cancel_run(
     run_id: Annotated[str, Path(examples=["4f1c2a9b7d3e5f60"])],
 ) -> RunOut:
     """Cancel a queued run (a running one finishes or fails on its own: stopping it half-way would leave half)."""
-    return RunOut.of(_refusals(lambda: pipeline.runs.cancel(run_id)))
+    return RunOut.of(_refusals(lambda: pipeline.cancel_run(run_id, actor=key.actor)))
 
 
 @router.post("/schedules", status_code=status.HTTP_201_CREATED, response_model=ScheduleOut, responses=_BAD)
@@ -309,7 +305,7 @@ def create_schedule(
     """Train a model regularly; the schedule is stored and survives restarts of the server."""
     schedule = _refusals(
         lambda: pipeline.schedule_regular_training(
-            body.model_name, body.schedule, body.window_days, _actor(key), body.options.model_dump()
+            body.model_name, body.schedule, body.window_days, body.options.model_dump(), actor=key.actor
         )
     )
     return ScheduleOut.of(schedule)
@@ -331,7 +327,7 @@ def delete_schedule(
     schedule_id: Annotated[int, Path(ge=1, le=MAX_SAFE_INT, examples=[1])],
 ) -> ScheduleOut:
     """Stop a schedule; runs it already queued stay queued."""
-    return ScheduleOut.of(_refusals(lambda: pipeline.schedules.remove(schedule_id)))
+    return ScheduleOut.of(_refusals(lambda: pipeline.unschedule(schedule_id, actor=key.actor)))
 
 
 @router.post(
@@ -349,7 +345,7 @@ def evaluate_version(
 ) -> EvaluationOut:
     """Score a registered version on a stored test dataset or on a time-based holdout, and keep the result."""
     result = _refusals(
-        lambda: pipeline.evaluate_model_performance(model_name, model_version, body.test_dataset_id, _actor(key))
+        lambda: pipeline.evaluate_model_performance(model_name, model_version, body.test_dataset_id, actor=key.actor)
     )
     return EvaluationOut(**result)
 
