@@ -335,6 +335,11 @@ class IngestWorker:
         if adopting and self._connected_once:  # a takeover by the session's worker, or a lost connection
             self._give_up("lost the connection to the session (its worker may be back)")
             return
+        # connect only while holding the lease: a peer may have taken it (and this session) since the last renewal
+        self._holding = self._holding and self._leases.renew(self.client_id, self._holder)
+        if not self._holding and adopting:
+            self._give_up("lost the lease on the session")
+            return
         if not self._holding:  # lost to a peer that took this worker for gone: wait until it is done
             try:
                 self._leases.acquire(self.client_id, self.topic_filter, self._holder)
@@ -460,6 +465,7 @@ class IngestWorker:
             if self._adoption._thread.is_alive():
                 return
             adopted, self._adoption = self._adoption, None
+            adopted.stop()  # closes its database connection
             outcome = "ended" if adopted._ended else f"kept ({adopted._failure})"
             log.info("adopted session %s: %s, session %s", adopted.client_id, adopted.stats.line(), outcome)
         for lease in self._leases.lapsed(self.topic_filter):
