@@ -32,6 +32,7 @@ from cloud.api.routes import (
     registry,
     retraining,
     rollouts,
+    security,
     training,
     tuf,
 )
@@ -53,6 +54,7 @@ _TAGS = [
     {"name": "rollouts", "description": "Staged rollouts: a canary share of the gateways, then the rest."},
     {"name": "monitoring", "description": "Drift of features, data quality and performance of model versions."},
     {"name": "operations", "description": "What ingest could not store."},
+    {"name": "security", "description": "Director documents gateways were sent that the cloud never issued to them."},
     {"name": "admin", "description": "API keys and the audit log."},
     {"name": "tuf", "description": "The signed TUF repository gateways update from."},
 ]
@@ -170,6 +172,7 @@ def create_app(config: CloudConfig) -> FastAPI:
         rollouts,
         experiments,
         monitoring,
+        security,
     ):
         roles |= route_roles(module.router)
         routes += [route for route in module.router.routes if isinstance(route, APIRoute)]

@@ -35,6 +35,8 @@ EXPECTED_ROLES = {
     ("get", "/api/deployments/{gateway_id}"): "viewer",
     ("get", "/api/director/failures"): "viewer",
     ("get", "/api/dead-letters"): "operator",
+    ("get", "/api/security-events"): "viewer",
+    ("get", "/api/security-events/counts"): "viewer",
     ("get", "/api/admin/keys"): "admin",
     ("get", "/api/audit"): "admin",
     ("get", "/api/audit/verify"): "admin",

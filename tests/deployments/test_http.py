@@ -71,3 +71,24 @@ def test_a_gateway_event_reported_later_shows_at_once(fleet: Fleet, served: Serv
 
     (deployment,) = _get(served, "/api/deployments/gw-b")
     assert (deployment["state"], deployment["rule"], deployment["reason"]) == ("rejected", "director.signature", "bad")
+
+
+def test_a_forged_document_s_reject_is_a_security_event_over_http_not_a_rejection(fleet: Fleet, served: ServedCloud):
+    sequence = fleet.db.execute("SELECT sequence FROM director_documents WHERE gateway_id = 'gw-a'").fetchone()[0]
+    forged, at = "f" * 64, datetime.now(UTC)
+    fleet.report("gw-a", EventKind.REJECT, at, None, sequence, None, "director.signature", "no valid signature", forged)
+
+    (deployment,) = _get(served, "/api/deployments/gw-a")
+    assert deployment["state"] == "committed"
+    (event,) = _get(served, "/api/security-events", gateway_id="gw-a", since=(at - timedelta(seconds=1)).isoformat())
+    assert (event["document_digest"], event["finding"], event["rule"]) == (forged, "forged", "director.signature")
+    assert event["director_sequence"] == sequence and event["sightings"] == 1
+    assert _get(served, "/api/security-events", gateway_id="gw-b") == []
+    assert _get(served, "/api/security-events", since=(at + timedelta(seconds=1)).isoformat()) == []
+    assert [(c["gateway_id"], c["documents"]) for c in _get(served, "/api/security-events/counts")] == [("gw-a", 1)]
+
+    viewer = auth(served.tokens[Role.VIEWER])
+    for params in ({"limit": 0}, {"limit": 1001}, {"since": "0.5"}, {"since": "yesterday"}):
+        assert served.http.get("/api/security-events", params=params, headers=viewer).status_code == 422, params
+    assert served.http.get("/api/security-events", headers=auth(served.tokens[Role.GATEWAY])).status_code == 403
+    assert served.http.get("/api/security-events/counts").status_code == 401
