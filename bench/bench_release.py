@@ -25,8 +25,9 @@ from tuf.ngclient import Updater
 from cloud.config import CloudConfig
 from cloud.releases import director, keystore, tuf_repo
 from cloud.releases.publisher import RetainedPublisher, desired_topic, publish_pending
-from cloud.storage import open_database
+from cloud.storage import iso, open_database
 from shared.director import format_time
+from shared.limits import MAX_SAFE_INT
 from shared.messages import PredictionType
 from shared.release import GoldenVectors, ReleaseFile, TensorSpec
 
@@ -115,9 +116,15 @@ def run() -> dict:
 
         db = open_database(config.database_path)
         gateways = [f"gw-{n:04d}" for n in range(GATEWAYS)]
+        # one gateway in a hundred reports the largest director sequence there is: it fails alone
+        seen = iso(datetime.now(UTC))
+        db["gateways"].insert_all(
+            {"gateway_id": g, "last_seen": seen, "director_sequence": MAX_SAFE_INT if n % 100 == 0 else n}
+            for n, g in enumerate(gateways)
+        )
         key = keystore.director_key(config.keys_dir, PASSPHRASE)
         desired = {"component_failure": director.desired_model(config, "component_failure", str(RELEASES))}
-        issue_seconds, _ = _timed(lambda: director.issue_documents(config, db, key, gateways, desired))
+        issue_seconds, issued = _timed(lambda: director.issue_documents(config, db, key, gateways, desired))
         publish_seconds, sent = _timed(lambda: publish_pending(config, db))
         with RetainedPublisher(config.mqtt_url) as publisher:
             for gateway_id in gateways:
@@ -138,6 +145,8 @@ def run() -> dict:
         "director": {
             "gateways": GATEWAYS,
             "issue_and_sign_per_second": round(GATEWAYS / issue_seconds),
+            "directed": len(issued.documents),
+            "not_directed_at_the_sequence_bound": len(issued.failures),
             "publish_retained_qos1_per_second": round(len(sent) / publish_seconds),
         },
         "targets": {
