@@ -58,6 +58,7 @@ def test_a_refused_action_records_nothing(lab: Lab):
     lab.service.start(first["experiment_id"], actor="ops:alice")
     second = lab.service.create(NAME, "2", actor="ops:alice")
     recorded = len(_experiment_entries(lab))
+    assert recorded == 3  # create, start, create
 
     with pytest.raises(ExperimentConflict, match="already running"):
         lab.service.start(second["experiment_id"], actor="ops:bob")
