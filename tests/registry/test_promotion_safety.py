@@ -193,3 +193,14 @@ def test_cli_rollback_to_a_failed_version_needs_override(released: CloudConfig, 
     admitted = runner.invoke(main, ["models", "rollback", NAME, "--reason", "c", "--override", *data])
     assert admitted.exit_code == 0, admitted.output
     assert "2 -> 1" in admitted.output and _state(released)[0] == "1"
+
+
+def test_cli_promotion_lists_the_gateway_it_could_not_direct(released: CloudConfig, monkeypatch):
+    monkeypatch.setenv("IOTSPHERE_TOPIC_PREFIX", released.topic_prefix)
+    _sql(released, f"UPDATE gateways SET director_sequence = {MAX_SAFE_INT} WHERE gateway_id = 'gw-ps-b'")
+    result = CliRunner().invoke(
+        main, ["models", "promote", NAME, "1", "--reason", "first", "--data-dir", str(released.data_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Directed gw-ps-a" in result.output and "Directed gw-ps-c" in result.output
+    assert f"NOT directed gw-ps-b: gw-ps-b is at director sequence {MAX_SAFE_INT}" in result.output
