@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -160,6 +161,27 @@ class AuditCheckpoints:
                 )
         newest = max(checkpoints, key=lambda c: c.at) if checkpoints else None
         return CheckpointReport(chain, len(checkpoints), newest, problems)
+
+
+def verifying_key(keys_dir: Path, passphrase: str | None) -> tuple[Ed25519PublicKey | None, list[str]]:
+    """The audit key to check checkpoints with, and what is wrong with it.
+
+    Without the passphrase it is ``audit.pub``, which whoever holds the data folder could replace along with
+    re-signed checkpoints (an exported copy still catches that: its key differs). With the passphrase the encrypted
+    key is the authority, and an ``audit.pub`` that differs from it is reported. A wrong passphrase raises
+    ``keystore.WrongPassphrase``.
+    """
+    try:
+        published = keystore.audit_public_key(keys_dir)
+    except keystore.KeystoreError:
+        published = None
+    if not passphrase or not keystore.key_path(keys_dir, keystore.AUDIT).exists():
+        return published, []
+    actual = keystore.load_private_key(keys_dir, keystore.AUDIT, passphrase).public_key()
+    if published is None or public_key_hex(published) != public_key_hex(actual):
+        path = keystore.audit_public_key_path(keys_dir)
+        return actual, [f"{path} is not the public half of the encrypted audit key: it was replaced or removed"]
+    return actual, []
 
 
 def _signature_problems(checkpoints: Iterable[Checkpoint], public_key: Ed25519PublicKey | None) -> list[str]:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import click
 
 from cloud.audit import MAX_LIMIT, AuditLog
-from cloud.audit_checkpoints import AuditCheckpoints, CheckpointExport, CheckpointRefused, report_lines
+from cloud.audit_checkpoints import (
+    AuditCheckpoints,
+    CheckpointExport,
+    CheckpointRefused,
+    report_lines,
+    verifying_key,
+)
 from cloud.cli_options import config_from_options, data_dir_option
+from cloud.config import PASSPHRASE_ENV
 from cloud.releases import keystore
 from cloud.storage import open_database
 from shared.atomic_files import atomic_write
@@ -53,14 +61,15 @@ def verify_command(checkpoints_file: Path | None, data_dir: Path | None) -> None
     """Recompute the hash chain and check every signed checkpoint against it; exit 1 naming each failure.
 
     A checkpoint fails when its signature is not the audit key's, when the log holds fewer entries than it signed
-    (truncation) or when the first COUNT entries no longer hash to the head it signed (a rewrite).
+    (truncation) or when the first COUNT entries no longer hash to the head it signed (a rewrite). With
+    $IOTSPHERE_KEY_PASSPHRASE set, the audit key is taken from its encrypted file rather than keys/audit.pub.
     """
     config = config_from_options(data_dir)
-    kept, problems = [], []
+    kept = []
     try:
-        public_key = keystore.audit_public_key(config.keys_dir)
-    except keystore.KeystoreError:
-        public_key = None
+        public_key, problems = verifying_key(config.keys_dir, os.environ.get(PASSPHRASE_ENV))
+    except keystore.KeystoreError as exc:
+        raise click.ClickException(str(exc)) from exc
     if checkpoints_file is not None:
         try:
             export = CheckpointExport.parse(checkpoints_file.read_bytes(), str(checkpoints_file))

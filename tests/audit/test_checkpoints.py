@@ -26,7 +26,7 @@ from cloud.audit_checkpoints import AuditCheckpoints, AuditCheckpointWorker, Che
 from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.releases import keystore
-from shared.signing import generate_private_key, key_id, sign
+from shared.signing import generate_private_key, key_id, public_key_hex, sign
 from tests.api.conftest import auth
 from tests.private_broker import free_port
 
@@ -265,3 +265,41 @@ def test_cloud_serve_signs_checkpoints_on_its_schedule(keyed: CloudConfig, db: s
     checkpoints = AuditCheckpoints(db).all()
     assert len(checkpoints) >= 3 and {c.count for c in checkpoints} == {2}
     assert _run(keyed, "admin", "audit", "verify").exit_code == 0
+
+
+def test_a_replaced_audit_pub_is_caught_with_the_passphrase_or_an_exported_copy(
+    keyed: CloudConfig, db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    _record(db, 4)
+    _checkpoint(keyed)
+    exported = tmp_path / "checkpoints.json"
+    _run(keyed, "admin", "audit", "export-checkpoints", "--out", str(exported))
+    # someone holding the data folder rewrites an entry, then signs the result with a key of their own
+    _rewrite_from(keyed, 2, "model/innocent")
+    _tamper(keyed, "DELETE FROM audit_checkpoints")
+    forger = generate_private_key()
+    keystore.audit_public_key_path(keyed.keys_dir).write_text(public_key_hex(forger))
+    forged = Checkpoint(
+        count=4,
+        head_hash=AuditLog(db).verify().head_hash,
+        at="2030-01-01T00:00:00.000000Z",
+        keyid=key_id(forger),
+        signature="",
+    )
+    forged = forged.model_copy(update={"signature": sign(forger, forged.signed_bytes())})
+    db.conn.execute(
+        "INSERT INTO audit_checkpoints (count, head_hash, at, keyid, signature) VALUES (?,?,?,?,?)",
+        (forged.count, forged.head_hash, forged.at, forged.keyid, forged.signature),
+    )
+    db.conn.commit()
+    args = ["admin", "audit", "verify", "--data-dir", str(keyed.data_dir)]
+
+    on_trust = CliRunner().invoke(main, args, env={PASSPHRASE_ENV: None})
+    with_passphrase = _run(keyed, "admin", "audit", "verify")
+    with_copy = CliRunner().invoke(main, [*args, "--checkpoints", str(exported)], env={PASSPHRASE_ENV: None})
+
+    assert on_trust.exit_code == 0  # audit.pub alone is taken on trust: what the passphrase and the copy are for
+    assert with_passphrase.exit_code == 1
+    assert "audit.pub is not the public half of the encrypted audit key" in with_passphrase.output
+    assert "(4 entries) is not signed by the audit key" in with_passphrase.output
+    assert with_copy.exit_code == 1 and "its audit.pub was replaced" in with_copy.output

@@ -16,7 +16,13 @@ from cloud.api.errors import error_responses
 from cloud.api.params import MAX_SAFE_INT
 from cloud.api.roles import Role
 from cloud.audit import MAX_LIMIT, AuditLog
-from cloud.audit_checkpoints import AuditCheckpoints, Checkpoint, CheckpointExport, CheckpointRefused
+from cloud.audit_checkpoints import (
+    AuditCheckpoints,
+    Checkpoint,
+    CheckpointExport,
+    CheckpointRefused,
+    verifying_key,
+)
 from cloud.config import PASSPHRASE_ENV
 from cloud.releases import keystore
 
@@ -137,8 +143,15 @@ def list_entries(
 @router.get("/verify", response_model=VerifyOut)
 def verify(db: Database, request: Request) -> VerifyOut:
     """Recompute the hash chain and check every signed checkpoint against it: ``ok`` only if both hold."""
-    report = AuditCheckpoints(db).verify(_public_key(request))
-    return VerifyOut(**{**asdict(report.chain), "ok": report.ok}, checkpoints=report.checked, problems=report.problems)
+    try:
+        public_key, key_problems = verifying_key(request.app.state.config.keys_dir, os.environ.get(PASSPHRASE_ENV))
+    except keystore.KeystoreError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+    report = AuditCheckpoints(db).verify(public_key)
+    problems = key_problems + report.problems
+    return VerifyOut(
+        **{**asdict(report.chain), "ok": report.ok and not problems}, checkpoints=report.checked, problems=problems
+    )
 
 
 @router.post("/checkpoints", response_model=Checkpoint, responses=error_responses(409))
