@@ -78,6 +78,9 @@ def test_a_forged_copy_is_a_security_event_and_neither_fails_the_deployment_nor_
         assert by_digest[document_digest(malformed)]["rule"] == RejectRule.DIRECTOR_FORMAT.value
         counts = world.http.get("/api/security-events/counts", headers=viewer).json()
         assert [(c["gateway_id"], c["documents"]) for c in counts] == [(world.gateway_id, 2)]
+        gateway = world.http.get(f"/api/gateways/{world.gateway_id}", headers=viewer).json()
+        assert gateway["security_events"] == 2
+        assert document_digest(forged) in {e["document_digest"] for e in gateway["recent_events"]}
         listed = world.iotsphere("security", "events", "--gateway", world.gateway_id)
         assert f"forged director document seen on {world.gateway_id}: reject [director.signature]" in listed
         wait_for(lambda: len(_alerts(caplog)) == 2, 10, "the ingest worker's alerts")

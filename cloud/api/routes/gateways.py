@@ -10,6 +10,7 @@ import sqlite_utils
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict
 
+from cloud import security_events
 from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
@@ -31,6 +32,7 @@ _GATEWAY_EXAMPLE = {
     "agent_version": "0.1.0",
     "director_sequence": 7,
     "devices": 12,
+    "security_events": 0,
     "status": {
         "online": True,
         "agent_version": "0.1.0",
@@ -54,6 +56,7 @@ _EVENT_EXAMPLE = {
     "model_name": "component_failure",
     "model_version": "4",
     "director_sequence": 8,
+    "document_digest": "3f8a1c0e9b7d5f2a4c6e8b0d1f3a5c7e9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a",
     "rule": "golden_vectors",
     "detail": "output probabilities[0][1] differs by 0.2 > 0.0001",
     "sent_at": "2026-01-31T06:01:00Z",
@@ -69,6 +72,8 @@ class GatewayOut(BaseModel):
     director_sequence: int | None
     #: water heaters seen behind this gateway
     devices: int
+    #: director documents this gateway was sent that the cloud never issued to it (``/api/security-events``)
+    security_events: int
     #: the gateway's last ``up/status`` payload, parsed
     status: dict[str, Any] | None
 
@@ -81,6 +86,8 @@ class GatewayEventOut(BaseModel):
     model_name: str | None
     model_version: str | None
     director_sequence: int | None
+    #: the director document the event is about, by SHA-256 (None from agents older than the digest)
+    document_digest: str | None = None
     #: for a rejection, the verification rule that failed
     rule: str | None
     detail: str | None
@@ -114,7 +121,9 @@ def _gateways(db: sqlite_utils.Database, gateway_id: str | None = None) -> list[
     cursor = db.execute(_GATEWAYS_SQL.format(where=where), args)
     columns = [c[0] for c in cursor.description]
     rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    forged = {count.gateway_id: count.documents for count in security_events.counts(db, gateway_id)}
     for row in rows:
+        row["security_events"] = forged.get(row["gateway_id"], 0)
         row["online"] = bool(row["online"])
         row["status"] = json.loads(row["status_json"]) if row["status_json"] else None
     return rows
