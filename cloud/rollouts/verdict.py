@@ -8,7 +8,10 @@ otherwise. A gateway the director could not direct (``director_failures``: its s
 refused) says nothing about the release: it is shown as ``not_directed`` with the reason and left out of the
 share (the director publisher keeps retrying it); a stage none of whose gateways could be directed waits until
 its deadline and then fails. Deployment ``stage`` (how far a gateway got) is used rather than its ``state``
-because the deadline here is the rollout stage's, not the deployment default.
+because the deadline here is the rollout stage's, not the deployment default. Deployments move only on events
+about documents the cloud issued to the gateway (matched by digest in ``cloud.deployments``): the reject of a
+forged copy of a gateway's document, however it copies the sequence, is a security event
+(``cloud.security_events``) and never fails a stage.
 """
 
 from __future__ import annotations
