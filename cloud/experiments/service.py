@@ -205,7 +205,8 @@ class ExperimentService:
                 {"gateway_ids": gateway_ids},
             )
             self._audit(actor, "start", started, gateway_ids=gateway_ids)
-        return Outcome(started, self._direct(gateway_ids, {name: desired}))
+            issued = self._issue(gateway_ids, {name: desired})
+        return Outcome(started, self._deliver(issued))
 
     def stop(self, experiment_id: str, *, actor: str | None = None, reason: str) -> Outcome:
         """Take the challenger off the gateways; the experiment keeps its data and can still be concluded."""
@@ -224,7 +225,8 @@ class ExperimentService:
                 {},
             )
             self._audit(actor, "stop", stopped)
-        return Outcome(stopped, self._remove_challenger(stopped))
+            issued = self._remove_challenger(stopped)
+        return Outcome(stopped, self._deliver(issued))
 
     def _desired_with_challenger(self, experiment: dict[str, Any]) -> DesiredModel:
         targets = current_targets(self.config)
@@ -240,11 +242,11 @@ class ExperimentService:
             ),
         )
 
-    def _remove_challenger(self, experiment: dict[str, Any]) -> Directed:
+    def _remove_challenger(self, experiment: dict[str, Any]) -> director.Issued:
         name = experiment["model_name"]
         active = self.registry.get_active_model(name)
         version = active["model_version"] if active else experiment["champion_version"]
-        return self._direct(experiment["gateway_ids"] or [], {name: director.desired_model(self.config, name, version)})
+        return self._issue(experiment["gateway_ids"] or [], {name: director.desired_model(self.config, name, version)})
 
     def _check_signing(self, experiment: dict[str, Any]) -> None:
         """Fail before any change if director documents cannot be signed (no or wrong passphrase, no TUF target)."""
@@ -255,9 +257,14 @@ class ExperimentService:
             raise keystore.KeystoreError("directing gateways needs the signing-key passphrase")
         return self.rollout
 
-    def _direct(self, gateway_ids: list[str], updates: dict[str, DesiredModel]) -> Directed:
+    def _issue(self, gateway_ids: list[str], updates: dict[str, DesiredModel]) -> director.Issued:
+        """Sign and store the documents, in the caller's transaction: the experiment's change and its documents
+        commit together (a gateway that cannot be directed is recorded, not a reason to roll back)."""
         key = keystore.director_key(self.config.keys_dir, self._signing().passphrase)
-        issued = director.issue_documents(self.config, self.db, key, gateway_ids, updates)
+        return director.issue_documents(self.config, self.db, key, gateway_ids, updates)
+
+    def _deliver(self, issued: director.Issued) -> Directed:
+        """After the commit: send the documents (a broker outage leaves them pending for the publisher)."""
         return Directed.of(issued, deliver(self.config, self.db))
 
     # -- status --------------------------------------------------------------------------------------------
@@ -340,9 +347,10 @@ class ExperimentService:
         explanation = reason or f"{recommendation.value.replace('_', ' ')}"
         if decision == "challenger" and promote:
             return self._promote(experiment, actor, explanation, evidence)
-        directed = self._remove_challenger(experiment) if experiment["status"] == Status.RUNNING else Directed()
-        concluded = self._conclude(experiment, actor, decision, explanation, evidence)
-        return Outcome(concluded, directed)
+        with write_transaction(self.db):
+            issued = self._remove_challenger(experiment) if experiment["status"] == Status.RUNNING else None
+            concluded = self._conclude(experiment, actor, decision, explanation, evidence)
+        return Outcome(concluded, self._deliver(issued) if issued else Directed())
 
     def _promote(self, experiment: dict[str, Any], actor: str, explanation: str, evidence: dict[str, Any]) -> Outcome:
         experiment_id = experiment["experiment_id"]
