@@ -23,6 +23,9 @@ MAX_REASON_CHARS = 2000
 class Accepted:
     channel: Up
     message: Envelope | FeatureFrame
+    #: as received: the dead letter's, should the store refuse what the schema let through
+    topic: str = ""
+    payload: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,7 @@ def decode(topic: str, payload: bytes, prefix: str) -> Accepted | Rejected:
         return Rejected(
             f"gateway-mismatch: topic is for gateway {parsed.gateway_id!r}, payload for {message.gateway_id!r}"
         )
-    return Accepted(Up(parsed.channel), message)
+    return Accepted(Up(parsed.channel), message, topic, payload)
 
 
 def _parse(channel: str, payload: bytes) -> Envelope | FeatureFrame:

@@ -22,7 +22,7 @@ import pydantic_core
 from cloud import dead_letters
 from cloud.crypto_fields import cipher_for_database
 from cloud.ingest import feature_codec
-from cloud.ingest.decode import Accepted
+from cloud.ingest.decode import MAX_REASON_CHARS, Accepted
 from cloud.ingest.feature_frame import FeatureFrame
 from cloud.storage import iso
 from shared.messages import Envelope, GatewayEvent, GatewayStatus, OutcomeBatch, PredictionBatch
@@ -124,6 +124,21 @@ class _Rows:
     def add(self, channel: Up, message: Envelope | FeatureFrame) -> None:
         self._adders[channel](message)
         self.tables["ingested"].append((message.msg_id, channel.value, message.gateway_id, self.received_at))
+
+    def feature_set_conflict(self, item: Accepted) -> str | None:
+        """Why a features message cannot be stored: names other than its version's, whose rows would not read back."""
+        if item.channel != Up.FEATURES:
+            return None
+        version, names = item.message.feature_set_version, item.message.feature_names
+        known = self.feature_sets.get(version)
+        if known is None:
+            row = self.conn.execute("SELECT names_json FROM feature_sets WHERE version = ?", (version,)).fetchone()
+            if row is None:
+                return None
+            known = self.feature_sets[version] = json.loads(row[0])
+        if known == names:
+            return None
+        return f"invalid: feature set {version!r} has the names {known}, this message {names}"[:MAX_REASON_CHARS]
 
     def _add_features(self, frame: FeatureFrame) -> None:
         """Rows wait for ``pack_features``; only the device bookkeeping loops over the rows here."""
@@ -245,12 +260,17 @@ def write_batch(
     try:
         ids = json.dumps([a.message.msg_id for a in accepted])
         seen = {msg_id for (msg_id,) in conn.execute(_SQL["known"], (ids,))}
-        stored = 0
+        stored, refused = 0, []
         for item in accepted:
-            if item.message.msg_id not in seen:
-                seen.add(item.message.msg_id)
-                rows.add(item.channel, item.message)
-                stored += 1
+            if item.message.msg_id in seen:
+                continue
+            if conflict := rows.feature_set_conflict(item):
+                refused.append((item.topic, item.payload, conflict, received))
+                continue
+            seen.add(item.message.msg_id)
+            rows.add(item.channel, item.message)
+            stored += 1
+        rows.tables["dead_letter"] += dead_letters.sealed(conn, refused)
         rows.pack_features()
         rows.tables["device"] = [(device_id, *values) for device_id, values in rows.devices.items()]
         for name, table_rows in rows.tables.items():
@@ -263,4 +283,4 @@ def write_batch(
     except BaseException:
         conn.rollback()
         raise
-    return BatchResult(stored, len(accepted) - stored, len(rows.tables["dead_letter"]))
+    return BatchResult(stored, len(accepted) - stored - len(refused), len(rows.tables["dead_letter"]))

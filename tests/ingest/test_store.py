@@ -54,3 +54,23 @@ def test_one_row_and_many_row_messages_store_the_same_values(db):
     assert stored.device_ids == ["h1", "h2", "h3"]
     expected = np.array([[1.5, np.nan, 3.0]] * 3, dtype=np.float32)
     assert stored.values.tobytes() == expected.tobytes()
+
+
+def test_a_features_message_naming_other_features_for_a_known_version_is_a_dead_letter(db):
+    """Stored, its rows would have another width than the version's: every read of that device's features failed."""
+    write_batch(db.conn, _accepted(features(devices=("h1",))), [], NOW)
+    other = features(devices=("h1",), window=1).model_copy(update={"feature_names": ["a", "b"]})
+    other = other.model_copy(update={"rows": [other.rows[0].model_copy(update={"values": [1.0, 2.0]})]})
+    same_batch = features(devices=("h2",), window=2).model_copy(update={"feature_set_version": "fs2"})
+    clash = same_batch.model_copy(update={"feature_names": ["x"], "msg_id": "clash-0001", "rows": other.rows[:1]})
+    clash = clash.model_copy(update={"rows": [clash.rows[0].model_copy(update={"values": [1.0]})]})
+
+    result = write_batch(db.conn, _accepted(other, same_batch, clash), [], NOW)
+
+    assert (result.stored, result.duplicates, result.dead_lettered) == (1, 0, 2)
+    reasons = [row["reason"] for row in db["dead_letters"].rows]
+    assert (
+        all(r.startswith("invalid: feature set ") for r in reasons) and "'fs1'" in reasons[0] and "'fs2'" in reasons[1]
+    )
+    assert read_features(db.conn, "fs1").values.shape == (1, 3)
+    assert read_features(db.conn, "fs2").values.shape == (1, 3)
