@@ -484,7 +484,7 @@ class IngestWorker:
             adopter._holder = self.client_id
             try:
                 adopter._launch(time.monotonic(), retiring=True)
-            except LeaseHeld:  # another peer was quicker
+            except ConnectionError:  # LeaseHeld: another peer was quicker
                 continue
             log.warning(
                 "adopting session %s: its lease lapsed %.1f s ago", lease.client_id, time.time() - lease.lapses_at
