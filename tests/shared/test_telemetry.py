@@ -85,6 +85,10 @@ def test_unknown_but_plausible_error_code_is_accepted():
         {"device_id": "gw1/heater"},
         {"ts": "2026-01-31T06:00:00"},
         {"seq": -1},
+        {"seq": 2**53},  # beyond what every JSON reader keeps exact
+        {"ts": "0001-01-01T00:00:00+01:00"},  # raised OverflowError, no ValueError, moving it to UTC
+        {"ts": "9999-12-31T23:59:59-14:00"},
+        {"ts": "1969-12-31T23:59:59Z"},
         {"firmware": "1.2.3"},
         {"schema": 2},
     ],
