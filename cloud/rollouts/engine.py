@@ -6,11 +6,11 @@ next one, or, after the last, makes the version production in the registry; a fa
 and rolls every gateway the rollout directed back to the version it ran before, with new director documents
 (higher sequences); a waiting stage changes nothing. Every decision is stored with its reason.
 
-Directing uses ``release_to_gateways``: documents are stored before they are sent, so a broker outage delays
-a stage (its documents are sent by the director publisher) but loses nothing; the pending reason is recorded.
-A gateway that cannot be directed (``director_failures``) is named in the decision; the others go ahead, and the
-stage judges it as any gateway that does not reach the version (it fails the stage once the deadline passes,
-unless the director publisher's retry gets it there first).
+A stage's start (or a rollback) and the director documents it issues commit in one transaction, and the
+documents are sent after it: a broker outage delays a stage (the director publisher sends them later, and a
+``publish_pending`` decision says why) but loses nothing, and a fault while directing leaves the rollout as it
+was. A gateway that cannot be directed (``director_failures``) is named in the decision; the others go ahead,
+and the verdict leaves it out (``cloud.rollouts.verdict``) while the director publisher retries it.
 
 Rolling back follows the registry's one evaluation gate (``MLModelRegistry.rollback_candidate``): a gateway goes
 back to the version it ran before, unless that version failed evaluation and is not production (where an admin's
@@ -40,13 +40,14 @@ from cloud.registry import (
 )
 from cloud.releases import director, keystore
 from cloud.releases.director import DirectorError
-from cloud.releases.publisher import Directed, release_to_gateways
+from cloud.releases.publisher import deliver
 from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.rollouts import store
 from cloud.rollouts.completion import CompletedRollout
 from cloud.rollouts.plan import RolloutPlan, stages_for
 from cloud.rollouts.store import LIVE, RolloutRecord, RolloutStatus, StageRecord, StageStatus
 from cloud.rollouts.verdict import StageVerdict, Verdict, judge_stage
+from cloud.transactions import write_transaction
 
 
 class RolloutRefused(ValueError):
@@ -163,29 +164,39 @@ class StagedRollouts:
         )
 
     def _start_stage(self, record: RolloutRecord, stage: StageRecord, actor: str, now: datetime) -> None:
+        """Mark the stage started and direct its gateways in one transaction; send the documents after it."""
         self._director().check(record.model_name, record.version)  # fail before the stage is marked started
-        if not store.set_stage(
-            self.db, record.rollout_id, stage.index, StageStatus.RUNNING, StageStatus.PENDING, now, now + stage.deadline
-        ):
-            return
-        previous = {g: {"previous_version": self._previous_version(record, g)} for g in stage.gateway_ids}
-        store.record_gateways(self.db, record.rollout_id, previous)
-        directed = self._direct(record.model_name, record.version, stage.gateway_ids)
-        sequences = _sequences(directed)
-        store.record_gateways(self.db, record.rollout_id, {g: {"directed_sequence": s} for g, s in sequences.items()})
-        label = "canary" if stage.index == 0 else f"stage {stage.index + 1}"
-        failed = f"; {len(directed.failures)} could not be directed" if directed.failures else ""
-        store.decide(
-            self.db,
-            record.rollout_id,
-            stage.index,
-            actor,
-            "stage_started",
-            f"{label}: directed {len(sequences)} of {len(stage.gateway_ids)} gateway(s) ({stage.percent:g}% of the "
-            f"scope) to version {record.version}{failed}; deadline {store.now_text(now + stage.deadline)}",
-            now,
-            {"gateways": sequences, "pending": directed.pending, "not_directed": _not_directed(directed)},
-        )
+        with write_transaction(self.db):
+            if not store.set_stage(
+                self.db,
+                record.rollout_id,
+                stage.index,
+                StageStatus.RUNNING,
+                StageStatus.PENDING,
+                now,
+                now + stage.deadline,
+            ):
+                return
+            previous = {g: {"previous_version": self._previous_version(record, g)} for g in stage.gateway_ids}
+            store.record_gateways(self.db, record.rollout_id, previous)
+            issued = self._issue(record.model_name, record.version, stage.gateway_ids)
+            sequences = _sequences(issued)
+            directed = {g: {"directed_sequence": s} for g, s in sequences.items()}
+            store.record_gateways(self.db, record.rollout_id, directed)
+            label = "canary" if stage.index == 0 else f"stage {stage.index + 1}"
+            failed = f"; {len(issued.failures)} could not be directed" if issued.failures else ""
+            store.decide(
+                self.db,
+                record.rollout_id,
+                stage.index,
+                actor,
+                "stage_started",
+                f"{label}: directed {len(sequences)} of {len(stage.gateway_ids)} gateway(s) ({stage.percent:g}% of "
+                f"the scope) to version {record.version}{failed}; deadline {store.now_text(now + stage.deadline)}",
+                now,
+                {"gateways": sequences, "not_directed": _not_directed(issued)},
+            )
+        self._deliver(record, stage.index, actor, now)
 
     def _pass(
         self, record: RolloutRecord, stage: StageRecord, verdict: StageVerdict, actor: str, now: datetime
@@ -202,15 +213,20 @@ class StagedRollouts:
     def _fail(
         self, record: RolloutRecord, stage: StageRecord, verdict: StageVerdict, actor: str, now: datetime
     ) -> None:
-        if not store.set_stage(self.db, record.rollout_id, stage.index, StageStatus.FAILED, StageStatus.RUNNING, now):
-            return
+        """The stage's failure and the rollback it calls for, in one transaction; the documents sent after it."""
         failing = "; ".join(
             f"{g.gateway_id} {g.state}" + (f" ({g.reason})" if g.reason else "") for g in verdict.failed_gateways
         )
         reason = f"stage {stage.index + 1} ({stage.percent:g}%) failed: {verdict.summary()}: {failing}"
         details = {"gateways": [asdict(g) for g in verdict.gateways]}
-        store.decide(self.db, record.rollout_id, stage.index, actor, "stage_failed", reason, now, details)
-        self._roll_back(record, actor, f"automatic halt: {reason}", (RolloutStatus.RUNNING,), now)
+        with write_transaction(self.db):
+            if not store.set_stage(
+                self.db, record.rollout_id, stage.index, StageStatus.FAILED, StageStatus.RUNNING, now
+            ):
+                return
+            store.decide(self.db, record.rollout_id, stage.index, actor, "stage_failed", reason, now, details)
+            self._roll_back(record, actor, f"automatic halt: {reason}", (RolloutStatus.RUNNING,), now)
+        self._deliver(record, None, actor, now)
 
     def _complete(self, record: RolloutRecord, actor: str, now: datetime) -> None:
         """Make the version production (history: who started the rollout, and why) without re-directing anyone."""
@@ -269,13 +285,15 @@ class StagedRollouts:
             raise RolloutRefused("rolling back needs a reason")
         record = store.load(self.db, rollout_id)
         keystore.director_key(self.config.keys_dir, self._passphrase())  # a wrong passphrase fails before any change
-        if not self._roll_back(record, actor, reason, LIVE, now):
-            raise RolloutRefused(
-                f"rollout #{rollout_id} is {store.load(self.db, rollout_id).status.value}: nothing to roll back"
-            )
-        stage = record.current_stage()
-        if stage is not None and stage.status is StageStatus.RUNNING:
-            store.set_stage(self.db, rollout_id, stage.index, StageStatus.FAILED, StageStatus.RUNNING, now)
+        with write_transaction(self.db):
+            if not self._roll_back(record, actor, reason, LIVE, now):
+                raise RolloutRefused(
+                    f"rollout #{rollout_id} is {store.load(self.db, rollout_id).status.value}: nothing to roll back"
+                )
+            stage = record.current_stage()
+            if stage is not None and stage.status is StageStatus.RUNNING:
+                store.set_stage(self.db, rollout_id, stage.index, StageStatus.FAILED, StageStatus.RUNNING, now)
+        self._deliver(record, None, actor, now)
         return store.load(self.db, rollout_id)
 
     def _operator(
@@ -304,8 +322,8 @@ class StagedRollouts:
     def _roll_back(
         self, record: RolloutRecord, actor: str, reason: str, from_: tuple[RolloutStatus, ...], now: datetime
     ) -> bool:
-        """Mark the rollout rolled back, then direct each directed gateway to its previous version (as the gate
-        allows: see the module's docstring)."""
+        """In the caller's transaction: mark the rollout rolled back and direct each directed gateway to its
+        previous version, as the gate allows (see the module's docstring); the caller sends the documents."""
         if not store.set_status(self.db, record.rollout_id, RolloutStatus.ROLLED_BACK, from_, now, reason):
             return False
         directed = [row for row in store.gateway_rows(self.db, record.rollout_id) if row["directed_sequence"]]
@@ -316,7 +334,7 @@ class StagedRollouts:
         registry = MLModelRegistry(self.db)
         rolled: dict[str, dict[str, int]] = {}
         instead: dict[str, str] = {}
-        pending, not_directed = [], {}
+        not_directed: dict[str, str] = {}
         for previous, gateway_ids in by_version.items():
             version = registry.rollback_candidate(record.model_name, previous, record.device_type or None)
             if version is None or version == record.version:
@@ -325,20 +343,18 @@ class StagedRollouts:
                 continue
             if version != previous:
                 instead[previous] = f"failed evaluation: rolled back to version {version}, the newest earlier passing"
-            result = self._direct(record.model_name, version, gateway_ids)
-            sequences = _sequences(result)
+            issued = self._issue(record.model_name, version, gateway_ids)
+            sequences = _sequences(issued)
             store.record_gateways(
                 self.db, record.rollout_id, {g: {"rollback_sequence": s} for g, s in sequences.items()}
             )
             rolled.setdefault(version, {}).update(sequences)
-            pending += [result.pending] if result.pending else []
-            not_directed.update(_not_directed(result))
+            not_directed.update(_not_directed(issued))
         details = {
             "to": rolled,
             "left_without_previous_version": left,
             "instead_of": instead,
             "not_directed": not_directed,
-            "pending": pending,
         }
         store.decide(self.db, record.rollout_id, None, actor, "rolled_back", reason, now, details)
         return True
@@ -354,9 +370,17 @@ class StagedRollouts:
         active = MLModelRegistry(self.db).get_active_model(record.model_name, record.device_type or None)
         return active["model_version"] if active else None
 
-    def _direct(self, model_name: str, version: str, gateway_ids: list[str]) -> Directed:
-        """Sign, store and publish documents naming ``version``, per gateway (a broker outage leaves them pending)."""
-        return release_to_gateways(self.config, self._passphrase(), model_name, version, gateway_ids)
+    def _issue(self, model_name: str, version: str, gateway_ids: list[str]) -> director.Issued:
+        """Sign and store documents naming ``version``, per gateway, in the caller's transaction."""
+        key = keystore.director_key(self.config.keys_dir, self._passphrase())
+        desired = {model_name: director.desired_model(self.config, model_name, version)}
+        return director.issue_documents(self.config, self.db, key, gateway_ids, desired)
+
+    def _deliver(self, record: RolloutRecord, stage_index: int | None, actor: str, now: datetime) -> None:
+        """After the commit: send what is pending; a broker outage is a decision (the publisher sends them later)."""
+        pending = deliver(self.config, self.db)
+        if pending:
+            store.decide(self.db, record.rollout_id, stage_index, actor, "publish_pending", pending, now)
 
     def _director(self) -> DirectorRollout:
         return DirectorRollout(self.config, self._passphrase())
@@ -367,9 +391,9 @@ class StagedRollouts:
         return self.passphrase
 
 
-def _sequences(directed: Directed) -> dict[str, int]:
-    return {d.signed.gateway_id: d.signed.sequence for d in directed.documents}
+def _sequences(issued: director.Issued) -> dict[str, int]:
+    return {d.signed.gateway_id: d.signed.sequence for d in issued.documents}
 
 
-def _not_directed(directed: Directed) -> dict[str, str]:
-    return {f.gateway_id: f.reason for f in directed.failures}
+def _not_directed(issued: director.Issued) -> dict[str, str]:
+    return {f.gateway_id: f.reason for f in issued.failures}

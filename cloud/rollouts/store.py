@@ -15,6 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from cloud.storage import from_iso, iso
+from cloud.transactions import write_transaction
 
 
 class RolloutStatus(StrEnum):
@@ -95,7 +96,7 @@ def create(
 ) -> int:
     """Store a running rollout with its stages (percent, failure share, gateways); IntegrityError if one is live."""
     at = now_text(now)
-    with db.conn:
+    with write_transaction(db):
         rollout_id = (
             db["rollouts"]
             .insert(
@@ -191,7 +192,7 @@ def set_status(
     """Move the rollout to ``to`` if it is in one of ``from_``; False if another caller moved it first."""
     finished = now_text(now) if to not in LIVE else None
     marks = ", ".join("?" for _ in from_)
-    with db.conn:
+    with write_transaction(db):
         cursor = db.execute(
             f"""UPDATE rollouts SET status = ?, updated_at = ?, finished_at = ?, outcome = coalesce(?, outcome)
                 WHERE rollout_id = ? AND status IN ({marks})""",
@@ -216,7 +217,7 @@ def set_stage(
     else:
         changes["finished_at"] = now_text(now)
     assignments = ", ".join(f"{column} = :{column}" for column in changes)
-    with db.conn:
+    with write_transaction(db):
         cursor = db.execute(
             f"""UPDATE rollout_stages SET {assignments}
                 WHERE rollout_id = :rollout_id AND stage_index = :stage_index AND status = :from_status""",
@@ -226,7 +227,7 @@ def set_stage(
 
 
 def restart_deadline(db: sqlite_utils.Database, rollout_id: int, index: int, deadline_at: datetime) -> None:
-    with db.conn:
+    with write_transaction(db):
         db.execute(
             "UPDATE rollout_stages SET deadline_at = ? WHERE rollout_id = ? AND stage_index = ?",
             [now_text(deadline_at), rollout_id, index],
@@ -235,7 +236,7 @@ def restart_deadline(db: sqlite_utils.Database, rollout_id: int, index: int, dea
 
 def record_gateways(db: sqlite_utils.Database, rollout_id: int, updates: dict[str, dict[str, Any]]) -> None:
     """Per gateway: its previous version, or the sequence of the document directing or rolling it back."""
-    with db.conn:
+    with write_transaction(db):
         for gateway_id, changes in updates.items():
             db["rollout_gateways"].update((rollout_id, gateway_id), changes)
 
@@ -255,7 +256,7 @@ def decide(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Keep a decision and why it was taken, in the order they happened."""
-    with db.conn:
+    with write_transaction(db):
         db["rollout_decisions"].insert(
             {
                 "rollout_id": rollout_id,
