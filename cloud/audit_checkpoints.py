@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 CHECKPOINT_TYPE = "iotsphere.audit-checkpoint"
 EXPORT_TYPE = "iotsphere.audit-checkpoints"
 _HEX64 = r"^[0-9a-f]{64}$"
+_EXAMPLE = {
+    "count": 42,
+    "head_hash": "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a0c2e4f6a8b0d2f4e6a8c0e",
+    "at": "2026-02-06T11:00:00.000000Z",
+    "keyid": "3d5e7f9a1b3c5d7e9f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d5e",
+    "signature": "q1Yx…base64 Ed25519 signature…==",
+}
 
 
 class CheckpointRefused(Exception):
@@ -48,7 +55,7 @@ class CheckpointRefused(Exception):
 class Checkpoint(BaseModel):
     """One signed head: ``count`` entries whose last one hashes to ``head_hash``, at time ``at``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
 
     count: int = Field(ge=0, le=2**63 - 1)
     head_hash: str = Field(pattern=_HEX64)
@@ -67,7 +74,18 @@ class Checkpoint(BaseModel):
 class CheckpointExport(BaseModel):
     """The exported file: every checkpoint and the public key that signed them, enough to verify elsewhere."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": EXPORT_TYPE,
+                    "public_key": "5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d5e3d5e7f9a1b3c5d7e9f1a3b5c7d9e1f3a",
+                    "checkpoints": [_EXAMPLE],
+                }
+            ]
+        },
+    )
 
     type: str = Field(EXPORT_TYPE, pattern=f"^{EXPORT_TYPE}$")
     public_key: str = Field(pattern=_HEX64)

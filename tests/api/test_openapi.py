@@ -40,6 +40,8 @@ EXPECTED_ROLES = {
     ("get", "/api/admin/keys"): "admin",
     ("get", "/api/audit"): "admin",
     ("get", "/api/audit/verify"): "admin",
+    ("post", "/api/audit/checkpoints"): "admin",
+    ("get", "/api/audit/checkpoints"): "admin",
     ("get", "/api/features/{device_id}"): "viewer",
     ("get", "/api/features/{device_id}/latest"): "viewer",
     ("post", "/api/datasets"): "operator",
