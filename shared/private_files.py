@@ -10,10 +10,13 @@ their targets', which may lie outside the folder.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 #: group and others get nothing
 PRIVATE_UMASK = 0o077
@@ -52,4 +55,7 @@ def _strip(path: Path) -> None:
         return
     if stat.S_ISLNK(status.st_mode) or not status.st_mode & PRIVATE_UMASK:
         return
-    path.chmod(stat.S_IMODE(status.st_mode) & ~PRIVATE_UMASK)
+    try:
+        path.chmod(stat.S_IMODE(status.st_mode) & ~PRIVATE_UMASK)
+    except PermissionError:  # another user's file: not ours to change, and not ours to fail on
+        log.warning("%s is readable by others and not this user's to make private", path)
