@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.api.auth import document_roles, route_roles
 from cloud.api.errors import document_guards
-from cloud.api.guards import AllowedMethods, BodyGuard
+from cloud.api.guards import AllowedMethods, BodyGuard, SingleValuedQuery
 from cloud.api.keys import ApiKey, KeyStore
 from cloud.api.routes import (
     admin,
@@ -181,5 +181,6 @@ def create_app(config: CloudConfig) -> FastAPI:
     document_guards(app)
     app.add_middleware(AuditMutations, database_path=config.database_path)
     app.add_middleware(BodyGuard, max_bytes=config.api_max_body_bytes)  # outside the audit: it hashes what is read
+    app.add_middleware(SingleValuedQuery, routes=routes, openapi=app.openapi)
     app.add_middleware(AllowedMethods, routes=routes)  # outermost: OPTIONS reads no body
     return app

@@ -55,6 +55,11 @@ def invalid_json(exc: ValueError) -> dict[str, list[dict[str, Any]]]:
     return {"detail": [{"type": "json_invalid", "loc": ["body", position], "msg": f"JSON decode error: {exc}"}]}
 
 
+def repeated_query(names: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The 422 body for query parameters that take one value but were given several."""
+    return {"detail": [{"type": "value_error", "loc": ["query", n], "msg": f"{n} takes one value"} for n in names]}
+
+
 def document_guards(app: FastAPI) -> None:
     """Add the body guard's answers (413, and 422 for a body that is not JSON) to every operation's responses."""
     generate = app.openapi

@@ -8,6 +8,9 @@ nesting deep enough to exhaust the stack are refused (422) here, where FastAPI's
 first ones into ``dict[str, Any]`` fields and crash on the last. Both answers have the documented shapes
 (``ErrorBody`` for 413, ``HTTPValidationError`` for 422).
 
+A query parameter the document lists as one value (not an array) given twice is refused (422): FastAPI would take
+the last one silently, so ``?model=a&model=b`` would answer for ``b`` as if ``a`` had not been asked.
+
 OPTIONS on any route's path answers 204 with ``Allow`` listing every method the path serves, and a 405 lists them
 too: Starlette names only the methods of the first route it tried, which for ``GET`` and ``POST`` declared on the
 same path in two routes is half the truth.
@@ -16,11 +19,17 @@ same path in two routes is half the truth.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi.routing import APIRoute
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cloud.api.errors import body_too_large, invalid_json
+from cloud.api.errors import body_too_large, invalid_json, repeated_query
 from shared import strict_json
 
 _JSON_TYPES = ("application/json",)
@@ -135,3 +144,38 @@ class AllowedMethods:
             await send(message)
 
         await self.app(scope, receive, full_allow)
+
+
+def _is_array(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "array" or any(_is_array(option) for option in schema.get("anyOf", []))
+
+
+class SingleValuedQuery:
+    """Refuse (422) a query parameter given more than once where the OpenAPI document allows one value."""
+
+    def __init__(self, app: ASGIApp, routes: list[APIRoute], openapi: Callable[[], dict[str, Any]]):
+        self.app = app
+        self.routes = routes
+        self.openapi = openapi
+
+    @cached_property
+    def _single(self) -> dict[tuple[str, str], frozenset[str]]:
+        """(path template, method) → names of its query parameters that take one value."""
+        return {
+            (path, method.upper()): frozenset(
+                p["name"] for p in operation.get("parameters", []) if p["in"] == "query" and not _is_array(p["schema"])
+            )
+            for path, operations in self.openapi()["paths"].items()
+            for method, operation in operations.items()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            counts = Counter(name for name, _ in parse_qsl(scope["query_string"].decode("latin-1")))
+            route = next((r for r in self.routes if r.matches(scope)[0] == Match.FULL), None)
+            single = self._single.get((route.path_format, scope["method"]), frozenset()) if route else frozenset()
+            repeated = sorted(name for name in single if counts[name] > 1)
+            if repeated:
+                await _send_json(send, 422, repeated_query(repeated))
+                return
+        await self.app(scope, receive, send)

@@ -132,6 +132,13 @@ def test_a_policy_change_out_of_range_or_of_the_wrong_type_is_422(
     _refused(response, 422, field)
 
 
+def test_a_single_valued_query_parameter_given_twice_is_422(cloud: ServedCloud, admin) -> None:
+    response = cloud.http.get("/api/rollouts?model=component_failure&model=anomaly", headers=admin)
+
+    _refused(response, 422, "model")
+    assert cloud.http.get("/api/features/wh-0042?names=a&names=b", headers=admin).status_code == 404  # a list
+
+
 def test_options_lists_every_method_of_the_path(cloud: ServedCloud) -> None:
     response = cloud.http.options("/api/rollouts")
 

@@ -3,8 +3,9 @@ document does not describe.
 
 Every operation gets schema-valid and schema-violating requests (its examples, then generated ones; the coverage
 phase adds boundary values, missing parameters and undeclared methods such as OPTIONS). The data folder is set up
-as a running cloud has it (TUF keys, the passphrase in the environment), so promotions, rollouts and experiments
-run their real checks instead of stopping at a missing passphrase. Left out:
+as a running cloud has it (TUF keys, the passphrase in the environment, a gateway, a heater with predictions, a
+production and a staging model version under the ids the examples use), so requests reach data and promotions,
+rollouts and experiments run their real checks instead of stopping at a missing passphrase or a 404. Left out:
 
 - ``positive_data_acceptance``: rules JSON Schema cannot state (a start before its end, an outcome with a result
   or a value, a model version that exists, a known feature name) refuse schema-valid requests with 400/422 by
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+import sqlite_utils
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
@@ -31,6 +33,7 @@ from cloud.api.roles import Role
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.releases import tuf_repo
 from cloud.storage import open_database
+from tests.api import seed
 from tests.api.server import ThreadedServer
 
 #: examples per operation and phase: ~70 operations × (examples + coverage + fuzzing) stay near a minute
@@ -49,6 +52,17 @@ CHECKS = [
 _examples: Counter[str] = Counter()
 
 
+def _seed(db: sqlite_utils.Database) -> None:
+    """Rows under the ids the document's examples use, so those requests reach data rather than a 404."""
+    seed.gateway(db, "gw-001")
+    seed.device(db, "wh-0042")
+    seed.prediction(db, "wh-0042", prediction_id="7d0c5a6e2f1b4c3a9e8d7f6a5b4c3d2e")
+    for minutes in range(1, 30):
+        seed.prediction(db, "wh-0042", minutes=minutes)
+    seed.model_version(db, "component_failure", "3", "production", days=1)
+    seed.model_version(db, "component_failure", "4", "staging", days=2)
+
+
 @pytest.fixture(scope="module")
 def admin_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CloudConfig, str]]:
     config = CloudConfig(data_dir=Path(tmp_path_factory.mktemp("fuzz")) / "cloud", topic_prefix="fuzz-openapi")
@@ -58,6 +72,7 @@ def admin_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Clou
         db = open_database(config.database_path)
         try:
             token = KeyStore(db).create(Role.ADMIN, "fuzz", None).token
+            _seed(db)
         finally:
             db.conn.close()
         yield config, token

@@ -18,7 +18,7 @@ from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
-from cloud.api.params import Integer
+from cloud.api.params import Integer, Number, UtcIsoDatetime
 from cloud.api.roles import Role, permits
 from cloud.feedback import (
     ActualOutcome,
@@ -49,6 +49,8 @@ class OutcomeIn(ActualOutcome):
     """An outcome as a technician reports it; ``source`` says who observed it."""
 
     source: FeedbackSource = FeedbackSource.TECHNICIAN
+    observed_at: UtcIsoDatetime | None = None  # as text over HTTP; a number is no time
+    value: Number | None = None  # a number, not true
 
     model_config = ConfigDict(
         json_schema_extra={
