@@ -2,9 +2,11 @@
 
 Delivery guarantee. The subscription is QoS 1 with paho's manual acknowledgement: a batch of messages is
 committed to SQLite in one transaction and only then are their PUBACKs sent. If the process dies, the
-connection drops or the commit fails, the unacknowledged messages stay in the broker's session and are
+connection drops or the store is down, the unacknowledged messages stay in the broker's session and are
 delivered again (MQTT redelivers on reconnect, so a failed commit makes the worker reconnect); storage is
-idempotent on ``msg_id`` and on every row key, so redelivery never duplicates anything.
+idempotent on ``msg_id`` and on every row key, so redelivery never duplicates anything. A commit that fails
+because of one message is split until that message fails alone, and it becomes a dead letter while the rest is
+stored and acknowledged (``cloud.ingest.isolation``): no message can hold back the others.
 
 Session. MQTT 3.1.1 by default, with ``clean_session=False`` and a fixed client id: the broker keeps the
 subscription and queues messages while the worker is away, and a restart with the same id picks them up.
