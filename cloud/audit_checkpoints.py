@@ -80,7 +80,7 @@ class CheckpointExport(BaseModel):
             "examples": [
                 {
                     "type": EXPORT_TYPE,
-                    "public_key": "5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d5e3d5e7f9a1b3c5d7e9f1a3b5c7d9e1f3a",
+                    "public_keys": ["5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d5e3d5e7f9a1b3c5d7e9f1a3b5c7d9e1f3a"],
                     "checkpoints": [_EXAMPLE],
                 }
             ]
@@ -88,7 +88,8 @@ class CheckpointExport(BaseModel):
     )
 
     type: str = Field(EXPORT_TYPE, pattern=f"^{EXPORT_TYPE}$")
-    public_key: str = Field(pattern=_HEX64)
+    #: the audit keys' public halves, the current one first, then those rotated out
+    public_keys: list[str] = Field(min_length=1, max_length=100)
     checkpoints: list[Checkpoint]
 
     @classmethod
@@ -128,9 +129,12 @@ class AuditCheckpoints:
         rows = self._db.query("SELECT count, head_hash, at, keyid, signature FROM audit_checkpoints ORDER BY id")
         return [Checkpoint(**row) for row in rows]
 
-    def sign(self, key: Ed25519PrivateKey, now: datetime | None = None) -> Checkpoint:
-        """Check the log against every checkpoint so far, then sign its head; ``CheckpointRefused`` if it fails."""
-        report = self.verify(key.public_key())
+    def sign(
+        self, key: Ed25519PrivateKey, trusted: Sequence[Ed25519PublicKey] = (), now: datetime | None = None
+    ) -> Checkpoint:
+        """Check the log against every checkpoint so far (signed by ``key`` or one of ``trusted``, e.g. audit keys
+        rotated out), then sign its head; ``CheckpointRefused`` if it fails."""
+        report = self.verify([key.public_key(), *trusted])
         if not report.ok:
             raise CheckpointRefused("; ".join(_reasons(report)))
         unsigned = Checkpoint(
@@ -148,12 +152,12 @@ class AuditCheckpoints:
             )
         return checkpoint
 
-    def export(self, public_key: Ed25519PublicKey) -> CheckpointExport:
-        return CheckpointExport(public_key=public_key_hex(public_key), checkpoints=self.all())
+    def export(self, public_keys: Sequence[Ed25519PublicKey]) -> CheckpointExport:
+        return CheckpointExport(public_keys=[public_key_hex(key) for key in public_keys], checkpoints=self.all())
 
-    def verify(self, public_key: Ed25519PublicKey | None, kept: Sequence[Checkpoint] = ()) -> CheckpointReport:
-        """The chain, then each checkpoint (the table's and ``kept``, an exported copy): signed by the audit key,
-        and the log's head after that many entries still what it signed. ``public_key`` None: no audit key yet."""
+    def verify(self, public_keys: Sequence[Ed25519PublicKey], kept: Sequence[Checkpoint] = ()) -> CheckpointReport:
+        """The chain, then each checkpoint (the table's and ``kept``, an exported copy): signed by one of the audit
+        keys, and the log's head after that many entries still what it signed. No keys: no audit key yet."""
         stored = set(self.all())
         missing = [c for c in dict.fromkeys(kept) if c not in stored]
         checkpoints = sorted({*stored, *missing}, key=lambda c: (c.count, c.at))
@@ -164,7 +168,7 @@ class AuditCheckpoints:
                 f"{len(missing)} checkpoint(s) of the exported copy are missing from the database (the newest: "
                 f"{max(missing, key=lambda c: c.at).describe()}): the checkpoint table was cut"
             )
-        problems += _signature_problems(checkpoints, public_key)
+        problems += _signature_problems(checkpoints, public_keys)
         for checkpoint in checkpoints:
             head = heads.get(checkpoint.count)
             if head is None and chain.ok:
@@ -181,38 +185,48 @@ class AuditCheckpoints:
         return CheckpointReport(chain, len(checkpoints), newest, problems)
 
 
-def verifying_key(keys_dir: Path, passphrase: str | None) -> tuple[Ed25519PublicKey | None, list[str]]:
-    """The audit key to check checkpoints with, and what is wrong with it.
+def verifying_keys(keys_dir: Path, passphrase: str | None) -> tuple[list[Ed25519PublicKey], list[str]]:
+    """The audit keys to check checkpoints with (the current one first, then those rotated out), and what is
+    wrong with them.
 
-    Without the passphrase it is ``audit.pub``, which whoever holds the data folder could replace along with
-    re-signed checkpoints (an exported copy still catches that: its key differs). With the passphrase the encrypted
-    key is the authority, and an ``audit.pub`` that differs from it is reported. A wrong passphrase raises
-    ``keystore.WrongPassphrase``.
+    Without the passphrase they are the published ``audit.pub*`` files, which whoever holds the data folder could
+    replace along with re-signed checkpoints (an exported copy still catches that: its keys differ). With the
+    passphrase the encrypted keys are the authority, and an ``audit.pub`` that differs is reported. A wrong
+    passphrase raises ``keystore.WrongPassphrase``.
     """
     try:
-        published = keystore.audit_public_key(keys_dir)
+        published = keystore.audit_public_keys(keys_dir)
     except keystore.KeystoreError:
-        published = None
+        published = []
     if not passphrase or not keystore.key_path(keys_dir, keystore.AUDIT).exists():
         return published, []
-    actual = keystore.load_private_key(keys_dir, keystore.AUDIT, passphrase).public_key()
-    if published is None or public_key_hex(published) != public_key_hex(actual):
+    current = keystore.load_private_key(keys_dir, keystore.AUDIT, passphrase)
+    actual = [key.public_key() for key in (current, *keystore.retired_audit_keys(keys_dir, passphrase))]
+    if not published or public_key_hex(published[0]) != public_key_hex(actual[0]):
         path = keystore.audit_public_key_path(keys_dir)
         return actual, [f"{path} is not the public half of the encrypted audit key: it was replaced or removed"]
     return actual, []
 
 
-def _signature_problems(checkpoints: Iterable[Checkpoint], public_key: Ed25519PublicKey | None) -> list[str]:
+def sign_now(db: sqlite_utils.Database, keys_dir: Path, passphrase: str) -> Checkpoint:
+    """A checkpoint of the log as it is, with the audit key (created on first use); ``CheckpointRefused`` if the log
+    fails its checks, ``keystore.KeystoreError`` for a wrong passphrase or a replaced ``audit.pub``."""
+    key = keystore.audit_key(keys_dir, passphrase)
+    trusted, _ = verifying_keys(keys_dir, passphrase)
+    return AuditCheckpoints(db).sign(key, trusted)
+
+
+def _signature_problems(checkpoints: Iterable[Checkpoint], public_keys: Sequence[Ed25519PublicKey]) -> list[str]:
     checkpoints = list(checkpoints)
     if not checkpoints:
         return []
-    if public_key is None:
+    if not public_keys:
         return [f"{len(checkpoints)} checkpoint(s) cannot be checked: there is no audit public key"]
-    expected = key_id(public_key)
+    trusted = {key_id(key): key for key in public_keys}
     return [
-        f"{c.describe()} is not signed by the audit key {expected[:16]}… (signer {c.keyid[:16]}…): forged or altered"
+        f"{c.describe()} is not signed by an audit key of this keystore (signer {c.keyid[:16]}…): forged or altered"
         for c in checkpoints
-        if c.keyid != expected or not verify(public_key, c.signed_bytes(), c.signature)
+        if c.keyid not in trusted or not verify(trusted[c.keyid], c.signed_bytes(), c.signature)
     ]
 
 
@@ -253,6 +267,7 @@ class AuditCheckpointWorker(PeriodicWorker):
             raise ValueError("the audit checkpoint interval must be positive")
         self.passphrase = passphrase or os.environ.get(PASSPHRASE_ENV)
         self._key: Ed25519PrivateKey | None = None
+        self._trusted: list[Ed25519PublicKey] = []
 
     def ready(self) -> bool:
         """Load (or create) the audit key up front: a wrong passphrase stops ``cloud serve`` here, clearly."""
@@ -263,12 +278,13 @@ class AuditCheckpointWorker(PeriodicWorker):
             log.warning("no signing keys yet (`iotsphere cloud init`): the audit log gets no signed checkpoints")
             return False
         self._key = keystore.audit_key(self.config.keys_dir, self.passphrase)
+        self._trusted, _ = verifying_keys(self.config.keys_dir, self.passphrase)  # keys rotated out still count
         return True
 
     def step(self, db: sqlite_utils.Database) -> bool:
         assert self._key is not None
         try:
-            checkpoint = AuditCheckpoints(db).sign(self._key)
+            checkpoint = AuditCheckpoints(db).sign(self._key, self._trusted)
         except CheckpointRefused as exc:
             log.error("audit log NOT checkpointed, it fails verification: %s", exc)
         else:

@@ -15,7 +15,8 @@ from cloud.audit_checkpoints import (
     CheckpointExport,
     CheckpointRefused,
     report_lines,
-    verifying_key,
+    sign_now,
+    verifying_keys,
 )
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.config import PASSPHRASE_ENV
@@ -67,7 +68,7 @@ def verify_command(checkpoints_file: Path | None, data_dir: Path | None) -> None
     config = config_from_options(data_dir)
     kept = []
     try:
-        public_key, problems = verifying_key(config.keys_dir, os.environ.get(PASSPHRASE_ENV))
+        public_keys, problems = verifying_keys(config.keys_dir, os.environ.get(PASSPHRASE_ENV))
     except keystore.KeystoreError as exc:
         raise click.ClickException(str(exc)) from exc
     if checkpoints_file is not None:
@@ -76,14 +77,16 @@ def verify_command(checkpoints_file: Path | None, data_dir: Path | None) -> None
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
         kept = export.checkpoints
-        if public_key is not None and export.public_key != public_key_hex(public_key):
+        unknown = set(export.public_keys) - {public_key_hex(key) for key in public_keys}
+        if public_keys and unknown:
+            named = ", ".join(f"{key[:16]}…" for key in sorted(unknown))
             problems.append(
-                f"{checkpoints_file} was signed by audit key {export.public_key[:16]}…, the keystore now holds "
-                f"{public_key_hex(public_key)[:16]}…: its audit.pub was replaced"
+                f"{checkpoints_file} names audit key(s) this keystore does not hold ({named}): its audit.pub was "
+                "replaced, or the copy is another cloud's"
             )
     db = open_database(config.database_path)
     try:
-        report = AuditCheckpoints(db).verify(public_key, kept)
+        report = AuditCheckpoints(db).verify(public_keys, kept)
     finally:
         db.conn.close()
     report = dataclasses.replace(report, problems=problems + report.problems)
@@ -98,13 +101,12 @@ def verify_command(checkpoints_file: Path | None, data_dir: Path | None) -> None
 def checkpoint_command(data_dir: Path | None) -> None:
     """Sign the log's head now with the audit key (created on first use); refused if the log fails verify."""
     config = config_from_options(data_dir)
-    try:
-        key = keystore.audit_key(config.keys_dir, keystore.passphrase_from_env_or_prompt())
-    except keystore.KeystoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+    passphrase = keystore.passphrase_from_env_or_prompt()
     db = open_database(config.database_path)
     try:
-        checkpoint = AuditCheckpoints(db).sign(key)
+        checkpoint = sign_now(db, config.keys_dir, passphrase)
+    except keystore.KeystoreError as exc:
+        raise click.ClickException(str(exc)) from exc
     except CheckpointRefused as exc:
         raise click.ClickException(f"not signed, the audit log fails verification: {exc}") from exc
     finally:
@@ -119,16 +121,16 @@ def checkpoint_command(data_dir: Path | None) -> None:
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write.")
 @data_dir_option
 def export_checkpoints_command(out: Path, data_dir: Path | None) -> None:
-    """Write every checkpoint and the audit public key to OUT: keep it away from this machine, and check the log
+    """Write every checkpoint and the audit public keys to OUT: keep it away from this machine, and check the log
     against it later with ``verify --checkpoints OUT``."""
     config = config_from_options(data_dir)
     try:
-        public_key = keystore.audit_public_key(config.keys_dir)
+        public_keys = keystore.audit_public_keys(config.keys_dir)
     except keystore.KeystoreError as exc:
         raise click.ClickException(str(exc)) from exc
     db = open_database(config.database_path)
     try:
-        export = AuditCheckpoints(db).export(public_key)
+        export = AuditCheckpoints(db).export(public_keys)
     finally:
         db.conn.close()
     atomic_write(out, export.model_dump_json(indent=1).encode() + b"\n", mode=0o600)

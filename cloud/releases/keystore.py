@@ -33,10 +33,10 @@ from shared.signing import (
 TUF_ROLES = ("root", "targets", "snapshot", "timestamp")
 #: the director key signs per-gateway desired state (Uptane's second repository)
 DIRECTOR = "director"
-#: the keys ``admin rotate-key`` replaces (gateways follow them through TUF)
-KEY_NAMES = (*TUF_ROLES, DIRECTOR)
 #: signs the audit log's checkpoints; gateways never see it
 AUDIT = "audit"
+#: every key of the keystore, each one ``admin rotate-key`` can replace
+KEY_NAMES = (*TUF_ROLES, DIRECTOR, AUDIT)
 
 
 class KeystoreError(Exception):
@@ -91,7 +91,7 @@ def create_keys(keys_dir: Path, passphrase: str) -> dict[str, Ed25519PrivateKey]
         raise KeystoreError(f"signing keys already exist in {keys_dir}")
     keys_dir.mkdir(parents=True, exist_ok=True)
     keys_dir.chmod(0o700)
-    keys = {name: generate_private_key() for name in (*KEY_NAMES, AUDIT)}
+    keys = {name: generate_private_key() for name in KEY_NAMES}
     for name, key in keys.items():
         atomic_write(key_path(keys_dir, name), encrypt_private_key(key, passphrase.encode(), name), mode=0o600)
     atomic_write(audit_public_key_path(keys_dir), public_key_hex(keys[AUDIT]).encode(), mode=0o600)
@@ -122,14 +122,46 @@ def audit_key(keys_dir: Path, passphrase: str) -> Ed25519PrivateKey:
         fsync_directory(keys_dir)
     key = load_private_key(keys_dir, AUDIT, passphrase)
     public = audit_public_key_path(keys_dir)
-    if not public.exists() or public.read_text().strip() != public_key_hex(key):
+    if not public.exists():
         atomic_write(public, public_key_hex(key).encode(), mode=0o600)
+    elif public.read_text().strip() != public_key_hex(key):
+        raise KeystoreError(
+            f"{public} is not the public half of the encrypted audit key: it was replaced (to verify other "
+            "signatures?); delete it to have it written again"
+        )
     return key
 
 
+def retired_audit_keys(keys_dir: Path, passphrase: str) -> list[Ed25519PrivateKey]:
+    """Audit keys rotated out (``audit.p12.retired-*``), oldest first: the checkpoints they signed still count."""
+    keys = []
+    for path in sorted(keys_dir.glob(f"{AUDIT}.p12.retired-*")):
+        try:
+            keys.append(decrypt_private_key(path.read_bytes(), passphrase.encode()))
+        except ValueError as exc:
+            raise WrongPassphrase(f"wrong passphrase for the signing keys: cannot decrypt {path.name} ({exc})") from exc
+    return keys
+
+
+def retire_audit_public_key(keys_dir: Path, stamp: str) -> None:
+    """Keep the public half of an audit key being rotated out as ``audit.pub.retired-<stamp>``."""
+    public = audit_public_key_path(keys_dir)
+    if public.exists():
+        public.rename(public.with_name(f"{public.name}.retired-{stamp}"))
+
+
+def audit_public_keys(keys_dir: Path) -> list[Ed25519PublicKey]:
+    """The published public halves, no passphrase needed: the current audit key's first, then the retired ones'."""
+    retired = sorted(keys_dir.glob(f"{AUDIT}.pub.retired-*"))
+    return [_public_key_file(path) for path in (audit_public_key_path(keys_dir), *retired)]
+
+
 def audit_public_key(keys_dir: Path) -> Ed25519PublicKey:
-    """The key checkpoints are verified with; no passphrase needed."""
-    path = audit_public_key_path(keys_dir)
+    """The current audit key's public half (``audit.pub``)."""
+    return _public_key_file(audit_public_key_path(keys_dir))
+
+
+def _public_key_file(path: Path) -> Ed25519PublicKey:
     try:
         return load_public_key_hex(path.read_text().strip())
     except FileNotFoundError:

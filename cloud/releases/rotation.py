@@ -34,8 +34,8 @@ def rotate_key(
     *,
     actor: str | None = None,
 ) -> keystore.KeyInfo:
-    """Replace the named key (a TUF role or ``director``), audited as ``actor`` once the new key is current; return
-    the new key's info."""
+    """Replace the named key (a TUF role, ``director`` or ``audit``), audited as ``actor`` once the new key is
+    current; return the new key's info."""
     if name not in keystore.KEY_NAMES:
         raise ValueError(f"unknown key {name!r}: choose one of {', '.join(keystore.KEY_NAMES)}")
     tuf_repo.require_initialized(config)
@@ -47,9 +47,13 @@ def rotate_key(
         keystore.stage_key(config.keys_dir, name, new_key, passphrase)
         if name == keystore.DIRECTOR:
             _replace_director_key(config, signers, new_key, policy)
-        else:
+        elif name in keystore.TUF_ROLES:
             _replace_role_key(config, signers, name, new_key, policy)
+        else:  # the audit key: nothing but its checkpoints trusts it, and the old ones keep the retired key
+            keystore.retire_audit_public_key(config.keys_dir, stamp)
         keystore.commit_staged_key(config.keys_dir, name, stamp)
+    if name == keystore.AUDIT:
+        keystore.audit_key(config.keys_dir, passphrase)  # publishes the new audit.pub
     info = keystore.key_info(name, new_key)
     _audit(config, actor or configured_actor(), name, info.keyid)
     if name == keystore.DIRECTOR:

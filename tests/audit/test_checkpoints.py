@@ -25,7 +25,8 @@ from cloud.audit import GENESIS_HASH, AuditLog, entry_hash
 from cloud.audit_checkpoints import AuditCheckpoints, AuditCheckpointWorker, Checkpoint
 from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV, CloudConfig
-from cloud.releases import keystore
+from cloud.releases import keystore, tuf_repo
+from cloud.storage import open_database
 from shared.signing import generate_private_key, key_id, public_key_hex, sign
 from tests.api.conftest import auth
 from tests.private_broker import free_port
@@ -169,7 +170,7 @@ def test_a_checkpoint_not_signed_by_the_audit_key_fails(keyed: CloudConfig, db: 
     result = _run(keyed, "admin", "audit", "verify")
 
     assert result.exit_code == 1
-    assert "(1 entries) is not signed by the audit key" in result.output
+    assert "(1 entries) is not signed by an audit key of this keystore" in result.output
 
 
 def test_an_exported_file_that_is_not_one_is_a_clear_error(keyed: CloudConfig, tmp_path: Path) -> None:
@@ -241,7 +242,7 @@ def test_admins_sign_export_and_verify_checkpoints_over_http(
     assert signed.status_code == 200 and signed.json()["count"] == entries
     assert operator.status_code == 403
     assert exported.json()["checkpoints"] == [signed.json()]
-    assert exported.json()["public_key"] == keystore.audit_public_key_path(keyed.keys_dir).read_text()
+    assert exported.json()["public_keys"] == [keystore.audit_public_key_path(keyed.keys_dir).read_text()]
     assert (verified["ok"], verified["checkpoints"]) == (False, 1)
     assert f"signed {entries} entries, the log now has {entries - 1}" in verified["problems"][0]
 
@@ -301,5 +302,34 @@ def test_a_replaced_audit_pub_is_caught_with_the_passphrase_or_an_exported_copy(
     assert on_trust.exit_code == 0  # audit.pub alone is taken on trust: what the passphrase and the copy are for
     assert with_passphrase.exit_code == 1
     assert "audit.pub is not the public half of the encrypted audit key" in with_passphrase.output
-    assert "(4 entries) is not signed by the audit key" in with_passphrase.output
+    assert "(4 entries) is not signed by an audit key of this keystore" in with_passphrase.output
     assert with_copy.exit_code == 1 and "its audit.pub was replaced" in with_copy.output
+
+
+def test_checkpoints_signed_before_the_audit_key_was_rotated_still_verify(tmp_path: Path) -> None:
+    config = CloudConfig(data_dir=tmp_path / "cloud")
+    tuf_repo.init_repository(config, PASSPHRASE)
+    db = open_database(config.database_path)
+    _record(db, 2)
+    _checkpoint(config)
+    old = keystore.audit_public_key(config.keys_dir)
+
+    rotated = _run(config, "admin", "rotate-key", "audit")
+    _record(db, 2)
+    _checkpoint(config)
+    export = tmp_path / "checkpoints.json"
+    _run(config, "admin", "audit", "export-checkpoints", "--out", str(export))
+    args = ["admin", "audit", "verify", "--data-dir", str(config.data_dir)]
+    with_passphrase = _run(config, "admin", "audit", "verify", "--checkpoints", str(export))
+    on_published_keys = CliRunner().invoke(main, args, env={PASSPHRASE_ENV: None})
+    signers = {c.keyid for c in AuditCheckpoints(db).all()}
+    db.conn.close()
+
+    assert rotated.exit_code == 0 and rotated.output.startswith("New audit key ")
+    new = keystore.audit_public_key(config.keys_dir)
+    assert new != old
+    assert signers == {key_id(old), key_id(new)}
+    assert json.loads(export.read_text())["public_keys"] == [public_key_hex(new), public_key_hex(old)]
+    assert with_passphrase.exit_code == 0, with_passphrase.output
+    assert on_published_keys.exit_code == 0, on_published_keys.output
+    assert "2 signed checkpoint(s) hold" in on_published_keys.output

@@ -6,7 +6,6 @@ import os
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict
 
@@ -21,7 +20,8 @@ from cloud.audit_checkpoints import (
     Checkpoint,
     CheckpointExport,
     CheckpointRefused,
-    verifying_key,
+    sign_now,
+    verifying_keys,
 )
 from cloud.config import PASSPHRASE_ENV
 from cloud.releases import keystore
@@ -144,10 +144,10 @@ def list_entries(
 def verify(db: Database, request: Request) -> VerifyOut:
     """Recompute the hash chain and check every signed checkpoint against it: ``ok`` only if both hold."""
     try:
-        public_key, key_problems = verifying_key(request.app.state.config.keys_dir, os.environ.get(PASSPHRASE_ENV))
+        public_keys, key_problems = verifying_keys(request.app.state.config.keys_dir, os.environ.get(PASSPHRASE_ENV))
     except keystore.KeystoreError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
-    report = AuditCheckpoints(db).verify(public_key)
+    report = AuditCheckpoints(db).verify(public_keys)
     problems = key_problems + report.problems
     return VerifyOut(
         **{**asdict(report.chain), "ok": report.ok and not problems}, checkpoints=report.checked, problems=problems
@@ -161,26 +161,18 @@ def sign_checkpoint(db: Database, request: Request) -> Checkpoint:
     if not passphrase:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the API cannot sign: set {PASSPHRASE_ENV}")
     try:
-        key = keystore.audit_key(request.app.state.config.keys_dir, passphrase)
+        return sign_now(db, request.app.state.config.keys_dir, passphrase)
     except keystore.KeystoreError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
-    try:
-        return AuditCheckpoints(db).sign(key)
     except CheckpointRefused as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"not signed, the audit log fails: {exc}") from exc
 
 
 @router.get("/checkpoints", response_model=CheckpointExport, responses=error_responses(404))
 def export_checkpoints(db: Database, request: Request) -> CheckpointExport:
-    """Every checkpoint and the audit public key: keep a copy elsewhere, check it with ``admin audit verify``."""
-    public_key = _public_key(request)
-    if public_key is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no audit key yet: sign a checkpoint first")
-    return AuditCheckpoints(db).export(public_key)
-
-
-def _public_key(request: Request) -> Ed25519PublicKey | None:
+    """Every checkpoint and the audit public keys: keep a copy elsewhere, check it with ``admin audit verify``."""
     try:
-        return keystore.audit_public_key(request.app.state.config.keys_dir)
-    except keystore.KeystoreError:
-        return None
+        public_keys = keystore.audit_public_keys(request.app.state.config.keys_dir)
+    except keystore.KeystoreError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no audit key yet: {exc}") from exc
+    return AuditCheckpoints(db).export(public_keys)
