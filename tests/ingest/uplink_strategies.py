@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from shared.limits import FLOAT32_MAX, MAX_SAFE_INT
+from shared.limits import EARLIEST, FLOAT32_MAX, LATEST, MAX_SAFE_INT
 from shared.messages import MAX_PAYLOAD_BYTES, Arm, Component, EventKind, FeedbackSource, OutcomeResult, PredictionType
 from shared.topics import Up, up_topic
 
@@ -115,8 +115,9 @@ offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minute
 times = st.one_of(
     st.sampled_from(["1970-01-01T00:00:00Z", "2199-12-31T23:59:59.999999Z", "1970-01-01T13:59:00+14:00"]),
     st.integers(0, 20 * 86400).map(lambda s: (NOW - timedelta(seconds=s)).isoformat()),
-    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2199, 12, 30), timezones=offsets).map(
-        datetime.isoformat
+    # any microsecond of the span at any offset: two draws, where st.datetimes takes one per field
+    st.tuples(st.integers(86400 * 10**6, (LATEST - EARLIEST).days * 86400 * 10**6 - 86400 * 10**6), offsets).map(
+        lambda t: (EARLIEST + timedelta(microseconds=t[0])).astimezone(t[1]).isoformat()
     ),
 )
 
