@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from cloud.config import CloudConfig
 from cloud.experiments.service import ExperimentService
 from cloud.registry import MLModelRegistry
-from cloud.retraining.policy import PolicyStore
 from cloud.retraining.service import RetrainingService
 from cloud.rollouts import store as rollout_store
 from cloud.rollouts.automation import AUTO_CANARY_ENV
@@ -184,7 +183,9 @@ class WorldChangeAct:
         )
 
     def _configure(self, db) -> None:
-        policy = PolicyStore(db).set(MODEL, self.options.policy, updated_by=ACTOR)
+        policy = RetrainingService(db, self.config, self.demo.passphrase).set_policy(
+            MODEL, self.options.policy, actor=ACTOR
+        )
         shown = ", ".join(f"{k} {v}" for k, v in self.options.policy.items() if k != "enabled")
         self.echo(f"  retraining policy for {MODEL} (demo settings, simulated time): {shown}")
         self.echo(f"  {AUTO_CANARY_ENV}=1 in this demo: a winner goes to a staged canary without an operator")
@@ -268,7 +269,8 @@ class WorldChangeAct:
                 "  the experiment is stamped with the simulated time: each arm counts only outcomes of predictions "
                 "made after its start"
             )
-            PolicyStore(db).set(MODEL, {"cooldown_hours": PAUSE_WHILE_TESTING_H}, updated_by=ACTOR)
+            retraining = RetrainingService(db, self.config, self.demo.passphrase)
+            retraining.set_policy(MODEL, {"cooldown_hours": PAUSE_WHILE_TESTING_H}, actor=ACTOR)
             self.echo(
                 f"  one challenger at a time: the demo sets the retraining cooldown to {PAUSE_WHILE_TESTING_H / 24:g} "
                 "days while the A/B test runs"
