@@ -22,7 +22,7 @@ from cloud.experiments.store import ExperimentConflict, Status, UnknownExperimen
 from cloud.registry import DirectorRollout, MLModelRegistry, RegistryRefused, RegistryUnavailable, UnknownModel
 from cloud.releases import keystore
 from cloud.releases.cli import echo_directed
-from cloud.releases.director import DirectorError
+from cloud.releases.director import DirectingFailed, DirectorError
 from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.storage import open_database
 
@@ -33,6 +33,7 @@ _REFUSALS = (
     RegistryRefused,
     RegistryUnavailable,
     DirectorError,
+    DirectingFailed,
     ImageRepositoryError,
     keystore.KeystoreError,
     ValueError,

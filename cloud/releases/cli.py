@@ -10,14 +10,14 @@ import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.releases import keystore, tuf_repo
-from cloud.releases.director import DirectorError, IssueFailure, document_summary, failures
+from cloud.releases.director import DirectingFailed, DirectorError, IssueFailure, document_summary, failures
 from cloud.releases.model_rows import RegistryMismatch, record_release
 from cloud.releases.publisher import Directed, PublishError, publish_pending, release_to_gateways
 from cloud.releases.rotation import rotate_key
 from cloud.storage import open_database
 from shared.topics import validate_id
 
-_FAILURES = (keystore.KeystoreError, tuf_repo.ImageRepositoryError, DirectorError, RegistryMismatch)
+_FAILURES = (keystore.KeystoreError, tuf_repo.ImageRepositoryError, DirectorError, DirectingFailed, RegistryMismatch)
 
 
 def echo_directed(directed: Directed) -> None:

@@ -48,6 +48,10 @@ class DirectorError(Exception):
     """A director document cannot be built (unknown release, no gateway, bad input)."""
 
 
+class DirectingFailed(RuntimeError):
+    """Issuing failed as a whole (the database locked, full or failing; the transaction lost): nothing was issued."""
+
+
 def target_ref(targets: Targets, model_name: str, version: str) -> TargetRef:
     """The release as TUF lists it; refuse a version that is not (or no longer) a TUF target."""
     release_path = release_target_path(model_name, version)
@@ -166,7 +170,7 @@ def issue_documents(
     An empty ``updates`` re-issues the same desired state with a fresh sequence and expiry, plus whatever an
     earlier failed attempt still owes the gateway. A gateway that cannot be directed is recorded as a failure
     (with the updates it missed, for the publisher to retry) and the others are directed all the same; only a
-    database that fails as a whole (locked, full, a transaction rolled back) stops the pass, by raising.
+    database that fails as a whole (locked, full, a transaction rolled back) stops the pass: ``DirectingFailed``.
     Runs in the caller's transaction if one is open, else in one ``BEGIN IMMEDIATE`` transaction of its own
     (the last sequence is read and the next one written atomically).
     """
@@ -181,11 +185,11 @@ def issue_documents(
             try:
                 with db.atomic():  # a savepoint: a failed gateway leaves nothing half-written
                     documents.append(_issue_one(db, director_key, gateway_id, fleet, updates or {}, validity, now))
-            except sqlite3.OperationalError:
-                raise  # the database itself (locked, full, I/O): nothing about this gateway
+            except sqlite3.OperationalError as exc:  # the database itself (locked, full, I/O): not this gateway's
+                raise _as_a_whole(exc) from exc
             except Exception as exc:  # any other failure is this gateway's alone
-                if not db.conn.in_transaction:
-                    raise  # the error ended the whole transaction (a trigger's RAISE(ROLLBACK)): stop
+                if not db.conn.in_transaction:  # unless it ended the transaction (a trigger's RAISE(ROLLBACK))
+                    raise _as_a_whole(exc) from exc
                 failures.append(_record_failure(db, gateway_id, updates or {}, _reason(exc), now))
     return Issued(documents, failures)
 
@@ -242,6 +246,10 @@ def _next_sequence(db: sqlite_utils.Database, gateway_id: str, previous: Directo
             "directed until it is re-provisioned"
         )
     return last + 1
+
+
+def _as_a_whole(exc: Exception) -> DirectingFailed:
+    return DirectingFailed(f"issuing director documents failed, nothing was issued: {type(exc).__name__}: {exc}")
 
 
 def _reason(exc: Exception) -> str:

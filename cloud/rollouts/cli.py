@@ -20,7 +20,7 @@ from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.config import PASSPHRASE_ENV
 from cloud.registry import UnknownModel
 from cloud.releases import keystore
-from cloud.releases.director import DirectorError
+from cloud.releases.director import DirectingFailed, DirectorError
 from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.rollouts import store
 from cloud.rollouts.engine import RolloutRefused, StagedRollouts
@@ -35,6 +35,7 @@ _REFUSALS = (
     RolloutRefused,
     PlanError,
     DirectorError,
+    DirectingFailed,
     ImageRepositoryError,
     keystore.KeystoreError,
 )

@@ -85,32 +85,34 @@ class StagedRollouts:
         self._check_promotable(row, scope)
         self._director().check(model_name, version)  # the key opens and the version is a TUF target
         stages = stages_for(plan, gateways_in_scope(self.db, model_name, scope))
-        try:
-            rollout_id = store.create(
-                self.db,
-                model_name,
-                version,
-                scope,
-                plan.to_json(),
-                [(s.percent, s.max_failure_share, s.gateway_ids) for s in stages],
-                actor,
-                reason,
-                now,
+        with write_transaction(self.db):  # the rollout exists only with its canary directed
+            try:
+                rollout_id = store.create(
+                    self.db,
+                    model_name,
+                    version,
+                    scope,
+                    plan.to_json(),
+                    [(s.percent, s.max_failure_share, s.gateway_ids) for s in stages],
+                    actor,
+                    reason,
+                    now,
+                )
+            except sqlite3.IntegrityError as exc:
+                live = store.list_ids(self.db, RolloutStatus.RUNNING, model_name) + store.list_ids(
+                    self.db, RolloutStatus.HALTED, model_name
+                )
+                raise RolloutRefused(
+                    f"{model_name} already has a live rollout for this scope (#{', #'.join(map(str, live))}): "
+                    "finish, roll back or cancel it first"
+                ) from exc
+            plan_text = ", ".join(f"{s.percent:g}% ({len(s.gateway_ids)})" for s in stages)
+            store.decide(
+                self.db, rollout_id, None, actor, "started", f"{reason} [stages: {plan_text}]", now, plan.to_json()
             )
-        except sqlite3.IntegrityError as exc:
-            live = store.list_ids(self.db, RolloutStatus.RUNNING, model_name) + store.list_ids(
-                self.db, RolloutStatus.HALTED, model_name
-            )
-            raise RolloutRefused(
-                f"{model_name} already has a live rollout for this scope (#{', #'.join(map(str, live))}): "
-                "finish, roll back or cancel it first"
-            ) from exc
-        plan_text = ", ".join(f"{s.percent:g}% ({len(s.gateway_ids)})" for s in stages)
-        store.decide(
-            self.db, rollout_id, None, actor, "started", f"{reason} [stages: {plan_text}]", now, plan.to_json()
-        )
-        record = store.load(self.db, rollout_id)
-        self._start_stage(record, record.stages[0], actor, now)
+            record = store.load(self.db, rollout_id)
+            self._start_stage(record, record.stages[0], actor, now)
+        self._deliver(record, 0, actor, now)
         return store.load(self.db, rollout_id)
 
     @staticmethod
@@ -377,7 +379,12 @@ class StagedRollouts:
         return director.issue_documents(self.config, self.db, key, gateway_ids, desired)
 
     def _deliver(self, record: RolloutRecord, stage_index: int | None, actor: str, now: datetime) -> None:
-        """After the commit: send what is pending; a broker outage is a decision (the publisher sends them later)."""
+        """After the commit: send what is pending; a broker outage is a decision (the publisher sends them later).
+
+        Inside a caller's transaction nothing is sent (it would send what may yet roll back): the caller delivers.
+        """
+        if self.db.conn.in_transaction:
+            return
         pending = deliver(self.config, self.db)
         if pending:
             store.decide(self.db, record.rollout_id, stage_index, actor, "publish_pending", pending, now)

@@ -3,8 +3,6 @@ fault that fails directing as a whole (a SQLite trigger ending the transaction) 
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from cloud.releases import director
@@ -29,7 +27,7 @@ def test_a_start_that_cannot_direct_leaves_the_draft_and_the_documents_as_they_w
     before = _documents(lab)
     _lose_transaction_on(lab, GATEWAYS[1])
 
-    with pytest.raises(sqlite3.IntegrityError, match="disk I/O error"):
+    with pytest.raises(director.DirectingFailed, match="disk I/O error"):
         lab.service.start(draft["experiment_id"], actor="ops")
 
     assert lab.service.store.get(draft["experiment_id"])["status"] == "draft"
@@ -45,7 +43,7 @@ def test_a_stop_that_cannot_direct_leaves_the_experiment_running(lab: Lab):
     before = _documents(lab)
     _lose_transaction_on(lab, GATEWAYS[0])
 
-    with pytest.raises(sqlite3.IntegrityError, match="disk I/O error"):
+    with pytest.raises(director.DirectingFailed, match="disk I/O error"):
         lab.service.stop(experiment["experiment_id"], actor="ops", reason="enough")
 
     assert lab.service.store.get(experiment["experiment_id"])["status"] == "running"

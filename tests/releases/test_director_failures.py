@@ -6,7 +6,6 @@ were bounded, and SQLite triggers refusing one gateway's row, all in a real SQLi
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -116,7 +115,7 @@ def test_a_fault_that_ends_the_transaction_stops_the_pass_and_stores_nothing(rel
     for gateway_id in ("gw-a", "gw-b"):
         _see(db, gateway_id)
     _refuse_rows_for(db, "gw-b", how="ROLLBACK")
-    with pytest.raises(sqlite3.IntegrityError, match="no room for gw-b"):
+    with pytest.raises(director.DirectingFailed, match="nothing was issued: IntegrityError: no room for gw-b"):
         director.issue_documents(
             released, db, key, ["gw-a", "gw-b"], {NAME: director.desired_model(released, NAME, "1")}
         )

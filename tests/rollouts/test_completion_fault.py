@@ -4,8 +4,6 @@ the stage stays running and no gateway is half rolled back. The next advance, th
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from cloud.registry import MLModelRegistry
@@ -55,7 +53,7 @@ def test_a_fault_in_an_automatic_rollback_changes_nothing_and_the_next_advance_r
         f"WHEN NEW.gateway_id = '{canary[1]}' BEGIN SELECT RAISE(ROLLBACK, 'disk I/O error'); END"
     )
 
-    with pytest.raises(sqlite3.IntegrityError, match="disk I/O error"):
+    with pytest.raises(director.DirectingFailed, match="disk I/O error"):
         cloud.rollouts.advance(rollout.rollout_id, actor="tests")
 
     record = store.load(cloud.db, rollout.rollout_id)

@@ -25,7 +25,7 @@ from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
 from cloud.experiments.service import ExperimentService, Outcome
 from cloud.experiments.store import ExperimentConflict, Status, UnknownExperiment
 from cloud.registry import DirectorRollout, MLModelRegistry, RegistryRefused, RegistryUnavailable, UnknownModel
-from cloud.releases.director import DirectorError
+from cloud.releases.director import DirectingFailed, DirectorError
 from cloud.releases.keystore import KeystoreError
 from cloud.releases.tuf_repo import ImageRepositoryError
 
@@ -296,7 +296,7 @@ def _run(action: Callable[[], Any]) -> Any:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
     except (ExperimentConflict, RegistryRefused, DirectorError, ImageRepositoryError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    except (KeystoreError, RegistryUnavailable) as exc:
+    except (KeystoreError, RegistryUnavailable, DirectingFailed) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc

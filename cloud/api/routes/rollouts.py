@@ -23,7 +23,7 @@ from cloud.api.params import MAX_DURATION_S, MAX_SAFE_INT, Number
 from cloud.api.roles import Role
 from cloud.config import PASSPHRASE_ENV
 from cloud.registry import UnknownModel
-from cloud.releases.director import DirectorError
+from cloud.releases.director import DirectingFailed, DirectorError
 from cloud.releases.keystore import KeystoreError
 from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.rollouts import store
@@ -232,7 +232,7 @@ def _out(rollouts: StagedRollouts, run) -> RolloutOut:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc.args[0])) from exc
     except (RolloutRefused, PlanError, DirectorError, ImageRepositoryError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    except KeystoreError as exc:
+    except (KeystoreError, DirectingFailed) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
     return RolloutOut(**rollout_view(rollouts, record))
 
