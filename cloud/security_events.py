@@ -9,7 +9,8 @@ they must never move a deployment or a rollout; they are evidence of an attack o
 Migration 21's trigger writes the row in the transaction that stores the event, whichever code stores it: one row
 per gateway and document, with how often and when it was seen and the rule that caught it the last time. The
 ingest worker raises each new row's alert once (``raise_alerts``): a WARNING log line starting with a stable
-``forged director document seen on <gateway>`` (or ``foreign ...``), until an alert inbox exists. The API
+``forged director document seen on <gateway>`` (or ``foreign ...``), until an alert inbox exists, and has the
+director publisher send that gateway's own document again, retained, in place of the one seen. The API
 (``/api/security-events``) and the CLI (``iotsphere security``) list them and count them per gateway.
 
 This module owns ``security_events``.
@@ -132,8 +133,10 @@ def counts(db: sqlite_utils.Database, gateway_id: str | None = None) -> list[Gat
 def raise_alerts(db: sqlite_utils.Database, now: datetime | None = None) -> list[SecurityEvent]:
     """Log each document not yet alerted at WARNING, once, and mark it; return them.
 
-    One ``UPDATE ... RETURNING`` claims the rows, so two ingest workers never raise the same alert twice. A database
-    that cannot be written now leaves the alerts pending for the next call (ingest must go on regardless).
+    One ``UPDATE ... RETURNING`` claims the rows, so two ingest workers never raise the same alert twice. In the same
+    transaction those gateways' own documents are queued to be published again: the document that was seen came
+    retained on their ``down/desired`` and took the cloud's place there. A database that cannot be written now
+    leaves the alerts pending for the next call (ingest must go on regardless).
     """
     try:
         with db.conn:
@@ -141,6 +144,10 @@ def raise_alerts(db: sqlite_utils.Database, now: datetime | None = None) -> list
                 f"UPDATE security_events SET alerted_at = ? WHERE alerted_at IS NULL RETURNING {_COLUMNS}",
                 [iso(now or datetime.now(UTC))],
             ).fetchall()
+            if rows:
+                from cloud.releases import director  # TUF's code loads only when there is a document to resend
+
+                director.resend(db, {row[0] for row in rows})
     except sqlite3.Error as exc:
         log.error("security alerts stay pending: %s", exc)
         return []

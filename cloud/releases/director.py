@@ -19,6 +19,7 @@ This module owns ``director_documents``, ``director_fleet`` and ``director_failu
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -306,6 +307,18 @@ def mark_published(db: sqlite_utils.Database, gateway_id: str, sequence: int, wh
             [iso(when or datetime.now(UTC)), gateway_id, sequence],
         )
     return cursor.rowcount == 1
+
+
+def resend(db: sqlite_utils.Database, gateway_ids: Iterable[str]) -> None:
+    """Have the publisher send these gateways' latest documents again (in the caller's transaction).
+
+    For a gateway that was sent a document the cloud never issued (``cloud.security_events``): whoever published it
+    retained on its ``down/desired`` replaced the cloud's document there, so a gateway reconnecting would get only
+    the forgery. The gateway ignores the resent document if it already applied it (same bytes).
+    """
+    db.conn.executemany(
+        "UPDATE director_documents SET published_at = NULL WHERE gateway_id = ?", [(g,) for g in sorted(gateway_ids)]
+    )
 
 
 def document_summary(document: DirectorDocument) -> str:

@@ -52,6 +52,7 @@ def _committed(fleet: Fleet) -> int:
 
 def test_a_rejected_forged_copy_leaves_the_deployment_committed_and_is_a_security_event(fleet: Fleet, caplog):
     sequence = _committed(fleet)
+    director.mark_published(fleet.db, GW, sequence)
     forged = _forged_copy(fleet, GW)
     detail = "0 valid signature(s) from trusted director keys, 1 required"
     fleet.report(GW, EventKind.REJECT, T0 + 4 * MINUTE, None, sequence, None, "director.signature", detail, forged)
@@ -79,6 +80,7 @@ def test_a_rejected_forged_copy_leaves_the_deployment_committed_and_is_a_securit
         (alerted,) = security_events.raise_alerts(fleet.db)
         assert security_events.raise_alerts(fleet.db) == [], "each document is alerted once"
     assert alerted.document_digest == forged
+    assert director.unpublished_gateways(fleet.db) == [GW], "its own document is sent again in the forgery's place"
     (line,) = [r.getMessage() for r in caplog.records if r.name == "cloud.security_events"]
     assert line.startswith(f"forged director document seen on {GW}: reject [director.signature]")
 

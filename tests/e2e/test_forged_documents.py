@@ -5,7 +5,7 @@ rollout and commits; before the rollout is judged, a copy of the gateway's docum
 changed (same sequence) is published retained on its ``down/desired``, and then a document that breaks parsers.
 The agent rejects both and names each by digest; the deployment stays committed, the rollout completes instead of
 halting and rolling back, and both documents are security events in the API and the CLI, with the rule that
-caught them, alerted once in the log.
+caught them, alerted once in the log; the alert has the gateway's own document published again in their place.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud.releases import director
 from shared.director import RejectRule, document_digest
 from shared.messages import EventKind
 from tests.api.conftest import auth
@@ -22,6 +23,7 @@ from tests.e2e.test_operator_rollback import committed_version_one, deployment, 
 from tests.e2e.world import BROKER, MODEL, running_world
 from tests.edge.mqtt_helpers import wait_for
 from tests.edge.releases import build_serving_release
+from tests.registry.test_http import retained_document
 
 pytestmark = pytest.mark.mqtt
 
@@ -61,10 +63,15 @@ def test_a_forged_copy_is_a_security_event_and_neither_fails_the_deployment_nor_
         reject = next(e for e in world.events() if e["document_digest"] == document_digest(forged))
         assert (reject["kind"], reject["rule"]) == ("reject", RejectRule.DIRECTOR_SIGNATURE.value)
         assert reject["director_sequence"] == genuine.signed.sequence, "it claims the genuine document's sequence"
+        wait_for(lambda: len(_alerts(caplog)) == 2, 10, "the ingest worker's alerts")
+        assert all(line.startswith(f"forged director document seen on {world.gateway_id}") for line in _alerts(caplog))
+        assert director.unpublished_gateways(world.db) == [world.gateway_id], "its own document is to be sent again"
 
         assert (deployment(world)["version"], deployment(world)["state"]) == ("2", "committed")
-        advanced = world.iotsphere("rollouts", "advance", "1", "--mqtt", BROKER)
+        events_before = len(world.events())
+        advanced = world.iotsphere("rollouts", "advance", "1", "--mqtt", BROKER)  # publishes what is pending
         assert ": completed [100% passed]" in advanced, advanced
+        assert retained_document(world.config, world.gateway_id).to_json() == genuine.to_json(), "back in its place"
 
         viewer = auth(world.viewer_token)
         found = world.http.get("/api/security-events", params={"gateway_id": world.gateway_id}, headers=viewer)
@@ -83,8 +90,7 @@ def test_a_forged_copy_is_a_security_event_and_neither_fails_the_deployment_nor_
         assert document_digest(forged) in {e["document_digest"] for e in gateway["recent_events"]}
         listed = world.iotsphere("security", "events", "--gateway", world.gateway_id)
         assert f"forged director document seen on {world.gateway_id}: reject [director.signature]" in listed
-        wait_for(lambda: len(_alerts(caplog)) == 2, 10, "the ingest worker's alerts")
-        assert all(line.startswith(f"forged director document seen on {world.gateway_id}") for line in _alerts(caplog))
+        assert len(world.events()) == events_before, "the resent document was the one applied: nothing to report"
 
 
 def _alerts(caplog: pytest.LogCaptureFixture) -> list[str]:
