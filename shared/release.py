@@ -7,10 +7,11 @@ carries golden vectors the edge must reproduce before activating, and records li
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.limits import Name, Version
 from shared.messages import PredictionType
 
 RELEASE_SCHEMA = 1
@@ -48,11 +49,12 @@ class GoldenVectors(_Doc):
 
 class ReleaseFile(_Doc):
     release_schema: int = RELEASE_SCHEMA
-    model_name: str
-    model_version: str
+    #: bounded as the wire bounds them: a release whose predictions or status the cloud would refuse is refused here
+    model_name: Name
+    model_version: Version
     prediction_type: PredictionType
-    feature_set_version: str
-    feature_names: list[str] = Field(min_length=1)
+    feature_set_version: str = Field(min_length=1, max_length=16)
+    feature_names: list[Name] = Field(min_length=1, max_length=1024)
     #: TUF target path of the ONNX file this release describes
     model_target: str
     model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -60,9 +62,9 @@ class ReleaseFile(_Doc):
     inputs: list[TensorSpec] = Field(min_length=1)
     outputs: list[TensorSpec] = Field(min_length=1)
     #: what each output means, e.g. {"probabilities": ["heating_element", ...]}
-    output_labels: dict[str, list[str]] = Field(default_factory=dict)
+    output_labels: dict[str, Annotated[list[Name], Field(max_length=64)]] = Field(default_factory=dict)
     golden: GoldenVectors
-    device_types: list[str] = Field(default_factory=list)
+    device_types: list[Name] = Field(default_factory=list)
     lineage: dict[str, Any] = Field(default_factory=dict)
     created_at: str
 
