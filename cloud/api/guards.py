@@ -1,8 +1,8 @@
-"""ASGI middleware that refuses a request before any route reads it: bodies too large, JSON that is not JSON.
+"""ASGI middleware that refuses a bad request before any route reads it, and answers OPTIONS, for every route.
 
-One layer for every route, so a route added later is covered without remembering to be. The body is read in the
-chunks the server hands over and the request is refused (413) as soon as it passes the cap, with or without a
-``Content-Length`` (chunked uploads included), so a client cannot make the API hold more than the cap in memory.
+Middleware rather than a check per route, so a route added later is covered without remembering to be. The body
+is read in the chunks the server hands over and the request is refused (413) as soon as it passes the cap, with or
+without a ``Content-Length`` (chunked uploads included), so a client cannot make the API hold more than the cap.
 A JSON body is then decoded once with ``shared.strict_json``: ``NaN``, ``Infinity``, numbers beyond a float and
 nesting deep enough to exhaust the stack are refused (422) here, where FastAPI's ``json.loads`` would accept the
 first ones into ``dict[str, Any]`` fields and crash on the last. Both answers have the documented shapes
@@ -47,10 +47,10 @@ def _is_json(content_type: str | None) -> bool:
     return media_type in _JSON_TYPES or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-async def _send_json(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def _send_json(send: Send, status: int, body: dict) -> None:
     content = json.dumps(body).encode()
-    start_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": start_headers + list(headers)})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
 
 
@@ -171,7 +171,9 @@ class SingleValuedQuery:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("query_string"):
-            counts = Counter(name for name, _ in parse_qsl(scope["query_string"].decode("latin-1")))
+            counts = Counter(
+                name for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            )
             route = next((r for r in self.routes if r.matches(scope)[0] == Match.FULL), None)
             single = self._single.get((route.path_format, scope["method"]), frozenset()) if route else frozenset()
             repeated = sorted(name for name in single if counts[name] > 1)

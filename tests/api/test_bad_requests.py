@@ -79,6 +79,12 @@ def test_a_body_over_the_cap_is_413_with_a_content_length(cloud: ServedCloud, ad
     _refused(response, 413, "larger than 65536 bytes")
 
 
+def test_the_cap_is_configured_through_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("IOTSPHERE_API_MAX_BODY_BYTES", "4096")
+
+    assert CloudConfig().api_max_body_bytes == 4096
+
+
 def test_a_chunked_body_over_the_cap_is_413_without_one(cloud: ServedCloud, admin) -> None:
     def chunks() -> Iterator[bytes]:  # no Content-Length: httpx sends it chunked
         yield b"["
