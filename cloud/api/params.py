@@ -2,9 +2,9 @@
 
 Integers stop at ``shared.limits.MAX_SAFE_INT`` (what SQLite stores and every JSON reader keeps exact); durations at
 ``MAX_DURATION_S`` (``timedelta`` overflows near 10**14 s, and a deadline longer than a year means a mistake); times
-are ISO 8601 text, as the OpenAPI document says: pydantic would otherwise read ``0.5`` or ``1700000000`` as seconds
-since 1970; and JSON numbers and booleans are taken only as such, as pydantic's lax mode would read ``true`` as 1
-and ``"0.5"`` as a number.
+are ISO 8601 text, as the OpenAPI document says (pydantic would otherwise read ``0.5`` or ``1700000000`` as seconds
+since 1970), between 1970 and 9000; and JSON numbers and booleans are taken only as such, as pydantic's lax mode
+would read ``true`` as 1 and ``"0.5"`` as a number.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 from shared.limits import MAX_SAFE_INT
 from shared.messages import UtcDatetime
@@ -33,6 +33,9 @@ __all__ = [
 MAX_DURATION_S = 366 * 24 * 3600
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: years a time may name: any deadline, window or horizon the API allows can be added to or taken from one of
+#: them without leaving ``datetime``'s range (years 1 to 9999), which would crash the service with OverflowError
+_YEARS = range(1970, 9000)
 
 
 def _iso_text(value: Any) -> Any:
@@ -41,12 +44,18 @@ def _iso_text(value: Any) -> Any:
     raise ValueError("a time is ISO 8601 text, such as 2026-02-01T00:00:00Z")
 
 
+def _in_range(value: datetime) -> datetime:
+    if value.year not in _YEARS:
+        raise ValueError(f"a time between the years {_YEARS.start} and {_YEARS.stop}")
+    return value
+
+
 #: a time as ISO 8601 text, with or without an offset
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_text)]
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_range)]
 #: a time as ISO 8601 text with an offset
-AwareIsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+AwareIsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range)]
 #: a time as ISO 8601 text with an offset, converted to UTC
-UtcIsoDatetime = Annotated[UtcDatetime, BeforeValidator(_iso_text)]
+UtcIsoDatetime = Annotated[UtcDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range)]
 
 #: a finite JSON number (an integer is one too)
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]

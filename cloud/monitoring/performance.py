@@ -74,7 +74,10 @@ def parse_window(window: str, period: timedelta) -> timedelta:
     match = _WINDOW.match(window)
     if not match or int(match[1]) == 0:
         raise InvalidMetrics(f"window must look like 30m, 12h, 1d or 2w, or be {WHOLE_PERIOD!r}; got {window!r}")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    except OverflowError:
+        raise InvalidMetrics(f"window {window!r} is longer than any period") from None
 
 
 def _ms(moment: datetime) -> int:

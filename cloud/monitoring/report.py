@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import MAXYEAR, UTC, datetime, timedelta
 from html import escape
 
 import sqlite_utils
@@ -78,6 +78,8 @@ def resolve_period(time_period: str, now: datetime | None = None) -> tuple[datet
         raise InvalidMetrics(f"time_period {time_period!r}: {exc}") from exc
     if last < start:
         raise InvalidMetrics(f"time_period {time_period!r} ends before it starts")
+    if last.year == MAXYEAR:
+        raise InvalidMetrics(f"time_period {time_period!r} ends too late")  # its end, the next midnight, is no date
     end = last + timedelta(days=1)
     days = (end - start).days
     return start, end, "1h" if days <= 2 else "1d" if days <= 120 else "7d"

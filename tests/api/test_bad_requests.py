@@ -10,6 +10,8 @@ import pytest
 
 from cloud.api.roles import Role
 from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.storage import open_database
+from tests.api import seed
 from tests.api.conftest import ServedCloud, auth, served_cloud
 
 TOO_BIG_FOR_SQLITE = 2**63 + 1
@@ -18,6 +20,11 @@ TOO_BIG_FOR_SQLITE = 2**63 + 1
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedCloud]:
     config = CloudConfig(data_dir=Path(tmp_path_factory.mktemp("bad")) / "cloud", api_max_body_bytes=64 * 1024)
+    db = open_database(config.database_path)
+    try:
+        seed.model_version(db, "component_failure", "1", "production", days=0)  # so monitoring reaches its checks
+    finally:
+        db.conn.close()
     with served_cloud(config) as served:
         yield served
 
@@ -51,6 +58,21 @@ def _refused(response: httpx.Response, status: int, field: str) -> None:
 )
 def test_out_of_range_numbers_in_paths_and_queries_are_422(cloud: ServedCloud, admin, path: str, field: str) -> None:
     _refused(cloud.http.get(path, headers=admin), 422, field)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "field"),
+    [
+        ("/api/monitoring/report?time_period=2026-01-01..9999-12-31", 400, "ends too late"),
+        ("/api/monitoring/performance/component_failure?window=99999999999w", 400, "longer than any period"),
+        ("/api/monitoring/performance/component_failure?start=0001-01-01T00:00Z&end=9999-12-31T00:00Z", 422, "start"),
+        ("/api/features/wh-0042?start=0001-01-01T00:00:00Z", 422, "start"),
+    ],
+)
+def test_times_and_spans_at_the_ends_of_the_calendar_are_refused(
+    cloud: ServedCloud, admin, path: str, status: int, field: str
+) -> None:
+    _refused(cloud.http.get(path, headers=admin), status, field)
 
 
 def test_a_rollout_id_beyond_any_store_is_refused_by_every_rollout_action(cloud: ServedCloud, admin) -> None:
