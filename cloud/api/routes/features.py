@@ -149,8 +149,8 @@ def _not_found(exc: LookupError) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc.args[0]))
 
 
-def _invalid(exc: ValueError) -> RequestValidationError:
-    return invalid(str(exc))
+def _invalid(exc: ValueError, *loc: str) -> RequestValidationError:
+    return invalid(str(exc), loc)
 
 
 def _dataset_out(record: DatasetRecord) -> DatasetOut:
@@ -178,7 +178,7 @@ def device_features(
     except UnknownDevice as exc:
         raise _not_found(exc) from exc
     except ValueError as exc:
-        raise _invalid(exc) from exc
+        raise _invalid(exc, "query", "names") from exc
     values = np.where(np.isnan(found.values), None, found.values.astype(object))[-limit:]
     rows = [
         FeatureRowOut(window_end=window_end, values=row)
@@ -219,7 +219,7 @@ def build_dataset(db: Database, key: Operator, request: DatasetRequest) -> Datas
             actor=key.actor,
         )
     except ValueError as exc:
-        raise _invalid(exc) from exc
+        raise _invalid(exc, "body") from exc
     return _dataset_out(dataset.record)
 
 
