@@ -174,8 +174,11 @@ class StartIn(BaseModel):
     version: str
     device_type: str | None = Field(None, description="Roll out for this device type only; default: all.")
     reason: str = Field(min_length=1, description="Why; kept in the decisions and, at the end, the model history.")
-    percentages: list[Number] = Field(
-        [10.0, 100.0], min_length=1, description="Cumulative share of the gateways each stage reaches; ends at 100."
+    percentages: list[Annotated[Number, Field(gt=0, le=100)]] = Field(
+        [10.0, 100.0],
+        min_length=1,
+        max_length=100,
+        description="Cumulative share of the gateways each stage reaches, rising; ends at 100.",
     )
     canary_max_failure_share: Number = Field(
         DEFAULT_CANARY_FAILURE_SHARE, ge=0, lt=1, description="Failing share the canary may reach without halting."
