@@ -20,14 +20,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 from securesystemslib.exceptions import FormatError
 
-from cloud.config import configured_actor
-from cloud.storage import iso, open_database
+from cloud.storage import iso
 from shared.canonical import canonical_bytes
 
 #: ``prev_hash`` of the first entry.
@@ -182,21 +180,3 @@ class AuditLog:
                 found[entry_id] = prev_hash
         head_id = expected_id - 1 or None
         return VerifyResult(True, checked, head_id, prev_hash if head_id else None), found
-
-
-def cli_actor() -> str:
-    """Who runs a command on this machine: the configured actor (``IOTSPHERE_ACTOR``, else ``cli:<os user>``)."""
-    return configured_actor()
-
-
-def record_cli(database_path: Path, action: str, target: str, details: dict[str, Any]) -> AuditEntry:
-    """Record a command that changes state without going through the API, as ``cli_actor()``. Only the registry
-    and rollout commands still use it, until their services audit their own changes.
-
-    It opens its own connection, so it never joins (or commits) a transaction of the command's.
-    """
-    db = open_database(database_path)
-    try:
-        return AuditLog(db).record(cli_actor(), action, target, details)
-    finally:
-        db.conn.close()

@@ -6,6 +6,11 @@ the cloud's signature, with the keystore's audit key, over the number of entries
 a time. Whoever later removes or changes any of those entries changes the head at that count, and without the
 key cannot sign a checkpoint that hides it. ``cloud serve`` signs one on a schedule, admins on demand.
 
+A checkpoint signed on demand (``sign_now``: the API, ``admin audit checkpoint``) is audited as
+``audit.checkpoint`` with its actor, in the transaction that stores it. The schedule's are routine and are not: each
+is signed and timed evidence of its own, and an entry per interval would only leave the log's head never
+checkpointed.
+
 Checkpoints live in the database (``audit_checkpoints``, append-only) and can be exported to a file kept
 elsewhere: someone holding the data folder can cut the checkpoint table along with the log, but not a copy
 they cannot reach. ``verify`` takes such a copy beside the table's own.
@@ -25,9 +30,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloud.audit import AuditLog, VerifyResult
-from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
 from cloud.releases import keystore
 from cloud.storage import iso
+from cloud.transactions import write_transaction
 from cloud.workers import PeriodicWorker
 from shared.canonical import canonical_bytes
 from shared.signing import key_id, public_key_hex, sign, verify
@@ -130,10 +136,16 @@ class AuditCheckpoints:
         return [Checkpoint(**row) for row in rows]
 
     def sign(
-        self, key: Ed25519PrivateKey, trusted: Sequence[Ed25519PublicKey] = (), now: datetime | None = None
+        self,
+        key: Ed25519PrivateKey,
+        trusted: Sequence[Ed25519PublicKey] = (),
+        now: datetime | None = None,
+        *,
+        actor: str | None = None,
     ) -> Checkpoint:
         """Check the log against every checkpoint so far (signed by ``key`` or one of ``trusted``, e.g. audit keys
-        rotated out), then sign its head; ``CheckpointRefused`` if it fails."""
+        rotated out), then sign its head; ``CheckpointRefused`` if it fails. With an ``actor`` (a checkpoint asked
+        for) it is audited in the transaction that stores it; without one (the schedule's) it is not."""
         report = self.verify([key.public_key(), *trusted])
         if not report.ok:
             raise CheckpointRefused("; ".join(_reasons(report)))
@@ -145,11 +157,14 @@ class AuditCheckpoints:
             signature="",
         )
         checkpoint = unsigned.model_copy(update={"signature": sign(key, unsigned.signed_bytes())})
-        with self._db.conn:
+        with write_transaction(self._db):
             self._db.conn.execute(
                 "INSERT INTO audit_checkpoints (count, head_hash, at, keyid, signature) VALUES (?,?,?,?,?)",
                 _row(checkpoint),
             )
+            if actor is not None:
+                details = {"count": checkpoint.count, "head_hash": checkpoint.head_hash, "keyid": checkpoint.keyid}
+                AuditLog(self._db).record(actor, "audit.checkpoint", "audit_log", details)
         return checkpoint
 
     def export(self, public_keys: Sequence[Ed25519PublicKey]) -> CheckpointExport:
@@ -208,12 +223,13 @@ def verifying_keys(keys_dir: Path, passphrase: str | None) -> tuple[list[Ed25519
     return actual, []
 
 
-def sign_now(db: sqlite_utils.Database, keys_dir: Path, passphrase: str) -> Checkpoint:
-    """A checkpoint of the log as it is, with the audit key (created on first use); ``CheckpointRefused`` if the log
-    fails its checks, ``keystore.KeystoreError`` for a wrong passphrase or a replaced ``audit.pub``."""
+def sign_now(db: sqlite_utils.Database, keys_dir: Path, passphrase: str, *, actor: str | None = None) -> Checkpoint:
+    """A checkpoint of the log as it is, with the audit key (created on first use), audited as ``actor`` (default:
+    the configured one); ``CheckpointRefused`` if the log fails its checks, ``keystore.KeystoreError`` for a wrong
+    passphrase or a replaced ``audit.pub``."""
     key = keystore.audit_key(keys_dir, passphrase)
     trusted, _ = verifying_keys(keys_dir, passphrase)
-    return AuditCheckpoints(db).sign(key, trusted)
+    return AuditCheckpoints(db).sign(key, trusted, actor=actor or configured_actor())
 
 
 def _signature_problems(checkpoints: Iterable[Checkpoint], public_keys: Sequence[Ed25519PublicKey]) -> list[str]:

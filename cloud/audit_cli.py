@@ -104,7 +104,7 @@ def checkpoint_command(data_dir: Path | None) -> None:
     passphrase = keystore.passphrase_from_env_or_prompt()
     db = open_database(config.database_path)
     try:
-        checkpoint = sign_now(db, config.keys_dir, passphrase)
+        checkpoint = sign_now(db, config.keys_dir, passphrase, actor=config.actor)
     except keystore.KeystoreError as exc:
         raise click.ClickException(str(exc)) from exc
     except CheckpointRefused as exc:

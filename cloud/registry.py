@@ -12,6 +12,10 @@ the older release) commit in one transaction: a promotion completes or leaves th
 that cannot be directed is part of a completed promotion (recorded in ``director_failures``, reported in the
 ``Change``, retried by the director publisher); anything else that goes wrong while directing rolls the whole
 change back and raises ``RegistryUnavailable``. The documents reach the broker after the commit.
+
+Every change (a version registered, evaluated or discarded, a promotion or rollback) writes its audit entry in the
+transaction that makes it, as the ``actor`` the caller names (default: the configured one): a change whose entry
+cannot be written is not made. Details carry ids, versions and hashes, not reasons (the history keeps those).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import Any, Protocol
 import sqlite_utils
 from tuf.api.metadata import Metadata
 
-from cloud.config import CloudConfig
+from cloud.audit import AuditLog
+from cloud.config import CloudConfig, configured_actor
 from cloud.releases import director, keystore, publisher, tuf_repo
 from cloud.releases.model_rows import RELEASED
 from cloud.storage import iso
@@ -150,13 +155,21 @@ class MLModelRegistry:
         ).fetchone()
         return str((highest or 0) + 1)
 
+    def _audit(self, actor: str | None, action: str, model_name: str, details: dict[str, Any]) -> None:
+        """The audit entry of a change, in the caller's open transaction."""
+        AuditLog(self.db).record(actor or configured_actor(), f"models.{action}", model_name, details)
+
     def register_model(
-        self, model_name: str, model_version: str, model_artifacts_path: str | Path, metadata: dict[str, Any]
+        self,
+        model_name: str,
+        model_version: str,
+        model_artifacts_path: str | Path,
+        metadata: dict[str, Any],
+        *,
+        actor: str | None = None,
     ) -> dict:
         """Record a trained version as a candidate; refuse to overwrite an existing version."""
         table = self.db["models"]
-        if list(table.rows_where("model_name = ? AND model_version = ?", [model_name, model_version])):
-            raise ValueError(f"{model_name} version {model_version} is already registered")
         row = {
             "model_name": model_name,
             "model_version": model_version,
@@ -169,20 +182,27 @@ class MLModelRegistry:
             "lineage_json": json.dumps({**metadata.get("lineage", {}), "artifacts_path": str(model_artifacts_path)}),
             "model_sha256": metadata["model_sha256"],
         }
-        table.insert(row)
+        with write_transaction(self.db):  # the write lock before the check: two registrations cannot both pass it
+            if list(table.rows_where("model_name = ? AND model_version = ?", [model_name, model_version])):
+                raise ValueError(f"{model_name} version {model_version} is already registered")
+            table.insert(row)
+            details = {"version": model_version, "model_sha256": row["model_sha256"]}
+            self._audit(actor, "register", model_name, details)
         return row
 
-    def discard_candidate(self, model_name: str, model_version: str) -> None:
+    def discard_candidate(self, model_name: str, model_version: str, *, actor: str | None = None) -> None:
         """Remove a version a failed training run registered, with its evaluations and drift reference (its number
-        will be used again); a released or promoted version is never removed."""
+        will be used again); a released or promoted version is never removed (and nothing removed, nothing
+        audited)."""
         key = [model_name, model_version]
-        with self.db.conn:
+        with write_transaction(self.db):
             removed = self.db.execute(
                 "DELETE FROM models WHERE model_name = ? AND model_version = ? AND status = 'candidate'", key
             ).rowcount
             if removed:
                 for table in ("model_evaluations", "model_references"):
                     self.db.execute(f"DELETE FROM {table} WHERE model_name = ? AND model_version = ?", key)
+                self._audit(actor, "discard", model_name, {"version": model_version})
 
     def get_version(self, model_name: str, model_version: str) -> dict:
         rows = list(self.db["models"].rows_where("model_name = ? AND model_version = ?", [model_name, model_version]))
@@ -198,13 +218,16 @@ class MLModelRegistry:
             raise UnknownModel(f"unknown model {model_name!r}")
         return rows
 
-    def record_evaluation(self, model_name: str, model_version: str, passed: bool, details: dict[str, Any]) -> None:
+    def record_evaluation(
+        self, model_name: str, model_version: str, passed: bool, details: dict[str, Any], *, actor: str | None = None
+    ) -> None:
         """Store an evaluation's verdict; a failed one blocks promotion unless an admin overrides it."""
         self.get_version(model_name, model_version)
-        with self.db.conn:
+        with write_transaction(self.db):
             self.db["models"].update(
                 (model_name, model_version), {"evaluation_passed": int(passed), "evaluation_json": json.dumps(details)}
             )
+            self._audit(actor, "evaluate", model_name, {"version": model_version, "passed": bool(passed)})
 
     def get_active_model(self, model_name: str, device_type: str | None = None) -> dict | None:
         """The production version for ``device_type``, else the general one; None when there is neither."""
@@ -222,7 +245,7 @@ class MLModelRegistry:
         model_version: str,
         device_type: str | None = None,
         *,
-        actor: str,
+        actor: str | None = None,
         reason: str,
         rollout: Rollout,
         override: bool = False,
@@ -232,7 +255,7 @@ class MLModelRegistry:
         ``override`` (an admin's decision, with ``reason``) lets a version that failed evaluation through.
         """
         row = self.get_version(model_name, model_version)
-        return self._switch(row, device_type, "promote", actor, reason, rollout, override)
+        return self._switch(row, device_type, "promote", actor or configured_actor(), reason, rollout, override)
 
     def rollback_model(
         self,
@@ -240,7 +263,7 @@ class MLModelRegistry:
         to_version: str | None = None,
         device_type: str | None = None,
         *,
-        actor: str,
+        actor: str | None = None,
         reason: str,
         rollout: Rollout,
         override: bool = False,
@@ -266,7 +289,7 @@ class MLModelRegistry:
                 )
             to_version = previous[0]
         row = self.get_version(model_name, to_version)
-        return self._switch(row, scope, "rollback", actor, reason, rollout, override)
+        return self._switch(row, scope, "rollback", actor or configured_actor(), reason, rollout, override)
 
     def rollback_candidate(self, model_name: str, version: str, device_type: str | None = None) -> str | None:
         """What an automatic rollback may put back where ``version`` was asked for, by the gate's one rule.
@@ -311,8 +334,8 @@ class MLModelRegistry:
         rollout: Rollout,
         override: bool = False,
     ) -> Change:
-        """Check the rules, then commit the new production version, its history row and the director documents
-        together; send the documents once committed."""
+        """Check the rules, then commit the new production version, its history row, the director documents and the
+        audit entry together; send the documents once committed."""
         name, version, scope = row["model_name"], row["model_version"], device_type or GENERAL
         if not reason.strip():
             raise RegistryRefused(f"a {action} needs a reason")
@@ -335,12 +358,15 @@ class MLModelRegistry:
             with write_transaction(self.db):
                 entry = self._commit_switch(name, version, scope, action, actor, reason, override)
                 issued = rollout.direct(self.db, name, version, scope)
+                fields = ("device_type", "from_version", "to_version", "override")
+                details = {"history_id": entry["id"], **{field: entry[field] for field in fields}}
+                self._audit(actor, action, name, {**details, "directed": len(issued.documents)})
         except RegistryRefused:
             raise
         except Exception as exc:  # whatever it was, the transaction is rolled back: say so, with the cause
             raise RegistryUnavailable(
                 f"{action} of {name} version {version} for {_scope_name(scope)} not done, the registry is unchanged: "
-                f"directing gateways failed ({type(exc).__name__}: {exc})"
+                f"directing gateways or recording the change failed ({type(exc).__name__}: {exc})"
             ) from exc
         return Change(entry, issued.documents, issued.failures, rollout.deliver(self.db))
 

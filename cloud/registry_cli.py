@@ -1,7 +1,8 @@
 """``iotsphere models``: the registry on the command line (the same ``MLModelRegistry`` the API uses).
 
 Whoever runs these commands holds the signing-key passphrase, so ``promote --override`` is theirs to use (the
-API keeps it to admins). The history and the audit log record the local user as the actor.
+API keeps it to admins). The history and the audit log (written by the registry) name the configured actor
+(``IOTSPHERE_ACTOR``, else ``cli:<os user>``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 import click
 import sqlite_utils
 
-from cloud.audit import cli_actor, record_cli
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.config import CloudConfig
 from cloud.registry import (
@@ -118,12 +118,7 @@ def _report(change: Change) -> None:
 def _run(data_dir: Path | None, mqtt_url: str | None, action: Callable[..., Change]) -> None:
     with _registry(data_dir, mqtt_url) as (config, registry):
         rollout = DirectorRollout(config, keystore.passphrase_from_env_or_prompt())
-        change = action(registry, rollout, cli_actor())
-        entry = change.history
-        fields = ("device_type", "from_version", "to_version", "reason", "override")
-        details = {"history_id": entry["id"], **{field: entry[field] for field in fields}}
-        record_cli(config.database_path, f"models.{entry['action']}", entry["model_name"], details)
-        _report(change)
+        _report(action(registry, rollout, config.actor))
 
 
 @models.command("promote")

@@ -67,16 +67,6 @@ health check. Roles: `viewer` < `technician` < `operator` < `admin`, each includ
 
 
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-#: routes whose services audit every change they make, with the caller's key as actor (``ApiKey.actor``); the
-#: mutating routes of the other prefixes (models, rollouts: until their services audit) are recorded per request
-SERVICE_AUDITED_PREFIXES = (
-    "/api/predictions/",
-    "/api/datasets",
-    "/api/training/",
-    "/api/experiments",
-    "/api/retraining/",
-    "/api/monitoring/",
-)
 
 
 class AuditMutations:
@@ -85,8 +75,8 @@ class AuditMutations:
     A change is audited by the service that makes it, in its transaction, however it is called (API, CLI or a
     direct call). What no service can see is a request refused before or instead of a change — a role too low
     (403), a body that does not validate (422), a conflict (409) — or one that crashed (500): who tried what is
-    evidence too, so this middleware records every mutating request answered with 4xx or 5xx. Requests outside
-    ``SERVICE_AUDITED_PREFIXES`` are still recorded whatever their answer, until their services audit.
+    evidence too, so this middleware records every mutating request answered with 4xx or 5xx, and only those: a
+    request that succeeded was recorded by its service, with the caller's key as actor (``ApiKey.actor``).
 
     ``require_role`` leaves the caller's key in the request state; a request without one (401) has no actor and
     is not recorded, or anyone could fill the log. The body is hashed as the route reads it, never stored. The
@@ -116,7 +106,7 @@ class AuditMutations:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                if "api_key" in state and _unrecorded_by_services(scope["path"], message["status"]):
+                if "api_key" in state and message["status"] >= 400:
                     await run_in_threadpool(self._record, state["api_key"], scope, message["status"], body.hexdigest())
             await send(message)
 
@@ -135,10 +125,6 @@ class AuditMutations:
             AuditLog(db).record(key.actor, f"http.{method.lower()}", path, details)
         finally:
             db.conn.close()
-
-
-def _unrecorded_by_services(path: str, status: int) -> bool:
-    return status >= 400 or not path.startswith(SERVICE_AUDITED_PREFIXES)
 
 
 def create_app(config: CloudConfig) -> FastAPI:

@@ -333,7 +333,7 @@ class ModelTrainingPipeline:
             result, version = self._train(run, log, created)
         except Exception as exc:  # any failure ends the run with its reason; the worker keeps going
             for version, folder in created:
-                self.registry.discard_candidate(run.model_name, version)
+                self.registry.discard_candidate(run.model_name, version, actor=run.requested_by)
                 shutil.rmtree(folder, ignore_errors=True)
                 log(f"removed the half-made version {version} ({folder})")
             reason = str(exc) if isinstance(exc, ValueError | LookupError) else f"{type(exc).__name__}: {exc}"
@@ -407,11 +407,12 @@ class ModelTrainingPipeline:
             evaluation=challenger,
             dataset_id=dataset_id,
             reference=build_reference(train_rows, device_types_of(self.db, train_rows.device_ids)),
+            actor=run.requested_by,
         )
         version = folder.name
         created.append((version, folder))
         details = {**verdict.as_dict(), "holdout_from": str(holdout_from), "dataset_id": dataset_id}
-        self.registry.record_evaluation(run.model_name, version, verdict.passed, details)
+        self.registry.record_evaluation(run.model_name, version, verdict.passed, details, actor=run.requested_by)
         self._store_evaluation(run.model_name, version, dataset_id, challenger, run.requested_by)
         log(f"registered {run.model_name} version {version} as a candidate ({folder})")
 

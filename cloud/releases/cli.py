@@ -115,7 +115,7 @@ def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Pat
             db.conn.close()
         click.echo(f"Registry: {name} marked released.")
         directed = release_to_gateways(
-            config, passphrase, release.model_name, release.model_version, list(gateways) or None
+            config, passphrase, release.model_name, release.model_version, list(gateways) or None, actor=config.actor
         )
     except _FAILURES as exc:
         raise click.ClickException(str(exc)) from exc

@@ -22,7 +22,8 @@ from types import TracebackType
 import paho.mqtt.client as mqtt
 import sqlite_utils
 
-from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.audit import AuditLog
+from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
 from cloud.releases import director, keystore, tuf_repo
 from cloud.storage import open_database
 from cloud.transactions import write_transaction
@@ -143,21 +144,28 @@ def release_to_gateways(
     gateway_ids: list[str] | None = None,
     validity: timedelta = director.DEFAULT_VALIDITY,
     timeout: float = 10.0,
+    *,
+    actor: str | None = None,
 ) -> Directed:
     """Direct gateways (default: the whole fleet) to a published release and publish their documents.
 
     Directing the whole fleet also makes the release the fleet's desired state (in the same transaction as
-    the documents), which gateways seen later receive from ``DirectorPublisher``.
+    the documents), which gateways seen later receive from ``DirectorPublisher``. Audited as ``actor`` (default:
+    the configured one) in that transaction; the publisher's own passes (new gateways given the fleet's desired
+    state, retries, renewals) carry out changes audited when they were made, and are not.
     """
     key = keystore.director_key(config.keys_dir, passphrase)
     desired = {model_name: director.desired_model(config, model_name, version)}
     db = open_database(config.database_path)
     try:
         with write_transaction(db):
+            details = {"version": version, "gateway_ids": gateway_ids}  # None: the fleet
             if gateway_ids is None:
                 director.set_fleet_desired(db, desired)
                 gateway_ids = director.known_gateways(db)
             issued = director.issue_documents(config, db, key, gateway_ids, desired, validity)
+            details |= {"directed": len(issued.documents), "not_directed": len(issued.failures)}
+            AuditLog(db).record(actor or configured_actor(), "cloud.direct", model_name, details)
         return Directed.of(issued, deliver(config, db, timeout))
     finally:
         db.conn.close()

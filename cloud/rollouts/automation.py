@@ -44,7 +44,7 @@ def start_rollout(
     version: str,
     device_type: str | None = None,
     *,
-    actor: str,
+    actor: str | None = None,
     reason: str,
     plan: RolloutPlan | None = None,
     automatic: bool = False,

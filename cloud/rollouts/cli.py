@@ -1,7 +1,8 @@
 """``iotsphere rollouts``: staged rollouts on the command line (the same ``StagedRollouts`` the API and worker use).
 
 Commands that sign director documents (start, advance, rollback) need the key passphrase
-(``IOTSPHERE_KEY_PASSPHRASE``, else asked for); each change is written to the audit log as the local user.
+(``IOTSPHERE_KEY_PASSPHRASE``, else asked for); ``StagedRollouts`` audits each decision as the configured actor
+(``IOTSPHERE_ACTOR``, else ``cli:<os user>``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 
 import click
 
-from cloud.audit import cli_actor, record_cli
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.config import PASSPHRASE_ENV
 from cloud.registry import UnknownModel
@@ -88,16 +88,6 @@ def _show(rollouts: StagedRollouts, record: RolloutRecord, as_json: bool) -> Non
             click.echo(f"    not directed {gateway_id}: {why}")
 
 
-def _audit(rollouts: StagedRollouts, action: str, record: RolloutRecord, reason: str | None = None) -> None:
-    details = {"status": record.status.value, "model_name": record.model_name, "version": record.version}
-    record_cli(
-        rollouts.config.database_path,
-        f"rollouts.{action}",
-        f"rollout:{record.rollout_id}",
-        {**details, **({"reason": reason} if reason else {})},
-    )
-
-
 @click.group("rollouts")
 def rollouts() -> None:
     """Staged rollouts: a canary share of the gateways, then the rest; halted and rolled back on failure."""
@@ -153,8 +143,7 @@ def start_command(
     with _rollouts(data_dir, mqtt_url, signing=True) as staged:
         deadline = {"stage_deadline": timedelta(seconds=stage_deadline)} if stage_deadline else {}
         plan = RolloutPlan(percentages or (10.0, 100.0), canary_max_failure, max_failure, **deadline)
-        record = staged.start(name, version, device_type, actor=cli_actor(), reason=reason, plan=plan)
-        _audit(staged, "start", record, reason)
+        record = staged.start(name, version, device_type, actor=staged.config.actor, reason=reason, plan=plan)
         _show(staged, record, as_json=False)
 
 
@@ -186,10 +175,7 @@ def list_command(status_: str | None, model: str | None, data_dir: Path | None) 
 def advance_command(rollout_id: int, data_dir: Path | None, mqtt_url: str | None) -> None:
     """Judge the stage in flight now and act: next stage, completion, halt and roll back, or wait."""
     with _rollouts(data_dir, mqtt_url, signing=True) as staged:
-        before = store.load(staged.db, rollout_id)
-        record = staged.advance(rollout_id, actor=cli_actor())
-        if (record.status, record.stages) != (before.status, before.stages):
-            _audit(staged, "advance", record)
+        record = staged.advance(rollout_id, actor=staged.config.actor)
         _show(staged, record, as_json=False)
 
 
@@ -203,8 +189,7 @@ def halt_command(rollout_id: int, reason: str, rollback: bool, data_dir: Path | 
     """Stop advancing ROLLOUT_ID (and with --rollback, undo it)."""
     with _rollouts(data_dir, mqtt_url, signing=rollback) as staged:
         act = staged.roll_back if rollback else staged.halt
-        record = act(rollout_id, actor=cli_actor(), reason=reason)
-        _audit(staged, "rollback" if rollback else "halt", record, reason)
+        record = act(rollout_id, actor=staged.config.actor, reason=reason)
         _show(staged, record, as_json=False)
 
 
@@ -215,8 +200,7 @@ def halt_command(rollout_id: int, reason: str, rollback: bool, data_dir: Path | 
 def resume_command(rollout_id: int, reason: str, data_dir: Path | None) -> None:
     """Advance a halted rollout again; the stage in flight gets a full deadline from now."""
     with _rollouts(data_dir) as staged:
-        record = staged.resume(rollout_id, actor=cli_actor(), reason=reason)
-        _audit(staged, "resume", record, reason)
+        record = staged.resume(rollout_id, actor=staged.config.actor, reason=reason)
         _show(staged, record, as_json=False)
 
 
@@ -227,6 +211,5 @@ def resume_command(rollout_id: int, reason: str, data_dir: Path | None) -> None:
 def cancel_command(rollout_id: int, reason: str, data_dir: Path | None) -> None:
     """End without promoting or rolling back: directed gateways keep the new version."""
     with _rollouts(data_dir) as staged:
-        record = staged.cancel(rollout_id, actor=cli_actor(), reason=reason)
-        _audit(staged, "cancel", record, reason)
+        record = staged.cancel(rollout_id, actor=staged.config.actor, reason=reason)
         _show(staged, record, as_json=False)

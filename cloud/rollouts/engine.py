@@ -17,6 +17,10 @@ back to the version it ran before, unless that version failed evaluation and is 
 override put it); then it goes to the newest earlier version that passed, or, with none, keeps the rollout's
 version, and the decision says which and why. An automatic rollback has no one to give an override, and a
 fleet put back on a version the gate refused is what the gate exists to prevent.
+
+Every decision is audited (``rollouts.<decision>``, as the ``actor`` who took it: the caller's, else the configured
+one; the worker's is ``rollout-worker``) in the transaction that stores it and the change it decides: a change whose
+entry cannot be written is not made. The entry names the decision's id; its reason stays in the decision log.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
-from cloud.config import CloudConfig
+from cloud.audit import AuditLog
+from cloud.config import CloudConfig, configured_actor
 from cloud.registry import (
     GENERAL,
     PRODUCTION,
@@ -70,12 +75,13 @@ class StagedRollouts:
         version: str,
         device_type: str | None = None,
         *,
-        actor: str,
+        actor: str | None = None,
         reason: str,
         plan: RolloutPlan | None = None,
         now: datetime | None = None,
     ) -> RolloutRecord:
         """Check the version can become production, split the gateways in scope into stages, direct the canary."""
+        actor = actor or configured_actor()
         now = now or datetime.now(UTC)
         plan = plan or RolloutPlan()
         scope = device_type or GENERAL
@@ -107,10 +113,8 @@ class StagedRollouts:
                     "finish, roll back or cancel it first"
                 ) from exc
             plan_text = ", ".join(f"{s.percent:g}% ({len(s.gateway_ids)})" for s in stages)
-            store.decide(
-                self.db, rollout_id, None, actor, "started", f"{reason} [stages: {plan_text}]", now, plan.to_json()
-            )
             record = store.load(self.db, rollout_id)
+            self._decide(record, None, actor, "started", f"{reason} [stages: {plan_text}]", now, plan.to_json())
             self._start_stage(record, record.stages[0], actor, now)
         self._deliver(record, 0, actor, now)
         return store.load(self.db, rollout_id)
@@ -131,8 +135,9 @@ class StagedRollouts:
 
     # -- advancing -----------------------------------------------------------------------------------
 
-    def advance(self, rollout_id: int, *, actor: str, now: datetime | None = None) -> RolloutRecord:
+    def advance(self, rollout_id: int, *, actor: str | None = None, now: datetime | None = None) -> RolloutRecord:
         """Judge the stage in flight and take the decision it calls for; a rollout not running is left alone."""
+        actor = actor or configured_actor()
         now = now or datetime.now(UTC)
         record = store.load(self.db, rollout_id)
         if record.status is not RolloutStatus.RUNNING:
@@ -187,9 +192,8 @@ class StagedRollouts:
             store.record_gateways(self.db, record.rollout_id, directed)
             label = "canary" if stage.index == 0 else f"stage {stage.index + 1}"
             failed = f"; {len(issued.failures)} could not be directed" if issued.failures else ""
-            store.decide(
-                self.db,
-                record.rollout_id,
+            self._decide(
+                record,
                 stage.index,
                 actor,
                 "stage_started",
@@ -203,9 +207,12 @@ class StagedRollouts:
     def _pass(
         self, record: RolloutRecord, stage: StageRecord, verdict: StageVerdict, actor: str, now: datetime
     ) -> None:
-        if not store.set_stage(self.db, record.rollout_id, stage.index, StageStatus.PASSED, StageStatus.RUNNING, now):
-            return
-        store.decide(self.db, record.rollout_id, stage.index, actor, "stage_passed", verdict.summary(), now)
+        with write_transaction(self.db):
+            if not store.set_stage(
+                self.db, record.rollout_id, stage.index, StageStatus.PASSED, StageStatus.RUNNING, now
+            ):
+                return
+            self._decide(record, stage.index, actor, "stage_passed", verdict.summary(), now)
         later = [s for s in record.stages if s.index > stage.index]
         if later:
             self._start_stage(record, later[0], actor, now)
@@ -226,7 +233,7 @@ class StagedRollouts:
                 self.db, record.rollout_id, stage.index, StageStatus.FAILED, StageStatus.RUNNING, now
             ):
                 return
-            store.decide(self.db, record.rollout_id, stage.index, actor, "stage_failed", reason, now, details)
+            self._decide(record, stage.index, actor, "stage_failed", reason, now, details)
             self._roll_back(record, actor, f"automatic halt: {reason}", (RolloutStatus.RUNNING,), now)
         self._deliver(record, None, actor, now)
 
@@ -245,43 +252,58 @@ class StagedRollouts:
             )
         except (RegistryRefused, DirectorError, ImageRepositoryError) as exc:
             why = f"completion refused by the registry: {exc}"
-            if store.set_status(self.db, record.rollout_id, RolloutStatus.HALTED, (RolloutStatus.RUNNING,), now, why):
-                store.decide(self.db, record.rollout_id, None, actor, "halted", why, now)
+            with write_transaction(self.db):
+                if store.set_status(
+                    self.db, record.rollout_id, RolloutStatus.HALTED, (RolloutStatus.RUNNING,), now, why
+                ):
+                    self._decide(record, None, actor, "halted", why, now)
             return
         except RegistryUnavailable as exc:  # nothing changed; the rollout stays running and the next advance retries
-            store.decide(self.db, record.rollout_id, None, actor, "completion_failed", str(exc), now)
+            self._decide(record, None, actor, "completion_failed", str(exc), now)
             return
-        if store.set_status(self.db, record.rollout_id, RolloutStatus.COMPLETED, (RolloutStatus.RUNNING,), now, reason):
-            late = [d.signed.gateway_id for d in change.documents]
-            details = {
-                "history_id": change.history["id"],
-                "directed_late": late,
-                "not_directed": {f.gateway_id: f.reason for f in change.failures},
-                "pending": change.pending,
-            }
-            store.decide(self.db, record.rollout_id, None, actor, "completed", reason, now, details)
+        details = {
+            "history_id": change.history["id"],
+            "directed_late": [d.signed.gateway_id for d in change.documents],
+            "not_directed": {f.gateway_id: f.reason for f in change.failures},
+            "pending": change.pending,
+        }
+        with write_transaction(self.db):
+            if store.set_status(
+                self.db, record.rollout_id, RolloutStatus.COMPLETED, (RolloutStatus.RUNNING,), now, reason
+            ):
+                self._decide(record, None, actor, "completed", reason, now, details)
 
     # -- operator actions ----------------------------------------------------------------------------
 
-    def halt(self, rollout_id: int, *, actor: str, reason: str, now: datetime | None = None) -> RolloutRecord:
+    def halt(
+        self, rollout_id: int, *, actor: str | None = None, reason: str, now: datetime | None = None
+    ) -> RolloutRecord:
         """Stop advancing; gateways keep what they were directed to until resumed, rolled back or cancelled."""
         return self._operator(rollout_id, RolloutStatus.HALTED, (RolloutStatus.RUNNING,), actor, reason, now)
 
-    def resume(self, rollout_id: int, *, actor: str, reason: str, now: datetime | None = None) -> RolloutRecord:
+    def resume(
+        self, rollout_id: int, *, actor: str | None = None, reason: str, now: datetime | None = None
+    ) -> RolloutRecord:
         """Advance again; the stage in flight gets a full deadline from now (a halt stops its clock)."""
         now = now or datetime.now(UTC)
-        record = self._operator(rollout_id, RolloutStatus.RUNNING, (RolloutStatus.HALTED,), actor, reason, now)
-        stage = record.current_stage()
-        if stage is not None and stage.status is StageStatus.RUNNING:
-            store.restart_deadline(self.db, rollout_id, stage.index, now + stage.deadline)
+        with write_transaction(self.db):
+            record = self._operator(rollout_id, RolloutStatus.RUNNING, (RolloutStatus.HALTED,), actor, reason, now)
+            stage = record.current_stage()
+            if stage is not None and stage.status is StageStatus.RUNNING:
+                store.restart_deadline(self.db, rollout_id, stage.index, now + stage.deadline)
         return store.load(self.db, rollout_id)
 
-    def cancel(self, rollout_id: int, *, actor: str, reason: str, now: datetime | None = None) -> RolloutRecord:
+    def cancel(
+        self, rollout_id: int, *, actor: str | None = None, reason: str, now: datetime | None = None
+    ) -> RolloutRecord:
         """End without promoting or rolling back: directed gateways keep the new version."""
         return self._operator(rollout_id, RolloutStatus.CANCELLED, LIVE, actor, reason, now)
 
-    def roll_back(self, rollout_id: int, *, actor: str, reason: str, now: datetime | None = None) -> RolloutRecord:
+    def roll_back(
+        self, rollout_id: int, *, actor: str | None = None, reason: str, now: datetime | None = None
+    ) -> RolloutRecord:
         """Halt and put every gateway the rollout directed back on the version it ran before."""
+        actor = actor or configured_actor()
         now = now or datetime.now(UTC)
         if not reason.strip():
             raise RolloutRefused("rolling back needs a reason")
@@ -303,20 +325,24 @@ class StagedRollouts:
         rollout_id: int,
         to: RolloutStatus,
         from_: tuple[RolloutStatus, ...],
-        actor: str,
+        actor: str | None,
         reason: str,
         now: datetime | None,
     ) -> RolloutRecord:
+        """An operator's status change and its decision, in one transaction."""
         now = now or datetime.now(UTC)
         if not reason.strip():
             raise RolloutRefused(f"a rollout change to {to.value} needs a reason")
-        store.load(self.db, rollout_id)  # UnknownRollout first
-        if not store.set_status(self.db, rollout_id, to, from_, now, reason if to not in LIVE else None):
-            status = store.load(self.db, rollout_id).status.value
-            allowed = " or ".join(s.value for s in from_)
-            raise RolloutRefused(f"rollout #{rollout_id} is {status}: only a {allowed} rollout can become {to.value}")
-        decision = "resumed" if to is RolloutStatus.RUNNING else to.value
-        store.decide(self.db, rollout_id, None, actor, decision, reason, now)
+        record = store.load(self.db, rollout_id)  # UnknownRollout first
+        with write_transaction(self.db):
+            if not store.set_status(self.db, rollout_id, to, from_, now, reason if to not in LIVE else None):
+                status = store.load(self.db, rollout_id).status.value
+                allowed = " or ".join(s.value for s in from_)
+                raise RolloutRefused(
+                    f"rollout #{rollout_id} is {status}: only a {allowed} rollout can become {to.value}"
+                )
+            decision = "resumed" if to is RolloutStatus.RUNNING else to.value
+            self._decide(record, None, actor or configured_actor(), decision, reason, now)
         return store.load(self.db, rollout_id)
 
     # -- directing -----------------------------------------------------------------------------------
@@ -358,7 +384,7 @@ class StagedRollouts:
             "instead_of": instead,
             "not_directed": not_directed,
         }
-        store.decide(self.db, record.rollout_id, None, actor, "rolled_back", reason, now, details)
+        self._decide(record, None, actor, "rolled_back", reason, now, details)
         return True
 
     def _previous_version(self, record: RolloutRecord, gateway_id: str) -> str | None:
@@ -387,7 +413,29 @@ class StagedRollouts:
             return
         pending = deliver(self.config, self.db)
         if pending:
-            store.decide(self.db, record.rollout_id, stage_index, actor, "publish_pending", pending, now)
+            self._decide(record, stage_index, actor, "publish_pending", pending, now)
+
+    def _decide(
+        self,
+        record: RolloutRecord,
+        stage_index: int | None,
+        actor: str,
+        decision: str,
+        reason: str,
+        now: datetime,
+        details: dict | None = None,
+    ) -> None:
+        """Store a decision and its audit entry together, in the caller's transaction when one is open."""
+        with write_transaction(self.db):
+            decision_id = store.decide(self.db, record.rollout_id, stage_index, actor, decision, reason, now, details)
+            audited = {
+                "decision_id": decision_id,
+                "model_name": record.model_name,
+                "version": record.version,
+                "device_type": record.device_type,
+                "stage_index": stage_index,
+            }
+            AuditLog(self.db).record(actor, f"rollouts.{decision}", f"rollout:{record.rollout_id}", audited)
 
     def _director(self) -> DirectorRollout:
         return DirectorRollout(self.config, self._passphrase())

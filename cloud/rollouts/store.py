@@ -254,19 +254,23 @@ def decide(
     reason: str,
     now: datetime,
     details: dict[str, Any] | None = None,
-) -> None:
-    """Keep a decision and why it was taken, in the order they happened."""
+) -> int:
+    """Keep a decision and why it was taken, in the order they happened; return its id."""
     with write_transaction(db):
-        db["rollout_decisions"].insert(
-            {
-                "rollout_id": rollout_id,
-                "stage_index": stage_index,
-                "at": now_text(now),
-                "actor": actor,
-                "decision": decision,
-                "reason": reason,
-                "details_json": json.dumps(details or {}),
-            }
+        return (
+            db["rollout_decisions"]
+            .insert(
+                {
+                    "rollout_id": rollout_id,
+                    "stage_index": stage_index,
+                    "at": now_text(now),
+                    "actor": actor,
+                    "decision": decision,
+                    "reason": reason,
+                    "details_json": json.dumps(details or {}),
+                }
+            )
+            .last_pk
         )
 
 

@@ -36,6 +36,8 @@ def write_artifacts(
     evaluation: Evaluation | None = None,
     dataset_id: str | None = None,
     reference: dict | None = None,
+    *,
+    actor: str | None = None,
 ) -> Path:
     """Return the folder holding ``model.onnx``, ``release.json`` and ``metrics.json``.
 
@@ -43,7 +45,7 @@ def write_artifacts(
     its ``score_name`` and ``score`` at the top, where the champion/challenger gate reads them. A
     ``dataset_id`` (the feature store dataset trained on) goes into the lineage. A drift ``reference``
     (``cloud.monitoring.reference.build_reference`` of the training rows) is written as ``reference.json`` and kept
-    with the version, so drift checks never recompute it.
+    with the version, so drift checks never recompute it. The registry audits the registration as ``actor``.
     """
     version = registry.next_version(model_name)
     onnx_bytes = trained.exported.onnx_bytes
@@ -103,6 +105,7 @@ def write_artifacts(
             "lineage": full_lineage,
             "model_sha256": sha256,
         },
+        actor=actor,
     )
     if reference is not None:
         store_reference(registry.db, model_name, version, reference)

@@ -77,6 +77,7 @@ def train_from_history_file(
         },
         evaluation=evaluation,
         reference=build_reference(train_rows, dict(zip(history.device_ids, history.device_types, strict=True))),
+        actor=config.actor,
     )
     echo(f"{trained.estimator_name}, trained on {len(train_rows):,} rows")
     if evaluation is not None:

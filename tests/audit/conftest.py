@@ -8,6 +8,8 @@ import sqlite_utils
 from shared.messages import Prediction
 from tests.api import seed
 from tests.api.conftest import base_url, config, db, http, tokens  # noqa: F401  (fixtures)
+from tests.releases.conftest import onnx_models  # noqa: F401  (fixture)
+from tests.rollouts.conftest import cloud, released  # noqa: F401  (fixtures: a released model on ten gateways)
 
 
 @pytest.fixture

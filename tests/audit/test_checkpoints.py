@@ -92,7 +92,7 @@ def test_a_clean_log_with_checkpoints_verifies(keyed: CloudConfig, db: sqlite_ut
     result = _run(keyed, "admin", "audit", "verify")
 
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("7 entries verified; head #7 ")
+    assert result.output.startswith("9 entries verified; head #9 ")  # each checkpoint asked for is audited
     assert "2 signed checkpoint(s) hold; the newest is the checkpoint of " in result.output
 
 
@@ -148,7 +148,7 @@ def test_an_exported_copy_catches_truncation_of_both_entries_and_checkpoints(
     assert database_only.exit_code == 0, database_only.output  # what is left is consistent
     assert with_copy.exit_code == 1
     assert "1 checkpoint(s) of the exported copy are missing from the database" in with_copy.output
-    assert "(6 entries) signed 6 entries, the log now has 3" in with_copy.output
+    assert "(7 entries) signed 7 entries, the log now has 3" in with_copy.output  # the first's entry is #4
 
 
 def test_a_checkpoint_not_signed_by_the_audit_key_fails(keyed: CloudConfig, db: sqlite_utils.Database) -> None:
@@ -281,7 +281,7 @@ def test_a_replaced_audit_pub_is_caught_with_the_passphrase_or_an_exported_copy(
     forger = generate_private_key()
     keystore.audit_public_key_path(keyed.keys_dir).write_text(public_key_hex(forger))
     forged = Checkpoint(
-        count=4,
+        count=5,  # the 4 entries and the checkpoint's own
         head_hash=AuditLog(db).verify().head_hash,
         at="2030-01-01T00:00:00.000000Z",
         keyid=key_id(forger),
@@ -302,7 +302,7 @@ def test_a_replaced_audit_pub_is_caught_with_the_passphrase_or_an_exported_copy(
     assert on_trust.exit_code == 0  # audit.pub alone is taken on trust: what the passphrase and the copy are for
     assert with_passphrase.exit_code == 1
     assert "audit.pub is not the public half of the encrypted audit key" in with_passphrase.output
-    assert "(4 entries) is not signed by an audit key of this keystore" in with_passphrase.output
+    assert "(5 entries) is not signed by an audit key of this keystore" in with_passphrase.output
     assert with_copy.exit_code == 1 and "its audit.pub was replaced" in with_copy.output
 
 

@@ -30,11 +30,13 @@ def test_release_promote_and_rotate_are_recorded_without_the_passphrase(initiali
     db.conn.close()
     assert [(e.actor, e.action, e.target) for e in entries] == [
         (f"cli:{getpass.getuser()}", "cloud.release", "component_failure/1"),
+        (f"cli:{getpass.getuser()}", "cloud.direct", "component_failure"),  # the fleet, with no gateway yet
         (f"cli:{getpass.getuser()}", "models.promote", "component_failure"),
         (f"cli:{getpass.getuser()}", "admin.rotate-key", "targets"),
     ]
     assert (entries[0].details["already_published"], entries[0].details["targets_version"]) == (False, 2)
-    assert (entries[1].details["to_version"], entries[1].details["reason"]) == ("1", "first model")
-    assert entries[2].details["keyid"] in rotated.output
-    assert result.ok and result.checked == 3
+    assert entries[1].details == {"version": "1", "gateway_ids": None, "directed": 0, "not_directed": 0}
+    assert (entries[2].details["to_version"], entries[2].details["history_id"]) == ("1", 1)  # the reason: history
+    assert entries[3].details["keyid"] in rotated.output
+    assert result.ok and result.checked == 4
     assert PASSPHRASE not in json.dumps([e.details for e in entries])

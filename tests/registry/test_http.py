@@ -104,7 +104,7 @@ def test_promotion_and_rollback_publish_verifiable_retained_documents(cloud: Ser
     viewer = auth(cloud.tokens[Role.VIEWER])
     history = cloud.http.get(f"/api/models/{NAME}/history", headers=viewer).json()
     assert [(h["action"], h["to_version"]) for h in history] == [("rollback", "1"), ("promote", "2"), ("promote", "1")]
-    assert history[0]["reason"] == "false alarms" and history[0]["actor"].startswith("test operator")
+    assert history[0]["reason"] == "false alarms" and history[0]["actor"].startswith("key:")
     active = cloud.http.get(f"/api/models/{NAME}/active", params={"device_type": "tank-50gal-electric"}, headers=viewer)
     assert active.status_code == 200
     body = active.json()

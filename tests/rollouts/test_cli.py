@@ -50,7 +50,7 @@ def test_start_advance_status_list_and_halt_from_the_command_line(cloud: Cloud):
     assert _run(config, "list", "--status", "rolled_back").startswith("#1 ")
     assert _run(config, "list", "--status", "running") == ""
     actions = [entry.action for entry in AuditLog(cloud.db).entries()]
-    assert {"rollouts.start", "rollouts.advance", "rollouts.rollback"} <= set(actions)
+    assert {"rollouts.started", "rollouts.stage_passed", "rollouts.rolled_back"} <= set(actions)
 
     refused = _run(config, "halt", "1", "--reason", "again", exit_code=1)
     assert "rollout #1 is rolled_back: only a running rollout can become halted" in refused

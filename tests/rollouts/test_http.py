@@ -71,7 +71,10 @@ def test_an_operator_runs_a_rollout_over_http_and_a_viewer_reads_it(api: ServedC
         "stage_failed",
         "rolled_back",
     ]
-    assert read["decisions"][2]["actor"].startswith("test operator") and read["decisions"][2]["reason"] == "freeze"
+    assert (
+        read["decisions"][2]["actor"] == f"key:{api.tokens[Role.OPERATOR].split('_')[1]}"
+        and read["decisions"][2]["reason"] == "freeze"
+    )
     assert {g["rollback_sequence"] for g in read["stages"][0]["gateways"]} == {
         director.latest_document(edge.db, g).signed.sequence for g in canary
     }

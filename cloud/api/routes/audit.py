@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
+from cloud.api.keys import ApiKey
 from cloud.api.params import MAX_SAFE_INT
 from cloud.api.roles import Role
 from cloud.audit import MAX_LIMIT, AuditLog
@@ -161,7 +162,8 @@ def sign_checkpoint(db: Database, request: Request) -> Checkpoint:
     if not passphrase:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the API cannot sign: set {PASSPHRASE_ENV}")
     try:
-        return sign_now(db, request.app.state.config.keys_dir, passphrase)
+        key: ApiKey = request.state.api_key  # the admin's, left by the router's require_role
+        return sign_now(db, request.app.state.config.keys_dir, passphrase, actor=key.actor)
     except keystore.KeystoreError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
     except CheckpointRefused as exc:

@@ -52,7 +52,7 @@ _REFUSED = {
 _HISTORY_EXAMPLE = {
     "id": 7,
     "at": "2026-02-01T09:30:00Z",
-    "actor": "ops-alice (2e9d01debaa0)",
+    "actor": "key:2e9d01debaa0",
     "model_name": "component_failure",
     "device_type": None,
     "from_version": "3",
@@ -203,10 +203,6 @@ class RollbackIn(BaseModel):
     )
 
 
-def _actor(key: ApiKey) -> str:
-    return f"{key.name} ({key.key_id})"
-
-
 def _rollout(request: Request) -> DirectorRollout:
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if not passphrase:
@@ -258,7 +254,7 @@ def promote(
             model_name,
             version,
             body.device_type,
-            actor=_actor(key),
+            actor=key.actor,
             reason=body.reason,
             rollout=rollout,
             override=body.override,
@@ -285,7 +281,7 @@ def rollback(
             model_name,
             body.to_version,
             body.device_type,
-            actor=_actor(key),
+            actor=key.actor,
             reason=body.reason,
             rollout=rollout,
             override=body.override,

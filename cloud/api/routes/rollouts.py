@@ -49,7 +49,7 @@ _ROLLOUT_EXAMPLE = {
         "max_failure_share": 0.05,
         "stage_deadline_s": 1800.0,
     },
-    "created_by": "ops-alice (2e9d01debaa0)",
+    "created_by": "key:2e9d01debaa0",
     "created_at": "2026-02-01T09:00:00.000000Z",
     "reason": "beats version 4 on the January holdout",
     "updated_at": "2026-02-01T09:00:00.000000Z",
@@ -103,7 +103,7 @@ _ROLLOUT_EXAMPLE = {
             "rollout_id": 3,
             "stage_index": None,
             "at": "2026-02-01T09:00:00.000000Z",
-            "actor": "ops-alice (2e9d01debaa0)",
+            "actor": "key:2e9d01debaa0",
             "decision": "started",
             "reason": "beats version 4 on the January holdout [stages: 10% (2), 100% (18)]",
             "details": {},
@@ -214,10 +214,6 @@ class ReasonIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "holiday change freeze"}]})
 
 
-def _actor(key: ApiKey) -> str:
-    return f"{key.name} ({key.key_id})"
-
-
 def _rollouts(request: Request, db: sqlite_utils.Database, signing: bool = True) -> StagedRollouts:
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if signing and not passphrase:
@@ -251,7 +247,7 @@ def start(
         deadline = {"stage_deadline": timedelta(seconds=body.stage_deadline_s)} if body.stage_deadline_s else {}
         plan = RolloutPlan(tuple(body.percentages), body.canary_max_failure_share, body.max_failure_share, **deadline)
         return rollouts.start(
-            body.model_name, body.version, body.device_type, actor=_actor(key), reason=body.reason, plan=plan
+            body.model_name, body.version, body.device_type, actor=key.actor, reason=body.reason, plan=plan
         )
 
     return _out(rollouts, run)
@@ -284,7 +280,7 @@ def advance(
 ) -> RolloutOut:
     """Judge the stage in flight now: start the next stage, complete, halt and roll back, or wait."""
     rollouts = _rollouts(request, db)
-    return _out(rollouts, lambda: rollouts.advance(rollout_id, actor=_actor(key)))
+    return _out(rollouts, lambda: rollouts.advance(rollout_id, actor=key.actor))
 
 
 _OPERATOR_ACTIONS = {
@@ -317,7 +313,7 @@ def _operator_action(method: str, signing: bool):
         body: ReasonIn,
     ) -> RolloutOut:
         rollouts = _rollouts(request, db, signing)
-        return _out(rollouts, lambda: getattr(rollouts, method)(rollout_id, actor=_actor(key), reason=body.reason))
+        return _out(rollouts, lambda: getattr(rollouts, method)(rollout_id, actor=key.actor, reason=body.reason))
 
     return act
 
