@@ -607,28 +607,6 @@ def _m16_b_director_fleet_and_failures(db: sqlite_utils.Database) -> None:
             db["director_fleet"].insert({"model_name": name, "desired_json": json.dumps(desired)})
 
 
-def _m20_e_dead_letters_encrypted(db: sqlite_utils.Database) -> None:
-    """Dead-letter payloads encrypted at rest (``cloud.dead_letters``): those stored before, in plain text (a refused
-    outcome's technician notes among them), are encrypted in place, a chunk at a time. ``secure_delete`` zeroes the
-    plain text's old space in the file instead of leaving it in free pages."""
-    from cloud.crypto_fields import cipher_for_database, is_encrypted
-
-    db.execute("PRAGMA secure_delete = ON")
-    last_id, cipher = 0, None
-    while chunk := db.execute(
-        "SELECT id, payload FROM dead_letters WHERE id > ? ORDER BY id LIMIT 500", [last_id]
-    ).fetchall():
-        last_id = chunk[-1][0]
-        plain = [(row_id, p if isinstance(p, bytes) else (p or "").encode()) for row_id, p in chunk]
-        plain = [(row_id, payload) for row_id, payload in plain if not is_encrypted(payload)]
-        if plain:
-            cipher = cipher or cipher_for_database(db.conn)
-            db.conn.executemany(
-                "UPDATE dead_letters SET payload = ? WHERE id = ?",
-                [(cipher.encrypt_bytes(payload), row_id) for row_id, payload in plain],
-            )
-
-
 def _m17_a_ingest_probe(db: sqlite_utils.Database) -> None:
     """One row the ingest worker rewrites to learn whether the store takes writes at all.
 
@@ -693,6 +671,28 @@ def _m19_c_ingest_sessions(db: sqlite_utils.Database) -> None:
         not_null={"topic_filter", "holder", "lapses_at"},
     )
     db["ingest_sessions"].create_index(["topic_filter", "lapses_at"])
+
+
+def _m20_e_dead_letters_encrypted(db: sqlite_utils.Database) -> None:
+    """Dead-letter payloads encrypted at rest (``cloud.dead_letters``): those stored before, in plain text (a refused
+    outcome's technician notes among them), are encrypted in place, a chunk at a time. ``secure_delete`` zeroes the
+    plain text's old space in the file instead of leaving it in free pages."""
+    from cloud.crypto_fields import cipher_for_database, is_encrypted
+
+    db.execute("PRAGMA secure_delete = ON")
+    last_id, cipher = 0, None
+    while chunk := db.execute(
+        "SELECT id, payload FROM dead_letters WHERE id > ? ORDER BY id LIMIT 500", [last_id]
+    ).fetchall():
+        last_id = chunk[-1][0]
+        plain = [(row_id, p if isinstance(p, bytes) else (p or "").encode()) for row_id, p in chunk]
+        plain = [(row_id, payload) for row_id, payload in plain if not is_encrypted(payload)]
+        if plain:
+            cipher = cipher or cipher_for_database(db.conn)
+            db.conn.executemany(
+                "UPDATE dead_letters SET payload = ? WHERE id = ?",
+                [(cipher.encrypt_bytes(payload), row_id) for row_id, payload in plain],
+            )
 
 
 def _m21_b_document_digests(db: sqlite_utils.Database) -> None:
