@@ -565,7 +565,7 @@ def _m14_retraining(db: sqlite_utils.Database) -> None:
     db["feedback"].create_index(["submitted_at"])
 
 
-def _m15_e_audit_checkpoints(db: sqlite_utils.Database) -> None:
+def _m15_audit_checkpoints(db: sqlite_utils.Database) -> None:
     """Signed checkpoints of the audit log (``cloud.audit_checkpoints``): entry count, head hash, time, signature.
 
     Append-only like the log itself: the triggers stop mistakes, the signatures and exported copies stop the rest.
@@ -582,7 +582,7 @@ def _m15_e_audit_checkpoints(db: sqlite_utils.Database) -> None:
         )
 
 
-def _m16_b_director_fleet_and_failures(db: sqlite_utils.Database) -> None:
+def _m16_director_fleet_and_failures(db: sqlite_utils.Database) -> None:
     """The fleet's desired state moves into the database (``cloud.releases.director``), so a promotion changes it
     in the same transaction as the registry; ``director_failures`` keeps each gateway that could not be directed,
     with why and when, for operators to see and the director publisher to retry. A ``director/fleet.json`` beside
@@ -607,7 +607,7 @@ def _m16_b_director_fleet_and_failures(db: sqlite_utils.Database) -> None:
             db["director_fleet"].insert({"model_name": name, "desired_json": json.dumps(desired)})
 
 
-def _m17_a_ingest_probe(db: sqlite_utils.Database) -> None:
+def _m17_ingest_probe(db: sqlite_utils.Database) -> None:
     """One row the ingest worker rewrites to learn whether the store takes writes at all.
 
     When a message fails to store on its own, the worker commits this row before it blames the message: if that
@@ -623,7 +623,7 @@ _UPLINK_ROW_FORMS = {
 }
 
 
-def _m18_a_unreadable_uplink_rows(db: sqlite_utils.Database) -> None:
+def _m18_unreadable_uplink_rows(db: sqlite_utils.Database) -> None:
     """Predictions and outcomes stored before the wire was bounded, that their readers fail on, move to
     ``dead_letters`` with the row as JSON: ``Infinity``/``NaN`` in outputs (stored as text that is no JSON, and then
     the performance view and the report answered 500), an infinite latency or value, a time before year 1000."""
@@ -662,7 +662,7 @@ def _m18_a_unreadable_uplink_rows(db: sqlite_utils.Database) -> None:
         db.conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", moved)
 
 
-def _m19_c_ingest_sessions(db: sqlite_utils.Database) -> None:
+def _m19_ingest_sessions(db: sqlite_utils.Database) -> None:
     """Leases on the ingest workers' broker sessions (``cloud.ingest.session_leases``): who may connect to each,
     so a peer adopts the session of a worker that stopped renewing instead of leaving its messages queued."""
     db["ingest_sessions"].create(
@@ -673,7 +673,7 @@ def _m19_c_ingest_sessions(db: sqlite_utils.Database) -> None:
     db["ingest_sessions"].create_index(["topic_filter", "lapses_at"])
 
 
-def _m20_e_dead_letters_encrypted(db: sqlite_utils.Database) -> None:
+def _m20_dead_letters_encrypted(db: sqlite_utils.Database) -> None:
     """Dead-letter payloads encrypted at rest (``cloud.dead_letters``): those stored before, in plain text (a refused
     outcome's technician notes among them), are encrypted in place, a chunk at a time. ``secure_delete`` zeroes the
     plain text's old space in the file instead of leaving it in free pages."""
@@ -695,7 +695,7 @@ def _m20_e_dead_letters_encrypted(db: sqlite_utils.Database) -> None:
             )
 
 
-def _m21_b_document_digests(db: sqlite_utils.Database) -> None:
+def _m21_document_digests(db: sqlite_utils.Database) -> None:
     """Gateway events name their director document by digest (``shared.director.document_digest``), and the cloud
     matches them to the documents it issued by it (``cloud.deployments``), never by a sequence a forgery can copy.
 
@@ -779,13 +779,13 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (12, _m12_experiments),
     (13, _m13_rollouts),
     (14, _m14_retraining),
-    (15, _m15_e_audit_checkpoints),
-    (16, _m16_b_director_fleet_and_failures),
-    (17, _m17_a_ingest_probe),
-    (18, _m18_a_unreadable_uplink_rows),
-    (19, _m19_c_ingest_sessions),
-    (20, _m20_e_dead_letters_encrypted),
-    (21, _m21_b_document_digests),
+    (15, _m15_audit_checkpoints),
+    (16, _m16_director_fleet_and_failures),
+    (17, _m17_ingest_probe),
+    (18, _m18_unreadable_uplink_rows),
+    (19, _m19_ingest_sessions),
+    (20, _m20_dead_letters_encrypted),
+    (21, _m21_document_digests),
 ]
 
 
