@@ -135,7 +135,7 @@ def _api_reads_back(config: CloudConfig, conn: sqlite3.Connection) -> int:
     ):
         paths.append(f"/api/predictions/{quote(prediction_id)}/outcomes")
     for (model,) in conn.execute("SELECT DISTINCT model_name FROM predictions"):
-        everything = "start=1970-01-01T00:00:00Z&end=2200-01-01T00:00:00Z&window=all"
+        everything = "start=1970-01-01T00:00:00Z&end=2199-12-31T23:59:59Z&window=all"
         paths += [
             f"/api/monitoring/performance/{model}?{everything}",
             f"/api/monitoring/performance/{model}",
