@@ -7,6 +7,7 @@ Stored per model in ``retraining_policies`` as JSON; a model without a row is no
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -15,6 +16,7 @@ import sqlite_utils
 
 from cloud.pipeline.training import DEFAULT_MARGIN
 from cloud.storage import iso
+from shared.limits import MAX_SAFE_INT
 
 #: what happens to a challenger that passed the champion/challenger gate
 AfterGate = Literal["experiment", "rollout", "operator"]
@@ -56,6 +58,7 @@ class RetrainingPolicy:
     experiment_percent: int = 50
 
     def __post_init__(self) -> None:
+        self._check_types()
         positive = ("check_every_minutes", "window_days", "baseline_days", "min_feedback", "training_days")
         for name in positive:
             if getattr(self, name) < 1:
@@ -70,6 +73,22 @@ class RetrainingPolicy:
             raise InvalidPolicy(f"experiment_mode must be split or shadow, not {self.experiment_mode!r}")
         if not 1 <= self.experiment_percent <= 99:
             raise InvalidPolicy("experiment_percent must be between 1 and 99")
+        for name, most in _AT_MOST.items():
+            if getattr(self, name) > most:
+                raise InvalidPolicy(f"{name} must be at most {most}, not {getattr(self, name)}")
+
+    def _check_types(self) -> None:
+        """The CLI and direct calls reach here without the API's schema: a "7" or a 1e300 must not be stored."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), _KINDS.get(f.name, str)
+            if kind is float:
+                ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            elif kind is int:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, kind)
+            if not ok:
+                raise InvalidPolicy(f"{f.name} must be {_KIND_NAMES[kind]}, not {value!r}")
 
     def updated(self, changes: dict[str, Any]) -> RetrainingPolicy:
         known = {f.name for f in fields(self)}
@@ -80,6 +99,25 @@ class RetrainingPolicy:
             return replace(self, **changes)
         except TypeError as exc:
             raise InvalidPolicy(str(exc)) from exc
+
+
+#: the type each setting must have (the rest are text): bool is no int here, and an int is a float
+_KINDS: dict[str, type] = {
+    **{f.name: bool for f in fields(RetrainingPolicy) if f.type == "bool"},
+    **{f.name: int for f in fields(RetrainingPolicy) if f.type == "int"},
+    **{f.name: float for f in fields(RetrainingPolicy) if f.type == "float"},
+}
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "text"}
+#: upper bounds: ten years of data or cooldown, a week between checks, counts a store holds exactly
+_AT_MOST: dict[str, float] = {
+    "check_every_minutes": 7 * 24 * 60,
+    "window_days": 3650,
+    "baseline_days": 3650,
+    "training_days": 3650,
+    "cooldown_hours": 3650 * 24,
+    "min_feedback": MAX_SAFE_INT,
+    "min_new_labels": MAX_SAFE_INT,
+}
 
 
 class PolicyStore:

@@ -16,6 +16,7 @@ from cloud.pipeline.runs import RunStatus
 from cloud.registry import MLModelRegistry
 from cloud.releases import tuf_repo
 from cloud.retraining.feedback_patterns import contradiction_counts, low_rating_counts, rise
+from cloud.retraining.policy import InvalidPolicy
 from cloud.retraining.service import RetrainingService
 from cloud.storage import iso
 from shared.features import FEATURE_NAMES
@@ -231,6 +232,30 @@ def test_without_a_production_version_a_check_says_why_nothing_fired(db: sqlite_
     assert decision["decision"] == "no_trigger" and "no drift check" in decision["reason"]
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"window_days": "7"},
+        {"enabled": 1},
+        {"window_days": True},
+        {"cooldown_hours": 1e300},
+        {"cooldown_hours": float("nan")},
+        {"training_days": 10**20},
+        {"after_gate": 5},
+    ],
+)
+def test_a_policy_the_api_would_refuse_is_refused_by_a_direct_call_and_nothing_is_stored(
+    db: sqlite_utils.Database, config: CloudConfig, changes: dict
+):
+    """The API's schema is not the only guard: the CLI and scripts call the service, whose later checks need numbers."""
+    service = RetrainingService(db, config, "")
+    before = service.policies.get("anomaly")
+    with pytest.raises(InvalidPolicy):
+        service.set_policy("anomaly", changes)
+    assert service.policies.get("anomaly") == before
+    assert db.execute("SELECT count(*) FROM retraining_policies").fetchone()[0] == 0
+
+
 def test_the_retraining_cli(config: CloudConfig):
     runner = CliRunner()
     data = ["--data-dir", str(config.data_dir)]
@@ -246,6 +271,9 @@ def test_the_retraining_cli(config: CloudConfig):
     assert changed["cooldown_hours"] == 6.0 and changed["feedback"] is False and changed["enabled"] is True
     assert "NAME=VALUE" in run("retraining", "policy", "anomaly", "--set", "colour=blue", code=2)
     assert "alpha must be" in run("retraining", "policy", "anomaly", "--set", "alpha=0.9", code=1)
+    assert "cooldown_hours must be a finite number" in run(
+        "retraining", "policy", "anomaly", "--set", "cooldown_hours=inf", code=1
+    )
     assert "experiment_mode must be split or shadow" in run(
         "retraining", "policy", "anomaly", "--set", "experiment_mode=both", code=1
     )
