@@ -109,6 +109,10 @@ def history_command(
     from firmware_sim.history import generate_history
 
     change = world_change(change_at, **change_settings)
+    try:  # before simulating: a folder that cannot be made must not cost the simulation's time
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot make the folder {out.parent}: {exc.strerror}", param_hint="--out") from exc
 
     began = time.perf_counter()
     last = [0.0]

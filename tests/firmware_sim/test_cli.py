@@ -28,6 +28,20 @@ def test_history_writes_a_loadable_file_and_a_summary(tmp_path):
     assert "simulated 2/2 days" in result.stderr
 
 
+def test_history_makes_the_output_folder_and_refuses_one_it_cannot_make_before_simulating(tmp_path):
+    """The README's ``--out var/history.npz`` on a fresh clone, where ``var/`` does not exist yet."""
+    out = tmp_path / "var" / "nested" / "history.npz"
+    args = ["sim", "history", "--heaters", "2", "--days", "1", "--out", out]
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert len(load_history(out).device_ids) == 2
+    (tmp_path / "file").write_text("")
+    args = ["sim", "history", "--heaters", "2", "--days", "1", "--out", tmp_path / "file" / "history.npz"]
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 2 and "cannot make the folder" in result.output
+    assert "simulated" not in result.output
+
+
 def test_history_refuses_a_window_step_that_is_not_whole_blocks(tmp_path):
     args = ["sim", "history", "--heaters", "2", "--days", "2", "--window-every-hours", "9", "--out", tmp_path / "x"]
     result = CliRunner().invoke(main, [str(a) for a in args])
