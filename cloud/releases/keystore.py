@@ -10,7 +10,9 @@ clear (``audit.pub``), so anyone can verify checkpoints without the passphrase.
 
 from __future__ import annotations
 
+import getpass
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +61,16 @@ def passphrase_from_env_or_prompt(confirm: bool = False) -> str:
     """The key passphrase from the environment, else asked for without echo."""
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if passphrase is None:
-        passphrase = click.prompt("Passphrase for the signing keys", hide_input=True, confirmation_prompt=confirm)
+        try:
+            with warnings.catch_warnings():  # without a terminal getpass warns, then reads the end of stdin
+                warnings.simplefilter("ignore", getpass.GetPassWarning)
+                passphrase = click.prompt(
+                    "Passphrase for the signing keys", hide_input=True, confirmation_prompt=confirm
+                )
+        except click.Abort:
+            raise KeystoreError(
+                f"no passphrase for the signing keys: set {PASSPHRASE_ENV} (nothing answered the prompt)"
+            ) from None
     if not passphrase:
         raise KeystoreError("the signing-key passphrase must not be empty")
     return passphrase

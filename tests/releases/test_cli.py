@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -133,3 +137,19 @@ def test_release_refuses_an_invalid_gateway_id(initialized, artifacts):
     )
     assert result.exit_code == 2 and "invalid gateway id" in result.output
     assert set(tuf_repo.list_targets(initialized)) == {tuf_repo.DIRECTOR_KEYS_TARGET}
+
+
+def test_without_the_passphrase_or_a_terminal_init_names_the_variable_to_set(tmp_path):
+    """A script or service with no terminal: one clear line instead of a GetPassWarning and "Aborted!"."""
+    env = {k: v for k, v in os.environ.items() if k != PASSPHRASE_ENV}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "iotsphere"), "cloud", "init", "--data-dir", str(tmp_path / "cloud")],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert PASSPHRASE_ENV in done.stderr
+    assert "GetPassWarning" not in done.stderr and "Aborted" not in done.stderr
