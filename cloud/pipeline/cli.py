@@ -48,9 +48,16 @@ def _describe(run: TrainingRun) -> str:
         line += f" ({run.stage}, {run.progress:.0%})"
     if run.model_version:
         line += f" → version {run.model_version}"
+    gate = gate_refusal(run)
+    if gate:
+        line += f", which the champion/challenger gate refused ({gate}): not promotable without an admin override"
     if run.error:
         line += f": {run.error}"
     return line
+
+
+#: ``train run`` when the run succeeded but its challenger failed the gate: a script must not take it for a new model
+GATE_REFUSED_EXIT = 3
 
 
 @click.group("train")
@@ -110,6 +117,14 @@ def run_command(
         click.echo(_describe(run))
     if run.status == RunStatus.FAILED:
         raise SystemExit(1)
+    if gate_refusal(run):
+        raise SystemExit(GATE_REFUSED_EXIT)
+
+
+def gate_refusal(run: TrainingRun) -> str | None:
+    """Why the gate refused the run's challenger, or None (passed, or no verdict yet)."""
+    gate = (run.result or {}).get("gate") or {}
+    return gate.get("reason", "no reason given") if gate.get("passed") is False else None
 
 
 def _follow(pipeline: ModelTrainingPipeline, run_id: str, poll: float = 1.0) -> TrainingRun:

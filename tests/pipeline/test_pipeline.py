@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from click.testing import CliRunner
 
 from cloud.audit import AuditLog
-from cloud.config import CloudConfig
+from cloud.cli import main
+from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.pipeline.cli import GATE_REFUSED_EXIT, gate_refusal
 from cloud.pipeline.runs import RunRefused, RunStatus
 from cloud.pipeline.training import ModelTrainingPipeline, PipelineError
 from cloud.registry import MLModelRegistry, RegistryRefused
@@ -87,9 +90,19 @@ def test_challenger_must_beat_the_champion_by_the_margin_on_the_same_holdout(
             name, second.model_version, actor="tester", reason="try", rollout=RecordingRollout()
         )
 
+    # The CLI says so and exits non-zero: a script must not take the refused challenger for a new model.
+    days = ["--from", f"{span[0]:%Y-%m-%d}", "--to", f"{span[1]:%Y-%m-%d}"]
+    refused = CliRunner().invoke(
+        main,
+        ["train", "run", name, *days, "--margin", "0.99", "--now", "--no-release", "--data-dir", str(config.data_dir)],
+        env={PASSPHRASE_ENV: PASSPHRASE},
+    )
+    assert refused.exit_code == GATE_REFUSED_EXIT, refused.output
+    assert "succeeded" in refused.output and "gate refused" in refused.output and "not promotable" in refused.output
+
     # With no margin a tie is enough.
     third = pipeline.run_next(pipeline.trigger_model_training(name, *span, options={**options, "margin": 0.0}).run_id)
-    assert third.result["gate"]["passed"] is True
+    assert third.result["gate"]["passed"] is True and gate_refusal(third) is None
     assert registry.get_version(name, third.model_version)["evaluation_passed"] == 1
 
 
