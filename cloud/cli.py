@@ -48,6 +48,7 @@ def lazy_group(name: str, help_text: str, commands: dict[str, tuple[str, str]]) 
         "admin": ("cloud.commands:admin", "Administer API keys and signing keys."),
         "features": ("cloud.feature_cli:features", "Read heaters' features; build recorded training datasets."),
         "feedback": ("cloud.feedback_cli:feedback", "Record outcomes and ratings of predictions."),
+        "predictions": ("cloud.predictions_cli:predictions", "Predictions gateways made: list, show one."),
         "demo": ("cloud.demo.cli:demo_command", "The whole loop on this machine in about two minutes."),
         "models": ("cloud.registry_cli:models", "Model versions: list, show, promote, roll back, history."),
         "retraining": ("cloud.retraining.cli:retraining", "Automated retraining: policies, checks, decisions."),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import Annotated
 
 import sqlite_utils
@@ -14,6 +12,7 @@ from cloud.api.auth import require_role
 from cloud.api.database import Database
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
+from cloud.predictions import StoredPrediction, find_predictions
 from shared.messages import Arm, PredictionType
 
 router = APIRouter(
@@ -39,20 +38,7 @@ _EXAMPLE = {
 }
 
 
-class PredictionOut(BaseModel):
-    prediction_id: str
-    device_id: str
-    device_type: str
-    gateway_id: str
-    prediction_type: PredictionType
-    model_name: str
-    model_version: str
-    arm: Arm
-    made_at: datetime
-    feature_window_end: datetime | None
-    outputs: dict[str, float]
-    latency_ms: float
-
+class PredictionOut(StoredPrediction):
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
 
 
@@ -92,13 +78,8 @@ def _recent(
     if not db["devices"].count_where("device_id = ?", [device_id]):
         raise _not_found(f"unknown device {device_id!r}: no gateway has reported it")
     arms = [arm] if arm else [Arm.CHAMPION, Arm.CHALLENGER]
-    rows = db["predictions"].rows_where(
-        f"device_id = ? AND prediction_type = ? AND arm IN ({', '.join('?' * len(arms))})",
-        [device_id, prediction_type, *arms],
-        order_by="made_at DESC",
-        limit=limit,
-    )
-    found = [PredictionOut(**row, outputs=json.loads(row["outputs_json"])) for row in rows]
+    stored = find_predictions(db, device_id=device_id, prediction_type=prediction_type, arms=arms, limit=limit)
+    found = [PredictionOut(**prediction.model_dump()) for prediction in stored]
     if not found:
         which = f"{arm.value} " if arm else ""
         raise _not_found(f"device {device_id!r} has no {which}{prediction_type} prediction yet")

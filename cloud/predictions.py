@@ -1,0 +1,65 @@
+"""Reading the predictions gateways made, as ingest stored them: the one query the API and the CLI share."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlite_utils
+from pydantic import BaseModel
+
+from cloud.storage import iso
+from shared.messages import Arm, PredictionType
+
+
+class StoredPrediction(BaseModel):
+    """One arm's prediction for one water heater (a prediction id has one row per arm that made it)."""
+
+    prediction_id: str
+    device_id: str
+    device_type: str
+    gateway_id: str
+    prediction_type: PredictionType
+    model_name: str
+    model_version: str
+    arm: Arm
+    made_at: datetime
+    feature_window_end: datetime | None
+    outputs: dict[str, float]
+    latency_ms: float
+
+
+def find_predictions(
+    db: sqlite_utils.Database,
+    *,
+    prediction_id: str | None = None,
+    device_id: str | None = None,
+    model_name: str | None = None,
+    prediction_type: str | None = None,
+    arms: Sequence[Arm] | None = None,
+    since: datetime | None = None,
+    limit: int | None = 20,
+) -> list[StoredPrediction]:
+    """Predictions matching every filter given (None: any), newest first, at most ``limit`` (None: all)."""
+    clauses: list[str] = []
+    params: list[str] = []
+    for column, value in (
+        ("prediction_id", prediction_id),
+        ("device_id", device_id),
+        ("model_name", model_name),
+        ("prediction_type", prediction_type),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if arms:
+        clauses.append(f"arm IN ({', '.join('?' * len(arms))})")
+        params.extend(Arm(arm).value for arm in arms)
+    if since is not None:
+        clauses.append("made_at >= ?")
+        params.append(iso(since))
+    rows = db["predictions"].rows_where(
+        " AND ".join(clauses) or None, params, order_by="made_at DESC, prediction_id, arm", limit=limit
+    )
+    return [StoredPrediction(**row, outputs=json.loads(row["outputs_json"])) for row in rows]
