@@ -67,6 +67,10 @@ NON_NEGATIVE_UNITS = frozenset({"per 24 h", "min per 24 h", "L per 24 h", "L per
 _UNITS = {feature.name: feature.unit for feature in FEATURES}
 
 
+class UnknownDeviceType(ValueError):
+    """A device type neither the model version nor the fleet knows: a check of it could only find no rows."""
+
+
 @dataclass(frozen=True)
 class DriftConfig:
     """Thresholds of a drift check (module doc); every one is in the result, so a recorded check says how it
@@ -425,6 +429,18 @@ def _version_row(db: sqlite_utils.Database, model_name: str, version: str | None
     return registry.get_version(model_name, newest[0])
 
 
+def _check_device_type(db: sqlite_utils.Database, row: dict, reference: dict, device_type: str) -> None:
+    """Refuse a device type named by none of: the version's targets, its training segments, the fleet's heaters."""
+    known = {*json.loads(row["device_types_json"] or "[]"), *reference["segments"]}
+    known.update(kind for (kind,) in db.execute("SELECT DISTINCT device_type FROM devices WHERE device_type != ''"))
+    if device_type not in known:
+        names = ", ".join(sorted(known)) or "none"
+        raise UnknownDeviceType(
+            f"unknown device type {device_type!r} for {row['model_name']} version {row['model_version']}: "
+            f"known device types: {names}"
+        )
+
+
 def _window(window: tuple[datetime, datetime] | None, days: int, now: datetime | None) -> tuple[datetime, datetime]:
     if window is not None:
         start, end = window
@@ -471,12 +487,14 @@ def detect_model_drift(
     """Check a version (default: production for ``device_type``) over ``window`` (default: the last ``days``).
 
     Returns a JSON-ready result (module doc); nothing is stored: ``record_check`` keeps it. Raises
-    UnknownModel, NoReference, or ValueError for a bad window.
+    UnknownModel, NoReference, or ValueError for a bad window or an unknown device type (UnknownDeviceType).
     """
     config = config or DriftConfig()
     start, end = _window(window, days, now)
     row = _version_row(db, model_name, version, device_type)
     reference = load_reference(db, model_name, row["model_version"])
+    if device_type is not None:
+        _check_device_type(db, row, reference, device_type)
     start_text, end_text = iso(start), iso(end)
     names = reference["feature_names"]
     values, row_devices, row_types, stored = _current_rows(db, reference, start_text, end_text, device_type)
