@@ -25,9 +25,8 @@ def work_once(retraining: RetrainingService, echo: Callable[[str], None] | None 
     """One step: retraining checks that are due, due schedules (guarded), follow-ups of finished runs, then the
     oldest queued run (returned when one ran)."""
     for decision in retraining.tick():
-        if echo:
-            what = f"{decision['trigger']} {decision['decision']}"
-            echo(f"retraining {decision['model_name']}: {what} — {decision['reason']}")
+        what = f"{decision['trigger']} {decision['decision']}"
+        (echo or log.info)(f"retraining {decision['model_name']}: {what} — {decision['reason']}")
     return retraining.pipeline.run_next(echo=echo)
 
 

@@ -471,7 +471,8 @@ class RetrainingService:
             row["id"] = self.db["retraining_decisions"].insert(row).last_pk
             details = {"decision_id": row["id"], "decision": decision}
             AuditLog(self.db).record(actor, f"retraining.{trigger}", model_name, details)
-        log.info("retraining %s: %s %s — %s", model_name, trigger, decision, reason)
+        # debug: the caller says it (the CLI prints it, the worker logs it); at info a command printed it twice
+        log.debug("retraining %s: %s %s — %s", model_name, trigger, decision, reason)
         return decision_out(row)
 
     def decisions(self, model_name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
