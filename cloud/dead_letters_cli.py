@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_output import echo_json
 from cloud.dead_letters import recent
 from cloud.storage import open_database
 
@@ -27,7 +26,7 @@ def dead_letters_command(limit: int, as_json: bool, data_dir: Path | None) -> No
         db.conn.close()
     for view in views:
         if as_json:
-            click.echo(json.dumps(asdict(view), ensure_ascii=False))
+            echo_json(view, indent=None)
         else:
             click.echo(f"#{view.id} {view.received_at} {view.topic} ({view.payload_bytes} bytes): {view.reason}")
             click.echo(f"    {view.payload_preview}")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from cloud.cli_options import cloud_database, data_dir_option
+from cloud.cli_output import echo_json
 from cloud.deployments import DEADLINE_ENV, Deployment, DeploymentState, describe, list_deployments, resolve_deadline
 from cloud.releases.director import failures, latest_document
 
@@ -34,7 +33,7 @@ def _deadline(deadline_s: float | None) -> timedelta:
 
 def _echo(deployments: list[Deployment], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps([d.model_dump(mode="json") for d in deployments], indent=2))
+        echo_json(deployments)
         return
     for deployment in deployments:
         click.echo(describe(deployment))
@@ -115,7 +114,7 @@ def not_directed_command(as_json: bool, data_dir: Path | None) -> None:
     with cloud_database(data_dir) as db:
         found = failures(db)
     if as_json:
-        click.echo(json.dumps([asdict(f) for f in found], indent=2, default=str))
+        echo_json(found)
         return
     for failure in found:
         click.echo(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_output import echo_json
 from cloud.feature_store import FeatureStore, UnknownDevice
 from cloud.storage import open_database
 from shared.messages import PredictionType
@@ -128,15 +128,12 @@ def dataset_command(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     record = dataset.record
-    click.echo(
-        json.dumps(
-            {
-                "dataset_id": record.dataset_id,
-                "row_count": record.row_count,
-                "content_hash": record.content_hash,
-                "created_at": record.created_at,
-                "query": record.query,
-            },
-            indent=2,
-        )
+    echo_json(
+        {
+            "dataset_id": record.dataset_id,
+            "row_count": record.row_count,
+            "content_hash": record.content_hash,
+            "created_at": record.created_at,
+            "query": record.query,
+        }
     )

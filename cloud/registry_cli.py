@@ -16,6 +16,7 @@ import click
 import sqlite_utils
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
+from cloud.cli_output import echo_json
 from cloud.config import CloudConfig
 from cloud.registry import (
     Change,
@@ -103,7 +104,7 @@ def show_command(name: str, version: str, data_dir: Path | None) -> None:
             "device_types": json.loads(row["device_types_json"] or "[]"),
             "lineage": version_lineage(row, config.tuf_dir),
         }
-        click.echo(json.dumps(shown, indent=2))
+        echo_json(shown)
 
 
 def _report(change: Change) -> None:

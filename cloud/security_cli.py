@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from cloud.cli_options import cloud_database, data_dir_option
+from cloud.cli_output import echo_json
 from cloud.security_events import MAX_LIMIT, counts, list_events
 
 _gateway_option = click.option("--gateway", default=None, help="Only this gateway.")
@@ -33,7 +33,7 @@ def events_command(
     with cloud_database(data_dir) as db:
         found = list_events(db, gateway, since.replace(tzinfo=UTC) if since else None, limit)
     if as_json:
-        click.echo(json.dumps([event.model_dump(mode="json") for event in found], indent=2))
+        echo_json(found)
         return
     for event in found:
         click.echo(f"{event.last_seen_at.isoformat()} {event.describe()}")
@@ -48,7 +48,7 @@ def counts_command(gateway: str | None, as_json: bool, data_dir: Path | None) ->
     with cloud_database(data_dir) as db:
         found = counts(db, gateway)
     if as_json:
-        click.echo(json.dumps([count.model_dump(mode="json") for count in found], indent=2))
+        echo_json(found)
         return
     for count in found:
         click.echo(

@@ -6,7 +6,6 @@ passphrase (or read ``IOTSPHERE_KEY_PASSPHRASE``); the service audits each chang
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from typing import Any
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
+from cloud.cli_output import echo_json
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
 from cloud.experiments.service import ExperimentService, Outcome
 from cloud.experiments.store import ExperimentConflict, Status, UnknownExperiment
@@ -268,7 +268,7 @@ def status_command(experiment_id: str, as_json: bool, watch: float | None, data_
         while True:
             look = service.status(experiment_id)
             if as_json:
-                click.echo(json.dumps(look, indent=2, default=str))
+                echo_json(look)
             else:
                 _show(look)
             if watch is None or look["experiment"]["status"] == Status.CONCLUDED:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ import click
 import sqlite_utils
 
 from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_output import echo_json
 from cloud.monitoring.performance import GROUP_DIMENSIONS, InvalidMetrics, ModelPerformanceMonitor, UnknownModelName
 from cloud.monitoring.report import generate_performance_report, render_html, resolve_period
 from cloud.storage import open_database
@@ -80,7 +80,7 @@ def metrics_command(
         result = ModelPerformanceMonitor(db).compute_metrics(
             model_name, period_start, period_end, window or period_window, group_by or GROUP_DIMENSIONS, store=store
         )
-    click.echo(json.dumps(result, indent=1))
+    echo_json(result)
 
 
 @monitor.command("report")
@@ -98,7 +98,7 @@ def report_command(model_name: str | None, time_period: str, html_path: Path | N
     with _database(data_dir) as db:
         report = generate_performance_report(db, model_name, time_period)
     if html_path is None:
-        click.echo(json.dumps(report, indent=1))
+        echo_json(report)
         return
     try:
         html_path.write_text(render_html(report), encoding="utf-8")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_output import echo_json
 from cloud.monitoring.drift import DEFAULT_DAYS, detect_model_drift, drift_history, record_check
 from cloud.monitoring.reference import NoReference
 from cloud.registry import UnknownModel
@@ -59,7 +59,10 @@ def check(
         raise click.ClickException(str(exc.args[0])) from exc
     finally:
         db.conn.close()
-    click.echo(json.dumps(result, indent=1) if as_json else "\n".join([*_summary(result), f"recorded as {check_id}"]))
+    if as_json:
+        echo_json(result)
+        return
+    click.echo("\n".join([*_summary(result), f"recorded as {check_id}"]))
 
 
 @drift.command("history")

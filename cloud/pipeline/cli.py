@@ -6,7 +6,6 @@ the run in this process (for a machine with no server running); otherwise the wo
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_output import echo_json
 from cloud.config import CloudConfig
 from cloud.feature_store import UnknownDataset
 from cloud.pipeline.runs import FINISHED, RunRefused, RunStatus, TrainingRun, UnknownRun
@@ -162,7 +162,7 @@ def show_command(run_id: str, follow: bool, data_dir: Path | None) -> None:
         if not follow:
             for line in pipeline.runs.logs(run_id):
                 click.echo(f"{line['at']} {line['message']}")
-        click.echo(json.dumps({**run.__dict__, "status": run.status.value}, indent=1))
+        echo_json(run.__dict__)
 
 
 @train.command("cancel")
@@ -230,7 +230,7 @@ def evaluate_command(model_name: str, version: str, dataset_id: str | None, data
     """Score a registered version on a stored dataset or a time-based holdout; print and keep the result."""
     with _pipeline(data_dir) as (config, pipeline):
         result = pipeline.evaluate_model_performance(model_name, version, dataset_id, actor=config.actor)
-        click.echo(json.dumps(result, indent=1))
+        echo_json(result)
 
 
 @train.command("worker")

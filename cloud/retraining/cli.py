@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_output import echo_json
 from cloud.config import CloudConfig
 from cloud.retraining.policy import InvalidPolicy, RetrainingPolicy
 from cloud.retraining.service import RetrainingService
@@ -56,7 +56,7 @@ def retraining() -> None:
 def _change_policy(data_dir: Path | None, model_name: str, changes: dict) -> None:
     with _service(data_dir) as (config, service):
         policy = service.set_policy(model_name, changes, actor=config.actor)
-        click.echo(json.dumps(asdict(policy), indent=1))
+        echo_json(policy)
 
 
 @retraining.command("policy")
@@ -69,7 +69,7 @@ def policy_command(model_name: str, settings: tuple[str, ...], data_dir: Path | 
         _change_policy(data_dir, model_name, _parse_settings(settings))
         return
     with _service(data_dir) as (_, service):
-        click.echo(json.dumps(asdict(service.policies.get(model_name)), indent=1))
+        echo_json(service.policies.get(model_name))
 
 
 @retraining.command("enable")
@@ -110,7 +110,7 @@ def decisions_command(model_name: str | None, limit: int, as_json: bool, data_di
     with _service(data_dir) as (_, service):
         decisions = service.decisions(model_name, limit)
     if as_json:
-        click.echo(json.dumps(decisions, indent=1))
+        echo_json(decisions)
         return
     for d in decisions:
         click.echo(f"{d['at']} {d['model_name']} {d['trigger']} {d['decision']}: {d['reason']}")

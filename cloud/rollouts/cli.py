@@ -7,7 +7,6 @@ Commands that sign director documents (start, advance, rollback) need the key pa
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
+from cloud.cli_output import echo_json
 from cloud.config import PASSPHRASE_ENV
 from cloud.registry import UnknownModel
 from cloud.releases import keystore
@@ -66,7 +66,7 @@ def _summary(record: RolloutRecord) -> str:
 def _show(rollouts: StagedRollouts, record: RolloutRecord, as_json: bool) -> None:
     view = rollout_view(rollouts, record)
     if as_json:
-        click.echo(json.dumps(view, indent=2, default=str))
+        echo_json(view)
         return
     click.echo(_summary(record))
     if view["progress"]:
