@@ -19,6 +19,7 @@ from cloud.audit_checkpoints import (
     verifying_keys,
 )
 from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_output import echo_table
 from cloud.config import PASSPHRASE_ENV
 from cloud.releases import keystore
 from cloud.storage import open_database
@@ -44,9 +45,20 @@ def list_command(limit: int, since_id: int, actor: str | None, action: str | Non
         entries = AuditLog(db).entries(limit, since_id, actor, action)
     finally:
         db.conn.close()
-    for entry in entries:
-        details = json.dumps(entry.details, sort_keys=True)
-        click.echo(f"#{entry.id} {entry.at} {entry.actor} {entry.action} {entry.target} {details}")
+    echo_table(
+        ["ID", "AT", "ACTOR", "ACTION", "TARGET", "DETAILS"],
+        [
+            (
+                f"#{entry.id}",
+                entry.at,
+                entry.actor,
+                entry.action,
+                entry.target,
+                json.dumps(entry.details, sort_keys=True),
+            )
+            for entry in entries
+        ],
+    )
 
 
 @audit.command("verify")

@@ -55,11 +55,18 @@ def echo_json(value: Any, indent: int | None = 2) -> None:
     click.echo(to_json(value, indent))
 
 
-def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "none") -> None:
-    """Aligned columns under a header; ``empty`` (default "none") alone when there are no rows."""
+def echo_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "none", separator: str | None = None
+) -> None:
+    """Columns under a header, aligned (or joined by ``separator``, e.g. a tab for wide rows a program reads);
+    ``empty`` (default "none") alone when there are no rows."""
     cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
     if not cells:
         click.echo(empty)
+        return
+    if separator is not None:
+        for row in [list(headers), *cells]:
+            click.echo(separator.join(row))
         return
     widths = [max(len(header), *(len(row[i]) for row in cells)) for i, header in enumerate(headers)]
     for row in [list(headers), *cells]:

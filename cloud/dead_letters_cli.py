@@ -24,9 +24,12 @@ def dead_letters_command(limit: int, as_json: bool, data_dir: Path | None) -> No
         views = recent(db, limit)
     finally:
         db.conn.close()
-    for view in views:
-        if as_json:
+    if as_json:
+        for view in views:
             echo_json(view, indent=None)
-        else:
-            click.echo(f"#{view.id} {view.received_at} {view.topic} ({view.payload_bytes} bytes): {view.reason}")
-            click.echo(f"    {view.payload_preview}")
+        return
+    if not views:
+        click.echo("none")
+    for view in views:
+        click.echo(f"#{view.id} {view.received_at} {view.topic} ({view.payload_bytes} bytes): {view.reason}")
+        click.echo(f"    {view.payload_preview}")

@@ -261,8 +261,12 @@ def list_deployments(
     return [d for d in deployments if state is None or d.state is state]
 
 
-def describe(deployment: Deployment) -> str:
-    """One line for the CLI: who, what, where it stands and since when."""
+#: the columns of :func:`describe`
+DESCRIBED = ("GATEWAY", "MODEL", "VERSION", "SEQUENCE", "STATE", "SINCE", "WHY")
+
+
+def describe(deployment: Deployment) -> tuple[str, ...]:
+    """One table row for the CLI (columns ``DESCRIBED``): who, what, where it stands and since when, and why."""
     since = {
         DeploymentState.PENDING: deployment.issued_at,
         DeploymentState.DOWNLOADING: deployment.downloading_at,
@@ -275,9 +279,14 @@ def describe(deployment: Deployment) -> str:
     state = deployment.state.value
     if deployment.state is DeploymentState.OVERDUE:
         state += f" (still {deployment.stage.value})"
-    why = f" [{deployment.rule}]" if deployment.rule else ""
-    why += f": {deployment.reason}" if deployment.reason else ""
+    why = f"[{deployment.rule}] " if deployment.rule else ""
+    why += deployment.reason or ""
     return (
-        f"{deployment.gateway_id} {deployment.model_name}={deployment.version} #{deployment.director_sequence} "
-        f"{state} since {format_time(since) if since else '?'}{why}"
+        deployment.gateway_id,
+        deployment.model_name,
+        deployment.version,
+        f"#{deployment.director_sequence}",
+        state,
+        format_time(since) if since else "?",
+        why.strip() or "-",
     )

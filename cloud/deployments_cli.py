@@ -8,8 +8,16 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import cloud_database, data_dir_option
-from cloud.cli_output import echo_json
-from cloud.deployments import DEADLINE_ENV, Deployment, DeploymentState, describe, list_deployments, resolve_deadline
+from cloud.cli_output import echo_json, echo_table
+from cloud.deployments import (
+    DEADLINE_ENV,
+    DESCRIBED,
+    Deployment,
+    DeploymentState,
+    describe,
+    list_deployments,
+    resolve_deadline,
+)
 from cloud.releases.director import failures, latest_document
 
 _STATES = click.Choice([state.value for state in DeploymentState])
@@ -35,8 +43,7 @@ def _echo(deployments: list[Deployment], as_json: bool) -> None:
     if as_json:
         echo_json(deployments)
         return
-    for deployment in deployments:
-        click.echo(describe(deployment))
+    echo_table(DESCRIBED, [describe(deployment) for deployment in deployments])
 
 
 @click.group("deployments")
@@ -89,8 +96,10 @@ def show_command(
     if as_json:
         _echo(found, as_json)
         return
+    if not found:
+        click.echo("none")
     for deployment in found:
-        click.echo(describe(deployment))
+        echo_table(DESCRIBED, [describe(deployment)])
         steps = (
             ("issued", deployment.issued_at),
             ("published", deployment.published_at),
@@ -116,8 +125,7 @@ def not_directed_command(as_json: bool, data_dir: Path | None) -> None:
     if as_json:
         echo_json(found)
         return
-    for failure in found:
-        click.echo(
-            f"{failure.gateway_id} since {failure.failed_at.isoformat()} ({failure.attempts} attempt(s)): "
-            f"{failure.reason}"
-        )
+    echo_table(
+        ["GATEWAY", "SINCE", "ATTEMPTS", "REASON"],
+        [(f.gateway_id, f.failed_at.isoformat(), f.attempts, f.reason) for f in found],
+    )

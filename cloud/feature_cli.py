@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
-from cloud.cli_output import echo_json
+from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.feature_store import FeatureStore, UnknownDevice
 from cloud.storage import open_database
 from shared.messages import PredictionType
@@ -54,36 +54,56 @@ def features() -> None:
 @names_option
 @click.option("--start", type=UTC_DATETIME, help="First window end included.")
 @click.option("--end", type=UTC_DATETIME, help="Window ends before this are included.")
+@json_option
 @data_dir_option
 def get_command(
-    device_id: str, names: tuple[str, ...], start: datetime | None, end: datetime | None, data_dir: Path | None
+    device_id: str,
+    names: tuple[str, ...],
+    start: datetime | None,
+    end: datetime | None,
+    as_json: bool,
+    data_dir: Path | None,
 ) -> None:
-    """A heater's feature vectors, oldest first, as tab-separated rows (empty where a value is null)."""
+    """A heater's feature vectors, oldest first, as tab-separated rows under a header (empty where a value is
+    null); "none" when there are none."""
     try:
         found = _store(data_dir).get_device_features(device_id, list(names) or None, (start, end))
     except (UnknownDevice, ValueError) as exc:
         raise click.ClickException(str(exc.args[0])) from exc
-    click.echo("\t".join(["window_end", *found.feature_names]))
-    for window_end, row in zip(found.window_ends, found.values.tolist(), strict=True):
-        click.echo("\t".join([window_end, *map(_text, row)]))
+    rows = [[window_end, *row] for window_end, row in zip(found.window_ends, found.values.tolist(), strict=True)]
+    if as_json:
+        echo_json([dict(zip(["window_end", *found.feature_names], row, strict=True)) for row in rows])
+        return
+    echo_table(
+        ["window_end", *found.feature_names],
+        ([window_end, *map(_text, values)] for window_end, *values in rows),
+        separator="\t",
+    )
 
 
 @features.command("latest")
 @click.argument("device_id")
+@json_option
 @data_dir_option
-def latest_command(device_id: str, data_dir: Path | None) -> None:
+def latest_command(device_id: str, as_json: bool, data_dir: Path | None) -> None:
     """Each feature's newest value for a heater, the window it came from and how stale it is."""
     try:
         latest = _store(data_dir).latest_features(device_id)
     except UnknownDevice as exc:
         raise click.ClickException(str(exc.args[0])) from exc
+    if as_json:
+        echo_json(latest)
+        return
     click.echo(f"as of {latest.as_of}")
-    for name, found in latest.values.items():
-        if found is None:
-            click.echo(f"{name}\t(never reported)")
-        else:
-            age = timedelta(seconds=round(found.age_seconds))
-            click.echo(f"{name}\t{found.value:g}\t{found.window_end}\t{age} old")
+    echo_table(
+        ["FEATURE", "VALUE", "WINDOW_END", "AGE"],
+        [
+            (name, "never reported", None, None)
+            if found is None
+            else (name, f"{found.value:g}", found.window_end, f"{timedelta(seconds=round(found.age_seconds))}")
+            for name, found in latest.values.items()
+        ],
+    )
 
 
 @features.command("dataset")

@@ -16,7 +16,7 @@ import click
 import sqlite_utils
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
-from cloud.cli_output import echo_json
+from cloud.cli_output import echo_json, echo_table
 from cloud.config import CloudConfig
 from cloud.registry import (
     Change,
@@ -76,15 +76,22 @@ def models() -> None:
 def list_command(name: str | None, data_dir: Path | None) -> None:
     """Every version (of NAME, or of every model), oldest first."""
     with _registry(data_dir) as (_, registry):
-        for row in registry.list_versions(name):
-            production = f" for {_scope(row['production_device_type'])}" if row["status"] == "production" else ""
-            evaluation = {None: "not evaluated", 0: "failed evaluation", 1: "passed evaluation"}[
-                row["evaluation_passed"]
-            ]
-            click.echo(
-                f"{row['model_name']} {row['model_version']}: {row['status']}{production}, {evaluation}, "
-                f"created {row['created_at']}"
+        rows = registry.list_versions(name)
+    evaluation = {None: "not evaluated", 0: "failed", 1: "passed"}
+    echo_table(
+        ["MODEL", "VERSION", "STATUS", "FOR", "EVALUATION", "CREATED"],
+        [
+            (
+                row["model_name"],
+                row["model_version"],
+                row["status"],
+                _scope(row["production_device_type"]) if row["status"] == "production" else None,
+                evaluation[row["evaluation_passed"]],
+                row["created_at"],
             )
+            for row in rows
+        ],
+    )
 
 
 @models.command("show")
@@ -187,9 +194,20 @@ def history_command(name: str, device_type: str | None, data_dir: Path | None) -
     """Promotions and rollbacks of NAME, newest first."""
     with _registry(data_dir) as (_, registry):
         registry.list_versions(name)
-        for entry in registry.history(name, device_type):
-            override = " [admin override]" if entry["override"] else ""
-            click.echo(
-                f"#{entry['id']} {entry['at']} {entry['actor']}: {entry['action']} for {_scope(entry['device_type'])} "
-                f"{entry['from_version'] or '-'} -> {entry['to_version']}{override}: {entry['reason']}"
+        entries = registry.history(name, device_type)
+    echo_table(
+        ["ID", "AT", "ACTOR", "ACTION", "FOR", "FROM", "TO", "REASON"],
+        [
+            (
+                entry["id"],
+                entry["at"],
+                entry["actor"],
+                entry["action"] + (" (admin override)" if entry["override"] else ""),
+                _scope(entry["device_type"]),
+                entry["from_version"] or "-",
+                entry["to_version"],
+                entry["reason"],
             )
+            for entry in entries
+        ],
+    )

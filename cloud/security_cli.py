@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import cloud_database, data_dir_option
-from cloud.cli_output import echo_json
+from cloud.cli_output import echo_json, echo_table
 from cloud.security_events import MAX_LIMIT, counts, list_events
 
 _gateway_option = click.option("--gateway", default=None, help="Only this gateway.")
@@ -35,8 +35,7 @@ def events_command(
     if as_json:
         echo_json(found)
         return
-    for event in found:
-        click.echo(f"{event.last_seen_at.isoformat()} {event.describe()}")
+    echo_table(["LAST_SEEN", "EVENT"], [(event.last_seen_at.isoformat(), event.describe()) for event in found])
 
 
 @security.command("counts")
@@ -50,8 +49,7 @@ def counts_command(gateway: str | None, as_json: bool, data_dir: Path | None) ->
     if as_json:
         echo_json(found)
         return
-    for count in found:
-        click.echo(
-            f"{count.gateway_id}: {count.documents} document(s) never issued to it, {count.sightings} event(s), "
-            f"last {count.last_seen_at.isoformat()}"
-        )
+    echo_table(
+        ["GATEWAY", "DOCUMENTS_NEVER_ISSUED", "EVENTS", "LAST_SEEN"],
+        [(c.gateway_id, c.documents, c.sightings, c.last_seen_at.isoformat()) for c in found],
+    )

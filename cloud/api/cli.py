@@ -16,6 +16,7 @@ from cloud.api.app import create_app
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
+from cloud.cli_output import echo_table
 from cloud.config import CloudConfig
 from cloud.storage import open_database
 
@@ -150,12 +151,10 @@ def list_keys_command(data_dir: Path | None) -> None:
         keys = KeyStore(db).list()
     finally:
         db.conn.close()
-    click.echo(f"{'KEY ID':<13} {'ROLE':<11} {'GATEWAY':<16} {'CREATED':<28} {'REVOKED':<28} NAME")
-    for key in keys:
-        click.echo(
-            f"{key.key_id:<13} {key.role.value:<11} {key.gateway_id or '-':<16} "
-            f"{key.created_at:<28} {key.revoked_at or '-':<28} {key.name}"
-        )
+    echo_table(
+        ["KEY ID", "ROLE", "GATEWAY", "CREATED", "REVOKED", "NAME"],
+        [(k.key_id, k.role.value, k.gateway_id or "-", k.created_at, k.revoked_at or "-", k.name) for k in keys],
+    )
 
 
 @click.command("revoke-key")

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
-from cloud.cli_output import echo_json
+from cloud.cli_output import echo_json, echo_table
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
 from cloud.experiments.service import ExperimentService, Outcome
 from cloud.experiments.store import ExperimentConflict, Status, UnknownExperiment
@@ -283,10 +283,21 @@ def status_command(experiment_id: str, as_json: bool, watch: float | None, data_
 def list_command(status_filter: str | None, model_name: str | None, data_dir: Path | None) -> None:
     """Experiments, newest first."""
     with _service(data_dir) as service:
-        for experiment in service.store.list(Status(status_filter) if status_filter else None, model_name):
-            decision = f", decision {experiment['decision']}" if experiment["decision"] else ""
-            click.echo(
-                f"{experiment['experiment_id']} {experiment['model_name']} {experiment['challenger_version']} vs "
-                f"{experiment['champion_version']} ({experiment['mode']}): {experiment['status']}{decision}, "
-                f"created {experiment['created_at']} by {experiment['created_by']}"
+        found = service.store.list(Status(status_filter) if status_filter else None, model_name)
+    echo_table(
+        ["ID", "MODEL", "CHALLENGER", "CHAMPION", "MODE", "STATUS", "DECISION", "CREATED", "BY"],
+        [
+            (
+                e["experiment_id"],
+                e["model_name"],
+                e["challenger_version"],
+                e["champion_version"],
+                e["mode"],
+                e["status"],
+                e["decision"] or "-",
+                e["created_at"],
+                e["created_by"],
             )
+            for e in found
+        ],
+    )

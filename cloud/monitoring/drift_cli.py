@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
-from cloud.cli_output import echo_json
+from cloud.cli_output import echo_json, echo_table
 from cloud.monitoring.drift import DEFAULT_DAYS, detect_model_drift, drift_history, record_check
 from cloud.monitoring.reference import NoReference
 from cloud.registry import UnknownModel
@@ -77,12 +77,20 @@ def history(model_name: str, limit: int, data_dir: Path | None) -> None:
         entries = drift_history(db, model_name, limit)
     finally:
         db.conn.close()
-    if not entries:
-        click.echo(f"no drift check of {model_name} has been recorded")
-    for entry in entries:
-        drifted = ", ".join(entry["drifted"]) or "-"
-        click.echo(
-            f"{entry['id']} {entry['checked_at']} version {entry['model_version']} "
-            f"{entry['device_type'] or 'all'}: {entry['status']}; drifted {drifted}; "
-            f"{entry['quality_findings']} quality findings; performance {entry['performance_status']}"
-        )
+    echo_table(
+        ["ID", "CHECKED_AT", "VERSION", "DEVICE_TYPE", "STATUS", "PERFORMANCE", "QUALITY_FINDINGS", "DRIFTED"],
+        [
+            (
+                e["id"],
+                e["checked_at"],
+                e["model_version"],
+                e["device_type"] or "all",
+                e["status"],
+                e["performance_status"],
+                e["quality_findings"],
+                ", ".join(e["drifted"]) or "-",
+            )
+            for e in entries
+        ],
+        empty=f"none: no drift check of {model_name} has been recorded",
+    )

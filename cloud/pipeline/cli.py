@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
-from cloud.cli_output import echo_json
+from cloud.cli_output import echo_json, echo_table
 from cloud.config import CloudConfig
 from cloud.feature_store import UnknownDataset
 from cloud.pipeline.runs import FINISHED, RunRefused, RunStatus, TrainingRun, UnknownRun
@@ -147,8 +147,8 @@ def _follow(pipeline: ModelTrainingPipeline, run_id: str, poll: float = 1.0) -> 
 def runs_command(model_name: str | None, run_status: str | None, limit: int, data_dir: Path | None) -> None:
     """Training runs, newest first."""
     with _pipeline(data_dir) as (_, pipeline):
-        for run in pipeline.runs.list(model_name, RunStatus(run_status) if run_status else None, limit):
-            click.echo(f"{run.requested_at} {_describe(run)}")
+        runs = pipeline.runs.list(model_name, RunStatus(run_status) if run_status else None, limit)
+    echo_table(["REQUESTED_AT", "RUN"], [(run.requested_at, _describe(run)) for run in runs])
 
 
 @train.command("show")
@@ -204,11 +204,23 @@ def schedule_command(model_name: str, schedule: str, window_days: int, margin: f
 def schedules_command(data_dir: Path | None) -> None:
     """Training schedules with their next and last runs."""
     with _pipeline(data_dir) as (_, pipeline):
-        for s in pipeline.schedules.list():
-            click.echo(
-                f"{s.schedule_id} {s.model_name} {s.schedule} ({s.cron}) window {s.window_days} d, "
-                f"next {s.next_run_at}, last {s.last_run_at or '-'} run {s.last_run_id or '-'}"
+        schedules = pipeline.schedules.list()
+    echo_table(
+        ["ID", "MODEL", "SCHEDULE", "CRON", "WINDOW_DAYS", "NEXT", "LAST", "LAST_RUN"],
+        [
+            (
+                s.schedule_id,
+                s.model_name,
+                s.schedule,
+                s.cron,
+                s.window_days,
+                s.next_run_at,
+                s.last_run_at or "-",
+                s.last_run_id or "-",
             )
+            for s in schedules
+        ],
+    )
 
 
 @train.command("unschedule")

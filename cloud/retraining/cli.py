@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
-from cloud.cli_output import echo_json
+from cloud.cli_output import echo_json, echo_table
 from cloud.config import CloudConfig
 from cloud.retraining.policy import InvalidPolicy, RetrainingPolicy
 from cloud.retraining.service import RetrainingService
@@ -112,5 +112,7 @@ def decisions_command(model_name: str | None, limit: int, as_json: bool, data_di
     if as_json:
         echo_json(decisions)
         return
-    for d in decisions:
-        click.echo(f"{d['at']} {d['model_name']} {d['trigger']} {d['decision']}: {d['reason']}")
+    echo_table(
+        ["AT", "MODEL", "TRIGGER", "DECISION", "REASON"],
+        [(d["at"], d["model_name"], d["trigger"], d["decision"], d["reason"]) for d in decisions],
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
-from cloud.cli_output import echo_json
+from cloud.cli_output import echo_json, echo_table
 from cloud.config import PASSPHRASE_ENV
 from cloud.registry import UnknownModel
 from cloud.releases import keystore
@@ -164,8 +164,22 @@ def status_command(rollout_id: int, as_json: bool, data_dir: Path | None) -> Non
 def list_command(status_: str | None, model: str | None, data_dir: Path | None) -> None:
     """Rollouts, newest first, one line each."""
     with _rollouts(data_dir) as staged:
-        for rollout_id in store.list_ids(staged.db, RolloutStatus(status_) if status_ else None, model):
-            click.echo(_summary(store.load(staged.db, rollout_id)))
+        ids = store.list_ids(staged.db, RolloutStatus(status_) if status_ else None, model)
+        records = [store.load(staged.db, rollout_id) for rollout_id in ids]
+    echo_table(
+        ["ID", "MODEL", "VERSION", "FOR", "STATUS", "STAGES"],
+        [
+            (
+                r.rollout_id,
+                r.model_name,
+                r.version,
+                r.device_type or "all device types",
+                r.status.value,
+                " -> ".join(f"{s.percent:g}% {s.status.value}" for s in r.stages),
+            )
+            for r in records
+        ],
+    )
 
 
 @rollouts.command("advance")

@@ -63,7 +63,7 @@ def test_audit_list_and_verify_and_a_tampered_file_fails_verify(config: CloudCon
     tampered = _run(config, "admin", "audit", "verify")
 
     assert listed.exit_code == 0, listed.output
-    assert [line.split()[0] for line in listed.output.splitlines()] == ["#2", "#3"]
+    assert [line.split()[0] for line in listed.output.splitlines()] == ["ID", "#2", "#3"]
     assert '"name": "ben"' in listed.output
     assert verified.exit_code == 0 and verified.output.startswith("3 entries verified; head #3 ")
     assert tampered.exit_code == 1

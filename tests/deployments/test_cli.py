@@ -31,21 +31,22 @@ def _run(fleet: Fleet, *args: str, env: dict[str, str] | None = None):
 def test_list_prints_one_line_per_deployment_and_filters_overdue(recorded: Fleet):
     listed = _run(recorded, "list")
     assert listed.exit_code == 0, listed.output
-    lines = listed.output.splitlines()
-    assert lines[0].startswith(f"gw-a {MODEL}=1 #1 committed since ")
-    assert lines[1].startswith(f"gw-b {MODEL}=1 #1 overdue (still pending) since ")
+    header, *rows = [line.split() for line in listed.output.splitlines()]
+    assert header == ["GATEWAY", "MODEL", "VERSION", "SEQUENCE", "STATE", "SINCE", "WHY"]
+    assert [row[:5] for row in rows] == [["gw-a", MODEL, "1", "#1", "committed"], ["gw-b", MODEL, "1", "#1", "overdue"]]
+    assert rows[1][5:7] == ["(still", "pending)"]
 
     overdue = _run(recorded, "list", "--overdue")
-    assert [line.split()[0] for line in overdue.output.splitlines()] == ["gw-b"]
-    # the deadline from the option, then from the environment
-    assert _run(recorded, "list", "--overdue", "--deadline", "10800").output == ""
-    assert _run(recorded, "list", "--overdue", env={DEADLINE_ENV: "10800"}).output == ""
+    assert [line.split()[0] for line in overdue.output.splitlines()] == ["GATEWAY", "gw-b"]
+    # the deadline from the option, then from the environment: nothing overdue says so
+    assert _run(recorded, "list", "--overdue", "--deadline", "10800").output == "none\n"
+    assert _run(recorded, "list", "--overdue", env={DEADLINE_ENV: "10800"}).output == "none\n"
 
 
 def test_show_gives_every_step_with_its_time_and_json(recorded: Fleet):
     shown = _run(recorded, "show", "gw-a")
     assert shown.exit_code == 0, shown.output
-    steps = [line.split()[0] for line in shown.output.splitlines()[1:]]
+    steps = [line.split()[0] for line in shown.output.splitlines()[2:]]
     assert steps == ["issued", "downloading", "probation", "committed"]  # never published: no broker here
 
     (deployment,) = json.loads(_run(recorded, "show", "gw-b", "--json").output)

@@ -155,4 +155,4 @@ def test_the_cli_lists_and_counts_them(fleet: Fleet):
     assert counted.exit_code == 0, counted.output
     assert [(c["gateway_id"], c["documents"], c["sightings"]) for c in json.loads(counted.output)] == [(GW, 1, 1)]
     later = CliRunner().invoke(main, ["security", "events", "--since", "2026-03-01T13:00:00", "--data-dir", data_dir])
-    assert later.output == "", "nothing seen since then"
+    assert later.output == "none\n", "nothing seen since then"

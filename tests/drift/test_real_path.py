@@ -128,6 +128,8 @@ def test_reference_stored_at_training_and_drift_found_over_http_and_the_cli(db, 
     assert checked.exit_code == 0, checked.output
     assert f"{MODEL} version {run.model_version}: drift" in checked.output and INLET in checked.output
     listed = runner.invoke(main, ["drift", "history", MODEL, *data_dir])
-    assert listed.exit_code == 0 and len(listed.output.strip().splitlines()) == 2
+    header, *entries = listed.output.strip().splitlines()
+    assert listed.exit_code == 0 and header.split()[:2] == ["ID", "CHECKED_AT"] and len(entries) == 2
+    assert runner.invoke(main, ["drift", "history", "anomaly", *data_dir]).output.startswith("none")
     unknown = runner.invoke(main, ["drift", "check", "toaster", *data_dir])
     assert unknown.exit_code != 0 and "unknown model 'toaster'" in unknown.output

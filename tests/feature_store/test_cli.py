@@ -44,13 +44,24 @@ def test_get_prints_the_rows_in_range_as_tab_separated_columns(data_dir: Path) -
     ]
 
 
-def test_latest_says_how_old_each_value_is(data_dir: Path) -> None:
+def test_get_with_no_rows_says_none_and_json_gives_null_for_missing_values(data_dir: Path) -> None:
+    empty = _run(data_dir, "get", "wh-1", "--start", "2027-01-01")
+    as_json = _run(data_dir, "get", "wh-1", "--name", FEATURE_NAMES[0], "--end", "2026-01-02", "--json")
+
+    assert (empty.exit_code, empty.output) == (0, "none\n")
+    assert json.loads(as_json.output) == [{"window_end": "2026-01-01T00:00:00.000000Z", FEATURE_NAMES[0]: 0.0}]
+
+
+def test_latest_says_how_old_each_value_is_under_a_header(data_dir: Path) -> None:
     result = _run(data_dir, "latest", "wh-1")
+    as_json = json.loads(_run(data_dir, "latest", "wh-1", "--json").output)
 
     assert result.exit_code == 0, result.output
-    first = next(line for line in result.output.splitlines() if line.startswith(f"{FEATURE_NAMES[0]}\t"))
-    name, value, window_end, age = first.split("\t")
-    assert (value, window_end) == ("3", "2026-01-04T00:00:00.000000Z") and age.endswith(" old")
+    assert result.output.splitlines()[1].split() == ["FEATURE", "VALUE", "WINDOW_END", "AGE"]
+    first = next(line for line in result.output.splitlines() if line.startswith(f"{FEATURE_NAMES[0]} "))
+    name, value, window_end, *age = first.split()
+    assert (value, window_end) == ("3", "2026-01-04T00:00:00.000000Z") and age
+    assert as_json["values"][FEATURE_NAMES[0]]["value"] == 3.0
 
 
 def test_dataset_builds_and_records_a_labelled_dataset(data_dir: Path) -> None:

@@ -175,7 +175,10 @@ def test_the_train_cli(config: CloudConfig, span: tuple[datetime, datetime]):
     assert "failed" in failed
 
     assert "schedule 1: usage_pattern weekly (@weekly)" in run("train", "schedule", "usage_pattern", "weekly")
-    assert "usage_pattern weekly" in run("train", "schedules")
+    assert [line.split()[1:3] for line in run("train", "schedules").splitlines()] == [
+        ["MODEL", "SCHEDULE"],
+        ["usage_pattern", "weekly"],
+    ]
     assert "invalid schedule" in run("train", "schedule", "usage_pattern", "whenever", code=1)
     assert "removed schedule 1" in run("train", "unschedule", "1")
     assert "no training schedule 1" in run("train", "unschedule", "1", code=1)

@@ -279,4 +279,6 @@ def test_the_retraining_cli(config: CloudConfig):
     )
     assert '"experiment_mode": "shadow"' in run("retraining", "policy", "anomaly", "--set", "experiment_mode=shadow")
     assert "no_trigger" in run("retraining", "check", "anomaly")
-    assert "anomaly check no_trigger" in run("retraining", "decisions", "--model", "anomaly")
+    decisions = run("retraining", "decisions", "--model", "anomaly").splitlines()
+    assert decisions[0].split()[:4] == ["AT", "MODEL", "TRIGGER", "DECISION"]
+    assert ["anomaly", "check", "no_trigger"] in [line.split()[1:4] for line in decisions]
