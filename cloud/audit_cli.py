@@ -19,7 +19,7 @@ from cloud.audit_checkpoints import (
     verifying_keys,
 )
 from cloud.cli_options import config_from_options, data_dir_option
-from cloud.cli_output import echo_table
+from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.config import PASSPHRASE_ENV
 from cloud.releases import keystore
 from cloud.storage import open_database
@@ -37,14 +37,20 @@ def audit() -> None:
 @click.option("--since-id", type=click.IntRange(0), default=0, show_default=True, help="Entries after this id.")
 @click.option("--actor", default=None, help="Only this actor, e.g. key:2e9d01debaa0 or cli:alice.")
 @click.option("--action", default=None, help="Only this action, e.g. http.post or models.promote.")
+@json_option
 @data_dir_option
-def list_command(limit: int, since_id: int, actor: str | None, action: str | None, data_dir: Path | None) -> None:
+def list_command(
+    limit: int, since_id: int, actor: str | None, action: str | None, as_json: bool, data_dir: Path | None
+) -> None:
     """Entries oldest first, one a line: id, time, actor, action, target, details."""
     db = open_database(config_from_options(data_dir).database_path)
     try:
         entries = AuditLog(db).entries(limit, since_id, actor, action)
     finally:
         db.conn.close()
+    if as_json:
+        echo_json(entries)
+        return
     echo_table(
         ["ID", "AT", "ACTOR", "ACTION", "TARGET", "DETAILS"],
         [

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import cloud_database, data_dir_option
-from cloud.cli_output import echo_json, echo_table
+from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.deployments import (
     DEADLINE_ENV,
     DESCRIBED,
@@ -29,7 +29,6 @@ deadline_option = click.option(
     default=None,
     help=f"Seconds a gateway has to commit or reject a document (default: ${DEADLINE_ENV} or 1800).",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of one line each.")
 
 
 def _deadline(deadline_s: float | None) -> timedelta:

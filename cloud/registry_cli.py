@@ -16,7 +16,7 @@ import click
 import sqlite_utils
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
-from cloud.cli_output import echo_json, echo_table
+from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.config import CloudConfig
 from cloud.registry import (
     Change,
@@ -72,11 +72,15 @@ def models() -> None:
 
 @models.command("list")
 @click.argument("name", required=False)
+@json_option
 @data_dir_option
-def list_command(name: str | None, data_dir: Path | None) -> None:
+def list_command(name: str | None, as_json: bool, data_dir: Path | None) -> None:
     """Every version (of NAME, or of every model), oldest first."""
     with _registry(data_dir) as (_, registry):
         rows = registry.list_versions(name)
+    if as_json:
+        echo_json(rows)
+        return
     evaluation = {None: "not evaluated", 0: "failed", 1: "passed"}
     echo_table(
         ["MODEL", "VERSION", "STATUS", "FOR", "EVALUATION", "CREATED"],
@@ -189,12 +193,16 @@ def rollback_command(
 @models.command("history")
 @click.argument("name")
 @device_type_option
+@json_option
 @data_dir_option
-def history_command(name: str, device_type: str | None, data_dir: Path | None) -> None:
+def history_command(name: str, device_type: str | None, as_json: bool, data_dir: Path | None) -> None:
     """Promotions and rollbacks of NAME, newest first."""
     with _registry(data_dir) as (_, registry):
         registry.list_versions(name)
         entries = registry.history(name, device_type)
+    if as_json:
+        echo_json(entries)
+        return
     echo_table(
         ["ID", "AT", "ACTOR", "ACTION", "FOR", "FROM", "TO", "REASON"],
         [

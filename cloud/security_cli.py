@@ -8,11 +8,10 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import cloud_database, data_dir_option
-from cloud.cli_output import echo_json, echo_table
+from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.security_events import MAX_LIMIT, counts, list_events
 
 _gateway_option = click.option("--gateway", default=None, help="Only this gateway.")
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of one line each.")
 
 
 @click.group("security")
@@ -24,7 +23,7 @@ def security() -> None:
 @_gateway_option
 @click.option("--since", type=click.DateTime(), default=None, help="Only documents seen at or after this time (UTC).")
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=100, show_default=True, help="At most this many.")
-@_json_option
+@json_option
 @data_dir_option
 def events_command(
     gateway: str | None, since: datetime | None, limit: int, as_json: bool, data_dir: Path | None
@@ -40,7 +39,7 @@ def events_command(
 
 @security.command("counts")
 @_gateway_option
-@_json_option
+@json_option
 @data_dir_option
 def counts_command(gateway: str | None, as_json: bool, data_dir: Path | None) -> None:
     """Per gateway: how many such documents it was sent, and how many events named them."""

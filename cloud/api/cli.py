@@ -16,7 +16,7 @@ from cloud.api.app import create_app
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
-from cloud.cli_output import echo_table
+from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.config import CloudConfig
 from cloud.storage import open_database
 
@@ -143,14 +143,18 @@ def create_key_command(role: str, name: str, gateway_id: str | None, data_dir: P
 
 
 @click.command("list-keys")
+@json_option
 @data_dir_option
-def list_keys_command(data_dir: Path | None) -> None:
+def list_keys_command(as_json: bool, data_dir: Path | None) -> None:
     """List API keys (never their secrets), revoked ones included."""
     db = open_database(config_from_options(data_dir).database_path)
     try:
         keys = KeyStore(db).list()
     finally:
         db.conn.close()
+    if as_json:
+        echo_json(keys)
+        return
     echo_table(
         ["KEY ID", "ROLE", "GATEWAY", "CREATED", "REVOKED", "NAME"],
         [(k.key_id, k.role.value, k.gateway_id or "-", k.created_at, k.revoked_at or "-", k.name) for k in keys],

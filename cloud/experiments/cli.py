@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
-from cloud.cli_output import echo_json, echo_table
+from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
 from cloud.experiments.service import ExperimentService, Outcome
 from cloud.experiments.store import ExperimentConflict, Status, UnknownExperiment
@@ -279,11 +279,15 @@ def status_command(experiment_id: str, as_json: bool, watch: float | None, data_
 @experiments.command("list")
 @click.option("--status", "status_filter", type=click.Choice([s.value for s in Status]), default=None)
 @click.option("--model", "model_name", default=None)
+@json_option
 @data_dir_option
-def list_command(status_filter: str | None, model_name: str | None, data_dir: Path | None) -> None:
+def list_command(status_filter: str | None, model_name: str | None, as_json: bool, data_dir: Path | None) -> None:
     """Experiments, newest first."""
     with _service(data_dir) as service:
         found = service.store.list(Status(status_filter) if status_filter else None, model_name)
+    if as_json:
+        echo_json(found)
+        return
     echo_table(
         ["ID", "MODEL", "CHALLENGER", "CHAMPION", "MODE", "STATUS", "DECISION", "CREATED", "BY"],
         [

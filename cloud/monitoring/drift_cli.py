@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
-from cloud.cli_output import echo_json, echo_table
+from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.monitoring.drift import DEFAULT_DAYS, detect_model_drift, drift_history, record_check
 from cloud.monitoring.reference import NoReference
 from cloud.registry import UnknownModel
@@ -44,7 +44,7 @@ def drift() -> None:
 @click.option("--days", type=click.IntRange(1, 365), default=DEFAULT_DAYS, show_default=True, help="Window length.")
 @click.option("--device-type", default=None, help="Only this device type's heaters and predictions.")
 @click.option("--version", default=None, help="Version to check (default: production for the device type).")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@json_option
 @data_dir_option
 def check(
     model_name: str, days: int, device_type: str | None, version: str | None, as_json: bool, data_dir: Path | None
@@ -68,8 +68,9 @@ def check(
 @drift.command("history")
 @click.argument("model_name")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@json_option
 @data_dir_option
-def history(model_name: str, limit: int, data_dir: Path | None) -> None:
+def history(model_name: str, limit: int, as_json: bool, data_dir: Path | None) -> None:
     """Recorded drift checks of MODEL_NAME, newest first."""
     config = config_from_options(data_dir)
     db = open_database(config.database_path)
@@ -77,6 +78,9 @@ def history(model_name: str, limit: int, data_dir: Path | None) -> None:
         entries = drift_history(db, model_name, limit)
     finally:
         db.conn.close()
+    if as_json:
+        echo_json(entries)
+        return
     echo_table(
         ["ID", "CHECKED_AT", "VERSION", "DEVICE_TYPE", "STATUS", "PERFORMANCE", "QUALITY_FINDINGS", "DRIFTED"],
         [

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
-from cloud.cli_output import echo_json, echo_table
+from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.config import CloudConfig
 from cloud.feature_store import UnknownDataset
 from cloud.pipeline.runs import FINISHED, RunRefused, RunStatus, TrainingRun, UnknownRun
@@ -143,11 +143,17 @@ def _follow(pipeline: ModelTrainingPipeline, run_id: str, poll: float = 1.0) -> 
 @click.option("--model", "model_name", default=None, help="Only this model's runs.")
 @click.option("--status", "run_status", type=click.Choice([s.value for s in RunStatus]), default=None)
 @click.option("--limit", default=20, show_default=True)
+@json_option
 @data_dir_option
-def runs_command(model_name: str | None, run_status: str | None, limit: int, data_dir: Path | None) -> None:
+def runs_command(
+    model_name: str | None, run_status: str | None, limit: int, as_json: bool, data_dir: Path | None
+) -> None:
     """Training runs, newest first."""
     with _pipeline(data_dir) as (_, pipeline):
         runs = pipeline.runs.list(model_name, RunStatus(run_status) if run_status else None, limit)
+    if as_json:
+        echo_json(runs)
+        return
     echo_table(["REQUESTED_AT", "RUN"], [(run.requested_at, _describe(run)) for run in runs])
 
 
@@ -200,11 +206,15 @@ def schedule_command(model_name: str, schedule: str, window_days: int, margin: f
 
 
 @train.command("schedules")
+@json_option
 @data_dir_option
-def schedules_command(data_dir: Path | None) -> None:
+def schedules_command(as_json: bool, data_dir: Path | None) -> None:
     """Training schedules with their next and last runs."""
     with _pipeline(data_dir) as (_, pipeline):
         schedules = pipeline.schedules.list()
+    if as_json:
+        echo_json(schedules)
+        return
     echo_table(
         ["ID", "MODEL", "SCHEDULE", "CRON", "WINDOW_DAYS", "NEXT", "LAST", "LAST_RUN"],
         [

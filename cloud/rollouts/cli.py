@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
-from cloud.cli_output import echo_json, echo_table
+from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.config import PASSPHRASE_ENV
 from cloud.registry import UnknownModel
 from cloud.releases import keystore
@@ -40,7 +40,6 @@ _REFUSALS = (
     keystore.KeystoreError,
 )
 reason_option = click.option("--reason", required=True, help="Why; kept in the rollout's decisions.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the rollout as JSON.")
 _SHARE = click.FloatRange(0, 1, max_open=True)
 
 
@@ -160,12 +159,16 @@ def status_command(rollout_id: int, as_json: bool, data_dir: Path | None) -> Non
 @rollouts.command("list")
 @click.option("--status", "status_", type=click.Choice([s.value for s in RolloutStatus]), default=None)
 @click.option("--model", default=None, help="Only this model name.")
+@json_option
 @data_dir_option
-def list_command(status_: str | None, model: str | None, data_dir: Path | None) -> None:
+def list_command(status_: str | None, model: str | None, as_json: bool, data_dir: Path | None) -> None:
     """Rollouts, newest first, one line each."""
     with _rollouts(data_dir) as staged:
         ids = store.list_ids(staged.db, RolloutStatus(status_) if status_ else None, model)
         records = [store.load(staged.db, rollout_id) for rollout_id in ids]
+    if as_json:
+        echo_json(records)
+        return
     echo_table(
         ["ID", "MODEL", "VERSION", "FOR", "STATUS", "STAGES"],
         [

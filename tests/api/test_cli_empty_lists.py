@@ -3,6 +3,8 @@ prints its rows under a header otherwise."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlite_utils
 from click.testing import CliRunner
@@ -39,6 +41,11 @@ def _run(config: CloudConfig, args: list[str]) -> str:
 @pytest.mark.parametrize("args", LISTS, ids=" ".join)
 def test_an_empty_list_says_none(config: CloudConfig, db: sqlite_utils.Database, args: list[str]) -> None:
     assert _run(config, args).splitlines()[0].startswith("none")
+
+
+@pytest.mark.parametrize("args", [a for a in LISTS if a != ["dead-letters"]], ids=" ".join)
+def test_an_empty_list_is_an_empty_json_array(config: CloudConfig, db: sqlite_utils.Database, args: list[str]) -> None:
+    assert json.loads(_run(config, [*args, "--json"])) == []
 
 
 def test_rows_come_under_a_header(config: CloudConfig, db: sqlite_utils.Database) -> None:
