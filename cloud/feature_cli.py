@@ -157,3 +157,11 @@ def dataset_command(
             "query": record.query,
         }
     )
+    if record.row_count == 0:
+        kind = f" of device type {device_type}" if device_type else ""
+        click.echo(
+            f"warning: 0 rows: no heater{kind} has a feature window ending in [{start.isoformat()}, "
+            f"{end.isoformat()}); simulated history lies where --start/--days put it (see `iotsphere predictions "
+            "list` or `iotsphere features get DEVICE` for when heaters reported)",
+            err=True,
+        )

@@ -89,6 +89,14 @@ def test_dataset_builds_and_records_a_labelled_dataset(data_dir: Path) -> None:
         db.conn.close()
 
 
+def test_a_dataset_with_no_rows_warns_on_stderr(data_dir: Path) -> None:
+    result = _run(data_dir, "dataset", "--start", "2027-01-01", "--end", "2027-02-01")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["row_count"] == 0
+    assert result.stderr.startswith("warning: 0 rows: no heater has a feature window ending in [2027-01-01")
+
+
 def test_errors_are_clear_messages(data_dir: Path) -> None:
     unknown = _run(data_dir, "latest", "wh-9")
     bad_date = _run(data_dir, "dataset", "--start", "yesterday", "--end", "2026-01-05")
