@@ -43,7 +43,7 @@ from sklearn.metrics import roc_auc_score
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
 from cloud.feature_store import FeatureStore
-from cloud.monitoring import drift_stats
+from cloud.monitoring import DEFAULT_DRIFT_DAYS, drift_stats
 from cloud.monitoring.reference import (
     NoReference,
     bin_index,
@@ -60,7 +60,7 @@ from cloud.transactions import write_transaction
 from shared.features import FEATURES, PLAUSIBLE_TANK_C
 from shared.messages import OutcomeResult, PredictionType
 
-DEFAULT_DAYS = 7
+DEFAULT_DAYS = DEFAULT_DRIFT_DAYS
 ALL = "all"
 #: units of shared.features whose values cannot be negative
 NON_NEGATIVE_UNITS = frozenset({"per 24 h", "min per 24 h", "L per 24 h", "L per 6 h", "W", "Wh per 24 h", "Wh/(L·K)"})

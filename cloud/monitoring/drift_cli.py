@@ -8,9 +8,7 @@ import click
 
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.cli_output import echo_json, echo_table, json_option
-from cloud.monitoring.drift import DEFAULT_DAYS, detect_model_drift, drift_history, record_check
-from cloud.monitoring.reference import NoReference
-from cloud.registry import UnknownModel
+from cloud.monitoring import DEFAULT_DRIFT_DAYS
 from cloud.storage import open_database
 
 
@@ -41,7 +39,9 @@ def drift() -> None:
 
 @drift.command("check")
 @click.argument("model_name")
-@click.option("--days", type=click.IntRange(1, 365), default=DEFAULT_DAYS, show_default=True, help="Window length.")
+@click.option(
+    "--days", type=click.IntRange(1, 365), default=DEFAULT_DRIFT_DAYS, show_default=True, help="Window length."
+)
 @click.option("--device-type", default=None, help="Only this device type's heaters and predictions.")
 @click.option("--version", default=None, help="Version to check (default: production for the device type).")
 @json_option
@@ -50,6 +50,11 @@ def check(
     model_name: str, days: int, device_type: str | None, version: str | None, as_json: bool, data_dir: Path | None
 ) -> None:
     """Check MODEL_NAME over the last --days and record the check in the drift history."""
+    # loaded here, not at import: the statistics (scipy, scikit-learn, onnx) would make --help take seconds
+    from cloud.monitoring.drift import detect_model_drift, record_check
+    from cloud.monitoring.reference import NoReference
+    from cloud.registry import UnknownModel
+
     config = config_from_options(data_dir)
     db = open_database(config.database_path)
     try:
@@ -72,6 +77,8 @@ def check(
 @data_dir_option
 def history(model_name: str, limit: int, as_json: bool, data_dir: Path | None) -> None:
     """Recorded drift checks of MODEL_NAME, newest first."""
+    from cloud.monitoring.drift import drift_history  # not at import: see check
+
     config = config_from_options(data_dir)
     db = open_database(config.database_path)
     try:
