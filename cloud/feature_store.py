@@ -18,7 +18,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 import numpy as np
@@ -27,7 +27,7 @@ import sqlite_utils
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
 from cloud.ingest import feature_codec
-from cloud.storage import from_iso, iso
+from cloud.storage import from_iso, iso, utc_time
 from cloud.training.labels import CLASSES, FailureTimes, failure_times, label_rows
 from cloud.transactions import write_transaction
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION
@@ -115,8 +115,8 @@ class _Failure(NamedTuple):
     failed_at: datetime
 
 
-def _bound(value: datetime | None, default: str) -> str:
-    return iso(value) if value is not None else default
+def _bound(value: str | date | datetime | None, default: str) -> str:
+    return iso(utc_time(value)) if value is not None else default
 
 
 def content_hash(
@@ -187,7 +187,7 @@ class FeatureStore:
         self,
         device_id: str,
         features: dict[str, float | None],
-        timestamp: datetime,
+        timestamp: str | date | datetime,
         feature_set_version: str = FEATURE_SET_VERSION,
     ) -> bool:
         """Store one feature vector (the window ending at ``timestamp``); False if that row was already stored.
@@ -197,6 +197,7 @@ class FeatureStore:
         order). Idempotent like ingest: a row already stored is kept, never overwritten.
         """
         validate_id(device_id, "device id")
+        timestamp = utc_time(timestamp, "timestamp")
         names = self._feature_set_names(feature_set_version)
         if names is None:
             names = list(features)
@@ -230,7 +231,7 @@ class FeatureStore:
         self,
         device_id: str,
         feature_names: list[str] | None = None,
-        time_range: tuple[datetime | None, datetime | None] | None = None,
+        time_range: tuple[str | date | datetime | None, str | date | datetime | None] | None = None,
     ) -> DeviceFeatures:
         """The device's rows with window ends in ``[start, end)`` (either bound may be None), oldest first.
 
@@ -335,12 +336,12 @@ class FeatureStore:
     def get_training_dataset(
         self,
         feature_names: list[str] | None,
-        start_date: datetime,
-        end_date: datetime,
+        start_date: str | date | datetime,
+        end_date: str | date | datetime,
         device_type: str | None = None,
         horizon: timedelta = DEFAULT_HORIZON,
         feature_set_version: str | None = None,
-        as_of: datetime | None = None,
+        as_of: str | date | datetime | None = None,
         prediction_type: PredictionType = PredictionType.COMPONENT_FAILURE,
         *,
         actor: str | None = None,
@@ -352,11 +353,13 @@ class FeatureStore:
         received by ``as_of`` (default now); usage labels from sensor outcomes with a value, observed and
         received by ``as_of``, joined to their prediction's device and feature window. Rows are read with one
         range scan over the features key and labelled with sorts and searchsorted, no loop over rows. The record
-        holds ``as_of`` and the prediction type, so ``load_dataset`` builds the same rows again.
+        holds ``as_of`` and the prediction type, so ``load_dataset`` builds the same rows again. Times may be ISO-8601
+        text ("2026-01-01": that day's midnight UTC).
         """
+        start_date, end_date = utc_time(start_date, "start_date"), utc_time(end_date, "end_date")
         if start_date >= end_date:
             raise ValueError(f"start_date {start_date.isoformat()} must be before end_date {end_date.isoformat()}")
-        as_of = as_of or datetime.now(UTC)
+        as_of = utc_time(as_of, "as_of") if as_of is not None else datetime.now(UTC)
         prediction_type = PredictionType(prediction_type)
         version = feature_set_version or self._version_for(feature_names)
         stored_names = self._feature_set_names(version)

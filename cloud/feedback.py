@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlite_utils
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
@@ -39,7 +40,8 @@ class UnknownPrediction(LookupError):
 
 
 class InvalidFeedback(ValueError):
-    """A rating outside 1–5, or an outcome id already used for another prediction."""
+    """A rating outside 1–5, an outcome that says nothing valid, or an outcome id already used for another
+    prediction."""
 
 
 class ActualOutcome(BaseModel):
@@ -116,12 +118,19 @@ class PredictionFeedbackService:
     def record_prediction_outcome(
         self,
         prediction_id: str,
-        actual_outcome: ActualOutcome,
+        actual_outcome: ActualOutcome | Mapping[str, Any],
         feedback_source: FeedbackSource | str,
         *,
         actor: str | None = None,
     ) -> Recorded:
-        source = FeedbackSource(feedback_source)
+        """Store what was found (an ``ActualOutcome`` or the same fields as a dict) from ``feedback_source``
+        (technician or sensor); InvalidFeedback for a dict or source that says nothing valid."""
+        actual_outcome = _outcome(actual_outcome)
+        try:
+            source = FeedbackSource(feedback_source)
+        except ValueError:
+            choices = ", ".join(s.value for s in FeedbackSource)
+            raise InvalidFeedback(f"feedback source must be one of {choices}, not {feedback_source!r}") from None
         prediction = self.prediction(prediction_id)
         outcome_id = actual_outcome.outcome_id or _outcome_key(prediction_id, source, actual_outcome)
         now = utc_now()
@@ -201,6 +210,16 @@ class PredictionFeedbackService:
             )
             for row in rows
         ]
+
+
+def _outcome(given: ActualOutcome | Mapping[str, Any]) -> ActualOutcome:
+    if isinstance(given, ActualOutcome):
+        return given
+    try:
+        return ActualOutcome.model_validate(given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'outcome'}: {e['msg']}" for e in exc.errors())
+        raise InvalidFeedback(f"not a valid outcome ({problems})") from None
 
 
 def _outcome_key(prediction_id: str, source: FeedbackSource, outcome: ActualOutcome) -> str:

@@ -21,6 +21,7 @@ cannot be written is not made. Details carry ids, versions and hashes, not reaso
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,14 +32,17 @@ import sqlite_utils
 from tuf.api.metadata import Metadata
 
 from cloud.audit import AuditLog
-from cloud.config import CloudConfig, configured_actor
+from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
 from cloud.releases import director, keystore, publisher, tuf_repo
 from cloud.releases.model_rows import RELEASED
 from cloud.storage import iso
 from cloud.transactions import write_transaction
 from shared.director import DirectorDocument
+from shared.release import ReleaseFile
 
 PRODUCTION = "production"
+#: what a registration needs, from its metadata or its artifact folder's release.json
+REQUIRED_METADATA = ("prediction_type", "feature_set_version", "model_sha256")
 #: the production scope of a version serving every device type that has no version of its own
 GENERAL = ""
 
@@ -141,10 +145,25 @@ def passes_gate(row: dict, override: bool = False) -> bool:
 
 
 class MLModelRegistry:
-    """Versions are numbered 1, 2, 3… per model name; each row keeps metrics and lineage as JSON."""
+    """Versions are numbered 1, 2, 3… per model name; each row keeps metrics and lineage as JSON.
 
-    def __init__(self, db: sqlite_utils.Database):
+    ``config`` says where the signing keys and the broker are for a promotion or rollback given no ``rollout``
+    (default: the data folder holding the database, with the configured broker).
+    """
+
+    def __init__(self, db: sqlite_utils.Database, config: CloudConfig | None = None):
         self.db = db
+        self.config = config
+
+    def default_rollout(self) -> DirectorRollout:
+        """The director, as the CLI and the API direct gateways: the configured keys, passphrase from the
+        environment (a library call never prompts)."""
+        passphrase = os.environ.get(PASSPHRASE_ENV)
+        if not passphrase:
+            raise keystore.KeystoreError(
+                f"directing gateways needs the signing-key passphrase: set {PASSPHRASE_ENV} or pass a rollout"
+            )
+        return DirectorRollout(self.config or CloudConfig(data_dir=_data_dir(self.db)), passphrase)
 
     def next_version(self, model_name: str) -> str:
         """One above the highest all-digit version (computed in SQL: a model may have thousands)."""
@@ -164,27 +183,39 @@ class MLModelRegistry:
         model_name: str,
         model_version: str,
         model_artifacts_path: str | Path,
-        metadata: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
         *,
         actor: str | None = None,
     ) -> dict:
-        """Record a trained version as a candidate; refuse to overwrite an existing version."""
+        """Record a trained version as a candidate; refuse to overwrite an existing version.
+
+        What ``metadata`` leaves out (prediction type, feature set version, model hash, device types, lineage) is
+        read from the artifact folder's ``release.json``, which training writes; without one, ``metadata`` must
+        name ``prediction_type``, ``feature_set_version`` and ``model_sha256``.
+        """
+        given = {**_release_metadata(Path(model_artifacts_path), model_name, model_version), **(metadata or {})}
+        missing = [key for key in REQUIRED_METADATA if not given.get(key)]
+        if missing:
+            raise RegistryRefused(
+                f"cannot register {model_name} version {model_version}: metadata lacks {', '.join(missing)} and "
+                f"{model_artifacts_path} has no release.json to read them from"
+            )
         table = self.db["models"]
         row = {
             "model_name": model_name,
             "model_version": model_version,
-            "prediction_type": metadata["prediction_type"],
+            "prediction_type": given["prediction_type"],
             "status": "candidate",
             "created_at": iso(datetime.now(UTC)),
-            "feature_set_version": metadata["feature_set_version"],
-            "device_types_json": json.dumps(metadata.get("device_types", [])),
-            "metrics_json": json.dumps(metadata.get("metrics", {})),
-            "lineage_json": json.dumps({**metadata.get("lineage", {}), "artifacts_path": str(model_artifacts_path)}),
-            "model_sha256": metadata["model_sha256"],
+            "feature_set_version": given["feature_set_version"],
+            "device_types_json": json.dumps(given.get("device_types", [])),
+            "metrics_json": json.dumps(given.get("metrics", {})),
+            "lineage_json": json.dumps({**given.get("lineage", {}), "artifacts_path": str(model_artifacts_path)}),
+            "model_sha256": given["model_sha256"],
         }
         with write_transaction(self.db):  # the write lock before the check: two registrations cannot both pass it
             if list(table.rows_where("model_name = ? AND model_version = ?", [model_name, model_version])):
-                raise ValueError(f"{model_name} version {model_version} is already registered")
+                raise RegistryRefused(f"{model_name} version {model_version} is already registered")
             table.insert(row)
             details = {"version": model_version, "model_sha256": row["model_sha256"]}
             self._audit(actor, "register", model_name, details)
@@ -246,16 +277,19 @@ class MLModelRegistry:
         device_type: str | None = None,
         *,
         actor: str | None = None,
-        reason: str,
-        rollout: Rollout,
+        reason: str | None = None,
+        rollout: Rollout | None = None,
         override: bool = False,
     ) -> Change:
         """Make a released version production for ``device_type`` (default: all) and direct gateways to it.
 
-        ``override`` (an admin's decision, with ``reason``) lets a version that failed evaluation through.
+        ``override`` (an admin's decision, with ``reason``) lets a version that failed evaluation through. Defaults:
+        the configured actor, "promoted by <actor>", the director (``default_rollout``).
         """
         row = self.get_version(model_name, model_version)
-        return self._switch(row, device_type, "promote", actor or configured_actor(), reason, rollout, override)
+        actor = actor or configured_actor()
+        reason = f"promoted by {actor}" if reason is None else reason
+        return self._switch(row, device_type, "promote", actor, reason, rollout or self.default_rollout(), override)
 
     def rollback_model(
         self,
@@ -264,13 +298,14 @@ class MLModelRegistry:
         device_type: str | None = None,
         *,
         actor: str | None = None,
-        reason: str,
-        rollout: Rollout,
+        reason: str | None = None,
+        rollout: Rollout | None = None,
         override: bool = False,
     ) -> Change:
         """Put back ``to_version`` (default: the version production had before the current one).
 
         The gate is promotion's: a version that failed evaluation comes back only with ``override`` (an admin's).
+        Defaults as for a promotion ("rolled back by <actor>").
         """
         scope = device_type or GENERAL
         current = self._production(model_name, scope)
@@ -289,7 +324,9 @@ class MLModelRegistry:
                 )
             to_version = previous[0]
         row = self.get_version(model_name, to_version)
-        return self._switch(row, scope, "rollback", actor or configured_actor(), reason, rollout, override)
+        actor = actor or configured_actor()
+        reason = f"rolled back by {actor}" if reason is None else reason
+        return self._switch(row, scope, "rollback", actor, reason, rollout or self.default_rollout(), override)
 
     def rollback_candidate(self, model_name: str, version: str, device_type: str | None = None) -> str | None:
         """What an automatic rollback may put back where ``version`` was asked for, by the gate's one rule.
@@ -398,6 +435,31 @@ class MLModelRegistry:
                 raise
             raise RegistryRefused(f"{name} already has a production version for {_scope_name(scope)}: {exc}") from exc
         return entry
+
+
+def _data_dir(db: sqlite_utils.Database) -> Path:
+    """The data folder holding the database file (where the keys and the TUF repository are)."""
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    if not path:
+        raise keystore.KeystoreError("an in-memory database has no data folder: give MLModelRegistry a config")
+    return Path(path).parent
+
+
+def _release_metadata(folder: Path, model_name: str, model_version: str) -> dict[str, Any]:
+    """The metadata a training run's ``release.json`` carries, or nothing when the folder has none."""
+    path = folder / "release.json"
+    if not path.is_file():
+        return {}
+    try:
+        release = ReleaseFile.model_validate_json(path.read_bytes())
+    except ValueError as exc:
+        raise RegistryRefused(f"{path} is not a valid release file: {exc}") from exc
+    if (release.model_name, release.model_version) != (model_name, model_version):
+        raise RegistryRefused(
+            f"{path} describes {release.model_name} version {release.model_version}, not {model_name} {model_version}"
+        )
+    fields = ("feature_set_version", "model_sha256", "device_types", "lineage")
+    return {"prediction_type": release.prediction_type.value, **{name: getattr(release, name) for name in fields}}
 
 
 def _scope_name(scope: str | None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import sqlite_utils
@@ -25,6 +25,21 @@ def iso(value: datetime) -> str:
 
 def from_iso(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def utc_time(value: str | date | datetime, what: str = "time") -> datetime:
+    """A caller's time as an aware UTC datetime: a date (or "2026-01-01") means its midnight UTC, an ISO-8601 time
+    without an offset is taken as UTC. ValueError naming ``what`` for text that is neither."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{what} {value!r} is not an ISO-8601 date or time, e.g. 2026-01-31 or 2026-01-31T06:00:00Z"
+            ) from None
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:

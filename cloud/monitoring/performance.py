@@ -36,7 +36,7 @@ from scipy.stats import rankdata
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
-from cloud.storage import from_iso, iso
+from cloud.storage import from_iso, iso, utc_time
 from cloud.training.usage_pattern import LABEL as USAGE_LABEL
 from cloud.training.usage_pattern import OUTPUT as USAGE_OUTPUT
 from cloud.transactions import write_transaction
@@ -326,7 +326,7 @@ class ModelPerformanceMonitor:
         self,
         prediction_type: PredictionType | str,
         metrics: Mapping[str, float],
-        timestamp: datetime,
+        timestamp: str | datetime,
         model_version: str | None = None,
         device_type: str | None = None,
         arm: Arm | str | None = None,
@@ -338,8 +338,11 @@ class ModelPerformanceMonitor:
         """Store one point per metric at ``timestamp``; a point tracked again replaces its value. Returns the count.
 
         The model name defaults to the prediction type (each type is a registered model name). Every value must be
-        a finite number, or nothing is stored. Audited as ``actor`` in the same transaction.
+        a finite number, or nothing is stored. Audited as ``actor`` in the same transaction. ``timestamp`` may be
+        ISO-8601 text (UTC without an offset); a datetime must carry its time zone.
         """
+        if isinstance(timestamp, str):
+            timestamp = utc_time(timestamp, "timestamp")
         with write_transaction(self.db):
             stored = self._write_points(
                 prediction_type, metrics, timestamp, model_version, device_type, arm, model_name, window, "tracked"

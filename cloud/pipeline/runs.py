@@ -13,7 +13,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -104,13 +104,6 @@ def _is_gone(worker: str) -> bool:
 
 def _now() -> str:
     return iso(datetime.now(UTC))
-
-
-def day_bound(value: date | datetime) -> datetime:
-    """A date means its midnight UTC; a naive datetime is taken as UTC."""
-    if not isinstance(value, datetime):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class RunStore:

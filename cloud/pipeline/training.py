@@ -19,7 +19,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,10 @@ from cloud.audit import AuditLog
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
 from cloud.feature_store import FeatureStore
 from cloud.monitoring.reference import build_reference, device_types_of
-from cloud.pipeline.runs import RunStore, TrainingRun, day_bound
+from cloud.pipeline.runs import RunStore, TrainingRun
 from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS, Schedule, ScheduleStore, fire_time
 from cloud.registry import MLModelRegistry
-from cloud.storage import iso
+from cloud.storage import iso, utc_time
 from cloud.training.artifacts import write_artifacts
 from cloud.training.data import LabelledRows, rows_from_dataset, time_split
 from cloud.training.models import Evaluation, candidates_for, evaluate, train
@@ -174,16 +174,22 @@ class ModelTrainingPipeline:
     def trigger_model_training(
         self,
         model_name: str,
-        training_data_start_date: datetime,
-        training_data_end_date: datetime,
+        training_data_start_date: str | date | datetime,
+        training_data_end_date: str | date | datetime,
         options: dict[str, Any] | None = None,
         schedule_id: int | None = None,
         *,
         actor: str | None = None,
     ) -> TrainingRun:
-        """Queue a run for the training worker; bad arguments are refused here, not discovered by the worker."""
+        """Queue a run for the training worker; bad arguments are refused here, not discovered by the worker.
+
+        Dates may be dates, datetimes or ISO-8601 text ("2026-01-01" is that day's midnight UTC)."""
         model_type(model_name)
-        start, end = day_bound(training_data_start_date), day_bound(training_data_end_date)
+        try:
+            start = utc_time(training_data_start_date, "training_data_start_date")
+            end = utc_time(training_data_end_date, "training_data_end_date")
+        except ValueError as exc:
+            raise PipelineError(str(exc)) from None
         if start >= end:
             raise PipelineError(
                 f"training_data_start_date {iso(start)} must be before training_data_end_date {iso(end)}"
@@ -210,14 +216,14 @@ class ModelTrainingPipeline:
     def schedule_regular_training(
         self,
         model_name: str,
-        schedule: str,
+        schedule: str = "monthly",
         window_days: int = DEFAULT_WINDOW_DAYS,
         options: dict[str, Any] | None = None,
         *,
         actor: str | None = None,
     ) -> Schedule:
         """Train ``model_name`` on the ``window_days`` before each fire time of ``schedule`` (daily, weekly,
-        monthly or cron, UTC)."""
+        monthly (the default) or cron, UTC)."""
         model_type(model_name)
         checked = RunOptions.from_dict(options or {})
         actor = actor or configured_actor()
@@ -257,7 +263,7 @@ class ModelTrainingPipeline:
         else:
             end = now or datetime.now(UTC)
             holdout_from = json.loads(row["lineage_json"] or "{}").get("split", {}).get("holdout_from")
-            start = _parse_time(holdout_from) if holdout_from else None
+            start = utc_time(holdout_from) if holdout_from else None
             if start is None or start >= end:
                 start = end - timedelta(days=DEFAULT_EVALUATION_DAYS)
             dataset = self.features.get_training_dataset(
@@ -353,22 +359,22 @@ class ModelTrainingPipeline:
         horizon = LABEL_HORIZON[prediction_type]
 
         self.runs.progress(run.run_id, "dataset", 0.05)
-        as_of = _parse_time(options.as_of) if options.as_of else datetime.now(UTC)
-        end = _parse_time(run.end_date)
+        as_of = utc_time(options.as_of) if options.as_of else datetime.now(UTC)
+        end = utc_time(run.end_date)
         if prediction_type is PredictionType.COMPONENT_FAILURE and end > as_of - horizon:
             # a healthy row's label is known only once its horizon has passed: later rows would all be failures
             end = as_of - horizon
             log(
                 f"rows after {iso(end)} have no known outcome yet (horizon {horizon.days} days): the dataset ends there"
             )
-        if end <= _parse_time(run.start_date):
+        if end <= utc_time(run.start_date):
             raise PipelineError(
                 f"no rows with known outcomes between {run.start_date} and {iso(end)}: wait for more data"
             )
         log(f"building the {run.model_name} dataset for {run.start_date} .. {iso(end)}")
         dataset = self.features.get_training_dataset(
             None,
-            _parse_time(run.start_date),
+            utc_time(run.start_date),
             end,
             device_type=options.device_type,
             prediction_type=prediction_type,
@@ -485,9 +491,3 @@ def _evaluation_out(row: dict) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k != "metrics_json"}
     out["metrics"] = json.loads(row["metrics_json"] or "{}")
     return out
-
-
-def _parse_time(text: str) -> datetime:
-    """Stored ``iso`` text or a numpy datetime string (a split time in lineage), as an aware UTC datetime."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
