@@ -289,7 +289,7 @@ class MLModelRegistry:
         row = self.get_version(model_name, model_version)
         actor = actor or configured_actor()
         reason = f"promoted by {actor}" if reason is None else reason
-        return self._switch(row, device_type, "promote", actor, reason, rollout or self.default_rollout(), override)
+        return self._switch(row, device_type, "promote", actor, reason, rollout, override)
 
     def rollback_model(
         self,
@@ -326,7 +326,7 @@ class MLModelRegistry:
         row = self.get_version(model_name, to_version)
         actor = actor or configured_actor()
         reason = f"rolled back by {actor}" if reason is None else reason
-        return self._switch(row, scope, "rollback", actor, reason, rollout or self.default_rollout(), override)
+        return self._switch(row, scope, "rollback", actor, reason, rollout, override)
 
     def rollback_candidate(self, model_name: str, version: str, device_type: str | None = None) -> str | None:
         """What an automatic rollback may put back where ``version`` was asked for, by the gate's one rule.
@@ -368,7 +368,7 @@ class MLModelRegistry:
         action: str,
         actor: str,
         reason: str,
-        rollout: Rollout,
+        rollout: Rollout | None,
         override: bool = False,
     ) -> Change:
         """Check the rules, then commit the new production version, its history row, the director documents and the
@@ -390,6 +390,7 @@ class MLModelRegistry:
             raise RegistryRefused(
                 f"{name} version {version} failed evaluation: {doing} needs an admin override with a reason"
             )
+        rollout = rollout or self.default_rollout()  # after the rules: a refusal needs no passphrase
         rollout.check(name, version)
         try:
             with write_transaction(self.db):

@@ -177,6 +177,10 @@ def test_without_the_passphrase_a_promotion_names_the_variable_and_changes_nothi
 
     with pytest.raises(KeystoreError, match=PASSPHRASE_ENV):
         MLModelRegistry(db).promote_model_to_production(NAME, "1")
+    metadata = {"prediction_type": NAME, "feature_set_version": "1", "model_sha256": "3" * 64}
+    MLModelRegistry(db).register_model(NAME, "3", str(tmp_path / "nowhere"), metadata)
+    with pytest.raises(RegistryRefused, match="not released"):  # a refusal needs no passphrase
+        MLModelRegistry(db).promote_model_to_production(NAME, "3")
     assert db["model_history"].count == 0 and MLModelRegistry(db).get_active_model(NAME) is None
 
 
