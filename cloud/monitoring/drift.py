@@ -53,7 +53,7 @@ from cloud.monitoring.reference import (
     sketch_error,
 )
 from cloud.registry import MLModelRegistry
-from cloud.storage import iso
+from cloud.storage import iso, utc_time
 from cloud.training.labels import CLASSES, NO_FAILURE
 from cloud.training.usage_pattern import LABEL as USAGE_LABEL
 from cloud.transactions import write_transaction
@@ -441,9 +441,12 @@ def _check_device_type(db: sqlite_utils.Database, row: dict, reference: dict, de
         )
 
 
-def _window(window: tuple[datetime, datetime] | None, days: int, now: datetime | None) -> tuple[datetime, datetime]:
+def _window(
+    window: tuple[str | datetime, str | datetime] | None, days: int, now: datetime | None
+) -> tuple[datetime, datetime]:
+    """The window asked for (dates or ISO times as text too, as the plan passes them), else ``days`` up to now."""
     if window is not None:
-        start, end = window
+        start, end = utc_time(window[0], "the window's start"), utc_time(window[1], "the window's end")
         if start >= end:
             raise ValueError(f"the window's start {start.isoformat()} must be before its end {end.isoformat()}")
         return start, end
@@ -477,7 +480,7 @@ def _current_rows(db: sqlite_utils.Database, reference: dict, start: str, end: s
 def detect_model_drift(
     db: sqlite_utils.Database,
     model_name: str,
-    window: tuple[datetime, datetime] | None = None,
+    window: tuple[str | datetime, str | datetime] | None = None,
     days: int = DEFAULT_DAYS,
     device_type: str | None = None,
     version: str | None = None,

@@ -282,3 +282,6 @@ def test_detect_model_drift_and_generate_performance_report(
 
     assert drift["model_version"] == run.model_version
     assert [model["model_name"] for model in report["models"]] == ["usage_pattern"]
+    first, last = _days(fleet_history)  # a window as the plan writes dates
+    windowed = monitor.detect_model_drift("usage_pattern", window=(first, last))
+    assert windowed["window"]["start"].startswith(first) and windowed["window"]["end"].startswith(last)
