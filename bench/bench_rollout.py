@@ -33,9 +33,6 @@ from pathlib import Path
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.config import CloudConfig
-from cloud.demo import cold_start
-from cloud.demo.api_server import ApiServer
-from cloud.demo.sites import GatewaySpec, Site
 from cloud.deployments import DeploymentState, list_deployments
 from cloud.ingest import IngestWorker
 from cloud.releases import tuf_repo
@@ -43,6 +40,9 @@ from cloud.releases.publisher import RetainedPublisher, desired_topic
 from cloud.storage import from_iso, open_database
 from edge_agent.probation import ProbationPolicy
 from firmware_sim.history import generate_history
+from iotsphere.demo import cold_start
+from iotsphere.demo.api_server import ApiServer
+from iotsphere.demo.sites import GatewaySpec, Site
 from shared.messages import PredictionType
 from shared.topics import Up, up_topic
 

@@ -96,7 +96,7 @@ def run() -> dict:
         db = open_database(config.database_path)
         try:
             # one OpenMP thread, as the demo trains: on this 2-core machine shared with other jobs, two threads
-            # spin waiting for each other (cloud.demo.cold_start.train)
+            # spin waiting for each other (iotsphere.demo.cold_start.train)
             with threadpool_limits(limits=1):
                 for prediction_type in PredictionType:
                     figures["models"][prediction_type.value] = _one_type(

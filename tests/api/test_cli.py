@@ -20,9 +20,9 @@ from cloud.api.app import create_app
 from cloud.api.cli import list_keys_command, revoke_key_command
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
-from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.storage import open_database
+from iotsphere.cli import main
 from shared.messages import Prediction, PredictionBatch, PredictionType
 from shared.topics import Up, up_topic
 from tests.api.conftest import auth
@@ -128,7 +128,7 @@ def test_serve_runs_api_ingest_and_publisher_and_stops_cleanly(tmp_path: Path, b
     db = open_database(data_dir / "iotsphere.db")
     token = KeyStore(db).create(Role.VIEWER, "serve test").token
     db.conn.close()
-    command = [sys.executable, "-c", "from cloud.cli import main; main()", "cloud", "serve"]
+    command = [sys.executable, "-c", "from iotsphere.cli import main; main()", "cloud", "serve"]
     command += ["--port", str(port), "--data-dir", str(data_dir), "--mqtt", broker]
     env = {"IOTSPHERE_TOPIC_PREFIX": prefix, "PATH": "/usr/bin:/bin", "IOTSPHERE_KEY_PASSPHRASE": ""}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -9,8 +9,8 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from cloud.cli import main
 from cloud.config import CloudConfig
+from iotsphere.cli import main
 from tests.api import seed
 
 LISTS = [

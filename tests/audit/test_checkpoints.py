@@ -23,10 +23,10 @@ from click.testing import CliRunner, Result
 from cloud.api.roles import Role
 from cloud.audit import GENESIS_HASH, AuditLog, entry_hash
 from cloud.audit_checkpoints import AuditCheckpoints, AuditCheckpointWorker, Checkpoint
-from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.releases import keystore, tuf_repo
 from cloud.storage import open_database
+from iotsphere.cli import main
 from shared.signing import generate_private_key, key_id, public_key_hex, sign
 from tests.api.conftest import auth
 from tests.private_broker import free_port

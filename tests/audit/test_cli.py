@@ -9,8 +9,8 @@ import sqlite3
 import sqlite_utils
 from click.testing import CliRunner, Result
 
-from cloud.cli import main
 from cloud.config import CloudConfig
+from iotsphere.cli import main
 from shared.messages import Prediction
 
 

@@ -22,7 +22,6 @@ from click.testing import CliRunner
 
 from cloud.api.roles import Role
 from cloud.audit_checkpoints import AuditCheckpoints, sign_now
-from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.registry import DirectorRollout, MLModelRegistry, RegistryRefused, RegistryUnavailable
 from cloud.releases import keystore
@@ -30,6 +29,7 @@ from cloud.releases.publisher import release_to_gateways
 from cloud.rollouts import store
 from cloud.rollouts.engine import RolloutRefused
 from cloud.rollouts.worker import RolloutWorker
+from iotsphere.cli import main
 from tests.api.conftest import auth, served_cloud
 from tests.releases.conftest import PASSPHRASE
 from tests.rollouts.conftest import NAME, PLAN, Cloud

@@ -8,9 +8,9 @@ import json
 from click.testing import CliRunner, Result
 
 from cloud.audit import AuditLog
-from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.storage import open_database
+from iotsphere.cli import main
 from tests.releases.conftest import PASSPHRASE, artifacts, config, initialized, onnx_models  # noqa: F401  (fixtures)
 
 

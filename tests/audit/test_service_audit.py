@@ -20,7 +20,6 @@ from click.testing import CliRunner
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.audit import AuditLog
-from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.feature_store import FeatureStore
 from cloud.feedback import ActualOutcome, PredictionFeedbackService
@@ -32,6 +31,7 @@ from cloud.releases.model_rows import RegistryMismatch, record_release
 from cloud.releases.rotation import rotate_key
 from cloud.retraining.service import RetrainingService
 from cloud.storage import open_database
+from iotsphere.cli import main
 from shared.features import FEATURE_NAMES
 from shared.messages import Prediction
 from tests.api import seed

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cloud.cli import main
-from cloud.demo.run import DemoOptions, run_demo
 from cloud.storage import open_database
+from iotsphere.cli import main
+from iotsphere.demo.run import DemoOptions, run_demo
 
 MOSQUITTO = "mqtt://127.0.0.1:1883"
 

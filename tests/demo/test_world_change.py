@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cloud.demo.run import DemoOptions, run_demo
-from cloud.demo.world_change import INLET, ActTwoOptions
 from cloud.storage import open_database
+from iotsphere.demo.run import DemoOptions, run_demo
+from iotsphere.demo.world_change import INLET, ActTwoOptions
 
 
 @pytest.mark.timeout(900)  # act one, then up to 300 s of act two, on a loaded 2-core machine

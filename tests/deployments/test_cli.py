@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from cloud.cli import main
 from cloud.deployments import DEADLINE_ENV
+from iotsphere.cli import main
 from tests.deployments.conftest import MODEL, Fleet
 
 

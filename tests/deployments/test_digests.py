@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from cloud import security_events
-from cloud.cli import main
 from cloud.deployments import DeploymentState, list_deployments
 from cloud.releases import director
 from cloud.security_events import Finding
+from iotsphere.cli import main
 from shared.director import RejectRule, document_digest
 from shared.messages import EventKind
 from tests.deployments.conftest import MODEL, T0, Fleet

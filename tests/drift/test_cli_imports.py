@@ -13,7 +13,7 @@ def test_the_drift_commands_load_no_statistics_until_run() -> None:
     probe = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from cloud.cli import main\n"
+        "from iotsphere.cli import main\n"
         "assert CliRunner().invoke(main, ['drift', 'check', '--help']).exit_code == 0\n"
         f"print(sorted(name for name in {HEAVY!r} if name in sys.modules))\n"
     )

@@ -8,9 +8,9 @@ import sqlite_utils
 from click.testing import CliRunner
 
 from cloud.api.roles import Role
-from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.monitoring.drift import drift_history
+from iotsphere.cli import main
 from tests.api.conftest import auth, base_url, config, db, http, tokens  # noqa: F401  (fixtures)
 from tests.drift.fleet import TYPES, feature_values, register, store_features
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cloud.cli import main
 from cloud.ingest.feature_codec import encode
 from cloud.monitoring.reference import load_reference
 from cloud.pipeline.runs import RunStatus
 from cloud.pipeline.training import ModelTrainingPipeline
 from cloud.storage import iso
 from cloud.training.onnx_export import INPUT_NAME, session
+from iotsphere.cli import main
 from tests.api.conftest import auth, served_cloud
 from tests.pipeline.conftest import config, db, fleet_database, fleet_history, span  # noqa: F401 (fixtures)
 

@@ -22,7 +22,6 @@ from click.testing import CliRunner
 
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
-from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.ingest import IngestWorker
 from cloud.releases import director, keystore, tuf_repo
@@ -30,6 +29,7 @@ from cloud.releases.publisher import RetainedPublisher, desired_topic
 from cloud.storage import iso, open_database
 from edge_agent.agent import AgentConfig, EdgeAgent
 from firmware_sim.live import Fleet, publish
+from iotsphere.cli import main
 from shared.director import DirectorDocument
 from shared.release import ReleaseFile
 from shared.topics import Up, up_topic

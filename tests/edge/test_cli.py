@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cloud.cli import main
 from edge_agent.cli import edge
+from iotsphere.cli import main
 from shared.messages import GatewayStatus
 from tests.edge.mqtt_helpers import Collector, unique_prefix, wait_for
 

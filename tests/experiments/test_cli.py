@@ -8,8 +8,8 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from cloud.cli import main
 from cloud.config import CloudConfig
+from iotsphere.cli import main
 from tests.experiments.conftest import GATEWAYS, NAME, Lab
 from tests.registry.test_http import retained_document
 

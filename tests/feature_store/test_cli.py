@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.feature_store import FeatureStore
 from cloud.storage import open_database
+from iotsphere.cli import main
 from shared.features import FEATURE_NAMES
 from tests.feature_store.conftest import AS_OF, DAY, T0, add_outcome, vector
 

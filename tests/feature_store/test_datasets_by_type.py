@@ -9,9 +9,9 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from cloud.cli import main
 from cloud.feature_store import FeatureStore
 from cloud.storage import iso
+from iotsphere.cli import main
 from shared.messages import PredictionType
 from tests.feature_store.conftest import AS_OF, DAY, HORIZON, T0, add_outcome, vector
 

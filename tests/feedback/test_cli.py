@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite_utils
 from click.testing import CliRunner
 
-from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.feedback import PredictionFeedbackService
+from iotsphere.cli import main
 from shared.messages import Prediction
 
 

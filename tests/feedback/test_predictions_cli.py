@@ -7,9 +7,9 @@ import json
 import sqlite_utils
 from click.testing import CliRunner
 
-from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.feedback import ActualOutcome, PredictionFeedbackService
+from iotsphere.cli import main
 from shared.messages import Arm, PredictionType
 from tests.api import seed
 

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from click.testing import CliRunner, Result
 
-from cloud.cli import main
 from firmware_sim.history import load_history
+from iotsphere.cli import main
 from shared.features import FEATURE_NAMES
 from shared.mqtt_url import DEFAULT_MQTT_URL
 from shared.telemetry import Telemetry, parse_telemetry

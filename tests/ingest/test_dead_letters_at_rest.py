@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from cloud.api.app import create_app
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
-from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.dead_letters import REDACTED, redacted_preview
 from cloud.ingest.decode import Rejected, decode
 from cloud.ingest.store import DeadLetter, write_batch
 from cloud.storage import migrate, open_database
+from iotsphere.cli import main
 from shared.topics import Up, up_topic
 from tests.api.server import ThreadedServer
 from tests.ingest.helpers import outcomes, plain_payload

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from cloud.cli import main
 from cloud.config import CloudConfig
+from iotsphere.cli import main
 from tests.monitoring.conftest import Fleet
 
 

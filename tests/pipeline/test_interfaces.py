@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from cloud.api.roles import Role
-from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.storage import open_database
+from iotsphere.cli import main
 from tests.api.conftest import auth, key_per_role
 from tests.private_broker import free_port
 
@@ -35,7 +35,7 @@ def served(config: CloudConfig) -> Iterator[tuple[httpx.Client, dict[Role, str]]
         [
             sys.executable,
             "-c",
-            "from cloud.cli import main; main()",
+            "from iotsphere.cli import main; main()",
             "cloud",
             "serve",
             "--port",

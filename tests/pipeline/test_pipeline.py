@@ -13,7 +13,6 @@ import sqlite_utils
 from click.testing import CliRunner
 
 from cloud.audit import AuditLog
-from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.pipeline.cli import GATE_REFUSED_EXIT, gate_refusal
 from cloud.pipeline.runs import RunRefused, RunStatus
@@ -21,6 +20,7 @@ from cloud.pipeline.training import ModelTrainingPipeline, PipelineError
 from cloud.registry import MLModelRegistry, RegistryRefused
 from cloud.releases import tuf_repo
 from cloud.storage import iso
+from iotsphere.cli import main
 from tests.registry.conftest import RecordingRollout
 from tests.releases.conftest import PASSPHRASE
 

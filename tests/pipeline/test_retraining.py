@@ -9,7 +9,6 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.ingest.feature_codec import decode, encode
 from cloud.pipeline.runs import RunStatus
@@ -19,6 +18,7 @@ from cloud.retraining.feedback_patterns import contradiction_counts, low_rating_
 from cloud.retraining.policy import InvalidPolicy
 from cloud.retraining.service import RetrainingService
 from cloud.storage import iso
+from iotsphere.cli import main
 from shared.features import FEATURE_NAMES
 from tests.pipeline.conftest import GATEWAY
 from tests.registry.conftest import RecordingRollout

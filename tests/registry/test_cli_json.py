@@ -9,9 +9,9 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from cloud.cli import main
 from cloud.cli_output import to_json
 from cloud.config import CloudConfig
+from iotsphere.cli import main
 from tests.api import seed
 from tests.api.conftest import config, db  # noqa: F401  (fixtures)
 

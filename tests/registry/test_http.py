@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from cloud.api.roles import Role
-from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.registry import MLModelRegistry
 from cloud.releases import keystore, tuf_repo
 from cloud.releases.model_rows import record_release
 from cloud.storage import open_database
+from iotsphere.cli import main
 from shared.director import DirectorDocument, verify_director
 from tests.api.conftest import ServedCloud, auth, served_cloud
 from tests.releases.conftest import (  # noqa: F401 (fixture)

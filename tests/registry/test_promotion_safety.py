@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from cloud.api.roles import Role
-from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.registry import MLModelRegistry
 from cloud.releases import director
 from cloud.storage import open_database
+from iotsphere.cli import main
 from shared.director import verify_director
 from shared.limits import MAX_SAFE_INT
 from tests.api.conftest import ServedCloud, auth, served_cloud

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV
 from cloud.releases import director, keystore, tuf_repo
 from cloud.releases.cli import rotate_key_command
 from cloud.storage import open_database
+from iotsphere.cli import main
 from tests.releases.conftest import PASSPHRASE, clear_retained
 
 

@@ -17,10 +17,10 @@ from securesystemslib.signer import Signer
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import TargetFile
 
-from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV, CloudConfig
 from cloud.releases import keystore, tuf_repo
 from cloud.releases.rotation import rotate_key
+from iotsphere.cli import main
 from shared.director import RejectRule
 from shared.messages import EventKind
 from tests.e2e.world import BROKER, MODEL, World, running_world, write_artifacts

@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from cloud.audit import AuditLog
-from cloud.cli import main
 from cloud.config import CloudConfig
 from cloud.registry import MLModelRegistry
 from cloud.rollouts import store
 from cloud.rollouts.store import RolloutStatus, StageStatus
 from cloud.rollouts.worker import RolloutWorker
+from iotsphere.cli import main
 from tests.edge.mqtt_helpers import wait_for
 from tests.releases.conftest import PASSPHRASE
 from tests.rollouts.conftest import GATEWAYS, NAME, PLAN, Cloud

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cloud.cli import main
 from cloud.config import PASSPHRASE_ENV
 from cloud.registry import MLModelRegistry
 from cloud.storage import open_database
 from edge_agent.inference import Heater, predict
 from edge_agent.model_loader import FeatureContract, load_model
 from firmware_sim.history import generate_history
+from iotsphere.cli import main
 from shared.messages import PredictionType
 from shared.release import ReleaseFile
 from tests.releases.conftest import PASSPHRASE

@@ -1,4 +1,5 @@
-"""The ``iotsphere`` command: one CLI, sub-commands loaded only when used so ``--help`` is fast."""
+"""The ``iotsphere`` command: one CLI over the cloud, the gateway and the simulator, sub-commands loaded only when
+used so ``--help`` is fast and a gateway never imports the cloud to run ``iotsphere edge``."""
 
 from __future__ import annotations
 
@@ -39,17 +40,43 @@ def lazy_group(name: str, help_text: str, commands: dict[str, tuple[str, str]]) 
     return LazyGroup(name=name, help=help_text, lazy=commands)
 
 
+# The ``cloud`` and ``admin`` groups; each sub-command lives beside the code it drives.
+cloud = lazy_group(
+    "cloud",
+    "Run the cloud: initialise keys, train, release, serve.",
+    {
+        "init": ("cloud.releases.cli:init_command", "Create the TUF repository and the encrypted signing keys."),
+        "release": ("cloud.releases.cli:release_command", "Sign a trained model into TUF and direct gateways to it."),
+        "train": ("cloud.training.cli:train_command", "Train a model from simulated history (cold start)."),
+        "ingest": ("cloud.ingest.cli:ingest_command", "Run only the MQTT ingest worker."),
+        "serve": ("cloud.api.cli:serve_command", "Run the API, the ingest worker and the publisher."),
+    },
+)
+
+admin = lazy_group(
+    "admin",
+    "Administer API keys and signing keys.",
+    {
+        "audit": ("cloud.audit_cli:audit", "The audit log: list entries, sign checkpoints, verify them."),
+        "create-key": ("cloud.api.cli:create_key_command", "Create an API key for a role (shown once)."),
+        "list-keys": ("cloud.api.cli:list_keys_command", "List API keys (never their secrets)."),
+        "revoke-key": ("cloud.api.cli:revoke_key_command", "Revoke an API key by its id."),
+        "rotate-key": ("cloud.releases.cli:rotate_key_command", "Replace a signing key; gateways follow through TUF."),
+    },
+)
+
+
 @click.group(
     cls=LazyGroup,
     lazy={
         "sim": ("firmware_sim.cli:sim", "Simulate water heaters: training history, live telemetry."),
-        "cloud": ("cloud.commands:cloud", "Run the cloud: initialise keys, train, release, serve."),
+        "cloud": ("iotsphere.cli:cloud", "Run the cloud: initialise keys, train, release, serve."),
         "edge": ("edge_agent.cli:edge", "Run a gateway's edge agent: telemetry in, predictions out, signed updates."),
-        "admin": ("cloud.commands:admin", "Administer API keys and signing keys."),
+        "admin": ("iotsphere.cli:admin", "Administer API keys and signing keys."),
         "features": ("cloud.feature_cli:features", "Read heaters' features; build recorded training datasets."),
         "feedback": ("cloud.feedback_cli:feedback", "Record outcomes and ratings of predictions."),
         "predictions": ("cloud.predictions_cli:predictions", "Predictions gateways made: list, show one."),
-        "demo": ("cloud.demo.cli:demo_command", "The whole loop on this machine in about two minutes."),
+        "demo": ("iotsphere.demo.cli:demo_command", "The whole loop on this machine in about two minutes."),
         "models": ("cloud.registry_cli:models", "Model versions: list, show, promote, roll back, history."),
         "retraining": ("cloud.retraining.cli:retraining", "Automated retraining: policies, checks, decisions."),
         "train": ("cloud.pipeline.cli:train", "Training runs, schedules and evaluations (champion/challenger gate)."),

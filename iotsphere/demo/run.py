@@ -28,16 +28,16 @@ from threadpoolctl import threadpool_limits
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.config import CloudConfig
-from cloud.demo import cold_start
-from cloud.demo.api_server import ApiServer
-from cloud.demo.cloud_view import CloudView, latest_predicted_device, read_cloud_view
-from cloud.demo.sites import GatewaySpec, Site
-from cloud.demo.world_change import ActTwoOptions, WorldChangeAct, print_act_two
 from cloud.embedded_broker import EmbeddedBroker
 from cloud.ingest import IngestWorker
 from cloud.releases import tuf_repo
 from cloud.releases.publisher import DirectorPublisher, PublishError, RetainedPublisher
 from cloud.storage import open_database
+from iotsphere.demo import cold_start
+from iotsphere.demo.api_server import ApiServer
+from iotsphere.demo.cloud_view import CloudView, latest_predicted_device, read_cloud_view
+from iotsphere.demo.sites import GatewaySpec, Site
+from iotsphere.demo.world_change import ActTwoOptions, WorldChangeAct, print_act_two
 from shared.messages import PredictionType
 from shared.mqtt_url import DEFAULT_MQTT_URL
 from shared.topics import Down, Up, down_topic, up_topic

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from cloud.demo.run import EXPECTED_FAILURES, DemoOptions, run_demo
-from cloud.demo.world_change import ActTwoOptions
+from iotsphere.demo.run import EXPECTED_FAILURES, DemoOptions, run_demo
+from iotsphere.demo.world_change import ActTwoOptions
 
 _DEFAULTS = DemoOptions()
 _ACT_TWO = ActTwoOptions()

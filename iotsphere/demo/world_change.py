@@ -37,7 +37,7 @@ from firmware_sim.world_change import WorldChange
 from shared.messages import Component, OutcomeResult, PredictionType
 
 if TYPE_CHECKING:
-    from cloud.demo.run import Demo
+    from iotsphere.demo.run import Demo
 
 Echo = Callable[[str], None]
 MODEL = PredictionType.COMPONENT_FAILURE.value

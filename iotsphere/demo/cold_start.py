@@ -50,7 +50,7 @@ def simulate_history(path: Path, heaters: int, days: int, seed: int, echo: Echo)
     It runs as a child process in a session of its own: the simulation fans out to a process pool, which
     hangs when Ctrl-C reaches every process at once; here only the demo sees Ctrl-C and ends the whole group.
     """
-    command = [sys.executable, "-c", "from cloud.cli import main; main()", "sim", "history"]
+    command = [sys.executable, "-c", "from iotsphere.cli import main; main()", "sim", "history"]
     command += ["--heaters", str(heaters), "--days", str(days), "--seed", str(seed), "--out", str(path)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
