@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloud.audit import AuditLog, VerifyResult
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
+from cloud.errors import Refused
 from cloud.releases import keystore
 from cloud.storage import iso
 from cloud.transactions import write_transaction
@@ -54,7 +55,7 @@ _EXAMPLE = {
 }
 
 
-class CheckpointRefused(Exception):
+class CheckpointRefused(Refused):
     """The log does not verify, so no checkpoint is signed: signing it would vouch for the tampering."""
 
 

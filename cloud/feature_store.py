@@ -26,6 +26,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
+from cloud.errors import NotFound
 from cloud.ingest import feature_codec
 from cloud.storage import from_iso, iso, utc_time
 from cloud.training.labels import CLASSES, FailureTimes, failure_times, label_rows
@@ -45,11 +46,11 @@ _ISO_WIDTH = len("2026-01-31T06:00:00.000000Z")
 _ID_WIDTH = 64
 
 
-class UnknownDevice(LookupError):
+class UnknownDevice(NotFound, LookupError):
     """No feature row has been stored for this device."""
 
 
-class UnknownDataset(LookupError):
+class UnknownDataset(NotFound, LookupError):
     """No dataset was recorded under this id."""
 
 

@@ -30,16 +30,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
 from cloud.crypto_fields import FieldCipher, cipher_for_database
+from cloud.errors import NotFound, Refused
 from cloud.storage import iso
 from cloud.transactions import write_transaction
 from shared.messages import Component, FeedbackSource, OutcomeResult, UtcDatetime, utc_now
 
 
-class UnknownPrediction(LookupError):
+class UnknownPrediction(NotFound, LookupError):
     """No prediction with this id has been ingested."""
 
 
-class InvalidFeedback(ValueError):
+class InvalidFeedback(Refused, ValueError):
     """A rating outside 1–5, an outcome that says nothing valid, or an outcome id already used for another
     prediction."""
 

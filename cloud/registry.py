@@ -33,6 +33,7 @@ from tuf.api.metadata import Metadata
 
 from cloud.audit import AuditLog
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
+from cloud.errors import NotFound, Refused, Unavailable
 from cloud.releases import director, keystore, publisher, tuf_repo
 from cloud.releases.model_rows import RELEASED
 from cloud.storage import iso
@@ -47,15 +48,15 @@ REQUIRED_METADATA = ("prediction_type", "feature_set_version", "model_sha256")
 GENERAL = ""
 
 
-class UnknownModel(LookupError):
+class UnknownModel(NotFound, LookupError):
     """No such model name or version in the registry."""
 
 
-class RegistryRefused(ValueError):
+class RegistryRefused(Refused, ValueError):
     """A promotion or rollback that would break one of the registry's rules; nothing was changed."""
 
 
-class RegistryUnavailable(RuntimeError):
+class RegistryUnavailable(Unavailable, RuntimeError):
     """Directing gateways failed as a whole (storage, signing) during a promotion or rollback; nothing was changed."""
 
 

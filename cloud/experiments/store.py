@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
+from cloud.errors import NotFound, Refused
 from cloud.storage import iso
 from cloud.transactions import write_transaction
 
@@ -27,11 +28,11 @@ class Status(StrEnum):
     CONCLUDED = "concluded"
 
 
-class UnknownExperiment(LookupError):
+class UnknownExperiment(NotFound, LookupError):
     """No experiment with this id."""
 
 
-class ExperimentConflict(ValueError):
+class ExperimentConflict(Refused, ValueError):
     """The experiment is not in a state that allows the action, or another experiment is in the way."""
 
 

@@ -42,6 +42,7 @@ from sklearn.metrics import roc_auc_score
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
+from cloud.errors import Invalid
 from cloud.feature_store import FeatureStore
 from cloud.monitoring import DEFAULT_DRIFT_DAYS, drift_stats
 from cloud.monitoring.reference import (
@@ -67,7 +68,7 @@ NON_NEGATIVE_UNITS = frozenset({"per 24 h", "min per 24 h", "L per 24 h", "L per
 _UNITS = {feature.name: feature.unit for feature in FEATURES}
 
 
-class UnknownDeviceType(ValueError):
+class UnknownDeviceType(Invalid, ValueError):
     """A device type neither the model version nor the fleet knows: a check of it could only find no rows."""
 
 

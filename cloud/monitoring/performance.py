@@ -36,6 +36,7 @@ from scipy.stats import rankdata
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
+from cloud.errors import Invalid, NotFound
 from cloud.storage import from_iso, iso, utc_time
 from cloud.training.usage_pattern import LABEL as USAGE_LABEL
 from cloud.training.usage_pattern import OUTPUT as USAGE_OUTPUT
@@ -59,11 +60,11 @@ _MAX_METRIC_NAME = 128
 _MS = "CAST(round((julianday({}) - 2440587.5) * 86400000) AS INTEGER)"
 
 
-class InvalidMetrics(ValueError):
+class InvalidMetrics(Invalid, ValueError):
     """A query or tracked point the monitor cannot take: the message says which part and why."""
 
 
-class UnknownModelName(LookupError):
+class UnknownModelName(NotFound, LookupError):
     """No version registered and no prediction stored under this model name."""
 
 

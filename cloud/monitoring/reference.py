@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 import numpy as np
 import sqlite_utils
 
+from cloud.errors import NotFound
 from cloud.monitoring.drift_stats import effective_rows
 from cloud.storage import iso
 from cloud.training.data import LabelledRows
@@ -184,7 +185,7 @@ def device_types_of(db: sqlite_utils.Database, device_ids: np.ndarray) -> dict[s
     }
 
 
-class NoReference(LookupError):
+class NoReference(NotFound, LookupError):
     """The version was trained before references were stored, or does not exist."""
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from cloud.errors import NotFound, Refused
 from cloud.storage import iso
 
 
@@ -33,11 +34,11 @@ class RunStatus(StrEnum):
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
-class UnknownRun(LookupError):
+class UnknownRun(NotFound, LookupError):
     """No training run has this id."""
 
 
-class RunRefused(ValueError):
+class RunRefused(Refused, ValueError):
     """The run cannot change that way (e.g. cancelling one that already started)."""
 
 

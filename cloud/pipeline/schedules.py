@@ -16,17 +16,18 @@ from typing import Any
 import sqlite_utils
 from croniter import croniter
 
+from cloud.errors import Invalid, NotFound
 from cloud.storage import from_iso, iso
 
 NAMED = {"daily": "@daily", "weekly": "@weekly", "monthly": "@monthly"}
 DEFAULT_WINDOW_DAYS = 90
 
 
-class InvalidSchedule(ValueError):
+class InvalidSchedule(Invalid, ValueError):
     """Not daily, weekly, monthly or a valid cron expression."""
 
 
-class UnknownSchedule(LookupError):
+class UnknownSchedule(NotFound, LookupError):
     """No schedule has this id."""
 
 

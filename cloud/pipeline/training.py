@@ -27,6 +27,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
+from cloud.errors import Invalid
 from cloud.feature_store import FeatureStore
 from cloud.monitoring.reference import build_reference, device_types_of
 from cloud.pipeline.runs import RunStore, TrainingRun
@@ -54,7 +55,7 @@ LABEL_HORIZON = {
 DEFAULT_EVALUATION_DAYS = 30
 
 
-class PipelineError(ValueError):
+class PipelineError(Invalid, ValueError):
     """A run or evaluation that cannot go ahead; the message says why and what to do."""
 
 

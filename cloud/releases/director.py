@@ -29,6 +29,7 @@ from pydantic import TypeAdapter
 from tuf.api.metadata import Targets
 
 from cloud.config import CloudConfig
+from cloud.errors import Refused, TemporarilyUnavailable
 from cloud.releases import issued
 from cloud.releases.tuf_repo import current_targets, model_target_path, release_target_path, sha256_of
 from cloud.storage import from_iso, iso
@@ -45,11 +46,11 @@ _MODELS = TypeAdapter(dict[str, DesiredModel])
 _REASON_CHARS = 1000
 
 
-class DirectorError(Exception):
+class DirectorError(Refused):
     """A director document cannot be built (unknown release, no gateway, bad input)."""
 
 
-class DirectingFailed(RuntimeError):
+class DirectingFailed(TemporarilyUnavailable, RuntimeError):
     """Issuing failed as a whole (the database locked, full or failing; the transaction lost): nothing was issued."""
 
 

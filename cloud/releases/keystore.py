@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from cloud.config import PASSPHRASE_ENV
+from cloud.errors import Unavailable
 from shared.atomic_files import atomic_write, fsync_directory
 from shared.signing import (
     decrypt_private_key,
@@ -41,7 +42,7 @@ AUDIT = "audit"
 KEY_NAMES = (*TUF_ROLES, DIRECTOR, AUDIT)
 
 
-class KeystoreError(Exception):
+class KeystoreError(Unavailable):
     """A key is missing or unreadable; the message says what to do."""
 
 

@@ -9,6 +9,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
+from cloud.errors import Refused
 from cloud.releases.tuf_repo import PublishedRelease, sha256_of
 from cloud.storage import iso
 from cloud.transactions import write_transaction
@@ -16,7 +17,7 @@ from cloud.transactions import write_transaction
 RELEASED = "released"
 
 
-class RegistryMismatch(Exception):
+class RegistryMismatch(Refused):
     """The registry lists other ONNX bytes under the released name and version."""
 
 

@@ -24,6 +24,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
+from cloud.errors import TemporarilyUnavailable
 from cloud.releases import director, keystore, tuf_repo
 from cloud.storage import open_database
 from cloud.transactions import write_transaction
@@ -35,7 +36,7 @@ from shared.topics import Down, down_topic
 log = logging.getLogger(__name__)
 
 
-class PublishError(Exception):
+class PublishError(TemporarilyUnavailable):
     """The broker did not take a director document; it stays stored and is published later."""
 
 

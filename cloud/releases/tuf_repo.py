@@ -30,6 +30,7 @@ from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Tar
 from tuf.repository import Repository
 
 from cloud.config import CloudConfig
+from cloud.errors import Refused
 from cloud.releases import keystore
 from shared.atomic_files import atomic_write
 from shared.director import DIRECTOR_KEYS_TARGET, director_keys_document
@@ -40,7 +41,7 @@ from shared.topics import validate_id
 _ROLE_CLASSES = {Root.type: Root, Targets.type: Targets, Snapshot.type: Snapshot, Timestamp.type: Timestamp}
 
 
-class ImageRepositoryError(Exception):
+class ImageRepositoryError(Refused):
     """The repository cannot do what was asked; the message says why."""
 
 

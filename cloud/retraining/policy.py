@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import sqlite_utils
 
+from cloud.errors import Invalid
 from cloud.pipeline.training import DEFAULT_MARGIN
 from cloud.storage import iso
 from shared.limits import MAX_SAFE_INT
@@ -24,7 +25,7 @@ AfterGate = Literal["experiment", "rollout", "operator"]
 ExperimentMode = Literal["split", "shadow"]
 
 
-class InvalidPolicy(ValueError):
+class InvalidPolicy(Invalid, ValueError):
     """A policy value out of range, or an unknown setting."""
 
 

@@ -34,6 +34,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
+from cloud.errors import Refused
 from cloud.registry import (
     GENERAL,
     PRODUCTION,
@@ -55,7 +56,7 @@ from cloud.rollouts.verdict import StageVerdict, Verdict, judge_stage
 from cloud.transactions import write_transaction
 
 
-class RolloutRefused(ValueError):
+class RolloutRefused(Refused, ValueError):
     """An action the rollout's state or the registry's rules forbid; nothing was changed."""
 
 

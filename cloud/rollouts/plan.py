@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from cloud.deployments import resolve_deadline
+from cloud.errors import Refused
 
 DEFAULT_PERCENTAGES = (10.0, 100.0)
 DEFAULT_CANARY_FAILURE_SHARE = 0.0
 DEFAULT_FAILURE_SHARE = 0.05
 
 
-class PlanError(ValueError):
+class PlanError(Refused, ValueError):
     """A plan that cannot be followed (percentages not rising to 100, a share outside [0, 1), …)."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
+from cloud.errors import NotFound
 from cloud.storage import from_iso, iso
 from cloud.transactions import write_transaction
 
@@ -36,7 +37,7 @@ class StageStatus(StrEnum):
     FAILED = "failed"
 
 
-class UnknownRollout(LookupError):
+class UnknownRollout(NotFound, LookupError):
     """No rollout with that id."""
 
 
