@@ -1,7 +1,7 @@
 """FeatureStore: one device's feature history, its latest values with their age, and training datasets.
 
 It reads and writes the ``features`` table the ingest worker fills (packed float32 per feature-set version,
-``cloud.ingest.feature_codec``). Training datasets are point-in-time correct (ARCHITECTURE "Data and labels")
+``cloud.ingest.feature_codec``). Training datasets are point-in-time correct (docs/architecture.md)
 and labelled for one prediction type. ``component_failure``: a row at time t is labelled only from component
 failures observed after t within the horizon and known by the dataset's ``as_of``; rows whose horizon had not
 passed by then, with no failure seen, are censored and left out. ``anomaly``: every row, with those failure labels

@@ -1,6 +1,6 @@
 """Probation: a newly activated release must serve enough good predictions before it is committed.
 
-ARCHITECTURE: a new release is on probation until it has served enough predictions within its
+docs/architecture.md: a new release is on probation until it has served enough predictions within its
 latency and output bounds; only then is it reported committed. A prediction out of bounds (an
 output missing or not finite, a probability outside [0, 1]) or a batch slower than the bound fails
 probation at once, and the store swaps back to the last known good release and reports it.

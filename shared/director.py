@@ -3,7 +3,7 @@
 Uptane's director repository, reduced to what a gateway needs: for each model name the release it
 should run (and, in an experiment, the challenger and how devices are split). It travels retained on
 ``down/desired``; the TUF image repository carries the bytes. The checks here are the first four of
-the binding order in ARCHITECTURE: signature, expiry, sequence, gateway id.
+the gateway's checks in order (docs/architecture.md): signature, expiry, sequence, gateway id.
 
 Canonical JSON has no floats, so every number in the signed part is an integer.
 """

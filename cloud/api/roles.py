@@ -1,4 +1,4 @@
-"""Who may do what: the roles of ARCHITECTURE.md and the one rule that compares them."""
+"""Who may do what: the roles of docs/architecture.md ("Trust model") and the one rule that compares them."""
 
 from __future__ import annotations
 
