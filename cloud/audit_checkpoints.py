@@ -19,7 +19,6 @@ they cannot reach. ``verify`` takes such a copy beside the table's own.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloud.audit import AuditLog, VerifyResult
-from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
+from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
 from cloud.errors import Refused
 from cloud.releases import keystore
 from cloud.storage import iso
@@ -282,7 +281,7 @@ class AuditCheckpointWorker(PeriodicWorker):
         super().__init__(config, config.audit_checkpoint_interval_s if interval is None else interval)
         if self.interval <= 0:
             raise ValueError("the audit checkpoint interval must be positive")
-        self.passphrase = passphrase or os.environ.get(PASSPHRASE_ENV)
+        self.passphrase = passphrase or key_passphrase()
         self._key: Ed25519PrivateKey | None = None
         self._trusted: list[Ed25519PublicKey] = []
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import click
@@ -20,7 +19,7 @@ from cloud.audit_checkpoints import (
 )
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.cli_output import echo_json, echo_table, json_option
-from cloud.config import PASSPHRASE_ENV
+from cloud.config import key_passphrase
 from cloud.releases import keystore
 from cloud.storage import open_database
 from shared.atomic_files import atomic_write
@@ -86,7 +85,7 @@ def verify_command(checkpoints_file: Path | None, data_dir: Path | None) -> None
     config = config_from_options(data_dir)
     kept = []
     try:
-        public_keys, problems = verifying_keys(config.keys_dir, os.environ.get(PASSPHRASE_ENV))
+        public_keys, problems = verifying_keys(config.keys_dir, key_passphrase())
     except keystore.KeystoreError as exc:
         raise click.ClickException(str(exc)) from exc
     if checkpoints_file is not None:

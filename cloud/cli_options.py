@@ -25,8 +25,28 @@ mqtt_option = click.option(
 )
 
 
-def config_from_options(data_dir: Path | None, mqtt_url: str | None = None) -> CloudConfig:
-    config = CloudConfig() if data_dir is None else CloudConfig(data_dir=data_dir)
+class NotInitialised(click.ClickException):
+    """A command pointed at a folder ``cloud init`` never made: a typo must not become an empty new cloud."""
+
+    def __init__(self, config: CloudConfig) -> None:
+        folder = config.data_dir
+        super().__init__(
+            f"{folder} is not a cloud data folder: `cloud init` never ran there. Check --data-dir or "
+            f"IOTSPHERE_DATA_DIR, or make it with: iotsphere cloud init --data-dir {folder}"
+        )
+
+
+def config_from_options(
+    data_dir: Path | None, mqtt_url: str | None = None, *, initialised: bool = False
+) -> CloudConfig:
+    """The config a command's options and the environment select; refused unless ``cloud init`` has made its data
+    folder (``initialised=False`` only for ``cloud init`` itself)."""
+    try:
+        config = CloudConfig() if data_dir is None else CloudConfig(data_dir=data_dir)
+    except ValueError as exc:  # shared.settings.SettingsError: a variable that does not fit, named
+        raise click.ClickException(str(exc)) from None
+    if initialised and not config.initialised:
+        raise NotInitialised(config)
     return dataclasses.replace(config, mqtt_url=mqtt_url) if mqtt_url else config
 
 

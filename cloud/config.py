@@ -1,4 +1,9 @@
-"""Where the cloud keeps its state and how it reaches the broker; every value has an env override."""
+"""Where the cloud keeps its state and how it reaches the broker; every value defaults to its environment variable.
+
+The variables themselves, with their defaults and descriptions, are defined once in ``shared.settings``
+(docs/configuration.md); this module gives the cloud its view of them. ``shared.settings`` is imported inside the
+functions that read a value, so importing this module (every cloud command does, for ``--help`` too) stays cheap.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,21 @@ import getpass
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from shared.mqtt_url import DEFAULT_MQTT_URL
-from shared.topics import DEFAULT_PREFIX
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
+def environment() -> Settings:
+    """Every setting as the environment says now; ``shared.settings.SettingsError`` names a bad variable."""
+    from shared.settings import settings
+
+    return settings()
+
+
+def _from_environment(name: str) -> Any:
+    return field(default_factory=lambda: getattr(environment(), name))
 
 
 def _os_user() -> str:
@@ -24,19 +37,22 @@ def _os_user() -> str:
 
 @dataclass(frozen=True)
 class CloudConfig:
-    data_dir: Path = field(default_factory=lambda: Path(_env("IOTSPHERE_DATA_DIR", "var/cloud")))
-    mqtt_url: str = field(default_factory=lambda: _env("IOTSPHERE_MQTT_URL", DEFAULT_MQTT_URL))
-    topic_prefix: str = field(default_factory=lambda: _env("IOTSPHERE_TOPIC_PREFIX", DEFAULT_PREFIX))
+    data_dir: Path = _from_environment("data_dir")
+    mqtt_url: str = _from_environment("mqtt_url")
+    topic_prefix: str = _from_environment("topic_prefix")
     #: names the ingest worker's broker session (which keeps messages while it is down): one per worker process
-    ingest_client_id: str = field(default_factory=lambda: _env("IOTSPHERE_INGEST_CLIENT_ID", "iotsphere-ingest"))
+    ingest_client_id: str = _from_environment("ingest_client_id")
     #: who the audit log names for a change made outside the API (CLI, workers' callers, scripts) that names no one
-    actor: str = field(default_factory=lambda: _env("IOTSPHERE_ACTOR", f"cli:{_os_user()}"))
+    actor: str = field(default_factory=lambda: configured_actor())
     #: the most bytes the API reads of any request body (no route takes uploads: models arrive through TUF releases)
-    api_max_body_bytes: int = field(default_factory=lambda: int(_env("IOTSPHERE_API_MAX_BODY_BYTES", str(2**20))))
+    api_max_body_bytes: int = _from_environment("api_max_body_bytes")
     #: seconds between the signed checkpoints ``cloud serve`` adds to the audit log (``cloud.audit_checkpoints``)
-    audit_checkpoint_interval_s: float = field(
-        default_factory=lambda: float(_env("IOTSPHERE_AUDIT_CHECKPOINT_INTERVAL", "3600"))
-    )
+    audit_checkpoint_interval_s: float = _from_environment("audit_checkpoint_interval")
+
+    @property
+    def initialised(self) -> bool:
+        """``iotsphere cloud init`` has made this data folder: its TUF repository has a timestamp."""
+        return (self.tuf_dir / "metadata" / "timestamp.json").exists()
 
     @property
     def database_path(self) -> Path:
@@ -61,6 +77,21 @@ class CloudConfig:
 PASSPHRASE_ENV = "IOTSPHERE_KEY_PASSPHRASE"
 
 
+def key_passphrase() -> str | None:
+    """The signing keys' passphrase from ``IOTSPHERE_KEY_PASSPHRASE``, None when unset (a library call never
+    prompts: ``cloud.releases.keystore.passphrase_from_env_or_prompt`` is the CLI's way)."""
+    from shared.settings import secret
+
+    return secret("key_passphrase")
+
+
+def field_key() -> str | None:
+    """The key of encrypted database fields from ``IOTSPHERE_FIELD_KEY``, None when unset (``cloud.crypto_fields``)."""
+    from shared.settings import secret
+
+    return secret("field_key")
+
+
 def configured_actor() -> str:
     """The actor of a change whose caller names none: ``IOTSPHERE_ACTOR``, else ``cli:<os user>``."""
-    return CloudConfig().actor
+    return environment().actor or f"cli:{_os_user()}"

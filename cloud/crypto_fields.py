@@ -11,12 +11,11 @@ The cipher itself is ``shared.field_cipher``'s, which gateways use for their out
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from functools import lru_cache
 from pathlib import Path
 
-from cloud.config import CloudConfig
+from cloud.config import CloudConfig, field_key
 from shared.field_cipher import FieldCipher, FieldKeyError, is_encrypted, key_file
 
 __all__ = [
@@ -35,14 +34,14 @@ KEY_FILE = "field-encryption.key"
 
 def cipher_for_keys_dir(keys_dir: Path) -> FieldCipher:
     """The cipher with the env key, or the key file in ``keys_dir`` (created 0600 on first use)."""
-    return _cipher(Path(keys_dir).resolve(), os.environ.get(KEY_ENV))
+    return _cipher(Path(keys_dir).resolve(), field_key())
 
 
 def cipher_for_database(conn: sqlite3.Connection) -> FieldCipher:
     """The cipher of the cloud data folder holding this connection's database file."""
     files = [file for _, name, file in conn.execute("PRAGMA database_list") if name == "main" and file]
     if not files:
-        if key := os.environ.get(KEY_ENV):
+        if key := field_key():
             return _cipher(None, key)
         raise FieldKeyError(f"an in-memory database has no keys folder: set {KEY_ENV}")
     return cipher_for_keys_dir(CloudConfig(data_dir=Path(files[0]).parent).keys_dir)

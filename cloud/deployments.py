@@ -46,13 +46,13 @@ say nothing about a release's quality, and a rollout is never halted by them.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict
 
+from cloud.config import environment
 from cloud.storage import from_iso
 from shared.director import RejectRule, format_time
 
@@ -104,19 +104,8 @@ class Deployment(BaseModel):
 
 
 def resolve_deadline(seconds: float | None = None) -> timedelta:
-    """``seconds`` if given, else ``IOTSPHERE_DEPLOYMENT_DEADLINE_S``, else the default; ValueError if invalid."""
-    if seconds is not None:
-        return timedelta(seconds=seconds)
-    raw = os.environ.get(DEADLINE_ENV)
-    if not raw:
-        return DEFAULT_DEADLINE
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise ValueError(f"{DEADLINE_ENV} must be a number of seconds, not {raw!r}") from None
-    if seconds <= 0:
-        raise ValueError(f"{DEADLINE_ENV} must be positive, not {raw!r}")
-    return timedelta(seconds=seconds)
+    """``seconds`` if given, else ``IOTSPHERE_DEPLOYMENT_DEADLINE_S`` (default 30 minutes); ValueError if invalid."""
+    return timedelta(seconds=environment().deployment_deadline_s if seconds is None else seconds)
 
 
 #: rejects an agent that names no digest may send for a document that is not the cloud's, or not this gateway's

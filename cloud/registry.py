@@ -21,7 +21,6 @@ cannot be written is not made. Details carry ids, versions and hashes, not reaso
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ import sqlite_utils
 from tuf.api.metadata import Metadata
 
 from cloud.audit import AuditLog
-from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
+from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
 from cloud.errors import NotFound, Refused, Unavailable
 from cloud.releases import director, keystore, publisher, tuf_repo
 from cloud.releases.model_rows import RELEASED
@@ -159,7 +158,7 @@ class MLModelRegistry:
     def default_rollout(self) -> DirectorRollout:
         """The director, as the CLI and the API direct gateways: the configured keys, passphrase from the
         environment (a library call never prompts)."""
-        passphrase = os.environ.get(PASSPHRASE_ENV)
+        passphrase = key_passphrase()
         if not passphrase:
             raise keystore.KeystoreError(
                 f"directing gateways needs the signing-key passphrase: set {PASSPHRASE_ENV} or pass a rollout"

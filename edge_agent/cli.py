@@ -15,6 +15,7 @@ from edge_agent.local_api import TOKEN_ENV, TOKEN_FILE
 from edge_agent.technician import OutcomeRefused, OutcomeRequest, UnknownDevice, open_log
 from shared.messages import Component, OutcomeResult
 from shared.mqtt_url import DEFAULT_MQTT_URL
+from shared.setting_defaults import from_settings
 from shared.topics import DEFAULT_PREFIX
 
 MIB = 1024 * 1024
@@ -29,7 +30,7 @@ def edge() -> None:
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="IOTSPHERE_EDGE_DATA_DIR",
+    default=from_settings("edge_data_dir"),
     required=True,
     help="Folder for the outbox, installed models, TUF metadata and the accepted director sequence. "
     "Env: IOTSPHERE_EDGE_DATA_DIR.",
@@ -52,22 +53,21 @@ def outbox_bound_option(channel: str, default_bytes: int):
 @click.option(
     "--cloud",
     "cloud_url",
-    envvar="IOTSPHERE_CLOUD_URL",
+    default=from_settings("cloud_url"),
     help="Base URL of the cloud API (e.g. http://127.0.0.1:8080) serving the TUF repository; omit to run "
     "without updates. Env: IOTSPHERE_CLOUD_URL.",
 )
 @click.option(
     "--mqtt",
     "mqtt_url",
-    envvar="IOTSPHERE_MQTT_URL",
-    default=DEFAULT_MQTT_URL,
-    show_default=True,
+    default=from_settings("mqtt_url"),
+    show_default=DEFAULT_MQTT_URL,
     help="Broker URL, mqtt://user:pass@host:port or mqtts://… Env: IOTSPHERE_MQTT_URL.",
 )
 @data_dir_option
 @click.option(
     "--api-key",
-    envvar="IOTSPHERE_GATEWAY_KEY",
+    default=from_settings("gateway_key"),
     help="This gateway's API key (role gateway) for TUF downloads. Env: IOTSPHERE_GATEWAY_KEY.",
 )
 @click.option(
@@ -77,9 +77,8 @@ def outbox_bound_option(channel: str, default_bytes: int):
 )
 @click.option(
     "--prefix",
-    envvar="IOTSPHERE_TOPIC_PREFIX",
-    default=DEFAULT_PREFIX,
-    show_default=True,
+    default=from_settings("topic_prefix"),
+    show_default=DEFAULT_PREFIX,
     help="MQTT topic prefix shared with the cloud. Env: IOTSPHERE_TOPIC_PREFIX.",
 )
 @click.option(

@@ -23,6 +23,8 @@ import os
 import signal
 from collections import Counter
 
+from shared.settings import settings
+
 ENV_VAR = "IOTSPHERE_FAULT_POINT"
 STEPS = ("download", "verify", "write", "fsync", "rename", "activate")
 
@@ -38,7 +40,7 @@ def parse(value: str) -> tuple[str, int]:
 
 
 #: read once at import: the armed step and hit, or None (always, outside crash tests)
-_ARMED: tuple[str, int] | None = parse(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None
+_ARMED: tuple[str, int] | None = parse(armed) if (armed := settings().fault_point) else None
 _hits: Counter[str] = Counter()
 
 

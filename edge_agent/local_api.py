@@ -32,7 +32,9 @@ MAX_BODY_BYTES = 64 * 1024
 
 def local_token(data_dir: Path) -> str:
     """The token from the environment, else the data dir's token file, created (mode 0600) if missing."""
-    from_env = os.environ.get(TOKEN_ENV, "").strip()
+    from shared.settings import secret  # pydantic-settings: only when the local API starts, not for --help
+
+    from_env = (secret("edge_token") or "").strip()
     if from_env:
         return from_env
     path = data_dir / TOKEN_FILE

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from shared.mqtt_url import DEFAULT_MQTT_URL
+from shared.setting_defaults import from_settings
 
 if TYPE_CHECKING:
     from firmware_sim.world_change import WorldChange
@@ -164,7 +164,7 @@ def history_command(
 @click.option(
     "--mqtt",
     "mqtt_url",
-    default=lambda: os.environ.get("IOTSPHERE_MQTT_URL", DEFAULT_MQTT_URL),
+    default=from_settings("mqtt_url"),
     show_default=f"$IOTSPHERE_MQTT_URL or {DEFAULT_MQTT_URL}",
     help="Broker URL, mqtt://user:pass@host:port or mqtts://...",
 )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -52,20 +51,20 @@ def verify(public_key: Ed25519PublicKey, message: bytes, signature_b64: str) -> 
     return True
 
 
-#: PBKDF2-SHA256 rounds protecting keys at rest (OWASP's 2023 figure): ~0.15 s per load, so a stolen
-#: key file costs an attacker that much per passphrase guess. The count is stored in each file, so
-#: ``IOTSPHERE_KEY_KDF_ROUNDS`` may lower it where keys are throwaway (the test suite) without
-#: changing how keys are read.
-KEY_KDF_ROUNDS = int(os.environ.get("IOTSPHERE_KEY_KDF_ROUNDS", "600000"))
-
-
 def encrypt_private_key(key: Ed25519PrivateKey, passphrase: bytes, name: str = "key") -> bytes:
-    """PKCS#12 container, AES-256-CBC under PBKDF2-SHA256 with ``KEY_KDF_ROUNDS`` (keys are encrypted at rest)."""
+    """PKCS#12 container, AES-256-CBC under PBKDF2-SHA256 (keys are encrypted at rest).
+
+    The rounds are ``IOTSPHERE_KEY_KDF_ROUNDS``, by default 600,000 (OWASP's 2023 figure): ~0.15 s per load, so a
+    stolen key file costs an attacker that much per passphrase guess. The count is stored in each file, so the
+    variable may lower it where keys are throwaway (the test suite) without changing how keys are read.
+    """
     from cryptography.hazmat.primitives.serialization import pkcs12  # cloud only: ~9 MB a gateway never needs
+
+    from shared.settings import settings
 
     encryption = (
         serialization.PrivateFormat.PKCS12.encryption_builder()
-        .kdf_rounds(KEY_KDF_ROUNDS)
+        .kdf_rounds(settings().key_kdf_rounds)
         .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
         .hmac_hash(hashes.SHA256())
         .build(passphrase)

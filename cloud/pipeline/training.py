@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 import sqlite_utils
 
 from cloud.audit import AuditLog
-from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
+from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, environment, key_passphrase
 from cloud.errors import Invalid
 from cloud.feature_store import FeatureStore
 from cloud.monitoring.reference import build_reference, device_types_of
@@ -42,8 +41,9 @@ from shared.messages import PredictionType
 
 log = logging.getLogger(__name__)
 
-#: a challenger must beat the champion's score by this fraction of it (e.g. 0.01: 1 % better)
-DEFAULT_MARGIN = float(os.environ.get("IOTSPHERE_PROMOTION_MARGIN", "0.01"))
+#: a challenger must beat the champion's score by this fraction of it (e.g. 0.01: 1 % better);
+#: ``IOTSPHERE_PROMOTION_MARGIN``, read once at import
+DEFAULT_MARGIN = environment().promotion_margin
 DEFAULT_HOLDOUT_FRACTION = 0.25
 #: how far the labels of a row look ahead: the gap kept between training rows and held-out rows
 LABEL_HORIZON = {
@@ -164,7 +164,7 @@ class ModelTrainingPipeline:
     def __init__(self, db: sqlite_utils.Database, config: CloudConfig, passphrase: str | None = None) -> None:
         self.db = db
         self.config = config
-        self.passphrase = passphrase if passphrase is not None else os.environ.get(PASSPHRASE_ENV)
+        self.passphrase = passphrase if passphrase is not None else key_passphrase()
         self.runs = RunStore(db)
         self.schedules = ScheduleStore(db)
         self.registry = MLModelRegistry(db)

@@ -20,7 +20,7 @@ import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
-from cloud.config import PASSPHRASE_ENV
+from cloud.config import PASSPHRASE_ENV, key_passphrase
 from cloud.errors import Unavailable
 from shared.atomic_files import atomic_write, fsync_directory
 from shared.signing import (
@@ -60,7 +60,7 @@ class KeyInfo:
 
 def passphrase_from_env_or_prompt(confirm: bool = False) -> str:
     """The key passphrase from the environment, else asked for without echo."""
-    passphrase = os.environ.get(PASSPHRASE_ENV)
+    passphrase = key_passphrase()
     if passphrase is None:
         try:
             with warnings.catch_warnings():  # without a terminal getpass warns, then reads the end of stdin

@@ -11,7 +11,6 @@ the gateways that could not be directed and why, and why nothing is on the broke
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import uuid
 from collections import Counter
@@ -23,7 +22,7 @@ import paho.mqtt.client as mqtt
 import sqlite_utils
 
 from cloud.audit import AuditLog
-from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
+from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
 from cloud.errors import TemporarilyUnavailable
 from cloud.releases import director, keystore, tuf_repo
 from cloud.storage import open_database
@@ -192,7 +191,7 @@ class DirectorPublisher(PeriodicWorker):
         policy: tuf_repo.ExpiryPolicy | None = None,
     ):
         super().__init__(config, interval)
-        self.passphrase = passphrase or os.environ.get(PASSPHRASE_ENV)
+        self.passphrase = passphrase or key_passphrase()
         self.validity = validity
         self.policy = policy
         self.counts: Counter[str] = Counter()

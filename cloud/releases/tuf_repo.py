@@ -195,7 +195,7 @@ class DiskRepository(Repository):
 
 
 def is_initialized(config: CloudConfig) -> bool:
-    return (config.tuf_dir / "metadata" / "timestamp.json").exists()
+    return config.initialised
 
 
 def require_initialized(config: CloudConfig) -> None:

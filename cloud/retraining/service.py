@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
 from cloud.audit import AuditLog
-from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor
+from cloud.config import CloudConfig, configured_actor, key_passphrase
 from cloud.experiments.store import ExperimentConflict
 from cloud.monitoring.drift import detect_model_drift, record_check
 from cloud.pipeline.runs import FINISHED, RunStatus
@@ -38,10 +37,18 @@ ACTOR = "retraining"
 
 
 class RetrainingService:
-    def __init__(self, db: sqlite_utils.Database, config: CloudConfig, passphrase: str | None = None) -> None:
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        config: CloudConfig,
+        passphrase: str | None = None,
+        auto_canary: bool | None = None,
+    ) -> None:
         self.db = db
         self.config = config
-        self.passphrase = passphrase if passphrase is not None else os.environ.get(PASSPHRASE_ENV)
+        #: may a winner go to a staged canary without an operator (None: as ``IOTSPHERE_ROLLOUT_AUTO_CANARY`` says)
+        self.auto_canary = auto_canary
+        self.passphrase = passphrase if passphrase is not None else key_passphrase()
         self.pipeline = ModelTrainingPipeline(db, config, self.passphrase)
         self.policies = PolicyStore(db)
 
@@ -294,9 +301,10 @@ class RetrainingService:
     def _experiments(self, now: datetime):
         """Experiments stamped with the check's ``now`` (a simulation's time in the demo)."""
         from cloud.experiments.service import ExperimentService
-        from cloud.registry import DirectorRollout, MLModelRegistry
+        from cloud.registry import MLModelRegistry
+        from cloud.releases.service import ReleaseService
 
-        rollout = DirectorRollout(self.config, self.passphrase) if self.passphrase else None
+        rollout = ReleaseService(self.config, self.passphrase) if self.passphrase else None
         return ExperimentService(self.db, self.config, MLModelRegistry(self.db), rollout, clock=lambda: now)
 
     def _start_experiment(
@@ -387,11 +395,14 @@ class RetrainingService:
     def _start_rollout(
         self, name: str, version: str, why: str, evidence: dict, now: datetime, run_id: str | None
     ) -> dict[str, Any]:
-        from cloud.rollouts.automation import AUTO_CANARY_ENV, start_rollout
+        from cloud.rollouts.automation import AUTO_CANARY_ENV, auto_canary_enabled, start_rollout
 
         try:
-            record = start_rollout(
-                self.config, self.db, name, version, actor=ACTOR, reason=why, automatic=True, passphrase=self.passphrase
+            allowed = auto_canary_enabled() if self.auto_canary is None else self.auto_canary
+            record = (
+                start_rollout(self.config, self.db, name, version, actor=ACTOR, reason=why, passphrase=self.passphrase)
+                if allowed
+                else None
             )
         except (LookupError, ValueError) as exc:
             return self._record(

@@ -14,12 +14,11 @@ Usage from another service::
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 
 import sqlite_utils
 
-from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.config import CloudConfig, environment, key_passphrase
 from cloud.rollouts.engine import StagedRollouts
 from cloud.rollouts.plan import RolloutPlan
 from cloud.rollouts.store import RolloutRecord
@@ -29,12 +28,7 @@ AUTO_CANARY_ENV = "IOTSPHERE_ROLLOUT_AUTO_CANARY"
 
 def auto_canary_enabled() -> bool:
     """True when ``IOTSPHERE_ROLLOUT_AUTO_CANARY`` is 1/true/yes/on; ValueError for anything else but unset/off."""
-    raw = os.environ.get(AUTO_CANARY_ENV, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ValueError(f"{AUTO_CANARY_ENV} must be 1 or 0 (true/false, yes/no, on/off), not {raw!r}")
+    return environment().rollout_auto_canary
 
 
 def start_rollout(
@@ -58,5 +52,5 @@ def start_rollout(
     """
     if automatic and not auto_canary_enabled():
         return None
-    rollouts = StagedRollouts(config, db, passphrase or os.environ.get(PASSPHRASE_ENV))
+    rollouts = StagedRollouts(config, db, passphrase or key_passphrase())
     return rollouts.start(model_name, version, device_type, actor=actor, reason=reason, plan=plan, now=now)

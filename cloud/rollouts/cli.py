@@ -7,7 +7,6 @@ Commands that sign director documents (start, advance, rollback) need the key pa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,7 +16,7 @@ import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.cli_output import echo_json, echo_table, json_option
-from cloud.config import PASSPHRASE_ENV
+from cloud.config import key_passphrase
 from cloud.registry import UnknownModel
 from cloud.releases import keystore
 from cloud.releases.director import DirectingFailed, DirectorError
@@ -46,7 +45,7 @@ _SHARE = click.FloatRange(0, 1, max_open=True)
 @contextmanager
 def _rollouts(data_dir: Path | None, mqtt_url: str | None = None, signing: bool = False) -> Iterator[StagedRollouts]:
     config = config_from_options(data_dir, mqtt_url)
-    passphrase = keystore.passphrase_from_env_or_prompt() if signing else os.environ.get(PASSPHRASE_ENV)
+    passphrase = keystore.passphrase_from_env_or_prompt() if signing else key_passphrase()
     db = open_database(config.database_path)
     try:
         yield StagedRollouts(config, db, passphrase)

@@ -7,12 +7,11 @@ Advancing is idempotent and every transition is a compare-and-set, so the worker
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 
 import sqlite_utils
 
-from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.config import PASSPHRASE_ENV, CloudConfig, key_passphrase
 from cloud.releases import keystore, tuf_repo
 from cloud.rollouts import store
 from cloud.rollouts.engine import StagedRollouts
@@ -27,7 +26,7 @@ class RolloutWorker(PeriodicWorker):
 
     def __init__(self, config: CloudConfig, passphrase: str | None = None, interval: float = 30.0):
         super().__init__(config, interval)
-        self.passphrase = passphrase or os.environ.get(PASSPHRASE_ENV)
+        self.passphrase = passphrase or key_passphrase()
         self.counts: Counter[str] = Counter()
 
     def ready(self) -> bool:

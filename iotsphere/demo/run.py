@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
-from cloud.config import CloudConfig
+from cloud.config import CloudConfig, environment
 from cloud.embedded_broker import EmbeddedBroker
 from cloud.ingest import IngestWorker
 from cloud.releases import tuf_repo
@@ -45,9 +44,6 @@ from shared.topics import Down, Up, down_topic, up_topic
 log = logging.getLogger(__name__)
 
 Echo = Callable[[str], None]
-MQTT_URL_ENV = "IOTSPHERE_MQTT_URL"
-INGEST_CLIENT_ID_ENV = "IOTSPHERE_INGEST_CLIENT_ID"
-TOPIC_PREFIX_ENV = "IOTSPHERE_TOPIC_PREFIX"
 
 
 class DemoError(Exception):
@@ -231,7 +227,10 @@ class Demo:
         self.echo(f"Signing-key passphrase (demo only): {self.passphrase}  (also in {secret})")
 
     def _start_broker(self) -> None:
-        url = None if self.options.embedded_broker else self.options.mqtt_url or os.environ.get(MQTT_URL_ENV)
+        env = environment()
+        chosen = env.model_fields_set  # what the operator set: else the demo picks its own broker and topics
+        url = self.options.mqtt_url or (env.mqtt_url if "mqtt_url" in chosen else None)
+        url = None if self.options.embedded_broker else url
         if url:
             with RetainedPublisher(url, timeout=5):  # reachable now, not only after a minute of training
                 self.echo(f"  using the broker at {url}")
@@ -244,9 +243,9 @@ class Demo:
             self.echo(f"  embedded broker (amqtt) on {url}: MQTT 3.1.1, no shared subscriptions, so one ingest worker")
         self.mqtt_url = url
         config = CloudConfig(data_dir=self.data_dir / "cloud", mqtt_url=url)
-        if not os.environ.get(TOPIC_PREFIX_ENV):  # this demo's own topics: a shared broker carries others' too
+        if "topic_prefix" not in chosen:  # this demo's own topics: a shared broker carries others' too
             config = dataclasses.replace(config, topic_prefix=f"demo-{self.tag}/{config.topic_prefix}")
-        if not os.environ.get(INGEST_CLIENT_ID_ENV):
+        if "ingest_client_id" not in chosen:
             config = dataclasses.replace(config, ingest_client_id=f"iotsphere-demo-ingest-{self.tag}")
         self.config = config
         self.echo(f"  topic prefix {config.topic_prefix}")

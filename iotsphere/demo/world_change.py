@@ -13,7 +13,6 @@ why, rather than forcing the next one.
 
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
 import time
@@ -135,8 +134,6 @@ class WorldChangeAct:
     # -- the act -----------------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        previous_canary = os.environ.get(AUTO_CANARY_ENV)
-        os.environ[AUTO_CANARY_ENV] = "1"  # this demo's cloud lets automation start a canary
         db = open_database(self.config.database_path)
         try:
             self._began = (time.monotonic(), self.sim_now())
@@ -147,10 +144,6 @@ class WorldChangeAct:
             db.conn.close()
             for technicians in self.technicians.values():
                 technicians.log.close()
-            if previous_canary is None:
-                os.environ.pop(AUTO_CANARY_ENV, None)
-            else:
-                os.environ[AUTO_CANARY_ENV] = previous_canary
 
     def _inject(self) -> None:
         o = self.options
@@ -188,12 +181,12 @@ class WorldChangeAct:
         )
         shown = ", ".join(f"{k} {v}" for k, v in self.options.policy.items() if k != "enabled")
         self.echo(f"  retraining policy for {MODEL} (demo settings, simulated time): {shown}")
-        self.echo(f"  {AUTO_CANARY_ENV}=1 in this demo: a winner goes to a staged canary without an operator")
+        self.echo(f"  as with {AUTO_CANARY_ENV}=1, in this demo a winner goes to a staged canary without an operator")
         self.steps["policy"] = asdict(policy)
         self.waiting_on = "feature drift in the monitor's window"
 
     def _loop(self, db) -> None:
-        retraining = RetrainingService(db, self.config, self.demo.passphrase)
+        retraining = RetrainingService(db, self.config, self.demo.passphrase, auto_canary=True)
         rollouts = StagedRollouts(self.config, db, self.demo.passphrase)
         worker = RolloutWorker(self.config, self.demo.passphrase)
         deadline = time.monotonic() + self.options.budget_s

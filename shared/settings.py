@@ -1,0 +1,148 @@
+"""Every environment variable IoTSphere reads, defined once: name, type, default and a one-line description.
+
+Cloud, gateway and simulator alike read their variables through :func:`settings`, and nothing else in the
+project reads ``os.environ`` (tests/test_config.py checks both, and that docs/configuration.md lists every field).
+This module imports only pydantic-settings and the project's constant modules, so a gateway installs and runs it
+without the cloud. pydantic-settings costs ~0.1 s to import: callers import this module inside the function that
+needs a value, so ``--help`` never pays for it.
+
+``python -m shared.settings`` prints the table of docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.mqtt_url import DEFAULT_MQTT_URL
+from shared.topics import DEFAULT_PREFIX
+
+PREFIX = "IOTSPHERE_"
+
+CLOUD = "cloud"
+GATEWAY = "gateway"
+ALL_SIDES = "cloud, gateway, simulator"
+TESTS = "gateway (tests only)"
+
+
+def _setting(default: Any, read_by: str, description: str) -> Any:
+    return Field(default, description=description, json_schema_extra={"read_by": read_by})
+
+
+class Settings(BaseSettings):
+    """The environment as typed values; an unset variable takes its default."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore")
+
+    data_dir: Path = _setting(
+        Path("var/cloud"), CLOUD, "Cloud state folder (database, TUF repository, keys, artifacts); `--data-dir` wins."
+    )
+    mqtt_url: str = _setting(
+        DEFAULT_MQTT_URL, ALL_SIDES, "Broker URL, `mqtt://user:pass@host:port` or `mqtts://…`; `--mqtt` wins."
+    )
+    topic_prefix: str = _setting(DEFAULT_PREFIX, ALL_SIDES, "MQTT topic prefix the cloud and its gateways share.")
+    ingest_client_id: str = _setting(
+        "iotsphere-ingest", CLOUD, "Broker session of the ingest worker (kept while it is down): one per worker."
+    )
+    actor: str | None = _setting(
+        None, CLOUD, "Who the audit log names for a CLI or script change that names no one (unset: `cli:<os user>`)."
+    )
+    api_max_body_bytes: PositiveInt = _setting(2**20, CLOUD, "Most bytes the API reads of any request body.")
+    audit_checkpoint_interval: PositiveFloat = _setting(
+        3600.0, CLOUD, "Seconds between the signed audit-log checkpoints `cloud serve` adds."
+    )
+    key_passphrase: SecretStr | None = _setting(
+        None, CLOUD, "Passphrase of the encrypted signing keys; commands that sign ask for it when it is unset."
+    )
+    key_kdf_rounds: PositiveInt = _setting(
+        600_000, CLOUD, "PBKDF2 rounds protecting new key files; lower only for throwaway keys (the test suite)."
+    )
+    field_key: SecretStr | None = _setting(
+        None, CLOUD, "Key encrypting private database fields (unset: `keys/field-encryption.key`, made 0600)."
+    )
+    deployment_deadline_s: PositiveFloat = _setting(
+        1800.0, CLOUD, "Seconds a gateway has to answer a director document before its deployment is overdue."
+    )
+    promotion_margin: float = _setting(
+        0.01, CLOUD, "Fraction by which a challenger must beat the champion, unless a command says otherwise."
+    )
+    rollout_auto_canary: bool = _setting(
+        False, CLOUD, "1 lets retraining and A/B winners start a staged rollout's canary by themselves."
+    )
+    edge_data_dir: Path | None = _setting(
+        None, GATEWAY, "Gateway state folder (outbox, models, TUF metadata); `--data-dir` wins."
+    )
+    cloud_url: str | None = _setting(
+        None, GATEWAY, "Base URL of the cloud API serving TUF updates (unset: the gateway runs without updates)."
+    )
+    gateway_key: SecretStr | None = _setting(None, GATEWAY, "This gateway's API key (role gateway) for TUF downloads.")
+    edge_token: SecretStr | None = _setting(
+        None, GATEWAY, "Token of the technician's local API (unset: `local_api.token` in the data folder, made 0600)."
+    )
+    fault_point: str | None = _setting(
+        None, TESTS, "`step[:nth]`: the agent kills itself there, to prove installs survive a crash."
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        """``X=`` (as compose files write an unset value) takes the default; an empty passphrase stays empty so the
+        keystore refuses it rather than swapping it for a prompt."""
+        if value == "" and info.field_name != "key_passphrase":
+            raise PydanticUseDefault
+        return value
+
+
+class SettingsError(ValueError):
+    """An environment variable whose value does not fit its setting; the message names the variable."""
+
+
+#: what a value must be, by pydantic error type, in words an operator reads
+_EXPECTED = {
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "bool_parsing": "1 or 0 (true/false, yes/no, on/off)",
+}
+
+
+def env_name(field_name: str) -> str:
+    return PREFIX + field_name.upper()
+
+
+def _problem(error: dict[str, Any]) -> str:
+    expected = _EXPECTED.get(error["type"]) or error["msg"].removeprefix("Input should be ").lower()
+    return f"{env_name(str(error['loc'][0]))} must be {expected}, not {error['input']!r}"
+
+
+def settings() -> Settings:
+    """The settings as the environment says now: read on each call (tests and the demo set variables while running);
+    a bad value raises :class:`SettingsError` naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_problem(error) for error in exc.errors())) from None
+
+
+def secret(name: str) -> str | None:
+    """The text of secret setting ``name`` as the environment says now, for the one call that uses it (``Settings``
+    itself never prints it); None when unset."""
+    value: SecretStr | None = getattr(settings(), name)
+    return None if value is None else value.get_secret_value()
+
+
+def markdown_table() -> str:
+    """The table of docs/configuration.md: one row per variable, in definition order."""
+    rows = ["| Variable | Default | Read by | What it sets |", "| --- | --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = "unset" if field.default is None else f"`{field.default}`"
+        rows.append(f"| `{env_name(name)}` | {default} | {field.json_schema_extra['read_by']} | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
