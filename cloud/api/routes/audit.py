@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -24,7 +23,7 @@ from cloud.audit_checkpoints import (
     sign_now,
     verifying_keys,
 )
-from cloud.config import PASSPHRASE_ENV
+from cloud.config import PASSPHRASE_ENV, key_passphrase
 from cloud.releases import keystore
 
 router = APIRouter(
@@ -145,7 +144,7 @@ def list_entries(
 def verify(db: Database, request: Request) -> VerifyOut:
     """Recompute the hash chain and check every signed checkpoint against it: ``ok`` only if both hold."""
     try:
-        public_keys, key_problems = verifying_keys(request.app.state.config.keys_dir, os.environ.get(PASSPHRASE_ENV))
+        public_keys, key_problems = verifying_keys(request.app.state.config.keys_dir, key_passphrase())
     except keystore.KeystoreError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
     report = AuditCheckpoints(db).verify(public_keys)
@@ -158,7 +157,7 @@ def verify(db: Database, request: Request) -> VerifyOut:
 @router.post("/checkpoints", response_model=Checkpoint, responses=error_responses(409))
 def sign_checkpoint(db: Database, request: Request) -> Checkpoint:
     """Sign the log's head now with the audit key; 409 if the log fails verification (nothing is signed)."""
-    passphrase = os.environ.get(PASSPHRASE_ENV)
+    passphrase = key_passphrase()
     if not passphrase:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the API cannot sign: set {PASSPHRASE_ENV}")
     try:

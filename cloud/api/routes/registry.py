@@ -7,7 +7,6 @@ holds in ``IOTSPHERE_KEY_PASSPHRASE``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
@@ -21,7 +20,7 @@ from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
 from cloud.api.params import Flag
 from cloud.api.roles import Role
-from cloud.config import PASSPHRASE_ENV, CloudConfig
+from cloud.config import PASSPHRASE_ENV, CloudConfig, key_passphrase
 from cloud.registry import (
     Change,
     DirectorRollout,
@@ -204,7 +203,7 @@ class RollbackIn(BaseModel):
 
 
 def _rollout(request: Request) -> DirectorRollout:
-    passphrase = os.environ.get(PASSPHRASE_ENV)
+    passphrase = key_passphrase()
     if not passphrase:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the API cannot sign director documents: set {PASSPHRASE_ENV}"

@@ -7,7 +7,6 @@ now, so operators and tests need not wait for the rollout worker's timer.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
 from cloud.api.params import MAX_DURATION_S, MAX_SAFE_INT, Number
 from cloud.api.roles import Role
-from cloud.config import PASSPHRASE_ENV
+from cloud.config import PASSPHRASE_ENV, key_passphrase
 from cloud.registry import UnknownModel
 from cloud.releases.director import DirectingFailed, DirectorError
 from cloud.releases.keystore import KeystoreError
@@ -215,7 +214,7 @@ class ReasonIn(BaseModel):
 
 
 def _rollouts(request: Request, db: sqlite_utils.Database, signing: bool = True) -> StagedRollouts:
-    passphrase = os.environ.get(PASSPHRASE_ENV)
+    passphrase = key_passphrase()
     if signing and not passphrase:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the API cannot sign director documents: set {PASSPHRASE_ENV}"
