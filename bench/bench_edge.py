@@ -1,7 +1,8 @@
 """The edge agent: per-prediction latency, telemetry throughput, and peak memory serving 100 heaters.
 
-The model is the production kind: the ``hist_gradient_boosting`` candidate fitted on a simulated
-history, exported by the trainer's ONNX export and loaded through the hardened loader.
+The models are the production kind, fitted on a simulated history with the demo's estimators and
+exported by the trainer's ONNX export: ``component_failure`` (``hist_gradient_boosting``, the one the
+latency figures time), ``usage_pattern`` (``ridge``) and ``anomaly`` (``isolation_forest``).
 
 - latency: one heater's feature row through ``edge_agent.inference.predict`` (the agent's path:
   onnxruntime plus output naming and the ``Prediction`` message) against a bare
@@ -10,8 +11,9 @@ history, exported by the trainer's ONNX export and loaded through the hardened l
 - throughput: simulated readings fed in process (``run_in_process``) to an agent with the model
   active, hourly feature ticks, predictions and the SQLite outbox included; the simulator's own
   time is not counted;
-- memory: a child process that imports only the agent, loads the model and serves 100 heaters
-  for a simulated day from raw JSON payloads (``on_telemetry``, parsing included); its VmHWM;
+- memory: a child process that imports only the agent, loads all three models the way the agent loads
+  installed releases (``ModelStore.load_active``) and serves 100 heaters for a simulated day from raw
+  JSON payloads (``on_telemetry``, parsing included); its VmHWM, and which heavy libraries it imported;
 - first load: a new release's checks in the agent (``load_model``) against the same checks first run
   in the memory- and time-capped child (``edge_agent.sandboxed_load``), what the updater adds per update.
 """
@@ -30,12 +32,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from cloud.training import models
 from cloud.training.component_failure import CANDIDATES
+from cloud.training.data import rows_from_history
 from cloud.training.labels import CLASSES, failure_times, label_rows
 from cloud.training.onnx_export import export, golden_vectors
 from edge_agent.agent import AgentConfig, EdgeAgent
 from edge_agent.inference import Heater, predict
 from edge_agent.model_loader import FeatureContract, LoaderLimits, load_model
+from edge_agent.model_store import ModelStore
 from edge_agent.sandboxed_load import check_in_child
 from firmware_sim.history import generate_history
 from firmware_sim.live import Fleet
@@ -51,11 +56,32 @@ LATENCY_CALLS = 3000
 HEATERS = 100
 #: a day and two hours: the windows fill, and every hourly tick from noon on predicts for every heater
 SERVE_MINUTES = 26 * 60
+#: issue 14: a gateway with all three models, below what Greengrass's nucleus asks for (96 MB) plus a little
+PEAK_RSS_MB_MAX = 100
 
 
-def _model(folder: Path):
-    """The fitted estimator and its release on disk (``release.json``, ``model.onnx``)."""
-    history = generate_history(heaters=120, days=60, seed=5)
+def _release(prediction_type: PredictionType, exported, output_labels: dict, golden) -> ReleaseFile:
+    name = prediction_type.value
+    return ReleaseFile(
+        model_name=name,
+        model_version="1",
+        prediction_type=prediction_type,
+        feature_set_version=FEATURE_SET_VERSION,
+        feature_names=list(FEATURE_NAMES),
+        model_target=model_target_path(name, "1"),
+        model_sha256=hashlib.sha256(exported.onnx_bytes).hexdigest(),
+        model_length=len(exported.onnx_bytes),
+        inputs=exported.inputs,
+        outputs=exported.outputs,
+        output_labels=output_labels,
+        golden=golden,
+        lineage={"bench": True},
+        created_at=format_time(datetime.now(UTC)),
+    )
+
+
+def _models(history) -> tuple[object, np.ndarray, list[tuple[ReleaseFile, bytes]]]:
+    """The component failure estimator and its labelled rows (the latency figures), and all three releases."""
     labels = label_rows(
         history.row_device,
         history.window_end,
@@ -67,25 +93,25 @@ def _model(folder: Path):
     estimator = CANDIDATES["hist_gradient_boosting"]().fit(history.features[rows], labels[rows])
     exported = export(estimator, len(FEATURE_NAMES), options={"zipmap": False})
     complete = history.features[rows][np.isfinite(history.features[rows]).all(axis=1)]
-    release = ReleaseFile(
-        model_name=MODEL,
-        model_version="1",
-        prediction_type=PredictionType.COMPONENT_FAILURE,
-        feature_set_version=FEATURE_SET_VERSION,
-        feature_names=list(FEATURE_NAMES),
-        model_target=model_target_path(MODEL, "1"),
-        model_sha256=hashlib.sha256(exported.onnx_bytes).hexdigest(),
-        model_length=len(exported.onnx_bytes),
-        inputs=exported.inputs,
-        outputs=exported.outputs,
-        output_labels={"probabilities": [CLASSES[i] for i in estimator.classes_]},
-        golden=golden_vectors(exported.onnx_bytes, complete[:8]),
-        lineage={"bench": True},
-        created_at=format_time(datetime.now(UTC)),
-    )
-    (folder / "release.json").write_bytes(release.to_json())
-    (folder / "model.onnx").write_bytes(exported.onnx_bytes)
-    return estimator, release, exported.onnx_bytes, history.features[rows]
+    output_labels = {"probabilities": [CLASSES[i] for i in estimator.classes_]}
+    golden = golden_vectors(exported.onnx_bytes, complete[:8])
+    releases = [(_release(PredictionType.COMPONENT_FAILURE, exported, output_labels, golden), exported.onnx_bytes)]
+    for prediction_type, candidate in (
+        (PredictionType.USAGE_PATTERN, "ridge"),
+        (PredictionType.ANOMALY, "isolation_forest"),
+    ):
+        trained = models.train(prediction_type, rows_from_history(history, prediction_type), candidates=[candidate])
+        release = _release(prediction_type, trained.exported, trained.output_labels, trained.golden)
+        releases.append((release, trained.exported.onnx_bytes))
+    return estimator, history.features[rows], releases
+
+
+def _installed_agent_data(data_dir: Path, releases: list[tuple[ReleaseFile, bytes]]) -> None:
+    """An agent's data folder with every release installed and active, as after the updater applied them."""
+    store = ModelStore(data_dir / "models", FeatureContract(FEATURE_SET_VERSION, tuple(FEATURE_NAMES)))
+    for release, onnx_bytes in releases:
+        store.install(release, release.to_json(), onnx_bytes)
+        store.activate(load_model(onnx_bytes, release, store.features))
 
 
 def _percentiles_us(samples: list[float]) -> dict:
@@ -138,16 +164,9 @@ def _latency(estimator, release: ReleaseFile, onnx_bytes: bytes, rows: np.ndarra
     }
 
 
-def _agent_with_model(folder: Path, release: ReleaseFile, onnx_bytes: bytes) -> EdgeAgent:
-    agent = EdgeAgent(AgentConfig("gw-bench", folder))
-    agent.store.install(release, release.to_json(), onnx_bytes)
-    agent.store.activate(load_model(onnx_bytes, release, agent.store.features))
-    return agent
-
-
-def _throughput(folder: Path, release: ReleaseFile, onnx_bytes: bytes, payloads: Path) -> dict:
+def _throughput(data_dir: Path, payloads: Path) -> dict:
     """Readings per second through ``run_in_process``; also writes the raw payloads the memory child replays."""
-    agent = _agent_with_model(folder, release, onnx_bytes)
+    agent = EdgeAgent(AgentConfig("gw-bench", data_dir))
     agent.start()
     fleet = Fleet("gw-bench", heaters=HEATERS, seed=3, start=START)
     spent, readings, ticks = 0.0, 0, 0
@@ -161,8 +180,10 @@ def _throughput(folder: Path, release: ReleaseFile, onnx_bytes: bytes, payloads:
             for reading in minute:
                 out.write(telemetry_topic("gw-bench", reading.device_id).encode() + b" " + reading.to_json() + b"\n")
     predictions = sum(1 for row in agent.outbox.pending(limit=100_000) if row.channel == "predictions")
+    models = len(agent.store.active())
     agent.stop(drain_seconds=0)
     return {
+        "models": models,
         "readings": readings,
         "feature_ticks": ticks,
         "prediction_messages": predictions,
@@ -170,25 +191,24 @@ def _throughput(folder: Path, release: ReleaseFile, onnx_bytes: bytes, payloads:
     }
 
 
+#: libraries a gateway should not need in its process (imported by the child or not at all)
+_HEAVY = ("onnx", "sklearn", "scipy", "skl2onnx", "fastapi", "numba", "tuf")
+
 _CHILD = """
 import json, sys, time
 from pathlib import Path
-from edge_agent.agent import AgentConfig, EdgeAgent
-from edge_agent.model_loader import load_model
-from shared.release import ReleaseFile
 
 def vm(field):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
 
-model_dir, data_dir, payloads = map(Path, sys.argv[1:4])
-release = ReleaseFile.model_validate_json((model_dir / "release.json").read_bytes())
-onnx_bytes = (model_dir / "model.onnx").read_bytes()
+from edge_agent.agent import AgentConfig, EdgeAgent
+
+data_dir, payloads = map(Path, sys.argv[1:3])
+heavy = sys.argv[3].split(",")
 imported = vm("VmRSS")
 agent = EdgeAgent(AgentConfig("gw-bench", data_dir))
-agent.store.install(release, release.to_json(), onnx_bytes)
-agent.store.activate(load_model(onnx_bytes, release, agent.store.features))
 agent.start()
 loaded, loaded_peak = vm("VmRSS"), vm("VmHWM")
 began, count = time.perf_counter(), 0
@@ -198,17 +218,18 @@ with open(payloads, "rb") as lines:
         agent.on_telemetry(topic.decode(), payload)
         count += 1
 spent = time.perf_counter() - began
-heaters = len(agent.windows)
+heaters, models = len(agent.windows), len(agent.store.active())
 agent.stop(drain_seconds=0)
-print(json.dumps({"rss_after_imports_mb": imported, "rss_with_model_mb": loaded,
+print(json.dumps({"rss_after_imports_mb": imported, "rss_with_models_mb": loaded,
                   "peak_rss_while_loading_mb": loaded_peak, "peak_rss_mb": vm("VmHWM"),
-                  "heaters": heaters, "raw_readings_per_second": count / spent}))
+                  "models": models, "heaters": heaters, "raw_readings_per_second": count / spent,
+                  "heavy_imports": sorted(name for name in heavy if name in sys.modules)}))
 """
 
 
-def _memory(model_dir: Path, data_dir: Path, payloads: Path) -> dict:
+def _memory(data_dir: Path, payloads: Path) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(model_dir), str(data_dir), str(payloads)],
+        [sys.executable, "-c", _CHILD, str(data_dir), str(payloads), ",".join(_HEAVY)],
         capture_output=True,
         text=True,
         check=True,
@@ -234,14 +255,18 @@ def _first_load(release: ReleaseFile, onnx_bytes: bytes, runs: int = 5) -> dict:
 def run() -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as scratch:
         folder = Path(scratch)
-        estimator, release, onnx_bytes, rows = _model(folder)
+        estimator, rows, releases = _models(generate_history(heaters=120, days=60, seed=5))
+        release, onnx_bytes = releases[0]
         latency = _latency(estimator, release, onnx_bytes, rows)
         payloads = folder / "telemetry.txt"
-        throughput = _throughput(folder / "agent", release, onnx_bytes, payloads)
-        memory = _memory(folder, folder / "memory-agent", payloads)
+        for name in ("throughput", "memory"):
+            _installed_agent_data(folder / name, releases)
+        throughput = _throughput(folder / "throughput", payloads)
+        memory = _memory(folder / "memory", payloads)
         first_load = _first_load(release, onnx_bytes)
+    met_memory = memory["peak_rss_mb"] <= PEAK_RSS_MB_MAX and memory["heaters"] == HEATERS
     return {
-        "model": {"estimator": "hist_gradient_boosting", "onnx_bytes": len(onnx_bytes)},
+        "models": {r.model_name: {"onnx_bytes": r.model_length} for r, _ in releases},
         "latency": latency,
         "throughput": throughput,
         "memory": memory,
@@ -250,12 +275,12 @@ def run() -> dict:
             "agent_over_onnxruntime_p50_max": 2.0,
             "sklearn_over_agent_p50_min": 10.0,
             "readings_per_second_min": 5000,
-            "peak_rss_mb_max": 120,
+            "peak_rss_mb_max": PEAK_RSS_MB_MAX,
         },
         "met": {
             "latency_vs_onnxruntime": latency["agent_over_onnxruntime_p50"] <= 2.0,
             "latency_vs_sklearn": latency["sklearn_over_agent_p50"] >= 10.0,
-            "throughput": throughput["readings_per_second"] >= 5000,
-            "memory": memory["peak_rss_mb"] <= 120 and memory["heaters"] == HEATERS,
+            "throughput": throughput["readings_per_second"] >= 5000 and throughput["models"] == len(releases),
+            "memory": met_memory and memory["models"] == len(releases),
         },
     }

@@ -1,58 +1,35 @@
 """Hardened ONNX loading: a model file is untrusted input until it passes every check here.
 
-Even a correctly signed release is parsed defensively, because a signing key can leak: the file
-is loaded from bytes only, capped in size, refused if it points at external data, uses a domain
-other than ``ai.onnx`` / ``ai.onnx.ml``, an operator outside the allow-list (no control flow, no
-shape-driven allocation) or a newer opset than we vetted. Only then does onnxruntime see it, on the
-CPU provider with one thread. The model must then match the release's declared schema and
-reproduce its golden vectors. Every failure raises ``DirectorRejected`` naming the rule.
+Even a correctly signed release is parsed defensively, because a signing key can leak. ``load_model``
+makes every check: first the static ones on the parsed graph (``edge_agent.model_checks``: size, external
+data, domains, operator allow-list, opsets, declared inputs and outputs); only then does onnxruntime see
+the bytes, on the CPU provider with one thread; the release must describe inputs the agent can feed and
+the model must reproduce its golden vectors. The agent runs ``load_model`` in its capped child and then
+serves the same bytes with ``open_model``, which repeats everything but the static checks, so the agent
+process never imports ``onnx``. Every failure raises ``DirectorRejected`` naming the rule.
 """
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from google.protobuf.message import DecodeError
 from pydantic import ValidationError
 
 from shared.director import DirectorRejected, RejectRule
 from shared.messages import Arm, Prediction
-from shared.release import ReleaseFile, TensorSpec
+from shared.release import ReleaseFile
 
-
-def _names(words: str) -> frozenset[str]:
-    return frozenset(words.split())
-
-
-#: operators skl2onnx emits for the estimators we train (trees, linear models, scalers, imputers,
-#: normalisers, isolation forests) plus elementwise maths and shape-preserving tensor plumbing
-ALLOWED_OPERATORS: dict[str, frozenset[str]] = {
-    "ai.onnx.ml": _names(
-        "ArrayFeatureExtractor Binarizer FeatureVectorizer Imputer LabelEncoder LinearClassifier "
-        "LinearRegressor Normalizer OneHotEncoder Scaler TreeEnsemble TreeEnsembleClassifier "
-        "TreeEnsembleRegressor ZipMap"
-    ),
-    "ai.onnx": _names(
-        "Abs Add And ArgMax ArgMin Cast Ceil Clip Concat Constant Div Equal Erf Exp Flatten Floor Gather "
-        "GatherElements Gemm Greater GreaterOrEqual Identity IsInf IsNaN Less LessOrEqual Log MatMul Max "
-        "Mean Min Mul Neg Not Or Pow Reciprocal ReduceL2 ReduceLogSumExp ReduceMax ReduceMean ReduceMin "
-        "ReduceSum ReduceSumSquare Relu Reshape Round Shape Sigmoid Sign Slice Softmax Sqrt Squeeze Sub Sum "
-        "Tanh Transpose Unsqueeze Where"
-    ),
-}
 #: newest opset per domain that this agent was tested with
 DEFAULT_MAX_OPSET: dict[str, int] = {"ai.onnx": 21, "ai.onnx.ml": 5}
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 #: how far a new release's first load may grow the address space of the child that runs it
 DEFAULT_CHILD_MEMORY_BYTES = 1024 * 1024 * 1024
-_GRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
 
 @dataclass(frozen=True)
@@ -138,92 +115,6 @@ def _reject(rule: RejectRule, detail: str) -> DirectorRejected:
     return DirectorRejected(rule, detail)
 
 
-def _canonical_domain(domain: str) -> str:
-    return "ai.onnx" if domain in ("", "ai.onnx") else domain
-
-
-def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Every tensor a graph carries, its subgraphs included, wherever protobuf lets one hide."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield from (sparse.values, sparse.indices)
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
-            if attribute.HasField("sparse_tensor"):
-                yield from (attribute.sparse_tensor.values, attribute.sparse_tensor.indices)
-            for sparse in attribute.sparse_tensors:
-                yield from (sparse.values, sparse.indices)
-            if attribute.HasField("g"):
-                yield from _tensors(attribute.g)
-            for subgraph in attribute.graphs:
-                yield from _tensors(subgraph)
-
-
-def _parse(data: bytes, limits: LoaderLimits) -> onnx.ModelProto:
-    if len(data) > limits.max_bytes:
-        raise _reject(RejectRule.ONNX_SIZE, f"model is {len(data)} bytes, the cap is {limits.max_bytes}")
-    try:
-        return onnx.load_from_string(data)
-    except (DecodeError, ValueError, RuntimeError) as exc:
-        raise _reject(RejectRule.ONNX_LOAD, f"not an ONNX model: {exc}") from exc
-
-
-def _check_no_external_data(model: onnx.ModelProto) -> None:
-    graphs = [model.graph]
-    for function in model.functions:
-        graphs.append(onnx.GraphProto(node=function.node))
-    for graph in graphs:
-        for tensor in _tensors(graph):
-            if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
-                raise _reject(RejectRule.ONNX_EXTERNAL_DATA, f"tensor {tensor.name!r} refers to external data")
-
-
-def _check_domains(model: onnx.ModelProto) -> None:
-    for opset in model.opset_import:
-        domain = _canonical_domain(opset.domain)
-        if domain not in ALLOWED_OPERATORS:
-            raise _reject(RejectRule.ONNX_DOMAIN, f"opset domain {opset.domain!r} is not allowed")
-    for node in model.graph.node:
-        if _canonical_domain(node.domain) not in ALLOWED_OPERATORS:
-            raise _reject(RejectRule.ONNX_DOMAIN, f"node {node.name!r} ({node.op_type}) uses domain {node.domain!r}")
-
-
-def _check_operators(model: onnx.ModelProto) -> None:
-    if len(model.functions):
-        raise _reject(RejectRule.ONNX_OPERATOR, "model-local functions are not allowed")
-    for node in model.graph.node:
-        if node.op_type not in ALLOWED_OPERATORS[_canonical_domain(node.domain)]:
-            raise _reject(RejectRule.ONNX_OPERATOR, f"operator {node.op_type} is not on the allow-list")
-        if any(attribute.type in _GRAPH_ATTRIBUTES for attribute in node.attribute):
-            raise _reject(RejectRule.ONNX_OPERATOR, f"operator {node.op_type} carries a subgraph")
-
-
-def _check_opsets(model: onnx.ModelProto, limits: LoaderLimits) -> None:
-    for opset in model.opset_import:
-        domain = _canonical_domain(opset.domain)
-        newest = limits.max_opset.get(domain, 0)
-        if opset.version > newest:
-            raise _reject(RejectRule.ONNX_OPSET, f"{domain} opset {opset.version} is newer than {newest}")
-
-
-def check_model_bytes(data: bytes, limits: LoaderLimits | None = None) -> onnx.ModelProto:
-    """Static checks before onnxruntime sees the bytes, in the order of the reject rules."""
-    limits = limits or LoaderLimits()
-    model = _parse(data, limits)
-    _check_no_external_data(model)
-    _check_domains(model)
-    _check_operators(model)
-    _check_opsets(model, limits)
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        raise _reject(RejectRule.ONNX_LOAD, f"ONNX checker: {str(exc).splitlines()[0]}") from exc
-    return model
-
-
 def create_session(data: bytes) -> ort.InferenceSession:
     """onnxruntime from bytes on the CPU provider, one thread, external data confined to an empty folder."""
     options = ort.SessionOptions()
@@ -242,31 +133,9 @@ def create_session(data: bytes) -> ort.InferenceSession:
             raise _reject(RejectRule.ONNX_LOAD, f"onnxruntime: {str(exc).splitlines()[0]}") from exc
 
 
-def graph_specs(values) -> list[TensorSpec]:
-    """Name, shape (None for a dynamic dimension) and element type of graph inputs or outputs."""
-    specs = []
-    for value in values:
-        kind = value.type.WhichOneof("value")
-        if kind != "tensor_type":
-            specs.append(TensorSpec(name=value.name, shape=[], dtype=str(kind)))
-            continue
-        tensor = value.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-        try:
-            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
-        except KeyError:
-            dtype = f"onnx-type-{tensor.elem_type}"
-        specs.append(TensorSpec(name=value.name, shape=shape, dtype=dtype))
-    return specs
-
-
-def check_schema(model: onnx.ModelProto, release: ReleaseFile, features: FeatureContract | None) -> None:
-    """The model's inputs and outputs are exactly what the release declares, fed by features we compute."""
-    pairs = (("inputs", model.graph.input, release.inputs), ("outputs", model.graph.output, release.outputs))
-    for kind, values, declared in pairs:
-        actual = graph_specs(values)
-        if actual != declared:
-            raise _reject(RejectRule.SCHEMA, f"model {kind} {_describe(actual)} != declared {_describe(declared)}")
+def check_release(release: ReleaseFile, features: FeatureContract | None) -> None:
+    """The release is one the agent can feed: one float32 ``(batch, features)`` input of the features it computes,
+    labels that fit their outputs. Needs only the release file, so it runs in the agent too."""
     if len(release.inputs) != 1 or release.inputs[0].dtype != "float32" or len(release.inputs[0].shape) != 2:
         raise _reject(RejectRule.SCHEMA, "the agent feeds exactly one float32 input of shape (batch, features)")
     width = release.inputs[0].shape[1]
@@ -286,10 +155,6 @@ def check_schema(model: onnx.ModelProto, release: ReleaseFile, features: Feature
         columns = outputs[name].shape[-1] if outputs[name].shape else None
         if columns is not None and columns != len(labels):
             raise _reject(RejectRule.SCHEMA, f"output {name!r} has {columns} columns for {len(labels)} labels")
-
-
-def _describe(specs: list[TensorSpec]) -> str:
-    return ", ".join(f"{s.name}:{s.dtype}{s.shape}" for s in specs) or "none"
 
 
 def check_golden(loaded: LoadedModel) -> None:
@@ -323,10 +188,26 @@ def load_model(
     features: FeatureContract | None = None,
     limits: LoaderLimits | None = None,
 ) -> LoadedModel:
-    """Every check in order; return the model ready to serve or raise ``DirectorRejected``."""
-    model = check_model_bytes(data, limits)
+    """Every check in order; return the model ready to serve or raise ``DirectorRejected``.
+
+    The agent runs this only in its capped child (``edge_agent.sandboxed_load``), hence ``onnx`` is imported here.
+    """
+    from edge_agent import model_checks
+
+    model = model_checks.check_model_bytes(data, limits)
     session = create_session(data)
-    check_schema(model, release, features)
+    model_checks.check_graph(model, release)
+    return _ready(data, release, features, session)
+
+
+def open_model(data: bytes, release: ReleaseFile, features: FeatureContract | None = None) -> LoadedModel:
+    """Bytes that passed ``load_model`` in the capped child, served by the agent: the onnxruntime session, the
+    release's own checks and the golden vectors again, without parsing the graph with ``onnx`` a second time."""
+    return _ready(data, release, features, create_session(data))
+
+
+def _ready(data: bytes, release: ReleaseFile, features: FeatureContract | None, session) -> LoadedModel:
+    check_release(release, features)
     try:
         loaded = LoadedModel(release=release, session=session, model_sha256=hashlib.sha256(data).hexdigest())
     except ValidationError as exc:

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from edge_agent.events import AgentEvent, EventSink, log_event
 from edge_agent.fault_points import fault_point
-from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits, load_model
+from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits
+from edge_agent.sandboxed_load import load_checked
 from shared.atomic_files import atomic_write, fsync_directory
 from shared.director import DirectorRejected, Experiment, RejectRule
 from shared.messages import EventKind, ModelState
@@ -129,9 +130,10 @@ class ModelStore:
             return None
         return ReleaseFile.model_validate_json(path.read_bytes()).model_sha256
 
-    def read(self, name: str, version: str) -> tuple[ReleaseFile, bytes]:
+    def read_bytes(self, name: str, version: str) -> tuple[bytes, bytes]:
+        """The release file and the model as installed."""
         folder = self._version_dir(name, version)
-        return ReleaseFile.model_validate_json((folder / RELEASE_FILE).read_bytes()), (folder / MODEL_FILE).read_bytes()
+        return (folder / RELEASE_FILE).read_bytes(), (folder / MODEL_FILE).read_bytes()
 
     def active(self) -> dict[str, LoadedModel]:
         """The models serving now, by name."""
@@ -333,13 +335,14 @@ class ModelStore:
     # -- start-up ------------------------------------------------------------------------------------
 
     def _load_installed(self, name: str, version: str) -> LoadedModel:
-        release, onnx_bytes = self.read(name, version)
-        if hashlib.sha256(onnx_bytes).hexdigest() != release.model_sha256:
+        release_bytes, onnx_bytes = self.read_bytes(name, version)
+        if hashlib.sha256(onnx_bytes).hexdigest() != ReleaseFile.model_validate_json(release_bytes).model_sha256:
             raise DirectorRejected(RejectRule.ONNX_LOAD, f"{name} {version} on disk does not match its release hash")
-        return load_model(onnx_bytes, release, self.features, self.limits)
+        return load_checked(onnx_bytes, release_bytes, self.features, self.limits or LoaderLimits())
 
     def load_active(self) -> dict[str, LoadedModel]:
-        """Load every active model with the full checks again; one that fails falls back to its last known good."""
+        """Load every active model with the full checks again (in the capped child, ``load_checked``); one that fails
+        falls back to its last known good."""
         self._remove_partials()
         loaded: dict[str, LoadedModel] = {}
         for name in self.model_names():

@@ -6,7 +6,9 @@ allowed operators that still asks for gigabytes once it runs, or never finishes 
 or stall the agent, which keeps serving meanwhile. So the whole ``load_model`` (static checks,
 onnxruntime session, schema, golden vectors) first runs in a fresh interpreter whose address
 space may grow by at most ``LoaderLimits.child_memory_bytes`` (RLIMIT_AS) and which is killed after
-``LoaderLimits.child_timeout`` seconds; only a release that passed there is loaded by the agent.
+``LoaderLimits.child_timeout`` seconds; only a release that passed there is loaded by the agent
+(``load_checked``), which then needs no ``onnx`` of its own: the child's static checks already parsed
+exactly these bytes. Every model the agent serves goes this way, at install, at start and on rollback.
 
 The child is ``python -m edge_agent.sandboxed_load`` started with subprocess (never fork: the agent
 has threads). It reads one JSON header line, the release file and the ONNX bytes from stdin, and
@@ -25,7 +27,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.fault_points import ENV_VAR as FAULT_POINT_ENV_VAR
-from edge_agent.model_loader import FeatureContract, LoaderLimits, load_model
+from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits, load_model, open_model
 from shared.director import DirectorRejected, RejectRule
 from shared.release import ReleaseFile
 
@@ -71,6 +73,14 @@ def check_in_child(
     verdict = json.loads(lines[-1])
     if not verdict["ok"]:
         raise DirectorRejected(RejectRule(verdict["rule"]), verdict["detail"])
+
+
+def load_checked(
+    onnx_bytes: bytes, release_bytes: bytes, features: FeatureContract | None, limits: LoaderLimits
+) -> LoadedModel:
+    """Every check in the capped child, then the same bytes opened in this process (``open_model``)."""
+    check_in_child(onnx_bytes, release_bytes, features, limits)
+    return open_model(onnx_bytes, ReleaseFile.model_validate_json(release_bytes), features)
 
 
 def _describe_exit(returncode: int) -> str:

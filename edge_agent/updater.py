@@ -5,7 +5,7 @@ the last accepted one and names this gateway (``shared.director.verify_director`
 for every model the director's hashes and lengths equal TUF's (``repositories.disagree``); the
 downloads verify (a model over the size cap is refused before it is fetched); the ONNX file passes
 the hardened loader, the release schema and the golden vectors, first in a child process capped in
-memory and time (``edge_agent.sandboxed_load``), then in the agent. Only when every model of the
+memory and time (``edge_agent.sandboxed_load``), then in the agent without the static ones. Only when every model of the
 document passes is anything installed and activated, so a document is applied whole or not at all.
 Any failure emits a ``reject`` event naming the rule and leaves the serving models untouched.
 
@@ -61,9 +61,9 @@ from pydantic import ValidationError
 
 from edge_agent.events import AgentEvent, EventSink, log_event
 from edge_agent.fault_points import fault_point
-from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits, load_model
+from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits
 from edge_agent.model_store import ModelStore
-from edge_agent.sandboxed_load import check_in_child
+from edge_agent.sandboxed_load import load_checked
 from edge_agent.tuf_client import TufClient
 from shared import strict_json
 from shared.atomic_files import atomic_write
@@ -348,8 +348,7 @@ class ReleaseUpdater:
         if onnx_bytes is None:
             onnx_bytes = session.download(model_info)
             fault_point("verify")
-            check_in_child(onnx_bytes, release_bytes, self.features, self.limits)
-        loaded = load_model(onnx_bytes, release, self.features, self.limits)
+        loaded = load_checked(onnx_bytes, release_bytes, self.features, self.limits)
         return _Staged(release, release_bytes, onnx_bytes, loaded)
 
     def _stage_challenger(
@@ -367,7 +366,7 @@ class ReleaseUpdater:
         """The model from disk when exactly this release is installed (it passed every check then), else None."""
         if self.store.installed_sha256(name, desired.version) != desired.model_sha256:
             return None
-        onnx_bytes = self.store.read(name, desired.version)[1]
+        onnx_bytes = self.store.read_bytes(name, desired.version)[1]
         return onnx_bytes if hashlib.sha256(onnx_bytes).hexdigest() == desired.model_sha256 else None
 
     @staticmethod

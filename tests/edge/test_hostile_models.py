@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.model_loader import FeatureContract, LoaderLimits, check_model_bytes
+from edge_agent.model_checks import check_model_bytes
+from edge_agent.model_loader import FeatureContract, LoaderLimits
 from edge_agent.sandboxed_load import check_in_child
 from edge_agent.updater import UpdateResult
 from shared.director import DirectorRejected, RejectRule
