@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from cloud.registry import MLModelRegistry
+from cloud.releases.director import Issued
 from cloud.storage import open_database
 
 VERSIONS = 10_000
@@ -23,8 +24,11 @@ class _NoRollout:
     def check(self, model_name: str, version: str) -> None:
         return None
 
-    def publish(self, db, model_name: str, version: str, device_type: str) -> list:
-        return []
+    def direct_production(self, db, model_name: str, version: str, device_type: str) -> Issued:
+        return Issued([], [])
+
+    def deliver(self, db) -> None:
+        return None
 
 
 def _register(registry: MLModelRegistry, version: str) -> None:

@@ -7,11 +7,13 @@ released versions (signed into TUF) whose files on disk still match their signed
 gate rule for promotions and rollbacks alike: a version that failed evaluation needs an admin override with a
 reason, whichever way it would come back.
 
-The switch and the director documents it issues (a rollback is such a document, with a higher sequence, naming
-the older release) commit in one transaction: a promotion completes or leaves the registry as it was. A gateway
-that cannot be directed is part of a completed promotion (recorded in ``director_failures``, reported in the
-``Change``, retried by the director publisher); anything else that goes wrong while directing rolls the whole
-change back and raises ``RegistryUnavailable``. The documents reach the broker after the commit.
+The registry records state; it never signs or publishes. A promotion or rollback hands directing to its
+``Rollout`` (``cloud.releases.service.ReleaseService``), which issues the director documents (a rollback is such a
+document, with a higher sequence, naming the older release) inside the registry's transaction: the switch and its
+documents commit together, or the registry is left as it was. A gateway that cannot be directed is part of a
+completed promotion (recorded in ``director_failures``, reported in the ``Change``, retried by the director
+publisher); anything else that goes wrong while directing rolls the whole change back and raises
+``RegistryUnavailable``. The documents reach the broker after the commit.
 
 Every change (a version registered, evaluated or discarded, a promotion or rollback) writes its audit entry in the
 transaction that makes it, as the ``actor`` the caller names (default: the configured one): a change whose entry
@@ -25,20 +27,22 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlite_utils
 from tuf.api.metadata import Metadata
 
 from cloud.audit import AuditLog
-from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
+from cloud.config import CloudConfig, configured_actor
 from cloud.errors import NotFound, Refused, Unavailable
-from cloud.releases import director, keystore, publisher, tuf_repo
 from cloud.releases.model_rows import RELEASED
 from cloud.storage import iso
 from cloud.transactions import write_transaction
-from shared.director import DirectorDocument
 from shared.release import ReleaseFile
+
+if TYPE_CHECKING:
+    from cloud.releases.director import Issued, IssueFailure
+    from shared.director import DirectorDocument
 
 PRODUCTION = "production"
 #: what a registration needs, from its metadata or its artifact folder's release.json
@@ -60,71 +64,18 @@ class RegistryUnavailable(Unavailable, RuntimeError):
 
 
 class Rollout(Protocol):
-    """Directs gateways to a model version; ``check`` fails before the registry changes anything."""
+    """Directs gateways to a model version (``cloud.releases.service.ReleaseService``); ``check`` fails before the
+    registry changes anything."""
 
     def check(self, model_name: str, version: str) -> None: ...
 
-    def direct(self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str) -> director.Issued:
-        """Issue the documents inside the registry's open transaction (nothing is sent yet)."""
+    def direct_production(self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str) -> Issued:
+        """Issue the documents for the production scope inside the registry's open transaction (nothing sent)."""
         ...
 
     def deliver(self, db: sqlite_utils.Database) -> str | None:
         """After the commit: send what is pending; why it is not on the broker yet, or None."""
         ...
-
-
-@dataclass(frozen=True)
-class DirectorRollout:
-    """Signed director documents on each gateway's retained ``down/desired`` (``cloud.releases.publisher``)."""
-
-    config: CloudConfig
-    passphrase: str
-
-    def check(self, model_name: str, version: str) -> None:
-        """Raise if the director key does not open, the version is not a TUF target, or its files on disk are not
-        the bytes TUF signed (gateways would refuse them)."""
-        keystore.director_key(self.config.keys_dir, self.passphrase)
-        director.desired_model(self.config, model_name, version)
-        tuf_repo.verify_stored_release(self.config, model_name, version)
-
-    def direct(self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str) -> director.Issued:
-        """Direct the gateways the scope covers; a general version also becomes the fleet's desired state.
-
-        A director document names one version per model, so a gateway serving a device type that has its own
-        production version keeps that one when the general version changes.
-        """
-        return self.direct_to(db, model_name, version, device_type, gateways_in_scope(db, model_name, device_type))
-
-    def deliver(self, db: sqlite_utils.Database) -> str | None:
-        return publisher.deliver(self.config, db)
-
-    def direct_to(
-        self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str, gateway_ids: list[str]
-    ) -> director.Issued:
-        """Direct ``gateway_ids`` to the version (and the fleet, for a general version) in one transaction."""
-        desired = {model_name: director.desired_model(self.config, model_name, version)}
-        key = keystore.director_key(self.config.keys_dir, self.passphrase)
-        with write_transaction(db):
-            if device_type == GENERAL:
-                director.set_fleet_desired(db, desired)
-            return director.issue_documents(self.config, db, key, gateway_ids, desired)
-
-
-def gateways_in_scope(db: sqlite_utils.Database, model_name: str, device_type: str) -> list[str]:
-    """Gateways serving ``device_type``; for ``GENERAL``, every known gateway but those that serve a device
-    type with its own production version of ``model_name``."""
-    if device_type != GENERAL:
-        query = "SELECT DISTINCT gateway_id FROM devices WHERE device_type = ? AND gateway_id IS NOT NULL"
-        return [row[0] for row in db.execute(query + " ORDER BY gateway_id", [device_type])]
-    specific = {
-        row[0]
-        for row in db.execute(
-            """SELECT DISTINCT d.gateway_id FROM devices d JOIN models m
-               ON m.production_device_type = d.device_type AND m.status = ? AND m.model_name = ?""",
-            [PRODUCTION, model_name],
-        )
-    }
-    return [gateway_id for gateway_id in director.known_gateways(db) if gateway_id not in specific]
 
 
 @dataclass(frozen=True)
@@ -134,7 +85,7 @@ class Change:
     history: dict
     documents: list[DirectorDocument] = field(default_factory=list)
     #: gateways that got no document (recorded; the director publisher retries them)
-    failures: list[director.IssueFailure] = field(default_factory=list)
+    failures: list[IssueFailure] = field(default_factory=list)
     #: why the documents are not on the broker yet (stored; the director publisher sends them later)
     pending: str | None = None
 
@@ -155,15 +106,12 @@ class MLModelRegistry:
         self.db = db
         self.config = config
 
-    def default_rollout(self) -> DirectorRollout:
-        """The director, as the CLI and the API direct gateways: the configured keys, passphrase from the
+    def default_rollout(self) -> Rollout:
+        """The release service, as the CLI and the API direct gateways: the configured keys, passphrase from the
         environment (a library call never prompts)."""
-        passphrase = key_passphrase()
-        if not passphrase:
-            raise keystore.KeystoreError(
-                f"directing gateways needs the signing-key passphrase: set {PASSPHRASE_ENV} or pass a rollout"
-            )
-        return DirectorRollout(self.config or CloudConfig(data_dir=_data_dir(self.db)), passphrase)
+        from cloud.releases.service import ReleaseService  # the service builds on this module
+
+        return ReleaseService.from_environment(self.config or CloudConfig(data_dir=_data_dir(self.db)))
 
     def next_version(self, model_name: str) -> str:
         """One above the highest all-digit version (computed in SQL: a model may have thousands)."""
@@ -319,8 +267,9 @@ class MLModelRegistry:
             ).fetchone()
             if previous is None:
                 raise RegistryRefused(
-                    f"{model_name} version {current['model_version']} has no earlier production version for "
-                    f"{_scope_name(scope)}: name the version to roll back to"
+                    f"nothing to roll back to: {model_name} version {current['model_version']} is the first "
+                    f"production version for {_scope_name(scope)}, there was none before it (to put another "
+                    "released version in its place, promote it or name it as the version to roll back to)"
                 )
             to_version = previous[0]
         row = self.get_version(model_name, to_version)
@@ -395,7 +344,7 @@ class MLModelRegistry:
         try:
             with write_transaction(self.db):
                 entry = self._commit_switch(name, version, scope, action, actor, reason, override)
-                issued = rollout.direct(self.db, name, version, scope)
+                issued = rollout.direct_production(self.db, name, version, scope)
                 fields = ("device_type", "from_version", "to_version", "override")
                 details = {"history_id": entry["id"], **{field: entry[field] for field in fields}}
                 self._audit(actor, action, name, {**details, "directed": len(issued.documents)})
@@ -442,7 +391,9 @@ def _data_dir(db: sqlite_utils.Database) -> Path:
     """The data folder holding the database file (where the keys and the TUF repository are)."""
     path = db.execute("PRAGMA database_list").fetchone()[2]
     if not path:
-        raise keystore.KeystoreError("an in-memory database has no data folder: give MLModelRegistry a config")
+        raise Unavailable(
+            "an in-memory database has no data folder for the signing keys: give MLModelRegistry a config"
+        )
     return Path(path).parent
 
 

@@ -20,7 +20,6 @@ from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.config import CloudConfig
 from cloud.registry import (
     Change,
-    DirectorRollout,
     MLModelRegistry,
     RegistryRefused,
     RegistryUnavailable,
@@ -31,6 +30,7 @@ from cloud.releases import keystore
 from cloud.releases.cli import echo_directed
 from cloud.releases.director import DirectorError
 from cloud.releases.publisher import Directed
+from cloud.releases.service import ReleaseService
 from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.storage import open_database
 
@@ -129,7 +129,7 @@ def _report(change: Change) -> None:
 
 def _run(data_dir: Path | None, mqtt_url: str | None, action: Callable[..., Change]) -> None:
     with _registry(data_dir, mqtt_url) as (config, registry):
-        rollout = DirectorRollout(config, keystore.passphrase_from_env_or_prompt())
+        rollout = ReleaseService(config, keystore.passphrase_from_env_or_prompt())
         _report(action(registry, rollout, config.actor))
 
 

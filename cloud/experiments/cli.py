@@ -19,10 +19,11 @@ from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
 from cloud.experiments.service import ExperimentService, Outcome
 from cloud.experiments.store import ExperimentConflict, Status, UnknownExperiment
-from cloud.registry import DirectorRollout, MLModelRegistry, RegistryRefused, RegistryUnavailable, UnknownModel
+from cloud.registry import MLModelRegistry, RegistryRefused, RegistryUnavailable, UnknownModel
 from cloud.releases import keystore
 from cloud.releases.cli import echo_directed
 from cloud.releases.director import DirectingFailed, DirectorError
+from cloud.releases.service import ReleaseService
 from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.storage import open_database
 
@@ -46,7 +47,7 @@ def _service(data_dir: Path | None, mqtt_url: str | None = None, signing: bool =
     config = config_from_options(data_dir, mqtt_url)
     db = open_database(config.database_path)
     try:
-        rollout = DirectorRollout(config, keystore.passphrase_from_env_or_prompt()) if signing else None
+        rollout = ReleaseService(config, keystore.passphrase_from_env_or_prompt()) if signing else None
         yield ExperimentService(db, config, MLModelRegistry(db), rollout)
     except _REFUSALS as exc:
         raise click.ClickException(str(exc)) from exc

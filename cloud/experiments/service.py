@@ -34,9 +34,10 @@ from cloud.experiments import guardrails as guards
 from cloud.experiments.metrics import CHALLENGER, CHAMPION, arm_observations, metric_for
 from cloud.experiments.stats import ArmSummary, arm_interval, planned_per_arm, sequential_test
 from cloud.experiments.store import NOW, ExperimentConflict, ExperimentStore, Status
-from cloud.registry import GENERAL, PRODUCTION, DirectorRollout, MLModelRegistry, RegistryRefused, gateways_in_scope
+from cloud.registry import GENERAL, PRODUCTION, MLModelRegistry, RegistryRefused
 from cloud.releases import director, keystore
-from cloud.releases.publisher import Directed, deliver
+from cloud.releases.publisher import Directed
+from cloud.releases.service import ReleaseService, gateways_in_scope
 from cloud.releases.tuf_repo import current_targets
 from cloud.storage import iso
 from cloud.transactions import write_transaction
@@ -76,10 +77,11 @@ class ExperimentService:
         db: sqlite_utils.Database,
         config: CloudConfig,
         registry: MLModelRegistry,
-        rollout: DirectorRollout | None,
+        rollout: ReleaseService | None,
         clock: Callable[[], datetime] | None = None,
     ):
-        """``rollout`` signs director documents; without it (no passphrase) only create, status and list work.
+        """``rollout`` (the release service) signs director documents; without it (no passphrase) only create,
+        status and list work.
 
         ``clock`` is when things happen (default: now): a simulation in accelerated time passes its own, so an
         experiment counts the predictions made after its simulated start."""
@@ -246,13 +248,13 @@ class ExperimentService:
         name = experiment["model_name"]
         active = self.registry.get_active_model(name)
         version = active["model_version"] if active else experiment["champion_version"]
-        return self._issue(experiment["gateway_ids"] or [], {name: director.desired_model(self.config, name, version)})
+        return self._issue(experiment["gateway_ids"] or [], self._signing().desired(name, version))
 
     def _check_signing(self, experiment: dict[str, Any]) -> None:
         """Fail before any change if director documents cannot be signed (no or wrong passphrase, no TUF target)."""
         self._signing().check(experiment["model_name"], experiment["champion_version"])
 
-    def _signing(self) -> DirectorRollout:
+    def _signing(self) -> ReleaseService:
         if self.rollout is None:
             raise keystore.KeystoreError("directing gateways needs the signing-key passphrase")
         return self.rollout
@@ -260,12 +262,11 @@ class ExperimentService:
     def _issue(self, gateway_ids: list[str], updates: dict[str, DesiredModel]) -> director.Issued:
         """Sign and store the documents, in the caller's transaction: the experiment's change and its documents
         commit together (a gateway that cannot be directed is recorded, not a reason to roll back)."""
-        key = keystore.director_key(self.config.keys_dir, self._signing().passphrase)
-        return director.issue_documents(self.config, self.db, key, gateway_ids, updates)
+        return self._signing().direct(self.db, gateway_ids, updates)
 
     def _deliver(self, issued: director.Issued) -> Directed:
         """After the commit: send the documents (a broker outage leaves them pending for the publisher)."""
-        return Directed.of(issued, deliver(self.config, self.db))
+        return Directed.of(issued, self._signing().deliver(self.db))
 
     # -- status --------------------------------------------------------------------------------------------
 

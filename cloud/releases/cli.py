@@ -9,15 +9,25 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
+from cloud.registry import RegistryUnavailable
 from cloud.releases import keystore, tuf_repo
 from cloud.releases.director import DirectingFailed, DirectorError, IssueFailure, document_summary, failures
-from cloud.releases.model_rows import RegistryMismatch, record_release
-from cloud.releases.publisher import Directed, PublishError, publish_pending, release_to_gateways
+from cloud.releases.model_rows import RegistryMismatch
+from cloud.releases.publisher import Directed, PublishError, publish_pending
 from cloud.releases.rotation import rotate_key
+from cloud.releases.service import ArtifactsMissing, ReleaseService, Signed
 from cloud.storage import open_database
 from shared.topics import validate_id
 
-_FAILURES = (keystore.KeystoreError, tuf_repo.ImageRepositoryError, DirectorError, DirectingFailed, RegistryMismatch)
+_FAILURES = (
+    keystore.KeystoreError,
+    tuf_repo.ImageRepositoryError,
+    DirectorError,
+    DirectingFailed,
+    RegistryMismatch,
+    RegistryUnavailable,
+    ArtifactsMissing,
+)
 
 
 def echo_directed(directed: Directed) -> None:
@@ -47,7 +57,7 @@ def _quiet_tuf_logs() -> None:
 @click.option("--force", is_flag=True, help="Replace existing keys and repository (the old ones are moved aside).")
 def init_command(data_dir: Path | None, force: bool) -> None:
     """Create the encrypted signing keys and the TUF repository gateways trust."""
-    config = config_from_options(data_dir)
+    config = config_from_options(data_dir, initialised=False)
     _quiet_tuf_logs()
     try:
         passphrase = keystore.passphrase_from_env_or_prompt(confirm=True)
@@ -62,16 +72,6 @@ def init_command(data_dir: Path | None, force: bool) -> None:
     click.echo(f"Provision gateways with the trusted root: {root_path}")
     click.echo(f"Director keys are published to gateways as the TUF target {tuf_repo.DIRECTOR_KEYS_TARGET}.")
     click.echo(f"The root key signs only root metadata: keep {keystore.key_path(config.keys_dir, 'root')} offline.")
-
-
-def _read_artifacts(artifact_dir: Path) -> tuple[bytes, bytes]:
-    files = {}
-    for name in ("release.json", "model.onnx"):
-        path = artifact_dir / name
-        if not path.is_file():
-            raise click.ClickException(f"{artifact_dir} has no {name}: expected the output folder of training")
-        files[name] = path.read_bytes()
-    return files["release.json"], files["model.onnx"]
 
 
 def _gateway_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -93,42 +93,45 @@ def _gateway_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @data_dir_option
 @mqtt_option
 def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Path | None, mqtt_url: str | None) -> None:
-    """Sign ARTIFACT_DIR (model.onnx + release.json) into TUF and direct gateways to it."""
+    """Sign ARTIFACT_DIR (model.onnx + release.json) into TUF; a model's first release becomes production and
+    gateways are directed to it (a later one waits for `iotsphere models promote`)."""
     config = config_from_options(data_dir, mqtt_url)
-    release_json, onnx_bytes = _read_artifacts(artifact_dir)
+    db = open_database(config.database_path)
     try:
         tuf_repo.require_initialized(config)  # before asking for the passphrase
-        passphrase = keystore.passphrase_from_env_or_prompt()
-        published = tuf_repo.add_release(config, passphrase, release_json, onnx_bytes)
-        release = published.release
-        name = f"{release.model_name} version {release.model_version}"
-        if published.already_published:
-            click.echo(f"{name} is already in TUF (targets v{published.targets_version}); nothing re-signed.")
-        else:
-            click.echo(f"Signed {name} into TUF (targets v{published.targets_version}):")
-            for target in (published.release_target, published.model_target):
-                click.echo(f"  {target.path}  sha256 {tuf_repo.sha256_of(target)}  {target.length} bytes")
-        db = open_database(config.database_path)
-        try:
-            record_release(db, published, actor=config.actor)
-        finally:
-            db.conn.close()
-        click.echo(f"Registry: {name} marked released.")
-        directed = release_to_gateways(
-            config, passphrase, release.model_name, release.model_version, list(gateways) or None, actor=config.actor
-        )
+        service = ReleaseService(config, keystore.passphrase_from_env_or_prompt())
+        released = service.release(db, artifact_dir, list(gateways) or None, actor=config.actor)
     except _FAILURES as exc:
         raise click.ClickException(str(exc)) from exc
-    if not directed.documents and not directed.failures:
-        click.echo("No gateway known yet: gateways will be directed to this release when they first report status.")
-    echo_directed(Directed(directed.documents, directed.failures))
-    if not gateways:
-        click.echo("This release is now the fleet's desired state for new gateways.")
-    if directed.pending:
-        raise click.ClickException(
-            f"{directed.pending}. The director documents are stored; `iotsphere cloud serve` publishes them when the "
-            "broker is reachable."
+    finally:
+        db.conn.close()
+    _echo_signed(released.signed)
+    if released.promotion is not None:
+        click.echo(
+            f"Registry: {released.signed.model_name} version {released.signed.version} is production "
+            f"(history #{released.promotion['id']})."
         )
+        if not released.directed.documents and not released.directed.failures:
+            click.echo("No gateway known yet: gateways will be directed to this release when they first report status.")
+    elif released.not_directed is not None:
+        click.echo(f"Registry: released, no gateway directed: {released.not_directed}.")
+    echo_directed(released.directed)
+    if released.directed.pending:
+        raise click.ClickException(
+            f"{released.directed.pending}. The director documents are stored; `iotsphere cloud serve` publishes them "
+            "when the broker is reachable."
+        )
+
+
+def _echo_signed(signed: Signed) -> None:
+    published = signed.published
+    name = f"{signed.model_name} version {signed.version}"
+    if published.already_published:
+        click.echo(f"{name} is already in TUF (targets v{published.targets_version}); nothing re-signed.")
+        return
+    click.echo(f"Signed {name} into TUF (targets v{published.targets_version}):")
+    for target in (published.release_target, published.model_target):
+        click.echo(f"  {target.path}  sha256 {tuf_repo.sha256_of(target)}  {target.length} bytes")
 
 
 @click.command("rotate-key")

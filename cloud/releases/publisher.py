@@ -4,8 +4,9 @@ Documents are stored before they are sent and marked published only after the br
 so a broker outage delays a rollout but never loses one: ``DirectorPublisher`` keeps sending
 what is pending, directs newly seen gateways to the fleet's desired state, retries gateways that
 could not be directed, re-issues documents before they expire and re-signs TUF metadata before it
-expires. Every path that directs gateways reports per gateway (``Directed``): the documents issued,
-the gateways that could not be directed and why, and why nothing is on the broker yet if so.
+expires (issuing through ``cloud.releases.service``, as every path that directs gateways does). Every such path
+reports per gateway (``Directed``): the documents issued, the gateways that could not be directed and why, and why
+nothing is on the broker yet if so.
 """
 
 from __future__ import annotations
@@ -21,12 +22,9 @@ from types import TracebackType
 import paho.mqtt.client as mqtt
 import sqlite_utils
 
-from cloud.audit import AuditLog
-from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
+from cloud.config import PASSPHRASE_ENV, CloudConfig, key_passphrase
 from cloud.errors import TemporarilyUnavailable
 from cloud.releases import director, keystore, tuf_repo
-from cloud.storage import open_database
-from cloud.transactions import write_transaction
 from cloud.workers import PeriodicWorker
 from shared.director import DirectorDocument
 from shared.mqtt_url import apply_endpoint, parse_mqtt_url
@@ -136,41 +134,6 @@ def deliver(config: CloudConfig, db: sqlite_utils.Database, timeout: float = 10.
     return None
 
 
-def release_to_gateways(
-    config: CloudConfig,
-    passphrase: str,
-    model_name: str,
-    version: str,
-    gateway_ids: list[str] | None = None,
-    validity: timedelta = director.DEFAULT_VALIDITY,
-    timeout: float = 10.0,
-    *,
-    actor: str | None = None,
-) -> Directed:
-    """Direct gateways (default: the whole fleet) to a published release and publish their documents.
-
-    Directing the whole fleet also makes the release the fleet's desired state (in the same transaction as
-    the documents), which gateways seen later receive from ``DirectorPublisher``. Audited as ``actor`` (default:
-    the configured one) in that transaction; the publisher's own passes (new gateways given the fleet's desired
-    state, retries, renewals) carry out changes audited when they were made, and are not.
-    """
-    key = keystore.director_key(config.keys_dir, passphrase)
-    desired = {model_name: director.desired_model(config, model_name, version)}
-    db = open_database(config.database_path)
-    try:
-        with write_transaction(db):
-            details = {"version": version, "gateway_ids": gateway_ids}  # None: the fleet
-            if gateway_ids is None:
-                director.set_fleet_desired(db, desired)
-                gateway_ids = director.known_gateways(db)
-            issued = director.issue_documents(config, db, key, gateway_ids, desired, validity)
-            details |= {"directed": len(issued.documents), "not_directed": len(issued.failures)}
-            AuditLog(db).record(actor or configured_actor(), "cloud.direct", model_name, details)
-        return Directed.of(issued, deliver(config, db, timeout))
-    finally:
-        db.conn.close()
-
-
 class DirectorPublisher(PeriodicWorker):
     """Background worker keeping every gateway's desired state delivered, fresh and verifiable.
 
@@ -249,8 +212,9 @@ class DirectorPublisher(PeriodicWorker):
         """Issue to ``gateway_ids``; count (as ``<name>_failed``) and log the gateways that could not be directed."""
         if not gateway_ids:
             return 0
-        key = keystore.director_key(self.config.keys_dir, self.passphrase)
-        issued = director.issue_documents(self.config, db, key, gateway_ids, validity=self.validity, now=now)
+        from cloud.releases.service import ReleaseService  # the service delivers through this module
+
+        issued = ReleaseService(self.config, self.passphrase).direct(db, gateway_ids, validity=self.validity, now=now)
         done[f"{name}_failed"] += len(issued.failures)
         for failure in issued.failures:
             log.warning("director publisher: %s not directed: %s", failure.gateway_id, failure.reason)

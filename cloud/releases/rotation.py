@@ -20,7 +20,8 @@ from securesystemslib.signer import Signer
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
-from cloud.releases import director, keystore, tuf_repo
+from cloud.releases import keystore, tuf_repo
+from cloud.releases.service import ReleaseService
 from cloud.storage import open_database
 from shared.director import director_keys_document
 from shared.signing import generate_private_key
@@ -57,7 +58,7 @@ def rotate_key(
     info = keystore.key_info(name, new_key)
     _audit(config, actor or configured_actor(), name, info.keyid)
     if name == keystore.DIRECTOR:
-        _reissue_all(config, new_key)
+        _reissue_all(config, passphrase)
     return info
 
 
@@ -105,11 +106,11 @@ def _replace_director_key(
     repository.do_timestamp()
 
 
-def _reissue_all(config: CloudConfig, key: Ed25519PrivateKey) -> None:
+def _reissue_all(config: CloudConfig, passphrase: str) -> None:
     """Every gateway gets its current desired state again, signed by the new key (sent by the publisher)."""
     db = open_database(config.database_path)
     try:
         gateways = [row[0] for row in db.execute("SELECT gateway_id FROM director_documents ORDER BY gateway_id")]
-        director.issue_documents(config, db, key, gateways)
+        ReleaseService(config, passphrase).direct(db, gateways)
     finally:
         db.conn.close()

@@ -35,18 +35,10 @@ import sqlite_utils
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
 from cloud.errors import Refused
-from cloud.registry import (
-    GENERAL,
-    PRODUCTION,
-    DirectorRollout,
-    MLModelRegistry,
-    RegistryRefused,
-    RegistryUnavailable,
-    gateways_in_scope,
-)
+from cloud.registry import GENERAL, PRODUCTION, MLModelRegistry, RegistryRefused, RegistryUnavailable
 from cloud.releases import director, keystore
 from cloud.releases.director import DirectorError
-from cloud.releases.publisher import deliver
+from cloud.releases.service import ReleaseService, gateways_in_scope
 from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.rollouts import store
 from cloud.rollouts.completion import CompletedRollout
@@ -401,9 +393,8 @@ class StagedRollouts:
 
     def _issue(self, model_name: str, version: str, gateway_ids: list[str]) -> director.Issued:
         """Sign and store documents naming ``version``, per gateway, in the caller's transaction."""
-        key = keystore.director_key(self.config.keys_dir, self._passphrase())
-        desired = {model_name: director.desired_model(self.config, model_name, version)}
-        return director.issue_documents(self.config, self.db, key, gateway_ids, desired)
+        releases = self._director()
+        return releases.direct(self.db, gateway_ids, releases.desired(model_name, version))
 
     def _deliver(self, record: RolloutRecord, stage_index: int | None, actor: str, now: datetime) -> None:
         """After the commit: send what is pending; a broker outage is a decision (the publisher sends them later).
@@ -412,7 +403,7 @@ class StagedRollouts:
         """
         if self.db.conn.in_transaction:
             return
-        pending = deliver(self.config, self.db)
+        pending = self._director().deliver(self.db)
         if pending:
             self._decide(record, stage_index, actor, "publish_pending", pending, now)
 
@@ -438,8 +429,8 @@ class StagedRollouts:
             }
             AuditLog(self.db).record(actor, f"rollouts.{decision}", f"rollout:{record.rollout_id}", audited)
 
-    def _director(self) -> DirectorRollout:
-        return DirectorRollout(self.config, self._passphrase())
+    def _director(self) -> ReleaseService:
+        return ReleaseService(self.config, self._passphrase())
 
     def _passphrase(self) -> str:
         if not self.passphrase:

@@ -18,9 +18,8 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from cloud.config import CloudConfig
-from cloud.registry import DirectorRollout, MLModelRegistry
 from cloud.releases import tuf_repo
-from cloud.releases.model_rows import record_release
+from cloud.releases.service import ReleaseService
 from cloud.storage import open_database
 from cloud.training.cli import train_from_history_file
 from shared.messages import PredictionType
@@ -96,24 +95,18 @@ def train(
 
 
 def release(config: CloudConfig, passphrase: str, artifact_dir: Path) -> Released:
-    """Sign the artifacts into TUF, mark the registry row released, promote it: the fleet's desired state."""
-    release_json = (artifact_dir / "release.json").read_bytes()
-    published = tuf_repo.add_release(config, passphrase, release_json, (artifact_dir / "model.onnx").read_bytes())
-    name, version = published.release.model_name, published.release.model_version
+    """Sign the artifacts into TUF and make them production, as ``iotsphere cloud release`` does: a model's first
+    release, so a retrained challenger has a champion to beat; no gateway is known yet, so this sets the fleet's
+    desired state, which the publisher hands out."""
     db = open_database(config.database_path)
     try:
-        record_release(db, published)
-        # production in the registry, so that a retrained challenger has a champion to beat; no gateway is known
-        # yet: this only sets the fleet's desired state, which the publisher hands out
-        MLModelRegistry(db).promote_model_to_production(
-            name, version, actor="demo", reason="cold start", rollout=DirectorRollout(config, passphrase)
-        )
+        signed = ReleaseService(config, passphrase).release(db, artifact_dir, actor="demo").signed
     finally:
         db.conn.close()
     metrics = json.loads((artifact_dir / "metrics.json").read_text())
     return Released(
-        model_name=published.release.model_name,
-        model_version=published.release.model_version,
+        model_name=signed.model_name,
+        model_version=signed.version,
         estimator=str(metrics.get("estimator", "")),
         metrics={k: v for k, v in metrics.get("holdout", {}).items() if k in HEADLINE_METRICS},
     )

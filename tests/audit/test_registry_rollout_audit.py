@@ -23,9 +23,9 @@ from click.testing import CliRunner
 from cloud.api.roles import Role
 from cloud.audit_checkpoints import AuditCheckpoints, sign_now
 from cloud.config import CloudConfig
-from cloud.registry import DirectorRollout, MLModelRegistry, RegistryRefused, RegistryUnavailable
+from cloud.registry import MLModelRegistry, RegistryRefused, RegistryUnavailable
 from cloud.releases import keystore
-from cloud.releases.publisher import release_to_gateways
+from cloud.releases.service import ReleaseService
 from cloud.rollouts import store
 from cloud.rollouts.engine import RolloutRefused
 from cloud.rollouts.worker import RolloutWorker
@@ -66,8 +66,8 @@ def _registry(cloud: Cloud) -> MLModelRegistry:
     return MLModelRegistry(cloud.db)
 
 
-def _director(cloud: Cloud) -> DirectorRollout:
-    return DirectorRollout(cloud.config, PASSPHRASE)
+def _director(cloud: Cloud) -> ReleaseService:
+    return ReleaseService(cloud.config, PASSPHRASE)
 
 
 def _candidate(cloud: Cloud, version: str = "9", **actor: str) -> None:
@@ -144,7 +144,7 @@ CHANGES = {
     ),
     "direct": Change(
         "cloud.direct",
-        lambda cloud, _, **a: release_to_gateways(cloud.config, PASSPHRASE, NAME, "2", ["gw-ro-00"], **a),
+        lambda cloud, _, **a: _director(cloud).direct_gateways(cloud.db, NAME, "2", ["gw-ro-00"], **a),
     ),
     "checkpoint": Change(
         "audit.checkpoint", lambda cloud, _, **a: sign_now(cloud.db, cloud.config.keys_dir, PASSPHRASE, **a)
@@ -179,7 +179,7 @@ def test_a_direct_call_without_an_actor_records_the_configured_one(
 
 @contextmanager
 def _audit_refused(db: sqlite_utils.Database) -> Iterator[None]:
-    """Every connection's audit insert fails (the CLI and ``release_to_gateways`` open their own)."""
+    """Every connection's audit insert fails (the CLI opens its own)."""
     with db.conn:
         db.execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'no'); END")
     try:

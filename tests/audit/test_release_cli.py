@@ -19,24 +19,29 @@ def _run(cloud: CloudConfig, *args: str) -> Result:
 
 
 def test_release_promote_and_rotate_are_recorded_without_the_passphrase(initialized, artifacts) -> None:  # noqa: F811
-    released = _run(initialized, "cloud", "release", str(artifacts(version="1").directory))
-    promoted = _run(initialized, "models", "promote", "component_failure", "1", "--reason", "first model")
+    first = _run(initialized, "cloud", "release", str(artifacts(version="1").directory))
+    second = _run(initialized, "cloud", "release", str(artifacts(version="2", seed=2).directory))
+    promoted = _run(initialized, "models", "promote", "component_failure", "2", "--reason", "beats v1")
     rotated = _run(initialized, "admin", "rotate-key", "targets")
 
-    assert [r.exit_code for r in (released, promoted, rotated)] == [0, 0, 0], [released.output, promoted.output]
+    outputs = [r.output for r in (first, second, promoted, rotated)]
+    assert [r.exit_code for r in (first, second, promoted, rotated)] == [0, 0, 0, 0], outputs
     db = open_database(initialized.database_path)
     entries = AuditLog(db).entries()
     result = AuditLog(db).verify()
     db.conn.close()
+    cli = f"cli:{getpass.getuser()}"
     assert [(e.actor, e.action, e.target) for e in entries] == [
-        (f"cli:{getpass.getuser()}", "cloud.release", "component_failure/1"),
-        (f"cli:{getpass.getuser()}", "cloud.direct", "component_failure"),  # the fleet, with no gateway yet
-        (f"cli:{getpass.getuser()}", "models.promote", "component_failure"),
-        (f"cli:{getpass.getuser()}", "admin.rotate-key", "targets"),
+        (cli, "cloud.release", "component_failure/1"),
+        (cli, "models.promote", "component_failure"),  # a first release becomes production (the fleet's, no gateway)
+        (cli, "cloud.release", "component_failure/2"),  # a later one is only signed
+        (cli, "models.promote", "component_failure"),
+        (cli, "admin.rotate-key", "targets"),
     ]
     assert (entries[0].details["already_published"], entries[0].details["targets_version"]) == (False, 2)
-    assert entries[1].details == {"version": "1", "gateway_ids": None, "directed": 0, "not_directed": 0}
-    assert (entries[2].details["to_version"], entries[2].details["history_id"]) == ("1", 1)  # the reason: history
-    assert entries[3].details["keyid"] in rotated.output
-    assert result.ok and result.checked == 4
+    assert (entries[1].details["from_version"], entries[1].details["to_version"]) == (None, "1")
+    assert entries[1].details["directed"] == 0
+    assert (entries[3].details["from_version"], entries[3].details["to_version"]) == ("1", "2")
+    assert entries[4].details["keyid"] in rotated.output
+    assert result.ok and result.checked == 5
     assert PASSPHRASE not in json.dumps([e.details for e in entries])

@@ -17,7 +17,8 @@ from cloud.config import CloudConfig
 from cloud.experiments.service import ExperimentService
 from cloud.ingest.decode import Accepted
 from cloud.ingest.store import write_batch
-from cloud.registry import DirectorRollout, MLModelRegistry
+from cloud.registry import MLModelRegistry
+from cloud.releases.service import ReleaseService
 from cloud.storage import iso, open_database
 from shared.experiments import arm_for
 from shared.messages import (
@@ -48,7 +49,7 @@ def production(released: CloudConfig) -> Iterator[CloudConfig]:  # noqa: F811
     try:
         db["gateways"].insert({"gateway_id": GATEWAYS[1], "last_seen": iso(datetime.now(UTC))})
         MLModelRegistry(db).promote_model_to_production(
-            NAME, "1", actor="tests", reason="first model", rollout=DirectorRollout(released, PASSPHRASE)
+            NAME, "1", actor="tests", reason="first model", rollout=ReleaseService(released, PASSPHRASE)
         )
     finally:
         db.conn.close()
@@ -138,6 +139,6 @@ class Lab:
 def lab(production: CloudConfig) -> Iterator[Lab]:
     db = open_database(production.database_path)
     registry = MLModelRegistry(db)
-    rollout = DirectorRollout(production, PASSPHRASE)
+    rollout = ReleaseService(production, PASSPHRASE)
     yield Lab(production, db, ExperimentService(db, production, registry, rollout), registry)
     db.conn.close()

@@ -25,7 +25,7 @@ class RecordingRollout:
         if self.refuse:
             raise self.refuse
 
-    def direct(self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str) -> Issued:
+    def direct_production(self, db: sqlite_utils.Database, model_name: str, version: str, device_type: str) -> Issued:
         self.published.append((model_name, version, device_type))
         return Issued([], [])
 

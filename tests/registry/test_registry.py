@@ -152,7 +152,8 @@ def test_rollback_without_an_earlier_version_or_production_is_refused(registry, 
     with pytest.raises(RegistryRefused, match="no production version"):
         registry.rollback_model(NAME, actor="bob", reason="r", rollout=rollout)
     promote(registry, rollout, "1")
-    with pytest.raises(RegistryRefused, match="name the version"):
+    first = "nothing to roll back to: component_failure version 1 is the first production version"
+    with pytest.raises(RegistryRefused, match=first):
         registry.rollback_model(NAME, actor="bob", reason="r", rollout=rollout)
     with pytest.raises(UnknownModel):
         registry.rollback_model(NAME, "9", actor="bob", reason="r", rollout=rollout)

@@ -153,3 +153,41 @@ def test_without_the_passphrase_or_a_terminal_init_names_the_variable_to_set(tmp
     assert done.returncode == 1, done.stderr
     assert PASSPHRASE_ENV in done.stderr
     assert "GetPassWarning" not in done.stderr and "Aborted" not in done.stderr
+
+
+def test_the_readme_flow_release_v1_release_v2_promote_2_roll_back(initialized, artifacts):
+    """A first release is production (the registry says what gateways run); a later one waits for a promotion."""
+    data = ["--data-dir", str(initialized.data_dir)]
+
+    first = _run(["cloud", "release", str(artifacts(version="1").directory), *data])
+    assert first.exit_code == 0, first.output
+    assert "component_failure version 1 is production (history #1)" in first.output
+    listed = _run(["models", "list", "component_failure", "--json", *data])
+    assert [(v["model_version"], v["status"]) for v in json.loads(listed.output)] == [("1", "production")]
+    shown = json.loads(_run(["models", "show", "component_failure", "1", *data]).output)
+    assert (shown["status"], shown["production_device_type"]) == ("production", "")
+    alone = _run(["models", "rollback", "component_failure", "--reason", "false alarms", *data])
+    assert alone.exit_code == 1
+    assert "nothing to roll back to: component_failure version 1 is the first production version" in alone.output
+
+    second = _run(["cloud", "release", str(artifacts(version="2", seed=2).directory), *data])
+    assert second.exit_code == 0, second.output
+    assert "Signed component_failure version 2 into TUF" in second.output
+    assert "version 1 is production: promote version 2" in second.output
+    db = open_database(initialized.database_path)
+    try:
+        assert director.fleet_desired(db)["component_failure"].version == "1"  # nothing directed to version 2
+    finally:
+        db.conn.close()
+
+    promoted = _run(["models", "promote", "component_failure", "2", "--reason", "beats v1 on the holdout", *data])
+    assert promoted.exit_code == 0, promoted.output
+    assert "promote: component_failure for all 1 -> 2" in promoted.output
+    rolled = _run(["models", "rollback", "component_failure", "--reason", "false alarms", *data])
+    assert rolled.exit_code == 0, rolled.output
+    assert "rollback: component_failure for all 2 -> 1" in rolled.output
+    listed = _run(["models", "list", "component_failure", "--json", *data])
+    assert [(v["model_version"], v["status"]) for v in json.loads(listed.output)] == [
+        ("1", "production"),
+        ("2", "released"),
+    ]

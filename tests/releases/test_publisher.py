@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 import paho.mqtt.client as mqtt
 import pytest
 
+from cloud.registry import MLModelRegistry
 from cloud.releases import director, keystore, tuf_repo
-from cloud.releases.publisher import DirectorPublisher, release_to_gateways
+from cloud.releases.publisher import DirectorPublisher
+from cloud.releases.service import ReleaseService
 from cloud.storage import iso, open_database
 from shared.director import DirectorDocument, verify_director
 from tests.releases.conftest import PASSPHRASE, clear_retained
@@ -77,7 +79,8 @@ def _see_gateway(db, gateway_id: str) -> None:
 
 
 def test_released_documents_are_retained_for_a_late_subscriber(released, db, trusted):
-    documents = release_to_gateways(released, PASSPHRASE, "component_failure", "2", ["gw-a", "gw-b"]).documents
+    service = ReleaseService(released, PASSPHRASE)
+    documents = service.direct_gateways(db, "component_failure", "2", ["gw-a", "gw-b"]).documents
     assert [d.signed.gateway_id for d in documents] == ["gw-a", "gw-b"]
 
     received = _retained(released, count=2)
@@ -89,10 +92,15 @@ def test_released_documents_are_retained_for_a_late_subscriber(released, db, tru
     assert director.fleet_desired(db) == {}  # directing chosen gateways leaves the fleet default alone
 
 
-def test_whole_fleet_release_reaches_gateways_seen_later_through_the_publisher(released, db, trusted):
+def test_a_first_release_is_production_and_reaches_gateways_seen_later_through_the_publisher(
+    released, db, trusted, artifacts
+):
     _see_gateway(db, "gw-early")
-    (early,) = release_to_gateways(released, PASSPHRASE, "component_failure", "1").documents
+    first = ReleaseService(released, PASSPHRASE).release(db, artifacts(version="3").directory)
+    (early,) = first.directed.documents
     assert early.signed.gateway_id == "gw-early"
+    assert MLModelRegistry(db).get_active_model("component_failure")["model_version"] == "3"  # what gateways run
+    assert (first.promotion["from_version"], first.promotion["to_version"]) == (None, "3")
 
     _see_gateway(db, "gw-late")
     done = DirectorPublisher(released, PASSPHRASE).run_once(db)
@@ -100,7 +108,7 @@ def test_whole_fleet_release_reaches_gateways_seen_later_through_the_publisher(r
     received = _retained(released, count=2)
     late = received[f"{released.topic_prefix}/gw/gw-late/down/desired"]
     accepted = verify_director(late.to_json(), trusted, "gw-late", last_sequence=None)
-    assert accepted.signed.models["component_failure"].version == "1"
+    assert accepted.signed.models["component_failure"].version == "3"
 
 
 def test_broker_outage_keeps_the_document_pending_until_the_publisher_sends_it(released, db, trusted):
@@ -108,7 +116,8 @@ def test_broker_outage_keeps_the_document_pending_until_the_publisher_sends_it(r
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     offline = dataclasses.replace(released, mqtt_url=f"mqtt://127.0.0.1:{closed_port}")
-    directed = release_to_gateways(offline, PASSPHRASE, "component_failure", "1", ["gw-offline"], timeout=2)
+    service = ReleaseService(offline, PASSPHRASE, delivery_timeout=2)
+    directed = service.direct_gateways(db, "component_failure", "1", ["gw-offline"])
     assert "cannot reach the MQTT broker" in directed.pending
     assert director.unpublished_gateways(db) == ["gw-offline"]
 

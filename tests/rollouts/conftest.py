@@ -15,8 +15,9 @@ import pytest
 import sqlite_utils
 
 from cloud.config import PASSPHRASE_ENV, CloudConfig
-from cloud.registry import DirectorRollout, MLModelRegistry
+from cloud.registry import MLModelRegistry
 from cloud.releases import director, keystore
+from cloud.releases.service import ReleaseService
 from cloud.rollouts.engine import StagedRollouts
 from cloud.rollouts.plan import RolloutPlan
 from cloud.storage import open_database
@@ -58,7 +59,7 @@ def released_config(tmp_path: Path, onnx_models: dict[int, bytes]) -> CloudConfi
     db = open_database(config.database_path)
     try:
         MLModelRegistry(db).promote_model_to_production(
-            NAME, "1", actor="tests", reason="first model", rollout=DirectorRollout(config, PASSPHRASE)
+            NAME, "1", actor="tests", reason="first model", rollout=ReleaseService(config, PASSPHRASE)
         )
     finally:
         db.conn.close()

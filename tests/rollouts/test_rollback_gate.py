@@ -15,7 +15,7 @@ import pytest
 from cloud.registry import MLModelRegistry
 from cloud.releases import tuf_repo
 from cloud.releases.model_rows import record_release
-from cloud.releases.publisher import release_to_gateways
+from cloud.releases.service import ReleaseService
 from cloud.rollouts import store
 from cloud.rollouts.store import RolloutStatus
 from shared.messages import EventKind
@@ -30,7 +30,7 @@ def on_failed_version(cloud: Cloud, tmp_path: Path, onnx_models: dict[int, bytes
     """Version 3 released; every gateway directed to version 2, which then failed its evaluation."""
     made = write_artifacts(tmp_path / "artifacts" / "3", NAME, "3", onnx_models[1])
     record_release(cloud.db, tuf_repo.add_release(cloud.config, PASSPHRASE, made.release_json, made.onnx_bytes))
-    assert not release_to_gateways(cloud.config, PASSPHRASE, NAME, "2", GATEWAYS).failures
+    assert not ReleaseService(cloud.config, PASSPHRASE).direct_gateways(cloud.db, NAME, "2", GATEWAYS).failures
     MLModelRegistry(cloud.db).record_evaluation(NAME, "2", passed=False, details={"mean_roc_auc": 0.51})
     return cloud
 
