@@ -1,7 +1,7 @@
 """Run every benchmark module (``bench/bench_*.py``) or those named on the command line.
 
 Each module exposes ``run() -> dict`` returning its figures (and the targets it is judged by).
-Results go to ``bench/results/<name>.json``; ``bench/results/summary.md``, which the README quotes
+Results go to ``bench/results/<name>.json``; ``bench/results/summary.md``, which docs/benchmarks.md quotes
 from, is rebuilt from every result file, so running one benchmark keeps the others' figures.
 """
 

@@ -1,4 +1,4 @@
-"""Apply a director document: every check of ARCHITECTURE's binding order, then atomic activation.
+"""Apply a director document: every check in the order of docs/architecture.md, then atomic activation.
 
 Order: the document verifies with a trusted director key, has not expired, has a sequence above
 the last accepted one and names this gateway (``shared.director.verify_director``); TUF refreshes;

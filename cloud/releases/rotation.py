@@ -1,4 +1,4 @@
-"""Key rotation without re-provisioning gateways (ARCHITECTURE: every key can be rotated).
+"""Key rotation without re-provisioning gateways (docs/architecture.md, "Trust model").
 
 A TUF role key is replaced by a new root version that lists the new key instead of the old one;
 gateways walk root versions forward from the one they were provisioned with, so they follow. A
