@@ -65,19 +65,23 @@ def _device_ids(rows: int) -> np.ndarray:
     return np.array([f"wh-{i % HEATERS:05d}" for i in range(rows)])
 
 
-def _reference() -> dict:
-    values = _values(200_000, seed=1, shifted=False)
-    rows = LabelledRows(
+def training_rows(names: list[str], values: np.ndarray, device_ids: np.ndarray) -> LabelledRows:
+    """Rows a version could have been trained on (labels and times do not matter to a reference)."""
+    return LabelledRows(
         prediction_type=PredictionType.COMPONENT_FAILURE,
-        feature_names=NAMES,
+        feature_names=names,
         feature_set_version=FEATURE_SET,
-        device_ids=_device_ids(len(values)),
+        device_ids=device_ids,
         window_ends=np.full(len(values), np.datetime64("2026-01-01T00:00:00", "s")),
         values=values,
         targets=np.zeros(len(values), np.int64),
     )
+
+
+def _reference() -> dict:
+    values = _values(200_000, seed=1, shifted=False)
     types = {f"wh-{i:05d}": TYPES[i % len(TYPES)] for i in range(HEATERS)}
-    return json.loads(json.dumps(build_reference(rows, types)))
+    return json.loads(json.dumps(build_reference(training_rows(NAMES, values, _device_ids(len(values))), types)))
 
 
 def _fill(path: Path, reference: dict, values: np.ndarray) -> None:

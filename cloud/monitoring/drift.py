@@ -4,16 +4,20 @@ Three checks over a window of recent data, each against what was stored with the
 reference, ``cloud.monitoring.reference``, and its held-out evaluation in the registry), never recomputed:
 
 - **Feature drift**, per feature and per device-type segment (a segment without its own reference is compared
-  with the all-rows one). Binned and categorical features: PSI, with a chi-square homogeneity p-value.
-  Continuous features: the two-sample KS test against the reference sketch and the Wasserstein distance in
-  units of the reference's spread. Each test counts effective rows, not rows (``drift_stats.effective_rows``:
-  the windows of one heater are alike, so 240 rows of 30 heaters may be worth little more than 30 draws from
-  the fleet). The p-values of a segment's features get Benjamini–Hochberg FDR control at
-  ``alpha``. A feature has drifted when its adjusted p-value is at most ``alpha`` and, for PSI, the PSI reaches
-  ``psi_threshold`` (0.2, the conventional "significant shift"); a continuous feature with at most
-  ``ks_max_rows`` current rows is judged by the KS test alone, with more by the Wasserstein distance reaching
-  ``wasserstein_threshold`` spreads (with that many rows KS rejects shifts too small to matter); beyond
-  ``max_compared_rows`` both are computed on an evenly spaced subset of the rows, so the cost stops growing.
+  with the all-rows one). Binned and categorical features: PSI, with a chi-square homogeneity p-value; count
+  features (events per day) also the Wasserstein distance in reference standard deviations. Continuous
+  features: the two-sample KS test against the reference sketch and the Wasserstein distance in units of the
+  reference's spread. Each test counts effective rows, not rows (``drift_stats.effective_rows``: the windows of
+  one heater are alike, so 240 rows of 30 heaters may be worth little more than 30 draws from the fleet). The
+  p-values of a segment's features get Benjamini–Hochberg FDR control at ``alpha``. A feature has drifted when
+  its adjusted p-value is at most ``alpha`` and its effect size is large enough: PSI reaching ``psi_threshold``
+  (0.2, the conventional "significant shift"); for a count, PSI or the Wasserstein distance reaching
+  ``wasserstein_threshold`` SDs (PSI on deciles grows with the square of a shift: 0.2 needs a count's mean to
+  move ~0.45 SD, and a 10 % rise in draws per day, 0.2 SD, gives PSI 0.04; ``docs/drift.md``); a continuous
+  feature with at most ``ks_max_rows`` current rows is judged by the KS test alone, with more by the Wasserstein
+  distance reaching ``wasserstein_threshold`` spreads (with that many rows KS rejects shifts too small to
+  matter). Beyond ``max_compared_rows`` KS and Wasserstein are computed on an evenly spaced subset of the rows,
+  so the cost stops growing.
 - **Data quality**: missing rate above the reference's by ``missing_tolerance``; values outside physical bounds
   (units in ``shared.features``: fractions in [0, 1], counts, volumes and energy not negative) or more than
   ``range_tolerance`` of the reference's range beyond its min/max in over ``out_of_range_share`` of rows; rows of
@@ -52,6 +56,7 @@ from cloud.monitoring.reference import (
     device_types_of,
     load_reference,
     sketch_error,
+    stored_values,
 )
 from cloud.registry import MLModelRegistry
 from cloud.storage import iso, utc_time
@@ -82,7 +87,7 @@ class DriftConfig:
     psi_threshold: float = 0.2
     #: up to this many current rows a continuous feature is judged by KS, beyond by Wasserstein
     ks_max_rows: int = 10_000
-    #: Wasserstein distance, in reference spreads (robust sigma), that counts as drift
+    #: Wasserstein distance, in reference spreads (robust sigma; a count's SD), that counts as drift
     wasserstein_threshold: float = 0.1
     #: a continuous feature with more current rows is compared on every k-th row (rows are in time order), so a
     #: month of a large fleet costs no more than this many: the decision there is an effect size, which they pin
@@ -113,6 +118,19 @@ class DriftConfig:
 # -- feature drift ---------------------------------------------------------------------------------------------
 
 
+def _sketch_comparison(
+    reference: dict, present: np.ndarray, devices: np.ndarray, config: DriftConfig
+) -> tuple[drift_stats.SketchComparison, int, float]:
+    """(KS and Wasserstein against the reference's sketch, rows compared, their effective rows): on every k-th
+    row beyond ``max_compared_rows``."""
+    step = math.ceil(present.size / config.max_compared_rows)
+    present, devices = present[::step], devices[::step]
+    worth = drift_stats.effective_rows(present, devices)
+    reference_worth = reference.get("effective_rows", reference["count"])
+    sketch = stored_values(reference["sketch"])
+    return drift_stats.compare_with_sketch(present, sketch, reference_worth, worth), int(present.size), worth
+
+
 def _feature_test(
     reference: dict, present: np.ndarray, devices: np.ndarray, config: DriftConfig, sketch_rows: int
 ) -> dict:
@@ -120,22 +138,18 @@ def _feature_test(
 
     The p-values count each side's effective rows (``drift_stats.effective_rows``; ``devices`` holds the device
     index of each present value), not its rows: a reference stored before it had them counts its rows.
+    Wasserstein distances are in reference spreads (``reference._spread``).
     """
     kind = reference["kind"]
-    reference_worth = reference.get("effective_rows", reference["count"])
     if kind == "continuous":
-        method = "ks" if present.size <= config.ks_max_rows else "wasserstein"
-        step = math.ceil(present.size / config.max_compared_rows)
-        present, devices = present[::step], devices[::step]
-        worth = drift_stats.effective_rows(present, devices)
-        compared = drift_stats.compare_with_sketch(present, np.asarray(reference["sketch"]), reference_worth, worth)
+        compared, compared_rows, worth = _sketch_comparison(reference, present, devices, config)
         return {
-            "method": method,
-            "compared_rows": int(present.size),
+            "method": "ks" if present.size <= config.ks_max_rows else "wasserstein",
+            "compared_rows": compared_rows,
             "effective_rows": round(worth, 1),
             "ks_statistic": round(compared.ks_statistic, 5),
             "ks_error_bound": round(sketch_error(sketch_rows, reference["count"]), 5),
-            "wasserstein": round(compared.wasserstein / reference["spread"], 5),  # in reference spreads
+            "wasserstein": round(compared.wasserstein / reference["spread"], 5),
             "p_value": compared.p_value,
         }
     if kind == "categorical":
@@ -147,7 +161,8 @@ def _feature_test(
         current = np.bincount(bin_index(cuts, present), minlength=len(cuts) + 1)
         expected = np.asarray(reference["counts"])
     worth = drift_stats.effective_rows(present, devices)
-    return {
+    reference_worth = reference.get("effective_rows", reference["count"])
+    entry = {
         "method": "psi",
         "effective_rows": round(worth, 1),
         "psi": round(drift_stats.population_stability_index(expected, current), 5),
@@ -155,6 +170,14 @@ def _feature_test(
             expected, current, (reference_worth / max(reference["count"], 1), worth / present.size)
         ),
     }
+    if "sketch" in reference:  # a count feature (a reference stored before counts had sketches has none)
+        compared, compared_rows, _ = _sketch_comparison(reference, present, devices, config)
+        entry |= {
+            "method": "count",
+            "compared_rows": compared_rows,
+            "wasserstein": round(compared.wasserstein / reference["spread"], 5),
+        }
+    return entry
 
 
 def _adjust(entries: dict[str, dict]) -> list[str]:
@@ -170,9 +193,11 @@ def _adjust(entries: dict[str, dict]) -> list[str]:
 def _drifted(entry: dict, config: DriftConfig) -> bool:
     if entry["q_value"] > config.alpha:
         return False
-    if entry["method"] == "psi":
-        return entry["psi"] >= config.psi_threshold
-    return entry["method"] == "ks" or entry["wasserstein"] >= config.wasserstein_threshold
+    method = entry["method"]
+    if method == "ks":
+        return True
+    large_psi = method in ("psi", "count") and entry["psi"] >= config.psi_threshold
+    return large_psi or (method in ("wasserstein", "count") and entry["wasserstein"] >= config.wasserstein_threshold)
 
 
 def _columns(values: np.ndarray) -> np.ndarray:

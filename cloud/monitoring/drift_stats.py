@@ -40,9 +40,11 @@ def compare_with_sketch(
     stands in for the reference's CDF within ``reference.sketch_error``. The p-value uses the reference's real size:
     ``kstwo.sf(D, round(n·m / (n + m)))``, what ``ks_2samp(method="asymp")`` computes, up to ``EXACT_KS_ROWS``
     effective rows, and ``kstwobign.sf(D·sqrt(n·m / (n + m)))`` beyond. ``reference_rows`` and ``current_rows``
-    (default: every current value) may be ``effective_rows``, for rows that are not independent.
+    (default: every current value) may be ``effective_rows``, for rows that are not independent. Both are compared
+    as float64, which holds every float32 and integer feature value exactly: ties in the rows stay ties with the
+    sketch (``reference.stored_values``).
     """
-    ordered = np.sort(current)
+    ordered, sketch = np.sort(np.asarray(current, np.float64)), np.asarray(sketch, np.float64)
     # merge the sketch into the sorted values in O(n): sketch[i] lands at index at[i] + i
     at = np.searchsorted(ordered, sketch, side="right")
     points = np.insert(ordered, at, sketch)

@@ -13,10 +13,18 @@ segments compare like with like:
   a KS p-value meaningless, so these are judged by PSI.
 - ``continuous``: everything else: a sketch of ``SKETCH_SIZE`` order statistics for KS and Wasserstein.
 
-The sketch holds the reference's ``inverted_cdf`` quantiles at probabilities (i + 0.5) / K: its step CDF is
-within 0.5 / K + 1 / n of the n training rows' empirical CDF at every point (``sketch_error``), so a KS statistic
-against it is that close (0.0025 + 1 / n at K = 200) to the statistic against all training rows. Every summary
-also keeps the missing rate, observed min and max and a few quantiles (for data-quality checks and the dashboard),
+Count features (``COUNT_UNITS``) also get the sketch, whatever their kind: their drift effect size is the
+Wasserstein distance in standard deviations (``docs/drift.md``: PSI on deciles misses a 10 % rise in a count).
+
+The sketch holds the reference's ``inverted_cdf`` quantiles at probabilities (i + 0.5) / K, order statistics of
+the rows themselves: its step CDF is within 0.5 / K of the n training rows' empirical CDF at every point, ties
+included (``sketch_error`` adds 1 / n for the quantile's float arithmetic), so a KS statistic against it is that
+close (0.0025 + 1 / n at K = 200) to ``scipy.stats.ks_2samp`` against all training rows. That holds only if each
+stored point is the very float32 value of the rows it stands for: clustered float32 values (a duty cycle is
+whole minutes over whole minutes) tie, and a point a rounding error away from its tie lands on the other side
+of every row of it (7 significant digits gave D = 0.13 on a reference's own rows). Feature values are therefore
+stored with ``FLOAT32_DIGITS`` digits and read back through float32 (``stored_values``). Every summary also
+keeps the missing rate, observed min and max and a few quantiles (for data-quality checks and the dashboard),
 and ``effective_rows``: what its rows are worth as independent draws, the rows of one heater being alike
 (``drift_stats.effective_rows``); the drift tests count that, not the rows.
 """
@@ -35,7 +43,8 @@ from cloud.storage import iso
 from cloud.training.data import LabelledRows
 from shared.features import FEATURES
 
-FORMAT = 1
+#: 2: values stored exactly as float32 (``FLOAT32_DIGITS``), count features sketched
+FORMAT = 2
 #: order statistics kept per continuous feature (see ``sketch_error``)
 SKETCH_SIZE = 200
 #: a feature with at most this many distinct values is categorical
@@ -53,14 +62,36 @@ COUNT_UNITS = frozenset({"per 24 h", "min per 24 h"})
 _UNITS = {feature.name: feature.unit for feature in FEATURES}
 
 
-def _number(value: float, digits: int = 7) -> float:
-    """float32 precision is all the features have: 7 significant digits keep the JSON small; 9 give back the
-    exact float32 (category values and bin cuts, which values are compared with)."""
+#: significant digits that identify every float32 (IEEE 754's round-trip count for binary32): a 9-digit decimal
+#: is within 5e-9 (relative) of its float32, far inside the half-step (3e-8) that rounds it back to it
+FLOAT32_DIGITS = 9
+
+
+def _number(value: float, digits: int = FLOAT32_DIGITS) -> float:
+    """``value`` with ``digits`` significant digits: by default the exact float32 once read back through float32."""
     return float(f"{float(value):.{digits}g}")
 
 
-def _numbers(values: np.ndarray, digits: int = 7) -> list[float]:
-    return [_number(v, digits) for v in np.asarray(values, dtype=np.float64).tolist()]
+def _numbers(values: np.ndarray) -> list[float]:
+    return [_number(v) for v in np.asarray(values, dtype=np.float64).tolist()]
+
+
+def stored_values(numbers: list[float]) -> np.ndarray:
+    """The float32 values a stored list of feature values stands for, as float64 for arithmetic: equal to the
+    rows' own values (float32 in the feature store) wherever they tie."""
+    return np.asarray(numbers, np.float32).astype(np.float64)
+
+
+def sketch_of(present: np.ndarray) -> list[float]:
+    """The stored sketch of float32 values: their ``inverted_cdf`` quantiles at (i + 0.5) / ``SKETCH_SIZE``, order
+    statistics of the values themselves (module doc), as ``FLOAT32_DIGITS``-digit numbers."""
+    probabilities = (np.arange(SKETCH_SIZE) + 0.5) / SKETCH_SIZE
+    return _numbers(np.quantile(np.asarray(present, np.float64), probabilities, method="inverted_cdf"))
+
+
+def is_count(name: str) -> bool:
+    """A feature counting events per day (its unit in ``shared.features``)."""
+    return _UNITS.get(name) in COUNT_UNITS
 
 
 def sketch_error(sketch_size: int, reference_rows: int) -> float:
@@ -75,7 +106,7 @@ def feature_kind(name: str, present: np.ndarray) -> str:
     distinct, counts = np.unique(present, return_counts=True)
     if distinct.size <= MAX_CATEGORIES:
         return "categorical"
-    if _UNITS.get(name) in COUNT_UNITS or counts.max() >= TIED_SHARE * present.size:
+    if is_count(name) or counts.max() >= TIED_SHARE * present.size:
         return "binned"
     return "continuous"
 
@@ -116,19 +147,27 @@ def _summary(name: str, column: np.ndarray, devices: np.ndarray, kind: str, layo
         ),
     )
     if kind == "categorical":
-        out["categories"] = layout["categories"] if layout else _numbers(np.unique(present), 9)
+        out["categories"] = layout["categories"] if layout else _numbers(np.unique(present))
         counts = np.bincount(category_index(out["categories"], present), minlength=len(out["categories"]) + 1)
         out["counts"] = counts[:-1].tolist()
     elif kind == "binned":
-        out["cuts"] = layout["cuts"] if layout else _numbers(np.unique(np.quantile(present, BIN_PROBABILITIES)), 9)
+        out["cuts"] = layout["cuts"] if layout else _numbers(np.unique(np.quantile(present, BIN_PROBABILITIES)))
         out["counts"] = np.bincount(bin_index(out["cuts"], present), minlength=len(out["cuts"]) + 1).tolist()
-    else:
-        probabilities = (np.arange(SKETCH_SIZE) + 0.5) / SKETCH_SIZE
-        out["sketch"] = _numbers(np.quantile(present, probabilities, method="inverted_cdf"))
-        iqr = np.subtract(*np.quantile(present, [0.75, 0.25]))
-        #: the scale Wasserstein distances are divided by: a robust sigma, the std if the IQR is 0, else 1
-        out["spread"] = _number(iqr / 1.349 if iqr > 0 else (present.std() or 1.0))
+    if kind == "continuous" or is_count(name):
+        out["sketch"] = sketch_of(present)
+        out["spread"] = _number(_spread(present, kind))
     return out
+
+
+def _spread(present: np.ndarray, kind: str) -> float:
+    """The scale Wasserstein distances are divided by. Continuous: a robust sigma (IQR / 1.349), the std if the
+    IQR is 0. Counts: the std, a count's own noise (sqrt of its mean for Poisson draws), where the IQR moves in
+    whole steps. 1 when there is no spread at all."""
+    if kind == "continuous":
+        iqr = float(np.subtract(*np.quantile(present, [0.75, 0.25])))
+        if iqr > 0:
+            return iqr / 1.349
+    return float(present.std()) or 1.0
 
 
 def _segment(

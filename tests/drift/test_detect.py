@@ -11,7 +11,7 @@ import sqlite_utils
 
 from cloud.monitoring.drift import DriftConfig, detect_model_drift, drift_history, record_check, segment_drift
 from cloud.monitoring.drift_stats import compare_with_sketch
-from cloud.monitoring.reference import NoReference, build_reference, load_reference
+from cloud.monitoring.reference import NoReference, build_reference, load_reference, stored_values
 from cloud.registry import UnknownModel
 from cloud.storage import open_database
 from shared.features import FEATURE_NAMES
@@ -55,7 +55,7 @@ def test_a_shifted_feature_is_detected_and_the_others_are_not(db):
     setpoint = result["feature_drift"]["segments"]["all"]["features"]["setpoint_c"]
     assert setpoint["status"] == "ok" and setpoint["ks_statistic"] < 0.05
     assert result["feature_drift"]["segments"]["all"]["features"]["coverage"]["method"] == "psi"
-    assert result["feature_drift"]["segments"]["all"]["features"]["heating_cycles"]["method"] == "psi"
+    assert result["feature_drift"]["segments"]["all"]["features"]["heating_cycles"]["method"] == "count"
 
 
 def test_the_same_distribution_is_not_drift(db):
@@ -66,13 +66,14 @@ def test_the_same_distribution_is_not_drift(db):
     assert result["data_quality"]["findings"] == []
 
 
-def test_a_shifted_count_feature_is_judged_by_psi(db):
+def test_a_shifted_count_feature_is_judged_by_psi_and_wasserstein(db):
     register(db, feature_values(8_000, seed=1))
     current = feature_values(2_000, seed=4)
     current[:, FEATURE_NAMES.index("draw_count")] += 3  # Poisson(4) → 7 draws a day
     store_features(db, current)
     draw = _check(db)["feature_drift"]["segments"]["all"]["features"]["draw_count"]
-    assert draw["status"] == "drift" and draw["method"] == "psi" and draw["psi"] > CONFIG.psi_threshold
+    assert draw["status"] == "drift" and draw["method"] == "count" and draw["psi"] > CONFIG.psi_threshold
+    assert draw["wasserstein"] == pytest.approx(1.5, abs=0.1)  # 3 draws in SDs of Poisson(4)
 
 
 def test_segments_by_device_type_find_a_shift_in_one_type_only(db):
@@ -101,10 +102,10 @@ def test_false_discovery_control_keeps_a_raw_p_below_alpha_from_counting_as_drif
         for name, entry in result["features"].items():
             if "q_value" in entry:
                 assert entry["q_value"] >= entry["p_value"]
-                assert (entry["status"] == "drift") == (
-                    entry["q_value"] <= CONFIG.alpha
-                    and (entry["method"] != "psi" or entry["psi"] >= CONFIG.psi_threshold)
-                )
+                large_psi = entry.get("psi", 0) >= CONFIG.psi_threshold
+                large_wasserstein = entry.get("wasserstein", 0) >= CONFIG.wasserstein_threshold
+                large = {"ks": True, "psi": large_psi, "count": large_psi or large_wasserstein}[entry["method"]]
+                assert (entry["status"] == "drift") == (entry["q_value"] <= CONFIG.alpha and large)
                 if entry["p_value"] <= CONFIG.alpha < entry["q_value"]:
                     rejected_raw.append(name)
     assert rejected_raw, "with 32 unshifted features over 20 windows, some raw p-values fall below alpha"
@@ -119,7 +120,8 @@ def test_beyond_max_compared_rows_a_continuous_feature_is_compared_on_an_even_su
     inlet = capped["features"]["inlet_temperature_c"]
     assert inlet["compared_rows"] == 1_000 and inlet["rows"] == 5_000 and inlet["method"] == "ks"
     assert capped["drifted"] == ["inlet_temperature_c"]
-    assert capped["features"]["heating_cycles"]["method"] == "psi"  # counts stay on every row
+    cycles = capped["features"]["heating_cycles"]
+    assert cycles["method"] == "count" and cycles["compared_rows"] == 1_000  # its Wasserstein distance too
 
 
 def test_too_few_rows_is_insufficient_data_never_drift(db):
@@ -262,7 +264,7 @@ def test_other_samples_of_heaters_from_the_same_fleet_are_not_drift_a_shifted_fl
     for seed in range(2, 42):
         current, current_ids = _heater_fleet(30, 8, seed=seed)
         column = current[:, FEATURE_NAMES.index(INLET)].astype(np.float64)
-        as_rows += compare_with_sketch(column, np.asarray(inlet["sketch"]), inlet["count"]).p_value <= CONFIG.alpha
+        as_rows += compare_with_sketch(column, stored_values(inlet["sketch"]), inlet["count"]).p_value <= CONFIG.alpha
         checked = segment_drift(reference, FEATURE_NAMES, current, current_ids, CONFIG, 200)["features"][INLET]
         assert checked["effective_rows"] < 45
         as_heaters += checked["status"] == "drift"
