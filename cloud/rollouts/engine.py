@@ -241,7 +241,7 @@ class StagedRollouts:
                 record.device_type or None,
                 actor=f"{record.created_by} via rollout #{record.rollout_id}",
                 reason=reason,
-                rollout=CompletedRollout(self.config, self._passphrase(), directed),
+                rollout=CompletedRollout(self.config, self._passphrase(), directed=directed),
             )
         except (RegistryRefused, DirectorError, ImageRepositoryError) as exc:
             why = f"completion refused by the registry: {exc}"
