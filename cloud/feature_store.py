@@ -15,8 +15,10 @@ lineage names the exact data and ``load_dataset`` can build it again and prove i
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
@@ -36,6 +38,8 @@ from shared.messages import FeedbackSource, OutcomeResult, PredictionType
 from shared.topics import validate_id
 
 DEFAULT_HORIZON = timedelta(days=14)
+#: ids of the outcomes a stored history's failures become: derived from device, component and time (idempotent)
+_HISTORY_OUTCOMES = uuid.uuid5(uuid.NAMESPACE_URL, "iotsphere:history-failure")
 #: windows visited per step when looking back for each feature's latest value
 _LATEST_CHUNK = 1024
 #: rows SQLite concatenates into one value per column when building a dataset (32 MB of 32 features)
@@ -77,6 +81,17 @@ class LatestFeatures:
     as_of: str
     #: every feature the device has reported; None where it never had a value (always null)
     values: dict[str, LatestValue | None]
+
+
+@dataclass(frozen=True)
+class ObservedFailure:
+    """A component failure a history observed: it labels the training rows within a horizon before it."""
+
+    device_id: str
+    component: str
+    failed_at: datetime
+    #: when the cloud learned of it (the repair visit); default: when it failed
+    known_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +163,13 @@ def content_hash(
     return digest.hexdigest()
 
 
+def _iso_times(times: Sequence[str | date | datetime] | np.ndarray) -> list[str]:
+    """``cloud.storage.iso`` text of each time (numpy datetime64 in UTC converted at once)."""
+    if isinstance(times, np.ndarray) and np.issubdtype(times.dtype, np.datetime64):
+        return [f"{text}Z" for text in np.datetime_as_string(times.astype("datetime64[us]"), unit="us")]
+    return [iso(utc_time(value, "window end")) for value in times]
+
+
 def _parse_iso(text: np.ndarray) -> np.ndarray:
     """Fixed-width ``cloud.storage.iso`` byte strings → datetime64[us], in C (numpy wants them without the 'Z')."""
     bare = np.ascontiguousarray(text.view(np.uint8).reshape(-1, _ISO_WIDTH)[:, :-1])
@@ -197,34 +219,88 @@ class FeatureStore:
         version; for another version, the names ingest recorded or, for a new version, these names in this
         order). Idempotent like ingest: a row already stored is kept, never overwritten.
         """
-        validate_id(device_id, "device id")
-        timestamp = utc_time(timestamp, "timestamp")
-        names = self._feature_set_names(feature_set_version)
-        if names is None:
-            names = list(features)
-        if set(features) != set(names) or len(features) != len(names):
-            missing, extra = sorted(set(names) - set(features)), sorted(set(features) - set(names))
+        names = list(features)
+        values = feature_codec.to_matrix([[features[name] for name in names]])
+        when = utc_time(timestamp, "timestamp")
+        return self.store_feature_rows([device_id], [when], values, names, feature_set_version) == 1
+
+    def store_feature_rows(
+        self,
+        device_ids: Sequence[str],
+        window_ends: Sequence[str | date | datetime] | np.ndarray,
+        values: np.ndarray,
+        feature_names: list[str],
+        feature_set_version: str = FEATURE_SET_VERSION,
+        device_types: Mapping[str, str] | None = None,
+    ) -> int:
+        """Store many feature vectors at once (a history backfilled at cold start); return how many were new.
+
+        Row i is ``device_ids[i]``'s window ending at ``window_ends[i]`` (times, or numpy datetime64 in UTC), with
+        ``values[i]`` in the order of ``feature_names``: the feature set's names, in any order, as for one row.
+        ``device_types`` records each device's type where ingest has not (ingest's, from live telemetry, wins).
+        Idempotent: rows already stored are kept, never overwritten. One transaction: all rows or none.
+        """
+        matrix = np.asarray(values, dtype=np.float64)
+        if matrix.shape != (len(device_ids), len(feature_names)) or len(window_ends) != len(device_ids):
+            raise ValueError(
+                f"{len(device_ids)} device ids and {len(window_ends)} window ends need a matrix of as many rows of "
+                f"{len(feature_names)} features, got shape {matrix.shape}"
+            )
+        names = self._feature_set_names(feature_set_version) or list(feature_names)
+        if set(feature_names) != set(names) or len(feature_names) != len(names):
+            missing, extra = sorted(set(names) - set(feature_names)), sorted(set(feature_names) - set(names))
             raise ValueError(
                 f"feature set {feature_set_version!r} needs exactly its features: missing {missing}, unknown {extra}"
             )
-        [blob] = feature_codec.encode(feature_codec.to_matrix([[features[name] for name in names]]))
-        with self.db.conn:
+        devices = [validate_id(str(device_id), "device id") for device_id in device_ids]
+        ends = _iso_times(window_ends)
+        blobs = feature_codec.encode(feature_codec.to_matrix(matrix[:, [feature_names.index(n) for n in names]]))
+        seen: dict[str, tuple[str, str]] = {}
+        for device_id, end in zip(devices, ends, strict=True):
+            first, last = seen.get(device_id, (end, end))
+            seen[device_id] = (min(first, end), max(last, end))
+        types = device_types or {}
+        with write_transaction(self.db):
             self.db.execute(
                 "INSERT OR IGNORE INTO feature_sets (version, names_json) VALUES (?, ?)",
                 [feature_set_version, json.dumps(names)],
             )
-            cursor = self.db.execute(
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
                 "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_f32, msg_id)"
                 " VALUES (?, ?, ?, ?, NULL)",
-                [device_id, iso(timestamp), feature_set_version, blob],
+                zip(devices, ends, itertools.repeat(feature_set_version), blobs),
             )
-            self.db.execute(  # the device is known, like ingest records it (its type and gateway stay unknown)
-                "INSERT INTO devices (device_id, first_seen, last_seen) VALUES (?1, ?2, ?2) ON CONFLICT (device_id)"
-                " DO UPDATE SET first_seen = min(coalesce(first_seen, ?2), ?2),"
-                " last_seen = max(coalesce(last_seen, ?2), ?2)",
-                [device_id, iso(timestamp)],
+            stored = self.db.conn.total_changes - before
+            self.db.conn.executemany(  # the device is known, as ingest records it (its gateway stays unknown)
+                "INSERT INTO devices (device_id, device_type, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4)"
+                " ON CONFLICT (device_id) DO UPDATE SET device_type = coalesce(device_type, excluded.device_type),"
+                " first_seen = min(coalesce(first_seen, ?3), ?3), last_seen = max(coalesce(last_seen, ?4), ?4)",
+                [(device_id, types.get(device_id), first, last) for device_id, (first, last) in seen.items()],
             )
-        return cursor.rowcount == 1
+        return stored
+
+    def store_component_failures(self, failures: Iterable[ObservedFailure]) -> int:
+        """Store component failures a history observed, as the technician outcomes that label training rows (the
+        labels ``get_training_dataset`` reads); return how many were new. Idempotent: a failure's outcome id is
+        derived from its device, component and time."""
+        rows = []
+        for failure in failures:
+            validate_id(failure.device_id, "device id")
+            observed = iso(utc_time(failure.failed_at, "failure time"))
+            known = iso(utc_time(failure.known_at or failure.failed_at, "failure known time"))
+            key = f"{failure.device_id}/{failure.component}/{observed}"
+            outcome_id = str(uuid.uuid5(_HISTORY_OUTCOMES, key))
+            source, result = FeedbackSource.TECHNICIAN.value, OutcomeResult.FAILED.value
+            rows.append((outcome_id, failure.device_id, source, observed, str(failure.component), result, known))
+        with write_transaction(self.db):
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO outcomes (outcome_id, device_id, source, observed_at, component, result,"
+                " technician, received_at) VALUES (?, ?, ?, ?, ?, ?, 'history', ?)",
+                rows,
+            )
+            return self.db.conn.total_changes - before
 
     # -- reading one device ----------------------------------------------------------------------------
 

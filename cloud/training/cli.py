@@ -6,11 +6,14 @@ import hashlib
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+import sqlite_utils
 
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.config import CloudConfig
+from cloud.feature_store import FeatureStore, ObservedFailure
 from cloud.monitoring.reference import build_reference
 from cloud.registry import MLModelRegistry
 from cloud.storage import open_database
@@ -18,6 +21,9 @@ from cloud.training.artifacts import write_artifacts
 from cloud.training.data import rows_from_history, time_split
 from cloud.training.models import Evaluation, candidates_for, evaluate, train
 from shared.messages import PredictionType
+
+if TYPE_CHECKING:
+    from firmware_sim.history import History
 
 
 def _sha256_file(path: Path) -> str:
@@ -37,6 +43,25 @@ def _report(evaluation: Evaluation, echo) -> None:
         echo(f"  {component:16s} " + " ".join(f"{k}={v}" for k, v in scores.items()))
 
 
+def store_history(db: sqlite_utils.Database, history: History) -> tuple[int, int]:
+    """Keep a history in the feature store, as ingest would have had the fleet run live: its feature rows (with
+    each heater's type) and its component failures as the outcomes that label them, so the training pipeline
+    can train on it again. Idempotent; returns the new feature rows and new failures."""
+    store = FeatureStore(db)
+    rows = store.store_feature_rows(
+        history.device_ids[history.row_device].tolist(),
+        history.window_end,
+        history.features,
+        list(history.feature_names),
+        history.feature_set_version,
+        dict(zip(history.device_ids.tolist(), history.device_types.tolist(), strict=True)),
+    )
+    failures = store.store_component_failures(
+        ObservedFailure(f.device_id, f.component.value, f.failed_at, f.repaired_at) for f in history.failures
+    )
+    return rows, failures
+
+
 def train_from_history_file(
     history_path: Path,
     config: CloudConfig,
@@ -52,33 +77,37 @@ def train_from_history_file(
     began = time.perf_counter()
     history = load_history(history_path)
     echo(f"loaded {len(history.features):,} feature rows of {len(history.device_ids):,} heaters from {history_path}")
-    horizon = timedelta(days=horizon_days)
-    rows = rows_from_history(history, prediction_type, horizon)
-    train_rows, holdout, holdout_from = time_split(rows, gap=horizon)
-    echo(f"{prediction_type}: train {len(train_rows):,} rows, hold out {len(holdout):,} from {holdout_from}")
-    trained = train(prediction_type, train_rows, progress=echo, candidates=candidates, horizon=horizon)
-    evaluation: Evaluation | None = None
+    db = open_database(config.database_path)
     try:
-        evaluation = evaluate(prediction_type, trained.exported.onnx_bytes, trained.output_labels, holdout)
-    except ValueError as exc:  # e.g. no failure fell in a small fleet's held-out weeks: the model still ships
-        echo(f"not evaluated on the held-out period from {holdout_from}: {exc}")
-    trained.split.update(holdout_from=str(holdout_from), holdout_until=str(holdout.window_ends.max()))
-    registry = MLModelRegistry(open_database(config.database_path))
-    folder = write_artifacts(
-        config.artifacts_dir,
-        registry,
-        model_name=prediction_type.value,
-        prediction_type=prediction_type,
-        trained=trained,
-        feature_names=list(history.feature_names),
-        feature_set_version=history.feature_set_version,
-        lineage={
-            "dataset": {"kind": "simulated_history", "path": str(history_path), "sha256": _sha256_file(history_path)}
-        },
-        evaluation=evaluation,
-        reference=build_reference(train_rows, dict(zip(history.device_ids, history.device_types, strict=True))),
-        actor=config.actor,
-    )
+        new_rows, new_failures = store_history(db, history)
+        echo(f"feature store: {new_rows:,} new feature rows, {new_failures:,} new component failures")
+        horizon = timedelta(days=horizon_days)
+        rows = rows_from_history(history, prediction_type, horizon)
+        train_rows, holdout, holdout_from = time_split(rows, gap=horizon)
+        echo(f"{prediction_type}: train {len(train_rows):,} rows, hold out {len(holdout):,} from {holdout_from}")
+        trained = train(prediction_type, train_rows, progress=echo, candidates=candidates, horizon=horizon)
+        evaluation: Evaluation | None = None
+        try:
+            evaluation = evaluate(prediction_type, trained.exported.onnx_bytes, trained.output_labels, holdout)
+        except ValueError as exc:  # e.g. no failure fell in a small fleet's held-out weeks: the model still ships
+            echo(f"not evaluated on the held-out period from {holdout_from}: {exc}")
+        trained.split.update(holdout_from=str(holdout_from), holdout_until=str(holdout.window_ends.max()))
+        dataset = {"kind": "simulated_history", "path": str(history_path), "sha256": _sha256_file(history_path)}
+        folder = write_artifacts(
+            config.artifacts_dir,
+            MLModelRegistry(db),
+            model_name=prediction_type.value,
+            prediction_type=prediction_type,
+            trained=trained,
+            feature_names=list(history.feature_names),
+            feature_set_version=history.feature_set_version,
+            lineage={"dataset": dataset},
+            evaluation=evaluation,
+            reference=build_reference(train_rows, dict(zip(history.device_ids, history.device_types, strict=True))),
+            actor=config.actor,
+        )
+    finally:
+        db.conn.close()
     echo(f"{trained.estimator_name}, trained on {len(train_rows):,} rows")
     if evaluation is not None:
         _report(evaluation, echo)

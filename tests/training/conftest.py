@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,8 +9,8 @@ import numpy as np
 import pytest
 import sqlite_utils
 
-from cloud.ingest import feature_codec
 from cloud.storage import open_database
+from cloud.training.cli import store_history as store_cold_start_history
 from firmware_sim.history import History, generate_history
 from tests.releases.conftest import config, initialized, make_updater, tuf_server  # noqa: F401 (TUF fixtures)
 
@@ -37,38 +36,14 @@ def _iso(times: np.ndarray) -> list[str]:
 
 
 def store_history(history: History, db: sqlite_utils.Database) -> None:
-    """What ingest would have stored had the fleet run live: feature rows; a technician outcome per failure,
-    received an hour after it; and per row a usage prediction with a sensor outcome of the next 24 h's litres,
-    received an hour after those 24 h (rows whose 24 h ran past the history get none)."""
+    """What ingest would have stored had the fleet run live: what cold start stores (feature rows and a
+    technician outcome per failure, ``cloud.training.cli.store_history``), and per row a usage prediction with a
+    sensor outcome of the next 24 h's litres, received an hour after those 24 h (rows whose 24 h ran past the
+    history get none)."""
+    store_cold_start_history(db, history)
     ends = _iso(history.window_end)
     devices = history.device_ids[history.row_device].tolist()
-    blobs = feature_codec.encode(history.features)
     with db.conn:
-        db.execute(
-            "INSERT OR IGNORE INTO feature_sets (version, names_json) VALUES (?, ?)",
-            [history.feature_set_version, json.dumps(history.feature_names)],
-        )
-        db.conn.executemany(
-            "INSERT INTO features (device_id, window_end, feature_set_version, values_f32) VALUES (?, ?, ?, ?)",
-            zip(devices, ends, [history.feature_set_version] * len(ends), blobs, strict=True),
-        )
-        db.conn.executemany(
-            "INSERT INTO devices (device_id, device_type) VALUES (?, ?)",
-            zip(history.device_ids.tolist(), history.device_types.tolist(), strict=True),
-        )
-        failed = np.array([f.failed_at.replace(tzinfo=None) for f in history.failures], dtype="datetime64[s]")
-        db.conn.executemany(
-            "INSERT INTO outcomes (outcome_id, device_id, source, observed_at, component, result, received_at)"
-            " VALUES (?, ?, 'technician', ?, ?, 'replaced', ?)",
-            zip(
-                [f"failure-{i}" for i in range(len(failed))],
-                [f.device_id for f in history.failures],
-                _iso(failed),
-                [f.component.value for f in history.failures],
-                _iso(failed + np.timedelta64(1, "h")),
-                strict=True,
-            ),
-        )
         measured = np.flatnonzero(np.isfinite(history.usage_next_24h_litres))
         ids = [f"usage-{i}" for i in measured]
         db.conn.executemany(

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from cloud.config import PASSPHRASE_ENV
+from cloud.feature_store import FeatureStore
 from cloud.registry import MLModelRegistry
 from cloud.storage import open_database
+from cloud.training.data import rows_from_history
 from edge_agent.inference import Heater, predict
 from edge_agent.model_loader import FeatureContract, load_model
 from firmware_sim.history import generate_history
@@ -22,6 +24,7 @@ from iotsphere.cli import main
 from shared.messages import PredictionType
 from shared.release import ReleaseFile
 from tests.releases.conftest import PASSPHRASE
+from tests.training.conftest import HORIZON
 
 CASES = [
     # type, estimators compared, the held-out score, what a prediction reports
@@ -110,3 +113,34 @@ def test_a_model_ships_unscored_when_its_held_out_period_has_nothing_to_score(hi
     assert "not evaluated on the held-out period" in result.output
     metrics = json.loads((data_dir / "artifacts" / "component_failure" / "1" / "metrics.json").read_text())
     assert "holdout" not in metrics and metrics["estimator"] == "logistic_regression"
+
+
+def test_cold_start_stores_the_history_it_trained_on_in_the_feature_store(history_file, initialized):
+    """The feature store starts with the history, so the training pipeline can train on it again."""
+    history, path = history_file
+    data_dir = initialized.data_dir
+    args = ["cloud", "train", "--history", str(path), "--candidate", "logistic_regression", "--data-dir", str(data_dir)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"feature store: {len(history.features):,} new feature rows, {len(history.failures):,} new" in result.output
+
+    db = open_database(data_dir / "iotsphere.db")
+    start = history.window_end.min().astype(datetime).replace(tzinfo=UTC)
+    end = history.window_end.max().astype(datetime).replace(tzinfo=UTC) + timedelta(seconds=1)
+    dataset = FeatureStore(db).get_training_dataset(
+        None, start, end, horizon=HORIZON, as_of=end + timedelta(days=60), prediction_type=PredictionType.ANOMALY
+    )
+    assert dataset.record.row_count == len(history.features)  # every row, with its heater's type
+    stored = dataset.values[np.lexsort((dataset.device_ids, dataset.window_ends))]
+    trained_on = history.features[np.lexsort((history.device_ids[history.row_device], history.window_end))]
+    assert np.array_equal(stored, trained_on, equal_nan=True)
+    types = dict(db.execute("SELECT device_id, device_type FROM devices").fetchall())
+    assert types == dict(zip(history.device_ids.tolist(), history.device_types.tolist(), strict=True))
+    # the failures label the same rows as they did in training (every failure known by then)
+    labelled = rows_from_history(history, PredictionType.COMPONENT_FAILURE, HORIZON)
+    assert (dataset.labels > 0).sum() == (labelled.targets > 0).sum() > 0
+
+    again = CliRunner().invoke(main, args)  # a second model type trained from the same file adds nothing
+    assert again.exit_code == 0, again.output
+    assert "feature store: 0 new feature rows, 0 new component failures" in again.output
+    db.conn.close()
