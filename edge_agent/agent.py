@@ -5,13 +5,17 @@ telemetry, keeps the windows and, whenever telemetry time crosses a feature boun
 features for every heater (``shared.features``) and predictions with the active models; the
 updater thread applies director documents (slow: HTTP, ONNX checks) without stalling telemetry;
 the outbox sender moves everything bound up to the broker. Everything bound up goes through the
-outbox except the retained status, which is a snapshot and is simply re-sent.
+outbox except the retained status, which is a snapshot and is simply re-sent: on every connect, whenever
+what it reports may have changed, and every ``status_interval``. The last will says only "offline"
+(``_last_will``), so a gateway that dies never replaces what its statuses said with what it ran when it
+connected.
 
 ``run_in_process`` feeds readings straight into the same path, for the demo and tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
@@ -183,10 +187,13 @@ class EdgeAgent:
         self.windows = HeaterWindows(slack_minutes=grace_minutes + 60)
         self._last_boundary: datetime | None = None
         self._processing = threading.Lock()
-        self._inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=10_000)
+        #: telemetry (topic, payload); () only wakes the worker (``_report_changed``); None stops it
+        self._inbox: queue.Queue[tuple[str, bytes] | tuple[()] | None] = queue.Queue(maxsize=10_000)
         self._updates: queue.Queue[bytes | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._connected = threading.Event()
+        #: set when what the status reports may have changed; the worker then publishes it
+        self._state_changed = threading.Event()
         self.link: MqttLink | None = None
         self.sender: OutboxSender | None = None
         self.feature_ticks = 0
@@ -197,15 +204,12 @@ class EdgeAgent:
         """Load the active models, then connect and start the threads."""
         self.store.load_active()
         if self.config.mqtt_url:
-            will = LastWill(
-                up_topic(self.gateway_id, Up.STATUS, self.config.prefix), self.status(online=False).to_json()
-            )
             self.link = MqttLink(
                 self.config.mqtt_url,
                 f"iotsphere-edge-{self.gateway_id}",
                 on_connected=self._on_connected,
                 on_disconnected=self._on_disconnected,
-                will=will,
+                will=self._last_will,
                 reconnect_delay=self.config.reconnect_delay,
             )
             self.link.client.on_message = self._on_message
@@ -302,7 +306,8 @@ class EdgeAgent:
                 except Exception:  # one message must never end the worker: count it and go on
                     log.exception("processing telemetry from %s failed", item[0])
                     self.quarantine.counts["processing_errors"] += 1
-            if time.monotonic() >= next_status:
+            if self._state_changed.is_set() or time.monotonic() >= next_status:
+                self._state_changed.clear()
                 next_status = time.monotonic() + self.config.status_interval
                 self.publish_status()
 
@@ -403,7 +408,7 @@ class EdgeAgent:
                     retry = payload
             except Exception:  # the updater reports rule failures itself; anything else must not end updates
                 log.exception("applying a director document failed unexpectedly")
-            self.publish_status()
+            self._report_changed()  # the accepted sequence may have moved without an event
 
     # -- up ------------------------------------------------------------------------------------------
 
@@ -424,6 +429,15 @@ class EdgeAgent:
             event = self.updater.document_digest_of(event)
         log_event(event)
         self.publish(Up.EVENTS, event.to_message(self.gateway_id))
+        self._report_changed()
+
+    def _report_changed(self) -> None:
+        """What the status reports may have changed (a release installed, committed, rolled back): the worker
+        publishes it once it is done with the message in hand, so the retained status is never behind for long
+        and a rollback is reported with the version it went back to."""
+        self._state_changed.set()
+        with contextlib.suppress(queue.Full):  # a full inbox: the worker is busy and sees the flag soon
+            self._inbox.put_nowait(())
 
     def status(self, online: bool = True) -> GatewayStatus:
         # bad telemetry by kind, and outbox drops by channel ("features", "predictions") since the first start
@@ -444,10 +458,18 @@ class EdgeAgent:
         predictions, failures = self.serving.counts(state.model_name)
         return state.model_copy(update={"predictions": predictions, "failures": failures})
 
+    def _last_will(self) -> LastWill:
+        """Only "offline", never the models or the director sequence: it is built before the connection it
+        outlives, so anything more would be what the gateway ran then (a gateway that installed its first release
+        and died would report none). The cloud keeps what the last online status said (``cloud.ingest.store``)."""
+        offline = GatewayStatus(gateway_id=self.gateway_id, online=False, agent_version=AGENT_VERSION, health="offline")
+        return LastWill(up_topic(self.gateway_id, Up.STATUS, self.config.prefix), offline.to_json())
+
     def _status_publish(self, online: bool) -> tuple[str, bytes, int, bool]:
         return up_topic(self.gateway_id, Up.STATUS, self.config.prefix), self.status(online).to_json(), 1, True
 
     def publish_status(self) -> None:
-        """Refresh the retained status; skipped while offline (the last will already says so)."""
+        """Refresh the retained status (it stays on the broker until the next one or the last will); skipped while
+        offline (the last will already says so)."""
         if self.link is not None and self._connected.is_set():
             self.link.client.publish(*self._status_publish(online=True))

@@ -1,5 +1,5 @@
 """The gateway's one MQTT connection: MQTT 3.1.1, reconnecting on its own with jittered backoff, and an
-optional last will."""
+optional last will, built afresh before every (re)connect."""
 
 from __future__ import annotations
 
@@ -59,7 +59,10 @@ class MqttLink:
 
     ``on_connected`` runs on paho's network thread after every successful (re)connect, which is
     where subscriptions are (re)made; refused or lost connections are retried by paho after a
-    jittered, exponentially growing delay.
+    jittered, exponentially growing delay. ``will`` is called before every connect (paho's
+    ``on_pre_connect``): the broker keeps the will of the connection it arrived with, so each
+    connection gets its own message (a new ``msg_id``, or ingest would skip a second death's will
+    as a duplicate of the first).
     """
 
     def __init__(
@@ -68,7 +71,7 @@ class MqttLink:
         client_id: str,
         on_connected: Callable[[mqtt.Client], None],
         on_disconnected: Callable[[], None],
-        will: LastWill | None = None,
+        will: Callable[[], LastWill] | None = None,
         reconnect_delay: tuple[float, float] = (1, 30),
         keepalive: int = 30,
     ):
@@ -77,7 +80,12 @@ class MqttLink:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
         apply_endpoint(self.client, self.endpoint)
         if will is not None:
-            self.client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
+
+            def _set_will(client, userdata) -> None:
+                message = will()
+                client.will_set(message.topic, message.payload, qos=1, retain=message.retain)
+
+            self.client.on_pre_connect = _set_will
         self.backoff = JitteredBackoff(self.client, *reconnect_delay)
 
         def _on_connect(client, userdata, flags, reason_code, properties) -> None:

@@ -182,7 +182,8 @@ class ModelState(_Strict):
 
 
 class GatewayStatus(Envelope):
-    """``up/status`` (retained). The last will publishes the same with ``online`` false."""
+    """``up/status`` (retained). The last will carries only ``online`` false (``health`` offline): the cloud keeps
+    the rest from the last online status."""
 
     online: bool
     agent_version: Version

@@ -4,8 +4,11 @@ A message whose ``msg_id`` was stored before is skipped whole; rows that arrive 
 (same feature key, prediction id + arm, outcome id) are ignored by their primary keys, so redelivery and
 gateway resends never duplicate a row. Gateways are upserted in arrival order, so the last status received
 wins: a last-will ("offline") carries the ``sent_at`` of the connect that registered it, so ordering by
-``sent_at`` would let a stale "online" beat it. ``last_seen`` of a gateway is therefore the cloud's receive
-time, while a device's ``first_seen``/``last_seen`` are the data times it reported (window ends, predictions).
+``sent_at`` would let a stale "online" beat it. ``last_seen`` of a gateway is therefore the cloud's receive time,
+while a device's ``first_seen``/``last_seen`` are the data times it reported (window ends, predictions). An offline
+status changes only ``online``, ``last_seen`` and the stored status's ``online``/``health``: the models, director
+sequence and agent version stay those of the last online status, so a gateway's will never erases what the cloud
+knew (``docs/edge.md``).
 """
 
 from __future__ import annotations
@@ -48,10 +51,17 @@ _SQL = {
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
     "outcome": "INSERT OR IGNORE INTO outcomes (outcome_id, device_id, source, observed_at, prediction_id, component,"
     " result, value, technician, notes, gateway_id, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+    # an offline status (a last will, or a gateway that stopped) only marks the gateway offline: a will is built
+    # before the connection it outlives, so its models, sequence and counts are no news (an old agent's will may
+    # even list none); every other field keeps what the last online status said. One statement, so a batch
+    # holding a will and the next connect's online status still ends as the gateway is: last arrival wins.
     "gateway": "INSERT INTO gateways (gateway_id, first_seen, last_seen, online, agent_version, director_sequence,"
-    " status_json) VALUES (?,?,?,?,?,?,?) ON CONFLICT (gateway_id) DO UPDATE SET last_seen = excluded.last_seen,"
-    " online = excluded.online, agent_version = excluded.agent_version,"
-    " director_sequence = excluded.director_sequence, status_json = excluded.status_json",
+    " status_json) VALUES (?1,?2,?2,?3,?4,?5,?6) ON CONFLICT (gateway_id) DO UPDATE SET last_seen = excluded.last_seen,"
+    " online = excluded.online,"
+    " agent_version = iif(excluded.online, excluded.agent_version, agent_version),"
+    " director_sequence = iif(excluded.online, excluded.director_sequence, director_sequence),"
+    " status_json = iif(excluded.online, excluded.status_json,"
+    " json_set(status_json, '$.online', json('false'), '$.health', 'offline'))",
     # an event naming a document the cloud never issued to that gateway also writes its security event (a trigger)
     "event": "INSERT OR IGNORE INTO gateway_events (msg_id, gateway_id, kind, model_name, model_version,"
     " director_sequence, rule, detail, sent_at, document_digest) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -214,7 +224,6 @@ class _Rows:
         self.tables["gateway"].append(
             (
                 status.gateway_id,
-                self.received_at,
                 self.received_at,
                 int(status.online),
                 status.agent_version,
