@@ -2,19 +2,21 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-dev
 
 .PHONY: demo test bench lint venv clean
 
-$(STAMP): pyproject.toml
+# One stamp per set of extras (pyproject.toml): each target installs what it runs. The demo needs the cloud, the
+# gateway and the simulator; the benchmarks the same without the demo's HTTP client; tests, lint and venv everything.
+$(VENV)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/pip install --quiet -e '.[$*]'
+	touch $@
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: $(VENV)/.installed-demo
 	$(BIN)/iotsphere demo
 
 test: $(STAMP)
@@ -23,7 +25,7 @@ test: $(STAMP)
 	# pytest exits 5 when a selection collects no test: that is not a failure.
 	$(BIN)/pytest -q $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
-bench: $(STAMP)
+bench: $(VENV)/.installed-cloud,edge,sim
 	$(BIN)/python -m bench
 
 lint: $(STAMP)

@@ -8,6 +8,10 @@ import logging
 
 import click
 
+#: the extra of iotsphere-mlops (pyproject.toml) that brings what each package's commands import; a gateway
+#: installs only ``[edge]``, and the cloud's commands then say what to install instead of a traceback
+EXTRAS = {"cloud": "cloud", "edge_agent": "edge", "firmware_sim": "sim", "iotsphere": "demo"}
+
 
 class LazyGroup(click.Group):
     """A click group whose sub-commands live in other modules, named as ``"module:attribute"``."""
@@ -23,7 +27,17 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
             module_name, attribute = self.lazy[cmd_name][0].split(":")
-            return getattr(importlib.import_module(module_name), attribute)
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if (exc.name or "").split(".")[0] in EXTRAS:  # one of ours missing is a bug, not an install choice
+                    raise
+                extra = EXTRAS[module_name.split(".")[0]]
+                raise click.ClickException(
+                    f"'{ctx.command_path} {cmd_name}' needs {exc.name}, which this installation lacks: "
+                    f"pip install 'iotsphere-mlops[{extra}]'"
+                ) from exc
+            return getattr(module, attribute)
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
