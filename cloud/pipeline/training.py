@@ -459,13 +459,10 @@ class ModelTrainingPipeline:
         return True
 
     def _release(self, folder: Path, log: Callable[[str], None], actor: str) -> None:
-        from cloud.releases import tuf_repo
-        from cloud.releases.model_rows import record_release
+        from cloud.releases.service import ReleaseService
 
-        release_json, onnx_bytes = (folder / "release.json").read_bytes(), (folder / "model.onnx").read_bytes()
-        published = tuf_repo.add_release(self.config, self.passphrase or "", release_json, onnx_bytes)
-        record_release(self.db, published, actor=actor)
-        log(f"signed into TUF (targets v{published.targets_version}); promote it to send it to gateways")
+        signed = ReleaseService(self.config, self.passphrase or "").sign(self.db, folder, actor=actor)
+        log(f"signed into TUF (targets v{signed.published.targets_version}); promote it to send it to gateways")
 
     def _store_evaluation(
         self, model_name: str, model_version: str, dataset_id: str, evaluation: Evaluation, actor: str
