@@ -8,14 +8,18 @@ latency figures time), ``usage_pattern`` (``ridge``) and ``anomaly`` (``isolatio
   onnxruntime plus output naming and the ``Prediction`` message) against a bare
   ``InferenceSession.run`` on the same bytes and row with the agent's threading (one thread), and
   scikit-learn ``predict_proba``;
-- throughput: simulated readings fed in process (``run_in_process``) to an agent with the model
+- throughput: simulated readings fed in process (``run_in_process``) to an agent with the three models
   active, hourly feature ticks, predictions and the SQLite outbox included; the simulator's own
   time is not counted;
 - memory: a child process that imports only the agent, loads all three models the way the agent loads
   installed releases (``ModelStore.load_active``) and serves 100 heaters for a simulated day from raw
   JSON payloads (``on_telemetry``, parsing included); its VmHWM, and which heavy libraries it imported;
-- first load: a new release's checks in the agent (``load_model``) against the same checks first run
-  in the memory- and time-capped child (``edge_agent.sandboxed_load``), what the updater adds per update.
+- import shares: the resident memory each library the agent imports adds, imported one after another in a
+  fresh interpreter in the order the agent's own import reaches them (where the memory above goes);
+- first load: what the agent adds per update for one release: its every check first run in the memory- and
+  time-capped child (``edge_agent.sandboxed_load.check_in_child``, ``onnx`` parsing included), then the same
+  bytes opened in the agent (``open_model``: session, release checks, golden vectors; no ``onnx``). The full
+  checks in process (``load_model``, what the child runs) are timed too.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from cloud.training.labels import CLASSES, failure_times, label_rows
 from cloud.training.onnx_export import export, golden_vectors
 from edge_agent.agent import AgentConfig, EdgeAgent
 from edge_agent.inference import Heater, predict
-from edge_agent.model_loader import FeatureContract, LoaderLimits, load_model
+from edge_agent.model_loader import FeatureContract, LoaderLimits, load_model, open_model
 from edge_agent.model_store import ModelStore
 from edge_agent.sandboxed_load import check_in_child
 from firmware_sim.history import generate_history
@@ -227,6 +231,47 @@ print(json.dumps({"rss_after_imports_mb": imported, "rss_with_models_mb": loaded
 """
 
 
+#: what the agent imports, in the order its own import reaches them; each share is what it adds to the ones before
+_IMPORT_ORDER = (
+    "numpy",
+    "onnxruntime",
+    "pydantic",
+    "paho.mqtt.client",
+    "cryptography.fernet",
+    "shared.messages",
+    "shared.director",
+    "shared.settings",
+    "edge_agent.agent",
+)
+
+_IMPORTS = """
+import importlib, json, sys
+from pathlib import Path
+
+def rss():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+shares, before = {"python": rss()}, rss()
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+    shares[name], before = rss() - before, rss()
+print(json.dumps(shares))
+"""
+
+
+def _import_shares() -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTS, *_IMPORT_ORDER],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    return {name: round(mb, 1) for name, mb in json.loads(done.stdout).items()}
+
+
 def _memory(data_dir: Path, payloads: Path) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, str(data_dir), str(payloads), ",".join(_HEAVY)],
@@ -242,14 +287,12 @@ def _memory(data_dir: Path, payloads: Path) -> dict:
 def _first_load(release: ReleaseFile, onnx_bytes: bytes, runs: int = 5) -> dict:
     features = FeatureContract(FEATURE_SET_VERSION, tuple(FEATURE_NAMES))
     release_bytes = release.to_json()
-    in_agent = np.median(_timed(lambda: load_model(onnx_bytes, release, features), runs, warmup=1))
-    in_child = np.median(
-        _timed(lambda: check_in_child(onnx_bytes, release_bytes, features, LoaderLimits()), runs, warmup=1)
-    )
-    return {
-        "in_agent_ms": round(float(in_agent) * 1000, 1),
-        "capped_child_ms": round(float(in_child) * 1000, 1),
+    timings = {
+        "full_checks_in_process_ms": lambda: load_model(onnx_bytes, release, features),
+        "capped_child_ms": lambda: check_in_child(onnx_bytes, release_bytes, features, LoaderLimits()),
+        "open_in_agent_ms": lambda: open_model(onnx_bytes, release, features),
     }
+    return {name: round(float(np.median(_timed(call, runs, warmup=1))) * 1000, 1) for name, call in timings.items()}
 
 
 def run() -> dict:
@@ -263,6 +306,7 @@ def run() -> dict:
             _installed_agent_data(folder / name, releases)
         throughput = _throughput(folder / "throughput", payloads)
         memory = _memory(folder / "memory", payloads)
+        memory["import_shares_mb"] = _import_shares()
         first_load = _first_load(release, onnx_bytes)
     met_memory = memory["peak_rss_mb"] <= PEAK_RSS_MB_MAX and memory["heaters"] == HEATERS
     return {
