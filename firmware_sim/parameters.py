@@ -1,4 +1,4 @@
-"""Physical parameters of the simulated heater, from the public NWP500 fit (shared/reference), in SI.
+"""Physical parameters of the simulated heater, from the public NWP500 fit (docs/telemetry.md), in SI.
 
 The reference fit is of one NWP500-65 on 240 V: tank 63.2 gal, UA 4.48 BTU/h·°F, bottom loss
 91 BTU/h, stratification time constant 26.7 h, a 5,148 W element that heats the upper zone at

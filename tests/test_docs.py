@@ -1,6 +1,7 @@
 """The documentation says what the code has: every ``iotsphere`` command it shows exists with the options it
 uses (a group named alone is fine: its ``--help`` lists its commands), every link between the docs resolves (to a
-file, and to a heading when it names one), and nothing points at a design file outside the repository."""
+file, and to a heading when it names one), every repository path they name exists, and nothing points at the team
+folder outside the repository."""
 
 from __future__ import annotations
 
@@ -105,10 +106,27 @@ def test_the_docs_link_every_doc() -> None:
         assert page.name in linked, f"README.md links to no docs/{page.name}"
 
 
-def test_nothing_points_at_a_design_file_outside_the_repository() -> None:
+#: a path in the repository, as the docs name files and folders in inline code
+_REPO_PATH = re.compile(r"^(?:shared|firmware_sim|edge_agent|cloud|iotsphere|tests|bench|deploy|docs)/[\w./-]*$")
+#: what an operator creates before ``docker compose up`` (docs/security.md), and the topic prefix ``iotsphere/v1``
+_NOT_IN_THE_REPO = {"deploy/mosquitto/certs", "deploy/mosquitto/passwords", "deploy/provision", "iotsphere/v1"}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda doc: doc.name)
+def test_every_repository_path_the_docs_name_exists(doc: Path) -> None:
+    spans = _INLINE_CODE.findall(_CODE_BLOCK.sub("", doc.read_text()))
+    named = {word.rstrip("/") for span in spans for word in span.split() if _REPO_PATH.match(word)}
+    missing = sorted(p for p in named - _NOT_IN_THE_REPO if not (ROOT / p).exists())
+    assert not missing, f"{doc.name} names {missing}, which the repository does not hold"
+
+
+def test_nothing_points_outside_the_repository() -> None:
+    """The design and the reference facts live in the repo (docs/), not in the team folder beside it."""
     this = Path(__file__).resolve()
     for pattern in ("*.py", "*.md", "*.conf", "*.yml", "*.toml", "Makefile"):
         for file in ROOT.rglob(pattern):
-            if ".venv" in file.parts or file == this:
+            if {".venv", "build"} & set(file.parts) or file == this:
                 continue
-            assert "ARCHITECTURE" not in file.read_text(errors="replace"), f"{file.relative_to(ROOT)} names it"
+            text = file.read_text(errors="replace")
+            for outside in ("ARCHITECTURE", "../shared/", "shared/reference"):
+                assert outside not in text, f"{file.relative_to(ROOT)} names {outside}"
