@@ -36,9 +36,7 @@ class NotInitialised(click.ClickException):
         )
 
 
-def config_from_options(
-    data_dir: Path | None, mqtt_url: str | None = None, *, initialised: bool = False
-) -> CloudConfig:
+def config_from_options(data_dir: Path | None, mqtt_url: str | None = None, *, initialised: bool = True) -> CloudConfig:
     """The config a command's options and the environment select; refused unless ``cloud init`` has made its data
     folder (``initialised=False`` only for ``cloud init`` itself)."""
     try:

@@ -50,9 +50,16 @@ class CloudConfig:
     audit_checkpoint_interval_s: float = _from_environment("audit_checkpoint_interval")
 
     @property
-    def initialised(self) -> bool:
-        """``iotsphere cloud init`` has made this data folder: its TUF repository has a timestamp."""
+    def has_tuf_repository(self) -> bool:
+        """``iotsphere cloud init`` has made the TUF repository here."""
         return (self.tuf_dir / "metadata" / "timestamp.json").exists()
+
+    @property
+    def initialised(self) -> bool:
+        """A cloud lives here: ``cloud init`` made its TUF repository, or its database exists (made by the API, a
+        library caller or a version before commands refused a fresh folder). Commands refuse any other folder, so a
+        mistyped ``--data-dir`` is an error, not a new empty cloud."""
+        return self.has_tuf_repository or self.database_path.exists()
 
     @property
     def database_path(self) -> Path:

@@ -195,7 +195,7 @@ class DiskRepository(Repository):
 
 
 def is_initialized(config: CloudConfig) -> bool:
-    return config.initialised
+    return config.has_tuf_repository
 
 
 def require_initialized(config: CloudConfig) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
+import sqlite_utils
 from click.testing import CliRunner
 
 from cloud.api.app import create_app
@@ -34,7 +35,7 @@ def _create_key(data_dir: Path, *args: str):
     return CliRunner().invoke(main, ["admin", "create-key", *args, "--data-dir", str(data_dir)])
 
 
-def test_create_key_prints_the_key_once_and_it_works_over_http(config: CloudConfig) -> None:
+def test_create_key_prints_the_key_once_and_it_works_over_http(config: CloudConfig, db: sqlite_utils.Database) -> None:
     result = _create_key(config.data_dir, "--role", "admin", "--name", "alice")
 
     assert result.exit_code == 0, result.output
@@ -47,7 +48,7 @@ def test_create_key_prints_the_key_once_and_it_works_over_http(config: CloudConf
     assert [(k["name"], k["role"]) for k in response.json()] == [("alice", "admin")]
 
 
-def test_create_gateway_key_needs_its_gateway(config: CloudConfig) -> None:
+def test_create_gateway_key_needs_its_gateway(config: CloudConfig, db: sqlite_utils.Database) -> None:
     refused = _create_key(config.data_dir, "--role", "gateway", "--name", "gw")
     created = _create_key(config.data_dir, "--role", "gateway", "--name", "gw", "--gateway", "gw-001")
 
@@ -63,7 +64,7 @@ def test_create_key_refuses_an_unknown_role(config: CloudConfig) -> None:
     assert "'root' is not one of" in result.output
 
 
-def test_list_and_revoke_keys(config: CloudConfig) -> None:
+def test_list_and_revoke_keys(config: CloudConfig, db: sqlite_utils.Database) -> None:
     token = _create_key(config.data_dir, "--role", "viewer", "--name", "dashboard").stdout.strip()
     key_id = token.split("_")[1]
     runner = CliRunner()

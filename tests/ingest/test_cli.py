@@ -36,8 +36,8 @@ def test_the_command_stores_until_sigterm_and_prints_stats(config, publisher, db
     assert "stored=1" in last and "dead_lettered=1" in last and "storage_errors=0" in last
 
 
-def test_an_unreachable_broker_is_a_clear_error(tmp_path):
-    command = [IOTSPHERE, "cloud", "ingest", "--mqtt", "mqtt://127.0.0.1:1", "--data-dir", str(tmp_path)]
+def test_an_unreachable_broker_is_a_clear_error(config, db):
+    command = [IOTSPHERE, "cloud", "ingest", "--mqtt", "mqtt://127.0.0.1:1", "--data-dir", str(config.data_dir)]
     command += ["--connect-timeout", "1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cloud.config import CloudConfig
+
 IOTSPHERE = str(Path(sys.executable).parent / "iotsphere")
 
 
-def test_the_decision_is_printed_once(tmp_path: Path) -> None:
-    command = [IOTSPHERE, "retraining", "check", "component_failure", "--data-dir", str(tmp_path / "cloud")]
+def test_the_decision_is_printed_once(config: CloudConfig) -> None:
+    command = [IOTSPHERE, "retraining", "check", "component_failure", "--data-dir", str(config.data_dir)]
 
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
 

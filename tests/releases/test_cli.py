@@ -41,7 +41,7 @@ def test_init_asks_for_the_passphrase_and_prints_key_ids_and_the_trusted_root(co
 def test_release_before_init_says_to_run_init(config, artifacts):
     result = _run(["cloud", "release", str(artifacts().directory), "--data-dir", str(config.data_dir)])
     assert result.exit_code == 1
-    assert "run `iotsphere cloud init` first" in result.output
+    assert f"iotsphere cloud init --data-dir {config.data_dir}" in result.output
 
 
 @pytest.mark.mqtt

@@ -89,15 +89,16 @@ def test_an_unknown_candidate_for_the_type_is_a_clear_error(history_file, tmp_pa
     assert "not usage_pattern estimators" in result.output and "ridge" in result.output
 
 
-def test_too_short_a_history_is_a_clear_error(tmp_path):
+def test_too_short_a_history_is_a_clear_error(tmp_path, initialized):
     path = tmp_path / "short.npz"
     generate_history(heaters=10, days=12, seed=1).save(path)
-    result = CliRunner().invoke(main, ["cloud", "train", "--history", str(path), "--data-dir", str(tmp_path / "c")])
+    args = ["cloud", "train", "--history", str(path), "--data-dir", str(initialized.data_dir)]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert "simulate more" in result.output
 
 
-def test_a_model_ships_unscored_when_its_held_out_period_has_nothing_to_score(history_file, tmp_path):
+def test_a_model_ships_unscored_when_its_held_out_period_has_nothing_to_score(history_file, tmp_path, initialized):
     history, _ = history_file
     # the same fleet, but every failure repaired before the held-out weeks: nothing there to score
     cutoff = history.window_end.min() + (history.window_end.max() - history.window_end.min()) // 2
@@ -106,7 +107,7 @@ def test_a_model_ships_unscored_when_its_held_out_period_has_nothing_to_score(hi
     )
     path = tmp_path / "calm.npz"
     calm.save(path)
-    data_dir = tmp_path / "c"
+    data_dir = initialized.data_dir
     args = ["cloud", "train", "--history", str(path), "--candidate", "logistic_regression", "--data-dir", str(data_dir)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
