@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
+from typing import Any
 
 import click
 
@@ -39,6 +41,16 @@ class LazyGroup(click.Group):
                 ) from exc
             return getattr(module, attribute)
         return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Answer the cloud's error hierarchy (``cloud.errors``) in one place: its message and exit code 1."""
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            errors = sys.modules.get("cloud.errors")  # never imported here: a gateway install has no cloud
+            if errors is not None and isinstance(exc, errors.IoTSphereError):
+                raise click.ClickException(str(exc)) from exc
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, self.lazy[name][1]) for name in sorted(self.lazy)]

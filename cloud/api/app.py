@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.api.auth import document_roles, route_roles
-from cloud.api.errors import document_guards
+from cloud.api.errors import document_guards, install_error_handler
 from cloud.api.guards import AllowedMethods, BodyGuard, SingleValuedQuery
 from cloud.api.keys import ApiKey, KeyStore
 from cloud.api.routes import (
@@ -165,6 +165,7 @@ def create_app(config: CloudConfig) -> FastAPI:
         app.include_router(module.router)
     document_roles(app, roles)
     document_guards(app)
+    install_error_handler(app)
     app.add_middleware(AuditMutations, database_path=config.database_path)
     app.add_middleware(BodyGuard, max_bytes=config.api_max_body_bytes)  # outside the audit: it hashes what is read
     app.add_middleware(SingleValuedQuery, routes=routes, openapi=app.openapi)

@@ -1,67 +1,21 @@
 """Route guards: every route states the role it needs, and the app refuses to start if one does not.
 
-``Depends(require_role(Role.VIEWER))`` authenticates the caller's key (``Authorization: Bearer <key>``
-or ``X-API-Key: <key>``) and checks its role: 401 for a missing, unknown or revoked key, 403 for a
-role that is too low. ``Depends(public)`` marks the few routes anyone may call. ``route_roles``
-refuses a route that declares no role, and ``document_roles`` writes each route's role into its
-OpenAPI description from the same dependency that enforces it, so the two cannot drift apart.
+A route declares its role with the caller dependency of ``cloud.api.deps`` (``key: Operator``, or
+``Depends(require_role(Role.VIEWER))`` for a whole router), which authenticates the key and checks the role, or
+with ``Depends(public)`` for the few routes anyone may call. ``route_roles`` refuses a route that declares no role,
+and ``document_roles`` writes each route's role into its OpenAPI description from the same dependency that enforces
+it, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Security, status
+from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from cloud.api.database import Database
-from cloud.api.keys import ApiKey, KeyRejected, KeyStore
 from cloud.api.roles import Role, permits
-
-_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: <API key>`")
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-
-
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers=_CHALLENGE)
-
-
-def _presented_token(bearer: HTTPAuthorizationCredentials | None, header_key: str | None) -> str:
-    tokens = {token for token in (bearer.credentials if bearer else None, header_key) if token}
-    if not tokens:
-        raise _unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
-    if len(tokens) > 1:
-        raise _unauthorized("two different API keys in Authorization and X-API-Key: send one")
-    return tokens.pop()
-
-
-def require_role(required: Role) -> Callable[..., ApiKey]:
-    """A dependency admitting keys whose role permits ``required``; it returns the caller's key."""
-
-    def check_role(
-        request: Request,
-        db: Database,
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-        header_key: Annotated[str | None, Security(_api_key_header)],
-    ) -> ApiKey:
-        try:
-            key = KeyStore(db).authenticate(_presented_token(bearer, header_key))
-        except KeyRejected as exc:
-            raise _unauthorized(str(exc)) from exc
-        request.state.api_key = key  # the audit log's actor, refused requests included (cloud.api.app)
-        if not permits(key.role, required):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail=f"this route needs the {required.value} role; API key {key.key_id} has {key.role.value}",
-            )
-        return key
-
-    check_role.required_role = required  # type: ignore[attr-defined]
-    return check_role
 
 
 def public() -> None:
@@ -89,12 +43,13 @@ def _role_note(role: Role | None) -> str:
 
 
 def route_roles(router: APIRouter) -> dict[tuple[str, str], Role | None]:
-    """``(path, method) → role`` of each route; raise if a route declares no role or several."""
+    """``(path, method) → role`` of each route; raise if a route declares no role or several (the same role on the
+    router and the route is one)."""
     roles: dict[tuple[str, str], Role | None] = {}
     for route in router.routes:
         if not isinstance(route, APIRoute):
             continue
-        declared = _declared_roles(route.dependant)
+        declared = list(dict.fromkeys(_declared_roles(route.dependant)))
         if len(declared) != 1:
             raise RuntimeError(
                 f"route {route.path} must declare exactly one role, not {declared}: "

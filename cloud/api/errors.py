@@ -1,20 +1,28 @@
-"""The error bodies routes return, so clients read failures the same way everywhere.
+"""How the API answers a failure: one handler for the cloud's error hierarchy, and the bodies clients read.
 
-Two shapes, both in the OpenAPI document: ``ErrorBody`` (``{"detail": "..."}``) for every refusal but 422, and
-FastAPI's ``HTTPValidationError`` (``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}``) for 422, whether
-FastAPI's validation, a route's own check across fields (``invalid``) or the body guard raised it.
+Routes do not catch domain errors: a service raises one of ``cloud.errors`` and ``answer_error`` (installed once by
+``install_error_handler``) answers it with its kind's status, ``STATUS``. Two body shapes, both in the OpenAPI
+document: ``ErrorBody`` (``{"detail": "..."}``) for every refusal but 422, and FastAPI's ``HTTPValidationError``
+(``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}``) for 422, whether FastAPI's validation, a route's own
+the single-valued query guard or the body guard raised it. docs/api.md has the table.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import validation_error_definition, validation_error_response_definition
-from pydantic import BaseModel, ConfigDict
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cloud.errors import Invalid, IoTSphereError, NotFound, Refused, Unavailable
+
+#: the status each kind of error answers with. Refused is 409 (the request conflicts with the current state: the
+#: same request may pass later, or after another change), Invalid 400 (the request names things that cannot go
+#: together; FastAPI's 422 stays for requests that do not match their schema), Unavailable 503.
+STATUS = {NotFound: 404, Refused: 409, Invalid: 400, Unavailable: 503}
 
 
 class ErrorBody(BaseModel):
@@ -34,14 +42,35 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Nothing found under this path.",
         409: "Refused in the current state; nothing was changed.",
         413: "The request body is larger than the API reads (IOTSPHERE_API_MAX_BODY_BYTES).",
-        503: "The database cannot be read.",
+        503: "The database cannot be read, or the API lacks what the request needs (the signing-key passphrase); "
+        "nothing was changed. A Retry-After header says when trying again may succeed.",
     }
     return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
 
 
-def invalid(message: str, loc: Sequence[str | int] = ("body",)) -> RequestValidationError:
-    """A 422 for a check pydantic cannot express (one field against another), in the documented 422 shape."""
-    return RequestValidationError([{"type": "value_error", "loc": tuple(loc), "msg": message, "input": None}])
+def status_of(exc: Exception) -> int:
+    """The status ``exc`` answers with: its kind's in ``STATUS``; a bare ``ValueError`` is Invalid (400)."""
+    return next((code for kind, code in STATUS.items() if isinstance(exc, kind)), STATUS[Invalid])
+
+
+def answer_error(request: Request, exc: Exception) -> JSONResponse:
+    """The one answer to a domain error: its kind's status and ``{"detail": message}``; Retry-After when known.
+
+    A bare ``ValueError`` is a service refusing its arguments (several still raise it rather than ``Invalid``), so
+    it answers 400 too; pydantic's ``ValidationError`` is one, but raised inside a route it is the server's own bug
+    (FastAPI reports a request's as ``RequestValidationError``), so it is raised on as a 500.
+    """
+    if isinstance(exc, ValidationError):
+        raise exc
+    retry = getattr(exc, "retry_after_s", None)
+    headers = {"Retry-After": str(retry)} if retry is not None else None
+    return JSONResponse({"detail": str(exc)}, status_of(exc), headers=headers)
+
+
+def install_error_handler(app: FastAPI) -> None:
+    """Answer the hierarchy (and bare ValueErrors) raised anywhere in a request with ``answer_error``."""
+    app.add_exception_handler(IoTSphereError, answer_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ValueError, answer_error)  # type: ignore[arg-type]
 
 
 def body_too_large(max_bytes: int) -> dict[str, str]:

@@ -6,7 +6,8 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends
 
-from cloud.api.auth import public, require_role, route_roles
+from cloud.api.auth import public, route_roles
+from cloud.api.deps import require_role
 from cloud.api.roles import Role
 
 #: (method, path) → the role the route requires; written out, not derived from the code under test

@@ -12,7 +12,7 @@ import sqlite_utils
 from fastapi import Depends
 
 from cloud.api.app import create_app
-from cloud.api.auth import require_role
+from cloud.api.deps import require_role
 from cloud.api.roles import Role
 from cloud.config import CloudConfig
 from shared.messages import Prediction

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import datetime
-
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Keys, require_role
 from cloud.api.errors import error_responses
-from cloud.api.keys import KeyStore
+from cloud.api.keys import ApiKey
+from cloud.api.responses import domain_response
 from cloud.api.roles import Role
 
 router = APIRouter(
@@ -22,31 +18,21 @@ router = APIRouter(
 )
 
 
-class ApiKeyOut(BaseModel):
-    key_id: str
-    name: str
-    role: Role
-    gateway_id: str | None
-    created_at: datetime
-    revoked_at: datetime | None
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "key_id": "2e9d01debaa0",
-                    "name": "gateway gw-001",
-                    "role": "gateway",
-                    "gateway_id": "gw-001",
-                    "created_at": "2026-01-01T08:00:00Z",
-                    "revoked_at": None,
-                }
-            ]
-        }
-    )
+@domain_response(
+    {
+        "key_id": "2e9d01debaa0",
+        "name": "gateway gw-001",
+        "role": "gateway",
+        "gateway_id": "gw-001",
+        "created_at": "2026-01-01T08:00:00Z",
+        "revoked_at": None,
+    }
+)
+class ApiKeyOut(ApiKey):
+    """A key as stored, without its secret (never stored, so never shown)."""
 
 
 @router.get("/keys", response_model=list[ApiKeyOut])
-def list_keys(db: Database) -> list[ApiKeyOut]:
+def list_keys(keys: Keys) -> list[ApiKey]:
     """Every API key, revoked ones included, oldest first; secrets are never stored, so never shown."""
-    return [ApiKeyOut(**asdict(key)) for key in KeyStore(db).list()]
+    return keys.list()

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Depends, Query
+from pydantic import Field
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Admin, Config, Database, SignerDep, require_role
 from cloud.api.errors import error_responses
-from cloud.api.keys import ApiKey
 from cloud.api.params import MAX_SAFE_INT
+from cloud.api.responses import domain_response
 from cloud.api.roles import Role
-from cloud.audit import MAX_LIMIT, AuditLog
-from cloud.audit_checkpoints import (
-    AuditCheckpoints,
-    Checkpoint,
-    CheckpointExport,
-    CheckpointRefused,
-    sign_now,
-    verifying_keys,
-)
-from cloud.config import PASSPHRASE_ENV, key_passphrase
+from cloud.audit import MAX_LIMIT, AuditEntry, AuditLog, VerifyResult
+from cloud.audit_checkpoints import AuditCheckpoints, Checkpoint, CheckpointExport, sign_now, verifying_keys
 from cloud.releases import keystore
 
 router = APIRouter(
@@ -36,94 +26,71 @@ router = APIRouter(
 _HASH = "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a0c2e4f6a8b0d2f4e6a8c0e"
 
 
-class AuditEntryOut(BaseModel):
-    id: int
-    at: str
-    actor: str
-    action: str
-    target: str
-    details: dict[str, Any]
-    prev_hash: str
-    hash: str
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": 42,
-                    "at": "2026-02-06T11:00:00.000000Z",
-                    "actor": "key:2e9d01debaa0",
-                    "action": "http.post",
-                    "target": "/api/models/water-heater-failure/4/promote",
-                    "details": {
-                        "method": "POST",
-                        "path": "/api/models/water-heater-failure/4/promote",
-                        "status": 200,
-                        "body_sha256": _HASH,
-                        "role": "operator",
-                    },
-                    "prev_hash": _HASH,
-                    "hash": _HASH,
-                }
-            ]
-        }
-    )
+@domain_response(
+    {
+        "id": 42,
+        "at": "2026-02-06T11:00:00.000000Z",
+        "actor": "key:2e9d01debaa0",
+        "action": "http.post",
+        "target": "/api/models/water-heater-failure/4/promote",
+        "details": {
+            "method": "POST",
+            "path": "/api/models/water-heater-failure/4/promote",
+            "status": 200,
+            "body_sha256": _HASH,
+            "role": "operator",
+        },
+        "prev_hash": _HASH,
+        "hash": _HASH,
+    }
+)
+class AuditEntryOut(AuditEntry):
+    """One entry of the hash-chained log, as ``cloud.audit`` keeps it."""
 
 
-class VerifyOut(BaseModel):
+@domain_response(
+    {
+        "ok": True,
+        "checked": 42,
+        "head_id": 42,
+        "head_hash": _HASH,
+        "broken_id": None,
+        "reason": None,
+        "checkpoints": 3,
+        "problems": [],
+    },
+    {
+        "ok": False,
+        "checked": 40,
+        "head_id": 40,
+        "head_hash": _HASH,
+        "broken_id": None,
+        "reason": None,
+        "checkpoints": 3,
+        "problems": [
+            "the log was truncated: the checkpoint of 2026-02-06T11:00:00.000000Z (42 entries) signed "
+            "42 entries, the log now has 40"
+        ],
+    },
+    {
+        "ok": False,
+        "checked": 6,
+        "head_id": 6,
+        "head_hash": _HASH,
+        "broken_id": 7,
+        "reason": "entry 7 does not match its hash: it was changed",
+        "checkpoints": 0,
+        "problems": [],
+    },
+)
+class VerifyOut(VerifyResult):
     """``ok`` false names the first entry that breaks the chain, or the ``problems`` of its checkpoints; the head is
     the last entry that holds."""
 
-    ok: bool
-    checked: int
-    head_id: int | None
-    head_hash: str | None
-    broken_id: int | None
-    reason: str | None
     #: signed checkpoints checked (``admin audit checkpoint``, or ``cloud serve`` on its schedule)
-    checkpoints: int
+    checkpoints: int = 0
     #: each way the log fails its checkpoints: truncated, rewritten, a signature not the audit key's
-    problems: list[str]
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "ok": True,
-                    "checked": 42,
-                    "head_id": 42,
-                    "head_hash": _HASH,
-                    "broken_id": None,
-                    "reason": None,
-                    "checkpoints": 3,
-                    "problems": [],
-                },
-                {
-                    "ok": False,
-                    "checked": 40,
-                    "head_id": 40,
-                    "head_hash": _HASH,
-                    "broken_id": None,
-                    "reason": None,
-                    "checkpoints": 3,
-                    "problems": [
-                        "the log was truncated: the checkpoint of 2026-02-06T11:00:00.000000Z (42 entries) signed "
-                        "42 entries, the log now has 40"
-                    ],
-                },
-                {
-                    "ok": False,
-                    "checked": 6,
-                    "head_id": 6,
-                    "head_hash": _HASH,
-                    "broken_id": 7,
-                    "reason": "entry 7 does not match its hash: it was changed",
-                    "checkpoints": 0,
-                    "problems": [],
-                },
-            ]
-        }
-    )
+    problems: list[str] = Field(default_factory=list)
 
 
 @router.get("", response_model=list[AuditEntryOut])
@@ -135,45 +102,31 @@ def list_entries(
     ] = 0,
     actor: Annotated[str | None, Query(description="Only this actor.", examples=["key:2e9d01debaa0"])] = None,
     action: Annotated[str | None, Query(description="Only this action.", examples=["http.post"])] = None,
-) -> list[AuditEntryOut]:
+) -> list[AuditEntry]:
     """Audit entries oldest first; page with ``since_id`` set to the last id you got."""
-    return [AuditEntryOut(**asdict(e)) for e in AuditLog(db).entries(limit, since_id, actor, action)]
+    return AuditLog(db).entries(limit, since_id, actor, action)
 
 
 @router.get("/verify", response_model=VerifyOut)
-def verify(db: Database, request: Request) -> VerifyOut:
+def verify(db: Database, config: Config, signer: SignerDep) -> VerifyOut:
     """Recompute the hash chain and check every signed checkpoint against it: ``ok`` only if both hold."""
-    try:
-        public_keys, key_problems = verifying_keys(request.app.state.config.keys_dir, key_passphrase())
-    except keystore.KeystoreError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+    public_keys, key_problems = verifying_keys(config.keys_dir, signer.held_passphrase)
     report = AuditCheckpoints(db).verify(public_keys)
     problems = key_problems + report.problems
     return VerifyOut(
-        **{**asdict(report.chain), "ok": report.ok and not problems}, checkpoints=report.checked, problems=problems
+        **{**vars(report.chain), "ok": report.ok and not problems}, checkpoints=report.checked, problems=problems
     )
 
 
 @router.post("/checkpoints", response_model=Checkpoint, responses=error_responses(409))
-def sign_checkpoint(db: Database, request: Request) -> Checkpoint:
+def sign_checkpoint(db: Database, config: Config, signer: SignerDep, key: Admin) -> Checkpoint:
     """Sign the log's head now with the audit key; 409 if the log fails verification (nothing is signed)."""
-    passphrase = key_passphrase()
-    if not passphrase:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the API cannot sign: set {PASSPHRASE_ENV}")
-    try:
-        key: ApiKey = request.state.api_key  # the admin's, left by the router's require_role
-        return sign_now(db, request.app.state.config.keys_dir, passphrase, actor=key.actor)
-    except keystore.KeystoreError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
-    except CheckpointRefused as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"not signed, the audit log fails: {exc}") from exc
+    return sign_now(db, config.keys_dir, signer.passphrase(), actor=key.actor)
 
 
-@router.get("/checkpoints", response_model=CheckpointExport, responses=error_responses(404))
-def export_checkpoints(db: Database, request: Request) -> CheckpointExport:
-    """Every checkpoint and the audit public keys: keep a copy elsewhere, check it with ``admin audit verify``."""
-    try:
-        public_keys = keystore.audit_public_keys(request.app.state.config.keys_dir)
-    except keystore.KeystoreError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no audit key yet: {exc}") from exc
-    return AuditCheckpoints(db).export(public_keys)
+@router.get("/checkpoints", response_model=CheckpointExport)
+def export_checkpoints(db: Database, config: Config) -> CheckpointExport:
+    """Every checkpoint and the audit public keys: keep a copy elsewhere, check it with ``admin audit verify``.
+
+    503 before the first checkpoint made the audit key."""
+    return AuditCheckpoints(db).export(keystore.audit_public_keys(config.keys_dir))

@@ -5,18 +5,15 @@ Payloads rest encrypted and are shown redacted (``cloud.dead_letters``): a refus
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Database, require_role
 from cloud.api.errors import error_responses
+from cloud.api.responses import domain_response
 from cloud.api.roles import Role
-from cloud.dead_letters import recent
+from cloud.dead_letters import DeadLetterView, recent
 
 router = APIRouter(
     prefix="/api/dead-letters",
@@ -26,35 +23,25 @@ router = APIRouter(
 )
 
 
-class DeadLetterOut(BaseModel):
-    id: int
-    topic: str
-    reason: str
-    received_at: datetime
-    payload_bytes: int
-    #: the payload's start as UTF-8 (undecodable bytes replaced), notes, comments and technician redacted
-    payload_preview: str
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": 17,
-                    "topic": "iotsphere/v1/gw/gw-001/up/predictions",
-                    "reason": "validation: predictions.0.latency_ms: Input should be greater than or equal to 0",
-                    "received_at": "2026-01-31T06:00:01Z",
-                    "payload_bytes": 412,
-                    "payload_preview": '{"schema": 1, "msg_id": "…", "outcomes": [{"notes": "[redacted]", …}]}',
-                }
-            ]
-        }
-    )
+@domain_response(
+    {
+        "id": 17,
+        "topic": "iotsphere/v1/gw/gw-001/up/predictions",
+        "reason": "validation: predictions.0.latency_ms: Input should be greater than or equal to 0",
+        "received_at": "2026-01-31T06:00:01Z",
+        "payload_bytes": 412,
+        "payload_preview": '{"schema": 1, "msg_id": "…", "outcomes": [{"notes": "[redacted]", …}]}',
+    }
+)
+class DeadLetterOut(DeadLetterView):
+    """A message ingest could not store; the preview is the payload's start as UTF-8 (undecodable bytes replaced),
+    notes, comments and technician redacted."""
 
 
 @router.get("", response_model=list[DeadLetterOut])
 def list_dead_letters(
     db: Database,
     limit: Annotated[int, Query(ge=1, le=1000, description="How many, newest first.")] = 50,
-) -> list[DeadLetterOut]:
+) -> list[DeadLetterView]:
     """The most recent dead letters, newest first."""
-    return [DeadLetterOut(**asdict(view)) for view in recent(db, limit)]
+    return recent(db, limit)

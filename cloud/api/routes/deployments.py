@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import ConfigDict
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Database, require_role
 from cloud.api.errors import error_responses
 from cloud.api.params import MAX_DURATION_S
 from cloud.api.roles import Role
 from cloud.deployments import DEADLINE_ENV, Deployment, DeploymentState, list_deployments, resolve_deadline
+from cloud.errors import NotFound
 from cloud.releases.director import latest_document
 
 router = APIRouter(
@@ -59,13 +58,6 @@ class DeploymentOut(Deployment):
     model_config = ConfigDict(json_schema_extra={"examples": [_DEPLOYMENT_EXAMPLE]})
 
 
-def _deadline(deadline_s: float | None) -> timedelta:
-    try:
-        return resolve_deadline(deadline_s)
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail=f"server misconfigured: {exc}") from exc
-
-
 def _out(deployments: list[Deployment]) -> list[DeploymentOut]:
     return [DeploymentOut(**deployment.model_dump()) for deployment in deployments]
 
@@ -79,7 +71,7 @@ def list_all(
     deadline_s: DeadlineSeconds = None,
 ) -> list[DeploymentOut]:
     """Each gateway's deployment of every model its latest director document names, by gateway then model."""
-    return _out(list_deployments(db, gateway, model, state, _deadline(deadline_s)))
+    return _out(list_deployments(db, gateway, model, state, resolve_deadline(deadline_s)))
 
 
 @router.get("/{gateway_id}", response_model=list[DeploymentOut])
@@ -90,5 +82,5 @@ def for_gateway(
 ) -> list[DeploymentOut]:
     """One gateway's deployments, one per model, with the time of each step; 404 if it was never directed."""
     if latest_document(db, gateway_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no director document was issued to {gateway_id!r}")
-    return _out(list_deployments(db, gateway_id, deadline=_deadline(deadline_s)))
+        raise NotFound(f"no director document was issued to {gateway_id!r}")
+    return _out(list_deployments(db, gateway_id, deadline=resolve_deadline(deadline_s)))

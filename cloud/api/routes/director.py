@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Database, require_role
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
 from cloud.api.routes.registry import NotDirectedOut
@@ -24,6 +23,6 @@ router = APIRouter(
 
 
 @router.get("/failures", response_model=list[NotDirectedOut])
-def failures(db: Database) -> list[NotDirectedOut]:
+def failures(db: Database) -> list[director.IssueFailure]:
     """Every gateway whose latest director document could not be issued, oldest failure first."""
-    return [NotDirectedOut.of(failure) for failure in director.failures(db)]
+    return director.failures(db)

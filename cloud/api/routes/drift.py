@@ -9,18 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Database, Operator, Viewer
 from cloud.api.errors import error_responses
-from cloud.api.keys import ApiKey
 from cloud.api.params import Integer
-from cloud.api.roles import Role
 from cloud.monitoring.drift import DEFAULT_DAYS, detect_model_drift, drift_history, record_check
-from cloud.monitoring.reference import NoReference
-from cloud.registry import UnknownModel
 
 router = APIRouter(prefix="/api/monitoring/drift", tags=["monitoring"], responses=error_responses(401, 403))
 _FAILURES = error_responses(400, 404)
@@ -132,29 +127,20 @@ class HistoryEntryOut(BaseModel):
     )
 
 
-def _check(db: Database, model_name: str, version: str | None, days: int, device_type: str | None) -> dict:
-    try:
-        return detect_model_drift(db, model_name, days=days, device_type=device_type, version=version)
-    except (UnknownModel, NoReference) as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc.args[0])) from exc
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
-
-
 _MODEL = Annotated[str, Path(examples=["component_failure"])]
 
 
 @router.get("/{model_name}", response_model=DriftResultOut, responses=_FAILURES)
 def drift_now(
     db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    key: Viewer,
     model_name: _MODEL,
     version: Annotated[str | None, Query(examples=["3"])] = None,
     days: Annotated[int, Query(ge=1, le=365)] = DEFAULT_DAYS,
     device_type: Annotated[str | None, Query(examples=["nwp500-50"])] = None,
 ) -> dict:
     """Feature drift, data quality and performance of a version over the last ``days``; nothing is recorded."""
-    return _check(db, model_name, version, days, device_type)
+    return detect_model_drift(db, model_name, days=days, device_type=device_type, version=version)
 
 
 @router.post(
@@ -162,20 +148,20 @@ def drift_now(
 )
 def drift_check(
     db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
+    key: Operator,
     model_name: _MODEL,
     body: CheckIn | None = None,
 ) -> dict:
     """Run the check and record it in the drift history."""
     body = body or CheckIn()
-    result = _check(db, model_name, body.version, body.days, body.device_type)
+    result = detect_model_drift(db, model_name, days=body.days, device_type=body.device_type, version=body.version)
     return {**result, "check_id": record_check(db, result, actor=key.actor)}
 
 
 @router.get("/{model_name}/history", response_model=list[HistoryEntryOut])
 def history(
     db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    key: Viewer,
     model_name: _MODEL,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[dict]:

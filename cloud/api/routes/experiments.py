@@ -1,33 +1,25 @@
 """A/B tests over HTTP (``ExperimentService``): operators create, start, stop and conclude; viewers watch.
 
-Starting, stopping and concluding sign director documents with the passphrase the API process holds in
-``IOTSPHERE_KEY_PASSPHRASE`` (as promotions do); creating, listing and watching need no key.
+Starting, stopping and concluding sign director documents (``cloud.api.deps.SigningExperiments``: 503 without the
+key passphrase), as promotions do; creating, listing and watching need no key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import sqlite_utils
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Experiments, Operator, SigningExperiments, require_role
 from cloud.api.errors import error_responses
-from cloud.api.keys import ApiKey
 from cloud.api.params import MAX_SAFE_INT, Flag, Integer, Number
 from cloud.api.roles import Role
-from cloud.api.routes.registry import DirectedOut, HistoryEntryOut, NotDirectedOut, _rollout
+from cloud.api.routes.registry import DirectedOut, HistoryEntryOut, NotDirectedOut
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
-from cloud.experiments.service import ExperimentService, Outcome
-from cloud.experiments.store import ExperimentConflict, Status, UnknownExperiment
-from cloud.registry import DirectorRollout, MLModelRegistry, RegistryRefused, RegistryUnavailable, UnknownModel
-from cloud.releases.director import DirectingFailed, DirectorError
-from cloud.releases.keystore import KeystoreError
-from cloud.releases.tuf_repo import ImageRepositoryError
+from cloud.experiments.service import Outcome
+from cloud.experiments.store import Status
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"], responses=error_responses(401, 403))
 _CHANGES = error_responses(400, 404, 409, 503)
@@ -283,65 +275,36 @@ class ConcludeIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "", "force": False}]})
 
 
-def _service(request: Request, db: sqlite_utils.Database, signing: bool) -> ExperimentService:
-    rollout: DirectorRollout | None = _rollout(request) if signing else None
-    return ExperimentService(db, request.app.state.config, MLModelRegistry(db), rollout)
-
-
-def _run(action: Callable[[], Any]) -> Any:
-    """Call the service, turning its refusals into HTTP errors (most specific first)."""
-    try:
-        return action()
-    except (UnknownExperiment, UnknownModel) as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
-    except (ExperimentConflict, RegistryRefused, DirectorError, ImageRepositoryError) as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    except (KeystoreError, RegistryUnavailable, DirectingFailed) as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
-
-
 def _action(outcome: Outcome) -> ActionOut:
     return ActionOut(
         experiment=ExperimentOut(**outcome.experiment),
         directed=[
             DirectedOut(gateway_id=d.signed.gateway_id, sequence=d.signed.sequence) for d in outcome.directed.documents
         ],
-        not_directed=[NotDirectedOut.of(failure) for failure in outcome.directed.failures],
+        not_directed=outcome.directed.failures,
         pending=outcome.directed.pending,
         promotion=HistoryEntryOut.of(outcome.promotion) if outcome.promotion else None,
     )
 
 
 @router.post("", response_model=ExperimentOut, status_code=status.HTTP_201_CREATED, responses=_CHANGES)
-def create(
-    request: Request, db: Database, key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))], body: CreateIn
-) -> ExperimentOut:
+def create(experiments: Experiments, key: Operator, body: CreateIn) -> ExperimentOut:
     """Plan a draft experiment: both versions released, the champion in production, sample size from power."""
     fields = body.model_dump(exclude={"model_name", "challenger_version", "planned_per_arm"})
-    service = _service(request, db, signing=False)
-    row = _run(
-        lambda: service.create(
-            body.model_name,
-            body.challenger_version,
-            actor=key.actor,
-            planned=body.planned_per_arm,
-            **fields,
-        )
+    row = experiments.create(
+        body.model_name, body.challenger_version, actor=key.actor, planned=body.planned_per_arm, **fields
     )
     return ExperimentOut(**row)
 
 
 @router.get("", response_model=list[ExperimentOut], dependencies=[Depends(require_role(Role.VIEWER))])
 def list_experiments(
-    request: Request,
-    db: Database,
+    experiments: Experiments,
     status_filter: Annotated[Status | None, Query(alias="status", description="Only this status.")] = None,
     model_name: Annotated[str | None, Query(description="Only this model.")] = None,
 ) -> list[ExperimentOut]:
     """Experiments, newest first."""
-    rows = _service(request, db, signing=False).store.list(status_filter, model_name)
+    rows = experiments.store.list(status_filter, model_name)
     return [ExperimentOut(**row) for row in rows]
 
 
@@ -351,47 +314,29 @@ def list_experiments(
     dependencies=[Depends(require_role(Role.VIEWER))],
     responses=error_responses(404),
 )
-def get_experiment(request: Request, db: Database, experiment_id: ExperimentId) -> StatusOut:
+def get_experiment(experiments: Experiments, experiment_id: ExperimentId) -> StatusOut:
     """One look: per-arm metric with intervals, the always-valid sequential test, guardrails, the decision log."""
-    look = _run(lambda: _service(request, db, signing=False).status(experiment_id))
+    look = experiments.status(experiment_id)
     return StatusOut(**{**look, "experiment": ExperimentOut(**look["experiment"])})
 
 
 @router.post("/{experiment_id}/start", response_model=ActionOut, responses=_CHANGES)
 def start(
-    request: Request,
-    db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
-    experiment_id: ExperimentId,
-    body: ReasonIn | None = None,
+    experiments: SigningExperiments, key: Operator, experiment_id: ExperimentId, body: ReasonIn | None = None
 ) -> ActionOut:
     """Sign and publish director documents naming the challenger and the experiment to the gateways in scope."""
-    service = _service(request, db, signing=True)
-    reason = body.reason if body else ""
-    return _action(_run(lambda: service.start(experiment_id, actor=key.actor, reason=reason)))
+    return _action(experiments.start(experiment_id, actor=key.actor, reason=body.reason if body else ""))
 
 
 @router.post("/{experiment_id}/stop", response_model=ActionOut, responses=_CHANGES)
-def stop(
-    request: Request,
-    db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
-    experiment_id: ExperimentId,
-    body: StopIn,
-) -> ActionOut:
+def stop(experiments: SigningExperiments, key: Operator, experiment_id: ExperimentId, body: StopIn) -> ActionOut:
     """Take the challenger off the gateways (new documents without it); the data stays for concluding."""
-    service = _service(request, db, signing=True)
-    return _action(_run(lambda: service.stop(experiment_id, actor=key.actor, reason=body.reason)))
+    return _action(experiments.stop(experiment_id, actor=key.actor, reason=body.reason))
 
 
 @router.post("/{experiment_id}/conclude", response_model=ActionOut, responses=_CHANGES)
 def conclude(
-    request: Request,
-    db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
-    experiment_id: ExperimentId,
-    body: ConcludeIn,
+    experiments: SigningExperiments, key: Operator, experiment_id: ExperimentId, body: ConcludeIn
 ) -> ActionOut:
     """Promote a winning challenger through the registry, or take it off; 409 while the rule has no answer."""
-    service = _service(request, db, signing=True)
-    return _action(_run(lambda: service.conclude(experiment_id, actor=key.actor, reason=body.reason, force=body.force)))
+    return _action(experiments.conclude(experiment_id, actor=key.actor, reason=body.reason, force=body.force))

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
-from cloud.api.errors import error_responses, invalid
-from cloud.api.keys import ApiKey
+from cloud.api.deps import Features, Operator, require_role
+from cloud.api.errors import error_responses
 from cloud.api.params import AwareIsoDatetime, Number
+from cloud.api.responses import domain_response
 from cloud.api.roles import Role
-from cloud.feature_store import DatasetRecord, FeatureStore, UnknownDataset, UnknownDevice
+from cloud.feature_store import DatasetRecord, LatestValue
 from shared.messages import PredictionType
 
 router = APIRouter(tags=["features"], responses=error_responses(401, 403, 404, 503))
 
 _VIEWER = [Depends(require_role(Role.VIEWER))]
-Operator = Annotated[ApiKey, Depends(require_role(Role.OPERATOR))]
 
 _DATASET_EXAMPLE = {
     "dataset_id": "5f0c1d2e3a4b4c5d9e8f7a6b5c4d3e2f",
@@ -66,11 +63,9 @@ class DeviceFeaturesOut(BaseModel):
     )
 
 
-class LatestValueOut(BaseModel):
-    value: float
-    window_end: datetime
-    #: how stale the value is: ``as_of`` minus the end of the window it came from
-    age_seconds: float
+@domain_response({"value": 0.42, "window_end": "2026-01-31T06:00:00.000000Z", "age_seconds": 21600.0})
+class LatestValueOut(LatestValue):
+    """A feature's newest value; ``age_seconds`` is how stale it is: ``as_of`` minus the end of its window."""
 
 
 class LatestFeaturesOut(BaseModel):
@@ -130,42 +125,20 @@ class DatasetRequest(BaseModel):
     )
 
 
-class DatasetOut(BaseModel):
-    dataset_id: str
-    row_count: int
-    #: sha256 of the rows, values and labels: equal hashes mean equal data
-    content_hash: str
-    created_at: datetime
-    #: what built it, with ``as_of``: building it again gives the same hash while the data is unchanged
-    query: dict[str, Any]
-
-    model_config = ConfigDict(json_schema_extra={"examples": [_DATASET_EXAMPLE]})
+@domain_response(_DATASET_EXAMPLE)
+class DatasetOut(DatasetRecord):
+    """A recorded dataset: ``content_hash`` is the sha256 of its rows, values and labels (equal hashes, equal data);
+    ``query`` is what built it, with ``as_of``: building it again gives the same hash while the data is unchanged."""
 
 
 DeviceId = Annotated[str, Path(description="The water heater's device id.", examples=["wh-0042"])]
 
 
-def _not_found(exc: LookupError) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc.args[0]))
-
-
-def _invalid(exc: ValueError, *loc: str) -> RequestValidationError:
-    return invalid(str(exc), loc)
-
-
-def _dataset_out(record: DatasetRecord) -> DatasetOut:
-    return DatasetOut(
-        dataset_id=record.dataset_id,
-        row_count=record.row_count,
-        content_hash=record.content_hash,
-        created_at=record.created_at,
-        query=record.query,
-    )
-
-
-@router.get("/api/features/{device_id}", response_model=DeviceFeaturesOut, dependencies=_VIEWER)
+@router.get(
+    "/api/features/{device_id}", response_model=DeviceFeaturesOut, dependencies=_VIEWER, responses=error_responses(400)
+)
 def device_features(
-    db: Database,
+    features: Features,
     device_id: DeviceId,
     names: Annotated[list[str] | None, Query(description="Only these features, in this order.")] = None,
     start: Annotated[AwareIsoDatetime | None, Query(description="First window end included.")] = None,
@@ -173,12 +146,7 @@ def device_features(
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many rows, the newest.")] = 1000,
 ) -> DeviceFeaturesOut:
     """A water heater's feature vectors in a time range, oldest first."""
-    try:
-        found = FeatureStore(db).get_device_features(device_id, names, (start, end))
-    except UnknownDevice as exc:
-        raise _not_found(exc) from exc
-    except ValueError as exc:
-        raise _invalid(exc, "query", "names") from exc
+    found = features.get_device_features(device_id, names, (start, end))
     values = np.where(np.isnan(found.values), None, found.values.astype(object))[-limit:]
     rows = [
         FeatureRowOut(window_end=window_end, values=row)
@@ -188,50 +156,42 @@ def device_features(
 
 
 @router.get("/api/features/{device_id}/latest", response_model=LatestFeaturesOut, dependencies=_VIEWER)
-def latest_features(db: Database, device_id: DeviceId) -> LatestFeaturesOut:
+def latest_features(features: Features, device_id: DeviceId) -> LatestFeaturesOut:
     """Each feature's newest value for a water heater, and how stale it is."""
-    try:
-        latest = FeatureStore(db).latest_features(device_id)
-    except UnknownDevice as exc:
-        raise _not_found(exc) from exc
-    features = {name: None if found is None else LatestValueOut(**vars(found)) for name, found in latest.values.items()}
-    return LatestFeaturesOut(device_id=device_id, as_of=latest.as_of, features=features)
+    latest = features.latest_features(device_id)
+    values = {name: None if found is None else LatestValueOut(**vars(found)) for name, found in latest.values.items()}
+    return LatestFeaturesOut(device_id=device_id, as_of=latest.as_of, features=values)
 
 
 @router.post(
     "/api/datasets",
     response_model=DatasetOut,
     status_code=status.HTTP_201_CREATED,
-    responses={422: {"description": "Unknown features or feature set, or an invalid request."}},
+    responses=error_responses(400),
 )
-def build_dataset(db: Database, key: Operator, request: DatasetRequest) -> DatasetOut:
-    """Build a point-in-time labelled training dataset, record it, and return its id, row count and hash."""
-    try:
-        dataset = FeatureStore(db).get_training_dataset(
-            request.feature_names,
-            request.start_date,
-            request.end_date,
-            device_type=request.device_type,
-            horizon=timedelta(days=request.horizon_days),
-            feature_set_version=request.feature_set_version,
-            as_of=request.as_of,
-            prediction_type=request.prediction_type,
-            actor=key.actor,
-        )
-    except ValueError as exc:
-        raise _invalid(exc, "body") from exc
-    return _dataset_out(dataset.record)
+def build_dataset(features: Features, key: Operator, request: DatasetRequest) -> DatasetRecord:
+    """Build a point-in-time labelled training dataset, record it, and return its id, row count and hash; 400 for
+    unknown features or feature set, or a start not before the end."""
+    dataset = features.get_training_dataset(
+        request.feature_names,
+        request.start_date,
+        request.end_date,
+        device_type=request.device_type,
+        horizon=timedelta(days=request.horizon_days),
+        feature_set_version=request.feature_set_version,
+        as_of=request.as_of,
+        prediction_type=request.prediction_type,
+        actor=key.actor,
+    )
+    return dataset.record
 
 
 @router.get("/api/datasets/{dataset_id}", response_model=DatasetOut, dependencies=_VIEWER)
 def dataset_record(
-    db: Database,
+    features: Features,
     dataset_id: Annotated[
         str, Path(description="As returned when it was built.", examples=[_DATASET_EXAMPLE["dataset_id"]])
     ],
-) -> DatasetOut:
+) -> DatasetRecord:
     """A recorded training dataset: the query that built it, its row count and content hash."""
-    try:
-        return _dataset_out(FeatureStore(db).get_dataset_record(dataset_id))
-    except UnknownDataset as exc:
-        raise _not_found(exc) from exc
+    return features.get_dataset_record(dataset_id)

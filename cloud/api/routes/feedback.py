@@ -10,25 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import sqlite_utils
-from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
+from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Feedback, Technician, Viewer
 from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
 from cloud.api.params import Integer, Number, UtcIsoDatetime
 from cloud.api.roles import Role, permits
-from cloud.feedback import (
-    ActualOutcome,
-    InvalidFeedback,
-    PredictionFeedbackService,
-    Recorded,
-    StoredFeedback,
-    StoredOutcome,
-    UnknownPrediction,
-)
+from cloud.errors import NotFound
+from cloud.feedback import ActualOutcome, PredictionFeedbackService, Recorded, StoredFeedback, StoredOutcome
 from shared.messages import FeedbackSource, PredictionType
 
 router = APIRouter(prefix="/api/predictions", tags=["feedback"], responses=error_responses(401, 403, 404, 503))
@@ -36,8 +27,6 @@ router = APIRouter(prefix="/api/predictions", tags=["feedback"], responses=error
 _BY_DEVICE = "/water-heaters/{device_id}/{prediction_type}/{prediction_id}"
 _PREDICTION_ID = "7d0c5a6e2f1b4c3a9e8d7f6a5b4c3d2e"
 
-Technician = Annotated[ApiKey, Depends(require_role(Role.TECHNICIAN))]
-Viewer = Annotated[ApiKey, Depends(require_role(Role.VIEWER))]
 PredictionId = Annotated[str, Path(description="The prediction's id, made on the edge.", examples=[_PREDICTION_ID])]
 DeviceId = Annotated[str, Path(description="The water heater's device id.", examples=["wh-0042"])]
 TypeName = Annotated[
@@ -140,20 +129,15 @@ _WRITE_RESPONSES = {
 
 
 def _service(
-    db: sqlite_utils.Database, device_id: str | None = None, prediction_type: str | None = None, *, pid: str
+    service: PredictionFeedbackService, device_id: str | None = None, prediction_type: str | None = None, *, pid: str
 ) -> PredictionFeedbackService:
     """The service, after checking the prediction exists (and, under a water heater, is that heater's)."""
-    service = PredictionFeedbackService(db)
-    try:
-        prediction = service.prediction(pid)
-    except UnknownPrediction as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    prediction = service.prediction(pid)
     if device_id is not None and (prediction["device_id"], prediction["prediction_type"]) != (
         device_id,
         prediction_type,
     ):
-        detail = f"prediction {pid!r} is not a {prediction_type} prediction of device {device_id!r}"
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=detail)
+        raise NotFound(f"prediction {pid!r} is not a {prediction_type} prediction of device {device_id!r}")
     return service
 
 
@@ -166,10 +150,7 @@ def _outcome(
     service: PredictionFeedbackService, response: Response, pid: str, body: OutcomeIn, key: ApiKey
 ) -> RecordedOut:
     outcome = ActualOutcome(**body.model_dump(exclude={"source"}))
-    try:
-        return _answer(response, pid, service.record_prediction_outcome(pid, outcome, body.source, actor=key.actor))
-    except InvalidFeedback as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    return _answer(response, pid, service.record_prediction_outcome(pid, outcome, body.source, actor=key.actor))
 
 
 def _feedback(
@@ -185,37 +166,37 @@ def _may_read_secrets(key: ApiKey) -> bool:
 
 @router.post("/{prediction_id}/outcome", status_code=201, response_model=RecordedOut, responses=_WRITE_RESPONSES)
 def record_outcome(
-    db: Database, key: Technician, response: Response, prediction_id: PredictionId, body: OutcomeIn
+    feedback: Feedback, key: Technician, response: Response, prediction_id: PredictionId, body: OutcomeIn
 ) -> RecordedOut:
     """Record what actually happened after this prediction; the same outcome twice is stored once."""
-    return _outcome(_service(db, pid=prediction_id), response, prediction_id, body, key)
+    return _outcome(_service(feedback, pid=prediction_id), response, prediction_id, body, key)
 
 
 @router.post("/{prediction_id}/feedback", status_code=201, response_model=RecordedOut, responses=_WRITE_RESPONSES)
 def record_feedback(
-    db: Database, key: Technician, response: Response, prediction_id: PredictionId, body: FeedbackIn
+    feedback: Feedback, key: Technician, response: Response, prediction_id: PredictionId, body: FeedbackIn
 ) -> RecordedOut:
     """Rate this prediction 1–5 with an optional comment (encrypted at rest); the same rating twice counts once."""
-    return _feedback(_service(db, pid=prediction_id), response, prediction_id, body, key)
+    return _feedback(_service(feedback, pid=prediction_id), response, prediction_id, body, key)
 
 
 @router.get("/{prediction_id}/outcomes", response_model=OutcomesOut)
-def list_outcomes(db: Database, key: Viewer, prediction_id: PredictionId) -> OutcomesOut:
+def list_outcomes(feedback: Feedback, key: Viewer, prediction_id: PredictionId) -> OutcomesOut:
     """This prediction's outcomes; technician notes are shown to operators and admins only."""
-    outcomes = _service(db, pid=prediction_id).outcomes(prediction_id, decrypt=_may_read_secrets(key))
+    outcomes = _service(feedback, pid=prediction_id).outcomes(prediction_id, decrypt=_may_read_secrets(key))
     return OutcomesOut(prediction_id=prediction_id, outcomes=outcomes)
 
 
 @router.get("/{prediction_id}/feedback", response_model=FeedbackOut)
-def list_feedback(db: Database, key: Viewer, prediction_id: PredictionId) -> FeedbackOut:
+def list_feedback(feedback: Feedback, key: Viewer, prediction_id: PredictionId) -> FeedbackOut:
     """This prediction's ratings; comments are shown to operators and admins only."""
-    feedback = _service(db, pid=prediction_id).feedback(prediction_id, decrypt=_may_read_secrets(key))
-    return FeedbackOut(prediction_id=prediction_id, feedback=feedback)
+    ratings = _service(feedback, pid=prediction_id).feedback(prediction_id, decrypt=_may_read_secrets(key))
+    return FeedbackOut(prediction_id=prediction_id, feedback=ratings)
 
 
 @router.post(_BY_DEVICE + "/outcome", status_code=201, response_model=RecordedOut, responses=_WRITE_RESPONSES)
 def record_heater_outcome(
-    db: Database,
+    feedback: Feedback,
     key: Technician,
     response: Response,
     device_id: DeviceId,
@@ -224,13 +205,13 @@ def record_heater_outcome(
     body: OutcomeIn,
 ) -> RecordedOut:
     """Record an outcome of this water heater's prediction; 404 if the prediction is another heater's or type's."""
-    service = _service(db, device_id, prediction_type, pid=prediction_id)
+    service = _service(feedback, device_id, prediction_type, pid=prediction_id)
     return _outcome(service, response, prediction_id, body, key)
 
 
 @router.post(_BY_DEVICE + "/feedback", status_code=201, response_model=RecordedOut, responses=_WRITE_RESPONSES)
 def record_heater_feedback(
-    db: Database,
+    feedback: Feedback,
     key: Technician,
     response: Response,
     device_id: DeviceId,
@@ -239,23 +220,23 @@ def record_heater_feedback(
     body: FeedbackIn,
 ) -> RecordedOut:
     """Rate this water heater's prediction 1–5; 404 if the prediction is another heater's or type's."""
-    service = _service(db, device_id, prediction_type, pid=prediction_id)
+    service = _service(feedback, device_id, prediction_type, pid=prediction_id)
     return _feedback(service, response, prediction_id, body, key)
 
 
 @router.get(_BY_DEVICE + "/outcomes", response_model=OutcomesOut)
 def list_heater_outcomes(
-    db: Database, key: Viewer, device_id: DeviceId, prediction_type: TypeName, prediction_id: PredictionId
+    feedback: Feedback, key: Viewer, device_id: DeviceId, prediction_type: TypeName, prediction_id: PredictionId
 ) -> OutcomesOut:
     """This water heater's prediction's outcomes; notes for operators and admins only."""
-    service = _service(db, device_id, prediction_type, pid=prediction_id)
+    service = _service(feedback, device_id, prediction_type, pid=prediction_id)
     return OutcomesOut(prediction_id=prediction_id, outcomes=service.outcomes(prediction_id, _may_read_secrets(key)))
 
 
 @router.get(_BY_DEVICE + "/feedback", response_model=FeedbackOut)
 def list_heater_feedback(
-    db: Database, key: Viewer, device_id: DeviceId, prediction_type: TypeName, prediction_id: PredictionId
+    feedback: Feedback, key: Viewer, device_id: DeviceId, prediction_type: TypeName, prediction_id: PredictionId
 ) -> FeedbackOut:
     """This water heater's prediction's ratings; comments for operators and admins only."""
-    service = _service(db, device_id, prediction_type, pid=prediction_id)
+    service = _service(feedback, device_id, prediction_type, pid=prediction_id)
     return FeedbackOut(prediction_id=prediction_id, feedback=service.feedback(prediction_id, _may_read_secrets(key)))

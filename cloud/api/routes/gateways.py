@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import sqlite_utils
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
 
 from cloud import security_events
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Database, require_role
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
+from cloud.errors import NotFound
 from shared.messages import EventKind
 
 router = APIRouter(
@@ -144,7 +144,7 @@ def get_gateway(
     """One gateway: last status, its water heaters and its recent update events (newest first)."""
     found = _gateways(db, gateway_id)
     if not found:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown gateway {gateway_id!r}")
+        raise NotFound(f"unknown gateway {gateway_id!r}")
     device_ids = [
         row["device_id"] for row in db["devices"].rows_where("gateway_id = ?", [gateway_id], order_by="device_id")
     ]

@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import sqlite_utils
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Database, require_role
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
+from cloud.errors import NotFound
 from shared.messages import PredictionType
 
 router = APIRouter(
@@ -115,7 +115,7 @@ def get_model(db: Database, model_name: ModelName) -> ModelOut:
     """One model with all its versions, oldest first."""
     found = _group(_versions(db, "model_name = ?", [model_name]))
     if not found:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown model {model_name!r}")
+        raise NotFound(f"unknown model {model_name!r}")
     return found[0]
 
 
@@ -130,5 +130,5 @@ def get_model_version(
     if found:
         return found[0]
     if not db["models"].count_where("model_name = ?", [model_name]):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown model {model_name!r}")
-    raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"model {model_name!r} has no version {version!r}")
+        raise NotFound(f"unknown model {model_name!r}")
+    raise NotFound(f"model {model_name!r} has no version {version!r}")

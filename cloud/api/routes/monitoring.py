@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Database, Monitor, require_role
 from cloud.api.errors import error_responses
 from cloud.api.keys import ApiKey
 from cloud.api.params import IsoDatetime, Number, UtcIsoDatetime
 from cloud.api.roles import Role
-from cloud.monitoring.performance import GROUP_DIMENSIONS, InvalidMetrics, ModelPerformanceMonitor, UnknownModelName
+from cloud.errors import Invalid
+from cloud.monitoring.performance import GROUP_DIMENSIONS
 from cloud.monitoring.report import generate_performance_report, render_html, resolve_period
 from shared.messages import Arm, PredictionType
 
@@ -192,36 +192,25 @@ class ReportOut(BaseModel):
     )
 
 
-def _bad_request(exc: Exception) -> HTTPException:
-    return HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc))
-
-
-def _not_found(exc: Exception) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
-
-
 @router.post("/metrics", status_code=201, response_model=StoredOut)
-def track_metrics(db: Database, key: Annotated[ApiKey, Operator], body: PointsIn) -> StoredOut:
+def track_metrics(monitor: Monitor, key: Annotated[ApiKey, Operator], body: PointsIn) -> StoredOut:
     """Store metric points at ``timestamp``: one time series per metric and model, version, device type, arm."""
-    try:
-        stored = ModelPerformanceMonitor(db).track_prediction_metrics(
-            body.prediction_type,
-            body.metrics,
-            body.timestamp,
-            body.model_version,
-            body.device_type,
-            body.arm,
-            model_name=body.model_name,
-            actor=key.actor,
-        )
-    except InvalidMetrics as exc:
-        raise _bad_request(exc) from exc
+    stored = monitor.track_prediction_metrics(
+        body.prediction_type,
+        body.metrics,
+        body.timestamp,
+        body.model_version,
+        body.device_type,
+        body.arm,
+        model_name=body.model_name,
+        actor=key.actor,
+    )
     return StoredOut(stored=stored)
 
 
 @router.get("/metrics", response_model=list[PointOut], dependencies=[Viewer])
 def list_metrics(
-    db: Database,
+    monitor: Monitor,
     model_name: Annotated[str | None, Query(examples=["component_failure"])] = None,
     prediction_type: Annotated[PredictionType | None, Query()] = None,
     metric: Annotated[str | None, Query(examples=["latency_ms.p95"])] = None,
@@ -236,8 +225,8 @@ def list_metrics(
     """Stored metric points, oldest first; each filter narrows the series."""
     for moment in (start, end):
         if moment is not None and moment.tzinfo is None:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="start and end need a time zone, e.g. Z")
-    points = ModelPerformanceMonitor(db).metric_points(
+            raise Invalid("start and end need a time zone, e.g. Z")
+    points = monitor.metric_points(
         model_name,
         prediction_type.value if prediction_type else None,
         metric,
@@ -259,7 +248,7 @@ def list_metrics(
     responses=error_responses(404),
 )
 def performance(
-    db: Database,
+    monitor: Monitor,
     model_name: Annotated[str, Path(description="A registered model name.", examples=["component_failure"])],
     time_period: TimePeriod = "last_week",
     start: Annotated[IsoDatetime | None, Query(description="With end, instead of time_period (UTC).")] = None,
@@ -272,19 +261,14 @@ def performance(
     ``component_failure``: precision, recall, F1 at each version's alert thresholds, ROC AUC, Brier score and
     calibration per component and for any failure; ``usage_pattern``: MAE and MAPE against sensor outcomes.
     """
-    try:
-        period_start, period_end, period_window = resolve_period(time_period)
-        if (start is None) != (end is None):
-            raise InvalidMetrics("give start and end together, or neither (then time_period applies)")
-        if start and end:
-            period_start, period_end = start, end
-        result = ModelPerformanceMonitor(db).compute_metrics(
-            model_name, period_start, period_end, window or period_window, group_by or GROUP_DIMENSIONS
-        )
-    except InvalidMetrics as exc:
-        raise _bad_request(exc) from exc
-    except UnknownModelName as exc:
-        raise _not_found(exc) from exc
+    period_start, period_end, period_window = resolve_period(time_period)
+    if (start is None) != (end is None):
+        raise Invalid("give start and end together, or neither (then time_period applies)")
+    if start and end:
+        period_start, period_end = start, end
+    result = monitor.compute_metrics(
+        model_name, period_start, period_end, window or period_window, group_by or GROUP_DIMENSIONS
+    )
     return PerformanceOut(**result)
 
 
@@ -301,12 +285,7 @@ def report(
     format: Annotated[Literal["json", "html"], Query(description="html: one self-contained page.")] = "json",
 ) -> ReportOut | HTMLResponse:
     """The performance report over a period: JSON, or an HTML page with inline charts that needs no network."""
-    try:
-        found = generate_performance_report(db, model_name, time_period)
-    except InvalidMetrics as exc:
-        raise _bad_request(exc) from exc
-    except UnknownModelName as exc:
-        raise _not_found(exc) from exc
+    found = generate_performance_report(db, model_name, time_period)
     if format == "html":
         return HTMLResponse(render_html(found))
     return ReportOut(**found)

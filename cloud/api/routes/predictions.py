@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlite_utils
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Database, require_role
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
+from cloud.errors import NotFound
 from cloud.predictions import StoredPrediction, find_predictions
 from shared.messages import Arm, PredictionType
 
@@ -64,25 +64,21 @@ ArmFilter = Annotated[
 ]
 
 
-def _not_found(detail: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=detail)
-
-
 def _recent(
     db: sqlite_utils.Database, device_id: str, prediction_type: str, arm: Arm | None, limit: int
 ) -> list[PredictionOut]:
     """Newest first; 404 that tells an unknown type, an unknown device and a missing prediction apart."""
     if prediction_type not in {t.value for t in PredictionType}:
         known = ", ".join(t.value for t in PredictionType)
-        raise _not_found(f"unknown prediction type {prediction_type!r}: must be one of {known}")
+        raise NotFound(f"unknown prediction type {prediction_type!r}: must be one of {known}")
     if not db["devices"].count_where("device_id = ?", [device_id]):
-        raise _not_found(f"unknown device {device_id!r}: no gateway has reported it")
+        raise NotFound(f"unknown device {device_id!r}: no gateway has reported it")
     arms = [arm] if arm else [Arm.CHAMPION, Arm.CHALLENGER]
     stored = find_predictions(db, device_id=device_id, prediction_type=prediction_type, arms=arms, limit=limit)
     found = [PredictionOut(**prediction.model_dump()) for prediction in stored]
     if not found:
         which = f"{arm.value} " if arm else ""
-        raise _not_found(f"device {device_id!r} has no {which}{prediction_type} prediction yet")
+        raise NotFound(f"device {device_id!r} has no {which}{prediction_type} prediction yet")
     return found
 
 

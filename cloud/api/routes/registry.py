@@ -1,38 +1,26 @@
 """Production versions: which one a device type runs, promotions, rollbacks and their history.
 
 Registered before ``routes.models`` so ``/{model_name}/history`` and ``/{model_name}/active`` are not read as
-version numbers. Promoting and rolling back sign director documents with the key passphrase the API process
-holds in ``IOTSPHERE_KEY_PASSPHRASE``.
+version numbers. Promoting and rolling back sign director documents (``cloud.api.deps.Signer``: 503 without the
+key passphrase).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Config, Operator, Registry, SignerDep, require_admin_to_override, require_role
 from cloud.api.errors import error_responses
-from cloud.api.keys import ApiKey
 from cloud.api.params import Flag
+from cloud.api.responses import domain_response
 from cloud.api.roles import Role
-from cloud.config import PASSPHRASE_ENV, CloudConfig, key_passphrase
-from cloud.registry import (
-    Change,
-    DirectorRollout,
-    MLModelRegistry,
-    RegistryRefused,
-    RegistryUnavailable,
-    UnknownModel,
-    version_lineage,
-)
-from cloud.releases.director import DirectorError, IssueFailure
-from cloud.releases.keystore import KeystoreError
-from cloud.releases.tuf_repo import ImageRepositoryError
+from cloud.errors import NotFound
+from cloud.registry import Change, version_lineage
+from cloud.releases.director import IssueFailure
 
 router = APIRouter(prefix="/api/models", tags=["models"], responses=error_responses(401, 403, 404, 503))
 
@@ -142,20 +130,9 @@ _NOT_DIRECTED_EXAMPLE = {
 }
 
 
-class NotDirectedOut(BaseModel):
+@domain_response(_NOT_DIRECTED_EXAMPLE)
+class NotDirectedOut(IssueFailure):
     """A gateway that got no document: recorded, and retried by the director publisher."""
-
-    gateway_id: str
-    reason: str
-    failed_at: datetime
-    #: failures in a row for this gateway
-    attempts: int
-
-    model_config = ConfigDict(json_schema_extra={"examples": [_NOT_DIRECTED_EXAMPLE]})
-
-    @classmethod
-    def of(cls, failure: IssueFailure) -> NotDirectedOut:
-        return cls(**asdict(failure))
 
 
 class ChangeOut(BaseModel):
@@ -202,90 +179,56 @@ class RollbackIn(BaseModel):
     )
 
 
-def _rollout(request: Request) -> DirectorRollout:
-    passphrase = key_passphrase()
-    if not passphrase:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the API cannot sign director documents: set {PASSPHRASE_ENV}"
-        )
-    return DirectorRollout(request.app.state.config, passphrase)
-
-
-def _change(run) -> ChangeOut:
-    """Run a promotion or rollback, turning the registry's refusals into HTTP errors."""
-    try:
-        change: Change = run()
-    except UnknownModel as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
-    except (RegistryRefused, DirectorError, ImageRepositoryError) as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    except (KeystoreError, RegistryUnavailable) as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+def _change_out(change: Change) -> ChangeOut:
     return ChangeOut(
         history=HistoryEntryOut.of(change.history),
         directed=[DirectedOut(gateway_id=d.signed.gateway_id, sequence=d.signed.sequence) for d in change.documents],
-        not_directed=[NotDirectedOut.of(failure) for failure in change.failures],
+        not_directed=change.failures,
         pending=change.pending,
     )
 
 
-def _check_override(key: ApiKey, override: bool) -> None:
-    """The gate's override is an admin's decision, for promotions and rollbacks alike."""
-    if override and key.role != Role.ADMIN:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="overriding a failed evaluation needs the admin role")
-
-
 @router.post("/{model_name}/{version}/promote", response_model=ChangeOut, responses=_REFUSED)
 def promote(
-    request: Request,
-    db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
+    registry: Registry,
+    signer: SignerDep,
+    key: Operator,
     model_name: ModelName,
     version: Annotated[str, Path(description="Model version.", examples=["4"])],
     body: PromoteIn,
 ) -> ChangeOut:
     """Make a released version production and direct gateways to it with new signed director documents."""
-    _check_override(key, body.override)
-    rollout = _rollout(request)
-    registry = MLModelRegistry(db)
-    return _change(
-        lambda: registry.promote_model_to_production(
-            model_name,
-            version,
-            body.device_type,
-            actor=key.actor,
-            reason=body.reason,
-            rollout=rollout,
-            override=body.override,
-        )
+    require_admin_to_override(key, body.override)
+    change = registry.promote_model_to_production(
+        model_name,
+        version,
+        body.device_type,
+        actor=key.actor,
+        reason=body.reason,
+        rollout=signer.releases(),
+        override=body.override,
     )
+    return _change_out(change)
 
 
 @router.post("/{model_name}/rollback", response_model=ChangeOut, responses=_REFUSED)
 def rollback(
-    request: Request,
-    db: Database,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
-    model_name: ModelName,
-    body: RollbackIn,
+    registry: Registry, signer: SignerDep, key: Operator, model_name: ModelName, body: RollbackIn
 ) -> ChangeOut:
     """Put an older release back in production: a new director document with a higher sequence names it.
 
     A version that failed evaluation comes back only with an admin's override, as for a promotion."""
-    _check_override(key, body.override)
-    rollout = _rollout(request)
-    registry = MLModelRegistry(db)
-    return _change(
-        lambda: registry.rollback_model(
-            model_name,
-            body.to_version,
-            body.device_type,
-            actor=key.actor,
-            reason=body.reason,
-            rollout=rollout,
-            override=body.override,
-        )
+    require_admin_to_override(key, body.override)
+    change = registry.rollback_model(
+        model_name,
+        body.to_version,
+        body.device_type,
+        actor=key.actor,
+        reason=body.reason,
+        rollout=signer.releases(),
+        override=body.override,
     )
+    return _change_out(change)
 
 
 @router.get(
@@ -293,13 +236,9 @@ def rollback(
     response_model=list[HistoryEntryOut],
     dependencies=[Depends(require_role(Role.VIEWER))],
 )
-def history(db: Database, model_name: ModelName, device_type: DeviceType = None) -> list[HistoryEntryOut]:
+def history(registry: Registry, model_name: ModelName, device_type: DeviceType = None) -> list[HistoryEntryOut]:
     """Every promotion and rollback of the model, newest first (one device type's when given)."""
-    registry = MLModelRegistry(db)
-    try:
-        registry.list_versions(model_name)
-    except UnknownModel as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    registry.list_versions(model_name)  # an unknown model is 404, not an empty history
     return [HistoryEntryOut.of(row) for row in registry.history(model_name, device_type)]
 
 
@@ -308,12 +247,11 @@ def history(db: Database, model_name: ModelName, device_type: DeviceType = None)
     response_model=ActiveModelOut,
     dependencies=[Depends(require_role(Role.VIEWER))],
 )
-def active(request: Request, db: Database, model_name: ModelName, device_type: DeviceType = None) -> ActiveModelOut:
+def active(registry: Registry, config: Config, model_name: ModelName, device_type: DeviceType = None) -> ActiveModelOut:
     """The production version for the device type, falling back to the general one, with its lineage."""
-    row = MLModelRegistry(db).get_active_model(model_name, device_type)
+    row = registry.get_active_model(model_name, device_type)
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{model_name!r} has no production version")
-    config: CloudConfig = request.app.state.config
+        raise NotFound(f"{model_name!r} has no production version")
     return ActiveModelOut(
         model_name=row["model_name"],
         model_version=row["model_version"],

@@ -5,17 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Operator, Retraining, Viewer
 from cloud.api.errors import error_responses
-from cloud.api.keys import ApiKey
 from cloud.api.params import MAX_DURATION_S, MAX_SAFE_INT, Flag, Integer, Number
-from cloud.api.roles import Role
-from cloud.retraining.policy import AfterGate, ExperimentMode, InvalidPolicy, RetrainingPolicy
-from cloud.retraining.service import RetrainingService
+from cloud.retraining.policy import AfterGate, ExperimentMode, RetrainingPolicy
 from shared.messages import PredictionType
 
 router = APIRouter(prefix="/api/retraining", tags=["retraining"], responses=error_responses(401, 403))
@@ -98,48 +94,34 @@ class DecisionOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [_DECISION_EXAMPLE]})
 
 
-def _service(request: Request, db: Database) -> RetrainingService:
-    return RetrainingService(db, request.app.state.config)
-
-
-Service = Annotated[RetrainingService, Depends(_service)]
-
-
 @router.get("/policies/{model_name}", response_model=PolicyOut)
-def get_policy(
-    service: Service, key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))], model_name: ModelName
-) -> PolicyOut:
+def get_policy(service: Retraining, key: Viewer, model_name: ModelName) -> PolicyOut:
     """The model's retraining policy (the defaults, disabled, until an operator sets one)."""
     return PolicyOut(model_name=model_name.value, policy=asdict(service.policies.get(model_name.value)))
 
 
 @router.patch("/policies/{model_name}", response_model=PolicyOut, responses=error_responses(400))
 def change_policy(
-    service: Service,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
+    service: Retraining,
+    key: Operator,
     model_name: ModelName,
     body: PolicyChange,
 ) -> PolicyOut:
     """Change settings of the model's policy (e.g. enable it); the others keep their values."""
-    try:
-        policy = service.set_policy(model_name.value, body.model_dump(exclude_unset=True), actor=key.actor)
-    except InvalidPolicy as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
+    policy = service.set_policy(model_name.value, body.model_dump(exclude_unset=True), actor=key.actor)
     return PolicyOut(model_name=model_name.value, policy=asdict(policy))
 
 
 @router.post("/{model_name}/check", response_model=DecisionOut, status_code=status.HTTP_201_CREATED)
-def check(
-    service: Service, key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))], model_name: ModelName
-) -> DecisionOut:
+def check(service: Retraining, key: Operator, model_name: ModelName) -> DecisionOut:
     """Look at drift and feedback now; queue a training run if a trigger fires and the guards allow it."""
     return DecisionOut(**service.check(model_name.value, actor=key.actor))
 
 
 @router.get("/decisions", response_model=list[DecisionOut])
 def decisions(
-    service: Service,
-    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    service: Retraining,
+    key: Viewer,
     model_name: Annotated[PredictionType | None, Query(examples=["component_failure"])] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DecisionOut]:

@@ -1,7 +1,7 @@
 """Staged rollouts (``cloud.rollouts``): start one, advance it, halt, resume, roll back or cancel it; read them.
 
-Starting, advancing and rolling back sign director documents with the key passphrase the API process holds
-in ``IOTSPHERE_KEY_PASSPHRASE`` (503 without it). ``advance`` takes the decision the stage in flight calls for
+Starting, advancing and rolling back sign director documents (``cloud.api.deps.SigningRollouts``: 503 without
+the key passphrase). ``advance`` takes the decision the stage in flight calls for
 now, so operators and tests need not wait for the rollout worker's timer.
 """
 
@@ -10,25 +10,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-import sqlite_utils
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Database, Operator, Rollouts, SigningRollouts, require_role
 from cloud.api.errors import error_responses
-from cloud.api.keys import ApiKey
 from cloud.api.params import MAX_DURATION_S, MAX_SAFE_INT, Number
 from cloud.api.roles import Role
-from cloud.config import PASSPHRASE_ENV, key_passphrase
-from cloud.registry import UnknownModel
-from cloud.releases.director import DirectingFailed, DirectorError
-from cloud.releases.keystore import KeystoreError
-from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.rollouts import store
-from cloud.rollouts.engine import RolloutRefused, StagedRollouts
-from cloud.rollouts.plan import DEFAULT_CANARY_FAILURE_SHARE, DEFAULT_FAILURE_SHARE, PlanError, RolloutPlan
-from cloud.rollouts.store import RolloutStatus, UnknownRollout
+from cloud.rollouts.engine import StagedRollouts
+from cloud.rollouts.plan import DEFAULT_CANARY_FAILURE_SHARE, DEFAULT_FAILURE_SHARE, RolloutPlan
+from cloud.rollouts.store import RolloutStatus
 from cloud.rollouts.view import rollout_view
 
 router = APIRouter(prefix="/api/rollouts", tags=["rollouts"], responses=error_responses(401, 403, 404, 503))
@@ -213,48 +205,24 @@ class ReasonIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "holiday change freeze"}]})
 
 
-def _rollouts(request: Request, db: sqlite_utils.Database, signing: bool = True) -> StagedRollouts:
-    passphrase = key_passphrase()
-    if signing and not passphrase:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the API cannot sign director documents: set {PASSPHRASE_ENV}"
-        )
-    return StagedRollouts(request.app.state.config, db, passphrase)
-
-
-def _out(rollouts: StagedRollouts, run) -> RolloutOut:
-    """Run an action, turning refusals into HTTP errors, and return the rollout as it stands after."""
-    try:
-        record = run()
-    except (UnknownRollout, UnknownModel) as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc.args[0])) from exc
-    except (RolloutRefused, PlanError, DirectorError, ImageRepositoryError) as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    except (KeystoreError, DirectingFailed) as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+def _out(rollouts: StagedRollouts, record: store.RolloutRecord) -> RolloutOut:
     return RolloutOut(**rollout_view(rollouts, record))
 
 
 @router.post("", response_model=RolloutOut, status_code=status.HTTP_201_CREATED, responses=_REFUSED)
-def start(
-    request: Request, db: Database, key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))], body: StartIn
-) -> RolloutOut:
+def start(rollouts: SigningRollouts, key: Operator, body: StartIn) -> RolloutOut:
     """Start a staged rollout of a released version and direct its canary now."""
-    rollouts = _rollouts(request, db)
-
-    def run():
-        deadline = {"stage_deadline": timedelta(seconds=body.stage_deadline_s)} if body.stage_deadline_s else {}
-        plan = RolloutPlan(tuple(body.percentages), body.canary_max_failure_share, body.max_failure_share, **deadline)
-        return rollouts.start(
-            body.model_name, body.version, body.device_type, actor=key.actor, reason=body.reason, plan=plan
-        )
-
-    return _out(rollouts, run)
+    deadline = {"stage_deadline": timedelta(seconds=body.stage_deadline_s)} if body.stage_deadline_s else {}
+    plan = RolloutPlan(tuple(body.percentages), body.canary_max_failure_share, body.max_failure_share, **deadline)
+    record = rollouts.start(
+        body.model_name, body.version, body.device_type, actor=key.actor, reason=body.reason, plan=plan
+    )
+    return _out(rollouts, record)
 
 
 @router.get("", response_model=list[RolloutOut], dependencies=[Depends(require_role(Role.VIEWER))])
 def list_all(
-    request: Request,
+    rollouts: Rollouts,
     db: Database,
     status_: Annotated[
         RolloutStatus | None, Query(alias="status", description="Only this status.", examples=["running"])
@@ -262,24 +230,19 @@ def list_all(
     model: Annotated[str | None, Query(description="Only this model name.", examples=["component_failure"])] = None,
 ) -> list[RolloutOut]:
     """Rollouts, newest first."""
-    rollouts = _rollouts(request, db, signing=False)
-    return [RolloutOut(**rollout_view(rollouts, store.load(db, i))) for i in store.list_ids(db, status_, model)]
+    return [_out(rollouts, store.load(db, i)) for i in store.list_ids(db, status_, model)]
 
 
 @router.get("/{rollout_id}", response_model=RolloutOut, dependencies=[Depends(require_role(Role.VIEWER))])
-def get(request: Request, db: Database, rollout_id: RolloutId) -> RolloutOut:
+def get(rollouts: Rollouts, db: Database, rollout_id: RolloutId) -> RolloutOut:
     """One rollout: its stages with each gateway's live standing, and every decision with its reason."""
-    rollouts = _rollouts(request, db, signing=False)
-    return _out(rollouts, lambda: store.load(db, rollout_id))
+    return _out(rollouts, store.load(db, rollout_id))
 
 
 @router.post("/{rollout_id}/advance", response_model=RolloutOut, responses=_REFUSED)
-def advance(
-    request: Request, db: Database, key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))], rollout_id: RolloutId
-) -> RolloutOut:
+def advance(rollouts: SigningRollouts, key: Operator, rollout_id: RolloutId) -> RolloutOut:
     """Judge the stage in flight now: start the next stage, complete, halt and roll back, or wait."""
-    rollouts = _rollouts(request, db)
-    return _out(rollouts, lambda: rollouts.advance(rollout_id, actor=key.actor))
+    return _out(rollouts, rollouts.advance(rollout_id, actor=key.actor))
 
 
 _OPERATOR_ACTIONS = {
@@ -304,16 +267,10 @@ _OPERATOR_ACTIONS = {
 
 
 def _operator_action(method: str, signing: bool):
-    def act(
-        request: Request,
-        db: Database,
-        key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
-        rollout_id: RolloutId,
-        body: ReasonIn,
-    ) -> RolloutOut:
-        rollouts = _rollouts(request, db, signing)
-        return _out(rollouts, lambda: getattr(rollouts, method)(rollout_id, actor=key.actor, reason=body.reason))
+    def act(rollouts: StagedRollouts, key: Operator, rollout_id: RolloutId, body: ReasonIn) -> RolloutOut:
+        return _out(rollouts, getattr(rollouts, method)(rollout_id, actor=key.actor, reason=body.reason))
 
+    act.__annotations__["rollouts"] = SigningRollouts if signing else Rollouts  # what FastAPI injects
     return act
 
 

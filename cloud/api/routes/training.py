@@ -8,20 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.auth import require_role
-from cloud.api.database import Database
+from cloud.api.deps import Operator, Pipeline, Viewer
 from cloud.api.errors import error_responses
-from cloud.api.keys import ApiKey
 from cloud.api.params import MAX_SAFE_INT, Flag, Integer, IsoDatetime, Number
-from cloud.api.roles import Role
-from cloud.feature_store import UnknownDataset
-from cloud.pipeline.runs import RunRefused, RunStatus, TrainingRun, UnknownRun
-from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS, InvalidSchedule, Schedule, UnknownSchedule
-from cloud.pipeline.training import DEFAULT_HOLDOUT_FRACTION, DEFAULT_MARGIN, ModelTrainingPipeline, PipelineError
-from cloud.registry import UnknownModel
+from cloud.api.responses import domain_response
+from cloud.pipeline.runs import RunStatus, TrainingRun
+from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS, Schedule
+from cloud.pipeline.training import DEFAULT_HOLDOUT_FRACTION, DEFAULT_MARGIN
 
 router = APIRouter(prefix="/api/training", tags=["training"], responses=error_responses(401, 403))
 _BAD = error_responses(400)
@@ -83,30 +79,9 @@ class TriggerIn(BaseModel):
     )
 
 
-class RunOut(BaseModel):
-    run_id: str
-    model_name: str
-    status: RunStatus
-    requested_by: str
-    requested_at: str
-    start_date: str
-    end_date: str
-    options: dict[str, Any]
-    schedule_id: int | None
-    started_at: str | None
-    finished_at: str | None
-    stage: str | None
-    progress: float
-    dataset_id: str | None
-    model_version: str | None
-    result: dict[str, Any] | None
-    error: str | None
-
-    model_config = ConfigDict(json_schema_extra={"examples": [_RUN_EXAMPLE]})
-
-    @classmethod
-    def of(cls, run: TrainingRun) -> RunOut:
-        return cls(**run.__dict__)
+@domain_response(_RUN_EXAMPLE)
+class RunOut(TrainingRun):
+    """A training run as the pipeline keeps it: status, progress, the dataset and version it made, or its error."""
 
 
 class LogLineOut(BaseModel):
@@ -116,6 +91,7 @@ class LogLineOut(BaseModel):
 
 
 class RunDetailOut(RunOut):
+    #: log lines, oldest first
     logs: list[LogLineOut]
 
     model_config = ConfigDict(
@@ -144,44 +120,24 @@ class ScheduleIn(BaseModel):
     )
 
 
-class ScheduleOut(BaseModel):
-    schedule_id: int
-    model_name: str
-    schedule: str
-    cron: str
-    window_days: int
-    options: dict[str, Any]
-    created_by: str
-    created_at: str
-    next_run_at: str
-    last_run_at: str | None
-    last_run_id: str | None
-    enabled: bool
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "schedule_id": 1,
-                    "model_name": "component_failure",
-                    "schedule": "weekly",
-                    "cron": "@weekly",
-                    "window_days": 90,
-                    "options": {"margin": 0.01},
-                    "created_by": "key:2e9d01debaa0",
-                    "created_at": "2026-01-20T10:00:00.000000Z",
-                    "next_run_at": "2026-02-01T00:00:00.000000Z",
-                    "last_run_at": "2026-01-25T00:00:00.000000Z",
-                    "last_run_id": "4f1c2a9b7d3e5f60",
-                    "enabled": True,
-                }
-            ]
-        }
-    )
-
-    @classmethod
-    def of(cls, schedule: Schedule) -> ScheduleOut:
-        return cls(**schedule.__dict__)
+@domain_response(
+    {
+        "schedule_id": 1,
+        "model_name": "component_failure",
+        "schedule": "weekly",
+        "cron": "@weekly",
+        "window_days": 90,
+        "options": {"margin": 0.01},
+        "created_by": "key:2e9d01debaa0",
+        "created_at": "2026-01-20T10:00:00.000000Z",
+        "next_run_at": "2026-02-01T00:00:00.000000Z",
+        "last_run_at": "2026-01-25T00:00:00.000000Z",
+        "last_run_id": "4f1c2a9b7d3e5f60",
+        "enabled": True,
+    }
+)
+class ScheduleOut(Schedule):
+    """A stored schedule: when it fires next and which run it queued last."""
 
 
 class EvaluateIn(BaseModel):
@@ -225,109 +181,80 @@ class EvaluationOut(BaseModel):
     )
 
 
-def _pipeline(request: Request, db: Database) -> ModelTrainingPipeline:
-    return ModelTrainingPipeline(db, request.app.state.config)
-
-
-Pipeline = Annotated[ModelTrainingPipeline, Depends(_pipeline)]
-
-
-def _refusals(run):
-    """Turn the pipeline's refusals into HTTP errors."""
-    try:
-        return run()
-    except (UnknownRun, UnknownSchedule, UnknownModel, UnknownDataset) as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc.args[0])) from exc
-    except RunRefused as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    except (PipelineError, InvalidSchedule, ValueError) as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
-
-
 @router.post("/runs", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut, responses=_BAD)
-def trigger_run(
-    pipeline: Pipeline, key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))], body: TriggerIn
-) -> RunOut:
+def trigger_run(pipeline: Pipeline, key: Operator, body: TriggerIn) -> TrainingRun:
     """Queue a training run; the training worker executes it. Poll ``GET /api/training/runs/{run_id}``."""
-    run = _refusals(
-        lambda: pipeline.trigger_model_training(
-            body.model_name,
-            body.training_data_start_date,
-            body.training_data_end_date,
-            options=body.options.model_dump(),
-            actor=key.actor,
-        )
+    return pipeline.trigger_model_training(
+        body.model_name,
+        body.training_data_start_date,
+        body.training_data_end_date,
+        options=body.options.model_dump(),
+        actor=key.actor,
     )
-    return RunOut.of(run)
 
 
 @router.get("/runs", response_model=list[RunOut])
 def list_runs(
     pipeline: Pipeline,
-    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    key: Viewer,
     model_name: Annotated[str | None, Query(examples=["component_failure"])] = None,
     run_status: Annotated[RunStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> list[RunOut]:
+) -> list[TrainingRun]:
     """Training runs, newest first."""
-    return [RunOut.of(run) for run in pipeline.runs.list(model_name, run_status, limit)]
+    return pipeline.runs.list(model_name, run_status, limit)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetailOut, responses=_MISSING)
 def get_run(
     pipeline: Pipeline,
-    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    key: Viewer,
     run_id: Annotated[str, Path(examples=["4f1c2a9b7d3e5f60"])],
     after_log_id: Annotated[
         int, Query(ge=0, le=MAX_SAFE_INT, description="Only log lines after this id (for polling).")
     ] = 0,
 ) -> RunDetailOut:
     """A run with its status, progress, result or error, and its log."""
-    run = _refusals(lambda: pipeline.runs.get(run_id))
+    run = pipeline.runs.get(run_id)
     logs = pipeline.runs.logs(run_id, after_log_id)
-    return RunDetailOut(**run.__dict__, logs=[LogLineOut(**line) for line in logs])
+    return RunDetailOut(**RunOut.model_validate(run).model_dump(), logs=[LogLineOut(**line) for line in logs])
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut, responses={**_MISSING, **error_responses(409)})
 def cancel_run(
     pipeline: Pipeline,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
+    key: Operator,
     run_id: Annotated[str, Path(examples=["4f1c2a9b7d3e5f60"])],
-) -> RunOut:
+) -> TrainingRun:
     """Cancel a queued run (a running one finishes or fails on its own: stopping it half-way would leave half)."""
-    return RunOut.of(_refusals(lambda: pipeline.cancel_run(run_id, actor=key.actor)))
+    return pipeline.cancel_run(run_id, actor=key.actor)
 
 
 @router.post("/schedules", status_code=status.HTTP_201_CREATED, response_model=ScheduleOut, responses=_BAD)
-def create_schedule(
-    pipeline: Pipeline, key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))], body: ScheduleIn
-) -> ScheduleOut:
+def create_schedule(pipeline: Pipeline, key: Operator, body: ScheduleIn) -> Schedule:
     """Train a model regularly; the schedule is stored and survives restarts of the server."""
-    schedule = _refusals(
-        lambda: pipeline.schedule_regular_training(
-            body.model_name, body.schedule, body.window_days, body.options.model_dump(), actor=key.actor
-        )
+    return pipeline.schedule_regular_training(
+        body.model_name, body.schedule, body.window_days, body.options.model_dump(), actor=key.actor
     )
-    return ScheduleOut.of(schedule)
 
 
 @router.get("/schedules", response_model=list[ScheduleOut])
 def list_schedules(
     pipeline: Pipeline,
-    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    key: Viewer,
     model_name: Annotated[str | None, Query(examples=["component_failure"])] = None,
-) -> list[ScheduleOut]:
-    return [ScheduleOut.of(schedule) for schedule in pipeline.schedules.list(model_name)]
+) -> list[Schedule]:
+    return pipeline.schedules.list(model_name)
 
 
 @router.delete("/schedules/{schedule_id}", response_model=ScheduleOut, responses=_MISSING)
 def delete_schedule(
     pipeline: Pipeline,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
+    key: Operator,
     schedule_id: Annotated[int, Path(ge=1, le=MAX_SAFE_INT, examples=[1])],
-) -> ScheduleOut:
+) -> Schedule:
     """Stop a schedule; runs it already queued stay queued."""
-    return ScheduleOut.of(_refusals(lambda: pipeline.unschedule(schedule_id, actor=key.actor)))
+    return pipeline.unschedule(schedule_id, actor=key.actor)
 
 
 @router.post(
@@ -338,22 +265,20 @@ def delete_schedule(
 )
 def evaluate_version(
     pipeline: Pipeline,
-    key: Annotated[ApiKey, Depends(require_role(Role.OPERATOR))],
+    key: Operator,
     model_name: Annotated[str, Path(examples=["component_failure"])],
     model_version: Annotated[str, Path(examples=["4"])],
     body: EvaluateIn,
 ) -> EvaluationOut:
     """Score a registered version on a stored test dataset or on a time-based holdout, and keep the result."""
-    result = _refusals(
-        lambda: pipeline.evaluate_model_performance(model_name, model_version, body.test_dataset_id, actor=key.actor)
-    )
+    result = pipeline.evaluate_model_performance(model_name, model_version, body.test_dataset_id, actor=key.actor)
     return EvaluationOut(**result)
 
 
 @router.get("/evaluations/{model_name}", response_model=list[EvaluationOut])
 def list_evaluations(
     pipeline: Pipeline,
-    key: Annotated[ApiKey, Depends(require_role(Role.VIEWER))],
+    key: Viewer,
     model_name: Annotated[str, Path(examples=["component_failure"])],
     model_version: Annotated[str | None, Query(examples=["4"])] = None,
 ) -> list[EvaluationOut]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path as FsPath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import FileResponse
 
-from cloud.api.auth import require_role
+from cloud.api.deps import Config, require_role
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
+from cloud.errors import NotFound
 
 router = APIRouter(
     prefix="/tuf",
@@ -34,7 +35,7 @@ _TARGET_RESPONSE = {200: {"content": {"application/octet-stream": {}}, "descript
 
 def _inside(folder: FsPath, relative: str) -> FsPath:
     """The file ``relative`` names under ``folder``, or 404."""
-    missing = HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no such TUF file {relative!r}")
+    missing = NotFound(f"no such TUF file {relative!r}")
     segments = relative.split("/")
     if any(not s or s.startswith(".") or "\\" in s or "\x00" in s for s in segments):
         raise missing  # before the file system sees it: a NUL byte makes every os call raise ValueError
@@ -51,19 +52,17 @@ def _inside(folder: FsPath, relative: str) -> FsPath:
 @router.get("/metadata/{filename}", response_class=FileResponse, responses=_METADATA_RESPONSE)
 def tuf_metadata(
     filename: Annotated[str, Path(description="A TUF metadata file.", examples=["timestamp.json", "2.root.json"])],
-    request: Request,
+    config: Config,
 ) -> FileResponse:
     """TUF role metadata (root, timestamp, snapshot, targets); never cached, as freshness is TUF's point."""
-    path = _inside(request.app.state.config.tuf_dir / "metadata", filename)
+    path = _inside(config.tuf_dir / "metadata", filename)
     return FileResponse(path, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/targets/{path:path}", response_class=FileResponse, responses=_TARGET_RESPONSE)
 def tuf_target(
     path: Annotated[str, Path(description="A TUF target path, hash-prefixed.", examples=[_TARGET_EXAMPLE])],
-    request: Request,
+    config: Config,
 ) -> FileResponse:
     """A TUF target: an ONNX model, a release file, or the director keys."""
-    return FileResponse(
-        _inside(request.app.state.config.tuf_dir / "targets", path), media_type="application/octet-stream"
-    )
+    return FileResponse(_inside(config.tuf_dir / "targets", path), media_type="application/octet-stream")
