@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from cloud.api.auth import public
+from cloud.api.deps import Config
 from cloud.storage import connect
 
 router = APIRouter(tags=["health"], dependencies=[Depends(public)])
@@ -29,10 +30,10 @@ class Health(BaseModel):
     response_model=Health,
     responses={503: {"model": Health, "description": "The database cannot be read."}},
 )
-def health(request: Request, response: Response) -> Health:
+def health(config: Config, response: Response) -> Health:
     """Liveness and database readability, for load balancers and `make demo`; 503 when the database fails."""
     try:
-        db = connect(request.app.state.config.database_path)
+        db = connect(config.database_path)
         try:
             schema_version = db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
         finally:
