@@ -18,11 +18,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cloud.errors import Invalid, IoTSphereError, NotFound, Refused, Unavailable
+from shared.settings import SettingsError
 
 #: the status each kind of error answers with. Refused is 409 (the request conflicts with the current state: the
 #: same request may pass later, or after another change), Invalid 400 (the request names things that cannot go
-#: together; FastAPI's 422 stays for requests that do not match their schema), Unavailable 503.
-STATUS = {NotFound: 404, Refused: 409, Invalid: 400, Unavailable: 503}
+#: together; FastAPI's 422 stays for requests that do not match their schema), Unavailable 503. An environment
+#: variable of the API process that does not fit its setting (``shared.settings``, read when a request needs it)
+#: is the server's misconfiguration, not the caller's mistake: 503 too, naming the variable.
+STATUS = {NotFound: 404, Refused: 409, Invalid: 400, Unavailable: 503, SettingsError: 503}
 
 
 class ErrorBody(BaseModel):
@@ -49,7 +52,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def status_of(exc: Exception) -> int:
-    """The status ``exc`` answers with: its kind's in ``STATUS``; a bare ``ValueError`` is Invalid (400)."""
+    """The status ``exc`` answers with: its kind's in ``STATUS``; any other ``ValueError`` is Invalid (400)."""
     return next((code for kind, code in STATUS.items() if isinstance(exc, kind)), STATUS[Invalid])
 
 

@@ -155,3 +155,14 @@ def test_the_cli_leaves_other_errors_alone() -> None:
         raise KeyError("a bug")
 
     assert isinstance(CliRunner().invoke(group, ["crash"]).exception, KeyError)
+
+
+def test_a_misconfigured_environment_is_the_servers_503_naming_the_variable(
+    db, http: httpx.Client, monkeypatch
+) -> None:
+    viewer = auth(key_per_role(db)[Role.VIEWER])
+    monkeypatch.setenv("IOTSPHERE_DEPLOYMENT_DEADLINE_S", "soon")  # read when the request needs the default deadline
+
+    response = http.get("/api/deployments", headers=viewer)
+
+    assert response.status_code == 503 and "IOTSPHERE_DEPLOYMENT_DEADLINE_S" in response.json()["detail"]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloud.api.deps import Operator, Retraining, Viewer
 from cloud.api.errors import error_responses
 from cloud.api.params import MAX_DURATION_S, MAX_SAFE_INT, Flag, Integer, Number
+from cloud.api.responses import domain_response
 from cloud.retraining.policy import AfterGate, ExperimentMode, RetrainingPolicy
 from shared.messages import PredictionType
 
@@ -37,9 +38,14 @@ _DECISION_EXAMPLE = {
 }
 
 
+@domain_response(_POLICY_EXAMPLE)
+class RetrainingPolicyOut(RetrainingPolicy):
+    """When the worker looks, what triggers a run, the guards, and what follows a run that passes the gate."""
+
+
 class PolicyOut(BaseModel):
     model_name: str
-    policy: dict[str, Any]
+    policy: RetrainingPolicyOut
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"model_name": "component_failure", "policy": _POLICY_EXAMPLE}]}
@@ -97,7 +103,7 @@ class DecisionOut(BaseModel):
 @router.get("/policies/{model_name}", response_model=PolicyOut)
 def get_policy(service: Retraining, key: Viewer, model_name: ModelName) -> PolicyOut:
     """The model's retraining policy (the defaults, disabled, until an operator sets one)."""
-    return PolicyOut(model_name=model_name.value, policy=asdict(service.policies.get(model_name.value)))
+    return PolicyOut(model_name=model_name.value, policy=service.policies.get(model_name.value))
 
 
 @router.patch("/policies/{model_name}", response_model=PolicyOut, responses=error_responses(400))
@@ -109,7 +115,7 @@ def change_policy(
 ) -> PolicyOut:
     """Change settings of the model's policy (e.g. enable it); the others keep their values."""
     policy = service.set_policy(model_name.value, body.model_dump(exclude_unset=True), actor=key.actor)
-    return PolicyOut(model_name=model_name.value, policy=asdict(policy))
+    return PolicyOut(model_name=model_name.value, policy=policy)
 
 
 @router.post("/{model_name}/check", response_model=DecisionOut, status_code=status.HTTP_201_CREATED)
