@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 import sqlite_utils
 
 from cloud.config import CloudConfig
-from cloud.storage import open_database
+from cloud.storage import iso, open_database, utc_time
+from cloud.stored_times import TimeSpan
 
 data_dir_option = click.option(
     "--data-dir",
@@ -56,3 +58,75 @@ def cloud_database(data_dir: Path | None) -> Iterator[sqlite_utils.Database]:
         yield db
     finally:
         db.conn.close()
+
+
+class UtcDateTime(click.ParamType):
+    """ISO-8601 date or time; one without an offset is taken as UTC."""
+
+    name = "ISO-8601"
+
+    def convert(self, value, param, ctx) -> datetime:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            return utc_time(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+UTC_DATETIME = UtcDateTime()
+
+NOW, DATA = "now", "data"
+
+
+class AsOf(UtcDateTime):
+    """``now``, ``data`` or an ISO-8601 time: where a window relative to "now" ends."""
+
+    name = "now|data|ISO-8601"
+
+    def convert(self, value, param, ctx) -> datetime | str:
+        if isinstance(value, str) and value.strip().lower() in (NOW, DATA):
+            return value.strip().lower()
+        return super().convert(value, param, ctx)
+
+
+def as_of_option(stored: str):
+    """``--as-of``: the "now" a command's window ends at; ``data`` is just after the newest stored ``stored``."""
+    return click.option(
+        "--as-of",
+        "as_of",
+        type=AsOf(),
+        default=NOW,
+        show_default=True,
+        help=f"When 'now' is: now, data (just after the newest stored {stored}: simulated history and `sim run` "
+        "run ahead of the clock) or an ISO-8601 time.",
+    )
+
+
+def resolve_as_of(as_of: datetime | str, span: TimeSpan | None, stored: str) -> datetime:
+    """The time ``--as-of`` names; ``data`` needs ``span``, the stored data's (``cloud.stored_times``)."""
+    if as_of == NOW:
+        return datetime.now(UTC)
+    if as_of == DATA:
+        if span is None:
+            raise click.ClickException(f"--as-of data: no {stored} is stored yet")
+        return span.last + timedelta(microseconds=1)  # windows end before their end: the newest row included
+    return as_of
+
+
+def note_data_elsewhere(span: TimeSpan | None, stored: str, end: datetime, start: datetime | None = None) -> None:
+    """For a window (``start`` None: all before ``end``) that found no ``stored``: say on stderr where the stored
+    ``stored`` lies if it lies wholly after or before the window, and how to look there."""
+    if span is None:
+        return
+    if span.first >= end:
+        where = "after"
+    elif start is not None and span.last < start:
+        where = "before"
+    else:
+        return
+    click.echo(
+        f"note: no {stored} in this window, but the stored {stored} ({iso(span.first)} to {iso(span.last)}) lie "
+        f"{where} it: --as-of data looks there",
+        err=True,
+    )

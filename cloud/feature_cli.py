@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
-from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_options import (
+    UTC_DATETIME,
+    as_of_option,
+    config_from_options,
+    data_dir_option,
+    note_data_elsewhere,
+    resolve_as_of,
+)
 from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.feature_store import FeatureStore, UnknownDevice
 from cloud.storage import open_database
+from cloud.stored_times import feature_span, where_features_are
 from shared.messages import PredictionType
 
-
-class UtcDateTime(click.ParamType):
-    """ISO-8601 date or time; one without an offset is taken as UTC."""
-
-    name = "ISO-8601"
-
-    def convert(self, value, param, ctx) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            self.fail(f"{value!r} is not an ISO-8601 date or time, e.g. 2026-01-31 or 2026-01-31T06:00:00Z", param, ctx)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-UTC_DATETIME = UtcDateTime()
 names_option = click.option(
     "--name", "names", multiple=True, help="A feature to include (repeat for several; default: all)."
 )
@@ -83,14 +74,19 @@ def get_command(
 
 @features.command("latest")
 @click.argument("device_id")
+@as_of_option("feature window")
 @json_option
 @data_dir_option
-def latest_command(device_id: str, as_json: bool, data_dir: Path | None) -> None:
-    """Each feature's newest value for a heater, the window it came from and how stale it is."""
+def latest_command(device_id: str, as_of: datetime | str, as_json: bool, data_dir: Path | None) -> None:
+    """Each feature's newest value for a heater at or before --as-of, the window it came from and how stale it is."""
+    store = _store(data_dir)
+    span = feature_span(store.db)
+    moment = resolve_as_of(as_of, span, "feature window")
     try:
-        latest = _store(data_dir).latest_features(device_id)
+        latest = store.latest_features(device_id, moment)
     except UnknownDevice as exc:
         raise click.ClickException(str(exc.args[0])) from exc
+    note_data_elsewhere(span, "feature windows", moment)
     if as_json:
         echo_json(latest)
         return
@@ -98,7 +94,7 @@ def latest_command(device_id: str, as_json: bool, data_dir: Path | None) -> None
     echo_table(
         ["FEATURE", "VALUE", "WINDOW_END", "AGE"],
         [
-            (name, "never reported", None, None)
+            (name, "none by then", None, None)
             if found is None
             else (name, f"{found.value:g}", found.window_end, f"{timedelta(seconds=round(found.age_seconds))}")
             for name, found in latest.values.items()
@@ -134,8 +130,9 @@ def dataset_command(
     data_dir: Path | None,
 ) -> None:
     """Build a point-in-time labelled training dataset and record it; print its id, row count, hash and query."""
+    store = _store(data_dir)
     try:
-        dataset = _store(data_dir).get_training_dataset(
+        dataset = store.get_training_dataset(
             list(names) or None,
             start,
             end,
@@ -161,7 +158,6 @@ def dataset_command(
         kind = f" of device type {device_type}" if device_type else ""
         click.echo(
             f"warning: 0 rows: no heater{kind} has a feature window ending in [{start.isoformat()}, "
-            f"{end.isoformat()}); simulated history lies where --start/--days put it (see `iotsphere predictions "
-            "list` or `iotsphere features get DEVICE` for when heaters reported)",
+            f"{end.isoformat()}); {where_features_are(store.db)}",
             err=True,
         )

@@ -10,11 +10,12 @@ from pathlib import Path
 import click
 import sqlite_utils
 
-from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_options import as_of_option, config_from_options, data_dir_option, note_data_elsewhere, resolve_as_of
 from cloud.cli_output import echo_json
 from cloud.monitoring.performance import GROUP_DIMENSIONS, InvalidMetrics, ModelPerformanceMonitor, UnknownModelName
 from cloud.monitoring.report import generate_performance_report, render_html, resolve_period
-from cloud.storage import open_database
+from cloud.storage import from_iso, open_database
+from cloud.stored_times import prediction_span
 
 period_option = click.option(
     "--period",
@@ -59,6 +60,7 @@ def monitor() -> None:
     help="Split by these (repeat; default: all three).",
 )
 @click.option("--store", is_flag=True, help="Also store every figure as metric points (the dashboard's series).")
+@as_of_option("prediction")
 @data_dir_option
 def metrics_command(
     model_name: str,
@@ -68,18 +70,21 @@ def metrics_command(
     window: str | None,
     group_by: tuple[str, ...],
     store: bool,
+    as_of: datetime | str,
     data_dir: Path | None,
 ) -> None:
-    """Print MODEL_NAME's metrics per version × device type × arm × window, as JSON."""
+    """Print MODEL_NAME's metrics per version × device type × arm × window, as JSON (with the period used)."""
     if (start is None) != (end is None):
         raise click.ClickException("give --start and --end together, or neither (then --period applies)")
     with _database(data_dir) as db:
-        period_start, period_end, period_window = resolve_period(time_period)
+        span = prediction_span(db, model_name)
+        period_start, period_end, period_window = resolve_period(time_period, resolve_as_of(as_of, span, "prediction"))
         if start and end:
             period_start, period_end = _utc(start), _utc(end)
         result = ModelPerformanceMonitor(db).compute_metrics(
             model_name, period_start, period_end, window or period_window, group_by or GROUP_DIMENSIONS, store=store
         )
+    note_data_elsewhere(span, "predictions", period_end, period_start)
     echo_json(result)
 
 
@@ -92,11 +97,17 @@ def metrics_command(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a self-contained HTML report (charts included) to this file instead of printing JSON.",
 )
+@as_of_option("prediction")
 @data_dir_option
-def report_command(model_name: str | None, time_period: str, html_path: Path | None, data_dir: Path | None) -> None:
-    """The performance report: JSON on stdout, or one HTML file that opens with no network."""
+def report_command(
+    model_name: str | None, time_period: str, html_path: Path | None, as_of: datetime | str, data_dir: Path | None
+) -> None:
+    """The performance report over --period up to --as-of: JSON on stdout, or one HTML file that opens with no
+    network."""
     with _database(data_dir) as db:
-        report = generate_performance_report(db, model_name, time_period)
+        span = prediction_span(db, model_name)
+        report = generate_performance_report(db, model_name, time_period, now=resolve_as_of(as_of, span, "prediction"))
+    note_data_elsewhere(span, "predictions", from_iso(report["end"]), from_iso(report["start"]))
     if html_path is None:
         echo_json(report)
         return

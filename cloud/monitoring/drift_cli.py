@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
 
-from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_options import as_of_option, config_from_options, data_dir_option, note_data_elsewhere, resolve_as_of
 from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.monitoring import DEFAULT_DRIFT_DAYS
-from cloud.storage import open_database
+from cloud.storage import from_iso, open_database
+from cloud.stored_times import feature_span
 
 
 def _summary(result: dict) -> list[str]:
@@ -44,12 +46,19 @@ def drift() -> None:
 )
 @click.option("--device-type", default=None, help="Only this device type's heaters and predictions.")
 @click.option("--version", default=None, help="Version to check (default: production for the device type).")
+@as_of_option("feature window")
 @json_option
 @data_dir_option
 def check(
-    model_name: str, days: int, device_type: str | None, version: str | None, as_json: bool, data_dir: Path | None
+    model_name: str,
+    days: int,
+    device_type: str | None,
+    version: str | None,
+    as_of: datetime | str,
+    as_json: bool,
+    data_dir: Path | None,
 ) -> None:
-    """Check MODEL_NAME over the last --days and record the check in the drift history."""
+    """Check MODEL_NAME over the --days before --as-of and record the check in the drift history."""
     # loaded here, not at import: the statistics (scipy, scikit-learn, onnx) would make --help take seconds
     from cloud.monitoring.drift import detect_model_drift, record_check
     from cloud.monitoring.reference import NoReference
@@ -58,12 +67,15 @@ def check(
     config = config_from_options(data_dir)
     db = open_database(config.database_path)
     try:
-        result = detect_model_drift(db, model_name, days=days, device_type=device_type, version=version)
+        span = feature_span(db)
+        now = resolve_as_of(as_of, span, "feature window")
+        result = detect_model_drift(db, model_name, days=days, device_type=device_type, version=version, now=now)
         check_id = record_check(db, result, actor=config.actor)
     except (UnknownModel, NoReference, ValueError) as exc:
         raise click.ClickException(str(exc.args[0])) from exc
     finally:
         db.conn.close()
+    note_data_elsewhere(span, "feature windows", from_iso(result["window"]["end"]), from_iso(result["window"]["start"]))
     if as_json:
         echo_json(result)
         return

@@ -33,6 +33,7 @@ from cloud.pipeline.runs import RunStore, TrainingRun
 from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS, Schedule, ScheduleStore, fire_time
 from cloud.registry import MLModelRegistry
 from cloud.storage import iso, utc_time
+from cloud.stored_times import where_features_are
 from cloud.training.artifacts import write_artifacts
 from cloud.training.data import LabelledRows, rows_from_dataset, time_split
 from cloud.training.models import Evaluation, candidates_for, evaluate, train
@@ -384,6 +385,12 @@ class ModelTrainingPipeline:
             actor=run.requested_by,
         )
         dataset_id = dataset.record.dataset_id
+        if not dataset.record.row_count:
+            kind = f" of device type {options.device_type}" if options.device_type else ""
+            raise PipelineError(
+                f"no feature rows{kind} in {run.start_date} .. {iso(end)}: {where_features_are(self.db)}; "
+                "train on dates inside them"
+            )
         log(f"dataset {dataset_id}: {dataset.record.row_count:,} labelled rows, sha256 {dataset.record.content_hash}")
         rows = rows_from_dataset(dataset)
         train_rows, holdout, holdout_from = time_split(rows, options.holdout_fraction, horizon)

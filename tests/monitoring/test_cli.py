@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 
 from cloud.config import CloudConfig
+from cloud.storage import from_iso, iso
 from iotsphere.cli import main
 from tests.monitoring.conftest import Fleet
 
@@ -68,3 +70,29 @@ def test_errors_are_clear(failure_fleet: Fleet, config: CloudConfig, tmp_path: P
     assert half.exit_code == 1 and "--start and --end together" in half.output
     unwritable = _run(config, "report", "--html", str(tmp_path / "missing" / "report.html"))
     assert unwritable.exit_code == 1 and "cannot write" in unwritable.output
+
+
+def test_report_as_of_the_data_finds_predictions_a_window_ending_now_misses(failure_fleet: Fleet, config: CloudConfig):
+    """Simulated predictions lie away from the wall clock: last week up to now holds none of them, and the report
+    says where they are; ``--as-of data`` ends the week just after the newest one."""
+    newest = failure_fleet.db.execute("SELECT max(made_at) FROM predictions").fetchone()[0]
+
+    now = _run(config, "report", "--period", "last_week")
+    of_data = _run(config, "report", "--period", "last_week", "--as-of", "data")
+
+    assert now.exit_code == 0, now.output
+    assert json.loads(now.stdout)["models"] == []
+    assert "no predictions in this window, but the stored predictions" in now.stderr
+    assert f"to {newest}) lie before it: --as-of data looks there" in now.stderr
+    report = json.loads(of_data.stdout)
+    assert report["end"] == iso(from_iso(newest) + timedelta(microseconds=1)) and of_data.stderr == ""
+    assert [m["model_name"] for m in report["models"]] == ["component_failure"]
+
+
+def test_metrics_as_of_a_time_sets_the_period_end(failure_fleet: Fleet, config: CloudConfig):
+    printed = _run(config, "metrics", "component_failure", "--period", "last_day", "--as-of", "2026-03-02T00:00:00Z")
+
+    assert printed.exit_code == 0, printed.output
+    result = json.loads(printed.stdout)
+    assert (result["start"], result["end"]) == ("2026-03-01T00:00:00.000000Z", "2026-03-02T00:00:00.000000Z")
+    assert sum(cell["predictions"] for cell in result["cells"]) > 0
