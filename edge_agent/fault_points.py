@@ -22,8 +22,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
-
-from shared.settings import settings
+from functools import cache
 
 ENV_VAR = "IOTSPHERE_FAULT_POINT"
 STEPS = ("download", "verify", "write", "fsync", "rename", "activate")
@@ -39,15 +38,21 @@ def parse(value: str) -> tuple[str, int]:
     return step, int(nth or 1)
 
 
-#: read once at import: the armed step and hit, or None (always, outside crash tests)
-_ARMED: tuple[str, int] | None = parse(armed) if (armed := settings().fault_point) else None
 _hits: Counter[str] = Counter()
+
+
+@cache
+def _armed() -> tuple[str, int] | None:
+    """The armed step and hit, read once, at the first step reached; None always, outside crash tests."""
+    from shared.settings import settings  # pydantic-settings: not loaded for an agent's --help
+
+    return parse(armed) if (armed := settings().fault_point) else None
 
 
 def fault_point(step: str) -> None:
     """Kill this process here if the environment armed this step and this is its nth hit."""
-    if _ARMED is None:
+    if (armed := _armed()) is None:
         return
     _hits[step] += 1
-    if (step, _hits[step]) == _ARMED:
+    if (step, _hits[step]) == armed:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 import click
-import uvicorn
 
-from cloud.api.app import create_app
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
@@ -95,6 +93,10 @@ def serve_command(
 
     Ctrl-C (or SIGTERM) stops the server first, then the workers in reverse order of starting, and exits 0.
     """
+    import uvicorn  # here, not at import: the app and its server take seconds to load, --help none
+
+    from cloud.api.app import create_app
+
     config = config_from_options(data_dir, mqtt_url)
     server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_config=None))
     started: list[Worker] = []

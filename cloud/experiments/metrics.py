@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from cloud.training.usage_pattern import LABEL as USAGE_LABEL
+from cloud.training.usage_outputs import LABEL as USAGE_LABEL
 from shared.messages import Arm, OutcomeResult, PredictionType
 
 CHAMPION, CHALLENGER = Arm.CHAMPION.value, Arm.CHALLENGER.value

@@ -12,8 +12,15 @@ import sqlite_utils
 
 from cloud.cli_options import as_of_option, config_from_options, data_dir_option, note_data_elsewhere, resolve_as_of
 from cloud.cli_output import echo_json
-from cloud.monitoring.performance import GROUP_DIMENSIONS, InvalidMetrics, ModelPerformanceMonitor, UnknownModelName
-from cloud.monitoring.report import generate_performance_report, render_html, resolve_period
+from cloud.monitoring.performance import (
+    GROUP_DIMENSIONS,
+    InvalidMetrics,
+    ModelPerformanceMonitor,
+    UnknownModelName,
+    generate_performance_report,
+    resolve_period,
+)
+from cloud.monitoring.report import render_html
 from cloud.storage import from_iso, open_database
 from cloud.stored_times import prediction_span
 

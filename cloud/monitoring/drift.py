@@ -61,7 +61,7 @@ from cloud.monitoring.reference import (
 from cloud.registry import MLModelRegistry
 from cloud.storage import iso, utc_time
 from cloud.training.labels import CLASSES, NO_FAILURE
-from cloud.training.usage_pattern import LABEL as USAGE_LABEL
+from cloud.training.usage_outputs import LABEL as USAGE_LABEL
 from cloud.transactions import write_transaction
 from shared.features import FEATURES, PLAUSIBLE_TANK_C
 from shared.messages import OutcomeResult, PredictionType

@@ -27,19 +27,18 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import MAXYEAR, UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import sqlite_utils
-from scipy.stats import rankdata
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
 from cloud.errors import Invalid, NotFound
 from cloud.storage import from_iso, iso, utc_time
-from cloud.training.usage_pattern import LABEL as USAGE_LABEL
-from cloud.training.usage_pattern import OUTPUT as USAGE_OUTPUT
+from cloud.training.usage_outputs import LABEL as USAGE_LABEL
+from cloud.training.usage_outputs import OUTPUT as USAGE_OUTPUT
 from cloud.transactions import write_transaction
 from shared.messages import Arm, Component, OutcomeResult, PredictionType
 
@@ -206,6 +205,8 @@ def _classification(cells: _Cells, usable: np.ndarray, y: np.ndarray, proba: np.
     crosses cells. The tests check each against scikit-learn's ``precision_recall_fscore_support``,
     ``roc_auc_score``, ``brier_score_loss`` and ``calibration_curve``. None for a cell without rows.
     """
+    from scipy.stats import rankdata  # here, not at import: `monitor --help` should not load scipy
+
     of, y, p, alerted = cells.of_row[usable], y[usable], proba[usable], alerted[usable]
     confusion = cells.count(of * 4 + y * 2 + alerted, slots=4)  # slots: (y, alerted) = 00, 01, 10, 11
     tn, fp, fn, tp = confusion.T
@@ -701,9 +702,8 @@ class ModelPerformanceMonitor:
         return detect_model_drift(self.db, model_name, **options)
 
     def generate_performance_report(self, model_name: str | None = None, time_period: str = "last_month") -> dict:
-        """The JSON report (``cloud.monitoring.report``; ``render_html`` turns it into a self-contained page)."""
-        from cloud.monitoring.report import generate_performance_report
-
+        """The JSON report (``generate_performance_report``; ``cloud.monitoring.report.render_html`` turns it into a
+        self-contained page)."""
         return generate_performance_report(self.db, model_name, time_period)
 
 
@@ -720,3 +720,106 @@ def _flatten_one(figures: dict) -> dict[str, float]:
 
 def _flatten(found: dict, groups: tuple[str, ...]) -> dict[str, float]:
     return {f"{group}.{k}": v for group in groups if group in found for k, v in _flatten_one(found[group]).items()}
+
+
+# ---- the report's figures over a named period (``cloud.monitoring.report`` renders them as HTML) ----------
+
+#: named periods: how far back from now, and the window of the report's time series
+PERIODS: dict[str, tuple[timedelta, str]] = {
+    "last_day": (timedelta(days=1), "1h"),
+    "last_week": (timedelta(days=7), "1d"),
+    "last_month": (timedelta(days=30), "1d"),
+}
+_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+
+
+def resolve_period(time_period: str, now: datetime | None = None) -> tuple[datetime, datetime, str]:
+    """(start, end, series window) of ``last_day``, ``last_week``, ``last_month`` or ``YYYY-MM-DD..YYYY-MM-DD``.
+
+    A date range covers both days, whole (end exclusive at the next midnight UTC).
+    """
+    now = now or datetime.now(UTC)
+    if time_period in PERIODS:
+        span, window = PERIODS[time_period]
+        return now - span, now, window
+    match = _RANGE.match(time_period)
+    if not match:
+        raise InvalidMetrics(
+            f"time_period must be one of {', '.join(PERIODS)} or YYYY-MM-DD..YYYY-MM-DD; got {time_period!r}"
+        )
+    try:
+        start, last = (datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC) for day in match.groups())
+    except ValueError as exc:
+        raise InvalidMetrics(f"time_period {time_period!r}: {exc}") from exc
+    if last < start:
+        raise InvalidMetrics(f"time_period {time_period!r} ends before it starts")
+    if last.year == MAXYEAR:
+        raise InvalidMetrics(f"time_period {time_period!r} ends too late")  # its end, the next midnight, is no date
+    end = last + timedelta(days=1)
+    days = (end - start).days
+    return start, end, "1h" if days <= 2 else "1d" if days <= 120 else "7d"
+
+
+def _baseline(db: sqlite_utils.Database, model_name: str, versions: set[str]) -> dict[str, dict]:
+    """Each version's training-time holdout evaluation, its scalar figures only (the yardstick for production)."""
+    baseline = {}
+    for version in sorted(versions):
+        row = db.execute(
+            "SELECT metrics_json FROM models WHERE model_name = ? AND model_version = ?", [model_name, version]
+        ).fetchone()
+        holdout = json.loads(row[0] or "{}").get("holdout", {}) if row else {}
+        baseline[version] = {k: v for k, v in holdout.items() if isinstance(v, int | float | str) or v is None}
+    return baseline
+
+
+def generate_performance_report(
+    db: sqlite_utils.Database,
+    model_name: str | None = None,
+    time_period: str = "last_month",
+    *,
+    now: datetime | None = None,
+) -> dict:
+    """Every model with predictions in the period (or ``model_name``): figures per version and arm over the whole
+    period, the same per version and window as a time series, events, the versions' holdout baselines and the
+    points tracked with ``track_prediction_metrics``."""
+    now = now or datetime.now(UTC)
+    start, end, window = resolve_period(time_period, now)
+    monitor = ModelPerformanceMonitor(db)
+    if model_name is not None:
+        monitor.prediction_type_of(model_name)  # UnknownModelName for a name nothing knows
+        names = [model_name]
+    else:
+        names = [
+            row[0]
+            for row in db.execute(
+                "SELECT DISTINCT model_name FROM predictions WHERE made_at >= ? AND made_at < ? ORDER BY model_name",
+                [iso(start), iso(end)],
+            )
+        ]
+    models = []
+    for name in names:
+        summary = monitor.compute_metrics(name, start, end, WHOLE_PERIOD, ("model_version", "arm"), as_of=now)
+        series = monitor.compute_metrics(name, start, end, window, ("model_version",), as_of=now)
+        models.append(
+            {
+                "model_name": name,
+                "prediction_type": summary["prediction_type"],
+                "summary": summary["cells"],
+                "series": series["cells"],
+                "errors": summary["errors"],
+                "baseline": _baseline(db, name, {cell["model_version"] for cell in summary["cells"]}),
+                "tracked": monitor.metric_points(model_name=name, start=start, end=end, source="tracked"),
+            }
+        )
+    return {
+        "generated_at": iso(now),
+        "time_period": time_period,
+        "start": iso(start),
+        "end": iso(end),
+        "window": window,
+        "horizon_days": monitor.horizon.total_seconds() / 86400,
+        "dead_letters": db.execute(
+            "SELECT count(*) FROM dead_letters WHERE received_at >= ? AND received_at < ?", [iso(start), iso(end)]
+        ).fetchone()[0],
+        "models": models,
+    }

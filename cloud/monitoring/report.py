@@ -1,4 +1,5 @@
-"""Performance reports: a JSON-ready dict, and one self-contained HTML file with inline SVG charts.
+"""Performance reports as one self-contained HTML file with inline SVG charts, drawn from the JSON-ready report
+``cloud.monitoring.performance.generate_performance_report`` makes.
 
 The HTML loads nothing (no script, stylesheet, font or image from anywhere), so it opens offline and can be
 mailed or archived as it is. Every number in its tables carries ``data-key``, the path of the JSON value it
@@ -7,29 +8,12 @@ shows, so a reader (or a test) can tie any figure back to the report it came fro
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import MAXYEAR, UTC, datetime, timedelta
 from html import escape
 
-import sqlite_utils
-
-from cloud.monitoring.performance import (
-    ANY_FAILURE,
-    WHOLE_PERIOD,
-    InvalidMetrics,
-    ModelPerformanceMonitor,
-    parse_window,
-)
+from cloud.monitoring.performance import ANY_FAILURE, parse_window
 from cloud.storage import from_iso, iso
 
-#: named periods: how far back from now, and the window of the report's time series
-PERIODS: dict[str, tuple[timedelta, str]] = {
-    "last_day": (timedelta(days=1), "1h"),
-    "last_week": (timedelta(days=7), "1d"),
-    "last_month": (timedelta(days=30), "1d"),
-}
-_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
 #: the figures the summary table and the charts show: (JSON path within a cell, heading)
 _SUMMARY = [
     ("predictions", "predictions"),
@@ -56,98 +40,6 @@ _CHARTS = [
     ("ratings.mean", "Mean rating"),
 ]
 _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
-
-
-def resolve_period(time_period: str, now: datetime | None = None) -> tuple[datetime, datetime, str]:
-    """(start, end, series window) of ``last_day``, ``last_week``, ``last_month`` or ``YYYY-MM-DD..YYYY-MM-DD``.
-
-    A date range covers both days, whole (end exclusive at the next midnight UTC).
-    """
-    now = now or datetime.now(UTC)
-    if time_period in PERIODS:
-        span, window = PERIODS[time_period]
-        return now - span, now, window
-    match = _RANGE.match(time_period)
-    if not match:
-        raise InvalidMetrics(
-            f"time_period must be one of {', '.join(PERIODS)} or YYYY-MM-DD..YYYY-MM-DD; got {time_period!r}"
-        )
-    try:
-        start, last = (datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC) for day in match.groups())
-    except ValueError as exc:
-        raise InvalidMetrics(f"time_period {time_period!r}: {exc}") from exc
-    if last < start:
-        raise InvalidMetrics(f"time_period {time_period!r} ends before it starts")
-    if last.year == MAXYEAR:
-        raise InvalidMetrics(f"time_period {time_period!r} ends too late")  # its end, the next midnight, is no date
-    end = last + timedelta(days=1)
-    days = (end - start).days
-    return start, end, "1h" if days <= 2 else "1d" if days <= 120 else "7d"
-
-
-def _baseline(db: sqlite_utils.Database, model_name: str, versions: set[str]) -> dict[str, dict]:
-    """Each version's training-time holdout evaluation, its scalar figures only (the yardstick for production)."""
-    baseline = {}
-    for version in sorted(versions):
-        row = db.execute(
-            "SELECT metrics_json FROM models WHERE model_name = ? AND model_version = ?", [model_name, version]
-        ).fetchone()
-        holdout = json.loads(row[0] or "{}").get("holdout", {}) if row else {}
-        baseline[version] = {k: v for k, v in holdout.items() if isinstance(v, int | float | str) or v is None}
-    return baseline
-
-
-def generate_performance_report(
-    db: sqlite_utils.Database,
-    model_name: str | None = None,
-    time_period: str = "last_month",
-    *,
-    now: datetime | None = None,
-) -> dict:
-    """Every model with predictions in the period (or ``model_name``): figures per version and arm over the whole
-    period, the same per version and window as a time series, events, the versions' holdout baselines and the
-    points tracked with ``track_prediction_metrics``."""
-    now = now or datetime.now(UTC)
-    start, end, window = resolve_period(time_period, now)
-    monitor = ModelPerformanceMonitor(db)
-    if model_name is not None:
-        monitor.prediction_type_of(model_name)  # UnknownModelName for a name nothing knows
-        names = [model_name]
-    else:
-        names = [
-            row[0]
-            for row in db.execute(
-                "SELECT DISTINCT model_name FROM predictions WHERE made_at >= ? AND made_at < ? ORDER BY model_name",
-                [iso(start), iso(end)],
-            )
-        ]
-    models = []
-    for name in names:
-        summary = monitor.compute_metrics(name, start, end, WHOLE_PERIOD, ("model_version", "arm"), as_of=now)
-        series = monitor.compute_metrics(name, start, end, window, ("model_version",), as_of=now)
-        models.append(
-            {
-                "model_name": name,
-                "prediction_type": summary["prediction_type"],
-                "summary": summary["cells"],
-                "series": series["cells"],
-                "errors": summary["errors"],
-                "baseline": _baseline(db, name, {cell["model_version"] for cell in summary["cells"]}),
-                "tracked": monitor.metric_points(model_name=name, start=start, end=end, source="tracked"),
-            }
-        )
-    return {
-        "generated_at": iso(now),
-        "time_period": time_period,
-        "start": iso(start),
-        "end": iso(end),
-        "window": window,
-        "horizon_days": monitor.horizon.total_seconds() / 86400,
-        "dead_letters": db.execute(
-            "SELECT count(*) FROM dead_letters WHERE received_at >= ? AND received_at < ?", [iso(start), iso(end)]
-        ).fetchone()[0],
-        "models": models,
-    }
 
 
 # ---- HTML ----------------------------------------------------------------------------------------------------

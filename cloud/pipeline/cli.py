@@ -11,32 +11,46 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.config import CloudConfig
-from cloud.feature_store import UnknownDataset
-from cloud.pipeline.runs import FINISHED, RunRefused, RunStatus, TrainingRun, UnknownRun
+from cloud.pipeline.runs import DEFAULT_HOLDOUT_FRACTION, FINISHED, RunRefused, RunStatus, TrainingRun, UnknownRun
 from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS, InvalidSchedule, UnknownSchedule
-from cloud.pipeline.training import DEFAULT_HOLDOUT_FRACTION, DEFAULT_MARGIN, ModelTrainingPipeline, PipelineError
-from cloud.registry import UnknownModel
 from cloud.storage import open_database
 from shared.messages import PredictionType
+from shared.setting_defaults import from_settings
 
-_REFUSALS = (UnknownRun, UnknownSchedule, UnknownModel, UnknownDataset, RunRefused, InvalidSchedule, PipelineError)
+if TYPE_CHECKING:
+    from cloud.pipeline.training import ModelTrainingPipeline
+
 model_argument = click.argument("model_name", type=click.Choice([t.value for t in PredictionType]))
 _DATE = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
+margin_option = click.option(
+    "--margin",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=from_settings("promotion_margin"),
+    show_default="$IOTSPHERE_PROMOTION_MARGIN",
+    help="The challenger must beat production's score by this fraction to be promotable.",
+)
 
 
 @contextmanager
 def _pipeline(data_dir: Path | None) -> Iterator[tuple[CloudConfig, ModelTrainingPipeline]]:
+    # here, not at import: training loads scikit-learn and ONNX, which would make --help take seconds
+    from cloud.feature_store import UnknownDataset
+    from cloud.pipeline.training import ModelTrainingPipeline, PipelineError
+    from cloud.registry import UnknownModel
+
+    refusals = (UnknownRun, UnknownSchedule, UnknownModel, UnknownDataset, RunRefused, InvalidSchedule, PipelineError)
     config = config_from_options(data_dir)
     db = open_database(config.database_path)
     try:
         yield config, ModelTrainingPipeline(db, config)
-    except _REFUSALS as exc:
+    except refusals as exc:
         raise click.ClickException(str(exc.args[0])) from exc
     finally:
         db.conn.close()
@@ -69,13 +83,7 @@ def train() -> None:
 @model_argument
 @click.option("--from", "start", type=_DATE, required=True, help="First day of training data (UTC).")
 @click.option("--to", "end", type=_DATE, required=True, help="Day after the last day of training data (UTC).")
-@click.option(
-    "--margin",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=DEFAULT_MARGIN,
-    show_default=True,
-    help="The challenger must beat production's score by this fraction to be promotable.",
-)
+@margin_option
 @click.option(
     "--holdout-fraction",
     type=click.FloatRange(0.05, 0.5),
@@ -191,7 +199,7 @@ def cancel_command(run_id: str, data_dir: Path | None) -> None:
     show_default=True,
     help="Days of data before each fire time.",
 )
-@click.option("--margin", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_MARGIN, show_default=True)
+@margin_option
 @data_dir_option
 def schedule_command(model_name: str, schedule: str, window_days: int, margin: float, data_dir: Path | None) -> None:
     """Train MODEL_NAME regularly: SCHEDULE is daily, weekly, monthly or a cron expression such as '0 3 * * 1' (UTC).

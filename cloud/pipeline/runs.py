@@ -22,6 +22,9 @@ import sqlite_utils
 from cloud.errors import NotFound, Refused
 from cloud.storage import iso
 
+#: the latest share of a run's rows held out to evaluate its challenger
+DEFAULT_HOLDOUT_FRACTION = 0.25
+
 
 class RunStatus(StrEnum):
     QUEUED = "queued"

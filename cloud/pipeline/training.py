@@ -29,7 +29,7 @@ from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, environm
 from cloud.errors import Invalid
 from cloud.feature_store import FeatureStore
 from cloud.monitoring.reference import build_reference, device_types_of
-from cloud.pipeline.runs import RunStore, TrainingRun
+from cloud.pipeline.runs import DEFAULT_HOLDOUT_FRACTION, RunStore, TrainingRun
 from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS, Schedule, ScheduleStore, fire_time
 from cloud.registry import MLModelRegistry
 from cloud.storage import iso, utc_time
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 #: a challenger must beat the champion's score by this fraction of it (e.g. 0.01: 1 % better);
 #: ``IOTSPHERE_PROMOTION_MARGIN``, read once at import
 DEFAULT_MARGIN = environment().promotion_margin
-DEFAULT_HOLDOUT_FRACTION = 0.25
 #: how far the labels of a row look ahead: the gap kept between training rows and held-out rows
 LABEL_HORIZON = {
     PredictionType.COMPONENT_FAILURE: timedelta(days=14),

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,15 +14,19 @@ from cloud.cli_options import config_from_options, data_dir_option
 from cloud.cli_output import echo_json, echo_table
 from cloud.config import CloudConfig
 from cloud.retraining.policy import InvalidPolicy, RetrainingPolicy
-from cloud.retraining.service import RetrainingService
 from cloud.storage import open_database
 from shared.messages import PredictionType
+
+if TYPE_CHECKING:
+    from cloud.retraining.service import RetrainingService
 
 model_argument = click.argument("model_name", type=click.Choice([t.value for t in PredictionType]))
 
 
 @contextmanager
 def _service(data_dir: Path | None) -> Iterator[tuple[CloudConfig, RetrainingService]]:
+    from cloud.retraining.service import RetrainingService  # not at import: training and drift take seconds to load
+
     config = config_from_options(data_dir)
     db = open_database(config.database_path)
     try:

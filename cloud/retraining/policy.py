@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlite_utils
 
+from cloud.config import environment
 from cloud.errors import Invalid
-from cloud.pipeline.training import DEFAULT_MARGIN
 from cloud.storage import iso
 from shared.limits import MAX_SAFE_INT
 
@@ -50,7 +50,7 @@ class RetrainingPolicy:
     cooldown_hours: float = 24.0
     #: days of data a retraining run trains on, and how much better than production its challenger must score
     training_days: int = 90
-    margin: float = DEFAULT_MARGIN
+    margin: float = field(default_factory=lambda: environment().promotion_margin)  # IOTSPHERE_PROMOTION_MARGIN
     after_gate: AfterGate = "experiment"
     #: split: heaters by a stable hash of their id; shadow: every heater runs the challenger beside the champion,
     #: whose predictions stay the ones used (each outcome then scores both arms: about twice the observations)

@@ -14,15 +14,11 @@ import sqlite_utils
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.config import CloudConfig
 from cloud.feature_store import FeatureStore, ObservedFailure
-from cloud.monitoring.reference import build_reference
-from cloud.registry import MLModelRegistry
 from cloud.storage import open_database
-from cloud.training.artifacts import write_artifacts
-from cloud.training.data import rows_from_history, time_split
-from cloud.training.models import Evaluation, candidates_for, evaluate, train
 from shared.messages import PredictionType
 
 if TYPE_CHECKING:
+    from cloud.training.models import Evaluation
     from firmware_sim.history import History
 
 
@@ -72,6 +68,12 @@ def train_from_history_file(
 ) -> Path:
     """Train ``prediction_type`` from a history file, evaluate it on a later held-out period, write and register
     its artifacts; return the artifact folder of the new version."""
+    # here, not at import: scikit-learn and ONNX take seconds to load, and `cloud train --help` needs neither
+    from cloud.monitoring.reference import build_reference
+    from cloud.registry import MLModelRegistry
+    from cloud.training.artifacts import write_artifacts
+    from cloud.training.data import rows_from_history, time_split
+    from cloud.training.models import evaluate, train
     from firmware_sim.history import load_history
 
     began = time.perf_counter()
@@ -146,6 +148,8 @@ def train_command(
 
     Prints the held-out metrics and the artifact folder to pass to 'iotsphere cloud release'.
     """
+    from cloud.training.models import candidates_for  # not at import: see train_from_history_file
+
     prediction_type = PredictionType(model_name)
     unknown = sorted(set(candidates) - set(candidates_for(prediction_type)))
     if unknown:

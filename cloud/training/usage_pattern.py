@@ -33,9 +33,8 @@ from cloud.training.common import (
 )
 from cloud.training.data import LabelledRows
 from cloud.training.onnx_export import export, golden_vectors, session
+from cloud.training.usage_outputs import LABEL, OUTPUT
 
-OUTPUT = "variable"
-LABEL = "litres_next_24h"
 #: No gradient boosting: skl2onnx rounds its float64 split thresholds to float32, so a value between the two
 #: lands on the other branch; with leaves in litres that moved single predictions by up to 7.8 l.
 CANDIDATES: dict[str, Callable[[], object]] = {

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from iotsphere.demo.run import EXPECTED_FAILURES, DemoOptions, run_demo
-from iotsphere.demo.world_change import ActTwoOptions
+from iotsphere.demo.options import ActTwoOptions, DemoOptions
 
 _DEFAULTS = DemoOptions()
 _ACT_TWO = ActTwoOptions()
@@ -132,6 +131,8 @@ def demo_command(
     embedded MQTT broker (amqtt). Exits 1 if the loop did not
     close (a gateway did not activate a model, or the cloud received none of its predictions), 130 on Ctrl-C.
     """
+    from iotsphere.demo.run import EXPECTED_FAILURES, run_demo  # here, not at import: the demo loads everything
+
     _quiet_libraries()
     options = DemoOptions(
         duration_s=duration,

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,8 +34,9 @@ from cloud.storage import open_database
 from iotsphere.demo import cold_start
 from iotsphere.demo.api_server import ApiServer
 from iotsphere.demo.cloud_view import CloudView, latest_predicted_device, read_cloud_view
+from iotsphere.demo.options import DemoOptions
 from iotsphere.demo.sites import GatewaySpec, Site
-from iotsphere.demo.world_change import ActTwoOptions, WorldChangeAct, print_act_two
+from iotsphere.demo.world_change import WorldChangeAct, print_act_two
 from shared.messages import PredictionType
 from shared.mqtt_url import DEFAULT_MQTT_URL
 from shared.topics import Down, Up, down_topic, up_topic
@@ -52,43 +52,6 @@ class DemoError(Exception):
 
 #: failures with a message worth showing as it is: a part that could not start, too little history to train on
 EXPECTED_FAILURES = (DemoError, PublishError, OSError, RuntimeError, ValueError)
-
-
-@dataclass(frozen=True)
-class DemoOptions:
-    #: real seconds the fleet runs after the gateways start
-    duration_s: float = 45.0
-    gateways: int = 3
-    #: 10, not more: act two needs simulated weeks, which 30 heaters reach at ~0.28 days a second here
-    heaters: int = 10
-    #: simulated seconds per real second (3600: one simulated hour, one feature batch per gateway, a second)
-    speed: float = 3600.0
-    data_dir: Path | None = None
-    summary_json: Path | None = None
-    #: None: $IOTSPHERE_MQTT_URL if set, else the Mosquitto on 127.0.0.1:1883 if it answers, else the embedded broker
-    mqtt_url: str | None = None
-    #: the embedded broker whatever else is reachable
-    embedded_broker: bool = False
-    #: cold-start history: measured at ~8 s to simulate and ~30 s to train on this 2-core machine
-    history_heaters: int = 400
-    history_days: int = 120
-    #: ``component_failure`` estimators compared in training (empty: all). Gradient boosting alone: it won every
-    #: comparison on this history (validation PR AUC 0.70 vs 0.68 for the random forest) and the others only add time
-    candidates: tuple[str, ...] = ("hist_gradient_boosting",)
-    #: the other two types' estimators, the quickest of each (bench_training: ridge won usage_pattern's selection;
-    #: together they add a few seconds to the cold start)
-    other_candidates: tuple[tuple[PredictionType, tuple[str, ...]], ...] = (
-        (PredictionType.USAGE_PATTERN, ("ridge",)),
-        (PredictionType.ANOMALY, ("isolation_forest",)),
-    )
-    seed: int = 7
-    status_every_s: float = 5.0
-    #: heater telemetry to the agents over MQTT on the site topics instead of in process
-    telemetry_over_mqtt: bool = False
-    #: end the live phase as soon as the loop has closed (tests), instead of running for ``duration_s``
-    stop_when_closed: bool = False
-    #: act two once the loop has closed (None: skip it): the world changes and the model is kept good
-    world_change: ActTwoOptions | None = ActTwoOptions()
 
 
 def _answers(url: str) -> bool:

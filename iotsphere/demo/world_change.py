@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cloud.config import CloudConfig
 from cloud.experiments.service import ExperimentService
@@ -33,10 +33,9 @@ from cloud.storage import open_database
 from edge_agent.technician import OutcomeRefused, OutcomeRequest, TechnicianLog, UnknownDevice, open_log
 from firmware_sim.faults import FailureEvent
 from firmware_sim.world_change import WorldChange
+from iotsphere.demo.options import ActTwoOptions
+from iotsphere.demo.sites import Site
 from shared.messages import Component, OutcomeResult, PredictionType
-
-if TYPE_CHECKING:
-    from iotsphere.demo.run import Demo
 
 Echo = Callable[[str], None]
 MODEL = PredictionType.COMPONENT_FAILURE.value
@@ -45,42 +44,6 @@ ACTOR = "demo"
 PAUSE_WHILE_TESTING_H = 60 * 24.0
 #: the feature the colder mains water moves first
 INLET = "inlet_temperature_c"
-
-
-@dataclass(frozen=True)
-class ActTwoOptions:
-    #: real seconds act two may take before it reports the step it was still waiting on
-    budget_s: float = 360.0
-    #: simulated seconds per real second in act two (faster than act one: failures take simulated days)
-    speed: float = 86400.0
-    inlet_shift_k: float = -6.0
-    inlet_ramp_days: float = 0.5
-    new_anode_share: float = 0.5
-    #: short ranges so the new anode's leaks appear within a short demo
-    anode_life_days: tuple[float, float] = (1.0, 3.0)
-    corrosion_days: tuple[float, float] = (1.0, 2.0)
-    #: routine technician visits (finding nothing failed) per heater per simulated day; every failure is reported
-    visits_per_heater_day: float = 0.1
-    #: demo retraining policy for component_failure (windows and guards in simulated time)
-    policy: dict[str, Any] = field(
-        default_factory=lambda: {
-            "enabled": True,
-            "check_every_minutes": 12 * 60,
-            "window_days": 2,
-            "feedback": False,
-            "min_new_labels": 30,
-            "cooldown_hours": 7 * 24.0,
-            "training_days": 90,
-            "margin": 0.01,
-            "after_gate": "experiment",
-            # every heater runs the challenger beside the champion: each technician outcome scores both arms,
-            # so the decision rule has its sample in half the simulated days a 50 % split needs
-            "experiment_mode": "shadow",
-        }
-    )
-    #: real seconds between looks at the A/B test and the rollout
-    look_every_s: float = 3.0
-    seed: int = 11
 
 
 @dataclass
@@ -112,10 +75,19 @@ class Technicians:
         return 1
 
 
+class LiveDemo(Protocol):
+    """What act two needs of the running demo (``iotsphere.demo.run.Demo``, which starts the act: this module does
+    not import it back)."""
+
+    config: CloudConfig
+    sites: list[Site]
+    passphrase: str
+
+
 class WorldChangeAct:
     """Runs act two on the demo's live fleet and cloud; ``summary`` says how far the loop got."""
 
-    def __init__(self, demo: Demo, options: ActTwoOptions, echo: Echo):
+    def __init__(self, demo: LiveDemo, options: ActTwoOptions, echo: Echo):
         self.demo = demo
         self.options = options
         self.echo = echo

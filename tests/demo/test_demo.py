@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from cloud.storage import open_database
 from iotsphere.cli import main
-from iotsphere.demo.run import DemoOptions, run_demo
+from iotsphere.demo.options import DemoOptions
+from iotsphere.demo.run import run_demo
 
 MOSQUITTO = "mqtt://127.0.0.1:1883"
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from cloud.storage import open_database
-from iotsphere.demo.run import DemoOptions, run_demo
-from iotsphere.demo.world_change import INLET, ActTwoOptions
+from iotsphere.demo.options import ActTwoOptions, DemoOptions
+from iotsphere.demo.run import run_demo
+from iotsphere.demo.world_change import INLET
 
 
 @pytest.mark.timeout(900)  # act one, then up to 300 s of act two, on a loaded 2-core machine

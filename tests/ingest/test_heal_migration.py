@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 from cloud.crypto_fields import cipher_for_database
 from cloud.ingest.decode import Accepted
 from cloud.ingest.store import write_batch
-from cloud.monitoring.performance import ModelPerformanceMonitor
-from cloud.monitoring.report import generate_performance_report
+from cloud.monitoring.performance import ModelPerformanceMonitor, generate_performance_report
 from cloud.storage import migrate
 from shared.topics import Up
 from tests.ingest.helpers import count, outcomes, predictions

@@ -11,8 +11,14 @@ from html.parser import HTMLParser
 import pytest
 import sqlite_utils
 
-from cloud.monitoring.performance import InvalidMetrics, ModelPerformanceMonitor, UnknownModelName
-from cloud.monitoring.report import generate_performance_report, render_html, resolve_period
+from cloud.monitoring.performance import (
+    InvalidMetrics,
+    ModelPerformanceMonitor,
+    UnknownModelName,
+    generate_performance_report,
+    resolve_period,
+)
+from cloud.monitoring.report import render_html
 from cloud.storage import iso
 from tests.monitoring import fleet
 from tests.monitoring.conftest import AS_OF, Fleet

@@ -18,8 +18,8 @@ from cloud.api.keys import ApiKey
 from cloud.api.params import IsoDatetime, Number, UtcIsoDatetime
 from cloud.api.roles import Role
 from cloud.errors import Invalid
-from cloud.monitoring.performance import GROUP_DIMENSIONS
-from cloud.monitoring.report import generate_performance_report, render_html, resolve_period
+from cloud.monitoring.performance import GROUP_DIMENSIONS, generate_performance_report, resolve_period
+from cloud.monitoring.report import render_html
 from shared.messages import Arm, PredictionType
 
 router = APIRouter(prefix="/api/monitoring", tags=["monitoring"], responses=error_responses(400, 401, 403, 503))
