@@ -1,7 +1,8 @@
 """The KS statistic against a stored sketch is within ``sketch_error`` of ``scipy.stats.ks_2samp`` on the raw rows:
 float32 values that cluster and tie (ratios of whole minutes, temperatures in sensor steps), float64, integers;
 in memory, through the sketch's JSON encoding, and through a real training run's stored reference (its
-``reference.json`` and the SQLite ``model_references`` row) against the rows it was trained on."""
+``reference.json`` and the SQLite ``model_references`` row) against the rows it was trained on. Against the
+sketch itself, D and the Wasserstein distance are scipy's."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def _stored_sketch(reference: np.ndarray) -> np.ndarray:
     kind=st.sampled_from(["float32_ratio", "float32_steps", "int"]),
     seed=st.integers(0, 2**32 - 1),
     reference_rows=st.integers(300, 20_000),
-    current_rows=st.integers(50, 5_000),
+    current_rows=st.integers(1, 5_000),
     shift=st.sampled_from([0.0, 0.02, 0.1, 0.5]),
 )
 def test_ks_against_the_stored_sketch_is_within_the_bound_of_ks_2samp_on_raw_rows(
@@ -71,16 +72,18 @@ def test_ks_against_the_stored_sketch_is_within_the_bound_of_ks_2samp_on_raw_row
     assert np.isin(sketch, reference.astype(np.float64)).all()
     own = compare_with_sketch(reference, sketch, reference.size).ks_statistic
     assert own <= HALF_STEP + 1e-12
-    compared = compare_with_sketch(current, sketch, reference.size).ks_statistic
+    compared = compare_with_sketch(current, sketch, reference.size)
     exact = stats.ks_2samp(current, reference).statistic  # on the raw float32 or integer rows
-    assert abs(compared - exact) <= sketch_error(SKETCH_SIZE, reference.size) + 1e-12
+    assert abs(compared.ks_statistic - exact) <= sketch_error(SKETCH_SIZE, reference.size) + 1e-12
+    assert compared.ks_statistic == pytest.approx(stats.ks_2samp(current, sketch).statistic, abs=1e-12)
+    assert compared.wasserstein == pytest.approx(stats.wasserstein_distance(current, sketch), rel=1e-9, abs=1e-12)
 
 
 @settings(max_examples=30, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     reference_rows=st.integers(300, 20_000),
-    current_rows=st.integers(50, 5_000),
+    current_rows=st.integers(1, 5_000),
     shift=st.sampled_from([0.0, 0.02, 0.1, 0.5]),
 )
 def test_ks_against_an_exact_float64_sketch_is_within_the_bound_of_ks_2samp(seed, reference_rows, current_rows, shift):
@@ -88,9 +91,10 @@ def test_ks_against_an_exact_float64_sketch_is_within_the_bound_of_ks_2samp(seed
     rng = np.random.default_rng(seed)
     reference, current = _rows("float64", rng, reference_rows, 0.0), _rows("float64", rng, current_rows, shift)
     sketch = np.quantile(reference, (np.arange(SKETCH_SIZE) + 0.5) / SKETCH_SIZE, method="inverted_cdf")
-    compared = compare_with_sketch(current, sketch, reference.size).ks_statistic
+    compared = compare_with_sketch(current, sketch, reference.size)
     exact = stats.ks_2samp(current, reference).statistic
-    assert abs(compared - exact) <= sketch_error(SKETCH_SIZE, reference.size) + 1e-12
+    assert abs(compared.ks_statistic - exact) <= sketch_error(SKETCH_SIZE, reference.size) + 1e-12
+    assert compared.wasserstein == pytest.approx(stats.wasserstein_distance(current, sketch), rel=1e-9, abs=1e-12)
 
 
 def test_integer_rows_are_not_truncated_against_a_fractional_sketch():
