@@ -14,9 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from cloud.config import CloudConfig, configured_actor, key_passphrase
+from shared.setting_defaults import from_settings
 from shared.settings import Settings, SettingsError, env_name, markdown_table, secret, settings
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -143,3 +145,14 @@ def test_a_command_reports_a_bad_variable_without_a_traceback(tmp_path) -> None:
     assert done.returncode != 0
     assert "IOTSPHERE_API_MAX_BODY_BYTES must be a whole number, not 'lots'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_option_defaults_come_from_the_settings_when_a_command_runs(monkeypatch) -> None:
+    mqtt_url, gateway_key = from_settings("mqtt_url"), from_settings("gateway_key")
+    monkeypatch.setenv("IOTSPHERE_MQTT_URL", "mqtts://broker.example:8883")
+    monkeypatch.setenv("IOTSPHERE_GATEWAY_KEY", "iots_gateway")
+
+    assert (mqtt_url(), gateway_key()) == ("mqtts://broker.example:8883", "iots_gateway")  # a secret as its text
+    monkeypatch.setenv("IOTSPHERE_DEPLOYMENT_DEADLINE_S", "soon")
+    with pytest.raises(click.UsageError, match="IOTSPHERE_DEPLOYMENT_DEADLINE_S must be a number, not 'soon'"):
+        mqtt_url()
