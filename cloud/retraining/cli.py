@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from cloud.cli_options import config_from_options, data_dir_option
+from cloud.cli_options import as_of_option, config_from_options, data_dir_option, note_data_elsewhere, resolve_as_of
 from cloud.cli_output import echo_json, echo_table
 from cloud.config import CloudConfig
 from cloud.retraining.policy import InvalidPolicy, RetrainingPolicy
 from cloud.storage import open_database
+from cloud.stored_times import feature_span
 from shared.messages import PredictionType
 
 if TYPE_CHECKING:
@@ -95,11 +97,17 @@ def disable_command(model_name: str, data_dir: Path | None) -> None:
 
 @retraining.command("check")
 @model_argument
+@as_of_option("feature window")
 @data_dir_option
-def check_command(model_name: str, data_dir: Path | None) -> None:
-    """Look at drift and feedback now, as the worker would; queue a run if a trigger fires and the guards allow."""
+def check_command(model_name: str, as_of: datetime | str, data_dir: Path | None) -> None:
+    """Look at drift and feedback as of --as-of, as the worker would now; queue a run if a trigger fires and the
+    guards allow."""
     with _service(data_dir) as (config, service):
-        decision = service.check(model_name, actor=config.actor)
+        span = feature_span(service.db)
+        now = resolve_as_of(as_of, span, "feature window")
+        decision = service.check(model_name, now, actor=config.actor)
+        window = timedelta(days=service.policies.get(model_name).window_days)
+        note_data_elsewhere(span, "feature windows", now, now - window)
         click.echo(f"{decision['decision']}: {decision['reason']}")
         if decision["run_id"]:
             click.echo(f"queued training run {decision['run_id']}")

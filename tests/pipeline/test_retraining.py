@@ -17,7 +17,7 @@ from cloud.releases import tuf_repo
 from cloud.retraining.feedback_patterns import contradiction_counts, low_rating_counts, rise
 from cloud.retraining.policy import InvalidPolicy
 from cloud.retraining.service import RetrainingService
-from cloud.storage import iso
+from cloud.storage import iso, open_database
 from iotsphere.cli import main
 from shared.features import FEATURE_NAMES
 from tests.pipeline.conftest import GATEWAY
@@ -282,3 +282,16 @@ def test_the_retraining_cli(config: CloudConfig):
     decisions = run("retraining", "decisions", "--model", "anomaly").splitlines()
     assert decisions[0].split()[:4] == ["AT", "MODEL", "TRIGGER", "DECISION"]
     assert ["anomaly", "check", "no_trigger"] in [line.split()[1:4] for line in decisions]
+
+
+def test_check_as_of_a_time_before_the_data_says_where_the_rows_are(config: CloudConfig, span):
+    result = CliRunner().invoke(
+        main, ["retraining", "check", "anomaly", "--as-of", "2020-01-01", "--data-dir", str(config.data_dir)]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("no_trigger: ")
+    assert f"the stored feature windows ({iso(span[0])} to " in result.stderr
+    assert "lie after it: --as-of data looks there" in result.stderr
+    [decision] = RetrainingService(open_database(config.database_path), config).decisions("anomaly")
+    assert decision["at"].startswith("2020-01-01")  # checked as of the time asked, not the clock
