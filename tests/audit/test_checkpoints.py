@@ -173,7 +173,9 @@ def test_a_checkpoint_not_signed_by_the_audit_key_fails(keyed: CloudConfig, db: 
     assert "(1 entries) is not signed by an audit key of this keystore" in result.output
 
 
-def test_an_exported_file_that_is_not_one_is_a_clear_error(keyed: CloudConfig, tmp_path: Path) -> None:
+def test_an_exported_file_that_is_not_one_is_a_clear_error(
+    keyed: CloudConfig, db: sqlite_utils.Database, tmp_path: Path
+) -> None:
     junk = tmp_path / "junk.json"
     junk.write_text('{"type": "something else"}')
 
