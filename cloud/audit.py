@@ -27,6 +27,7 @@ from securesystemslib.exceptions import FormatError
 
 from cloud.storage import iso
 from shared.canonical import canonical_bytes
+from shared.log_setup import request_id
 
 #: ``prev_hash`` of the first entry.
 GENESIS_HASH = "0" * 64
@@ -102,7 +103,11 @@ class AuditLog:
         open it takes its own.
 
         ``details`` must be JSON without floats (canonical JSON has none): ValueError before anything is written.
+        Made while serving an HTTP request, the entry's details carry its ``request_id``, which the API's log lines
+        and the response's X-Request-ID header also carry.
         """
+        if (rid := request_id.get()) is not None:
+            details = {**details, "request_id": rid}
         conn = self._db.conn
         details_json = json.dumps(details, sort_keys=True)
         try:

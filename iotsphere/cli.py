@@ -4,11 +4,12 @@ used so ``--help`` is fast and a gateway never imports the cloud to run ``iotsph
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from typing import Any
 
 import click
+
+from shared.log_setup import configure_logging
 
 #: the extra of iotsphere-mlops (pyproject.toml) that brings what each package's commands import; a gateway
 #: installs only ``[edge]``, and the cloud's commands then say what to install instead of a traceback
@@ -76,6 +77,7 @@ cloud = lazy_group(
         "train": ("cloud.training.cli:train_command", "Train a model from simulated history (cold start)."),
         "ingest": ("cloud.ingest.cli:ingest_command", "Run only the MQTT ingest worker."),
         "serve": ("cloud.api.cli:serve_command", "Run the API, the ingest worker and the publisher."),
+        "health": ("cloud.observability.cli:health_command", "Ready or not: database, migrations, broker (exit 0/1)."),
     },
 )
 
@@ -118,7 +120,4 @@ admin = lazy_group(
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def main(verbose: bool) -> None:
     """IoTSphere MLOps: signed ONNX models for water-heater gateways, and their whole lifecycle."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)

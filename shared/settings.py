@@ -12,7 +12,7 @@ needs a value, so ``--help`` never pays for it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticUseDefault
@@ -40,6 +40,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = _setting(
         Path("var/cloud"), CLOUD, "Cloud state folder (database, TUF repository, keys, artifacts); `--data-dir` wins."
+    )
+    database_url: SecretStr | None = _setting(
+        None,
+        CLOUD,
+        "Database: `sqlite:///PATH`, or `postgresql://…` for the schema alone so far (docs/data-layer.md); unset: "
+        "`sqlite:///<data dir>/iotsphere.db`.",
     )
     mqtt_url: str = _setting(
         DEFAULT_MQTT_URL, ALL_SIDES, "Broker URL, `mqtt://user:pass@host:port` or `mqtts://…`; `--mqtt` wins."
@@ -72,6 +78,18 @@ class Settings(BaseSettings):
     )
     rollout_auto_canary: bool = _setting(
         False, CLOUD, "1 lets retraining and A/B winners start a staged rollout's canary by themselves."
+    )
+    log_format: Literal["text", "json"] = _setting(
+        "text", ALL_SIDES, "`json`: one JSON object per log line (time, level, role, logger, message, request id)."
+    )
+    metrics_public: bool | None = _setting(
+        None, CLOUD, "1: `/metrics` needs no API key; 0: always one; unset: none only on a loopback connection."
+    )
+    ingest_metrics_address: str = _setting(
+        "127.0.0.1:9464", CLOUD, "`host:port` where `cloud ingest` serves /metrics, /healthz, /readyz (`off`: none)."
+    )
+    gateway_stale_after_s: PositiveFloat = _setting(
+        900.0, CLOUD, "Seconds after its last message that an online gateway counts as stale in the metrics."
     )
     edge_data_dir: Path | None = _setting(
         None, GATEWAY, "Gateway state folder (outbox, models, TUF metadata); `--data-dir` wins."

@@ -38,10 +38,11 @@ from cloud.api.routes import (
 )
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig
+from cloud.observability import http as observability
 from cloud.storage import connect, open_database
 
 _TAGS = [
-    {"name": "health", "description": "Is the API up and its database readable."},
+    {"name": "health", "description": "Liveness, readiness and Prometheus metrics of this process."},
     {"name": "predictions", "description": "Predictions gateways made for water heaters."},
     {"name": "feedback", "description": "Outcomes and ratings of predictions."},
     {"name": "features", "description": "Feature history of water heaters and recorded training datasets."},
@@ -61,7 +62,8 @@ _TAGS = [
 
 _DESCRIPTION = """
 Every route needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`) except the
-health check. Roles: `viewer` < `technician` < `operator` < `admin`, each including the ones before;
+health checks (`/api/health`, `/healthz`, `/readyz`) and `/metrics` on a loopback connection. Roles:
+`viewer` < `technician` < `operator` < `admin`, each including the ones before;
 `gateway` keys (one per gateway) open only the TUF routes. Create keys with `iotsphere admin create-key`.
 """
 
@@ -159,6 +161,7 @@ def create_app(config: CloudConfig) -> FastAPI:
         experiments,
         monitoring,
         security,
+        observability,
     ):
         roles |= route_roles(module.router)
         routes += [route for route in module.router.routes if isinstance(route, APIRoute)]
@@ -169,5 +172,6 @@ def create_app(config: CloudConfig) -> FastAPI:
     app.add_middleware(AuditMutations, database_path=config.database_path)
     app.add_middleware(BodyGuard, max_bytes=config.api_max_body_bytes)  # outside the audit: it hashes what is read
     app.add_middleware(SingleValuedQuery, routes=routes, openapi=app.openapi)
-    app.add_middleware(AllowedMethods, routes=routes)  # outermost: OPTIONS reads no body
+    app.add_middleware(AllowedMethods, routes=routes)  # OPTIONS reads no body
+    observability.instrument(app, config, store=True)  # outermost: every answer has a request id and is counted
     return app

@@ -17,6 +17,7 @@ from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.config import CloudConfig
 from cloud.storage import open_database
+from shared.log_setup import set_role
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def serve_command(
 
     from cloud.api.app import create_app
 
+    set_role("api")
     config = config_from_options(data_dir, mqtt_url)
     server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_config=None))
     started: list[Worker] = []

@@ -16,6 +16,8 @@ from cloud.ingest.worker import (
     IngestStats,
     IngestWorker,
 )
+from shared.log_setup import set_role
+from shared.setting_defaults import from_settings
 
 
 @click.command("ingest")
@@ -62,6 +64,12 @@ from cloud.ingest.worker import (
     "first (waits for its lease to lapse; refused as soon as that worker renews it, i.e. while it runs).",
 )
 @click.option(
+    "--metrics-address",
+    default=from_settings("ingest_metrics_address"),
+    help="host:port to serve /metrics, /healthz and /readyz on, or off (default: $IOTSPHERE_INGEST_METRICS_ADDRESS "
+    "or 127.0.0.1:9464; port 0 takes a free one).",
+)
+@click.option(
     "--stats-every",
     default=10.0,
     show_default=True,
@@ -79,6 +87,7 @@ def ingest_command(
     heartbeat_interval: float,
     stale_after: float,
     retire_id: str | None,
+    metrics_address: str,
     stats_every: float,
 ) -> None:
     """Store what gateways send (features, predictions, outcomes, status, events) until Ctrl-C or SIGTERM.
@@ -86,7 +95,14 @@ def ingest_command(
     Ctrl-C or SIGTERM keeps this worker's broker session, so a restart loses nothing; if the worker does not
     come back, the other workers of its shared group adopt the session after --stale-after seconds.
     """
+    from cloud.observability.http import parse_address, serve_sidecar  # the web server: not for --help
+
+    set_role("ingest")
     config = config_from_options(data_dir, mqtt_url)
+    try:
+        metrics_at = parse_address(metrics_address)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     if prefix:
         config = dataclasses.replace(config, topic_prefix=prefix)
     try:
@@ -117,5 +133,10 @@ def ingest_command(
     except ConnectionError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"ingest: storing {worker.topic_filter} into {config.database_path} (Ctrl-C stops)")
-    worker.run_forever(report, every=stats_every)
+    sidecar = serve_sidecar(config, metrics_at)
+    try:
+        worker.run_forever(report, every=stats_every)
+    finally:
+        if sidecar is not None:
+            sidecar.stop()
     report(worker.stats)

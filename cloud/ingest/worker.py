@@ -71,6 +71,7 @@ from cloud.ingest.decode import MAX_REASON_CHARS, Accepted, Rejected, decode
 from cloud.ingest.isolation import store_isolating
 from cloud.ingest.session_leases import LeaseHeld, SessionLeases
 from cloud.ingest.store import BatchResult
+from cloud.observability import health, metrics
 from cloud.storage import open_database
 from shared.mqtt_url import MqttEndpoint, apply_endpoint, parse_mqtt_url
 from shared.topics import shared_subscription, up_wildcard, validate_id
@@ -87,6 +88,8 @@ POLL_SECONDS = 0.05
 BACKOFF_SECONDS = (0.5, 30.0)
 #: How often a worker renews the lease on its session and looks for lapsed ones to adopt.
 HEARTBEAT_SECONDS = 5.0
+#: A loop silent this long counts as hung (``cloud.observability.health``): far beyond any pass or back-off.
+LOOP_MAX_SILENCE_SECONDS = 60.0
 #: A lease not renewed for this long has lapsed: its worker is taken for gone and a peer adopts its session.
 STALE_AFTER_SECONDS = 30.0
 
@@ -184,6 +187,8 @@ class IngestWorker:
         self._done = False  # the loop's work is over: the session ended, or retiring gave up
         self._ended = False
         self._failure = ""
+        self._heartbeat = health.Heartbeat(f"ingest-{self.client_id}", LOOP_MAX_SILENCE_SECONDS)
+        self._broker_check = health.broker_check(self.client_id, lambda: self._connected)
 
     @property
     def stats(self) -> IngestStats:
@@ -195,6 +200,8 @@ class IngestWorker:
         Waits (within ``timeout``) while a peer is adopting this session; raises LeaseHeld if it still is.
         """
         self._launch(time.monotonic() + timeout)
+        self._heartbeat.start()
+        health.register(f"broker:{self.client_id}", self._broker_check, live=False)
         if not self._settled.wait(timeout) or not self._subscribed:
             self.stop()
             where = f"{self._endpoint.host}:{self._endpoint.port}"
@@ -210,6 +217,8 @@ class IngestWorker:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._heartbeat.stop()
+        health.unregister(f"broker:{self.client_id}")
         if self._adoption is not None:
             self._adoption.stop(timeout)
         if self._db is not None and not (self._thread and self._thread.is_alive()):
@@ -313,6 +322,7 @@ class IngestWorker:
             self._client.disconnect()
 
     def _step(self) -> None:
+        self._heartbeat.beat()
         self._tend_lease()
         if self._client.socket() is None:
             self._connect()
@@ -410,9 +420,11 @@ class IngestWorker:
         """Store the batch, a message the store raises on alone as a dead letter (``cloud.ingest.isolation``)."""
         batch, self._pending = self._pending, []
         try:
-            store_isolating(self._db.conn, batch, datetime.now(UTC), self._acknowledge)
+            with metrics.INGEST_BATCH_SECONDS.time():
+                store_isolating(self._db.conn, batch, datetime.now(UTC), self._acknowledge)
         except Exception as exc:  # the store is down: acknowledge nothing more, let the broker deliver again
             self._stats.storage_errors += 1
+            metrics.INGEST_STORAGE_ERRORS.inc()
             self._client.disconnect()
             self._retry_later(f"storing {len(batch)} messages failed, those not stored are not acknowledged: {exc!r}")
             return
@@ -429,6 +441,7 @@ class IngestWorker:
         self._stats.duplicates += result.duplicates
         self._stats.dead_lettered += result.dead_lettered
         self._stats.isolated += result.isolated
+        metrics.count_committed(stored, result)
         rejected = [r for r in stored if isinstance(r.decoded, Rejected)]
         if rejected:
             first = rejected[0]

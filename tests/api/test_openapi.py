@@ -13,6 +13,9 @@ from cloud.api.roles import Role
 #: (method, path) → the role the route requires; written out, not derived from the code under test
 EXPECTED_ROLES = {
     ("get", "/api/health"): None,
+    ("get", "/healthz"): None,
+    ("get", "/readyz"): None,
+    ("get", "/metrics"): None,  # a key unless on loopback or IOTSPHERE_METRICS_PUBLIC=1 (cloud.observability.http)
     ("get", "/api/predictions/water-heaters/{device_id}/{prediction_type}"): "viewer",
     ("get", "/api/predictions/water-heaters/{device_id}/{prediction_type}/history"): "viewer",
     ("post", "/api/predictions/{prediction_id}/outcome"): "technician",
@@ -124,8 +127,8 @@ def test_responses_and_path_parameters_carry_examples(schema: dict) -> None:
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "path":
                 assert parameter["schema"].get("examples") or parameter.get("examples"), (path, parameter["name"])
-        if path.startswith("/tuf/"):
-            continue  # files, not JSON documents
+        if path.startswith("/tuf/") or path == "/metrics":
+            continue  # files and the Prometheus text format, not JSON documents
         success = next(code for code in ("200", "201", "202") if code in operation["responses"])
         response_schema = operation["responses"][success]["content"]["application/json"]["schema"]
         ref = response_schema.get("$ref") or response_schema.get("items", {}).get("$ref")

@@ -1,0 +1,107 @@
+"""The counters and histograms cloud processes update as work happens, in this process's own registry.
+
+Each process serves its own ``/metrics`` (the API's port; ``cloud ingest`` a port of its own) and Prometheus
+scrapes each one as a target: processes share no memory and need none, since Prometheus sums across targets
+(``sum by (channel) (rate(...))``). prometheus-client's multiprocess mode exists for pre-forked servers whose
+workers share one port; ``cloud serve`` runs one uvicorn process with its workers as threads, so it would only
+add a shared directory to clean up and lose custom collectors.
+
+Names are stable: alert rules and dashboards use them (docs/operations.md lists each with its labels). Labels
+have bounded values (channel, reason kind, model, version, route template): never a gateway or a heater.
+What the database holds — gateways, deployments, runs, rollouts — is read at scrape time instead
+(``cloud.observability.store_collector``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from prometheus_client import Counter, Histogram, disable_created_metrics
+
+from shared.messages import PredictionBatch
+
+disable_created_metrics()  # the *_created series double a scrape's size and no rule or dashboard here reads them
+
+INGEST_MESSAGES = Counter(
+    "iotsphere_ingest_messages", "Uplink messages stored (or found already stored) and acknowledged.", ["channel"]
+)
+INGEST_DEAD_LETTERS = Counter(
+    "iotsphere_ingest_dead_letters", "Uplink messages kept as dead letters, by the kind of their reason.", ["reason"]
+)
+INGEST_STORAGE_ERRORS = Counter(
+    "iotsphere_ingest_storage_errors", "Batches the database refused as a whole (left for the broker to redeliver)."
+)
+INGEST_BATCH_SECONDS = Histogram(
+    "iotsphere_ingest_batch_store_seconds",
+    "Time to store one batch and acknowledge it.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+PREDICTIONS = Counter(
+    "iotsphere_predictions", "Predictions gateways reported, by model and version.", ["model", "version"]
+)
+EDGE_LATENCY = Histogram(
+    "iotsphere_edge_inference_latency_seconds",
+    "A model run's time on the gateway, as the gateway reported it with the prediction.",
+    ["model", "version"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+HTTP_REQUESTS = Counter(
+    "iotsphere_http_requests",
+    "HTTP requests answered, by route template, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "iotsphere_http_request_duration_seconds",
+    "Time from a request's arrival to its response's start, by route template and method.",
+    ["route", "method"],
+)
+
+#: what a dead letter's reason starts with (``cloud.ingest.decode``); ``store``: the store refused it alone
+REASON_KINDS = frozenset({"topic", "oversized", "malformed", "invalid", "gateway-mismatch", "error", "store"})
+
+
+class _Committed(Protocol):
+    #: ``cloud.ingest.decode``'s Accepted (``channel``, ``message``) or Rejected (``reason``): told apart by shape,
+    #: since ingest imports this module
+    decoded: Any
+
+
+class _Result(Protocol):
+    isolated: int
+
+
+def reason_kind(reason: str) -> str:
+    kind = reason.split(":", 1)[0]
+    return kind if kind in REASON_KINDS else "other"
+
+
+def count_committed(messages: Sequence[_Committed], result: _Result) -> None:
+    """Count what one ingest transaction committed. A message delivered again after a lost acknowledgement is
+    counted again: these count deliveries handled, the database counts rows."""
+    if result.isolated:  # a message the store raised on alone: kept as a dead letter, not stored
+        INGEST_DEAD_LETTERS.labels("store").inc(result.isolated)
+        return
+    channels: Tally[str] = Tally()
+    reasons: Tally[str] = Tally()
+    for message in messages:
+        decoded = message.decoded
+        reason = getattr(decoded, "reason", None)
+        if reason is not None:
+            reasons[reason_kind(reason)] += 1
+            continue
+        channels[decoded.channel.value] += 1
+        if isinstance(decoded.message, PredictionBatch):
+            _count_predictions(decoded.message)
+    for channel, count in channels.items():
+        INGEST_MESSAGES.labels(channel).inc(count)
+    for reason, count in reasons.items():
+        INGEST_DEAD_LETTERS.labels(reason).inc(count)
+
+
+def _count_predictions(batch: PredictionBatch) -> None:
+    for prediction in batch.predictions:
+        labels = (prediction.model_name, prediction.model_version)
+        PREDICTIONS.labels(*labels).inc()
+        EDGE_LATENCY.labels(*labels).observe(prediction.latency_ms / 1000)
