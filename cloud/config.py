@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cloud.data.urls import sqlite_file, sqlite_url
+
 if TYPE_CHECKING:
     from shared.settings import Settings
 
@@ -48,6 +50,14 @@ class CloudConfig:
     api_max_body_bytes: int = _from_environment("api_max_body_bytes")
     #: seconds between the signed checkpoints ``cloud serve`` adds to the audit log (``cloud.audit_checkpoints``)
     audit_checkpoint_interval_s: float = _from_environment("audit_checkpoint_interval")
+    #: ``IOTSPHERE_DATABASE_URL`` as set, None when unset (``database_url``); kept out of repr: it may hold a password
+    database_url_setting: str | None = field(default_factory=lambda: _secret("database_url"), repr=False)
+
+    def __post_init__(self) -> None:
+        """A database the services cannot query yet is refused here, before a command touches anything: one message
+        naming the variable (``cloud.data.urls.SQLiteOnly``, a ValueError the commands show as it is)."""
+        if self.database_url_setting is not None:
+            sqlite_file(self.database_url_setting)
 
     @property
     def has_tuf_repository(self) -> bool:
@@ -62,8 +72,17 @@ class CloudConfig:
         return self.has_tuf_repository or self.database_path.exists()
 
     @property
+    def database_url(self) -> str:
+        """The database, as a SQLAlchemy URL: ``IOTSPHERE_DATABASE_URL``, else the SQLite file in ``data_dir``."""
+        return self.database_url_setting or sqlite_url(self.data_dir / "iotsphere.db")
+
+    @property
     def database_path(self) -> Path:
-        return self.data_dir / "iotsphere.db"
+        """The SQLite file of ``database_url`` (the only kind the services query until docs/data-layer.md's
+        conversion)."""
+        if self.database_url_setting is None:
+            return self.data_dir / "iotsphere.db"
+        return sqlite_file(self.database_url_setting)
 
     @property
     def tuf_dir(self) -> Path:
@@ -82,6 +101,12 @@ class CloudConfig:
 
 
 PASSPHRASE_ENV = "IOTSPHERE_KEY_PASSPHRASE"
+
+
+def _secret(name: str) -> str | None:
+    from shared.settings import secret
+
+    return secret(name)
 
 
 def key_passphrase() -> str | None:

@@ -1,0 +1,100 @@
+"""Database files as the releases before the data layer built them, with rows in every table; PostgreSQL schemas."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+
+from cloud.data import engine as engines
+from cloud.data.legacy import MIGRATIONS
+from cloud.data.times import iso
+
+#: the machine's PostgreSQL (trust authentication, database ``test``); each test gets a schema of its own
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+START = datetime(2026, 1, 31, 6, tzinfo=UTC)
+
+
+def legacy_file(path: Path, through_step: int) -> Path:
+    """A cloud database as ``open_database`` made it before the data layer, brought to legacy step ``through_step``
+    by the legacy steps themselves (moved, unchanged, from ``cloud/storage.py``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    db.enable_wal()
+    db["schema_migrations"].create({"version": int, "applied_at": str}, pk="version")
+    for version, step in MIGRATIONS:
+        if version > through_step:
+            break
+        with db.conn:
+            step(db)
+            db["schema_migrations"].insert({"version": version, "applied_at": iso(START)})
+    db.conn.close()
+    return path
+
+
+def _value(table: str, column: str, declared: str, n: int) -> object:
+    """A value its readers and the legacy steps accept: JSON in ``*_json``, stored time text in time columns."""
+    if declared != "TEXT":
+        return {"INTEGER": n, "REAL": n + 0.5}.get(declared, f"{table}.{column}.{n}".encode())
+    if column == "document_json":
+        return f'{{"signed": {{"issued_at": "{iso(START)}", "n": {n}}}}}'
+    if column.endswith("_json"):
+        return f'{{"n": {n}}}'
+    if column.endswith(("_at", "_end", "_seen")) or column == "at":
+        return iso(START + timedelta(minutes=n))
+    return f"{table}.{n}"
+
+
+def fill_every_table(path: Path, rows_per_table: int = 2) -> None:
+    """Rows in every table the file has (one where a CHECK allows no more), each column given a value."""
+    conn = sqlite3.connect(path)
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    with conn:
+        for table in tables:
+            if table == "schema_migrations":
+                continue
+            columns = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+            for n in range(1, rows_per_table + 1):
+                values = [_value(table, name, declared, n) for _, name, declared, *_ in columns]
+                try:
+                    conn.execute(f'INSERT INTO "{table}" VALUES ({", ".join("?" * len(values))})', values)
+                except sqlite3.IntegrityError:  # ingest_probe: CHECK (id = 1) keeps one row
+                    assert n > 1, table
+    conn.close()
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[Callable[[], Engine]]:
+    """Engines whose connections work in a fresh PostgreSQL schema, dropped with everything in it afterwards."""
+    admin = engines.create(POSTGRES_URL)
+    try:
+        with admin.connect():
+            pass
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL} ({str(exc).splitlines()[0]})")
+    schema = f"data_test_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    made: list[Engine] = []
+
+    def engine() -> Engine:
+        made.append(engines.create(POSTGRES_URL, connect_args={"options": f"-c search_path={schema}"}))
+        return made[-1]
+
+    try:
+        yield engine
+    finally:
+        for each in made:
+            each.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -1,0 +1,76 @@
+"""The Alembic history: its head is the ``HEAD`` that ``open_database`` checks, the revisions build exactly what the
+owners' tables declare, and upgrading a database already at the head changes nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from cloud.data import engine as engines
+from cloud.data.legacy import MIGRATIONS
+from cloud.data.migrate import alembic_config, upgrade
+from cloud.data.migrations import HEAD
+from cloud.data.schema import metadata
+from cloud.data.urls import sqlite_url
+from cloud.storage import open_database
+from tests.data.schema_dump import rows_of_every_table, sqlite_schema
+
+
+def test_head_is_the_newest_revision_of_the_history() -> None:
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD]
+
+
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_the_revisions_build_what_the_tables_declare(tmp_path: Path) -> None:
+    path = tmp_path / "cloud" / "iotsphere.db"
+    open_database(path).conn.close()
+    engine = engines.create(sqlite_url(path))
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    engine.dispose()
+
+    assert differences == []
+
+
+def test_upgrading_a_database_at_the_head_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "cloud" / "iotsphere.db"
+    open_database(path).conn.close()
+    with sqlite3.connect(path) as conn:
+        schema, rows = sqlite_schema(conn), rows_of_every_table(conn)
+
+    engine = engines.create(sqlite_url(path))
+    for _ in range(2):
+        with engine.begin() as connection:
+            upgrade(connection)
+    engine.dispose()
+    open_database(path).conn.close()
+
+    with sqlite3.connect(path) as conn:
+        assert (sqlite_schema(conn), rows_of_every_table(conn)) == (schema, rows)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+
+
+def test_a_file_opened_by_two_connections_at_once_is_built_once(tmp_path: Path) -> None:
+    """The upgrade holds SQLite's write lock from BEGIN IMMEDIATE to commit: a second process opening a new file at
+    the same moment waits, then finds the schema built and stamped (here: the first upgrade's transaction is still
+    open while the second starts, on another connection)."""
+    path = tmp_path / "cloud" / "iotsphere.db"
+    path.parent.mkdir()
+    engine = engines.create(sqlite_url(path))
+    with engine.begin() as first:
+        upgrade(first)
+        with pytest.raises(Exception, match="database is locked"):
+            other = sqlite3.connect(path, timeout=0)
+            other.execute("BEGIN IMMEDIATE")
+        other.close()
+    engine.dispose()
+
+    open_database(path).conn.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
