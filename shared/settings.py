@@ -47,12 +47,6 @@ class Settings(BaseSettings):
         "Database: `sqlite:///PATH`, or `postgresql://…` for the schema alone so far (docs/data-layer.md); unset: "
         "`sqlite:///<data dir>/iotsphere.db`.",
     )
-    database_url: SecretStr | None = _setting(
-        None,
-        CLOUD,
-        "Database: `sqlite:///PATH`, or `postgresql://…` for the schema alone so far (docs/data-layer.md); unset: "
-        "`sqlite:///<data dir>/iotsphere.db`.",
-    )
     mqtt_url: str = _setting(
         DEFAULT_MQTT_URL, ALL_SIDES, "Broker URL, `mqtt://user:pass@host:port` or `mqtts://…`; `--mqtt` wins."
     )
