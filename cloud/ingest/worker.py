@@ -74,7 +74,7 @@ from cloud.ingest.store import BatchResult
 from cloud.observability import health, metrics
 from cloud.storage import open_database
 from shared.mqtt_url import MqttEndpoint, apply_endpoint, parse_mqtt_url
-from shared.topics import shared_subscription, up_wildcard, validate_id
+from shared.topics import parse_gateway_topic, shared_subscription, up_wildcard, validate_id
 
 log = logging.getLogger(__name__)
 
@@ -446,7 +446,13 @@ class IngestWorker:
         if rejected:
             first = rejected[0]
             reason = first.decoded.reason
-            log.warning("dead-lettered %d message(s), first on %s: %s", len(rejected), first.topic, reason)
+            try:  # a key of its own in JSON log lines, for a collector to filter on
+                gateway = {"gateway_id": parse_gateway_topic(first.topic, self.config.topic_prefix).gateway_id}
+            except ValueError:  # the topic itself is what was wrong
+                gateway = {}
+            log.warning(
+                "dead-lettered %d message(s), first on %s: %s", len(rejected), first.topic, reason, extra=gateway
+            )
 
     def _retry_later(self, reason: str) -> None:
         log.warning("%s; retrying in %.1f s", reason, self._backoff)

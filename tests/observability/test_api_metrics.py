@@ -3,59 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
-import sqlite_utils
 
-from cloud.api.app import create_app
 from cloud.api.roles import Role
 from cloud.audit import AuditLog
-from cloud.config import CloudConfig
 from cloud.ingest import IngestWorker
-from cloud.storage import open_database
 from shared.topics import Up, up_topic
-from tests.api.conftest import auth, key_per_role
-from tests.api.server import ThreadedServer
-from tests.ingest.helpers import BROKER_URL, Publisher, count, forget_session, predictions, status, unique, wait_for
-from tests.observability.scrape import Samples, has, parse, value
+from tests.api.conftest import auth
+from tests.ingest.helpers import Publisher, count, predictions, status, unique, wait_for
+from tests.observability.conftest import Cloud
+from tests.observability.scrape import has, value
 
 PREDICTION_ROUTE = "/api/predictions/water-heaters/{device_id}/{prediction_type}"
-
-
-@dataclass
-class Cloud:
-    config: CloudConfig
-    db: sqlite_utils.Database
-    http: httpx.Client
-    tokens: dict[Role, str]
-
-    def scrape(self, **headers: str) -> Samples:
-        response = self.http.get("/metrics", headers=headers)
-        assert response.status_code == 200, response.text
-        assert response.headers["content-type"].startswith("text/plain")
-        return parse(response.text)
-
-
-@pytest.fixture
-def cloud(tmp_path) -> Iterator[Cloud]:
-    config = CloudConfig(data_dir=tmp_path / "cloud", mqtt_url=BROKER_URL, topic_prefix=f"{unique('obs')}/iotsphere/v1")
-    db = open_database(config.database_path)
-    tokens = key_per_role(db)
-    with ThreadedServer(create_app(config)) as server, httpx.Client(base_url=server.base_url, timeout=10) as http:
-        yield Cloud(config, db, http, tokens)
-    db.conn.close()
-
-
-@pytest.fixture
-def worker(cloud: Cloud) -> Iterator[IngestWorker]:
-    ingest = IngestWorker(cloud.config, client_id=unique("obs-ingest"), shared_group=None)
-    ingest.start()
-    yield ingest
-    ingest.stop()
-    forget_session(ingest.client_id)
 
 
 def _three_predictions(gateway: str, version: str):

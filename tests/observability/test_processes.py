@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as mqtt
 import pytest
 
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.storage import open_database
+from shared.topics import Up, up_topic
 from tests.api.conftest import auth
 from tests.observability.scrape import parse, value
 from tests.private_broker import PrivateBroker, free_port, listening
@@ -35,6 +37,17 @@ def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
 
 def _url_with_password(broker: PrivateBroker) -> str:
     return f"mqtt://obs:{MQTT_PASSWORD}@127.0.0.1:{broker.port}"
+
+
+def _publish(broker: PrivateBroker, topic: str, payload: bytes) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def _start(arguments: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
@@ -150,11 +163,19 @@ def test_cloud_ingest_serves_its_own_metrics_and_health(tmp_path: Path, broker: 
     open_database(data_dir / "iotsphere.db").conn.close()
     arguments = ["cloud", "ingest", "--data-dir", str(data_dir), "--mqtt", _url_with_password(broker)]
     arguments += ["--metrics-address", f"127.0.0.1:{port}", "--client-id", "obs-ingest"]
-    process = _start(arguments, _environment(f"test-{uuid.uuid4().hex[:8]}/iotsphere/v1"), port)
+    prefix = f"test-{uuid.uuid4().hex[:8]}/iotsphere/v1"
+    process = _start(arguments, _environment(prefix), port)
     base = f"http://127.0.0.1:{port}"
     try:
         assert _wait_ready(base, ready=True).status_code == 200
-        samples = parse(httpx.get(f"{base}/metrics").text)
+        _publish(broker, up_topic("gw-logs", Up.STATUS, prefix), b"{not json")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            samples = parse(httpx.get(f"{base}/metrics").text)
+            if value(samples, "iotsphere_ingest_dead_letters_total", reason="malformed"):
+                break
+            time.sleep(0.1)
+        assert value(samples, "iotsphere_ingest_dead_letters_total", reason="malformed") == 1
         assert value(samples, "iotsphere_broker_connected", client="obs-ingest") == 1
         assert ("iotsphere_gateways", frozenset({("state", "online")})) not in samples  # the API's to export
         checks = _health("--url", base, "--json")
@@ -165,6 +186,7 @@ def test_cloud_ingest_serves_its_own_metrics_and_health(tmp_path: Path, broker: 
 
     lines = _json_lines("\n".join(line for line in stderr.splitlines() if line.startswith("{")))
     assert {line["role"] for line in lines} == {"ingest"}
+    assert any(line.get("gateway_id") == "gw-logs" and line["level"] == "WARNING" for line in lines)
     assert MQTT_PASSWORD not in stderr
 
 
