@@ -115,8 +115,8 @@ def resolve_as_of(as_of: datetime | str, span: TimeSpan | None, stored: str) -> 
 
 
 def note_data_elsewhere(span: TimeSpan | None, stored: str, end: datetime, start: datetime | None = None) -> None:
-    """For a window (``start`` None: all before ``end``) that found no ``stored``: say on stderr where the stored
-    ``stored`` lies if it lies wholly after or before the window, and how to look there."""
+    """When the stored ``stored`` lies wholly after or before a window (``start`` None: all before ``end``), so the
+    window found none of it, say so on stderr, where it lies and how to look there; nothing otherwise."""
     if span is None:
         return
     if span.first >= end:
