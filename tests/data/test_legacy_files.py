@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from cloud.data.legacy import MIGRATIONS
-from cloud.data.migrations import BASELINE, HEAD
+from cloud.data.migrations import HEAD
 from cloud.storage import open_database
 from tests.data.conftest import fill_every_table, legacy_file
 from tests.data.schema_dump import rows_of_every_table, sqlite_schema
@@ -20,19 +20,25 @@ def _alembic_version(path: Path) -> list[tuple]:
         return conn.execute("SELECT version_num FROM alembic_version").fetchall()
 
 
+def _new_file_schema(folder: Path) -> dict:
+    open_database(folder / "iotsphere.db").conn.close()
+    with sqlite3.connect(folder / "iotsphere.db") as conn:
+        return sqlite_schema(conn)
+
+
 def test_a_file_of_the_last_legacy_schema_keeps_every_row_and_is_stamped(tmp_path: Path) -> None:
     path = legacy_file(tmp_path / "cloud" / "iotsphere.db", LAST_LEGACY_STEP)
     fill_every_table(path)
     with sqlite3.connect(path) as conn:
-        before, schema_before = rows_of_every_table(conn), sqlite_schema(conn)
+        before = rows_of_every_table(conn)
     assert all(before.values()), [table for table, rows in before.items() if not rows]
 
     open_database(path).conn.close()
 
     with sqlite3.connect(path) as conn:
         assert rows_of_every_table(conn) == before
-        assert sqlite_schema(conn) == schema_before
-    assert _alembic_version(path) == [(BASELINE,)] == [(HEAD,)]
+        assert sqlite_schema(conn) == _new_file_schema(path.parent.parent / "new")
+    assert _alembic_version(path) == [(HEAD,)]
 
 
 def test_a_file_at_an_older_legacy_step_runs_the_steps_it_lacks_then_is_stamped(tmp_path: Path) -> None:
@@ -40,8 +46,6 @@ def test_a_file_at_an_older_legacy_step_runs_the_steps_it_lacks_then_is_stamped(
     fill_every_table(path)
     with sqlite3.connect(path) as conn:
         counts = {table: len(rows) for table, rows in rows_of_every_table(conn).items() if table != "schema_migrations"}
-    up_to_date = open_database(tmp_path / "new" / "iotsphere.db")
-    up_to_date.conn.close()
 
     open_database(path).conn.close()
 
@@ -51,6 +55,5 @@ def test_a_file_at_an_older_legacy_step_runs_the_steps_it_lacks_then_is_stamped(
         schema = sqlite_schema(conn)
     assert {table: after[table] for table in counts} == counts  # step 16 on: new tables, no row dropped
     assert steps == [version for version, _ in MIGRATIONS]
-    with sqlite3.connect(tmp_path / "new" / "iotsphere.db") as conn:
-        assert schema == sqlite_schema(conn)
+    assert schema == _new_file_schema(tmp_path / "new")
     assert _alembic_version(path) == [(HEAD,)]
