@@ -53,7 +53,8 @@ def test_a_change_through_the_api_is_recorded_once_by_its_service_with_the_key_a
         "feedback.rate",
         prediction.prediction_id,
     )
-    assert json.loads(entry["details_json"]) == {"id": response.json()["id"], "rating": 4}
+    request_id = response.headers["x-request-id"]  # the request's id, as its log lines carry it
+    assert json.loads(entry["details_json"]) == {"id": response.json()["id"], "rating": 4, "request_id": request_id}
     assert "private remark" not in json.dumps(entry)
 
 
@@ -75,6 +76,7 @@ def test_a_refused_request_is_recorded_with_a_hash_of_its_body_and_an_anonymous_
         "status": 403,
         "body_sha256": hashlib.sha256(body).hexdigest(),
         "role": "viewer",
+        "request_id": refused.headers["x-request-id"],
     }
 
 
