@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import sqlite3
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from cloud.api.auth import public
 from cloud.api.deps import Config, _api_key_header, _bearer, require_role
 from cloud.api.roles import Role
 from cloud.config import CloudConfig, environment
+from cloud.errors import Unavailable
 from cloud.observability import health
 from cloud.observability.health_collector import HealthCollector
 from cloud.observability.metrics import HTTP_REQUESTS, HTTP_SECONDS
@@ -114,7 +116,10 @@ def metrics(
 ) -> Response:
     """This process's metrics in the Prometheus text format (docs/operations.md); a key unless open (see above)."""
     if not _open_to(request):
-        db = connect(config.database_path)
+        try:
+            db = connect(config.database_path)
+        except sqlite3.Error as exc:  # no key can be checked: 503, as every route answers then
+            raise Unavailable(f"database unavailable: {exc}") from exc
         try:
             _viewer(request, db, bearer, header_key)
         finally:

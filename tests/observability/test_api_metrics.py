@@ -124,7 +124,7 @@ def test_readiness_lists_the_workers_checks_and_liveness_their_loops(cloud: Clou
     assert not has(cloud.scrape(), "iotsphere_broker_connected", client=worker.client_id)
 
 
-def test_readiness_fails_when_the_database_is_gone(cloud: Cloud) -> None:
+def test_readiness_fails_when_the_database_is_gone(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
     cloud.config.database_path.unlink()
 
     ready = cloud.http.get("/readyz")
@@ -133,6 +133,8 @@ def test_readiness_fails_when_the_database_is_gone(cloud: Cloud) -> None:
     failing = {check["name"] for check in ready.json()["checks"] if not check["ok"]}
     assert failing == {"database", "migrations"}
     assert value(cloud.scrape(), "iotsphere_scrape_section_ok", section="database") == 0
+    monkeypatch.setenv("IOTSPHERE_METRICS_PUBLIC", "0")
+    assert cloud.http.get("/metrics", headers=auth(cloud.tokens[Role.VIEWER])).status_code == 503  # no key to check
 
 
 def test_metrics_need_a_person_s_key_when_not_public(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
