@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -18,6 +19,7 @@ from cloud.data.migrations import HEAD
 from cloud.data.schema import metadata
 from cloud.data.urls import sqlite_url
 from cloud.storage import open_database
+from tests.data.conftest import legacy_file
 from tests.data.schema_dump import rows_of_every_table, sqlite_schema
 
 
@@ -74,3 +76,18 @@ def test_a_file_opened_by_two_connections_at_once_is_built_once(tmp_path: Path) 
     open_database(path).conn.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_the_baseline_refuses_a_file_the_legacy_steps_made(tmp_path: Path) -> None:
+    """Run alone (the alembic command line), the baseline would meet tables it cannot create: it says what to do."""
+    path = legacy_file(tmp_path / "cloud" / "iotsphere.db", MIGRATIONS[-1][0])
+    engine = engines.create(sqlite_url(path))
+    config = alembic_config()
+    with pytest.raises(RuntimeError, match="made by the legacy steps"), engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    engine.dispose()
+
+    open_database(path).conn.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]

@@ -58,6 +58,11 @@ END $$""",
 
 
 def upgrade() -> None:
+    if sa.inspect(op.get_bind()).has_table("schema_migrations"):
+        raise RuntimeError(
+            "this database was made by the legacy steps: it is at the baseline already, not empty. Open it with the "
+            "cloud (any `iotsphere cloud` command), which runs the steps it lacks and stamps it, before using alembic"
+        )
     op.create_table(
         "api_keys",
         sa.Column("key_id", sa.Text(), nullable=True),
