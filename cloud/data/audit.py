@@ -1,4 +1,8 @@
-"""The hash-chained audit log and its signed checkpoints, both append-only."""
+"""The hash-chained audit log and its signed checkpoints, both append-only.
+
+Triggers refuse every UPDATE and DELETE of both tables, so no code path edits history by mistake; SQLAlchemy has
+no construct for them, so they are in the revisions (the baseline writes them for SQLite and PostgreSQL).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Feature windows as packed float32, the feature sets that name their values, and training datasets."""
+"""Feature windows as packed float32, the feature sets that name their values, and training datasets.
+
+``features`` is keyed by (feature set, window end, device), WITHOUT ROWID on SQLite: windows arrive in time order, so
+inserts append to the end of the b-tree and a training read is one range scan.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Gateways and their devices, the events gateways report, and security events about documents never issued."""
+"""Gateways and their devices, the events gateways report, and security events about documents never issued.
+
+A trigger on ``gateway_events`` (in the revisions, once per dialect) records the ``security_events`` row of an event
+naming a director document never issued to its gateway, in the transaction that stores the event.
+"""
 
 from __future__ import annotations
 
