@@ -35,7 +35,8 @@ from tuf.api.metadata import Metadata
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
 from cloud.errors import NotFound, Refused, Unavailable
-from cloud.releases.model_rows import RELEASED
+from cloud.releases.model_rows import GENERAL, PRODUCTION, RELEASED
+from cloud.releases.service import ReleaseService
 from cloud.storage import iso
 from cloud.transactions import write_transaction
 from shared.release import ReleaseFile
@@ -44,11 +45,8 @@ if TYPE_CHECKING:
     from cloud.releases.director import Issued, IssueFailure
     from shared.director import DirectorDocument
 
-PRODUCTION = "production"
 #: what a registration needs, from its metadata or its artifact folder's release.json
 REQUIRED_METADATA = ("prediction_type", "feature_set_version", "model_sha256")
-#: the production scope of a version serving every device type that has no version of its own
-GENERAL = ""
 
 
 class UnknownModel(NotFound, LookupError):
@@ -109,8 +107,6 @@ class MLModelRegistry:
     def default_rollout(self) -> Rollout:
         """The release service, as the CLI and the API direct gateways: the configured keys, passphrase from the
         environment (a library call never prompts)."""
-        from cloud.releases.service import ReleaseService  # the service builds on this module
-
         return ReleaseService.from_environment(self.config or CloudConfig(data_dir=_data_dir(self.db)))
 
     def next_version(self, model_name: str) -> str:

@@ -51,7 +51,7 @@ def _workers(config: CloudConfig, ingest: bool, publisher: bool, training: bool,
 
         workers.append(IngestWorker(config))
     if publisher:
-        from cloud.releases.publisher import DirectorPublisher
+        from cloud.releases.director_worker import DirectorPublisher
 
         workers.append(DirectorPublisher(config))
     if training:

@@ -12,6 +12,7 @@ from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.registry import RegistryUnavailable
 from cloud.releases import keystore, tuf_repo
 from cloud.releases.director import DirectingFailed, DirectorError, IssueFailure, document_summary, failures
+from cloud.releases.first_release import release
 from cloud.releases.model_rows import RegistryMismatch
 from cloud.releases.publisher import Directed, PublishError, publish_pending
 from cloud.releases.rotation import rotate_key
@@ -100,7 +101,7 @@ def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Pat
     try:
         tuf_repo.require_initialized(config)  # before asking for the passphrase
         service = ReleaseService(config, keystore.passphrase_from_env_or_prompt())
-        released = service.release(db, artifact_dir, list(gateways) or None, actor=config.actor)
+        released = release(service, db, artifact_dir, list(gateways) or None, actor=config.actor)
     except _FAILURES as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

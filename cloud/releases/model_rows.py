@@ -15,6 +15,9 @@ from cloud.storage import iso
 from cloud.transactions import write_transaction
 
 RELEASED = "released"
+PRODUCTION = "production"
+#: the production scope of a version serving every device type that has no version of its own
+GENERAL = ""
 
 
 class RegistryMismatch(Refused):

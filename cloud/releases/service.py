@@ -19,7 +19,7 @@ registry's gate and history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,15 +27,13 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
-from cloud.registry import GENERAL, PRODUCTION, MLModelRegistry, RegistryRefused
 from cloud.releases import director, keystore, tuf_repo
-from cloud.releases.model_rows import record_release
+from cloud.releases.model_rows import GENERAL, PRODUCTION, record_release
 from cloud.releases.publisher import Directed, deliver
 from cloud.transactions import write_transaction
 from shared.director import DesiredModel
 
 #: the history's reason when a model's first release becomes production
-FIRST_RELEASE = "first release: no version was in production"
 ARTIFACT_FILES = ("release.json", "model.onnx")
 
 
@@ -57,18 +55,6 @@ class Signed:
     @property
     def version(self) -> str:
         return self.published.release.model_version
-
-
-@dataclass(frozen=True)
-class Released:
-    """What ``release`` did: the signed version, the gateways directed, and what the registry says now."""
-
-    signed: Signed
-    directed: Directed = field(default_factory=Directed)
-    #: the registry's history entry when this release became production (a model's first release)
-    promotion: dict | None = None
-    #: why no gateway was directed (another version is production, or the registry refused): what to do instead
-    not_directed: str | None = None
 
 
 def read_artifacts(artifact_dir: Path) -> tuple[bytes, bytes]:
@@ -129,41 +115,6 @@ class ReleaseService:
         release_json, onnx_bytes = read_artifacts(artifact_dir)
         published = tuf_repo.add_release(self.config, self.passphrase, release_json, onnx_bytes)
         return Signed(published, record_release(db, published, actor=actor))
-
-    def release(
-        self,
-        db: sqlite_utils.Database,
-        artifact_dir: Path,
-        gateway_ids: list[str] | None = None,
-        *,
-        actor: str | None = None,
-    ) -> Released:
-        """Sign, then direct: only ``gateway_ids`` when named (the registry unchanged), else the fleet when the model
-        has no production version yet (this release becomes production, with a history entry); a later version
-        is left to a promotion."""
-        actor = actor or configured_actor()
-        signed = self.sign(db, artifact_dir, actor=actor)
-        name, version = signed.model_name, signed.version
-        if gateway_ids:
-            return Released(signed, self.direct_gateways(db, name, version, gateway_ids, actor=actor))
-        registry = MLModelRegistry(db, self.config)
-        production = registry.get_active_model(name)
-        if production is not None:
-            current = production["model_version"]
-            if current == version:
-                return Released(signed, not_directed=f"{name} version {version} is already production")
-            return Released(
-                signed,
-                not_directed=f"{name} version {current} is production: promote version {version} to direct gateways "
-                f"to it (`iotsphere models promote {name} {version} --reason ...`, or a staged rollout)",
-            )
-        try:
-            change = registry.promote_model_to_production(
-                name, version, actor=actor, reason=FIRST_RELEASE, rollout=self
-            )
-        except RegistryRefused as exc:  # e.g. it failed evaluation: signed all the same, promoted by an admin later
-            return Released(signed, not_directed=str(exc))
-        return Released(signed, Directed(change.documents, change.failures, change.pending), change.history)
 
     # -- directing -----------------------------------------------------------------------------------
 

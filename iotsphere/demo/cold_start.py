@@ -18,7 +18,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from cloud.config import CloudConfig
-from cloud.releases import tuf_repo
+from cloud.releases import first_release, tuf_repo
 from cloud.releases.service import ReleaseService
 from cloud.storage import open_database
 from cloud.training.cli import train_from_history_file
@@ -100,7 +100,7 @@ def release(config: CloudConfig, passphrase: str, artifact_dir: Path) -> Release
     desired state, which the publisher hands out."""
     db = open_database(config.database_path)
     try:
-        signed = ReleaseService(config, passphrase).release(db, artifact_dir, actor="demo").signed
+        signed = first_release.release(ReleaseService(config, passphrase), db, artifact_dir, actor="demo").signed
     finally:
         db.conn.close()
     metrics = json.loads((artifact_dir / "metrics.json").read_text())

@@ -29,7 +29,8 @@ from cloud.config import CloudConfig, environment
 from cloud.embedded_broker import EmbeddedBroker
 from cloud.ingest import IngestWorker
 from cloud.releases import tuf_repo
-from cloud.releases.publisher import DirectorPublisher, PublishError, RetainedPublisher
+from cloud.releases.director_worker import DirectorPublisher
+from cloud.releases.publisher import PublishError, RetainedPublisher
 from cloud.storage import open_database
 from iotsphere.demo import cold_start
 from iotsphere.demo.api_server import ApiServer

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cloud.releases import director, keystore
-from cloud.releases.publisher import DirectorPublisher
+from cloud.releases.director_worker import DirectorPublisher
 from cloud.storage import iso, open_database
 from shared.limits import MAX_SAFE_INT
 from tests.releases.conftest import PASSPHRASE

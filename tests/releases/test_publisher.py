@@ -13,8 +13,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from cloud.registry import MLModelRegistry
-from cloud.releases import director, keystore, tuf_repo
-from cloud.releases.publisher import DirectorPublisher
+from cloud.releases import director, first_release, keystore, tuf_repo
+from cloud.releases.director_worker import DirectorPublisher
 from cloud.releases.service import ReleaseService
 from cloud.storage import iso, open_database
 from shared.director import DirectorDocument, verify_director
@@ -96,7 +96,7 @@ def test_a_first_release_is_production_and_reaches_gateways_seen_later_through_t
     released, db, trusted, artifacts
 ):
     _see_gateway(db, "gw-early")
-    first = ReleaseService(released, PASSPHRASE).release(db, artifacts(version="3").directory)
+    first = first_release.release(ReleaseService(released, PASSPHRASE), db, artifacts(version="3").directory)
     (early,) = first.directed.documents
     assert early.signed.gateway_id == "gw-early"
     assert MLModelRegistry(db).get_active_model("component_failure")["model_version"] == "3"  # what gateways run
