@@ -130,3 +130,11 @@ def test_nothing_points_outside_the_repository() -> None:
             text = file.read_text(errors="replace")
             for outside in ("ARCHITECTURE", "../shared/", "shared/reference"):
                 assert outside not in text, f"{file.relative_to(ROOT)} names {outside}"
+
+
+def test_every_variable_the_docs_name_is_a_setting() -> None:
+    """docs/configuration.md is the settings' own table (tests/test_config.py), so a name missing there is stale."""
+    settings = set(re.findall(r"IOTSPHERE_[A-Z_]+", (ROOT / "docs" / "configuration.md").read_text()))
+    for doc in DOCS:
+        unknown = set(re.findall(r"IOTSPHERE_[A-Z_]+", doc.read_text())) - settings
+        assert not unknown, f"{doc.name} names {sorted(unknown)}, which are no settings"
