@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from prometheus_client import Counter, Histogram, disable_created_metrics
 
 from shared.messages import PredictionBatch
+from shared.topics import Up
 
 disable_created_metrics()  # the *_created series double a scrape's size and no rule or dashboard here reads them
 
@@ -60,6 +61,12 @@ HTTP_SECONDS = Histogram(
 
 #: what a dead letter's reason starts with (``cloud.ingest.decode``); ``store``: the store refused it alone
 REASON_KINDS = frozenset({"topic", "oversized", "malformed", "invalid", "gateway-mismatch", "error", "store"})
+
+# Every known series from the start, at 0: ``increase()`` over a series that first appears at 1 misses that 1.
+for _kind in (*REASON_KINDS, "other"):
+    INGEST_DEAD_LETTERS.labels(_kind)
+for _channel in Up:
+    INGEST_MESSAGES.labels(_channel.value)
 
 
 class _Committed(Protocol):

@@ -27,6 +27,8 @@ def _three_predictions(gateway: str, version: str):
 @pytest.mark.mqtt
 def test_a_scrape_after_known_traffic_counts_it(cloud: Cloud, worker: IngestWorker) -> None:
     before = cloud.scrape()
+    assert has(before, "iotsphere_ingest_dead_letters_total", reason="oversized")  # every reason kind from the start
+    assert has(before, "iotsphere_ingest_messages_total", channel="events")
     publisher = Publisher(cloud.config.topic_prefix)
     try:
         publisher.send(_three_predictions("gw-obs", "41"), Up.PREDICTIONS)
