@@ -13,7 +13,9 @@ latency figures time), ``usage_pattern`` (``ridge``) and ``anomaly`` (``isolatio
   time is not counted;
 - memory: a child process that imports only the agent, loads all three models the way the agent loads
   installed releases (``ModelStore.load_active``) and serves 100 heaters for a simulated day from raw
-  JSON payloads (``on_telemetry``, parsing included); its VmHWM, and which heavy libraries it imported;
+  JSON payloads (``on_telemetry``, parsing included); its VmHWM, how its resident memory at the end (the peak)
+  splits into anonymous and file-backed pages (shared libraries, shared with other processes and evictable), and
+  which heavy libraries it imported;
 - import shares: the resident memory each library the agent imports adds, imported one after another in a
   fresh interpreter in the order the agent's own import reaches them (where the memory above goes);
 - first load: what the agent adds per update for one release: its every check first run in the memory- and
@@ -223,9 +225,11 @@ with open(payloads, "rb") as lines:
         count += 1
 spent = time.perf_counter() - began
 heaters, models = len(agent.windows), len(agent.store.active())
+anonymous, file_backed = vm("RssAnon"), vm("RssFile")
 agent.stop(drain_seconds=0)
 print(json.dumps({"rss_after_imports_mb": imported, "rss_with_models_mb": loaded,
                   "peak_rss_while_loading_mb": loaded_peak, "peak_rss_mb": vm("VmHWM"),
+                  "rss_anonymous_at_end_mb": anonymous, "rss_file_backed_at_end_mb": file_backed,
                   "models": models, "heaters": heaters, "raw_readings_per_second": count / spent,
                   "heavy_imports": sorted(name for name in heavy if name in sys.modules)}))
 """

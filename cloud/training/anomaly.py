@@ -1,9 +1,10 @@
 """``anomaly``: an unsupervised outlier score per feature row (IsolationForest).
 
-skl2onnx gives an isolation forest two outputs, ``label`` (1 normal, -1 outlier) and ``scores`` (scikit-learn's
-``decision_function``: lower is stranger). The exported model serves ``scores`` negated, labelled
-``anomaly_score``: higher is stranger, and above 0 the forest calls the row an outlier. Failure labels are not
-used to fit; where known they judge the score: does it rank heaters about to fail higher (ROC AUC)?
+The export (``cloud.training.isolation_forest_onnx``, one tree ensemble) gives an isolation forest skl2onnx's two
+outputs, ``label`` (1 normal, -1 outlier) and ``scores`` (scikit-learn's ``decision_function``: lower is
+stranger). The exported model serves ``scores`` negated, labelled ``anomaly_score``: higher is stranger, and above
+0 the forest calls the row an outlier. Failure labels are not used to fit; where known they judge the score: does
+it rank heaters about to fail higher (ROC AUC)?
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from cloud.training.onnx_export import export, golden_vectors, session
 
 OUTPUT = "scores"
 LABEL = "anomaly_score"
-#: Imputed first: an isolation forest takes no NaN. They differ in how many rows each tree sees (skl2onnx
+#: Imputed first: an isolation forest takes no NaN. They differ in how many rows each tree sees (the export
 #: converts no feature subsampling: max_features must stay 1.0).
 CANDIDATES: dict[str, Callable[[], object]] = {
     "isolation_forest": lambda: make_pipeline(
@@ -91,7 +92,7 @@ def train(
     val_rows = selection.validation
     fitted = fit_all(CANDIDATES[chosen], rows)
     estimator = fitted[0]
-    exported = export(estimator, X.shape[1], negate=(OUTPUT,), remove_identities=False)
+    exported = export(estimator, X.shape[1], negate=(OUTPUT,))
     onnx_score = session(exported.onnx_bytes).run([OUTPUT], {"features": X[val_rows]})[0].ravel()
     gap = check_agreement(chosen, onnx_score, _anomaly_score(estimator, X[val_rows]), MAX_ONNX_DISAGREEMENT, "score")
     complete = np.isfinite(X[val_rows]).all(axis=1)

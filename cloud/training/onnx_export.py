@@ -11,16 +11,19 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import onnxruntime as ort
-from skl2onnx import to_onnx
+from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from skl2onnx.common.tree_ensemble import sklearn_threshold
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor, IsolationForest
 
+from cloud.training.isolation_forest_onnx import convert_isolation_forest
 from shared.release import GoldenVectors, TensorSpec
 
 INPUT_NAME = "features"
 #: Opsets the edge accepts; pinned so a newer skl2onnx cannot silently raise them.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+#: our converters where skl2onnx's serve the edge badly (``cloud.training.isolation_forest_onnx``)
+_CONVERTERS = {IsolationForest: convert_isolation_forest}
 _DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64", onnx.TensorProto.DOUBLE: "float64"}
 
 
@@ -81,21 +84,18 @@ def export(
     options: dict | None = None,
     negate: tuple[str, ...] = (),
     metadata: dict[str, str] | None = None,
-    remove_identities: bool = True,
 ) -> ExportedModel:
     """Convert, run ``onnx.checker`` with ``full_check``, and describe inputs and outputs.
 
     ``negate`` names outputs served negated; ``metadata`` goes into the model's ``metadata_props`` (what an
     evaluator needs to read the model, e.g. alert thresholds), so it travels inside the signed bytes.
-    ``remove_identities=False`` skips skl2onnx's pass removing Identity nodes: it is quadratic in the node count
-    (3 of the 6 s an isolation forest of thousands of nodes took to convert), and onnxruntime drops them anyway.
     """
-    model = to_onnx(
+    model = convert_sklearn(
         estimator,
         initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
         options={id(estimator): options} if options else None,
         target_opset=TARGET_OPSET,
-        model_optim=remove_identities,
+        custom_conversion_functions=_CONVERTERS,
     )
     _exact_histogram_thresholds(model, estimator)
     for output in negate:
