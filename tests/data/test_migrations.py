@@ -4,6 +4,8 @@ owners' tables declare, and upgrading a database already at the head changes not
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -58,24 +60,34 @@ def test_upgrading_a_database_at_the_head_changes_nothing(tmp_path: Path) -> Non
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
 
 
-def test_a_file_opened_by_two_connections_at_once_is_built_once(tmp_path: Path) -> None:
-    """The upgrade holds SQLite's write lock from BEGIN IMMEDIATE to commit: a second process opening a new file at
-    the same moment waits, then finds the schema built and stamped (here: the first upgrade's transaction is still
-    open while the second starts, on another connection)."""
+def test_two_upgrades_of_a_new_file_at_once_build_it_once(tmp_path: Path) -> None:
+    """Each upgrade decides what to run inside its own BEGIN IMMEDIATE transaction: the second, started while the first
+    holds the write lock, waits for it and then finds the head already there (two processes opening a new file)."""
     path = tmp_path / "cloud" / "iotsphere.db"
     path.parent.mkdir()
-    engine = engines.create(sqlite_url(path))
-    with engine.begin() as first:
-        upgrade(first)
-        with pytest.raises(Exception, match="database is locked"):
-            other = sqlite3.connect(path, timeout=0)
-            other.execute("BEGIN IMMEDIATE")
-        other.close()
-    engine.dispose()
+    first_engine, second_engine = engines.create(sqlite_url(path)), engines.create(sqlite_url(path))
+    errors: list[BaseException] = []
 
-    open_database(path).conn.close()
+    def second() -> None:
+        try:
+            with second_engine.begin() as connection:
+                upgrade(connection)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with first_engine.begin() as connection:
+        upgrade(connection)
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        time.sleep(0.3)  # let it reach BEGIN IMMEDIATE and wait; if it has not yet, it begins after the commit
+    waiting.join()
+    first_engine.dispose()
+    second_engine.dispose()
+
+    assert errors == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
 
 
 def test_the_baseline_refuses_a_file_the_legacy_steps_made(tmp_path: Path) -> None:
