@@ -1,0 +1,109 @@
+"""What each memory lever measured for the gateway does to ``bench edge``'s peak (docs/edge.md, "Levers measured").
+
+``.venv/bin/python -m bench.edge_memory_levers`` builds the benchmark's three models and 100 heaters' telemetry once,
+then runs its memory child (``bench.bench_edge``) once per lever, each in a fresh process, and prints the peaks:
+
+- onnxruntime session options (no CPU arena, no memory pattern, fewer graph optimisations), patched into the
+  agent's ``create_session``;
+- glibc's malloc arenas capped (``MALLOC_ARENA_MAX``, read by glibc at process start);
+- telemetry through the agent's worker thread, as from MQTT (paho's thread queues, the worker parses), instead of
+  ``on_telemetry`` on the main thread, with and without the arena cap.
+
+Not part of ``make bench``: these are one-off comparisons, not figures with targets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.bench_edge import _CHILD, _HEAVY, _installed_agent_data, _models, _throughput
+from firmware_sim.history import generate_history
+
+_SESSION_OPTIONS = """
+import onnxruntime as ort
+from edge_agent import model_loader
+_session = ort.InferenceSession
+def _with_options(data, options, **kwargs):
+    {}
+    return _session(data, options, **kwargs)
+model_loader.ort.InferenceSession = _with_options
+"""
+
+#: the bench child, but the readings go through the agent's inbox and worker thread, fed by a thread as paho's
+_THROUGH_WORKER = _CHILD.replace(
+    """with open(payloads, "rb") as lines:
+    for line in lines:
+        topic, payload = line.rstrip(b"\\n").split(b" ", 1)
+        agent.on_telemetry(topic.decode(), payload)
+        count += 1
+""",
+    """import threading
+def network_thread():
+    global count
+    with open(payloads, "rb") as lines:
+        for line in lines:
+            topic, payload = line.rstrip(b"\\n").split(b" ", 1)
+            agent._inbox.put((topic.decode(), payload))
+            count += 1
+feeder = threading.Thread(target=network_thread)
+feeder.start()
+feeder.join()
+while not agent._inbox.empty():
+    time.sleep(0.05)
+time.sleep(0.5)  # the last reading taken off the queue is processed
+""",
+)
+assert _THROUGH_WORKER != _CHILD, "bench edge's child changed: update the worker-thread variant"
+
+LEVERS: dict[str, tuple[str, dict[str, str]]] = {
+    "as bench edge": (_CHILD, {}),
+    "no CPU arena, no memory pattern": (
+        _SESSION_OPTIONS.format("options.enable_cpu_mem_arena = False; options.enable_mem_pattern = False") + _CHILD,
+        {},
+    ),
+    "basic graph optimisations only": (
+        _SESSION_OPTIONS.format("options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC")
+        + _CHILD,
+        {},
+    ),
+    "MALLOC_ARENA_MAX=2": (_CHILD, {"MALLOC_ARENA_MAX": "2"}),
+    "through the worker thread": (_THROUGH_WORKER, {}),
+    "through the worker thread, MALLOC_ARENA_MAX=2": (_THROUGH_WORKER, {"MALLOC_ARENA_MAX": "2"}),
+}
+
+
+def _peak(script: str, environment: dict[str, str], data_dir: Path, payloads: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(data_dir), str(payloads), ",".join(_HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, **environment},
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-edge-levers-") as scratch:
+        folder = Path(scratch)
+        _, _, releases = _models(generate_history(heaters=120, days=60, seed=5))
+        for name in ("throughput", "memory"):
+            _installed_agent_data(folder / name, releases)
+        _throughput(folder / "throughput", folder / "telemetry.txt")  # writes the payloads the child replays
+        for lever, (script, environment) in LEVERS.items():
+            figures = _peak(script, environment, folder / "memory", folder / "telemetry.txt")
+            print(
+                f"{lever:48} peak {figures['peak_rss_mb']:6.1f} MB, with models {figures['rss_with_models_mb']:6.1f}"
+                f" MB, {figures['heaters']} heaters",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
