@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What the test suite needs from the machine beyond .venv: Debian's mosquitto (private brokers of tests with their
-# own settings) and chromium (pages in a real browser), and a broker on 127.0.0.1:1883. As root (as on the project's
+# own settings), chromium (pages in a real browser), prometheus and prometheus-alertmanager (promtool, amtool and a
+# real Prometheus checking deploy/prometheus), and a broker on 127.0.0.1:1883. As root (as on the project's
 # machines and in CI) it installs and starts what is missing; otherwise it stops at once with the command to run,
 # instead of letting a test fail after minutes.
 set -euo pipefail
@@ -8,6 +9,8 @@ set -euo pipefail
 missing=()
 command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages the tests use: ${missing[*]}"

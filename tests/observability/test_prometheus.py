@@ -59,7 +59,7 @@ def test_prometheus_scrapes_the_cloud_and_sees_known_traffic(
 ) -> None:
     monkeypatch.setenv("IOTSPHERE_METRICS_PUBLIC", "0")
     key_file = tmp_path / "metrics-key"
-    key_file.write_text(cloud.tokens[Role.VIEWER])
+    key_file.write_text(cloud.tokens[Role.VIEWER] + "\n")  # as `create-key > file` writes it
     viewer = {"Authorization": f"Bearer {cloud.tokens[Role.VIEWER]}"}
     assert cloud.http.get("/metrics").status_code == 401  # the key below is what lets Prometheus in
     before = cloud.scrape(**viewer)
