@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
+from cloud.releases.director import latest_document
 from shared.messages import EventKind
 
 
@@ -15,6 +16,8 @@ class CloudView:
     gateways_online: int = 0
     #: gateway id → model name → the version its latest status says it serves
     versions: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    #: gateway id → model name → the version the cloud's latest director document tells it to run
+    directed: dict[str, dict[str, str]] = field(default_factory=dict)
     predictions: int = 0
     #: model name → version → predictions stored
     predictions_by_model: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -32,6 +35,10 @@ def read_cloud_view(db: sqlite_utils.Database, gateway_ids: list[str]) -> CloudV
         view.gateways_online += bool(row["online"])
         status = json.loads(row["status_json"] or "{}")
         view.versions[row["gateway_id"]] = {m["model_name"]: m.get("active_version") for m in status.get("models", [])}
+    for gateway_id in gateway_ids:
+        document = latest_document(db, gateway_id)
+        if document is not None:
+            view.directed[gateway_id] = {name: model.version for name, model in document.signed.models.items()}
     query = "SELECT model_name, model_version, count(*) AS n FROM predictions GROUP BY model_name, model_version"
     for row in db.query(query):
         view.predictions_by_model.setdefault(row["model_name"], {})[row["model_version"]] = row["n"]

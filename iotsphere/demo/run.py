@@ -387,6 +387,7 @@ class Demo:
                 "active": {m: s["version"] for m, s in site.active_versions().items()},
                 "state": {m: s["state"] for m, s in site.active_versions().items()},
                 "reported_to_cloud": self.view.versions.get(site.gateway_id, {}),
+                "directed": self.view.directed.get(site.gateway_id, {}),
                 "predictions_in_cloud": self.view.predictions_by_gateway.get(site.gateway_id, 0),
                 "readings_sent": site.readings,
                 "bad_messages_at_agent": dict(site.agent.quarantine.counts),
@@ -401,7 +402,13 @@ class Demo:
             for name, released in self.released.items():
                 version = released.model_version
                 serving = rolled_out["version"] if rolled_out.get("model_name") == name else version
-                missing = [g for g, s in gateways.items() if s["active"].get(name) != serving]
+                # a gateway runs what the cloud last directed it to: a staged rollout's canary in flight when act
+                # two's budget ran out is right to run the challenger while the rest run production
+                missing = [
+                    g
+                    for g, s in gateways.items()
+                    if s["active"].get(name) not in {serving, self.view.directed.get(g, {}).get(name)}
+                ]
                 if missing:
                     problems.append(f"{name} version {serving} not active on {', '.join(missing)}")
                 if not self.view.predictions_by_model.get(name, {}).get(version):

@@ -39,6 +39,7 @@ def _assert_loop_closed(summary: dict, options: DemoOptions) -> None:
     assert len(summary["gateways"]) == options.gateways
     for gateway in summary["gateways"].values():
         assert gateway["active"] == {"component_failure": "1", "usage_pattern": "1", "anomaly": "1"}
+        assert gateway["directed"] == gateway["active"]  # what the cloud's latest document tells it to run
         assert gateway["predictions_in_cloud"] > 0
         assert gateway["readings_sent"] > 0 and not gateway["bad_messages_at_agent"]
     assert summary["dead_letters"] == 0 and summary["rejected_updates"] == 0
