@@ -36,8 +36,7 @@ from cloud.training.onnx_export import export, golden_vectors, session
 
 OUTPUT = "scores"
 LABEL = "anomaly_score"
-#: Imputed first: an isolation forest takes no NaN. They differ in how many rows each tree sees (the export
-#: converts no feature subsampling: max_features must stay 1.0).
+#: Imputed first: an isolation forest takes no NaN. They differ in how many rows each tree sees.
 CANDIDATES: dict[str, Callable[[], object]] = {
     "isolation_forest": lambda: make_pipeline(
         SimpleImputer(strategy="median"), IsolationForest(n_estimators=100, max_samples=256, random_state=0)

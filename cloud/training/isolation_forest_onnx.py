@@ -29,7 +29,8 @@ from sklearn.ensemble._iforest import _average_path_length
 
 
 def _ensemble_attributes(forest, dtype) -> dict:
-    """One regression tree per estimator, splits on the original feature columns, each leaf worth its share."""
+    """One regression tree per estimator, each leaf worth its share; a split names the original feature column, so
+    trees grown on a subset of the features (``max_features`` < 1) need no ``Gather``."""
     attributes = get_default_tree_regressor_attribute_pairs()
     attributes["n_targets"] = 1
     attributes["aggregate_function"] = "SUM"
@@ -63,8 +64,6 @@ def _ensemble_attributes(forest, dtype) -> dict:
 def convert_isolation_forest(scope, operator, container) -> None:
     """skl2onnx's converter signature; ``label`` and ``scores`` as skl2onnx's own converter names them."""
     forest = operator.raw_operator
-    if forest._max_features != operator.inputs[0].type.shape[1]:
-        raise ValueError("an isolation forest exports only with max_features=1.0 (every tree sees every feature)")
     opset = container.target_opset
     dtype = guess_numpy_type(operator.inputs[0].type)
     path_length = OnnxTreeEnsembleRegressor_1(operator.inputs[0], op_version=1, **_ensemble_attributes(forest, dtype))

@@ -39,13 +39,16 @@ def test_histogram_gradient_boosting_splits_send_float32_values_where_scikit_lea
     assert np.abs(onnx_values - sklearn_values).max() < 1e-5
 
 
-def test_isolation_forest_exports_as_one_tree_ensemble_scoring_as_scikit_learn():
-    # skl2onnx's own converter made ~40 nodes a tree (4,006 for 100 trees, 24.5 MB in a gateway's onnxruntime)
+@pytest.mark.parametrize("max_features", [1.0, 0.5])
+def test_isolation_forest_exports_as_one_tree_ensemble_scoring_as_scikit_learn(max_features):
+    # skl2onnx's own converter made ~40 nodes a tree (4,006 for 100 trees, 24.5 MB in a gateway's onnxruntime) and
+    # refused trees grown on a subset of the features
     rng = np.random.default_rng(1)
     X = np.vstack([rng.normal(size=(3000, 6)), rng.normal(6.0, 1.0, size=(30, 6))]).astype(np.float32)
     X[rng.random(X.shape) < 0.05] = np.nan
     forest = make_pipeline(
-        SimpleImputer(strategy="median"), IsolationForest(n_estimators=50, max_samples=256, random_state=0)
+        SimpleImputer(strategy="median"),
+        IsolationForest(n_estimators=50, max_samples=256, max_features=max_features, random_state=0),
     ).fit(X)
     exported = export(forest, X.shape[1], negate=("scores",))
     operators = [node.op_type for node in onnx.load_from_string(exported.onnx_bytes).graph.node]
