@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cloud.errors import Invalid
 from cloud.training.data import LabelledRows
 from cloud.training.onnx_export import INPUT_NAME, ExportedModel, session
 
@@ -72,7 +73,7 @@ def selection_split(rows: LabelledRows, fittable: np.ndarray | None = None) -> t
     if fittable is not None:
         fit = fit[fittable[fit]]
     if not fit.size or not validation.size:
-        raise ValueError(f"{order.size} rows are too few to choose an estimator on a later validation slice")
+        raise Invalid(f"{order.size} rows are too few to choose an estimator on a later validation slice")
     if fit.size > SELECTION_ROWS:
         fit = np.sort(np.random.default_rng(0).choice(fit, SELECTION_ROWS, replace=False))
     return fit, validation
@@ -96,7 +97,7 @@ def _require_observed(rows: LabelledRows, index: np.ndarray) -> None:
     missing = [name for name, seen in zip(rows.feature_names, observed, strict=True) if not seen]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise ValueError(
+        raise Invalid(
             f"{len(missing)} of {len(rows.feature_names)} features have no value in the {index.size:,} rows the "
             f"candidates are fitted on ({shown}), e.g. feature windows still filling after the heaters started: "
             "train on a later or longer period"

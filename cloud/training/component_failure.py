@@ -21,6 +21,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from cloud.errors import Invalid
 from cloud.training.common import (
     GOLDEN_ROWS,
     Evaluation,
@@ -177,7 +178,7 @@ def train(
 ) -> TrainedModel:
     """Choose the estimator on the latest rows, fit it on all of them, export and gate the ONNX model."""
     if set(np.unique(rows.targets).tolist()) <= {0}:
-        raise ValueError("the training rows hold no failure: simulate more heaters or days")
+        raise Invalid("the training rows hold no failure: simulate more heaters or days")
     X, y = rows.values, rows.targets
     fittable = _thinned(y)
     val_proba: dict[int, np.ndarray] = {}  # per fitted candidate, kept to set the thresholds without predicting again
@@ -229,7 +230,7 @@ def evaluate(onnx_bytes: bytes, output_labels: dict[str, list[str]], rows: Label
     """Per-component ROC and PR AUC of the ONNX model on ``rows``, and lead times when failures are known."""
     labelled = rows.take(rows.targets >= 0)
     if not (labelled.targets > 0).any() or not (labelled.targets == 0).any():
-        raise ValueError("the rows hold no usable component_failure targets: both failures and healthy rows needed")
+        raise Invalid("the rows hold no usable component_failure targets: both failures and healthy rows needed")
     names = output_labels.get(OUTPUT)
     if not names or not set(names) <= set(CLASSES):
         raise ValueError(f"output_labels must name the {OUTPUT!r} columns from {CLASSES}, got {output_labels}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cloud.errors import Invalid
 from cloud.training.labels import FailureTimes, failure_times, label_rows
 from shared.messages import PredictionType
 
@@ -59,7 +60,7 @@ def time_split(
     if not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must be between 0 and 1, got {holdout_fraction}")
     if not len(rows):
-        raise ValueError(
+        raise Invalid(
             f"no labelled {rows.prediction_type.value} rows to split (every row's outcome is still unknown); "
             "simulate more days"
         )
@@ -70,7 +71,7 @@ def time_split(
     holdout = rows.take(rows.window_ends >= holdout_from)
     if not len(train) or not len(holdout):
         days = (end - start) / np.timedelta64(1, "D")
-        raise ValueError(
+        raise Invalid(
             f"not enough labelled history to split by time: {len(train)} training and {len(holdout)} held-out "
             f"{rows.prediction_type.value} rows over {days:.1f} days with a {gap.days}-day gap; simulate more days "
             f"(at least ~{2 * gap.days + 14})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from types import ModuleType
 
+from cloud.errors import Invalid
 from cloud.training import anomaly, component_failure, usage_pattern
 from cloud.training.common import Evaluation, Progress, TrainedModel, quiet
 from cloud.training.data import LabelledRows
@@ -49,9 +50,9 @@ def train(
     module = _module(prediction_type, rows)
     unknown = sorted(set(candidates or []) - set(module.CANDIDATES))
     if unknown:
-        raise ValueError(f"unknown {prediction_type} candidates {unknown}; choose from {list(module.CANDIDATES)}")
+        raise Invalid(f"unknown {prediction_type} candidates {unknown}; choose from {list(module.CANDIDATES)}")
     if not len(rows):
-        raise ValueError(f"no {prediction_type} rows to train on")
+        raise Invalid(f"no {prediction_type} rows to train on")
     return module.train(rows, progress=progress, candidates=candidates, horizon=horizon)
 
 

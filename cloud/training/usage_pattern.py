@@ -18,6 +18,7 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from cloud.errors import Invalid
 from cloud.training.common import (
     Evaluation,
     Progress,
@@ -76,7 +77,7 @@ def train(
     """
     X, y = rows.values, rows.targets.astype(np.float64)
     if not np.isfinite(y).all():
-        raise ValueError("usage_pattern targets must all be litres: leave out rows without a measured next 24 h")
+        raise Invalid("usage_pattern targets must all be litres: leave out rows without a measured next 24 h")
     selection = choose(
         CANDIDATES,
         candidates,
