@@ -215,3 +215,93 @@ def run_command(
         f"{len(stats.failures)} failures",
         err=True,
     )
+
+
+@sim.command("load")
+@click.option("--gateways", type=click.IntRange(min=1), required=True, help="Gateways whose uplink to publish.")
+@click.option(
+    "--heaters-per-gateway",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Heaters behind each gateway: feature rows and predictions per hourly batch (at most 166: one batch).",
+)
+@click.option(
+    "--rate",
+    default="1",
+    show_default=True,
+    help="Simulated seconds per real second (60 or 60x: an hour's traffic a minute), or messages per real second "
+    "of the whole fleet (500/s).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Real seconds of traffic to publish (default: until interrupted).",
+)
+@click.option(
+    "--mqtt",
+    "mqtt_url",
+    default=from_settings("mqtt_url"),
+    show_default=f"$IOTSPHERE_MQTT_URL or {DEFAULT_MQTT_URL}",
+    help="Broker URL, mqtt://user:pass@host:port or mqtts://...",
+)
+@click.option(
+    "--prefix", default=from_settings("topic_prefix"), show_default=True, help="Topic prefix the cloud ingests."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same messages.")
+@click.option(
+    "--retain/--no-retain",
+    default=True,
+    show_default=True,
+    help="Publish status retained, as agents do (--no-retain leaves nothing on a shared broker).",
+)
+def load_command(
+    gateways: int,
+    heaters_per_gateway: int,
+    rate: str,
+    duration: float | None,
+    mqtt_url: str,
+    prefix: str,
+    seed: int,
+    retain: bool,
+) -> None:
+    """Publish the uplink of many gateways (features, predictions, status, events) at their agents' rates."""
+    import signal
+
+    from firmware_sim.load import LoadGenerator, LoadProfile, parse_rate
+
+    try:
+        profile = LoadProfile(gateways, heaters_per_gateway)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--heaters-per-gateway") from exc
+    try:
+        multiplier = parse_rate(rate, profile)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rate") from exc
+    generator = LoadGenerator(profile, mqtt_url, multiplier, prefix=prefix, seed=seed, retain_status=retain)
+    click.echo(
+        f"{gateways} gateways × {heaters_per_gateway} heaters → {mqtt_url} at {multiplier:g}x: "
+        f"{profile.messages_per_second() * multiplier:,.1f} msg/s, {profile.rows_per_second() * multiplier:,.1f} "
+        "rows/s expected (Ctrl-C stops)",
+        err=True,
+    )
+
+    def interrupted(*_) -> None:
+        """The first Ctrl-C stops after the broker acknowledged what was sent; a second one ends at once."""
+        generator.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        stats = generator.run(duration, report=lambda s: click.echo(s.line(), err=True))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach the broker at {mqtt_url}: {exc}") from exc
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    by_channel = ", ".join(f"{channel} {count}" for channel, count in sorted(stats.messages.items()))
+    click.echo(f"sent {stats.sent} messages ({by_channel}), {stats.sent_rows} rows, {stats.failed} failed", err=True)
+    if stats.failed:
+        sys.exit(1)
