@@ -51,6 +51,9 @@ class LazyGroup(click.Group):
             errors = sys.modules.get("cloud.errors")  # never imported here: a gateway install has no cloud
             if errors is not None and isinstance(exc, errors.IoTSphereError):
                 raise click.ClickException(str(exc)) from exc
+            settings = sys.modules.get("shared.settings")  # an environment variable that does not fit, named
+            if settings is not None and isinstance(exc, settings.SettingsError):
+                raise click.ClickException(str(exc)) from exc
             raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -90,6 +93,7 @@ admin = lazy_group(
         "list-keys": ("cloud.api.cli:list_keys_command", "List API keys (never their secrets)."),
         "revoke-key": ("cloud.api.cli:revoke_key_command", "Revoke an API key by its id."),
         "rotate-key": ("cloud.releases.cli:rotate_key_command", "Replace a signing key; gateways follow through TUF."),
+        "export-root": ("cloud.releases.provisioning:export_root_command", "Write the TUF root gateways start from."),
     },
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -34,8 +35,20 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
 
 
 def apply_endpoint(client, endpoint: MqttEndpoint) -> None:
-    """Give a paho client the endpoint's credentials and, for ``mqtts://``, TLS with the system's CAs."""
+    """Give a paho client the endpoint's credentials and, for ``mqtts://``, TLS that verifies the broker against
+    ``IOTSPHERE_MQTT_CA`` (a private CA, as deploy/make_secrets.py makes) or else the system's CAs.
+
+    Every MQTT client of the project comes through here, so one setting serves cloud, gateways and tools alike.
+    """
     if endpoint.username:
         client.username_pw_set(endpoint.username, endpoint.password)
     if endpoint.tls:
-        client.tls_set()
+        from shared.settings import SettingsError, settings  # shared.settings imports this module
+
+        ca_file = settings().mqtt_ca
+        try:
+            client.tls_set(ca_certs=str(ca_file) if ca_file else None)
+        except ssl.SSLError as exc:
+            raise SettingsError(
+                f"IOTSPHERE_MQTT_CA={ca_file} holds no PEM certificate a client can trust: {exc.reason or exc}"
+            ) from None

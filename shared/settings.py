@@ -14,7 +14,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    FilePath,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,6 +58,9 @@ class Settings(BaseSettings):
     )
     mqtt_url: str = _setting(
         DEFAULT_MQTT_URL, ALL_SIDES, "Broker URL, `mqtt://user:pass@host:port` or `mqtts://…`; `--mqtt` wins."
+    )
+    mqtt_ca: FilePath | None = _setting(
+        None, ALL_SIDES, "PEM file of the CA that signed the broker's certificate, for `mqtts://` (unset: system CAs)."
     )
     topic_prefix: str = _setting(DEFAULT_PREFIX, ALL_SIDES, "MQTT topic prefix the cloud and its gateways share.")
     ingest_client_id: str = _setting(
@@ -125,6 +137,7 @@ _EXPECTED = {
     "int_from_float": "a whole number",
     "float_parsing": "a number",
     "bool_parsing": "1 or 0 (true/false, yes/no, on/off)",
+    "path_not_file": "an existing file",
 }
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from shared.mqtt_url import parse_mqtt_url
+from shared.mqtt_url import apply_endpoint, parse_mqtt_url
 
 
 def unique_prefix() -> str:
@@ -42,6 +42,7 @@ class Collector:
             client_id=f"collector-{uuid.uuid4().hex[:8]}",
             clean_session=not persistent,
         )
+        apply_endpoint(self.client, endpoint)  # credentials and TLS, as every client of the project
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=1)
         self.client.on_subscribe = lambda *args: self._subscribed.set()
