@@ -26,11 +26,11 @@ from pathlib import Path
 
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.audit import AuditLog, VerifyResult
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
-from cloud.errors import Refused
+from cloud.errors import Invalid, Refused
 from cloud.releases import keystore
 from cloud.storage import iso
 from cloud.transactions import write_transaction
@@ -100,11 +100,11 @@ class CheckpointExport(BaseModel):
 
     @classmethod
     def parse(cls, data: bytes, source: str) -> CheckpointExport:
-        """Raise ValueError naming ``source`` for anything but an export of this module."""
+        """Raise Invalid naming ``source`` for anything but an export of this module."""
         try:
             return cls.model_validate(strict_loads(data))
-        except (ValidationError, ValueError) as exc:
-            raise ValueError(f"{source} is not an export of audit checkpoints: {exc}") from exc
+        except ValueError as exc:  # pydantic's ValidationError is one, as is the JSON decoder's
+            raise Invalid(f"{source} is not an export of audit checkpoints: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -84,15 +84,9 @@ def verify_command(checkpoints_file: Path | None, data_dir: Path | None) -> None
     """
     config = config_from_options(data_dir)
     kept = []
-    try:
-        public_keys, problems = verifying_keys(config.keys_dir, key_passphrase())
-    except keystore.KeystoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+    public_keys, problems = verifying_keys(config.keys_dir, key_passphrase())
     if checkpoints_file is not None:
-        try:
-            export = CheckpointExport.parse(checkpoints_file.read_bytes(), str(checkpoints_file))
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
+        export = CheckpointExport.parse(checkpoints_file.read_bytes(), str(checkpoints_file))
         kept = export.checkpoints
         unknown = set(export.public_keys) - {public_key_hex(key) for key in public_keys}
         if public_keys and unknown:
@@ -122,8 +116,6 @@ def checkpoint_command(data_dir: Path | None) -> None:
     db = open_database(config.database_path)
     try:
         checkpoint = sign_now(db, config.keys_dir, passphrase, actor=config.actor)
-    except keystore.KeystoreError as exc:
-        raise click.ClickException(str(exc)) from exc
     except CheckpointRefused as exc:
         raise click.ClickException(f"not signed, the audit log fails verification: {exc}") from exc
     finally:
@@ -141,10 +133,7 @@ def export_checkpoints_command(out: Path, data_dir: Path | None) -> None:
     """Write every checkpoint and the audit public keys to OUT: keep it away from this machine, and check the log
     against it later with ``verify --checkpoints OUT``."""
     config = config_from_options(data_dir)
-    try:
-        public_keys = keystore.audit_public_keys(config.keys_dir)
-    except keystore.KeystoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+    public_keys = keystore.audit_public_keys(config.keys_dir)
     db = open_database(config.database_path)
     try:
         export = AuditCheckpoints(db).export(public_keys)

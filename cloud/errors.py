@@ -5,7 +5,9 @@ kind with one status (``cloud.api.errors``) and the CLI with one message and exi
 message is written for the person who called: ``str(exc)`` is shown as it is.
 
 A domain class names its kind and keeps the builtin base it had, e.g. ``class UnknownModel(NotFound, LookupError)``,
-so code that catches ``LookupError`` or ``ValueError`` today still does.
+so code that catches ``LookupError`` or ``ValueError`` today still does. ``Invalid`` is itself a ``ValueError`` (a
+value the caller gave does not fit): a service raises it for bad arguments, and a bare ``ValueError`` is left for
+the server's own bugs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class Refused(IoTSphereError):
     """The request is understood but a rule forbids it in the current state; nothing was changed."""
 
 
-class Invalid(IoTSphereError):
+class Invalid(IoTSphereError, ValueError):
     """The request's values make no sense together (start after end, an unknown feature name, a bad cron)."""
 
 

@@ -17,7 +17,7 @@ from cloud.cli_options import (
     resolve_as_of,
 )
 from cloud.cli_output import echo_json, echo_table, json_option
-from cloud.feature_store import FeatureStore, UnknownDevice
+from cloud.feature_store import FeatureStore
 from cloud.storage import open_database
 from cloud.stored_times import feature_span, where_features_are
 from shared.messages import PredictionType
@@ -57,10 +57,7 @@ def get_command(
 ) -> None:
     """A heater's feature vectors, oldest first, as tab-separated rows under a header (empty where a value is
     null); "none" when there are none."""
-    try:
-        found = _store(data_dir).get_device_features(device_id, list(names) or None, (start, end))
-    except (UnknownDevice, ValueError) as exc:
-        raise click.ClickException(str(exc.args[0])) from exc
+    found = _store(data_dir).get_device_features(device_id, list(names) or None, (start, end))
     rows = [[window_end, *row] for window_end, row in zip(found.window_ends, found.values.tolist(), strict=True)]
     if as_json:
         echo_json([dict(zip(["window_end", *found.feature_names], row, strict=True)) for row in rows])
@@ -82,10 +79,7 @@ def latest_command(device_id: str, as_of: datetime | str, as_json: bool, data_di
     store = _store(data_dir)
     span = feature_span(store.db)
     moment = resolve_as_of(as_of, span, "feature window")
-    try:
-        latest = store.latest_features(device_id, moment)
-    except UnknownDevice as exc:
-        raise click.ClickException(str(exc.args[0])) from exc
+    latest = store.latest_features(device_id, moment)
     note_data_elsewhere(span, "feature windows", moment)
     if as_json:
         echo_json(latest)
@@ -131,19 +125,16 @@ def dataset_command(
 ) -> None:
     """Build a point-in-time labelled training dataset and record it; print its id, row count, hash and query."""
     store = _store(data_dir)
-    try:
-        dataset = store.get_training_dataset(
-            list(names) or None,
-            start,
-            end,
-            device_type=device_type,
-            horizon=timedelta(days=horizon_days),
-            feature_set_version=feature_set_version,
-            as_of=as_of,
-            prediction_type=PredictionType(prediction_type),
-        )
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    dataset = store.get_training_dataset(
+        list(names) or None,
+        start,
+        end,
+        device_type=device_type,
+        horizon=timedelta(days=horizon_days),
+        feature_set_version=feature_set_version,
+        as_of=as_of,
+        prediction_type=PredictionType(prediction_type),
+    )
     record = dataset.record
     echo_json(
         {

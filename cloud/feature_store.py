@@ -28,7 +28,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
-from cloud.errors import NotFound
+from cloud.errors import Invalid, NotFound, Refused
 from cloud.ingest import feature_codec
 from cloud.storage import from_iso, iso, utc_time
 from cloud.training.labels import CLASSES, FailureTimes, failure_times, label_rows
@@ -242,14 +242,14 @@ class FeatureStore:
         """
         matrix = np.asarray(values, dtype=np.float64)
         if matrix.shape != (len(device_ids), len(feature_names)) or len(window_ends) != len(device_ids):
-            raise ValueError(
+            raise Invalid(
                 f"{len(device_ids)} device ids and {len(window_ends)} window ends need a matrix of as many rows of "
                 f"{len(feature_names)} features, got shape {matrix.shape}"
             )
         names = self._feature_set_names(feature_set_version) or list(feature_names)
         if set(feature_names) != set(names) or len(feature_names) != len(names):
             missing, extra = sorted(set(names) - set(feature_names)), sorted(set(feature_names) - set(names))
-            raise ValueError(
+            raise Invalid(
                 f"feature set {feature_set_version!r} needs exactly its features: missing {missing}, unknown {extra}"
             )
         devices = [validate_id(str(device_id), "device id") for device_id in device_ids]
@@ -312,7 +312,7 @@ class FeatureStore:
     ) -> DeviceFeatures:
         """The device's rows with window ends in ``[start, end)`` (either bound may be None), oldest first.
 
-        Raises UnknownDevice for a device never seen, ValueError for a feature no stored set has.
+        Raises UnknownDevice for a device never seen, Invalid for a feature no stored set has.
         """
         self._known(device_id)
         start, end = time_range or (None, None)
@@ -326,7 +326,7 @@ class FeatureStore:
         wanted = list(feature_names) if feature_names else known
         unknown = [name for name in wanted if name not in known]
         if unknown:
-            raise ValueError(f"device {device_id!r} has no feature {unknown}; it has {known}")
+            raise Invalid(f"device {device_id!r} has no feature {unknown}; it has {known}")
         window_ends: list[str] = []
         blocks: list[np.ndarray] = []
         for version, rows in found.items():
@@ -435,17 +435,17 @@ class FeatureStore:
         """
         start_date, end_date = utc_time(start_date, "start_date"), utc_time(end_date, "end_date")
         if start_date >= end_date:
-            raise ValueError(f"start_date {start_date.isoformat()} must be before end_date {end_date.isoformat()}")
+            raise Invalid(f"start_date {start_date.isoformat()} must be before end_date {end_date.isoformat()}")
         as_of = utc_time(as_of, "as_of") if as_of is not None else datetime.now(UTC)
         prediction_type = PredictionType(prediction_type)
         version = feature_set_version or self._version_for(feature_names)
         stored_names = self._feature_set_names(version)
         if stored_names is None:
-            raise ValueError(f"no feature set {version!r} has been stored")
+            raise Invalid(f"no feature set {version!r} has been stored")
         names = list(feature_names) if feature_names else stored_names
         unknown = [name for name in names if name not in stored_names]
         if unknown:
-            raise ValueError(f"feature set {version!r} has no feature {unknown}")
+            raise Invalid(f"feature set {version!r} has no feature {unknown}")
         query = {
             "feature_names": names,
             "feature_set_version": version,
@@ -486,11 +486,11 @@ class FeatureStore:
         return DatasetRecord(row[0], json.loads(row[1]), row[2], row[3], row[4])
 
     def load_dataset(self, dataset_id: str) -> TrainingDataset:
-        """Build a recorded dataset again from its query; ValueError if the data no longer hashes the same."""
+        """Build a recorded dataset again from its query; Refused if the data no longer hashes the same."""
         record = self.get_dataset_record(dataset_id)
         dataset = self._build(record.query)
         if dataset.record.content_hash != record.content_hash:
-            raise ValueError(
+            raise Refused(
                 f"dataset {dataset_id} has changed since it was recorded: content hash "
                 f"{dataset.record.content_hash} instead of {record.content_hash}"
             )
@@ -659,7 +659,5 @@ class FeatureStore:
             return FEATURE_SET_VERSION
         if len(candidates) != 1:
             which = f"several feature sets have them: {sorted(candidates)}" if candidates else "no feature set has them"
-            raise ValueError(
-                f"cannot choose a feature set for {list(feature_names)}: {which}; name feature_set_version"
-            )
+            raise Invalid(f"cannot choose a feature set for {list(feature_names)}: {which}; name feature_set_version")
         return candidates[0]

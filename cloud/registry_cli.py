@@ -18,30 +18,13 @@ import sqlite_utils
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.config import CloudConfig
-from cloud.registry import (
-    Change,
-    MLModelRegistry,
-    RegistryRefused,
-    RegistryUnavailable,
-    UnknownModel,
-    version_lineage,
-)
+from cloud.registry import Change, MLModelRegistry, version_lineage
 from cloud.releases import keystore
 from cloud.releases.cli import echo_directed
-from cloud.releases.director import DirectorError
 from cloud.releases.publisher import Directed
 from cloud.releases.service import ReleaseService
-from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.storage import open_database
 
-_REFUSALS = (
-    UnknownModel,
-    RegistryRefused,
-    RegistryUnavailable,
-    DirectorError,
-    ImageRepositoryError,
-    keystore.KeystoreError,
-)
 device_type_option = click.option("--device-type", default=None, help="Device type (default: all device types).")
 reason_option = click.option("--reason", required=True, help="Why; kept in the model's history.")
 override_option = click.option(
@@ -55,8 +38,6 @@ def _registry(data_dir: Path | None, mqtt_url: str | None = None) -> Iterator[tu
     db: sqlite_utils.Database = open_database(config.database_path)
     try:
         yield config, MLModelRegistry(db)
-    except _REFUSALS as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         db.conn.close()
 

@@ -15,9 +15,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import validation_error_definition, validation_error_response_definition
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from cloud.errors import Invalid, IoTSphereError, NotFound, Refused, Unavailable
+from cloud.errors import Invalid, NotFound, Refused, Unavailable
 from shared.settings import SettingsError
 
 #: the status each kind of error answers with. Refused is 409 (the request conflicts with the current state: the
@@ -52,28 +52,25 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def status_of(exc: Exception) -> int:
-    """The status ``exc`` answers with: its kind's in ``STATUS``; any other ``ValueError`` is Invalid (400)."""
-    return next((code for kind, code in STATUS.items() if isinstance(exc, kind)), STATUS[Invalid])
+    """The status ``exc`` answers with: its kind's in ``STATUS``."""
+    return next(code for kind, code in STATUS.items() if isinstance(exc, kind))
 
 
 def answer_error(request: Request, exc: Exception) -> JSONResponse:
     """The one answer to a domain error: its kind's status and ``{"detail": message}``; Retry-After when known.
 
-    A bare ``ValueError`` is a service refusing its arguments (several still raise it rather than ``Invalid``), so
-    it answers 400 too; pydantic's ``ValidationError`` is one, but raised inside a route it is the server's own bug
-    (FastAPI reports a request's as ``RequestValidationError``), so it is raised on as a 500.
+    Only the hierarchy reaches it: a bare ``ValueError`` (pydantic's ``ValidationError`` raised inside a route is
+    one) is the server's own bug and answers 500 like any other.
     """
-    if isinstance(exc, ValidationError):
-        raise exc
     retry = getattr(exc, "retry_after_s", None)
     headers = {"Retry-After": str(retry)} if retry is not None else None
     return JSONResponse({"detail": str(exc)}, status_of(exc), headers=headers)
 
 
 def install_error_handler(app: FastAPI) -> None:
-    """Answer the hierarchy (and bare ValueErrors) raised anywhere in a request with ``answer_error``."""
-    app.add_exception_handler(IoTSphereError, answer_error)  # type: ignore[arg-type]
-    app.add_exception_handler(ValueError, answer_error)  # type: ignore[arg-type]
+    """Answer each kind of ``STATUS`` raised anywhere in a request with ``answer_error``."""
+    for kind in STATUS:
+        app.add_exception_handler(kind, answer_error)  # type: ignore[arg-type]
 
 
 def body_too_large(max_bytes: int) -> dict[str, str]:

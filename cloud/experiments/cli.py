@@ -17,7 +17,7 @@ import click
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
-from cloud.experiments.store import ExperimentConflict, Status, UnknownExperiment
+from cloud.experiments.store import Status
 from cloud.storage import open_database
 
 if TYPE_CHECKING:
@@ -30,31 +30,15 @@ reason_option = click.option("--reason", default="", help="Why; kept in the expe
 def _service(data_dir: Path | None, mqtt_url: str | None = None, signing: bool = False) -> Iterator[ExperimentService]:
     # here, not at import: the service's statistics (scipy) and signing (tuf) would make --help take a second
     from cloud.experiments.service import ExperimentService
-    from cloud.registry import MLModelRegistry, RegistryRefused, RegistryUnavailable, UnknownModel
+    from cloud.registry import MLModelRegistry
     from cloud.releases import keystore
-    from cloud.releases.director import DirectingFailed, DirectorError
     from cloud.releases.service import ReleaseService
-    from cloud.releases.tuf_repo import ImageRepositoryError
 
-    refusals = (
-        UnknownExperiment,
-        UnknownModel,
-        ExperimentConflict,
-        RegistryRefused,
-        RegistryUnavailable,
-        DirectorError,
-        DirectingFailed,
-        ImageRepositoryError,
-        keystore.KeystoreError,
-        ValueError,
-    )
     config = config_from_options(data_dir, mqtt_url)
     db = open_database(config.database_path)
     try:
         rollout = ReleaseService(config, keystore.passphrase_from_env_or_prompt()) if signing else None
         yield ExperimentService(db, config, MLModelRegistry(db), rollout)
-    except refusals as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         db.conn.close()
 

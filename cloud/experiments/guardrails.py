@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from cloud.errors import Invalid
 from cloud.experiments.metrics import CHALLENGER, CHAMPION
 from shared.messages import Arm, EventKind
 
@@ -44,10 +45,10 @@ DEFAULT_GUARDRAILS: dict[str, float] = {
 def guardrails_with_defaults(given: dict[str, float] | None) -> dict[str, float]:
     unknown = set(given or {}) - set(DEFAULT_GUARDRAILS)
     if unknown:
-        raise ValueError(f"unknown guardrails {sorted(unknown)}; known: {sorted(DEFAULT_GUARDRAILS)}")
+        raise Invalid(f"unknown guardrails {sorted(unknown)}; known: {sorted(DEFAULT_GUARDRAILS)}")
     merged = {**DEFAULT_GUARDRAILS, **(given or {})}
     if any(value < 0 for value in merged.values()):
-        raise ValueError("guardrail thresholds must not be negative")
+        raise Invalid("guardrail thresholds must not be negative")
     return merged
 
 

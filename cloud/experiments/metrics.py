@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from cloud.errors import Invalid
 from cloud.training.usage_outputs import LABEL as USAGE_LABEL
 from shared.messages import Arm, OutcomeResult, PredictionType
 
@@ -61,7 +62,7 @@ def metric_for(prediction_type: str) -> Metric:
         return METRICS[prediction_type]
     except KeyError:
         known = ", ".join(sorted(METRICS))
-        raise ValueError(
+        raise Invalid(
             f"no A/B metric for {prediction_type!r} predictions (they have no outcome to score): use {known}"
         ) from None
 

@@ -30,6 +30,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
+from cloud.errors import Invalid
 from cloud.experiments import guardrails as guards
 from cloud.experiments.metrics import CHALLENGER, CHAMPION, arm_observations, metric_for
 from cloud.experiments.stats import ArmSummary, arm_interval, planned_per_arm, sequential_test
@@ -110,7 +111,7 @@ class ExperimentService:
         gateway_ids: list[str] | None = None,
         reason: str = "",
     ) -> dict[str, Any]:
-        """Plan a draft experiment; raise ``ValueError`` or the registry's errors when it cannot run."""
+        """Plan a draft experiment; Invalid, ExperimentConflict or the registry's errors when it cannot run."""
         if champion_version is None:
             active = self.registry.get_active_model(model_name)
             if active is None:
@@ -119,7 +120,7 @@ class ExperimentService:
         champion = self.registry.get_version(model_name, champion_version)
         challenger = self.registry.get_version(model_name, challenger_version)
         if challenger_version == champion_version:
-            raise ValueError("the challenger must be a different version from the champion")
+            raise Invalid("the challenger must be a different version from the champion")
         if champion["status"] != PRODUCTION:
             raise ExperimentConflict(
                 f"{model_name} version {champion_version} is not in production: it cannot be the champion"
@@ -131,14 +132,17 @@ class ExperimentService:
                 )
         metric = metric_for(champion["prediction_type"])
         if mode not in ("split", "shadow"):
-            raise ValueError(f"mode must be 'split' or 'shadow', not {mode!r}")
+            raise Invalid(f"mode must be 'split' or 'shadow', not {mode!r}")
         if mode == "split" and not 1 <= challenger_percent <= 99:
-            raise ValueError("a split experiment needs a challenger share between 1 and 99 percent")
-        for gateway_id in gateway_ids or []:
-            validate_id(gateway_id, "gateway id")
+            raise Invalid("a split experiment needs a challenger share between 1 and 99 percent")
+        try:
+            for gateway_id in gateway_ids or []:
+                validate_id(gateway_id, "gateway id")
+        except ValueError as exc:  # shared.topics knows nothing of the cloud's errors
+            raise Invalid(str(exc)) from None
         effect = min_detectable_effect if min_detectable_effect is not None else DEFAULT_EFFECT[metric.name]
         if effect <= 0 or not 0 < alpha < 0.5 or not 0 < power < 1:
-            raise ValueError("the effect must be positive, alpha within (0, 0.5) and power within (0, 1)")
+            raise Invalid("the effect must be positive, alpha within (0, 0.5) and power within (0, 1)")
         draft = {
             "experiment_id": f"exp-{uuid.uuid4().hex[:12]}",
             "model_name": model_name,
@@ -423,4 +427,4 @@ def _evidence(look: dict[str, Any]) -> dict[str, Any]:
 
 def _require_reason(reason: str, action: str) -> None:
     if not reason.strip():
-        raise ValueError(f"{action} needs a reason")
+        raise Invalid(f"{action} needs a reason")

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
+from cloud.errors import Invalid
+
 #: below this the plug-in variance is too rough to test with
 DEFAULT_MIN_PER_ARM = 50
 #: keeps ``V`` positive when every observation in both arms is the same
@@ -129,15 +131,15 @@ def planned_per_arm(
     ``baseline_sd`` is the spread of one observation of a continuous metric (ignored for a rate).
     """
     if effect <= 0:
-        raise ValueError("the minimum detectable effect must be positive")
+        raise Invalid("the minimum detectable effect must be positive")
     if not 0 < alpha < 1 or not 0 < power < 1:
-        raise ValueError("alpha and power must lie strictly between 0 and 1")
+        raise Invalid("alpha and power must lie strictly between 0 and 1")
     if binary:
         improved = min(max(baseline_mean - effect, 0.0), 1.0)
         spread = baseline_mean * (1 - baseline_mean) + improved * (1 - improved)
     else:
         if not baseline_sd or baseline_sd <= 0:
-            raise ValueError("a continuous metric needs a positive baseline standard deviation")
+            raise Invalid("a continuous metric needs a positive baseline standard deviation")
         spread = 2 * baseline_sd**2
     spread = max(spread, _VARIANCE_FLOOR)
 
@@ -152,5 +154,5 @@ def planned_per_arm(
     if shortfall(lower) >= 0:  # the rule looks at nothing smaller
         return DEFAULT_MIN_PER_ARM
     if shortfall(upper) < 0:
-        raise ValueError(f"an effect of {effect} cannot be detected with any practical sample size")
+        raise Invalid(f"an effect of {effect} cannot be detected with any practical sample size")
     return math.ceil(optimize.brentq(shortfall, lower, upper, xtol=0.5))

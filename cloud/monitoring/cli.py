@@ -14,9 +14,7 @@ from cloud.cli_options import as_of_option, config_from_options, data_dir_option
 from cloud.cli_output import echo_json
 from cloud.monitoring.performance import (
     GROUP_DIMENSIONS,
-    InvalidMetrics,
     ModelPerformanceMonitor,
-    UnknownModelName,
     generate_performance_report,
     resolve_period,
 )
@@ -35,12 +33,10 @@ period_option = click.option(
 
 @contextmanager
 def _database(data_dir: Path | None) -> Iterator[sqlite_utils.Database]:
-    """The cloud database; the monitor's refusals become clear CLI errors."""
+    """The cloud database, closed when the command ends."""
     db = open_database(config_from_options(data_dir).database_path)
     try:
         yield db
-    except (InvalidMetrics, UnknownModelName) as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         db.conn.close()
 

@@ -73,7 +73,7 @@ NON_NEGATIVE_UNITS = frozenset({"per 24 h", "min per 24 h", "L per 24 h", "L per
 _UNITS = {feature.name: feature.unit for feature in FEATURES}
 
 
-class UnknownDeviceType(Invalid, ValueError):
+class UnknownDeviceType(Invalid):
     """A device type neither the model version nor the fleet knows: a check of it could only find no rows."""
 
 
@@ -106,13 +106,13 @@ class DriftConfig:
     def __post_init__(self) -> None:
         for name in ("alpha", "missing_tolerance", "out_of_range_share", "min_degradation"):
             if not 0 < getattr(self, name) < 1:
-                raise ValueError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
+                raise Invalid(f"{name} must be between 0 and 1, not {getattr(self, name)}")
         for name in ("psi_threshold", "wasserstein_threshold", "range_tolerance"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+                raise Invalid(f"{name} must be positive, not {getattr(self, name)}")
         for name in ("ks_max_rows", "max_compared_rows", "min_rows", "min_outcomes", "min_positives"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+                raise Invalid(f"{name} must be at least 1, not {getattr(self, name)}")
 
 
 # -- feature drift ---------------------------------------------------------------------------------------------
@@ -474,10 +474,10 @@ def _window(
     if window is not None:
         start, end = utc_time(window[0], "the window's start"), utc_time(window[1], "the window's end")
         if start >= end:
-            raise ValueError(f"the window's start {start.isoformat()} must be before its end {end.isoformat()}")
+            raise Invalid(f"the window's start {start.isoformat()} must be before its end {end.isoformat()}")
         return start, end
     if days < 1:
-        raise ValueError(f"days must be at least 1, not {days}")
+        raise Invalid(f"days must be at least 1, not {days}")
     end = now or datetime.now(UTC)
     return end - timedelta(days=days), end
 
@@ -516,7 +516,7 @@ def detect_model_drift(
     """Check a version (default: production for ``device_type``) over ``window`` (default: the last ``days``).
 
     Returns a JSON-ready result (module doc); nothing is stored: ``record_check`` keeps it. Raises
-    UnknownModel, NoReference, or ValueError for a bad window or an unknown device type (UnknownDeviceType).
+    UnknownModel, NoReference, or Invalid for a bad window or an unknown device type (UnknownDeviceType).
     """
     config = config or DriftConfig()
     start, end = _window(window, days, now)

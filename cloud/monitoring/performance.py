@@ -59,7 +59,7 @@ _MAX_METRIC_NAME = 128
 _MS = "CAST(round((julianday({}) - 2440587.5) * 86400000) AS INTEGER)"
 
 
-class InvalidMetrics(Invalid, ValueError):
+class InvalidMetrics(Invalid):
     """A query or tracked point the monitor cannot take: the message says which part and why."""
 
 

@@ -18,8 +18,8 @@ import click
 from cloud.cli_options import config_from_options, data_dir_option
 from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.config import CloudConfig
-from cloud.pipeline.runs import DEFAULT_HOLDOUT_FRACTION, FINISHED, RunRefused, RunStatus, TrainingRun, UnknownRun
-from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS, InvalidSchedule, UnknownSchedule
+from cloud.pipeline.runs import DEFAULT_HOLDOUT_FRACTION, FINISHED, RunStatus, TrainingRun
+from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS
 from cloud.storage import open_database
 from shared.messages import PredictionType
 from shared.setting_defaults import from_settings
@@ -41,17 +41,12 @@ margin_option = click.option(
 @contextmanager
 def _pipeline(data_dir: Path | None) -> Iterator[tuple[CloudConfig, ModelTrainingPipeline]]:
     # here, not at import: training loads scikit-learn and ONNX, which would make --help take seconds
-    from cloud.feature_store import UnknownDataset
-    from cloud.pipeline.training import ModelTrainingPipeline, PipelineError
-    from cloud.registry import UnknownModel
+    from cloud.pipeline.training import ModelTrainingPipeline
 
-    refusals = (UnknownRun, UnknownSchedule, UnknownModel, UnknownDataset, RunRefused, InvalidSchedule, PipelineError)
     config = config_from_options(data_dir)
     db = open_database(config.database_path)
     try:
         yield config, ModelTrainingPipeline(db, config)
-    except refusals as exc:
-        raise click.ClickException(str(exc.args[0])) from exc
     finally:
         db.conn.close()
 
@@ -255,12 +250,30 @@ def unschedule_command(schedule_id: int, data_dir: Path | None) -> None:
 @model_argument
 @click.argument("version")
 @click.option("--dataset", "dataset_id", default=None, help="A recorded dataset id (default: time-based holdout).")
+@json_option
 @data_dir_option
-def evaluate_command(model_name: str, version: str, dataset_id: str | None, data_dir: Path | None) -> None:
-    """Score a registered version on a stored dataset or a time-based holdout; print and keep the result."""
+def evaluate_command(
+    model_name: str, version: str, dataset_id: str | None, as_json: bool, data_dir: Path | None
+) -> None:
+    """Score a registered version on a stored dataset or a time-based holdout; print and keep the result.
+
+    component_failure also prints the reliability figures (docs/evaluation.md): recall at the false-dispatch
+    budget beside the baselines, lead times, calibration and intervals resampled by heater."""
     with _pipeline(data_dir) as (config, pipeline):
         result = pipeline.evaluate_model_performance(model_name, version, dataset_id, actor=config.actor)
+    if as_json:
         echo_json(result)
+        return
+    from cloud.training.reliability import summary_lines
+
+    metrics = result["metrics"]
+    plain = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    click.echo(
+        f"{model_name} version {version} on dataset {result['dataset_id']}: {result['score_name']} "
+        f"{result['score']} on {result['rows']:,} rows {plain}"
+    )
+    for line in summary_lines(metrics["reliability"]) if "reliability" in metrics else []:
+        click.echo(line)
 
 
 @train.command("worker")

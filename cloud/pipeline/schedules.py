@@ -23,7 +23,7 @@ NAMED = {"daily": "@daily", "weekly": "@weekly", "monthly": "@monthly"}
 DEFAULT_WINDOW_DAYS = 90
 
 
-class InvalidSchedule(Invalid, ValueError):
+class InvalidSchedule(Invalid):
     """Not daily, weekly, monthly or a valid cron expression."""
 
 

@@ -55,7 +55,7 @@ LABEL_HORIZON = {
 DEFAULT_EVALUATION_DAYS = 30
 
 
-class PipelineError(Invalid, ValueError):
+class PipelineError(Invalid):
     """A run or evaluation that cannot go ahead; the message says why and what to do."""
 
 
@@ -282,7 +282,12 @@ class ModelTrainingPipeline:
                 f"dataset {dataset.record.dataset_id} has features {rows.feature_names[:3]}…, not the "
                 f"{len(feature_names)} version {model_version} was trained on"
             )
-        evaluation = evaluate(prediction_type, onnx_bytes, output_labels, rows)
+        try:
+            evaluation = evaluate(prediction_type, onnx_bytes, output_labels, rows)
+        except ValueError as exc:  # cloud.training refuses rows it cannot score, e.g. a dataset with no failure
+            raise PipelineError(
+                f"dataset {dataset.record.dataset_id} cannot score version {model_version}: {exc}"
+            ) from exc
         return self._store_evaluation(model_name, model_version, dataset.record.dataset_id, evaluation, actor)
 
     def evaluations(self, model_name: str, model_version: str | None = None) -> list[dict[str, Any]]:

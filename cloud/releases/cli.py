@@ -9,26 +9,14 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
-from cloud.registry import RegistryUnavailable
 from cloud.releases import keystore, tuf_repo
-from cloud.releases.director import DirectingFailed, DirectorError, IssueFailure, document_summary, failures
+from cloud.releases.director import IssueFailure, document_summary, failures
 from cloud.releases.first_release import release
-from cloud.releases.model_rows import RegistryMismatch
 from cloud.releases.publisher import Directed, PublishError, publish_pending
 from cloud.releases.rotation import rotate_key
-from cloud.releases.service import ArtifactsMissing, ReleaseService, Signed
+from cloud.releases.service import ReleaseService, Signed
 from cloud.storage import open_database
 from shared.topics import validate_id
-
-_FAILURES = (
-    keystore.KeystoreError,
-    tuf_repo.ImageRepositoryError,
-    DirectorError,
-    DirectingFailed,
-    RegistryMismatch,
-    RegistryUnavailable,
-    ArtifactsMissing,
-)
 
 
 def echo_directed(directed: Directed) -> None:
@@ -60,12 +48,9 @@ def init_command(data_dir: Path | None, force: bool) -> None:
     """Create the encrypted signing keys and the TUF repository gateways trust."""
     config = config_from_options(data_dir, initialised=False)
     _quiet_tuf_logs()
-    try:
-        passphrase = keystore.passphrase_from_env_or_prompt(confirm=True)
-        keys = tuf_repo.init_repository(config, passphrase, force=force)
-        root_path = tuf_repo.trusted_root_path(config)
-    except _FAILURES as exc:
-        raise click.ClickException(str(exc)) from exc
+    passphrase = keystore.passphrase_from_env_or_prompt(confirm=True)
+    keys = tuf_repo.init_repository(config, passphrase, force=force)
+    root_path = tuf_repo.trusted_root_path(config)
     click.echo(f"Signing keys (Ed25519, encrypted with the passphrase) in {config.keys_dir}:")
     for info in keys.values():
         click.echo(f"  {info.name:<10} {info.keyid}")
@@ -102,8 +87,6 @@ def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Pat
         tuf_repo.require_initialized(config)  # before asking for the passphrase
         service = ReleaseService(config, keystore.passphrase_from_env_or_prompt())
         released = release(service, db, artifact_dir, list(gateways) or None, actor=config.actor)
-    except _FAILURES as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         db.conn.close()
     _echo_signed(released.signed)
@@ -144,11 +127,8 @@ def rotate_key_command(name: str, data_dir: Path | None, mqtt_url: str | None) -
     config = config_from_options(data_dir, mqtt_url)
     _quiet_tuf_logs()
     started = datetime.now(UTC)
-    try:
-        tuf_repo.require_initialized(config)
-        info = rotate_key(config, keystore.passphrase_from_env_or_prompt(), name, actor=config.actor)
-    except _FAILURES as exc:
-        raise click.ClickException(str(exc)) from exc
+    tuf_repo.require_initialized(config)
+    info = rotate_key(config, keystore.passphrase_from_env_or_prompt(), name, actor=config.actor)
     click.echo(f"New {name} key {info.keyid}; the old one is kept encrypted as {name}.p12.retired-*.")
     if name == keystore.DIRECTOR:
         click.echo(f"Published in TUF as {tuf_repo.DIRECTOR_KEYS_TARGET}; every gateway's document was re-signed.")

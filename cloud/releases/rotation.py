@@ -20,6 +20,7 @@ from securesystemslib.signer import Signer
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
+from cloud.errors import Invalid
 from cloud.releases import keystore, tuf_repo
 from cloud.releases.service import ReleaseService
 from cloud.storage import open_database
@@ -38,7 +39,7 @@ def rotate_key(
     """Replace the named key (a TUF role, ``director`` or ``audit``), audited as ``actor`` once the new key is
     current; return the new key's info."""
     if name not in keystore.KEY_NAMES:
-        raise ValueError(f"unknown key {name!r}: choose one of {', '.join(keystore.KEY_NAMES)}")
+        raise Invalid(f"unknown key {name!r}: choose one of {', '.join(keystore.KEY_NAMES)}")
     tuf_repo.require_initialized(config)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     new_key = generate_private_key()

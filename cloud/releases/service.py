@@ -27,6 +27,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
+from cloud.errors import Invalid
 from cloud.releases import director, keystore, tuf_repo
 from cloud.releases.model_rows import GENERAL, PRODUCTION, record_release
 from cloud.releases.publisher import Directed, deliver
@@ -37,7 +38,7 @@ from shared.director import DesiredModel
 ARTIFACT_FILES = ("release.json", "model.onnx")
 
 
-class ArtifactsMissing(ValueError):
+class ArtifactsMissing(Invalid):
     """The folder given to sign is not a training output folder."""
 
 

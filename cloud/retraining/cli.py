@@ -14,7 +14,7 @@ import click
 from cloud.cli_options import as_of_option, config_from_options, data_dir_option, note_data_elsewhere, resolve_as_of
 from cloud.cli_output import echo_json, echo_table
 from cloud.config import CloudConfig
-from cloud.retraining.policy import InvalidPolicy, RetrainingPolicy
+from cloud.retraining.policy import RetrainingPolicy
 from cloud.storage import open_database
 from cloud.stored_times import feature_span
 from shared.messages import PredictionType
@@ -33,8 +33,6 @@ def _service(data_dir: Path | None) -> Iterator[tuple[CloudConfig, RetrainingSer
     db = open_database(config.database_path)
     try:
         yield config, RetrainingService(db, config)
-    except InvalidPolicy as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         db.conn.close()
 

@@ -25,7 +25,7 @@ AfterGate = Literal["experiment", "rollout", "operator"]
 ExperimentMode = Literal["split", "shadow"]
 
 
-class InvalidPolicy(Invalid, ValueError):
+class InvalidPolicy(Invalid):
     """A policy value out of range, or an unknown setting."""
 
 

@@ -17,27 +17,14 @@ import click
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
 from cloud.cli_output import echo_json, echo_table, json_option
 from cloud.config import key_passphrase
-from cloud.registry import UnknownModel
 from cloud.releases import keystore
-from cloud.releases.director import DirectingFailed, DirectorError
-from cloud.releases.tuf_repo import ImageRepositoryError
 from cloud.rollouts import store
-from cloud.rollouts.engine import RolloutRefused, StagedRollouts
-from cloud.rollouts.plan import DEFAULT_CANARY_FAILURE_SHARE, DEFAULT_FAILURE_SHARE, PlanError, RolloutPlan
-from cloud.rollouts.store import RolloutRecord, RolloutStatus, UnknownRollout
+from cloud.rollouts.engine import StagedRollouts
+from cloud.rollouts.plan import DEFAULT_CANARY_FAILURE_SHARE, DEFAULT_FAILURE_SHARE, RolloutPlan
+from cloud.rollouts.store import RolloutRecord, RolloutStatus
 from cloud.rollouts.view import rollout_view
 from cloud.storage import open_database
 
-_REFUSALS = (
-    UnknownRollout,
-    UnknownModel,
-    RolloutRefused,
-    PlanError,
-    DirectorError,
-    DirectingFailed,
-    ImageRepositoryError,
-    keystore.KeystoreError,
-)
 reason_option = click.option("--reason", required=True, help="Why; kept in the rollout's decisions.")
 _SHARE = click.FloatRange(0, 1, max_open=True)
 
@@ -49,8 +36,6 @@ def _rollouts(data_dir: Path | None, mqtt_url: str | None = None, signing: bool 
     db = open_database(config.database_path)
     try:
         yield StagedRollouts(config, db, passphrase)
-    except _REFUSALS as exc:
-        raise click.ClickException(str(exc.args[0])) from exc
     finally:
         db.conn.close()
 

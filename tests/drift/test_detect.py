@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sqlite_utils
 
+from cloud.errors import Invalid
 from cloud.monitoring.drift import DriftConfig, detect_model_drift, drift_history, record_check, segment_drift
 from cloud.monitoring.drift_stats import compare_with_sketch
 from cloud.monitoring.reference import NoReference, build_reference, load_reference, stored_values
@@ -234,9 +235,9 @@ def test_unknown_models_versions_and_bad_windows_are_refused(db):
     db.execute("DELETE FROM model_references")
     with pytest.raises(NoReference, match="retrain"):
         detect_model_drift(db, "component_failure")
-    with pytest.raises(ValueError, match="days"):
+    with pytest.raises(Invalid, match="days"):
         detect_model_drift(db, "component_failure", version="1", days=0)
-    with pytest.raises(ValueError, match="min_rows"):
+    with pytest.raises(Invalid, match="min_rows"):
         DriftConfig(min_rows=0)
 
 

@@ -30,6 +30,8 @@ def test_operators_run_an_experiment_and_viewers_watch_it(cloud: ServedCloud, la
     assert cloud.http.post("/api/experiments", json=body, headers=viewer).status_code == 403
     same = cloud.http.post("/api/experiments", json={**body, "challenger_version": "1"}, headers=operator)
     assert same.status_code == 400 and "different version" in same.json()["detail"]
+    topic_breaking = cloud.http.post("/api/experiments", json={**body, "gateway_ids": ["gw/+"]}, headers=operator)
+    assert topic_breaking.status_code == 400 and "invalid gateway id" in topic_breaking.json()["detail"]
     created = cloud.http.post("/api/experiments", json=body, headers=operator)
     assert created.status_code == 201, created.text
     experiment = created.json()
@@ -67,10 +69,10 @@ def test_operators_run_an_experiment_and_viewers_watch_it(cloud: ServedCloud, la
         actions = [row[0] for row in db.execute("SELECT action FROM audit_log ORDER BY id")]
     finally:
         db.conn.close()
-    # each change is audited by the service, each refusal (403, 400, 409, 422) per request
+    # each change is audited by the service, each refusal (403, two 400s, 409, 422) per request
     assert [a for a in actions if a.startswith("experiments.")] == [
         "experiments.create",
         "experiments.start",
         "experiments.stop",
     ]
-    assert actions.count("http.post") == 4
+    assert actions.count("http.post") == 5

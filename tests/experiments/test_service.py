@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cloud.errors import Invalid
 from cloud.experiments.service import NotEnoughData
 from cloud.experiments.store import ExperimentConflict
 from cloud.ingest.decode import Accepted
@@ -101,7 +102,7 @@ def test_concluding_early_is_refused_unless_an_operator_forces_it_with_a_reason(
 
     with pytest.raises(NotEnoughData, match="not enough data"):
         lab.service.conclude(experiment["experiment_id"], actor="ops")
-    with pytest.raises(ValueError, match="concluding early needs a reason"):
+    with pytest.raises(Invalid, match="concluding early needs a reason"):
         lab.service.conclude(experiment["experiment_id"], actor="ops", force=True)
     assert lab.service.store.get(experiment["experiment_id"])["status"] == "running"
 
@@ -163,17 +164,17 @@ def test_the_registry_gate_still_applies_to_a_winner(lab: Lab):
 
 
 def test_create_refuses_what_cannot_be_an_experiment(lab: Lab):
-    with pytest.raises(ValueError, match="different version"):
+    with pytest.raises(Invalid, match="different version"):
         lab.service.create(NAME, "1", actor="ops")
     with pytest.raises(ExperimentConflict, match="not in production"):
         lab.service.create(NAME, "1", champion_version="2", actor="ops")
     with pytest.raises(UnknownModel):
         lab.service.create(NAME, "9", actor="ops")
-    with pytest.raises(ValueError, match="between 1 and 99"):
+    with pytest.raises(Invalid, match="between 1 and 99"):
         lab.service.create(NAME, "2", actor="ops", mode="split", challenger_percent=100)
-    with pytest.raises(ValueError, match="effect must be positive"):
+    with pytest.raises(Invalid, match="effect must be positive"):
         lab.service.create(NAME, "2", actor="ops", min_detectable_effect=0.0, planned=100)
-    with pytest.raises(ValueError, match="unknown guardrails"):
+    with pytest.raises(Invalid, match="unknown guardrails"):
         lab.service.create(NAME, "2", actor="ops", guardrails={"max_cpu": 1})
     lab.db["models"].update((NAME, "2"), {"release_target": None})
     with pytest.raises(ExperimentConflict, match="not released"):

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from cloud.errors import Invalid
 from cloud.experiments.stats import (
     DEFAULT_MIN_PER_ARM,
     ArmSummary,
@@ -138,7 +139,7 @@ def test_nothing_is_tested_before_the_minimum_sample_and_a_smaller_effect_needs_
     sizes = [planned_per_arm(0.2, None, effect, ALPHA, 0.8, True) for effect in (0.1, 0.05, 0.02)]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
     assert planned_per_arm(0.5, None, 0.5, ALPHA, 0.8, True) == DEFAULT_MIN_PER_ARM  # huge effect: the minimum
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(Invalid, match="must be positive"):
         planned_per_arm(0.2, None, 0.0, ALPHA, 0.8, True)
-    with pytest.raises(ValueError, match="positive baseline standard deviation"):
+    with pytest.raises(Invalid, match="positive baseline standard deviation"):
         planned_per_arm(20.0, None, 5.0, ALPHA, 0.8, False)

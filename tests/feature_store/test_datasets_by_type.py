@@ -9,6 +9,7 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
+from cloud.errors import Refused
 from cloud.feature_store import FeatureStore
 from cloud.storage import iso
 from iotsphere.cli import main
@@ -100,7 +101,7 @@ def test_a_usage_dataset_is_recorded_with_its_type_and_rebuilt_unchanged(store, 
 
     db.execute("UPDATE outcomes SET value = 50.5 WHERE value = 50.25")  # a float label rewritten underneath
     db.conn.commit()
-    with pytest.raises(ValueError, match="has changed since it was recorded"):
+    with pytest.raises(Refused, match="has changed since it was recorded"):
         store.load_dataset(first.record.dataset_id)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import sqlite_utils
 
+from cloud.errors import Invalid, Refused
 from cloud.feature_store import FeatureStore, LatestValue, UnknownDataset, UnknownDevice
 from cloud.ingest import feature_codec
 from cloud.training.labels import CLASSES
@@ -39,9 +40,9 @@ def test_a_vector_must_name_exactly_the_feature_set(store: FeatureStore, db: sql
     incomplete = vector(1.0)
     del incomplete[FEATURE_NAMES[0]]
 
-    with pytest.raises(ValueError, match=f"missing \\['{FEATURE_NAMES[0]}'\\]"):
+    with pytest.raises(Invalid, match=f"missing \\['{FEATURE_NAMES[0]}'\\]"):
         store.store_device_features("wh-1", incomplete, T0)
-    with pytest.raises(ValueError, match="unknown \\['bogus'\\]"):
+    with pytest.raises(Invalid, match="unknown \\['bogus'\\]"):
         store.store_device_features("wh-1", {**vector(1.0), "bogus": 1.0}, T0)
     assert db["features"].count == 0
 
@@ -64,7 +65,7 @@ def test_device_features_errors_name_what_is_wrong(store: FeatureStore) -> None:
 
     with pytest.raises(UnknownDevice, match="wh-9"):
         store.get_device_features("wh-9")
-    with pytest.raises(ValueError, match="no feature \\['bogus'\\]"):
+    with pytest.raises(Invalid, match="no feature \\['bogus'\\]"):
         store.get_device_features("wh-1", ["bogus"])
     assert store.get_device_features("wh-1", time_range=(T0 + DAY, None)).values.shape == (0, len(FEATURE_NAMES))
 
@@ -144,9 +145,9 @@ def test_dataset_window_features_and_device_type(store: FeatureStore, db: sqlite
     assert set(dataset.device_ids.tolist()) == {"wh-g"}
     assert dataset.values[:, 0].tolist() == [4.0, 5.0, 6.0]
     assert dataset.record.query["device_type"] == "tank-40gal-gas" and dataset.record.query["feature_names"] == names
-    with pytest.raises(ValueError, match="no feature \\['bogus'\\]"):
+    with pytest.raises(Invalid, match="no feature \\['bogus'\\]"):
         store.get_training_dataset(["bogus"], T0, T0 + DAY, feature_set_version=FEATURE_SET_VERSION)
-    with pytest.raises(ValueError, match="must be before end_date"):
+    with pytest.raises(Invalid, match="must be before end_date"):
         store.get_training_dataset(None, T0 + DAY, T0)
 
 
@@ -173,7 +174,7 @@ def test_each_dataset_is_recorded_and_its_hash_is_stable_for_the_same_data(
 
     add_outcome(db, "wh-a", T0 + 2 * DAY, "thermostat", "failed")  # history rewritten under the recorded dataset
     assert build().record.content_hash != first.record.content_hash
-    with pytest.raises(ValueError, match="has changed since it was recorded"):
+    with pytest.raises(Refused, match="has changed since it was recorded"):
         store.load_dataset(first.record.dataset_id)
     with pytest.raises(UnknownDataset):
         store.get_dataset_record("nope")
@@ -221,7 +222,7 @@ def test_a_device_read_spans_feature_set_versions(store: FeatureStore) -> None:
     assert np.array_equal(got.values, np.array([[1.0, 2.0, np.nan], [5.0, np.nan, 6.0]]), equal_nan=True)
     assert latest.values[FEATURE_NAMES[0]].value == 5.0 and latest.values[FEATURE_NAMES[1]].value == 2.0
     assert latest.values["new_feature"].value == 6.0
-    with pytest.raises(ValueError, match="missing \\['new_feature'\\]"):
+    with pytest.raises(Invalid, match="missing \\['new_feature'\\]"):
         store.store_device_features("wh-1", {FEATURE_NAMES[0]: 1.0}, T0 + 2 * DAY, feature_set_version="v9")
 
 

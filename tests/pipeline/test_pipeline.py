@@ -215,6 +215,11 @@ def test_evaluate_a_version_on_a_stored_dataset_and_on_a_time_holdout(
     with pytest.raises(PipelineError, match="another prediction type"):
         anomaly = pipeline.features.get_training_dataset(None, *span, prediction_type="anomaly")
         pipeline.evaluate_model_performance("usage_pattern", run.model_version, anomaly.record.dataset_id)
+    before_any_data = pipeline.features.get_training_dataset(
+        None, span[0] - timedelta(days=30), span[0], prediction_type="usage_pattern"
+    )
+    with pytest.raises(PipelineError, match="cannot score version .*no usable usage_pattern targets"):
+        pipeline.evaluate_model_performance("usage_pattern", run.model_version, before_any_data.record.dataset_id)
 
 
 def test_labels_as_of_a_time_end_the_failure_dataset_one_horizon_before_it(

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from cloud.config import PASSPHRASE_ENV
 from cloud.releases import director, keystore, tuf_repo
-from cloud.releases.cli import rotate_key_command
 from cloud.storage import open_database
 from iotsphere.cli import main
 from tests.releases.conftest import PASSPHRASE, clear_retained
@@ -116,17 +115,17 @@ def test_release_of_a_folder_without_model_onnx_fails_clearly(initialized, artif
 
 def test_rotate_signing_key_command(initialized):
     args = ["--data-dir", str(initialized.data_dir)]
-    result = CliRunner().invoke(rotate_key_command, ["targets", *args], env={PASSPHRASE_ENV: PASSPHRASE})
+    result = CliRunner().invoke(main, ["admin", "rotate-key", "targets", *args], env={PASSPHRASE_ENV: PASSPHRASE})
     assert result.exit_code == 0, result.output
     new_keyid = keystore.tuf_signer(initialized.keys_dir, "targets", PASSPHRASE).public_key.keyid
     assert f"New targets key {new_keyid}" in result.output
     assert "Root metadata v2" in result.output
 
-    result = CliRunner().invoke(rotate_key_command, ["director", *args], env={PASSPHRASE_ENV: PASSPHRASE})
+    result = CliRunner().invoke(main, ["admin", "rotate-key", "director", *args], env={PASSPHRASE_ENV: PASSPHRASE})
     assert result.exit_code == 0, result.output
     assert "Published 0 re-signed director document(s)" in result.output
 
-    wrong = CliRunner().invoke(rotate_key_command, ["timestamp", *args], env={PASSPHRASE_ENV: "wrong"})
+    wrong = CliRunner().invoke(main, ["admin", "rotate-key", "timestamp", *args], env={PASSPHRASE_ENV: "wrong"})
     assert wrong.exit_code == 1 and "wrong passphrase" in wrong.output
 
 
