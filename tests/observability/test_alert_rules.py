@@ -46,7 +46,10 @@ def test_every_alert_has_a_severity_summary_and_runbook(name: str) -> None:
     rule = _alerts()[name]
     assert rule["labels"]["severity"] in {"warning", "critical"}
     assert rule["annotations"]["summary"].strip()
-    assert "iotsphere " in rule["annotations"]["runbook"] or "log" in rule["annotations"]["runbook"]
+    runbook = rule["annotations"]["runbook"]
+    assert "\n" not in runbook.strip() and ("`" in runbook or " log" in runbook), (
+        "a runbook line names what to run or read"
+    )
 
 
 def test_rules_and_dashboard_use_only_documented_metrics() -> None:
