@@ -11,7 +11,9 @@ writes, under the deploy folder (``--out`` elsewhere):
   (default ``mosquitto``, the compose service, and ``localhost``) and 127.0.0.1/::1.
 - ``mosquitto/passwords``: hashed by ``mosquitto_passwd``, one user per gateway id and per ``user`` of
   ``mosquitto/acl`` (the cloud roles; the ACL says what each may do).
-- ``secrets/compose.env``: the plain passwords as ``<USER>_MQTT_PASSWORD=…`` for ``docker compose --env-file``.
+- ``secrets/compose.env``: the plain passwords as ``<USER>_MQTT_PASSWORD=…`` for ``docker compose --env-file``;
+  other variables added to it (the signing passphrase, the gateways' API keys) are kept.
+- ``secrets/emqx-users.csv``: the same users for the clustered broker's bootstrap file (deploy/emqx, docs/broker.md).
 
 Running it again keeps the CA and every password already made, adds new users, drops users no longer named and
 issues a fresh server certificate from the same CA, so adding a gateway never disturbs the others.
@@ -190,10 +192,13 @@ def main(gateways: tuple[str, ...], hostnames: tuple[str, ...], out: Path) -> No
     known = _read_env(env_file)
     passwords = {user: known.get(env_name(user)) or secrets.token_urlsafe(24) for user in users}
     _password_file(out / "mosquitto" / "passwords", passwords)
-    lines = [f"{env_name(user)}={password}\n" for user, password in passwords.items()]
-    atomic_write(
-        env_file, ("# made by deploy/make_secrets.py: MQTT passwords for docker compose\n" + "".join(lines)).encode()
-    )
+    users_csv = "".join(f"{user},{password},false\n" for user, password in passwords.items())
+    atomic_write(secret_dir / "emqx-users.csv", f"user_id,password,is_superuser\n{users_csv}".encode())
+    # what the operator added (the signing passphrase, the gateways' API keys) stays; the MQTT passwords are redone
+    kept = {name: value for name, value in known.items() if not name.endswith("_MQTT_PASSWORD")}
+    variables = {**{env_name(user): password for user, password in passwords.items()}, **kept}
+    lines = "".join(f"{name}={value}\n" for name, value in variables.items())
+    atomic_write(env_file, f"# docker compose --env-file: MQTT passwords by deploy/make_secrets.py\n{lines}".encode())
 
     click.echo(f"CA: {certs / 'ca.crt'} (its key: {secret_dir / 'ca.key'}, keep it off the broker)")
     click.echo(f"Broker certificate for {', '.join([*hostnames, *LOOPBACK])}: {certs / 'server.crt'}")

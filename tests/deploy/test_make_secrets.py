@@ -25,7 +25,8 @@ def test_the_broker_certificate_is_issued_by_the_ca_for_the_compose_host_and_loo
     assert names.get_values_for_type(x509.DNSName) == ["mosquitto", "localhost"]
     assert names.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    for private in (tmp_path / "secrets" / "ca.key", certs / "server.key", tmp_path / "secrets" / "compose.env"):
+    secrets = tmp_path / "secrets"
+    for private in (secrets / "ca.key", certs / "server.key", secrets / "compose.env", secrets / "emqx-users.csv"):
         assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
 
 
@@ -42,12 +43,24 @@ def test_every_cloud_role_and_gateway_gets_a_hashed_password(tmp_path):
     ]
     assert len(set(passwords.values())) == 4
     assert not any(password in password_file for password in passwords.values())
+    emqx_users = (tmp_path / "secrets" / "emqx-users.csv").read_text().splitlines()
+    assert emqx_users[0] == "user_id,password,is_superuser"
+    assert emqx_users[1:] == [
+        f"{user},{passwords[key]},false"
+        for user, key in zip(
+            ["cloud", "ingest", "gw-1", "gw-2"],
+            ["CLOUD_MQTT_PASSWORD", "INGEST_MQTT_PASSWORD", "GW1_MQTT_PASSWORD", "GW2_MQTT_PASSWORD"],
+            strict=True,
+        )
+    ]
 
 
-def test_a_second_run_keeps_the_ca_and_the_passwords_of_users_still_named(tmp_path):
+def test_a_second_run_keeps_the_ca_the_passwords_of_users_still_named_and_added_variables(tmp_path):
     assert make_secrets(tmp_path, "--gateway", "gw-1", "--gateway", "gw-2").returncode == 0
     ca_before = (tmp_path / "mosquitto" / "certs" / "ca.crt").read_bytes()
     before = compose_passwords(tmp_path)
+    with (tmp_path / "secrets" / "compose.env").open("a") as env:
+        env.write("GW1_API_KEY=added by the operator\n")
     assert make_secrets(tmp_path, "--gateway", "gw-1", "--gateway", "gw-3").returncode == 0
     after = compose_passwords(tmp_path)
     assert (tmp_path / "mosquitto" / "certs" / "ca.crt").read_bytes() == ca_before
@@ -55,6 +68,7 @@ def test_a_second_run_keeps_the_ca_and_the_passwords_of_users_still_named(tmp_pa
         name: before[name] for name in ("CLOUD_MQTT_PASSWORD", "GW1_MQTT_PASSWORD")
     }
     assert "GW2_MQTT_PASSWORD" not in after and after["GW3_MQTT_PASSWORD"]
+    assert after["GW1_API_KEY"] == "added by the operator"
     assert _users(tmp_path / "mosquitto" / "passwords") == ["cloud", "ingest", "gw-1", "gw-3"]
 
 
