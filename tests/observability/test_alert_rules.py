@@ -75,3 +75,16 @@ def test_the_dashboard_reads_the_provisioned_datasource() -> None:
 def test_amtool_accepts_the_alertmanager_configuration() -> None:
     output = run_tool("amtool", "check-config", DEPLOY / "alertmanager" / "alertmanager.yml")
     assert "SUCCESS" in output and "1 receivers" in output
+
+
+def test_compose_mounts_this_configuration_and_hands_prometheus_its_key() -> None:
+    compose = load_yaml(DEPLOY.parent / "docker-compose.yml")
+    for service in ("prometheus", "alertmanager", "grafana"):
+        for volume in compose["services"][service]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (DEPLOY.parent / source).exists(), f"{service} mounts {source}: no such path"
+    (secret,) = compose["services"]["prometheus"]["secrets"]
+    assert secret in compose["secrets"]
+    jobs = load_yaml(PROMETHEUS_DIR / "prometheus.yml")["scrape_configs"]
+    assert {job["authorization"]["credentials_file"] for job in jobs} == {f"/run/secrets/{secret}"}
