@@ -251,6 +251,13 @@ def run_command(
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same messages.")
 @click.option(
+    "--every",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds between progress lines (messages and rows sent, per second).",
+)
+@click.option(
     "--retain/--no-retain",
     default=True,
     show_default=True,
@@ -264,6 +271,7 @@ def load_command(
     mqtt_url: str,
     prefix: str,
     seed: int,
+    every: float,
     retain: bool,
 ) -> None:
     """Publish the uplink of many gateways (features, predictions, status, events) at their agents' rates."""
@@ -294,7 +302,7 @@ def load_command(
 
     signal.signal(signal.SIGINT, interrupted)
     try:
-        stats = generator.run(duration, report=lambda s: click.echo(s.line(), err=True))
+        stats = generator.run(duration, report=lambda s: click.echo(s.line(), err=True), every_s=every)
     except KeyboardInterrupt:
         sys.exit(130)
     except OSError as exc:
@@ -302,6 +310,10 @@ def load_command(
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     by_channel = ", ".join(f"{channel} {count}" for channel, count in sorted(stats.messages.items()))
-    click.echo(f"sent {stats.sent} messages ({by_channel}), {stats.sent_rows} rows, {stats.failed} failed", err=True)
+    click.echo(
+        f"sent {stats.sent} messages ({by_channel}), {stats.sent_rows} rows, {stats.failed} failed, "
+        f"{stats.behind_s:.1f} s behind at the end",
+        err=True,
+    )
     if stats.failed:
         sys.exit(1)

@@ -133,21 +133,74 @@ def parse_rate(text: str, profile: LoadProfile) -> float:
 
 
 class Traffic:
-    """Builds each gateway's messages with the wire models, as its agent would."""
+    """Builds each gateway's messages with the wire models, as its agent would.
+
+    Each kind of message is validated once, as a template, and every message is a copy of it with its own ids, times
+    and values (``model_copy``), as the agent copies a model's prediction template: everything put in is valid by
+    construction, and validating again would make the generator, not ingest, the bottleneck.
+    """
 
     def __init__(self, profile: LoadProfile, seed: int = 0, gateway_prefix: str = "load-gw") -> None:
         self.profile = profile
         self._rng = np.random.default_rng(seed)
         width = max(5, len(str(profile.gateways - 1)))
-        ids = [f"{gateway_prefix}{g:0{width}d}" for g in range(profile.gateways)]
-        self.gateway_ids = [validate_id(gateway_id, "gateway id") for gateway_id in ids]
-        types = self._rng.choice([m.device_type for m in DEVICE_MODELS], size=profile.gateways, p=DEVICE_MODEL_SHARES)
+        validate_id(f"{gateway_prefix}{profile.gateways:0{width}d}-h{profile.heaters_per_gateway:03d}", "device id")
+        self._gateway_format = f"{gateway_prefix}{{:0{width}d}}"
+        self._device_types = [m.device_type for m in DEVICE_MODELS]
         #: one heater model per site keeps this small; the bytes on the wire are the same
-        self.device_types = [str(t) for t in types]
+        self._site_types = self._rng.choice(len(DEVICE_MODELS), size=profile.gateways, p=DEVICE_MODEL_SHARES)
         self._events = Counter[int]()
+        anyone, zero = self.gateway_id(0), datetime(2026, 1, 1, tzinfo=UTC)
+        self._row = FeatureRow(device_id=anyone, device_type="t", window_end=zero, values=[0.0] * len(FEATURE_NAMES))
+        self._features = FeatureBatch(
+            gateway_id=anyone,
+            sent_at=zero,
+            feature_set_version=FEATURE_SET_VERSION,
+            feature_names=FEATURE_NAMES,
+            rows=[self._row],
+        )
+        self._predictions = {
+            kind: Prediction(
+                prediction_id=new_msg_id(),
+                device_id=anyone,
+                device_type="t",
+                prediction_type=kind,
+                model_name=kind.value,
+                model_version=MODEL_VERSION,
+                outputs=dict.fromkeys(labels, 0.0),
+                latency_ms=0.5,
+                made_at=zero,
+                feature_window_end=zero,
+            )
+            for kind, labels in MODEL_OUTPUTS.items()
+        }
+        self._prediction_batch = PredictionBatch(
+            gateway_id=anyone, sent_at=zero, predictions=[*self._predictions.values()]
+        )
+        models = [
+            ModelState(model_name=kind.value, active_version=MODEL_VERSION, installed_versions=[MODEL_VERSION])
+            for kind in MODEL_OUTPUTS
+        ]
+        self._status = GatewayStatus(
+            gateway_id=anyone,
+            sent_at=zero,
+            online=True,
+            agent_version=AGENT_VERSION,
+            models=models,
+            heaters=profile.heaters_per_gateway,
+        )
+        self._event = GatewayEvent(
+            gateway_id=anyone, sent_at=zero, kind=EventKind.DOWNLOAD, model_version=MODEL_VERSION, detail="load"
+        )
+
+    def gateway_id(self, gateway: int) -> str:
+        return self._gateway_format.format(gateway)
 
     def device_ids(self, gateway: int) -> list[str]:
-        return [f"{self.gateway_ids[gateway]}-h{h:03d}" for h in range(self.profile.heaters_per_gateway)]
+        return [f"{self.gateway_id(gateway)}-h{h:03d}" for h in range(self.profile.heaters_per_gateway)]
+
+    def device_type(self, gateway: int) -> str:
+        return self._device_types[self._site_types[gateway]]
 
     def message(self, channel: Up, gateway: int, due: datetime) -> Envelope:
         builder = {
@@ -158,74 +211,53 @@ class Traffic:
         }[channel]
         return builder(gateway, due)
 
+    def _envelope(self, gateway: int, due: datetime) -> dict:
+        return {"gateway_id": self.gateway_id(gateway), "msg_id": new_msg_id(), "sent_at": due}
+
     def features(self, gateway: int, due: datetime) -> FeatureBatch:
         window_end = _floor(due, self.profile.feature_interval_s)
         values = self._rng.random((self.profile.heaters_per_gateway, len(FEATURE_NAMES))).round(4).tolist()
-        device_type = self.device_types[gateway]
+        device_type = self.device_type(gateway)
         rows = [
-            FeatureRow(device_id=device_id, device_type=device_type, window_end=window_end, values=row)
+            self._row.model_copy(
+                update={"device_id": device_id, "device_type": device_type, "window_end": window_end, "values": row}
+            )
             for device_id, row in zip(self.device_ids(gateway), values, strict=True)
         ]
-        return FeatureBatch(
-            gateway_id=self.gateway_ids[gateway],
-            sent_at=due,
-            feature_set_version=FEATURE_SET_VERSION,
-            feature_names=FEATURE_NAMES,
-            rows=rows,
-        )
+        return self._features.model_copy(update={**self._envelope(gateway, due), "rows": rows})
 
     def predictions(self, gateway: int, due: datetime) -> PredictionBatch:
         window_end = _floor(due, self.profile.feature_interval_s)
-        device_type = self.device_types[gateway]
+        device_type = self.device_type(gateway)
         predictions = []
         for kind, labels in MODEL_OUTPUTS.items():
+            template = self._predictions[kind]
             scores = self._rng.random((self.profile.heaters_per_gateway, len(labels)))
             if len(labels) > 1:
                 scores /= scores.sum(axis=1, keepdims=True)
             for device_id, row in zip(self.device_ids(gateway), scores.round(4).tolist(), strict=True):
-                predictions.append(
-                    Prediction(
-                        prediction_id=new_msg_id(),
-                        device_id=device_id,
-                        device_type=device_type,
-                        prediction_type=kind,
-                        model_name=kind.value,
-                        model_version=MODEL_VERSION,
-                        outputs=dict(zip(labels, row, strict=True)),
-                        latency_ms=0.5,
-                        made_at=due,
-                        feature_window_end=window_end,
-                    )
-                )
-        return PredictionBatch(gateway_id=self.gateway_ids[gateway], sent_at=due, predictions=predictions)
+                update = {
+                    "prediction_id": new_msg_id(),
+                    "device_id": device_id,
+                    "device_type": device_type,
+                    "outputs": dict(zip(labels, row, strict=True)),
+                    "made_at": due,
+                    "feature_window_end": window_end,
+                }
+                predictions.append(template.model_copy(update=update))
+        return self._prediction_batch.model_copy(update={**self._envelope(gateway, due), "predictions": predictions})
 
     def status(self, gateway: int, due: datetime) -> GatewayStatus:
-        models = [
-            ModelState(model_name=kind.value, active_version=MODEL_VERSION, installed_versions=[MODEL_VERSION])
-            for kind in MODEL_OUTPUTS
-        ]
-        return GatewayStatus(
-            gateway_id=self.gateway_ids[gateway],
-            sent_at=due,
-            online=True,
-            agent_version=AGENT_VERSION,
-            models=models,
-            heaters=self.profile.heaters_per_gateway,
-        )
+        return self._status.model_copy(update=self._envelope(gateway, due))
 
     def event(self, gateway: int, due: datetime) -> GatewayEvent:
         number = self._events[gateway]
         self._events[gateway] += 1
-        kind = EVENT_KINDS[number % len(EVENT_KINDS)]
-        model = list(MODEL_OUTPUTS)[number // len(EVENT_KINDS) % len(MODEL_OUTPUTS)]
-        return GatewayEvent(
-            gateway_id=self.gateway_ids[gateway],
-            sent_at=due,
-            kind=kind,
-            model_name=model.value,
-            model_version=MODEL_VERSION,
-            detail="load generator",
-        )
+        update = {
+            "kind": EVENT_KINDS[number % len(EVENT_KINDS)],
+            "model_name": list(MODEL_OUTPUTS)[number // len(EVENT_KINDS) % len(MODEL_OUTPUTS)].value,
+        }
+        return self._event.model_copy(update={**self._envelope(gateway, due), **update})
 
 
 def _floor(moment: datetime, interval_s: float) -> datetime:
@@ -304,11 +336,6 @@ class LoadGenerator:
         self.traffic = Traffic(profile, seed)
         self.stats = LoadStats()
         self._stop = threading.Event()
-        self._topics = {
-            (channel, g): up_topic(gateway, channel, prefix)
-            for g, gateway in enumerate(self.traffic.gateway_ids)
-            for channel in profile.intervals
-        }
 
     def stop(self) -> None:
         self._stop.set()
@@ -349,7 +376,8 @@ class LoadGenerator:
                 stats.behind_s = -wait
                 message = self.traffic.message(channel, gateway, start + timedelta(seconds=offset))
                 retain = channel == Up.STATUS and self.retain_status
-                info = client.publish(self._topics[channel, gateway], message.to_json(), qos=1, retain=retain)
+                topic = up_topic(message.gateway_id, channel, self.prefix)
+                info = client.publish(topic, message.to_json(), qos=1, retain=retain)
                 if info.rc == mqtt.MQTT_ERR_SUCCESS:
                     pending.append(info)
                     stats.messages[channel.value] += 1

@@ -56,10 +56,12 @@ def test_every_message_decodes_with_the_shared_models(channel: Up) -> None:
     decoded = parse_up(channel.value, message.to_json())
 
     assert decoded == message
-    assert decoded.gateway_id == traffic.gateway_ids[2]
+    assert traffic.message(channel, 2, DUE).msg_id != message.msg_id
+    assert decoded.gateway_id == traffic.gateway_id(2)
     if isinstance(decoded, FeatureBatch):
         assert decoded.feature_names == FEATURE_NAMES
         assert len(decoded.rows) == 7
+        assert len({tuple(row.values) for row in decoded.rows}) == 7
         assert decoded.rows[0].window_end == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     if isinstance(decoded, PredictionBatch):
         assert len(decoded.predictions) == 7 * 3
