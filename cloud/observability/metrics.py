@@ -14,11 +14,15 @@ What the database holds — gateways, deployments, runs, rollouts — is read at
 
 from __future__ import annotations
 
+import threading
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from prometheus_client import Counter, Histogram, disable_created_metrics
+import numpy as np
+from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from shared.messages import PredictionBatch
 from shared.topics import Up
@@ -42,12 +46,46 @@ INGEST_BATCH_SECONDS = Histogram(
 PREDICTIONS = Counter(
     "iotsphere_predictions", "Predictions gateways reported, by model and version.", ["model", "version"]
 )
-EDGE_LATENCY = Histogram(
+
+
+class BatchHistogram:
+    """A labelled histogram observed a batch at a time: one numpy pass per batch instead of one ``observe`` per
+    value. Ingest takes up to 1000 predictions a batch, and prometheus-client's per-value ``observe`` (~1.5 µs) was
+    4.7 % of the time to store a prediction (bench metrics); a collector of its own exposes the same series."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]):
+        self.name, self.documentation, self.labelnames = name, documentation, list(labelnames)
+        self.bounds = np.asarray(buckets, dtype=np.float64)
+        #: label values → (count per bucket, the last one +Inf, not cumulative; sum of the values)
+        self._series: dict[tuple[str, ...], tuple[np.ndarray, float]] = {}
+        self._lock = threading.Lock()
+
+    def observe_many(self, labels: tuple[str, ...], values: np.ndarray) -> None:
+        # a value equal to a bound belongs in that bound's bucket (Prometheus' buckets are "less than or equal")
+        counts = np.bincount(np.searchsorted(self.bounds, values, side="left"), minlength=self.bounds.size + 1)
+        with self._lock:
+            previous, total = self._series.get(labels, (np.zeros(self.bounds.size + 1, dtype=np.int64), 0.0))
+            self._series[labels] = (previous + counts, total + float(values.sum()))
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        with self._lock:
+            series = list(self._series.items())
+        for labels, (counts, total) in series:
+            cumulative = np.cumsum(counts)
+            bounds = [*(floatToGoString(bound) for bound in self.bounds), "+Inf"]
+            family.add_metric(list(labels), list(zip(bounds, cumulative.tolist(), strict=True)), total)
+        yield family
+
+
+EDGE_LATENCY = BatchHistogram(
     "iotsphere_edge_inference_latency_seconds",
     "A model run's time on the gateway, as the gateway reported it with the prediction.",
     ["model", "version"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+REGISTRY.register(EDGE_LATENCY)
+
 HTTP_REQUESTS = Counter(
     "iotsphere_http_requests",
     "HTTP requests answered, by route template, method and status.",
@@ -108,13 +146,10 @@ def count_committed(messages: Sequence[_Committed], result: _Result) -> None:
 
 
 def _count_predictions(batch: PredictionBatch) -> None:
-    """One counter increment per model version, and the histogram's child looked up once: a batch holds up to
-    1000 predictions, and a labelled lookup costs as much as the observation itself."""
+    """One counter increment and one histogram update per model version in the batch (a batch holds up to 1000)."""
     latencies: dict[tuple[str, str], list[float]] = {}
     for prediction in batch.predictions:
         latencies.setdefault((prediction.model_name, prediction.model_version), []).append(prediction.latency_ms)
     for labels, milliseconds in latencies.items():
         PREDICTIONS.labels(*labels).inc(len(milliseconds))
-        histogram = EDGE_LATENCY.labels(*labels)
-        for value in milliseconds:
-            histogram.observe(value / 1000)
+        EDGE_LATENCY.observe_many(labels, np.asarray(milliseconds, dtype=np.float64) / 1000)
