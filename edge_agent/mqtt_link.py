@@ -3,6 +3,8 @@ optional last will, built afresh before every (re)connect."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -10,7 +12,9 @@ from dataclasses import dataclass
 import backoff
 import paho.mqtt.client as mqtt
 
-from shared.mqtt_url import MqttEndpoint, apply_endpoint, parse_mqtt_url
+from shared.mqtt_url import MqttEndpoint, apply_endpoint, connect_error, parse_mqtt_url
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,13 @@ class MqttLink:
             on_disconnected()
 
         self.client.on_connect = _on_connect
-        self.client.on_connect_fail = lambda client, userdata: self.backoff.failed()
+
+        def _on_connect_fail(client, userdata) -> None:
+            where = f"{self.endpoint.host}:{self.endpoint.port}"
+            log.warning("cannot connect to the MQTT broker at %s: %s", where, connect_error(sys.exc_info()[1]))
+            self.backoff.failed()
+
+        self.client.on_connect_fail = _on_connect_fail
         self.client.on_disconnect = _on_disconnect
 
     def start(self) -> None:

@@ -34,6 +34,18 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
     )
 
 
+def connect_error(exc: BaseException | None) -> str:
+    """Why a connect failed, in words; a broker certificate the client cannot verify names the setting that fixes
+    it. paho's ``on_connect_fail`` gets no exception but runs inside paho's ``except OSError``, so its handlers pass
+    ``sys.exc_info()[1]``."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS certificate verify failed ({exc.verify_message}): the broker's certificate must be signed by the CA "
+            "in IOTSPHERE_MQTT_CA (or a system CA) and name the host of the MQTT URL"
+        )
+    return str(exc) if exc is not None else "unknown reason"
+
+
 def apply_endpoint(client, endpoint: MqttEndpoint) -> None:
     """Give a paho client the endpoint's credentials and, for ``mqtts://``, TLS that verifies the broker against
     ``IOTSPHERE_MQTT_CA`` (a private CA, as deploy/make_secrets.py makes) or else the system's CAs.

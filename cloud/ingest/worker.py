@@ -73,7 +73,7 @@ from cloud.ingest.session_leases import LeaseHeld, SessionLeases
 from cloud.ingest.store import BatchResult
 from cloud.observability import health, metrics
 from cloud.storage import open_database
-from shared.mqtt_url import MqttEndpoint, apply_endpoint, parse_mqtt_url
+from shared.mqtt_url import MqttEndpoint, apply_endpoint, connect_error, parse_mqtt_url
 from shared.topics import parse_gateway_topic, shared_subscription, up_wildcard, validate_id
 
 log = logging.getLogger(__name__)
@@ -376,7 +376,7 @@ class IngestWorker:
             else:
                 self._client.connect(self._endpoint.host, self._endpoint.port, KEEPALIVE_SECONDS)
         except OSError as exc:
-            self._retry_later(f"cannot reach the broker: {exc}")
+            self._retry_later(f"cannot reach the broker: {connect_error(exc)}")
 
     def _pump(self) -> None:
         """Read what the broker sends, then commit it; a lost connection drops only unacknowledged messages.

@@ -22,7 +22,7 @@ from cloud.config import CloudConfig
 from cloud.errors import TemporarilyUnavailable
 from cloud.releases import director
 from shared.director import DirectorDocument
-from shared.mqtt_url import apply_endpoint, parse_mqtt_url
+from shared.mqtt_url import apply_endpoint, connect_error, parse_mqtt_url
 from shared.topics import Down, down_topic
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class RetainedPublisher:
         try:
             self.client.connect(self.endpoint.host, self.endpoint.port)
         except OSError as exc:
-            raise PublishError(f"cannot reach the MQTT broker at {where}: {exc}") from exc
+            raise PublishError(f"cannot reach the MQTT broker at {where}: {connect_error(exc)}") from exc
         self.client.loop_start()
         if not self._connected.wait(self.timeout) or self._refused:
             self.close()

@@ -83,10 +83,18 @@ def test_cloud_and_gateway_verify_the_private_ca_and_exchange_messages(trusted, 
         ingest.close()
 
 
-def test_without_the_ca_the_broker_certificate_fails_verification(monkeypatch, urls):
+def test_without_the_ca_the_broker_certificate_fails_verification_and_says_what_to_set(monkeypatch, urls, caplog):
     monkeypatch.delenv("IOTSPHERE_MQTT_CA", raising=False)
-    with pytest.raises(PublishError, match="certificate verify failed"):
+    with pytest.raises(PublishError, match="TLS certificate verify failed .*IOTSPHERE_MQTT_CA"):
         RetainedPublisher(urls["cloud"]).__enter__()
+
+    link = MqttLink(urls["gw-1"], "gw-1-no-ca", on_connected=lambda c: None, on_disconnected=lambda: None)
+    link.start()
+    try:
+        wait_for(lambda: "cannot connect to the MQTT broker" in caplog.text, what="the gateway's connect failure")
+    finally:
+        link.stop()
+    assert "TLS certificate verify failed (" in caplog.text and "IOTSPHERE_MQTT_CA" in caplog.text
 
 
 def test_a_gateway_reaches_only_its_own_topics_and_ingest_cannot_direct_gateways(trusted, urls):
