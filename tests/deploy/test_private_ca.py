@@ -8,9 +8,11 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from click.testing import CliRunner
 
 from cloud.releases.publisher import PublishError, RetainedPublisher
 from edge_agent.mqtt_link import MqttLink
+from iotsphere.cli import main
 from shared.mqtt_url import apply_endpoint, parse_mqtt_url
 from shared.settings import SettingsError
 from shared.topics import Down, Up, down_topic, up_topic, up_wildcard
@@ -135,3 +137,22 @@ def test_a_ca_setting_no_tls_can_load_is_named(monkeypatch, tmp_path, urls):
     monkeypatch.setenv("IOTSPHERE_MQTT_CA", str(tmp_path / "missing.crt"))
     with pytest.raises(SettingsError, match="IOTSPHERE_MQTT_CA must be an existing file"):
         RetainedPublisher(urls["cloud"])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sim", "run", "--gateway", "gw-1", "--heaters", "1", "--duration", "1", "--mqtt", "mqtts://127.0.0.1:1"],
+        ["edge", "run", "--gateway", "gw-1", "--mqtt", "mqtts://127.0.0.1:1"],
+    ],
+    ids=["sim", "edge"],
+)
+@pytest.mark.parametrize("ca", ["not-pem", "missing"])
+def test_a_bad_ca_setting_is_one_line_from_the_cli(tmp_path, command, ca):
+    path = tmp_path / "ca.crt"
+    if ca == "not-pem":
+        path.write_text("not a certificate\n")
+    data_dir = ["--data-dir", str(tmp_path / "edge")] if command[0] == "edge" else []
+    result = CliRunner().invoke(main, command + data_dir, env={"IOTSPHERE_MQTT_CA": str(path)})
+    assert result.exit_code in (1, 2), result.output
+    assert "IOTSPHERE_MQTT_CA" in result.output and not isinstance(result.exception, ValueError)
