@@ -404,7 +404,7 @@ class ModelTrainingPipeline:
 
         trained = train(prediction_type, train_rows, progress=log, candidates=options.candidates, horizon=horizon)
         self.runs.progress(run.run_id, "evaluating", 0.7)
-        challenger = evaluate(prediction_type, trained.exported.onnx_bytes, trained.output_labels, holdout)
+        challenger = evaluate(prediction_type, trained.exported.onnx_bytes, trained.output_labels, holdout, train_rows)
         log(f"challenger on the held-out rows: {challenger.score_name} {challenger.score:.4f}")
         champion, champion_version = self._champion_score(run.model_name, options.device_type, holdout, log)
         verdict = champion_gate(challenger, champion, champion_version, options.margin)

@@ -90,7 +90,8 @@ def train_from_history_file(
         trained = train(prediction_type, train_rows, progress=echo, candidates=candidates, horizon=horizon)
         evaluation: Evaluation | None = None
         try:
-            evaluation = evaluate(prediction_type, trained.exported.onnx_bytes, trained.output_labels, holdout)
+            onnx_bytes = trained.exported.onnx_bytes
+            evaluation = evaluate(prediction_type, onnx_bytes, trained.output_labels, holdout, train_rows)
         except ValueError as exc:  # e.g. no failure fell in a small fleet's held-out weeks: the model still ships
             echo(f"not evaluated on the held-out period from {holdout_from}: {exc}")
         trained.split.update(holdout_from=str(holdout_from), holdout_until=str(holdout.window_ends.max()))

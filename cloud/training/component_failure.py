@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cloud.errors import Invalid
+from cloud.training import reliability
 from cloud.training.common import (
     GOLDEN_ROWS,
     Evaluation,
@@ -111,32 +112,27 @@ def _best_f1_thresholds(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     return thresholds
 
 
-def _lead_times(rows: LabelledRows, proba: np.ndarray, thresholds: dict[str, float], horizon: timedelta) -> dict:
-    """For failures a full horizon into the rows' period: share alerted in advance and median hours of warning."""
-    failures = rows.failures
-    horizon_s = np.timedelta64(int(horizon.total_seconds()), "s")
-    start = rows.window_ends.min()
-    result: dict[str, dict] = {}
+def _at_shipped_thresholds(fleet: reliability.Fleet, proba: np.ndarray, thresholds: dict[str, float]) -> dict:
+    """Per component, at the model's own alert thresholds: failures a full horizon into the period, how many a
+    dispatch came before, and the median hours of warning (``reliability.outcome`` defines each)."""
+    result = {}
     for index, name in enumerate(CLASSES[1:], start=1):
-        leads, missed = [], 0
-        mine = failures.label == index
-        for f_device, f_time in zip(failures.device[mine], failures.time[mine], strict=True):
-            if f_time < start + horizon_s:
-                continue
-            before = (
-                (rows.device_ids == f_device) & (rows.window_ends < f_time) & (rows.window_ends >= f_time - horizon_s)
-            )
-            alerted = before & (proba[:, index] >= thresholds.get(name, 0.5))
-            if alerted.any():
-                leads.append((f_time - rows.window_ends[alerted].min()) / np.timedelta64(1, "h"))
-            elif before.any():
-                missed += 1
+        threshold = thresholds.get(name, 0.5)
+        caught = reliability.outcome(fleet, name, proba[:, index], threshold)
+        leads = caught.lead_days * 24
         result[name] = {
-            "failures": len(leads) + missed,
-            "detected": len(leads),
-            "median_lead_hours": round(float(np.median(leads)), 1) if leads else None,
+            "failures": int(caught.failures.sum()),
+            "detected": int(caught.caught.sum()),
+            "median_lead_hours": round(float(np.median(leads)), 1) if leads.size else None,
+            "threshold": threshold,
         }
     return result
+
+
+def _logistic_baseline(training: LabelledRows, rows: LabelledRows) -> np.ndarray:
+    """Component scores on ``rows`` of logistic regression fitted on ``training`` alone, as a trainer would."""
+    fitted, _ = fit_all(CANDIDATES["logistic_regression"], training.take(_thinned(training.targets)), _fit)
+    return _full_proba(fitted, rows.values)[:, 1:]
 
 
 def _expand(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -226,8 +222,16 @@ def train(
     return trained_model(rows, selection, fitted, exported, gap, golden, labels, extra, {"horizon_days": horizon.days})
 
 
-def evaluate(onnx_bytes: bytes, output_labels: dict[str, list[str]], rows: LabelledRows) -> Evaluation:
-    """Per-component ROC and PR AUC of the ONNX model on ``rows``, and lead times when failures are known."""
+def evaluate(
+    onnx_bytes: bytes,
+    output_labels: dict[str, list[str]],
+    rows: LabelledRows,
+    training: LabelledRows | None = None,
+    budget: float = reliability.DEFAULT_BUDGET,
+) -> Evaluation:
+    """Per-component ROC and PR AUC of the ONNX model on ``rows``; where failures are known, lead times at its
+    own thresholds and the reliability figures (``reliability.report``) beside the baselines, those that learn
+    fitted on ``training`` (the slice the model was trained on) when given."""
     labelled = rows.take(rows.targets >= 0)
     if not (labelled.targets > 0).any() or not (labelled.targets == 0).any():
         raise Invalid("the rows hold no usable component_failure targets: both failures and healthy rows needed")
@@ -237,12 +241,6 @@ def evaluate(onnx_bytes: bytes, output_labels: dict[str, list[str]], rows: Label
     proba = onnx_outputs(onnx_bytes, OUTPUT, labelled)
     full = _expand(proba.reshape(len(labelled), -1), np.array([CLASSES.index(n) for n in names], dtype=np.int64))
     per_component = _per_class_scores(labelled.targets, full)
-    if labelled.failures is not None:
-        props = metadata(onnx_bytes)
-        thresholds = json.loads(props.get("alert_thresholds", "{}"))
-        horizon = timedelta(seconds=int(props.get("horizon_seconds", 14 * 86400)))
-        for name, entry in _lead_times(labelled, full, thresholds, horizon).items():
-            per_component[name].update(entry, threshold=thresholds.get(name, 0.5))
     mean_pr_auc = _mean_score(per_component, "pr_auc")
     metrics = {
         "mean_roc_auc": _mean_score(per_component, "roc_auc"),
@@ -251,4 +249,13 @@ def evaluate(onnx_bytes: bytes, output_labels: dict[str, list[str]], rows: Label
         "from": str(labelled.window_ends.min()),
         "until": str(labelled.window_ends.max()),
     }
+    if labelled.failures is not None:
+        props = metadata(onnx_bytes)
+        thresholds = json.loads(props.get("alert_thresholds", "{}"))
+        horizon = timedelta(seconds=int(props.get("horizon_seconds", 14 * 86400)))
+        fleet = reliability.Fleet.of(labelled, horizon)
+        for name, entry in _at_shipped_thresholds(fleet, full, thresholds).items():
+            per_component[name].update(entry)
+        trained_on = None if training is None else training.take(training.targets >= 0)
+        metrics["reliability"] = reliability.report(labelled, full, horizon, budget, trained_on, _logistic_baseline)
     return Evaluation("mean_pr_auc", mean_pr_auc or 0.0, metrics, len(labelled))

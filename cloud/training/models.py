@@ -57,7 +57,15 @@ def train(
 
 
 def evaluate(
-    prediction_type: PredictionType, onnx_bytes: bytes, output_labels: dict[str, list[str]], rows: LabelledRows
+    prediction_type: PredictionType,
+    onnx_bytes: bytes,
+    output_labels: dict[str, list[str]],
+    rows: LabelledRows,
+    training: LabelledRows | None = None,
 ) -> Evaluation:
-    """Score the ONNX model (in onnxruntime) on ``rows``; the same function scores champion and challenger."""
-    return _module(prediction_type, rows).evaluate(onnx_bytes, output_labels, rows)
+    """Score the ONNX model (in onnxruntime) on ``rows``; the same function scores champion and challenger.
+    ``training`` (the rows the model was fitted on) lets component_failure fit its baselines beside it."""
+    module = _module(prediction_type, rows)
+    if module is component_failure:
+        return module.evaluate(onnx_bytes, output_labels, rows, training)
+    return module.evaluate(onnx_bytes, output_labels, rows)

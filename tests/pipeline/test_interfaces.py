@@ -169,7 +169,7 @@ def test_the_train_cli(config: CloudConfig, span: tuple[datetime, datetime]):
     assert run_id in run("train", "runs", "--model", "anomaly")
     shown = run("train", "show", run_id)
     assert "dataset " in shown and '"status": "succeeded"' in shown
-    evaluated = run("train", "evaluate", "anomaly", "1")
+    evaluated = run("train", "evaluate", "anomaly", "1", "--json")
     assert '"model_version": "1"' in evaluated
     failed = run("train", "run", "anomaly", "--from", "2020-01-01", "--to", "2020-02-01", "--now", code=1)
     assert "failed" in failed

@@ -36,10 +36,14 @@ def test_failure_at_the_row_time_does_not_label_it_point_in_time():
     assert _labels([(0, 50)], [("a", "sediment", 50)]) == [0]
 
 
-def test_rows_whose_horizon_is_not_yet_observed_are_censored_unless_a_failure_was_seen():
-    rows = [(0, 160), (1, 160), (1, 100)]
+def test_rows_whose_horizon_runs_past_the_period_are_censored_failure_or_not():
+    # a tank leak at hour 170, inside the last 48 h of a period observed until hour 200: the rows before it whose
+    # horizon ends after hour 200 are dropped exactly as the healthy heater's rows of the same hours
+    rows = [(0, 100), (0, 140), (0, 152), (0, 160), (1, 140), (1, 152), (1, 160)]
     failures = [("a", "tank_leak", 170)]
-    assert _labels(rows, failures, observed_until_h=200) == [CLASSES.index("tank_leak"), -1, 0]
+    leak = CLASSES.index("tank_leak")
+    assert _labels(rows, failures, observed_until_h=200) == [0, leak, leak, -1, 0, 0, -1]
+    assert _labels(rows, failures, observed_until_h=218) == [0, leak, leak, leak, 0, 0, 0]
 
 
 def test_no_failures_at_all():
