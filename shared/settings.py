@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     ingest_metrics_address: str = _setting(
         "127.0.0.1:9464", CLOUD, "`host:port` where `cloud ingest` serves /metrics, /healthz, /readyz (`off`: none)."
     )
+    training_metrics_address: str = _setting(
+        "127.0.0.1:9465", CLOUD, "`host:port` where `train worker` serves /metrics, /healthz, /readyz (`off`: none)."
+    )
     gateway_stale_after_s: PositiveFloat = _setting(
         900.0, CLOUD, "Seconds after its last message that an online gateway counts as stale in the metrics."
     )

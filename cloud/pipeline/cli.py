@@ -250,17 +250,25 @@ def unschedule_command(schedule_id: int, data_dir: Path | None) -> None:
 @model_argument
 @click.argument("version")
 @click.option("--dataset", "dataset_id", default=None, help="A recorded dataset id (default: time-based holdout).")
+@click.option(
+    "--budget",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="component_failure: false dispatches allowed per 100 heater-months per component when reading recall "
+    "(default 1).",
+)
 @json_option
 @data_dir_option
 def evaluate_command(
-    model_name: str, version: str, dataset_id: str | None, as_json: bool, data_dir: Path | None
+    model_name: str, version: str, dataset_id: str | None, budget: float | None, as_json: bool, data_dir: Path | None
 ) -> None:
     """Score a registered version on a stored dataset or a time-based holdout; print and keep the result.
 
     component_failure also prints the reliability figures (docs/evaluation.md): recall at the false-dispatch
     budget beside the baselines, lead times, calibration and intervals resampled by heater."""
     with _pipeline(data_dir) as (config, pipeline):
-        result = pipeline.evaluate_model_performance(model_name, version, dataset_id, actor=config.actor)
+        chosen = {} if budget is None else {"budget": budget}  # the default lives in cloud.training.reliability
+        result = pipeline.evaluate_model_performance(model_name, version, dataset_id, actor=config.actor, **chosen)
     if as_json:
         echo_json(result)
         return
@@ -278,25 +286,56 @@ def evaluate_command(
 
 @train.command("worker")
 @click.option("--once", is_flag=True, help="Do what is due now and execute queued runs, then exit.")
+@click.option(
+    "--metrics-address",
+    default=from_settings("training_metrics_address"),
+    help="host:port to serve /metrics, /healthz and /readyz on, or off (default: "
+    "$IOTSPHERE_TRAINING_METRICS_ADDRESS or 127.0.0.1:9465; port 0 takes a free one).",
+)
 @data_dir_option
-def worker_command(once: bool, data_dir: Path | None) -> None:
+def worker_command(once: bool, metrics_address: str, data_dir: Path | None) -> None:
     """Run the training worker in the foreground (it also runs inside 'iotsphere cloud serve'); Ctrl-C stops it.
 
     It runs the retraining checks that are due, queues due schedules, follows up finished runs and executes
-    queued runs one at a time.
+    queued runs one at a time. While it runs it serves its metrics and health (live: its loop keeps passing).
     """
+    from cloud.observability.health import Heartbeat
+    from cloud.observability.http import parse_address, serve_sidecar
     from cloud.pipeline.worker import work_once
     from cloud.retraining.service import RetrainingService
+    from cloud.workers import HEARTBEAT_GRACE_SECONDS
+    from shared.log_setup import set_role
 
+    set_role("training")
+    try:
+        metrics_at = None if once else parse_address(metrics_address)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     with _pipeline(data_dir) as (config, pipeline):
         retraining = RetrainingService(pipeline.db, config)
         for run_id in pipeline.runs.fail_interrupted():
             click.echo(f"run {run_id} was interrupted by a stopped worker: marked failed")
-        while True:
-            finished = work_once(retraining, echo=click.echo)
-            if finished is not None:
-                click.echo(_describe(finished))
-            elif once:
-                return
-            else:
-                time.sleep(5)
+        heartbeat = Heartbeat("training-worker", _IDLE_SECONDS + HEARTBEAT_GRACE_SECONDS)
+        heartbeat.start()
+        sidecar = serve_sidecar(config, metrics_at)
+        try:
+            while True:
+                heartbeat.beat(busy=True)
+                finished = work_once(retraining, echo=click.echo)
+                heartbeat.beat()
+                if finished is not None:
+                    click.echo(_describe(finished))
+                elif once:
+                    return
+                else:
+                    time.sleep(_IDLE_SECONDS)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a run cut short is marked failed when a worker next starts
+            click.echo("training worker stopped")
+        finally:
+            heartbeat.stop()
+            if sidecar is not None:
+                sidecar.stop()
+
+
+#: how long an idle training worker waits before it looks for due work again
+_IDLE_SECONDS = 5.0

@@ -1,5 +1,5 @@
-"""``cloud serve`` and ``cloud ingest`` as real processes: /metrics, live and ready, readiness following the broker,
-``iotsphere cloud health`` exit codes, and JSON log lines without secrets."""
+"""``cloud serve``, ``cloud ingest`` and ``train worker`` as real processes: /metrics, live and ready, readiness
+following the broker, ``iotsphere cloud health`` exit codes, and JSON log lines without secrets."""
 
 from __future__ import annotations
 
@@ -212,3 +212,21 @@ def test_health_without_url_checks_database_migrations_and_broker(tmp_path: Path
     assert no_database.returncode == 1 and no_database.stdout.startswith("FAIL database:")
     assert process_gone.returncode == 1 and process_gone.stdout.startswith("FAIL process:")
     assert "Traceback" not in no_broker.stderr + no_database.stderr + process_gone.stderr
+
+
+def test_the_training_worker_serves_its_own_metrics_and_health(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "cloud", free_port()
+    open_database(data_dir / "iotsphere.db").conn.close()
+    arguments = ["train", "worker", "--data-dir", str(data_dir), "--metrics-address", f"127.0.0.1:{port}"]
+    process = _start(arguments, _environment(f"test-{uuid.uuid4().hex[:8]}/iotsphere/v1"), port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ready = _wait_ready(base, ready=True)
+        assert ready.status_code == 200, ready.text
+        assert {"database", "migrations", "heartbeat:training-worker"} <= {c["name"] for c in ready.json()["checks"]}
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        metrics = httpx.get(f"{base}/metrics")
+        assert value(parse(metrics.text), "iotsphere_health_check_ok", check="heartbeat:training-worker") == 1
+    finally:
+        stderr = _stop(process)
+    assert {line["role"] for line in _json_lines(stderr)} == {"training"}
