@@ -37,6 +37,7 @@ from cloud.stored_times import where_features_are
 from cloud.training.artifacts import write_artifacts
 from cloud.training.data import LabelledRows, rows_from_dataset, time_split
 from cloud.training.models import Evaluation, candidates_for, evaluate, train
+from cloud.training.reliability import DEFAULT_BUDGET
 from cloud.transactions import write_transaction
 from shared.messages import PredictionType
 
@@ -250,9 +251,12 @@ class ModelTrainingPipeline:
         now: datetime | None = None,
         *,
         actor: str | None = None,
+        budget: float = DEFAULT_BUDGET,
     ) -> dict[str, Any]:
         """Score a registered version on a stored test dataset, or on a time-based holdout: the rows since its own
-        held-out period began (else the last 30 days), as a newly recorded dataset. Stored in ``model_evaluations``."""
+        held-out period began (else the last 30 days), as a newly recorded dataset. Stored in ``model_evaluations``.
+        component_failure's baselines are fitted on the span the version was trained on (``budget``: see
+        cloud.training.reliability)."""
         prediction_type = model_type(model_name)
         actor = actor or configured_actor()
         row = self.registry.get_version(model_name, model_version)
@@ -282,13 +286,31 @@ class ModelTrainingPipeline:
                 f"dataset {dataset.record.dataset_id} has features {rows.feature_names[:3]}…, not the "
                 f"{len(feature_names)} version {model_version} was trained on"
             )
+        training = None
+        if prediction_type is PredictionType.COMPONENT_FAILURE:
+            training = self._trained_on(row, feature_names, actor)
         try:
-            evaluation = evaluate(prediction_type, onnx_bytes, output_labels, rows)
+            evaluation = evaluate(prediction_type, onnx_bytes, output_labels, rows, training, budget)
         except ValueError as exc:  # cloud.training refuses rows it cannot score, e.g. a dataset with no failure
             raise PipelineError(
                 f"dataset {dataset.record.dataset_id} cannot score version {model_version}: {exc}"
             ) from exc
         return self._store_evaluation(model_name, model_version, dataset.record.dataset_id, evaluation, actor)
+
+    def _trained_on(self, row: dict, feature_names: list[str], actor: str) -> LabelledRows | None:
+        """The component_failure rows of the span a version was fitted on, as its lineage names it (else None)."""
+        split = json.loads(row["lineage_json"] or "{}").get("split", {})
+        if not split.get("train_from") or not split.get("train_until"):
+            return None
+        dataset = self.features.get_training_dataset(
+            feature_names,
+            utc_time(split["train_from"]),
+            utc_time(split["train_until"]) + timedelta(seconds=1),
+            horizon=LABEL_HORIZON[PredictionType.COMPONENT_FAILURE],
+            feature_set_version=row["feature_set_version"],
+            actor=actor,
+        )
+        return rows_from_dataset(dataset)
 
     def evaluations(self, model_name: str, model_version: str | None = None) -> list[dict[str, Any]]:
         where, args = "model_name = ?", [model_name]

@@ -13,6 +13,7 @@ from cloud.errors import Invalid
 from cloud.training import anomaly, component_failure, usage_pattern
 from cloud.training.common import Evaluation, Progress, TrainedModel, quiet
 from cloud.training.data import LabelledRows
+from cloud.training.reliability import DEFAULT_BUDGET
 from shared.messages import PredictionType
 
 __all__ = ["Evaluation", "TrainedModel", "candidates_for", "evaluate", "train"]
@@ -62,10 +63,12 @@ def evaluate(
     output_labels: dict[str, list[str]],
     rows: LabelledRows,
     training: LabelledRows | None = None,
+    budget: float = DEFAULT_BUDGET,
 ) -> Evaluation:
     """Score the ONNX model (in onnxruntime) on ``rows``; the same function scores champion and challenger.
-    ``training`` (the rows the model was fitted on) lets component_failure fit its baselines beside it."""
+    component_failure reads recall at ``budget`` false dispatches per 100 heater-months, and ``training`` (the rows
+    the model was fitted on) lets it fit the baselines that learn beside it."""
     module = _module(prediction_type, rows)
     if module is component_failure:
-        return module.evaluate(onnx_bytes, output_labels, rows, training)
+        return module.evaluate(onnx_bytes, output_labels, rows, training, budget)
     return module.evaluate(onnx_bytes, output_labels, rows)

@@ -368,8 +368,8 @@ def report(
     figures = calibration(rows.targets, p_failure)
     figures["brier_ci"] = brier_interval(fleet.heater, rows.targets, p_failure, fleet.heaters.size)
     baselines: dict[str, dict] = {"firmware_error_codes": _scorer(fleet, rows.targets, firmware_scores(rows), budget)}
-    if training is None:
-        skipped = "needs the training slice: reported by training runs"
+    if training is None or not (training.targets > 0).any():
+        skipped = "needs the training slice, with failures in it (its lineage names it)"
         baselines["single_feature_rule"] = {"skipped": skipped}
         baselines["logistic_regression"] = {"skipped": skipped}
     else:

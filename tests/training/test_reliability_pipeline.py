@@ -55,8 +55,18 @@ def test_a_training_run_stores_reliability_figures_and_train_evaluate_prints_the
     lines = shown.output.splitlines()
     assert any(line.startswith("at 1.0 false dispatch per 100 heater-months per component") for line in lines)
     assert any(line.strip().startswith("model ") and "recall" in line for line in lines)
-    assert any(line.strip().startswith("firmware_error_codes") for line in lines)
+    # the baselines that learn are fitted on the span version 1 was trained on, which its lineage names
+    for baseline in ("firmware_error_codes", "single_feature_rule", "logistic_regression"):
+        assert any(line.strip().startswith(baseline) and "recall" in line for line in lines), baseline
     assert any(line.startswith("Brier ") for line in lines)
-    as_json = runner.invoke(main, ["train", "evaluate", "component_failure", "1", "--json", *data])
-    assert as_json.exit_code == 0, as_json.output
-    assert "at_budget" in json.loads(as_json.output)["metrics"]["reliability"]
+
+    def as_json(*options: str) -> dict:
+        result = runner.invoke(main, ["train", "evaluate", "component_failure", "1", "--json", *options, *data])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["metrics"]["reliability"]
+
+    default, wider = as_json(), as_json("--budget", "5")
+    assert (default["budget_false_per_100_heater_months"], wider["budget_false_per_100_heater_months"]) == (1.0, 5.0)
+    assert wider["at_budget"]["overall"]["false_dispatches"] > default["at_budget"]["overall"]["false_dispatches"]
+    refused = runner.invoke(main, ["train", "evaluate", "component_failure", "1", "--budget", "0", *data])
+    assert refused.exit_code == 2 and "--budget" in refused.output
