@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloud.audit import AuditLog, VerifyResult
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
 from cloud.errors import Invalid, Refused
+from cloud.observability.metrics import AUDIT_CHAIN_OK
 from cloud.releases import keystore
 from cloud.storage import iso
 from cloud.transactions import write_transaction
@@ -302,7 +303,9 @@ class AuditCheckpointWorker(PeriodicWorker):
         try:
             checkpoint = AuditCheckpoints(db).sign(self._key, self._trusted)
         except CheckpointRefused as exc:
+            AUDIT_CHAIN_OK.set(0)
             log.error("audit log NOT checkpointed, it fails verification: %s", exc)
         else:
+            AUDIT_CHAIN_OK.set(1)
             log.info("audit checkpoint signed: %d entries, head %s", checkpoint.count, checkpoint.head_hash)
         return False

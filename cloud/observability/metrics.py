@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
@@ -95,6 +95,11 @@ HTTP_SECONDS = Histogram(
     "iotsphere_http_request_duration_seconds",
     "Time from a request's arrival to its response's start, by route template and method.",
     ["route", "method"],
+)
+
+AUDIT_CHAIN_OK = Gauge(
+    "iotsphere_audit_chain_ok",
+    "1 when this process's last audit checkpoint pass found the log verifying, 0 when it failed verification.",
 )
 
 #: what a dead letter's reason starts with (``cloud.ingest.decode``); ``store``: the store refused it alone
