@@ -303,9 +303,9 @@ class AuditCheckpointWorker(PeriodicWorker):
         try:
             checkpoint = AuditCheckpoints(db).sign(self._key, self._trusted)
         except CheckpointRefused as exc:
-            AUDIT_CHAIN_OK.set(0)
+            AUDIT_CHAIN_OK.labels(self.name).set(0)
             log.error("audit log NOT checkpointed, it fails verification: %s", exc)
         else:
-            AUDIT_CHAIN_OK.set(1)
+            AUDIT_CHAIN_OK.labels(self.name).set(1)
             log.info("audit checkpoint signed: %d entries, head %s", checkpoint.count, checkpoint.head_hash)
         return False

@@ -97,9 +97,11 @@ HTTP_SECONDS = Histogram(
     ["route", "method"],
 )
 
+#: labelled by the worker so the series is absent until its first pass (a bare gauge would start at a false 0)
 AUDIT_CHAIN_OK = Gauge(
     "iotsphere_audit_chain_ok",
     "1 when this process's last audit checkpoint pass found the log verifying, 0 when it failed verification.",
+    ["worker"],
 )
 
 #: what a dead letter's reason starts with (``cloud.ingest.decode``); ``store``: the store refused it alone

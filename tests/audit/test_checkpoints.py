@@ -219,11 +219,16 @@ def test_the_serve_worker_signs_on_start_and_stays_idle_without_a_passphrase(
 
     [checkpoint] = AuditCheckpoints(db).all()
     assert (checkpoint.count, checkpoint.head_hash) == (4, AuditLog(db).verify().head_hash)
-    assert REGISTRY.get_sample_value("iotsphere_audit_chain_ok") == 1  # as /metrics exports it
+    assert (
+        REGISTRY.get_sample_value("iotsphere_audit_chain_ok", {"worker": "audit-checkpoints"}) == 1
+    )  # as /metrics exports it
 
     _rewrite_from(keyed, 2, "changed outside the cloud")  # a rewritten chain: it no longer matches the checkpoint
     worker.step(db)
-    assert REGISTRY.get_sample_value("iotsphere_audit_chain_ok") == 0 and len(AuditCheckpoints(db).all()) == 1
+    assert (
+        REGISTRY.get_sample_value("iotsphere_audit_chain_ok", {"worker": "audit-checkpoints"}) == 0
+        and len(AuditCheckpoints(db).all()) == 1
+    )
 
 
 def test_admins_sign_export_and_verify_checkpoints_over_http(
