@@ -42,6 +42,7 @@ from cloud.storage import open_database
 from firmware_sim.load import LoadProfile
 from tests.private_broker import PrivateBroker
 
+PROJECT = Path(__file__).resolve().parent.parent
 HEATERS = 20
 LADDER = (25_000, 50_000, 100_000, 200_000, 400_000)
 STEP_SECONDS = 20.0
@@ -101,10 +102,9 @@ def _subscribe(config: CloudConfig, names: list[str]) -> None:
 
 
 def _start_workers(port: int, data_dir: Path, prefix: str, names: list[str]) -> list[subprocess.Popen]:
-    command = [sys.executable, __file__, "worker", str(port), str(data_dir), prefix]
-    workers = [
-        subprocess.Popen([*command, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for name in names
-    ]
+    command = [sys.executable, "-m", "bench.bench_load", "worker", str(port), str(data_dir), prefix]
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True, "cwd": PROJECT}
+    workers = [subprocess.Popen([*command, name], **pipes) for name in names]
     for worker in workers:  # each says "started" once connected and subscribed
         if worker.stdout.readline().strip() != "started":
             raise RuntimeError("an ingest worker did not start")
