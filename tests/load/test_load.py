@@ -4,7 +4,12 @@ IngestWorker stores all of it through the real Mosquitto with no dead letter."""
 from __future__ import annotations
 
 import dataclasses
+import re
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -136,3 +141,22 @@ def test_cli_help_and_a_short_run() -> None:
     assert "sent 25 messages (status 25)" in result.output  # 5 gateways × 5 simulated minutes; seed 0: no batch due
     bad = runner.invoke(main, ["sim", "load", "--gateways", "5", "--rate", "fast"])
     assert bad.exit_code == 2 and "positive multiplier" in bad.output
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary() -> None:
+    """The first Ctrl-C ends the run once the broker has what was sent: exit 0 and the closing summary, no traceback."""
+    prefix = f"{unique('load-sigint')}/iotsphere/v1"
+    command = [str(Path(sys.executable).with_name("iotsphere")), "sim", "load", "--gateways", "50", "--rate", "600"]
+    command += ["--every", "0.2", "--mqtt", BROKER_URL, "--prefix", prefix, "--no-retain"]
+    run = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        while "msgs (" not in run.stderr.readline():  # a first progress line: it is publishing
+            assert run.poll() is None, "the generator ended before it was interrupted"
+        run.send_signal(signal.SIGINT)
+        _out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+
+    assert run.returncode == 0, err
+    assert "Traceback" not in err
+    assert re.search(r"sent [1-9]\d* messages .* 0 failed", err), err
