@@ -5,15 +5,15 @@ feature batch (20 rows) and one prediction batch (60 rows) an hour, an event eve
 97% of the messages; feature and prediction rows are most of the rows.
 
 Method. A private Mosquitto on a free port (``max_queued_messages 0``: a lagging session queues instead of dropping,
-so lag shows as a growing backlog).
-Every process is separate: the generator (the ``iotsphere sim load`` command), each ingest worker (an IngestWorker
-in a child of this module), Mosquitto; each run gets a fresh SQLite data dir and topic prefix.
+so lag shows as a growing backlog). Every process is separate: the generator (the ``iotsphere sim load`` command),
+each ingest worker (an IngestWorker in a child of this module), Mosquitto; each run gets a fresh SQLite data dir and
+topic prefix.
 
 - ``live``: the generator publishes N gateways in real time (``--rate 1``) for STEP_SECONDS while one worker
-  stores; N grows along LADDER. Backlog = messages sent (the generator's progress, every second) − messages stored;
-  a worker keeps up when
-  the generator was on time and the backlog did not grow (its slope over the run is under 2% of the offered rate).
-  All three processes share this machine's two cores, so CPU seconds per 1,000 messages are reported per process.
+  stores; N grows along LADDER (stopping at the first N it cannot carry, which is then run again with 2 workers).
+  Backlog = messages sent (the generator's progress, every second) − messages stored; a worker keeps up when the
+  generator was on time and the backlog did not grow (its slope over the run is under 2% of the offered rate).
+  All processes share this machine's two cores, so CPU seconds per 1,000 messages are reported per process.
 - ``drain``: the generator first publishes a backlog while the workers are away (their persistent sessions queue
   it); then 1, or 2 in one shared group, worker processes start and the clock runs until all is stored. That is the
   workers' own ceiling on this traffic, without the generator competing for the CPU.
