@@ -20,7 +20,7 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/iotsphere demo
 
 test: $(STAMP)
-	# Debian's mosquitto and chromium and a broker on 127.0.0.1:1883: installed and started as root, else the command to run
+	# Debian's mosquitto, chromium, prometheus and alertmanager, and a broker on 127.0.0.1:1883: installed and started as root, else the command to run
 	bash tests/ensure_system.sh
 	# pytest exits 5 when a selection collects no test: that is not a failure.
 	$(BIN)/pytest -q $(PYTEST_ARGS) || [ $$? -eq 5 ]
