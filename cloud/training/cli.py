@@ -37,6 +37,11 @@ def _report(evaluation: Evaluation, echo) -> None:
     echo(f"held-out {evaluation.score_name} {evaluation.score} on {evaluation.rows:,} rows: {summary}")
     for component, scores in m.get("per_component", {}).items():
         echo(f"  {component:16s} " + " ".join(f"{k}={v}" for k, v in scores.items()))
+    if "reliability" in m:
+        from cloud.training.reliability import summary_lines
+
+        for line in summary_lines(m["reliability"]):
+            echo(line)
 
 
 def store_history(db: sqlite_utils.Database, history: History) -> tuple[int, int]:

@@ -15,13 +15,14 @@ threshold whose false dispatches per 100 heater-months stay within it. Confidenc
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
-from scipy.stats import bootstrap
+from scipy.stats import DegenerateDataWarning, bootstrap
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
@@ -175,16 +176,18 @@ def ratio_interval(numerator: np.ndarray, denominator: np.ndarray, scale: float 
         total = den.sum(axis=axis)
         return scale * num.sum(axis=axis) / np.where(total > 0, total, np.nan)
 
-    result = bootstrap(
-        (np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)),
-        statistic,
-        paired=True,
-        vectorized=True,
-        n_resamples=RESAMPLES,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        rng=np.random.default_rng(0),
-    )
+    with warnings.catch_warnings():  # scipy warns of the NaN resamples its own interval would hold; left out below
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        result = bootstrap(
+            (np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)),
+            statistic,
+            paired=True,
+            vectorized=True,
+            n_resamples=RESAMPLES,
+            confidence_level=CONFIDENCE,
+            method="percentile",
+            rng=np.random.default_rng(0),
+        )
     ratios = result.bootstrap_distribution
     if np.isnan(ratios).mean() > 0.1:
         return None
@@ -318,9 +321,9 @@ def rule_scores(rules: dict[str, Rule], rows: LabelledRows) -> np.ndarray:
     return scores
 
 
-def _split(fleet: Fleet, rows: LabelledRows, scores: np.ndarray, thresholds: list, mask: np.ndarray) -> dict:
+def _split(rows: LabelledRows, horizon: timedelta, scores: np.ndarray, thresholds: list, mask: np.ndarray) -> dict:
     """The figures at fixed thresholds on part of the rows (its own heater-months and countable failures)."""
-    part = Fleet.of(rows.take(mask), timedelta(seconds=int(fleet.horizon / np.timedelta64(1, "s"))))
+    part = Fleet.of(rows.take(mask), horizon)
     outcomes = [
         outcome(part, c, scores[mask, i], np.inf if t is None else t)
         for i, (c, t) in enumerate(zip(COMPONENTS, thresholds, strict=True))
@@ -328,19 +331,19 @@ def _split(fleet: Fleet, rows: LabelledRows, scores: np.ndarray, thresholds: lis
     return {"heater_months": round(float(part.months.sum()), 1), **_figures(part, outcomes, intervals=False)}
 
 
-def splits(fleet: Fleet, rows: LabelledRows, scores: np.ndarray, thresholds: list) -> dict:
+def splits(fleet: Fleet, rows: LabelledRows, horizon: timedelta, scores: np.ndarray, thresholds: list) -> dict:
     """The model's figures at its budget thresholds in the earlier and later half of the period, and on two
     halves of the heaters (a stable split of their ids): how much they move from one slice to another."""
     middle = fleet.start + (fleet.until - fleet.start) / 2
     half = np.array([hash_half(d) for d in fleet.heaters])[fleet.heater]
     return {
         "time": {
-            "earlier_half": _split(fleet, rows, scores, thresholds, rows.window_ends < middle),
-            "later_half": _split(fleet, rows, scores, thresholds, rows.window_ends >= middle),
+            "earlier_half": _split(rows, horizon, scores, thresholds, rows.window_ends < middle),
+            "later_half": _split(rows, horizon, scores, thresholds, rows.window_ends >= middle),
         },
         "heater": {
-            "heaters_a": _split(fleet, rows, scores, thresholds, half == 0),
-            "heaters_b": _split(fleet, rows, scores, thresholds, half == 1),
+            "heaters_a": _split(rows, horizon, scores, thresholds, half == 0),
+            "heaters_b": _split(rows, horizon, scores, thresholds, half == 1),
         },
     }
 
@@ -364,6 +367,7 @@ def report(
     fleet = Fleet.of(rows, horizon)
     model = proba[:, 1:]
     model_budget = at_budget(fleet, model, budget, intervals=True)
+    thresholds = [model_budget["per_component"][c]["threshold"] for c in COMPONENTS]
     p_failure = np.clip(1 - proba[:, 0], 0.0, 1.0)  # float32 probabilities sum to 1 only within rounding
     figures = calibration(rows.targets, p_failure)
     figures["brier_ci"] = brier_interval(fleet.heater, rows.targets, p_failure, fleet.heaters.size)
@@ -388,7 +392,7 @@ def report(
         "early_warning_days": EARLY_WARNING.days,
         "at_budget": model_budget,
         **figures,
-        "splits": splits(fleet, rows, model, [model_budget["per_component"][c]["threshold"] for c in COMPONENTS]),
+        "splits": splits(fleet, rows, horizon, model, thresholds),
         "baselines": baselines,
     }
 
