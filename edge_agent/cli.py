@@ -14,9 +14,8 @@ from edge_agent.agent import AgentConfig, EdgeAgent
 from edge_agent.local_api import TOKEN_ENV, TOKEN_FILE
 from edge_agent.technician import OutcomeRefused, OutcomeRequest, UnknownDevice, open_log
 from shared.messages import Component, OutcomeResult
-from shared.mqtt_url import DEFAULT_MQTT_URL
 from shared.setting_defaults import from_settings
-from shared.topics import DEFAULT_PREFIX
+from shared.topics import DEFAULT_MQTT_URL, DEFAULT_PREFIX
 
 MIB = 1024 * 1024
 DEFAULTS = AgentConfig(gateway_id="defaults", data_dir=Path("."))

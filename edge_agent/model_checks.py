@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import onnx
 from google.protobuf.message import DecodeError
 
-from edge_agent.model_loader import LoaderLimits
+from edge_agent.loader_limits import LoaderLimits
 from shared.director import DirectorRejected, RejectRule
 from shared.release import ReleaseFile, TensorSpec
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,24 +20,10 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import ValidationError
 
+from edge_agent.loader_limits import LoaderLimits
 from shared.director import DirectorRejected, RejectRule
 from shared.messages import Arm, Prediction
 from shared.release import ReleaseFile
-
-#: newest opset per domain that this agent was tested with
-DEFAULT_MAX_OPSET: dict[str, int] = {"ai.onnx": 21, "ai.onnx.ml": 5}
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-#: how far a new release's first load may grow the address space of the child that runs it
-DEFAULT_CHILD_MEMORY_BYTES = 1024 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class LoaderLimits:
-    max_bytes: int = DEFAULT_MAX_BYTES
-    max_opset: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_OPSET))
-    #: memory and seconds for a new release's first load and golden run (``edge_agent.sandboxed_load``)
-    child_memory_bytes: int = DEFAULT_CHILD_MEMORY_BYTES
-    child_timeout: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from shared.mqtt_url import DEFAULT_MQTT_URL
 from shared.setting_defaults import from_settings
+from shared.topics import DEFAULT_MQTT_URL
 
 if TYPE_CHECKING:
     from firmware_sim.world_change import WorldChange

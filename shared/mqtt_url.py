@@ -6,8 +6,6 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
-
 
 @dataclass(frozen=True)
 class MqttEndpoint:

@@ -27,8 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.mqtt_url import DEFAULT_MQTT_URL
-from shared.topics import DEFAULT_PREFIX
+from shared.topics import DEFAULT_MQTT_URL, DEFAULT_PREFIX
 
 PREFIX = "IOTSPHERE_"
 

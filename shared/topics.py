@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 DEFAULT_PREFIX = "iotsphere/v1"
+#: the broker both sides reach when none is configured (beside the prefix: where cloud and gateways meet)
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -39,8 +39,7 @@ from iotsphere.demo.options import DemoOptions
 from iotsphere.demo.sites import GatewaySpec, Site
 from iotsphere.demo.world_change import WorldChangeAct, print_act_two
 from shared.messages import PredictionType
-from shared.mqtt_url import DEFAULT_MQTT_URL
-from shared.topics import Down, Up, down_topic, up_topic
+from shared.topics import DEFAULT_MQTT_URL, Down, Up, down_topic, up_topic
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, external_data_helper, helper, numpy_helper
 
-from edge_agent.model_loader import DEFAULT_MAX_BYTES, DEFAULT_MAX_OPSET
+from edge_agent.loader_limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_OPSET
 from shared.director import RejectRule
 from tests.edge.releases import BuiltRelease, build_release
 

@@ -10,9 +10,8 @@ from click.testing import CliRunner, Result
 from firmware_sim.history import load_history
 from iotsphere.cli import main
 from shared.features import FEATURE_NAMES
-from shared.mqtt_url import DEFAULT_MQTT_URL
 from shared.telemetry import Telemetry, parse_telemetry
-from shared.topics import telemetry_wildcard
+from shared.topics import DEFAULT_MQTT_URL, telemetry_wildcard
 from tests.edge.mqtt_helpers import Collector
 
 

@@ -17,9 +17,8 @@ from firmware_sim.fleet import FleetSimulator
 from firmware_sim.live import Fleet, publish
 from shared.features import WINDOW_SAMPLES, TelemetryWindow, compute_features, window_from_readings
 from shared.messages import Component
-from shared.mqtt_url import DEFAULT_MQTT_URL
 from shared.telemetry import ErrorCode, Telemetry, parse_telemetry
-from shared.topics import parse_telemetry_topic, telemetry_wildcard
+from shared.topics import DEFAULT_MQTT_URL, parse_telemetry_topic, telemetry_wildcard
 
 START = datetime(2025, 7, 1, 5, 30, tzinfo=UTC)
 
