@@ -14,8 +14,8 @@ from edge_agent.agent import AgentConfig, EdgeAgent
 from edge_agent.local_api import TOKEN_ENV, TOKEN_FILE
 from edge_agent.technician import OutcomeRefused, OutcomeRequest, UnknownDevice, open_log
 from shared.messages import Component, OutcomeResult
-from shared.setting_defaults import from_settings
-from shared.topics import DEFAULT_MQTT_URL, DEFAULT_PREFIX
+from shared.setting_defaults import from_settings, mqtt_url_option
+from shared.topics import DEFAULT_PREFIX
 
 MIB = 1024 * 1024
 DEFAULTS = AgentConfig(gateway_id="defaults", data_dir=Path("."))
@@ -56,13 +56,7 @@ def outbox_bound_option(channel: str, default_bytes: int):
     help="Base URL of the cloud API (e.g. http://127.0.0.1:8080) serving the TUF repository; omit to run "
     "without updates. Env: IOTSPHERE_CLOUD_URL.",
 )
-@click.option(
-    "--mqtt",
-    "mqtt_url",
-    default=from_settings("mqtt_url"),
-    show_default=DEFAULT_MQTT_URL,
-    help="Broker URL, mqtt://user:pass@host:port or mqtts://… Env: IOTSPHERE_MQTT_URL.",
-)
+@mqtt_url_option
 @data_dir_option
 @click.option(
     "--api-key",

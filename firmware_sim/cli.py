@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from shared.setting_defaults import from_settings
-from shared.topics import DEFAULT_MQTT_URL
+from shared.setting_defaults import from_settings, mqtt_url_option
 
 if TYPE_CHECKING:
     from firmware_sim.world_change import WorldChange
@@ -161,13 +160,7 @@ def history_command(
     show_default=True,
     help="Simulated seconds per real second (60: one reading per heater per real second).",
 )
-@click.option(
-    "--mqtt",
-    "mqtt_url",
-    default=from_settings("mqtt_url"),
-    show_default=f"$IOTSPHERE_MQTT_URL or {DEFAULT_MQTT_URL}",
-    help="Broker URL, mqtt://user:pass@host:port or mqtts://...",
-)
+@mqtt_url_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the fleet.")
 @click.option(
     "--duration",
@@ -239,13 +232,7 @@ def run_command(
     default=None,
     help="Real seconds of traffic to publish (default: until interrupted).",
 )
-@click.option(
-    "--mqtt",
-    "mqtt_url",
-    default=from_settings("mqtt_url"),
-    show_default=f"$IOTSPHERE_MQTT_URL or {DEFAULT_MQTT_URL}",
-    help="Broker URL, mqtt://user:pass@host:port or mqtts://...",
-)
+@mqtt_url_option
 @click.option(
     "--prefix", default=from_settings("topic_prefix"), show_default=True, help="Topic prefix the cloud ingests."
 )

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from shared.topics import DEFAULT_MQTT_URL
+
 
 def from_settings(name: str) -> Callable[[], Any]:
     """A click ``default=`` giving setting ``name`` (a secret's text) as the environment says when the command runs;
@@ -22,3 +24,13 @@ def from_settings(name: str) -> Callable[[], Any]:
         return secret(name) if hasattr(value, "get_secret_value") else value
 
     return default
+
+
+#: ``--mqtt`` of the commands that reach the broker on their own (simulator, gateway): the configured URL by default
+mqtt_url_option = click.option(
+    "--mqtt",
+    "mqtt_url",
+    default=from_settings("mqtt_url"),
+    show_default=f"$IOTSPHERE_MQTT_URL or {DEFAULT_MQTT_URL}",
+    help="Broker URL, mqtt://user:pass@host:port or mqtts://...",
+)
