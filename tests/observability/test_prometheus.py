@@ -123,9 +123,12 @@ def _rules_evaluate_and_stay_quiet(prometheus: Prometheus) -> None:
     )
     rules = [rule for group in prometheus.api("rules")["groups"] for rule in group["rules"]]
     assert [rule["name"] for rule in rules if rule["health"] != "ok"] == []
-    # a healthy cloud: nothing fires; only the audit's wait for its first checkpoint is pending (it waits 3 h)
+    # a healthy cloud: nothing fires. Pending alerts are allowed: whether the audit's wait for its first checkpoint
+    # (3 h) is pending yet depends on which scrape the first evaluation saw, and in a whole-suite run this process's
+    # counters carry earlier tests' traffic, so a rate over the few scrapes here may read 0 (IngestStalled's
+    # condition) without anything being wrong; each alert's firing and quiet cases are promtool's tests
     alerts = {dict(labels)["alertname"]: dict(labels)["alertstate"] for labels in prometheus.query("ALERTS")}
-    assert alerts == {"IoTSphereAuditNeverVerified": "pending"}
+    assert [name for name, state in alerts.items() if state == "firing"] == []
 
 
 def _dashboard_queries_are_valid(prometheus: Prometheus) -> None:
