@@ -98,7 +98,7 @@ class AuditLog:
         self._db = db
 
     def record(self, actor: str, action: str, target: str, details: dict[str, Any]) -> AuditEntry:
-        """Append one entry: inside the caller's open transaction (``cloud.transactions.write_transaction``, which
+        """Append one entry: inside the caller's open transaction (``cloud.data.connections.write_transaction``, which
         holds the write lock) it joins it, so the entry commits or rolls back with the change it records; with none
         open it takes its own.
 

@@ -30,11 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.audit import AuditLog, VerifyResult
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
+from cloud.data.connections import write_transaction
 from cloud.errors import Invalid, Refused
 from cloud.observability.metrics import AUDIT_CHAIN_OK
 from cloud.releases import keystore
 from cloud.storage import iso
-from cloud.transactions import write_transaction
 from cloud.workers import PeriodicWorker
 from shared.canonical import canonical_bytes
 from shared.signing import key_id, public_key_hex, sign, verify

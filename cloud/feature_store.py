@@ -28,11 +28,11 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
+from cloud.data.connections import write_transaction
 from cloud.errors import Invalid, NotFound, Refused
 from cloud.ingest import feature_codec
 from cloud.storage import from_iso, iso, utc_time
 from cloud.training.labels import CLASSES, FailureTimes, failure_times, label_rows
-from cloud.transactions import write_transaction
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION
 from shared.messages import FeedbackSource, OutcomeResult, PredictionType
 from shared.topics import validate_id

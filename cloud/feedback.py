@@ -30,9 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
 from cloud.crypto_fields import FieldCipher, cipher_for_database
+from cloud.data.connections import write_transaction
 from cloud.errors import NotFound, Refused
 from cloud.storage import iso
-from cloud.transactions import write_transaction
 from shared.messages import Component, FeedbackSource, OutcomeResult, UtcDatetime, utc_now
 
 

@@ -34,11 +34,11 @@ from tuf.api.metadata import Metadata
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
+from cloud.data.connections import write_transaction
 from cloud.errors import NotFound, Refused, Unavailable
 from cloud.releases.model_rows import GENERAL, PRODUCTION, RELEASED
 from cloud.releases.service import ReleaseService
 from cloud.storage import iso
-from cloud.transactions import write_transaction
 from shared.release import ReleaseFile
 
 if TYPE_CHECKING:

@@ -16,16 +16,19 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlite_utils
 
 from cloud.api.roles import Role
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
+from cloud.data import keys as stored_keys
+from cloud.data.connections import connection_of, write_transaction
 from cloud.storage import iso
-from cloud.transactions import write_transaction
 from shared.topics import validate_id
 
 TOKEN_PREFIX = "iots"
@@ -81,7 +84,7 @@ def _hash_secret(secret: str) -> str:
     return f"{_HASH_SCHEME}${hashlib.sha256(secret.encode('utf-8')).hexdigest()}"
 
 
-def _row_to_key(row: dict) -> ApiKey:
+def _row_to_key(row: Mapping[str, Any]) -> ApiKey:
     return ApiKey(
         key_id=row["key_id"],
         name=row["name"],
@@ -122,14 +125,16 @@ class KeyStore:
             revoked_at=None,
         )
         secret = secrets.token_urlsafe(_SECRET_BYTES)
-        with write_transaction(self._db):  # the write lock before the check, so two processes cannot both pass it
-            live = self._live_gateway_key(gateway_id) if gateway_id else None
+        # the write lock before the check, so two processes cannot both pass it
+        with write_transaction(self._db) as connection:
+            live = stored_keys.live_key_of_gateway(connection, gateway_id) if gateway_id else None
             if live:
                 raise ValueError(
                     f"gateway {gateway_id!r} already has a live key ({live}): "
                     "one credential per gateway, so revoke that one first"
                 )
-            self._db["api_keys"].insert(
+            stored_keys.add(
+                connection,
                 {
                     "key_id": key.key_id,
                     "name": key.name,
@@ -138,17 +143,11 @@ class KeyStore:
                     "secret_hash": _hash_secret(secret),
                     "created_at": key.created_at,
                     "revoked_at": None,
-                }
+                },
             )
             details = {"role": role.value, "name": key.name, "gateway_id": gateway_id}
             AuditLog(self._db).record(actor or configured_actor(), "admin.create-key", key.key_id, details)
         return IssuedKey(key=key, token=f"{TOKEN_PREFIX}_{key.key_id}_{secret}")
-
-    def _live_gateway_key(self, gateway_id: str) -> str | None:
-        row = self._db.execute(
-            "SELECT key_id FROM api_keys WHERE gateway_id = ? AND revoked_at IS NULL", [gateway_id]
-        ).fetchone()
-        return row[0] if row else None
 
     def authenticate(self, token: str) -> ApiKey:
         """The key a token belongs to; raise UnknownKey or RevokedKey.
@@ -159,7 +158,7 @@ class KeyStore:
         if not match:
             raise UnknownKey(f"malformed API key: expected {TOKEN_PREFIX}_<key id>_<secret>")
         key_id, secret = match.groups()
-        row = self._row(key_id)
+        row = stored_keys.find(connection_of(self._db), key_id)
         if row is None or not hmac.compare_digest(row["secret_hash"], _hash_secret(secret)):
             raise UnknownKey("unknown API key")
         key = _row_to_key(row)
@@ -167,19 +166,15 @@ class KeyStore:
             raise RevokedKey(f"API key {key.key_id} was revoked at {key.revoked_at}")
         return key
 
-    def _row(self, key_id: str) -> dict | None:
-        rows = list(self._db["api_keys"].rows_where("key_id = ?", [key_id]))
-        return rows[0] if rows else None
-
     def get(self, key_id: str) -> ApiKey:
-        row = self._row(key_id)
+        row = stored_keys.find(connection_of(self._db), key_id)
         if row is None:
             raise LookupError(f"no API key with id {key_id!r}")
         return _row_to_key(row)
 
     def list(self) -> list[ApiKey]:
         """Every key, oldest first, revoked ones included (they explain past access)."""
-        return [_row_to_key(row) for row in self._db["api_keys"].rows_where(order_by="created_at, key_id")]
+        return [_row_to_key(row) for row in stored_keys.every_key(connection_of(self._db))]
 
     def revoke(self, key_id: str, *, actor: str | None = None) -> ApiKey:
         """Revoke a key and audit it (idempotent: revoking twice keeps the first time and records once); raise
@@ -187,12 +182,8 @@ class KeyStore:
         key = self.get(key_id)
         if key.revoked:
             return key
-        with write_transaction(self._db):
-            revoked = self._db.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                [iso(datetime.now(UTC)), key_id],
-            ).rowcount
-            if revoked:
+        with write_transaction(self._db) as connection:
+            if stored_keys.revoke(connection, key_id, iso(datetime.now(UTC))):
                 details = {"role": key.role.value, "name": key.name}
                 AuditLog(self._db).record(actor or configured_actor(), "admin.revoke-key", key_id, details)
         return self.get(key_id)

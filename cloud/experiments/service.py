@@ -30,6 +30,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
+from cloud.data.connections import write_transaction
 from cloud.errors import Invalid
 from cloud.experiments import guardrails as guards
 from cloud.experiments.metrics import CHALLENGER, CHAMPION, arm_observations, metric_for
@@ -41,7 +42,6 @@ from cloud.releases.publisher import Directed
 from cloud.releases.service import ReleaseService, gateways_in_scope
 from cloud.releases.tuf_repo import current_targets
 from cloud.storage import iso
-from cloud.transactions import write_transaction
 from shared.director import DesiredModel, Experiment
 from shared.topics import validate_id
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import sqlite_utils
 
+from cloud.data.connections import write_transaction
 from cloud.errors import NotFound, Refused
 from cloud.storage import iso
-from cloud.transactions import write_transaction
 
 
 class Status(StrEnum):

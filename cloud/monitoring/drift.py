@@ -46,6 +46,7 @@ from sklearn.metrics import roc_auc_score
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
+from cloud.data.connections import write_transaction
 from cloud.errors import Invalid
 from cloud.feature_store import FeatureStore
 from cloud.monitoring import DEFAULT_DRIFT_DAYS, drift_stats
@@ -62,7 +63,6 @@ from cloud.registry import MLModelRegistry
 from cloud.storage import iso, utc_time
 from cloud.training.labels import CLASSES, NO_FAILURE
 from cloud.training.usage_outputs import LABEL as USAGE_LABEL
-from cloud.transactions import write_transaction
 from shared.features import FEATURES, PLAUSIBLE_TANK_C
 from shared.messages import OutcomeResult, PredictionType
 

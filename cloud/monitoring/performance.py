@@ -35,11 +35,11 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
+from cloud.data.connections import write_transaction
 from cloud.errors import Invalid, NotFound
 from cloud.storage import from_iso, iso, utc_time
 from cloud.training.usage_outputs import LABEL as USAGE_LABEL
 from cloud.training.usage_outputs import OUTPUT as USAGE_OUTPUT
-from cloud.transactions import write_transaction
 from shared.messages import Arm, Component, OutcomeResult, PredictionType
 
 HORIZON = timedelta(days=14)

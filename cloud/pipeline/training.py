@@ -26,6 +26,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, environment, key_passphrase
+from cloud.data.connections import write_transaction
 from cloud.errors import Invalid
 from cloud.feature_store import FeatureStore
 from cloud.monitoring.reference import build_reference, device_types_of
@@ -38,7 +39,6 @@ from cloud.training.artifacts import write_artifacts
 from cloud.training.data import LabelledRows, rows_from_dataset, time_split
 from cloud.training.models import Evaluation, candidates_for, evaluate, train
 from cloud.training.reliability import DEFAULT_BUDGET
-from cloud.transactions import write_transaction
 from shared.messages import PredictionType
 
 log = logging.getLogger(__name__)

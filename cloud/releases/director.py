@@ -29,11 +29,11 @@ from pydantic import TypeAdapter
 from tuf.api.metadata import Targets
 
 from cloud.config import CloudConfig
+from cloud.data.connections import write_transaction
 from cloud.errors import Refused, TemporarilyUnavailable
 from cloud.releases import issued
 from cloud.releases.tuf_repo import current_targets, model_target_path, release_target_path, sha256_of
 from cloud.storage import from_iso, iso
-from cloud.transactions import write_transaction
 from shared.director import DesiredModel, DirectorDocument, DirectorSigned, TargetRef, format_time, sign_director
 from shared.limits import MAX_SAFE_INT
 from shared.topics import validate_id

@@ -9,10 +9,10 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
+from cloud.data.connections import write_transaction
 from cloud.errors import Refused
 from cloud.releases.tuf_repo import PublishedRelease, sha256_of
 from cloud.storage import iso
-from cloud.transactions import write_transaction
 
 RELEASED = "released"
 PRODUCTION = "production"

@@ -27,11 +27,11 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
+from cloud.data.connections import write_transaction
 from cloud.errors import Invalid
 from cloud.releases import director, keystore, tuf_repo
 from cloud.releases.model_rows import GENERAL, PRODUCTION, record_release
 from cloud.releases.publisher import Directed, deliver
-from cloud.transactions import write_transaction
 from shared.director import DesiredModel
 
 #: the history's reason when a model's first release becomes production

@@ -21,6 +21,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor, key_passphrase
+from cloud.data.connections import write_transaction
 from cloud.experiments.store import ExperimentConflict
 from cloud.monitoring.drift import detect_model_drift, record_check
 from cloud.pipeline.runs import FINISHED, RunStatus
@@ -29,7 +30,6 @@ from cloud.pipeline.training import ModelTrainingPipeline
 from cloud.retraining.feedback_patterns import feedback_patterns
 from cloud.retraining.policy import PolicyStore, RetrainingPolicy
 from cloud.storage import from_iso, iso
-from cloud.transactions import write_transaction
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
+from cloud.data.connections import write_transaction
 from cloud.errors import Refused
 from cloud.registry import GENERAL, PRODUCTION, MLModelRegistry, RegistryRefused, RegistryUnavailable
 from cloud.releases import director, keystore
@@ -45,7 +46,6 @@ from cloud.rollouts.completion import CompletedRollout
 from cloud.rollouts.plan import RolloutPlan, stages_for
 from cloud.rollouts.store import LIVE, RolloutRecord, RolloutStatus, StageRecord, StageStatus
 from cloud.rollouts.verdict import StageVerdict, Verdict, judge_stage
-from cloud.transactions import write_transaction
 
 
 class RolloutRefused(Refused, ValueError):

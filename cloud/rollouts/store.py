@@ -14,9 +14,9 @@ from typing import Any
 
 import sqlite_utils
 
+from cloud.data.connections import write_transaction
 from cloud.errors import NotFound
 from cloud.storage import from_iso, iso
-from cloud.transactions import write_transaction
 
 
 class RolloutStatus(StrEnum):

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from cloud.data import engine as engines
 from cloud.data.legacy import MIGRATIONS
+from cloud.data.migrate import upgrade
 from cloud.data.times import iso
+from cloud.data.urls import sqlite_url
+from cloud.storage import open_database
 
 #: the machine's PostgreSQL (trust authentication, database ``test``); each test gets a schema of its own
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -103,3 +106,59 @@ def postgres_schema() -> Iterator[Callable[[], Engine]]:
         with admin.begin() as connection:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _owner_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Callable[[], Engine]]]:
+    """One database per dialect at the newest revision, built once per run: the owners' tests share it, each in a
+    transaction of its own that is rolled back."""
+    made: dict[str, Engine] = {}
+    schema = f"owners_{uuid.uuid4().hex[:12]}"
+
+    def sqlite() -> Engine:
+        if "sqlite" not in made:
+            path = tmp_path_factory.mktemp("owners") / "iotsphere.db"
+            open_database(path).conn.close()
+            made["sqlite"] = engines.create(sqlite_url(path))
+        return made["sqlite"]
+
+    def postgresql() -> Engine:
+        if "postgresql" not in made:
+            made["postgresql"] = _postgres_schema_engine(schema)
+            with made["postgresql"].begin() as connection:
+                upgrade(connection)
+        return made["postgresql"]
+
+    try:
+        yield {"sqlite": sqlite, "postgresql": postgresql}
+    finally:
+        for name, engine in made.items():
+            if name == "postgresql":
+                with engine.begin() as connection:
+                    connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            engine.dispose()
+
+
+def _postgres_schema_engine(schema: str) -> Engine:
+    admin = engines.create(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+    except OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL} ({str(exc).splitlines()[0]})")
+    finally:
+        admin.dispose()
+    return engines.create(POSTGRES_URL, connect_args={"options": f"-c search_path={schema}"})
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def owner_connection(request: pytest.FixtureRequest, _owner_databases) -> Iterator[Connection]:
+    """A connection to a database at the newest revision, on each dialect, inside a transaction rolled back after
+    the test: an owner's queries run on both as the cloud runs them (owners never commit; callers do)."""
+    engine = _owner_databases[request.param]()
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            transaction.rollback()

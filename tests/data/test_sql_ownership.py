@@ -14,7 +14,6 @@ from tests.data.sql_outside import modules_running_sql
 
 STILL_RUNNING_SQL = frozenset(
     {
-        "cloud/api/keys.py",
         "cloud/api/routes/gateways.py",
         "cloud/api/routes/health.py",
         "cloud/api/routes/models.py",
@@ -54,7 +53,6 @@ STILL_RUNNING_SQL = frozenset(
         "cloud/rollouts/store.py",
         "cloud/security_events.py",
         "cloud/stored_times.py",
-        "cloud/transactions.py",
         "iotsphere/demo/cloud_view.py",
     }
 )
