@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import REAL, Double, MetaData, text
+from sqlalchemy import REAL, Connection, Double, MetaData, Table, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 metadata = MetaData()
 
@@ -21,3 +22,9 @@ FLOAT = Double().with_variant(REAL(), "sqlite")
 def partial(condition: str) -> dict[str, Any]:
     """The keyword arguments of an index over only the rows meeting ``condition`` (SQL both dialects read)."""
     return {"sqlite_where": text(condition), "postgresql_where": text(condition)}
+
+
+def upsert(connection: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT on ``table`` that takes ``on_conflict_do_update``/``on_conflict_do_nothing``: both dialects have the
+    clause, each in its own ``insert``."""
+    return (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(table)
