@@ -20,10 +20,13 @@ and a new failure time is drawn from the repair on.
 - sensor (upper or lower tank sensor): noise grows, readings stick and spike to a rail; finally
   the sensor sits on its rail: E480 / E481 and the controller stops heating.
 
-Failure frequencies are far above real life (a heater fails about every two to three years here)
-so that a 1,000-heater, 180-day history holds a few dozen failures of each kind to learn from;
-tank leaks follow the insurance study instead: tank lives averaging 10.7 years (Weibull, shape 3),
-with the fleet's ages drawn as in a steady state of replacements.
+Without ``field`` hazards (the accelerated calibration) failure frequencies are far above real life
+(a heater fails about every two to three years here) so that a 1,000-heater, 180-day history holds a
+few dozen failures of each kind to learn from; tank leaks follow the insurance study instead: tank
+lives averaging 10.7 years (Weibull, shape 3), with the fleet's ages drawn as in a steady state of
+replacements. With them (the field calibration, firmware_sim/hazards.py) failures depend on the
+part's age, the water's hardness and the household's use, some come without warning, some come and
+go, and each episode's signature has its own strength.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from firmware_sim.hazards import FieldHazards
 from firmware_sim.parameters import ELEMENT_W, REENGAGE_BELOW_K
 from firmware_sim.world_change import WorldChange
 from shared.messages import Component
@@ -109,7 +113,9 @@ class FaultEffects:
 class Faults:
     """Fault schedule of ``n`` heaters in whole hours since the simulation start."""
 
-    def __init__(self, device_ids: list[str], start: datetime, rng: np.random.Generator):
+    def __init__(
+        self, device_ids: list[str], start: datetime, rng: np.random.Generator, field: FieldHazards | None = None
+    ):
         n = len(device_ids)
         self.device_ids = device_ids
         self.start = start
@@ -126,12 +132,20 @@ class Faults:
         self.progress_h: dict[Component, np.ndarray] = {}
         self.repair_h: dict[Component, np.ndarray] = {}
         self.variant: dict[Component, np.ndarray] = {}
+        self.field = field
+        #: with field hazards: the heater's age (years) at each failure, in the order of the events
+        self.ages_at_failure: list[float] = []
         everyone = np.arange(n)
         for component in FAULT_MODES:
             self.fail_h[component] = np.zeros(n, np.int64)
             self.progress_h[component] = np.ones(n, np.int64)
             self.repair_h[component] = np.full(n, NEVER, np.int64)
             self.variant[component] = np.zeros(n, np.int8)
+        if field is not None:
+            for component in FAULT_MODES:
+                first = field.initial_tank_remaining_h if component is Component.TANK_LEAK else None
+                self._schedule(component, everyone, 0, rng, first)
+            return
         # a steady-state fleet: tank ages drawn length-biased, failures memoryless from now
         biased_life_y = TANK_LIFE_SCALE_YEARS * rng.gamma(1.0 + 1.0 / TANK_LIFE_WEIBULL_SHAPE, 1.0, n) ** (
             1.0 / TANK_LIFE_WEIBULL_SHAPE
@@ -150,7 +164,9 @@ class Faults:
         waiting_h: np.ndarray | None = None,
     ) -> None:
         mode = FAULT_MODES[component]
-        if waiting_h is None:
+        if self.field is not None:
+            waiting_h, progress_h = self.field.draw(component, who, from_hour, rng, waiting_h)
+        elif waiting_h is None:
             if component is Component.TANK_LEAK:  # a new tank
                 waiting_h = TANK_LIFE_SCALE_YEARS * rng.weibull(TANK_LIFE_WEIBULL_SHAPE, who.size) * HOURS_PER_YEAR
             else:
@@ -158,8 +174,10 @@ class Faults:
                 rate = mode.per_year * (self.hardness[who] * self.sediment_rate[who] if sediment else 1.0)
                 waiting_h = rng.exponential(1.0, who.size) / rate * HOURS_PER_YEAR
         self.fail_h[component][who] = from_hour + 1 + np.minimum(waiting_h, NEVER / 2).astype(np.int64)
-        low, high = mode.progression_days
-        self.progress_h[component][who] = np.round(rng.uniform(low, high, who.size) * 24).astype(np.int64)
+        if self.field is None:
+            low, high = mode.progression_days
+            progress_h = np.round(rng.uniform(low, high, who.size) * 24).astype(np.int64)
+        self.progress_h[component][who] = progress_h
         self.repair_h[component][who] = NEVER
         self.variant[component][who] = rng.integers(0, 2, who.size)
         if component is Component.TANK_LEAK and self.anode is not None:  # a new tank gets the new anode too
@@ -235,26 +253,45 @@ class Faults:
         )
         events: list[FailureEvent] = []
         hour, end = first_hour, first_hour + hours
+        shown = self.field.signature(first_hour, hours, rng) if self.field is not None else None
         while hour < end:  # the schedule only changes at failures and repairs: apply it segment by segment
-            self._events_at(hour, rng, events, fx, hour - first_hour)
+            fx.eco_reset[self._events_at(hour, rng, events), hour - first_hour] = True
             following = self._next_event_hour(hour, end)
+            k = slice(hour - first_hour, following - first_hour)
             severity, failed = self._state(np.arange(hour, following))
-            self._apply(slice(hour - first_hour, following - first_hour), severity, failed, fx)
+            if shown is not None:
+                severity = {c: x * shown[c][:, k] for c, x in severity.items()}
+            self._apply(k, severity, failed, fx)
             hour = following
         return fx, events
 
-    def _events_at(self, hour: int, rng: np.random.Generator, events: list[FailureEvent], fx: FaultEffects, k: int):
-        """A new anode fitted, repairs, then failures, that happen at ``hour``."""
+    def events_between(self, first_hour: int, end: int, rng: np.random.Generator) -> list[FailureEvent]:
+        """Advance the schedule from ``first_hour`` to ``end`` without the effects: the failures alone (years
+        of a large fleet in seconds, e.g. to check a calibration)."""
+        events: list[FailureEvent] = []
+        hour = first_hour
+        while hour < end:
+            self._events_at(hour, rng, events)
+            hour = self._next_event_hour(hour, end)
+        return events
+
+    def _events_at(self, hour: int, rng: np.random.Generator, events: list[FailureEvent]) -> np.ndarray:
+        """A new anode fitted, repairs, then failures, that happen at ``hour``; returns the heaters whose
+        thermostat was repaired (their ECO is reset)."""
         if hour == self.anode_fit_h:
             self._fit_anode(hour)
+        eco_reset = np.zeros(0, np.int64)
         for component in FAULT_MODES:
             repaired = np.flatnonzero(self.repair_h[component] == hour)
             if repaired.size:
-                self._schedule(component, repaired, hour, rng)
+                if self.field is not None:
+                    self._replace(component, repaired, hour, rng)
+                else:
+                    self._schedule(component, repaired, hour, rng)
+                    if component is Component.TANK_LEAK:  # a new tank has no sediment
+                        self._schedule(Component.SEDIMENT, repaired, hour, rng)
                 if component is Component.THERMOSTAT:
-                    fx.eco_reset[repaired, k] = True
-                if component is Component.TANK_LEAK:  # a new tank has no sediment
-                    self._schedule(Component.SEDIMENT, repaired, hour, rng)
+                    eco_reset = repaired
             failing = np.flatnonzero(self.fail_h[component] == hour)
             if failing.size:
                 delays = rng.integers(*REPAIR_HOURS, failing.size, endpoint=True)
@@ -264,6 +301,20 @@ class Faults:
                     FailureEvent(self.device_ids[i], component, self._at(hour), self._at(hour + int(d)), int(code))
                     for i, d, code in zip(failing, delays, codes, strict=True)
                 ]
+                if self.field is not None:
+                    self.ages_at_failure += self.field.age_years(Component.TANK_LEAK, failing, hour).tolist()
+        return eco_reset
+
+    def _replace(self, component: Component, who: np.ndarray, hour: int, rng: np.random.Generator) -> None:
+        """Field hazards: the technician fits a new part; a new tank is a new heater, all its parts new
+        (those failed and waiting for their own repair excepted)."""
+        self.field.replaced(component, who, hour)
+        self._schedule(component, who, hour, rng)
+        if component is Component.TANK_LEAK:
+            for part in FAULT_MODES:
+                if part is not component:
+                    working = who[self.repair_h[part][who] == NEVER]
+                    self._schedule(part, working, hour, rng)
 
     def _next_event_hour(self, hour: int, end: int) -> int:
         following = self.anode_fit_h if hour < self.anode_fit_h < end else end

@@ -6,7 +6,9 @@ builds the fleet, another drives it block by block, so the same seed gives ident
 history splits a large fleet into shards of ``SHARD_HEATERS``, each with its own stream, so it can
 simulate them in parallel and still get the same result with any number of processes. A
 ``WorldChange`` draws from a third stream of its own, so it leaves everything before it as it was and
-gives the same result whether it was set at the start or injected while running.
+gives the same result whether it was set at the start or injected while running. The ``field``
+calibration (firmware_sim/calibration.py) draws its hazards and its sites' noise from a fourth pair of
+streams, so the ``accelerated`` fleet stays exactly what it was.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from firmware_sim.calibration import DEFAULT_CALIBRATION, Calibration
 from firmware_sim.climate import Climate
 from firmware_sim.faults import FailureEvent, FaultEffects, Faults
+from firmware_sim.hazards import FieldHazards
 from firmware_sim.households import Households
 from firmware_sim.parameters import DEVICE_MODEL_SHARES, DEVICE_MODELS, SETPOINT_SHARES, SETPOINTS_F
 from firmware_sim.physics import BlockControls, TankPhysics
 from firmware_sim.sensors import read_sensors
+from firmware_sim.site_noise import SiteNoise
 from firmware_sim.world_change import WorldChange
 from shared.features import BLOCK_SAMPLES, TelemetryWindow
+from shared.messages import Component
 from shared.telemetry import f_to_c
 
 BLOCK_HOURS = BLOCK_SAMPLES // 60
@@ -65,6 +71,7 @@ class FleetSimulator:
         shard: int = 0,
         first_index: int = 0,
         change: WorldChange | None = None,
+        calibration: Calibration = DEFAULT_CALIBRATION,
     ):
         if heaters < 1:
             raise ValueError("a fleet needs at least one heater")
@@ -85,8 +92,20 @@ class FleetSimulator:
         self.setpoint_c = np.round(f_to_c(build.choice(SETPOINTS_F, size=heaters, p=SETPOINT_SHARES)), 1)
         self.households = Households(heaters, build, self.start)
         self.climate = Climate(heaters, build, self.households.utc_offset_h)
-        self.faults = Faults(self.device_ids, self.start, build)
-        self.physics = TankPhysics(self.tank_l, self.setpoint_c, self.setpoint_c - build.uniform(0.0, 3.0, heaters))
+        self.calibration = calibration
+        hazards, self.noise, ua_factor = None, None, None
+        if calibration.realistic:
+            field_build, field_run = np.random.SeedSequence(seed, spawn_key=(3, shard)).spawn(2)
+            field = np.random.default_rng(field_build)
+            self._field_rng = np.random.default_rng(field_run)
+            hazards = FieldHazards(self.households.utc_offset_h, self.households.relative_usage(), field)
+            age_y = hazards.age_years(Component.TANK_LEAK, np.arange(heaters), 0)
+            self.noise = SiteNoise(heaters, self.setpoint_c, age_y, self.start, field)
+            ua_factor = self.noise.ua_factor
+        self.faults = Faults(self.device_ids, self.start, build, field=hazards)
+        self.physics = TankPhysics(
+            self.tank_l, self.setpoint_c, self.setpoint_c - build.uniform(0.0, 3.0, heaters), ua_factor=ua_factor
+        )
         self.blocks_done = 0
         self._day_draws: np.ndarray | None = None
         if change is not None:
@@ -130,6 +149,8 @@ class FleetSimulator:
         block_start, controls, fx, failures = self.prepare_block()
         record = self.physics.run_block(controls)
         window = read_sensors(record, controls, fx, self.setpoint_c, self.rng)
+        if self.noise is not None:
+            self.noise.report(window, self.simulated_hours, self._field_rng)
         self.blocks_done += 1
         return SimBlock(
             start=block_start,
@@ -144,6 +165,10 @@ class FleetSimulator:
         first_minute = self.blocks_done * BLOCK_SAMPLES
         if first_minute % MINUTES_PER_DAY == 0:
             self._day_draws = self.households.day(first_minute // MINUTES_PER_DAY, self.rng)
+            if self.noise is not None:
+                self._day_draws = self.noise.day(self._day_draws, first_minute // MINUTES_PER_DAY, self._field_rng)
+        if self.noise is not None:
+            self.setpoint_c, self.physics.setpoint_c = self.noise.setpoints(self.households.away, self.simulated_hours)
         offset = first_minute % MINUTES_PER_DAY
         draws = self._day_draws[:, offset : offset + BLOCK_SAMPLES]
         block_start = self.start + timedelta(minutes=first_minute)
@@ -152,6 +177,9 @@ class FleetSimulator:
             inlet = self.change.shift_inlet(inlet, self.simulated_hours)
             self.device_types = self.device_types_at(block_start + timedelta(hours=BLOCK_HOURS))
         fx, failures = self.faults.block(self.simulated_hours, BLOCK_HOURS, self.rng)
+        if self.noise is not None:
+            local_hour = (self.simulated_hours + np.arange(BLOCK_HOURS) + self.households.utc_offset_h[:, None]) % 24
+            self.noise.effects(fx, self.simulated_hours, local_hour, self._field_rng)
         jitter = None
         chattering = np.flatnonzero(fx.jitter_sd_k.any(axis=1))
         if chattering.size:

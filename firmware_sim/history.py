@@ -26,6 +26,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from firmware_sim.calibration import DEFAULT_CALIBRATION, Calibration
 from firmware_sim.faults import FailureEvent
 from firmware_sim.fleet import BLOCK_HOURS, SHARD_HEATERS, FleetSimulator, minute_floor
 from firmware_sim.world_change import WorldChange
@@ -54,6 +55,8 @@ class History:
     features: np.ndarray  # float32 (rows, n_features)
     usage_next_24h_litres: np.ndarray  # float32 (rows,), NaN where the 24 h run past the simulation
     failures: list[FailureEvent]
+    #: the calibration the fleet ran on (firmware_sim.calibration): read its figures with it
+    calibration: str = DEFAULT_CALIBRATION.name
 
     def save(self, path: str | Path) -> None:
         """One ``.npz`` file (no pickles), written to ``path`` exactly."""
@@ -74,6 +77,7 @@ class History:
                 failure_at=_datetime64([f.failed_at for f in self.failures]),
                 failure_repaired_at=_datetime64([f.repaired_at for f in self.failures]),
                 failure_code=np.array([f.error_code for f in self.failures], np.int32),
+                calibration=np.array(self.calibration),
             )
 
     def failure_counts(self) -> dict[str, int]:
@@ -114,6 +118,7 @@ def load_history(path: str | Path) -> History:
             features=data["features"],
             usage_next_24h_litres=data["usage_next_24h_litres"],
             failures=failures,
+            calibration=str(data["calibration"]) if "calibration" in data else DEFAULT_CALIBRATION.name,
         )
 
 
@@ -133,6 +138,7 @@ class _Plan:
     device_prefix: str
     window_blocks: list[int]  # index of the block each feature window ends with
     change: WorldChange | None
+    calibration: Calibration
 
     @property
     def total_blocks(self) -> int:
@@ -150,7 +156,14 @@ class _ShardResult:
 
 def _simulate_shard(plan: _Plan, shard: int, first_index: int, heaters: int, report: Callable[[int], None]):
     fleet = FleetSimulator(
-        heaters, plan.seed, plan.start, plan.device_prefix, shard=shard, first_index=first_index, change=plan.change
+        heaters,
+        plan.seed,
+        plan.start,
+        plan.device_prefix,
+        shard=shard,
+        first_index=first_index,
+        change=plan.change,
+        calibration=plan.calibration,
     )
     features = np.empty((len(plan.window_blocks), heaters, len(FEATURE_NAMES)), np.float32)
     drawn_hourly = np.empty((heaters, plan.days * 24), np.float32)
@@ -216,10 +229,12 @@ def generate_history(
     progress: Progress | None = None,
     workers: int | None = None,
     change: WorldChange | None = None,
+    calibration: Calibration = DEFAULT_CALIBRATION,
 ) -> History:
     """Simulate the fleet and return its labelled feature rows. ``workers`` processes (default: one per
     core) simulate its shards of ``SHARD_HEATERS``; the result does not depend on how many. ``change``
-    changes the world from its ``at_days`` (before the history's end) on."""
+    changes the world from its ``at_days`` (before the history's end) on; ``calibration`` says how the
+    fleet fails and how noisy it is (firmware_sim.calibration)."""
     if heaters < 1:
         raise ValueError("a history needs at least one heater")
     if days < 1:
@@ -238,6 +253,7 @@ def generate_history(
         device_prefix=f"sim{seed}",
         window_blocks=[b for b in range(BLOCKS_PER_WINDOW - 1, total_blocks) if (b + 1) % blocks_per_row == 0],
         change=change,
+        calibration=calibration,
     )
     shards = [(first, min(SHARD_HEATERS, heaters - first)) for first in range(0, heaters, SHARD_HEATERS)]
     done = [0]
@@ -267,4 +283,5 @@ def generate_history(
         features=features.reshape(-1, len(FEATURE_NAMES)),
         usage_next_24h_litres=usage.reshape(-1),
         failures=sorted((f for r in results for f in r.failures), key=lambda f: (f.failed_at, f.device_id)),
+        calibration=calibration.name,
     )

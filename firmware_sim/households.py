@@ -54,6 +54,9 @@ DRAW_KINDS = (
 )
 #: baths only in households of three or more
 BATHS_PER_DAY_FAMILY = 0.25
+#: the typical household: US mean size, and the share of households of three or more
+TYPICAL_OCCUPANTS = 2.5
+FAMILY_SHARE = sum(OCCUPANT_SHARES[2:])
 
 
 class Households:
@@ -76,6 +79,13 @@ class Households:
             self.occupants >= 3, BATHS_PER_DAY_FAMILY, 0.0
         )
         self._start = np.datetime64(start.replace(tzinfo=None), "m")
+
+    def relative_usage(self) -> np.ndarray:
+        """Each household's expected hot water a day over that of a typical one (2.5 people, intensity 1)."""
+        litres = np.array([k.flow[0] * k.minutes[0] for k in DRAW_KINDS])
+        typical = np.array([k.per_person * TYPICAL_OCCUPANTS + k.per_household for k in DRAW_KINDS])
+        typical[[k.name for k in DRAW_KINDS].index("bath")] = BATHS_PER_DAY_FAMILY * FAMILY_SHARE
+        return (self.rates @ litres) / (typical @ litres)
 
     def day(self, day_index: int, rng: np.random.Generator) -> np.ndarray:
         """Draws of simulated day ``day_index`` (the 1,440 minutes from start + day_index days), L per

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import paho.mqtt.client as mqtt
 
+from firmware_sim.calibration import DEFAULT_CALIBRATION, Calibration
 from firmware_sim.faults import FailureEvent
 from firmware_sim.fleet import FleetSimulator, SimBlock
 from firmware_sim.parameters import LOWER_ZONE_SHARE, REPORTED_DECIMALS, UPPER_ZONE_SHARE
@@ -43,11 +44,17 @@ class Fleet:
         seed: int = 0,
         start: datetime | None = None,
         change: WorldChange | None = None,
+        calibration: Calibration = DEFAULT_CALIBRATION,
     ):
         self.gateway_id = validate_id(gateway_id, "gateway id")
         #: the simulation underneath, e.g. to schedule a fault for a demo (``simulator.faults.schedule_failure``)
         self.simulator = FleetSimulator(
-            heaters, seed, start or datetime.now(UTC), device_prefix=gateway_id[:56], change=change
+            heaters,
+            seed,
+            start or datetime.now(UTC),
+            device_prefix=gateway_id[:56],
+            change=change,
+            calibration=calibration,
         )
         self._lock = threading.Lock()  # a change may be injected from another thread than the one stepping
         validate_id(self.simulator.device_ids[-1], "device id")
@@ -89,7 +96,8 @@ class Fleet:
         return self.simulator.start + timedelta(minutes=self._seq)
 
     def step(self) -> list[Telemetry]:
-        """The next simulated minute: one reading per heater."""
+        """The next simulated minute: one reading per heater (field calibration: none from a heater whose link is
+        down, two of one the link delivers twice)."""
         if self._minute == BLOCK_SAMPLES:
             with self._lock:
                 self._block = self.simulator.next_block()
@@ -101,7 +109,7 @@ class Fleet:
         ts = block.start + timedelta(minutes=j + 1)
         device_types = self.simulator.device_types_at(ts)
         column = {name: getattr(block.window, name)[:, j] for name in WINDOW_FIELDS}
-        self._cumulated_l += column["current_dhw_flow_rate"]
+        self._cumulated_l += np.nan_to_num(column["current_dhw_flow_rate"])  # a link drop-out leaves the meter be
         charge = self._charge_percent(column)
         heating = (column["heat_upper_use"] > 0) | (column["heat_lower_use"] > 0)
         rssi = self._rssi_dbm + self._extras.integers(-3, 4, len(self._rssi_dbm))
@@ -112,7 +120,13 @@ class Fleet:
         errors, cumulated, charges = column["error_code"].tolist(), self._cumulated_l.tolist(), charge.tolist()
         heatings, rssis, eco = heating.tolist(), rssi.tolist(), block.eco_use[:, j].tolist()
         readings = []
+        noise = self.simulator.noise
+        if noise is not None:
+            present = np.isfinite(column["tank_upper_temperature"])
+            twice = set(np.flatnonzero(noise.duplicated(self.simulator.n, self._extras) & present).tolist())
         for i, device_id in enumerate(self.simulator.device_ids):
+            if noise is not None and not present[i]:
+                continue
             values = {name: round(reported[name][i], decimals) for name, decimals in REPORTED_DECIMALS.items()}
             values |= {name: bool(flags[name][i]) for name in _BOOL_FIELDS}
             values["error_code"] = int(errors[i])
@@ -131,6 +145,8 @@ class Fleet:
                     **values,
                 )
             )
+            if noise is not None and i in twice:
+                readings.append(readings[-1])
         return readings
 
     def _charge_percent(self, column: dict[str, np.ndarray]) -> np.ndarray:

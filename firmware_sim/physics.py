@@ -72,11 +72,16 @@ class BlockRecord:
 class TankPhysics:
     """State and fixed parameters of ``n`` tanks."""
 
-    def __init__(self, tank_l: np.ndarray, setpoint_c: np.ndarray, initial_c: np.ndarray):
+    def __init__(
+        self, tank_l: np.ndarray, setpoint_c: np.ndarray, initial_c: np.ndarray, ua_factor: np.ndarray | None = None
+    ):
+        """``ua_factor``: each tank's heat loss over the reference fit's (insulation, recirculation loops)."""
         self.setpoint_c = setpoint_c.astype(np.float64)
         self.upper_kg = tank_l * UPPER_ZONE_SHARE
         self.lower_kg = tank_l * LOWER_ZONE_SHARE
         ua = REFERENCE_UA_W_PER_K * (tank_l / REFERENCE_TANK_L) ** (2.0 / 3.0)
+        if ua_factor is not None:
+            ua = ua * ua_factor
         zone_kg = self.upper_kg + self.lower_kg
         heat_u = WATER_J_PER_KG_K * self.upper_kg
         heat_l = WATER_J_PER_KG_K * self.lower_kg

@@ -22,7 +22,7 @@ WET_SPELL_MINUTES = 8
 STUCK_MINUTES = (10, 120)
 
 
-def _reported(values: np.ndarray, field: str) -> np.ndarray:
+def reported(values: np.ndarray, field: str) -> np.ndarray:
     """Rounded to the field's decimals: the float32 nearest the decimal number, which is also what a
     reader gets back from the JSON text of the reading."""
     return np.round(values.astype(np.float32, copy=False), REPORTED_DECIMALS[field])
@@ -57,10 +57,10 @@ def read_sensors(
             sd = _per_minute(fx.kettling_sd_k[kettling]) * (rec.lower_on[kettling] > 0)
             _add_noise(reading, kettling, sd, rng)
         _sensor_faults(reading, fx, zone, rng)
-        tanks.append(_reported(reading, field))
+        tanks.append(reported(reading, field))
 
-    inlet = _per_minute(_reported(controls.inlet_c, "current_inlet_temperature"))
-    ambient = _per_minute(_reported(controls.ambient_c, "ambient_temperature"))
+    inlet = _per_minute(reported(controls.inlet_c, "current_inlet_temperature"))
+    ambient = _per_minute(reported(controls.ambient_c, "ambient_temperature"))
     flow = controls.draw_l.astype(np.float32)
     leaking = _rows(controls.leak_l)
     flow[leaking] += _per_minute(controls.leak_l[leaking])
@@ -74,14 +74,14 @@ def read_sensors(
         rec.eco[tripped] & (code[tripped] != ErrorCode.LEAK), ErrorCode.ECO_HIGH_LIMIT, code[tripped]
     )
     return TelemetryWindow(
-        dhw_temperature=_reported(rec.upper_c - OUTLET_DROP_K, "dhw_temperature"),
-        dhw_temperature_setting=np.repeat(_reported(setpoint_c, "dhw_temperature_setting")[:, None], minutes, axis=1),
+        dhw_temperature=reported(rec.upper_c - OUTLET_DROP_K, "dhw_temperature"),
+        dhw_temperature_setting=np.repeat(reported(setpoint_c, "dhw_temperature_setting")[:, None], minutes, axis=1),
         tank_upper_temperature=tanks[0],
         tank_lower_temperature=tanks[1],
         current_inlet_temperature=inlet,
         ambient_temperature=ambient,
-        current_dhw_flow_rate=_reported(flow, "current_dhw_flow_rate"),
-        current_inst_power=_reported(power.reshape(n, minutes), "current_inst_power"),
+        current_dhw_flow_rate=reported(flow, "current_dhw_flow_rate"),
+        current_inst_power=reported(power.reshape(n, minutes), "current_inst_power"),
         heat_upper_use=(rec.upper_on > 0).astype(np.float32),
         heat_lower_use=(rec.lower_on > 0).astype(np.float32),
         wtr_ovr_sensor_use=_leak_sensor(fx, minutes, rng),
