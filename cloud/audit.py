@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,8 @@ from typing import Any
 import sqlite_utils
 from securesystemslib.exceptions import FormatError
 
+from cloud.data import audit as stored_audit
+from cloud.data.connections import connection_of, write_transaction
 from cloud.storage import iso
 from shared.canonical import canonical_bytes
 from shared.log_setup import request_id
@@ -78,7 +80,7 @@ def body_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _row_to_entry(row: dict[str, Any]) -> AuditEntry:
+def _row_to_entry(row: Mapping[str, Any]) -> AuditEntry:
     return AuditEntry(
         id=row["id"],
         at=row["at"],
@@ -108,31 +110,30 @@ class AuditLog:
         """
         if (rid := request_id.get()) is not None:
             details = {**details, "request_id": rid}
-        conn = self._db.conn
         details_json = json.dumps(details, sort_keys=True)
         try:
             canonical_bytes(details)
         except FormatError as exc:
             raise ValueError(f"audit details must be JSON without floats: {exc}") from exc
-        own = not conn.in_transaction
-        if own:
-            conn.execute("BEGIN IMMEDIATE")  # the write lock before reading the head: no two appends share a head
-        try:
-            head = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-            entry_id, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+        # the write lock before reading the head: no two appends share a head
+        with write_transaction(self._db) as connection:
+            head = stored_audit.locked_head(connection)
+            entry_id, prev_hash = (head["id"] + 1, head["hash"]) if head else (1, GENESIS_HASH)
             at = iso(datetime.now(UTC))
             digest = entry_hash(entry_id, at, actor, action, target, json.loads(details_json), prev_hash)
-            conn.execute(
-                "INSERT INTO audit_log (id, at, actor, action, target, details_json, prev_hash, hash)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry_id, at, actor, action, target, details_json, prev_hash, digest),
+            stored_audit.append(
+                connection,
+                {
+                    "id": entry_id,
+                    "at": at,
+                    "actor": actor,
+                    "action": action,
+                    "target": target,
+                    "details_json": details_json,
+                    "prev_hash": prev_hash,
+                    "hash": digest,
+                },
             )
-        except BaseException:
-            if own:
-                conn.rollback()
-            raise
-        if own:
-            conn.commit()
         return AuditEntry(entry_id, at, actor, action, target, json.loads(details_json), prev_hash, digest)
 
     def entries(
@@ -141,14 +142,7 @@ class AuditLog:
         """Entries after ``since_id``, oldest first, at most ``limit`` (1..1000); page on with the last id."""
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
-        where, params = ["id > ?"], [since_id]
-        for column, value in (("actor", actor), ("action", action)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        rows = self._db.query(
-            f"SELECT * FROM audit_log WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", [*params, limit]
-        )
+        rows = stored_audit.entries(connection_of(self._db), since_id, limit, actor, action)
         return [_row_to_entry(row) for row in rows]
 
     def verify(self) -> VerifyResult:
@@ -161,7 +155,7 @@ class AuditLog:
         wanted = set(counts)
         found = {0: GENESIS_HASH} if 0 in wanted else {}
         expected_id, prev_hash, checked = 1, GENESIS_HASH, 0
-        for row in self._db.query("SELECT * FROM audit_log ORDER BY id"):
+        for row in stored_audit.chain(connection_of(self._db)):
             entry_id = row["id"]
             try:
                 details = json.loads(row["details_json"])

@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.audit import AuditLog, VerifyResult
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
-from cloud.data.connections import write_transaction
+from cloud.data import audit as stored_audit
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import Invalid, Refused
 from cloud.observability.metrics import AUDIT_CHAIN_OK
 from cloud.releases import keystore
@@ -122,10 +123,6 @@ class CheckpointReport:
         return self.chain.ok and not self.problems
 
 
-def _row(checkpoint: Checkpoint) -> tuple:
-    return (checkpoint.count, checkpoint.head_hash, checkpoint.at, checkpoint.keyid, checkpoint.signature)
-
-
 class AuditCheckpoints:
     """The ``audit_checkpoints`` table (migration 15): sign, list, verify the log against them."""
 
@@ -133,8 +130,7 @@ class AuditCheckpoints:
         self._db = db
 
     def all(self) -> list[Checkpoint]:
-        rows = self._db.query("SELECT count, head_hash, at, keyid, signature FROM audit_checkpoints ORDER BY id")
-        return [Checkpoint(**row) for row in rows]
+        return [Checkpoint(**row) for row in stored_audit.checkpoints(connection_of(self._db))]
 
     def sign(
         self,
@@ -158,11 +154,8 @@ class AuditCheckpoints:
             signature="",
         )
         checkpoint = unsigned.model_copy(update={"signature": sign(key, unsigned.signed_bytes())})
-        with write_transaction(self._db):
-            self._db.conn.execute(
-                "INSERT INTO audit_checkpoints (count, head_hash, at, keyid, signature) VALUES (?,?,?,?,?)",
-                _row(checkpoint),
-            )
+        with write_transaction(self._db) as connection:
+            stored_audit.add_checkpoint(connection, checkpoint.model_dump())
             if actor is not None:
                 details = {"count": checkpoint.count, "head_hash": checkpoint.head_hash, "keyid": checkpoint.keyid}
                 AuditLog(self._db).record(actor, "audit.checkpoint", "audit_log", details)

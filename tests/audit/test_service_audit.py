@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ import httpx
 import pytest
 import sqlite_utils
 from click.testing import CliRunner
+from sqlalchemy.exc import IntegrityError
 
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
@@ -217,7 +217,7 @@ def test_a_change_whose_audit_entry_cannot_be_written_is_not_made(name, db, conf
     before = _head(db)
     db.execute("CREATE TEMP TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'no'); END")
 
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         CHANGES[name].call(db, config, subject, actor="ops:alice")
 
     db.execute("DROP TRIGGER refuse_audit")

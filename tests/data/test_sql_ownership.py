@@ -18,8 +18,6 @@ STILL_RUNNING_SQL = frozenset(
         "cloud/api/routes/health.py",
         "cloud/api/routes/models.py",
         "cloud/api/routes/predictions.py",
-        "cloud/audit.py",
-        "cloud/audit_checkpoints.py",
         "cloud/crypto_fields.py",
         "cloud/dead_letters.py",
         "cloud/deployments.py",
