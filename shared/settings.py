@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     training_metrics_address: str = _setting(
         "127.0.0.1:9465", CLOUD, "`host:port` where `train worker` serves /metrics, /healthz, /readyz (`off`: none)."
     )
+    web_session_idle_minutes: PositiveFloat = _setting(
+        30.0, CLOUD, "Minutes a dashboard sign-in lasts without a request before it must sign in again."
+    )
+    web_session_max_hours: PositiveFloat = _setting(
+        12.0, CLOUD, "Hours a dashboard sign-in lasts at most, however busy (then it must sign in again)."
+    )
     gateway_stale_after_s: PositiveFloat = _setting(
         900.0, CLOUD, "Seconds after its last message that an online gateway counts as stale in the metrics."
     )

@@ -40,6 +40,7 @@ from cloud.audit import AuditLog
 from cloud.config import CloudConfig
 from cloud.observability import http as observability
 from cloud.storage import connect, open_database
+from cloud.web import app as web
 
 _TAGS = [
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics of this process."},
@@ -136,7 +137,14 @@ def create_app(config: CloudConfig) -> FastAPI:
         KeyStore(db)  # prepares the key table before requests arrive
     finally:
         db.conn.close()
-    app = FastAPI(title="IoTSphere MLOps API", version="1", description=_DESCRIPTION, openapi_tags=_TAGS)
+    app = FastAPI(
+        title="IoTSphere MLOps API",
+        version="1",
+        description=_DESCRIPTION,
+        openapi_tags=_TAGS,
+        docs_url=None,  # served by cloud.web from the vendored Swagger UI, not from a CDN
+        redoc_url=None,
+    )
     app.state.config = config
     roles = {}
     routes = []
@@ -167,6 +175,7 @@ def create_app(config: CloudConfig) -> FastAPI:
         routes += [route for route in module.router.routes if isinstance(route, APIRoute)]
         app.include_router(module.router)
     document_roles(app, roles)
+    web.install(app)
     document_guards(app)
     install_error_handler(app)
     app.add_middleware(AuditMutations, database_path=config.database_path)
