@@ -115,3 +115,10 @@ def test_run_publishes_the_changed_world():
     result, readings = run_two_heaters("--mqtt", DEFAULT_MQTT_URL, "--change-at", "0", "--new-anode-share", "1")
     assert "world change from" in result.stderr
     assert all(r.device_type.endswith("-al") for r in readings)
+
+
+@pytest.mark.mqtt
+def test_run_publishes_a_field_calibrated_fleet_and_says_so():
+    result, readings = run_two_heaters("--calibration", "field")
+    assert "calibration field" in result.stderr
+    assert all(r.device_type.startswith("nwp500-") for r in readings)
