@@ -165,7 +165,8 @@ class Faults:
     ) -> None:
         mode = FAULT_MODES[component]
         if self.field is not None:
-            waiting_h, progress_h = self.field.draw(component, who, from_hour, rng, waiting_h)
+            factor = self.sediment_rate[who] if component is Component.SEDIMENT else None
+            waiting_h, progress_h = self.field.draw(component, who, from_hour, rng, waiting_h, factor)
         elif waiting_h is None:
             if component is Component.TANK_LEAK:  # a new tank
                 waiting_h = TANK_LIFE_SCALE_YEARS * rng.weibull(TANK_LIFE_WEIBULL_SHAPE, who.size) * HOURS_PER_YEAR

@@ -134,13 +134,17 @@ class FieldHazards:
         from_hour: int,
         rng: np.random.Generator,
         waiting_h: np.ndarray | None = None,
+        factor: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Hours from ``from_hour`` until ``component`` of heaters ``who`` fails, and the hours of warning
-        before (1: none); draws the next episode's signature strength and intermittency too."""
+        before (1: none); draws the next episode's signature strength and intermittency too. ``factor``
+        multiplies the hazard (a world change's anode that feeds sediment)."""
         hazard = FIELD_HAZARDS[component]
         age_y = self.age_years(component, who, from_hour)
         if waiting_h is None:
             scale = self._scale_years(component, who)
+            if factor is not None:
+                scale = scale * factor ** (-1.0 / hazard.shape)
             exposure = rng.exponential(1.0, who.size)
             fail_age_y = scale * ((age_y / scale) ** hazard.shape + exposure) ** (1.0 / hazard.shape)
             waiting_y = fail_age_y - age_y
