@@ -4,12 +4,12 @@ optional last will, built afresh before every (re)connect."""
 from __future__ import annotations
 
 import logging
+import random
 import sys
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import backoff
 import paho.mqtt.client as mqtt
 
 from shared.mqtt_url import MqttEndpoint, apply_endpoint, connect_error, parse_mqtt_url
@@ -25,11 +25,14 @@ class LastWill:
 
 
 class JitteredBackoff:
-    """Exponential backoff with full jitter (``backoff.expo`` + ``backoff.full_jitter``) for paho's reconnects.
+    """Exponential backoff with full jitter for paho's reconnects: each wait is drawn at random below a step that
+    doubles from ``min`` up to ``max``.
 
     paho doubles its delay from ``min`` to ``max`` but adds no jitter, so every gateway that lost the
     same broker would retry in lockstep and hit it together when it comes back. Before each wait this
     sets paho's delay (``min`` = ``max``) to the next jittered value; a successful connect starts over.
+    (Written out rather than taken from the ``backoff`` library, which imports asyncio: 1 MB of the gateway's
+    memory for two lines.)
     """
 
     def __init__(self, client: mqtt.Client, min_delay: float, max_delay: float):
@@ -42,10 +45,11 @@ class JitteredBackoff:
         self._delays = self._fresh()
         self.last_delay = 0.0
 
-    def _fresh(self) -> Generator[float, None, None]:
-        delays = backoff.expo(factor=self.min_delay, max_value=self.max_delay)
-        next(delays)  # backoff's generators yield None first
-        return delays
+    def _fresh(self) -> Iterator[float]:
+        step = self.min_delay
+        while True:
+            yield step
+            step = min(step * 2, self.max_delay)
 
     def reset(self) -> None:
         with self._lock:
@@ -54,7 +58,7 @@ class JitteredBackoff:
     def failed(self) -> None:
         """A connection was lost or refused: the next wait is drawn at random below the next exponential step."""
         with self._lock:
-            self.last_delay = backoff.full_jitter(next(self._delays))
+            self.last_delay = random.uniform(0, next(self._delays))
         self.client.reconnect_delay_set(min_delay=self.last_delay, max_delay=self.last_delay)
 
 

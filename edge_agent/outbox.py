@@ -33,11 +33,14 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 
-from shared.field_cipher import FieldCipher, is_encrypted, key_file
+if TYPE_CHECKING:
+    from shared.field_cipher import FieldCipher
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +116,6 @@ class Outbox:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.bounds = bounds
-        self._cipher = FieldCipher(key_file(path.parent / OUTBOX_KEY_FILE))
         self._lock = threading.Lock()
         #: rows handed to paho and not yet acknowledged: never dropped, never handed out twice
         self._handed: set[int] = set()
@@ -135,12 +137,24 @@ class Outbox:
                 self._db.execute(statement)
             self._seal_plain_rows()
 
+    @cached_property
+    def _cipher(self) -> FieldCipher:
+        """The gateway's key, read (or made) with the first sealed payload: cryptography (~8 MB, mostly its library)
+        loads only once an outcome is stored or sent, never in a gateway that only serves."""
+        from shared.field_cipher import FieldCipher, key_file
+
+        return FieldCipher(key_file(self.path.parent / OUTBOX_KEY_FILE))
+
     def _seal_plain_rows(self) -> None:
         """Encrypt what an agent from before encryption left in plain text, zeroing the old bytes in the file."""
         channels = json.dumps(sorted(SEALED_CHANNELS))
         rows = self._db.execute(
             "SELECT id, payload FROM outbox WHERE channel IN (SELECT value FROM json_each(?))", (channels,)
         ).fetchall()
+        if not rows:
+            return
+        from shared.field_cipher import is_encrypted
+
         plain = [(row_id, bytes(payload)) for row_id, payload in rows if not is_encrypted(bytes(payload))]
         if plain:
             self._db.execute("PRAGMA secure_delete = ON")

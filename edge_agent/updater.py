@@ -56,7 +56,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from edge_agent.events import AgentEvent, EventSink, log_event
@@ -84,6 +83,7 @@ from shared.messages import EventKind
 from shared.release import ReleaseFile
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from tuf.api.metadata import TargetFile
 
     from edge_agent.tuf_session import TufSession

@@ -14,15 +14,16 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.canonical import canonical_bytes
 from shared.limits import Sequence
-from shared.signing import key_id, load_public_key_hex, public_key_hex, sign, verify
 from shared.topics import validate_id
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 DIRECTOR_TYPE = "iotsphere-director"
 #: the TUF target listing the director public keys gateways trust (through TUF, so they rotate freely)
@@ -144,6 +145,8 @@ def _signed_bytes(signed: DirectorSigned) -> bytes:
 
 
 def sign_director(signed: DirectorSigned, keys: list[Ed25519PrivateKey]) -> DirectorDocument:
+    from shared.signing import key_id, sign
+
     validate_id(signed.gateway_id, "gateway id")
     message = _signed_bytes(signed)
     return DirectorDocument(signed=signed, signatures=[Signature(keyid=key_id(k), sig=sign(k, message)) for k in keys])
@@ -162,6 +165,10 @@ def verify_director(
     A document whose sequence equals ``last_sequence`` fails the sequence rule here; callers
     that want a redelivered retained copy to be a no-op compare it with the accepted one first.
     """
+    # cryptography (~8 MB, mostly its library) loads with the first signature checked: a gateway that only
+    # serves never verifies one
+    from shared.signing import verify
+
     try:
         if isinstance(payload, dict):
             document = DirectorDocument.model_validate(payload)
@@ -213,12 +220,16 @@ def director_keys_document(keys: list[Ed25519PrivateKey | Ed25519PublicKey]) -> 
 
     Listing several lets a new director key be trusted before the old one stops signing.
     """
+    from shared.signing import key_id, public_key_hex
+
     entries = [{"keyid": key_id(key), "public_key_hex": public_key_hex(key)} for key in keys]
     return json.dumps(entries, indent=1, sort_keys=True).encode()
 
 
 def parse_director_keys(document: bytes) -> dict[str, Ed25519PublicKey]:
     """Trusted director keys by key id; raise ValueError if an entry's key id does not match its key."""
+    from shared.signing import key_id, load_public_key_hex
+
     keys: dict[str, Ed25519PublicKey] = {}
     for entry in json.loads(document):
         public = load_public_key_hex(entry["public_key_hex"])

@@ -101,7 +101,11 @@ class Telemetry(BaseModel):
     """A reading describes the minute that ends at ``ts``: temperatures are the values at ``ts``,
     flow and power the means over that minute, element flags whether the element was energised in it."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True, allow_inf_nan=False)
+    # strings (ids, message ids, times) are not cached: every reading has a new msg_id and ts, so pydantic-core's
+    # cache of 16,384 strings would only hold the last ones, ~1.3 MB of a gateway's memory for no hits
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, strict=True, allow_inf_nan=False, cache_strings="keys"
+    )
 
     schema_version: Literal[1] = Field(TELEMETRY_SCHEMA, alias="schema")
     msg_id: str = Field(default_factory=new_msg_id, min_length=8, max_length=64)

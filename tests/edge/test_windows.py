@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from edge_agent.windows import HeaterWindows
+from edge_agent.windows import _CODE_BITS, _FLAGS, HeaterWindows
 from firmware_sim.live import Fleet
 from shared.features import WINDOW_FIELDS, TelemetryWindow, compute_features, window_from_readings
+from shared.telemetry import Telemetry
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -62,3 +63,32 @@ def test_silent_heaters_are_forgotten(readings):
         windows.add(reading)
     assert len(windows) == 3
     assert windows.forget_before(START + timedelta(days=2)) and len(windows) == 0
+
+
+def test_error_codes_and_flags_come_back_exactly(readings):
+    """The whole-number fields a ring packs into one uint16: every flag combination, codes up to the bound."""
+    codes = [0, 1, 96, 326, 511, 512, 907, 998, 999]
+    varied = [
+        reading.model_copy(
+            update={
+                "error_code": codes[n % len(codes)],
+                "heat_upper_use": bool(n & 1),
+                "heat_lower_use": bool(n & 2),
+                "wtr_ovr_sensor_use": bool(n & 4),
+            }
+        )
+        for n, reading in enumerate(r for r in readings if r.device_id == readings[0].device_id)
+    ]
+    windows = HeaterWindows()
+    for reading in varied:
+        windows.add(reading)
+    end = max(r.ts for r in varied)
+    mine = windows.window([varied[0].device_id], end)
+    _assert_same(mine, window_from_readings(varied, end=end))
+    assert set(np.unique(mine.error_code[np.isfinite(mine.error_code)])) == set(codes)
+
+
+def test_the_packed_error_code_has_room_for_every_code_telemetry_allows():
+    maximum = Telemetry.model_json_schema()["properties"]["error_code"]["maximum"]
+    assert maximum < 2**_CODE_BITS
+    assert all(Telemetry.model_fields[name].annotation in (bool, "bool") for name in _FLAGS)
