@@ -46,13 +46,17 @@ say nothing about a release's quality, and a rollout is never halted by them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict
 
 from cloud.config import environment
+from cloud.data import director as stored_director
+from cloud.data.connections import connection_of
 from cloud.storage import from_iso
 from shared.director import RejectRule, format_time
 
@@ -111,60 +115,6 @@ def resolve_deadline(seconds: float | None = None) -> timedelta:
 #: rejects an agent that names no digest may send for a document that is not the cloud's, or not this gateway's
 _UNAUTHENTICATED_RULES = (RejectRule.DIRECTOR_FORMAT, RejectRule.DIRECTOR_SIGNATURE, RejectRule.DIRECTOR_GATEWAY)
 
-# One row per (gateway, model) of each gateway's latest document, with the events that concern it: the latest
-# switch of the model (an activation up to the document's sequence, or a rollback), the activation before that
-# switch, a commit of the named version after it, and the install and reject of this very document. Only events
-# about documents the cloud issued to the gateway count (``events``, inlined into each subquery), with the sequence
-# it issued them under. Correlated subqueries walk the (gateway_id, sent_at) index of one gateway's events each.
-_DEPLOYMENTS_SQL = """
-WITH events AS NOT MATERIALIZED (
-  SELECT e.msg_id, e.gateway_id, e.kind, e.model_name, e.model_version, e.sent_at,
-         coalesce(i.sequence, e.director_sequence) AS director_sequence
-  FROM gateway_events e
-  LEFT JOIN director_issued i ON i.document_digest = e.document_digest AND i.gateway_id = e.gateway_id
-  WHERE CASE WHEN e.document_digest IS NULL THEN e.kind != 'reject' OR coalesce(e.rule, '') NOT IN (UNAUTHENTICATED)
-             ELSE i.document_digest IS NOT NULL END
-),
-named AS (
-  SELECT d.gateway_id, d.sequence, d.published_at, d.document_json ->> '$.signed.issued_at' AS issued_at,
-         m.key AS model_name, m.value ->> '$.version' AS version
-  FROM director_documents d, json_each(d.document_json, '$.signed.models') AS m
-  WHERE (:gateway IS NULL OR d.gateway_id = :gateway) AND (:model IS NULL OR m.key = :model)
-),
-switched AS (
-  SELECT n.*,
-    (SELECT e.msg_id FROM events e WHERE e.gateway_id = n.gateway_id AND e.model_name = n.model_name
-       AND (e.kind = 'rollback' OR (e.kind = 'activate' AND e.director_sequence <= n.sequence))
-       ORDER BY e.sent_at DESC LIMIT 1) AS switch_id,
-    COALESCE(
-      (SELECT max(e.sent_at) FROM events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'download'
-         AND e.model_name = n.model_name AND e.director_sequence = n.sequence),
-      (SELECT max(e.sent_at) FROM events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'install'
-         AND e.model_name = n.model_name AND e.director_sequence = n.sequence)) AS downloading_at,
-    (SELECT e.msg_id FROM events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'reject'
-       AND e.director_sequence = n.sequence ORDER BY e.sent_at DESC LIMIT 1) AS reject_id
-  FROM named n
-),
-concluded AS (
-  SELECT w.*, s.kind AS switch_kind, s.model_version AS switch_version, s.sent_at AS switch_at,
-    s.detail AS switch_detail,
-    (SELECT e.msg_id FROM events e WHERE e.gateway_id = w.gateway_id AND e.model_name = w.model_name
-       AND e.kind = 'activate' AND e.director_sequence <= w.sequence AND e.sent_at <= s.sent_at
-       ORDER BY e.sent_at DESC LIMIT 1) AS activation_id,
-    (SELECT min(e.sent_at) FROM events e WHERE e.gateway_id = w.gateway_id AND e.kind = 'commit'
-       AND e.model_name = w.model_name AND e.model_version = w.version AND e.sent_at >= s.sent_at) AS committed_at
-  FROM switched w LEFT JOIN gateway_events s ON s.msg_id = w.switch_id
-)
-SELECT c.gateway_id, c.model_name, c.version, c.sequence, c.issued_at, c.published_at, c.downloading_at,
-       c.switch_kind, c.switch_version, c.switch_at, c.switch_detail, c.committed_at,
-       a.model_version AS activated_version, a.sent_at AS activated_at,
-       r.sent_at AS rejected_at, r.rule, r.detail AS reject_detail, g.director_sequence AS gateway_sequence
-FROM concluded c
-LEFT JOIN gateway_events a ON a.msg_id = c.activation_id
-LEFT JOIN gateway_events r ON r.msg_id = c.reject_id
-LEFT JOIN gateways g ON g.gateway_id = c.gateway_id
-ORDER BY c.gateway_id, c.model_name
-""".replace("UNAUTHENTICATED", ", ".join(f"'{rule.value}'" for rule in _UNAUTHENTICATED_RULES))
 
 #: for events at the same instant, the one further along wins
 _RANK = {
@@ -181,7 +131,9 @@ def _time(value: str | None) -> datetime | None:
     return from_iso(value) if value else None
 
 
-def _where_the_model_stands(row: dict) -> tuple[datetime | None, datetime | None, datetime | None, str | None]:
+def _where_the_model_stands(
+    row: Mapping[str, Any],
+) -> tuple[datetime | None, datetime | None, datetime | None, str | None]:
     """Probation, committed and rolled-back times of the named version, from the gateway's latest switch.
 
     An activation of the version is probation, committed by a later commit; a rollback *to* it leaves it
@@ -198,7 +150,7 @@ def _where_the_model_stands(row: dict) -> tuple[datetime | None, datetime | None
     return None, None, None, None
 
 
-def _deployment(row: dict, now: datetime, deadline: timedelta) -> Deployment:
+def _deployment(row: Mapping[str, Any], now: datetime, deadline: timedelta) -> Deployment:
     issued_at = datetime.strptime(row["issued_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     probation_at, committed_at, rolled_back_at, rollback_reason = _where_the_model_stands(row)
     times = {
@@ -244,9 +196,9 @@ def list_deployments(
     """Every (gateway, model) deployment of the latest director documents, by gateway then model."""
     now = now or datetime.now(UTC)
     deadline = deadline or resolve_deadline()
-    cursor = db.execute(_DEPLOYMENTS_SQL, {"gateway": gateway_id, "model": model_name})
-    columns = [c[0] for c in cursor.description]
-    deployments = [_deployment(dict(zip(columns, row, strict=True)), now, deadline) for row in cursor.fetchall()]
+    unauthenticated = [rule.value for rule in _UNAUTHENTICATED_RULES]
+    rows = stored_director.deployment_rows(connection_of(db), unauthenticated, gateway_id, model_name)
+    deployments = [_deployment(row, now, deadline) for row in rows]
     return [d for d in deployments if state is None or d.state is state]
 
 

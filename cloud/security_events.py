@@ -13,7 +13,7 @@ ingest worker raises each new row's alert once (``raise_alerts``): a WARNING log
 director publisher send that gateway's own document again, retained, in place of the one seen. The API
 (``/api/security-events``) and the CLI (``iotsphere security``) list them and count them per gateway.
 
-This module owns ``security_events``.
+Its rows are the ``fleet`` owner's (``cloud.data.fleet``).
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ from enum import StrEnum
 
 import sqlite_utils
 from pydantic import BaseModel
+from sqlalchemy import RowMapping
+from sqlalchemy.exc import DBAPIError
 
+from cloud.data import fleet as stored
+from cloud.data.connections import connection_of, write_transaction
 from cloud.storage import from_iso, iso
 
 log = logging.getLogger(__name__)
 
 #: most rows one listing returns
 MAX_LIMIT = 1000
-_COLUMNS = (
-    "gateway_id, document_digest, issued_to, kind, rule, detail, director_sequence, first_seen_at, last_seen_at,"
-    " sightings, alerted_at"
-)
 
 
 class Finding(StrEnum):
@@ -87,21 +87,20 @@ class GatewaySecurityCount(BaseModel):
     last_seen_at: datetime
 
 
-def _event(row: tuple) -> SecurityEvent:
-    (gateway_id, digest, issued_to, kind, rule, detail, sequence, first, last, sightings, alerted) = row
+def _event(row: RowMapping) -> SecurityEvent:
     return SecurityEvent(
-        gateway_id=gateway_id,
-        document_digest=digest,
-        finding=Finding.FOREIGN if issued_to else Finding.FORGED,
-        issued_to=issued_to,
-        kind=kind,
-        rule=rule,
-        detail=detail,
-        director_sequence=sequence,
-        first_seen_at=from_iso(first),
-        last_seen_at=from_iso(last),
-        sightings=sightings,
-        alerted_at=from_iso(alerted) if alerted else None,
+        gateway_id=row["gateway_id"],
+        document_digest=row["document_digest"],
+        finding=Finding.FOREIGN if row["issued_to"] else Finding.FORGED,
+        issued_to=row["issued_to"],
+        kind=row["kind"],
+        rule=row["rule"],
+        detail=row["detail"],
+        director_sequence=row["director_sequence"],
+        first_seen_at=from_iso(row["first_seen_at"]),
+        last_seen_at=from_iso(row["last_seen_at"]),
+        sightings=row["sightings"],
+        alerted_at=from_iso(row["alerted_at"]) if row["alerted_at"] else None,
     )
 
 
@@ -109,24 +108,21 @@ def list_events(
     db: sqlite_utils.Database, gateway_id: str | None = None, since: datetime | None = None, limit: int = 100
 ) -> list[SecurityEvent]:
     """Newest sighting first: every document seen (again) since ``since``, of one gateway or all."""
-    rows = db.execute(
-        f"SELECT {_COLUMNS} FROM security_events WHERE (:gateway IS NULL OR gateway_id = :gateway)"
-        " AND (:since IS NULL OR last_seen_at >= :since) ORDER BY last_seen_at DESC, gateway_id LIMIT :limit",
-        {"gateway": gateway_id, "since": iso(since) if since else None, "limit": min(limit, MAX_LIMIT)},
-    ).fetchall()
+    since_at = iso(since) if since else None
+    rows = stored.security_events_seen(connection_of(db), gateway_id, since_at, min(limit, MAX_LIMIT))
     return [_event(row) for row in rows]
 
 
 def counts(db: sqlite_utils.Database, gateway_id: str | None = None) -> list[GatewaySecurityCount]:
     """Per gateway that saw any: how many documents it was sent that the cloud never issued to it."""
-    rows = db.execute(
-        "SELECT gateway_id, count(*), sum(sightings), max(last_seen_at) FROM security_events"
-        " WHERE :gateway IS NULL OR gateway_id = :gateway GROUP BY gateway_id ORDER BY gateway_id",
-        {"gateway": gateway_id},
-    ).fetchall()
     return [
-        GatewaySecurityCount(gateway_id=g, documents=documents, sightings=sightings, last_seen_at=from_iso(last))
-        for g, documents, sightings, last in rows
+        GatewaySecurityCount(
+            gateway_id=row["gateway_id"],
+            documents=row["documents"],
+            sightings=row["sightings"],
+            last_seen_at=from_iso(row["last_seen_at"]),
+        )
+        for row in stored.security_event_counts(connection_of(db), gateway_id)
     ]
 
 
@@ -139,16 +135,13 @@ def raise_alerts(db: sqlite_utils.Database, now: datetime | None = None) -> list
     leaves the alerts pending for the next call (ingest must go on regardless).
     """
     try:
-        with db.conn:
-            rows = db.execute(
-                f"UPDATE security_events SET alerted_at = ? WHERE alerted_at IS NULL RETURNING {_COLUMNS}",
-                [iso(now or datetime.now(UTC))],
-            ).fetchall()
+        with write_transaction(db) as connection:
+            rows = stored.claim_unalerted_security_events(connection, iso(now or datetime.now(UTC)))
             if rows:
                 from cloud.releases import director  # TUF's code loads only when there is a document to resend
 
-                director.resend(db, {row[0] for row in rows})
-    except sqlite3.Error as exc:
+                director.resend(db, {row["gateway_id"] for row in rows})
+    except (sqlite3.Error, DBAPIError) as exc:
         log.error("security alerts stay pending: %s", exc)
         return []
     raised = sorted((_event(row) for row in rows), key=lambda e: e.first_seen_at)

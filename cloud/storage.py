@@ -82,3 +82,9 @@ def _upgrade(path: Path) -> None:
             upgrade(connection)
     finally:
         engine.dispose()
+
+
+def sync_every_commit(db: sqlite_utils.Database) -> None:
+    """``synchronous=FULL`` on ``db``'s connection: each commit is fsynced before it returns, so what a caller
+    acknowledges after a commit survives a power cut (WAL's NORMAL, set by ``connect``, may lose the last commits)."""
+    db.conn.execute("PRAGMA synchronous=FULL")

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, Table, Text
+from collections.abc import Collection, Mapping
 
-from cloud.data.metadata import metadata
+from sqlalchemy import (
+    Column,
+    Connection,
+    Index,
+    Integer,
+    RowMapping,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    select,
+    text,
+    update,
+)
+
+from cloud.data.metadata import metadata, upsert
 
 director_documents = Table(
     "director_documents",
@@ -45,3 +60,231 @@ director_issued = Table(
     Column("issued_at", Text, nullable=False),
     Index("director_issued_gateway", "gateway_id", "sequence"),
 )
+
+
+# -- the fleet's desired state -------------------------------------------------------------------
+
+
+def fleet_desired(connection: Connection) -> dict[str, str]:
+    """Each model's desired state (stored JSON) for gateways not directed individually, by model name."""
+    query = select(director_fleet.c.model_name, director_fleet.c.desired_json).order_by(director_fleet.c.model_name)
+    return {name: desired for name, desired in connection.execute(query)}
+
+
+def put_fleet_desired(connection: Connection, desired: Mapping[str, str]) -> None:
+    """Set these models' desired state (JSON by model name); the other models' stays."""
+    if not desired:
+        return
+    statement = upsert(connection, director_fleet)
+    statement = statement.on_conflict_do_update(
+        index_elements=[director_fleet.c.model_name], set_={"desired_json": statement.excluded.desired_json}
+    )
+    connection.execute(statement, [{"model_name": name, "desired_json": json} for name, json in desired.items()])
+
+
+# -- documents -----------------------------------------------------------------------------------
+
+
+def document_json(connection: Connection, gateway_id: str) -> str | None:
+    """The gateway's latest document as stored, if it was ever directed."""
+    query = select(director_documents.c.document_json).where(director_documents.c.gateway_id == gateway_id)
+    return connection.execute(query).scalar()
+
+
+def directed_gateways(connection: Connection) -> list[str]:
+    """Every gateway that has a document, by id."""
+    query = select(director_documents.c.gateway_id).order_by(director_documents.c.gateway_id)
+    return list(connection.execute(query).scalars())
+
+
+def unpublished_gateways(connection: Connection) -> list[str]:
+    """Gateways whose latest document the publisher has not sent yet, by id."""
+    query = (
+        select(director_documents.c.gateway_id)
+        .where(director_documents.c.published_at.is_(None))
+        .order_by(director_documents.c.gateway_id)
+    )
+    return list(connection.execute(query).scalars())
+
+
+def every_document(connection: Connection) -> list[RowMapping]:
+    """``gateway_id`` and ``document_json`` of every gateway's latest document, by gateway."""
+    query = select(director_documents.c.gateway_id, director_documents.c.document_json).order_by(
+        director_documents.c.gateway_id
+    )
+    return list(connection.execute(query).mappings())
+
+
+def store_document(connection: Connection, gateway_id: str, sequence: int, document: str) -> None:
+    """Make ``document`` the gateway's latest, not yet published (it replaces the one before)."""
+    statement = upsert(connection, director_documents).values(
+        gateway_id=gateway_id, sequence=sequence, document_json=document, published_at=None
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[director_documents.c.gateway_id],
+        set_={
+            "sequence": statement.excluded.sequence,
+            "document_json": statement.excluded.document_json,
+            "published_at": None,
+        },
+    )
+    connection.execute(statement)
+
+
+def mark_published(connection: Connection, gateway_id: str, sequence: int, at: str) -> bool:
+    """Record that the document ``sequence`` was published at ``at``; False if the gateway's latest is another."""
+    statement = (
+        update(director_documents)
+        .where(director_documents.c.gateway_id == gateway_id, director_documents.c.sequence == sequence)
+        .values(published_at=at)
+    )
+    return connection.execute(statement).rowcount == 1
+
+
+def mark_unpublished(connection: Connection, gateway_ids: Collection[str]) -> None:
+    """Have the publisher send these gateways' latest documents again."""
+    if gateway_ids:
+        statement = (
+            update(director_documents)
+            .where(director_documents.c.gateway_id.in_(sorted(gateway_ids)))
+            .values(published_at=None)
+        )
+        connection.execute(statement)
+
+
+def record_issued(connection: Connection, digest: str, gateway_id: str, sequence: int, issued_at: str) -> None:
+    """Keep the digest of a document issued to ``gateway_id`` (kept once: the same bytes again change nothing)."""
+    statement = upsert(connection, director_issued).values(
+        document_digest=digest, gateway_id=gateway_id, sequence=sequence, issued_at=issued_at
+    )
+    connection.execute(statement.on_conflict_do_nothing(index_elements=[director_issued.c.document_digest]))
+
+
+# -- failures ------------------------------------------------------------------------------------
+
+
+def owed_json(connection: Connection, gateway_id: str) -> str | None:
+    """The updates (stored JSON) a failed attempt did not deliver to the gateway, if one failed."""
+    query = select(director_failures.c.updates_json).where(director_failures.c.gateway_id == gateway_id)
+    return connection.execute(query).scalar()
+
+
+def record_failure(connection: Connection, gateway_id: str, updates_json: str, reason: str, at: str) -> int:
+    """Record that directing the gateway failed at ``at`` owing ``updates_json``; how many times in a row it has."""
+    statement = upsert(connection, director_failures).values(
+        gateway_id=gateway_id, updates_json=updates_json, reason=reason, first_failed_at=at, failed_at=at, attempts=1
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[director_failures.c.gateway_id],
+        set_={
+            "updates_json": statement.excluded.updates_json,
+            "reason": statement.excluded.reason,
+            "failed_at": statement.excluded.failed_at,
+            "attempts": director_failures.c.attempts + 1,
+        },
+    )
+    return connection.execute(statement.returning(director_failures.c.attempts)).scalar_one()
+
+
+def clear_failure(connection: Connection, gateway_id: str) -> None:
+    """The gateway got its document: nothing is owed any more."""
+    connection.execute(delete(director_failures).where(director_failures.c.gateway_id == gateway_id))
+
+
+def failures(connection: Connection) -> list[RowMapping]:
+    """``gateway_id``, ``reason``, ``failed_at`` and ``attempts`` of each gateway not directed, oldest failure first."""
+    query = select(
+        director_failures.c.gateway_id,
+        director_failures.c.reason,
+        director_failures.c.failed_at,
+        director_failures.c.attempts,
+    ).order_by(director_failures.c.first_failed_at, director_failures.c.gateway_id)
+    return list(connection.execute(query).mappings())
+
+
+# -- deployments ---------------------------------------------------------------------------------
+
+# One row per (gateway, model) of each gateway's latest document, with the events that concern it: the latest
+# switch of the model (an activation up to the document's sequence, or a rollback), the activation before that
+# switch, a commit of the named version after it, and the install and reject of this very document. Only events
+# about documents the cloud issued to the gateway count (``events``, inlined into each subquery), with the sequence
+# it issued them under; those naming no digest count unless they are rejects for one of ``:unauthenticated`` rules.
+# Correlated subqueries walk the (gateway_id, sent_at) index of one gateway's events each. The documents' JSON is
+# read with each dialect's own functions (``_JSON``); the rest is one statement.
+_DEPLOYMENTS = """
+WITH events AS NOT MATERIALIZED (
+  SELECT e.msg_id, e.gateway_id, e.kind, e.model_name, e.model_version, e.sent_at,
+         coalesce(i.sequence, e.director_sequence) AS director_sequence
+  FROM gateway_events e
+  LEFT JOIN director_issued i ON i.document_digest = e.document_digest AND i.gateway_id = e.gateway_id
+  WHERE CASE WHEN e.document_digest IS NULL THEN e.kind != 'reject' OR coalesce(e.rule, '') NOT IN :unauthenticated
+             ELSE i.document_digest IS NOT NULL END
+),
+named AS (
+  SELECT d.gateway_id, d.sequence, d.published_at, {issued_at} AS issued_at, m.key AS model_name,
+         {version} AS version
+  FROM director_documents d, {models} AS m
+  WHERE (CAST(:gateway AS TEXT) IS NULL OR d.gateway_id = :gateway)
+    AND (CAST(:model AS TEXT) IS NULL OR m.key = :model)
+),
+switched AS (
+  SELECT n.*,
+    (SELECT e.msg_id FROM events e WHERE e.gateway_id = n.gateway_id AND e.model_name = n.model_name
+       AND (e.kind = 'rollback' OR (e.kind = 'activate' AND e.director_sequence <= n.sequence))
+       ORDER BY e.sent_at DESC LIMIT 1) AS switch_id,
+    COALESCE(
+      (SELECT max(e.sent_at) FROM events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'download'
+         AND e.model_name = n.model_name AND e.director_sequence = n.sequence),
+      (SELECT max(e.sent_at) FROM events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'install'
+         AND e.model_name = n.model_name AND e.director_sequence = n.sequence)) AS downloading_at,
+    (SELECT e.msg_id FROM events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'reject'
+       AND e.director_sequence = n.sequence ORDER BY e.sent_at DESC LIMIT 1) AS reject_id
+  FROM named n
+),
+concluded AS (
+  SELECT w.*, s.kind AS switch_kind, s.model_version AS switch_version, s.sent_at AS switch_at,
+    s.detail AS switch_detail,
+    (SELECT e.msg_id FROM events e WHERE e.gateway_id = w.gateway_id AND e.model_name = w.model_name
+       AND e.kind = 'activate' AND e.director_sequence <= w.sequence AND e.sent_at <= s.sent_at
+       ORDER BY e.sent_at DESC LIMIT 1) AS activation_id,
+    (SELECT min(e.sent_at) FROM events e WHERE e.gateway_id = w.gateway_id AND e.kind = 'commit'
+       AND e.model_name = w.model_name AND e.model_version = w.version AND e.sent_at >= s.sent_at) AS committed_at
+  FROM switched w LEFT JOIN gateway_events s ON s.msg_id = w.switch_id
+)
+SELECT c.gateway_id, c.model_name, c.version, c.sequence, c.issued_at, c.published_at, c.downloading_at,
+       c.switch_kind, c.switch_version, c.switch_at, c.switch_detail, c.committed_at,
+       a.model_version AS activated_version, a.sent_at AS activated_at,
+       r.sent_at AS rejected_at, r.rule, r.detail AS reject_detail, g.director_sequence AS gateway_sequence
+FROM concluded c
+LEFT JOIN gateway_events a ON a.msg_id = c.activation_id
+LEFT JOIN gateway_events r ON r.msg_id = c.reject_id
+LEFT JOIN gateways g ON g.gateway_id = c.gateway_id
+ORDER BY c.gateway_id, c.model_name
+"""
+_JSON = {
+    "sqlite": {
+        "issued_at": "d.document_json ->> '$.signed.issued_at'",
+        "version": "m.value ->> '$.version'",
+        "models": "json_each(d.document_json, '$.signed.models')",
+    },
+    "postgresql": {
+        "issued_at": "d.document_json::jsonb #>> '{signed,issued_at}'",
+        "version": "m.value ->> 'version'",
+        "models": "jsonb_each(d.document_json::jsonb #> '{signed,models}')",
+    },
+}
+
+
+def deployment_rows(
+    connection: Connection, unauthenticated: Collection[str], gateway_id: str | None, model_name: str | None
+) -> list[RowMapping]:
+    """Each (gateway, model) the gateways' latest documents name, with the events about it (``cloud.deployments``
+    turns them into states), by gateway then model; of one gateway or model, or all.
+
+    Deployments are the director's, so this one statement also reads the fleet's ``gateway_events`` and
+    ``gateways``. ``unauthenticated``: the reject rules an event naming no digest does not count for.
+    """
+    statement = text(_DEPLOYMENTS.format(**_JSON[connection.dialect.name]))
+    statement = statement.bindparams(bindparam("unauthenticated", expanding=True, type_=Text))
+    parameters = {"unauthenticated": list(unauthenticated), "gateway": gateway_id, "model": model_name}
+    return list(connection.execute(statement, parameters).mappings())

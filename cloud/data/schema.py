@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from sqlalchemy import Column, Integer, Table, Text
+from sqlalchemy import Column, Connection, Integer, Table, Text, select
 
 from cloud.data import (
     audit,
@@ -63,4 +63,9 @@ def tables_by_owner() -> dict[str, list[str]]:
     }
 
 
-__all__ = ["OWNERS", "metadata", "schema_migrations", "tables_by_owner"]
+def legacy_steps(connection: Connection) -> set[int]:
+    """The legacy steps ``schema_migrations`` records as applied (what the health checks report)."""
+    return set(connection.execute(select(schema_migrations.c.version)).scalars())
+
+
+__all__ = ["OWNERS", "legacy_steps", "metadata", "schema_migrations", "tables_by_owner"]

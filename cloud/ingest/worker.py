@@ -72,7 +72,7 @@ from cloud.ingest.isolation import store_isolating
 from cloud.ingest.session_leases import LeaseHeld, SessionLeases
 from cloud.ingest.store import BatchResult
 from cloud.observability import health, metrics
-from cloud.storage import open_database
+from cloud.storage import open_database, sync_every_commit
 from shared.mqtt_url import MqttEndpoint, apply_endpoint, connect_error, parse_mqtt_url
 from shared.topics import parse_gateway_topic, shared_subscription, up_wildcard, validate_id
 
@@ -254,7 +254,7 @@ class IngestWorker:
         if self._thread is not None:
             raise RuntimeError("an IngestWorker starts once; make a new one to start again")
         self._db = open_database(self.config.database_path)
-        self._db.execute("PRAGMA synchronous=FULL")  # see "Durability" above
+        sync_every_commit(self._db)  # see "Durability" above
         self._leases = SessionLeases(self._db, self.stale_after)
         try:
             if retiring:

@@ -16,7 +16,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from cloud import storage
+from cloud.data.connections import connection_of
+from cloud.data.schema import legacy_steps
 
 
 @dataclass(frozen=True)
@@ -102,12 +106,13 @@ def database_checks(database_path: Path) -> list[CheckResult]:
     try:
         db = storage.connect(database_path)
         try:
-            applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+            applied = legacy_steps(connection_of(db))
         finally:
             db.conn.close()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, DBAPIError) as exc:
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc  # the driver's one line, not the statement too
         return [
-            CheckResult("database", False, f"{database_path}: {exc}"),
+            CheckResult("database", False, f"{database_path}: {reason}"),
             CheckResult("migrations", False, "unknown: the database cannot be read"),
         ]
     pending = sorted({version for version, _ in storage.MIGRATIONS} - applied)

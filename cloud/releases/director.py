@@ -13,7 +13,7 @@ one, so a promotion and the documents it issues commit or roll back together.
 
 The fleet's desired state (what a gateway not directed individually should run) is kept in the
 ``director_fleet`` table, in the same transactions; gateways that appear later are directed to it.
-This module owns ``director_documents``, ``director_fleet`` and ``director_failures``.
+Their rows are the ``director`` owner's (``cloud.data.director``); the gateways' are the ``fleet``'s.
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import TypeAdapter
+from sqlalchemy.exc import DBAPIError, OperationalError
 from tuf.api.metadata import Targets
 
 from cloud.config import CloudConfig
-from cloud.data.connections import write_transaction
+from cloud.data import director as stored
+from cloud.data import fleet as stored_fleet
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import Refused, TemporarilyUnavailable
 from cloud.releases import issued
 from cloud.releases.tuf_repo import current_targets, model_target_path, release_target_path, sha256_of
@@ -82,20 +85,17 @@ def desired_model(config: CloudConfig, model_name: str, version: str) -> Desired
 
 
 def fleet_desired(db: sqlite_utils.Database) -> dict[str, DesiredModel]:
-    rows = db.execute("SELECT model_name, desired_json FROM director_fleet ORDER BY model_name").fetchall()
-    return {name: DesiredModel.model_validate_json(desired) for name, desired in rows}
+    stored_desired = stored.fleet_desired(connection_of(db))
+    return {name: DesiredModel.model_validate_json(desired) for name, desired in stored_desired.items()}
 
 
 def set_fleet_desired(db: sqlite_utils.Database, updates: dict[str, DesiredModel]) -> dict[str, DesiredModel]:
     """Merge ``updates`` into the fleet's desired state (one entry per model name), in the caller's transaction
     if one is open."""
-    with db.atomic():
-        for name, model in updates.items():
-            db.execute(
-                """INSERT INTO director_fleet (model_name, desired_json) VALUES (?, ?)
-                   ON CONFLICT(model_name) DO UPDATE SET desired_json = excluded.desired_json""",
-                [name, model.model_dump_json(exclude_none=True)],
-            )
+    with write_transaction(db) as connection:
+        stored.put_fleet_desired(
+            connection, {name: model.model_dump_json(exclude_none=True) for name, model in updates.items()}
+        )
     return fleet_desired(db)
 
 
@@ -103,32 +103,35 @@ def set_fleet_desired(db: sqlite_utils.Database, updates: dict[str, DesiredModel
 
 
 def latest_document(db: sqlite_utils.Database, gateway_id: str) -> DirectorDocument | None:
-    row = db.execute("SELECT document_json FROM director_documents WHERE gateway_id = ?", [gateway_id]).fetchone()
-    return DirectorDocument.model_validate_json(row[0]) if row else None
+    document = stored.document_json(connection_of(db), gateway_id)
+    return DirectorDocument.model_validate_json(document) if document is not None else None
 
 
 def known_gateways(db: sqlite_utils.Database) -> list[str]:
     """Gateways the ingest worker has seen (from ``up/status``) and those already directed by name."""
-    query = "SELECT gateway_id FROM gateways UNION SELECT gateway_id FROM director_documents ORDER BY gateway_id"
-    return [row[0] for row in db.execute(query)]
+    connection = connection_of(db)
+    return sorted({*stored_fleet.gateway_ids(connection), *stored.directed_gateways(connection)})
+
+
+def directed_gateways(db: sqlite_utils.Database) -> list[str]:
+    """Gateways that have a document, by id."""
+    return stored.directed_gateways(connection_of(db))
 
 
 def gateways_without_document(db: sqlite_utils.Database) -> list[str]:
-    query = """SELECT g.gateway_id FROM gateways g
-               LEFT JOIN director_documents d ON d.gateway_id = g.gateway_id
-               WHERE d.gateway_id IS NULL ORDER BY g.gateway_id"""
-    return [row[0] for row in db.execute(query)]
+    connection = connection_of(db)
+    directed = set(stored.directed_gateways(connection))
+    return [gateway_id for gateway_id in stored_fleet.gateway_ids(connection) if gateway_id not in directed]
 
 
 def unpublished_gateways(db: sqlite_utils.Database) -> list[str]:
-    query = "SELECT gateway_id FROM director_documents WHERE published_at IS NULL ORDER BY gateway_id"
-    return [row[0] for row in db.execute(query)]
+    return stored.unpublished_gateways(connection_of(db))
 
 
 def gateways_expiring(db: sqlite_utils.Database, before: datetime) -> list[str]:
     """Gateways whose current document expires before ``before``, or cannot be read: they need a fresh one."""
-    rows = db.execute("SELECT gateway_id, document_json FROM director_documents ORDER BY gateway_id").fetchall()
-    return [gateway_id for gateway_id, document_json in rows if _expires(document_json) < before]
+    rows = stored.every_document(connection_of(db))
+    return [row["gateway_id"] for row in rows if _expires(row["document_json"]) < before]
 
 
 def _expires(document_json: str) -> datetime:
@@ -187,7 +190,8 @@ def issue_documents(
             try:
                 with db.atomic():  # a savepoint: a failed gateway leaves nothing half-written
                     documents.append(_issue_one(db, director_key, gateway_id, fleet, updates or {}, validity, now))
-            except sqlite3.OperationalError as exc:  # the database itself (locked, full, I/O): not this gateway's
+            # the database itself (locked, full, I/O; through the owner or the savepoint): not this gateway's
+            except (OperationalError, sqlite3.OperationalError) as exc:
                 raise _as_a_whole(exc) from exc
             except Exception as exc:  # any other failure is this gateway's alone
                 if not db.conn.in_transaction:  # unless it ended the transaction (a trigger's RAISE(ROLLBACK))
@@ -217,15 +221,10 @@ def _issue_one(
         models=models,
     )
     document = sign_director(signed, [director_key])
-    db.execute(
-        """INSERT INTO director_documents (gateway_id, sequence, document_json, published_at)
-           VALUES (?, ?, ?, NULL)
-           ON CONFLICT(gateway_id) DO UPDATE SET
-             sequence = excluded.sequence, document_json = excluded.document_json, published_at = NULL""",
-        [gateway_id, signed.sequence, document.to_json().decode()],
-    )
+    connection = connection_of(db)
+    stored.store_document(connection, gateway_id, signed.sequence, document.to_json().decode())
     issued.record(db, document)  # events are matched to documents by this digest (cloud.deployments)
-    db.execute("DELETE FROM director_failures WHERE gateway_id = ?", [gateway_id])
+    stored.clear_failure(connection, gateway_id)
     return document
 
 
@@ -235,8 +234,8 @@ def _next_sequence(db: sqlite_utils.Database, gateway_id: str, previous: Directo
     A gateway that reported (or was sent) ``MAX_SAFE_INT`` has no next sequence: it cannot be directed until it
     is re-provisioned, and that is its failure alone.
     """
-    row = db.execute("SELECT director_sequence FROM gateways WHERE gateway_id = ?", [gateway_id]).fetchone()
-    reported = row[0] if row and row[0] is not None else 0
+    reported = stored_fleet.reported_director_sequence(connection_of(db), gateway_id)
+    reported = 0 if reported is None else reported
     if type(reported) is not int or not 0 <= reported <= MAX_SAFE_INT:
         raise DirectorError(
             f"{gateway_id} reported director sequence {reported!r}, outside 0..{MAX_SAFE_INT}: it cannot be directed"
@@ -251,12 +250,17 @@ def _next_sequence(db: sqlite_utils.Database, gateway_id: str, previous: Directo
 
 
 def _as_a_whole(exc: Exception) -> DirectingFailed:
-    return DirectingFailed(f"issuing director documents failed, nothing was issued: {type(exc).__name__}: {exc}")
+    return DirectingFailed(f"issuing director documents failed, nothing was issued: {_described(exc)}")
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc) if isinstance(exc, DirectorError) else f"{type(exc).__name__}: {exc}"
-    return text[:_REASON_CHARS]
+    return (str(exc) if isinstance(exc, DirectorError) else _described(exc))[:_REASON_CHARS]
+
+
+def _described(exc: Exception) -> str:
+    """The error's type and message; for the database's, the driver's (not the statement and its parameters)."""
+    error = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return f"{type(error).__name__}: {error}"
 
 
 # -- failures ------------------------------------------------------------------------------------
@@ -264,31 +268,24 @@ def _reason(exc: Exception) -> str:
 
 def _owed(db: sqlite_utils.Database, gateway_id: str) -> dict[str, DesiredModel]:
     """The updates a failed attempt did not deliver to the gateway."""
-    row = db.execute("SELECT updates_json FROM director_failures WHERE gateway_id = ?", [gateway_id]).fetchone()
-    return _MODELS.validate_json(row[0]) if row else {}
+    owed = stored.owed_json(connection_of(db), gateway_id)
+    return _MODELS.validate_json(owed) if owed is not None else {}
 
 
 def _record_failure(
     db: sqlite_utils.Database, gateway_id: str, updates: dict[str, DesiredModel], reason: str, now: datetime
 ) -> IssueFailure:
-    owed = {**_owed(db, gateway_id), **updates}
-    db.execute(
-        """INSERT INTO director_failures (gateway_id, updates_json, reason, first_failed_at, failed_at, attempts)
-           VALUES (?, ?, ?, ?, ?, 1)
-           ON CONFLICT(gateway_id) DO UPDATE SET updates_json = excluded.updates_json, reason = excluded.reason,
-             failed_at = excluded.failed_at, attempts = director_failures.attempts + 1""",
-        [gateway_id, _MODELS.dump_json(owed, exclude_none=True).decode(), reason, iso(now), iso(now)],
-    )
-    (attempts,) = db.execute("SELECT attempts FROM director_failures WHERE gateway_id = ?", [gateway_id]).fetchone()
+    owed = _MODELS.dump_json({**_owed(db, gateway_id), **updates}, exclude_none=True).decode()
+    attempts = stored.record_failure(connection_of(db), gateway_id, owed, reason, iso(now))
     return IssueFailure(gateway_id, reason, now, attempts)
 
 
 def failures(db: sqlite_utils.Database) -> list[IssueFailure]:
     """Gateways the director could not give their latest desired state, oldest failure first."""
-    rows = db.execute(
-        "SELECT gateway_id, reason, failed_at, attempts FROM director_failures ORDER BY first_failed_at, gateway_id"
-    ).fetchall()
-    return [IssueFailure(gateway_id, reason, from_iso(at), attempts) for gateway_id, reason, at, attempts in rows]
+    return [
+        IssueFailure(row["gateway_id"], row["reason"], from_iso(row["failed_at"]), row["attempts"])
+        for row in stored.failures(connection_of(db))
+    ]
 
 
 def failures_due(db: sqlite_utils.Database, now: datetime) -> list[str]:
@@ -302,12 +299,8 @@ def failures_due(db: sqlite_utils.Database, now: datetime) -> list[str]:
 
 def mark_published(db: sqlite_utils.Database, gateway_id: str, sequence: int, when: datetime | None = None) -> bool:
     """Record that ``sequence`` reached the broker; a newer document issued meanwhile stays pending."""
-    with db.conn:
-        cursor = db.execute(
-            "UPDATE director_documents SET published_at = ? WHERE gateway_id = ? AND sequence = ?",
-            [iso(when or datetime.now(UTC)), gateway_id, sequence],
-        )
-    return cursor.rowcount == 1
+    with write_transaction(db) as connection:
+        return stored.mark_published(connection, gateway_id, sequence, iso(when or datetime.now(UTC)))
 
 
 def resend(db: sqlite_utils.Database, gateway_ids: Iterable[str]) -> None:
@@ -317,9 +310,7 @@ def resend(db: sqlite_utils.Database, gateway_ids: Iterable[str]) -> None:
     retained on its ``down/desired`` replaced the cloud's document there, so a gateway reconnecting would get only
     the forgery. The gateway ignores the resent document if it already applied it (same bytes).
     """
-    db.conn.executemany(
-        "UPDATE director_documents SET published_at = NULL WHERE gateway_id = ?", [(g,) for g in sorted(gateway_ids)]
-    )
+    stored.mark_unpublished(connection_of(db), set(gateway_ids))
 
 
 def document_summary(document: DirectorDocument) -> str:

@@ -5,13 +5,15 @@ rollback names the document that activated the release), so the digest of each d
 issued, in the same transaction. The digest is that of ``DirectorDocument.to_json()``, the bytes the publisher
 sends, so it equals the digest a gateway computes of what it received (``shared.director.document_digest``).
 
-This module owns ``director_issued``.
+Its rows are the ``director`` owner's (``cloud.data.director``).
 """
 
 from __future__ import annotations
 
 import sqlite_utils
 
+from cloud.data import director as stored
+from cloud.data.connections import connection_of
 from shared.director import DirectorDocument, document_digest
 
 
@@ -19,8 +21,5 @@ def record(db: sqlite_utils.Database, document: DirectorDocument) -> str:
     """Keep the digest of a document being issued (in the caller's transaction); return it."""
     digest = document_digest(document.to_json())
     signed = document.signed
-    db.execute(
-        "INSERT OR IGNORE INTO director_issued (document_digest, gateway_id, sequence, issued_at) VALUES (?, ?, ?, ?)",
-        [digest, signed.gateway_id, signed.sequence, signed.issued_at],
-    )
+    stored.record_issued(connection_of(db), digest, signed.gateway_id, signed.sequence, signed.issued_at)
     return digest

@@ -21,7 +21,7 @@ from securesystemslib.signer import Signer
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
 from cloud.errors import Invalid
-from cloud.releases import keystore, tuf_repo
+from cloud.releases import director, keystore, tuf_repo
 from cloud.releases.service import ReleaseService
 from cloud.storage import open_database
 from shared.director import director_keys_document
@@ -111,7 +111,6 @@ def _reissue_all(config: CloudConfig, passphrase: str) -> None:
     """Every gateway gets its current desired state again, signed by the new key (sent by the publisher)."""
     db = open_database(config.database_path)
     try:
-        gateways = [row[0] for row in db.execute("SELECT gateway_id FROM director_documents ORDER BY gateway_id")]
-        ReleaseService(config, passphrase).direct(db, gateways)
+        ReleaseService(config, passphrase).direct(db, director.directed_gateways(db))
     finally:
         db.conn.close()

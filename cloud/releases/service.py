@@ -27,10 +27,12 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, key_passphrase
-from cloud.data.connections import write_transaction
+from cloud.data import fleet as stored_fleet
+from cloud.data import models as stored_models
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import Invalid
 from cloud.releases import director, keystore, tuf_repo
-from cloud.releases.model_rows import GENERAL, PRODUCTION, record_release
+from cloud.releases.model_rows import GENERAL, record_release
 from cloud.releases.publisher import Directed, deliver
 from shared.director import DesiredModel
 
@@ -72,17 +74,11 @@ def read_artifacts(artifact_dir: Path) -> tuple[bytes, bytes]:
 def gateways_in_scope(db: sqlite_utils.Database, model_name: str, device_type: str) -> list[str]:
     """Gateways serving ``device_type``; for ``GENERAL``, every known gateway but those that serve a device
     type with its own production version of ``model_name`` (a document names one version per model)."""
+    connection = connection_of(db)
     if device_type != GENERAL:
-        query = "SELECT DISTINCT gateway_id FROM devices WHERE device_type = ? AND gateway_id IS NOT NULL"
-        return [row[0] for row in db.execute(query + " ORDER BY gateway_id", [device_type])]
-    specific = {
-        row[0]
-        for row in db.execute(
-            """SELECT DISTINCT d.gateway_id FROM devices d JOIN models m
-               ON m.production_device_type = d.device_type AND m.status = ? AND m.model_name = ?""",
-            [PRODUCTION, model_name],
-        )
-    }
+        return stored_fleet.gateways_serving(connection, [device_type])
+    scopes = {row["production_device_type"] for row in stored_models.production_versions(connection, model_name)}
+    specific = set(stored_fleet.gateways_serving(connection, scopes - {None}))
     return [gateway_id for gateway_id in director.known_gateways(db) if gateway_id not in specific]
 
 

@@ -14,6 +14,8 @@ from cloud import security_events
 from cloud.api.deps import Database, require_role
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
+from cloud.data import fleet as stored_fleet
+from cloud.data.connections import connection_of
 from cloud.errors import NotFound
 from shared.messages import EventKind
 
@@ -108,19 +110,8 @@ class GatewayDetail(GatewayOut):
     )
 
 
-_GATEWAYS_SQL = """
-SELECT g.*, coalesce(d.devices, 0) AS devices
-FROM gateways g
-LEFT JOIN (SELECT gateway_id, count(*) AS devices FROM devices GROUP BY gateway_id) d USING (gateway_id)
-{where} ORDER BY g.gateway_id
-"""
-
-
 def _gateways(db: sqlite_utils.Database, gateway_id: str | None = None) -> list[dict]:
-    where, args = ("WHERE g.gateway_id = ?", [gateway_id]) if gateway_id else ("", [])
-    cursor = db.execute(_GATEWAYS_SQL.format(where=where), args)
-    columns = [c[0] for c in cursor.description]
-    rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    rows = [dict(row) for row in stored_fleet.gateways_with_device_counts(connection_of(db), gateway_id)]
     forged = {count.gateway_id: count.documents for count in security_events.counts(db, gateway_id)}
     for row in rows:
         row["security_events"] = forged.get(row["gateway_id"], 0)
@@ -145,8 +136,7 @@ def get_gateway(
     found = _gateways(db, gateway_id)
     if not found:
         raise NotFound(f"unknown gateway {gateway_id!r}")
-    device_ids = [
-        row["device_id"] for row in db["devices"].rows_where("gateway_id = ?", [gateway_id], order_by="device_id")
-    ]
-    recent = db["gateway_events"].rows_where("gateway_id = ?", [gateway_id], order_by="sent_at DESC", limit=events)
+    connection = connection_of(db)
+    device_ids = stored_fleet.device_ids(connection, gateway_id)
+    recent = stored_fleet.recent_events(connection, gateway_id, events)
     return GatewayDetail(**found[0], device_ids=device_ids, recent_events=[GatewayEventOut(**row) for row in recent])

@@ -6,9 +6,12 @@ import sqlite3
 
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
 
 from cloud.api.auth import public
 from cloud.api.deps import Config
+from cloud.data.connections import connection_of
+from cloud.data.schema import legacy_steps
 from cloud.storage import connect
 
 router = APIRouter(tags=["health"], dependencies=[Depends(public)])
@@ -35,10 +38,10 @@ def health(config: Config, response: Response) -> Health:
     try:
         db = connect(config.database_path)
         try:
-            schema_version = db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+            schema_version = max(legacy_steps(connection_of(db)), default=None)
         finally:
             db.conn.close()
-    except sqlite3.Error:
+    except (sqlite3.Error, DBAPIError):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Health(status="unavailable", database_ok=False, schema_version=None)
     return Health(status="ok", database_ok=True, schema_version=schema_version)
