@@ -108,6 +108,7 @@ admin = lazy_group(
         "features": ("cloud.feature_cli:features", "Read heaters' features; build recorded training datasets."),
         "feedback": ("cloud.feedback_cli:feedback", "Record outcomes and ratings of predictions."),
         "predictions": ("cloud.predictions_cli:predictions", "Predictions gateways made: list, show one."),
+        "alerts": ("cloud.alerts.cli:alerts", "The alert inbox: list, acknowledge, resolve, scan now."),
         "demo": ("iotsphere.demo.cli:demo_command", "The whole loop on this machine in about two minutes."),
         "models": ("cloud.registry_cli:models", "Model versions: list, show, promote, roll back, history."),
         "retraining": ("cloud.retraining.cli:retraining", "Automated retraining: policies, checks, decisions."),

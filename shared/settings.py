@@ -108,6 +108,18 @@ class Settings(BaseSettings):
     web_session_max_hours: PositiveFloat = _setting(
         12.0, CLOUD, "Hours a dashboard sign-in lasts at most, however busy (then it must sign in again)."
     )
+    alert_scan_interval_s: PositiveFloat = _setting(
+        60.0, CLOUD, "Seconds between the alert inbox's passes over drift, rollouts, training, experiments, gateways."
+    )
+    alert_webhook_url: str | None = _setting(
+        None, CLOUD, "URL the alert inbox POSTs each alert to, in Alertmanager's webhook format (unset: none)."
+    )
+    alert_gateway_offline_after_s: PositiveFloat = _setting(
+        3600.0, CLOUD, "Seconds a gateway may stay silent before the alert inbox says it is offline."
+    )
+    alert_lookback_days: PositiveFloat = _setting(
+        7.0, CLOUD, "Days back the alert inbox looks for conditions when it first runs (older ones raise nothing)."
+    )
     gateway_stale_after_s: PositiveFloat = _setting(
         900.0, CLOUD, "Seconds after its last message that an online gateway counts as stale in the metrics."
     )

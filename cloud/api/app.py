@@ -16,6 +16,7 @@ from cloud.api.guards import AllowedMethods, BodyGuard, SingleValuedQuery
 from cloud.api.keys import ApiKey, KeyStore
 from cloud.api.routes import (
     admin,
+    alerts,
     audit,
     dead_letters,
     deployments,
@@ -57,6 +58,7 @@ _TAGS = [
     {"name": "monitoring", "description": "Drift of features, data quality and performance of model versions."},
     {"name": "operations", "description": "What ingest could not store."},
     {"name": "security", "description": "Director documents gateways were sent that the cloud never issued to them."},
+    {"name": "alerts", "description": "The alert inbox: what needs a person, acknowledged and resolved."},
     {"name": "admin", "description": "API keys and the audit log."},
     {"name": "tuf", "description": "The signed TUF repository gateways update from."},
 ]
@@ -169,6 +171,7 @@ def create_app(config: CloudConfig) -> FastAPI:
         experiments,
         monitoring,
         security,
+        alerts,
         observability,
     ):
         roles |= route_roles(module.router)

@@ -43,7 +43,9 @@ def _signals_absorbed() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _workers(config: CloudConfig, ingest: bool, publisher: bool, training: bool, rollouts: bool = True) -> list[Worker]:
+def _workers(
+    config: CloudConfig, ingest: bool, publisher: bool, training: bool, rollouts: bool, alerts: bool, external_url: str
+) -> list[Worker]:
     """The background workers to run beside the API; imported only when wanted."""
     workers: list[Worker] = []
     if ingest:
@@ -62,6 +64,10 @@ def _workers(config: CloudConfig, ingest: bool, publisher: bool, training: bool,
         from cloud.rollouts.worker import RolloutWorker
 
         workers.append(RolloutWorker(config))
+    if alerts:
+        from cloud.alerts.worker import AlertWorker
+
+        workers.append(AlertWorker(config, external_url))
     from cloud.audit_checkpoints import AuditCheckpointWorker  # always: evidence is not optional
 
     workers.append(AuditCheckpointWorker(config))
@@ -79,6 +85,12 @@ def _workers(config: CloudConfig, ingest: bool, publisher: bool, training: bool,
 @click.option(
     "--rollouts/--no-rollouts", default=True, show_default=True, help="Run the worker advancing staged rollouts."
 )
+@click.option(
+    "--alerts/--no-alerts",
+    default=True,
+    show_default=True,
+    help="Keep the alert inbox current (and its webhook fed, with $IOTSPHERE_ALERT_WEBHOOK_URL).",
+)
 def serve_command(
     host: str,
     port: int,
@@ -88,9 +100,11 @@ def serve_command(
     publisher: bool,
     training: bool,
     rollouts: bool,
+    alerts: bool,
 ) -> None:
-    """Serve the REST API and TUF repository, with the ingest, director publisher, training and rollout workers
-    and a signed audit checkpoint every $IOTSPHERE_AUDIT_CHECKPOINT_INTERVAL seconds (default 3600).
+    """Serve the REST API, the dashboard and the TUF repository, with the ingest, director publisher, training,
+    rollout and alert workers and a signed audit checkpoint every $IOTSPHERE_AUDIT_CHECKPOINT_INTERVAL seconds
+    (default 3600).
 
     Ctrl-C (or SIGTERM) stops the server first, then the workers in reverse order of starting, and exits 0.
     """
@@ -103,7 +117,7 @@ def serve_command(
     server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_config=None))
     started: list[Worker] = []
     try:
-        for worker in _workers(config, ingest, publisher, training, rollouts):
+        for worker in _workers(config, ingest, publisher, training, rollouts, alerts, f"http://{host}:{port}"):
             try:
                 worker.start()
             except Exception as exc:  # e.g. broker unreachable, wrong key passphrase: say which and why

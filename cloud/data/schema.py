@@ -11,6 +11,7 @@ from types import ModuleType
 from sqlalchemy import Column, Connection, Integer, Table, Text, select
 
 from cloud.data import (
+    alerts,
     audit,
     dead_letters,
     director,
@@ -52,6 +53,7 @@ OWNERS: tuple[ModuleType, ...] = (
     dead_letters,
     monitoring,
     retraining,
+    alerts,
 )
 
 
