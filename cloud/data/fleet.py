@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Column, Connection, Index, Integer, RowMapping, Table, Text, func, select, update
+from sqlalchemy import Column, Connection, Index, Integer, RowMapping, Table, Text, bindparam, func, select, update
 
 from cloud.data.metadata import metadata, partial
 
@@ -164,25 +164,16 @@ def security_event_counts(connection: Connection, gateway_id: str | None) -> lis
     return list(connection.execute(query).mappings())
 
 
+#: built once: the ingest worker claims after every batch it stores
+_CLAIM_UNALERTED = (
+    update(security_events)
+    .where(security_events.c.alerted_at.is_(None))
+    .values(alerted_at=bindparam("at"))
+    .returning(*_SECURITY_EVENT)
+)
+
+
 def claim_unalerted_security_events(connection: Connection, at: str) -> list[RowMapping]:
     """Mark every security event not alerted yet as alerted at ``at`` and return them: one statement, so two
     callers never claim the same one."""
-    statement = (
-        update(security_events)
-        .where(security_events.c.alerted_at.is_(None))
-        .values(alerted_at=at)
-        .returning(*_SECURITY_EVENT)
-    )
-    return list(connection.execute(statement).mappings())
-
-
-def gateways_silent(connection: Connection, since: str, before: str, limit: int) -> list[RowMapping]:
-    """Gateways last heard from between ``since`` and ``before`` (silent since), longest silent first: those an
-    alert names as offline (``since`` keeps gateways gone for good from being named on every pass)."""
-    query = (
-        select(gateways.c.gateway_id, gateways.c.last_seen, gateways.c.online)
-        .where(gateways.c.last_seen >= since, gateways.c.last_seen < before)
-        .order_by(gateways.c.last_seen, gateways.c.gateway_id)
-        .limit(limit)
-    )
-    return list(connection.execute(query).mappings())
+    return list(connection.execute(_CLAIM_UNALERTED, {"at": at}).mappings())
