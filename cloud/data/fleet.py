@@ -177,3 +177,15 @@ def claim_unalerted_security_events(connection: Connection, at: str) -> list[Row
     """Mark every security event not alerted yet as alerted at ``at`` and return them: one statement, so two
     callers never claim the same one."""
     return list(connection.execute(_CLAIM_UNALERTED, {"at": at}).mappings())
+
+
+def gateways_silent(connection: Connection, since: str, before: str, limit: int) -> list[RowMapping]:
+    """Gateways last heard from between ``since`` and ``before`` (silent since), longest silent first: those an
+    alert names as offline (``since`` keeps gateways gone for good from being named on every pass)."""
+    query = (
+        select(gateways.c.gateway_id, gateways.c.last_seen, gateways.c.online)
+        .where(gateways.c.last_seen >= since, gateways.c.last_seen < before)
+        .order_by(gateways.c.last_seen, gateways.c.gateway_id)
+        .limit(limit)
+    )
+    return list(connection.execute(query).mappings())
