@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, Table, Text
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Column, Connection, Index, Integer, RowMapping, Table, Text, insert, select, update
 
 from cloud.data.metadata import FLOAT, metadata, partial
 
@@ -52,3 +55,51 @@ experiment_decisions = Table(
     Column("details_json", Text),
     Index("idx_experiment_decisions_experiment_id_id", "experiment_id", "id"),
 )
+
+
+def add_experiment(connection: Connection, row: Mapping[str, Any]) -> None:
+    connection.execute(insert(experiments), dict(row))
+
+
+def find_experiment(connection: Connection, experiment_id: str) -> RowMapping | None:
+    query = select(experiments).where(experiments.c.experiment_id == experiment_id)
+    return connection.execute(query).mappings().first()
+
+
+def every_experiment(
+    connection: Connection, status: str | None = None, model_name: str | None = None
+) -> list[RowMapping]:
+    """Experiments in that status and of that model if given, newest first."""
+    query = select(experiments).order_by(experiments.c.created_at.desc())
+    if status is not None:
+        query = query.where(experiments.c.status == status)
+    if model_name is not None:
+        query = query.where(experiments.c.model_name == model_name)
+    return list(connection.execute(query).mappings())
+
+
+def update_experiment_if(
+    connection: Connection, experiment_id: str, statuses: Iterable[str], changes: Mapping[str, Any]
+) -> bool:
+    """Apply ``changes`` if the experiment's status is one of ``statuses``; whether it did. IntegrityError when it
+    would make a second running experiment of a model (``experiments_one_running``)."""
+    query = (
+        update(experiments)
+        .where(experiments.c.experiment_id == experiment_id, experiments.c.status.in_(list(statuses)))
+        .values(dict(changes))
+    )
+    return connection.execute(query).rowcount == 1
+
+
+def add_decision(connection: Connection, row: Mapping[str, Any]) -> None:
+    connection.execute(insert(experiment_decisions), dict(row))
+
+
+def decisions(connection: Connection, experiment_id: str) -> list[RowMapping]:
+    """The experiment's decisions, oldest first."""
+    query = (
+        select(experiment_decisions)
+        .where(experiment_decisions.c.experiment_id == experiment_id)
+        .order_by(experiment_decisions.c.id)
+    )
+    return list(connection.execute(query).mappings())

@@ -8,15 +8,17 @@ cannot both start, stop or conclude the same experiment.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import sqlite_utils
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
-from cloud.data.connections import write_transaction
+from cloud.data import experiments as stored_experiments
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import NotFound, Refused
 from cloud.storage import iso
 
@@ -39,7 +41,7 @@ class ExperimentConflict(Refused, ValueError):
 _JSON_FIELDS = ("guardrails_json", "gateway_ids_json")
 
 
-def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+def _decoded(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row as callers use it: JSON columns parsed and named without their suffix."""
     decoded = {key: value for key, value in row.items() if key not in _JSON_FIELDS}
     decoded["guardrails"] = json.loads(row["guardrails_json"] or "{}")
@@ -64,26 +66,23 @@ class ExperimentStore:
             "created_at": now,
             "created_by": actor,
         }
-        with write_transaction(self.db):
-            self.db["experiments"].insert(stored)
-            self._log(stored["experiment_id"], now, actor, "create", None, reason, {})
+        with write_transaction(self.db) as connection:
+            stored_experiments.add_experiment(connection, stored)
+            self._log(connection, stored["experiment_id"], now, actor, "create", None, reason, {})
         return self.get(stored["experiment_id"])
 
     def get(self, experiment_id: str) -> dict[str, Any]:
-        rows = list(self.db["experiments"].rows_where("experiment_id = ?", [experiment_id]))
-        if not rows:
+        row = stored_experiments.find_experiment(connection_of(self.db), experiment_id)
+        if row is None:
             raise UnknownExperiment(f"no experiment {experiment_id!r}")
-        return _decoded(rows[0])
+        return _decoded(row)
 
     def list(self, status: Status | None = None, model_name: str | None = None) -> list[dict[str, Any]]:
         """Newest first."""
-        clauses, args = [], []
-        if status is not None:
-            clauses, args = [*clauses, "status = ?"], [*args, status.value]
-        if model_name is not None:
-            clauses, args = [*clauses, "model_name = ?"], [*args, model_name]
-        where = " AND ".join(clauses) or None
-        return [_decoded(row) for row in self.db["experiments"].rows_where(where, args, order_by="created_at DESC")]
+        rows = stored_experiments.every_experiment(
+            connection_of(self.db), status.value if status is not None else None, model_name
+        )
+        return [_decoded(row) for row in rows]
 
     def transition(
         self,
@@ -99,21 +98,17 @@ class ExperimentStore:
         """Apply ``fields`` if the status is one of ``leaving``, logging the decision in the same transaction."""
         current = self.get(experiment_id)
         now = iso(self.clock())
-        assignments = ", ".join(f"{column} = ?" for column in fields)
-        marks = ", ".join("?" for _ in leaving)
+        changes = {column: now if value is NOW else value for column, value in fields.items()}
+        statuses = [Status(status).value for status in leaving]
         try:
-            with write_transaction(self.db):
-                cursor = self.db.execute(
-                    f"UPDATE experiments SET {assignments} WHERE experiment_id = ? AND status IN ({marks})",
-                    [*(now if value is NOW else value for value in fields.values()), experiment_id, *leaving],
-                )
-                if cursor.rowcount != 1:
+            with write_transaction(self.db) as connection:
+                if not stored_experiments.update_experiment_if(connection, experiment_id, statuses, changes):
                     raise ExperimentConflict(
                         f"experiment {experiment_id} is {self.get(experiment_id)['status']}: "
                         f"{action} needs it {' or '.join(leaving)}"
                     )
-                self._log(experiment_id, now, actor, action, decision, reason, details)
-        except sqlite3.IntegrityError as exc:  # the one-running-per-model index
+                self._log(connection, experiment_id, now, actor, action, decision, reason, details)
+        except IntegrityError as exc:  # the one-running-per-model index
             raise ExperimentConflict(
                 f"another experiment on {current['model_name']} is already running: stop or conclude it first"
             ) from exc
@@ -123,15 +118,17 @@ class ExperimentStore:
         self, experiment_id: str, actor: str, action: str, decision: str | None, reason: str, details: dict[str, Any]
     ) -> None:
         """Log a decision that changes no status (a refused conclusion, a guardrail seen)."""
-        self._log(experiment_id, iso(self.clock()), actor, action, decision, reason, details)
+        with write_transaction(self.db) as connection:
+            self._log(connection, experiment_id, iso(self.clock()), actor, action, decision, reason, details)
 
     def decisions(self, experiment_id: str) -> list[dict[str, Any]]:
         """The decision log, oldest first."""
-        rows = self.db["experiment_decisions"].rows_where("experiment_id = ?", [experiment_id], order_by="id")
-        return [{**row, "details": json.loads(row.pop("details_json") or "{}")} for row in rows]
+        rows = stored_experiments.decisions(connection_of(self.db), experiment_id)
+        return [{**row, "details": json.loads(row["details_json"] or "{}")} for row in rows]
 
+    @staticmethod
     def _log(
-        self,
+        connection: Connection,
         experiment_id: str,
         at: str,
         actor: str,
@@ -140,7 +137,8 @@ class ExperimentStore:
         reason: str,
         details: dict[str, Any],
     ) -> None:
-        self.db["experiment_decisions"].insert(
+        stored_experiments.add_decision(
+            connection,
             {
                 "experiment_id": experiment_id,
                 "at": at,
@@ -149,7 +147,7 @@ class ExperimentStore:
                 "decision": decision,
                 "reason": reason,
                 "details_json": json.dumps(details, sort_keys=True, default=str),
-            }
+            },
         )
 
 

@@ -20,7 +20,6 @@ STILL_RUNNING_SQL = frozenset(
         "cloud/dead_letters.py",
         "cloud/experiments/guardrails.py",
         "cloud/experiments/metrics.py",
-        "cloud/experiments/store.py",
         "cloud/feature_store.py",
         "cloud/feedback.py",
         "cloud/ingest/feature_codec.py",
