@@ -15,7 +15,10 @@ import sqlite3
 from functools import lru_cache
 from pathlib import Path
 
+from sqlalchemy import Connection
+
 from cloud.config import CloudConfig, field_key
+from cloud.data.connections import connection_over, database_file
 from shared.field_cipher import FieldCipher, FieldKeyError, is_encrypted, key_file
 
 __all__ = [
@@ -37,14 +40,14 @@ def cipher_for_keys_dir(keys_dir: Path) -> FieldCipher:
     return _cipher(Path(keys_dir).resolve(), field_key())
 
 
-def cipher_for_database(conn: sqlite3.Connection) -> FieldCipher:
+def cipher_for_database(conn: sqlite3.Connection | Connection) -> FieldCipher:
     """The cipher of the cloud data folder holding this connection's database file."""
-    files = [file for _, name, file in conn.execute("PRAGMA database_list") if name == "main" and file]
-    if not files:
+    file = database_file(connection_over(conn) if isinstance(conn, sqlite3.Connection) else conn)
+    if file is None:
         if key := field_key():
             return _cipher(None, key)
-        raise FieldKeyError(f"an in-memory database has no keys folder: set {KEY_ENV}")
-    return cipher_for_keys_dir(CloudConfig(data_dir=Path(files[0]).parent).keys_dir)
+        raise FieldKeyError(f"a database that is no file has no keys folder: set {KEY_ENV}")
+    return cipher_for_keys_dir(CloudConfig(data_dir=Path(file).parent).keys_dir)
 
 
 @lru_cache(maxsize=8)

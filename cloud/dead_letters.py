@@ -13,20 +13,22 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
+from sqlalchemy import Connection
 
 from cloud.crypto_fields import FieldCipher, FieldKeyError, cipher_for_database
+from cloud.data import dead_letters as owner
+from cloud.data.connections import connection_of
 from shared.strict_json import loads as strict_loads
 
 #: keys whose values are never shown: free text people type, and who typed it
 SENSITIVE_KEYS = frozenset({"notes", "comments", "technician"})
 REDACTED = "[redacted]"
 PREVIEW_CHARS = 512
-INSERT = "INSERT INTO dead_letters (topic, payload, reason, received_at) VALUES (?,?,?,?)"
 
 _KEYS = "|".join(sorted(SENSITIVE_KEYS))
 #: a sensitive key, its colon, then a JSON string up to its closing quote or wherever the text ends
@@ -45,8 +47,9 @@ class DeadLetterView:
     payload_preview: str
 
 
-def sealed(conn: sqlite3.Connection, letters: Iterable[tuple[str, bytes, str, str]]) -> list[tuple]:
-    """(topic, payload, reason, received_at) rows for ``INSERT``, each payload encrypted with the field key."""
+def sealed(conn: sqlite3.Connection | Connection, letters: Iterable[tuple[str, bytes, str, str]]) -> list[tuple]:
+    """(topic, payload, reason, received_at) rows for ``cloud.data.dead_letters.add``, each payload encrypted with
+    the field key."""
     letters = list(letters)
     if not letters:
         return []
@@ -56,12 +59,12 @@ def sealed(conn: sqlite3.Connection, letters: Iterable[tuple[str, bytes, str, st
 
 def recent(db: sqlite_utils.Database, limit: int) -> list[DeadLetterView]:
     """The newest ``limit`` dead letters, newest first, payloads redacted."""
-    rows = list(db["dead_letters"].rows_where(order_by="id DESC", limit=limit))
+    rows = owner.newest(connection_of(db), limit)
     cipher = cipher_for_database(db.conn) if rows else None
     return [_view(row, cipher) for row in rows]
 
 
-def _view(row: dict[str, Any], cipher: FieldCipher | None) -> DeadLetterView:
+def _view(row: Mapping[str, Any], cipher: FieldCipher | None) -> DeadLetterView:
     stored = row["payload"] or b""
     if isinstance(stored, str):  # SQLite keeps whatever type was inserted
         stored = stored.encode("utf-8")

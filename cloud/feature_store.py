@@ -14,6 +14,7 @@ lineage names the exact data and ``load_dataset`` can build it again and prove i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -25,10 +26,12 @@ from typing import NamedTuple
 
 import numpy as np
 import sqlite_utils
+from sqlalchemy import Connection
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
-from cloud.data.connections import write_transaction
+from cloud.data import features, fleet, predictions
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import Invalid, NotFound, Refused
 from cloud.ingest import feature_codec
 from cloud.storage import from_iso, iso, utc_time
@@ -38,6 +41,8 @@ from shared.messages import FeedbackSource, OutcomeResult, PredictionType
 from shared.topics import validate_id
 
 DEFAULT_HORIZON = timedelta(days=14)
+#: outcome results that label a component's failure
+_FAILED = (OutcomeResult.FAILED.value, OutcomeResult.REPLACED.value)
 #: ids of the outcomes a stored history's failures become: derived from device, component and time (idempotent)
 _HISTORY_OUTCOMES = uuid.uuid5(uuid.NAMESPACE_URL, "iotsphere:history-failure")
 #: windows visited per step when looking back for each feature's latest value
@@ -204,6 +209,10 @@ class FeatureStore:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
 
+    @property
+    def _connection(self) -> Connection:
+        return connection_of(self.db)
+
     # -- writing ---------------------------------------------------------------------------------------
 
     def store_device_features(
@@ -260,22 +269,12 @@ class FeatureStore:
             first, last = seen.get(device_id, (end, end))
             seen[device_id] = (min(first, end), max(last, end))
         types = device_types or {}
-        with write_transaction(self.db):
-            self.db.execute(
-                "INSERT OR IGNORE INTO feature_sets (version, names_json) VALUES (?, ?)",
-                [feature_set_version, json.dumps(names)],
-            )
-            before = self.db.conn.total_changes
-            self.db.conn.executemany(
-                "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_f32, msg_id)"
-                " VALUES (?, ?, ?, ?, NULL)",
-                zip(devices, ends, itertools.repeat(feature_set_version), blobs),
-            )
-            stored = self.db.conn.total_changes - before
-            self.db.conn.executemany(  # the device is known, as ingest records it (its gateway stays unknown)
-                "INSERT INTO devices (device_id, device_type, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4)"
-                " ON CONFLICT (device_id) DO UPDATE SET device_type = coalesce(device_type, excluded.device_type),"
-                " first_seen = min(coalesce(first_seen, ?3), ?3), last_seen = max(coalesce(last_seen, ?4), ?4)",
+        rows = list(zip(devices, ends, itertools.repeat(feature_set_version), blobs, itertools.repeat(None)))
+        with write_transaction(self.db) as connection:
+            features.add_feature_sets(connection, {feature_set_version: names})
+            stored = features.add_feature_rows(connection, rows)
+            fleet.record_devices_known(  # the device is known, as ingest records it (its gateway stays unknown)
+                connection,
                 [(device_id, types.get(device_id), first, last) for device_id, (first, last) in seen.items()],
             )
         return stored
@@ -290,17 +289,19 @@ class FeatureStore:
             observed = iso(utc_time(failure.failed_at, "failure time"))
             known = iso(utc_time(failure.known_at or failure.failed_at, "failure known time"))
             key = f"{failure.device_id}/{failure.component}/{observed}"
-            outcome_id = str(uuid.uuid5(_HISTORY_OUTCOMES, key))
-            source, result = FeedbackSource.TECHNICIAN.value, OutcomeResult.FAILED.value
-            rows.append((outcome_id, failure.device_id, source, observed, str(failure.component), result, known))
-        with write_transaction(self.db):
-            before = self.db.conn.total_changes
-            self.db.conn.executemany(
-                "INSERT OR IGNORE INTO outcomes (outcome_id, device_id, source, observed_at, component, result,"
-                " technician, received_at) VALUES (?, ?, ?, ?, ?, ?, 'history', ?)",
-                rows,
-            )
-            return self.db.conn.total_changes - before
+            outcome = {
+                "outcome_id": str(uuid.uuid5(_HISTORY_OUTCOMES, key)),
+                "device_id": failure.device_id,
+                "source": FeedbackSource.TECHNICIAN.value,
+                "observed_at": observed,
+                "component": str(failure.component),
+                "result": OutcomeResult.FAILED.value,
+                "technician": "history",
+                "received_at": known,
+            }
+            rows.append(tuple(outcome.get(column) for column in predictions.OUTCOME))
+        with write_transaction(self.db) as connection:
+            return predictions.add_outcomes(connection, rows)
 
     # -- reading one device ----------------------------------------------------------------------------
 
@@ -319,7 +320,7 @@ class FeatureStore:
         found = {
             version: rows
             for version in self._versions()
-            if (rows := self._device_rows(device_id, version, _bound(start, ""), _bound(end, "~")))
+            if (rows := features.device_rows(self._connection, device_id, version, _bound(start, ""), _bound(end, "~")))
         }
         names_of = {version: self._feature_set_names(version) or [] for version in found or self._versions()}
         known = list(dict.fromkeys(name for names in names_of.values() for name in names))
@@ -361,41 +362,17 @@ class FeatureStore:
         return LatestFeatures(device_id, cutoff, found)
 
     def _known(self, device_id: str) -> None:
-        if not self.db.execute("SELECT 1 FROM devices WHERE device_id = ?", [device_id]).fetchone():
+        if not fleet.has_device(self._connection, device_id):
             raise UnknownDevice(f"unknown device {device_id!r}: no feature row has been stored for it")
-
-    def _device_rows(self, device_id: str, version: str, start: str, end: str) -> list[tuple[str, bytes]]:
-        """(window_end, blob) of one device and feature set in ``[start, end)``, oldest first.
-
-        There is no index by device: one would put every ingested row at a random place in a second b-tree
-        (ingest measured ~7x slower). Window ends are aligned to the feature interval across the fleet, so this
-        hops from one window end to the next with a seek on the primary key and looks the device up in each:
-        cost in windows, not in fleet rows.
-        """
-        return self.db.execute(
-            "WITH RECURSIVE w(t) AS ("
-            " SELECT (SELECT min(window_end) FROM features WHERE feature_set_version = ?1 AND window_end >= ?2)"
-            " UNION ALL SELECT (SELECT min(window_end) FROM features WHERE feature_set_version = ?1"
-            " AND window_end > w.t) FROM w WHERE w.t < ?3)"
-            " SELECT f.window_end, f.values_f32 FROM w JOIN features AS f ON f.feature_set_version = ?1"
-            " AND f.window_end = w.t AND f.device_id = ?4 WHERE w.t < ?3 ORDER BY f.window_end",
-            [version, start, end, device_id],
-        ).fetchall()
 
     def _newest_values(self, device_id: str, version: str, names: list[str], cutoff: str) -> dict[str, tuple]:
         """name → (window_end, value) of each feature's newest non-null value at or before ``cutoff``."""
         newest: dict[str, tuple[str, float]] = {}
         before = cutoff + "~"  # the first chunk includes the cutoff itself
         while len(newest) < len(names):
-            windows = self.db.execute(
-                "WITH RECURSIVE w(t, n) AS ("
-                " SELECT (SELECT max(window_end) FROM features WHERE feature_set_version = ?1 AND window_end < ?2), 1"
-                " UNION ALL SELECT (SELECT max(window_end) FROM features WHERE feature_set_version = ?1"
-                " AND window_end < w.t), n + 1 FROM w WHERE w.t IS NOT NULL AND n < ?4)"
-                " SELECT w.t, f.values_f32 FROM w LEFT JOIN features AS f ON f.feature_set_version = ?1"
-                " AND f.window_end = w.t AND f.device_id = ?3 WHERE w.t IS NOT NULL ORDER BY w.t DESC",
-                [version, min(before, cutoff + "~"), device_id, _LATEST_CHUNK],
-            ).fetchall()
+            windows = features.newest_windows(
+                self._connection, device_id, version, min(before, cutoff + "~"), _LATEST_CHUNK
+            )
             rows = [(window_end, blob) for window_end, blob in windows if blob is not None]
             if rows:
                 decoded = feature_codec.decode([blob for _, blob in rows], len(names))
@@ -462,28 +439,28 @@ class FeatureStore:
         record = DatasetRecord(
             uuid.uuid4().hex, query, int(dataset.labels.size), dataset.record.content_hash, created_at
         )
-        with write_transaction(self.db):
-            self.db["datasets"].insert(
+        with write_transaction(self.db) as connection:
+            features.add_dataset(
+                connection,
                 {
                     "dataset_id": record.dataset_id,
                     "query_json": json.dumps(query, sort_keys=True),
                     "row_count": record.row_count,
                     "content_hash": record.content_hash,
                     "created_at": created_at,
-                }
+                },
             )
             details = {"row_count": record.row_count, "content_hash": record.content_hash}
             AuditLog(self.db).record(actor or configured_actor(), "datasets.build", record.dataset_id, details)
         return replace(dataset, record=record)
 
     def get_dataset_record(self, dataset_id: str) -> DatasetRecord:
-        row = self.db.execute(
-            "SELECT dataset_id, query_json, row_count, content_hash, created_at FROM datasets WHERE dataset_id = ?",
-            [dataset_id],
-        ).fetchone()
+        row = features.find_dataset(self._connection, dataset_id)
         if row is None:
             raise UnknownDataset(f"unknown dataset {dataset_id!r}")
-        return DatasetRecord(row[0], json.loads(row[1]), row[2], row[3], row[4])
+        return DatasetRecord(
+            row["dataset_id"], json.loads(row["query_json"]), row["row_count"], row["content_hash"], row["created_at"]
+        )
 
     def load_dataset(self, dataset_id: str) -> TrainingDataset:
         """Build a recorded dataset again from its query; Refused if the data no longer hashes the same."""
@@ -535,12 +512,7 @@ class FeatureStore:
         """Component failures observed from ``start`` and known by ``as_of``, on indexes into ``devices``."""
         failures = [
             _Failure(device_id, component, from_iso(observed_at))
-            for device_id, component, observed_at in self.db.execute(
-                "SELECT device_id, component, observed_at FROM outcomes WHERE component IS NOT NULL"
-                " AND result IN (?, ?) AND observed_at >= ? AND observed_at <= ?"
-                " AND coalesce(received_at, observed_at) <= ?",
-                [OutcomeResult.FAILED.value, OutcomeResult.REPLACED.value, start, as_of, as_of],
-            )
+            for device_id, component, observed_at in predictions.failures_known(self._connection, _FAILED, start, as_of)
         ]
         return failure_times(failures, devices)
 
@@ -553,15 +525,9 @@ class FeatureStore:
         Several predictions of one window (champion and challenger arms) measure the same draw: their values are
         averaged in SQL, so each (device, window) has one label. Rows are matched to labels by a sorted key.
         """
-        found = self.db.execute(
-            "SELECT p.device_id, p.feature_window_end, avg(o.value) FROM outcomes AS o"
-            " JOIN (SELECT DISTINCT prediction_id, device_id, feature_window_end FROM predictions"
-            " WHERE feature_window_end >= ?1 AND feature_window_end < ?2) AS p ON p.prediction_id = o.prediction_id"
-            " WHERE o.source = ?3 AND o.value IS NOT NULL AND o.observed_at <= ?4"
-            " AND coalesce(o.received_at, o.observed_at) <= ?4"
-            " GROUP BY p.device_id, p.feature_window_end",
-            [query["start_date"], query["end_date"], FeedbackSource.SENSOR.value, query["as_of"]],
-        ).fetchall()
+        found = predictions.measured_by_window(
+            self._connection, FeedbackSource.SENSOR.value, query["start_date"], query["end_date"], query["as_of"]
+        )
         labels = np.full(row_device.size, np.nan, dtype=np.float64)
         if not found or not row_device.size:
             return labels
@@ -583,29 +549,27 @@ class FeatureStore:
     def _read_rows(self, query: dict, n_stored: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Distinct devices (sorted), then per row: device index, window end (datetime64[s]), stored values.
 
-        Rows are in (window_end, device_id) order. SQLite concatenates each chunk's blobs, window ends and device
-        ids (padded to the longest id a device may have) into one value apiece, which numpy cuts up in C: no
+        Rows are in (window_end, device_id) order. The database concatenates each chunk's blobs, window ends and
+        device ids (padded to the longest id a device may have) into one value apiece, which numpy cuts up in C: no
         Python object per row. Chunks are taken by key (one range scan of the primary key in all) and stay far
         below SQLite's 1 GB limit on one value.
         """
-        join, parameters = "", [query["feature_set_version"], query["start_date"], query["end_date"]]
-        if query["device_type"] is not None:
-            join = " JOIN devices AS d ON d.device_id = f.device_id AND d.device_type = ?"
-            parameters.insert(0, query["device_type"])
-        sql = (
-            "SELECT count(*), CAST(group_concat(values_f32, '') AS BLOB),"
-            " CAST(group_concat(window_end, '') AS BLOB),"
-            f" CAST(group_concat(printf('%-{_ID_WIDTH}s', device_id), '') AS BLOB)"
-            f" FROM (SELECT f.values_f32, f.window_end, f.device_id FROM features AS f{join}"
-            " WHERE f.feature_set_version = ? AND f.window_end >= ? AND f.window_end < ?"
-            " AND (f.window_end, f.device_id) > (?, ?) ORDER BY f.window_end, f.device_id LIMIT ?)"
+        chunk_of = functools.partial(
+            features.rows_concatenated,
+            self._connection,
+            query["feature_set_version"],
+            query["start_date"],
+            query["end_date"],
+            query["device_type"],
+            limit=_CHUNK_ROWS,
+            id_width=_ID_WIDTH,
         )
         ids: list[np.ndarray] = []
         ends: list[np.ndarray] = []
         blocks: list[np.ndarray] = []
         after = ("", "")
         while True:
-            count, blob, ends_text, ids_text = self.db.execute(sql, [*parameters, *after, _CHUNK_ROWS]).fetchone()
+            count, blob, ends_text, ids_text = chunk_of(after=after)
             if not count:
                 break
             chunk_ids = np.frombuffer(ids_text, dtype=f"S{_ID_WIDTH}")
@@ -638,13 +602,13 @@ class FeatureStore:
     # -- feature sets ----------------------------------------------------------------------------------
 
     def _feature_set_names(self, version: str) -> list[str] | None:
-        row = self.db.execute("SELECT names_json FROM feature_sets WHERE version = ?", [version]).fetchone()
-        if row is not None:
-            return json.loads(row[0])
+        names = features.feature_set_names(self._connection, version)
+        if names is not None:
+            return names
         return list(FEATURE_NAMES) if version == FEATURE_SET_VERSION else None
 
     def _versions(self) -> list[str]:
-        return [version for (version,) in self.db.execute("SELECT version FROM feature_sets ORDER BY version")]
+        return list(features.every_feature_set(self._connection))
 
     def _version_for(self, feature_names: list[str] | None) -> str:
         """The one stored feature set holding every requested name (the current one when names are not given)."""
@@ -652,8 +616,8 @@ class FeatureStore:
             return FEATURE_SET_VERSION
         candidates = [
             version
-            for version, names_json in self.db.execute("SELECT version, names_json FROM feature_sets").fetchall()
-            if set(feature_names) <= set(json.loads(names_json))
+            for version, names in features.every_feature_set(self._connection).items()
+            if set(feature_names) <= set(names)
         ]
         if FEATURE_SET_VERSION in candidates or (not candidates and set(feature_names) <= set(FEATURE_NAMES)):
             return FEATURE_SET_VERSION

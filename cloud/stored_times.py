@@ -12,6 +12,8 @@ from datetime import datetime
 
 import sqlite_utils
 
+from cloud.data import features, predictions
+from cloud.data.connections import connection_of
 from cloud.storage import from_iso, iso
 
 
@@ -21,32 +23,18 @@ class TimeSpan:
     last: datetime
 
 
-def _span(rows: list[tuple[str | None, str | None]]) -> TimeSpan | None:
-    found = [(first, last) for first, last in rows if first is not None]
-    if not found:
-        return None
-    return TimeSpan(from_iso(min(first for first, _ in found)), from_iso(max(last for _, last in found)))
+def _span(first: str | None, last: str | None) -> TimeSpan | None:
+    return None if first is None or last is None else TimeSpan(from_iso(first), from_iso(last))
 
 
 def feature_span(db: sqlite_utils.Database) -> TimeSpan | None:
-    """Window ends of the fleet's stored feature rows; None when there are none. The table's key leads with (feature
-    set, window end), so hopping from one feature set to the next and taking each one's min and max is a few seeks
-    however many rows there are."""
-    rows = db.execute(
-        "WITH RECURSIVE sets(version) AS (SELECT min(feature_set_version) FROM features"
-        " UNION ALL SELECT (SELECT min(feature_set_version) FROM features WHERE feature_set_version > sets.version)"
-        " FROM sets WHERE sets.version IS NOT NULL)"
-        " SELECT (SELECT min(window_end) FROM features WHERE feature_set_version = sets.version),"
-        " (SELECT max(window_end) FROM features WHERE feature_set_version = sets.version)"
-        " FROM sets WHERE sets.version IS NOT NULL"
-    ).fetchall()
-    return _span(rows)
+    """Window ends of the fleet's stored feature rows; None when there are none (a few seeks however many rows)."""
+    return _span(*features.window_span(connection_of(db)))
 
 
 def prediction_span(db: sqlite_utils.Database, model_name: str | None = None) -> TimeSpan | None:
     """Times predictions were made (of ``model_name`` alone if given); None when there are none."""
-    where, params = ("WHERE model_name = ?", [model_name]) if model_name else ("", [])
-    return _span([db.execute(f"SELECT min(made_at), max(made_at) FROM predictions {where}", params).fetchone()])
+    return _span(*predictions.made_span(connection_of(db), model_name))
 
 
 def where_features_are(db: sqlite_utils.Database) -> str:

@@ -15,7 +15,9 @@ on PostgreSQL.
 
 from __future__ import annotations
 
+import sqlite3
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,38 +30,83 @@ from sqlalchemy.util import LRUCache
 #: the API opens per request); the key includes the dialect, and every one is SQLite
 _COMPILED = LRUCache(1000)
 _CONNECTIONS: weakref.WeakKeyDictionary[sqlite_utils.Database, Connection] = weakref.WeakKeyDictionary()
+#: bare sqlite3 connections with theirs (``connection_over``), the most recently used last
+_RAW: OrderedDict[int, tuple[sqlite3.Connection, Connection]] = OrderedDict()
+_RAW_HELD = 8
 
 
 def connection_of(db: sqlite_utils.Database) -> Connection:
     """The SQLAlchemy connection over ``db``'s SQLite connection: same transaction, same uncommitted rows."""
     connection = _CONNECTIONS.get(db)
     if connection is None:
-        raw = db.conn
-        engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool, pool_reset_on_return=None)
-        connection = engine.connect().execution_options(compiled_cache=_COMPILED)
-        _CONNECTIONS[db] = connection
+        connection = _CONNECTIONS[db] = _over(db.conn)
     return connection
 
 
+def connection_over(raw: sqlite3.Connection) -> Connection:
+    """``connection_of`` for code handed the bare ``sqlite3`` connection (the ingest writer and its callers).
+
+    A ``sqlite3.Connection`` takes no weak reference, so the last few are held here with theirs (identity-checked,
+    so an id is never taken for another connection's): building one per batch would cost half a millisecond.
+    """
+    held = _RAW.get(id(raw))
+    if held is not None and held[0] is raw:
+        _RAW.move_to_end(id(raw))
+        return held[1]
+    connection = _over(raw)
+    _RAW[id(raw)] = (raw, connection)
+    while len(_RAW) > _RAW_HELD:
+        _RAW.popitem(last=False)  # dropping it leaves the sqlite3 connection as it is (open or closed)
+    return connection
+
+
+def _over(raw: sqlite3.Connection) -> Connection:
+    engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool, pool_reset_on_return=None)
+    return engine.connect().execution_options(compiled_cache=_COMPILED)
+
+
+def database_file(connection: Connection) -> str | None:
+    """The SQLite file the connection's database lives in; None in memory or on another database."""
+    if connection.dialect.name != "sqlite":
+        return None
+    files = [file for _, name, file, *_ in connection.exec_driver_sql("PRAGMA database_list") if name == "main"]
+    return files[0] if files and files[0] else None
+
+
 @contextmanager
-def write_transaction(db: sqlite_utils.Database) -> Iterator[Connection]:
+def write_transaction(db: sqlite_utils.Database | sqlite3.Connection) -> Iterator[Connection]:
     """Commit what the block wrote when it ends; roll all of it back if it raises.
 
     It begins with SQLite's write lock (``BEGIN IMMEDIATE``): what the change reads, and the audit log's head that
     ``AuditLog.record`` reads inside it, stay current until the commit, so a concurrent writer waits
     (``busy_timeout``) instead of making the commit fail. Inside a transaction already open it is a savepoint of it
     (sqlite-utils' ``atomic``), so an owner's own transaction nests in a service's. Yields the connection the
-    block's owner queries run on.
+    block's owner queries run on. ``db`` may be the bare ``sqlite3`` connection (``connection_over``).
     """
-    connection = connection_of(db)
-    if db.conn.in_transaction:
-        with db.atomic():
+    raw, connection = (db, connection_over(db)) if isinstance(db, sqlite3.Connection) else (db.conn, connection_of(db))
+    if raw.in_transaction:
+        with _savepoint(raw):
             yield connection
         return
-    db.conn.execute("BEGIN IMMEDIATE")
+    raw.execute("BEGIN IMMEDIATE")
     try:
         yield connection
-        db.conn.execute("COMMIT")
+        raw.execute("COMMIT")
     except BaseException:
-        db.rollback()
+        if raw.in_transaction:
+            raw.rollback()
         raise
+
+
+@contextmanager
+def _savepoint(raw: sqlite3.Connection) -> Iterator[None]:
+    """A savepoint of the open transaction, as sqlite-utils' ``atomic`` makes one."""
+    raw.execute("SAVEPOINT write_transaction")
+    try:
+        yield
+    except BaseException:
+        if raw.in_transaction:  # a RAISE(ROLLBACK) trigger ends the whole transaction, savepoints included
+            raw.execute("ROLLBACK TO SAVEPOINT write_transaction")
+            raw.execute("RELEASE SAVEPOINT write_transaction")
+        raise
+    raw.execute("RELEASE SAVEPOINT write_transaction")

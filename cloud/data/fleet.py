@@ -6,12 +6,31 @@ naming a director document never issued to its gateway, in the transaction that 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Index, Integer, RowMapping, Table, Text, bindparam, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    Row,
+    RowMapping,
+    Table,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
-from cloud.data.metadata import metadata, partial
+from cloud.data.bulk import BulkInsert
+from cloud.data.metadata import epoch_ms, metadata, partial
 
 gateways = Table(
     "gateways",
@@ -179,6 +198,185 @@ def claim_unalerted_security_events(connection: Connection, at: str) -> list[Row
     return list(connection.execute(_CLAIM_UNALERTED, {"at": at}).mappings())
 
 
+# -- devices and events, as monitoring and experiments read them ---------------------------------------------------
+
+
+def has_device(connection: Connection, device_id: str) -> bool:
+    """Whether a gateway has reported the device."""
+    query = select(devices.c.device_id).where(devices.c.device_id == device_id).limit(1)
+    return connection.execute(query).first() is not None
+
+
+def device_types_by_device(connection: Connection) -> dict[str, str]:
+    """device id → device type of every device whose type is known."""
+    query = select(devices.c.device_id, devices.c.device_type).where(devices.c.device_type.is_not(None))
+    return dict(connection.execute(query).all())
+
+
+def known_device_types(connection: Connection) -> list[str]:
+    """The device types of the fleet's devices, by name (an empty type left out)."""
+    query = select(devices.c.device_type).distinct().where(devices.c.device_type != "")
+    return list(connection.execute(query.order_by(devices.c.device_type)).scalars())
+
+
+def version_event_counts(
+    connection: Connection, model_name: str, model_version: str, kinds: Collection[str], since: str, until: str | None
+) -> dict[str, int]:
+    """kind → how many events of each of ``kinds`` gateways sent about the version in [since, until] (no end
+    without ``until``); kinds without any are left out."""
+    events = gateway_events.c
+    query = select(events.kind, func.count()).where(
+        events.model_name == model_name, events.model_version == model_version, events.kind.in_(sorted(kinds))
+    )
+    query = query.where(events.sent_at >= since) if until is None else query.where(events.sent_at.between(since, until))
+    return dict(connection.execute(query.group_by(events.kind)).all())
+
+
+def model_event_counts(
+    connection: Connection, model_name: str, start: str, end: str, start_ms: int, window_ms: int
+) -> list[Row]:
+    """(model_version, window, kind, events) of the model's gateway events sent in [start, end) (``start_ms``: the
+    same time in epoch milliseconds): ``window`` counts the ``window_ms`` spans since then. By version, window and
+    kind."""
+    events = gateway_events.c
+    since_start = epoch_ms(events.sent_at) - literal(start_ms, BigInteger)
+    window = (since_start // literal(window_ms, BigInteger)).label("w")
+    query = (
+        select(events.model_version, window, events.kind, func.count())
+        .where(events.model_name == model_name, events.sent_at >= start, events.sent_at < end)
+        .group_by(events.model_version, window, events.kind)
+        .order_by(events.model_version, window, events.kind)
+    )
+    return list(connection.execute(query))
+
+
+# ---- what ingest and the feature store learn of gateways and devices -----------------------------------------
+
+
+def _earlier(dialect: str) -> Any:
+    """The smaller of two values in SQL (SQLite's ``min`` of two arguments is PostgreSQL's ``least``)."""
+    return func.least if dialect == "postgresql" else func.min
+
+
+def _later(dialect: str) -> Any:
+    return func.greatest if dialect == "postgresql" else func.max
+
+
+def _devices_seen(insert: Any, dialect: str) -> Any:
+    statement = insert(devices)
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["device_id"],
+        set_={
+            "gateway_id": new.gateway_id,
+            "device_type": new.device_type,
+            "first_seen": _earlier(dialect)(devices.c.first_seen, new.first_seen),
+            "last_seen": _later(dialect)(devices.c.last_seen, new.last_seen),
+        },
+    )
+
+
+def _devices_known(insert: Any, dialect: str) -> Any:
+    statement = insert(devices)
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["device_id"],
+        set_={
+            "device_type": func.coalesce(devices.c.device_type, new.device_type),
+            "first_seen": _earlier(dialect)(func.coalesce(devices.c.first_seen, new.first_seen), new.first_seen),
+            "last_seen": _later(dialect)(func.coalesce(devices.c.last_seen, new.last_seen), new.last_seen),
+        },
+    )
+
+
+#: a device as ingest saw it, for ``record_devices_seen``: its gateway and type, and the data times it reported
+DEVICE_SEEN = ("device_id", "gateway_id", "device_type", "first_seen", "last_seen")
+_SEEN = BulkInsert(_devices_seen, DEVICE_SEEN)
+#: a device a feature history names, for ``record_devices_known``
+DEVICE_KNOWN = ("device_id", "device_type", "first_seen", "last_seen")
+_KNOWN = BulkInsert(_devices_known, DEVICE_KNOWN)
+
+
+def record_devices_seen(connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Ingest's devices (rows in ``DEVICE_SEEN`` order): gateway and type as last reported, the span of data times
+    widened to take in the new ones."""
+    _SEEN.write(connection, rows)
+
+
+def record_devices_known(connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Devices a stored history names (rows in ``DEVICE_KNOWN`` order): a type only where none is known (ingest's,
+    from live telemetry, wins), the gateway left as it is, the span of data times widened."""
+    _KNOWN.write(connection, rows)
+
+
+def _offline_status(dialect: str) -> Any:
+    """The stored status JSON marked offline: ``online`` false and ``health`` "offline", every other field kept."""
+    status = gateways.c.status_json
+    if dialect == "postgresql":
+        offline = cast(literal('{"online": false, "health": "offline"}'), JSONB)
+        return cast(cast(status, JSONB).op("||")(offline), Text)
+    return func.json_set(status, "$.online", func.json("false"), "$.health", "offline")
+
+
+def _statuses(insert: Any, dialect: str) -> Any:
+    statement = insert(gateways)
+    new = statement.excluded
+    online = new.online != 0
+    return statement.on_conflict_do_update(
+        index_elements=["gateway_id"],
+        set_={
+            "last_seen": new.last_seen,
+            "online": new.online,
+            "agent_version": case((online, new.agent_version), else_=gateways.c.agent_version),
+            "director_sequence": case((online, new.director_sequence), else_=gateways.c.director_sequence),
+            "status_json": case((online, new.status_json), else_=_offline_status(dialect)),
+        },
+    )
+
+
+#: a gateway's status as ingest received it, for ``record_statuses`` (``first_seen`` and ``last_seen``: when)
+GATEWAY_STATUS = (
+    "gateway_id",
+    "first_seen",
+    "last_seen",
+    "online",
+    "agent_version",
+    "director_sequence",
+    "status_json",
+)
+_STATUSES = BulkInsert(_statuses, GATEWAY_STATUS)
+
+
+def record_statuses(connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Gateways' statuses in arrival order (rows in ``GATEWAY_STATUS`` order; ``online`` 1 or 0), the last one
+    winning. An offline status (a last will, built before the connection it outlives) changes only ``online``,
+    ``last_seen`` and the stored status's ``online``/``health``: every other field keeps what the last online
+    status said."""
+    _STATUSES.write(connection, rows)
+
+
+#: a gateway event as ``add_events`` takes it
+GATEWAY_EVENT = (
+    "msg_id",
+    "gateway_id",
+    "kind",
+    "model_name",
+    "model_version",
+    "director_sequence",
+    "rule",
+    "detail",
+    "sent_at",
+    "document_digest",
+)
+_EVENTS = BulkInsert(lambda insert, _: insert(gateway_events).on_conflict_do_nothing(), GATEWAY_EVENT)
+
+
+def add_events(connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Store gateway events (rows in ``GATEWAY_EVENT`` order), keeping any stored before; one naming a document
+    never issued to its gateway also records its security event (the table's trigger)."""
+    _EVENTS.write(connection, rows)
+
+
 def gateways_silent(connection: Connection, since: str, before: str, limit: int) -> list[RowMapping]:
     """Gateways last heard from between ``since`` and ``before`` (silent since), longest silent first: those an
     alert names as offline (``since`` keeps gateways gone for good from being named on every pass)."""
@@ -189,3 +387,22 @@ def gateways_silent(connection: Connection, since: str, before: str, limit: int)
         .limit(limit)
     )
     return list(connection.execute(query).mappings())
+
+
+def count_events(connection: Connection, kind: str) -> int:
+    """Gateway events of ``kind`` stored, every gateway."""
+    query = select(func.count()).select_from(gateway_events).where(gateway_events.c.kind == kind)
+    return connection.execute(query).scalar_one()
+
+
+def gateway_states(connection: Connection, stale_before: str) -> dict[str, int]:
+    """How many gateways are online, offline (their last status said so), or online but silent since before
+    ``stale_before``: one counting query, however many gateways."""
+    g = gateways.c
+    state = case(
+        (func.coalesce(g.online, 0) == 0, "offline"),
+        (g.last_seen.is_(None) | (g.last_seen < stale_before), "stale"),
+        else_="online",
+    )
+    counted = dict(connection.execute(select(state, func.count()).group_by(state)).all())
+    return {name: counted.get(name, 0) for name in ("online", "offline", "stale")}

@@ -668,7 +668,10 @@ def _m18_unreadable_uplink_rows(db: sqlite_utils.Database) -> None:
             moved.append((rowid,))
             payload = json.dumps({k: as_json(v) for k, v in row.items()}).encode()
             letters.append((f"migration/{table}", payload, f"invalid: a stored {table} row its readers fail on", now))
-        db.conn.executemany(dead_letters.INSERT, dead_letters.sealed(db.conn, letters))
+        db.conn.executemany(
+            "INSERT INTO dead_letters (topic, payload, reason, received_at) VALUES (?,?,?,?)",
+            dead_letters.sealed(db.conn, letters),
+        )
         db.conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", moved)
 
 

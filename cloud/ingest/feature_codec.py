@@ -8,12 +8,14 @@ float32's range has no float32 form and is refused (``ValueError``) rather than 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from cloud.data import features
+from cloud.data.connections import connection_over
 
 #: one stored value
 FLOAT32 = np.dtype("<f4")
@@ -69,15 +71,11 @@ class StoredFeatures:
 
 def read_features(conn: sqlite3.Connection, feature_set_version: str) -> StoredFeatures:
     """Every stored row of one feature set, e.g. to build a training set; KeyError if the set is unknown."""
-    names = conn.execute("SELECT names_json FROM feature_sets WHERE version = ?", (feature_set_version,)).fetchone()
-    if names is None:
+    connection = connection_over(conn)
+    feature_names = features.feature_set_names(connection, feature_set_version)
+    if feature_names is None:
         raise KeyError(f"no feature set {feature_set_version!r} has been ingested")
-    feature_names = json.loads(names[0])
-    rows = conn.execute(
-        "SELECT device_id, window_end, values_f32 FROM features WHERE feature_set_version = ?"
-        " ORDER BY window_end, device_id",
-        (feature_set_version,),
-    ).fetchall()
+    rows = features.every_row(connection, feature_set_version)
     return StoredFeatures(
         feature_names,
         [row[0] for row in rows],

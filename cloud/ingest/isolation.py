@@ -7,8 +7,9 @@ stored on its own, down to the message that fails alone, which becomes a dead le
 every other message is stored and acknowledged. This holds for any exception, known or not.
 
 What must not happen is blaming messages for a store that is down: that would turn good data into dead letters.
-Errors SQLite reports for the database rather than a statement (locked past the busy timeout, disk full,
-read-only, I/O error, corrupt) stop at once, with no split. For any other error, a message that fails alone is
+Errors the database reports for itself rather than a statement (SQLite: locked past the busy timeout, disk full,
+read-only, I/O error, corrupt; PostgreSQL: the same by SQLSTATE class, or no server reached) stop at once, with no
+split. For any other error, a message that fails alone is
 dead-lettered only if the store passes a trial: a trivial write (the ``ingest_probe`` row) commits, and a known
 good message of the same channel with a dead letter is written and rolled back. A store that refuses either
 (a trigger or a broken schema refusing every row, a closed connection) is down: the error is raised. The caller
@@ -25,6 +26,10 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Protocol, TypeVar
 
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from cloud.data import ingest
+from cloud.data.connections import write_transaction
 from cloud.ingest.decode import MAX_REASON_CHARS, Accepted, Rejected, decode
 from cloud.ingest.store import BatchResult, DeadLetter, write_batch
 from cloud.storage import iso
@@ -62,6 +67,13 @@ _STORE_DOWN = frozenset(
         sqlite3.SQLITE_NOTADB,
     }
 )
+#: PostgreSQL's SQLSTATE classes that mean the server, not a statement, is failing: connection exception,
+#: insufficient resources (disk full, out of memory), operator intervention (shutdown, cancel), system (I/O) error,
+#: internal error (corruption)
+_SERVER_DOWN = frozenset({"08", "53", "57", "58", "XX"})
+#: and single states that are no statement's fault: read-only transaction, lock not available, serialization
+#: failure, deadlock (the batch goes again later)
+_STATEMENT_NOT_TO_BLAME = frozenset({"25006", "55P03", "40001", "40P01"})
 
 
 class Received(Protocol):
@@ -123,32 +135,33 @@ def _isolate(conn: sqlite3.Connection, received: Received, error: Exception, rec
     channel = received.decoded.channel if isinstance(received.decoded, Accepted) else None
     if not _store_works(conn, channel, received_at):
         raise error
-    reason = f"store: {type(error).__name__}: {error}"[:MAX_REASON_CHARS]
+    # the driver's error alone: SQLAlchemy's text repeats the statement's parameters, the payload's values
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    reason = f"store: {type(cause).__name__}: {cause}"[:MAX_REASON_CHARS]
     log.warning("a message on %s fails to store on its own; dead-lettered: %s", received.topic, reason)
     letter = DeadLetter(received.topic, received.payload, reason)
     return replace(write_batch(conn, [], [letter], received_at), isolated=1)
 
 
 def store_is_down(error: BaseException) -> bool:
-    """Whether SQLite says the database (locked, full, read-only, failing) rather than one statement failed."""
-    code = getattr(error, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in _STORE_DOWN
+    """Whether the database says it (locked, full, read-only, failing, unreachable) rather than one statement
+    failed: SQLite's result code, or PostgreSQL's SQLSTATE; errors arrive from SQLAlchemy wrapping the driver's."""
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    code = getattr(cause, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _STORE_DOWN
+    state = getattr(cause, "sqlstate", None)
+    if state is not None:
+        return state[:2] in _SERVER_DOWN or state in _STATEMENT_NOT_TO_BLAME
+    # a driver's OperationalError with no code of the server's: the connection itself failed (PostgreSQL unreachable)
+    return isinstance(error, OperationalError) and not isinstance(cause, sqlite3.Error)
 
 
 def _store_works(conn: sqlite3.Connection, channel: Up | None, received_at: datetime) -> bool:
     """Commit the probe row (the smallest write that reaches the file), then write and roll back a good message."""
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "INSERT INTO ingest_probe (id, written_at) VALUES (1, ?)"
-                " ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
-                (iso(datetime.now(UTC)),),
-            )
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+        with write_transaction(conn) as connection:
+            ingest.write_probe(connection, iso(datetime.now(UTC)))
         trial = [_good_message(channel)] if channel else []
         write_batch(conn, trial, [DeadLetter("ingest-probe", b"{}", "trial")], received_at, commit=False)
     except Exception as exc:

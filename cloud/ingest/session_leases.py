@@ -5,9 +5,8 @@ docs/ingest_sessions.md). The lease says who may connect to that session right n
 renews its lease, or, once the lease has lapsed, a peer that takes it over to store what the session queued and
 end the session. Whoever connects to a session holds its lease first, so a worker that comes back waits for an
 adoption in progress instead of fighting over the session. Each holder states when its lease lapses, so workers
-configured with different staleness bounds still agree. This module owns the ``ingest_sessions`` table (created by
-a migration in cloud.storage); times are Unix seconds from the clock of the one machine whose SQLite file every
-worker shares.
+configured with different staleness bounds still agree. The ``ingest_sessions`` table is ``cloud.data.ingest``'s;
+times are Unix seconds from the clock of the one machine whose database every worker shares.
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-TABLE = "ingest_sessions"
+from cloud.data import ingest
+from cloud.data.connections import connection_of, write_transaction
 
 
 class LeaseHeld(ConnectionError):
@@ -39,23 +39,15 @@ class SessionLeases:
 
     def __init__(self, db: sqlite_utils.Database, ttl: float, clock: Callable[[], float] = time.time) -> None:
         """``ttl``: seconds after its last renewal that a lease this holder takes lapses."""
-        self._conn = db.conn
+        self._db = db
         self.ttl = ttl
         self._clock = clock
 
     def acquire(self, client_id: str, topic_filter: str, holder: str) -> Lease:
         """Take the lease for ``holder`` if nobody holds it, it lapsed, or ``holder`` has it; else raise LeaseHeld."""
         now = self._clock()
-        with self._conn:  # one write transaction: two peers cannot both take a lapsed lease
-            self._conn.execute(
-                f"INSERT OR IGNORE INTO {TABLE} (client_id, topic_filter, holder, lapses_at) VALUES (?, ?, ?, ?)",
-                (client_id, topic_filter, holder, now + self.ttl),
-            )
-            taken = self._conn.execute(
-                f"UPDATE {TABLE} SET holder = ?, lapses_at = ? WHERE client_id = ? AND topic_filter = ?"
-                " AND (holder = ? OR lapses_at < ?)",
-                (holder, now + self.ttl, client_id, topic_filter, holder, now),
-            ).rowcount
+        with write_transaction(self._db) as connection:  # two peers cannot both take a lapsed lease
+            taken = ingest.take_lease(connection, client_id, topic_filter, holder, now, now + self.ttl)
         lease = self.get(client_id)
         if taken:
             return lease
@@ -68,47 +60,32 @@ class SessionLeases:
 
     def renew(self, client_id: str, holder: str) -> bool:
         """Extend ``holder``'s lease; False if it lost the lease (a peer adopted the session after it lapsed)."""
-        with self._conn:
-            return bool(
-                self._conn.execute(
-                    f"UPDATE {TABLE} SET lapses_at = ? WHERE client_id = ? AND holder = ?",
-                    (self._clock() + self.ttl, client_id, holder),
-                ).rowcount
-            )
+        with write_transaction(self._db) as connection:
+            return ingest.renew_lease(connection, client_id, holder, self._clock() + self.ttl)
 
     def hand_back(self, client_id: str, holder: str) -> None:
         """An adopter that gave up returns the lease to the session's own worker, renewed now: the worker may
         connect at once, and peers wait a full ``ttl`` before trying again."""
-        with self._conn:
-            self._conn.execute(
-                f"UPDATE {TABLE} SET holder = client_id, lapses_at = ? WHERE client_id = ? AND holder = ?",
-                (self._clock() + self.ttl, client_id, holder),
-            )
+        with write_transaction(self._db) as connection:
+            ingest.return_lease(connection, client_id, holder, self._clock() + self.ttl)
 
     def drop(self, client_id: str, holder: str) -> bool:
         """Forget a session that has ended for good; False if ``holder`` no longer held it."""
-        with self._conn:
-            deleted = self._conn.execute(f"DELETE FROM {TABLE} WHERE client_id = ? AND holder = ?", (client_id, holder))
-            return bool(deleted.rowcount)
+        with write_transaction(self._db) as connection:
+            return ingest.drop_lease(connection, client_id, holder)
 
     def get(self, client_id: str) -> Lease | None:
-        row = self._conn.execute(
-            f"SELECT client_id, topic_filter, holder, lapses_at FROM {TABLE} WHERE client_id = ?", (client_id,)
-        ).fetchone()
+        row = ingest.find_lease(connection_of(self._db), client_id)
         return Lease(*row) if row else None
 
     def live(self, topic_filter: str) -> list[Lease]:
         """Sessions of this subscription whose lease is held and renewed: their worker (or adopter) runs."""
-        return self._select("lapses_at >= ?", topic_filter)
+        return self._select(topic_filter, lapsed=False)
 
     def lapsed(self, topic_filter: str) -> list[Lease]:
         """Sessions of this subscription whose lease lapsed: their worker (or its adopter) stopped renewing."""
-        return self._select("lapses_at < ?", topic_filter)
+        return self._select(topic_filter, lapsed=True)
 
-    def _select(self, condition: str, topic_filter: str) -> list[Lease]:
-        rows = self._conn.execute(
-            f"SELECT client_id, topic_filter, holder, lapses_at FROM {TABLE}"
-            f" WHERE topic_filter = ? AND {condition} ORDER BY lapses_at",
-            (topic_filter, self._clock()),
-        ).fetchall()
+    def _select(self, topic_filter: str, *, lapsed: bool) -> list[Lease]:
+        rows = ingest.leases(connection_of(self._db), topic_filter, self._clock(), lapsed=lapsed)
         return [Lease(*row) for row in rows]

@@ -13,17 +13,20 @@ knew (``docs/edge.md``).
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 
 import pydantic_core
+from sqlalchemy import Connection
 
 from cloud import dead_letters
 from cloud.crypto_fields import cipher_for_database
+from cloud.data import dead_letters as dead_letter_rows
+from cloud.data import features, fleet, ingest, predictions
+from cloud.data.connections import write_transaction
 from cloud.ingest import feature_codec
 from cloud.ingest.decode import MAX_REASON_CHARS, Accepted
 from cloud.ingest.feature_frame import FeatureFrame
@@ -31,41 +34,26 @@ from cloud.storage import iso
 from shared.messages import Envelope, GatewayEvent, GatewayStatus, OutcomeBatch, PredictionBatch
 from shared.topics import Up
 
-_SQL = {
-    "known": "SELECT msg_id FROM ingested_messages WHERE msg_id IN (SELECT value FROM json_each(?))",
-    "ingested": "INSERT OR IGNORE INTO ingested_messages (msg_id, channel, gateway_id, received_at) VALUES (?,?,?,?)",
-    "dead_letter": dead_letters.INSERT,
-    "feature_set": "INSERT OR IGNORE INTO feature_sets (version, names_json) VALUES (?,?)",
-    # one statement per message of many rows: SQLite cuts the rows out of the packed values and the
-    # [device_id, window_end] pairs itself, in C, instead of Python building and binding a tuple per row
-    "feature_rows": "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_f32, msg_id)"
-    " SELECT j.value ->> 0, j.value ->> 1, ?1, substr(?2, j.key * ?3 + 1, ?3), ?4 FROM json_each(?5) AS j",
-    # a one-row message binds its row directly: cheaper than json_each for a single row
-    "feature_row": "INSERT OR IGNORE INTO features (device_id, window_end, feature_set_version, values_f32, msg_id)"
-    " VALUES (?,?,?,?,?)",
-    "device": "INSERT INTO devices (device_id, gateway_id, device_type, first_seen, last_seen) VALUES (?,?,?,?,?)"
-    " ON CONFLICT (device_id) DO UPDATE SET gateway_id = excluded.gateway_id, device_type = excluded.device_type,"
-    " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
-    "prediction": "INSERT OR IGNORE INTO predictions (prediction_id, arm, device_id, device_type, prediction_type,"
-    " model_name, model_version, outputs_json, latency_ms, made_at, feature_window_end, gateway_id, msg_id)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    "outcome": "INSERT OR IGNORE INTO outcomes (outcome_id, device_id, source, observed_at, prediction_id, component,"
-    " result, value, technician, notes, gateway_id, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-    # an offline status (a last will, or a gateway that stopped) only marks the gateway offline: a will is built
-    # before the connection it outlives, so its models, sequence and counts are no news (an old agent's will may
-    # even list none); every other field keeps what the last online status said. One statement, so a batch
-    # holding a will and the next connect's online status still ends as the gateway is: last arrival wins.
-    "gateway": "INSERT INTO gateways (gateway_id, first_seen, last_seen, online, agent_version, director_sequence,"
-    " status_json) VALUES (?1,?2,?2,?3,?4,?5,?6) ON CONFLICT (gateway_id) DO UPDATE SET last_seen = excluded.last_seen,"
-    " online = excluded.online,"
-    " agent_version = iif(excluded.online, excluded.agent_version, agent_version),"
-    " director_sequence = iif(excluded.online, excluded.director_sequence, director_sequence),"
-    " status_json = iif(excluded.online, excluded.status_json,"
-    " json_set(status_json, '$.online', json('false'), '$.health', 'offline'))",
+#: each table's rows of a batch and the owner function writing them, in the order they are written
+_WRITES: dict[str, Callable[[Connection, list[tuple]], object]] = {
+    "ingested": ingest.record_messages,
+    "dead_letter": dead_letter_rows.add,
+    "feature_set": lambda connection, rows: features.add_feature_sets(connection, dict(rows)),
+    "feature_rows": features.add_packed_rows,
+    "feature_row": features.add_feature_rows,
+    "device": fleet.record_devices_seen,
+    "prediction": predictions.add_predictions,
+    "outcome": predictions.add_outcomes,
+    # an offline status (a last will, or a gateway that stopped) only marks the gateway offline; one statement, so a
+    # batch holding a will and the next connect's online status still ends as the gateway is: last arrival wins
+    "gateway": fleet.record_statuses,
     # an event naming a document the cloud never issued to that gateway also writes its security event (a trigger)
-    "event": "INSERT OR IGNORE INTO gateway_events (msg_id, gateway_id, kind, model_name, model_version,"
-    " director_sequence, rule, detail, sent_at, document_digest) VALUES (?,?,?,?,?,?,?,?,?,?)",
+    "event": fleet.add_events,
 }
+
+
+class _Trial(Exception):
+    """Raised inside a trial's transaction to roll it back."""
 
 
 def _json(value: object) -> str:
@@ -92,11 +80,11 @@ class BatchResult:
 class _Rows:
     """Rows of one batch, gathered per table so each table gets one ``executemany``."""
 
-    def __init__(self, received_at: str, conn: sqlite3.Connection) -> None:
+    def __init__(self, received_at: str, connection: Connection) -> None:
         self.received_at = received_at
-        self.conn = conn  # finds the field key that encrypts outcome notes at rest
+        self.connection = connection  # finds the field key that encrypts outcome notes at rest
         self.times: dict[datetime, str] = {}  # a batch's rows mostly share a few window ends: format each once
-        self.tables: dict[str, list[tuple]] = {name: [] for name in _SQL if name != "known"}
+        self.tables: dict[str, list[tuple]] = {name: [] for name in _WRITES}
         self.devices: dict[str, list] = {}  # device_id → [gateway_id, device_type, first_seen, last_seen]
         self.frames: list[FeatureFrame] = []
         self.feature_sets: dict[str, list[str]] = {}  # version → names, the first seen in the batch
@@ -142,10 +130,10 @@ class _Rows:
         version, names = item.message.feature_set_version, item.message.feature_names
         known = self.feature_sets.get(version)
         if known is None:
-            row = self.conn.execute("SELECT names_json FROM feature_sets WHERE version = ?", (version,)).fetchone()
-            if row is None:
+            known = features.feature_set_names(self.connection, version)
+            if known is None:
                 return None
-            known = self.feature_sets[version] = json.loads(row[0])
+            self.feature_sets[version] = known
         if known == names:
             return None
         return f"invalid: feature set {version!r} has the names {known}, this message {names}"[:MAX_REASON_CHARS]
@@ -158,7 +146,7 @@ class _Rows:
 
     def pack_features(self) -> None:
         """Every feature row of the batch packed with one numpy call per width; one statement row per message."""
-        self.tables["feature_set"] = [(version, _json(names)) for version, names in self.feature_sets.items()]
+        self.tables["feature_set"] = list(self.feature_sets.items())
         singles, statements = self.tables["feature_row"], self.tables["feature_rows"]
         for width in {len(frame.values[0]) for frame in self.frames}:
             frames = [frame for frame in self.frames if len(frame.values[0]) == width]
@@ -201,7 +189,7 @@ class _Rows:
 
     def _add_outcomes(self, batch: OutcomeBatch) -> None:
         rows = self.tables["outcome"]
-        encrypt = cipher_for_database(self.conn).encrypt
+        encrypt = cipher_for_database(self.connection).encrypt
         for o in batch.outcomes:
             rows.append(
                 (
@@ -224,6 +212,7 @@ class _Rows:
         self.tables["gateway"].append(
             (
                 status.gateway_id,
+                self.received_at,
                 self.received_at,
                 int(status.online),
                 status.agent_version,
@@ -261,35 +250,37 @@ def write_batch(
 
     ``commit=False`` writes everything and rolls it back: a trial of whether the store takes such a batch.
     """
-    received = iso(received_at)
-    rows = _Rows(received, conn)
-    # payloads encrypted at rest: a refused outcome still carries its technician's notes
-    rows.tables["dead_letter"] = dead_letters.sealed(conn, [(d.topic, d.payload, d.reason, received) for d in rejected])
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        ids = json.dumps([a.message.msg_id for a in accepted])
-        seen = {msg_id for (msg_id,) in conn.execute(_SQL["known"], (ids,))}
-        stored, refused = 0, []
-        for item in accepted:
-            if item.message.msg_id in seen:
-                continue
-            if conflict := rows.feature_set_conflict(item):
-                refused.append((item.topic, item.payload, conflict, received))
-                continue
-            seen.add(item.message.msg_id)
-            rows.add(item.channel, item.message)
-            stored += 1
-        rows.tables["dead_letter"] += dead_letters.sealed(conn, refused)
-        rows.pack_features()
-        rows.tables["device"] = [(device_id, *values) for device_id, values in rows.devices.items()]
-        for name, table_rows in rows.tables.items():
-            if table_rows:
-                conn.executemany(_SQL[name], table_rows)
-        if commit:
-            conn.commit()
-        else:
-            conn.rollback()
-    except BaseException:
-        conn.rollback()
-        raise
+        with write_transaction(conn) as connection:
+            result = _write(connection, accepted, rejected, iso(received_at))
+            if not commit:
+                raise _Trial
+    except _Trial:
+        pass
+    return result
+
+
+def _write(
+    connection: Connection, accepted: Sequence[Accepted], rejected: Iterable[DeadLetter], received: str
+) -> BatchResult:
+    rows = _Rows(received, connection)
+    # payloads encrypted at rest: a refused outcome still carries its technician's notes
+    letters = [(d.topic, d.payload, d.reason, received) for d in rejected]
+    seen = ingest.known_messages(connection, {a.message.msg_id for a in accepted})
+    stored, refused = 0, []
+    for item in accepted:
+        if item.message.msg_id in seen:
+            continue
+        if conflict := rows.feature_set_conflict(item):
+            refused.append((item.topic, item.payload, conflict, received))
+            continue
+        seen.add(item.message.msg_id)
+        rows.add(item.channel, item.message)
+        stored += 1
+    rows.tables["dead_letter"] = dead_letters.sealed(connection, letters + refused)
+    rows.pack_features()
+    rows.tables["device"] = [(device_id, *values) for device_id, values in rows.devices.items()]
+    for name, table_rows in rows.tables.items():
+        if table_rows:
+            _WRITES[name](connection, table_rows)
     return BatchResult(stored, len(accepted) - stored - len(refused), len(rows.tables["dead_letter"]))

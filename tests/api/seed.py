@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 
 from cloud import dead_letters
+from cloud.data import dead_letters as dead_letter_rows
+from cloud.data.connections import write_transaction
 from cloud.storage import iso
 from shared.messages import Arm, EventKind, GatewayEvent, GatewayStatus, ModelState, Prediction, PredictionType
 
@@ -127,5 +129,5 @@ def model_version(db: sqlite_utils.Database, name: str, version: str, status: st
 
 def dead_letter(db: sqlite_utils.Database, topic: str, payload: bytes, reason: str) -> None:
     """Stored as ingest stores one: the payload encrypted."""
-    with db.conn:
-        db.conn.executemany(dead_letters.INSERT, dead_letters.sealed(db.conn, [(topic, payload, reason, iso(T0))]))
+    with write_transaction(db) as connection:
+        dead_letter_rows.add(connection, dead_letters.sealed(db.conn, [(topic, payload, reason, iso(T0))]))

@@ -15,32 +15,15 @@ from tests.data.sql_outside import modules_running_sql
 STILL_RUNNING_SQL = frozenset(
     {
         "cloud/api/routes/models.py",
-        "cloud/api/routes/predictions.py",
-        "cloud/crypto_fields.py",
-        "cloud/dead_letters.py",
-        "cloud/experiments/guardrails.py",
-        "cloud/experiments/metrics.py",
-        "cloud/feature_store.py",
-        "cloud/feedback.py",
-        "cloud/ingest/feature_codec.py",
-        "cloud/ingest/isolation.py",
-        "cloud/ingest/session_leases.py",
-        "cloud/ingest/store.py",
-        "cloud/monitoring/drift.py",
-        "cloud/monitoring/performance.py",
-        "cloud/monitoring/reference.py",
         "cloud/pipeline/runs.py",
         "cloud/pipeline/schedules.py",
         "cloud/pipeline/training.py",
-        "cloud/predictions.py",
         "cloud/registry.py",
         "cloud/releases/model_rows.py",
         "cloud/retraining/feedback_patterns.py",
         "cloud/retraining/policy.py",
         "cloud/retraining/service.py",
         "cloud/rollouts/store.py",
-        "cloud/stored_times.py",
-        "iotsphere/demo/cloud_view.py",
     }
 )
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from cloud.ingest.decode import Accepted, decode
 from cloud.ingest.feature_codec import read_features
@@ -42,7 +42,7 @@ def test_a_device_spans_the_windows_it_reported_in_any_order(db):
 def test_a_failed_write_leaves_nothing_behind_not_even_the_dead_letters(db):
     db.execute("CREATE TRIGGER refuse BEFORE INSERT ON features BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
     letter = DeadLetter("t/gw/gw1/up/features", b"{", "malformed: EOF")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):  # SQLAlchemy's, wrapping SQLite's
         write_batch(db.conn, _accepted(features()), [letter], NOW)
     assert (count(db, "ingested_messages"), count(db, "dead_letters"), count(db, "feature_sets")) == (0, 0, 0)
     assert not db.conn.in_transaction
