@@ -20,8 +20,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from cloud import storage
-from cloud.api.routes.gateways import list_gateways
 from cloud.audit_checkpoints import AuditCheckpoints
+from cloud.data import fleet
+from cloud.data.connections import connection_of
+from cloud.data.times import iso
 from cloud.deployments import DeploymentState, list_deployments
 from cloud.experiments.store import ExperimentStore, Status
 from cloud.monitoring.drift import drift_history
@@ -29,6 +31,7 @@ from cloud.pipeline.runs import FINISHED, RunStatus, RunStore
 from cloud.registry import MLModelRegistry
 from cloud.releases import director
 from cloud.rollouts.store import RolloutStatus, list_ids
+from cloud.security_events import counts as security_counts
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +51,9 @@ def _gauge(name: str, documentation: str, labels: list[str], values: dict[tuple[
 
 
 def _gateways(db: sqlite_utils.Database, stale_after: float) -> Iterator[Metric]:
-    now = datetime.now(UTC)
-    states: Counter[tuple[str, ...]] = Counter({("online",): 0, ("offline",): 0, ("stale",): 0})
-    forged = 0
-    for gateway in list_gateways(db):
-        forged += gateway.security_events
-        if not gateway.online:
-            states["offline",] += 1
-        elif gateway.last_seen is None or now - gateway.last_seen > timedelta(seconds=stale_after):
-            states["stale",] += 1
-        else:
-            states["online",] += 1
+    stale_before = iso(datetime.now(UTC) - timedelta(seconds=stale_after))
+    states = {(state,): count for state, count in fleet.gateway_states(connection_of(db), stale_before).items()}
+    forged = sum(seen.documents for seen in security_counts(db))
     yield _gauge(
         "iotsphere_gateways",
         "Gateways by their last status: online, offline, or online but silent past IOTSPHERE_GATEWAY_STALE_AFTER_S.",

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
+from cloud.data import dead_letters, features, fleet, predictions
+from cloud.data.connections import connection_of
 from cloud.releases.director import latest_document
 from shared.messages import EventKind
 
@@ -28,8 +30,9 @@ class CloudView:
 
 
 def read_cloud_view(db: sqlite_utils.Database, gateway_ids: list[str]) -> CloudView:
+    connection = connection_of(db)
     view = CloudView(versions={gateway_id: {} for gateway_id in gateway_ids})
-    for row in db["gateways"].rows:
+    for row in fleet.gateways_with_device_counts(connection):
         if row["gateway_id"] not in view.versions:
             continue  # another fleet on a shared broker and prefix
         view.gateways_online += bool(row["online"])
@@ -39,27 +42,17 @@ def read_cloud_view(db: sqlite_utils.Database, gateway_ids: list[str]) -> CloudV
         document = latest_document(db, gateway_id)
         if document is not None:
             view.directed[gateway_id] = {name: model.version for name, model in document.signed.models.items()}
-    query = "SELECT model_name, model_version, count(*) AS n FROM predictions GROUP BY model_name, model_version"
-    for row in db.query(query):
-        view.predictions_by_model.setdefault(row["model_name"], {})[row["model_version"]] = row["n"]
+    for model_name, model_version, n in predictions.counts_by_version(connection):
+        view.predictions_by_model.setdefault(model_name, {})[model_version] = n
     view.predictions = sum(n for versions in view.predictions_by_model.values() for n in versions.values())
-    view.predictions_by_gateway = {
-        row["gateway_id"]: row["n"]
-        for row in db.query("SELECT gateway_id, count(*) AS n FROM predictions GROUP BY gateway_id")
-    }
-    view.features = db["features"].count
-    view.rejected_updates = db["gateway_events"].count_where("kind = ?", [EventKind.REJECT.value])
-    view.dead_letters = db["dead_letters"].count
+    view.predictions_by_gateway = predictions.counts_by_gateway(connection)
+    view.features = features.count_rows(connection)
+    view.rejected_updates = fleet.count_events(connection, EventKind.REJECT.value)
+    view.dead_letters = dead_letters.count(connection)
     return view
 
 
 def latest_predicted_device(db: sqlite_utils.Database, prediction_type: str) -> str | None:
     """The device with the newest prediction of this type (a device's newest prediction of another type may
     not have one of this type: a release can target some device types only, and types arrive separately)."""
-    rows = list(
-        db.query(
-            "SELECT device_id FROM predictions WHERE prediction_type = ? ORDER BY made_at DESC LIMIT 1",
-            [prediction_type],
-        )
-    )
-    return rows[0]["device_id"] if rows else None
+    return predictions.newest_device_predicted(connection_of(db), prediction_type)
