@@ -23,18 +23,20 @@ cannot be written is not made. Details carry ids, versions and hashes, not reaso
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlite_utils
+from sqlalchemy.exc import IntegrityError
 from tuf.api.metadata import Metadata
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
-from cloud.data.connections import write_transaction
+from cloud.data import models as stored_models
+from cloud.data import monitoring as stored_monitoring
+from cloud.data.connections import connection_of, database_file, write_transaction
 from cloud.errors import NotFound, Refused, Unavailable
 from cloud.releases.model_rows import GENERAL, PRODUCTION, RELEASED
 from cloud.releases.service import ReleaseService
@@ -111,11 +113,7 @@ class MLModelRegistry:
 
     def next_version(self, model_name: str) -> str:
         """One above the highest all-digit version (computed in SQL: a model may have thousands)."""
-        (highest,) = self.db.execute(
-            """SELECT MAX(CAST(model_version AS INTEGER)) FROM models
-               WHERE model_name = ? AND model_version != '' AND model_version NOT GLOB '*[^0-9]*'""",
-            [model_name],
-        ).fetchone()
+        highest = stored_models.highest_numeric_version(connection_of(self.db), model_name)
         return str((highest or 0) + 1)
 
     def _audit(self, actor: str | None, action: str, model_name: str, details: dict[str, Any]) -> None:
@@ -144,7 +142,6 @@ class MLModelRegistry:
                 f"cannot register {model_name} version {model_version}: metadata lacks {', '.join(missing)} and "
                 f"{model_artifacts_path} has no release.json to read them from"
             )
-        table = self.db["models"]
         row = {
             "model_name": model_name,
             "model_version": model_version,
@@ -157,10 +154,11 @@ class MLModelRegistry:
             "lineage_json": json.dumps({**given.get("lineage", {}), "artifacts_path": str(model_artifacts_path)}),
             "model_sha256": given["model_sha256"],
         }
-        with write_transaction(self.db):  # the write lock before the check: two registrations cannot both pass it
-            if list(table.rows_where("model_name = ? AND model_version = ?", [model_name, model_version])):
+        # the write lock before the check: two registrations cannot both pass it
+        with write_transaction(self.db) as connection:
+            if stored_models.find_version(connection, model_name, model_version) is not None:
                 raise RegistryRefused(f"{model_name} version {model_version} is already registered")
-            table.insert(row)
+            stored_models.add_version(connection, row)
             details = {"version": model_version, "model_sha256": row["model_sha256"]}
             self._audit(actor, "register", model_name, details)
         return row
@@ -169,26 +167,20 @@ class MLModelRegistry:
         """Remove a version a failed training run registered, with its evaluations and drift reference (its number
         will be used again); a released or promoted version is never removed (and nothing removed, nothing
         audited)."""
-        key = [model_name, model_version]
-        with write_transaction(self.db):
-            removed = self.db.execute(
-                "DELETE FROM models WHERE model_name = ? AND model_version = ? AND status = 'candidate'", key
-            ).rowcount
-            if removed:
-                for table in ("model_evaluations", "model_references"):
-                    self.db.execute(f"DELETE FROM {table} WHERE model_name = ? AND model_version = ?", key)
+        with write_transaction(self.db) as connection:
+            if stored_models.discard_candidate(connection, model_name, model_version):
+                stored_monitoring.delete_reference(connection, model_name, model_version)
                 self._audit(actor, "discard", model_name, {"version": model_version})
 
     def get_version(self, model_name: str, model_version: str) -> dict:
-        rows = list(self.db["models"].rows_where("model_name = ? AND model_version = ?", [model_name, model_version]))
-        if not rows:
+        row = stored_models.find_version(connection_of(self.db), model_name, model_version)
+        if row is None:
             raise UnknownModel(f"no model {model_name!r} version {model_version!r}")
-        return rows[0]
+        return dict(row)
 
     def list_versions(self, model_name: str | None = None) -> list[dict]:
         """Versions oldest first, of one model or of all."""
-        where, args = ("model_name = ?", [model_name]) if model_name else (None, [])
-        rows = list(self.db["models"].rows_where(where, args, order_by="model_name, created_at, model_version"))
+        rows = [dict(row) for row in stored_models.versions(connection_of(self.db), model_name or None)]
         if model_name and not rows:
             raise UnknownModel(f"unknown model {model_name!r}")
         return rows
@@ -198,21 +190,15 @@ class MLModelRegistry:
     ) -> None:
         """Store an evaluation's verdict; a failed one blocks promotion unless an admin overrides it."""
         self.get_version(model_name, model_version)
-        with write_transaction(self.db):
-            self.db["models"].update(
-                (model_name, model_version), {"evaluation_passed": int(passed), "evaluation_json": json.dumps(details)}
-            )
+        evaluation = {"evaluation_passed": int(passed), "evaluation_json": json.dumps(details)}
+        with write_transaction(self.db) as connection:
+            stored_models.update_version(connection, model_name, model_version, evaluation)
             self._audit(actor, "evaluate", model_name, {"version": model_version, "passed": bool(passed)})
 
     def get_active_model(self, model_name: str, device_type: str | None = None) -> dict | None:
         """The production version for ``device_type``, else the general one; None when there is neither."""
-        rows = self.db["models"].rows_where(
-            "model_name = ? AND status = ? AND production_device_type IN (?, ?)",
-            [model_name, PRODUCTION, device_type or GENERAL, GENERAL],
-            order_by="production_device_type DESC",  # a device type sorts after GENERAL ('')
-            limit=1,
-        )
-        return next(iter(rows), None)
+        row = stored_models.production_in(connection_of(self.db), model_name, [device_type or GENERAL, GENERAL])
+        return dict(row) if row else None
 
     def promote_model_to_production(
         self,
@@ -256,18 +242,14 @@ class MLModelRegistry:
         if current is None:
             raise RegistryRefused(f"{model_name} has no production version for {_scope_name(scope)} to roll back")
         if to_version is None:
-            previous = self.db.execute(
-                """SELECT from_version FROM model_history WHERE model_name = ? AND device_type = ?
-                   AND to_version = ? AND from_version IS NOT NULL ORDER BY id DESC LIMIT 1""",
-                [model_name, scope, current["model_version"]],
-            ).fetchone()
+            previous = stored_models.version_before(connection_of(self.db), model_name, scope, current["model_version"])
             if previous is None:
                 raise RegistryRefused(
                     f"nothing to roll back to: {model_name} version {current['model_version']} is the first "
                     f"production version for {_scope_name(scope)}, there was none before it (to put another "
                     "released version in its place, promote it or name it as the version to roll back to)"
                 )
-            to_version = previous[0]
+            to_version = previous
         row = self.get_version(model_name, to_version)
         actor = actor or configured_actor()
         reason = f"rolled back by {actor}" if reason is None else reason
@@ -295,16 +277,11 @@ class MLModelRegistry:
 
     def history(self, model_name: str, device_type: str | None = None) -> list[dict]:
         """Promotions and rollbacks of a model, newest first; only one scope's when ``device_type`` is given."""
-        where, args = "model_name = ?", [model_name]
-        if device_type is not None:
-            where, args = where + " AND device_type = ?", [*args, device_type]
-        return list(self.db["model_history"].rows_where(where, args, order_by="id DESC"))
+        return [dict(row) for row in stored_models.history(connection_of(self.db), model_name, device_type)]
 
     def _production(self, model_name: str, scope: str) -> dict | None:
-        rows = self.db["models"].rows_where(
-            "model_name = ? AND status = ? AND production_device_type = ?", [model_name, PRODUCTION, scope]
-        )
-        return next(iter(rows), None)
+        row = stored_models.production_in(connection_of(self.db), model_name, [scope])
+        return dict(row) if row else None
 
     def _switch(
         self,
@@ -369,23 +346,22 @@ class MLModelRegistry:
             "reason": reason,
             "override": int(override),
         }
+        connection = connection_of(self.db)
         try:
-            if current:
-                self.db["models"].update(
-                    (name, current["model_version"]), {"status": RELEASED, "production_device_type": None}
-                )
-            self.db["models"].update((name, version), {"status": PRODUCTION, "production_device_type": scope})
-            entry["id"] = self.db["model_history"].insert(entry).last_pk
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE constraint failed" not in str(exc):
+            stored_models.switch_production(connection, name, version, scope, entry["from_version"], RELEASED)
+        except IntegrityError as exc:  # models_one_production: another process made one since the check
+            if "unique" not in str(exc.orig).lower():
                 raise
-            raise RegistryRefused(f"{name} already has a production version for {_scope_name(scope)}: {exc}") from exc
+            raise RegistryRefused(
+                f"{name} already has a production version for {_scope_name(scope)}: {exc.orig}"
+            ) from exc
+        entry["id"] = stored_models.add_history(connection, entry)
         return entry
 
 
 def _data_dir(db: sqlite_utils.Database) -> Path:
     """The data folder holding the database file (where the keys and the TUF repository are)."""
-    path = db.execute("PRAGMA database_list").fetchone()[2]
+    path = database_file(connection_of(db))
     if not path:
         raise Unavailable(
             "an in-memory database has no data folder for the signing keys: give MLModelRegistry a config"

@@ -9,6 +9,7 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
+from cloud.data import models as stored_models
 from cloud.data.connections import write_transaction
 from cloud.errors import Refused
 from cloud.releases.tuf_repo import PublishedRelease, sha256_of
@@ -41,20 +42,21 @@ def record_release(db: sqlite_utils.Database, published: PublishedRelease, *, ac
         "status": RELEASED,
         "targets_version": published.targets_version,  # whose signatures name the signing key
     }
-    rows = list(db["models"].rows_where("model_name = ? AND model_version = ?", list(key)))
-    with write_transaction(db):
-        if rows:
-            registered = rows[0]["model_sha256"]
+    with write_transaction(db) as connection:
+        row = stored_models.find_version(connection, *key)
+        if row:
+            registered = row["model_sha256"]
             if registered and registered != model_sha256:
                 raise RegistryMismatch(
                     f"the registry lists {release.model_name} version {release.model_version} with sha256 "
                     f"{registered}, but the released model.onnx has {model_sha256}"
                 )
             # re-recording a release must not demote a version the registry has promoted
-            status = rows[0]["status"] if rows[0]["status"] == "production" else RELEASED
-            db["models"].update(key, {**signed, "status": status})
+            status = row["status"] if row["status"] == PRODUCTION else RELEASED
+            stored_models.update_version(connection, *key, {**signed, "status": status})
         else:
-            db["models"].insert(
+            stored_models.add_version(
+                connection,
                 {
                     "model_name": release.model_name,
                     "model_version": release.model_version,
@@ -65,7 +67,7 @@ def record_release(db: sqlite_utils.Database, published: PublishedRelease, *, ac
                     "metrics_json": json.dumps({}),
                     "lineage_json": json.dumps(release.lineage),
                     **signed,
-                }
+                },
             )
         details = {
             "targets_version": published.targets_version,
@@ -74,4 +76,4 @@ def record_release(db: sqlite_utils.Database, published: PublishedRelease, *, ac
         }
         target = f"{release.model_name}/{release.model_version}"
         AuditLog(db).record(actor or configured_actor(), "cloud.release", target, details)
-    return db["models"].get(key)
+        return dict(stored_models.find_version(connection, *key))

@@ -14,12 +14,9 @@ from tests.data.sql_outside import modules_running_sql
 
 STILL_RUNNING_SQL = frozenset(
     {
-        "cloud/api/routes/models.py",
         "cloud/pipeline/runs.py",
         "cloud/pipeline/schedules.py",
         "cloud/pipeline/training.py",
-        "cloud/registry.py",
-        "cloud/releases/model_rows.py",
         "cloud/retraining/feedback_patterns.py",
         "cloud/retraining/policy.py",
         "cloud/retraining/service.py",

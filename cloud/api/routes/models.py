@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-import sqlite_utils
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict
 
 from cloud.api.deps import Database, require_role
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
+from cloud.data import models as stored_models
+from cloud.data.connections import connection_of
 from cloud.errors import NotFound
 from shared.messages import PredictionType
 
@@ -76,17 +78,13 @@ class ModelOut(BaseModel):
     )
 
 
-def _version(row: dict) -> ModelVersionOut:
+def _version(row: Mapping[str, Any]) -> ModelVersionOut:
     return ModelVersionOut(
         **row,
         device_types=json.loads(row["device_types_json"] or "[]"),
         metrics=json.loads(row["metrics_json"] or "{}"),
         lineage=json.loads(row["lineage_json"] or "{}"),
     )
-
-
-def _versions(db: sqlite_utils.Database, where: str | None = None, args: list | None = None) -> list[ModelVersionOut]:
-    return [_version(row) for row in db["models"].rows_where(where, args or [], order_by="created_at, model_version")]
 
 
 def _group(versions: list[ModelVersionOut]) -> list[ModelOut]:
@@ -107,13 +105,13 @@ ModelName = Annotated[str, Path(description="Registered model name.", examples=[
 @router.get("", response_model=list[ModelOut])
 def list_models(db: Database) -> list[ModelOut]:
     """Every registered model with all its versions."""
-    return _group(_versions(db))
+    return _group([_version(row) for row in stored_models.versions(connection_of(db))])
 
 
 @router.get("/{model_name}", response_model=ModelOut)
 def get_model(db: Database, model_name: ModelName) -> ModelOut:
     """One model with all its versions, oldest first."""
-    found = _group(_versions(db, "model_name = ?", [model_name]))
+    found = _group([_version(row) for row in stored_models.versions(connection_of(db), model_name)])
     if not found:
         raise NotFound(f"unknown model {model_name!r}")
     return found[0]
@@ -126,9 +124,10 @@ def get_model_version(
     version: Annotated[str, Path(description="Model version.", examples=["3"])],
 ) -> ModelVersionOut:
     """One version of a model: status, metrics, lineage and where its signed release lives."""
-    found = _versions(db, "model_name = ? AND model_version = ?", [model_name, version])
-    if found:
-        return found[0]
-    if not db["models"].count_where("model_name = ?", [model_name]):
+    connection = connection_of(db)
+    row = stored_models.find_version(connection, model_name, version)
+    if row is not None:
+        return _version(row)
+    if not stored_models.has_model(connection, model_name):
         raise NotFound(f"unknown model {model_name!r}")
     raise NotFound(f"model {model_name!r} has no version {version!r}")
