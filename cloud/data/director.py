@@ -19,6 +19,7 @@ from sqlalchemy import (
     update,
 )
 
+from cloud.data.fleet import before_cursor
 from cloud.data.metadata import metadata, upsert
 
 director_documents = Table(
@@ -288,3 +289,21 @@ def deployment_rows(
     statement = statement.bindparams(bindparam("unauthenticated", expanding=True, type_=Text))
     parameters = {"unauthenticated": list(unauthenticated), "gateway": gateway_id, "model": model_name}
     return list(connection.execute(statement, parameters).mappings())
+
+
+# -- a gateway's timeline (the Gateway page) -----------------------------------------------------------------------
+
+
+def issued_before(
+    connection: Connection, gateway_id: str, cursor: tuple[str, str] | None, limit: int
+) -> list[RowMapping]:
+    """The documents issued to the gateway before ``cursor`` (``issued_at``, ``document_digest``), newest first, at
+    most ``limit``: ``document_digest``, ``sequence`` and ``issued_at``."""
+    i = director_issued.c
+    query = (
+        select(i.document_digest, i.sequence, i.issued_at)
+        .where(i.gateway_id == gateway_id, before_cursor(i.issued_at, i.document_digest, cursor))
+        .order_by(i.issued_at.desc(), i.document_digest.desc())
+        .limit(limit)
+    )
+    return list(connection.execute(query).mappings())

@@ -25,6 +25,8 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -53,6 +55,7 @@ devices = Table(
     Column("device_type", Text),
     Column("first_seen", Text),
     Column("last_seen", Text),
+    Index("idx_devices_gateway_id", "gateway_id"),
 )
 
 
@@ -398,11 +401,115 @@ def count_events(connection: Connection, kind: str) -> int:
 def gateway_states(connection: Connection, stale_before: str) -> dict[str, int]:
     """How many gateways are online, offline (their last status said so), or online but silent since before
     ``stale_before``: one counting query, however many gateways."""
+    state = _connection_state(stale_before)
+    counted = dict(connection.execute(select(state, func.count()).group_by(state)).all())
+    return {name: counted.get(name, 0) for name in CONNECTION_STATES}
+
+
+# ---- the Fleet and Gateway pages (issue 12): keyset pages and one gateway's timeline ------------------------------
+
+#: a gateway's connection state, as ``gateway_states`` counts and ``gateway_page`` filters
+CONNECTION_STATES = ("online", "offline", "stale")
+
+#: a gateway's last status serves ``:version`` of some model (the status lists them under ``models``)
+_SERVES_VERSION = {
+    "sqlite": "EXISTS (SELECT 1 FROM json_each(gateways.status_json, '$.models') AS m"
+    " WHERE m.value ->> '$.active_version' = :version)",
+    "postgresql": "EXISTS (SELECT 1 FROM jsonb_array_elements(CAST(gateways.status_json AS jsonb) -> 'models') AS m"
+    " WHERE m ->> 'active_version' = :version)",
+}
+
+
+def _connection_state(stale_before: str) -> Any:
     g = gateways.c
-    state = case(
+    return case(
         (func.coalesce(g.online, 0) == 0, "offline"),
         (g.last_seen.is_(None) | (g.last_seen < stale_before), "stale"),
         else_="online",
     )
-    counted = dict(connection.execute(select(state, func.count()).group_by(state)).all())
-    return {name: counted.get(name, 0) for name in ("online", "offline", "stale")}
+
+
+def _prefix_end(prefix: str) -> str:
+    """The smallest string after every string starting with ``prefix``: a prefix search is an index range."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def gateway_page(
+    connection: Connection,
+    stale_before: str,
+    limit: int,
+    after: str | None = None,
+    prefix: str = "",
+    state: str | None = None,
+    version: str | None = None,
+) -> list[RowMapping]:
+    """Up to ``limit`` gateways by id after ``after``, with ``state`` (``CONNECTION_STATES``: silent since before
+    ``stale_before`` is stale), ids starting with ``prefix``, of that state and serving that version of any model
+    if asked. One query walking the primary key from ``after``: as fast at 100,000 gateways as at ten."""
+    g = gateways.c
+    connection_state = _connection_state(stale_before)
+    query = select(gateways, connection_state.label("state")).order_by(g.gateway_id).limit(limit)
+    if after is not None:
+        query = query.where(g.gateway_id > after)
+    if prefix:
+        query = query.where(g.gateway_id >= prefix, g.gateway_id < _prefix_end(prefix))
+    if state is not None:
+        query = query.where(connection_state == state)
+    if version is not None:
+        query = query.where(text(_SERVES_VERSION[connection.dialect.name]).bindparams(version=version))
+    return list(connection.execute(query).mappings())
+
+
+def device_counts(connection: Connection, gateway_ids: Collection[str]) -> dict[str, int]:
+    """gateway id → how many devices it has, of the gateways named (those with none left out)."""
+    query = (
+        select(devices.c.gateway_id, func.count())
+        .where(devices.c.gateway_id.in_(sorted(gateway_ids)))
+        .group_by(devices.c.gateway_id)
+    )
+    return dict(connection.execute(query).all())
+
+
+def gateway_row(connection: Connection, gateway_id: str, stale_before: str) -> RowMapping | None:
+    """The gateway's row with its ``state`` (as ``gateway_page`` has it), if it ever reported."""
+    query = select(gateways, _connection_state(stale_before).label("state")).where(gateways.c.gateway_id == gateway_id)
+    return connection.execute(query).mappings().first()
+
+
+def before_cursor(time: Any, key: Any, cursor: tuple[str, str] | None) -> Any:
+    """Rows strictly before ``cursor`` (time, key) in a newest-first order by ``time`` then ``key``, or every row
+    without one: the keyset condition each timeline source applies."""
+    if cursor is None:
+        return true()
+    at, after_key = cursor
+    return (time < at) | ((time == at) & (key < after_key))
+
+
+def events_before(
+    connection: Connection, gateway_id: str, cursor: tuple[str, str] | None, limit: int
+) -> list[RowMapping]:
+    """The gateway's events before ``cursor`` (``sent_at``, ``msg_id``), newest first, at most ``limit``: one range
+    of the (gateway_id, sent_at) index."""
+    e = gateway_events.c
+    query = (
+        select(gateway_events)
+        .where(e.gateway_id == gateway_id, before_cursor(e.sent_at, e.msg_id, cursor))
+        .order_by(e.sent_at.desc(), e.msg_id.desc())
+        .limit(limit)
+    )
+    return list(connection.execute(query).mappings())
+
+
+def security_events_before(
+    connection: Connection, gateway_id: str, cursor: tuple[str, str] | None, limit: int
+) -> list[RowMapping]:
+    """The documents never issued to the gateway that it reported, before ``cursor`` (``first_seen_at``,
+    ``document_digest``), newest first, at most ``limit``."""
+    s = security_events.c
+    query = (
+        select(*_SECURITY_EVENT)
+        .where(s.gateway_id == gateway_id, before_cursor(s.first_seen_at, s.document_digest, cursor))
+        .order_by(s.first_seen_at.desc(), s.document_digest.desc())
+        .limit(limit)
+    )
+    return list(connection.execute(query).mappings())

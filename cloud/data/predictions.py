@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 
 from cloud.data.bulk import BulkInsert
+from cloud.data.fleet import before_cursor
 from cloud.data.metadata import FLOAT, epoch_ms, json_number, metadata, upsert
 
 predictions = Table(
@@ -62,6 +63,7 @@ outcomes = Table(
     Index("idx_outcomes_device_id_observed_at", "device_id", "observed_at"),
     Index("idx_outcomes_prediction_id", "prediction_id"),
     Index("idx_outcomes_received_at", "received_at"),
+    Index("idx_outcomes_gateway_id_observed_at", "gateway_id", "observed_at"),
 )
 
 
@@ -416,3 +418,21 @@ def newest_device_predicted(connection: Connection, prediction_type: str) -> str
     p = predictions.c
     query = select(p.device_id).where(p.prediction_type == prediction_type).order_by(p.made_at.desc()).limit(1)
     return connection.execute(query).scalar()
+
+
+# ---- a gateway's timeline (the Gateway page) --------------------------------------------------------------------
+
+
+def outcomes_before(
+    connection: Connection, gateway_id: str, cursor: tuple[str, str] | None, limit: int
+) -> list[RowMapping]:
+    """Outcomes of the gateway's devices observed before ``cursor`` (``observed_at``, ``outcome_id``), newest first,
+    at most ``limit``: one range of the (gateway_id, observed_at) index."""
+    o = outcomes.c
+    query = (
+        select(outcomes)
+        .where(o.gateway_id == gateway_id, before_cursor(o.observed_at, o.outcome_id, cursor))
+        .order_by(o.observed_at.desc(), o.outcome_id.desc())
+        .limit(limit)
+    )
+    return list(connection.execute(query).mappings())
