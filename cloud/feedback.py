@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
 from cloud.crypto_fields import FieldCipher, cipher_for_database
-from cloud.data.connections import write_transaction
+from cloud.data import predictions as stored_predictions
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import NotFound, Refused
 from cloud.storage import iso
 from shared.messages import Component, FeedbackSource, OutcomeResult, UtcDatetime, utc_now
@@ -112,8 +113,9 @@ class PredictionFeedbackService:
 
     def prediction(self, prediction_id: str) -> dict:
         """The prediction's stored row (its first arm); raise UnknownPrediction."""
-        for row in self.db["predictions"].rows_where("prediction_id = ?", [prediction_id], limit=1):
-            return row
+        row = stored_predictions.first_arm(connection_of(self.db), prediction_id)
+        if row is not None:
+            return dict(row)
         raise UnknownPrediction(f"unknown prediction {prediction_id!r}: no gateway has reported it")
 
     def record_prediction_outcome(
@@ -149,15 +151,13 @@ class PredictionFeedbackService:
             "gateway_id": prediction["gateway_id"],
             "received_at": iso(now),
         }
-        with write_transaction(self.db):
-            created = self.db.execute(_insert_ignore("outcomes", row), list(row.values())).rowcount == 1
+        with write_transaction(self.db) as connection:
+            created = stored_predictions.add_outcome_once(connection, row)
             if created:
                 details = {"id": outcome_id, "source": source.value}
                 AuditLog(self.db).record(actor or configured_actor(), "feedback.outcome", prediction_id, details)
-            else:
-                [existing] = self.db.execute("SELECT prediction_id FROM outcomes WHERE outcome_id = ?", [outcome_id])
-                if existing[0] != prediction_id:
-                    raise InvalidFeedback(f"outcome id {outcome_id!r} is already used for another prediction")
+            elif stored_predictions.prediction_of_outcome(connection, outcome_id) != prediction_id:
+                raise InvalidFeedback(f"outcome id {outcome_id!r} is already used for another prediction")
         return Recorded(outcome_id, created)
 
     def record_user_feedback(
@@ -181,8 +181,8 @@ class PredictionFeedbackService:
             "submitted_by": submitted_by,
             "submitted_at": iso(utc_now()),
         }
-        with write_transaction(self.db):
-            created = self.db.execute(_insert_ignore("feedback", row), list(row.values())).rowcount == 1
+        with write_transaction(self.db) as connection:
+            created = stored_predictions.add_feedback_once(connection, row)
             if created:
                 details = {"id": feedback_id, "rating": feedback_rating}
                 AuditLog(self.db).record(actor or configured_actor(), "feedback.rate", prediction_id, details)
@@ -191,7 +191,7 @@ class PredictionFeedbackService:
     def outcomes(self, prediction_id: str, decrypt: bool) -> list[StoredOutcome]:
         """The prediction's outcomes, oldest observation first; notes decrypted only if ``decrypt``."""
         self.prediction(prediction_id)
-        rows = self.db["outcomes"].rows_where("prediction_id = ?", [prediction_id], order_by="observed_at")
+        rows = stored_predictions.outcomes_of(connection_of(self.db), prediction_id)
         return [
             StoredOutcome(
                 **{**row, "notes": self.cipher.decrypt(row["notes"]) if decrypt else None},
@@ -203,7 +203,7 @@ class PredictionFeedbackService:
     def feedback(self, prediction_id: str, decrypt: bool) -> list[StoredFeedback]:
         """The prediction's ratings, oldest first; comments decrypted only if ``decrypt``."""
         self.prediction(prediction_id)
-        rows = self.db["feedback"].rows_where("prediction_id = ?", [prediction_id], order_by="submitted_at")
+        rows = stored_predictions.feedback_of(connection_of(self.db), prediction_id)
         return [
             StoredFeedback(
                 **{**row, "comments": self.cipher.decrypt(row["comments"]) if decrypt else None},
@@ -226,7 +226,3 @@ def _outcome(given: ActualOutcome | Mapping[str, Any]) -> ActualOutcome:
 def _outcome_key(prediction_id: str, source: FeedbackSource, outcome: ActualOutcome) -> str:
     finding = [prediction_id, source.value, outcome.component, outcome.result, outcome.value]
     return hashlib.sha256(json.dumps(finding).encode()).hexdigest()[:32]
-
-
-def _insert_ignore(table: str, row: dict) -> str:
-    return f"INSERT OR IGNORE INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"

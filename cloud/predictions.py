@@ -9,6 +9,8 @@ from datetime import datetime
 import sqlite_utils
 from pydantic import BaseModel
 
+from cloud.data import predictions as stored_predictions
+from cloud.data.connections import connection_of
 from cloud.storage import iso
 from shared.messages import Arm, PredictionType
 
@@ -42,24 +44,14 @@ def find_predictions(
     limit: int | None = 20,
 ) -> list[StoredPrediction]:
     """Predictions matching every filter given (None: any), newest first, at most ``limit`` (None: all)."""
-    clauses: list[str] = []
-    params: list[str] = []
-    for column, value in (
-        ("prediction_id", prediction_id),
-        ("device_id", device_id),
-        ("model_name", model_name),
-        ("prediction_type", prediction_type),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if arms:
-        clauses.append(f"arm IN ({', '.join('?' * len(arms))})")
-        params.extend(Arm(arm).value for arm in arms)
-    if since is not None:
-        clauses.append("made_at >= ?")
-        params.append(iso(since))
-    rows = db["predictions"].rows_where(
-        " AND ".join(clauses) or None, params, order_by="made_at DESC, prediction_id, arm", limit=limit
+    rows = stored_predictions.find_predictions(
+        connection_of(db),
+        prediction_id=prediction_id,
+        device_id=device_id,
+        model_name=model_name,
+        prediction_type=prediction_type,
+        arms=[Arm(arm).value for arm in arms] if arms else None,
+        since=None if since is None else iso(since),
+        limit=limit,
     )
     return [StoredPrediction(**row, outputs=json.loads(row["outputs_json"])) for row in rows]

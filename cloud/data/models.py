@@ -246,3 +246,9 @@ def evaluations(connection: Connection, model_name: str, model_version: str | No
     if model_version is not None:
         query = query.where(model_evaluations.c.model_version == model_version)
     return list(connection.execute(query).mappings())
+
+
+def prediction_type_of(connection: Connection, model_name: str) -> str | None:
+    """The prediction type of the model's registered versions; None if none is registered."""
+    query = select(models.c.prediction_type).where(models.c.model_name == model_name).limit(1)
+    return connection.execute(query).scalar()

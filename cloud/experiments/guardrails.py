@@ -21,9 +21,12 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from cloud.data import fleet
+from cloud.data import predictions as stored_predictions
+from cloud.data.connections import connection_of
 from cloud.errors import Invalid
-from cloud.experiments.metrics import CHALLENGER, CHAMPION
-from shared.messages import Arm, EventKind
+from cloud.experiments.metrics import CHALLENGER, CHALLENGERS, CHAMPION
+from shared.messages import EventKind
 
 DEFAULT_GUARDRAILS: dict[str, float] = {
     #: the challenger's p95 latency may be at most this multiple of the champion's
@@ -42,6 +45,10 @@ DEFAULT_GUARDRAILS: dict[str, float] = {
 }
 
 
+#: the events a guardrail counts
+_EVENTS = (EventKind.REJECT.value, EventKind.ROLLBACK.value, EventKind.HEALTH.value)
+
+
 def guardrails_with_defaults(given: dict[str, float] | None) -> dict[str, float]:
     unknown = set(given or {}) - set(DEFAULT_GUARDRAILS)
     if unknown:
@@ -58,34 +65,14 @@ def arm_figures(db: sqlite_utils.Database, experiment: dict[str, Any]) -> dict[s
     since, until = experiment["started_at"], experiment["stopped_at"]
     arms = {
         CHAMPION: ([CHAMPION], experiment["champion_version"]),
-        CHALLENGER: ([CHALLENGER, Arm.SHADOW.value], experiment["challenger_version"]),
+        CHALLENGER: (CHALLENGERS, experiment["challenger_version"]),
     }
     figures: dict[str, dict[str, Any]] = {}
+    connection = connection_of(db)
     for arm, (labels, version) in arms.items():
-        marks = ", ".join("?" for _ in labels)
-        batches = db.execute(
-            f"""SELECT MAX(latency_ms), COUNT(*) FROM predictions WHERE model_name = ? AND model_version = ?
-                AND arm IN ({marks}) AND made_at >= ? AND (? IS NULL OR made_at <= ?)
-                GROUP BY gateway_id, made_at""",
-            [experiment["model_name"], version, *labels, since, until, until],
-        ).fetchall()
+        batches = stored_predictions.batches(connection, experiment["model_name"], version, labels, since, until)
         latencies = np.array([latency for latency, _ in batches], dtype=np.float64)
-        events = dict(
-            db.execute(
-                """SELECT kind, COUNT(*) FROM gateway_events WHERE model_name = ? AND model_version = ?
-                   AND kind IN (?, ?, ?) AND sent_at >= ? AND (? IS NULL OR sent_at <= ?) GROUP BY kind""",
-                [
-                    experiment["model_name"],
-                    version,
-                    EventKind.REJECT,
-                    EventKind.ROLLBACK,
-                    EventKind.HEALTH,
-                    since,
-                    until,
-                    until,
-                ],
-            ).fetchall()
-        )
+        events = fleet.version_event_counts(connection, experiment["model_name"], version, _EVENTS, since, until)
         figures[arm] = {
             "predictions": sum(count for _, count in batches),
             "batches": int(latencies.size),

@@ -22,11 +22,15 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from cloud.data import predictions as stored_predictions
+from cloud.data.connections import connection_of
 from cloud.errors import Invalid
 from cloud.training.usage_outputs import LABEL as USAGE_LABEL
 from shared.messages import Arm, OutcomeResult, PredictionType
 
 CHAMPION, CHALLENGER = Arm.CHAMPION.value, Arm.CHALLENGER.value
+#: the arms a challenger serves on: split mode's and shadow mode's
+CHALLENGERS = (CHALLENGER, Arm.SHADOW.value)
 _FAILED = {OutcomeResult.FAILED.value, OutcomeResult.REPLACED.value}
 
 
@@ -78,26 +82,10 @@ def arm_observations(
     metric = metric_for(experiment["prediction_type"])
     since = experiment["started_at"] if since is None else since
     until = experiment["stopped_at"] if until is None else until
-    rows = db.execute(
-        """SELECT p.prediction_id, p.arm, p.model_version, p.outputs_json, o.component, o.result, o.value
-           FROM predictions p JOIN outcomes o ON o.prediction_id = p.prediction_id
-           WHERE p.model_name = ? AND p.made_at >= ? AND (? IS NULL OR p.made_at <= ?)
-             AND ((p.arm = ? AND p.model_version = ?) OR (p.arm IN (?, ?) AND p.model_version = ?))
-           ORDER BY o.observed_at, o.outcome_id""",
-        [
-            experiment["model_name"],
-            since,
-            until,
-            until,
-            CHAMPION,
-            experiment["champion_version"],
-            CHALLENGER,
-            Arm.SHADOW.value,
-            experiment["challenger_version"],
-        ],
-    )
+    arms = [([CHAMPION], experiment["champion_version"]), (CHALLENGERS, experiment["challenger_version"])]
+    rows = stored_predictions.experiment_outcomes(connection_of(db), experiment["model_name"], arms, since, until)
     latest: dict[tuple[str, str], float] = {}
-    for prediction_id, arm, _version, outputs_json, component, result, value in rows:
+    for prediction_id, arm, outputs_json, component, result, value in rows:
         scored = metric.score(json.loads(outputs_json), {"component": component, "result": result, "value": value})
         if scored is not None:
             latest[(prediction_id, CHAMPION if arm == CHAMPION else CHALLENGER)] = scored

@@ -46,7 +46,11 @@ from sklearn.metrics import roc_auc_score
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
-from cloud.data.connections import write_transaction
+from cloud.data import features as stored_features
+from cloud.data import fleet
+from cloud.data import monitoring as stored_monitoring
+from cloud.data import predictions as stored_predictions
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import Invalid
 from cloud.feature_store import FeatureStore
 from cloud.monitoring import DEFAULT_DRIFT_DAYS, drift_stats
@@ -301,11 +305,7 @@ def _schema_findings(db: sqlite_utils.Database, reference: dict, start: str, end
     """Rows of feature sets the version does not know, and features it expects that the stored set lacks."""
     findings = []
     version = reference["feature_set_version"]
-    for (other,) in db.execute("SELECT version FROM feature_sets WHERE version != ? ORDER BY version", [version]):
-        (count,) = db.execute(
-            "SELECT count(*) FROM features WHERE feature_set_version = ? AND window_end >= ? AND window_end < ?",
-            [other, start, end],
-        ).fetchone()
+    for other, count in stored_features.rows_of_other_sets(connection_of(db), version, start, end):
         if count:
             findings.append({"check": "unknown_schema", "feature_set_version": other, "rows": count})
     if stored is not None:
@@ -329,15 +329,9 @@ def _schema_findings(db: sqlite_utils.Database, reference: dict, start: str, end
 def _outcome_rows(db: sqlite_utils.Database, row: dict, start: str, end: str, device_type: str | None) -> list:
     """(prediction_id, outputs_json, component, result, value) of outcomes observed in the window on the
     version's predictions."""
-    sql = (
-        "SELECT o.prediction_id, p.outputs_json, o.component, o.result, o.value FROM outcomes AS o"
-        " JOIN predictions AS p ON p.prediction_id = o.prediction_id"
-        " WHERE o.observed_at >= ? AND o.observed_at < ? AND p.model_name = ? AND p.model_version = ?"
+    return stored_predictions.version_outcomes(
+        connection_of(db), row["model_name"], row["model_version"], start, end, device_type
     )
-    parameters = [start, end, row["model_name"], row["model_version"]]
-    if device_type is not None:
-        sql, parameters = sql + " AND p.device_type = ?", [*parameters, device_type]
-    return db.execute(sql, parameters).fetchall()
 
 
 def _failure_performance(outcomes: list, baseline: dict, config: DriftConfig) -> dict:
@@ -444,21 +438,17 @@ def _version_row(db: sqlite_utils.Database, model_name: str, version: str | None
     active = registry.get_active_model(model_name, device_type)
     if active is not None:
         return active
-    newest = db.execute(
-        "SELECT model_version FROM model_references WHERE model_name = ?"
-        " ORDER BY CAST(model_version AS INTEGER) DESC, model_version DESC LIMIT 1",
-        [model_name],
-    ).fetchone()
+    newest = stored_monitoring.newest_referenced_version(connection_of(db), model_name)
     if newest is None:
         registry.list_versions(model_name)  # UnknownModel for a name never registered
         raise NoReference(f"no version of {model_name} has a training reference; retrain it to check drift")
-    return registry.get_version(model_name, newest[0])
+    return registry.get_version(model_name, newest)
 
 
 def _check_device_type(db: sqlite_utils.Database, row: dict, reference: dict, device_type: str) -> None:
     """Refuse a device type named by none of: the version's targets, its training segments, the fleet's heaters."""
     known = {*json.loads(row["device_types_json"] or "[]"), *reference["segments"]}
-    known.update(kind for (kind,) in db.execute("SELECT DISTINCT device_type FROM devices WHERE device_type != ''"))
+    known.update(fleet.known_device_types(connection_of(db)))
     if device_type not in known:
         names = ", ".join(sorted(known)) or "none"
         raise UnknownDeviceType(
@@ -583,8 +573,8 @@ def record_check(db: sqlite_utils.Database, result: dict, *, actor: str | None =
         "performance_status": result["performance"]["status"],
         "result_json": json.dumps(result, separators=(",", ":")),
     }
-    with write_transaction(db):
-        check_id = int(db["drift_checks"].insert(row).last_pk)
+    with write_transaction(db) as connection:
+        check_id = stored_monitoring.add_drift_check(connection, row)
         details = {"check_id": check_id, "version": row["model_version"], "status": row["status"]}
         AuditLog(db).record(actor, "drift.check", row["model_name"], details)
     return check_id
@@ -592,7 +582,7 @@ def record_check(db: sqlite_utils.Database, result: dict, *, actor: str | None =
 
 def drift_history(db: sqlite_utils.Database, model_name: str, limit: int = 50) -> list[dict]:
     """Recorded checks of a model, newest first: the summary columns and the drifted features' names."""
-    rows = db["drift_checks"].rows_where("model_name = ?", [model_name], order_by="id DESC", limit=limit)
+    rows = stored_monitoring.drift_checks_of(connection_of(db), model_name, limit)
     return [
         {k: v for k, v in row.items() if k != "result_json"}
         | {"drifted": json.loads(row["result_json"])["feature_drift"]["drifted"]}

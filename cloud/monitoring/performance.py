@@ -25,7 +25,7 @@ import gc
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +35,12 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
-from cloud.data.connections import write_transaction
+from cloud.data import dead_letters as stored_dead_letters
+from cloud.data import fleet
+from cloud.data import models as stored_models
+from cloud.data import monitoring as stored_monitoring
+from cloud.data import predictions as stored_predictions
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import Invalid, NotFound
 from cloud.storage import from_iso, iso, utc_time
 from cloud.training.usage_outputs import LABEL as USAGE_LABEL
@@ -55,8 +60,6 @@ _WINDOW = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _FAILED = (OutcomeResult.FAILED.value, OutcomeResult.REPLACED.value)
 _MAX_METRIC_NAME = 128
-#: milliseconds since the Unix epoch of a stored timestamp (``cloud.storage.iso`` text), computed by SQLite
-_MS = "CAST(round((julianday({}) - 2440587.5) * 86400000) AS INTEGER)"
 
 
 class InvalidMetrics(Invalid):
@@ -126,7 +129,8 @@ class _Computation:
         self.window_ms = round(self.window.total_seconds() * 1000)
         self.windows = -(-(self.end_ms - self.start_ms) // self.window_ms)
         self.vocabulary = _Vocabulary()
-        self.params = [model_name, iso(start), iso(end)]
+        #: [start, end) as stored times
+        self.period = (iso(start), iso(end))
 
     def rows(self, columns: list[Sequence], made_at_ms: Sequence[int]) -> _Rows:
         """Codes of (model_version, device_type, arm) columns and the window index of each row."""
@@ -157,16 +161,16 @@ class _Computation:
         return cell
 
 
-def _fetch_columns(db: sqlite_utils.Database, sql: str, params: list) -> list[tuple]:
-    """The query's result as columns ([] for no rows).
+def _columns(pull: Callable[[], Sequence[Sequence]]) -> list[tuple]:
+    """The rows ``pull`` fetches, as columns ([] for no rows).
 
-    The cyclic garbage collector is paused meanwhile: a million fresh row tuples (which form no cycles) set off
-    its full passes again and again, a quarter of the time of a large computation.
+    The cyclic garbage collector is paused meanwhile: a million fresh rows (which form no cycles) set off its full
+    passes again and again, a quarter of the time of a large computation.
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return list(zip(*db.execute(sql, params).fetchall(), strict=True))
+        return list(zip(*pull(), strict=True))
     finally:
         if was_enabled:
             gc.enable()
@@ -388,17 +392,11 @@ class ModelPerformanceMonitor:
             "arm": arm,
             "window": window or "",
         }
-        at, now = iso(timestamp), iso(datetime.now(UTC))
-        rows = [(*series.values(), name, float(value), at, source, now) for name, value in metrics.items()]
-        with write_transaction(self.db):
-            self.db.conn.executemany(
-                "INSERT INTO metric_points (model_name, prediction_type, model_version, device_type, arm, window,"
-                " metric, value, at, source, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (model_name, metric, model_version, device_type, arm, window, at) DO UPDATE SET"
-                " value = excluded.value, source = excluded.source, recorded_at = excluded.recorded_at",
-                rows,
-            )
-        return len(rows)
+        stamps = {"at": iso(timestamp), "source": source, "recorded_at": iso(datetime.now(UTC))}
+        points = [{**series, "metric": name, "value": float(value), **stamps} for name, value in metrics.items()]
+        with write_transaction(self.db) as connection:
+            stored_monitoring.put_metric_points(connection, points)
+        return len(points)
 
     def metric_points(
         self,
@@ -414,44 +412,34 @@ class ModelPerformanceMonitor:
         limit: int = 10_000,
     ) -> list[dict]:
         """Stored points, oldest first; each filter given narrows the series ('' matches points not split by it)."""
-        where, params = [], []
-        for column, value in (
-            ("model_name", model_name),
-            ("prediction_type", prediction_type),
-            ("metric", metric),
-            ("model_version", model_version),
-            ("device_type", device_type),
-            ("arm", arm),
-            ("source", source),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if start is not None:
-            where.append("at >= ?")
-            params.append(iso(start))
-        if end is not None:
-            where.append("at < ?")
-            params.append(iso(end))
-        sql = (
-            "SELECT model_name, prediction_type, model_version, device_type, arm, window, metric, value, at, source"
-            " FROM metric_points" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY at, id LIMIT ?"
+        given = {
+            "model_name": model_name,
+            "prediction_type": prediction_type,
+            "metric": metric,
+            "model_version": model_version,
+            "device_type": device_type,
+            "arm": arm,
+            "source": source,
+        }
+        equal = {column: value for column, value in given.items() if value is not None}
+        found = stored_monitoring.find_metric_points(
+            connection_of(self.db),
+            equal,
+            None if start is None else iso(start),
+            None if end is None else iso(end),
+            limit,
         )
-        cursor = self.db.execute(sql, [*params, limit])
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return [dict(point) for point in found]
 
     # ---- computed from outcomes ----------------------------------------------------------------------------
 
     def prediction_type_of(self, model_name: str) -> PredictionType:
         """The model's prediction type, from its registered versions or else its stored predictions."""
-        for sql in (
-            "SELECT prediction_type FROM models WHERE model_name = ? LIMIT 1",
-            "SELECT prediction_type FROM predictions WHERE model_name = ? LIMIT 1",
-        ):
-            found = self.db.execute(sql, [model_name]).fetchone()
+        connection = connection_of(self.db)
+        for prediction_type_of in (stored_models.prediction_type_of, stored_predictions.prediction_type_of_model):
+            found = prediction_type_of(connection, model_name)
             if found:
-                return PredictionType(found[0])
+                return PredictionType(found)
         raise UnknownModelName(f"unknown model {model_name!r}: no version registered and no prediction stored")
 
     def compute_metrics(
@@ -493,9 +481,7 @@ class ModelPerformanceMonitor:
             "horizon_days": self.horizon.total_seconds() / 86400,
             "cells": [cells[combo] for combo in sorted(cells)],
             "errors": self._events(run),
-            "dead_letters": self.db.execute(
-                "SELECT count(*) FROM dead_letters WHERE received_at >= ? AND received_at < ?", run.params[1:]
-            ).fetchone()[0],
+            "dead_letters": stored_dead_letters.count_received(connection_of(self.db), *run.period),
         }
         if store:
             self.store_computed(result, actor=actor)
@@ -504,16 +490,8 @@ class ModelPerformanceMonitor:
     def _predictions(self, run: _Computation, prediction_type: PredictionType, cell) -> None:
         """Prediction counts and latency per cell; classification for ``component_failure``."""
         classes = [NO_FAILURE, *(c.value for c in Component)]
-        outputs = (
-            "".join(f", json_extract(outputs_json, '$.\"{name}\"')" for name in classes)
-            if prediction_type == PredictionType.COMPONENT_FAILURE
-            else ""
-        )
-        pulled = self._pull(
-            run,
-            f"SELECT model_version, device_type, arm, {_MS.format('made_at')}, device_id, latency_ms{outputs}"
-            " FROM predictions WHERE model_name = ? AND made_at >= ? AND made_at < ?",
-        )
+        outputs = classes if prediction_type == PredictionType.COMPONENT_FAILURE else []
+        pulled = self._pull(run, stored_predictions.made_in_period, outputs)
         if pulled is None:
             return
         rows, cells, columns = pulled
@@ -538,11 +516,9 @@ class ModelPerformanceMonitor:
         devices: dict[str, int] = {}
         device = np.fromiter((devices.setdefault(d, len(devices)) for d in device_ids), np.int64, len(device_ids))
         horizon_ms = round(self.horizon.total_seconds() * 1000)
-        found = _fetch_columns(
-            self.db,
-            f"SELECT device_id, {_MS.format('observed_at')}, component, result FROM outcomes"
-            " WHERE component IS NOT NULL AND result IS NOT NULL AND observed_at > ? AND observed_at <= ?",
-            [iso(run.start), iso(run.end + self.horizon)],
+        connection = connection_of(self.db)
+        found = _columns(
+            lambda: stored_predictions.findings_observed(connection, iso(run.start), iso(run.end + self.horizon))
         )
         columns = found or [()] * 4
         # -1: a heater without a prediction in the period, whose outcomes label nothing
@@ -567,14 +543,8 @@ class ModelPerformanceMonitor:
         horizon_passed = made_at + horizon_ms <= run.as_of_ms
         version_names = run.vocabulary.names("model_version")
         thresholds = {
-            version: alert_thresholds(row[0] if row else None)
+            version: alert_thresholds(stored_models.metrics_json(connection, run.model_name, version))
             for version in version_names
-            for row in [
-                self.db.execute(
-                    "SELECT metrics_json FROM models WHERE model_name = ? AND model_version = ?",
-                    [run.model_name, version],
-                ).fetchone()
-            ]
         }
         figures = {}
         for name in (ANY_FAILURE, *(c.value for c in Component)):
@@ -596,24 +566,19 @@ class ModelPerformanceMonitor:
             found = {name: per_cell[c] for name, per_cell in figures.items() if per_cell[c] is not None}
             cell(int(combo))["classification"] = found
 
-    def _pull(self, run: _Computation, sql: str) -> tuple[_Rows, _Cells, list[Sequence]] | None:
-        """Run a query of ``run``'s period whose columns start with version, device type, arm and made_at (ms):
-        its rows' codes, their cells, and all its columns from made_at on; None when it finds nothing."""
-        columns = _fetch_columns(self.db, sql, run.params)
+    def _pull(self, run: _Computation, pull: Callable, *given: Any) -> tuple[_Rows, _Cells, list[Sequence]] | None:
+        """Run ``pull(connection, model_name, start, end, *given)``, a predictions owner's pull of ``run``'s period
+        whose columns start with version, device type, arm and made_at (ms): its rows' codes, their cells, and all
+        its columns from made_at on; None when it finds nothing."""
+        connection = connection_of(self.db)
+        columns = _columns(lambda: pull(connection, run.model_name, *run.period, *given))
         if not columns:
             return None
         rows = run.rows(columns[:3], columns[3])
         return rows, _Cells(run.combos(rows)), columns[3:]
 
     def _usage(self, run: _Computation, cell) -> None:
-        pulled = self._pull(
-            run,
-            f"SELECT p.model_version, p.device_type, p.arm, {_MS.format('p.made_at')},"
-            f" coalesce(json_extract(p.outputs_json, '$.{USAGE_LABEL}'), json_extract(p.outputs_json,"
-            f" '$.{USAGE_OUTPUT}')), o.value FROM outcomes o JOIN predictions p ON p.prediction_id = o.prediction_id"
-            " WHERE o.source = 'sensor' AND o.value IS NOT NULL"
-            " AND p.model_name = ? AND p.made_at >= ? AND p.made_at < ?",
-        )
+        pulled = self._pull(run, stored_predictions.measured_usage, [USAGE_LABEL, USAGE_OUTPUT])
         if pulled is None:
             return
         _rows, cells, columns = pulled
@@ -623,13 +588,7 @@ class ModelPerformanceMonitor:
                 cell(int(combo))["regression"] = found
 
     def _feedback(self, run: _Computation, cell) -> None:
-        pulled = self._pull(
-            run,
-            f"SELECT p.model_version, p.device_type, p.arm, {_MS.format('p.made_at')}, f.rating"
-            " FROM feedback f JOIN predictions p ON p.prediction_id = f.prediction_id"
-            " WHERE f.rating BETWEEN 1 AND 5 AND p.arm != 'shadow'"
-            " AND p.model_name = ? AND p.made_at >= ? AND p.made_at < ?",
-        )
+        pulled = self._pull(run, stored_predictions.served_ratings)
         if pulled is None:
             return
         _rows, cells, columns = pulled
@@ -638,12 +597,9 @@ class ModelPerformanceMonitor:
 
     def _events(self, run: _Computation) -> list[dict]:
         """Gateway events of this model per version and window, counted by kind (events name no device or arm)."""
-        found = self.db.execute(
-            f"SELECT model_version, CAST(({_MS.format('sent_at')} - ?) / ? AS INTEGER) AS w, kind, count(*)"
-            " FROM gateway_events WHERE model_name = ? AND sent_at >= ? AND sent_at < ?"
-            " GROUP BY model_version, w, kind ORDER BY model_version, w, kind",
-            [run.start_ms, run.window_ms, *run.params],
-        ).fetchall()
+        found = fleet.model_event_counts(
+            connection_of(self.db), run.model_name, *run.period, run.start_ms, run.window_ms
+        )
         errors: dict[tuple[str, int], dict] = {}
         for version, w, kind, count in found:
             begins = run.start + run.window * w
@@ -763,11 +719,9 @@ def resolve_period(time_period: str, now: datetime | None = None) -> tuple[datet
 def _baseline(db: sqlite_utils.Database, model_name: str, versions: set[str]) -> dict[str, dict]:
     """Each version's training-time holdout evaluation, its scalar figures only (the yardstick for production)."""
     baseline = {}
+    connection = connection_of(db)
     for version in sorted(versions):
-        row = db.execute(
-            "SELECT metrics_json FROM models WHERE model_name = ? AND model_version = ?", [model_name, version]
-        ).fetchone()
-        holdout = json.loads(row[0] or "{}").get("holdout", {}) if row else {}
+        holdout = json.loads(stored_models.metrics_json(connection, model_name, version) or "{}").get("holdout", {})
         baseline[version] = {k: v for k, v in holdout.items() if isinstance(v, int | float | str) or v is None}
     return baseline
 
@@ -789,13 +743,7 @@ def generate_performance_report(
         monitor.prediction_type_of(model_name)  # UnknownModelName for a name nothing knows
         names = [model_name]
     else:
-        names = [
-            row[0]
-            for row in db.execute(
-                "SELECT DISTINCT model_name FROM predictions WHERE made_at >= ? AND made_at < ? ORDER BY model_name",
-                [iso(start), iso(end)],
-            )
-        ]
+        names = stored_predictions.models_made_in(connection_of(db), iso(start), iso(end))
     models = []
     for name in names:
         summary = monitor.compute_metrics(name, start, end, WHOLE_PERIOD, ("model_version", "arm"), as_of=now)
@@ -818,8 +766,6 @@ def generate_performance_report(
         "end": iso(end),
         "window": window,
         "horizon_days": monitor.horizon.total_seconds() / 86400,
-        "dead_letters": db.execute(
-            "SELECT count(*) FROM dead_letters WHERE received_at >= ? AND received_at < ?", [iso(start), iso(end)]
-        ).fetchone()[0],
+        "dead_letters": stored_dead_letters.count_received(connection_of(db), iso(start), iso(end)),
         "models": models,
     }

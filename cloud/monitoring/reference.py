@@ -37,6 +37,9 @@ from datetime import UTC, datetime
 import numpy as np
 import sqlite_utils
 
+from cloud.data import fleet
+from cloud.data import monitoring as stored_monitoring
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import NotFound
 from cloud.monitoring.drift_stats import effective_rows
 from cloud.storage import iso
@@ -215,13 +218,8 @@ def build_reference(rows: LabelledRows, device_types: dict[str, str] | None = No
 def device_types_of(db: sqlite_utils.Database, device_ids: np.ndarray) -> dict[str, str]:
     """device id → device type as ingest recorded it (devices whose type is unknown are left out)."""
     wanted = set(np.unique(np.asarray(device_ids)).tolist())
-    return {
-        device_id: device_type
-        for device_id, device_type in db.execute(
-            "SELECT device_id, device_type FROM devices WHERE device_type IS NOT NULL"
-        )
-        if device_id in wanted
-    }
+    known = fleet.device_types_by_device(connection_of(db))
+    return {device_id: device_type for device_id, device_type in known.items() if device_id in wanted}
 
 
 class NoReference(NotFound, LookupError):
@@ -230,22 +228,16 @@ class NoReference(NotFound, LookupError):
 
 def store_reference(db: sqlite_utils.Database, model_name: str, model_version: str, reference: dict) -> None:
     """Keep the reference with the version (a version number reused after a failed run replaces it)."""
-    with db.conn:
-        db.execute(
-            "INSERT OR REPLACE INTO model_references (model_name, model_version, reference_json, created_at)"
-            " VALUES (?, ?, ?, ?)",
-            [model_name, model_version, json.dumps(reference, separators=(",", ":")), iso(datetime.now(UTC))],
-        )
+    with write_transaction(db) as connection:
+        stored = json.dumps(reference, separators=(",", ":"))
+        stored_monitoring.put_reference(connection, model_name, model_version, stored, iso(datetime.now(UTC)))
 
 
 def load_reference(db: sqlite_utils.Database, model_name: str, model_version: str) -> dict:
-    row = db.execute(
-        "SELECT reference_json FROM model_references WHERE model_name = ? AND model_version = ?",
-        [model_name, model_version],
-    ).fetchone()
-    if row is None:
+    stored = stored_monitoring.reference_json(connection_of(db), model_name, model_version)
+    if stored is None:
         raise NoReference(
             f"{model_name} version {model_version} has no training reference: it was trained before references "
             "were stored, or does not exist; retrain it to check drift"
         )
-    return json.loads(row[0])
+    return json.loads(stored)

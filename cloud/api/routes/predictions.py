@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict
 from cloud.api.deps import Database, require_role
 from cloud.api.errors import error_responses
 from cloud.api.roles import Role
+from cloud.data import fleet
+from cloud.data.connections import connection_of
 from cloud.errors import NotFound
 from cloud.predictions import StoredPrediction, find_predictions
 from shared.messages import Arm, PredictionType
@@ -71,7 +73,7 @@ def _recent(
     if prediction_type not in {t.value for t in PredictionType}:
         known = ", ".join(t.value for t in PredictionType)
         raise NotFound(f"unknown prediction type {prediction_type!r}: must be one of {known}")
-    if not db["devices"].count_where("device_id = ?", [device_id]):
+    if not fleet.has_device(connection_of(db), device_id):
         raise NotFound(f"unknown device {device_id!r}: no gateway has reported it")
     arms = [arm] if arm else [Arm.CHAMPION, Arm.CHALLENGER]
     stored = find_predictions(db, device_id=device_id, prediction_type=prediction_type, arms=arms, limit=limit)
