@@ -13,9 +13,9 @@ Method.
   rounds themselves spread by more than 3 %.
 - ``scrape``: GATEWAYS gateways stored through the ingest path (decode + write_batch of their status messages),
   a real ``iotsphere cloud serve`` (workers off) on loopback, and GET /metrics over HTTP: bytes and seconds, best
-  of SCRAPES. The fleet gauges count by state, so the size must not grow with the fleet; the time does (the
-  store collector reads every gateway at each scrape), and must stay well inside Prometheus's default 10 s
-  scrape_timeout.
+  of SCRAPES. The fleet gauges count by state, so the size must not grow with the fleet; the time grows with it
+  (one counting query over the gateways table, ``cloud.data.fleet.gateway_states``), and must stay well inside
+  Prometheus's default 10 s scrape_timeout.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def _scrape(folder: Path, mqtt: str) -> dict:
     seed_seconds = time.perf_counter() - seed_started
     port = _free_port()
     iotsphere = Path(sys.executable).with_name("iotsphere")
-    workers_off = ["--no-ingest", "--no-publisher", "--no-training", "--no-rollouts"]
+    workers_off = ["--no-ingest", "--no-publisher", "--no-training", "--no-rollouts", "--no-alerts"]
     command = [iotsphere, "cloud", "serve", "--port", str(port), "--data-dir", data_dir, "--mqtt", mqtt, *workers_off]
     server = subprocess.Popen(command, env={**os.environ, "IOTSPHERE_METRICS_PUBLIC": "1"}, stderr=subprocess.DEVNULL)
     try:

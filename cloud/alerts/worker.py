@@ -18,9 +18,11 @@ log = logging.getLogger(__name__)
 class AlertWorker(PeriodicWorker):
     name = "alerts"
 
-    def __init__(self, config: CloudConfig, external_url: str = "http://127.0.0.1:8080") -> None:
+    def __init__(
+        self, config: CloudConfig, external_url: str = "http://127.0.0.1:8080", interval: float | None = None
+    ) -> None:
         settings = environment()
-        super().__init__(config, settings.alert_scan_interval_s)
+        super().__init__(config, interval or settings.alert_scan_interval_s)
         self.webhook_url = settings.alert_webhook_url
         self.external_url = external_url
         self._client = httpx.Client(timeout=10)

@@ -110,6 +110,12 @@ def _quiet_libraries() -> None:
     show_default=True,
     help="Simulated seconds per real second in act two (the CPU may give less: the fleet then lags).",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="After the summary, keep the gateways, the cloud and its dashboard running until Ctrl-C, to open the "
+    "pages on the live system.",
+)
 def demo_command(
     duration: float,
     gateways: int,
@@ -124,6 +130,7 @@ def demo_command(
     world_change: bool,
     act_two_budget: float,
     act_two_speed: float,
+    serve: bool,
 ) -> None:
     """Cold-start training, signed rollout to simulated gateways, live predictions, the API answering.
 
@@ -146,6 +153,7 @@ def demo_command(
         telemetry_over_mqtt=telemetry == "mqtt",
         embedded_broker=embedded_broker,
         world_change=ActTwoOptions(budget_s=act_two_budget, speed=act_two_speed) if world_change else None,
+        serve_s=float("inf") if serve else None,
     )
     try:
         summary = run_demo(options, echo=click.echo)

@@ -80,3 +80,6 @@ class DemoOptions:
     stop_when_closed: bool = False
     #: act two once the loop has closed (None: skip it): the world changes and the model is kept good
     world_change: ActTwoOptions | None = ActTwoOptions()
+    #: after the summary, keep the cloud, the dashboard and the gateways running this many real seconds (``inf``:
+    #: until Ctrl-C; None: stop at once), so the pages can be opened on the live system
+    serve_s: float | None = None

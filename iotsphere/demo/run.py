@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 from threadpoolctl import threadpool_limits
 
+from cloud.alerts.worker import AlertWorker
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.config import CloudConfig, environment
@@ -102,6 +103,9 @@ class Demo:
         self.sites: list[Site] = []
         self._gateway_specs: list[GatewaySpec] = []
         self.viewer_key = ""
+        #: signs in to the dashboard as an operator (promote, roll back, acknowledge alerts)
+        self.operator_key = ""
+        self.alerts: AlertWorker | None = None
         self.view = CloudView()
         self.answer: dict | None = None
         self.outbox_left: dict[str, int] = {}
@@ -218,6 +222,7 @@ class Demo:
         try:
             keys = KeyStore(db)
             self.viewer_key = keys.create(Role.VIEWER, "demo viewer").token
+            self.operator_key = keys.create(Role.OPERATOR, "demo operator").token
             gateway_keys = {g: keys.create(Role.GATEWAY, f"gateway {g}", g).token for g in self.gateway_ids}
         finally:
             db.conn.close()
@@ -227,8 +232,11 @@ class Demo:
         self.ingest.start()
         self.publisher = DirectorPublisher(self.config, self.passphrase, interval=1.0)
         self.publisher.start()
+        self.alerts = AlertWorker(self.config, self.api.url, interval=5.0)
+        self.alerts.start()
         self.echo(f"  API {self.api.url}  (docs: {self.api.url}/docs)")
         self.echo(f"  viewer key: {self.viewer_key}")
+        self.echo(f"  dashboard {self.api.url}/  (sign in with the operator key: {self.operator_key})")
         self._gateway_specs = [
             GatewaySpec(g, self.data_dir / "gateways" / g, gateway_keys[g]) for g in self.gateway_ids
         ]
@@ -332,20 +340,36 @@ class Demo:
             self.outbox_left[site.gateway_id] = site.stop()
         if self.ingest is not None:
             self._let_ingest_settle()
-            db = open_database(self.config.database_path)
-            try:
-                self.view = read_cloud_view(db, self.gateway_ids)
-                device = latest_predicted_device(db, PredictionType.COMPONENT_FAILURE.value)
-            finally:
-                db.conn.close()
-            if device is not None and self.api is not None:
-                self._ask_api(device)
-        for worker in (self.publisher, self.ingest, self.api, self.broker):
+            self._read_cloud()
+        for worker in (self.alerts, self.publisher, self.ingest, self.api, self.broker):
             if worker is not None:
                 worker.stop()
         if self.broker is None and self.config is not None:
             self._clear_retained()
         self.timings["shutdown"] = round(time.monotonic() - began, 2)
+
+    def _read_cloud(self) -> None:
+        """What the cloud stored, and one question to its API, for the summary."""
+        db = open_database(self.config.database_path)
+        try:
+            self.view = read_cloud_view(db, self.gateway_ids)
+            device = latest_predicted_device(db, PredictionType.COMPONENT_FAILURE.value)
+        finally:
+            db.conn.close()
+        if device is not None and self.api is not None:
+            self._ask_api(device)
+
+    def serve(self, seconds: float) -> None:
+        """Print the summary so far, then keep everything running ``seconds`` (``inf``: until Ctrl-C) for the pages."""
+        self._read_cloud()
+        print_summary(self.summary(), self.echo)
+        until = "until Ctrl-C" if seconds == float("inf") else f"for {seconds:g} s"
+        self.echo(f"── serving {until}: gateways, cloud and dashboard keep running ──")
+        self.echo(f"  dashboard {self.api.url}/  (sign in with the operator key: {self.operator_key})")
+        self.echo(f"  alerts {self.api.url}/alerts, models {self.api.url}/models, API docs {self.api.url}/docs")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
     def _clear_retained(self) -> None:
         """Leave nothing of this run retained on a broker that outlives it (director documents, statuses)."""
@@ -484,6 +508,11 @@ def run_demo(options: DemoOptions, echo: Echo = print) -> dict:
     demo = Demo(options, echo)
     try:
         demo.run()
+        if options.serve_s is not None and demo.api is not None:
+            try:
+                demo.serve(options.serve_s)
+            except KeyboardInterrupt:  # how serving ends: not an interrupted demo
+                echo("stopping gateways, workers, server and broker")
     except KeyboardInterrupt:
         demo.interrupted = True
         echo("interrupted: stopping gateways, workers, server and broker")
