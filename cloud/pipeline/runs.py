@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,6 +20,8 @@ from typing import Any
 
 import sqlite_utils
 
+from cloud.data import training as stored
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import NotFound, Refused
 from cloud.storage import iso
 
@@ -66,7 +69,7 @@ class TrainingRun:
     error: str | None = None
 
     @classmethod
-    def from_row(cls, row: dict) -> TrainingRun:
+    def from_row(cls, row: Mapping[str, Any]) -> TrainingRun:
         return cls(
             run_id=row["run_id"],
             model_name=row["model_name"],
@@ -137,68 +140,46 @@ class RunStore:
             "options_json": json.dumps(options or {}, sort_keys=True),
             "progress": 0.0,
         }
-        self.db["training_runs"].insert(row)  # atomic alone, and part of a caller's transaction if one is open
+        with write_transaction(self.db) as connection:  # part of a caller's transaction if one is open
+            stored.add_run(connection, row)
         return self.get(row["run_id"])
 
     def get(self, run_id: str) -> TrainingRun:
-        rows = list(self.db["training_runs"].rows_where("run_id = ?", [run_id]))
-        if not rows:
+        row = stored.find_run(connection_of(self.db), run_id)
+        if row is None:
             raise UnknownRun(f"no training run {run_id!r}")
-        return TrainingRun.from_row(rows[0])
+        return TrainingRun.from_row(row)
 
     def list(
         self, model_name: str | None = None, status: RunStatus | None = None, limit: int = 50
     ) -> list[TrainingRun]:
         """Newest first."""
-        clauses, args = [], []
-        if model_name:
-            clauses.append("model_name = ?")
-            args.append(model_name)
-        if status:
-            clauses.append("status = ?")
-            args.append(RunStatus(status).value)
-        rows = self.db["training_runs"].rows_where(
-            " AND ".join(clauses) or None, args, order_by="requested_at DESC, rowid DESC", limit=limit
-        )
+        rows = stored.runs(connection_of(self.db), model_name, RunStatus(status).value if status else None, limit)
         return [TrainingRun.from_row(row) for row in rows]
 
     def claim(self, run_id: str | None = None) -> TrainingRun | None:
         """Mark the oldest queued run (or ``run_id``) running and return it; None if there is none to claim."""
-        with self.db.conn:
-            if run_id is None:
-                found = self.db.execute(
-                    "SELECT run_id FROM training_runs WHERE status = ? ORDER BY requested_at, rowid LIMIT 1",
-                    [RunStatus.QUEUED.value],
-                ).fetchone()
-                if found is None:
-                    return None
-                run_id = found[0]
-            claimed = self.db.execute(
-                "UPDATE training_runs SET status = ?, started_at = ?, worker = ?, stage = 'starting'"
-                " WHERE run_id = ? AND status = ?",
-                [RunStatus.RUNNING.value, _now(), _worker_id(), run_id, RunStatus.QUEUED.value],
-            ).rowcount
-        return self.get(run_id) if claimed else None
+        changes = {"status": RunStatus.RUNNING.value, "started_at": _now(), "worker": _worker_id(), "stage": "starting"}
+        with write_transaction(self.db) as connection:
+            claimed = stored.claim_run(connection, RunStatus.QUEUED.value, changes, run_id)
+        return self.get(claimed) if claimed else None
 
     def log(self, run_id: str, message: str) -> None:
-        with self.db.conn:
-            self.db["training_run_logs"].insert({"run_id": run_id, "at": _now(), "message": message})
+        with write_transaction(self.db) as connection:
+            stored.add_run_log(connection, run_id, _now(), message)
 
     def logs(self, run_id: str, after_id: int = 0) -> list[dict]:
         self.get(run_id)
-        return list(
-            self.db["training_run_logs"].rows_where(
-                "run_id = ? AND id > ?", [run_id, after_id], order_by="id", select="id, at, message"
-            )
-        )
+        return [dict(row) for row in stored.run_logs(connection_of(self.db), run_id, after_id)]
 
     def progress(self, run_id: str, stage: str, fraction: float, **fields: Any) -> None:
-        with self.db.conn:
-            self.db["training_runs"].update(run_id, {"stage": stage, "progress": round(fraction, 3), **fields})
+        with write_transaction(self.db) as connection:
+            stored.update_run(connection, run_id, {"stage": stage, "progress": round(fraction, 3), **fields})
 
     def finish(self, run_id: str, model_version: str, result: dict[str, Any]) -> None:
-        with self.db.conn:
-            self.db["training_runs"].update(
+        with write_transaction(self.db) as connection:
+            stored.update_run(
+                connection,
                 run_id,
                 {
                     "status": RunStatus.SUCCEEDED.value,
@@ -211,18 +192,16 @@ class RunStore:
             )
 
     def fail(self, run_id: str, error: str) -> None:
-        with self.db.conn:
-            self.db["training_runs"].update(
-                run_id, {"status": RunStatus.FAILED.value, "finished_at": _now(), "error": error}
-            )
-        self.log(run_id, f"failed: {error}")
+        with write_transaction(self.db) as connection:
+            at = _now()
+            stored.update_run(connection, run_id, {"status": RunStatus.FAILED.value, "finished_at": at, "error": error})
+            stored.add_run_log(connection, run_id, at, f"failed: {error}")
 
     def cancel(self, run_id: str) -> TrainingRun:
         """Cancel a queued run; a running one cannot be stopped half-way (it would leave half a version)."""
-        changed = self.db.execute(
-            "UPDATE training_runs SET status = ?, finished_at = ? WHERE run_id = ? AND status = ?",
-            [RunStatus.CANCELLED.value, _now(), run_id, RunStatus.QUEUED.value],
-        ).rowcount
+        changes = {"status": RunStatus.CANCELLED.value, "finished_at": _now()}
+        with write_transaction(self.db) as connection:
+            changed = stored.update_run_if(connection, run_id, RunStatus.QUEUED.value, changes)
         run = self.get(run_id)
         if not changed:
             raise RunRefused(f"training run {run_id} is {run.status.value}: only a queued run can be cancelled")
@@ -230,8 +209,8 @@ class RunStore:
 
     def fail_interrupted(self) -> list[str]:
         """Fail runs left ``running`` by a worker process of this host that no longer exists; return their ids."""
-        running = self.db.execute("SELECT run_id, worker FROM training_runs WHERE status = ?", ["running"])
-        stale = [run_id for run_id, worker in running if _is_gone(worker or "")]
+        running = stored.runs_with_status(connection_of(self.db), RunStatus.RUNNING.value)
+        stale = [row["run_id"] for row in running if _is_gone(row["worker"] or "")]
         for run_id in stale:
             self.fail(run_id, "interrupted: the training worker stopped before the run finished; trigger it again")
         return stale

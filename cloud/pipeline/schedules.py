@@ -9,6 +9,7 @@ and its training window is the ``window_days`` before the fire time.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import sqlite_utils
 from croniter import croniter
 
+from cloud.data import training as stored
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import Invalid, NotFound
 from cloud.storage import from_iso, iso
 
@@ -47,7 +50,7 @@ class Schedule:
     enabled: bool
 
     @classmethod
-    def from_row(cls, row: dict) -> Schedule:
+    def from_row(cls, row: Mapping[str, Any]) -> Schedule:
         return cls(
             schedule_id=row["schedule_id"],
             model_name=row["model_name"],
@@ -110,46 +113,37 @@ class ScheduleStore:
             "next_run_at": iso(next_fire(cron, now)),
             "enabled": 1,
         }
-        schedule_id = self.db["training_schedules"].insert(row).last_pk  # joins a caller's open transaction
+        with write_transaction(self.db) as connection:  # joins a caller's open transaction
+            schedule_id = stored.add_schedule(connection, row)
         return self.get(schedule_id)
 
     def get(self, schedule_id: int) -> Schedule:
-        rows = list(self.db["training_schedules"].rows_where("schedule_id = ?", [schedule_id]))
-        if not rows:
+        row = stored.find_schedule(connection_of(self.db), schedule_id)
+        if row is None:
             raise UnknownSchedule(f"no training schedule {schedule_id}")
-        return Schedule.from_row(rows[0])
+        return Schedule.from_row(row)
 
     def list(self, model_name: str | None = None) -> list[Schedule]:
-        where, args = ("model_name = ?", [model_name]) if model_name else (None, [])
-        return [
-            Schedule.from_row(row)
-            for row in self.db["training_schedules"].rows_where(where, args, order_by="schedule_id")
-        ]
+        return [Schedule.from_row(row) for row in stored.schedules(connection_of(self.db), model_name)]
 
     def remove(self, schedule_id: int) -> Schedule:
         schedule = self.get(schedule_id)
-        self.db["training_schedules"].delete(schedule_id)
+        with write_transaction(self.db) as connection:
+            stored.remove_schedule(connection, schedule_id)
         return schedule
 
     def due(self, now: datetime) -> list[Schedule]:
-        rows = self.db["training_schedules"].rows_where(
-            "enabled = 1 AND next_run_at <= ?", [iso(now)], order_by="next_run_at"
-        )
-        return [Schedule.from_row(row) for row in rows]
+        return [Schedule.from_row(row) for row in stored.due_schedules(connection_of(self.db), iso(now))]
 
     def claim(self, schedule: Schedule, now: datetime) -> bool:
         """Move a due schedule to its next fire time; False if another worker did first (so it queues nothing)."""
-        with self.db.conn:
-            changed = self.db.execute(
-                "UPDATE training_schedules SET next_run_at = ?, last_run_at = ?"
-                " WHERE schedule_id = ? AND next_run_at = ?",
-                [iso(next_fire(schedule.cron, now)), schedule.next_run_at, schedule.schedule_id, schedule.next_run_at],
-            ).rowcount
-        return bool(changed)
+        following = iso(next_fire(schedule.cron, now))
+        with write_transaction(self.db) as connection:
+            return stored.advance_schedule(connection, schedule.schedule_id, schedule.next_run_at, following)
 
     def record_run(self, schedule_id: int, run_id: str) -> None:
-        with self.db.conn:
-            self.db["training_schedules"].update(schedule_id, {"last_run_id": run_id})
+        with write_transaction(self.db) as connection:
+            stored.record_schedule_run(connection, schedule_id, run_id)
 
 
 def fire_time(schedule: Schedule) -> datetime:
