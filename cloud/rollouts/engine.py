@@ -26,11 +26,11 @@ entry cannot be written is not made. The entry names the decision's id; its reas
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import sqlite_utils
+from sqlalchemy.exc import IntegrityError
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
@@ -97,7 +97,7 @@ class StagedRollouts:
                     reason,
                     now,
                 )
-            except sqlite3.IntegrityError as exc:
+            except IntegrityError as exc:
                 live = store.list_ids(self.db, RolloutStatus.RUNNING, model_name) + store.list_ids(
                     self.db, RolloutStatus.HALTED, model_name
                 )

@@ -14,8 +14,10 @@ from typing import Any
 
 import sqlite_utils
 
-from cloud.data.connections import write_transaction
+from cloud.data import rollouts as stored
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import NotFound
+from cloud.rollouts.plan import rollout_order
 from cloud.storage import from_iso, iso
 
 
@@ -97,26 +99,22 @@ def create(
 ) -> int:
     """Store a running rollout with its stages (percent, failure share, gateways); IntegrityError if one is live."""
     at = now_text(now)
-    with write_transaction(db):
-        rollout_id = (
-            db["rollouts"]
-            .insert(
-                {
-                    "model_name": model_name,
-                    "version": version,
-                    "device_type": device_type,
-                    "status": RolloutStatus.RUNNING.value,
-                    "plan_json": json.dumps(plan),
-                    "created_by": actor,
-                    "created_at": at,
-                    "reason": reason,
-                    "updated_at": at,
-                }
-            )
-            .last_pk
-        )
-        for index, (percent, share, gateway_ids) in enumerate(stages):
-            db["rollout_stages"].insert(
+    row = {
+        "model_name": model_name,
+        "version": version,
+        "device_type": device_type,
+        "status": RolloutStatus.RUNNING.value,
+        "plan_json": json.dumps(plan),
+        "created_by": actor,
+        "created_at": at,
+        "reason": reason,
+        "updated_at": at,
+    }
+    with write_transaction(db) as connection:
+        rollout_id = stored.add_rollout(connection, row)
+        stored.add_stages(
+            connection,
+            [
                 {
                     "rollout_id": rollout_id,
                     "stage_index": index,
@@ -125,20 +123,27 @@ def create(
                     "deadline_s": plan["stage_deadline_s"],
                     "status": StageStatus.PENDING.value,
                 }
-            )
-            db["rollout_gateways"].insert_all(
-                {"rollout_id": rollout_id, "gateway_id": g, "stage_index": index} for g in gateway_ids
-            )
+                for index, (percent, share, _) in enumerate(stages)
+            ],
+        )
+        stored.add_gateways(
+            connection,
+            [
+                {"rollout_id": rollout_id, "gateway_id": g, "stage_index": index}
+                for index, (_, _, gateway_ids) in enumerate(stages)
+                for g in gateway_ids
+            ],
+        )
     return rollout_id
 
 
 def load(db: sqlite_utils.Database, rollout_id: int) -> RolloutRecord:
-    rows = list(db["rollouts"].rows_where("rollout_id = ?", [rollout_id]))
-    if not rows:
+    connection = connection_of(db)
+    row = stored.find_rollout(connection, rollout_id)
+    if row is None:
         raise UnknownRollout(f"no rollout #{rollout_id}")
-    row = rows[0]
     gateways: dict[int, list[str]] = {}
-    for g in db["rollout_gateways"].rows_where("rollout_id = ?", [rollout_id], order_by="rowid"):
+    for g in gateway_rows(db, rollout_id):
         gateways.setdefault(g["stage_index"], []).append(g["gateway_id"])
     stages = [
         StageRecord(
@@ -152,7 +157,7 @@ def load(db: sqlite_utils.Database, rollout_id: int) -> RolloutRecord:
             finished_at=_time(s["finished_at"]),
             gateway_ids=gateways.get(s["stage_index"], []),
         )
-        for s in db["rollout_stages"].rows_where("rollout_id = ?", [rollout_id], order_by="stage_index")
+        for s in stored.stages(connection, rollout_id)
     ]
     return RolloutRecord(
         rollout_id=row["rollout_id"],
@@ -175,11 +180,7 @@ def list_ids(
     db: sqlite_utils.Database, status: RolloutStatus | None = None, model_name: str | None = None
 ) -> list[int]:
     """Rollout ids, newest first."""
-    where = " AND ".join(
-        clause for clause, value in (("status = :status", status), ("model_name = :model", model_name)) if value
-    )
-    query = f"SELECT rollout_id FROM rollouts {'WHERE ' + where if where else ''} ORDER BY rollout_id DESC"
-    return [row[0] for row in db.execute(query, {"status": status and status.value, "model": model_name})]
+    return stored.rollout_ids(connection_of(db), status and status.value, model_name)
 
 
 def set_status(
@@ -190,16 +191,17 @@ def set_status(
     now: datetime,
     outcome: str | None = None,
 ) -> bool:
-    """Move the rollout to ``to`` if it is in one of ``from_``; False if another caller moved it first."""
-    finished = now_text(now) if to not in LIVE else None
-    marks = ", ".join("?" for _ in from_)
-    with write_transaction(db):
-        cursor = db.execute(
-            f"""UPDATE rollouts SET status = ?, updated_at = ?, finished_at = ?, outcome = coalesce(?, outcome)
-                WHERE rollout_id = ? AND status IN ({marks})""",
-            [to.value, now_text(now), finished, outcome, rollout_id, *(s.value for s in from_)],
-        )
-    return cursor.rowcount == 1
+    """Move the rollout to ``to`` if it is in one of ``from_``; False if another caller moved it first. The outcome
+    is kept unless a new one is given."""
+    changes: dict[str, Any] = {
+        "status": to.value,
+        "updated_at": now_text(now),
+        "finished_at": now_text(now) if to not in LIVE else None,
+    }
+    if outcome is not None:
+        changes["outcome"] = outcome
+    with write_transaction(db) as connection:
+        return stored.update_rollout_if(connection, rollout_id, [s.value for s in from_], changes)
 
 
 def set_stage(
@@ -217,33 +219,27 @@ def set_stage(
         changes |= {"started_at": now_text(now), "deadline_at": now_text(deadline_at)}
     else:
         changes["finished_at"] = now_text(now)
-    assignments = ", ".join(f"{column} = :{column}" for column in changes)
-    with write_transaction(db):
-        cursor = db.execute(
-            f"""UPDATE rollout_stages SET {assignments}
-                WHERE rollout_id = :rollout_id AND stage_index = :stage_index AND status = :from_status""",
-            {**changes, "rollout_id": rollout_id, "stage_index": index, "from_status": from_.value},
-        )
-    return cursor.rowcount == 1
+    with write_transaction(db) as connection:
+        return stored.update_stage(connection, rollout_id, index, changes, from_.value)
 
 
 def restart_deadline(db: sqlite_utils.Database, rollout_id: int, index: int, deadline_at: datetime) -> None:
-    with write_transaction(db):
-        db.execute(
-            "UPDATE rollout_stages SET deadline_at = ? WHERE rollout_id = ? AND stage_index = ?",
-            [now_text(deadline_at), rollout_id, index],
-        )
+    with write_transaction(db) as connection:
+        stored.update_stage(connection, rollout_id, index, {"deadline_at": now_text(deadline_at)})
 
 
 def record_gateways(db: sqlite_utils.Database, rollout_id: int, updates: dict[str, dict[str, Any]]) -> None:
     """Per gateway: its previous version, or the sequence of the document directing or rolling it back."""
-    with write_transaction(db):
+    with write_transaction(db) as connection:
         for gateway_id, changes in updates.items():
-            db["rollout_gateways"].update((rollout_id, gateway_id), changes)
+            stored.update_gateway(connection, rollout_id, gateway_id, changes)
 
 
 def gateway_rows(db: sqlite_utils.Database, rollout_id: int) -> list[dict[str, Any]]:
-    return list(db["rollout_gateways"].rows_where("rollout_id = ?", [rollout_id], order_by="stage_index, rowid"))
+    """The rollout's gateways by stage, each stage in rollout order (the order its gateways were directed)."""
+    rows = [dict(row) for row in stored.gateways(connection_of(db), rollout_id)]
+    position = {gateway_id: n for n, gateway_id in enumerate(rollout_order([row["gateway_id"] for row in rows]))}
+    return sorted(rows, key=lambda row: (row["stage_index"], position[row["gateway_id"]]))
 
 
 def decide(
@@ -257,26 +253,21 @@ def decide(
     details: dict[str, Any] | None = None,
 ) -> int:
     """Keep a decision and why it was taken, in the order they happened; return its id."""
-    with write_transaction(db):
-        return (
-            db["rollout_decisions"]
-            .insert(
-                {
-                    "rollout_id": rollout_id,
-                    "stage_index": stage_index,
-                    "at": now_text(now),
-                    "actor": actor,
-                    "decision": decision,
-                    "reason": reason,
-                    "details_json": json.dumps(details or {}),
-                }
-            )
-            .last_pk
-        )
+    row = {
+        "rollout_id": rollout_id,
+        "stage_index": stage_index,
+        "at": now_text(now),
+        "actor": actor,
+        "decision": decision,
+        "reason": reason,
+        "details_json": json.dumps(details or {}),
+    }
+    with write_transaction(db) as connection:
+        return stored.add_decision(connection, row)
 
 
 def decisions(db: sqlite_utils.Database, rollout_id: int) -> list[dict[str, Any]]:
-    rows = list(db["rollout_decisions"].rows_where("rollout_id = ?", [rollout_id], order_by="id"))
+    rows = [dict(row) for row in stored.decisions(connection_of(db), rollout_id)]
     for row in rows:
         row["details"] = json.loads(row.pop("details_json"))
     return rows

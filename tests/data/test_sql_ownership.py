@@ -18,7 +18,6 @@ STILL_RUNNING_SQL = frozenset(
         "cloud/retraining/feedback_patterns.py",
         "cloud/retraining/policy.py",
         "cloud/retraining/service.py",
-        "cloud/rollouts/store.py",
     }
 )
 
