@@ -2,8 +2,9 @@
 
 Each entry stores the previous entry's hash and its own, SHA-256 over the canonical JSON (``shared.canonical``)
 of (id, at, actor, action, target, details, prev_hash). ``verify`` recomputes the chain and names the first
-entry that does not fit. Appends take SQLite's write lock first (``BEGIN IMMEDIATE``), so two writers — the
-API and a CLI command, or two API workers — read the same head and never fork the chain.
+entry that does not fit. Appends take the write lock before they read the head (SQLite's ``BEGIN IMMEDIATE``; a
+table lock on PostgreSQL, ``cloud.data.audit.locked_head``), so two writers — the API and a CLI command, or two API
+workers — never read the same head and never fork the chain.
 
 What a chain cannot show is the newest entries cut off the end, or a row edited with every hash after it
 recomputed: signed checkpoints of the head (``cloud.audit_checkpoints``) show both. Triggers refuse UPDATE and
