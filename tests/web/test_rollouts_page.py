@@ -132,6 +132,7 @@ def test_an_operator_starts_watches_live_and_rolls_back_from_the_pages(served: S
     page.click("button[type=submit]")
     page.wait_for_url(f"{served.base_url}/rollouts")
     page.click("text=Start a rollout")
+    assert serious_accessibility_violations(page) == []
     page.select_option("#model_name", NAME)
     page.fill("#version", "2")
     page.fill("#percentages", "20, 100")

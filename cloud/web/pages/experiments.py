@@ -68,6 +68,7 @@ def _charts(experiment: dict[str, Any], looks: dict[str, list[float]]) -> dict[s
         "p_value": {
             "x": looks["x"],
             "y": "p-value",
+            "log": True,
             "series": [
                 {"label": "always-valid p-value", "values": looks["p_value"]},
                 {"label": "alpha", "values": alpha},

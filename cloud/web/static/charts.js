@@ -1,9 +1,13 @@
 // The dashboard's one chart helper: every <script type="application/json" class="time-series"> becomes a uPlot
-// chart in its parent element. Its JSON: {"x": [unix seconds], "y": "axis label",
-// "series": [{"label": "…", "values": [numbers or null]}]}.
+// chart in its parent element. Its JSON: {"x": [unix seconds], "y": "axis label", "log": true for a base-10 y axis
+// (optional), "series": [{"label": "…", "values": [numbers or null]}]}.
 (function () {
   "use strict";
   var COLOURS = ["#0b2545", "#a00", "#0a6b0a", "#7a4b00", "#5a2d82"];
+
+  function powerOfTen(u, values) {
+    return values.map(function (v) { return v == null ? "" : v.toExponential(0); });
+  }
 
   function draw(script) {
     var data = JSON.parse(script.textContent);
@@ -16,7 +20,8 @@
       width: Math.max(320, Math.min(script.parentNode.clientWidth || 800, 1100)),
       height: 260,
       series: [{}].concat(series),
-      axes: [{}, { label: data.y || "" }],
+      scales: data.log ? { y: { distr: 3, log: 10 } } : {},
+      axes: [{}, data.log ? { label: data.y || "", values: powerOfTen, size: 60 } : { label: data.y || "" }],
     };
     new uPlot(options, [data.x].concat(data.series.map(function (s) { return s.values; })), holder);
   }
