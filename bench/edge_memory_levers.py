@@ -5,7 +5,11 @@ then runs its memory child (``bench.bench_edge``) once per lever, each in a fres
 
 - onnxruntime session options (no CPU arena, no memory pattern, fewer graph optimisations), patched into the
   agent's ``create_session``;
-- glibc's malloc arenas capped (``MALLOC_ARENA_MAX``, read by glibc at process start);
+- glibc's malloc arenas capped (``MALLOC_ARENA_MAX``, read by glibc at process start), a fixed mmap threshold
+  (``MALLOC_MMAP_THRESHOLD_``: large temporaries go back to the system when freed), or Python's objects on glibc's
+  malloc instead of its own allocator (``PYTHONMALLOC=malloc``);
+- pydantic models built on first use (``defer_build``, patched onto ``BaseModel`` before anything imports);
+- docstrings and asserts stripped (``PYTHONOPTIMIZE=2``, as ``python -OO``);
 - telemetry through the agent's worker thread, as from MQTT (paho's thread queues, the worker parses), instead of
   ``on_telemetry`` on the main thread, with and without the arena cap.
 
@@ -32,6 +36,11 @@ def _with_options(data, options, **kwargs):
     {}
     return _session(data, options, **kwargs)
 model_loader.ort.InferenceSession = _with_options
+"""
+
+_DEFER_BUILD = """
+import pydantic
+pydantic.BaseModel.model_config = pydantic.ConfigDict(defer_build=True)
 """
 
 #: the bench child, but the readings go through the agent's inbox and worker thread, fed by a thread as paho's
@@ -72,6 +81,10 @@ LEVERS: dict[str, tuple[str, dict[str, str]]] = {
         {},
     ),
     "MALLOC_ARENA_MAX=2": (_CHILD, {"MALLOC_ARENA_MAX": "2"}),
+    "MALLOC_MMAP_THRESHOLD_=131072": (_CHILD, {"MALLOC_MMAP_THRESHOLD_": "131072"}),
+    "PYTHONMALLOC=malloc": (_CHILD, {"PYTHONMALLOC": "malloc"}),
+    "pydantic models built on first use": (_DEFER_BUILD + _CHILD, {}),
+    "PYTHONOPTIMIZE=2 (python -OO)": (_CHILD, {"PYTHONOPTIMIZE": "2"}),
     "through the worker thread": (_THROUGH_WORKER, {}),
     "through the worker thread, MALLOC_ARENA_MAX=2": (_THROUGH_WORKER, {"MALLOC_ARENA_MAX": "2"}),
 }

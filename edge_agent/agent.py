@@ -73,6 +73,9 @@ log = logging.getLogger(__name__)
 
 #: most rows per up/features or up/predictions message (the wire contract allows 1000)
 BATCH_ROWS = 500
+#: telemetry messages queued for the worker (ten minutes of 100 heaters); when it is full, paho's network thread
+#: waits for the worker, which takes over 10,000 a second. 10,000 raised a flood's peak by 7 MB (docs/edge.md)
+INBOX_MESSAGES = 1_000
 
 Item = TypeVar("Item")
 
@@ -188,7 +191,7 @@ class EdgeAgent:
         self._last_boundary: datetime | None = None
         self._processing = threading.Lock()
         #: telemetry (topic, payload); () only wakes the worker (``_report_changed``); None stops it
-        self._inbox: queue.Queue[tuple[str, bytes] | tuple[()] | None] = queue.Queue(maxsize=10_000)
+        self._inbox: queue.Queue[tuple[str, bytes] | tuple[()] | None] = queue.Queue(maxsize=INBOX_MESSAGES)
         self._updates: queue.Queue[bytes | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._connected = threading.Event()
