@@ -420,11 +420,58 @@ def newest_device_predicted(connection: Connection, prediction_type: str) -> str
     return connection.execute(query).scalar()
 
 
+# ---- automated retraining's evidence ----------------------------------------------------------------------------
+
+
+def labels_received(connection: Connection, after: str, until: str, *, sensor_values: bool) -> int:
+    """Outcomes received in (after, until] that label a row: a sensor's value (``sensor_values``), else a component
+    with its result."""
+    o = outcomes.c
+    label = (
+        and_(o.source == "sensor", o.value.is_not(None))
+        if sensor_values
+        else and_(o.component.is_not(None), o.result.is_not(None))
+    )
+    query = select(func.count()).select_from(outcomes).where(o.received_at > after, o.received_at <= until, label)
+    return connection.execute(query).scalar_one()
+
+
+def rating_counts(connection: Connection, model_name: str, start: str, end: str, low: int) -> tuple[int, int]:
+    """(ratings of at most ``low``, all ratings) submitted in [start, end) about the model's predictions."""
+    f = feedback.c
+    of_model = select(predictions.c.prediction_id).where(predictions.c.model_name == model_name)
+    query = select(func.count().filter(f.rating <= low), func.count()).where(
+        f.submitted_at >= start, f.submitted_at < end, f.prediction_id.in_(of_model)
+    )
+    lows, total = connection.execute(query).one()
+    return int(lows), int(total)
+
+
+def technician_findings(connection: Connection, model_name: str, start: str, end: str) -> list[Row]:
+    """(component, result, outputs_json, model_version) of each technician's finding received in [start, end) about
+    one of the model's champion predictions (the one the finding is linked to)."""
+    o, p = outcomes.c, predictions.c
+    query = (
+        select(o.component, o.result, p.outputs_json, p.model_version)
+        .select_from(outcomes)
+        .join(predictions, and_(p.prediction_id == o.prediction_id, p.arm == "champion"))
+        .where(
+            o.source == "technician",
+            o.component.is_not(None),
+            o.result.is_not(None),
+            p.model_name == model_name,
+            o.received_at >= start,
+            o.received_at < end,
+        )
+    )
+    return connection.execute(query).all()
+
+
 # ---- a gateway's timeline (the Gateway page) --------------------------------------------------------------------
 
 
 def outcomes_before(
-    connection: Connection, gateway_id: str, cursor: tuple[str, str] | None, limit: int
+    connection: Connection, gateway_id: str, cursor: tuple[str, str | None] | None, limit: int
 ) -> list[RowMapping]:
     """Outcomes of the gateway's devices observed before ``cursor`` (``observed_at``, ``outcome_id``), newest first,
     at most ``limit``: one range of the (gateway_id, observed_at) index."""

@@ -18,6 +18,9 @@ from datetime import datetime, timedelta
 import sqlite_utils
 from scipy.stats import fisher_exact
 
+from cloud.data import models as stored_models
+from cloud.data import predictions as stored_predictions
+from cloud.data.connections import connection_of
 from cloud.monitoring.performance import DEFAULT_THRESHOLD, alert_thresholds
 from cloud.storage import iso
 from shared.messages import OutcomeResult
@@ -66,24 +69,17 @@ def rise(
 
 def contradiction_counts(db: sqlite_utils.Database, model_name: str, start: datetime, end: datetime) -> tuple[int, int]:
     """(contradicting, all) technician findings received in ``[start, end)`` about the model's champion predictions."""
-    rows = db.execute(
-        """SELECT o.component, o.result, p.outputs_json, m.metrics_json
-           FROM outcomes o
-           JOIN predictions p ON p.prediction_id = o.prediction_id AND p.arm = 'champion'
-           LEFT JOIN models m ON m.model_name = p.model_name AND m.model_version = p.model_version
-           WHERE o.source = 'technician' AND o.component IS NOT NULL AND o.result IS NOT NULL
-             AND p.model_name = ? AND o.received_at >= ? AND o.received_at < ?""",
-        [model_name, iso(start), iso(end)],
-    ).fetchall()
-    thresholds: dict[str | None, dict[str, float]] = {}
+    connection = connection_of(db)
+    rows = stored_predictions.technician_findings(connection, model_name, iso(start), iso(end))
+    thresholds: dict[str | None, dict[str, float]] = {}  # by version: few versions, many findings
     contradicting = 0
-    for component, result, outputs_json, metrics_json in rows:
-        if metrics_json not in thresholds:
-            thresholds[metrics_json] = alert_thresholds(metrics_json)
+    for component, result, outputs_json, version in rows:
+        if version not in thresholds:
+            thresholds[version] = alert_thresholds(stored_models.metrics_json(connection, model_name, version))
         probability = json.loads(outputs_json or "{}").get(component)
         if probability is None:
             continue
-        alerted = probability >= thresholds[metrics_json].get(component, DEFAULT_THRESHOLD)
+        alerted = probability >= thresholds[version].get(component, DEFAULT_THRESHOLD)
         failed = result in (OutcomeResult.FAILED.value, OutcomeResult.REPLACED.value)
         contradicting += int(alerted != failed)
     return contradicting, len(rows)
@@ -91,13 +87,7 @@ def contradiction_counts(db: sqlite_utils.Database, model_name: str, start: date
 
 def low_rating_counts(db: sqlite_utils.Database, model_name: str, start: datetime, end: datetime) -> tuple[int, int]:
     """(ratings of 1–2, all ratings) submitted in ``[start, end)`` about the model's predictions."""
-    low, total = db.execute(
-        """SELECT coalesce(sum(f.rating <= ?), 0), count(*) FROM feedback f
-           WHERE f.submitted_at >= ? AND f.submitted_at < ?
-             AND f.prediction_id IN (SELECT prediction_id FROM predictions WHERE model_name = ?)""",
-        [LOW_RATING, iso(start), iso(end), model_name],
-    ).fetchone()
-    return int(low), int(total)
+    return stored_predictions.rating_counts(connection_of(db), model_name, iso(start), iso(end), LOW_RATING)
 
 
 def feedback_patterns(

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import sqlite_utils
 
 from cloud.config import environment
+from cloud.data import retraining as stored_retraining
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import Invalid
 from cloud.storage import iso
 from shared.limits import MAX_SAFE_INT
@@ -126,27 +128,19 @@ class PolicyStore:
         self.db = db
 
     def get(self, model_name: str) -> RetrainingPolicy:
-        row = self.db.execute(
-            "SELECT policy_json FROM retraining_policies WHERE model_name = ?", [model_name]
-        ).fetchone()
-        return RetrainingPolicy(**json.loads(row[0])) if row else RetrainingPolicy()
+        stored = stored_retraining.policy_json(connection_of(self.db), model_name)
+        return RetrainingPolicy(**json.loads(stored)) if stored else RetrainingPolicy()
 
     def set(self, model_name: str, changes: dict[str, Any], updated_by: str) -> RetrainingPolicy:
         policy = self.get(model_name).updated(changes)
-        self.db["retraining_policies"].upsert(  # atomic alone, and part of a caller's transaction if one is open
-            {
-                "model_name": model_name,
-                "policy_json": json.dumps(asdict(policy), sort_keys=True),
-                "updated_by": updated_by,
-                "updated_at": iso(datetime.now(UTC)),
-            },
-            pk="model_name",
-        )
+        with write_transaction(self.db) as connection:  # alone, or a savepoint of the caller's transaction
+            stored = json.dumps(asdict(policy), sort_keys=True)
+            stored_retraining.save_policy(connection, model_name, stored, updated_by, iso(datetime.now(UTC)))
         return policy
 
     def enabled_models(self) -> list[str]:
         return [
             name
-            for name, text in self.db.execute("SELECT model_name, policy_json FROM retraining_policies")
-            if json.loads(text).get("enabled")
+            for name, stored in stored_retraining.every_policy(connection_of(self.db))
+            if json.loads(stored).get("enabled")
         ]

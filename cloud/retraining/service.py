@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,11 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor, key_passphrase
-from cloud.data.connections import write_transaction
+from cloud.data import features as stored_features
+from cloud.data import models as stored_models
+from cloud.data import predictions as stored_predictions
+from cloud.data import retraining as stored_retraining
+from cloud.data.connections import connection_of, write_transaction
 from cloud.experiments.store import ExperimentConflict
 from cloud.monitoring.drift import detect_model_drift, record_check
 from cloud.pipeline.runs import FINISHED, RunStatus
@@ -182,20 +187,17 @@ class RetrainingService:
 
     def guard(self, model_name: str, policy: RetrainingPolicy, now: datetime) -> str | None:
         """Why a retraining may not start now, or None."""
-        waiting = self.db.execute(
-            "SELECT run_id, experiment_id FROM retraining_decisions WHERE model_name = ? AND open = 1"
-            " ORDER BY id DESC LIMIT 1",
-            [model_name],
-        ).fetchone()
+        connection = connection_of(self.db)
+        waiting = stored_retraining.open_decisions(connection, model_name)
         if waiting:  # one challenger at a time: its training run or A/B test is not settled yet
-            what = f"A/B test {waiting[1]}" if waiting[1] else f"training run {waiting[0]}"
+            newest = waiting[-1]
+            what = (
+                f"A/B test {newest['experiment_id']}" if newest["experiment_id"] else f"training run {newest['run_id']}"
+            )
             return f"the last retraining's {what} is not settled yet"
-        last = self.db.execute(
-            "SELECT at FROM retraining_decisions WHERE model_name = ? AND decision = 'queued' ORDER BY id DESC LIMIT 1",
-            [model_name],
-        ).fetchone()
-        if last and from_iso(last[0]) > now - timedelta(hours=policy.cooldown_hours):
-            return f"in cooldown: the last retraining was queued at {last[0]} ({policy.cooldown_hours:g} h between)"
+        last = stored_retraining.last_queued_at(connection, model_name)
+        if last and from_iso(last) > now - timedelta(hours=policy.cooldown_hours):
+            return f"in cooldown: the last retraining was queued at {last} ({policy.cooldown_hours:g} h between)"
         if self._data_cutoff(model_name) is None:
             return None  # no production version: a first model needs no new labels to be worth training
         since, new = self.new_labels(model_name, now)
@@ -206,45 +208,38 @@ class RetrainingService:
     def new_labels(self, model_name: str, now: datetime) -> tuple[str, int]:
         """(since when, how many) labels received after the data of the production version (or ever)."""
         since = self._data_cutoff(model_name) or ""
-        value_labels = model_name == "usage_pattern"
-        query = "SELECT count(*) FROM outcomes WHERE received_at > ? AND received_at <= ? AND " + (
-            "source = 'sensor' AND value IS NOT NULL"
-            if value_labels
-            else "component IS NOT NULL AND result IS NOT NULL"
-        )
-        (count,) = self.db.execute(query, [since, iso(now)]).fetchone()
-        return since or "the beginning", int(count)
+        sensor_values = model_name == "usage_pattern"
+        count = stored_predictions.labels_received(connection_of(self.db), since, iso(now), sensor_values=sensor_values)
+        return since or "the beginning", count
 
     def _data_cutoff(self, model_name: str) -> str | None:
         """When the production version's training data was taken (its dataset's ``as_of``, else its creation)."""
-        row = self.db.execute(
-            "SELECT lineage_json, created_at FROM models WHERE model_name = ? AND status = 'production'"
-            " ORDER BY production_device_type LIMIT 1",
-            [model_name],
-        ).fetchone()
-        if row is None:
+        connection = connection_of(self.db)
+        production = stored_models.production_versions(connection, model_name)  # the general scope's first
+        if not production:
             return None
-        dataset_id = json.loads(row[0] or "{}").get("dataset_id")
+        row = production[0]
+        dataset_id = json.loads(row["lineage_json"] or "{}").get("dataset_id")
         if dataset_id:
-            found = self.db.execute("SELECT query_json FROM datasets WHERE dataset_id = ?", [dataset_id]).fetchone()
+            found = stored_features.find_dataset(connection, dataset_id)
             if found:
-                return json.loads(found[0])["as_of"]
-        return row[1]
+                return json.loads(found["query_json"])["as_of"]
+        return row["created_at"]
 
     # -- after the run -----------------------------------------------------------------------------------------
 
     def follow_up(self, now: datetime) -> list[dict[str, Any]]:
         """Act on finished runs and on experiments this service started; each open decision is closed once."""
         decisions = []
-        for row in self.db["retraining_decisions"].rows_where("open = 1", order_by="id"):
+        for row in stored_retraining.open_decisions(connection_of(self.db)):
             decision = self._after_run(row, now) if row["run_id"] else self._after_experiment(row, now)
             if decision is not None:
-                with self.db.conn:
-                    self.db["retraining_decisions"].update(row["id"], {"open": 0})
+                with write_transaction(self.db) as connection:
+                    stored_retraining.close_decision(connection, row["id"])
                 decisions.append(decision)
         return decisions
 
-    def _after_run(self, row: dict, now: datetime) -> dict[str, Any] | None:
+    def _after_run(self, row: Mapping[str, Any], now: datetime) -> dict[str, Any] | None:
         run = self.pipeline.runs.get(row["run_id"])
         if run.status not in FINISHED:
             return None
@@ -345,7 +340,7 @@ class RetrainingService:
             open_=True,
         )
 
-    def _after_experiment(self, row: dict, now: datetime) -> dict[str, Any] | None:
+    def _after_experiment(self, row: Mapping[str, Any], now: datetime) -> dict[str, Any] | None:
         service = self._experiments(now)
         experiment_id = row["experiment_id"]
         look = service.status(experiment_id)
@@ -441,11 +436,8 @@ class RetrainingService:
 
     # -- the record --------------------------------------------------------------------------------------------
 
-    def _last(self, trigger: str, model_name: str) -> dict | None:
-        rows = self.db["retraining_decisions"].rows_where(
-            "model_name = ? AND trigger = ?", [model_name, trigger], order_by="id DESC", limit=1
-        )
-        return next(iter(rows), None)
+    def _last(self, trigger: str, model_name: str) -> Mapping[str, Any] | None:
+        return stored_retraining.last_decision(connection_of(self.db), model_name, trigger)
 
     def _record(
         self,
@@ -478,8 +470,8 @@ class RetrainingService:
             "rollout_id": rollout_id,
             "open": int(open_ or decision == "queued"),
         }
-        with write_transaction(self.db):
-            row["id"] = self.db["retraining_decisions"].insert(row).last_pk
+        with write_transaction(self.db) as connection:
+            row["id"] = stored_retraining.add_decision(connection, row)
             details = {"decision_id": row["id"], "decision": decision}
             AuditLog(self.db).record(actor, f"retraining.{trigger}", model_name, details)
         # debug: the caller says it (the CLI prints it, the worker logs it); at info a command printed it twice
@@ -487,12 +479,11 @@ class RetrainingService:
         return decision_out(row)
 
     def decisions(self, model_name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        where, args = ("model_name = ?", [model_name]) if model_name else (None, [])
-        rows = self.db["retraining_decisions"].rows_where(where, args, order_by="id DESC", limit=limit)
+        rows = stored_retraining.decisions(connection_of(self.db), model_name or None, limit)
         return [decision_out(row) for row in rows]
 
 
-def decision_out(row: dict) -> dict[str, Any]:
+def decision_out(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in ("evidence_json", "open")}
     out["open"] = bool(row["open"])
     out["evidence"] = json.loads(row["evidence_json"] or "{}")

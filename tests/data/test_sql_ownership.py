@@ -15,9 +15,6 @@ from tests.data.sql_outside import modules_running_sql
 STILL_RUNNING_SQL = frozenset(
     {
         "cloud/pipeline/training.py",
-        "cloud/retraining/feedback_patterns.py",
-        "cloud/retraining/policy.py",
-        "cloud/retraining/service.py",
     }
 )
 
