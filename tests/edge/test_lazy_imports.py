@@ -1,7 +1,7 @@
 """A gateway imports only what it runs: serving loads neither the TUF client stack (tuf, urllib3; the update
 tests use it for real) nor ``onnx`` (the capped child parses models) nor ``cryptography`` (a director document's
 signature and a technician's sealed outcome load it; tests/edge/test_updater.py and test_outbox_at_rest.py use it)
-nor asyncio."""
+nor asyncio, nor ``http.server`` (socketserver) while the technicians' local API is off."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _loaded_after(code: str) -> set[str]:
 
 def test_serving_agent_does_not_import_tuf_urllib3_or_cryptography():
     loaded = _loaded_after("import edge_agent.agent, edge_agent.updater, edge_agent.tuf_client")
-    assert not {"tuf", "urllib3", "cryptography", "asyncio"} & loaded
+    assert not {"tuf", "urllib3", "cryptography", "asyncio", "socketserver"} & loaded
 
 
 def test_agent_serving_installed_models_never_imports_onnx_or_cryptography(tmp_path):
@@ -46,7 +46,7 @@ def test_agent_serving_installed_models_never_imports_onnx_or_cryptography(tmp_p
         "assert len(agent.windows) == 2 and not agent.quarantine.counts, agent.quarantine.counts\nagent.stop(0)"
     )
     loaded = _loaded_after(start)
-    assert "onnxruntime" in loaded and not {"onnx", "cryptography", "asyncio"} & loaded
+    assert "onnxruntime" in loaded and not {"onnx", "cryptography", "asyncio", "socketserver"} & loaded
 
 
 def _telemetry(gateway_id: str) -> list[tuple[str, bytes]]:
