@@ -159,3 +159,11 @@ def add_decision(connection: Connection, row: Mapping[str, Any]) -> int:
 def decisions(connection: Connection, rollout_id: int) -> list[RowMapping]:
     query = select(rollout_decisions).where(rollout_decisions.c.rollout_id == rollout_id)
     return list(connection.execute(query.order_by(rollout_decisions.c.id)).mappings())
+
+
+def rollout_ids_page(connection: Connection, before: int | None, limit: int) -> list[int]:
+    """Up to ``limit`` rollout ids below ``before`` (from the newest when None), newest first: one page of a list."""
+    query = select(rollouts.c.rollout_id).order_by(rollouts.c.rollout_id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(rollouts.c.rollout_id < before)
+    return list(connection.execute(query).scalars())

@@ -18,6 +18,8 @@ from pydantic import ValidationError
 from cloud.api.deps import Config, Database, Registry, Rollouts, SignerDep, SigningRollouts
 from cloud.api.routes.rollouts import StartIn
 from cloud.api.routes.rollouts import start as start_rollout
+from cloud.data import rollouts as stored
+from cloud.data.connections import connection_of
 from cloud.errors import Invalid
 from cloud.rollouts import store
 from cloud.rollouts.engine import StagedRollouts
@@ -37,7 +39,7 @@ Text = Annotated[str, Form()]
 
 @router.get("")
 def rollouts(request: Request, db: Database, session: ViewerPage, before: int | None = None) -> HTMLResponse:
-    ids = [i for i in store.list_ids(db) if before is None or i < before][:PAGE]
+    ids = stored.rollout_ids_page(connection_of(db), before, PAGE)
     records = [store.load(db, i) for i in ids]
     older = ids[-1] if len(ids) == PAGE else None
     return render(request, "rollouts.html", {"rollouts": records, "older": older})
