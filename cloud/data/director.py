@@ -295,7 +295,7 @@ def deployment_rows(
 
 
 def issued_before(
-    connection: Connection, gateway_id: str, cursor: tuple[str, str] | None, limit: int
+    connection: Connection, gateway_id: str, cursor: tuple[str, str | None] | None, limit: int
 ) -> list[RowMapping]:
     """The documents issued to the gateway before ``cursor`` (``issued_at``, ``document_digest``), newest first, at
     most ``limit``: ``document_digest``, ``sequence`` and ``issued_at``."""

@@ -476,17 +476,20 @@ def gateway_row(connection: Connection, gateway_id: str, stale_before: str) -> R
     return connection.execute(query).mappings().first()
 
 
-def before_cursor(time: Any, key: Any, cursor: tuple[str, str] | None) -> Any:
+def before_cursor(time: Any, key: Any, cursor: tuple[str, str | None] | None) -> Any:
     """Rows strictly before ``cursor`` (time, key) in a newest-first order by ``time`` then ``key``, or every row
-    without one: the keyset condition each timeline source applies."""
+    without one: the keyset condition each timeline source applies. A key of None keeps every row at that time (a
+    merged timeline's source that sorts after the cursor's own at the same instant)."""
     if cursor is None:
         return true()
     at, after_key = cursor
+    if after_key is None:
+        return time <= at
     return (time < at) | ((time == at) & (key < after_key))
 
 
 def events_before(
-    connection: Connection, gateway_id: str, cursor: tuple[str, str] | None, limit: int
+    connection: Connection, gateway_id: str, cursor: tuple[str, str | None] | None, limit: int
 ) -> list[RowMapping]:
     """The gateway's events before ``cursor`` (``sent_at``, ``msg_id``), newest first, at most ``limit``: one range
     of the (gateway_id, sent_at) index."""
@@ -501,7 +504,7 @@ def events_before(
 
 
 def security_events_before(
-    connection: Connection, gateway_id: str, cursor: tuple[str, str] | None, limit: int
+    connection: Connection, gateway_id: str, cursor: tuple[str, str | None] | None, limit: int
 ) -> list[RowMapping]:
     """The documents never issued to the gateway that it reported, before ``cursor`` (``first_seen_at``,
     ``document_digest``), newest first, at most ``limit``."""

@@ -91,6 +91,8 @@ def test_a_gateways_events_and_security_events_are_paged_newest_first_by_time_th
     assert ids == ["m4", "m3", "m2"]
     after_m3 = fleet.events_before(owner_connection, "gw-a1", ("2026-12-07T10:01:00Z", "m3"), 10)
     assert [row["msg_id"] for row in after_m3] == ["m2", "m1"]
+    at_that_time_too = fleet.events_before(owner_connection, "gw-a1", ("2026-12-07T10:01:00Z", None), 10)
+    assert [row["msg_id"] for row in at_that_time_too] == ["m3", "m2", "m1"]
 
     [seen] = fleet.security_events_before(owner_connection, "gw-a1", None, 10)
     assert (seen["document_digest"], seen["first_seen_at"]) == ("f" * 64, "2026-12-07T10:02:00Z")

@@ -1,0 +1,130 @@
+"""Fleet and Gateway pages: every gateway's connection state, versions and deployments, paged by id; one gateway's
+status per model and its timeline.
+
+Both read the owners directly (``cloud.data.fleet``, ``cloud.deployments``), a page at a time: the fleet list is one
+keyset query walking the gateways' primary key (filters included), plus each listed gateway's deployments, so it
+costs the same at 100,000 gateways as at ten. A gateway is stale when its last status said online but it has been
+silent longer than ``IOTSPHERE_GATEWAY_STALE_AFTER_S`` (the metrics' and the alerts' threshold).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from cloud.api.deps import Database
+from cloud.config import environment
+from cloud.data import fleet
+from cloud.data.connections import connection_of
+from cloud.data.times import iso
+from cloud.deployments import Deployment, list_deployments, resolve_deadline
+from cloud.errors import Invalid, NotFound
+from cloud.web import timeline
+from cloud.web.auth import ViewerPage
+from cloud.web.rendering import PageRoute, render
+
+router = APIRouter(prefix="/fleet", route_class=PageRoute, include_in_schema=False)
+PAGE = 50
+TIMELINE_PAGE = 50
+
+
+def _stale_before() -> str:
+    return iso(datetime.now(UTC) - timedelta(seconds=environment().gateway_stale_after_s))
+
+
+def _models(status_json: str | None) -> list[dict[str, Any]]:
+    """The models a gateway's last status says it serves (its ``models`` list), as reported."""
+    status = json.loads(status_json) if status_json else None
+    return (status.get("models") or []) if isinstance(status, dict) else []
+
+
+def _deployments(db: Database, gateway_id: str) -> dict[str, Deployment]:
+    return {d.model_name: d for d in list_deployments(db, gateway_id=gateway_id, deadline=resolve_deadline())}
+
+
+def _counts(db: Database) -> dict[str, int]:
+    return fleet.gateway_states(connection_of(db), _stale_before())
+
+
+@router.get("")
+def fleet_list(
+    request: Request,
+    db: Database,
+    session: ViewerPage,
+    q: str = "",
+    state: str = "",
+    version: str = "",
+    after: str | None = None,
+) -> HTMLResponse:
+    if state and state not in fleet.CONNECTION_STATES:
+        raise Invalid(f"state must be one of {', '.join(fleet.CONNECTION_STATES)}, not {state!r}")
+    connection = connection_of(db)
+    rows = fleet.gateway_page(
+        connection, _stale_before(), PAGE, after, q.strip(), state or None, version.strip() or None
+    )
+    devices = fleet.device_counts(connection, [row["gateway_id"] for row in rows])
+    gateways = [
+        {
+            **row,
+            "models": _models(row["status_json"]),
+            "deployments": _deployments(db, row["gateway_id"]),
+            "devices": devices.get(row["gateway_id"], 0),
+        }
+        for row in rows
+    ]
+    filters = {"q": q.strip(), "state": state, "version": version.strip()}
+    context = {
+        "gateways": gateways,
+        "counts": _counts(db),
+        "states": fleet.CONNECTION_STATES,
+        "filters": filters,
+        "query": urlencode({name: value for name, value in filters.items() if value}),
+        "after": after,
+        "next": rows[-1]["gateway_id"] if len(rows) == PAGE else None,
+    }
+    return render(request, "fleet.html", context)
+
+
+@router.get("/~counts")  # "~" is in no gateway id (shared.topics.validate_id)
+def fleet_counts(request: Request, db: Database, session: ViewerPage) -> HTMLResponse:
+    """The counts by state alone: the fleet page polls them."""
+    return render(request, "fleet_counts.html", {"counts": _counts(db)})
+
+
+def _status_per_model(db: Database, gateway_id: str, status_json: str | None) -> list[dict[str, Any]]:
+    """Per model: what the gateway runs (its last status) beside what it was directed to (its deployment)."""
+    running = {model.get("model_name"): model for model in _models(status_json)}
+    directed = _deployments(db, gateway_id)
+    return [
+        {"model_name": name, "running": running.get(name), "deployment": directed.get(name)}
+        for name in sorted(set(running) | set(directed), key=str)
+    ]
+
+
+@router.get("/{gateway_id}")
+def gateway(
+    request: Request, db: Database, session: ViewerPage, gateway_id: str, before: str | None = None
+) -> HTMLResponse:
+    connection = connection_of(db)
+    row = fleet.gateway_row(connection, gateway_id, _stale_before())
+    if row is None:
+        raise NotFound(f"no gateway {gateway_id!r} has reported")
+    try:
+        cursor = timeline.parse_cursor(before)
+    except ValueError as exc:
+        raise Invalid(f"before is not a timeline position: {exc}") from exc
+    items, older = timeline.page(connection, gateway_id, cursor, TIMELINE_PAGE)
+    context = {
+        "gateway": row,
+        "devices": fleet.device_counts(connection, [gateway_id]).get(gateway_id, 0),
+        "models": _status_per_model(db, gateway_id, row["status_json"]),
+        "items": items,
+        "before": before,
+        "older": older,
+    }
+    return render(request, "gateway.html", context)
