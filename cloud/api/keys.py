@@ -28,6 +28,7 @@ from cloud.audit import AuditLog
 from cloud.config import configured_actor
 from cloud.data import keys as stored_keys
 from cloud.data.connections import connection_of, write_transaction
+from cloud.errors import Invalid, NotFound, Refused
 from cloud.storage import iso
 from shared.topics import validate_id
 
@@ -37,6 +38,18 @@ _SECRET_BYTES = 32
 _TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}_([0-9a-f]{{{_KEY_ID_HEX_DIGITS}}})_([A-Za-z0-9_-]{{20,}})$")
 _HASH_SCHEME = "sha256"
 MAX_NAME_LENGTH = 128
+
+
+class InvalidKeyRequest(Invalid):
+    """A key that cannot be made as asked (its name, its role's scope)."""
+
+
+class GatewayKeyExists(Refused, ValueError):
+    """The gateway already holds a live key: one credential per gateway."""
+
+
+class UnknownApiKey(NotFound, LookupError):
+    """No key has this id."""
 
 
 class KeyRejected(Exception):
@@ -109,13 +122,13 @@ class KeyStore:
         role = Role(role)
         name = name.strip()
         if not name or len(name) > MAX_NAME_LENGTH:
-            raise ValueError(f"key name must be 1-{MAX_NAME_LENGTH} characters")
+            raise InvalidKeyRequest(f"key name must be 1-{MAX_NAME_LENGTH} characters")
         if role == Role.GATEWAY:
             if not gateway_id:
-                raise ValueError("a gateway key needs the gateway id it belongs to")
+                raise InvalidKeyRequest("a gateway key needs the gateway id it belongs to")
             validate_id(gateway_id, "gateway id")
         elif gateway_id:
-            raise ValueError(f"only gateway keys belong to a gateway, not {role.value} keys")
+            raise InvalidKeyRequest(f"only gateway keys belong to a gateway, not {role.value} keys")
         key = ApiKey(
             key_id=secrets.token_hex(_KEY_ID_HEX_DIGITS // 2),
             name=name,
@@ -129,7 +142,7 @@ class KeyStore:
         with write_transaction(self._db) as connection:
             live = stored_keys.live_key_of_gateway(connection, gateway_id) if gateway_id else None
             if live:
-                raise ValueError(
+                raise GatewayKeyExists(
                     f"gateway {gateway_id!r} already has a live key ({live}): "
                     "one credential per gateway, so revoke that one first"
                 )
@@ -169,7 +182,7 @@ class KeyStore:
     def get(self, key_id: str) -> ApiKey:
         row = stored_keys.find(connection_of(self._db), key_id)
         if row is None:
-            raise LookupError(f"no API key with id {key_id!r}")
+            raise UnknownApiKey(f"no API key with id {key_id!r}")
         return _row_to_key(row)
 
     def list(self) -> list[ApiKey]:

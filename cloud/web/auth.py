@@ -75,3 +75,4 @@ def page_role(required: Role) -> Callable[..., WebSession]:
 
 ViewerPage = Annotated[WebSession, Depends(page_role(Role.VIEWER))]
 OperatorPage = Annotated[WebSession, Depends(page_role(Role.OPERATOR))]
+AdminPage = Annotated[WebSession, Depends(page_role(Role.ADMIN))]
