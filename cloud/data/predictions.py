@@ -483,3 +483,21 @@ def outcomes_before(
         .limit(limit)
     )
     return list(connection.execute(query).mappings())
+
+
+def label_coverage(connection: Connection, model_name: str, start: str, end: str) -> list[Row]:
+    """(model_version, device_type, arm, predictions, labelled, mean and max label delay in ms) of the model's
+    predictions made in [start, end): labelled ones have an outcome linked to them, and a label's delay is its
+    prediction's first linked outcome's ``received_at`` less the prediction's ``made_at`` (one index lookup each)."""
+    first = (
+        select(func.min(outcomes.c.received_at))
+        .where(outcomes.c.prediction_id == predictions.c.prediction_id)
+        .scalar_subquery()
+    )
+    p = predictions.c
+    made = select(p.model_version, p.device_type, p.arm, p.made_at, first.label("first_at"))
+    made = made.where(_made_in(model_name, start, end)).subquery()
+    delay = epoch_ms(made.c.first_at) - epoch_ms(made.c.made_at)
+    cell = (made.c.model_version, made.c.device_type, made.c.arm)
+    query = select(*cell, func.count(), func.count(made.c.first_at), func.avg(delay), func.max(delay))
+    return connection.execute(query.group_by(*cell).order_by(*cell)).all()

@@ -109,3 +109,16 @@ def open_decisions(connection: Connection, model_name: str | None = None) -> lis
 def close_decision(connection: Connection, decision_id: int) -> None:
     """The decision waits no longer: ``follow_up`` acted on it."""
     connection.execute(update(retraining_decisions).where(retraining_decisions.c.id == decision_id).values(open=0))
+
+
+def decisions_before(
+    connection: Connection, model_name: str | None, before: int | None, limit: int
+) -> list[RowMapping]:
+    """One page of decisions (of ``model_name`` if given) newest first: ids below ``before`` if given, at most
+    ``limit``."""
+    query = select(retraining_decisions).order_by(retraining_decisions.c.id.desc()).limit(limit)
+    if model_name is not None:
+        query = query.where(retraining_decisions.c.model_name == model_name)
+    if before is not None:
+        query = query.where(retraining_decisions.c.id < before)
+    return list(connection.execute(query).mappings())

@@ -182,3 +182,18 @@ def record_schedule_run(connection: Connection, schedule_id: int, run_id: str) -
     """Note the run a schedule's last firing queued."""
     query = update(training_schedules).where(training_schedules.c.schedule_id == schedule_id)
     connection.execute(query.values(last_run_id=run_id))
+
+
+def runs_before(
+    connection: Connection, model_name: str | None, cursor: tuple[str, str] | None, limit: int
+) -> list[RowMapping]:
+    """One page of runs (of ``model_name`` if given) newest first: those before ``cursor`` (``requested_at``,
+    ``run_id``) in that order, at most ``limit``."""
+    c = training_runs.c
+    query = select(training_runs).order_by(c.requested_at.desc(), c.run_id.desc())
+    if model_name:
+        query = query.where(c.model_name == model_name)
+    if cursor is not None:
+        at, run_id = cursor
+        query = query.where((c.requested_at < at) | ((c.requested_at == at) & (c.run_id < run_id)))
+    return list(connection.execute(query.limit(limit)).mappings())
