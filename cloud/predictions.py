@@ -41,9 +41,11 @@ def find_predictions(
     prediction_type: str | None = None,
     arms: Sequence[Arm] | None = None,
     since: datetime | None = None,
+    before: tuple[datetime, str] | None = None,
     limit: int | None = 20,
 ) -> list[StoredPrediction]:
-    """Predictions matching every filter given (None: any), newest first, at most ``limit`` (None: all)."""
+    """Predictions matching every filter given (None: any), newest first, at most ``limit`` (None: all); ``before``
+    (made at, prediction id) of a page's last prediction gives the next page."""
     rows = stored_predictions.find_predictions(
         connection_of(db),
         prediction_id=prediction_id,
@@ -52,6 +54,7 @@ def find_predictions(
         prediction_type=prediction_type,
         arms=[Arm(arm).value for arm in arms] if arms else None,
         since=None if since is None else iso(since),
+        before=None if before is None else (iso(before[0]), before[1]),
         limit=limit,
     )
     return [StoredPrediction(**row, outputs=json.loads(row["outputs_json"])) for row in rows]

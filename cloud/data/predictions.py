@@ -93,9 +93,11 @@ def find_predictions(
     prediction_type: str | None = None,
     arms: Sequence[str] | None = None,
     since: str | None = None,
+    before: tuple[str, str] | None = None,
     limit: int | None = 20,
 ) -> list[RowMapping]:
-    """Rows matching every filter given (None: any; ``since``: made at or after), newest first, at most ``limit``."""
+    """Rows matching every filter given (None: any; ``since``: made at or after), newest first, at most ``limit``;
+    ``before`` (made at, prediction id) of the last row of a page gives the next page."""
     query = select(predictions).order_by(predictions.c.made_at.desc(), predictions.c.prediction_id, predictions.c.arm)
     for column, value in (
         (predictions.c.prediction_id, prediction_id),
@@ -109,6 +111,10 @@ def find_predictions(
         query = query.where(predictions.c.arm.in_(arms))
     if since is not None:
         query = query.where(predictions.c.made_at >= since)
+    if before is not None:
+        made_at, prediction_id = before
+        p = predictions.c
+        query = query.where(or_(p.made_at < made_at, and_(p.made_at == made_at, p.prediction_id > prediction_id)))
     return list(connection.execute(query.limit(limit)).mappings())
 
 

@@ -10,11 +10,20 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from cloud.api.auth import public, route_roles
-from cloud.web.pages import admin, alerts, experiments, fleet, models, rollouts, signin
+from cloud.web.pages import admin, alerts, experiments, fleet, models, predictions, rollouts, signin
 
 STATIC = Path(__file__).resolve().parent / "static"
 _SWAGGER = "/static/vendor/swagger-ui"
-PAGES = (signin.router, models.router, alerts.router, rollouts.router, experiments.router, fleet.router, admin.router)
+PAGES = (
+    signin.router,
+    models.router,
+    alerts.router,
+    rollouts.router,
+    experiments.router,
+    fleet.router,
+    admin.router,
+    predictions.router,
+)
 
 
 def _docs_router(openapi_url: str, title: str) -> APIRouter:

@@ -74,5 +74,6 @@ def page_role(required: Role) -> Callable[..., WebSession]:
 
 
 ViewerPage = Annotated[WebSession, Depends(page_role(Role.VIEWER))]
+TechnicianPage = Annotated[WebSession, Depends(page_role(Role.TECHNICIAN))]
 OperatorPage = Annotated[WebSession, Depends(page_role(Role.OPERATOR))]
 AdminPage = Annotated[WebSession, Depends(page_role(Role.ADMIN))]
