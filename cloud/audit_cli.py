@@ -42,11 +42,11 @@ def list_command(
     limit: int, since_id: int, actor: str | None, action: str | None, as_json: bool, data_dir: Path | None
 ) -> None:
     """Entries oldest first, one a line: id, time, actor, action, target, details."""
-    db = open_database(config_from_options(data_dir).database_path)
+    db = open_database(config_from_options(data_dir).database_url)
     try:
         entries = AuditLog(db).entries(limit, since_id, actor, action)
     finally:
-        db.conn.close()
+        db.close()
     if as_json:
         echo_json(entries)
         return
@@ -95,11 +95,11 @@ def verify_command(checkpoints_file: Path | None, data_dir: Path | None) -> None
                 f"{checkpoints_file} names audit key(s) this keystore does not hold ({named}): its audit.pub was "
                 "replaced, or the copy is another cloud's"
             )
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         report = AuditCheckpoints(db).verify(public_keys, kept)
     finally:
-        db.conn.close()
+        db.close()
     report = dataclasses.replace(report, problems=problems + report.problems)
     for line in report_lines(report):
         click.echo(line, err=not report.ok)
@@ -113,13 +113,13 @@ def checkpoint_command(data_dir: Path | None) -> None:
     """Sign the log's head now with the audit key (created on first use); refused if the log fails verify."""
     config = config_from_options(data_dir)
     passphrase = keystore.passphrase_from_env_or_prompt()
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         checkpoint = sign_now(db, config.keys_dir, passphrase, actor=config.actor)
     except CheckpointRefused as exc:
         raise click.ClickException(f"not signed, the audit log fails verification: {exc}") from exc
     finally:
-        db.conn.close()
+        db.close()
     click.echo(
         f"Signed checkpoint: {checkpoint.count} entries, head {checkpoint.head_hash}, at {checkpoint.at} "
         f"(audit key {checkpoint.keyid[:16]}…)."
@@ -134,10 +134,10 @@ def export_checkpoints_command(out: Path, data_dir: Path | None) -> None:
     against it later with ``verify --checkpoints OUT``."""
     config = config_from_options(data_dir)
     public_keys = keystore.audit_public_keys(config.keys_dir)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         export = AuditCheckpoints(db).export(public_keys)
     finally:
-        db.conn.close()
+        db.close()
     atomic_write(out, export.model_dump_json(indent=1).encode() + b"\n", mode=0o600)
     click.echo(f"Wrote {len(export.checkpoints)} checkpoint(s) to {out}.")

@@ -53,11 +53,11 @@ def config_from_options(data_dir: Path | None, mqtt_url: str | None = None, *, i
 @contextmanager
 def cloud_database(data_dir: Path | None) -> Iterator[sqlite_utils.Database]:
     """The cloud database of ``--data-dir`` for one command, closed afterwards."""
-    db = open_database(config_from_options(data_dir).database_path)
+    db = open_database(config_from_options(data_dir).database_url)
     try:
         yield db
     finally:
-        db.conn.close()
+        db.close()
 
 
 class UtcDateTime(click.ParamType):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cloud.data.urls import sqlite_file, sqlite_url
+from cloud.data.urls import check, is_postgres, sqlite_file, sqlite_url
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -54,10 +54,10 @@ class CloudConfig:
     database_url_setting: str | None = field(default_factory=lambda: _secret("database_url"), repr=False)
 
     def __post_init__(self) -> None:
-        """A database the services cannot query yet is refused here, before a command touches anything: one message
-        naming the variable (``cloud.data.urls.SQLiteOnly``, a ValueError the commands show as it is)."""
+        """A URL naming no database the cloud runs on is refused here, before a command touches anything: one
+        message naming the variable (a ValueError the commands show as it is)."""
         if self.database_url_setting is not None:
-            sqlite_file(self.database_url_setting)
+            check(self.database_url_setting)
 
     @property
     def has_tuf_repository(self) -> bool:
@@ -67,9 +67,15 @@ class CloudConfig:
     @property
     def initialised(self) -> bool:
         """A cloud lives here: ``cloud init`` made its TUF repository, or its database exists (made by the API, a
-        library caller or a version before commands refused a fresh folder). Commands refuse any other folder, so a
-        mistyped ``--data-dir`` is an error, not a new empty cloud."""
-        return self.has_tuf_repository or self.database_path.exists()
+        library caller or a version before commands refused a fresh folder; on PostgreSQL: migrated). Commands
+        refuse any other folder, so a mistyped ``--data-dir`` is an error, not a new empty cloud."""
+        if self.has_tuf_repository:
+            return True
+        if is_postgres(self.database_url):
+            from cloud.data.postgres import is_migrated
+
+            return is_migrated(self.database_url)
+        return self.database_path.exists()
 
     @property
     def database_url(self) -> str:
@@ -78,8 +84,7 @@ class CloudConfig:
 
     @property
     def database_path(self) -> Path:
-        """The SQLite file of ``database_url`` (the only kind the services query until docs/data-layer.md's
-        conversion)."""
+        """The SQLite file of ``database_url``; ValueError when it names PostgreSQL (open ``database_url``)."""
         if self.database_url_setting is None:
             return self.data_dir / "iotsphere.db"
         return sqlite_file(self.database_url_setting)

@@ -4,7 +4,10 @@ The key is ``$IOTSPHERE_FIELD_KEY`` (a Fernet key) if set, else ``field-encrypti
 folder, created on first use with mode 0600. Every writer must reach the same key: the API and CLI are given
 the keys folder of their ``CloudConfig``; the ingest writer has only a SQLite connection, so
 ``cipher_for_database`` finds the folder from the database file the same way ``CloudConfig`` places both
-(``<data_dir>/iotsphere.db`` and ``<data_dir>/keys``).
+(``<data_dir>/iotsphere.db`` and ``<data_dir>/keys``). A PostgreSQL database has no file, and the processes
+writing to it may run on several machines: there the key is ``$IOTSPHERE_FIELD_KEY``, which every process must be
+given (else the key file in the keys folder of the process's own configured data folder, ``IOTSPHERE_DATA_DIR``,
+which holds for processes sharing one machine and folder).
 
 The cipher itself is ``shared.field_cipher``'s, which gateways use for their outbox with a key of their own.
 """
@@ -41,8 +44,11 @@ def cipher_for_keys_dir(keys_dir: Path) -> FieldCipher:
 
 
 def cipher_for_database(conn: sqlite3.Connection | Connection) -> FieldCipher:
-    """The cipher of the cloud data folder holding this connection's database file."""
-    file = database_file(connection_over(conn) if isinstance(conn, sqlite3.Connection) else conn)
+    """The cipher of the cloud data folder holding this connection's database file (PostgreSQL: see above)."""
+    connection = connection_over(conn) if isinstance(conn, sqlite3.Connection) else conn
+    if connection.dialect.name == "postgresql":
+        return cipher_for_keys_dir(CloudConfig().keys_dir)
+    file = database_file(connection)
     if file is None:
         if key := field_key():
             return _cipher(None, key)

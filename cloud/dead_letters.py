@@ -60,7 +60,7 @@ def sealed(conn: sqlite3.Connection | Connection, letters: Iterable[tuple[str, b
 def recent(db: sqlite_utils.Database, limit: int) -> list[DeadLetterView]:
     """The newest ``limit`` dead letters, newest first, payloads redacted."""
     rows = owner.newest(connection_of(db), limit)
-    cipher = cipher_for_database(db.conn) if rows else None
+    cipher = cipher_for_database(connection_of(db)) if rows else None
     return [_view(row, cipher) for row in rows]
 
 

@@ -19,11 +19,11 @@ from cloud.storage import open_database
 def dead_letters_command(limit: int, as_json: bool, data_dir: Path | None) -> None:
     """The newest dead letters: id, time, topic, reason, then the payload's start with notes, comments and
     technician redacted (payloads rest encrypted)."""
-    db = open_database(config_from_options(data_dir).database_path)
+    db = open_database(config_from_options(data_dir).database_url)
     try:
         views = recent(db, limit)
     finally:
-        db.conn.close()
+        db.close()
     if as_json:
         for view in views:
             echo_json(view, indent=None)

@@ -28,7 +28,7 @@ names_option = click.option(
 
 
 def _store(data_dir: Path | None) -> FeatureStore:
-    return FeatureStore(open_database(config_from_options(data_dir).database_path))
+    return FeatureStore(open_database(config_from_options(data_dir).database_url))
 
 
 def _text(value: float) -> str:

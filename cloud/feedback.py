@@ -109,7 +109,7 @@ class PredictionFeedbackService:
 
     def __init__(self, db: sqlite_utils.Database, cipher: FieldCipher | None = None) -> None:
         self.db = db
-        self.cipher = cipher or cipher_for_database(db.conn)
+        self.cipher = cipher or cipher_for_database(connection_of(db))
 
     def prediction(self, prediction_id: str) -> dict:
         """The prediction's stored row (its first arm); raise UnknownPrediction."""

@@ -21,13 +21,13 @@ def _run(data_dir: Path | None, record: Callable[[PredictionFeedbackService, str
     Usage errors exit 2 with the reason.
     """
     config = config_from_options(data_dir)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         recorded = record(PredictionFeedbackService(db), config.actor)
     except (UnknownPrediction, InvalidFeedback, ValidationError) as exc:
         raise click.UsageError(str(exc)) from exc
     finally:
-        db.conn.close()
+        db.close()
     click.echo(f"{'recorded' if recorded.created else 'already recorded'}: {recorded.id}")
 
 

@@ -35,11 +35,11 @@ override_option = click.option(
 @contextmanager
 def _registry(data_dir: Path | None, mqtt_url: str | None = None) -> Iterator[tuple[CloudConfig, MLModelRegistry]]:
     config = config_from_options(data_dir, mqtt_url)
-    db: sqlite_utils.Database = open_database(config.database_path)
+    db: sqlite_utils.Database = open_database(config.database_url)
     try:
         yield config, MLModelRegistry(db)
     finally:
-        db.conn.close()
+        db.close()
 
 
 def _scope(device_type: str | None) -> str:

@@ -55,7 +55,7 @@ class PeriodicWorker(ABC):
         self._heartbeat.stop()
 
     def _run(self) -> None:
-        db = open_database(self.config.database_path)
+        db = open_database(self.config.database_url)
         try:
             while not self._stop.is_set():
                 self._heartbeat.beat(busy=True)
@@ -68,4 +68,4 @@ class PeriodicWorker(ABC):
                 if not busy:
                     self._stop.wait(self.interval)
         finally:
-            db.conn.close()
+            db.close()

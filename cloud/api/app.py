@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -89,9 +88,9 @@ class AuditMutations:
     be written the request fails (500) rather than going unrecorded.
     """
 
-    def __init__(self, app: ASGIApp, database_path: Path):
+    def __init__(self, app: ASGIApp, database_url: str):
         self.app = app
-        self.database_path = database_path
+        self.database_url = database_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _MUTATING:
@@ -125,20 +124,20 @@ class AuditMutations:
     def _record(self, key: ApiKey, scope: Scope, status: int, body_sha256: str) -> None:
         method, path = scope["method"], scope["path"]
         details = {"method": method, "path": path, "status": status, "body_sha256": body_sha256, "role": key.role.value}
-        db = connect(self.database_path)
+        db = connect(self.database_url)
         try:
             AuditLog(db).record(key.actor, f"http.{method.lower()}", path, details)
         finally:
-            db.conn.close()
+            db.close()
 
 
 def create_app(config: CloudConfig) -> FastAPI:
     """The app over ``config``'s database (created and migrated here) and TUF repository."""
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         KeyStore(db)  # prepares the key table before requests arrive
     finally:
-        db.conn.close()
+        db.close()
     app = FastAPI(
         title="IoTSphere MLOps API",
         version="1",
@@ -181,7 +180,7 @@ def create_app(config: CloudConfig) -> FastAPI:
     web.install(app)
     document_guards(app)
     install_error_handler(app)
-    app.add_middleware(AuditMutations, database_path=config.database_path)
+    app.add_middleware(AuditMutations, database_url=config.database_url)
     app.add_middleware(BodyGuard, max_bytes=config.api_max_body_bytes)  # outside the audit: it hashes what is read
     app.add_middleware(SingleValuedQuery, routes=routes, openapi=app.openapi)
     app.add_middleware(AllowedMethods, routes=routes)  # OPTIONS reads no body

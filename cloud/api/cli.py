@@ -144,13 +144,13 @@ def create_key_command(role: str, name: str, gateway_id: str | None, data_dir: P
     The key alone goes to stdout, so KEY=$(iotsphere admin create-key ...) works; the notes go to stderr.
     """
     config = config_from_options(data_dir)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         issued = KeyStore(db).create(role, name, gateway_id, actor=config.actor)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     finally:
-        db.conn.close()
+        db.close()
     click.echo(issued.token)
     scope = f" for gateway {issued.key.gateway_id}" if issued.key.gateway_id else ""
     click.echo(
@@ -165,11 +165,11 @@ def create_key_command(role: str, name: str, gateway_id: str | None, data_dir: P
 @data_dir_option
 def list_keys_command(as_json: bool, data_dir: Path | None) -> None:
     """List API keys (never their secrets), revoked ones included."""
-    db = open_database(config_from_options(data_dir).database_path)
+    db = open_database(config_from_options(data_dir).database_url)
     try:
         keys = KeyStore(db).list()
     finally:
-        db.conn.close()
+        db.close()
     if as_json:
         echo_json(keys)
         return
@@ -185,11 +185,11 @@ def list_keys_command(as_json: bool, data_dir: Path | None) -> None:
 def revoke_key_command(key_id: str, data_dir: Path | None) -> None:
     """Revoke an API key by its id; requests with it get 401 from then on."""
     config = config_from_options(data_dir)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         key = KeyStore(db).revoke(key_id, actor=config.actor)
     except LookupError as exc:
         raise click.ClickException(str(exc.args[0])) from exc
     finally:
-        db.conn.close()
+        db.close()
     click.echo(f"Revoked {key.role.value} key {key.key_id} ({key.name}) at {key.revoked_at}.")

@@ -27,14 +27,15 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Annotated
 
-import sqlite_utils
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import OperationalError
 
 from cloud import storage
 from cloud.api.keys import ApiKey, KeyRejected, KeyStore
 from cloud.api.roles import Role, permits
 from cloud.config import PASSPHRASE_ENV, CloudConfig, key_passphrase
+from cloud.data.connections import Database as DatabaseHandle
 from cloud.errors import Unavailable
 from cloud.experiments.service import ExperimentService
 from cloud.feature_store import FeatureStore
@@ -51,20 +52,20 @@ def app_config(request: Request) -> CloudConfig:
     return request.app.state.config
 
 
-def request_database(config: Annotated[CloudConfig, Depends(app_config)]) -> Iterator[sqlite_utils.Database]:
+def request_database(config: Annotated[CloudConfig, Depends(app_config)]) -> Iterator[DatabaseHandle]:
     """A connection for this request, closed when the response is done."""
     try:
-        db = storage.connect(config.database_path)
-    except sqlite3.Error as exc:
+        db = storage.connect(config.database_url)
+    except (sqlite3.Error, OperationalError) as exc:
         raise Unavailable(f"database unavailable: {exc}") from exc
     try:
         yield db
     finally:
-        db.conn.close()
+        db.close()
 
 
 Config = Annotated[CloudConfig, Depends(app_config)]
-Database = Annotated[sqlite_utils.Database, Depends(request_database)]
+Database = Annotated[DatabaseHandle, Depends(request_database)]
 
 # -- the caller: its API key, once its role is checked (401/403 otherwise); ``key.actor`` is who the audit names
 

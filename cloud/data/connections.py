@@ -9,8 +9,12 @@ the pool does not reset on return, and nothing here calls ``commit``): statement
 ``db`` is in, and ``write_transaction`` below (or the caller's ``with db.conn:``) ends it. Once every owner is
 converted, services get an engine and ``engine.begin()`` replaces both (docs/data-layer.md, "The conversion").
 
-Errors are SQLAlchemy's (``sqlalchemy.exc.IntegrityError`` wrapping ``sqlite3.IntegrityError``), as they will be
-on PostgreSQL.
+Errors are SQLAlchemy's (``sqlalchemy.exc.IntegrityError`` wrapping ``sqlite3.IntegrityError``), as on
+PostgreSQL.
+
+On PostgreSQL the handle is a ``cloud.data.postgres.PostgresDatabase``: ``connection_of`` is its one pooled
+connection, in autocommit outside ``write_transaction``, which runs the block in a real transaction (a savepoint
+when nested), so the same service code runs on both.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.util import LRUCache
 
+from cloud.data.postgres import PostgresDatabase
+
+#: what ``cloud.storage.open_database`` returns: the SQLite file through sqlite-utils, or PostgreSQL
+Database = sqlite_utils.Database | PostgresDatabase
+
 #: compiled statements shared by every connection made here (an engine's own cache would die with each database
 #: the API opens per request); the key includes the dialect, and every one is SQLite
 _COMPILED = LRUCache(1000)
@@ -35,8 +44,16 @@ _RAW: OrderedDict[int, tuple[sqlite3.Connection, Connection]] = OrderedDict()
 _RAW_HELD = 8
 
 
-def connection_of(db: sqlite_utils.Database) -> Connection:
-    """The SQLAlchemy connection over ``db``'s SQLite connection: same transaction, same uncommitted rows."""
+def connection_of(db: Database) -> Connection:
+    """The SQLAlchemy connection over ``db``'s SQLite connection: same transaction, same uncommitted rows.
+
+    On PostgreSQL, ``db``'s own connection; outside a write transaction the read before is ended first (in
+    autocommit it has committed already: this only closes SQLAlchemy's record of it).
+    """
+    if isinstance(db, PostgresDatabase):
+        if db.depth == 0 and db.connection.in_transaction():
+            db.connection.commit()
+        return db.connection
     connection = _CONNECTIONS.get(db)
     if connection is None:
         connection = _CONNECTIONS[db] = _over(db.conn)
@@ -65,6 +82,11 @@ def _over(raw: sqlite3.Connection) -> Connection:
     return engine.connect().execution_options(compiled_cache=_COMPILED)
 
 
+def connection_for(db: Database | sqlite3.Connection) -> Connection:
+    """``connection_of`` a handle, ``connection_over`` a bare ``sqlite3`` connection."""
+    return connection_over(db) if isinstance(db, sqlite3.Connection) else connection_of(db)
+
+
 def database_file(connection: Connection) -> str | None:
     """The SQLite file the connection's database lives in; None in memory or on another database."""
     if connection.dialect.name != "sqlite":
@@ -73,8 +95,14 @@ def database_file(connection: Connection) -> str | None:
     return files[0] if files and files[0] else None
 
 
+def in_transaction(db: Database) -> bool:
+    """Whether a write transaction (or, on SQLite, any transaction) is open on ``db``: a caller's, whose end is
+    not this code's to decide (nothing is delivered until it commits)."""
+    return db.depth > 0 if isinstance(db, PostgresDatabase) else db.conn.in_transaction
+
+
 @contextmanager
-def write_transaction(db: sqlite_utils.Database | sqlite3.Connection) -> Iterator[Connection]:
+def write_transaction(db: Database | sqlite3.Connection) -> Iterator[Connection]:
     """Commit what the block wrote when it ends; roll all of it back if it raises.
 
     It begins with SQLite's write lock (``BEGIN IMMEDIATE``): what the change reads, and the audit log's head that
@@ -82,7 +110,14 @@ def write_transaction(db: sqlite_utils.Database | sqlite3.Connection) -> Iterato
     (``busy_timeout``) instead of making the commit fail. Inside a transaction already open it is a savepoint of it
     (sqlite-utils' ``atomic``), so an owner's own transaction nests in a service's. Yields the connection the
     block's owner queries run on. ``db`` may be the bare ``sqlite3`` connection (``connection_over``).
+
+    On PostgreSQL the transaction is READ COMMITTED; what must not interleave (the audit log's head) the owner
+    locks itself.
     """
+    if isinstance(db, PostgresDatabase):
+        with _postgres_transaction(db) as connection:
+            yield connection
+        return
     raw, connection = (db, connection_over(db)) if isinstance(db, sqlite3.Connection) else (db.conn, connection_of(db))
     if raw.in_transaction:
         with _savepoint(raw):
@@ -96,6 +131,30 @@ def write_transaction(db: sqlite_utils.Database | sqlite3.Connection) -> Iterato
         if raw.in_transaction:
             raw.rollback()
         raise
+
+
+@contextmanager
+def _postgres_transaction(db: PostgresDatabase) -> Iterator[Connection]:
+    connection = db.connection
+    if db.depth:
+        db.depth += 1
+        try:
+            with connection.begin_nested():
+                yield connection
+        finally:
+            db.depth -= 1
+        return
+    if connection.in_transaction():
+        connection.commit()  # the reads before, committed already in autocommit
+    connection.execution_options(isolation_level="READ COMMITTED")
+    db.depth = 1
+    try:
+        with connection.begin():
+            yield connection
+    finally:
+        db.depth = 0
+        if not connection.closed and not connection.invalidated:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @contextmanager

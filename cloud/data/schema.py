@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from sqlalchemy import Column, Connection, Integer, Table, Text, select
+from sqlalchemy import Column, Connection, Integer, Table, Text, column, inspect, select
+from sqlalchemy import table as table_clause
 
 from cloud.data import (
     alerts,
@@ -70,4 +71,15 @@ def legacy_steps(connection: Connection) -> set[int]:
     return set(connection.execute(select(schema_migrations.c.version)).scalars())
 
 
-__all__ = ["OWNERS", "legacy_steps", "metadata", "schema_migrations", "tables_by_owner"]
+#: Alembic's own record (not in ``metadata``: Alembic makes and keeps it)
+_alembic_version = table_clause("alembic_version", column("version_num"))
+
+
+def revision(connection: Connection) -> str | None:
+    """The Alembic revision the database is at (``cloud.data.migrations.HEAD`` once migrated); None if never."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(select(_alembic_version.c.version_num)).scalar()
+
+
+__all__ = ["OWNERS", "legacy_steps", "metadata", "revision", "schema_migrations", "tables_by_owner"]

@@ -35,12 +35,12 @@ def _service(data_dir: Path | None, mqtt_url: str | None = None, signing: bool =
     from cloud.releases.service import ReleaseService
 
     config = config_from_options(data_dir, mqtt_url)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         rollout = ReleaseService(config, keystore.passphrase_from_env_or_prompt()) if signing else None
         yield ExperimentService(db, config, MLModelRegistry(db), rollout)
     finally:
-        db.conn.close()
+        db.close()
 
 
 def _guardrails(pairs: tuple[str, ...]) -> dict[str, float]:

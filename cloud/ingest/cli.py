@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option, mqtt_option
+from cloud.data.urls import shown
 from cloud.ingest.worker import (
     DEFAULT_SHARED_GROUP,
     HEARTBEAT_SECONDS,
@@ -132,7 +133,7 @@ def ingest_command(
         worker.start(timeout=connect_timeout)
     except ConnectionError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"ingest: storing {worker.topic_filter} into {config.database_path} (Ctrl-C stops)")
+    click.echo(f"ingest: storing {worker.topic_filter} into {shown(config.database_url)} (Ctrl-C stops)")
     sidecar = serve_sidecar(config, metrics_at)
     try:
         worker.run_forever(report, every=stats_every)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cloud.data import features
-from cloud.data.connections import connection_over
+from cloud.data.connections import Database, connection_for
 
 #: one stored value
 FLOAT32 = np.dtype("<f4")
@@ -69,9 +69,9 @@ class StoredFeatures:
     values: np.ndarray  # float32 (rows, features), NaN where the gateway sent null
 
 
-def read_features(conn: sqlite3.Connection, feature_set_version: str) -> StoredFeatures:
+def read_features(conn: Database | sqlite3.Connection, feature_set_version: str) -> StoredFeatures:
     """Every stored row of one feature set, e.g. to build a training set; KeyError if the set is unknown."""
-    connection = connection_over(conn)
+    connection = connection_for(conn)
     feature_names = features.feature_set_names(connection, feature_set_version)
     if feature_names is None:
         raise KeyError(f"no feature set {feature_set_version!r} has been ingested")

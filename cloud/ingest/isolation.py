@@ -29,7 +29,7 @@ from typing import Protocol, TypeVar
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cloud.data import ingest
-from cloud.data.connections import write_transaction
+from cloud.data.connections import Database, write_transaction
 from cloud.ingest.decode import MAX_REASON_CHARS, Accepted, Rejected, decode
 from cloud.ingest.store import BatchResult, DeadLetter, write_batch
 from cloud.storage import iso
@@ -91,7 +91,7 @@ R = TypeVar("R", bound=Received)
 
 
 def store_isolating(
-    conn: sqlite3.Connection,
+    conn: Database | sqlite3.Connection,
     batch: Sequence[R],
     received_at: datetime,
     on_committed: Callable[[Sequence[R], BatchResult], None],
@@ -105,7 +105,7 @@ def store_isolating(
 
 
 def _store(
-    conn: sqlite3.Connection,
+    conn: Database | sqlite3.Connection,
     part: Sequence[R],
     received_at: datetime,
     on_committed: Callable[[Sequence[R], BatchResult], None],
@@ -124,13 +124,15 @@ def _store(
     on_committed(part, result)
 
 
-def _write(conn: sqlite3.Connection, part: Sequence[Received], received_at: datetime) -> BatchResult:
+def _write(conn: Database | sqlite3.Connection, part: Sequence[Received], received_at: datetime) -> BatchResult:
     accepted = [r.decoded for r in part if isinstance(r.decoded, Accepted)]
     rejected = [DeadLetter(r.topic, r.payload, r.decoded.reason) for r in part if isinstance(r.decoded, Rejected)]
     return write_batch(conn, accepted, rejected, received_at)
 
 
-def _isolate(conn: sqlite3.Connection, received: Received, error: Exception, received_at: datetime) -> BatchResult:
+def _isolate(
+    conn: Database | sqlite3.Connection, received: Received, error: Exception, received_at: datetime
+) -> BatchResult:
     """The message failed alone: a dead letter, unless the store fails its trial too (then ``error`` is raised)."""
     channel = received.decoded.channel if isinstance(received.decoded, Accepted) else None
     if not _store_works(conn, channel, received_at):
@@ -157,7 +159,7 @@ def store_is_down(error: BaseException) -> bool:
     return isinstance(error, OperationalError) and not isinstance(cause, sqlite3.Error)
 
 
-def _store_works(conn: sqlite3.Connection, channel: Up | None, received_at: datetime) -> bool:
+def _store_works(conn: Database | sqlite3.Connection, channel: Up | None, received_at: datetime) -> bool:
     """Commit the probe row (the smallest write that reaches the file), then write and roll back a good message."""
     try:
         with write_transaction(conn) as connection:

@@ -26,7 +26,7 @@ from cloud import dead_letters
 from cloud.crypto_fields import cipher_for_database
 from cloud.data import dead_letters as dead_letter_rows
 from cloud.data import features, fleet, ingest, predictions
-from cloud.data.connections import write_transaction
+from cloud.data.connections import Database, write_transaction
 from cloud.ingest import feature_codec
 from cloud.ingest.decode import MAX_REASON_CHARS, Accepted
 from cloud.ingest.feature_frame import FeatureFrame
@@ -239,7 +239,7 @@ class _Rows:
 
 
 def write_batch(
-    conn: sqlite3.Connection,
+    conn: Database | sqlite3.Connection,
     accepted: Sequence[Accepted],
     rejected: Iterable[DeadLetter],
     received_at: datetime,

@@ -64,6 +64,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from sqlalchemy.exc import DBAPIError
 
 from cloud import security_events
 from cloud.config import CloudConfig
@@ -222,7 +223,7 @@ class IngestWorker:
         if self._adoption is not None:
             self._adoption.stop(timeout)
         if self._db is not None and not (self._thread and self._thread.is_alive()):
-            self._db.conn.close()
+            self._db.close()
             self._db = None
 
     def retire(self, timeout: float = 120.0) -> None:
@@ -253,7 +254,7 @@ class IngestWorker:
         """
         if self._thread is not None:
             raise RuntimeError("an IngestWorker starts once; make a new one to start again")
-        self._db = open_database(self.config.database_path)
+        self._db = open_database(self.config.database_url)
         sync_every_commit(self._db)  # see "Durability" above
         self._leases = SessionLeases(self._db, self.stale_after)
         try:
@@ -262,7 +263,7 @@ class IngestWorker:
                 self._retiring.set()
             self._take_lease(deadline)
         except BaseException:
-            self._db.conn.close()
+            self._db.close()
             self._db = None
             raise
         self._renew_at = time.monotonic() + self.heartbeat_interval
@@ -313,7 +314,7 @@ class IngestWorker:
         while not self._stopping.is_set() and not self._done:
             try:
                 self._step()
-            except sqlite3.Error as exc:  # the lease table is busy or failing: the lease is tried again later
+            except (sqlite3.Error, DBAPIError) as exc:  # the lease table is busy or failing: tried again later
                 log.warning("session %s: reading or writing its lease failed: %s", self.client_id, exc)
                 self._stopping.wait(POLL_SECONDS)
         if self._client.socket() is not None:
@@ -421,7 +422,7 @@ class IngestWorker:
         batch, self._pending = self._pending, []
         try:
             with metrics.INGEST_BATCH_SECONDS.time():
-                store_isolating(self._db.conn, batch, datetime.now(UTC), self._acknowledge)
+                store_isolating(self._db, batch, datetime.now(UTC), self._acknowledge)
         except Exception as exc:  # the store is down: acknowledge nothing more, let the broker deliver again
             self._stats.storage_errors += 1
             metrics.INGEST_STORAGE_ERRORS.inc()

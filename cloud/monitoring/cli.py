@@ -34,11 +34,11 @@ period_option = click.option(
 @contextmanager
 def _database(data_dir: Path | None) -> Iterator[sqlite_utils.Database]:
     """The cloud database, closed when the command ends."""
-    db = open_database(config_from_options(data_dir).database_path)
+    db = open_database(config_from_options(data_dir).database_url)
     try:
         yield db
     finally:
-        db.conn.close()
+        db.close()
 
 
 def _utc(moment: datetime | None) -> datetime | None:

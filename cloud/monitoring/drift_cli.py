@@ -63,14 +63,14 @@ def check(
     from cloud.monitoring.drift import detect_model_drift, record_check
 
     config = config_from_options(data_dir)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         span = feature_span(db)
         now = resolve_as_of(as_of, span, "feature window")
         result = detect_model_drift(db, model_name, days=days, device_type=device_type, version=version, now=now)
         check_id = record_check(db, result, actor=config.actor)
     finally:
-        db.conn.close()
+        db.close()
     note_data_elsewhere(span, "feature windows", from_iso(result["window"]["end"]), from_iso(result["window"]["start"]))
     if as_json:
         echo_json(result)
@@ -88,11 +88,11 @@ def history(model_name: str, limit: int, as_json: bool, data_dir: Path | None) -
     from cloud.monitoring.drift import drift_history  # not at import: see check
 
     config = config_from_options(data_dir)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         entries = drift_history(db, model_name, limit)
     finally:
-        db.conn.close()
+        db.close()
     if as_json:
         echo_json(entries)
         return

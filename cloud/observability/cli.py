@@ -24,7 +24,7 @@ def _local_checks(data_dir: Path | None, mqtt_url: str | None, timeout: float) -
     from cloud.releases.publisher import RetainedPublisher
 
     config = config_from_options(data_dir, mqtt_url, initialised=False)
-    checks = database_checks(config.database_path)
+    checks = database_checks(config.database_url)
     try:
         with RetainedPublisher(config.mqtt_url, timeout):
             broker = CheckResult("broker", True, "accepts a connection")

@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
 from cloud import storage
 from cloud.data.connections import connection_of
-from cloud.data.schema import legacy_steps
+from cloud.data.migrations import HEAD
+from cloud.data.schema import revision
+from cloud.data.urls import shown
 
 
 @dataclass(frozen=True)
@@ -101,25 +102,24 @@ def broker_check(client_id: str, connected: Callable[[], bool]) -> Callable[[], 
     return lambda: CheckResult(name, connected(), "connected" if connected() else "not connected to the broker")
 
 
-def database_checks(database_path: Path) -> list[CheckResult]:
-    """The database answers a query, and every migration this code knows is applied to it."""
+def database_checks(database_url: str) -> list[CheckResult]:
+    """The database answers a query, and it is at the newest revision this code knows (Alembic's head)."""
     try:
-        db = storage.connect(database_path)
+        db = storage.connect(database_url)
         try:
-            applied = legacy_steps(connection_of(db))
+            current = revision(connection_of(db))
         finally:
-            db.conn.close()
+            db.close()
     except (sqlite3.Error, DBAPIError) as exc:
         reason = exc.orig if isinstance(exc, DBAPIError) else exc  # the driver's one line, not the statement too
         return [
-            CheckResult("database", False, f"{database_path}: {reason}"),
+            CheckResult("database", False, f"{shown(database_url)}: {reason}"),
             CheckResult("migrations", False, "unknown: the database cannot be read"),
         ]
-    pending = sorted({version for version, _ in storage.MIGRATIONS} - applied)
     migrations = (
-        CheckResult("migrations", True, f"schema version {max(applied)}")
-        if not pending
-        else CheckResult("migrations", False, f"not applied: {', '.join(map(str, pending))}")
+        CheckResult("migrations", True, f"revision {current}")
+        if current == HEAD
+        else CheckResult("migrations", False, f"at revision {current or 'none'}, not {HEAD}: open it to migrate")
     )
     return [CheckResult("database", True, "answers"), migrations]
 
@@ -128,8 +128,8 @@ def liveness() -> list[CheckResult]:
     return _run_registered(live_only=True)
 
 
-def readiness(database_path: Path) -> list[CheckResult]:
-    return [*database_checks(database_path), *_run_registered(live_only=False)]
+def readiness(database_url: str) -> list[CheckResult]:
+    return [*database_checks(database_url), *_run_registered(live_only=False)]
 
 
 def registered_checks() -> list[CheckResult]:

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.api.auth import public
@@ -90,7 +91,7 @@ def live(response: Response) -> Checks:
 @router.get("/readyz", response_model=Checks, responses={503: {"model": Checks, "description": "Not ready."}})
 def ready(config: Config, response: Response) -> Checks:
     """Readiness: live, the database answers, its migrations are applied and the broker connections are up."""
-    return _answer(health.readiness(config.database_path), "ready", response)
+    return _answer(health.readiness(config.database_url), "ready", response)
 
 
 def _open_to(request: Request) -> bool:
@@ -117,13 +118,13 @@ def metrics(
     """This process's metrics in the Prometheus text format (docs/operations.md); a key unless open (see above)."""
     if not _open_to(request):
         try:
-            db = connect(config.database_path)
-        except sqlite3.Error as exc:  # no key can be checked: 503, as every route answers then
+            db = connect(config.database_url)
+        except (sqlite3.Error, OperationalError) as exc:  # no key can be checked: 503, as every route answers then
             raise Unavailable(f"database unavailable: {exc}") from exc
         try:
             _viewer(request, db, bearer, header_key)
         finally:
-            db.conn.close()
+            db.close()
     body = generate_latest(REGISTRY) + generate_latest(request.app.state.metrics_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
@@ -171,7 +172,7 @@ def metrics_registry(config: CloudConfig, *, store: bool) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HealthCollector())
     if store:
-        registry.register(StoreCollector(config.database_path, environment().gateway_stale_after_s))
+        registry.register(StoreCollector(config.database_url, environment().gateway_stale_after_s))
     return registry
 
 

@@ -13,7 +13,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import sqlite_utils
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -168,14 +167,14 @@ _SECTIONS: dict[str, Callable[..., Iterator[Metric]]] = {
 class StoreCollector(Collector):
     """The database's state as gauges, read at each scrape."""
 
-    def __init__(self, database_path: Path, gateway_stale_after: float) -> None:
-        self.database_path = database_path
+    def __init__(self, database_url: str, gateway_stale_after: float) -> None:
+        self.database_url = database_url
         self.gateway_stale_after = gateway_stale_after
 
     def collect(self) -> Iterator[Metric]:
         sections_ok = {}
         try:
-            db = storage.connect(self.database_path)
+            db = storage.connect(self.database_url)
         except Exception:
             log.warning("metrics: the database cannot be read", exc_info=True)
             yield _gauge("iotsphere_scrape_section_ok", _SECTION_HELP, ["section"], {("database",): 0})
@@ -192,7 +191,7 @@ class StoreCollector(Collector):
                 sections_ok[section,] = 1
                 yield from metrics
         finally:
-            db.conn.close()
+            db.close()
         yield _gauge("iotsphere_scrape_section_ok", _SECTION_HELP, ["section"], sections_ok)
 
 

@@ -44,11 +44,11 @@ def _pipeline(data_dir: Path | None) -> Iterator[tuple[CloudConfig, ModelTrainin
     from cloud.pipeline.training import ModelTrainingPipeline
 
     config = config_from_options(data_dir)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         yield config, ModelTrainingPipeline(db, config)
     finally:
-        db.conn.close()
+        db.close()
 
 
 def _describe(run: TrainingRun) -> str:

@@ -39,12 +39,12 @@ class TrainingWorker(PeriodicWorker):
 
     def ready(self) -> bool:
         """Fail the runs a worker process that is gone left running."""
-        db = open_database(self.config.database_path)
+        db = open_database(self.config.database_url)
         try:
             for run_id in RunStore(db).fail_interrupted():
                 log.warning("training run %s was interrupted by a previous worker; marked failed", run_id)
         finally:
-            db.conn.close()
+            db.close()
         return True
 
     def step(self, db: sqlite_utils.Database) -> bool:

@@ -82,13 +82,13 @@ def release_command(artifact_dir: Path, gateways: tuple[str, ...], data_dir: Pat
     """Sign ARTIFACT_DIR (model.onnx + release.json) into TUF; a model's first release becomes production and
     gateways are directed to it (a later one waits for `iotsphere models promote`)."""
     config = config_from_options(data_dir, mqtt_url)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         tuf_repo.require_initialized(config)  # before asking for the passphrase
         service = ReleaseService(config, keystore.passphrase_from_env_or_prompt())
         released = release(service, db, artifact_dir, list(gateways) or None, actor=config.actor)
     finally:
-        db.conn.close()
+        db.close()
     _echo_signed(released.signed)
     if released.promotion is not None:
         click.echo(
@@ -132,7 +132,7 @@ def rotate_key_command(name: str, data_dir: Path | None, mqtt_url: str | None) -
     click.echo(f"New {name} key {info.keyid}; the old one is kept encrypted as {name}.p12.retired-*.")
     if name == keystore.DIRECTOR:
         click.echo(f"Published in TUF as {tuf_repo.DIRECTOR_KEYS_TARGET}; every gateway's document was re-signed.")
-        db = open_database(config.database_path)
+        db = open_database(config.database_url)
         try:
             echo_not_directed([f for f in failures(db) if f.failed_at >= started])
             sent = publish_pending(config, db)
@@ -141,7 +141,7 @@ def rotate_key_command(name: str, data_dir: Path | None, mqtt_url: str | None) -
                 f"{exc}. `iotsphere cloud serve` publishes the re-signed documents later."
             ) from exc
         finally:
-            db.conn.close()
+            db.close()
         click.echo(f"Published {len(sent)} re-signed director document(s).")
     else:
         click.echo(f"Root metadata v{tuf_repo.DiskRepository(config.tuf_dir).root().version} lists the new key.")

@@ -32,7 +32,7 @@ from tuf.api.metadata import Targets
 from cloud.config import CloudConfig
 from cloud.data import director as stored
 from cloud.data import fleet as stored_fleet
-from cloud.data.connections import connection_of, write_transaction
+from cloud.data.connections import connection_of, in_transaction, write_transaction
 from cloud.errors import Refused, TemporarilyUnavailable
 from cloud.releases import issued
 from cloud.releases.tuf_repo import current_targets, model_target_path, release_target_path, sha256_of
@@ -188,13 +188,13 @@ def issue_documents(
         fleet = fleet_desired(db)
         for gateway_id in gateway_ids:
             try:
-                with db.atomic():  # a savepoint: a failed gateway leaves nothing half-written
+                with write_transaction(db):  # a savepoint: a failed gateway leaves nothing half-written
                     documents.append(_issue_one(db, director_key, gateway_id, fleet, updates or {}, validity, now))
             # the database itself (locked, full, I/O; through the owner or the savepoint): not this gateway's
             except (OperationalError, sqlite3.OperationalError) as exc:
                 raise _as_a_whole(exc) from exc
             except Exception as exc:  # any other failure is this gateway's alone
-                if not db.conn.in_transaction:  # unless it ended the transaction (a trigger's RAISE(ROLLBACK))
+                if not in_transaction(db):  # unless it ended the transaction (a trigger's RAISE(ROLLBACK))
                     raise _as_a_whole(exc) from exc
                 failures.append(_record_failure(db, gateway_id, updates or {}, _reason(exc), now))
     return Issued(documents, failures)

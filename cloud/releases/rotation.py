@@ -65,11 +65,11 @@ def rotate_key(
 
 def _audit(config: CloudConfig, actor: str, name: str, keyid: str) -> None:
     """The rotation is files, not a database change: its entry is written once the new key is current."""
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         AuditLog(db).record(actor, "admin.rotate-key", name, {"keyid": keyid})
     finally:
-        db.conn.close()
+        db.close()
 
 
 def _replace_role_key(
@@ -109,8 +109,8 @@ def _replace_director_key(
 
 def _reissue_all(config: CloudConfig, passphrase: str) -> None:
     """Every gateway gets its current desired state again, signed by the new key (sent by the publisher)."""
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         ReleaseService(config, passphrase).direct(db, director.directed_gateways(db))
     finally:
-        db.conn.close()
+        db.close()

@@ -30,11 +30,11 @@ def _service(data_dir: Path | None) -> Iterator[tuple[CloudConfig, RetrainingSer
     from cloud.retraining.service import RetrainingService  # not at import: training and drift take seconds to load
 
     config = config_from_options(data_dir)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         yield config, RetrainingService(db, config)
     finally:
-        db.conn.close()
+        db.close()
 
 
 def _parse_settings(pairs: tuple[str, ...]) -> dict:

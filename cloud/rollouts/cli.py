@@ -33,11 +33,11 @@ _SHARE = click.FloatRange(0, 1, max_open=True)
 def _rollouts(data_dir: Path | None, mqtt_url: str | None = None, signing: bool = False) -> Iterator[StagedRollouts]:
     config = config_from_options(data_dir, mqtt_url)
     passphrase = keystore.passphrase_from_env_or_prompt() if signing else key_passphrase()
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         yield StagedRollouts(config, db, passphrase)
     finally:
-        db.conn.close()
+        db.close()
 
 
 def _summary(record: RolloutRecord) -> str:

@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig, configured_actor
-from cloud.data.connections import write_transaction
+from cloud.data.connections import in_transaction, write_transaction
 from cloud.errors import Refused
 from cloud.registry import GENERAL, PRODUCTION, MLModelRegistry, RegistryRefused, RegistryUnavailable
 from cloud.releases import director, keystore
@@ -401,7 +401,7 @@ class StagedRollouts:
 
         Inside a caller's transaction nothing is sent (it would send what may yet roll back): the caller delivers.
         """
-        if self.db.conn.in_transaction:
+        if in_transaction(self.db):
             return
         pending = self._director().deliver(self.db)
         if pending:

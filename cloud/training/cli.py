@@ -84,7 +84,7 @@ def train_from_history_file(
     began = time.perf_counter()
     history = load_history(history_path)
     echo(f"loaded {len(history.features):,} feature rows of {len(history.device_ids):,} heaters from {history_path}")
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         new_rows, new_failures = store_history(db, history)
         echo(f"feature store: {new_rows:,} new feature rows, {new_failures:,} new component failures")
@@ -115,7 +115,7 @@ def train_from_history_file(
             actor=config.actor,
         )
     finally:
-        db.conn.close()
+        db.close()
     echo(f"{trained.estimator_name}, trained on {len(train_rows):,} rows")
     if evaluation is not None:
         _report(evaluation, echo)

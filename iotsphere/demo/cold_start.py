@@ -98,11 +98,11 @@ def release(config: CloudConfig, passphrase: str, artifact_dir: Path) -> Release
     """Sign the artifacts into TUF and make them production, as ``iotsphere cloud release`` does: a model's first
     release, so a retrained challenger has a champion to beat; no gateway is known yet, so this sets the fleet's
     desired state, which the publisher hands out."""
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         signed = first_release.release(ReleaseService(config, passphrase), db, artifact_dir, actor="demo").signed
     finally:
-        db.conn.close()
+        db.close()
     metrics = json.loads((artifact_dir / "metrics.json").read_text())
     return Released(
         model_name=signed.model_name,

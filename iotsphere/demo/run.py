@@ -172,7 +172,7 @@ class Demo:
             echo(f"candidates: {', '.join(candidates) or 'all'}")
             return cold_start.train(history, self.config, prediction_type, list(candidates) or None, echo)
 
-        open_database(self.config.database_path).conn.close()  # migrated once here, not by both threads at once
+        open_database(self.config.database_url).close()  # migrated once here, not by both threads at once
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="demo-train")
         try:
             with threadpool_limits(limits=1):
@@ -218,14 +218,14 @@ class Demo:
         self.echo(f"  topic prefix {config.topic_prefix}")
 
     def _start_cloud(self) -> None:
-        db = open_database(self.config.database_path)
+        db = open_database(self.config.database_url)
         try:
             keys = KeyStore(db)
             self.viewer_key = keys.create(Role.VIEWER, "demo viewer").token
             self.operator_key = keys.create(Role.OPERATOR, "demo operator").token
             gateway_keys = {g: keys.create(Role.GATEWAY, f"gateway {g}", g).token for g in self.gateway_ids}
         finally:
-            db.conn.close()
+            db.close()
         self.api = ApiServer(self.config)
         self.api.start()
         self.ingest = IngestWorker(self.config, shared_group=None)
@@ -294,7 +294,7 @@ class Demo:
             self.milestones[milestone] = round(time.monotonic() - self._fleet_started, 2)
 
     def _watch(self) -> None:
-        db = open_database(self.config.database_path)
+        db = open_database(self.config.database_url)
         try:
             last_line = last_count = 0.0
             last_count_at = time.monotonic()
@@ -319,7 +319,7 @@ class Demo:
                     self.echo("  the loop has closed: the fleet runs on into act two")
                     return
         finally:
-            db.conn.close()
+            db.close()
 
     def _status_line(self, rate: float) -> str:
         view = self.view
@@ -350,12 +350,12 @@ class Demo:
 
     def _read_cloud(self) -> None:
         """What the cloud stored, and one question to its API, for the summary."""
-        db = open_database(self.config.database_path)
+        db = open_database(self.config.database_url)
         try:
             self.view = read_cloud_view(db, self.gateway_ids)
             device = latest_predicted_device(db, PredictionType.COMPONENT_FAILURE.value)
         finally:
-            db.conn.close()
+            db.close()
         if device is not None and self.api is not None:
             self._ask_api(device)
 

@@ -106,14 +106,14 @@ class WorldChangeAct:
     # -- the act -----------------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        db = open_database(self.config.database_path)
+        db = open_database(self.config.database_url)
         try:
             self._began = (time.monotonic(), self.sim_now())
             self._inject()
             self._configure(db)
             self._loop(db)
         finally:
-            db.conn.close()
+            db.close()
             for technicians in self.technicians.values():
                 technicians.log.close()
 

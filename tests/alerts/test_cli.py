@@ -18,12 +18,12 @@ from tests.alerts.test_webhook import Receiver
 
 def _cloud_with_a_failed_run(tmp_path: Path) -> CloudConfig:
     config = CloudConfig(data_dir=tmp_path / "cloud")
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     runs = RunStore(db)
     run = runs.create("component_failure", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC), "t")
     runs.claim(run.run_id)
     runs.fail(run.run_id, "boom")
-    db.conn.close()
+    db.close()
     return config
 
 
@@ -57,11 +57,11 @@ def test_the_serve_worker_raises_and_sends_to_the_webhook(tmp_path: Path, monkey
     try:
         monkeypatch.setenv("IOTSPHERE_ALERT_WEBHOOK_URL", receiver.url)
         worker = AlertWorker(config, "http://127.0.0.1:9999")
-        db = open_database(config.database_path)
+        db = open_database(config.database_url)
         try:
             worker.step(db)
         finally:
-            db.conn.close()
+            db.close()
             worker.stop()
         [body] = receiver.wait_for(1)
         assert body["alerts"][0]["labels"]["alertname"] == "training_failed"

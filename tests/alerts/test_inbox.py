@@ -24,7 +24,7 @@ NOW = datetime.now(UTC)
 def db(tmp_path: Path):
     database = open_database(tmp_path / "cloud" / "iotsphere.db")
     yield database
-    database.conn.close()
+    database.close()
 
 
 def _failed_run(db, error: str) -> str:

@@ -66,7 +66,7 @@ def receiver() -> Iterator[Receiver]:
 def db(tmp_path: Path):
     database = open_database(tmp_path / "cloud" / "iotsphere.db")
     yield database
-    database.conn.close()
+    database.close()
 
 
 def _alertmanager_body(folder: Path, receiver: Receiver) -> dict:

@@ -27,9 +27,9 @@ def config(tmp_path: Path) -> CloudConfig:
 @pytest.fixture
 def db(config: CloudConfig) -> Iterator[sqlite_utils.Database]:
     """The cloud database as ingest sees it: a separate connection from the API's."""
-    database = open_database(config.database_path)
+    database = open_database(config.database_url)
     yield database
-    database.conn.close()
+    database.close()
 
 
 def key_per_role(db: sqlite_utils.Database) -> dict[Role, str]:
@@ -57,11 +57,11 @@ class ServedCloud:
 @contextmanager
 def served_cloud(config: CloudConfig) -> Iterator[ServedCloud]:
     """Keys for every role and the API on a real port, for module-scoped fixtures of read-only tests."""
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         tokens = key_per_role(db)
     finally:
-        db.conn.close()
+        db.close()
     with ThreadedServer(create_app(config)) as server, httpx.Client(base_url=server.base_url, timeout=10) as client:
         yield ServedCloud(config, tokens, client, server.base_url)
 

@@ -10,7 +10,7 @@ import sqlite_utils
 
 from cloud import dead_letters
 from cloud.data import dead_letters as dead_letter_rows
-from cloud.data.connections import write_transaction
+from cloud.data.connections import connection_of, write_transaction
 from cloud.storage import iso
 from shared.messages import Arm, EventKind, GatewayEvent, GatewayStatus, ModelState, Prediction, PredictionType
 
@@ -130,4 +130,4 @@ def model_version(db: sqlite_utils.Database, name: str, version: str, status: st
 def dead_letter(db: sqlite_utils.Database, topic: str, payload: bytes, reason: str) -> None:
     """Stored as ingest stores one: the payload encrypted."""
     with write_transaction(db) as connection:
-        dead_letter_rows.add(connection, dead_letters.sealed(db.conn, [(topic, payload, reason, iso(T0))]))
+        dead_letter_rows.add(connection, dead_letters.sealed(connection_of(db), [(topic, payload, reason, iso(T0))]))

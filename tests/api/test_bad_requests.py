@@ -20,11 +20,11 @@ TOO_BIG_FOR_SQLITE = 2**63 + 1
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedCloud]:
     config = CloudConfig(data_dir=Path(tmp_path_factory.mktemp("bad")) / "cloud", api_max_body_bytes=64 * 1024)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         seed.model_version(db, "component_failure", "1", "production", days=0)  # so monitoring reaches its checks
     finally:
-        db.conn.close()
+        db.close()
     with served_cloud(config) as served:
         yield served
 

@@ -128,7 +128,7 @@ def test_serve_runs_api_ingest_and_publisher_and_stops_cleanly(tmp_path: Path, b
     data_dir, port, prefix = tmp_path / "cloud", free_port(), f"test-{uuid.uuid4().hex[:8]}/iotsphere/v1"
     db = open_database(data_dir / "iotsphere.db")
     token = KeyStore(db).create(Role.VIEWER, "serve test").token
-    db.conn.close()
+    db.close()
     command = [sys.executable, "-c", "from iotsphere.cli import main; main()", "cloud", "serve"]
     command += ["--port", str(port), "--data-dir", str(data_dir), "--mqtt", broker]
     env = {"IOTSPHERE_TOPIC_PREFIX": prefix, "PATH": "/usr/bin:/bin", "IOTSPHERE_KEY_PASSPHRASE": ""}

@@ -69,12 +69,12 @@ def admin_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Clou
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(PASSPHRASE_ENV, PASSPHRASE)
         tuf_repo.init_repository(config, PASSPHRASE)
-        db = open_database(config.database_path)
+        db = open_database(config.database_url)
         try:
             token = KeyStore(db).create(Role.ADMIN, "fuzz", None).token
             _seed(db)
         finally:
-            db.conn.close()
+            db.close()
         yield config, token
 
 

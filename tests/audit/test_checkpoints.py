@@ -59,7 +59,7 @@ def _checkpoint(config: CloudConfig) -> None:
 
 
 def _tamper(config: CloudConfig, *statements: str) -> None:
-    conn = sqlite3.connect(config.database_path)
+    conn = sqlite3.connect(config.database_url)
     with conn:
         for trigger in ("audit_log_no_update", "audit_log_no_delete", "audit_checkpoints_no_delete"):
             conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
@@ -70,7 +70,7 @@ def _tamper(config: CloudConfig, *statements: str) -> None:
 
 def _rewrite_from(config: CloudConfig, entry_id: int, target: str) -> None:
     """Change one entry's target and recompute its hash and every hash after it: the chain holds again."""
-    conn = sqlite3.connect(config.database_path)
+    conn = sqlite3.connect(config.database_url)
     conn.row_factory = sqlite3.Row
     with conn:
         conn.execute("DROP TRIGGER audit_log_no_update")
@@ -324,7 +324,7 @@ def test_a_replaced_audit_pub_is_caught_with_the_passphrase_or_an_exported_copy(
 def test_checkpoints_signed_before_the_audit_key_was_rotated_still_verify(tmp_path: Path) -> None:
     config = CloudConfig(data_dir=tmp_path / "cloud")
     tuf_repo.init_repository(config, PASSPHRASE)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     _record(db, 2)
     _checkpoint(config)
     old = keystore.audit_public_key(config.keys_dir)
@@ -338,7 +338,7 @@ def test_checkpoints_signed_before_the_audit_key_was_rotated_still_verify(tmp_pa
     with_passphrase = _run(config, "admin", "audit", "verify", "--checkpoints", str(export))
     on_published_keys = CliRunner().invoke(main, args, env={PASSPHRASE_ENV: None})
     signers = {c.keyid for c in AuditCheckpoints(db).all()}
-    db.conn.close()
+    db.close()
 
     assert rotated.exit_code == 0 and rotated.output.startswith("New audit key ")
     new = keystore.audit_public_key(config.keys_dir)

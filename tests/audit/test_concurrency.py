@@ -17,7 +17,7 @@ def _append(path: str, writer: str, start: multiprocessing.synchronize.Barrier) 
     log = AuditLog(db)
     for n in range(_PER_WRITER):
         log.record(f"cli:{writer}", "test.append", writer, {"n": n})
-    db.conn.close()
+    db.close()
 
 
 def test_two_processes_never_fork_the_chain(tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_two_processes_never_fork_the_chain(tmp_path: Path) -> None:
     db = open_database(path)
     entries = AuditLog(db).entries(limit=1000)
     result = AuditLog(db).verify()
-    db.conn.close()
+    db.close()
     assert (result.ok, result.checked) == (True, 2 * _PER_WRITER), result.reason
     assert [e.id for e in entries] == list(range(1, 2 * _PER_WRITER + 1))
     for writer in ("a", "b"):

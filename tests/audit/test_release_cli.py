@@ -26,10 +26,10 @@ def test_release_promote_and_rotate_are_recorded_without_the_passphrase(initiali
 
     outputs = [r.output for r in (first, second, promoted, rotated)]
     assert [r.exit_code for r in (first, second, promoted, rotated)] == [0, 0, 0, 0], outputs
-    db = open_database(initialized.database_path)
+    db = open_database(initialized.database_url)
     entries = AuditLog(db).entries()
     result = AuditLog(db).verify()
-    db.conn.close()
+    db.close()
     cli = f"cli:{getpass.getuser()}"
     assert [(e.actor, e.action, e.target) for e in entries] == [
         (cli, "cloud.release", "component_failure/1"),

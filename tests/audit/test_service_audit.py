@@ -325,7 +325,7 @@ def test_a_release_and_a_key_rotation_called_directly_record_their_actor_and_a_r
 ) -> None:
     made = artifacts(version="1")
     published = tuf_repo.add_release(initialized, PASSPHRASE, made.release_json, made.onnx_bytes)
-    db = open_database(initialized.database_path)
+    db = open_database(initialized.database_url)
     try:
         record_release(db, published, actor="ops:alice")
         monkeypatch.setenv("IOTSPHERE_ACTOR", "robot:release")
@@ -336,7 +336,7 @@ def test_a_release_and_a_key_rotation_called_directly_record_their_actor_and_a_r
             record_release(db, published, actor="ops:alice")
         entries = AuditLog(db).entries()
     finally:
-        db.conn.close()
+        db.close()
 
     assert [(e.actor, e.action, e.target) for e in entries] == [
         ("ops:alice", "cloud.release", "component_failure/1"),

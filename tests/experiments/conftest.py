@@ -45,14 +45,14 @@ COMPONENT = "heating_element"
 @pytest.fixture
 def production(released: CloudConfig) -> Iterator[CloudConfig]:  # noqa: F811
     """The registry tests' released versions 1 and 2 with a second gateway, and version 1 in production."""
-    db = open_database(released.database_path)
+    db = open_database(released.database_url)
     try:
         db["gateways"].insert({"gateway_id": GATEWAYS[1], "last_seen": iso(datetime.now(UTC))})
         MLModelRegistry(db).promote_model_to_production(
             NAME, "1", actor="tests", reason="first model", rollout=ReleaseService(released, PASSPHRASE)
         )
     finally:
-        db.conn.close()
+        db.close()
     yield released
     clear_retained(released, GATEWAYS[1:])
 
@@ -120,7 +120,7 @@ class Lab:
                 for chunk in [outcomes[start : start + 500]]
                 if chunk
             ]
-            write_batch(self.db.conn, batch, [], now)
+            write_batch(self.db, batch, [], now)
 
     def report(self, version: str, kind: EventKind, count: int = 1) -> None:
         """Gateways' update events for a version, as ingest stores them."""
@@ -132,13 +132,13 @@ class Lab:
             )
             for _ in range(count)
         ]
-        write_batch(self.db.conn, events, [], at)
+        write_batch(self.db, events, [], at)
 
 
 @pytest.fixture
 def lab(production: CloudConfig) -> Iterator[Lab]:
-    db = open_database(production.database_path)
+    db = open_database(production.database_url)
     registry = MLModelRegistry(db)
     rollout = ReleaseService(production, PASSPHRASE)
     yield Lab(production, db, ExperimentService(db, production, registry, rollout), registry)
-    db.conn.close()
+    db.close()

@@ -49,7 +49,7 @@ def _batches(db, arm: str, version: str, latencies: list[float], heaters: int = 
 def db(tmp_path):
     database = open_database(tmp_path / "iotsphere.db")
     yield database
-    database.conn.close()
+    database.close()
 
 
 def test_a_few_slow_first_batches_are_not_a_breach(db):

@@ -64,11 +64,11 @@ def test_operators_run_an_experiment_and_viewers_watch_it(cloud: ServedCloud, la
     assert stopped.status_code == 200 and stopped.json()["experiment"]["status"] == "stopped"
     assert cloud.http.get("/api/experiments/exp-missing", headers=viewer).status_code == 404
 
-    db = open_database(cloud.config.database_path)
+    db = open_database(cloud.config.database_url)
     try:
         actions = [row[0] for row in db.execute("SELECT action FROM audit_log ORDER BY id")]
     finally:
-        db.conn.close()
+        db.close()
     # each change is audited by the service, each refusal (403, two 400s, 409, 422) per request
     assert [a for a in actions if a.startswith("experiments.")] == [
         "experiments.create",

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.mqtt
 
 def test_mqtt_outcome_notes_are_stored_encrypted_and_read_back(config: CloudConfig) -> None:
     config = dataclasses.replace(config, mqtt_url=BROKER_URL, topic_prefix=f"{unique('test')}/iotsphere/v1")
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     worker = IngestWorker(config, client_id=unique("feedback-ingest"))
     publisher = Publisher(config.topic_prefix)
     try:
@@ -37,4 +37,4 @@ def test_mqtt_outcome_notes_are_stored_encrypted_and_read_back(config: CloudConf
     assert not any(b"element replaced" in path.read_bytes() for path in db_files)
     [outcome] = PredictionFeedbackService(db).outcomes("pred-0001", decrypt=True)
     assert (outcome.notes, outcome.source, outcome.device_id) == ("element replaced", "technician", "h1")
-    db.conn.close()
+    db.close()

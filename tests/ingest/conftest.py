@@ -44,6 +44,6 @@ def publisher(config) -> Iterator[Publisher]:
 
 @pytest.fixture
 def db(config):
-    database = open_database(config.database_path)
+    database = open_database(config.database_url)
     yield database
-    database.conn.close()
+    database.close()

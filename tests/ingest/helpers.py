@@ -11,6 +11,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.crypto_fields import cipher_for_database
+from cloud.data.connections import connection_of
 from shared.messages import (
     Envelope,
     EventKind,
@@ -80,7 +81,7 @@ def count(db, table: str) -> int:
 
 def plain_payload(db, stored: bytes) -> bytes:
     """A dead letter's payload as received: it rests encrypted with the field key (``cloud.dead_letters``)."""
-    return cipher_for_database(db.conn).decrypt_bytes(stored)
+    return cipher_for_database(connection_of(db)).decrypt_bytes(stored)
 
 
 # -- payload factories ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cloud.crypto_fields import cipher_for_database
+from cloud.data.connections import connection_of
 from cloud.ingest.feature_codec import read_features
 from shared.topics import Up
 from tests.ingest.helpers import count, event, features, outcomes, predictions, status, wait_for
@@ -25,7 +26,7 @@ def test_each_channel_is_stored(make_worker, publisher, db):
     publisher.send(event(), Up.EVENTS)
     wait_for(lambda: worker.stats.stored == 5, what="five stored messages")
 
-    stored = read_features(db.conn, "fs1")
+    stored = read_features(db, "fs1")
     assert stored.feature_names == ["temp_mean", "temp_slope", "power_mean"]
     assert (stored.device_ids, stored.window_ends) == (["h1", "h2"], ["2026-03-01T12:00:00.000000Z"] * 2)
     np.testing.assert_array_equal(stored.values, np.array([[1.5, np.nan, 3.0]] * 2, dtype=np.float32))
@@ -36,7 +37,7 @@ def test_each_channel_is_stored(make_worker, publisher, db):
     assert prediction["made_at"] == "2026-03-01T12:05:00.000000Z"
     assert prediction["feature_window_end"] == "2026-03-01T12:00:00.000000Z"
     outcome = db["outcomes"].get("outcome-0001")
-    notes = cipher_for_database(db.conn).decrypt(outcome["notes"])  # stored encrypted at rest
+    notes = cipher_for_database(connection_of(db)).decrypt(outcome["notes"])  # stored encrypted at rest
     assert (outcome["source"], outcome["prediction_id"], notes) == (
         "technician",
         "pred-0001",

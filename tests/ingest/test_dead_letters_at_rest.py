@@ -51,13 +51,13 @@ def _refused_outcome(config: CloudConfig) -> tuple[str, bytes]:
 
 def test_a_refused_outcome_rests_encrypted_and_is_shown_redacted(config: CloudConfig, db: sqlite_utils.Database):
     topic, payload = _refused_outcome(config)
-    write_batch(db.conn, [], [DeadLetter(topic, payload, "gateway-mismatch: gw2 is not gw1")], NOW)
+    write_batch(db, [], [DeadLetter(topic, payload, "gateway-mismatch: gw2 is not gw1")], NOW)
     token = KeyStore(db).create(Role.OPERATOR, "ops").token
 
     with ThreadedServer(create_app(config)) as server:
         response = httpx.get(f"{server.base_url}/api/dead-letters", headers={"Authorization": f"Bearer {token}"})
     cli = CliRunner().invoke(main, ["dead-letters", "--json", "--data-dir", str(config.data_dir)])
-    db.conn.close()
+    db.close()
 
     assert not _files_hold(config, NOTE.encode())
     assert not _files_hold(config, b"tech-7")
@@ -70,7 +70,7 @@ def test_a_refused_outcome_rests_encrypted_and_is_shown_redacted(config: CloudCo
     assert cli.exit_code == 0, cli.output
     assert json.loads(cli.output)["payload_preview"] == letter["payload_preview"]
     assert NOTE not in response.text + cli.output
-    with open_database(config.database_path) as reopened:
+    with open_database(config.database_url) as reopened:
         [row] = reopened["dead_letters"].rows
         assert plain_payload(reopened, row["payload"]) == payload  # kept whole, for whoever holds the key
 
@@ -78,7 +78,7 @@ def test_a_refused_outcome_rests_encrypted_and_is_shown_redacted(config: CloudCo
 def test_dead_letters_stored_in_plain_text_before_are_encrypted_by_the_migration(tmp_path: Path):
     config = CloudConfig(data_dir=tmp_path / "cloud")
     topic, payload = _refused_outcome(config)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     with db.conn:  # as an older cloud wrote them, then back to the schema before migration 20
         db.conn.execute(
             "INSERT INTO dead_letters (topic, payload, reason, received_at) VALUES (?, ?, 'gateway-mismatch', '')",
@@ -86,16 +86,16 @@ def test_dead_letters_stored_in_plain_text_before_are_encrypted_by_the_migration
         )
         db.conn.execute("INSERT INTO dead_letters (topic, payload, reason, received_at) VALUES ('t', 'text', '', '')")
         db.conn.execute("DELETE FROM schema_migrations WHERE version = 20")
-    db.conn.close()
+    db.close()
     assert _files_hold(config, NOTE.encode())
 
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     first, second = db["dead_letters"].rows
-    db.conn.close()
+    db.close()
 
     assert not _files_hold(config, NOTE.encode())
     assert first["payload"].startswith(b"fernet:") and second["payload"].startswith(b"fernet:")
-    with open_database(config.database_path) as reopened:
+    with open_database(config.database_url) as reopened:
         assert plain_payload(reopened, first["payload"]) == payload
         assert plain_payload(reopened, second["payload"]) == b"text"
         assert migrate(reopened) >= 20

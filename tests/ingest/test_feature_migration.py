@@ -35,7 +35,7 @@ def _schema_2_file(path) -> None:
                 "msg_id": f"msg-{device_id}-{window_end[14:16]}",
             }
         )
-    db.conn.close()
+    db.close()
 
 
 def test_json_rows_become_float32_rows_and_an_unconvertible_row_becomes_a_dead_letter(tmp_path):
@@ -44,7 +44,7 @@ def test_json_rows_become_float32_rows_and_an_unconvertible_row_becomes_a_dead_l
     db = open_database(path)
 
     assert 3 in {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
-    stored = read_features(db.conn, "fs1")
+    stored = read_features(db, "fs1")
     assert (stored.device_ids, stored.window_ends) == (["h1", "h2"], [ROWS[0][1]] * 2)
     expected = np.array([[1.5, np.nan, 0.1], [-2.0, 3.25, 1e-3]], dtype=np.float32)
     assert stored.values.tobytes() == expected.tobytes()

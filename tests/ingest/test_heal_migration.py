@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from cloud.crypto_fields import cipher_for_database
+from cloud.data.connections import connection_of
 from cloud.ingest.decode import Accepted
 from cloud.ingest.store import write_batch
 from cloud.monitoring.performance import ModelPerformanceMonitor, generate_performance_report
@@ -19,7 +20,7 @@ NOW = datetime.now(UTC)
 
 def _stored_unvalidated(db, batch, channel: Up) -> None:
     """As ingest stored them before: the model's values, never checked against today's bounds."""
-    write_batch(db.conn, [Accepted(channel, batch)], [], NOW)
+    write_batch(db, [Accepted(channel, batch)], [], NOW)
 
 
 def _prediction(prediction_id: str, **update):
@@ -52,7 +53,7 @@ def test_rows_their_readers_fail_on_move_to_dead_letters_and_the_views_answer(db
     letters = list(db["dead_letters"].rows)
     assert sorted(row["topic"] for row in letters) == ["migration/outcomes"] + ["migration/predictions"] * 4
     key = {"migration/predictions": "prediction_id", "migration/outcomes": "outcome_id"}
-    decrypt = cipher_for_database(db.conn).decrypt_bytes  # dead letters rest encrypted (cloud.dead_letters)
+    decrypt = cipher_for_database(connection_of(db)).decrypt_bytes  # dead letters rest encrypted (cloud.dead_letters)
     moved = {json.loads(decrypt(row["payload"]))[key[row["topic"]]] for row in letters}
     assert moved == {"pred-infinite", "pred-not-a-number", "pred-slow-forever", "pred-year-999", "outcome-inf"}
     assert all(row["reason"].startswith("invalid: ") for row in letters)

@@ -74,7 +74,7 @@ def test_a_message_the_store_raises_on_is_a_dead_letter_and_the_others_are_store
     batch = _mixed_batch(poisoned)
     acks = Acks()
 
-    store_isolating(db.conn, batch, NOW, acks)
+    store_isolating(db, batch, NOW, acks)
 
     assert acks.items == batch
     assert (acks.total("stored"), acks.total("dead_lettered"), acks.total("isolated")) == (7, 2, 1)
@@ -92,7 +92,7 @@ def test_any_exception_is_isolated_even_one_no_sqlite_error_code_describes(db):
     poisoned = Item(topic, b"raw bytes as received", Accepted(Up.STATUS, huge))
     acks = Acks()
 
-    store_isolating(db.conn, _mixed_batch(poisoned), NOW, acks)
+    store_isolating(db, _mixed_batch(poisoned), NOW, acks)
 
     assert (acks.total("stored"), acks.total("isolated")) == (7, 1)
     reason = db.execute("SELECT reason FROM dead_letters WHERE topic = ?", [topic]).fetchone()[0]
@@ -103,9 +103,9 @@ def test_any_exception_is_isolated_even_one_no_sqlite_error_code_describes(db):
 def test_a_store_locked_by_another_connection_dead_letters_nothing_and_takes_everything_once_free(db, config):
     db.execute(POISON)
     batch = _mixed_batch(_item(event(gateway="gw9", detail="poison"), Up.EVENTS))
-    worker_conn = connect(config.database_path).conn
+    worker_conn = connect(config.database_url).conn
     worker_conn.execute("PRAGMA busy_timeout=50")
-    holder = sqlite3.connect(config.database_path)
+    holder = sqlite3.connect(config.database_url)
     holder.execute("BEGIN EXCLUSIVE")
     acks = Acks()
 
@@ -128,12 +128,12 @@ def test_a_read_only_store_dead_letters_nothing_and_takes_everything_once_writab
     acks = Acks()
 
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        store_isolating(db.conn, batch, NOW, acks)
+        store_isolating(db, batch, NOW, acks)
     assert acks.items == []
 
     db.execute("PRAGMA query_only=OFF")
     assert (count(db, "dead_letters"), count(db, "ingested_messages")) == (0, 0)
-    store_isolating(db.conn, batch, NOW, acks)
+    store_isolating(db, batch, NOW, acks)
     assert (count(db, "ingested_messages"), count(db, "dead_letters"), acks.total("isolated")) == (8, 1, 0)
 
 
@@ -144,13 +144,13 @@ def test_a_store_that_refuses_every_message_is_down_not_every_message_bad(db, co
     acks = Acks()
 
     with pytest.raises(IntegrityError):  # SQLAlchemy's, wrapping SQLite's
-        store_isolating(db.conn, batch, NOW, acks)
+        store_isolating(db, batch, NOW, acks)
     assert acks.items == []
     assert (count(db, "ingested_messages"), count(db, "dead_letters")) == (0, 0)
 
 
 def test_a_closed_connection_is_a_store_that_is_down(db, config):
-    conn = connect(config.database_path).conn
+    conn = connect(config.database_url).conn
     conn.close()
     acks = Acks()
 

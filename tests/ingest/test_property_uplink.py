@@ -116,11 +116,11 @@ def _stored_forms_read_back(conn: sqlite3.Connection) -> None:
 
 def _api_reads_back(config: CloudConfig, conn: sqlite3.Connection) -> int:
     """Every read route over what was stored answers, never 5xx; returns how many requests were made."""
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         viewer = auth(key_per_role(db)[Role.OPERATOR])  # dead letters need an operator
     finally:
-        db.conn.close()
+        db.close()
     paths = ["/api/gateways", "/api/dead-letters?limit=500"]
     paths += [f"/api/gateways/{quote(g)}" for g in GATEWAYS]
     for device, kind in conn.execute("SELECT DISTINCT device_id, prediction_type FROM predictions"):
@@ -154,7 +154,7 @@ def _api_reads_back(config: CloudConfig, conn: sqlite3.Connection) -> int:
 @pytest.mark.parametrize("channel", list(VALID), ids=[c.value for c in VALID])
 def test_every_generated_message_is_stored_or_a_dead_letter_and_what_is_stored_reads_back(channel, tmp_path):
     config = CloudConfig(data_dir=tmp_path)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     tally: Counter = Counter()
 
     @PROPERTY
@@ -170,7 +170,7 @@ def test_every_generated_message_is_stored_or_a_dead_letter_and_what_is_stored_r
         _stored_forms_read_back(db.conn)
         requests = _api_reads_back(config, db.conn)
     finally:
-        db.conn.close()
+        db.close()
     print(f"\n{channel.value}: {dict(tally)}, {requests} API reads of what was stored")
 
 

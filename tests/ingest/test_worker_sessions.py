@@ -47,9 +47,9 @@ def config(tmp_path, broker) -> CloudConfig:
 
 @pytest.fixture
 def db(config):
-    database = open_database(config.database_path)
+    database = open_database(config.database_url)
     yield database
-    database.conn.close()
+    database.close()
 
 
 class Gateways:
@@ -258,7 +258,7 @@ def test_retiring_where_the_broker_forbids_the_drain_topic_keeps_the_session_and
 
         again = IngestWorker(config, client_id="ingest-a", **LEASE)
         again.start()
-        db = open_database(config.database_path)
+        db = open_database(config.database_url)
         try:
             wait_for(lambda: all_stored_once(db, 20), what="all 20 messages stored")
             assert again.stats.stored > 0
@@ -266,7 +266,7 @@ def test_retiring_where_the_broker_forbids_the_drain_topic_keeps_the_session_and
             again.stop()
             peer.stop()
             gateways.close()
-            db.conn.close()
+            db.close()
 
 
 def test_under_the_shipped_broker_acl_the_cloud_user_retires_a_worker(tmp_path):
@@ -286,7 +286,7 @@ def test_under_the_shipped_broker_acl_the_cloud_user_retires_a_worker(tmp_path):
         gateway.username_pw_set("gw-1", "gw-1-secret")
         gateway.connect("127.0.0.1", broker.port)
         gateway.loop_start()
-        db = open_database(config.database_path)
+        db = open_database(config.database_url)
         try:
             for window in range(20):
                 message = features(gateway="gw-1", window=window).to_json()
@@ -297,7 +297,7 @@ def test_under_the_shipped_broker_acl_the_cloud_user_retires_a_worker(tmp_path):
             staying.stop()
             gateway.disconnect()
             gateway.loop_stop()
-            db.conn.close()
+            db.close()
         assert retiring.stats.stored > 0
 
 

@@ -100,7 +100,7 @@ def fleet_database(tmp_path_factory: pytest.TempPathFactory, fleet_history: Hist
     path = tmp_path_factory.mktemp("fleet") / "iotsphere.db"
     db = open_database(path)
     store_history(db, fleet_history)
-    db.conn.close()
+    db.close()
     return path
 
 
@@ -115,9 +115,9 @@ def config(tmp_path: Path, fleet_database: Path) -> CloudConfig:
 
 @pytest.fixture
 def db(config: CloudConfig) -> Iterator[sqlite_utils.Database]:
-    database = open_database(config.database_path)
+    database = open_database(config.database_url)
     yield database
-    database.conn.close()
+    database.close()
 
 
 @pytest.fixture

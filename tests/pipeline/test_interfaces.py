@@ -26,9 +26,9 @@ from tests.private_broker import free_port
 @pytest.fixture
 def served(config: CloudConfig) -> Iterator[tuple[httpx.Client, dict[Role, str]]]:
     """`iotsphere cloud serve` with only its training worker beside the API, in its own process."""
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     tokens = key_per_role(db)
-    db.conn.close()
+    db.close()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "IOTSPHERE_KEY_PASSPHRASE"}
     server = subprocess.Popen(

@@ -293,5 +293,5 @@ def test_check_as_of_a_time_before_the_data_says_where_the_rows_are(config: Clou
     assert result.stdout.startswith("no_trigger: ")
     assert f"the stored feature windows ({iso(span[0])} to " in result.stderr
     assert "lie after it: --as-of data looks there" in result.stderr
-    [decision] = RetrainingService(open_database(config.database_path), config).decisions("anomaly")
+    [decision] = RetrainingService(open_database(config.database_url), config).decisions("anomaly")
     assert decision["at"].startswith("2020-01-01")  # checked as of the time asked, not the clock

@@ -49,9 +49,9 @@ def test_a_due_schedule_queues_one_run_however_many_times_it_was_missed_and_surv
     made = pipeline.schedule_regular_training("usage_pattern", "daily", window_days=30, actor="ops")
     fire = datetime.fromisoformat(made.next_run_at.replace("Z", "+00:00"))
     assert pipeline.queue_due_schedules(fire - timedelta(seconds=1)) == []
-    db.conn.close()
+    db.close()
 
-    reopened = open_database(config.database_path)  # a restart: only the file remains
+    reopened = open_database(config.database_url)  # a restart: only the file remains
     try:
         pipeline = ModelTrainingPipeline(reopened, config, passphrase="")
         three_days_late = fire + timedelta(days=3, hours=1)
@@ -66,7 +66,7 @@ def test_a_due_schedule_queues_one_run_however_many_times_it_was_missed_and_surv
             datetime.combine(three_days_late.date() + timedelta(days=1), datetime.min.time(), UTC)
         )
     finally:
-        reopened.conn.close()
+        reopened.close()
 
 
 def test_the_worker_runs_what_a_schedule_queues(

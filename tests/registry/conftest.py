@@ -37,7 +37,7 @@ class RecordingRollout:
 def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
     database = open_database(tmp_path / "iotsphere.db")
     yield database
-    database.conn.close()
+    database.close()
 
 
 @pytest.fixture

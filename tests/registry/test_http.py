@@ -116,11 +116,11 @@ def test_promotion_and_rollback_publish_verifiable_retained_documents(cloud: Ser
 
 
 def test_roles_and_the_evaluation_gate_over_http(cloud: ServedCloud):
-    db = open_database(cloud.config.database_path)
+    db = open_database(cloud.config.database_url)
     try:
         MLModelRegistry(db).record_evaluation(NAME, "2", passed=False, details={"mean_roc_auc": 0.5})
     finally:
-        db.conn.close()
+        db.close()
     body = {"reason": "try it"}
     url = f"/api/models/{NAME}/2/promote"
 
@@ -162,7 +162,7 @@ def test_cli_promotes_rolls_back_and_shows_history(released: CloudConfig, monkey
 
 
 def test_recording_a_release_again_keeps_a_production_version_in_production(released: CloudConfig, tmp_path: Path):
-    db = open_database(released.database_path)
+    db = open_database(released.database_url)
     registry = MLModelRegistry(db)
     db["models"].update((NAME, "1"), {"status": "production", "production_device_type": ""})
     folder = tmp_path / "artifacts" / "1"  # the identical release the fixture published

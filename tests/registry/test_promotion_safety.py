@@ -48,13 +48,13 @@ def cloud(released: CloudConfig) -> Iterator[ServedCloud]:
 
 
 def _sql(config: CloudConfig, *statements: str) -> None:
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         with db.conn:
             for statement in statements:
                 db.execute(statement)
     finally:
-        db.conn.close()
+        db.close()
 
 
 def _promote(cloud: ServedCloud, version: str, role: Role = Role.OPERATOR, **body):
@@ -65,7 +65,7 @@ def _promote(cloud: ServedCloud, version: str, role: Role = Role.OPERATOR, **bod
 
 def _state(config: CloudConfig) -> tuple:
     """What a promotion changes: production, history, the fleet's desired state and every gateway's document."""
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         active = MLModelRegistry(db).get_active_model(NAME)
         documents = {g: director.latest_document(db, g) for g in GATEWAYS}
@@ -76,7 +76,7 @@ def _state(config: CloudConfig) -> tuple:
             {g: (d.signed.sequence, d.signed.models[NAME].version) if d else None for g, d in documents.items()},
         )
     finally:
-        db.conn.close()
+        db.close()
 
 
 def test_a_gateway_that_cannot_be_directed_is_listed_and_the_others_get_theirs(cloud: ServedCloud):
@@ -155,11 +155,11 @@ def test_cli_refuses_a_tampered_release_with_a_message_and_exit_code(released: C
 
 
 def test_rollback_to_a_version_that_failed_evaluation_needs_the_admin_override(cloud: ServedCloud):
-    db = open_database(cloud.config.database_path)
+    db = open_database(cloud.config.database_url)
     try:
         MLModelRegistry(db).record_evaluation(NAME, "1", passed=False, details={"mean_roc_auc": 0.5})
     finally:
-        db.conn.close()
+        db.close()
     assert _promote(cloud, "1", Role.ADMIN, override=True).status_code == 200
     assert _promote(cloud, "2").status_code == 200
     url = f"/api/models/{NAME}/rollback"
@@ -180,11 +180,11 @@ def test_rollback_to_a_version_that_failed_evaluation_needs_the_admin_override(c
 def test_cli_rollback_to_a_failed_version_needs_override(released: CloudConfig, monkeypatch):
     monkeypatch.setenv("IOTSPHERE_TOPIC_PREFIX", released.topic_prefix)
     data = ["--data-dir", str(released.data_dir)]
-    db = open_database(released.database_path)
+    db = open_database(released.database_url)
     try:
         MLModelRegistry(db).record_evaluation(NAME, "1", passed=False, details={})
     finally:
-        db.conn.close()
+        db.close()
     runner = CliRunner()
     assert runner.invoke(main, ["models", "promote", NAME, "1", "--reason", "a", "--override", *data]).exit_code == 0
     assert runner.invoke(main, ["models", "promote", NAME, "2", "--reason", "b", *data]).exit_code == 0

@@ -56,13 +56,13 @@ class Cloud:
 def released_config(tmp_path: Path, onnx_models: dict[int, bytes]) -> CloudConfig:  # noqa: F811
     """Versions 1 and 2 released, the ten gateways seen, version 1 production and directed to all of them."""
     config = released_cloud(tmp_path, onnx_models, GATEWAYS, NAME)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         MLModelRegistry(db).promote_model_to_production(
             NAME, "1", actor="tests", reason="first model", rollout=ReleaseService(config, PASSPHRASE)
         )
     finally:
-        db.conn.close()
+        db.close()
     return config
 
 
@@ -76,7 +76,7 @@ def released(tmp_path: Path, onnx_models: dict[int, bytes], monkeypatch) -> Iter
 
 @pytest.fixture
 def cloud(released: CloudConfig) -> Iterator[Cloud]:
-    db = open_database(released.database_path)
+    db = open_database(released.database_url)
     key = keystore.director_key(released.keys_dir, PASSPHRASE)
     yield Cloud(released, db, StagedRollouts(released, db, PASSPHRASE), Fleet(released, db, key))
-    db.conn.close()
+    db.close()

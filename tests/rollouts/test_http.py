@@ -27,9 +27,9 @@ def api(released: CloudConfig) -> Iterator[ServedCloud]:
 @pytest.fixture
 def edge(released: CloudConfig) -> Iterator[Cloud]:
     """The gateways' side: events stored as ingest stores them (its own connection, as the ingest worker's)."""
-    db = open_database(released.database_path)
+    db = open_database(released.database_url)
     yield Cloud(released, db, None, Fleet(released, db, keystore.director_key(released.keys_dir, PASSPHRASE)))
-    db.conn.close()
+    db.close()
 
 
 def test_an_operator_runs_a_rollout_over_http_and_a_viewer_reads_it(api: ServedCloud, edge: Cloud):

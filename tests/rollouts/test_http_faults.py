@@ -25,11 +25,11 @@ def api(released: CloudConfig) -> Iterator[ServedCloud]:
 
 
 def _sql(config: CloudConfig, statement: str) -> None:
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         db.execute(statement)
     finally:
-        db.conn.close()
+        db.close()
 
 
 def test_a_fault_while_directing_the_canary_answers_503_and_starts_nothing(api: ServedCloud):
@@ -46,11 +46,11 @@ def test_a_fault_while_directing_the_canary_answers_503_and_starts_nothing(api: 
 
     assert refused.status_code == 503, refused.text
     assert "nothing was issued" in refused.json()["detail"] and "disk I/O error" in refused.json()["detail"]
-    db = open_database(api.config.database_path)
+    db = open_database(api.config.database_url)
     try:
         assert store.list_ids(db, store.RolloutStatus.RUNNING) == [], "no rollout without its canary directed"
     finally:
-        db.conn.close()
+        db.close()
 
     _sql(api.config, "DROP TRIGGER lose_transaction")
     created = api.http.post("/api/rollouts", json=body, headers=operator)

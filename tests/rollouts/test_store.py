@@ -23,4 +23,4 @@ def test_each_stage_lists_its_gateways_in_rollout_order(tmp_path: Path) -> None:
     record = store.load(db, rollout_id)
     assert [stage.gateway_ids for stage in record.stages] == [ordered[:2], ordered[2:]]
     assert [row["gateway_id"] for row in store.gateway_rows(db, rollout_id)] == ordered
-    db.conn.close()
+    db.close()
