@@ -162,3 +162,11 @@ def drift_checks_of(connection: Connection, model_name: str, limit: int) -> list
     """The model's recorded checks, newest first, at most ``limit``."""
     query = select(drift_checks).where(drift_checks.c.model_name == model_name)
     return list(connection.execute(query.order_by(drift_checks.c.id.desc()).limit(limit)).mappings())
+
+
+def drift_checks_before(connection: Connection, model_name: str, before: int | None, limit: int) -> list[RowMapping]:
+    """One page of the model's recorded checks newest first: ids below ``before`` if given, at most ``limit``."""
+    query = select(drift_checks).where(drift_checks.c.model_name == model_name)
+    if before is not None:
+        query = query.where(drift_checks.c.id < before)
+    return list(connection.execute(query.order_by(drift_checks.c.id.desc()).limit(limit)).mappings())
