@@ -46,7 +46,7 @@ say nothing about a release's quality, and a rollout is never halted by them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -192,12 +192,14 @@ def list_deployments(
     state: DeploymentState | None = None,
     deadline: timedelta | None = None,
     now: datetime | None = None,
+    gateway_ids: Collection[str] | None = None,
 ) -> list[Deployment]:
-    """Every (gateway, model) deployment of the latest director documents, by gateway then model."""
+    """Every (gateway, model) deployment of the latest director documents, by gateway then model (of
+    ``gateway_ids`` only, if given: a page of the fleet in one query)."""
     now = now or datetime.now(UTC)
     deadline = deadline or resolve_deadline()
     unauthenticated = [rule.value for rule in _UNAUTHENTICATED_RULES]
-    rows = stored_director.deployment_rows(connection_of(db), unauthenticated, gateway_id, model_name)
+    rows = stored_director.deployment_rows(connection_of(db), unauthenticated, gateway_id, model_name, gateway_ids)
     deployments = [_deployment(row, now, deadline) for row in rows]
     return [d for d in deployments if state is None or d.state is state]
 

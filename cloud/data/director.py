@@ -225,7 +225,7 @@ named AS (
   SELECT d.gateway_id, d.sequence, d.published_at, {issued_at} AS issued_at, m.key AS model_name,
          {version} AS version
   FROM director_documents d, {models} AS m
-  WHERE (CAST(:gateway AS TEXT) IS NULL OR d.gateway_id = :gateway)
+  WHERE (CAST(:gateway AS TEXT) IS NULL OR d.gateway_id = :gateway){of_gateways}
     AND (CAST(:model AS TEXT) IS NULL OR m.key = :model)
 ),
 switched AS (
@@ -277,17 +277,26 @@ _JSON = {
 
 
 def deployment_rows(
-    connection: Connection, unauthenticated: Collection[str], gateway_id: str | None, model_name: str | None
+    connection: Connection,
+    unauthenticated: Collection[str],
+    gateway_id: str | None,
+    model_name: str | None,
+    gateway_ids: Collection[str] | None = None,
 ) -> list[RowMapping]:
     """Each (gateway, model) the gateways' latest documents name, with the events about it (``cloud.deployments``
-    turns them into states), by gateway then model; of one gateway or model, or all.
+    turns them into states), by gateway then model; of one gateway or model, or all; of ``gateway_ids`` only if given
+    (one statement for a page of gateways, not one each).
 
     Deployments are the director's, so this one statement also reads the fleet's ``gateway_events`` and
     ``gateways``. ``unauthenticated``: the reject rules an event naming no digest does not count for.
     """
-    statement = text(_DEPLOYMENTS.format(**_JSON[connection.dialect.name]))
+    of_gateways = "" if gateway_ids is None else " AND d.gateway_id IN :gateways"
+    statement = text(_DEPLOYMENTS.format(of_gateways=of_gateways, **_JSON[connection.dialect.name]))
     statement = statement.bindparams(bindparam("unauthenticated", expanding=True, type_=Text))
     parameters = {"unauthenticated": list(unauthenticated), "gateway": gateway_id, "model": model_name}
+    if gateway_ids is not None:
+        statement = statement.bindparams(bindparam("gateways", expanding=True, type_=Text))
+        parameters["gateways"] = sorted(gateway_ids)
     return list(connection.execute(statement, parameters).mappings())
 
 

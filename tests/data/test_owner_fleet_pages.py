@@ -128,3 +128,12 @@ def test_outcomes_of_a_gateways_devices_are_paged_newest_first(owner_connection:
     ]
     rest = predictions.outcomes_before(owner_connection, "gw-a1", ("2026-12-07T10:00:00Z", "o1"), 2)
     assert [row["outcome_id"] for row in rest] == ["o0"]
+
+
+def test_deployments_are_read_for_a_page_of_gateways_in_one_query(owner_connection: Connection) -> None:
+    document = json.dumps({"signed": {"issued_at": "2026-12-07T10:00:00Z", "models": {"component_failure": {}}}})
+    for gateway in ("gw-a1", "gw-a2", "gw-b1"):
+        director.store_document(owner_connection, gateway, 1, document)
+    rows = director.deployment_rows(owner_connection, [], None, None, gateway_ids=["gw-b1", "gw-a1"])
+    assert [row["gateway_id"] for row in rows] == ["gw-a1", "gw-b1"]
+    assert director.deployment_rows(owner_connection, [], None, None, gateway_ids=[]) == []

@@ -22,19 +22,20 @@ from cloud.config import environment
 from cloud.data import fleet
 from cloud.data.connections import connection_of
 from cloud.data.times import iso
-from cloud.deployments import Deployment, list_deployments, resolve_deadline
+from cloud.deployments import Deployment, list_deployments
 from cloud.errors import Invalid, NotFound
 from cloud.web import timeline
 from cloud.web.auth import ViewerPage
 from cloud.web.rendering import PageRoute, render
+from shared.settings import Settings
 
 router = APIRouter(prefix="/fleet", route_class=PageRoute, include_in_schema=False)
 PAGE = 50
 TIMELINE_PAGE = 50
 
 
-def _stale_before() -> str:
-    return iso(datetime.now(UTC) - timedelta(seconds=environment().gateway_stale_after_s))
+def _stale_before(settings: Settings) -> str:
+    return iso(datetime.now(UTC) - timedelta(seconds=settings.gateway_stale_after_s))
 
 
 def _models(status_json: str | None) -> list[dict[str, Any]]:
@@ -43,12 +44,17 @@ def _models(status_json: str | None) -> list[dict[str, Any]]:
     return (status.get("models") or []) if isinstance(status, dict) else []
 
 
-def _deployments(db: Database, gateway_id: str) -> dict[str, Deployment]:
-    return {d.model_name: d for d in list_deployments(db, gateway_id=gateway_id, deadline=resolve_deadline())}
+def _deployments(db: Database, gateway_ids: list[str], settings: Settings) -> dict[str, dict[str, Deployment]]:
+    """gateway id → model name → deployment, of the gateways named: one query for the page."""
+    deadline = timedelta(seconds=settings.deployment_deadline_s)
+    found: dict[str, dict[str, Deployment]] = {gateway_id: {} for gateway_id in gateway_ids}
+    for deployment in list_deployments(db, deadline=deadline, gateway_ids=gateway_ids):
+        found[deployment.gateway_id][deployment.model_name] = deployment
+    return found
 
 
-def _counts(db: Database) -> dict[str, int]:
-    return fleet.gateway_states(connection_of(db), _stale_before())
+def _counts(db: Database, settings: Settings) -> dict[str, int]:
+    return fleet.gateway_states(connection_of(db), _stale_before(settings))
 
 
 @router.get("")
@@ -63,16 +69,17 @@ def fleet_list(
 ) -> HTMLResponse:
     if state and state not in fleet.CONNECTION_STATES:
         raise Invalid(f"state must be one of {', '.join(fleet.CONNECTION_STATES)}, not {state!r}")
-    connection = connection_of(db)
+    connection, settings = connection_of(db), environment()  # read once: building the settings costs milliseconds
     rows = fleet.gateway_page(
-        connection, _stale_before(), PAGE, after, q.strip(), state or None, version.strip() or None
+        connection, _stale_before(settings), PAGE, after, q.strip(), state or None, version.strip() or None
     )
-    devices = fleet.device_counts(connection, [row["gateway_id"] for row in rows])
+    ids = [row["gateway_id"] for row in rows]
+    devices, deployments = fleet.device_counts(connection, ids), _deployments(db, ids, settings)
     gateways = [
         {
             **row,
             "models": _models(row["status_json"]),
-            "deployments": _deployments(db, row["gateway_id"]),
+            "deployments": deployments[row["gateway_id"]],
             "devices": devices.get(row["gateway_id"], 0),
         }
         for row in rows
@@ -80,7 +87,7 @@ def fleet_list(
     filters = {"q": q.strip(), "state": state, "version": version.strip()}
     context = {
         "gateways": gateways,
-        "counts": _counts(db),
+        "counts": _counts(db, settings),
         "states": fleet.CONNECTION_STATES,
         "filters": filters,
         "query": urlencode({name: value for name, value in filters.items() if value}),
@@ -93,13 +100,15 @@ def fleet_list(
 @router.get("/~counts")  # "~" is in no gateway id (shared.topics.validate_id)
 def fleet_counts(request: Request, db: Database, session: ViewerPage) -> HTMLResponse:
     """The counts by state alone: the fleet page polls them."""
-    return render(request, "fleet_counts.html", {"counts": _counts(db)})
+    return render(request, "fleet_counts.html", {"counts": _counts(db, environment())})
 
 
-def _status_per_model(db: Database, gateway_id: str, status_json: str | None) -> list[dict[str, Any]]:
+def _status_per_model(
+    db: Database, gateway_id: str, status_json: str | None, settings: Settings
+) -> list[dict[str, Any]]:
     """Per model: what the gateway runs (its last status) beside what it was directed to (its deployment)."""
     running = {model.get("model_name"): model for model in _models(status_json)}
-    directed = _deployments(db, gateway_id)
+    directed = _deployments(db, [gateway_id], settings)[gateway_id]
     return [
         {"model_name": name, "running": running.get(name), "deployment": directed.get(name)}
         for name in sorted(set(running) | set(directed), key=str)
@@ -110,8 +119,8 @@ def _status_per_model(db: Database, gateway_id: str, status_json: str | None) ->
 def gateway(
     request: Request, db: Database, session: ViewerPage, gateway_id: str, before: str | None = None
 ) -> HTMLResponse:
-    connection = connection_of(db)
-    row = fleet.gateway_row(connection, gateway_id, _stale_before())
+    connection, settings = connection_of(db), environment()
+    row = fleet.gateway_row(connection, gateway_id, _stale_before(settings))
     if row is None:
         raise NotFound(f"no gateway {gateway_id!r} has reported")
     try:
@@ -122,7 +131,7 @@ def gateway(
     context = {
         "gateway": row,
         "devices": fleet.device_counts(connection, [gateway_id]).get(gateway_id, 0),
-        "models": _status_per_model(db, gateway_id, row["status_json"]),
+        "models": _status_per_model(db, gateway_id, row["status_json"], settings),
         "items": items,
         "before": before,
         "older": older,
