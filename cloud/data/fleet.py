@@ -44,6 +44,7 @@ gateways = Table(
     Column("agent_version", Text),
     Column("director_sequence", Integer),
     Column("status_json", Text),
+    Index("idx_gateways_online_last_seen", "online", "last_seen"),
 )
 
 
