@@ -10,7 +10,19 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from cloud.api.auth import public, route_roles
-from cloud.web.pages import admin, alerts, drift, experiments, fleet, models, predictions, rollouts, signin, training
+from cloud.web.pages import (
+    admin,
+    alerts,
+    drift,
+    experiments,
+    fleet,
+    models,
+    monitoring,
+    predictions,
+    rollouts,
+    signin,
+    training,
+)
 
 STATIC = Path(__file__).resolve().parent / "static"
 _SWAGGER = "/static/vendor/swagger-ui"
@@ -25,6 +37,7 @@ PAGES = (
     predictions.router,
     training.router,
     drift.router,
+    monitoring.router,
 )
 
 

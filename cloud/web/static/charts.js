@@ -1,6 +1,7 @@
 // The dashboard's one chart helper: every <script type="application/json" class="time-series"> becomes a uPlot
 // chart in its parent element. Its JSON: {"x": [unix seconds], "y": "axis label", "log": true for a base-10 y axis
-// (optional), "series": [{"label": "…", "values": [numbers or null]}]}.
+// (optional), "series": [{"label": "…", "values": [numbers or null]}]}; "time": false makes x plain numbers
+// (ascending), labelled "x_label".
 (function () {
   "use strict";
   var COLOURS = ["#0b2545", "#a00", "#0a6b0a", "#7a4b00", "#5a2d82"];
@@ -19,9 +20,12 @@
     var options = {
       width: Math.max(320, Math.min(script.parentNode.clientWidth || 800, 1100)),
       height: 260,
-      series: [{}].concat(series),
-      scales: data.log ? { y: { distr: 3, log: 10 } } : {},
-      axes: [{}, data.log ? { label: data.y || "", values: powerOfTen, size: 60 } : { label: data.y || "" }],
+      series: [data.time === false ? { label: data.x_label || "x" } : {}].concat(series),
+      scales: Object.assign({ x: { time: data.time !== false } }, data.log ? { y: { distr: 3, log: 10 } } : {}),
+      axes: [
+        data.time === false ? { label: data.x_label || "" } : {},
+        data.log ? { label: data.y || "", values: powerOfTen, size: 60 } : { label: data.y || "" },
+      ],
     };
     new uPlot(options, [data.x].concat(data.series.map(function (s) { return s.values; })), holder);
   }
