@@ -19,13 +19,14 @@ from sqlalchemy import (
     RowMapping,
     Table,
     Text,
+    bindparam,
     func,
     insert,
     select,
     text,
 )
 
-from cloud.data.bulk import BulkInsert
+from cloud.data.bulk import BulkInsert, fetch_all
 from cloud.data.metadata import metadata
 
 feature_sets = Table(
@@ -64,8 +65,12 @@ datasets = Table(
 
 def feature_set_names(connection: Connection, version: str) -> list[str] | None:
     """The names of the feature set's values, in stored order; None for a set never stored."""
-    names = connection.execute(select(feature_sets.c.names_json).where(feature_sets.c.version == version)).scalar()
+    names = connection.execute(_NAMES, {"version": version}).scalar()
     return None if names is None else json.loads(names)
+
+
+#: built once: ingest asks for each batch
+_NAMES = select(feature_sets.c.names_json).where(feature_sets.c.version == bindparam("version"))
 
 
 def every_feature_set(connection: Connection) -> dict[str, list[str]]:
@@ -120,14 +125,14 @@ def add_packed_rows(connection: Connection, messages: Sequence[tuple[str, bytes,
     _NEW_ROWS.write(connection, rows)
 
 
-def every_row(connection: Connection, version: str) -> list[Row]:
+def every_row(connection: Connection, version: str) -> Sequence[Sequence[Any]]:
     """(device_id, window_end, values_f32) of every row of one feature set, in (window_end, device_id) order."""
     query = (
         select(features.c.device_id, features.c.window_end, features.c.values_f32)
         .where(features.c.feature_set_version == version)
         .order_by(features.c.window_end, features.c.device_id)
     )
-    return connection.execute(query).all()
+    return fetch_all(connection, query)
 
 
 #: one device's rows: there is no index by device (one would put every ingested row at a random place in a second
