@@ -7,8 +7,8 @@ dataset) go through the same code, and champion and challenger are scored on the
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -19,6 +19,11 @@ from shared.messages import PredictionType
 if TYPE_CHECKING:
     from cloud.feature_store import TrainingDataset
     from firmware_sim.history import History
+
+#: where a history's failure labels come from: the simulator's ground truth, or what technicians found
+#: (firmware_sim.findings: dated by the visit, received late, some missed, some found degraded)
+LabelSource = Literal["ground_truth", "technician"]
+LABEL_SOURCES: tuple[str, ...] = ("ground_truth", "technician")
 
 
 @dataclass(frozen=True)
@@ -83,16 +88,51 @@ def _by_device_id(failures: FailureTimes, device_ids: np.ndarray) -> FailureTime
     return replace(failures, device=np.asarray(device_ids)[failures.device])
 
 
+@dataclass(frozen=True)
+class _Found:
+    """A finding as ``labels.failure_times`` reads a failure: the component seen at the visit."""
+
+    device_id: str
+    component: str
+    failed_at: datetime
+
+
+def history_failures(history: History, labels: LabelSource) -> tuple[FailureTimes, np.datetime64]:
+    """The failures a history's rows are labelled from, and the last time a row's horizon may end for its label
+    to be known. Technician findings count from their visit and only once received by the history's end; a row
+    waits for the slowest finding (``FindingRates.settling``) as well as its horizon, so at the end of the period
+    a failure whose finding is still on its way is not read as health."""
+    end = history.window_end.max()
+    if labels == "ground_truth":
+        return failure_times(history.failures, history.device_ids), end
+    if labels != "technician":
+        raise ValueError(f"unknown label source {labels!r}: one of {', '.join(LABEL_SOURCES)}")
+    from firmware_sim.findings import FINDING_RATES, technician_findings
+
+    limit = end.astype("datetime64[s]").astype(object)
+    known = [
+        _Found(f.device_id, f.component, f.observed_at)
+        for f in technician_findings(history.failures)
+        if f.received_at.replace(tzinfo=None) <= limit
+    ]
+    settling = np.timedelta64(int(FINDING_RATES.settling.total_seconds()), "s")
+    return failure_times(known, history.device_ids), end - settling
+
+
 def rows_from_history(
-    history: History, prediction_type: PredictionType, horizon: timedelta = timedelta(days=14)
+    history: History,
+    prediction_type: PredictionType,
+    horizon: timedelta = timedelta(days=14),
+    labels: LabelSource = "ground_truth",
 ) -> LabelledRows:
     """The history's rows labelled for ``prediction_type`` (point in time, censored rows left out).
 
     component_failure: the first failure within the horizon; usage_pattern: litres drawn in the next 24 h
     (rows whose 24 h run past the simulation are left out); anomaly: every row, failure labels where known.
+    ``labels``: failures from the simulator's ground truth or from technicians' findings (``history_failures``).
     """
-    failures = failure_times(history.failures, history.device_ids)
-    classes = label_rows(history.row_device, history.window_end, failures, horizon, history.window_end.max())
+    failures, observed_until = history_failures(history, labels)
+    classes = label_rows(history.row_device, history.window_end, failures, horizon, observed_until)
     if prediction_type == PredictionType.USAGE_PATTERN:
         targets = history.usage_next_24h_litres.astype(np.float64)
         keep = np.isfinite(targets)

@@ -40,6 +40,12 @@ RESAMPLES = 999
 CONFIDENCE = 0.95
 LEAD_TIME_PERCENTILES = (10, 25, 50, 75, 90)
 CALIBRATION_BINS = 10
+#: The components' shared budget (``len(COMPONENTS)`` × the budget) is split between them in steps of this
+#: share of the per-component budget.
+SHARED_STEP = 0.5
+#: Upper ends (days) of the time-to-failure view's bins; alarms later than the last, or never followed by a
+#: failure of their component, fall in the bin after it.
+TIME_TO_FAILURE_DAYS = (14, 30, 60, 90)
 #: Firmware error-code features, one per component: what heaters already report when a part has failed.
 FIRMWARE_FEATURE = "errors_{}"
 
@@ -58,6 +64,8 @@ class Fleet:
     horizon: np.timedelta64
     start: np.datetime64
     until: np.datetime64
+    order: np.ndarray  # rows in (heater, time) order: alarms picked through it come out sorted
+    sorted_keys: np.ndarray  # ``_keys`` of the rows in that order
 
     @classmethod
     def of(cls, rows: LabelledRows, horizon: timedelta) -> Fleet:
@@ -68,6 +76,8 @@ class Fleet:
         if failures is None:
             raise ValueError("reliability figures need the failures the rows were labelled from")
         start = rows.window_ends.min()
+        keys = heater.astype(np.int64) * _SPAN + (rows.window_ends - start).astype("timedelta64[s]").astype(np.int64)
+        order = np.argsort(keys, kind="stable")
         known = np.isin(failures.device, heaters) & (failures.time >= start)  # earlier ones follow no dispatch
         return cls(
             heater=heater,
@@ -80,6 +90,8 @@ class Fleet:
             horizon=np.timedelta64(int(horizon.total_seconds()), "s"),
             start=start,
             until=rows.window_ends.max(),
+            order=order,
+            sorted_keys=keys[order],
         )
 
 
@@ -90,7 +102,8 @@ class Outcome:
     failures: np.ndarray  # countable failures per heater
     caught: np.ndarray
     false: np.ndarray  # false dispatches per heater
-    early: np.ndarray  # false dispatches that a failure of the component followed within EARLY_WARNING
+    early: np.ndarray  # judged false dispatches that a failure of the component followed within EARLY_WARNING
+    judged: np.ndarray  # false dispatches whose EARLY_WARNING after them lies inside the observed period
     true: np.ndarray
     lead_days: np.ndarray  # per caught failure
 
@@ -104,14 +117,22 @@ def _keys(fleet: Fleet, heater: np.ndarray, time: np.ndarray) -> np.ndarray:
 
 
 def _dispatches(fleet: Fleet, alarm: np.ndarray) -> np.ndarray:
-    """Sorted keys of the dispatches: a heater's first alarm, then its first alarm a horizon after the last."""
-    keys = np.sort(_keys(fleet, fleet.heater[alarm], fleet.window_ends[alarm]))
+    """Sorted keys of the dispatches: a heater's first alarm, then its first alarm a horizon after the last. One
+    vectorised step per round of dispatches (every heater's next at once), not per alarm nor per dispatch."""
+    keys = fleet.sorted_keys[alarm[fleet.order]]
+    if not keys.size:
+        return keys
+    heater = keys // _SPAN
     cooldown = fleet.horizon.astype(np.int64)
-    chosen, i = [], 0
-    while i < keys.size:  # one step per dispatch, not per alarm
-        chosen.append(keys[i])
-        i = int(np.searchsorted(keys, keys[i] + cooldown, side="left"))
-    return np.asarray(chosen, dtype=np.int64)
+    current = np.flatnonzero(np.r_[True, heater[1:] != heater[:-1]])  # each heater's first alarm
+    chosen = []
+    while current.size:
+        chosen.append(keys[current])
+        following = np.searchsorted(keys, keys[current] + cooldown, side="left")
+        same = following < keys.size
+        same[same] = heater[following[same]] == heater[current[same]]
+        current = following[same]
+    return np.sort(np.concatenate(chosen))
 
 
 def outcome(fleet: Fleet, component: str, score: np.ndarray, threshold: float) -> Outcome:
@@ -127,7 +148,11 @@ def outcome(fleet: Fleet, component: str, score: np.ndarray, threshold: float) -
     has[has] = f_keys[following[has]] // _SPAN == d_keys[has] // _SPAN
     gap[has] = f_keys[following[has]] - d_keys[has]
     true = gap <= horizon
-    early = ~true & (gap <= EARLY_WARNING.total_seconds())
+    # whether a false dispatch was early can be told only if the failures of its next 90 days are known: rows are
+    # labelled only once their horizon has passed, so failures are known until a horizon after the last row
+    observed = (fleet.until - fleet.start).astype("timedelta64[s]").astype(np.int64) + horizon
+    judged = ~true & (d_keys % _SPAN + int(EARLY_WARNING.total_seconds()) <= observed)
+    early = judged & (gap <= EARLY_WARNING.total_seconds())
     # per countable failure, the first dispatch within the horizon before it
     period = (fleet.until - fleet.start).astype("timedelta64[s]").astype(np.int64)
     countable_keys = f_keys[(f_keys % _SPAN >= horizon) & (f_keys % _SPAN <= period)]
@@ -140,6 +165,7 @@ def outcome(fleet: Fleet, component: str, score: np.ndarray, threshold: float) -
         caught=np.bincount(countable_keys[caught] // _SPAN, minlength=size),
         false=np.bincount(d_keys[~true] // _SPAN, minlength=size),
         early=np.bincount(d_keys[early] // _SPAN, minlength=size),
+        judged=np.bincount(d_keys[judged] // _SPAN, minlength=size),
         true=np.bincount(d_keys[true] // _SPAN, minlength=size),
         lead_days=(countable_keys[caught] - first_key[caught]) / 86400,
     )
@@ -148,16 +174,91 @@ def outcome(fleet: Fleet, component: str, score: np.ndarray, threshold: float) -
 def threshold_at_budget(fleet: Fleet, component: str, score: np.ndarray, budget: float) -> float:
     """The lowest score threshold whose false dispatches per 100 heater-months stay within ``budget`` (binary
     search over the scores: more alarms rarely mean fewer false dispatches); inf when even the top score is over."""
-    allowed = budget * fleet.months.sum() / 100
     values = np.unique(score[np.isfinite(score)])
-    low, high = 0, values.size  # values[high:] meet the budget
+    high = _index_at_budget(fleet, component, score, values, budget, values.size)
+    return float(values[high]) if high < values.size else float("inf")
+
+
+def _index_at_budget(
+    fleet: Fleet, component: str, score: np.ndarray, values: np.ndarray, budget: float, high: int
+) -> int:
+    """The lowest index into the sorted ``values`` below ``high`` whose threshold meets ``budget`` (else ``high``)."""
+    allowed = budget * fleet.months.sum() / 100
+    low = 0  # values[high:] meet the budget
     while low < high:
         mid = (low + high) // 2
         if outcome(fleet, component, score, values[mid]).false.sum() <= allowed:
             high = mid
         else:
             low = mid + 1
-    return float(values[high]) if high < values.size else float("inf")
+    return high
+
+
+def shared_budget(fleet: Fleet, scores: np.ndarray, budget: float, intervals: bool = False) -> dict:
+    """Recall when the components share one budget of ``len(COMPONENTS) × budget``: split between them in steps of
+    ``SHARED_STEP × budget`` so as to catch the most failures (fewest false dispatches among equals). A scorer whose
+    failures concentrate in a few components spends the budget where they are, as a utility's planner would."""
+    steps = round(len(COMPONENTS) / SHARED_STEP)
+    curves: list[list[Outcome]] = []
+    for column, component in enumerate(COMPONENTS):
+        score = scores[:, column]
+        values = np.unique(score[np.isfinite(score)])
+        curve, high = [], values.size
+        for k in range(steps + 1):  # more budget, lower threshold: each search starts below the last
+            high = _index_at_budget(fleet, component, score, values, k * SHARED_STEP * budget, high)
+            curve.append(outcome(fleet, component, score, values[high] if high < values.size else np.inf))
+        curves.append(curve)
+    # best[u]: (caught, -false, allotment) over the components so far with u steps spent
+    best: list[tuple[int, int, tuple[int, ...]]] = [(0, 0, ())] * (steps + 1)
+    for curve in curves:
+        gains = [(int(o.caught.sum()), -int(o.false.sum())) for o in curve]
+        best = [
+            max(
+                (best[u - k][0] + gains[k][0], best[u - k][1] + gains[k][1], (*best[u - k][2], k)) for k in range(u + 1)
+            )
+            for u in range(steps + 1)
+        ]
+    allotment = best[steps][2]
+    chosen = [curve[k] for curve, k in zip(curves, allotment, strict=True)]
+    figures = _figures(fleet, chosen, intervals)
+    figures["budget_per_component"] = {
+        c: round(k * SHARED_STEP * budget, 4) for c, k in zip(COMPONENTS, allotment, strict=True)
+    }
+    return figures
+
+
+def time_to_failure(fleet: Fleet, scores: np.ndarray, thresholds: list[float | None]) -> dict:
+    """The time-to-failure view beside the 14-day classification: the alarmed rows (at ``thresholds``, one per
+    component) by days to the next failure of their component on their heater, as shares per bin. Only rows whose
+    ``EARLY_WARNING`` after them lies inside the observed period (a horizon past the last row) are counted."""
+    observed_until = fleet.until + fleet.horizon
+    judgeable = fleet.window_ends + np.timedelta64(int(EARLY_WARNING.total_seconds()), "s") <= observed_until
+    edges = np.array(TIME_TO_FAILURE_DAYS, np.float64)
+    lows = (0, *(d + 1 for d in TIME_TO_FAILURE_DAYS[:-1]))
+    names = [f"{low}-{high}d" for low, high in zip(lows, TIME_TO_FAILURE_DAYS, strict=True)]
+    names.append(f"none_within_{int(edges[-1])}d")
+    total = np.zeros(len(names), np.int64)
+    per_component = {}
+    for column, (component, threshold) in enumerate(zip(COMPONENTS, thresholds, strict=True)):
+        alarm = judgeable & (scores[:, column] >= (np.inf if threshold is None else threshold))
+        mine = fleet.failure_label == CLASSES.index(component)
+        f_keys = np.sort(_keys(fleet, fleet.failure_heater[mine], fleet.failure_time[mine]))
+        r_keys = _keys(fleet, fleet.heater[alarm], fleet.window_ends[alarm])
+        following = np.searchsorted(f_keys, r_keys, side="right")
+        days = np.full(r_keys.size, np.inf)
+        has = following < f_keys.size
+        has[has] = f_keys[following[has]] // _SPAN == r_keys[has] // _SPAN
+        days[has] = (f_keys[following[has]] - r_keys[has]) / 86400
+        counts = np.bincount(np.searchsorted(edges, days, side="left"), minlength=len(names))
+        total += counts
+        per_component[component] = _bins(names, counts)
+    return {"overall": _bins(names, total), "per_component": per_component}
+
+
+def _bins(names: list[str], counts: np.ndarray) -> dict:
+    rows = int(counts.sum())
+    shares = {n: round(float(c) / rows, 4) if rows else None for n, c in zip(names, counts, strict=True)}
+    return {"alarmed_rows": rows, **shares}
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray, scale: float = 1.0) -> float | None:
@@ -202,6 +303,7 @@ def _figures(fleet: Fleet, outcomes: list[Outcome], intervals: bool) -> dict:
     caught = sum(o.caught for o in outcomes)
     false = sum(o.false for o in outcomes)
     early = sum(o.early for o in outcomes)
+    judged = sum(o.judged for o in outcomes)
     figures = {
         "failures": int(failures.sum()),
         "caught": int(caught.sum()),
@@ -209,7 +311,8 @@ def _figures(fleet: Fleet, outcomes: list[Outcome], intervals: bool) -> dict:
         "false_dispatches": int(false.sum()),
         "true_dispatches": int(sum(o.true for o in outcomes).sum()),
         "false_per_1000_heater_months": _ratio(false, fleet.months, 1000),
-        "early_warning_share": _ratio(early, false),
+        "false_dispatches_judged": int(judged.sum()),
+        "early_warning_share": _ratio(early, judged),
     }
     if intervals:
         figures["recall_ci"] = ratio_interval(caught, failures)
@@ -384,13 +487,17 @@ def report(
             for c, r in rules.items()
         }
         if logistic is not None:
-            baselines["logistic_regression"] = _scorer(fleet, rows.targets, logistic(training, rows), budget)
+            scores = logistic(training, rows)
+            baselines["logistic_regression"] = _scorer(fleet, rows.targets, scores, budget)
+            baselines["logistic_regression"]["brier"] = calibration(rows.targets, np.clip(scores.sum(1), 0, 1))["brier"]
     return {
         "budget_false_per_100_heater_months": budget,
         "heater_months": round(float(fleet.months.sum()), 1),
         "heaters": int(fleet.heaters.size),
         "early_warning_days": EARLY_WARNING.days,
         "at_budget": model_budget,
+        "shared_budget": shared_budget(fleet, model, budget, intervals=True),
+        "time_to_failure": time_to_failure(fleet, model, thresholds),
         **figures,
         "splits": splits(fleet, rows, horizon, model, thresholds),
         "baselines": baselines,
@@ -398,7 +505,11 @@ def report(
 
 
 def _scorer(fleet: Fleet, targets: np.ndarray, scores: np.ndarray, budget: float) -> dict:
-    return {"ranking": ranking(targets, scores), "at_budget": at_budget(fleet, scores, budget)}
+    return {
+        "ranking": ranking(targets, scores),
+        "at_budget": at_budget(fleet, scores, budget, intervals=True),
+        "shared_budget": shared_budget(fleet, scores, budget, intervals=True),
+    }
 
 
 def _pct(value: float | None) -> str:
@@ -440,6 +551,15 @@ def summary_lines(figures: dict) -> list[str]:
             if "at_budget" in baseline
             else f"  {name:22s} {baseline['skipped']}"
         )
+    shared = len(COMPONENTS) * figures["budget_false_per_100_heater_months"]
+    lines.append(f"sharing {shared:g} false dispatches per 100 heater-months between the components:")
+    lines.append(_line("model", figures["shared_budget"]))
+    for name, baseline in figures["baselines"].items():
+        if "shared_budget" in baseline:
+            lines.append(_line(name, baseline["shared_budget"]))
+    view = figures["time_to_failure"]["overall"]
+    bins = ", ".join(f"{k} {_pct(v)}" for k, v in view.items() if k != "alarmed_rows")
+    lines.append(f"alarmed rows by days to their component's next failure ({view['alarmed_rows']} rows): {bins}")
     lead = figures["at_budget"]["overall"]["lead_time_days"]
     if "p50" in lead:
         lines.append("lead time (days) " + ", ".join(f"p{p} {lead[f'p{p}']}" for p in LEAD_TIME_PERCENTILES))

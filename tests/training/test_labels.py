@@ -48,3 +48,54 @@ def test_rows_whose_horizon_runs_past_the_period_are_censored_failure_or_not():
 
 def test_no_failures_at_all():
     assert _labels([(0, 0), (1, 190)], []) == [0, -1]
+
+
+def _history(heaters: int, days: int, failures: list[tuple[int, float]]):
+    """A hand-made history: a row per heater every 6 hours, and sediment failures (heater, day) repaired a day on."""
+    from firmware_sim.faults import FailureEvent
+    from firmware_sim.history import History
+    from shared.messages import Component
+
+    ends = np.datetime64(T0.replace(tzinfo=None), "s") + np.arange(1, days * 4 + 1) * np.timedelta64(6, "h")
+    events = [
+        FailureEvent(f"h{h:03d}", Component.SEDIMENT, T0 + timedelta(days=d), T0 + timedelta(days=d + 1), 0)
+        for h, d in failures
+    ]
+    return History(
+        feature_names=["x"],
+        feature_set_version="test",
+        device_ids=np.array([f"h{h:03d}" for h in range(heaters)]),
+        device_types=np.array(["t"] * heaters),
+        row_device=np.tile(np.arange(heaters), ends.size),
+        window_end=np.repeat(ends, heaters),
+        features=np.zeros((ends.size * heaters, 1), np.float32),
+        usage_next_24h_litres=np.zeros(ends.size * heaters, np.float32),
+        failures=events,
+    )
+
+
+def test_technician_labels_come_from_findings_received_by_the_end_and_wait_for_the_slowest_one():
+    from cloud.training.data import rows_from_history
+    from firmware_sim.findings import FINDING_RATES, technician_findings
+    from shared.messages import PredictionType
+
+    history = _history(200, 90, [(h, 5 + (h * 0.41) % 84) for h in range(200)])
+    horizon = timedelta(days=14)
+    end = history.window_end.max()
+    truth = rows_from_history(history, PredictionType.COMPONENT_FAILURE, horizon)
+    found = rows_from_history(history, PredictionType.COMPONENT_FAILURE, horizon, labels="technician")
+    day = np.timedelta64(1, "D")
+    assert (truth.window_ends.max() + horizon - end) / day > -0.5  # ground truth: labelled up to the end
+    settling = np.timedelta64(int(FINDING_RATES.settling.total_seconds()), "s")
+    assert found.window_ends.max() + horizon <= end - settling  # findings: a row also waits for the slowest one
+    assert (found.window_ends.max() + horizon + settling - end) / day > -0.5
+    # the labels read the findings received by the end, dated by the visit; missed failures label nothing
+    received = [
+        f for f in technician_findings(history.failures) if np.datetime64(f.received_at.replace(tzinfo=None)) <= end
+    ]
+    assert len(received) < 0.95 * len(history.failures)
+    assert sorted(found.failures.time.tolist()) == sorted(
+        np.datetime64(f.observed_at.replace(tzinfo=None), "s").tolist() for f in received
+    )
+    positives = int((found.targets > 0).sum())
+    assert 0 < positives != int((truth.targets[: found.targets.size] > 0).sum())
