@@ -9,8 +9,8 @@ import pytest
 import sqlite_utils
 
 from cloud.audit import GENESIS_HASH, AuditLog, entry_hash
+from cloud.data.connections import write_transaction
 from cloud.storage import open_database
-from cloud.transactions import write_transaction
 
 
 @pytest.fixture
