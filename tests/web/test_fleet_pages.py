@@ -37,7 +37,8 @@ def _seed(db) -> None:
     for n in range(60):
         seen = NOW - timedelta(hours=3) if n == 4 else NOW
         statuses.append(_status(f"gw-{n:03d}", seen, n != 3, "3" if 10 <= n < 20 else "2"))
-    document = {"signed": {"issued_at": "2026-12-07T10:00:00Z", "models": {NAME: {"version": "3"}}}}
+    issued_at = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # past the 30-minute deadline
+    document = {"signed": {"issued_at": issued_at, "models": {NAME: {"version": "3"}}}}
     with write_transaction(db) as connection:
         fleet.record_statuses(connection, statuses)
         fleet.record_devices_seen(connection, [("wh-1", "gw-000", "heater", "t", "t")])
@@ -118,6 +119,21 @@ def test_a_gateway_shows_its_status_per_model_and_one_timeline_newest_first(clou
         assert "Older" not in timeline
         missing = viewer.get("/fleet/gw-999")
         assert missing.status_code == 404 and "gw-999" in missing.text
+
+
+def test_the_status_per_model_the_gateway_page_polls_follows_the_gateways_events(cloud: ServedCloud) -> None:
+    with sign_in(cloud.base_url, cloud.tokens[Role.VIEWER]) as viewer:
+        assert 'hx-get="/fleet/gw-000/~status" hx-trigger="every 10s"' in viewer.get("/fleet/gw-000").text
+        assert '<span class="bad">rejected</span>' in viewer.get("/fleet/gw-000/~status").text
+        db = open_database(cloud.config.database_path)
+        try:
+            with write_transaction(db) as connection:
+                retried = ("e4", "gw-000", "activate", NAME, "3", 8, None, None, "2026-12-07T10:06:00.000000Z", DIGEST)
+                fleet.add_events(connection, [retried])
+        finally:
+            db.conn.close()
+        status = viewer.get("/fleet/gw-000/~status").text
+        assert "overdue (still probation)" in status and "rejected" not in status
 
 
 def test_the_timeline_pages_through_every_source_without_skipping_or_repeating(cloud: ServedCloud, monkeypatch) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import RowMapping
 
 from cloud.api.deps import Database
 from cloud.config import environment
@@ -115,18 +116,24 @@ def _status_per_model(
     ]
 
 
+def _reported(db: Database, gateway_id: str, settings: Settings) -> RowMapping:
+    row = fleet.gateway_row(connection_of(db), gateway_id, _stale_before(settings))
+    if row is None:
+        raise NotFound(f"no gateway {gateway_id!r} has reported")
+    return row
+
+
 @router.get("/{gateway_id}")
 def gateway(
     request: Request, db: Database, session: ViewerPage, gateway_id: str, before: str | None = None
 ) -> HTMLResponse:
-    connection, settings = connection_of(db), environment()
-    row = fleet.gateway_row(connection, gateway_id, _stale_before(settings))
-    if row is None:
-        raise NotFound(f"no gateway {gateway_id!r} has reported")
+    settings = environment()
+    row = _reported(db, gateway_id, settings)
     try:
         cursor = timeline.parse_cursor(before)
     except ValueError as exc:
         raise Invalid(f"before is not a timeline position: {exc}") from exc
+    connection = connection_of(db)
     items, older = timeline.page(connection, gateway_id, cursor, TIMELINE_PAGE)
     context = {
         "gateway": row,
@@ -137,3 +144,12 @@ def gateway(
         "older": older,
     }
     return render(request, "gateway.html", context)
+
+
+@router.get("/{gateway_id}/~status")
+def gateway_status(request: Request, db: Database, session: ViewerPage, gateway_id: str) -> HTMLResponse:
+    """The status per model alone: the gateway page polls it."""
+    settings = environment()
+    row = _reported(db, gateway_id, settings)
+    models = _status_per_model(db, gateway_id, row["status_json"], settings)
+    return render(request, "gateway_status.html", {"gateway": row, "models": models})
