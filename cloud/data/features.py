@@ -216,7 +216,7 @@ def rows_concatenated(
     else:
         columns = (
             "count(*), CAST(group_concat(values_f32, '') AS BLOB), CAST(group_concat(window_end, '') AS BLOB),"
-            " CAST(group_concat(printf('%-' || :id_width || 's', device_id), '') AS BLOB)"
+            " CAST(group_concat(printf(:id_format, device_id), '') AS BLOB)"
         )
     query = text(
         f"SELECT {columns} FROM (SELECT f.values_f32, f.window_end, f.device_id FROM features AS f{join}"
@@ -232,6 +232,7 @@ def rows_concatenated(
         "after_device": after[1],
         "limit": limit,
         "id_width": id_width,
+        "id_format": f"%-{id_width}s",
     }
     if device_type:
         parameters["device_type"] = device_type
