@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = _setting(
         None,
         CLOUD,
-        "Database: `sqlite:///PATH`, or `postgresql://…` for the schema alone so far (docs/data-layer.md); unset: "
-        "`sqlite:///<data dir>/iotsphere.db`.",
+        "Database: `sqlite:///PATH`, or `postgresql://user:pass@host/db` to run the cloud on PostgreSQL, migrated "
+        "when opened (docs/data-layer.md); unset: `sqlite:///<data dir>/iotsphere.db`.",
     )
     mqtt_url: str = _setting(
         DEFAULT_MQTT_URL, ALL_SIDES, "Broker URL, `mqtt://user:pass@host:port` or `mqtts://…`; `--mqtt` wins."
@@ -79,7 +79,10 @@ class Settings(BaseSettings):
         600_000, CLOUD, "PBKDF2 rounds protecting new key files; lower only for throwaway keys (the test suite)."
     )
     field_key: SecretStr | None = _setting(
-        None, CLOUD, "Key encrypting private database fields (unset: `keys/field-encryption.key`, made 0600)."
+        None,
+        CLOUD,
+        "Key encrypting private database fields (unset: `keys/field-encryption.key`, made 0600); on PostgreSQL give "
+        "every cloud process the same one.",
     )
     deployment_deadline_s: PositiveFloat = _setting(
         1800.0, CLOUD, "Seconds a gateway has to answer a director document before its deployment is overdue."

@@ -92,6 +92,6 @@ class Fleet:
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
     config = CloudConfig(data_dir=tmp_path / "cloud")
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     yield Fleet(config, db, generate_private_key())
-    db.conn.close()
+    db.close()

@@ -167,6 +167,7 @@ def released_cloud(tmp_path: Path, onnx_models: dict[int, bytes], gateway_ids: l
     repository and recorded as released, and ``gateway_ids`` seen."""
     from cloud.releases.model_rows import record_release
     from cloud.storage import iso, open_database
+    from tests.rows import insert_rows
 
     config = CloudConfig(
         data_dir=tmp_path / "cloud",
@@ -174,12 +175,12 @@ def released_cloud(tmp_path: Path, onnx_models: dict[int, bytes], gateway_ids: l
         topic_prefix=f"test-{uuid.uuid4().hex[:8]}/iotsphere/v1",
     )
     tuf_repo.init_repository(config, PASSPHRASE)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     try:
         for version, seed in (("1", 1), ("2", 2)):
             made = write_artifacts(tmp_path / "artifacts" / version, name, version, onnx_models[seed])
             record_release(db, tuf_repo.add_release(config, PASSPHRASE, made.release_json, made.onnx_bytes))
-        db["gateways"].insert_all({"gateway_id": g, "last_seen": iso(datetime.now(UTC))} for g in gateway_ids)
+        insert_rows(db, "gateways", ({"gateway_id": g, "last_seen": iso(datetime.now(UTC))} for g in gateway_ids))
     finally:
-        db.conn.close()
+        db.close()
     return config
