@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,8 @@ import sqlite_utils
 
 from cloud.audit import AuditLog
 from cloud.config import PASSPHRASE_ENV, CloudConfig, configured_actor, environment, key_passphrase
-from cloud.data.connections import write_transaction
+from cloud.data import models as stored_models
+from cloud.data.connections import connection_of, write_transaction
 from cloud.errors import Invalid
 from cloud.feature_store import FeatureStore
 from cloud.monitoring.reference import build_reference, device_types_of
@@ -38,7 +39,7 @@ from cloud.stored_times import where_features_are
 from cloud.training.artifacts import write_artifacts
 from cloud.training.data import LabelledRows, rows_from_dataset, time_split
 from cloud.training.models import Evaluation, candidates_for, evaluate, train
-from cloud.training.reliability import DEFAULT_BUDGET
+from cloud.training.reliability import DEFAULT_BUDGET, baseline_verdict
 from shared.messages import PredictionType
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,19 @@ def champion_gate(
         f"{champion.score:.4f} by {margin:.1%} (needed {needed:.4f})"
     )
     return GateVerdict(False, reason, mine, theirs, margin, {"needed": needed})
+
+
+def baselines_gate(verdict: GateVerdict, challenger: Evaluation) -> GateVerdict:
+    """``verdict``, refused when the challenger does not beat the baselines where it counts
+    (``cloud.training.reliability.baseline_verdict``; component_failure only), with the reason."""
+    figures = challenger.metrics.get("reliability")
+    if figures is None:
+        return verdict
+    passed, reason = baseline_verdict(figures)
+    details = {**verdict.details, "baselines": {"passed": passed, "reason": reason}}
+    if passed:
+        return replace(verdict, details=details)
+    return replace(verdict, passed=False, reason=f"{reason}; {verdict.reason}", details=details)
 
 
 def version_files(row: dict) -> tuple[bytes, dict[str, list[str]], list[str]]:
@@ -313,10 +327,7 @@ class ModelTrainingPipeline:
         return rows_from_dataset(dataset)
 
     def evaluations(self, model_name: str, model_version: str | None = None) -> list[dict[str, Any]]:
-        where, args = "model_name = ?", [model_name]
-        if model_version:
-            where, args = where + " AND model_version = ?", [*args, model_version]
-        rows = self.db["model_evaluations"].rows_where(where, args, order_by="id DESC")
+        rows = stored_models.evaluations(connection_of(self.db), model_name, model_version or None)
         return [_evaluation_out(row) for row in rows]
 
     # -- the worker's side ---------------------------------------------------------------------------------------
@@ -429,7 +440,7 @@ class ModelTrainingPipeline:
         challenger = evaluate(prediction_type, trained.exported.onnx_bytes, trained.output_labels, holdout, train_rows)
         log(f"challenger on the held-out rows: {challenger.score_name} {challenger.score:.4f}")
         champion, champion_version = self._champion_score(run.model_name, options.device_type, holdout, log)
-        verdict = champion_gate(challenger, champion, champion_version, options.margin)
+        verdict = baselines_gate(champion_gate(challenger, champion, champion_version, options.margin), challenger)
         log(f"gate {'passed' if verdict.passed else 'failed'}: {verdict.reason}")
 
         self.runs.progress(run.run_id, "registering", 0.85)
@@ -511,14 +522,14 @@ class ModelTrainingPipeline:
             "evaluated_at": iso(datetime.now(UTC)),
             "evaluated_by": actor,
         }
-        with write_transaction(self.db):
-            row["id"] = self.db["model_evaluations"].insert(row).last_pk
+        with write_transaction(self.db) as connection:
+            row["id"] = stored_models.add_evaluation(connection, row)
             details = {"version": model_version, "id": row["id"], "dataset_id": dataset_id}
             AuditLog(self.db).record(actor, "training.evaluate", model_name, details)
         return _evaluation_out(row)
 
 
-def _evaluation_out(row: dict) -> dict[str, Any]:
+def _evaluation_out(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k != "metrics_json"}
     out["metrics"] = json.loads(row["metrics_json"] or "{}")
     return out

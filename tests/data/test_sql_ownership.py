@@ -12,11 +12,7 @@ from pathlib import Path
 
 from tests.data.sql_outside import modules_running_sql
 
-STILL_RUNNING_SQL = frozenset(
-    {
-        "cloud/pipeline/training.py",
-    }
-)
+STILL_RUNNING_SQL: frozenset[str] = frozenset()
 
 
 def test_no_module_outside_the_data_layer_starts_running_sql() -> None:
