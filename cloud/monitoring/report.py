@@ -1,17 +1,19 @@
-"""Performance reports as one self-contained HTML file with inline SVG charts, drawn from the JSON-ready report
+"""Performance reports as one self-contained HTML file, from the JSON-ready report
 ``cloud.monitoring.performance.generate_performance_report`` makes.
 
-The HTML loads nothing (no script, stylesheet, font or image from anywhere), so it opens offline and can be
-mailed or archived as it is. Every number in its tables carries ``data-key``, the path of the JSON value it
-shows, so a reader (or a test) can tie any figure back to the report it came from.
+Its charts are the dashboard's: each is its data as JSON, drawn by ``cloud/web/static/charts.js`` with uPlot, both
+inlined with uPlot's stylesheet. The HTML loads nothing (no script, stylesheet, font or image from anywhere), so
+it opens offline and can be mailed or archived as it is. Every number in its tables carries ``data-key``, the path
+of the JSON value it shows, so a reader (or a test) can tie any figure back to the report it came from.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from html import escape
+from pathlib import Path
 
-from cloud.monitoring.performance import ANY_FAILURE, parse_window
+from cloud.monitoring.performance import ANY_FAILURE, CALIBRATION_BINS, parse_window
 from cloud.storage import from_iso, iso
 
 #: the figures the summary table and the charts show: (JSON path within a cell, heading)
@@ -33,13 +35,15 @@ _SUMMARY = [
 ]
 _COMPONENT_FIGURES = ["n", "positives", "alerts", "precision", "recall", "f1", "roc_auc", "brier"]
 _CHARTS = [
-    ("predictions", "Predictions per window"),
-    ("latency_ms.p95", "Latency p95 (ms)"),
-    (f"classification.{ANY_FAILURE}.roc_auc", "ROC AUC, any failure"),
-    ("regression.mae", "MAE (litres)"),
-    ("ratings.mean", "Mean rating"),
+    ("predictions", "Predictions per window", "predictions"),
+    ("latency_ms.p95", "Latency p95 (ms)", "ms"),
+    (f"classification.{ANY_FAILURE}.roc_auc", "ROC AUC, any failure", "ROC AUC"),
+    ("regression.mae", "MAE (litres)", "litres"),
+    ("ratings.mean", "Mean rating", "rating"),
 ]
-_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+#: the dashboard's static files: its chart helper and the vendored uPlot
+_STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
+_UPLOT = _STATIC / "vendor" / "uplot"
 
 
 # ---- HTML ----------------------------------------------------------------------------------------------------
@@ -72,100 +76,44 @@ def _label(cell: dict) -> str:
     return " / ".join(str(cell[d]) for d in ("model_version", "device_type", "arm") if cell.get(d) is not None)
 
 
-def _figure(title: str, svg: list[str]) -> str:
-    """A captioned chart from the parts of its ``<svg>`` element (opening tag first)."""
-    return f"<figure><figcaption>{escape(title)}</figcaption>{''.join(svg)}</svg></figure>"
+def _json(data: object) -> str:
+    """JSON to sit inside a ``<script>`` element: ``<``, ``>`` and ``&`` escaped, so no text closes it."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _line_chart(title: str, x_labels: list[str], series: dict[str, list[float | None]]) -> str:
-    """An inline SVG line chart, one line per series; points carry their value as a hover title."""
-    width, height, left, bottom, top, right = 640, 220, 56, 36, 28, 120
-    values = [v for line in series.values() for v in line if v is not None]
-    if not values or not x_labels:
-        return f'<figure><figcaption>{escape(title)}</figcaption><p class="empty">no data</p></figure>'
-    low, high = min(0.0, min(values)), max(values)
-    high = high if high > low else low + 1.0
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def x(i: int) -> float:
-        return left + (plot_w * i / (len(x_labels) - 1) if len(x_labels) > 1 else plot_w / 2)
-
-    def y(v: float) -> float:
-        return top + plot_h * (1 - (v - low) / (high - low))
-
-    parts = [
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" class="axis"/>',
-        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" class="axis"/>',
-        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{format_number(high)}</text>',
-        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">{format_number(low)}</text>',
-        f'<text x="{left}" y="{height - 8}">{escape(x_labels[0][:10])}</text>',
-        f'<text x="{left + plot_w}" y="{height - 8}" text-anchor="end">{escape(x_labels[-1][:10])}</text>',
-    ]
-    for n, (name, line) in enumerate(series.items()):
-        colour = _COLOURS[n % len(_COLOURS)]
-        points = [(x(i), y(v), v, x_labels[i]) for i, v in enumerate(line) if v is not None]
-        runs = "".join("x" if v is not None else " " for v in line)  # a window without data breaks the line
-        for run in re.finditer(r"x{2,}", runs):
-            path = " ".join(f"{x(i):.1f},{y(line[i]):.1f}" for i in range(run.start(), run.end()))
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
-        for px, py, v, when in points:
-            parts.append(
-                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{colour}">'
-                f"<title>{escape(name)} {escape(when)}: {format_number(v)}</title></circle>"
-            )
-        parts.append(
-            f'<text x="{width - right + 10}" y="{top + 14 * n + 8}" fill="{colour}">{escape(name)[:18]}</text>'
-        )
-    return _figure(title, parts)
+def chart(title: str, data: dict) -> str:
+    """A captioned chart: its data as the JSON ``charts.js`` draws (the dashboard's chart helper)."""
+    return (
+        f"<figure><figcaption>{escape(title)}</figcaption>"
+        f'<script type="application/json" class="time-series">{_json(data)}</script></figure>'
+    )
 
 
-def _calibration_chart(title: str, series: dict[str, list[dict]]) -> str:
-    """Observed failure rate against predicted probability per bin; the diagonal is perfect calibration."""
-    size, pad = 260, 34
-    plot = size - 2 * pad
+def _line_chart(title: str, windows: list[str], series: dict[str, list[float | None]], axis: str) -> str:
+    """One line per series over the windows' starts; a window without data breaks the line."""
+    x = [from_iso(window).timestamp() for window in windows]
+    lines = [{"label": name, "values": values} for name, values in series.items()]
+    return chart(title, {"x": x, "y": axis, "series": lines})
 
-    def at(v: float) -> float:
-        return pad + plot * v
 
-    parts = [
-        f'<svg width="{size + 110}" height="{size}" viewBox="0 0 {size + 110} {size}" role="img">',
-        f'<rect x="{pad}" y="{pad}" width="{plot}" height="{plot}" class="frame"/>',
-        f'<line x1="{at(0)}" y1="{at(1)}" x2="{at(1)}" y2="{at(0)}" class="diagonal"/>',
-        f'<text x="{pad}" y="{size - 8}">expected 0</text>',
-        f'<text x="{pad + plot}" y="{size - 8}" text-anchor="end">1</text>',
-        f'<text x="{pad - 4}" y="{pad + 4}" text-anchor="end">1</text>',
-    ]
-    for n, (name, bins) in enumerate(series.items()):
-        colour = _COLOURS[n % len(_COLOURS)]
-        points = [(at(b["expected"]), at(1 - b["observed"]), b) for b in bins]
-        if len(points) > 1:
-            path = " ".join(f"{px:.1f},{py:.1f}" for px, py, _ in points)
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}"/>')
-        for px, py, b in points:
-            parts.append(
-                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"><title>{escape(name)}: expected '
-                f"{format_number(b['expected'])}, observed {format_number(b['observed'])}, n {b['n']}</title></circle>"
-            )
-        parts.append(f'<text x="{size + 4}" y="{pad + 14 * n + 8}" fill="{colour}">{escape(name)[:14]}</text>')
-    return _figure(title, parts)
+def calibration_chart(curves: dict[str, list[dict]]) -> dict:
+    """Observed failure share per probability bin of each curve (a cell's ``calibration``: its bins with
+    predictions), against perfect calibration; x is each bin's middle, a bin a curve lacks is a gap."""
+    middles = [round((b + 0.5) / CALIBRATION_BINS, 4) for b in range(CALIBRATION_BINS)]
+    series = [{"label": "perfectly calibrated", "values": middles}]
+    for label, bins in curves.items():
+        values: list[float | None] = [None] * CALIBRATION_BINS
+        for found in bins:
+            values[min(int(round(found["bin_low"] * CALIBRATION_BINS)), CALIBRATION_BINS - 1)] = found["observed"]
+        series.append({"label": label, "values": values})
+    return {"x": middles, "time": False, "x_label": "predicted probability", "y": "observed share", "series": series}
 
 
 def _bar_chart(title: str, bars: dict[str, int]) -> str:
-    width, height, pad = 300, 160, 24
-    top = max(bars.values(), default=0) or 1
-    slot = (width - 2 * pad) / max(len(bars), 1)
-    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
-    for i, (name, count) in enumerate(bars.items()):
-        bar_h = (height - 2 * pad) * count / top
-        bx, by = pad + i * slot + 4, height - pad - bar_h
-        parts.append(
-            f'<rect x="{bx:.1f}" y="{by:.1f}" width="{slot - 8:.1f}" height="{bar_h:.1f}" class="bar">'
-            f"<title>{escape(name)}: {count}</title></rect>"
-            f'<text x="{bx + (slot - 8) / 2:.1f}" y="{height - 8}" text-anchor="middle">{escape(name)}</text>'
-            f'<text x="{bx + (slot - 8) / 2:.1f}" y="{by - 3:.1f}" text-anchor="middle">{count}</text>'
-        )
-    return _figure(title, parts)
+    x = [int(name) for name in bars]
+    data = {"x": x, "time": False, "bars": True, "x_label": "rating", "y": "count"}
+    return chart(title, data | {"series": [{"label": "ratings", "values": list(bars.values())}]})
 
 
 def _summary_table(model: dict, m: int) -> str:
@@ -250,19 +198,21 @@ def _charts(model: dict, windows: list[str]) -> str:
     position = {w: i for i, w in enumerate(windows)}
     versions = sorted({str(cell["model_version"]) for cell in model["series"]})
     charts = []
-    for path, title in _CHARTS:
+    for path, title, axis in _CHARTS:
         series: dict[str, list[float | None]] = {f"v{v}": [None] * len(windows) for v in versions}
         for cell in model["series"]:
             series[f"v{cell['model_version']}"][position[cell["window_start"]]] = _get(cell, path)
         if any(v is not None for line in series.values() for v in line):
-            charts.append(_line_chart(title, windows, series))
+            charts.append(_line_chart(title, windows, series, axis))
     calibration = {
         _label(cell): bins
         for cell in model["summary"]
         if (bins := _get(cell, f"classification.{ANY_FAILURE}.calibration"))
     }
     if calibration:
-        charts.append(_calibration_chart("Calibration, any failure (observed vs expected)", calibration))
+        charts.append(
+            chart("Calibration, any failure (observed share per predicted probability)", calibration_chart(calibration))
+        )
     ratings: dict[str, int] = {str(r): 0 for r in range(1, 6)}
     for cell in model["summary"]:
         for rating, count in (_get(cell, "ratings.distribution") or {}).items():
@@ -272,21 +222,28 @@ def _charts(model: dict, windows: list[str]) -> str:
     return f'<div class="charts">{"".join(charts)}</div>'
 
 
+def _chart_code() -> tuple[str, str]:
+    """uPlot's stylesheet, and uPlot with ``charts.js``, as the dashboard serves them: inlined, so the file
+    fetches nothing."""
+    css = (_UPLOT / "uPlot.min.css").read_text(encoding="utf-8")
+    code = "\n".join(path.read_text(encoding="utf-8") for path in (_UPLOT / "uPlot.iife.min.js", _STATIC / "charts.js"))
+    if "</script" in code.lower() or "</style" in css.lower():
+        raise ValueError("the chart code cannot be inlined: it would close its own element")
+    return css, code
+
+
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
 table { border-collapse: collapse; margin: 8px 0 16px; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .charts { display: flex; flex-wrap: wrap; gap: 16px; }
-figure { margin: 0; } figcaption { font-weight: 600; }
-svg text { font-size: 11px; fill: #444; }
-.axis { stroke: #888; } .frame { fill: none; stroke: #888; } .diagonal { stroke: #bbb; stroke-dasharray: 4 3; }
-.bar { fill: #1f77b4; } .empty { color: #888; }
+figure { margin: 0; min-width: 560px; } figcaption { font-weight: 600; }
 """
 
 
 def render_html(report: dict) -> str:
-    """One HTML file holding everything it shows: inline CSS and SVG, no script, nothing fetched."""
+    """One HTML file holding everything it shows: inline CSS, chart data and chart code, nothing fetched."""
     sections = []
     windows = _window_starts(report)
     for m, model in enumerate(report["models"]):
@@ -297,13 +254,14 @@ def render_html(report: dict) -> str:
             f"{_events_table(model, m)}{_tracked_table(model, m)}</section>"
         )
     body = "".join(sections) or "<p>No predictions in this period.</p>"
+    css, code = _chart_code() if sections else ("", "")
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>Model performance {escape(report['start'][:10])} to {escape(report['end'][:10])}</title>"
-        f"<style>{_STYLE}</style></head><body>"
+        f"<style>{_STYLE}{css}</style></head><body>"
         f"<h1>Model performance</h1><p>{escape(report['time_period'])}: {escape(report['start'])} to "
         f"{escape(report['end'])}, series per {escape(report['window'])}; labels over a "
         f"{format_number(report['horizon_days'])}-day horizon; generated {escape(report['generated_at'])}. "
         f'Dead letters in the period: <span data-key="dead_letters">{report["dead_letters"]}</span>.</p>'
-        f"{body}</body></html>"
+        f"{body}{f'<script>{code}</script>' if code else ''}</body></html>"
     )

@@ -1,7 +1,9 @@
-"""The performance report: periods, its JSON, and an HTML file that fetches nothing and shows the JSON's numbers."""
+"""The performance report: periods, its JSON, and an HTML file that fetches nothing, shows the JSON's numbers and
+draws its charts with the dashboard's chart code (uPlot and charts.js, inlined)."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -109,11 +111,17 @@ def test_the_report_holds_every_model_with_its_summary_series_baseline_and_track
     assert usage["baseline"] == {"4": {"score_name": "neg_mae", "score": -31.5}}
 
 
+def _charts(html: str) -> list[dict]:
+    found = re.findall(r'<script type="application/json" class="time-series">(.*?)</script>', html, re.S)
+    return [json.loads(text) for text in found]
+
+
 def test_the_html_fetches_nothing_and_shows_the_numbers_of_the_json(report: dict):
     html = render_html(report)
 
-    assert not re.search(r"https?://", html)
-    assert "<script" not in html.lower() and "@import" not in html and "url(" not in html
+    assert not re.search(r"https?://", re.sub(r"/\*!.*?\*/", "", html))  # but uPlot's licence comment
+    assert not re.search(r"<script[^>]*\ssrc", html, re.I) and "@import" not in html and "url(" not in html
+    assert html.count("<script>") == 1 and "new uPlot(" in html  # the chart code, inline once
     parser = _Figures()
     parser.feed(html)
     assert parser.loading == []
@@ -131,7 +139,17 @@ def test_the_html_fetches_nothing_and_shows_the_numbers_of_the_json(report: dict
             assert int(text) == value, key
         else:
             assert math.isclose(float(text), value, rel_tol=5e-4, abs_tol=1e-12), (key, text, value)
-    assert html.count("<svg") >= 5  # per model: predictions, latency, ROC AUC or MAE, calibration, ratings
+    charts = _charts(html)
+    assert len(charts) >= 5  # per model: predictions, latency, ROC AUC or MAE, calibration, ratings
+    [ratings] = [c for c in charts if c.get("bars")]
+    assert ratings["x"] == [1, 2, 3, 4, 5] and ratings["series"][0]["values"] == [1, 1, 0, 1, 1]
+    [calibration] = [c for c in charts if c.get("x_label") == "predicted probability"]
+    assert calibration["series"][0]["values"] == calibration["x"]  # the diagonal
+    roc_auc = next(c for c in charts if c["y"] == "ROC AUC")
+    series = {s["label"]: s["values"] for s in roc_auc["series"]}
+    failure = report["models"][0]
+    first = min(failure["series"], key=lambda c: (c["window_start"], c["model_version"]))
+    assert series[f"v{first['model_version']}"][0] == first["classification"]["any"]["roc_auc"]
 
 
 def test_a_report_for_one_model_and_an_unknown_one(failure_fleet: Fleet):
@@ -146,12 +164,13 @@ def test_an_empty_period_renders_a_page_saying_so(db: sqlite_utils.Database):
     report = generate_performance_report(db, time_period="last_day")
 
     assert report["models"] == []
-    assert "No predictions in this period." in render_html(report)
+    html = render_html(report)
+    assert "No predictions in this period." in html and "<script" not in html  # no chart, no chart code
 
 
 def test_a_browser_opens_the_page_offline_and_draws_every_chart(report: dict, tmp_path):
-    """Debian's Chromium, offline, every request but the file's own refused: the page loads nothing else and each
-    chart has drawn shapes."""
+    """Debian's Chromium, offline, every request but the file's own refused: the page loads nothing else, logs no
+    error, and each chart is a canvas with something drawn on it."""
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -168,21 +187,24 @@ def test_a_browser_opens_the_page_offline_and_draws_every_chart(report: dict, tm
             )
             page = context.new_page()
             page.on("request", lambda request: requested.append(request.url))
+            errors: list[str] = []
+            page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+            page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(page_file.as_uri())
             drawn = page.evaluate(
-                """() => [...document.querySelectorAll('svg')].map(svg => {
-                       const box = svg.getBoundingClientRect();
-                       const shapes = [...svg.querySelectorAll('path, rect, circle, polyline, line')]
-                           .map(shape => shape.getBBox()).filter(b => b.width > 0 || b.height > 0);
-                       return {width: box.width, height: box.height, shapes: shapes.length};
+                """() => [...document.querySelectorAll('figure .uplot canvas')].map(canvas => {
+                       const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+                       let painted = 0;
+                       for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) painted++;
+                       return {width: canvas.width, height: canvas.height, painted};
                    })"""
             )
             roc_auc = page.locator('[data-key="models/0/summary/0/classification/any/roc_auc"]').first.inner_text()
         finally:
             browser.close()
 
-    assert requested == [page_file.as_uri()]
-    assert len(drawn) == html.count("<svg") >= 5
-    assert all(chart["width"] > 0 and chart["height"] > 0 and chart["shapes"] > 0 for chart in drawn), drawn
+    assert requested == [page_file.as_uri()] and errors == []
+    assert len(drawn) == len(_charts(html)) >= 5
+    assert all(chart["width"] > 0 and chart["height"] > 0 and chart["painted"] > 0 for chart in drawn), drawn
     roc = report["models"][0]["summary"][0]["classification"]["any"]["roc_auc"]
     assert math.isclose(float(roc_auc), roc, rel_tol=5e-4)

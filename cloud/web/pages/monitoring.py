@@ -17,6 +17,7 @@ from cloud.api.deps import Database, Monitor
 from cloud.data import predictions as stored_predictions
 from cloud.data.connections import connection_of
 from cloud.monitoring.performance import ANY_FAILURE, GROUP_DIMENSIONS, WHOLE_PERIOD, UnknownModelName, resolve_period
+from cloud.monitoring.report import calibration_chart
 from cloud.storage import from_iso, iso
 from cloud.web.auth import ViewerPage
 from cloud.web.rendering import PageRoute, render
@@ -74,17 +75,12 @@ def charts(cells: list[dict[str, Any]], kinds: tuple, component: str) -> list[di
 
 
 def calibration(cells: list[dict[str, Any]], component: str) -> dict[str, Any] | None:
-    """Observed failure rate against the predicted probability, per bin, of each cell over the whole period."""
-    curves = [(arm_of(cell), (cell.get("classification") or {}).get(component)) for cell in cells]
-    curves = [(label, found["calibration"]) for label, found in curves if found and found["calibration"]]
-    if not curves:
-        return None
-    bins = curves[0][1]
-    series = [{"label": "perfectly calibrated", "values": [round((b["bin_low"] + b["bin_high"]) / 2, 4) for b in bins]}]
-    for label, found in curves:
-        series.append({"label": label, "values": [b["observed"] if b["n"] else None for b in found]})
-    x = [round((b["bin_low"] + b["bin_high"]) / 2, 4) for b in bins]
-    return {"x": x, "time": False, "x_label": "predicted probability", "y": "observed share", "series": series}
+    """The component's calibration over the whole period, a curve per cell (the report's chart)."""
+    curves = {
+        arm_of(cell): ((cell.get("classification") or {}).get(component) or {}).get("calibration") for cell in cells
+    }
+    drawn = {label: bins for label, bins in curves.items() if bins}
+    return calibration_chart(drawn) if drawn else None
 
 
 def coverage(db: Database, model_name: str, start: str, end: str) -> list[dict[str, Any]]:
