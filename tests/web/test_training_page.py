@@ -117,6 +117,8 @@ def test_a_live_run_is_polled_until_it_ends_and_a_finished_one_is_not(cloud) -> 
         assert 'hx-trigger="every 2s"' in live and "building the dataset" in live and "fitting" in live
         ended = viewer.get(f"/training/runs/{ids['failed']}/status").text
         assert "hx-trigger" not in ended and "no feature rows" in ended
+        table = viewer.get("/training/runs-table", params={"model": MODEL}).text
+        assert 'hx-trigger="every 5s"' in table and ids["running"] in table
         assert viewer.get("/training/runs/nosuchrun").status_code == 404
 
 
@@ -131,11 +133,19 @@ def test_the_run_page_follows_a_run_to_its_end_without_reloading(cloud, browser)
     assert serious_accessibility_violations(page) == []
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "training.png"), full_page=True)
+    page.evaluate("window.__same_page = true")  # gone if the page reloads
+    db = open_database(served.config.database_path)
+    try:
+        RunStore(db).progress(ids["running"], "evaluating", 0.8)
+    finally:
+        db.conn.close()
+    page.wait_for_function("document.querySelector('#runs-table').innerText.includes('evaluating')", timeout=15_000)
+    assert page.evaluate("window.__same_page") is True
 
     page.click(f"a:has-text('{ids['running']}')")
     page.wait_for_selector("#run-log")
     assert serious_accessibility_violations(page) == []
-    page.evaluate("window.__same_page = true")  # gone if the page reloads
+    page.evaluate("window.__same_page = true")
     db = open_database(served.config.database_path)
     try:
         RunStore(db).log(ids["running"], "challenger beats the champion")

@@ -2,15 +2,17 @@
 
 The page calls what ``/api/training`` and ``/api/retraining`` call, with their roles: ``ModelTrainingPipeline``
 queues and cancels runs and adds and removes schedules, ``RetrainingService`` changes a policy; each change is
-audited with the signed-in key. Runs and decisions come in keyset pages, newest first. A queued or running run's
-status and log are a partial the run's page polls (htmx) until the run ends. Editing a schedule replaces it in one
-transaction (the pipeline's unschedule and schedule, both audited): the store keeps no other change to a schedule.
+audited with the signed-in key. Runs and decisions come in keyset pages, newest first. The runs table is polled
+(htmx) while a run on it is queued or running, and a run's status and log are a partial its page polls until it
+ends. Editing a schedule replaces it in one transaction (the pipeline's unschedule and schedule, both audited): the
+store keeps no other change to a schedule.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,10 +32,26 @@ from shared.messages import PredictionType
 
 router = APIRouter(prefix="/training", route_class=PageRoute, include_in_schema=False)
 PAGE = 30
-#: seconds between two looks of a live run's page at its status and log
+#: seconds between two looks of a live run's page at its status and log, and of the runs table at its runs
 POLL_S = 2
+LIST_POLL_S = 5
 MODELS = tuple(kind.value for kind in PredictionType)
 Text = Annotated[str, Form(max_length=200)]
+
+
+def _runs(db: Database, model: str, runs_at: str | None, runs_id: str | None) -> dict[str, Any]:
+    """One page of runs; polled while one of them is queued or running."""
+    cursor = (runs_at, runs_id) if runs_at and runs_id else None
+    rows = stored_training.runs_before(connection_of(db), model or None, cursor, PAGE)
+    runs = [TrainingRun.from_row(row) for row in rows]
+    return {
+        "model": model,
+        "runs": runs,
+        "older_runs": runs[-1] if len(runs) == PAGE else None,
+        "runs_live": any(run.status not in FINISHED for run in runs),
+        "runs_query": urlencode({"model": model, "runs_at": runs_at or "", "runs_id": runs_id or ""}),
+        "poll_s": LIST_POLL_S,
+    }
 
 
 @router.get("")
@@ -48,15 +66,9 @@ def training(
     runs_id: str | None = None,
     decisions_before: int | None = None,
 ) -> HTMLResponse:
-    connection = connection_of(db)
-    cursor = (runs_at, runs_id) if runs_at and runs_id else None
-    runs = [TrainingRun.from_row(row) for row in stored_training.runs_before(connection, model or None, cursor, PAGE)]
-    decisions = stored_retraining.decisions_before(connection, model or None, decisions_before, PAGE)
-    context = {
-        "model": model,
+    decisions = stored_retraining.decisions_before(connection_of(db), model or None, decisions_before, PAGE)
+    context = _runs(db, model, runs_at, runs_id) | {
         "models": MODELS,
-        "runs": runs,
-        "older_runs": runs[-1] if len(runs) == PAGE else None,
         "schedules": pipeline.schedules.list(model or None),
         "policies": {name: asdict(retraining.policies.get(name)) for name in MODELS},
         "decisions": [decision_out(row) for row in decisions],
@@ -65,6 +77,19 @@ def training(
         "margin": DEFAULT_MARGIN,
     }
     return render(request, "training.html", context)
+
+
+@router.get("/runs-table")
+def runs_table(
+    request: Request,
+    db: Database,
+    session: ViewerPage,
+    model: str = "",
+    runs_at: str | None = None,
+    runs_id: str | None = None,
+) -> HTMLResponse:
+    """The runs table alone: what the training page polls while a run on it is queued or running."""
+    return render(request, "training_runs.html", _runs(db, model, runs_at, runs_id))
 
 
 def _run_context(pipeline, run_id: str) -> dict[str, Any]:
