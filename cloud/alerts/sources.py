@@ -13,13 +13,16 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
 from cloud.data import fleet
 from cloud.data.connections import connection_of
 from cloud.data.times import iso
-from shared.settings import Settings
+
+if TYPE_CHECKING:  # the settings load only when a scan runs, not for `iotsphere alerts --help`
+    from shared.settings import Settings
 
 #: at most this many gateways are named offline per pass: a site-wide outage is one page of alerts, not thousands
 MAX_OFFLINE_GATEWAYS = 100
