@@ -44,7 +44,7 @@ from edge_agent.technician import TechnicianLog
 from edge_agent.tuf_client import TufClient
 from edge_agent.updater import DEFAULT_KEY_REFRESH_INTERVAL, DirectorState, ReleaseUpdater, UpdateResult
 from edge_agent.version import AGENT_VERSION
-from edge_agent.windows import HeaterWindows
+from edge_agent.windows import HeaterWindows, ReadingsSummary
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION, MIN_COVERAGE, WINDOW_SAMPLES
 from shared.messages import (
     MAX_PAYLOAD_BYTES,
@@ -159,7 +159,12 @@ class EdgeAgent:
         self.local_api: LocalApi | None = None
         if config.local_api_port is not None:
             self.local_api = LocalApi(
-                self.technician, local_token(data), host=config.local_api_host, port=config.local_api_port
+                self.technician,
+                local_token(data),
+                host=config.local_api_host,
+                port=config.local_api_port,
+                site=self,
+                data_dir=data,
             )
         self.quarantine = Quarantine(data / "agent.sqlite3", keep=config.bad_messages_kept)
         self.store = ModelStore(
@@ -262,6 +267,15 @@ class EdgeAgent:
     def online(self) -> bool:
         """Connected to the broker right now."""
         return self._connected.is_set()
+
+    def model_states(self) -> list[ModelState]:
+        """Each model's installed and active versions, for the technician page."""
+        return self.store.states()
+
+    def readings_summary(self, device_id: str) -> ReadingsSummary | None:
+        """A heater's last hour of readings from the windows in memory, for the technician page."""
+        with self._processing:
+            return self.windows.summary(device_id)
 
     def _spawn(self, target, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -1,4 +1,4 @@
-"""``iotsphere edge``: run a gateway's agent, and log a technician's outcome into its outbox."""
+"""``iotsphere edge``: run a gateway's agent, log a technician's outcome into its outbox, pair a technician's phone."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ import click
 from pydantic import ValidationError
 
 from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.device_index import DEVICES_FILE
 from edge_agent.local_api import TOKEN_ENV, TOKEN_FILE
+from edge_agent.pairing import DEFAULT_CODE_MINUTES, Pairing
 from edge_agent.technician import OutcomeRefused, OutcomeRequest, UnknownDevice, open_log
 from shared.messages import Component, OutcomeResult
+from shared.private_files import private_data_dir
 from shared.setting_defaults import from_settings, mqtt_url_option
 from shared.topics import DEFAULT_PREFIX
 
@@ -101,14 +104,15 @@ def outbox_bound_option(channel: str, default_bytes: int):
     "--local-api-port",
     type=click.IntRange(min=0, max=65535),
     default=None,
-    help="Serve POST /outcomes for technicians on this port (0: any free port); off when omitted. Needs the "
-    f"bearer token from {TOKEN_ENV} or the data dir's {TOKEN_FILE} (created on first start).",
+    help="Serve the technician page (phones pair with a code from `edge pair`) and POST /outcomes on this port "
+    f"(0: any free port); off when omitted. POST /outcomes needs the bearer token from {TOKEN_ENV} or the data "
+    f"dir's {TOKEN_FILE} (created on first start).",
 )
 @click.option(
     "--local-api-host",
     default=DEFAULTS.local_api_host,
     show_default=True,
-    help="Address the local outcome API binds to; keep it on loopback unless the site network is trusted.",
+    help="Address the technician page and outcome API bind to; keep it on loopback unless the site network is trusted.",
 )
 def run_command(
     gateway_id: str,
@@ -153,7 +157,10 @@ def run_command(
     agent.start()
     click.echo(f"edge agent {gateway_id} running (data in {data_dir}); Ctrl-C to stop", err=True)
     if agent.local_api is not None:
-        click.echo(f"technicians' outcome API on http://{local_api_host}:{agent.local_api.port}/outcomes", err=True)
+        url = f"http://{local_api_host}:{agent.local_api.port}/"
+        code = agent.local_api.pages.pairing.issue()
+        click.echo(f"technician page on {url} (POST {url}outcomes for apps with the token)", err=True)
+        click.echo(f"pairing code {code}: {_code_terms(DEFAULT_CODE_MINUTES)}", err=True)
     stopping.wait()
     remaining = agent.stop()
     click.echo(
@@ -212,3 +219,30 @@ def outcome_command(
         log.close()
     linked = f"linked to prediction {outcome.prediction_id}" if outcome.prediction_id else "linked to no prediction"
     click.echo(f"outcome {outcome.outcome_id} for {device} queued for the cloud, {linked}")
+
+
+@edge.command("pair")
+@data_dir_option
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=1, max=60),
+    default=DEFAULT_CODE_MINUTES,
+    show_default=True,
+    help="How long the code stays valid.",
+)
+def pair_command(data_dir: Path, minutes: float) -> None:
+    """Show a one-time code that pairs a technician's phone with the gateway's page (the agent may be running)."""
+    if not (data_dir / DEVICES_FILE).exists():
+        raise click.ClickException(f"no edge agent has run with the data dir {data_dir}: start it once first")
+    pairing = Pairing(private_data_dir(data_dir))
+    try:
+        code = pairing.issue(minutes)
+    finally:
+        pairing.close()
+    click.echo(f"pairing code {code}: {_code_terms(minutes)}")
+
+
+def _code_terms(minutes: float) -> str:
+    return (
+        f"valid {minutes:g} minutes, works once; enter it on the technician page (`iotsphere edge pair` shows another)"
+    )

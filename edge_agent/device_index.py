@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge_agent.outbox import BUSY_TIMEOUT_S
@@ -31,6 +31,15 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS recent_predictions (prediction_id TEXT PRIMARY KEY, device_id TEXT NOT NULL,"
     " made_at REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS recent_by_device ON recent_predictions (device_id, made_at)",
+    # the newest prediction of each model for each heater, whatever its type: what the technician's page shows
+    "CREATE TABLE IF NOT EXISTS latest_predictions (device_id TEXT NOT NULL, model_name TEXT NOT NULL,"
+    " model_version TEXT NOT NULL, prediction_type TEXT NOT NULL, prediction_id TEXT NOT NULL,"
+    " outputs TEXT NOT NULL, made_at REAL NOT NULL, PRIMARY KEY (device_id, model_name))",
+    # outcomes logged on site, without their notes (those rest encrypted in the outbox only): the id a page made
+    # answers a second submit, the msg_id tells queued from sent
+    "CREATE TABLE IF NOT EXISTS site_outcomes (outcome_id TEXT PRIMARY KEY, device_id TEXT NOT NULL,"
+    " component TEXT, result TEXT, prediction_id TEXT, technician TEXT, observed_at REAL NOT NULL,"
+    " msg_id TEXT NOT NULL)",
 )
 _PRUNE = """
 DELETE FROM recent_predictions WHERE prediction_id IN (
@@ -40,6 +49,32 @@ DELETE FROM recent_predictions WHERE prediction_id IN (
     ) WHERE age > ?
 )
 """
+
+
+@dataclass(frozen=True)
+class LatestPrediction:
+    """A model's newest prediction for a heater, as the technician's page shows it."""
+
+    model_name: str
+    model_version: str
+    prediction_type: str
+    prediction_id: str
+    outputs: dict[str, float]
+    made_at: datetime
+
+
+@dataclass(frozen=True)
+class SiteOutcome:
+    """An outcome logged on this gateway; its notes stay in the outbox, encrypted."""
+
+    outcome_id: str
+    device_id: str
+    component: str | None
+    result: str | None
+    prediction_id: str | None
+    technician: str | None
+    observed_at: datetime
+    msg_id: str
 
 
 @dataclass(frozen=True)
@@ -91,20 +126,42 @@ class DeviceIndex:
             self._known.add(device_id)
 
     def remember_predictions(self, predictions: Iterable[Prediction]) -> None:
-        """Keep the newest ``component_failure`` prediction ids of each heater, dropping older ones."""
+        """Keep the newest ``component_failure`` prediction ids of each heater, dropping older ones, and every
+        model's newest prediction per heater."""
+        predictions = list(predictions)
+        latest = [
+            (
+                p.device_id,
+                p.model_name,
+                p.model_version,
+                p.prediction_type.value,
+                p.prediction_id,
+                json.dumps(p.outputs),
+                p.made_at.timestamp(),
+            )
+            for p in predictions
+        ]
         rows = [
             (p.prediction_id, p.device_id, p.made_at.timestamp())
             for p in predictions
             if p.prediction_type is PredictionType.COMPONENT_FAILURE
         ]
-        if not rows:
+        if not latest:
             return
         with self._lock, self._db:
             self._db.executemany(
-                "INSERT OR IGNORE INTO recent_predictions (prediction_id, device_id, made_at) VALUES (?, ?, ?)", rows
+                "INSERT INTO latest_predictions VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, model_name)"
+                " DO UPDATE SET model_version = excluded.model_version, prediction_type = excluded.prediction_type,"
+                " prediction_id = excluded.prediction_id, outputs = excluded.outputs, made_at = excluded.made_at"
+                " WHERE excluded.made_at >= latest_predictions.made_at",
+                latest,
             )
-            devices = json.dumps(sorted({row[1] for row in rows}))
-            self._db.execute(_PRUNE, (devices, self.predictions_per_device))
+            if rows:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO recent_predictions (prediction_id, device_id, made_at) VALUES (?, ?, ?)",
+                    rows,
+                )
+                self._db.execute(_PRUNE, (json.dumps(sorted({row[1] for row in rows})), self.predictions_per_device))
 
     # -- read by the technician's tools ----------------------------------------------------------------
 
@@ -138,6 +195,65 @@ class DeviceIndex:
             ).fetchone()
         return row[0] if row else None
 
+    def heaters(self) -> list[tuple[str, str]]:
+        """``(device_id, device_type)`` of every heater the gateway has heard from, by id."""
+        with self._lock:
+            return self._db.execute("SELECT device_id, device_type FROM devices ORDER BY device_id").fetchall()
+
+    def latest_by_model(self, device_ids: list[str]) -> dict[str, list[LatestPrediction]]:
+        """Each heater's newest prediction per model, by model name."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT device_id, model_name, model_version, prediction_type, prediction_id, outputs, made_at"
+                " FROM latest_predictions WHERE device_id IN (SELECT value FROM json_each(?))"
+                " ORDER BY device_id, model_name",
+                (json.dumps(device_ids),),
+            ).fetchall()
+        found: dict[str, list[LatestPrediction]] = {}
+        for device_id, name, version, kind, prediction_id, outputs, made_at in rows:
+            found.setdefault(device_id, []).append(
+                LatestPrediction(
+                    name, version, kind, prediction_id, json.loads(outputs), datetime.fromtimestamp(made_at, UTC)
+                )
+            )
+        return found
+
+    # -- outcomes logged on site -----------------------------------------------------------------------
+
+    def log_outcome(self, outcome: SiteOutcome) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO site_outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    outcome.outcome_id,
+                    outcome.device_id,
+                    outcome.component,
+                    outcome.result,
+                    outcome.prediction_id,
+                    outcome.technician,
+                    outcome.observed_at.timestamp(),
+                    outcome.msg_id,
+                ),
+            )
+
+    def site_outcome(self, outcome_id: str) -> SiteOutcome | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM site_outcomes WHERE outcome_id = ?", (outcome_id,)).fetchone()
+        return _site_outcome(row) if row else None
+
+    def site_outcomes(self, limit: int = 100) -> list[SiteOutcome]:
+        """The newest outcomes logged on this gateway, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM site_outcomes ORDER BY observed_at DESC, rowid DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [_site_outcome(row) for row in rows]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _site_outcome(row: tuple) -> SiteOutcome:
+    *head, observed_at, msg_id = row
+    return SiteOutcome(*head, datetime.fromtimestamp(observed_at, UTC), msg_id)

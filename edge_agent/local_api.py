@@ -1,7 +1,10 @@
-"""The gateway's local HTTP endpoint for technicians on site: ``POST /outcomes``, nothing else.
+"""The gateway's local HTTP endpoint for technicians on site: ``POST /outcomes`` for apps, and the technician page.
 
-Standard library only (``http.server``): a gateway has little memory, and one route with a bearer
-token needs no framework. It binds to loopback unless told otherwise; the token comes from
+Standard library only (``http.server``): a gateway has little memory, and one JSON route with a bearer
+token and a few server-rendered forms need no framework. The page (``edge_agent.technician_page``) is imported
+only when the API is served, and a phone opens it by pairing with a one-time code instead of the token.
+
+It binds to loopback unless told otherwise; the token comes from
 ``IOTSPHERE_EDGE_TOKEN`` or, failing that, a file in the agent's data dir created on first start
 (readable by its owner only), which a technician's tablet app is given at commissioning. ``http.server`` is
 imported when the API is served: it is off unless asked for, and costs a gateway 0.4 MB.
@@ -25,6 +28,8 @@ from edge_agent.technician import OutcomeRefused, OutcomeRequest, TechnicianLog,
 
 if TYPE_CHECKING:
     from http.server import BaseHTTPRequestHandler
+
+    from edge_agent.technician_page import Site, TechnicianPages
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +62,31 @@ def _validation_detail(exc: ValidationError) -> str:
 
 
 class LocalApi:
-    """A threaded HTTP server around a ``TechnicianLog``; ``start`` serves in the background."""
+    """A threaded HTTP server around a ``TechnicianLog``; ``start`` serves in the background.
 
-    def __init__(self, technician: TechnicianLog, token: str, host: str = "127.0.0.1", port: int = 0):
+    With a ``site`` (the running agent) it also serves the technician page, its pairing codes and sessions in
+    ``data_dir``.
+    """
+
+    def __init__(
+        self,
+        technician: TechnicianLog,
+        token: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        site: Site | None = None,
+        data_dir: Path | None = None,
+    ):
         from http.server import ThreadingHTTPServer
 
         self.technician = technician
         self._token = token.encode()
+        self.pages: TechnicianPages | None = None
+        if site is not None and data_dir is not None:
+            from edge_agent.pairing import Pairing
+            from edge_agent.technician_page import TechnicianPages
+
+            self.pages = TechnicianPages(technician, Pairing(data_dir), site)
         self.server = ThreadingHTTPServer((host, port), self._handler())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-api", daemon=True)
@@ -80,6 +103,8 @@ class LocalApi:
         if self._thread.is_alive():  # shutdown() waits for serve_forever, which only a started server runs
             self.server.shutdown()
         self.server.server_close()
+        if self.pages is not None:
+            self.pages.pairing.close()
 
     def authorized(self, header: str | None) -> bool:
         scheme, _, token = (header or "").partition(" ")
@@ -91,19 +116,20 @@ class LocalApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # http.server names handlers after the method
+            def do_GET(self) -> None:  # http.server names handlers after the method
+                self._page(b"")
+
+            def do_POST(self) -> None:
                 if self.path.rstrip("/") != "/outcomes":
-                    return self._reply(HTTPStatus.NOT_FOUND, {"detail": f"no route {self.path}; use POST /outcomes"})
+                    body = self._body()
+                    return None if body is None else self._page(body)
                 if not api.authorized(self.headers.get("Authorization")):
                     return self._reply(HTTPStatus.UNAUTHORIZED, {"detail": "missing or wrong bearer token"})
-                length = self.headers.get("Content-Length", "0")
-                if not length.isdigit():
-                    return self._reply(HTTPStatus.BAD_REQUEST, {"detail": "Content-Length must be a byte count"})
-                length = int(length)
-                if length > MAX_BODY_BYTES:
-                    return self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"detail": "body too large"})
+                body = self._body()
+                if body is None:
+                    return None
                 try:
-                    request = OutcomeRequest.model_validate_json(self.rfile.read(length))
+                    request = OutcomeRequest.model_validate_json(body)
                     outcome = api.technician.record(request)
                 except ValidationError as exc:
                     return self._reply(HTTPStatus.BAD_REQUEST, {"detail": _validation_detail(exc)})
@@ -112,6 +138,32 @@ class LocalApi:
                 except OutcomeRefused as exc:
                     return self._reply(HTTPStatus.BAD_REQUEST, {"detail": str(exc)})
                 self._reply(HTTPStatus.CREATED, outcome.model_dump(mode="json"))
+
+            def _body(self) -> bytes | None:
+                """The request's body, or None once a refusal is sent."""
+                length = self.headers.get("Content-Length", "0")
+                if not length.isdigit():
+                    self._reply(HTTPStatus.BAD_REQUEST, {"detail": "Content-Length must be a byte count"})
+                    return None
+                if int(length) > MAX_BODY_BYTES:
+                    self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"detail": "body too large"})
+                    return None
+                return self.rfile.read(int(length))
+
+            def _page(self, body: bytes) -> None:
+                if api.pages is None:
+                    return self._reply(HTTPStatus.NOT_FOUND, {"detail": f"no route {self.path}; use POST /outcomes"})
+                from edge_agent.technician_page import Request, cookie_value, parse_form
+
+                cookie = cookie_value(self.headers.get("Cookie"))
+                reply = api.pages.handle(Request(self.command, self.path, cookie, parse_form(body)))
+                self.send_response(reply.status)
+                for name, value in reply.headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+                return None
 
             def _reply(self, status: HTTPStatus, body: dict) -> None:
                 data = json.dumps(body).encode()

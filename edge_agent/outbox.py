@@ -238,6 +238,12 @@ class Outbox:
             self._db.executemany("DELETE FROM outbox WHERE id = ?", [(row_id,) for row_id in row_ids])
             self._handed.difference_update(row_ids)
 
+    def queued_msg_ids(self, channel: str) -> set[str]:
+        """The ``msg_id`` of every message of ``channel`` still to be acknowledged by the broker."""
+        with self._lock:
+            rows = self._db.execute("SELECT msg_id FROM outbox WHERE channel = ?", (channel,)).fetchall()
+        return {row[0] for row in rows}
+
     def depth(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

@@ -50,6 +50,20 @@ def floor_minute(moment: datetime) -> int:
     return int(moment.astimezone(UTC).timestamp() // 60)
 
 
+@dataclass(frozen=True)
+class ReadingsSummary:
+    """A heater's recent readings as a technician reads them: the last value and the range of each measure."""
+
+    last_reading: datetime
+    #: minutes with a reading in the span, of ``span_minutes``
+    minutes_heard: int
+    span_minutes: int
+    #: measured field → (latest, lowest, highest) over the span
+    measures: dict[str, tuple[float, float, float]]
+    #: non-zero error codes seen in the span
+    error_codes: list[int]
+
+
 @dataclass
 class _Ring:
     device_type: str
@@ -142,6 +156,28 @@ class HeaterWindows:
         for start in range(0, len(device_ids), chunk):
             features[start : start + chunk] = compute_features(self.window(device_ids[start : start + chunk], end))
         return features
+
+    def summary(self, device_id: str, span_minutes: int = 60) -> ReadingsSummary | None:
+        """The last ``span_minutes`` up to the heater's latest reading; None for a heater not heard from."""
+        ring = self._rings.get(device_id)
+        if ring is None:
+            return None
+        held = np.flatnonzero(ring.minutes > ring.last_minute - span_minutes)
+        latest = int(np.flatnonzero(ring.minutes == ring.last_minute)[0])
+        values = ring.values[:, held]
+        measures = {
+            name: (float(ring.values[row, latest]), float(np.nanmin(values[row])), float(np.nanmax(values[row])))
+            for row, name in enumerate(_MEASURED)
+            if np.isfinite(values[row]).any()
+        }
+        codes = np.unique(ring.packed[held] & ((1 << _CODE_BITS) - 1))
+        return ReadingsSummary(
+            last_reading=datetime.fromtimestamp(ring.last_minute * 60, UTC),
+            minutes_heard=len(held),
+            span_minutes=span_minutes,
+            measures=measures,
+            error_codes=[int(code) for code in codes if code],
+        )
 
     def forget_before(self, moment: datetime) -> list[str]:
         """Drop heaters silent since before ``moment``; return their ids."""
