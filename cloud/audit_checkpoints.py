@@ -270,6 +270,7 @@ class AuditCheckpointWorker(PeriodicWorker):
     """
 
     name = "audit-checkpoints"
+    leader_lock = "audit-checkpoints"
 
     def __init__(self, config: CloudConfig, passphrase: str | None = None, interval: float | None = None):
         super().__init__(config, config.audit_checkpoint_interval_s if interval is None else interval)

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 class AlertWorker(PeriodicWorker):
     name = "alerts"
+    leader_lock = "alerts"
 
     def __init__(
         self, config: CloudConfig, external_url: str = "http://127.0.0.1:8080", interval: float | None = None

@@ -43,23 +43,44 @@ def _signals_absorbed() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+#: what ``cloud serve --role`` may run; ``all`` is every one of them
+ROLES = ("api", "ingest", "training", "jobs")
+
+
 def _workers(
-    config: CloudConfig, ingest: bool, publisher: bool, training: bool, rollouts: bool, alerts: bool, external_url: str
+    config: CloudConfig,
+    roles: set[str],
+    ingest: bool,
+    publisher: bool,
+    training: bool,
+    rollouts: bool,
+    alerts: bool,
+    external_url: str,
 ) -> list[Worker]:
-    """The background workers to run beside the API; imported only when wanted."""
+    """The background workers of ``roles`` the flags leave on; imported only when wanted.
+
+    ``ingest`` and ``training`` workers scale out (any number of processes share the broker's subscription and the
+    run queue); the ``jobs`` are periodic and each runs in one process at a time (``cloud.workers``' leader locks).
+    """
     workers: list[Worker] = []
-    if ingest:
+    if ingest and "ingest" in roles:
         from cloud.ingest import IngestWorker
 
         workers.append(IngestWorker(config))
+    if training and "training" in roles:
+        from cloud.pipeline.worker import TrainingWorker
+
+        workers.append(TrainingWorker(config))
+    if "jobs" not in roles:
+        return workers
     if publisher:
         from cloud.releases.director_worker import DirectorPublisher
 
         workers.append(DirectorPublisher(config))
     if training:
-        from cloud.pipeline.worker import TrainingWorker
+        from cloud.pipeline.worker import RetrainingJobs
 
-        workers.append(TrainingWorker(config))
+        workers.append(RetrainingJobs(config))
     if rollouts:
         from cloud.rollouts.worker import RolloutWorker
 
@@ -79,6 +100,17 @@ def _workers(
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @data_dir_option
 @mqtt_option
+@click.option(
+    "--role",
+    "roles",
+    type=click.Choice([*ROLES, "all"]),
+    multiple=True,
+    default=("all",),
+    show_default=True,
+    help="What this process runs (repeat for several): api (REST API and dashboard), ingest (MQTT ingest worker), "
+    "training (queued runs), jobs (director publisher, retraining checks and schedules, rollouts, alerts, audit "
+    "checkpoints: each in one process at a time). Without api, --host/--port serve /metrics, /healthz, /readyz.",
+)
 @click.option("--ingest/--no-ingest", default=True, show_default=True, help="Run the MQTT ingest worker.")
 @click.option("--publisher/--no-publisher", default=True, show_default=True, help="Run the director publisher.")
 @click.option("--training/--no-training", default=True, show_default=True, help="Run the training worker.")
@@ -96,6 +128,7 @@ def serve_command(
     port: int,
     data_dir: Path | None,
     mqtt_url: str | None,
+    roles: tuple[str, ...],
     ingest: bool,
     publisher: bool,
     training: bool,
@@ -104,20 +137,28 @@ def serve_command(
 ) -> None:
     """Serve the REST API, the dashboard and the TUF repository, with the ingest, director publisher, training,
     rollout and alert workers and a signed audit checkpoint every $IOTSPHERE_AUDIT_CHECKPOINT_INTERVAL seconds
-    (default 3600).
+    (default 3600). --role splits these over processes, any number of each against one PostgreSQL.
 
     Ctrl-C (or SIGTERM) stops the server first, then the workers in reverse order of starting, and exits 0.
     """
     import uvicorn  # here, not at import: the app and its server take seconds to load, --help none
 
-    from cloud.api.app import create_app
-
-    set_role("api")
+    chosen = set(ROLES) if "all" in roles else set(roles)
+    set_role("api" if "api" in chosen else "+".join(role for role in ROLES if role in chosen))
     config = config_from_options(data_dir, mqtt_url)
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_config=None))
+    if "api" in chosen:
+        from cloud.api.app import create_app
+
+        app = create_app(config)
+    else:
+        from cloud.observability.http import sidecar_app
+
+        app = sidecar_app(config)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
     started: list[Worker] = []
+    external_url = f"http://{host}:{port}"
     try:
-        for worker in _workers(config, ingest, publisher, training, rollouts, alerts, f"http://{host}:{port}"):
+        for worker in _workers(config, chosen, ingest, publisher, training, rollouts, alerts, external_url):
             try:
                 worker.start()
             except Exception as exc:  # e.g. broker unreachable, wrong key passphrase: say which and why

@@ -96,8 +96,20 @@ def claim_run(connection: Connection, queued: str, changes: Mapping[str, Any], r
     the id of the run this call claimed, None if there was none or another claimer was first.
 
     The claim is the one conditional UPDATE of ``update_run_if``, checked by its row count: on both dialects two
-    claimers never take the same run."""
-    if run_id is None:
+    claimers never take the same run. On SQLite the caller's write transaction (``BEGIN IMMEDIATE``) already holds
+    the only write lock while it looks for the oldest run. On PostgreSQL many workers claim at once: the oldest run
+    is locked with ``FOR UPDATE SKIP LOCKED`` (run in the caller's transaction), so a claimer passes over the run
+    another is taking and claims the next rather than waiting for it and then finding it gone."""
+    if connection.dialect.name == "postgresql":
+        free = select(training_runs.c.run_id).where(training_runs.c.status == queued)
+        if run_id is None:
+            free = free.order_by(training_runs.c.requested_at, training_runs.c.run_id).limit(1)
+        else:
+            free = free.where(training_runs.c.run_id == run_id)
+        run_id = connection.execute(free.with_for_update(skip_locked=True)).scalar()
+        if run_id is None:
+            return None
+    elif run_id is None:
         oldest = (
             select(training_runs.c.run_id)
             .where(training_runs.c.status == queued)

@@ -104,6 +104,13 @@ AUDIT_CHAIN_OK = Gauge(
     ["worker"],
 )
 
+#: labelled by the job's leader lock (``cloud.workers``); absent in a process that does not run the job
+LEADER = Gauge(
+    "iotsphere_leader",
+    "1 while this process leads the periodic job (holds its leader lock), 0 while another process does.",
+    ["job"],
+)
+
 #: what a dead letter's reason starts with (``cloud.ingest.decode``); ``store``: the store refused it alone
 REASON_KINDS = frozenset({"topic", "oversized", "malformed", "invalid", "gateway-mismatch", "error", "store"})
 

@@ -296,12 +296,14 @@ def evaluate_command(
 def worker_command(once: bool, metrics_address: str, data_dir: Path | None) -> None:
     """Run the training worker in the foreground (it also runs inside 'iotsphere cloud serve'); Ctrl-C stops it.
 
-    It runs the retraining checks that are due, queues due schedules, follows up finished runs and executes
-    queued runs one at a time. While it runs it serves its metrics and health (live: its loop keeps passing).
+    It executes queued runs one at a time (any number of workers may, each claiming its own), and, while no other
+    process leads them, runs the retraining checks that are due, queues due schedules and follows up finished runs.
+    While it runs it serves its metrics and health (live: its loop keeps passing).
     """
+    from cloud.data.leader import LeaderLock
     from cloud.observability.health import Heartbeat
     from cloud.observability.http import parse_address, serve_sidecar
-    from cloud.pipeline.worker import work_once
+    from cloud.pipeline.worker import RETRAINING_LOCK, work_once
     from cloud.retraining.service import RetrainingService
     from cloud.workers import HEARTBEAT_GRACE_SECONDS
     from shared.log_setup import set_role
@@ -318,10 +320,11 @@ def worker_command(once: bool, metrics_address: str, data_dir: Path | None) -> N
         heartbeat = Heartbeat("training-worker", _IDLE_SECONDS + HEARTBEAT_GRACE_SECONDS)
         heartbeat.start()
         sidecar = serve_sidecar(config, metrics_at)
+        jobs = LeaderLock(config.database_url, RETRAINING_LOCK)  # the checks and schedules: one process at a time
         try:
             while True:
                 heartbeat.beat(busy=True)
-                finished = work_once(retraining, echo=click.echo)
+                finished = work_once(retraining, echo=click.echo, jobs=jobs.acquire())
                 heartbeat.beat()
                 if finished is not None:
                     click.echo(_describe(finished))
@@ -332,6 +335,7 @@ def worker_command(once: bool, metrics_address: str, data_dir: Path | None) -> N
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a run cut short is marked failed when a worker next starts
             click.echo("training worker stopped")
         finally:
+            jobs.release()
             heartbeat.stop()
             if sidecar is not None:
                 sidecar.stop()

@@ -32,6 +32,7 @@ class DirectorPublisher(PeriodicWorker):
     """
 
     name = "director-publisher"
+    leader_lock = "director-publisher"
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ ACTOR = "rollout-worker"
 
 class RolloutWorker(PeriodicWorker):
     name = "rollout-worker"
+    leader_lock = "rollouts"
 
     def __init__(self, config: CloudConfig, passphrase: str | None = None, interval: float = 30.0):
         super().__init__(config, interval)

@@ -12,7 +12,7 @@ from cloud.config import CloudConfig
 from cloud.pipeline.runs import RunStatus
 from cloud.pipeline.schedules import InvalidSchedule, cron_expression
 from cloud.pipeline.training import ModelTrainingPipeline
-from cloud.pipeline.worker import TrainingWorker
+from cloud.pipeline.worker import RetrainingJobs, TrainingWorker
 from cloud.storage import iso, open_database
 
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)  # a Wednesday
@@ -69,7 +69,7 @@ def test_a_due_schedule_queues_one_run_however_many_times_it_was_missed_and_surv
         reopened.close()
 
 
-def test_the_worker_runs_what_a_schedule_queues(
+def test_the_workers_run_what_a_schedule_queues(
     db: sqlite_utils.Database, config: CloudConfig, span: tuple[datetime, datetime]
 ):
     pipeline = ModelTrainingPipeline(db, config, passphrase="")
@@ -78,8 +78,12 @@ def test_the_worker_runs_what_a_schedule_queues(
     with db.conn:  # it was due at the end of the fleet's data
         db["training_schedules"].update(made.schedule_id, {"next_run_at": iso(span[1])})
 
-    worker = TrainingWorker(config, poll_seconds=0.2, passphrase="")
-    worker.start()
+    workers = [
+        RetrainingJobs(config, poll_seconds=0.2, passphrase=""),
+        TrainingWorker(config, poll_seconds=0.2, passphrase=""),
+    ]
+    for worker in workers:
+        worker.start()
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -88,7 +92,8 @@ def test_the_worker_runs_what_a_schedule_queues(
                 break
             time.sleep(0.5)
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
     (run,) = pipeline.runs.list()
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.schedule_id == made.schedule_id and run.model_version == "1"
