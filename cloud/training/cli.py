@@ -18,6 +18,7 @@ from cloud.storage import open_database
 from shared.messages import PredictionType
 
 if TYPE_CHECKING:
+    from cloud.training.data import LabelSource
     from cloud.training.models import Evaluation
     from firmware_sim.history import History
 
@@ -40,7 +41,7 @@ def _report(evaluation: Evaluation, echo) -> None:
     if "reliability" in m:
         from cloud.training.reliability import summary_lines
 
-        for line in summary_lines(m["reliability"]):
+        for line in summary_lines(m["reliability"], m.get("data")):
             echo(line)
 
 
@@ -70,26 +71,33 @@ def train_from_history_file(
     candidates: list[str] | None = None,
     echo=print,
     prediction_type: PredictionType = PredictionType.COMPONENT_FAILURE,
+    labels: LabelSource = "ground_truth",
 ) -> Path:
     """Train ``prediction_type`` from a history file, evaluate it on a later held-out period, write and register
-    its artifacts; return the artifact folder of the new version."""
+    its artifacts; return the artifact folder of the new version. ``labels``: failures from the simulator's ground
+    truth or from technicians' findings (cloud.training.data.history_failures)."""
     # here, not at import: scikit-learn and ONNX take seconds to load, and `cloud train --help` needs neither
     from cloud.monitoring.reference import build_reference
     from cloud.registry import MLModelRegistry
     from cloud.training.artifacts import write_artifacts
     from cloud.training.data import rows_from_history, time_split
     from cloud.training.models import evaluate, train
+    from cloud.training.reliability import data_line
+    from firmware_sim.calibration import calibration
     from firmware_sim.history import load_history
 
     began = time.perf_counter()
     history = load_history(history_path)
     echo(f"loaded {len(history.features):,} feature rows of {len(history.device_ids):,} heaters from {history_path}")
+    fleet = calibration(history.calibration)
+    data = {"calibration": fleet.name, "acceleration": round(fleet.acceleration, 2), "labels": labels}
+    echo(data_line(data))
     db = open_database(config.database_url)
     try:
         new_rows, new_failures = store_history(db, history)
         echo(f"feature store: {new_rows:,} new feature rows, {new_failures:,} new component failures")
         horizon = timedelta(days=horizon_days)
-        rows = rows_from_history(history, prediction_type, horizon)
+        rows = rows_from_history(history, prediction_type, horizon, labels)
         train_rows, holdout, holdout_from = time_split(rows, gap=horizon)
         echo(f"{prediction_type}: train {len(train_rows):,} rows, hold out {len(holdout):,} from {holdout_from}")
         trained = train(prediction_type, train_rows, progress=echo, candidates=candidates, horizon=horizon)
@@ -97,10 +105,16 @@ def train_from_history_file(
         try:
             onnx_bytes = trained.exported.onnx_bytes
             evaluation = evaluate(prediction_type, onnx_bytes, trained.output_labels, holdout, train_rows)
+            evaluation.metrics["data"] = data  # read every figure with the fleet it came from
         except ValueError as exc:  # e.g. no failure fell in a small fleet's held-out weeks: the model still ships
             echo(f"not evaluated on the held-out period from {holdout_from}: {exc}")
         trained.split.update(holdout_from=str(holdout_from), holdout_until=str(holdout.window_ends.max()))
-        dataset = {"kind": "simulated_history", "path": str(history_path), "sha256": _sha256_file(history_path)}
+        dataset = {
+            "kind": "simulated_history",
+            "path": str(history_path),
+            "sha256": _sha256_file(history_path),
+            **data,
+        }
         folder = write_artifacts(
             config.artifacts_dir,
             MLModelRegistry(db),
@@ -141,6 +155,14 @@ def train_from_history_file(
 )
 @click.option("--horizon-days", default=14, show_default=True, help="Predict failures within this many days.")
 @click.option(
+    "--labels",
+    type=click.Choice(["ground-truth", "technician"]),
+    default="ground-truth",
+    show_default=True,
+    help="component_failure: label from the simulator's failures, or from what technicians found (dated by the "
+    "visit, received late, some missed, some found degraded: docs/evaluation.md).",
+)
+@click.option(
     "--candidate",
     "candidates",
     multiple=True,
@@ -148,7 +170,12 @@ def train_from_history_file(
 )
 @data_dir_option
 def train_command(
-    history_path: Path, model_name: str, horizon_days: int, candidates: tuple[str, ...], data_dir: Path | None
+    history_path: Path,
+    model_name: str,
+    horizon_days: int,
+    labels: str,
+    candidates: tuple[str, ...],
+    data_dir: Path | None,
 ) -> None:
     """Train a model from simulated history: time-based split, ONNX export, golden vectors, registry entry.
 
@@ -166,7 +193,13 @@ def train_command(
     config = config_from_options(data_dir)
     try:
         folder = train_from_history_file(
-            history_path, config, horizon_days, list(candidates) or None, click.echo, prediction_type
+            history_path,
+            config,
+            horizon_days,
+            list(candidates) or None,
+            click.echo,
+            prediction_type,
+            labels.replace("-", "_"),  # type: ignore[arg-type]
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
