@@ -24,6 +24,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
 
+from cloud.config import CloudConfig
 from cloud.data import engine as engines
 from cloud.data.postgres import dispose_engines
 from cloud.storage import open_database
@@ -136,7 +137,15 @@ def field_key() -> str:
     return Fernet.generate_key().decode("ascii")
 
 
-def database(path: Path) -> str | Path:
+def database_at(path: Path) -> str | Path:
     """What a test opens where it would open the SQLite file ``path``: that file, or on PostgreSQL the test's
     schema (``IOTSPHERE_DATABASE_URL``, set for the test)."""
     return os.environ["IOTSPHERE_DATABASE_URL"] if ENABLED else path
+
+
+def sqlite_files(config: CloudConfig) -> list[Path]:
+    """The SQLite file and its WAL, for tests that check what reaches the disk; none on PostgreSQL, whose storage
+    is the server's (those tests check the stored values instead)."""
+    if ENABLED:
+        return []
+    return sorted(config.data_dir.glob(config.database_path.name + "*"))

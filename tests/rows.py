@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, func, insert, select, text, update
 
 from cloud.data.connections import Database, connection_of, write_transaction
 from cloud.data.schema import metadata
@@ -45,3 +45,15 @@ def execute(db: Database, sql: str, **parameters: Any) -> list[dict[str, Any]]:
     with write_transaction(db) as connection:
         result = connection.execute(text(sql), parameters)
         return [dict(row) for row in result.mappings()] if result.returns_rows else []
+
+
+def update_rows(db: Database, name: str, where: Mapping[str, Any], values: Mapping[str, Any]) -> int:
+    """Set ``values`` on the rows of table ``name`` whose columns equal ``where``, and commit; how many."""
+    stored = table(name)
+    with write_transaction(db) as connection:
+        condition = [stored.c[column] == value for column, value in where.items()]
+        return connection.execute(update(stored).where(*condition).values(**values)).rowcount
+
+
+def insert_row(db: Database, name: str, row: Mapping[str, Any]) -> None:
+    insert_rows(db, name, [row])

@@ -20,13 +20,13 @@ from sqlalchemy import (
 )
 
 from cloud.data.fleet import before_cursor
-from cloud.data.metadata import metadata, upsert
+from cloud.data.metadata import BIGINT, metadata, upsert
 
 director_documents = Table(
     "director_documents",
     metadata,
     Column("gateway_id", Text, primary_key=True, nullable=True),
-    Column("sequence", Integer),
+    Column("sequence", BIGINT),
     Column("document_json", Text),
     Column("published_at", Text),
 )
@@ -57,7 +57,7 @@ director_issued = Table(
     metadata,
     Column("document_digest", Text, primary_key=True, nullable=True),
     Column("gateway_id", Text, nullable=False),
-    Column("sequence", Integer, nullable=False),
+    Column("sequence", BIGINT, nullable=False),
     Column("issued_at", Text, nullable=False),
     Index("director_issued_gateway", "gateway_id", "sequence"),
 )

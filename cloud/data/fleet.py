@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from cloud.data.bulk import BulkInsert
-from cloud.data.metadata import epoch_ms, metadata, partial
+from cloud.data.metadata import BIGINT, epoch_ms, metadata, partial
 
 gateways = Table(
     "gateways",
@@ -42,7 +42,7 @@ gateways = Table(
     Column("last_seen", Text),
     Column("online", Integer),
     Column("agent_version", Text),
-    Column("director_sequence", Integer),
+    Column("director_sequence", BIGINT),
     Column("status_json", Text),
     Index("idx_gateways_online_last_seen", "online", "last_seen"),
 )
@@ -68,7 +68,7 @@ gateway_events = Table(
     Column("kind", Text),
     Column("model_name", Text),
     Column("model_version", Text),
-    Column("director_sequence", Integer),
+    Column("director_sequence", BIGINT),
     Column("rule", Text),
     Column("detail", Text),
     Column("sent_at", Text),
@@ -86,7 +86,7 @@ security_events = Table(
     Column("kind", Text, nullable=False),
     Column("rule", Text),
     Column("detail", Text),
-    Column("director_sequence", Integer),
+    Column("director_sequence", BIGINT),
     Column("first_seen_at", Text, nullable=False),
     Column("last_seen_at", Text, nullable=False),
     Column("sightings", Integer, nullable=False),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import REAL, BigInteger, ColumnElement, Connection, Double, MetaData, Table, literal, text
+from sqlalchemy import REAL, BigInteger, ColumnElement, Connection, Double, Integer, MetaData, Table, literal, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -20,6 +20,9 @@ metadata = MetaData()
 
 #: a float column: REAL on SQLite, as sqlite-utils made them; DOUBLE PRECISION on PostgreSQL (REAL there is 4 bytes)
 FLOAT = Double().with_variant(REAL(), "sqlite")
+#: a 64-bit integer: INTEGER on SQLite (64-bit there, as sqlite-utils declared it); BIGINT on PostgreSQL (INTEGER there
+#: is 4 bytes, and director sequences go up to 2**53 - 1)
+BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def partial(condition: str) -> dict[str, Any]:

@@ -16,13 +16,14 @@ from cloud.data.times import iso
 from cloud.errors import NotFound, Refused
 from cloud.pipeline.runs import RunStore
 from cloud.storage import open_database
+from tests.postgres_run import database_at
 
 NOW = datetime.now(UTC)
 
 
 @pytest.fixture
 def db(tmp_path: Path):
-    database = open_database(tmp_path / "cloud" / "iotsphere.db")
+    database = open_database(database_at(tmp_path / "cloud" / "iotsphere.db"))
     yield database
     database.close()
 

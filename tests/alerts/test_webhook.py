@@ -21,6 +21,7 @@ from cloud.alerts.webhook import deliver
 from cloud.pipeline.runs import RunStore
 from cloud.storage import open_database
 from tests.observability.prometheus_tools import tool
+from tests.postgres_run import database_at
 from tests.private_broker import free_port
 
 
@@ -64,7 +65,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def db(tmp_path: Path):
-    database = open_database(tmp_path / "cloud" / "iotsphere.db")
+    database = open_database(database_at(tmp_path / "cloud" / "iotsphere.db"))
     yield database
     database.close()
 

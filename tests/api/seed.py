@@ -13,19 +13,22 @@ from cloud.data import dead_letters as dead_letter_rows
 from cloud.data.connections import connection_of, write_transaction
 from cloud.storage import iso
 from shared.messages import Arm, EventKind, GatewayEvent, GatewayStatus, ModelState, Prediction, PredictionType
+from tests.rows import insert_row
 
 T0 = datetime(2026, 1, 31, 6, 0, tzinfo=UTC)
 
 
 def device(db: sqlite_utils.Database, device_id: str, gateway_id: str = "gw-001") -> None:
-    db["devices"].insert(
+    insert_row(
+        db,
+        "devices",
         {
             "device_id": device_id,
             "gateway_id": gateway_id,
             "device_type": "tank-50gal-electric",
             "first_seen": iso(T0),
             "last_seen": iso(T0),
-        }
+        },
     )
 
 
@@ -53,7 +56,9 @@ def prediction(
         made_at=made_at,
         feature_window_end=made_at,
     )
-    db["predictions"].insert(
+    insert_row(
+        db,
+        "predictions",
         {
             **p.model_dump(include={"prediction_id", "device_id", "device_type", "model_name", "model_version"}),
             "arm": p.arm.value,
@@ -64,7 +69,7 @@ def prediction(
             "feature_window_end": iso(p.feature_window_end),
             "gateway_id": gateway_id,
             "msg_id": uuid.uuid4().hex,
-        }
+        },
     )
     return p
 
@@ -78,7 +83,9 @@ def gateway(db: sqlite_utils.Database, gateway_id: str, online: bool = True, dir
         models=[ModelState(model_name="component_failure", active_version="2", state="committed")],
         heaters=2,
     )
-    db["gateways"].insert(
+    insert_row(
+        db,
+        "gateways",
         {
             "gateway_id": gateway_id,
             "first_seen": iso(T0),
@@ -87,7 +94,7 @@ def gateway(db: sqlite_utils.Database, gateway_id: str, online: bool = True, dir
             "agent_version": status.agent_version,
             "director_sequence": director_sequence,
             "status_json": status.to_json().decode(),
-        }
+        },
     )
 
 
@@ -102,14 +109,22 @@ def event(db: sqlite_utils.Database, gateway_id: str, kind: EventKind, minutes: 
         detail=f"{kind.value} at +{minutes} min",
         sent_at=T0 + timedelta(minutes=minutes),
     )
-    db["gateway_events"].insert(
-        {**e.model_dump(exclude={"schema_version", "sent_at", "kind"}), "kind": e.kind.value, "sent_at": iso(e.sent_at)}
+    insert_row(
+        db,
+        "gateway_events",
+        {
+            **e.model_dump(exclude={"schema_version", "sent_at", "kind"}),
+            "kind": e.kind.value,
+            "sent_at": iso(e.sent_at),
+        },
     )
 
 
 def model_version(db: sqlite_utils.Database, name: str, version: str, status: str, days: int) -> None:
     """As MLModelRegistry.register_model writes it, plus what a release adds (targets)."""
-    db["models"].insert(
+    insert_row(
+        db,
+        "models",
         {
             "model_name": name,
             "model_version": version,
@@ -123,7 +138,7 @@ def model_version(db: sqlite_utils.Database, name: str, version: str, status: st
             "release_target": f"models/{name}/{version}/release.json",
             "model_target": f"models/{name}/{version}/model.onnx",
             "model_sha256": "ab" * 32,
-        }
+        },
     )
 
 

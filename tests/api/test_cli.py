@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from shared.messages import Prediction, PredictionBatch, PredictionType
 from shared.topics import Up, up_topic
 from tests.api.conftest import auth
 from tests.api.server import ThreadedServer
+from tests.postgres_run import database_at
 from tests.private_broker import PrivateBroker, free_port, listening
 
 
@@ -126,12 +128,13 @@ def _publish_prediction(mqtt_url: str, prefix: str) -> Prediction:
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_serve_runs_api_ingest_and_publisher_and_stops_cleanly(tmp_path: Path, broker: str, stop_signal) -> None:
     data_dir, port, prefix = tmp_path / "cloud", free_port(), f"test-{uuid.uuid4().hex[:8]}/iotsphere/v1"
-    db = open_database(data_dir / "iotsphere.db")
+    db = open_database(database_at(data_dir / "iotsphere.db"))
     token = KeyStore(db).create(Role.VIEWER, "serve test").token
     db.close()
     command = [sys.executable, "-c", "from iotsphere.cli import main; main()", "cloud", "serve"]
     command += ["--port", str(port), "--data-dir", str(data_dir), "--mqtt", broker]
     env = {"IOTSPHERE_TOPIC_PREFIX": prefix, "PATH": "/usr/bin:/bin", "IOTSPHERE_KEY_PASSPHRASE": ""}
+    env |= {name: os.environ[name] for name in ("IOTSPHERE_DATABASE_URL", "IOTSPHERE_FIELD_KEY") if name in os.environ}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_port(port, process)

@@ -6,8 +6,10 @@ import pytest
 
 from cloud.api.keys import KeyStore, RevokedKey, UnknownKey
 from cloud.api.roles import Role
+from tests.rows import count
 
 
+@pytest.mark.sqlite_only  # reads the file's bytes
 def test_secret_is_never_written_to_the_database_file(db, config) -> None:
     issued = KeyStore(db).create(Role.ADMIN, "alice")
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything into the main file
@@ -80,4 +82,4 @@ def test_gateway_keys_name_their_gateway_and_only_one_is_live(db) -> None:
 def test_bad_key_requests_are_refused_and_store_nothing(db, role, name, gateway, message) -> None:
     with pytest.raises(ValueError, match=message):
         KeyStore(db).create(role, name, gateway)
-    assert db["api_keys"].count == 0
+    assert count(db, "api_keys") == 0

@@ -43,7 +43,9 @@ def served(tmp_path_factory) -> Iterator[ServedCloud]:
     tuf_repo.init_repository(config, PASSPHRASE)
     (config.tuf_dir / "targets" / ".secret").write_text("hidden")
     with served_cloud(config) as cloud:
-        os.symlink(config.database_path, config.tuf_dir / "targets" / "escape")  # a link out of the folder
+        outside = config.data_dir / "outside.txt"
+        outside.write_text("not the repository's")
+        os.symlink(outside, config.tuf_dir / "targets" / "escape")  # a link out of the folder
         yield cloud
 
 

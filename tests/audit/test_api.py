@@ -108,7 +108,7 @@ def test_admins_list_filter_and_verify_the_log(
         "problems": [],
     }
     assert operator.status_code == 403
-    conn = sqlite3.connect(config.database_url)
+    conn = sqlite3.connect(config.database_path)
     with conn:
         conn.execute("DROP TRIGGER audit_log_no_update")
         conn.execute("UPDATE audit_log SET details_json = replace(details_json, '403', '201') WHERE id = ?", [KEYS + 2])

@@ -59,7 +59,7 @@ def _checkpoint(config: CloudConfig) -> None:
 
 
 def _tamper(config: CloudConfig, *statements: str) -> None:
-    conn = sqlite3.connect(config.database_url)
+    conn = sqlite3.connect(config.database_path)
     with conn:
         for trigger in ("audit_log_no_update", "audit_log_no_delete", "audit_checkpoints_no_delete"):
             conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
@@ -70,7 +70,7 @@ def _tamper(config: CloudConfig, *statements: str) -> None:
 
 def _rewrite_from(config: CloudConfig, entry_id: int, target: str) -> None:
     """Change one entry's target and recompute its hash and every hash after it: the chain holds again."""
-    conn = sqlite3.connect(config.database_url)
+    conn = sqlite3.connect(config.database_path)
     conn.row_factory = sqlite3.Row
     with conn:
         conn.execute("DROP TRIGGER audit_log_no_update")

@@ -55,7 +55,7 @@ def test_audit_list_and_verify_and_a_tampered_file_fails_verify(config: CloudCon
 
     listed = _run(config, "admin", "audit", "list", "--action", "admin.create-key", "--since-id", "1")
     verified = _run(config, "admin", "audit", "verify")
-    conn = sqlite3.connect(config.database_url)
+    conn = sqlite3.connect(config.database_path)
     with conn:
         conn.execute("DROP TRIGGER audit_log_no_delete")
         conn.execute("DELETE FROM audit_log WHERE id = 2")

@@ -12,6 +12,8 @@ from cloud.ingest import IngestWorker
 from cloud.storage import open_database
 from shared.topics import Up
 from tests.ingest.helpers import BROKER_URL, Publisher, forget_session, outcomes, predictions, unique, wait_for
+from tests.postgres_run import sqlite_files
+from tests.rows import rows_of
 
 pytestmark = pytest.mark.mqtt
 
@@ -31,9 +33,9 @@ def test_mqtt_outcome_notes_are_stored_encrypted_and_read_back(config: CloudConf
         worker.stop()
         forget_session(worker.client_id)
 
-    raw = db["outcomes"].get("outcome-0001")["notes"]
+    raw = rows_of(db, "outcomes", outcome_id="outcome-0001")[0]["notes"]
     assert raw.startswith("fernet:") and "element replaced" not in raw
-    db_files = config.data_dir.glob(config.database_path.name + "*")
+    db_files = sqlite_files(config)
     assert not any(b"element replaced" in path.read_bytes() for path in db_files)
     [outcome] = PredictionFeedbackService(db).outcomes("pred-0001", decrypt=True)
     assert (outcome.notes, outcome.source, outcome.device_id) == ("element replaced", "technician", "h1")

@@ -9,6 +9,7 @@ from cloud.api.roles import Role
 from shared.messages import Prediction, PredictionType
 from tests.api import seed
 from tests.api.conftest import auth
+from tests.rows import count
 
 OUTCOME = {"component": "heating_element", "result": "failed", "technician": "tech-17", "notes": "open circuit"}
 
@@ -40,7 +41,7 @@ def test_the_same_outcome_posted_twice_is_stored_once(http: httpx.Client, tokens
 
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == {**first.json(), "created": False}
-    assert db["outcomes"].count == 1
+    assert count(db, "outcomes") == 1
 
 
 def test_unknown_predictions_are_404(http: httpx.Client, tokens, prediction: Prediction) -> None:
@@ -66,7 +67,7 @@ def test_a_rating_outside_one_to_five_is_422(http: httpx.Client, tokens, db, pre
     )
 
     assert response.status_code == 422, response.text
-    assert db["feedback"].count == 0
+    assert count(db, "feedback") == 0
 
 
 def test_notes_and_comments_are_shown_to_operators_only(http: httpx.Client, tokens, prediction: Prediction) -> None:
@@ -109,7 +110,7 @@ def test_water_heater_routes_check_the_device_and_type(http: httpx.Client, token
     assert (wrong_device.status_code, wrong_type.status_code) == (404, 404)
     assert "is not a component_failure prediction of device 'wh-2'" in wrong_device.json()["detail"]
     assert [o["outcome_id"] for o in listed.json()["outcomes"]] == [outcome.json()["id"]]
-    assert db["feedback"].count == 1
+    assert count(db, "feedback") == 1
 
 
 def test_the_read_routes_of_predictions_still_answer(http: httpx.Client, tokens, prediction: Prediction) -> None:

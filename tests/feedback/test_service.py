@@ -13,13 +13,15 @@ from cloud.crypto_fields import KEY_ENV, KEY_FILE, FieldKeyError, cipher_for_key
 from cloud.feedback import ActualOutcome, InvalidFeedback, PredictionFeedbackService, UnknownPrediction
 from shared.messages import Component, FeedbackSource, OutcomeResult, Prediction
 from tests.api import seed
+from tests.postgres_run import sqlite_files
+from tests.rows import count, rows_of
 
 FAILED = ActualOutcome(component=Component.HEATING_ELEMENT, result=OutcomeResult.FAILED, notes="burnt lower element")
 
 
 def _database_bytes(config: CloudConfig) -> bytes:
     """The database file and its WAL: everything SQLite keeps on disk."""
-    return b"".join(p.read_bytes() for p in config.data_dir.glob(config.database_path.name + "*"))
+    return b"".join(p.read_bytes() for p in sqlite_files(config))
 
 
 def test_outcome_is_linked_to_the_prediction_and_its_notes_are_encrypted(
@@ -29,7 +31,7 @@ def test_outcome_is_linked_to_the_prediction_and_its_notes_are_encrypted(
 
     recorded = service.record_prediction_outcome(prediction.prediction_id, FAILED, FeedbackSource.TECHNICIAN)
 
-    row = db["outcomes"].get(recorded.id)
+    row = rows_of(db, "outcomes", outcome_id=recorded.id)[0]
     assert recorded.created
     assert (row["prediction_id"], row["device_id"], row["gateway_id"]) == (prediction.prediction_id, "wh-1", "gw-001")
     assert (row["source"], row["component"], row["result"]) == ("technician", "heating_element", "failed")
@@ -53,7 +55,7 @@ def test_the_same_outcome_twice_is_stored_once_even_stamped_later(
 
     assert (first.created, again.created, again.id) == (True, False, first.id)
     assert by_sensor.created and by_sensor.id != first.id
-    assert db["outcomes"].count == 2
+    assert count(db, "outcomes") == 2
 
 
 def test_a_callers_outcome_id_is_the_key_and_cannot_be_reused_for_another_prediction(
@@ -75,14 +77,14 @@ def test_unknown_prediction_is_a_clear_error(db: sqlite_utils.Database) -> None:
         service.record_prediction_outcome("nope-0000", FAILED, "user")
     with pytest.raises(UnknownPrediction):
         service.record_user_feedback("nope-0000", 3)
-    assert db["outcomes"].count == 0
+    assert count(db, "outcomes") == 0
 
 
 @pytest.mark.parametrize("rating", [0, 6, -1, True, 2.5])
 def test_ratings_outside_one_to_five_are_refused(db: sqlite_utils.Database, prediction: Prediction, rating) -> None:
     with pytest.raises(InvalidFeedback, match="1 to 5"):
         PredictionFeedbackService(db).record_user_feedback(prediction.prediction_id, rating)
-    assert db["feedback"].count == 0
+    assert count(db, "feedback") == 0
 
 
 def test_an_outcome_must_say_what_happened() -> None:
@@ -100,7 +102,7 @@ def test_feedback_comment_is_encrypted_and_a_duplicate_counts_once(
     other = service.record_user_feedback(prediction.prediction_id, 4, "caught the leak early", "bob")
 
     assert (first.created, again.created, other.created) == (True, False, True)
-    assert db["feedback"].count == 2
+    assert count(db, "feedback") == 2
     assert b"caught the leak early" not in _database_bytes(config)
     assert [f.comments for f in service.feedback(prediction.prediction_id, decrypt=True)] == [
         "caught the leak early"

@@ -105,7 +105,7 @@ def test_a_store_locked_by_another_connection_dead_letters_nothing_and_takes_eve
     batch = _mixed_batch(_item(event(gateway="gw9", detail="poison"), Up.EVENTS))
     worker_conn = connect(config.database_url).conn
     worker_conn.execute("PRAGMA busy_timeout=50")
-    holder = sqlite3.connect(config.database_url)
+    holder = sqlite3.connect(config.database_path)
     holder.execute("BEGIN EXCLUSIVE")
     acks = Acks()
 

@@ -12,6 +12,8 @@ import sqlite_utils
 from cloud.registry import MLModelRegistry
 from cloud.releases.director import Issued
 from cloud.storage import open_database
+from tests.postgres_run import database_at
+from tests.rows import update_rows
 
 
 @dataclass
@@ -35,7 +37,7 @@ class RecordingRollout:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
-    database = open_database(tmp_path / "iotsphere.db")
+    database = open_database(database_at(tmp_path / "iotsphere.db"))
     yield database
     database.close()
 
@@ -72,8 +74,10 @@ def add_version(
         },
     )
     if released:
-        registry.db["models"].update(
-            (name, version),
+        update_rows(
+            registry.db,
+            "models",
+            {"model_name": name, "model_version": version},
             {
                 "status": "released",
                 "release_target": f"models/{name}/{version}/release.json",

@@ -14,6 +14,7 @@ from cloud.config import CloudConfig
 from iotsphere.cli import main
 from tests.api import seed
 from tests.api.conftest import config, db  # noqa: F401  (fixtures)
+from tests.rows import update_rows
 
 
 def _strict(text: str) -> object:
@@ -29,7 +30,9 @@ def test_models_show_prints_non_finite_metrics_as_null(
 ) -> None:
     seed.model_version(db, "component_failure", "1", "released", days=0)
     metrics = {"roc_auc": float("nan"), "brier": float("inf"), "holdout": {"rows": 10, "pr_auc": float("-inf")}}
-    db["models"].update(("component_failure", "1"), {"metrics_json": json.dumps(metrics)})
+    update_rows(
+        db, "models", {"model_name": "component_failure", "model_version": "1"}, {"metrics_json": json.dumps(metrics)}
+    )
 
     shown = CliRunner().invoke(main, ["models", "show", "component_failure", "1", "--data-dir", str(config.data_dir)])
 

@@ -26,6 +26,7 @@ from tests.releases.conftest import (  # noqa: F401 (fixture)
     onnx_models,
     released_cloud,
 )
+from tests.rows import update_rows
 
 pytestmark = pytest.mark.mqtt
 
@@ -164,7 +165,8 @@ def test_cli_promotes_rolls_back_and_shows_history(released: CloudConfig, monkey
 def test_recording_a_release_again_keeps_a_production_version_in_production(released: CloudConfig, tmp_path: Path):
     db = open_database(released.database_url)
     registry = MLModelRegistry(db)
-    db["models"].update((NAME, "1"), {"status": "production", "production_device_type": ""})
+    production = {"status": "production", "production_device_type": ""}
+    update_rows(db, "models", {"model_name": NAME, "model_version": "1"}, production)
     folder = tmp_path / "artifacts" / "1"  # the identical release the fixture published
     again = tuf_repo.add_release(
         released, PASSPHRASE, (folder / "release.json").read_bytes(), (folder / "model.onnx").read_bytes()

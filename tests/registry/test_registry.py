@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from cloud.registry import GENERAL, MLModelRegistry, RegistryRefused, UnknownModel, version_lineage
 from cloud.releases.director import DirectorError
 from tests.registry.conftest import RecordingRollout, add_version
+from tests.rows import execute
 
 NAME = "component_failure"
 
@@ -46,11 +46,12 @@ def test_the_database_refuses_a_second_production_version_for_one_device_type(re
     add_version(registry, "2")
     promote(registry, rollout, "1")
 
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"), db.conn:
-        db.execute(
+    with pytest.raises(IntegrityError, match="UNIQUE|unique"):
+        execute(
+            db,
             "UPDATE models SET status = 'production', production_device_type = '' "
-            "WHERE model_name = ? AND model_version = '2'",
-            [NAME],
+            "WHERE model_name = :name AND model_version = '2'",
+            name=NAME,
         )
     assert registry.get_active_model(NAME)["model_version"] == "1"
 
