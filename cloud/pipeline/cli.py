@@ -280,7 +280,7 @@ def evaluate_command(
         f"{model_name} version {version} on dataset {result['dataset_id']}: {result['score_name']} "
         f"{result['score']} on {result['rows']:,} rows {plain}"
     )
-    for line in summary_lines(metrics["reliability"]) if "reliability" in metrics else []:
+    for line in summary_lines(metrics["reliability"], metrics.get("data")) if "reliability" in metrics else []:
         click.echo(line)
 
 

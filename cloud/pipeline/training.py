@@ -309,6 +309,9 @@ class ModelTrainingPipeline:
             raise PipelineError(
                 f"dataset {dataset.record.dataset_id} cannot score version {model_version}: {exc}"
             ) from exc
+        trained_on = json.loads(row["lineage_json"] or "{}").get("dataset", {})
+        if "calibration" in trained_on:  # a cold start's history: its figures are read with its calibration
+            evaluation.metrics["data"] = {k: trained_on[k] for k in ("calibration", "acceleration") if k in trained_on}
         return self._store_evaluation(model_name, model_version, dataset.record.dataset_id, evaluation, actor)
 
     def _trained_on(self, row: dict, feature_names: list[str], actor: str) -> LabelledRows | None:

@@ -545,8 +545,8 @@ def data_line(data: dict) -> str:
     """Which fleet and labels a figure comes from: an accelerated fleet's figures are read with its factor."""
     from firmware_sim.calibration import calibration
 
-    labels = str(data.get("labels", "ground_truth")).replace("_", " ")
-    return f"{calibration(data['calibration']).describe()}; labels from {labels}"
+    labels = f"; labels from {data['labels'].replace('_', ' ')}" if "labels" in data else ""
+    return f"{calibration(data['calibration']).describe()}{labels}"
 
 
 def _pct(value: float | None) -> str:
