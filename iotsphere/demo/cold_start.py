@@ -51,6 +51,7 @@ def simulate_history(path: Path, heaters: int, days: int, seed: int, echo: Echo)
     """
     command = [sys.executable, "-c", "from iotsphere.cli import main; main()", "sim", "history"]
     command += ["--heaters", str(heaters), "--days", str(days), "--seed", str(seed), "--out", str(path)]
+    command += ["--calibration", "accelerated"]  # the fast fleet the demo needs, named as such
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         output, _ = child.communicate()

@@ -19,6 +19,7 @@ import sqlite_utils
 from cloud.config import CloudConfig
 from cloud.ingest.feature_codec import encode
 from cloud.storage import iso, open_database
+from firmware_sim.calibration import ACCELERATED
 from firmware_sim.history import History, generate_history
 
 GATEWAY = "gw-pipe-1"
@@ -92,7 +93,7 @@ def store_history(db: sqlite_utils.Database, history: History) -> None:
 
 @pytest.fixture(scope="session")
 def fleet_history() -> History:
-    return generate_history(heaters=300, days=90, seed=11)
+    return generate_history(heaters=300, days=90, seed=11, calibration=ACCELERATED)  # the fast fleet, named
 
 
 @pytest.fixture(scope="session")
