@@ -44,7 +44,7 @@ gateways = Table(
     Column("agent_version", Text),
     Column("director_sequence", BIGINT),
     Column("status_json", Text),
-    Index("idx_gateways_online_last_seen", "online", "last_seen"),
+    Index("idx_gateways_last_seen_online", "last_seen", "online"),
 )
 
 
@@ -402,9 +402,12 @@ def count_events(connection: Connection, kind: str) -> int:
 def gateway_states(connection: Connection, stale_before: str) -> dict[str, int]:
     """How many gateways are online, offline (their last status said so), or online but silent since before
     ``stale_before``: one counting query, however many gateways."""
-    state = _connection_state(stale_before)
-    counted = dict(connection.execute(select(state, func.count()).group_by(state)).all())
-    return {name: counted.get(name, 0) for name in CONNECTION_STATES}
+    g = gateways.c
+    offline = func.coalesce(g.online, 0) == 0
+    stale = ~offline & (g.last_seen.is_(None) | (g.last_seen < stale_before))
+    query = select(func.count(), func.count().filter(offline), func.count().filter(stale))
+    every, offline_count, stale_count = connection.execute(query).one()  # one scan; a GROUP BY a CASE costs 3x
+    return {"online": every - offline_count - stale_count, "offline": offline_count, "stale": stale_count}
 
 
 # ---- the Fleet and Gateway pages (issue 12): keyset pages and one gateway's timeline ------------------------------
@@ -456,6 +459,8 @@ def gateway_page(
         query = query.where(g.gateway_id >= prefix, g.gateway_id < _prefix_end(prefix))
     if state is not None:
         query = query.where(connection_state == state)
+    if state == "stale":  # implied by it: a page of the few stale gateways is a range of the last_seen index
+        query = query.where(g.last_seen.is_(None) | (g.last_seen < stale_before))
     if version is not None:
         query = query.where(text(_SERVES_VERSION[connection.dialect.name]).bindparams(version=version))
     return list(connection.execute(query).mappings())

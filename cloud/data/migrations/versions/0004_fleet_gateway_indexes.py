@@ -1,6 +1,7 @@
 """fleet: a gateway's devices and its technicians' outcomes found by gateway, and the gateways counted by state from
-a small index, for the Fleet and Gateway pages at 100,000 gateways (issue 12): without them each page scans every
-device and every outcome, and each count reads every gateway's stored status.
+a small index that also finds the stale ones, for the Fleet and Gateway pages at 100,000 gateways (issue 12): without
+them each page scans every device and every outcome, each count reads every gateway's stored status, and a page of
+stale gateways walks the whole fleet when few are stale.
 
 Revision ID: 0004
 Revises: 0003
@@ -18,7 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("idx_gateways_online_last_seen", "gateways", ["online", "last_seen"])
+    op.create_index("idx_gateways_last_seen_online", "gateways", ["last_seen", "online"])
     op.create_index("idx_devices_gateway_id", "devices", ["gateway_id"])
     op.create_index("idx_outcomes_gateway_id_observed_at", "outcomes", ["gateway_id", "observed_at"])
 
@@ -26,4 +27,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("idx_outcomes_gateway_id_observed_at", table_name="outcomes")
     op.drop_index("idx_devices_gateway_id", table_name="devices")
-    op.drop_index("idx_gateways_online_last_seen", table_name="gateways")
+    op.drop_index("idx_gateways_last_seen_online", table_name="gateways")
