@@ -18,7 +18,7 @@ CSS = """
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 18px/1.5 system-ui, sans-serif; color: #000; background: #fff; }
-header, main { max-width: 40rem; margin: 0 auto; padding: 0.75rem 1rem; }
+header, main { max-width: 40rem; margin: 0 auto; padding: 0.75rem 1rem; overflow-wrap: break-word; }
 header { border-bottom: 3px solid #000; display: flex; flex-wrap: wrap; gap: 0.5rem 1rem; align-items: center; }
 header .site { font-weight: 700; margin-right: auto; }
 a { color: #00307a; font-weight: 600; }
@@ -31,7 +31,7 @@ ul.cards { list-style: none; padding: 0; margin: 0; }
 .risk { font-weight: 700; }
 .muted { color: #333; font-size: 0.95rem; }
 table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: 0.35rem 0.4rem; border-bottom: 1px solid #555; }
+th, td { text-align: left; padding: 0.35rem 0.25rem; border-bottom: 1px solid #555; }
 label { display: block; font-weight: 700; margin: 0.8rem 0 0.25rem; }
 fieldset { border: 2px solid #000; border-radius: 6px; margin: 0.8rem 0; }
 fieldset label { display: inline-flex; gap: 0.4rem; align-items: center; font-weight: 400; margin: 0.3rem 1rem 0.3rem 0;
@@ -44,7 +44,8 @@ input.code { font-size: 1.6rem; letter-spacing: 0.15em; text-transform: uppercas
 button { font: inherit; font-weight: 700; color: #fff; background: #00307a; border: 0; border-radius: 6px;
   padding: 0.75rem 1.25rem; min-height: 48px; margin-top: 1rem; cursor: pointer; }
 button.plain { color: #00307a; background: #fff; border: 2px solid #00307a; margin: 0; padding: 0.3rem 0.8rem; }
-.note { border: 3px solid #000; border-radius: 6px; padding: 0.6rem 0.8rem; margin: 0.75rem 0; font-weight: 600; }
+.note { border: 3px solid #000; border-radius: 6px; padding: 0.6rem 0.8rem; margin: 0.75rem 0; font-weight: 600;
+  overflow-wrap: anywhere; }
 .note.bad { border-color: #a00000; color: #a00000; }
 .state { font-weight: 700; }
 """
@@ -59,6 +60,11 @@ def e(value: object) -> str:
 
 def when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def short_when(moment: datetime) -> str:
+    """For a table cell on a phone: the year is this one's."""
+    return moment.strftime("%d %b %H:%M")
 
 
 def label(name: str) -> str:
@@ -200,20 +206,21 @@ def outcome_form(
 
 
 def outcomes_table(outcomes: list[SiteOutcome], queued: set[str], with_device: bool) -> str:
+    """Three narrow columns, so a phone never scrolls sideways: what was found (and where), when, and whether
+    the cloud has it."""
     if not outcomes:
         return '<p class="muted">No outcome logged on this gateway yet.</p>'
-    device_head = '<th scope="col">Heater</th>' if with_device else ""
     rows = []
     for o in outcomes:
-        device = f'<td><a href="/heaters/{e(o.device_id)}">{e(o.device_id)}</a></td>' if with_device else ""
+        device = f'<a href="/heaters/{e(o.device_id)}">{e(o.device_id)}</a><br>' if with_device else ""
         state = "queued" if o.msg_id in queued else "sent"
         rows.append(
-            f"<tr>{device}<td>{e(label(o.component or ''))}</td><td>{e(label(o.result or ''))}</td>"
-            f'<td>{e(when(o.observed_at))}</td><td class="state">{state}</td></tr>'
+            f"<tr><td>{device}{e(label(o.component or ''))}: {e(label(o.result or ''))}</td>"
+            f'<td>{e(short_when(o.observed_at))}</td><td class="state">{state}</td></tr>'
         )
     return (
-        f'<table><thead><tr>{device_head}<th scope="col">Component</th><th scope="col">Result</th>'
-        f'<th scope="col">Logged</th><th scope="col">Cloud</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        '<table><thead><tr><th scope="col">Found</th><th scope="col">Logged (UTC)</th><th scope="col">Cloud</th>'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
 
