@@ -459,8 +459,6 @@ def gateway_page(
         query = query.where(g.gateway_id >= prefix, g.gateway_id < _prefix_end(prefix))
     if state is not None:
         query = query.where(connection_state == state)
-    if state == "stale":  # implied by it: a page of the few stale gateways is a range of the last_seen index
-        query = query.where(g.last_seen.is_(None) | (g.last_seen < stale_before))
     if version is not None:
         query = query.where(text(_SERVES_VERSION[connection.dialect.name]).bindparams(version=version))
     return list(connection.execute(query).mappings())

@@ -1,7 +1,6 @@
 """fleet: a gateway's devices and its technicians' outcomes found by gateway, and the gateways counted by state from
-a small index that also finds the stale ones, for the Fleet and Gateway pages at 100,000 gateways (issue 12): without
-them each page scans every device and every outcome, each count reads every gateway's stored status, and a page of
-stale gateways walks the whole fleet when few are stale.
+a small covering index, for the Fleet and Gateway pages at 100,000 gateways (issue 12): without them each page scans
+every device and every outcome, and each count reads every gateway's stored status.
 
 Revision ID: 0004
 Revises: 0003
