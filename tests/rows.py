@@ -5,10 +5,11 @@ goes through its owners."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy import Connection, Table, func, insert, select, text, update
 
 from cloud.data.connections import Database, connection_of, write_transaction
 from cloud.data.schema import metadata
@@ -57,3 +58,62 @@ def update_rows(db: Database, name: str, where: Mapping[str, Any], values: Mappi
 
 def insert_row(db: Database, name: str, row: Mapping[str, Any]) -> None:
     insert_rows(db, name, [row])
+
+
+#: the append-only triggers of the audit log and its checkpoints (the baseline's)
+_APPEND_ONLY = (
+    "audit_log_no_update",
+    "audit_log_no_delete",
+    "audit_checkpoints_no_update",
+    "audit_checkpoints_no_delete",
+)
+
+
+@contextmanager
+def tampering(db: Database) -> Iterator[Connection]:
+    """A write transaction the append-only triggers do not stop: what someone holding the database can do (on
+    SQLite the file's owner drops them; on PostgreSQL a superuser's session turns triggers off)."""
+    with write_transaction(db) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SET LOCAL session_replication_role = replica"))
+        else:
+            for trigger in _APPEND_ONLY:
+                connection.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
+        yield connection
+
+
+@contextmanager
+def refusing_audit_entries(db: Database) -> Iterator[None]:
+    """Every insert into ``audit_log``, on every connection, fails with an ``IntegrityError`` saying ``no`` until the
+    block ends: an audit entry that cannot be written."""
+    postgresql = connection_of(db).dialect.name == "postgresql"
+    with write_transaction(db) as connection:
+        if postgresql:
+            connection.execute(
+                text(
+                    "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "RAISE EXCEPTION USING ERRCODE = 'integrity_constraint_violation', MESSAGE = 'no'; END $$"
+                )
+            )
+            connection.execute(
+                text(
+                    "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW "
+                    "EXECUTE FUNCTION refuse_audit()"
+                )
+            )
+        else:
+            connection.execute(
+                text("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'no'); END")
+            )
+    try:
+        yield
+    finally:
+        with write_transaction(db) as connection:
+            connection.execute(text("DROP TRIGGER refuse_audit" + (" ON audit_log" if postgresql else "")))
+            if postgresql:
+                connection.execute(text("DROP FUNCTION refuse_audit()"))
+
+
+def audit_head(db: Database) -> int:
+    """The newest audit entry's id; 0 for none."""
+    return max((row["id"] for row in rows_of(db, "audit_log")), default=0)

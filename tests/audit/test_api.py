@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 
 import httpx
 import sqlite_utils
 from fastapi import Depends
+from sqlalchemy import text
 
 from cloud.api.app import create_app
 from cloud.api.deps import require_role
@@ -18,6 +18,7 @@ from cloud.config import CloudConfig
 from shared.messages import Prediction
 from tests.api.conftest import auth
 from tests.api.server import ThreadedServer
+from tests.rows import rows_of, tampering
 
 
 def _key_id(token: str) -> str:
@@ -35,7 +36,7 @@ KEYS = len(Role)
 
 def _requests(db: sqlite_utils.Database) -> list[dict]:
     """Entries after the fixture's key creations."""
-    return list(db.query("SELECT * FROM audit_log WHERE id > ? ORDER BY id", [KEYS]))
+    return [row for row in rows_of(db, "audit_log") if row["id"] > KEYS]
 
 
 def test_a_change_through_the_api_is_recorded_once_by_its_service_with_the_key_as_actor(
@@ -81,7 +82,7 @@ def test_a_refused_request_is_recorded_with_a_hash_of_its_body_and_an_anonymous_
 
 
 def test_admins_list_filter_and_verify_the_log(
-    http: httpx.Client, tokens: dict[Role, str], prediction: Prediction, config: CloudConfig
+    http: httpx.Client, tokens: dict[Role, str], prediction: Prediction, db: sqlite_utils.Database
 ) -> None:
     for role in (Role.TECHNICIAN, Role.VIEWER):
         _rating(http, prediction, tokens[role], b'{"rating": 3}')
@@ -108,11 +109,9 @@ def test_admins_list_filter_and_verify_the_log(
         "problems": [],
     }
     assert operator.status_code == 403
-    conn = sqlite3.connect(config.database_path)
-    with conn:
-        conn.execute("DROP TRIGGER audit_log_no_update")
-        conn.execute("UPDATE audit_log SET details_json = replace(details_json, '403', '201') WHERE id = ?", [KEYS + 2])
-    conn.close()
+    with tampering(db) as connection:
+        forged = "UPDATE audit_log SET details_json = replace(details_json, '403', '201') WHERE id = :id"
+        connection.execute(text(forged), {"id": KEYS + 2})
     broken = http.get("/api/audit/verify", headers=admin).json()
     assert (broken["ok"], broken["broken_id"], broken["head_id"]) == (False, KEYS + 2, KEYS + 1)
 

@@ -1,54 +1,58 @@
-"""The hash chain on a real SQLite file: it verifies, and an edit, a deletion or a reordering names its entry."""
+"""The hash chain on the test's database (a SQLite file, or PostgreSQL): it verifies, and an edit, a deletion or a
+reordering names its entry."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 import sqlite_utils
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from cloud.audit import GENESIS_HASH, AuditLog, entry_hash
-from cloud.data.connections import write_transaction
+from cloud.data.connections import in_transaction, write_transaction
 from cloud.storage import open_database
+from tests.postgres_run import database_at
+from tests.rows import execute, tampering
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
+def path(tmp_path: Path) -> str | Path:
     """A database with five entries, closed, so each test opens the file as an intruder would."""
-    path = tmp_path / "cloud.db"
+    path = database_at(tmp_path / "cloud.db")
     db = open_database(path)
     log = AuditLog(db)
     for n in range(1, 6):
         log.record(f"cli:user{n % 2}", "admin.create-key", f"key{n}", {"n": n, "role": "viewer"})
-    db.conn.close()
+    db.close()
     return path
 
 
-def _tamper(path: Path, *statements: str) -> None:
-    """Change the file directly, past the append-only triggers, as someone holding the file could."""
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.execute("DROP TRIGGER audit_log_no_update")
-        conn.execute("DROP TRIGGER audit_log_no_delete")
-        for statement in statements:
-            conn.execute(statement)
-    conn.close()
+def _tamper(path: str | Path, *statements: str) -> None:
+    """Change the database directly, past the append-only triggers, as someone holding it could."""
+    db = open_database(path)
+    try:
+        with tampering(db) as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+    finally:
+        db.close()
 
 
-def _verify(path: Path):
+def _verify(path: str | Path):
     db = open_database(path)
     try:
         return AuditLog(db).verify()
     finally:
-        db.conn.close()
+        db.close()
 
 
-def test_an_untouched_chain_verifies_and_links_each_entry_to_the_one_before(path: Path) -> None:
+def test_an_untouched_chain_verifies_and_links_each_entry_to_the_one_before(path: str | Path) -> None:
     db = open_database(path)
     entries = AuditLog(db).entries()
     result = AuditLog(db).verify()
-    db.conn.close()
+    db.close()
 
     assert [e.id for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0].prev_hash == GENESIS_HASH
@@ -56,7 +60,7 @@ def test_an_untouched_chain_verifies_and_links_each_entry_to_the_one_before(path
     assert (result.ok, result.checked, result.head_id, result.head_hash) == (True, 5, 5, entries[-1].hash)
 
 
-def test_an_edited_entry_is_named(path: Path) -> None:
+def test_an_edited_entry_is_named(path: str | Path) -> None:
     _tamper(path, """UPDATE audit_log SET details_json = '{"n": 3, "role": "admin"}' WHERE id = 3""")
 
     result = _verify(path)
@@ -65,10 +69,10 @@ def test_an_edited_entry_is_named(path: Path) -> None:
     assert "entry 3 does not match its hash" in result.reason
 
 
-def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(path: Path) -> None:
+def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(path: str | Path) -> None:
     db = open_database(path)
     third = AuditLog(db).entries(limit=1, since_id=2)[0]
-    db.conn.close()
+    db.close()
     forged = entry_hash(3, third.at, "cli:mallory", third.action, third.target, third.details, third.prev_hash)
     _tamper(path, f"UPDATE audit_log SET actor = 'cli:mallory', hash = '{forged}' WHERE id = 3")
 
@@ -78,7 +82,7 @@ def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(path: Path) -> None
     assert "entry 4 does not link to entry 3" in result.reason
 
 
-def test_a_deleted_entry_is_named_by_the_one_after_it(path: Path) -> None:
+def test_a_deleted_entry_is_named_by_the_one_after_it(path: str | Path) -> None:
     _tamper(path, "DELETE FROM audit_log WHERE id = 3")
 
     result = _verify(path)
@@ -87,7 +91,7 @@ def test_a_deleted_entry_is_named_by_the_one_after_it(path: Path) -> None:
     assert "entry 4 found where entry 3 belongs" in result.reason
 
 
-def test_swapped_entries_are_named(path: Path) -> None:
+def test_swapped_entries_are_named(path: str | Path) -> None:
     _tamper(
         path,
         "UPDATE audit_log SET id = -2 WHERE id = 2",
@@ -100,44 +104,44 @@ def test_swapped_entries_are_named(path: Path) -> None:
     assert (result.ok, result.broken_id) == (False, 2)
 
 
-def test_the_table_refuses_updates_and_deletes(path: Path) -> None:
+def test_the_table_refuses_updates_and_deletes(path: str | Path) -> None:
     db = open_database(path)
     try:
         for statement in ("UPDATE audit_log SET actor = 'x' WHERE id = 1", "DELETE FROM audit_log WHERE id = 5"):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"), db.conn:
-                db.execute(statement)
+            with pytest.raises(DBAPIError, match="append-only"):
+                execute(db, statement)
         assert AuditLog(db).verify().checked == 5
     finally:
-        db.conn.close()
+        db.close()
 
 
-def test_a_float_in_details_is_refused_before_anything_is_written(path: Path) -> None:
+def test_a_float_in_details_is_refused_before_anything_is_written(path: str | Path) -> None:
     db = open_database(path)
     try:
         with pytest.raises(ValueError, match="audit details must be JSON without floats"):
             AuditLog(db).record("cli:x", "feedback.outcome", "p1", {"value": 1.5})
         assert AuditLog(db).verify().checked == 5
-        assert not db.conn.in_transaction
+        assert not in_transaction(db)
     finally:
-        db.conn.close()
+        db.close()
 
 
 def test_record_joins_an_open_transaction_and_rolls_back_or_commits_with_it(tmp_path: Path) -> None:
-    db: sqlite_utils.Database = open_database(tmp_path / "cloud.db")
+    db: sqlite_utils.Database = open_database(database_at(tmp_path / "cloud.db"))
     try:
         with pytest.raises(LookupError), write_transaction(db):
             AuditLog(db).record("cli:x", "a", "rolled back", {})
             raise LookupError("the change it records failed")
         with write_transaction(db):
             AuditLog(db).record("cli:x", "a", "committed", {})
-            assert db.conn.in_transaction  # still the caller's: nothing is committed before the change is
+            assert in_transaction(db)  # still the caller's: nothing is committed before the change is
         assert [e.target for e in AuditLog(db).entries()] == ["committed"]
         assert AuditLog(db).verify().ok
     finally:
-        db.conn.close()
+        db.close()
 
 
-def test_entries_filter_and_page(path: Path) -> None:
+def test_entries_filter_and_page(path: str | Path) -> None:
     db = open_database(path)
     log = AuditLog(db)
     try:
@@ -147,4 +151,4 @@ def test_entries_filter_and_page(path: Path) -> None:
         with pytest.raises(ValueError, match="limit must be between 1 and 1000"):
             log.entries(limit=0)
     finally:
-        db.conn.close()
+        db.close()

@@ -1,7 +1,8 @@
 """Signed checkpoints catch what the hash chain alone cannot: truncation, and a rewrite with every hash recomputed.
 
-Everything runs on a real SQLite file through the real ``iotsphere admin audit`` commands; tampering is done the
-way someone holding the file would do it, with sqlite3, triggers dropped.
+Everything runs on the test's database (a SQLite file, or PostgreSQL) through the real ``iotsphere admin audit``
+commands; tampering is done the way someone holding the database would do it, past its append-only triggers
+(``tests.rows.tampering``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +20,7 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner, Result
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 
 from cloud.api.roles import Role
 from cloud.audit import GENESIS_HASH, AuditLog, entry_hash
@@ -32,6 +33,7 @@ from iotsphere.cli import main
 from shared.signing import generate_private_key, key_id, public_key_hex, sign
 from tests.api.conftest import auth
 from tests.private_broker import free_port
+from tests.rows import insert_row, tampering
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -59,30 +61,36 @@ def _checkpoint(config: CloudConfig) -> None:
 
 
 def _tamper(config: CloudConfig, *statements: str) -> None:
-    conn = sqlite3.connect(config.database_path)
-    with conn:
-        for trigger in ("audit_log_no_update", "audit_log_no_delete", "audit_checkpoints_no_delete"):
-            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-        for statement in statements:
-            conn.execute(statement)
-    conn.close()
+    db = open_database(config.database_url)
+    try:
+        with tampering(db) as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+    finally:
+        db.close()
 
 
 def _rewrite_from(config: CloudConfig, entry_id: int, target: str) -> None:
     """Change one entry's target and recompute its hash and every hash after it: the chain holds again."""
-    conn = sqlite3.connect(config.database_path)
-    conn.row_factory = sqlite3.Row
-    with conn:
-        conn.execute("DROP TRIGGER audit_log_no_update")
-        conn.execute("UPDATE audit_log SET target = ? WHERE id = ?", (target, entry_id))
-        prev = conn.execute("SELECT hash FROM audit_log WHERE id = ?", (entry_id - 1,)).fetchone()
-        prev_hash = prev["hash"] if prev else GENESIS_HASH
-        for row in conn.execute("SELECT * FROM audit_log WHERE id >= ? ORDER BY id", (entry_id,)).fetchall():
-            details = json.loads(row["details_json"])
-            digest = entry_hash(row["id"], row["at"], row["actor"], row["action"], row["target"], details, prev_hash)
-            conn.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?", (prev_hash, digest, row["id"]))
-            prev_hash = digest
-    conn.close()
+    db = open_database(config.database_url)
+    try:
+        with tampering(db) as connection:
+            connection.execute(text("UPDATE audit_log SET target = :t WHERE id = :id"), {"t": target, "id": entry_id})
+            prev = connection.execute(text("SELECT hash FROM audit_log WHERE id = :id"), {"id": entry_id - 1}).first()
+            prev_hash = prev.hash if prev else GENESIS_HASH
+            rows = connection.execute(text("SELECT * FROM audit_log WHERE id >= :id ORDER BY id"), {"id": entry_id})
+            for row in rows.mappings().all():
+                details = json.loads(row["details_json"])
+                digest = entry_hash(
+                    row["id"], row["at"], row["actor"], row["action"], row["target"], details, prev_hash
+                )
+                connection.execute(
+                    text("UPDATE audit_log SET prev_hash = :prev, hash = :hash WHERE id = :id"),
+                    {"prev": prev_hash, "hash": digest, "id": row["id"]},
+                )
+                prev_hash = digest
+    finally:
+        db.close()
 
 
 def test_a_clean_log_with_checkpoints_verifies(keyed: CloudConfig, db: sqlite_utils.Database) -> None:
@@ -163,11 +171,7 @@ def test_a_checkpoint_not_signed_by_the_audit_key_fails(keyed: CloudConfig, db: 
         count=1, head_hash=head.head_hash, at="2030-01-01T00:00:00.000000Z", keyid=key_id(forger), signature=""
     )
     forged = forged.model_copy(update={"signature": sign(forger, forged.signed_bytes())})
-    db.conn.execute(
-        "INSERT INTO audit_checkpoints (count, head_hash, at, keyid, signature) VALUES (?,?,?,?,?)",
-        (forged.count, forged.head_hash, forged.at, forged.keyid, forged.signature),
-    )
-    db.conn.commit()
+    insert_row(db, "audit_checkpoints", forged.model_dump(include={"count", "head_hash", "at", "keyid", "signature"}))
 
     result = _run(keyed, "admin", "audit", "verify")
 
@@ -303,11 +307,7 @@ def test_a_replaced_audit_pub_is_caught_with_the_passphrase_or_an_exported_copy(
         signature="",
     )
     forged = forged.model_copy(update={"signature": sign(forger, forged.signed_bytes())})
-    db.conn.execute(
-        "INSERT INTO audit_checkpoints (count, head_hash, at, keyid, signature) VALUES (?,?,?,?,?)",
-        (forged.count, forged.head_hash, forged.at, forged.keyid, forged.signature),
-    )
-    db.conn.commit()
+    insert_row(db, "audit_checkpoints", forged.model_dump(include={"count", "head_hash", "at", "keyid", "signature"}))
     args = ["admin", "audit", "verify", "--data-dir", str(keyed.data_dir)]
 
     on_trust = CliRunner().invoke(main, args, env={PASSPHRASE_ENV: None})

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import getpass
 import json
-import sqlite3
 
 import sqlite_utils
 from click.testing import CliRunner, Result
+from sqlalchemy import text
 
 from cloud.config import CloudConfig
 from iotsphere.cli import main
 from shared.messages import Prediction
+from tests.rows import rows_of, tampering
 
 
 def _run(config: CloudConfig, *args: str) -> Result:
@@ -19,7 +20,7 @@ def _run(config: CloudConfig, *args: str) -> Result:
 
 
 def _entries(db: sqlite_utils.Database) -> list[dict]:
-    return list(db.query("SELECT * FROM audit_log ORDER BY id"))
+    return rows_of(db, "audit_log")
 
 
 def test_key_commands_record_the_os_user_and_never_the_token(config: CloudConfig, db: sqlite_utils.Database) -> None:
@@ -55,11 +56,8 @@ def test_audit_list_and_verify_and_a_tampered_file_fails_verify(config: CloudCon
 
     listed = _run(config, "admin", "audit", "list", "--action", "admin.create-key", "--since-id", "1")
     verified = _run(config, "admin", "audit", "verify")
-    conn = sqlite3.connect(config.database_path)
-    with conn:
-        conn.execute("DROP TRIGGER audit_log_no_delete")
-        conn.execute("DELETE FROM audit_log WHERE id = 2")
-    conn.close()
+    with tampering(db) as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE id = 2"))
     tampered = _run(config, "admin", "audit", "verify")
 
     assert listed.exit_code == 0, listed.output

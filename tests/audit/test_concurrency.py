@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cloud.audit import AuditLog
 from cloud.storage import connect, open_database
+from tests.postgres_run import database_at
 
 _PER_WRITER = 300
 
@@ -21,8 +22,8 @@ def _append(path: str, writer: str, start: multiprocessing.synchronize.Barrier) 
 
 
 def test_two_processes_never_fork_the_chain(tmp_path: Path) -> None:
-    path = tmp_path / "cloud.db"
-    open_database(path).conn.close()
+    path = database_at(tmp_path / "cloud.db")
+    open_database(path).close()
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(2)
     writers = [context.Process(target=_append, args=(str(path), name, start)) for name in ("a", "b")]

@@ -21,6 +21,7 @@ from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.audit import AuditLog
 from cloud.config import CloudConfig
+from cloud.data.connections import in_transaction
 from cloud.feature_store import FeatureStore
 from cloud.feedback import ActualOutcome, PredictionFeedbackService
 from cloud.monitoring.drift import record_check
@@ -37,6 +38,7 @@ from shared.messages import Prediction
 from tests.api import seed
 from tests.api.conftest import auth
 from tests.releases.conftest import PASSPHRASE, artifacts, initialized, onnx_models  # noqa: F401  (fixtures)
+from tests.rows import audit_head, refusing_audit_entries, rows_of, update_rows
 
 NOTE, COMMENT = "customer swore at the technician", "gate code 4471"
 SECRETS = (NOTE, COMMENT)
@@ -44,11 +46,11 @@ START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
 
 
 def _entries(db: sqlite_utils.Database, after: int = 0) -> list[dict[str, Any]]:
-    return list(db.query("SELECT * FROM audit_log WHERE id > ? ORDER BY id", [after]))
+    return [row for row in rows_of(db, "audit_log") if row["id"] > after]
 
 
 def _head(db: sqlite_utils.Database) -> int:
-    return db.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
+    return audit_head(db)
 
 
 def _pipeline(db: sqlite_utils.Database, config: CloudConfig) -> ModelTrainingPipeline:
@@ -213,21 +215,19 @@ def test_a_direct_call_without_an_actor_records_the_configured_one(
 @pytest.mark.parametrize("name", CHANGES)
 def test_a_change_whose_audit_entry_cannot_be_written_is_not_made(name, db, config, prediction) -> None:
     subject = _arranged(name, db, config, prediction)
-    before_rows = list(db.query(f"SELECT * FROM {CHANGES[name].table}"))
+    before_rows = rows_of(db, CHANGES[name].table)
     before = _head(db)
-    db.execute("CREATE TEMP TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'no'); END")
 
-    with pytest.raises(IntegrityError):
+    with refusing_audit_entries(db), pytest.raises(IntegrityError):
         CHANGES[name].call(db, config, subject, actor="ops:alice")
 
-    db.execute("DROP TRIGGER refuse_audit")
-    assert list(db.query(f"SELECT * FROM {CHANGES[name].table}")) == before_rows
-    assert _head(db) == before and not db.conn.in_transaction
+    assert rows_of(db, CHANGES[name].table) == before_rows
+    assert _head(db) == before and not in_transaction(db)
 
 
 def test_a_refused_change_records_nothing(db, config, prediction) -> None:
     _outcome(db, config, prediction, actor="ops:alice")
-    [first] = db.query("SELECT outcome_id FROM outcomes")
+    [first] = rows_of(db, "outcomes")
     other = seed.prediction(db, "wh-1")
     run_id = _queued(db, config)
     _pipeline(db, config).cancel_run(run_id, actor="ops:alice")
@@ -331,7 +331,7 @@ def test_a_release_and_a_key_rotation_called_directly_record_their_actor_and_a_r
         monkeypatch.setenv("IOTSPHERE_ACTOR", "robot:release")
         record_release(db, published)  # recorded again, as the configured actor
         rotate_key(initialized, PASSPHRASE, "timestamp", actor="ops:bob")
-        db["models"].update(("component_failure", "1"), {"model_sha256": "0" * 64})
+        update_rows(db, "models", {"model_name": "component_failure", "model_version": "1"}, {"model_sha256": "0" * 64})
         with pytest.raises(RegistryMismatch):
             record_release(db, published, actor="ops:alice")
         entries = AuditLog(db).entries()
