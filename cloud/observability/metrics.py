@@ -104,11 +104,12 @@ AUDIT_CHAIN_OK = Gauge(
     ["worker"],
 )
 
-#: labelled by the job's leader lock (``cloud.workers``); absent in a process that does not run the job
+#: labelled by the job's leader lock (``cloud.workers``; not ``job``, which Prometheus gives every target);
+#: absent in a process that does not run the job
 LEADER = Gauge(
     "iotsphere_leader",
     "1 while this process leads the periodic job (holds its leader lock), 0 while another process does.",
-    ["job"],
+    ["lock"],
 )
 
 #: what a dead letter's reason starts with (``cloud.ingest.decode``); ``store``: the store refused it alone
