@@ -11,6 +11,7 @@ import sqlite_utils
 
 from cloud.storage import open_database
 from cloud.training.cli import store_history as store_cold_start_history
+from firmware_sim.calibration import ACCELERATED
 from firmware_sim.history import History, generate_history
 from tests.releases.conftest import config, initialized, make_updater, tuf_server  # noqa: F401 (TUF fixtures)
 
@@ -19,7 +20,7 @@ HORIZON = timedelta(days=14)
 
 @pytest.fixture(scope="session")
 def history_file(tmp_path_factory) -> tuple[History, Path]:
-    history = generate_history(heaters=300, days=90, seed=11)
+    history = generate_history(heaters=300, days=90, seed=11, calibration=ACCELERATED)  # the fast fleet, named
     path = tmp_path_factory.mktemp("history") / "history.npz"
     history.save(path)
     return history, path

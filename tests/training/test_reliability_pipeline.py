@@ -46,6 +46,11 @@ def test_a_training_run_stores_reliability_figures_and_train_evaluate_prints_the
     assert set(baselines) == {"firmware_error_codes", "single_feature_rule", "logistic_regression"}
     assert all("at_budget" in b and "ranking" in b for b in baselines.values())
     assert set(baselines["single_feature_rule"]["rules"]) <= set(COMPONENTS)
+    # the shared budget and the time-to-failure view beside them, and the gate's word on the baselines
+    assert sum(figures["shared_budget"]["budget_per_component"].values()) <= 5.0
+    assert all("shared_budget" in b for b in baselines.values())
+    assert set(figures["time_to_failure"]["per_component"]) == set(COMPONENTS)
+    assert run.result["gate"]["baselines"]["reason"]
     db.conn.close()
 
     runner = CliRunner()
@@ -59,6 +64,8 @@ def test_a_training_run_stores_reliability_figures_and_train_evaluate_prints_the
     for baseline in ("firmware_error_codes", "single_feature_rule", "logistic_regression"):
         assert any(line.strip().startswith(baseline) and "recall" in line for line in lines), baseline
     assert any(line.startswith("Brier ") for line in lines)
+    assert any(line.startswith("sharing 5 false dispatches per 100 heater-months") for line in lines)
+    assert any(line.startswith("alarmed rows by days to their component's next failure") for line in lines)
 
     def as_json(*options: str) -> dict:
         result = runner.invoke(main, ["train", "evaluate", "component_failure", "1", "--json", *options, *data])
