@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test test-postgres bench lint venv clean
 
 # One stamp per set of extras (pyproject.toml): each target installs what it runs. The demo needs the cloud, the
 # gateway and the simulator; the benchmarks the same without the demo's HTTP client; tests, lint and venv everything.
@@ -24,6 +24,14 @@ test: $(STAMP)
 	bash tests/ensure_system.sh
 	# pytest exits 5 when a selection collects no test: that is not a failure.
 	$(BIN)/pytest -q $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+# The tests that touch storage again on PostgreSQL (127.0.0.1:5432, trust auth, database `test`), each run in a schema
+# of its own (tests/postgres_run.py); tests marked sqlite_only are deselected.
+POSTGRES_TESTS ?= tests/alerts tests/api tests/registry tests/feedback tests/pipeline tests/rollouts \
+	tests/experiments tests/ingest tests/audit tests/postgres
+test-postgres: $(STAMP)
+	bash tests/ensure_system.sh
+	IOTSPHERE_TEST_DATABASE=postgresql $(BIN)/pytest -q $(PYTEST_ARGS) $(POSTGRES_TESTS)
 
 bench: $(VENV)/.installed-cloud,edge,sim
 	$(BIN)/python -m bench
