@@ -184,6 +184,28 @@ def test_a_double_submit_stores_one_outcome_and_forms_need_the_csrf_token(gatewa
     assert len([o for o in _queued_outcomes(agent) if o.outcome_id == "x" * 12]) == 0
 
 
+def test_the_json_route_keeps_its_token_and_takes_an_outcome_id_once(gateway):
+    agent, base_url, data_dir = gateway
+    device_id = agent.devices.heaters()[0][0]
+    body = {"device": device_id, "component": "sediment", "result": "ok", "outcome_id": "app-outcome-0001"}
+    with paired(base_url, data_dir) as phone:
+        assert phone.post("/outcomes", json=body).status_code == 401, "a paired phone's session is not the token"
+    auth = {"Authorization": f"Bearer {(data_dir / 'local_api.token').read_text().strip()}"}
+    first = httpx.post(f"{base_url}/outcomes", json=body, headers=auth)
+    again = httpx.post(f"{base_url}/outcomes", json=body, headers=auth)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == {**again.json(), "notes": None}
+    assert [o.outcome_id for o in _queued_outcomes(agent)].count("app-outcome-0001") == 1
+    elsewhere = httpx.post(f"{base_url}/outcomes", json={**body, "device": agent.devices.heaters()[1][0]}, headers=auth)
+    assert elsewhere.status_code == 400 and device_id in elsewhere.json()["detail"]
+
+
+def test_pairing_needs_a_gateway_data_dir(tmp_path: Path):
+    result = CliRunner().invoke(edge, ["pair", "--data-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "start it once first" in result.output
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_the_page_is_off_with_the_local_api_and_loaded_only_with_it():
     probe = (
         "import sys, edge_agent.agent, edge_agent.cli\n"
