@@ -57,7 +57,8 @@ def local_token(data_dir: Path) -> str:
     return token
 
 
-def _validation_detail(exc: ValidationError) -> str:
+def validation_detail(exc: ValidationError) -> str:
+    """What was wrong with a request, field by field, for a person to read."""
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
 
 
@@ -132,7 +133,7 @@ class LocalApi:
                     request = OutcomeRequest.model_validate_json(body)
                     outcome = api.technician.record(request)
                 except ValidationError as exc:
-                    return self._reply(HTTPStatus.BAD_REQUEST, {"detail": _validation_detail(exc)})
+                    return self._reply(HTTPStatus.BAD_REQUEST, {"detail": validation_detail(exc)})
                 except UnknownDevice as exc:
                     return self._reply(HTTPStatus.NOT_FOUND, {"detail": str(exc)})
                 except OutcomeRefused as exc:

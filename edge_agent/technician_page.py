@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from pydantic import ValidationError
 
 from edge_agent import technician_html as html
+from edge_agent.local_api import validation_detail
 from edge_agent.pairing import SESSION_MAX_S, Pairing, Session
 from edge_agent.technician import OutcomeRefused, OutcomeRequest, TechnicianLog, UnknownDevice
 from edge_agent.windows import ReadingsSummary
@@ -170,7 +171,7 @@ class TechnicianPages:
         try:
             outcome = self.technician.record(OutcomeRequest(device=device_id, **values))
         except ValidationError as exc:
-            error = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            error = validation_detail(exc)
         except (UnknownDevice, OutcomeRefused) as exc:
             error = str(exc)
         else:

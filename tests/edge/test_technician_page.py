@@ -206,7 +206,8 @@ def test_pairing_needs_a_gateway_data_dir(tmp_path: Path):
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_the_page_is_off_with_the_local_api_and_loaded_only_with_it():
+def test_the_agent_and_the_cli_do_not_load_the_page_modules():
+    """They come with the local API only (edge_agent.local_api imports them when it is served)."""
     probe = (
         "import sys, edge_agent.agent, edge_agent.cli\n"
         "print(sorted(m for m in sys.modules if m.startswith('edge_agent.technician_')))"
