@@ -107,6 +107,7 @@ class Outcome:
     false: np.ndarray  # false dispatches per heater
     early: np.ndarray  # judged false dispatches that a failure of the component followed within EARLY_WARNING
     judged: np.ndarray  # false dispatches whose EARLY_WARNING after them lies inside the observed period
+    early_seen: np.ndarray  # false dispatches a known failure of the component followed within EARLY_WARNING
     true: np.ndarray
     lead_days: np.ndarray  # per caught failure
 
@@ -169,6 +170,7 @@ def outcome(fleet: Fleet, component: str, score: np.ndarray, threshold: float) -
         false=np.bincount(d_keys[~true] // _SPAN, minlength=size),
         early=np.bincount(d_keys[early] // _SPAN, minlength=size),
         judged=np.bincount(d_keys[judged] // _SPAN, minlength=size),
+        early_seen=np.bincount(d_keys[~true & (gap <= EARLY_WARNING.total_seconds())] // _SPAN, minlength=size),
         true=np.bincount(d_keys[true] // _SPAN, minlength=size),
         lead_days=(countable_keys[caught] - first_key[caught]) / 86400,
     )
@@ -255,7 +257,8 @@ def time_to_failure(fleet: Fleet, scores: np.ndarray, thresholds: list[float | N
         counts = np.bincount(np.searchsorted(edges, days, side="left"), minlength=len(names))
         total += counts
         per_component[component] = _bins(names, counts)
-    return {"overall": _bins(names, total), "per_component": per_component}
+    left_out = int(sum((scores[~judgeable, c] >= (np.inf if t is None else t)).sum() for c, t in enumerate(thresholds)))
+    return {"overall": _bins(names, total), "per_component": per_component, "alarmed_rows_not_judged": left_out}
 
 
 def _bins(names: list[str], counts: np.ndarray) -> dict:
@@ -316,6 +319,8 @@ def _figures(fleet: Fleet, outcomes: list[Outcome], intervals: bool) -> dict:
         "false_per_1000_heater_months": _ratio(false, fleet.months, 1000),
         "false_dispatches_judged": int(judged.sum()),
         "early_warning_share": _ratio(early, judged),
+        # every false dispatch, judged or not: those whose 90 days are not over may be early yet
+        "early_warning_share_at_least": _ratio(sum(o.early_seen for o in outcomes), false),
     }
     if intervals:
         figures["recall_ci"] = ratio_interval(caught, failures)
@@ -549,6 +554,14 @@ def data_line(data: dict) -> str:
     return f"{calibration(data['calibration']).describe()}{labels}"
 
 
+def _early(figures: dict) -> str:
+    """The early-warning share where judged, else its lower bound from the failures known so far."""
+    if figures["early_warning_share"] is not None:
+        return _pct(figures["early_warning_share"])
+    at_least = figures.get("early_warning_share_at_least")
+    return "n/a" if at_least is None else f"≥{_pct(at_least)}"
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.0f}%"
 
@@ -569,7 +582,7 @@ def _line(name: str, figures: dict) -> str:
         f"({figures['caught']}/{figures['failures']}), "
         f"{_number(figures['false_per_1000_heater_months'])} false/1,000 heater-months"
         f"{_interval(figures.get('false_per_1000_heater_months_ci'), digits=1)}, "
-        f"early warnings {_pct(figures['early_warning_share'])} of false{median}"
+        f"early warnings {_early(figures)} of false{median}"
     )
 
 
@@ -598,7 +611,10 @@ def summary_lines(figures: dict, data: dict | None = None) -> list[str]:
             lines.append(_line(name, baseline["shared_budget"]))
     view = figures["time_to_failure"]["overall"]
     bins = ", ".join(f"{k} {_pct(v)}" for k, v in view.items() if k != "alarmed_rows")
-    lines.append(f"alarmed rows by days to their component's next failure ({view['alarmed_rows']} rows): {bins}")
+    lines.append(
+        f"alarmed rows by days to their component's next failure ({view['alarmed_rows']} rows; "
+        f"{figures['time_to_failure']['alarmed_rows_not_judged']} too late in the period to tell): {bins}"
+    )
     lead = figures["at_budget"]["overall"]["lead_time_days"]
     if "p50" in lead:
         lines.append("lead time (days) " + ", ".join(f"p{p} {lead[f'p{p}']}" for p in LEAD_TIME_PERCENTILES))

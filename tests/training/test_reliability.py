@@ -70,10 +70,12 @@ def test_dispatches_failures_early_warnings_and_lead_times_count_as_a_technician
     assert result.false.tolist() == [2, 1, 1]
     assert result.judged.tolist() == [2, 1, 0]
     assert result.early.tolist() == [2, 0, 0]
+    assert result.early_seen.tolist() == [2, 0, 0]  # h002's may be early yet: no failure is known after it
     assert result.lead_days.tolist() == [2.0]
     figures = reliability._figures(fleet, [result], intervals=False)
     assert figures["recall"] == 1.0 and figures["false_dispatches"] == 4 and figures["false_dispatches_judged"] == 3
     assert figures["early_warning_share"] == pytest.approx(2 / 3, abs=1e-4)
+    assert figures["early_warning_share_at_least"] == pytest.approx(2 / 4, abs=1e-4)
     assert figures["false_per_1000_heater_months"] == pytest.approx(4 / (360 / reliability.DAYS_PER_MONTH) * 1000, 1e-4)
     # another component's alarms do not catch a sediment failure
     assert reliability.outcome(fleet, "tank_leak", score, 0.5).caught.sum() == 0
@@ -99,6 +101,7 @@ def test_the_time_to_failure_view_bins_alarms_by_days_to_their_components_next_f
         "none_within_90d": pytest.approx(2 / 6, abs=1e-4),
     }
     assert view["overall"] == sediment  # no other component alarmed
+    assert view["alarmed_rows_not_judged"] == 1
     assert view["per_component"]["tank_leak"]["alarmed_rows"] == 0
 
 
