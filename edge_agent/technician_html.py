@@ -26,8 +26,8 @@ a:focus, button:focus, input:focus, select:focus, textarea:focus { outline: 3px 
 h1 { font-size: 1.5rem; margin: 0.5rem 0; }
 h2 { font-size: 1.2rem; margin: 1.25rem 0 0.5rem; }
 ul.cards { list-style: none; padding: 0; margin: 0; }
-.cards li { border: 2px solid #000; border-radius: 6px; padding: 0.6rem 0.8rem; margin: 0 0 0.75rem; }
-.cards li a { font-size: 1.15rem; }
+.cards > li { border: 2px solid #000; border-radius: 6px; padding: 0.6rem 0.8rem; margin: 0 0 0.75rem; }
+.cards > li > a { font-size: 1.15rem; }
 .risk { font-weight: 700; }
 .muted { color: #333; font-size: 0.95rem; }
 table { border-collapse: collapse; width: 100%; }
