@@ -489,7 +489,7 @@ def before_cursor(time: Any, key: Any, cursor: tuple[str, str | None] | None) ->
     at, after_key = cursor
     if after_key is None:
         return time <= at
-    return (time < at) | ((time == at) & (key < after_key))
+    return (time <= at) & ((time < at) | (key < after_key))  # the first term: a bound the index range starts from
 
 
 def events_before(
