@@ -20,7 +20,7 @@ import hashlib
 import logging
 import os
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.pool import NullPool
 
 from cloud.data import engine as engines
@@ -39,6 +39,7 @@ class LeaderLock:
 
     def __init__(self, url: str, name: str) -> None:
         self.url, self.name = url, name
+        self._engine: Engine | None = None  # made at the first try, kept: a follower tries every few seconds
         self._connection: Connection | None = None
         self._fd: int | None = None
 
@@ -68,10 +69,12 @@ class LeaderLock:
             except Exception:
                 log.warning("%s: the leader session was lost; trying to lead again", self.name)
                 self.release()
-        idle, interval, count = _KEEPALIVE
-        keepalives = {"keepalives": 1, "keepalives_idle": idle, "keepalives_interval": interval}
-        engine = engines.create(self.url, poolclass=NullPool, connect_args={**keepalives, "keepalives_count": count})
-        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        if self._engine is None:
+            idle, interval, count = _KEEPALIVE
+            keepalives = {"keepalives": 1, "keepalives_idle": idle, "keepalives_interval": interval}
+            connect_args = {**keepalives, "keepalives_count": count}
+            self._engine = engines.create(self.url, poolclass=NullPool, connect_args=connect_args)
+        connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             for setting, value in zip(("idle", "interval", "count"), _KEEPALIVE, strict=True):
                 connection.execute(text(f"SET tcp_keepalives_{setting} = {value}"))
