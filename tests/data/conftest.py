@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from cloud.data import engine as engines
 from cloud.data.legacy import MIGRATIONS
 from cloud.data.migrate import upgrade
+from cloud.data.postgres import dispose_engines
 from cloud.data.times import iso
 from cloud.data.urls import sqlite_url
 from cloud.storage import open_database
@@ -162,3 +163,13 @@ def owner_connection(request: pytest.FixtureRequest, _owner_databases) -> Iterat
             yield connection
         finally:
             transaction.rollback()
+
+
+@pytest.fixture
+def postgres_url(postgres_schema) -> Iterator[str]:
+    """The database URL of a fresh, empty PostgreSQL schema (``postgres_schema``, dropped afterwards)."""
+    engine = postgres_schema()
+    with engine.connect() as connection:
+        schema = connection.execute(text("SELECT current_schema()")).scalar()
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    dispose_engines()

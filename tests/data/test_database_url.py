@@ -13,12 +13,11 @@ from sqlalchemy import text
 from cloud.config import CloudConfig
 from cloud.data.connections import connection_of
 from cloud.data.migrations import HEAD
-from cloud.data.postgres import PostgresDatabase, dispose_engines
+from cloud.data.postgres import PostgresDatabase
 from cloud.data.schema import revision
 from cloud.observability.health import database_checks
 from cloud.storage import open_database
 from iotsphere.cli import main
-from tests.postgres_run import schema_url
 
 
 def test_unset_means_the_file_in_the_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,13 +90,3 @@ def test_a_url_that_names_no_file_is_an_error_naming_the_variable(url: str, monk
 
     with pytest.raises(ValueError, match="IOTSPHERE_DATABASE_URL"):
         CloudConfig()
-
-
-@pytest.fixture
-def postgres_url(postgres_schema) -> str:
-    """The URL of a fresh, empty PostgreSQL schema (``postgres_schema``, dropped afterwards)."""
-    engine = postgres_schema()
-    with engine.connect() as connection:
-        schema = connection.execute(text("SELECT current_schema()")).scalar()
-    yield schema_url(schema)
-    dispose_engines()
