@@ -2,7 +2,8 @@
 
 Feature rows (packed float32, as ingest writes them), the heaters' ground-truth failures as technician outcomes
 received an hour after they happened, and, for ``usage_pattern``, one champion prediction per feature row with the
-sensor outcome measuring the litres drawn in the next 24 hours. Built once per session and copied per test.
+sensor outcome measuring the litres drawn in the next 24 hours. Built once per session and copied per test (on
+PostgreSQL: a schema of its own whose rows each test's schema copies, ``tests.postgres_run``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from cloud.ingest.feature_codec import encode
 from cloud.storage import iso, open_database
 from firmware_sim.calibration import ACCELERATED
 from firmware_sim.history import History, generate_history
+from tests import postgres_run
+from tests.rows import insert_rows
 
 GATEWAY = "gw-pipe-1"
+#: the tables ``store_history`` fills
+FLEET_TABLES = ("devices", "features", "outcomes", "predictions")
 
 
 def _time(value: np.datetime64) -> datetime:
@@ -33,21 +38,23 @@ def store_history(db: sqlite_utils.Database, history: History) -> None:
     """Write ``history`` into the cloud tables ingest fills."""
     devices = history.device_ids[history.row_device]
     ends = [iso(_time(t)) for t in history.window_end]
-    with db.conn:
-        db["devices"].insert_all(
-            [
-                {"device_id": str(d), "gateway_id": GATEWAY, "device_type": str(t)}
-                for d, t in zip(history.device_ids, history.device_types, strict=True)
-            ],
-            pk="device_id",
-        )
-        db.conn.executemany(
-            "INSERT INTO features (feature_set_version, window_end, device_id, values_f32) VALUES (?,?,?,?)",
-            zip(
-                [history.feature_set_version] * len(ends), ends, devices.tolist(), encode(history.features), strict=True
-            ),
-        )
-        db["outcomes"].insert_all(
+    insert_rows(
+        db,
+        "devices",
+        (
+            {"device_id": str(d), "gateway_id": GATEWAY, "device_type": str(t)}
+            for d, t in zip(history.device_ids, history.device_types, strict=True)
+        ),
+    )
+    columns = ("feature_set_version", "window_end", "device_id", "values_f32")
+    values = zip(
+        [history.feature_set_version] * len(ends), ends, devices.tolist(), encode(history.features), strict=True
+    )
+    insert_rows(db, "features", (dict(zip(columns, row, strict=True)) for row in values))
+    insert_rows(
+        db,
+        "outcomes",
+        [
             {
                 "outcome_id": f"fail-{i}",
                 "device_id": f.device_id,
@@ -59,9 +66,13 @@ def store_history(db: sqlite_utils.Database, history: History) -> None:
                 "received_at": iso(f.failed_at + timedelta(hours=1)),
             }
             for i, f in enumerate(history.failures)
-        )
-        measured = np.flatnonzero(np.isfinite(history.usage_next_24h_litres))
-        db["predictions"].insert_all(
+        ],
+    )
+    measured = np.flatnonzero(np.isfinite(history.usage_next_24h_litres))
+    insert_rows(
+        db,
+        "predictions",
+        [
             {
                 "prediction_id": f"p-{i}",
                 "arm": "champion",
@@ -75,8 +86,12 @@ def store_history(db: sqlite_utils.Database, history: History) -> None:
                 "gateway_id": GATEWAY,
             }
             for i in measured.tolist()
-        )
-        db["outcomes"].insert_all(
+        ],
+    )
+    insert_rows(
+        db,
+        "outcomes",
+        [
             {
                 "outcome_id": f"usage-{i}",
                 "device_id": str(devices[i]),
@@ -88,7 +103,8 @@ def store_history(db: sqlite_utils.Database, history: History) -> None:
                 "received_at": iso(_time(history.window_end[i]) + timedelta(days=1)),
             }
             for i in measured.tolist()
-        )
+        ],
+    )
 
 
 @pytest.fixture(scope="session")
@@ -97,20 +113,32 @@ def fleet_history() -> History:
 
 
 @pytest.fixture(scope="session")
-def fleet_database(tmp_path_factory: pytest.TempPathFactory, fleet_history: History) -> Path:
-    path = tmp_path_factory.mktemp("fleet") / "iotsphere.db"
-    db = open_database(path)
+def fleet_database(
+    tmp_path_factory: pytest.TempPathFactory, fleet_history: History, _postgres_run: postgres_run.Schema | None
+) -> Iterator[Path | postgres_run.Schema]:
+    """The fleet stored once: a SQLite file, or on PostgreSQL a schema of its own."""
+    if _postgres_run is None:
+        path = tmp_path_factory.mktemp("fleet") / "iotsphere.db"
+        target: Path | postgres_run.Schema = path
+    else:
+        target = postgres_run.new_schema(_postgres_run.admin, "fleet")
+    db = open_database(path if _postgres_run is None else target.url)
     store_history(db, fleet_history)
     db.close()
-    return path
+    yield target
+    if isinstance(target, postgres_run.Schema):
+        target.drop()
 
 
 @pytest.fixture
-def config(tmp_path: Path, fleet_database: Path) -> CloudConfig:
+def config(tmp_path: Path, fleet_database: Path | postgres_run.Schema, _postgres_run) -> CloudConfig:
     """A cloud data folder whose database already holds the fleet."""
     data_dir = tmp_path / "cloud"
     data_dir.mkdir()
-    shutil.copyfile(fleet_database, data_dir / "iotsphere.db")
+    if isinstance(fleet_database, Path):
+        shutil.copyfile(fleet_database, data_dir / "iotsphere.db")
+    else:
+        _postgres_run.copy_rows(fleet_database, FLEET_TABLES)
     return CloudConfig(data_dir=data_dir, mqtt_url="mqtt://127.0.0.1:1883", topic_prefix=f"test-{tmp_path.name}/v1")
 
 

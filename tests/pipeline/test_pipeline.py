@@ -23,6 +23,7 @@ from cloud.storage import iso
 from iotsphere.cli import main
 from tests.registry.conftest import RecordingRollout
 from tests.releases.conftest import PASSPHRASE
+from tests.rows import rows_of, update_rows
 
 #: one estimator where a model type compares several, to keep the suite quick
 FAST = {"component_failure": ["logistic_regression"]}
@@ -119,8 +120,8 @@ def test_a_failed_run_says_why_and_leaves_nothing_registered(
     run = pipeline.run_next(pipeline.trigger_model_training("anomaly", *span).run_id)
 
     assert run.status == RunStatus.FAILED and "refused the release" in run.error
-    assert list(db["models"].rows) == []
-    assert list(db["model_evaluations"].rows) == [] and list(db["model_references"].rows) == []
+    assert rows_of(db, "models") == []
+    assert rows_of(db, "model_evaluations") == [] and rows_of(db, "model_references") == []
     assert not any((config.artifacts_dir / "anomaly").glob("*")), "artifact folder left behind"
     assert any("removed the half-made version" in line["message"] for line in pipeline.runs.logs(run.run_id))
 
@@ -132,7 +133,7 @@ def test_a_window_without_data_fails_with_a_clear_reason(db: sqlite_utils.Databa
     )
     assert run.status == RunStatus.FAILED
     assert run.error and "rows" in run.error
-    assert list(db["models"].rows) == []
+    assert rows_of(db, "models") == []
 
 
 def test_bad_requests_are_refused_before_queueing(db: sqlite_utils.Database, config: CloudConfig):
@@ -171,8 +172,12 @@ def test_a_run_left_running_by_a_dead_worker_is_failed_when_a_worker_starts(
     gone = subprocess.Popen(["true"])
     gone.wait()
 
-    with db.conn:
-        db["training_runs"].update(run.run_id, {"status": "running", "worker": f"{socket.gethostname()}:{gone.pid}"})
+    update_rows(
+        db,
+        "training_runs",
+        {"run_id": run.run_id},
+        {"status": "running", "worker": f"{socket.gethostname()}:{gone.pid}"},
+    )
     alive = pipeline.trigger_model_training("anomaly", *span)
     pipeline.runs.claim(alive.run_id)  # running in this (living) process
 

@@ -21,8 +21,10 @@ from cloud.storage import iso, open_database
 from iotsphere.cli import main
 from shared.features import FEATURE_NAMES
 from tests.pipeline.conftest import GATEWAY
+from tests.postgres_run import database_at
 from tests.registry.conftest import RecordingRollout
 from tests.releases.conftest import PASSPHRASE, clear_retained
+from tests.rows import count, insert_row, insert_rows, rows_of
 
 FAST = {"candidates": ["logistic_regression"]}
 
@@ -40,9 +42,11 @@ def test_a_rise_needs_a_sample_significance_and_size():
 def test_contradictions_and_low_ratings_are_counted_from_linked_rows(tmp_path):
     from cloud.storage import open_database
 
-    db = open_database(tmp_path / "c.db")
+    db = open_database(database_at(tmp_path / "c.db"))
     t = datetime(2026, 3, 1, 12)
-    db["models"].insert(
+    insert_row(
+        db,
+        "models",
         {
             "model_name": "component_failure",
             "model_version": "1",
@@ -52,7 +56,7 @@ def test_contradictions_and_low_ratings_are_counted_from_linked_rows(tmp_path):
             "feature_set_version": "v1",
             "model_sha256": "0",
             "metrics_json": json.dumps({"holdout": {"per_component": {"thermostat": {"threshold": 0.3}}}}),
-        }
+        },
     )
     cases = [  # probability of thermostat, technician's finding, contradicts?
         (0.9, "failed", False),
@@ -62,7 +66,9 @@ def test_contradictions_and_low_ratings_are_counted_from_linked_rows(tmp_path):
         (0.31, "replaced", False),
     ]
     for i, (p, result, _) in enumerate(cases):
-        db["predictions"].insert(
+        insert_row(
+            db,
+            "predictions",
             {
                 "prediction_id": f"p{i}",
                 "arm": "champion",
@@ -72,9 +78,11 @@ def test_contradictions_and_low_ratings_are_counted_from_linked_rows(tmp_path):
                 "model_version": "1",
                 "outputs_json": json.dumps({"thermostat": p}),
                 "made_at": iso(t),
-            }
+            },
         )
-        db["outcomes"].insert(
+        insert_row(
+            db,
+            "outcomes",
             {
                 "outcome_id": f"o{i}",
                 "device_id": "wh-1",
@@ -84,15 +92,17 @@ def test_contradictions_and_low_ratings_are_counted_from_linked_rows(tmp_path):
                 "component": "thermostat",
                 "result": result,
                 "received_at": iso(t + timedelta(hours=i)),
-            }
+            },
         )
-        db["feedback"].insert(
+        insert_row(
+            db,
+            "feedback",
             {
                 "feedback_id": f"f{i}",
                 "prediction_id": f"p{i}",
                 "rating": i + 1,
                 "submitted_at": iso(t + timedelta(hours=i)),
-            }
+            },
         )
     assert contradiction_counts(db, "component_failure", t, t + timedelta(days=1)) == (2, 5)
     assert contradiction_counts(db, "component_failure", t, t + timedelta(hours=1)) == (0, 1)
@@ -113,35 +123,35 @@ def _production(db: sqlite_utils.Database, config: CloudConfig, service: Retrain
 
 
 def _add_labels(db: sqlite_utils.Database, count: int, at: datetime) -> None:
-    db["outcomes"].insert_all(
-        {
-            "outcome_id": f"new-{i}-{iso(at)}",
-            "device_id": "wh-x",
-            "source": "technician",
-            "observed_at": iso(at),
-            "component": "sediment",
-            "result": "ok",
-            "received_at": iso(at),
-        }
-        for i in range(count)
+    insert_rows(
+        db,
+        "outcomes",
+        (
+            {
+                "outcome_id": f"new-{i}-{iso(at)}",
+                "device_id": "wh-x",
+                "source": "technician",
+                "observed_at": iso(at),
+                "component": "sediment",
+                "result": "ok",
+                "received_at": iso(at),
+            }
+            for i in range(count)
+        ),
     )
 
 
 def _drift_the_last_week(db: sqlite_utils.Database, end: datetime, days: int = 7) -> datetime:
     """Copy the fleet's last week a week later with the inlet colder and the energy per litre higher."""
-    rows = db.execute(
-        "SELECT feature_set_version, window_end, device_id, values_f32 FROM features WHERE window_end >= ?",
-        [iso(end - timedelta(days=days))],
-    ).fetchall()
+    since = iso(end - timedelta(days=days))
+    columns = ("feature_set_version", "window_end", "device_id", "values_f32")
+    rows = [tuple(row[c] for c in columns) for row in rows_of(db, "features") if row["window_end"] >= since]
     values = decode([r[3] for r in rows], len(FEATURE_NAMES)).copy()
     for name, change in (("inlet_temperature_c", -8.0), ("energy_wh", 1500.0)):
         values[:, FEATURE_NAMES.index(name)] += change
     later = [iso(datetime.fromisoformat(r[1].replace("Z", "+00:00")) + timedelta(days=days)) for r in rows]
-    with db.conn:
-        db.conn.executemany(
-            "INSERT INTO features (feature_set_version, window_end, device_id, values_f32) VALUES (?,?,?,?)",
-            [(r[0], w, r[2], b) for r, w, b in zip(rows, later, encode(values), strict=True)],
-        )
+    copies = [(r[0], w, r[2], b) for r, w, b in zip(rows, later, encode(values), strict=True)]
+    insert_rows(db, "features", (dict(zip(columns, copy, strict=True)) for copy in copies))
     return end + timedelta(days=days)
 
 
@@ -164,7 +174,7 @@ def test_feature_drift_queues_a_run_then_the_guards_hold_the_next_one(
     assert queued["decision"] == "queued" and "feature drift" in queued["reason"], queued["reason"]
     (fired,) = [t for t in queued["evidence"]["triggers"] if t["kind"] == "feature_drift"]
     assert {"inlet_temperature_c", "energy_wh"} <= set(fired["evidence"]["drifted"]) and queued["open"]
-    assert db["drift_checks"].get(fired["evidence"]["drift_check_id"])["status"] == "drift"
+    assert rows_of(db, "drift_checks", id=fired["evidence"]["drift_check_id"])[0]["status"] == "drift"
     run = service.pipeline.runs.get(queued["run_id"])
     assert run.status == RunStatus.QUEUED and run.requested_by == "ops"
 
@@ -206,7 +216,7 @@ def test_a_due_schedule_is_held_by_the_guards_and_a_passing_challenger_goes_to_a
     service.set_policy(
         "component_failure", {"min_new_labels": 1, "cooldown_hours": 0, "experiment_mode": mode}, actor="tester"
     )
-    db["gateways"].insert({"gateway_id": GATEWAY, "last_seen": iso(fire)})  # the experiment's gateway
+    insert_row(db, "gateways", {"gateway_id": GATEWAY, "last_seen": iso(fire)})  # the experiment's gateway
 
     (held,) = service.queue_due_schedules(fire + timedelta(minutes=1))
     assert held["trigger"] == "schedule" and held["decision"] == "skipped" and "new labels" in held["reason"]
@@ -219,7 +229,7 @@ def test_a_due_schedule_is_held_by_the_guards_and_a_passing_challenger_goes_to_a
 
     (started,) = service.follow_up(fire + timedelta(days=1, hours=1))
     assert started["decision"] == "experiment_started", started["reason"]
-    experiment = db["experiments"].get(started["experiment_id"])
+    [experiment] = rows_of(db, "experiments", experiment_id=started["experiment_id"])
     assert experiment["status"] == "running" and experiment["challenger_version"] == started["model_version"]
     assert experiment["mode"] == mode and experiment["challenger_percent"] == (50 if mode == "split" else 0)
     assert service.follow_up(fire + timedelta(days=1, hours=2)) == []  # no data yet: the experiment continues
@@ -253,7 +263,7 @@ def test_a_policy_the_api_would_refuse_is_refused_by_a_direct_call_and_nothing_i
     with pytest.raises(InvalidPolicy):
         service.set_policy("anomaly", changes)
     assert service.policies.get("anomaly") == before
-    assert db.execute("SELECT count(*) FROM retraining_policies").fetchone()[0] == 0
+    assert count(db, "retraining_policies") == 0
 
 
 def test_the_retraining_cli(config: CloudConfig):

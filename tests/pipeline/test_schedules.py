@@ -14,6 +14,7 @@ from cloud.pipeline.schedules import InvalidSchedule, cron_expression
 from cloud.pipeline.training import ModelTrainingPipeline
 from cloud.pipeline.worker import RetrainingJobs, TrainingWorker
 from cloud.storage import iso, open_database
+from tests.rows import update_rows
 
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)  # a Wednesday
 
@@ -75,8 +76,8 @@ def test_the_workers_run_what_a_schedule_queues(
     pipeline = ModelTrainingPipeline(db, config, passphrase="")
     window = (span[1] - span[0]).days + 1
     made = pipeline.schedule_regular_training("anomaly", "daily", window_days=window, options={"release": False})
-    with db.conn:  # it was due at the end of the fleet's data
-        db["training_schedules"].update(made.schedule_id, {"next_run_at": iso(span[1])})
+    # it was due at the end of the fleet's data
+    update_rows(db, "training_schedules", {"schedule_id": made.schedule_id}, {"next_run_at": iso(span[1])})
 
     workers = [
         RetrainingJobs(config, poll_seconds=0.2, passphrase=""),
