@@ -360,8 +360,12 @@ class MLModelRegistry:
 
 
 def _data_dir(db: sqlite_utils.Database) -> Path:
-    """The data folder holding the database file (where the keys and the TUF repository are)."""
-    path = database_file(connection_of(db))
+    """The data folder holding the database file (where the keys and the TUF repository are); on PostgreSQL, whose
+    database is no file, the process's configured one (``IOTSPHERE_DATA_DIR``)."""
+    connection = connection_of(db)
+    if connection.dialect.name == "postgresql":
+        return CloudConfig().data_dir
+    path = database_file(connection)
     if not path:
         raise Unavailable(
             "an in-memory database has no data folder for the signing keys: give MLModelRegistry a config"

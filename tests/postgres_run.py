@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -91,6 +91,12 @@ class Schema:
                     ),
                     rows,
                 )
+
+    def copy_rows(self, source: Schema, tables: Iterable[str]) -> None:
+        """The rows of ``tables`` in ``source`` (a schema at the same revision) copied into this one, in PostgreSQL."""
+        with self.admin.begin() as connection:
+            for table in tables:
+                connection.execute(text(f"INSERT INTO {self.name}.{table} SELECT * FROM {source.name}.{table}"))
 
     def drop(self) -> None:
         dispose_engines()

@@ -155,8 +155,8 @@ SignerDep = Annotated[Signer, Depends(request_signer)]
 # -- the services, each over the request's connection
 
 
-def _registry(db: Database) -> MLModelRegistry:
-    return MLModelRegistry(db)
+def _registry(db: Database, config: Config) -> MLModelRegistry:
+    return MLModelRegistry(db, config)
 
 
 def _features(db: Database) -> FeatureStore:

@@ -1,6 +1,7 @@
 """Bounds shared by request parameters, so no number or time a client sends overflows a store or a time span.
 
-Integers stop at ``shared.limits.MAX_SAFE_INT`` (what SQLite stores and every JSON reader keeps exact); durations at
+Integers stop at ``shared.limits.MAX_SAFE_INT`` (what SQLite stores and every JSON reader keeps exact), and row
+ids and counts kept in INTEGER columns at ``MAX_STORED_INT`` (4 bytes on PostgreSQL); durations at
 ``MAX_DURATION_S`` (``timedelta`` overflows near 10**14 s, and a deadline longer than a year means a mistake); times
 are ISO 8601 text, as the OpenAPI document says (pydantic would otherwise read ``0.5`` or ``1700000000`` as seconds
 since 1970), within the wire's span (``shared.limits.EARLIEST`` to ``LATEST``); and JSON numbers and booleans are
@@ -18,9 +19,14 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 from shared.limits import EARLIEST, LATEST, MAX_SAFE_INT
 from shared.messages import UtcDatetime
 
+#: the largest an INTEGER column holds on PostgreSQL (row ids are SERIAL): a larger id or count is refused (422) as
+#: SQLite's 64-bit columns would take it, rather than failing the query there (500)
+MAX_STORED_INT = 2**31 - 1
+
 __all__ = [
     "MAX_DURATION_S",
     "MAX_SAFE_INT",
+    "MAX_STORED_INT",
     "AwareIsoDatetime",
     "Flag",
     "Integer",

@@ -83,7 +83,7 @@ def test_list_and_revoke_keys(config: CloudConfig, db: sqlite_utils.Database) ->
         assert httpx.get(f"{server.base_url}/api/models", headers=auth(token)).status_code == 401
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15) -> None:
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not listening(port):
         if process.poll() is not None:

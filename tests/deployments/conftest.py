@@ -80,7 +80,7 @@ class Fleet:
             detail=detail,
             sent_at=at,
         )
-        write_batch(self.db.conn, [Accepted(Up.EVENTS, event)], [], at)
+        write_batch(self.db, [Accepted(Up.EVENTS, event)], [], at)
 
     def applied(self, gateway_id: str, sequence: int, version: str, at: datetime, commit_after: timedelta) -> None:
         """What an agent reports for a new release that passes probation."""

@@ -24,6 +24,7 @@ from shared.messages import Arm, EventKind
 from tests.e2e.world import FIRST_PREDICTIONS_MINUTES, HEATERS, MODEL, World, running_world, write_artifacts
 from tests.edge.mqtt_helpers import wait_for
 from tests.edge.releases import build_serving_release
+from tests.rows import rows_of
 
 pytestmark = pytest.mark.mqtt
 
@@ -38,7 +39,7 @@ def direct(world: World, desired: DesiredModel) -> int:
 
 
 def cloud_status_models(world: World) -> dict[str, dict]:
-    row = world.db["gateways"].get(world.gateway_id)
+    [row] = rows_of(world.db, "gateways", gateway_id=world.gateway_id)
     return {m["model_name"]: m for m in json.loads(row["status_json"])["models"]}
 
 

@@ -23,6 +23,7 @@ from tests.e2e.world import BROKER, FIRST_PREDICTIONS_MINUTES, HEATERS, MODEL, W
 from tests.edge.mqtt_helpers import wait_for
 from tests.edge.releases import BuiltRelease, build_serving_release
 from tests.edge.tuf_world import PASSPHRASE
+from tests.rows import count
 
 pytestmark = pytest.mark.mqtt
 
@@ -65,7 +66,7 @@ def committed_version_one(world: World, folder: Path) -> None:
     """Version 1 released, promoted, serving and committed; from then on each version commits on its next tick."""
     # one tick of this small site's predictions is a full probation
     world.agent.probation.policy = ProbationPolicy(predictions_required=HEATERS)
-    wait_for(lambda: world.db["gateways"].count_where("gateway_id = ?", [world.gateway_id]) == 1, 30, "status")
+    wait_for(lambda: count(world.db, "gateways", gateway_id=world.gateway_id) == 1, 30, "status")
     release_and_promote(world, folder, "1", seed=0)
     world.feed(FIRST_PREDICTIONS_MINUTES - 60)
     assert {p["model_version"] for p in world.next_tick()} == {"1"}

@@ -20,6 +20,7 @@ from firmware_sim.history import generate_history
 from shared.messages import EventKind, PredictionType
 from tests.e2e.world import BROKER, FIRST_PREDICTIONS_MINUTES, HEATERS, World, running_world
 from tests.edge.mqtt_helpers import wait_for
+from tests.rows import count
 
 pytestmark = pytest.mark.mqtt
 
@@ -60,7 +61,7 @@ def test_three_models_serve_side_by_side_and_rolling_one_back_changes_only_that_
     generate_history(heaters=60, days=60, seed=5).save(history)
     with running_world(tmp_path) as world:
         world.agent.probation.policy = ProbationPolicy(predictions_required=HEATERS)  # one tick commits
-        wait_for(lambda: world.db["gateways"].count_where("gateway_id = ?", [world.gateway_id]) == 1, 30, "status")
+        wait_for(lambda: count(world.db, "gateways", gateway_id=world.gateway_id) == 1, 30, "status")
 
         first = {t.value: train_release_promote(world, history, t, c) for t, c in CANDIDATES.items()}
         assert set(world.latest_document().signed.models) == set(MODELS)

@@ -37,6 +37,7 @@ from tests.api.conftest import auth, served_cloud
 from tests.edge.mqtt_helpers import unique_prefix, wait_for
 from tests.edge.tuf_world import PASSPHRASE, Cloud
 from tests.ingest.helpers import forget_session
+from tests.rows import rows_of
 
 BROKER = "mqtt://127.0.0.1:1883"
 MODEL = "component_failure"
@@ -105,10 +106,10 @@ class World:
     # -- what the cloud stored -------------------------------------------------------------------------
 
     def events(self, sequence: int | None = None) -> list[dict]:
-        where, args = "gateway_id = ?", [self.gateway_id]
+        found = rows_of(self.db, "gateway_events", gateway_id=self.gateway_id)
         if sequence is not None:
-            where, args = where + " AND director_sequence = ?", [*args, sequence]
-        return list(self.db["gateway_events"].rows_where(where, args, order_by="sent_at"))
+            found = [e for e in found if e["director_sequence"] == sequence]
+        return sorted(found, key=lambda e: e["sent_at"])
 
     def wait_event(self, kind: str, sequence: int, timeout: float = 30) -> dict:
         """The first event of ``kind`` the gateway reported for the document with ``sequence``."""
@@ -120,15 +121,12 @@ class World:
         return next(e for e in self.events(sequence) if e["kind"] == kind)
 
     def reported_sequence(self) -> int | None:
-        rows = list(self.db["gateways"].rows_where("gateway_id = ?", [self.gateway_id]))
+        rows = rows_of(self.db, "gateways", gateway_id=self.gateway_id)
         return rows[0]["director_sequence"] if rows else None
 
     def predictions(self, window_end: datetime) -> list[dict]:
-        return list(
-            self.db["predictions"].rows_where(
-                "gateway_id = ? AND feature_window_end = ?", [self.gateway_id, iso(window_end)], order_by="device_id"
-            )
-        )
+        found = rows_of(self.db, "predictions", gateway_id=self.gateway_id, feature_window_end=iso(window_end))
+        return sorted(found, key=lambda p: p["device_id"])
 
     # -- the heaters -----------------------------------------------------------------------------------
 
@@ -153,10 +151,8 @@ class World:
                 wait_for(lambda end=boundary: self.features_stored(end) == HEATERS, 30, f"features for {boundary}")
 
     def features_stored(self, window_end: datetime) -> int:
-        return self.db["features"].count_where(
-            "window_end = ? AND device_id IN (SELECT device_id FROM devices WHERE gateway_id = ?)",
-            [iso(window_end), self.gateway_id],
-        )
+        devices = {d["device_id"] for d in rows_of(self.db, "devices", gateway_id=self.gateway_id)}
+        return sum(f["device_id"] in devices for f in rows_of(self.db, "features", window_end=iso(window_end)))
 
     def next_tick(self, per_heater: int = 1) -> list[dict]:
         """Feed until the next feature boundary has passed; return the predictions the cloud stored for it.
@@ -194,7 +190,7 @@ def running_world(folder: Path, seed: int = 2) -> Iterator[World]:
     )
     assert init.exit_code == 0 and tuf_repo.is_initialized(config), init.output
     ingest = IngestWorker(config)
-    db = open_database(config.database_path)
+    db = open_database(config.database_url)
     gateway_token = KeyStore(db).create(Role.GATEWAY, "e2e gateway", gateway_id).token
     with served_cloud(config) as served:
         cloud = Cloud(served, keystore.director_key(config.keys_dir, PASSPHRASE))
@@ -232,4 +228,4 @@ def running_world(folder: Path, seed: int = 2) -> Iterator[World]:
             with RetainedPublisher(BROKER) as publisher:  # leave no retained message behind on the shared broker
                 publisher.publish(desired_topic(config, gateway_id), b"")
                 publisher.publish(up_topic(gateway_id, Up.STATUS, config.topic_prefix), b"")
-            db.conn.close()
+            db.close()

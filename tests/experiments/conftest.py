@@ -36,6 +36,7 @@ from shared.messages import (
 from shared.topics import Up
 from tests.registry.test_http import GATEWAY, NAME, released  # noqa: F401 (fixture)
 from tests.releases.conftest import PASSPHRASE, clear_retained, onnx_models  # noqa: F401 (fixture)
+from tests.rows import insert_row
 
 GATEWAYS = [GATEWAY, "gw-exp-2"]
 DEVICE_TYPE = "tank-50gal-electric"
@@ -47,7 +48,7 @@ def production(released: CloudConfig) -> Iterator[CloudConfig]:  # noqa: F811
     """The registry tests' released versions 1 and 2 with a second gateway, and version 1 in production."""
     db = open_database(released.database_url)
     try:
-        db["gateways"].insert({"gateway_id": GATEWAYS[1], "last_seen": iso(datetime.now(UTC))})
+        insert_row(db, "gateways", {"gateway_id": GATEWAYS[1], "last_seen": iso(datetime.now(UTC))})
         MLModelRegistry(db).promote_model_to_production(
             NAME, "1", actor="tests", reason="first model", rollout=ReleaseService(released, PASSPHRASE)
         )

@@ -8,6 +8,8 @@ import pytest
 
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS, arm_figures, breaches
 from cloud.storage import iso, open_database
+from tests.postgres_run import database_at
+from tests.rows import execute, insert_rows
 
 START = datetime(2027, 1, 1, tzinfo=UTC)
 EXPERIMENT = {
@@ -42,12 +44,12 @@ def _batches(db, arm: str, version: str, latencies: list[float], heaters: int = 
                     "msg_id": f"m-{arm}-{n}",
                 }
             )
-    db["predictions"].insert_all(rows)
+    insert_rows(db, "predictions", rows)
 
 
 @pytest.fixture
 def db(tmp_path):
-    database = open_database(tmp_path / "iotsphere.db")
+    database = open_database(database_at(tmp_path / "iotsphere.db"))
     yield database
     database.close()
 
@@ -62,7 +64,7 @@ def test_a_few_slow_first_batches_are_not_a_breach(db):
     assert figures["challenger"]["latency_p95_ms"] == pytest.approx(11.0)
     assert breaches(figures, DEFAULT_GUARDRAILS) == []  # too few batches to judge yet
 
-    db["predictions"].delete_where("arm = 'shadow'")
+    execute(db, "DELETE FROM predictions WHERE arm = 'shadow'")
     _batches(db, "shadow", "2", [11.0] * 3 + [0.2] * 117)
     figures = arm_figures(db, EXPERIMENT)
     assert figures["challenger"]["batches"] == 120

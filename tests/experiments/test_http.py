@@ -13,6 +13,7 @@ from shared.director import verify_director
 from tests.api.conftest import ServedCloud, auth, served_cloud
 from tests.experiments.conftest import GATEWAYS, NAME, Lab
 from tests.registry.test_http import retained_document, trusted_director_keys
+from tests.rows import rows_of
 
 pytestmark = pytest.mark.mqtt
 
@@ -66,7 +67,7 @@ def test_operators_run_an_experiment_and_viewers_watch_it(cloud: ServedCloud, la
 
     db = open_database(cloud.config.database_url)
     try:
-        actions = [row[0] for row in db.execute("SELECT action FROM audit_log ORDER BY id")]
+        actions = [row["action"] for row in rows_of(db, "audit_log")]
     finally:
         db.close()
     # each change is audited by the service, each refusal (403, two 400s, 409, 422) per request

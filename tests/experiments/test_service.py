@@ -17,6 +17,7 @@ from shared.messages import EventKind, FeedbackSource, Outcome, OutcomeBatch, Ou
 from shared.topics import Up
 from tests.experiments.conftest import COMPONENT, GATEWAYS, NAME, Lab
 from tests.registry.test_http import retained_document, trusted_director_keys
+from tests.rows import rows_of, update_rows
 
 pytestmark = pytest.mark.mqtt
 
@@ -176,7 +177,7 @@ def test_create_refuses_what_cannot_be_an_experiment(lab: Lab):
         lab.service.create(NAME, "2", actor="ops", min_detectable_effect=0.0, planned=100)
     with pytest.raises(Invalid, match="unknown guardrails"):
         lab.service.create(NAME, "2", actor="ops", guardrails={"max_cpu": 1})
-    lab.db["models"].update((NAME, "2"), {"release_target": None})
+    update_rows(lab.db, "models", {"model_name": NAME, "model_version": "2"}, {"release_target": None})
     with pytest.raises(ExperimentConflict, match="not released"):
         lab.service.create(NAME, "2", actor="ops")
     assert lab.service.store.list() == []
@@ -198,7 +199,8 @@ def test_shadow_mode_scores_both_arms_on_the_same_predictions_and_counts_each_on
     experiment = lab.service.create(NAME, "2", actor="ops", mode="shadow")
     lab.service.start(experiment["experiment_id"], actor="ops")
     lab.feed(experiment, devices=300, error_rate=BIG_DIFFERENCE)
-    [(prediction_id, device_id)] = lab.db.execute("SELECT prediction_id, device_id FROM predictions LIMIT 1")
+    first = rows_of(lab.db, "predictions")[0]
+    prediction_id, device_id = first["prediction_id"], first["device_id"]
     second_visit = Outcome(
         device_id=device_id,
         source=FeedbackSource.TECHNICIAN,
@@ -208,7 +210,7 @@ def test_shadow_mode_scores_both_arms_on_the_same_predictions_and_counts_each_on
         result=OutcomeResult.REPLACED,
     )
     write_batch(
-        lab.db.conn,
+        lab.db,
         [Accepted(Up.OUTCOMES, OutcomeBatch(gateway_id=GATEWAYS[0], outcomes=[second_visit]))],
         [],
         datetime.now(UTC),

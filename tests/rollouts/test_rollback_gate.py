@@ -21,6 +21,7 @@ from cloud.rollouts.store import RolloutStatus
 from shared.messages import EventKind
 from tests.releases.conftest import PASSPHRASE, write_artifacts
 from tests.rollouts.conftest import GATEWAYS, NAME, PLAN, Cloud
+from tests.rows import update_rows
 
 pytestmark = pytest.mark.mqtt
 
@@ -57,7 +58,8 @@ def test_the_canary_goes_back_to_the_newest_earlier_version_that_passed(on_faile
 
 def test_with_no_earlier_version_admitted_the_canary_keeps_the_new_version_and_says_so(on_failed_version: Cloud):
     cloud = on_failed_version
-    cloud.db["models"].update((NAME, "1"), {"status": "released", "production_device_type": None})
+    released = {"status": "released", "production_device_type": None}
+    update_rows(cloud.db, "models", {"model_name": NAME, "model_version": "1"}, released)
     MLModelRegistry(cloud.db).record_evaluation(NAME, "1", passed=False, details={})
     rollout_id, canary = _fail_canary(cloud)
 

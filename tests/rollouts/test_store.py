@@ -8,12 +8,13 @@ from pathlib import Path
 from cloud.rollouts import store
 from cloud.rollouts.plan import rollout_order
 from cloud.storage import open_database
+from tests.postgres_run import database_at
 
 NOW = datetime(2026, 1, 31, 6, tzinfo=UTC)
 
 
 def test_each_stage_lists_its_gateways_in_rollout_order(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "cloud.db")
+    db = open_database(database_at(tmp_path / "cloud.db"))
     ordered = rollout_order([f"gw-{n:03d}" for n in range(6)])
     assert ordered != sorted(ordered)  # so an order by id would show
     stages = [(10.0, 0.0, ordered[:2]), (100.0, 0.1, ordered[2:])]

@@ -14,13 +14,14 @@ from cloud.rollouts.store import RolloutStatus, StageStatus
 from cloud.rollouts.verdict import NOT_DIRECTED
 from shared.limits import MAX_SAFE_INT
 from tests.rollouts.conftest import GATEWAYS, NAME, PLAN, Cloud
+from tests.rows import update_rows
 
 pytestmark = pytest.mark.mqtt
 
 
 def _exhaust(cloud: Cloud, gateway_ids: list[str]) -> None:
     for gateway_id in gateway_ids:
-        cloud.db["gateways"].update(gateway_id, {"director_sequence": MAX_SAFE_INT})
+        update_rows(cloud.db, "gateways", {"gateway_id": gateway_id}, {"director_sequence": MAX_SAFE_INT})
 
 
 def test_the_canary_goes_on_without_the_gateway_it_could_not_direct(cloud: Cloud):

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict
 from cloud.alerts.inbox import MAX_PAGE, Alert, AlertInbox
 from cloud.api.deps import Database, Operator, require_role
 from cloud.api.errors import error_responses
+from cloud.api.params import MAX_STORED_INT
 from cloud.api.responses import domain_response
 from cloud.api.roles import Role
-from shared.limits import MAX_SAFE_INT
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"], responses=error_responses(401, 403))
 
@@ -32,7 +32,7 @@ _EXAMPLE = {
     "fingerprint": "rollout-halted:3:2026-02-01T09:30:00.000000Z",
 }
 
-AlertId = Annotated[int, Path(ge=1, le=MAX_SAFE_INT, description="The alert's id.", examples=[12])]
+AlertId = Annotated[int, Path(ge=1, le=MAX_STORED_INT, description="The alert's id.", examples=[12])]
 
 
 @domain_response(_EXAMPLE)
@@ -66,7 +66,7 @@ def list_alerts(
         Literal["open", "acknowledged", "resolved"] | None, Query(description="Only this state.", examples=["open"])
     ] = None,
     before_id: Annotated[
-        int | None, Query(ge=1, le=MAX_SAFE_INT, description="Alerts older than this id (page on).")
+        int | None, Query(ge=1, le=MAX_STORED_INT, description="Alerts older than this id (page on).")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many.")] = 50,
 ) -> list[Alert]:

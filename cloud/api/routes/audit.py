@@ -9,7 +9,7 @@ from pydantic import Field
 
 from cloud.api.deps import Admin, Config, Database, SignerDep, require_role
 from cloud.api.errors import error_responses
-from cloud.api.params import MAX_SAFE_INT
+from cloud.api.params import MAX_STORED_INT
 from cloud.api.responses import domain_response
 from cloud.api.roles import Role
 from cloud.audit import MAX_LIMIT, AuditEntry, AuditLog, VerifyResult
@@ -98,7 +98,7 @@ def list_entries(
     db: Database,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.", examples=[100])] = 100,
     since_id: Annotated[
-        int, Query(ge=0, le=MAX_SAFE_INT, description="Entries after this id (page on).", examples=[0])
+        int, Query(ge=0, le=MAX_STORED_INT, description="Entries after this id (page on).", examples=[0])
     ] = 0,
     actor: Annotated[str | None, Query(description="Only this actor.", examples=["key:2e9d01debaa0"])] = None,
     action: Annotated[str | None, Query(description="Only this action.", examples=["http.post"])] = None,

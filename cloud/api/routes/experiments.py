@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import Experiments, Operator, SigningExperiments, require_role
 from cloud.api.errors import error_responses
-from cloud.api.params import MAX_SAFE_INT, Flag, Integer, Number
+from cloud.api.params import MAX_SAFE_INT, MAX_STORED_INT, Flag, Integer, Number
 from cloud.api.roles import Role
 from cloud.api.routes.registry import DirectedOut, HistoryEntryOut, NotDirectedOut
 from cloud.experiments.guardrails import DEFAULT_GUARDRAILS
@@ -236,7 +236,9 @@ class CreateIn(BaseModel):
     )
     alpha: Number = Field(0.05, gt=0, lt=0.5, description="False-positive rate however often anyone looks.")
     power: Number = Field(0.8, gt=0.5, lt=1)
-    planned_per_arm: Integer | None = Field(None, ge=2, le=MAX_SAFE_INT, description="Override the power calculation.")
+    planned_per_arm: Integer | None = Field(
+        None, ge=2, le=MAX_STORED_INT, description="Override the power calculation."
+    )
     guardrails: dict[str, Number] | None = Field(None, description=f"Override defaults: {DEFAULT_GUARDRAILS}.")
     gateway_ids: list[str] | None = Field(None, description="Default: every gateway running the model.")
     reason: str = Field("", description="Why; kept in the decision log.")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import Database, Operator, Rollouts, SigningRollouts, require_role
 from cloud.api.errors import error_responses
-from cloud.api.params import MAX_DURATION_S, MAX_SAFE_INT, Number
+from cloud.api.params import MAX_DURATION_S, MAX_STORED_INT, Number
 from cloud.api.roles import Role
 from cloud.rollouts import store
 from cloud.rollouts.engine import StagedRollouts
@@ -26,7 +26,7 @@ from cloud.rollouts.view import rollout_view
 router = APIRouter(prefix="/api/rollouts", tags=["rollouts"], responses=error_responses(401, 403, 404, 503))
 
 _REFUSED = error_responses(409)
-RolloutId = Annotated[int, Path(ge=1, le=MAX_SAFE_INT, description="Rollout id.", examples=[3])]
+RolloutId = Annotated[int, Path(ge=1, le=MAX_STORED_INT, description="Rollout id.", examples=[3])]
 
 _ROLLOUT_EXAMPLE = {
     "rollout_id": 3,

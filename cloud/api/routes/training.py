@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import Operator, Pipeline, Viewer
 from cloud.api.errors import error_responses
-from cloud.api.params import MAX_SAFE_INT, Flag, Integer, IsoDatetime, Number
+from cloud.api.params import MAX_STORED_INT, Flag, Integer, IsoDatetime, Number
 from cloud.api.responses import domain_response
 from cloud.pipeline.runs import RunStatus, TrainingRun
 from cloud.pipeline.schedules import DEFAULT_WINDOW_DAYS, Schedule
@@ -211,7 +211,7 @@ def get_run(
     key: Viewer,
     run_id: Annotated[str, Path(examples=["4f1c2a9b7d3e5f60"])],
     after_log_id: Annotated[
-        int, Query(ge=0, le=MAX_SAFE_INT, description="Only log lines after this id (for polling).")
+        int, Query(ge=0, le=MAX_STORED_INT, description="Only log lines after this id (for polling).")
     ] = 0,
 ) -> RunDetailOut:
     """A run with its status, progress, result or error, and its log."""
@@ -251,7 +251,7 @@ def list_schedules(
 def delete_schedule(
     pipeline: Pipeline,
     key: Operator,
-    schedule_id: Annotated[int, Path(ge=1, le=MAX_SAFE_INT, examples=[1])],
+    schedule_id: Annotated[int, Path(ge=1, le=MAX_STORED_INT, examples=[1])],
 ) -> Schedule:
     """Stop a schedule; runs it already queued stay queued."""
     return pipeline.unschedule(schedule_id, actor=key.actor)
