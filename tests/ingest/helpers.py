@@ -27,6 +27,7 @@ from shared.messages import (
     PredictionType,
 )
 from shared.topics import Up, up_topic
+from tests import rows
 
 BROKER_URL = "mqtt://127.0.0.1:1883"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -76,7 +77,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "
 
 
 def count(db, table: str) -> int:
-    return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return rows.count(db, table)
 
 
 def plain_payload(db, stored: bytes) -> bytes:

@@ -7,6 +7,7 @@ import pytest
 from shared.messages import MAX_PAYLOAD_BYTES
 from shared.topics import Up, up_topic
 from tests.ingest.helpers import count, features, plain_payload, status, wait_for
+from tests.rows import rows_of
 
 pytestmark = pytest.mark.mqtt
 
@@ -30,7 +31,7 @@ def test_each_kind_of_bad_message_is_dead_lettered_and_the_loop_goes_on(make_wor
         publisher.send(features(window=window), Up.FEATURES)
     wait_for(lambda: worker.stats.stored + worker.stats.dead_lettered == 11, what="eleven messages handled")
 
-    letters = {row["reason"].split(":")[0]: row for row in db["dead_letters"].rows}
+    letters = {row["reason"].split(":")[0]: row for row in rows_of(db, "dead_letters")}
     assert sorted(letters) == sorted(bad)
     for kind, (topic, payload) in bad.items():
         assert (letters[kind]["topic"], plain_payload(db, letters[kind]["payload"])) == (topic, payload)
@@ -52,7 +53,7 @@ def test_a_value_without_a_float32_form_is_dead_lettered_and_the_rest_stored(mak
     publisher.send(features(window=2), Up.FEATURES)
     wait_for(lambda: worker.stats.stored + worker.stats.dead_lettered == 2, what="both messages handled")
 
-    [letter] = db["dead_letters"].rows
+    [letter] = rows_of(db, "dead_letters")
     assert plain_payload(db, letter["payload"]) == huge.to_json()
     assert (
         letter["reason"].startswith("invalid: FeatureBatch: beyond float32") and "rows.0.values.0" in letter["reason"]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
@@ -26,6 +27,9 @@ from iotsphere.cli import main
 from shared.topics import Up, up_topic
 from tests.api.server import ThreadedServer
 from tests.ingest.helpers import outcomes, plain_payload
+
+# reads the file's bytes and sets it back to a legacy step
+pytestmark = pytest.mark.sqlite_only
 
 NOTE = "tenant Ms Q. Private at flat 4b said the code is 4471"
 NOW = datetime(2026, 3, 5, tzinfo=UTC)

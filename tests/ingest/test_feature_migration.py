@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import sqlite_utils
 
 from cloud.ingest.feature_codec import read_features
 from cloud.storage import MIGRATIONS, open_database
 from tests.ingest.helpers import plain_payload
+
+# a file made by the legacy steps (SQLite's own history)
+pytestmark = pytest.mark.sqlite_only
 
 ROWS = [
     ("h1", "2026-03-01T12:00:00.000000Z", [1.5, None, 0.1]),

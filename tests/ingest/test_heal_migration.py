@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from cloud.crypto_fields import cipher_for_database
 from cloud.data.connections import connection_of
 from cloud.ingest.decode import Accepted
@@ -14,6 +16,9 @@ from cloud.monitoring.performance import ModelPerformanceMonitor, generate_perfo
 from cloud.storage import migrate
 from shared.topics import Up
 from tests.ingest.helpers import count, outcomes, predictions
+
+# a file set back to a legacy step (SQLite's own history)
+pytestmark = pytest.mark.sqlite_only
 
 NOW = datetime.now(UTC)
 

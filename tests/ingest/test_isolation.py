@@ -17,6 +17,10 @@ from cloud.ingest.store import BatchResult
 from cloud.storage import connect
 from shared.topics import Up, up_topic
 from tests.ingest.helpers import count, event, features, outcomes, predictions, status
+from tests.rows import rows_of
+
+# faults made with SQLite's triggers, pragmas and file locks
+pytestmark = pytest.mark.sqlite_only
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 PREFIX = "t"
@@ -97,7 +101,7 @@ def test_any_exception_is_isolated_even_one_no_sqlite_error_code_describes(db):
     assert (acks.total("stored"), acks.total("isolated")) == (7, 1)
     reason = db.execute("SELECT reason FROM dead_letters WHERE topic = ?", [topic]).fetchone()[0]
     assert reason.startswith("store: OverflowError: ")
-    assert {row["gateway_id"] for row in db["gateways"].rows} == {"gw4"}
+    assert {row["gateway_id"] for row in rows_of(db, "gateways")} == {"gw4"}
 
 
 def test_a_store_locked_by_another_connection_dead_letters_nothing_and_takes_everything_once_free(db, config):

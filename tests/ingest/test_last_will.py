@@ -22,6 +22,7 @@ from tests.edge.mqtt_helpers import Collector
 from tests.edge.releases import build_serving_release
 from tests.edge.tuf_world import GATEWAY, Cloud, running_cloud
 from tests.ingest.helpers import BROKER_URL, wait_for
+from tests.rows import count, rows_of
 
 pytestmark = pytest.mark.mqtt
 
@@ -53,12 +54,16 @@ def cloud(tmp_path: Path) -> Iterator[Cloud]:
 
 
 def _gateway(db) -> dict | None:
-    row = db.execute(
-        "SELECT online, agent_version, director_sequence, status_json FROM gateways WHERE gateway_id = ?", [GATEWAY]
-    ).fetchone()
-    if row is None:
+    found = rows_of(db, "gateways", gateway_id=GATEWAY)
+    if not found:
         return None
-    return {"online": row[0], "agent_version": row[1], "director_sequence": row[2], "status": json.loads(row[3])}
+    row = found[0]
+    return {
+        "online": row["online"],
+        "agent_version": row["agent_version"],
+        "director_sequence": row["director_sequence"],
+        "status": json.loads(row["status_json"]),
+    }
 
 
 def _models(gateway: dict | None) -> list[tuple[str, str | None]]:
@@ -124,8 +129,7 @@ def test_each_connection_has_its_own_will_so_a_second_death_is_seen_too(tmp_path
         return [GatewayStatus.model_validate_json(m.payload) for m in watcher.messages if m.payload]
 
     def stored_statuses() -> int:
-        query = "SELECT count(*) FROM ingested_messages WHERE channel = ? AND gateway_id = ?"
-        return db.execute(query, [Up.STATUS.value, GATEWAY]).fetchone()[0]
+        return count(db, "ingested_messages", channel=Up.STATUS.value, gateway_id=GATEWAY)
 
     try:
         wait_for(lambda: [s.online for s in statuses()] == [True], timeout=20, what="the gateway online")

@@ -13,6 +13,7 @@ from cloud.ingest.feature_codec import read_features
 from cloud.ingest.store import DeadLetter, write_batch
 from shared.topics import Up, up_topic
 from tests.ingest.helpers import count, features
+from tests.rows import rows_of
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -35,10 +36,11 @@ def test_a_message_twice_in_one_batch_and_again_in_the_next_is_stored_once(db):
 def test_a_device_spans_the_windows_it_reported_in_any_order(db):
     write_batch(db, _accepted(features(window=10), features(window=3)), [], NOW)
     write_batch(db, _accepted(features(window=7)), [], NOW)
-    device = db["devices"].get("h1")
+    device = rows_of(db, "devices", device_id="h1")[0]
     assert (device["first_seen"], device["last_seen"]) == ("2026-03-01T12:03:00.000000Z", "2026-03-01T12:10:00.000000Z")
 
 
+@pytest.mark.sqlite_only  # a SQLite trigger refuses the write
 def test_a_failed_write_leaves_nothing_behind_not_even_the_dead_letters(db):
     db.execute("CREATE TRIGGER refuse BEFORE INSERT ON features BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
     letter = DeadLetter("t/gw/gw1/up/features", b"{", "malformed: EOF")
@@ -68,7 +70,7 @@ def test_a_features_message_naming_other_features_for_a_known_version_is_a_dead_
     result = write_batch(db, _accepted(other, same_batch, clash), [], NOW)
 
     assert (result.stored, result.duplicates, result.dead_lettered) == (1, 0, 2)
-    reasons = [row["reason"] for row in db["dead_letters"].rows]
+    reasons = [row["reason"] for row in rows_of(db, "dead_letters")]
     assert (
         all(r.startswith("invalid: feature set ") for r in reasons) and "'fs1'" in reasons[0] and "'fs2'" in reasons[1]
     )

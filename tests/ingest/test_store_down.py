@@ -14,6 +14,9 @@ from cloud.data import engine as engines
 from cloud.ingest.isolation import store_is_down
 from tests.data.conftest import POSTGRES_URL
 
+# a SQLite file locked by another connection
+pytestmark = pytest.mark.sqlite_only
+
 
 def _error(connection: Connection, statement: str) -> DBAPIError:
     with pytest.raises(DBAPIError) as raised:

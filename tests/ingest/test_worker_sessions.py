@@ -25,6 +25,7 @@ from cloud.storage import open_database
 from shared.topics import Up, up_topic
 from tests.ingest.helpers import count, features, unique, wait_for
 from tests.private_broker import PrivateBroker
+from tests.rows import rows_of, update_rows
 
 IOTSPHERE = str(Path(sys.executable).parent / "iotsphere")
 HEARTBEAT, STALE_AFTER = 0.2, 1.0
@@ -138,9 +139,9 @@ def test_a_worker_killed_for_good_mid_stream_is_adopted_and_every_message_is_sto
         out, err = survivor.communicate(timeout=20)
     assert survivor.returncode == 0, err
     assert "adopting session ingest-a" in err
-    windows = {row["window_end"] for row in db["features"].rows}
+    windows = {row["window_end"] for row in rows_of(db, "features")}
     assert len(windows) == total
-    assert {row["gateway_id"] for row in db.query("SELECT DISTINCT gateway_id FROM ingested_messages")} == set(GATEWAYS)
+    assert {row["gateway_id"] for row in rows_of(db, "ingested_messages")} == set(GATEWAYS)
     assert not session_present(broker.port, "ingest-a"), "the dead worker's session should have ended for good"
 
 
@@ -313,8 +314,7 @@ def test_a_worker_taken_for_gone_while_alive_steps_aside_then_comes_back(config,
     try:
         publishing.start()
         wait_for(lambda: slow.stats.stored > 0, what="the slow worker storing its share")
-        db.execute("UPDATE ingest_sessions SET lapses_at = 0 WHERE client_id = 'ingest-a'")
-        db.conn.commit()
+        update_rows(db, "ingest_sessions", {"client_id": "ingest-a"}, {"lapses_at": 0.0})
         publishing.join()
         wait_for(lambda: all_stored_once(db, 200), timeout=WITHIN_BOUND, what="all 200 messages stored")
 
