@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from edge_agent.technician import OutcomeRefused, OutcomeRequest, TechnicianLog, UnknownDevice
+from edge_agent.technician import OutcomeRefused, OutcomeRequest, TechnicianLog, UnknownDevice, validation_detail
 
 if TYPE_CHECKING:
     from http.server import BaseHTTPRequestHandler
@@ -55,11 +55,6 @@ def local_token(data_dir: Path) -> str:
     if not token:
         raise ValueError(f"{path} is empty: put a token in it or set {TOKEN_ENV}")
     return token
-
-
-def validation_detail(exc: ValidationError) -> str:
-    """What was wrong with a request, field by field, for a person to read."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
 
 
 class LocalApi:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_agent.device_index import DEVICES_FILE, DeviceIndex, GatewayIdentity, SiteOutcome
 from edge_agent.outbox import OUTBOX_FILE, Outbox
@@ -150,3 +150,8 @@ def open_log(data_dir: Path, clock: Callable[[], datetime] = utc_now) -> Technic
     if not (data_dir / DEVICES_FILE).exists():
         raise OutcomeRefused(f"no edge agent has run with the data dir {data_dir}: start it once first")
     return TechnicianLog(Outbox(data_dir / OUTBOX_FILE), DeviceIndex(data_dir / DEVICES_FILE), clock=clock)
+
+
+def validation_detail(exc: ValidationError) -> str:
+    """What was wrong with a technician's request, field by field, for a person to read (local API and page)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())

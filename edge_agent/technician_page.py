@@ -20,9 +20,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from pydantic import ValidationError
 
 from edge_agent import technician_html as html
-from edge_agent.local_api import validation_detail
 from edge_agent.pairing import SESSION_MAX_S, Pairing, Session
-from edge_agent.technician import OutcomeRefused, OutcomeRequest, TechnicianLog, UnknownDevice
+from edge_agent.technician import OutcomeRefused, OutcomeRequest, TechnicianLog, UnknownDevice, validation_detail
 from edge_agent.windows import ReadingsSummary
 from shared.messages import ModelState, PredictionType
 from shared.topics import Up

@@ -119,12 +119,12 @@ def test_a_real_worker_stores_everything_with_no_dead_letter(tmp_path) -> None:
     assert worker.stats.stored == stats.sent
     db = open_database(config.database_path)
     try:
-        assert count(db.conn, "dead_letters") == 0
-        assert count(db.conn, "features") == 5 * 5 * 3
-        assert count(db.conn, "predictions") == 5 * 5 * 3 * 3
-        assert count(db.conn, "gateways") == 5
-        assert count(db.conn, "devices") == 5 * 5
-        assert count(db.conn, "gateway_events") == 1
+        assert count(db, "dead_letters") == 0
+        assert count(db, "features") == 5 * 5 * 3
+        assert count(db, "predictions") == 5 * 5 * 3 * 3
+        assert count(db, "gateways") == 5
+        assert count(db, "devices") == 5 * 5
+        assert count(db, "gateway_events") == 1
     finally:
         db.conn.close()
 

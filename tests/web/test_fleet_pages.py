@@ -19,7 +19,6 @@ from cloud.web.pages import fleet as fleet_page
 from tests.api.conftest import ServedCloud, served_cloud
 from tests.web.conftest import SCREENSHOTS, BrowserLog, offline_page, serious_accessibility_violations, sign_in
 
-NOW = datetime.now(UTC)
 NAME = "component_failure"
 DIGEST = "d" * 64
 FORGED = "f" * 64
@@ -33,11 +32,12 @@ def _status(gateway_id: str, seen: datetime, online: bool, version: str) -> tupl
 def _seed(db) -> None:
     """gw-000..gw-059 online on version 2 (gw-003 offline, gw-004 stale, gw-01x on version 3); gw-000 directed to
     version 3, rejected it, and has an outcome and a forged document in its timeline."""
+    now = datetime.now(UTC)  # when the test seeds, not when the module was collected: "stale" is relative to now
     statuses = []
     for n in range(60):
-        seen = NOW - timedelta(hours=3) if n == 4 else NOW
+        seen = now - timedelta(hours=3) if n == 4 else now
         statuses.append(_status(f"gw-{n:03d}", seen, n != 3, "3" if 10 <= n < 20 else "2"))
-    issued_at = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # past the 30-minute deadline
+    issued_at = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # past the 30-minute deadline
     document = {"signed": {"issued_at": issued_at, "models": {NAME: {"version": "3"}}}}
     with write_transaction(db) as connection:
         fleet.record_statuses(connection, statuses)
