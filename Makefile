@@ -31,7 +31,10 @@ POSTGRES_TESTS ?= tests/alerts tests/api tests/registry tests/feedback tests/pip
 	tests/experiments tests/ingest tests/audit tests/postgres
 test-postgres: $(STAMP)
 	bash tests/ensure_system.sh
-	IOTSPHERE_TEST_DATABASE=postgresql $(BIN)/pytest -q $(PYTEST_ARGS) $(POSTGRES_TESTS)
+	# the OpenAPI fuzz run is the dialect-independent HTTP layer: `make test` runs it on SQLite; skipping it here keeps
+	# .ci/run near its 40-minute budget
+	IOTSPHERE_TEST_DATABASE=postgresql $(BIN)/pytest -q $(PYTEST_ARGS) $(POSTGRES_TESTS) \
+		--ignore=tests/api/test_fuzz_openapi.py
 
 bench: $(VENV)/.installed-cloud,edge,sim
 	$(BIN)/python -m bench

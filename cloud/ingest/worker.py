@@ -287,7 +287,14 @@ class IngestWorker:
                 time.sleep(POLL_SECONDS)
 
     def _refuse_if_last(self) -> None:
-        if not any(lease.client_id != self.client_id for lease in self._leases.live(self.topic_filter)):
+        # the caller's thread, not the worker's: a database handle of its own (a PostgreSQL connection, unlike
+        # SQLite's, must not be used by two threads at once)
+        db = open_database(self.config.database_url)
+        try:
+            live = SessionLeases(db, self.stale_after).live(self.topic_filter)
+        finally:
+            db.close()
+        if not any(lease.client_id != self.client_id for lease in live):
             raise ConnectionError(
                 f"no other worker of {self.topic_filter!r} runs: once {self.client_id!r} retired, the broker would "
                 "drop what gateways send; start the worker that replaces it first (or stop this one instead)"
