@@ -133,10 +133,13 @@ def ingest_command(
         worker.start(timeout=connect_timeout)
     except ConnectionError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"ingest: storing {worker.topic_filter} into {shown(config.database_url)} (Ctrl-C stops)")
-    sidecar = serve_sidecar(config, metrics_at)
-    try:
+    sidecar = None
+    try:  # a SIGTERM while the metrics server starts stops the worker as cleanly as one during the run
+        sidecar = serve_sidecar(config, metrics_at)
+        click.echo(f"ingest: storing {worker.topic_filter} into {shown(config.database_url)} (Ctrl-C stops)")
         worker.run_forever(report, every=stats_every)
+    except KeyboardInterrupt:
+        worker.stop()
     finally:
         if sidecar is not None:
             sidecar.stop()
