@@ -1,17 +1,20 @@
 """Feature windows as packed float32, the feature sets that name their values, and training datasets.
 
 ``features`` is keyed by (feature set, window end, device), WITHOUT ROWID on SQLite: windows arrive in time order, so
-inserts append to the end of the b-tree and a training read is one range scan.
+inserts append to the end of the b-tree and a training read is one range scan. On PostgreSQL it is partitioned by day
+of ``window_end`` (revision 0006, ``cloud.data.partitions``), which the key already holds.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     Integer,
     LargeBinary,
@@ -26,6 +29,7 @@ from sqlalchemy import (
     text,
 )
 
+from cloud.data import partitions
 from cloud.data.bulk import BulkInsert, fetch_all
 from cloud.data.metadata import metadata
 
@@ -276,3 +280,41 @@ def rows_of_other_sets(connection: Connection, version: str, start: str, end: st
 def count_rows(connection: Connection) -> int:
     """Feature rows stored, every feature set."""
     return connection.execute(select(func.count()).select_from(features)).scalar_one()
+
+
+# ---- day partitions and retention ------------------------------------------------------------------------------
+
+
+def ensure_partitions(connection: Connection, days: Iterable[date]) -> list[str]:
+    """Make the day partitions of ``days`` (of window ends) that are missing, on PostgreSQL; the names made."""
+    return partitions.ensure_days(connection, features.name, "window_end", days)
+
+
+def partitions_before(connection: Connection, cutoff: date) -> list[date]:
+    """The days of the day partitions wholly before ``cutoff``, oldest first (none on SQLite)."""
+    return sorted(day for day in partitions.day_partitions(connection, features.name) if day < cutoff)
+
+
+def drop_partition(connection: Connection, day: date) -> tuple[int, int]:
+    """Detach and drop the day's partition; (rows it held, rows kept: none, no table names a feature row)."""
+    return partitions.drop_day(connection, features, day)
+
+
+def _older(cutoff: date) -> ColumnElement:
+    return features.c.window_end < cutoff.isoformat()
+
+
+def count_older(connection: Connection, cutoff: date) -> tuple[int, int]:
+    """(feature rows whose window ended before ``cutoff``, those of them to keep: none)."""
+    return connection.execute(select(func.count()).where(_older(cutoff))).scalar_one(), 0
+
+
+_KEY = (features.c.feature_set_version, features.c.window_end, features.c.device_id)
+
+
+def delete_older(
+    connection: Connection, cutoff: date, after: tuple[Any, ...] | None, limit: int
+) -> tuple[int, tuple[Any, ...] | None]:
+    """Delete the next ``limit`` rows whose window ended before ``cutoff``, in key order after ``after``; (rows
+    deleted, the key to go on after, None when done): ``cloud.data.partitions.delete_batch``."""
+    return partitions.delete_batch(connection, features, _KEY, _older(cutoff), after, limit)

@@ -1,8 +1,14 @@
-"""Predictions from the gateways, what actually happened (outcomes) and users' ratings (feedback)."""
+"""Predictions from the gateways, what actually happened (outcomes) and users' ratings (feedback).
+
+On PostgreSQL ``predictions`` is partitioned by day of ``made_at`` (revision 0006, ``cloud.data.partitions``); its
+primary key there is (prediction_id, arm, made_at), as a partitioned table's key must hold the partition key: a
+prediction sent again carries its own ``made_at``, so it is still ignored as a duplicate.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy import (
@@ -16,11 +22,14 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    exists,
     func,
     or_,
     select,
 )
+from sqlalchemy.sql.expression import TableClause
 
+from cloud.data import partitions
 from cloud.data.bulk import BulkInsert
 from cloud.data.fleet import before_cursor
 from cloud.data.metadata import FLOAT, epoch_ms, json_number, metadata, upsert
@@ -507,3 +516,52 @@ def label_coverage(connection: Connection, model_name: str, start: str, end: str
     cell = (made.c.model_version, made.c.device_type, made.c.arm)
     query = select(*cell, func.count(), func.count(made.c.first_at), func.avg(delay), func.max(delay))
     return connection.execute(query.group_by(*cell).order_by(*cell)).all()
+
+
+# ---- day partitions and retention ------------------------------------------------------------------------------
+
+
+def ensure_partitions(connection: Connection, days: Iterable[date]) -> list[str]:
+    """Make the day partitions of ``days`` (of ``made_at``) that are missing, on PostgreSQL; the names made."""
+    return partitions.ensure_days(connection, predictions.name, "made_at", days)
+
+
+def partitions_before(connection: Connection, cutoff: date) -> list[date]:
+    """The days of the day partitions wholly before ``cutoff``, oldest first (none on SQLite)."""
+    return sorted(day for day in partitions.day_partitions(connection, predictions.name) if day < cutoff)
+
+
+def _referenced(rows: Table | TableClause) -> ColumnElement:
+    """Whether an outcome or a rating names the prediction: such rows are kept, so what was observed about a
+    prediction keeps its outputs (monitoring, experiments and training labels join them)."""
+    return or_(
+        exists().where(outcomes.c.prediction_id == rows.c.prediction_id),
+        exists().where(feedback.c.prediction_id == rows.c.prediction_id),
+    )
+
+
+def drop_partition(connection: Connection, day: date) -> tuple[int, int]:
+    """Detach and drop the day's partition, its predictions that outcomes or ratings name moved to the default
+    partition first; (rows it held, rows kept)."""
+    return partitions.drop_day(connection, predictions, day, _referenced)
+
+
+def _older(cutoff: date) -> ColumnElement:
+    return and_(predictions.c.made_at < cutoff.isoformat(), ~_referenced(predictions))
+
+
+def count_older(connection: Connection, cutoff: date) -> tuple[int, int]:
+    """(predictions made before ``cutoff`` that nothing names, those an outcome or a rating names)."""
+    made = predictions.c.made_at < cutoff.isoformat()
+    query = select(func.count().filter(~_referenced(predictions)), func.count()).where(made)
+    unnamed, every = connection.execute(query).one()
+    return unnamed, every - unnamed
+
+
+def delete_older(
+    connection: Connection, cutoff: date, after: tuple[Any, ...] | None, limit: int
+) -> tuple[int, tuple[Any, ...] | None]:
+    """Delete the next ``limit`` predictions made before ``cutoff`` that no outcome or rating names, in key order
+    after ``after``; (rows deleted, the key to go on after, None when done): ``cloud.data.partitions.delete_batch``."""
+    key = (predictions.c.prediction_id, predictions.c.arm)
+    return partitions.delete_batch(connection, predictions, key, _older(cutoff), after, limit)

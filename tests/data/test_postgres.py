@@ -29,21 +29,36 @@ def _upgraded(make_engine: Callable[[], Engine]) -> Engine:
     return engine
 
 
+def _partitions(connection) -> set[str]:
+    """The partitions of partitioned tables (revision 0006): part of their table, not tables the owners declare."""
+    return set(connection.execute(text("SELECT relname FROM pg_class WHERE relispartition")).scalars())
+
+
 def _differences(connection) -> list:
     """What Alembic finds between the database and the tables, but that PostgreSQL makes every key column NOT NULL
-    (the tables say nullable where sqlite-utils did: ``cloud.data.metadata``)."""
-    keys = {(table.name, column.name) for table in metadata.tables.values() for column in table.primary_key.columns}
-    found = compare_metadata(MigrationContext.configure(connection), metadata)
+    (the tables say nullable where sqlite-utils did: ``cloud.data.metadata``; ``predictions``' key there holds its
+    partition key, revision 0006) and partitions are no tables of theirs."""
+    inspector = inspect(connection)
+    keys = {
+        (table, name) for table in metadata.tables for name in inspector.get_pk_constraint(table)["constrained_columns"]
+    }
+    partitions = _partitions(connection)
+    context = MigrationContext.configure(
+        connection, opts={"include_name": lambda name, kind, _: kind != "table" or name not in partitions}
+    )
+    found = compare_metadata(context, metadata)
     changes = [change for group in found for change in (group if isinstance(group, list) else [group])]
     return [change for change in changes if not (change[0] == "modify_nullable" and change[2:4] in keys)]
 
 
 def _columns(engine: Engine) -> dict[str, list[str]]:
     inspector = inspect(engine)
+    with engine.connect() as connection:
+        partitions = _partitions(connection)
     return {
         table: [column["name"] for column in inspector.get_columns(table)]
         for table in inspector.get_table_names()
-        if table not in BOOKKEEPING
+        if table not in BOOKKEEPING and table not in partitions
     }
 
 
