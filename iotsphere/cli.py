@@ -94,6 +94,7 @@ admin = lazy_group(
         "revoke-key": ("cloud.api.cli:revoke_key_command", "Revoke an API key by its id."),
         "rotate-key": ("cloud.releases.cli:rotate_key_command", "Replace a signing key; gateways follow through TUF."),
         "export-root": ("cloud.releases.provisioning:export_root_command", "Write the TUF root gateways start from."),
+        "retention": ("cloud.retention_cli:retention_command", "Remove features and predictions older than N days."),
     },
 )
 
