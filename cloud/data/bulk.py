@@ -1,18 +1,18 @@
-"""Many rows through one statement in one ``executemany`` (the owners' bulk writes on the ingest's hot path), and
-reads of very many rows.
+"""Many rows through one statement (the owners' bulk writes on the ingest's hot path), and reads of very many rows.
 
 SQLAlchemy turns each row into a dict and processes every bind, which costs more than SQLite takes to insert a
 small row. On SQLite the statement, written in Core, is compiled once and its text runs as driver SQL with the
-rows as tuples: the same statement without the per-row work (errors still arrive as SQLAlchemy's).
+rows as tuples in one ``executemany``: the same statement without the per-row work (errors still arrive as
+SQLAlchemy's).
 
-On PostgreSQL a plain INSERT, or one that does nothing on conflict, becomes psycopg's ``COPY ... FROM STDIN`` on the
-raw connection, inside the caller's transaction (so it commits or rolls back with the rest). COPY cannot skip a
-conflicting row, so a do-nothing insert copies the rows straight into the table under a savepoint, and only when a
-key is taken (a gateway's resend, a message another worker stored meanwhile) copies them into a temporary table
-and inserts them from there ``ON CONFLICT DO NOTHING``: the rows stored are those the INSERT would have stored. The
-direct copy runs at about three times the rate of the staged one and ten times that of a multi-row VALUES
-(``python -m bench ingest_postgres``). COPY's text format: measured faster than binary for these columns (text,
-bytea, double), and it takes a value for any column type as its text. Upserts that update stay multi-row VALUES.
+On PostgreSQL the rows go through psycopg's ``COPY ... FROM STDIN`` on the raw connection, inside the caller's
+transaction (they commit or roll back with the rest of it). A plain INSERT is one COPY into the table. COPY cannot
+skip a conflicting row, so an insert that does nothing on conflict copies the rows straight into the table under a
+savepoint and only when a key is taken (a gateway's resend, a message another worker stored meanwhile) rolls that
+back and stages them: COPY into a temporary table, then the statement itself as ``INSERT ... SELECT`` from it, so
+the rows stored are those the INSERT would have stored. An upsert that updates is always staged. COPY's text
+format: measured faster than binary for these columns (text, bytea, double), and it takes each value as its
+column's text. ``python -m bench ingest_postgres`` measures the paths beside a bare psycopg COPY loop.
 """
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ from typing import Any
 
 import psycopg
 from psycopg import errors
-from sqlalchemy import Connection, Select, bindparam
+from sqlalchemy import Connection, Select, bindparam, column, select, table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 _INSERTS: dict[str, ModuleType] = {"sqlite": sqlite, "postgresql": postgresql}
-_PARAMETERS = 65_535
 #: SQLAlchemy reports an INSERT's rowcount only when asked to
 _ROWCOUNT = {"preserve_rowcount": True}
 
@@ -45,48 +44,23 @@ class BulkInsert:
         self.columns = tuple(columns)
         self._statements: dict[str, Insert] = {}
         self._sqlite_text: str | None = None
-        self._copies: dict[str, _Copy | None] = {}
+        self._copy: _Copy | None = None
 
     def write(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> int:
-        """Insert ``rows`` (values in ``columns`` order) with one executemany; how many rows it changed."""
+        """Insert ``rows`` (values in ``columns`` order); how many rows it changed."""
         if not rows:
             return 0
         if connection.dialect.name == "sqlite":
             return connection.exec_driver_sql(self._sqlite(connection), rows).rowcount
-        if copy := self._copier(connection):
-            return copy.write(connection, rows)
-        # one multi-row VALUES per chunk (within PostgreSQL's 65,535 parameters): its rowcount counts the rows
-        # written, which an executemany's does not report
-        statement, chunk, written = self._statement(connection.dialect.name), _PARAMETERS // len(self.columns), 0
-        for start in range(0, len(rows), chunk):
-            values = [dict(zip(self.columns, row, strict=True)) for row in rows[start : start + chunk]]
-            written += connection.execute(statement.values(values), execution_options=_ROWCOUNT).rowcount
-        return written
+        if self._copy is None:
+            self._copy = _Copy(connection, self._statement("postgresql"), self.columns)
+        return self._copy.write(connection, rows)
 
     def _statement(self, dialect: str) -> Insert:
         statement = self._statements.get(dialect)
         if statement is None:
             statement = self._statements[dialect] = self._build(_INSERTS[dialect].insert, dialect)
         return statement
-
-    def _copier(self, connection: Connection) -> _Copy | None:
-        """The statement as a COPY on PostgreSQL when it is a plain INSERT or one doing nothing on conflict (told
-        apart by its SQL from an unadorned insert's)."""
-        dialect = connection.dialect.name
-        if dialect not in self._copies:
-            self._copies[dialect] = None
-            if dialect == "postgresql":
-                statement = self._statement(dialect)
-
-                def sql(insert: Insert) -> str:
-                    values = {column: bindparam(column) for column in self.columns}
-                    return str(insert.values(values).compile(dialect=connection.dialect))
-
-                plain = postgresql.insert(statement.table)
-                if sql(statement) in (sql(plain), sql(plain.on_conflict_do_nothing())):
-                    skip = sql(statement) != sql(plain)
-                    self._copies[dialect] = _Copy(connection, statement.table.name, self.columns, skip_conflicts=skip)
-        return self._copies[dialect]
 
     def _sqlite(self, connection: Connection) -> str:
         if self._sqlite_text is None:
@@ -107,51 +81,63 @@ class BulkInsert:
 
 
 class _Copy:
-    """``COPY table (columns) FROM STDIN`` of one BulkInsert, with the staged insert a conflict falls back to."""
+    """One BulkInsert's statement as COPY on PostgreSQL: straight into the table, or through a staging table."""
 
-    def __init__(self, connection: Connection, table: str, columns: Sequence[str], *, skip_conflicts: bool) -> None:
+    def __init__(self, connection: Connection, statement: Insert, columns: Sequence[str]) -> None:
         quote = connection.dialect.identifier_preparer.quote
-        names = ", ".join(quote(column) for column in columns)
-        self.skip_conflicts = skip_conflicts
-        self.copy = f"COPY {quote(table)} ({names}) FROM STDIN"
-        stage = quote(f"bulk_{table}")
-        # LIKE takes a partitioned parent's columns as any table's; should a step fail, the rollback of the
-        # transaction (or of a savepoint around the write) takes the temporary table away
-        self.staged = (
-            f"CREATE TEMPORARY TABLE {stage} (LIKE {quote(table)})",
-            f"COPY {stage} ({names}) FROM STDIN",
-            f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING",
-            f"DROP TABLE {stage}",
-        )
+        target, names = quote(statement.table.name), ", ".join(quote(name) for name in columns)
+
+        def sql(insert: Insert) -> str:
+            values = {name: bindparam(name) for name in columns}
+            return str(insert.values(values).compile(dialect=connection.dialect))
+
+        # told apart by their SQL from an unadorned insert's
+        plain = postgresql.insert(statement.table)
+        self.conflicts = sql(statement) != sql(plain)
+        self.direct = sql(statement) in (sql(plain), sql(plain.on_conflict_do_nothing()))
+        self.copy = f"COPY {target} ({names}) FROM STDIN"
+        stage = table(f"bulk_{statement.table.name}", *(column(name) for name in columns))
+        staged = quote(stage.name)
+        # the columns alone (no key, no default, no NOT NULL: the statement's insert checks those), of a partitioned
+        # parent as of any table; should a step fail, the rollback of the transaction (or of a savepoint around
+        # the write) takes the temporary table away
+        self.create = f"CREATE TEMPORARY TABLE {staged} AS SELECT {names} FROM {target} WITH NO DATA"
+        self.copy_staged = f"COPY {staged} ({names}) FROM STDIN"
+        self.insert_staged = statement.from_select(list(columns), select(stage))
+        self.drop = f"DROP TABLE {staged}"
 
     def write(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> int:
-        """Copy ``rows`` in; how many were stored. Errors arrive as SQLAlchemy's."""
+        """Copy ``rows`` in; how many were stored or updated. Errors arrive as SQLAlchemy's."""
         if not connection.in_transaction():
             connection.begin()  # as a statement run through SQLAlchemy would: the caller's commit takes the rows
         raw: psycopg.Connection = connection.connection.driver_connection
-        statement = self.copy
         try:
-            if not self.skip_conflicts:
-                return _copy(raw, statement, rows)
-            if raw.autocommit:  # no transaction of the caller's to hold the savepoint: the rows get one of their own
+            if not self.conflicts:
+                return _copy(raw, self.copy, rows)
+            if raw.autocommit:  # no transaction of the caller's to hold the steps: the rows get one of their own
                 with raw.transaction():
-                    return self._skipping_conflicts(raw, rows)
-            return self._skipping_conflicts(raw, rows)
+                    return self._write(connection, raw, rows)
+            return self._write(connection, raw, rows)
         except psycopg.Error as exc:
-            raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+            raise DBAPIError.instance(self.copy, None, exc, psycopg.Error) from exc
 
-    def _skipping_conflicts(self, raw: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> int:
+    def _write(self, connection: Connection, raw: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> int:
+        if not self.direct:
+            return self._staged(connection, raw, rows)
         raw.execute("SAVEPOINT bulk_copy")
         try:
             written = _copy(raw, self.copy, rows)
         except errors.UniqueViolation:
             raw.execute("ROLLBACK TO SAVEPOINT bulk_copy")
-            create, copy, insert, drop = self.staged
-            raw.execute(create)
-            _copy(raw, copy, rows)
-            written = raw.execute(insert).rowcount
-            raw.execute(drop)
+            written = self._staged(connection, raw, rows)
         raw.execute("RELEASE SAVEPOINT bulk_copy")
+        return written
+
+    def _staged(self, connection: Connection, raw: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> int:
+        raw.execute(self.create)
+        _copy(raw, self.copy_staged, rows)
+        written = connection.execute(self.insert_staged, execution_options=_ROWCOUNT).rowcount
+        raw.execute(self.drop)
         return written
 
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Column, Connection, Engine, LargeBinary, MetaData, Table, Text, delete, select, text
 from sqlalchemy.exc import IntegrityError
 
-from cloud.data import dead_letters, features, predictions
+from cloud.data import dead_letters, features, fleet, predictions
 from cloud.data.bulk import BulkInsert
 
 AT = "2026-03-01T06:00:00.123456Z"
@@ -185,3 +185,18 @@ def test_copy_routes_rows_into_a_partitioned_table_and_skips_stored_ones(postgre
             ("parts_2026", "h1", b"b"),
             ("parts_2026", "h2", b"c"),
         ]
+
+
+def test_an_upsert_that_updates_is_staged_and_counts_rows_inserted_and_updated(owner_connection: Connection) -> None:
+    seen = [("h1", "gw1", "Kessel-Ω", AT, AT), ("h2", None, None, AT, AT)]
+    fleet.record_devices_seen(owner_connection, seen)
+    fleet.record_devices_seen(owner_connection, [("h1", "gw2", "Kessel-Ω", "2026-01-01", "2026-12-31"), seen[1]])
+    fleet.record_devices_known(owner_connection, [("h2", "tank-50", "2025-01-01", AT), ("h3", None, None, None)])
+
+    columns = [fleet.devices.c[name] for name in fleet.DEVICE_SEEN]
+    rows = owner_connection.execute(select(*columns).order_by(fleet.devices.c.device_id)).all()
+    assert [tuple(row) for row in rows] == [
+        ("h1", "gw2", "Kessel-Ω", "2026-01-01", "2026-12-31"),
+        ("h2", None, "tank-50", "2025-01-01", AT),
+        ("h3", None, None, None, None),
+    ]
