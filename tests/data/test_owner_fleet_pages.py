@@ -1,5 +1,6 @@
 """The queries the Fleet and Gateway pages read, on SQLite and PostgreSQL: keyset pages of gateways filtered by id
-prefix, connection state and version served, and each source of a gateway's timeline paged by (time, key)."""
+prefix, connection state (the stale ones off the (last_seen, online) index, in id order) and version served, or
+among the gateways a deployment census named, and each source of a gateway's timeline paged by (time, key)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import Connection
 from cloud.data import director, fleet, predictions
 
 STALE_BEFORE = "2026-12-07T09:00:00.000000Z"
+RECENT, OLD = "2026-12-07T10:00:00.000000Z", "2026-12-07T08:00:00.000000Z"
 
 
 def _status(gateway_id: str, last_seen: str, online: int, version: str) -> tuple:
@@ -137,3 +139,58 @@ def test_deployments_are_read_for_a_page_of_gateways_in_one_query(owner_connecti
     rows = director.deployment_rows(owner_connection, [], None, None, gateway_ids=["gw-b1", "gw-a1"])
     assert [row["gateway_id"] for row in rows] == ["gw-a1", "gw-b1"]
     assert director.deployment_rows(owner_connection, [], None, None, gateway_ids=[]) == []
+
+
+def _thirty(connection: Connection) -> None:
+    """gw-00..gw-29: every third silent since before the threshold (gw-06 of them offline), gw-1x on version 2."""
+    fleet.record_statuses(
+        connection,
+        [
+            _status(f"gw-{n:02d}", OLD if n % 3 == 0 else RECENT, int(n != 6), "2" if 10 <= n < 20 else "3")
+            for n in reversed(range(30))  # stored out of id order: the page must sort, not rely on insertion
+        ],
+    )
+
+
+def _ids(rows) -> list[str]:
+    return [row["gateway_id"] for row in rows]
+
+
+def test_stale_gateways_are_paged_in_id_order_with_the_other_filters(owner_connection: Connection) -> None:
+    _thirty(owner_connection)
+    stale = [f"gw-{n:02d}" for n in range(0, 30, 3) if n != 6]  # gw-06: silent too, but its last status said offline
+    page = fleet.gateway_page(owner_connection, STALE_BEFORE, 4, state="stale")
+    assert _ids(page) == stale[:4] and {row["state"] for row in page} == {"stale"}
+    assert _ids(fleet.gateway_page(owner_connection, STALE_BEFORE, 4, after="gw-09", state="stale")) == stale[3:7]
+    assert _ids(fleet.gateway_page(owner_connection, STALE_BEFORE, 30, prefix="gw-1", state="stale")) == [
+        "gw-12",
+        "gw-15",
+        "gw-18",
+    ]
+    assert _ids(fleet.gateway_page(owner_connection, STALE_BEFORE, 30, state="stale", version="3")) == [
+        "gw-00",
+        "gw-03",
+        "gw-09",
+        "gw-21",
+        "gw-24",
+        "gw-27",
+    ]
+    assert fleet.gateway_page(owner_connection, "2026-12-07T07:00:00.000000Z", 30, state="stale") == []
+
+
+def test_a_page_among_named_gateways_keeps_id_order_and_every_filter(owner_connection: Connection) -> None:
+    _thirty(owner_connection)
+    named = ["gw-29", "gw-12", "gw-03", "gw-04", "gw-99"]  # gw-99 never reported
+    assert _ids(fleet.gateway_page(owner_connection, STALE_BEFORE, 10, among=named)) == [
+        "gw-03",
+        "gw-04",
+        "gw-12",
+        "gw-29",
+    ]
+    assert _ids(fleet.gateway_page(owner_connection, STALE_BEFORE, 2, among=named)) == ["gw-03", "gw-04"]
+    assert _ids(fleet.gateway_page(owner_connection, STALE_BEFORE, 10, among=named, state="stale")) == [
+        "gw-03",
+        "gw-12",
+    ]
+    assert _ids(fleet.gateway_page(owner_connection, STALE_BEFORE, 10, among=named, version="2")) == ["gw-12"]
+    assert fleet.gateway_page(owner_connection, STALE_BEFORE, 10, among=[]) == []

@@ -31,7 +31,9 @@ def _status(gateway_id: str, seen: datetime, online: bool, version: str) -> tupl
 
 def _seed(db) -> None:
     """gw-000..gw-059 online on version 2 (gw-003 offline, gw-004 stale, gw-01x on version 3); gw-000 directed to
-    version 3, rejected it, and has an outcome and a forged document in its timeline."""
+    version 3, rejected it, and has an outcome and a forged document in its timeline; gw-001, gw-011, gw-021 and
+    gw-002 directed to version 3 an hour ago (past the 30-minute deadline): the first three still downloading it
+    (overdue), gw-002 committed."""
     now = datetime.now(UTC)  # when the test seeds, not when the module was collected: "stale" is relative to now
     statuses = []
     for n in range(60):
@@ -53,6 +55,19 @@ def _seed(db) -> None:
             connection,
             [(m, "gw-000", kind, NAME, "3", 8, rule, detail, at, d) for m, kind, rule, detail, at, d in events],
         )
+        directed = [(f"gw-0{n}1", ("download",)) for n in range(3)] + [("gw-002", ("download", "activate", "commit"))]
+        for gateway_id, kinds in directed:
+            digest = gateway_id[-2:] * 32
+            director.store_document(connection, gateway_id, 8, json.dumps(document))
+            director.record_issued(connection, digest, gateway_id, 8, "2026-12-07T10:00:00.000000Z")
+            at = "2026-12-07T10:0{}:00.000000Z"
+            fleet.add_events(
+                connection,
+                [
+                    (f"{gateway_id}-{k}", gateway_id, k, NAME, "3", 8, None, None, at.format(i), digest)
+                    for i, k in enumerate(kinds)
+                ],  # fmt: skip
+            )
         outcome = {
             "outcome_id": "o1",
             "device_id": "wh-1",
@@ -104,6 +119,41 @@ def test_the_fleet_is_filtered_by_id_prefix_state_and_version(cloud: ServedCloud
         assert _rows(served_3) == [f"gw-{n:03d}" for n in range(10, 20)]
         refused = viewer.get("/fleet", params={"state": "asleep"})
         assert refused.status_code == 400 and "state must be one of" in refused.text
+
+
+def test_the_fleet_is_counted_and_filtered_by_deployment_state(cloud: ServedCloud) -> None:
+    with sign_in(cloud.base_url, cloud.tokens[Role.VIEWER]) as viewer:
+        overdue = viewer.get("/fleet", params={"deployment": "overdue"})  # waits for the process's first census
+        assert overdue.status_code == 200 and _rows(overdue.text) == ["gw-001", "gw-011", "gw-021"]
+        assert "overdue (still downloading)" in overdue.text
+        assert _rows(viewer.get("/fleet", params={"deployment": "rejected"}).text) == ["gw-000"]
+        assert _rows(viewer.get("/fleet", params={"deployment": "committed"}).text) == ["gw-002"]
+        assert _rows(viewer.get("/fleet", params={"deployment": "probation"}).text) == []
+        assert _rows(viewer.get("/fleet", params={"deployment": "overdue", "q": "gw-00"}).text) == ["gw-001"]
+        assert _rows(viewer.get("/fleet", params={"deployment": "overdue", "q": "gw-01"}).text) == ["gw-011"]
+        assert _rows(viewer.get("/fleet", params={"deployment": "overdue", "q": "gw-05"}).text) == []
+        assert _rows(viewer.get("/fleet", params={"deployment": "overdue", "state": "offline"}).text) == []
+        counts = viewer.get("/fleet/~counts").text
+        assert (
+            '<strong class="bad">3</strong> overdue' in counts and '<strong class="bad">1</strong> rejected' in counts
+        )
+        assert '<strong class="ok">1</strong> committed' in counts and "<strong>0</strong> probation" in counts
+        assert 'href="/fleet?deployment=overdue"' in counts
+        refused = viewer.get("/fleet", params={"deployment": "lost"})
+        assert refused.status_code == 400 and "deployment must be one of" in refused.text
+
+
+def test_a_deployment_state_is_paged_through_the_census_a_chunk_at_a_time(cloud: ServedCloud, monkeypatch) -> None:
+    monkeypatch.setattr(fleet_page, "PAGE", 2)
+    monkeypatch.setattr(fleet_page, "CENSUS_CHUNK", 1)
+    with sign_in(cloud.base_url, cloud.tokens[Role.VIEWER]) as viewer:
+        first = viewer.get("/fleet", params={"deployment": "overdue"}).text
+        assert _rows(first) == ["gw-001", "gw-011"]
+        assert 'href="/fleet?deployment=overdue&amp;after=gw-011">Next page' in first
+        second = viewer.get("/fleet", params={"deployment": "overdue", "after": "gw-011"}).text
+        assert _rows(second) == ["gw-021"] and "Next page" not in second
+        online_on_3 = {"deployment": "overdue", "state": "online", "version": "3"}
+        assert _rows(viewer.get("/fleet", params=online_on_3).text) == ["gw-011"]  # read past gw-001's chunk
 
 
 def test_a_gateway_shows_its_status_per_model_and_one_timeline_newest_first(cloud: ServedCloud, monkeypatch) -> None:
@@ -171,7 +221,7 @@ def test_the_pages_render_clean_and_accessible_in_a_browser(cloud: ServedCloud, 
     page.fill("#q", "gw-00")
     page.select_option("#state", "offline")
     page.click("button:has-text('Filter')")
-    page.wait_for_url("**/fleet?q=gw-00&state=offline&version=")
+    page.wait_for_url("**/fleet?q=gw-00&state=offline&version=&deployment=")
     page.click("a[href='/fleet/gw-003']")
     page.wait_for_url(f"{cloud.base_url}/fleet/gw-003")
     page.wait_for_load_state("networkidle")

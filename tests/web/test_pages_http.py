@@ -6,7 +6,9 @@ import re
 
 import httpx
 
+from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
+from cloud.storage import open_database
 from cloud.web.app import STATIC
 from cloud.web.auth import COOKIE, CSRF_FIELD
 from tests.api.conftest import served_cloud
@@ -83,3 +85,25 @@ def test_the_vendored_libraries_carry_their_licences() -> None:
     assert libraries == ["htmx.org", "uplot", "swagger-ui-dist", "axe-core"]
     for folder in ("htmx", "uplot", "swagger-ui"):
         assert (STATIC / "vendor" / folder / "LICENSE").stat().st_size > 0
+
+
+def test_pages_and_their_assets_go_out_gzipped_and_the_api_as_before(config) -> None:
+    db = open_database(config.database_path)
+    try:
+        for n in range(5):  # the API's list of keys grows past the size a page would be compressed at
+            KeyStore(db).create(Role.VIEWER, f"reader {n}")
+    finally:
+        db.conn.close()
+    with served_cloud(config) as cloud, sign_in(cloud.base_url, cloud.tokens[Role.ADMIN]) as admin:
+        gzip = {"Accept-Encoding": "gzip"}
+        for path in ("/fleet", "/admin/keys", "/static/vendor/htmx/htmx.min.js", "/static/app.css", "/openapi.json"):
+            answer = admin.get(path, headers=gzip)
+            assert answer.status_code == 200 and answer.headers.get("content-encoding") == "gzip", path
+            assert answer.num_bytes_downloaded < len(answer.content), path  # httpx decoded what came compressed
+        plain = admin.get("/fleet", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.num_bytes_downloaded == len(plain.content)
+        small = admin.get("/healthz", headers=gzip)  # a few bytes: not worth compressing
+        assert small.status_code == 200 and len(small.content) < 1024 and "content-encoding" not in small.headers
+        api = cloud.http.get("/api/admin/keys", headers={**gzip, "X-API-Key": cloud.tokens[Role.ADMIN]})
+        assert api.status_code == 200 and len(api.content) > 1024  # large enough to compress, were it a page
+        assert "content-encoding" not in api.headers

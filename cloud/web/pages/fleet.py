@@ -5,6 +5,11 @@ Both read the owners directly (``cloud.data.fleet``, ``cloud.deployments``), a p
 keyset query walking the gateways' primary key (filters included), plus each listed gateway's deployments, so it
 costs the same at 100,000 gateways as at ten. A gateway is stale when its last status said online but it has been
 silent longer than ``IOTSPHERE_GATEWAY_STALE_AFTER_S`` (the metrics' and the alerts' threshold).
+
+Deployment states (overdue among them: no answer within ``IOTSPHERE_DEPLOYMENT_DEADLINE_S``) are derived from every
+gateway's events, too slow for a page at fleet scale: their counts and the filter by them read the census
+(``cloud.web.census``), and a filtered page is the census's gateways in that state, a chunk at a time through the
+same keyset query with the other filters.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from cloud.data import fleet
 from cloud.data.connections import connection_of
 from cloud.data.times import iso
 from cloud.deployments import Deployment, list_deployments
-from cloud.errors import Invalid, NotFound
-from cloud.web import timeline
+from cloud.errors import Invalid, NotFound, Unavailable
+from cloud.web import census, timeline
 from cloud.web.auth import ViewerPage
 from cloud.web.rendering import PageRoute, render
 from shared.settings import Settings
@@ -33,6 +38,8 @@ from shared.settings import Settings
 router = APIRouter(prefix="/fleet", route_class=PageRoute, include_in_schema=False)
 PAGE = 50
 TIMELINE_PAGE = 50
+#: gateway ids of the census read per query when filtering by deployment state
+CENSUS_CHUNK = 500
 
 
 def _stale_before(settings: Settings) -> str:
@@ -54,8 +61,40 @@ def _deployments(db: Database, gateway_ids: list[str], settings: Settings) -> di
     return found
 
 
-def _counts(db: Database, settings: Settings) -> dict[str, int]:
-    return fleet.gateway_states(connection_of(db), _stale_before(settings))
+def _census_taker(request: Request) -> census.CensusTaker:
+    return request.app.state.deployment_census
+
+
+def _counts(request: Request, db: Database, settings: Settings) -> dict[str, Any]:
+    """The counts by connection state (counted now) and by deployment state (the latest census, if any)."""
+    return {
+        "states": fleet.gateway_states(connection_of(db), _stale_before(settings)),
+        "census": _census_taker(request).latest(),
+        "deployment_states": census.STATES,
+    }
+
+
+def _in_deployment_state(
+    request: Request, db: Database, settings: Settings, deployment: str, after: str | None, filters: dict[str, str]
+) -> list[RowMapping]:
+    """A page of the gateways the census found with a deployment in ``deployment``, after ``after``, that pass the
+    other filters: the census's ids a chunk at a time, each chunk one keyset query."""
+    taken = _census_taker(request).first()
+    if taken is None:
+        raise Unavailable("the fleet's deployment states could not be counted yet: try again in a moment")
+    ids, rows = taken.after(deployment, after, filters["q"]), []
+    for start in range(0, len(ids), CENSUS_CHUNK):
+        rows += fleet.gateway_page(
+            connection_of(db),
+            _stale_before(settings),
+            PAGE - len(rows),
+            state=filters["state"] or None,
+            version=filters["version"] or None,
+            among=ids[start : start + CENSUS_CHUNK],
+        )
+        if len(rows) == PAGE:
+            break
+    return rows
 
 
 @router.get("")
@@ -66,14 +105,21 @@ def fleet_list(
     q: str = "",
     state: str = "",
     version: str = "",
+    deployment: str = "",
     after: str | None = None,
 ) -> HTMLResponse:
     if state and state not in fleet.CONNECTION_STATES:
         raise Invalid(f"state must be one of {', '.join(fleet.CONNECTION_STATES)}, not {state!r}")
+    if deployment and deployment not in census.STATES:
+        raise Invalid(f"deployment must be one of {', '.join(census.STATES)}, not {deployment!r}")
     connection, settings = connection_of(db), environment()  # read once: building the settings costs milliseconds
-    rows = fleet.gateway_page(
-        connection, _stale_before(settings), PAGE, after, q.strip(), state or None, version.strip() or None
-    )
+    filters = {"q": q.strip(), "state": state, "version": version.strip(), "deployment": deployment}
+    if deployment:
+        rows = _in_deployment_state(request, db, settings, deployment, after, filters)
+    else:
+        rows = fleet.gateway_page(
+            connection, _stale_before(settings), PAGE, after, filters["q"], state or None, filters["version"] or None
+        )
     ids = [row["gateway_id"] for row in rows]
     devices, deployments = fleet.device_counts(connection, ids), _deployments(db, ids, settings)
     gateways = [
@@ -85,10 +131,9 @@ def fleet_list(
         }
         for row in rows
     ]
-    filters = {"q": q.strip(), "state": state, "version": version.strip()}
     context = {
         "gateways": gateways,
-        "counts": _counts(db, settings),
+        "counts": _counts(request, db, settings),
         "states": fleet.CONNECTION_STATES,
         "filters": filters,
         "query": urlencode({name: value for name, value in filters.items() if value}),
@@ -101,7 +146,7 @@ def fleet_list(
 @router.get("/~counts")  # "~" is in no gateway id (shared.topics.validate_id)
 def fleet_counts(request: Request, db: Database, session: ViewerPage) -> HTMLResponse:
     """The counts by state alone: the fleet page polls them."""
-    return render(request, "fleet_counts.html", {"counts": _counts(db, environment())})
+    return render(request, "fleet_counts.html", {"counts": _counts(request, db, environment())})
 
 
 def _status_per_model(
