@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     gateway_stale_after_s: PositiveFloat = _setting(
         900.0, CLOUD, "Seconds after its last message that an online gateway counts as stale in the metrics."
     )
+    retention_days: PositiveInt | None = _setting(
+        None, CLOUD, "Days of features and predictions `cloud serve`'s jobs keep, pruned daily (unset: all kept)."
+    )
     edge_data_dir: Path | None = _setting(
         None, GATEWAY, "Gateway state folder (outbox, models, TUF metadata); `--data-dir` wins."
     )

@@ -90,8 +90,10 @@ def _workers(
 
         workers.append(AlertWorker(config, external_url))
     from cloud.audit_checkpoints import AuditCheckpointWorker  # always: evidence is not optional
+    from cloud.retention_worker import RetentionWorker  # always: day partitions ahead; retention if configured
 
     workers.append(AuditCheckpointWorker(config))
+    workers.append(RetentionWorker(config))
     return workers
 
 
@@ -109,7 +111,7 @@ def _workers(
     show_default=True,
     help="What this process runs (repeat for several): api (REST API and dashboard), ingest (MQTT ingest worker), "
     "training (queued runs), jobs (director publisher, retraining checks and schedules, rollouts, alerts, audit "
-    "checkpoints: each in one process at a time). Without api, --host/--port serve /metrics, /healthz, /readyz.",
+    "checkpoints, day partitions and $IOTSPHERE_RETENTION_DAYS: each in one process at a time). Without api, --host/--port serve /metrics, /healthz, /readyz.",
 )
 @click.option("--ingest/--no-ingest", default=True, show_default=True, help="Run the MQTT ingest worker.")
 @click.option("--publisher/--no-publisher", default=True, show_default=True, help="Run the director publisher.")

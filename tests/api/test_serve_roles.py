@@ -17,7 +17,14 @@ from cloud.config import CloudConfig
 from cloud.storage import open_database
 from tests.private_broker import free_port, listening
 
-JOBS = ["DirectorPublisher", "RetrainingJobs", "RolloutWorker", "AlertWorker", "AuditCheckpointWorker"]
+JOBS = [
+    "DirectorPublisher",
+    "RetrainingJobs",
+    "RolloutWorker",
+    "AlertWorker",
+    "AuditCheckpointWorker",
+    "RetentionWorker",
+]
 
 
 def _started(config: CloudConfig, roles: set[str], **off: bool) -> list[str]:
@@ -42,7 +49,7 @@ def test_each_role_starts_its_workers(tmp_path: Path, roles: set[str], expected:
 
 def test_the_no_flags_still_leave_workers_out(tmp_path: Path) -> None:
     started = _started(CloudConfig(data_dir=tmp_path), set(ROLES), ingest=True, training=True, alerts=True)
-    assert started == ["DirectorPublisher", "RolloutWorker", "AuditCheckpointWorker"]
+    assert started == ["DirectorPublisher", "RolloutWorker", "AuditCheckpointWorker", "RetentionWorker"]
 
 
 def test_a_process_without_the_api_serves_health_and_metrics_only(tmp_path: Path) -> None:

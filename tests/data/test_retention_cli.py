@@ -1,6 +1,7 @@
 """``iotsphere admin retention`` run for real on a SQLite file and on PostgreSQL: old feature rows and predictions
 go (whole day partitions on PostgreSQL), predictions an outcome names stay, a dry run changes nothing, the run is
-audited, and fewer than one day is refused."""
+audited, and fewer than one day is refused; ``cloud serve``'s retention job makes partitions ahead and prunes once a
+day."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from cloud.config import CloudConfig
 from cloud.data import features, predictions
 from cloud.data.connections import write_transaction
+from cloud.data.partitions import day_partitions
+from cloud.retention import DAYS_AHEAD
+from cloud.retention_worker import RetentionWorker
 from cloud.storage import open_database
 from iotsphere.cli import main
 from tests.rows import rows_of
@@ -124,3 +129,23 @@ def test_fewer_than_one_day_is_refused(database: str | Path, tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "--keep-days" in result.output and "0 is not in the range x>=1" in result.output
     assert _stored(database) == before
+
+
+def test_the_retention_job_makes_partitions_ahead_and_prunes_once_a_day(database: str | Path, tmp_path: Path) -> None:
+    worker = RetentionWorker(CloudConfig(data_dir=tmp_path / "cloud"), keep_days=3)
+    db = open_database(database)
+    try:
+        worker.step(db)
+        worker.step(db)
+        with write_transaction(db) as connection:
+            made = sorted(day_partitions(connection, "predictions"))
+    finally:
+        db.close()
+    kept_features, _, audit = _stored(database)
+
+    assert [(entry["actor"], entry["action"]) for entry in audit] == [("jobs:retention", "admin.retention")]
+    assert kept_features == sorted(f"wh-{n} {day}" for n in range(3) for day in DAYS[2:])
+    if "postgresql" in str(database):
+        assert made[-1] == TODAY + timedelta(days=DAYS_AHEAD) and TODAY - timedelta(days=1) in made
+    else:
+        assert made == []
