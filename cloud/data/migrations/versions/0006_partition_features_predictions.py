@@ -50,25 +50,44 @@ EPOCH = "1970-01-01T00:00:00.000000Z"
 
 
 def upgrade() -> None:
-    connection = op.get_bind()
-    if connection.dialect.name != "postgresql":
+    if op.get_bind().dialect.name != "postgresql":
         return
     for table, key, _, primary, indexes in TABLES:
-        old = f"{table}_unpartitioned"
-        op.execute(f"ALTER TABLE {table} RENAME TO {old}")
-        op.execute(f"ALTER TABLE {old} RENAME CONSTRAINT {table}_pkey TO {old}_pkey")
-        for name, _ in indexes:
-            op.execute(f"DROP INDEX {name}")
-        op.execute(f"CREATE TABLE {table} (LIKE {old} INCLUDING DEFAULTS) PARTITION BY RANGE ({key})")
-        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({', '.join(primary)})")
-        for name, columns in indexes:
-            op.execute(f"CREATE INDEX {name} ON {table} ({', '.join(columns)})")
+        _rebuild(table, key, primary, indexes, partitioned=True)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for table, key, primary, _, indexes in TABLES:
+        _rebuild(table, key, primary, indexes, partitioned=False)
+
+
+def _rebuild(
+    table: str, key: str, primary: tuple[str, ...], indexes: tuple[tuple[str, tuple[str, ...]], ...], partitioned: bool
+) -> None:
+    """``table`` made again, partitioned by day of ``key`` or not, with ``primary`` as its key and every row (a row
+    whose key the narrower key of a downgrade holds twice is kept once)."""
+    connection, old = op.get_bind(), f"{table}_before_0006"
+    op.execute(f"ALTER TABLE {table} RENAME TO {old}")
+    op.execute(f"ALTER TABLE {old} RENAME CONSTRAINT {table}_pkey TO {old}_pkey")
+    for name, _ in indexes:
+        op.execute(f"DROP INDEX {name}")
+    partition_by = f" PARTITION BY RANGE ({key})" if partitioned else ""
+    op.execute(f"CREATE TABLE {table} (LIKE {old} INCLUDING DEFAULTS){partition_by}")
+    if key not in primary:
+        op.execute(f"ALTER TABLE {table} ALTER COLUMN {key} DROP NOT NULL")
+    op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({', '.join(primary)})")
+    for name, columns in indexes:
+        op.execute(f"CREATE INDEX {name} ON {table} ({', '.join(columns)})")
+    if partitioned:
         op.execute(f"CREATE TABLE {default_partition(table)} PARTITION OF {table} DEFAULT")
         ensure_days(connection, table, key, _days(connection, old, key))
-        columns = [row[0] for row in connection.execute(text(f"SELECT * FROM {old} LIMIT 0")).cursor.description]
-        values = [f"coalesce({name}, '{EPOCH}')" if name == key else name for name in columns]
-        op.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {old}")
-        op.execute(f"DROP TABLE {old}")
+    columns = [row[0] for row in connection.execute(text(f"SELECT * FROM {old} LIMIT 0")).cursor.description]
+    values = [f"coalesce({name}, '{EPOCH}')" if name == key else name for name in columns]
+    selected = f"SELECT {', '.join(values)} FROM {old}"
+    op.execute(f"INSERT INTO {table} ({', '.join(columns)}) {selected} ON CONFLICT DO NOTHING")
+    op.execute(f"DROP TABLE {old}")
 
 
 def _days(connection, table: str, key: str) -> list[date]:
@@ -84,23 +103,3 @@ def _days(connection, table: str, key: str) -> list[date]:
         except ValueError:
             continue
     return days
-
-
-def downgrade() -> None:
-    connection = op.get_bind()
-    if connection.dialect.name != "postgresql":
-        return
-    for table, key, primary, _, indexes in TABLES:
-        old = f"{table}_partitioned"
-        op.execute(f"ALTER TABLE {table} RENAME TO {old}")
-        op.execute(f"ALTER TABLE {old} RENAME CONSTRAINT {table}_pkey TO {old}_pkey")
-        for name, _ in indexes:
-            op.execute(f"DROP INDEX {name}")
-        op.execute(f"CREATE TABLE {table} (LIKE {old} INCLUDING DEFAULTS)")
-        if key not in primary:
-            op.execute(f"ALTER TABLE {table} ALTER COLUMN {key} DROP NOT NULL")
-        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({', '.join(primary)})")
-        for name, columns in indexes:
-            op.execute(f"CREATE INDEX {name} ON {table} ({', '.join(columns)})")
-        op.execute(f"INSERT INTO {table} SELECT * FROM {old} ON CONFLICT DO NOTHING")
-        op.execute(f"DROP TABLE {old}")
