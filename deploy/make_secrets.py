@@ -11,11 +11,12 @@ writes, under the deploy folder (``--out`` elsewhere):
   (default ``mosquitto``, the compose service, and ``localhost``) and 127.0.0.1/::1.
 - ``mosquitto/passwords``: hashed by ``mosquitto_passwd``, one user per gateway id and per ``user`` of
   ``mosquitto/acl`` (the cloud roles; the ACL says what each may do).
-- ``secrets/compose.env``: the plain passwords as ``<USER>_MQTT_PASSWORD=…`` for ``docker compose --env-file``;
-  other variables added to it (the signing passphrase, the gateways' API keys) are kept.
+- ``secrets/compose.env``: for ``docker compose --env-file``, the plain passwords as ``<USER>_MQTT_PASSWORD=…``,
+  and, made once and kept, PostgreSQL's password, the field-encryption key every cloud process shares and the
+  signing keys' passphrase (``COMPOSE_SECRETS``); other variables added to it are kept.
 - ``secrets/emqx-users.csv``: the same users for the clustered broker's bootstrap file (deploy/emqx, docs/broker.md).
 
-Running it again keeps the CA and every password already made, adds new users, drops users no longer named and
+Running it again keeps the CA, every password and key already made, adds new users, drops users no longer named and
 issues a fresh server certificate from the same CA, so adding a gateway never disturbs the others.
 """
 
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import click
 from cryptography import x509
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -43,6 +45,13 @@ ACL = DEPLOY / "mosquitto" / "acl"
 CA_DAYS = 3650
 SERVER_DAYS = 397  # what public CAs may issue; renew by running this script again
 LOOPBACK = ("127.0.0.1", "::1")
+#: what docker-compose.yml substitutes besides the MQTT passwords, and how each is made (once: a new field key would
+#: leave encrypted columns unreadable, a new passphrase the signing keys)
+COMPOSE_SECRETS = {
+    "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "IOTSPHERE_FIELD_KEY": lambda: Fernet.generate_key().decode("ascii"),
+    "IOTSPHERE_KEY_PASSPHRASE": lambda: secrets.token_urlsafe(32),
+}
 
 
 class SecretsError(click.ClickException):
@@ -194,15 +203,17 @@ def main(gateways: tuple[str, ...], hostnames: tuple[str, ...], out: Path) -> No
     _password_file(out / "mosquitto" / "passwords", passwords)
     users_csv = "".join(f"{user},{password},false\n" for user, password in passwords.items())
     atomic_write(secret_dir / "emqx-users.csv", f"user_id,password,is_superuser\n{users_csv}".encode())
-    # what the operator added (the signing passphrase, the gateways' API keys) stays; the MQTT passwords are redone
+    made = {name: known.get(name) or make() for name, make in COMPOSE_SECRETS.items()}
+    # what the operator added stays; the MQTT passwords are redone for the users named
     kept = {name: value for name, value in known.items() if not name.endswith("_MQTT_PASSWORD")}
-    variables = {**{env_name(user): password for user, password in passwords.items()}, **kept}
+    variables = {**{env_name(user): password for user, password in passwords.items()}, **made, **kept}
     lines = "".join(f"{name}={value}\n" for name, value in variables.items())
-    atomic_write(env_file, f"# docker compose --env-file: MQTT passwords by deploy/make_secrets.py\n{lines}".encode())
+    atomic_write(env_file, f"# docker compose --env-file: secrets by deploy/make_secrets.py\n{lines}".encode())
 
     click.echo(f"CA: {certs / 'ca.crt'} (its key: {secret_dir / 'ca.key'}, keep it off the broker)")
     click.echo(f"Broker certificate for {', '.join([*hostnames, *LOOPBACK])}: {certs / 'server.crt'}")
     click.echo(f"MQTT users {', '.join(users)}: hashed in {out / 'mosquitto' / 'passwords'}, plain in {env_file}")
+    click.echo(f"{', '.join(COMPOSE_SECRETS)}: in {env_file}")
     click.echo(
         "The eclipse-mosquitto image reads its files as uid 1883: "
         f"chown 1883 {certs / 'server.key'} {out / 'mosquitto' / 'passwords'}"

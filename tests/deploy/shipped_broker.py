@@ -25,26 +25,25 @@ def make_secrets(out: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def compose_passwords(out: Path) -> dict[str, str]:
+def compose_env(out: Path) -> dict[str, str]:
     lines = (out / "secrets" / "compose.env").read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if not line.startswith("#"))
 
 
-def _mounts(secrets_dir: Path, folder: Path) -> dict[str, Path]:
-    """Container path → host path of every volume of the compose ``mosquitto`` service: files the secrets script
-    makes come from ``secrets_dir``, the rest from the repository, named volumes are fresh folders."""
-    service = yaml.safe_load(COMPOSE.read_text())["services"]["mosquitto"]
-    assert f"{CONTAINER_PORT}:{CONTAINER_PORT}" in service["ports"]
-    mounts = {}
-    for volume in service["volumes"]:
+def mounts(service: str, secrets_dir: Path, volumes: Path) -> dict[str, Path]:
+    """Container path → host path of every volume of the compose ``service``: files the secrets script makes come
+    from ``secrets_dir``, the rest from the repository; a named volume is a folder under ``volumes``, shared by every
+    service that mounts it."""
+    mounted = {}
+    for volume in yaml.safe_load(COMPOSE.read_text())["services"][service].get("volumes", []):
         source, target = volume.split(":")[:2]
         if source.startswith("./"):
             made = secrets_dir / Path(source).relative_to("deploy")
-            mounts[target] = made if made.exists() else PROJECT / source
+            mounted[target] = made if made.exists() else PROJECT / source
         else:
-            mounts[target] = folder / source
-            mounts[target].mkdir()
-    return mounts
+            mounted[target] = volumes / source
+            mounted[target].mkdir(parents=True, exist_ok=True)
+    return mounted
 
 
 class ShippedBroker(PrivateBroker):
@@ -52,10 +51,12 @@ class ShippedBroker(PrivateBroker):
 
     def __init__(self, folder: Path, secrets_dir: Path):
         super().__init__(folder)
-        mounts = _mounts(secrets_dir, folder)
-        config = next(host for target, host in mounts.items() if target.endswith("/mosquitto.conf")).read_text()
-        for target in sorted(mounts, key=len, reverse=True):
-            config = config.replace(target, str(mounts[target]))
+        service = yaml.safe_load(COMPOSE.read_text())["services"]["mosquitto"]
+        assert f"{CONTAINER_PORT}:{CONTAINER_PORT}" in service["ports"]
+        mounted = mounts("mosquitto", secrets_dir, folder)
+        config = next(host for target, host in mounted.items() if target.endswith("/mosquitto.conf")).read_text()
+        for target in sorted(mounted, key=len, reverse=True):
+            config = config.replace(target, str(mounted[target]))
         config, listeners = re.subn(
             rf"^listener {CONTAINER_PORT}$", f"listener {self.port} 127.0.0.1", config, flags=re.M
         )

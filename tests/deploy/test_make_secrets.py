@@ -6,8 +6,9 @@ import ipaddress
 import stat
 
 from cryptography import x509
+from cryptography.fernet import Fernet
 
-from tests.deploy.shipped_broker import compose_passwords, make_secrets
+from tests.deploy.shipped_broker import compose_env, make_secrets
 
 
 def _users(password_file) -> list[str]:
@@ -33,7 +34,8 @@ def test_the_broker_certificate_is_issued_by_the_ca_for_the_compose_host_and_loo
 def test_every_cloud_role_and_gateway_gets_a_hashed_password(tmp_path):
     assert make_secrets(tmp_path, "--gateway", "gw-1", "--gateway", "gw-2").returncode == 0
     password_file = (tmp_path / "mosquitto" / "passwords").read_text()
-    passwords = compose_passwords(tmp_path)
+    env = compose_env(tmp_path)
+    passwords = {name: value for name, value in env.items() if name.endswith("_MQTT_PASSWORD")}
     assert _users(tmp_path / "mosquitto" / "passwords") == ["cloud", "ingest", "gw-1", "gw-2"]
     assert sorted(passwords) == [
         "CLOUD_MQTT_PASSWORD",
@@ -42,6 +44,8 @@ def test_every_cloud_role_and_gateway_gets_a_hashed_password(tmp_path):
         "INGEST_MQTT_PASSWORD",
     ]
     assert len(set(passwords.values())) == 4
+    assert sorted(set(env) - set(passwords)) == ["IOTSPHERE_FIELD_KEY", "IOTSPHERE_KEY_PASSPHRASE", "POSTGRES_PASSWORD"]
+    Fernet(env["IOTSPHERE_FIELD_KEY"])  # a key the cloud can encrypt with
     assert not any(password in password_file for password in passwords.values())
     emqx_users = (tmp_path / "secrets" / "emqx-users.csv").read_text().splitlines()
     assert emqx_users[0] == "user_id,password,is_superuser"
@@ -58,15 +62,14 @@ def test_every_cloud_role_and_gateway_gets_a_hashed_password(tmp_path):
 def test_a_second_run_keeps_the_ca_the_passwords_of_users_still_named_and_added_variables(tmp_path):
     assert make_secrets(tmp_path, "--gateway", "gw-1", "--gateway", "gw-2").returncode == 0
     ca_before = (tmp_path / "mosquitto" / "certs" / "ca.crt").read_bytes()
-    before = compose_passwords(tmp_path)
+    before = compose_env(tmp_path)
     with (tmp_path / "secrets" / "compose.env").open("a") as env:
         env.write("GW1_API_KEY=added by the operator\n")
     assert make_secrets(tmp_path, "--gateway", "gw-1", "--gateway", "gw-3").returncode == 0
-    after = compose_passwords(tmp_path)
+    after = compose_env(tmp_path)
     assert (tmp_path / "mosquitto" / "certs" / "ca.crt").read_bytes() == ca_before
-    assert {name: after[name] for name in ("CLOUD_MQTT_PASSWORD", "GW1_MQTT_PASSWORD")} == {
-        name: before[name] for name in ("CLOUD_MQTT_PASSWORD", "GW1_MQTT_PASSWORD")
-    }
+    kept = ("CLOUD_MQTT_PASSWORD", "GW1_MQTT_PASSWORD", "POSTGRES_PASSWORD", "IOTSPHERE_FIELD_KEY")
+    assert {name: after[name] for name in kept} == {name: before[name] for name in kept}
     assert "GW2_MQTT_PASSWORD" not in after and after["GW3_MQTT_PASSWORD"]
     assert after["GW1_API_KEY"] == "added by the operator"
     assert _users(tmp_path / "mosquitto" / "passwords") == ["cloud", "ingest", "gw-1", "gw-3"]

@@ -16,7 +16,7 @@ from iotsphere.cli import main
 from shared.mqtt_url import apply_endpoint, parse_mqtt_url
 from shared.settings import SettingsError
 from shared.topics import Down, Up, down_topic, up_topic, up_wildcard
-from tests.deploy.shipped_broker import ShippedBroker, compose_passwords, make_secrets
+from tests.deploy.shipped_broker import ShippedBroker, compose_env, make_secrets
 from tests.edge.mqtt_helpers import Collector, wait_for
 
 
@@ -36,7 +36,7 @@ def broker(deploy, tmp_path_factory):
 
 @pytest.fixture
 def urls(broker, deploy):
-    passwords = compose_passwords(deploy)
+    passwords = compose_env(deploy)
     return {
         user: broker.mqtts_url(user, passwords[f"{key}_MQTT_PASSWORD"])
         for user, key in (("cloud", "CLOUD"), ("ingest", "INGEST"), ("gw-1", "GW1"), ("gw-2", "GW2"))
