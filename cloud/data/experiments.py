@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Index, Integer, RowMapping, Table, Text, insert, select, update
 
+from cloud.data.fleet import before_cursor
 from cloud.data.metadata import FLOAT, metadata, partial
 
 experiments = Table(
@@ -39,6 +40,7 @@ experiments = Table(
     Column("reason", Text),
     Index("experiments_one_running", "model_name", unique=True, **partial("status = 'running'")),
     Index("idx_experiments_status_created_at", "status", "created_at"),
+    Index("idx_experiments_created_at_id", "created_at", "experiment_id"),
 )
 
 
@@ -75,6 +77,19 @@ def every_experiment(
         query = query.where(experiments.c.status == status)
     if model_name is not None:
         query = query.where(experiments.c.model_name == model_name)
+    return list(connection.execute(query).mappings())
+
+
+def experiments_before(connection: Connection, cursor: tuple[str, str] | None, limit: int) -> list[RowMapping]:
+    """At most ``limit`` experiments newest first by (``created_at``, ``experiment_id``), those before ``cursor``
+    (the last one shown) if given: one range of their index, however many there are."""
+    e = experiments.c
+    query = (
+        select(experiments)
+        .where(before_cursor(e.created_at, e.experiment_id, cursor))
+        .order_by(e.created_at.desc(), e.experiment_id.desc())
+        .limit(limit)
+    )
     return list(connection.execute(query).mappings())
 
 

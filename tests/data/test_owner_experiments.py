@@ -39,6 +39,16 @@ def test_experiments_are_found_and_listed_newest_first(owner_connection: Connect
     assert [row["experiment_id"] for row in listed(owner_connection, "running", "m")] == []
 
 
+def test_experiments_are_paged_newest_first_by_creation_then_id(owner_connection: Connection) -> None:
+    for experiment_id, created_at in (("e1", "1"), ("e2", "2"), ("e4", "2"), ("e3", "3"), ("e5", "2")):
+        experiments.add_experiment(owner_connection, _experiment(experiment_id, created_at))
+    seen, cursor = [], None
+    while page := experiments.experiments_before(owner_connection, cursor, 2):
+        seen.append([row["experiment_id"] for row in page])
+        cursor = (page[-1]["created_at"], page[-1]["experiment_id"])
+    assert seen == [["e3", "e5"], ["e4", "e2"], ["e1"]]  # three created at the same instant: by id, none lost
+
+
 def test_a_status_moves_only_from_the_statuses_asked(owner_connection: Connection) -> None:
     experiments.add_experiment(owner_connection, _experiment("e1", "1"))
     running = {"status": "running", "started_at": "2026-01-02T00:00:00.000000Z", "started_by": "cli:bob"}

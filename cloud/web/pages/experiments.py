@@ -17,6 +17,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cloud.api.deps import Database, Experiments, SigningExperiments
+from cloud.data import experiments as stored
+from cloud.data.connections import connection_of
+from cloud.errors import Invalid
 from cloud.experiments.metrics import CHALLENGER, CHAMPION, arm_observations
 from cloud.experiments.stats import ArmSummary, sequential_test
 from cloud.storage import from_iso, iso
@@ -24,6 +27,8 @@ from cloud.web.auth import OperatorPage, ViewerPage
 from cloud.web.rendering import PageRoute, render
 
 router = APIRouter(prefix="/experiments", route_class=PageRoute, include_in_schema=False)
+#: experiments a page of the list
+PAGE = 30
 #: points on the chart: each is one pass over the experiment's scored predictions
 LOOKS = 12
 #: what the chart draws of each look
@@ -32,8 +37,17 @@ Reason = Annotated[str, Form(max_length=500)]
 
 
 @router.get("")
-def experiments(request: Request, experiments: Experiments, session: ViewerPage) -> HTMLResponse:
-    return render(request, "experiments.html", {"experiments": experiments.store.list()})
+def experiments(request: Request, db: Database, session: ViewerPage, before: str | None = None) -> HTMLResponse:
+    """Newest first, ``PAGE`` at a time: ``before`` is the last one shown, ``created_at|experiment_id``."""
+    cursor = None
+    if before is not None:
+        created_at, _, experiment_id = before.partition("|")
+        if not (created_at and experiment_id):
+            raise Invalid(f"before is not a position in the list (created_at|experiment_id): {before!r}")
+        cursor = (created_at, experiment_id)
+    rows = stored.experiments_before(connection_of(db), cursor, PAGE)
+    older = f"{rows[-1]['created_at']}|{rows[-1]['experiment_id']}" if len(rows) == PAGE else None
+    return render(request, "experiments.html", {"experiments": rows, "before": before, "older": older})
 
 
 def looks_over_time(db: sqlite_utils.Database, experiment: dict[str, Any]) -> dict[str, list[float]]:
