@@ -13,7 +13,8 @@ SQLite has no partitions: there, ``ensure_days`` does nothing and old rows go by
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
@@ -70,24 +71,37 @@ def ensure_days(connection: Connection, table: str, key: str, days: Iterable[dat
     wanted = set(days)
     if not wanted - day_partitions(connection, table).keys():
         return []
-    default = default_partition(table)
-    connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-    connection.execute(text(f"LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE"))
-    made = []
-    for day in sorted(wanted - day_partitions(connection, table).keys()):
-        name, (start, end) = day_partition(table, day), _bounds(day)
-        connection.execute(text(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS)"))
-        connection.execute(
-            text(
-                f"WITH moved AS (DELETE FROM {default} WHERE {key} >= :start AND {key} < :end RETURNING *)"
-                f" INSERT INTO {name} SELECT * FROM moved"
-            ),
-            {"start": start, "end": end},
-        )
-        bounds = f"FOR VALUES FROM ('{start}') TO ('{end}')"
-        connection.execute(text(f"ALTER TABLE {table} ATTACH PARTITION {name} {bounds}"))
-        made.append(name)
+    default, made = default_partition(table), []
+    with _lock_timeout(connection):
+        connection.execute(text(f"LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE"))
+        for day in sorted(wanted - day_partitions(connection, table).keys()):
+            made.append(_make_day(connection, table, key, day))
     return made
+
+
+def _make_day(connection: Connection, table: str, key: str, day: date) -> str:
+    """Make the day's partition, moving the day's rows out of the default partition (which the caller locked)."""
+    default = default_partition(table)
+    name, (start, end) = day_partition(table, day), _bounds(day)
+    connection.execute(text(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS)"))
+    connection.execute(
+        text(
+            f"WITH moved AS (DELETE FROM {default} WHERE {key} >= :start AND {key} < :end RETURNING *)"
+            f" INSERT INTO {name} SELECT * FROM moved"
+        ),
+        {"start": start, "end": end},
+    )
+    bounds = f"FOR VALUES FROM ('{start}') TO ('{end}')"
+    connection.execute(text(f"ALTER TABLE {table} ATTACH PARTITION {name} {bounds}"))
+    return name
+
+
+@contextmanager
+def _lock_timeout(connection: Connection) -> Iterator[None]:
+    """``LOCK_TIMEOUT`` for the block's statements, the session's own after it (the caller's transaction goes on)."""
+    connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    yield
+    connection.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
 
 
 def _bounds(day: date) -> tuple[str, str]:
@@ -106,8 +120,8 @@ def drop_day(
     detached partition as a table) go back into ``table`` first, which puts them in the default partition."""
     name = day_partition(table.name, day)
     rows = rows_in(connection, name)
-    connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-    connection.execute(text(f"ALTER TABLE {table.name} DETACH PARTITION {name}"))
+    with _lock_timeout(connection):
+        connection.execute(text(f"ALTER TABLE {table.name} DETACH PARTITION {name}"))
     kept = 0
     if keep is not None:
         detached = table_clause(name, *(column(c.name) for c in table.columns))

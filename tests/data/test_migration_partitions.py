@@ -3,6 +3,8 @@ by day with every row, and inserts, duplicates and outcomes behave as before."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date
 
 import pytest
@@ -124,3 +126,25 @@ def test_0006_goes_back_down_with_every_row(postgres_schema) -> None:
     with engine.begin() as connection:
         assert _everything(connection, "features") == before
         assert _partitions(connection, "features") == []
+
+
+def test_two_callers_making_the_same_day_make_it_once(postgres_schema) -> None:
+    """The second waits on the default partition's lock, then finds the day made: no duplicate table error."""
+    first, second = postgres_schema(), postgres_schema()
+    with first.begin() as connection:
+        _at(connection, "head")
+    day, found = date(2026, 11, 9), []
+    with first.begin() as holding:
+        made = features.ensure_partitions(holding, [day])
+        waiting = threading.Thread(target=lambda: found.append(_ensure(second, day)))
+        waiting.start()
+        time.sleep(0.5)  # let it reach the lock; if it has not yet, it takes it after the commit
+    waiting.join()
+
+    assert made == ["features_p20261109"]
+    assert found == [[]]
+
+
+def _ensure(engine, day: date) -> list[str]:
+    with engine.begin() as connection:
+        return features.ensure_partitions(connection, [day])
