@@ -2,8 +2,8 @@
 
 The cut-off is a UTC midnight: ``--keep-days N`` keeps every row of the N days before today and of today, so on
 PostgreSQL whole day partitions go (detached and dropped: no row is deleted one by one) and only the default
-partition's old rows are deleted. On SQLite old rows are deleted in batches of ``BATCH_ROWS``, each its own short
-write transaction, so ingest writes between them instead of waiting minutes behind one.
+partition's old rows are deleted. On SQLite old rows are deleted in batches of ``BATCH_ROWS``, each found by a read
+and deleted in its own short write transaction, so ingest writes between them instead of waiting minutes behind one.
 
 Predictions an outcome or a rating names are kept whatever their age: monitoring, experiments and training labels
 join outcomes to their prediction's outputs, so pruning one would silently drop the observation it explains.
@@ -114,13 +114,11 @@ def _prune(db: Database, table: str, owner: ModuleType, cutoff: date, progress: 
         removed.partitions.append(day_partition(table, day))
         removed.rows += rows - kept
         progress(f"{table}: dropped {day_partition(table, day)} ({rows - kept:,} rows, {kept:,} kept)")
-    after, reported = None, removed.rows
-    while True:
+    reported, keys = removed.rows, owner.older_keys(connection_of(db), cutoff, None, BATCH_ROWS)
+    while keys:
         with write_transaction(db) as connection:
-            deleted, after = owner.delete_older(connection, cutoff, after, BATCH_ROWS)
-        removed.rows += deleted
-        if after is None:
-            break
+            removed.rows += owner.delete_older(connection, cutoff, keys)
+        keys = owner.older_keys(connection_of(db), cutoff, keys[-1], BATCH_ROWS)
         if removed.rows - reported >= 100_000:
             reported = removed.rows
             progress(f"{table}: {removed.rows:,} rows removed so far")

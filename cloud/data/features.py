@@ -312,9 +312,14 @@ def count_older(connection: Connection, cutoff: date) -> tuple[int, int]:
 _KEY = (features.c.feature_set_version, features.c.window_end, features.c.device_id)
 
 
-def delete_older(
+def older_keys(
     connection: Connection, cutoff: date, after: tuple[Any, ...] | None, limit: int
-) -> tuple[int, tuple[Any, ...] | None]:
-    """Delete the next ``limit`` rows whose window ended before ``cutoff``, in key order after ``after``; (rows
-    deleted, the key to go on after, None when done): ``cloud.data.partitions.delete_batch``."""
-    return partitions.delete_batch(connection, features, _KEY, _older(cutoff), after, limit)
+) -> list[tuple[Any, ...]]:
+    """The keys of the next ``limit`` rows whose window ended before ``cutoff``, in key order after ``after``
+    (``cloud.data.partitions.keys_after``)."""
+    return partitions.keys_after(connection, _KEY, _older(cutoff), after, limit)
+
+
+def delete_older(connection: Connection, cutoff: date, keys: Sequence[tuple[Any, ...]]) -> int:
+    """Delete the rows of ``keys`` (from ``older_keys``) that are still to go; how many."""
+    return partitions.delete_keys(connection, features, _KEY, _older(cutoff), keys)

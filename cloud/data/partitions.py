@@ -132,22 +132,22 @@ def drop_day(
     return rows, kept
 
 
-def delete_batch(
-    connection: Connection,
-    table: Table,
-    key: Sequence[Column],
-    old: ColumnElement,
-    after: tuple[Any, ...] | None,
-    limit: int,
-) -> tuple[int, tuple[Any, ...] | None]:
-    """Delete the next ``limit`` rows meeting ``old`` in ``key`` order after the key ``after`` (None: from the
-    start); (rows deleted, the key to continue after, None once no row is left). One batch walks on from where the
-    last stopped, so a whole pass reads the table's key once however many rows it keeps."""
+def keys_after(
+    connection: Connection, key: Sequence[Column], old: ColumnElement, after: tuple[Any, ...] | None, limit: int
+) -> list[tuple[Any, ...]]:
+    """The ``key`` of the next ``limit`` rows meeting ``old``, in key order after the key ``after`` (None: from the
+    start). A read: retention takes it outside its write transaction, then deletes the rows by key
+    (``delete_keys``), so SQLite's write lock is held for the deletes alone, and a whole pass reads the key once."""
     query = select(*key).where(old).order_by(*key).limit(limit)
     if after is not None:
         query = query.where(tuple_(*key) > tuple_(*after))
-    keys = [tuple(row) for row in connection.execute(query)]
+    return [tuple(row) for row in connection.execute(query)]
+
+
+def delete_keys(
+    connection: Connection, table: Table, key: Sequence[Column], old: ColumnElement, keys: Sequence[tuple[Any, ...]]
+) -> int:
+    """Delete the rows of ``keys`` that still meet ``old`` (a row may have changed since they were read); how many."""
     if not keys:
-        return 0, None
-    deleted = connection.execute(delete(table).where(tuple_(*key).in_(keys), old)).rowcount
-    return deleted, keys[-1]
+        return 0
+    return connection.execute(delete(table).where(tuple_(*key).in_(list(keys)), old)).rowcount

@@ -546,6 +546,9 @@ def drop_partition(connection: Connection, day: date) -> tuple[int, int]:
     return partitions.drop_day(connection, predictions, day, _referenced)
 
 
+_KEY = (predictions.c.prediction_id, predictions.c.arm)
+
+
 def _older(cutoff: date) -> ColumnElement:
     return and_(predictions.c.made_at < cutoff.isoformat(), ~_referenced(predictions))
 
@@ -558,10 +561,14 @@ def count_older(connection: Connection, cutoff: date) -> tuple[int, int]:
     return unnamed, every - unnamed
 
 
-def delete_older(
+def older_keys(
     connection: Connection, cutoff: date, after: tuple[Any, ...] | None, limit: int
-) -> tuple[int, tuple[Any, ...] | None]:
-    """Delete the next ``limit`` predictions made before ``cutoff`` that no outcome or rating names, in key order
-    after ``after``; (rows deleted, the key to go on after, None when done): ``cloud.data.partitions.delete_batch``."""
-    key = (predictions.c.prediction_id, predictions.c.arm)
-    return partitions.delete_batch(connection, predictions, key, _older(cutoff), after, limit)
+) -> list[tuple[Any, ...]]:
+    """The keys of the next ``limit`` predictions made before ``cutoff`` that no outcome or rating names, in key
+    order after ``after`` (``cloud.data.partitions.keys_after``)."""
+    return partitions.keys_after(connection, _KEY, _older(cutoff), after, limit)
+
+
+def delete_older(connection: Connection, cutoff: date, keys: Sequence[tuple[Any, ...]]) -> int:
+    """Delete the rows of ``keys`` (from ``older_keys``) that are still to go; how many."""
+    return partitions.delete_keys(connection, predictions, _KEY, _older(cutoff), keys)

@@ -113,17 +113,16 @@ def test_old_rows_go_in_batches_walking_the_key_once(owner_connection: Connectio
     predictions.add_outcomes(owner_connection, [("o-1", "wh-1", "sensor", _at(cutoff), "p-3", *(None,) * 7)])
 
     def every_batch(owner) -> list[int]:
-        deleted, after = [], None
-        while True:
-            count, after = owner.delete_older(owner_connection, cutoff, after, 2)
-            deleted.append(count)
-            if after is None:
-                return deleted
+        deleted, keys = [], owner.older_keys(owner_connection, cutoff, None, 2)
+        while keys:
+            deleted.append(owner.delete_older(owner_connection, cutoff, keys))
+            keys = owner.older_keys(owner_connection, cutoff, keys[-1], 2)
+        return deleted
 
     assert features.count_older(owner_connection, cutoff) == (6, 0)
     assert predictions.count_older(owner_connection, cutoff) == (4, 1)
-    assert every_batch(features) == [2, 2, 2, 0]
-    assert every_batch(predictions) == [2, 2, 0]
+    assert every_batch(features) == [2, 2, 2]
+    assert every_batch(predictions) == [2, 2]
     assert features.count_older(owner_connection, cutoff) == (0, 0)
     assert predictions.count_older(owner_connection, cutoff) == (0, 1)
     assert sorted(owner_connection.execute(select(predictions.predictions.c.prediction_id)).scalars()) == [
@@ -131,3 +130,16 @@ def test_old_rows_go_in_batches_walking_the_key_once(owner_connection: Connectio
         "p-new",
     ]
     assert _stored(owner_connection, features.features) == 1
+
+
+def test_a_prediction_named_after_its_key_was_read_is_not_deleted(owner_connection: Connection) -> None:
+    cutoff = DAY + timedelta(days=1)
+    predictions.add_predictions(owner_connection, [_prediction("p-1", DAY), _prediction("p-2", DAY)])
+    keys = predictions.older_keys(owner_connection, cutoff, None, 10)
+    predictions.add_outcomes(owner_connection, [("o-1", "wh-1", "technician", _at(cutoff), "p-2", *(None,) * 7)])
+
+    deleted = predictions.delete_older(owner_connection, cutoff, keys)
+
+    assert keys == [("p-1", "champion"), ("p-2", "champion")]
+    assert deleted == 1
+    assert owner_connection.execute(select(predictions.predictions.c.prediction_id)).scalars().all() == ["p-2"]
