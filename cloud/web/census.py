@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 #: how old a census may be before a page asks for the next one (the counts are polled every 10 s)
 MAX_AGE_S = 30.0
+#: and at least this many times as old as it took to take: a census that takes a minute (PostgreSQL at 100,000
+#: gateways) is taken again after ten, so counting keeps at most a tenth of a database connection busy
+AGE_PER_SECOND_TAKEN = 10.0
 #: how long the filter by deployment state waits for a process's first census
 FIRST_WAIT_S = 120.0
 #: the states in the order the page lists them: what needs an operator first
@@ -74,9 +77,13 @@ class CensusTaker:
         self._lock = threading.Condition()
 
     def latest(self) -> Census | None:
-        """The latest census (None before the first); starts the next one if it is older than ``max_age_s``."""
+        """The latest census (None before the first); starts the next one if it is older than ``max_age_s`` and
+        than ``AGE_PER_SECOND_TAKEN`` times what it took."""
         with self._lock:
-            old = self._latest is None or datetime.now(UTC) - self._latest.taken_at > self._max_age
+            latest = self._latest
+            old = latest is None or datetime.now(UTC) - latest.taken_at > max(
+                self._max_age, timedelta(seconds=latest.seconds * AGE_PER_SECOND_TAKEN)
+            )
             if old and not self._running:
                 self._running = True
                 threading.Thread(target=self._run, name="deployment-census", daemon=True).start()
