@@ -45,7 +45,10 @@ NOT_STARTED = {
 IMAGE_ENTRYPOINT = ["iotsphere"]  # deploy/Dockerfile's ENTRYPOINT
 GATEWAYS = ("gw-1", "gw-2")
 MODEL = "anomaly"  # what the init service trains first (INIT_MODEL)
-LOOP_TIMEOUT_S = 120.0
+#: what a loaded 2-core machine may take for init (measured 41-74 s) or for an API to become healthy
+START_TIMEOUT_S = 300.0
+#: and for each step of the loop (measured 40-45 s)
+LOOP_TIMEOUT_S = 180.0
 _VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?::([?-])([^}]*))?\}")
 
 
@@ -105,8 +108,7 @@ class _Deployment:
         if (port := self._listen_port(name)) is not None:
             value = re.sub(rf"(--port |127\.0\.0\.1:){port}\b", rf"\g<1>{self.ports[name]}", value)
         root = self._root(name)
-        tops = sorted({Path(target).parts[1] for target in mounts(name, self.secrets_dir, self.folder / "volumes")})
-        if tops:
+        if tops := sorted(entry.name for entry in root.iterdir()):
             path = r"(?<![\w.:/-])/(?:" + "|".join(map(re.escape, tops)) + r")(?=/|$|\s|\))"
             value = re.sub(path, lambda match: f"{root}{match.group(0)}", value)
         return value
@@ -115,6 +117,7 @@ class _Deployment:
         """The service's filesystem: each mount a link at its container path."""
         root = self.folder / "roots" / name
         if not root.exists():
+            root.mkdir(parents=True)
             for target, host in mounts(name, self.secrets_dir, self.folder / "volumes").items():
                 link = root / target.lstrip("/")
                 link.parent.mkdir(parents=True, exist_ok=True)
@@ -137,15 +140,15 @@ class _Deployment:
         return {"PATH": f"{PROJECT / '.venv' / 'bin'}:/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8", **own}
 
     def start(self, name: str) -> None:
-        log = (self.folder / f"{name}.log").open("w")
-        self.processes[name] = subprocess.Popen(
-            self.argv(name),
-            env=self.environment(name),
-            cwd=self.folder / "workdirs" / name,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # `sh -c` and what it runs stop together
-        )
+        with (self.folder / f"{name}.log").open("w") as log:
+            self.processes[name] = subprocess.Popen(
+                self.argv(name),
+                env=self.environment(name),
+                cwd=self.folder / "workdirs" / name,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # `sh -c` and what it runs stop together
+            )
 
     def log(self, name: str) -> str:
         return (self.folder / f"{name}.log").read_text()[-4000:]
@@ -155,13 +158,13 @@ class _Deployment:
         if name in STAND_INS or condition == "service_started":
             return
         if condition == "service_completed_successfully":
-            code = self.processes[name].wait(LOOP_TIMEOUT_S)
+            code = self.processes[name].wait(START_TIMEOUT_S)
             assert code == 0, f"{name} exited {code}:\n{self.log(name)}"
             return
         assert condition == "service_healthy", condition
         test = self.services[name]["healthcheck"]["test"]
         assert test[0] == "CMD", test
-        deadline = time.monotonic() + LOOP_TIMEOUT_S
+        deadline = time.monotonic() + START_TIMEOUT_S
         while self.exec_in(name, test[1:]).returncode != 0:
             assert self.processes[name].poll() is None, f"{name} exited:\n{self.log(name)}"
             assert time.monotonic() < deadline, f"{name} never became healthy:\n{self.log(name)}"
@@ -272,5 +275,5 @@ def test_the_compose_deployment_closes_the_loop_as_processes(deployment: _Deploy
         f"{time.monotonic() - committed:.0f} s after that (train, release, promote, activate)"
     )
 
-    ingested = {name: deployment.processes[name].poll() for name in ("ingest-1", "ingest-2", "worker", "api")}
-    assert ingested == dict.fromkeys(ingested), f"a cloud process exited: {ingested}"
+    exited = {name: code for name, process in deployment.processes.items() if (code := process.poll()) is not None}
+    assert exited == {"init": 0}, f"only the one-shot init may have exited: {exited}"
