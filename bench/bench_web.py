@@ -15,7 +15,8 @@ Method.
   REQUESTS GETs of each page after WARMUP: the fleet's first page, filtered pages (stale gateways, one in a
   hundred, read off their index; version 2 served, one in ten, read from each status's JSON; overdue deployments,
   one in two hundred, from the deployment census), a search by id prefix, a deep page (after 90 % of the ids), a
-  gateway page and its timeline's second page. p50 and p95 in milliseconds, client-side (request to last byte),
+  gateway page and its timeline's second page, and the model page (MODEL_VERSIONS versions, PROMOTIONS entries of
+  what was live when). p50 and p95 in milliseconds, client-side (request to last byte),
   target TARGET_P95_MS. The first filter by deployment state waits for the process's first census (every
   deployment derived once): ``census_first_wait_s``; later ones (every 30 s while pages are asked for) run beside
   the timed requests, so the p95s include them.
@@ -44,7 +45,7 @@ from sqlalchemy import text
 from bench.bench_ingest import _free_port
 from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
-from cloud.data import director, fleet, predictions
+from cloud.data import director, fleet, models, predictions
 from cloud.data.connections import write_transaction
 from cloud.data.engine import create as create_engine
 from cloud.data.postgres import dispose_engines
@@ -57,6 +58,9 @@ HEATERS_PER_GATEWAY = 10
 PREDICTIONS = 10_000_000
 POSTGRES_PREDICTIONS = 1_000_000
 HISTORY = 2_000
+#: the model page's model: this many versions, promoted and rolled back this many times
+MODEL_VERSIONS = 20
+PROMOTIONS = 200
 BUSY = "gw-004242"
 CHUNK = 10_000
 WARMUP = 3
@@ -140,6 +144,27 @@ def _seed_busy(connection) -> None:
     predictions.add_outcomes(connection, outcomes)
 
 
+def _seed_model(connection) -> None:
+    """NAME's MODEL_VERSIONS versions, each with metrics, lineage and a passed evaluation, and PROMOTIONS entries of
+    what was live when (every fourth a rollback)."""
+    for v in range(1, MODEL_VERSIONS + 1):
+        lineage = {"dataset_id": f"ds-{v}", "dataset_sha256": f"{v:064x}", "training_run": f"run-{v}"}
+        models.add_version(connection, {
+            "model_name": NAME, "model_version": str(v), "prediction_type": "component_failure",
+            "status": "production" if v == 3 else "archived", "created_at": iso(NOW - timedelta(days=60 - v)),
+            "metrics_json": json.dumps({"roc_auc": 0.9, "brier": 0.08, "precision": 0.8, "recall": 0.7}),
+            "lineage_json": json.dumps(lineage), "model_sha256": f"{v:064x}", "model_target": f"{NAME}/{v}.onnx",
+            "evaluation_passed": 1, "evaluation_json": json.dumps({"roc_auc": 0.9, "baseline_roc_auc": 0.85}),
+        })  # fmt: skip
+    for i in range(PROMOTIONS):
+        to, rollback = i % MODEL_VERSIONS + 1, i % 4 == 3
+        models.add_history(connection, {
+            "at": iso(NOW - timedelta(hours=PROMOTIONS - i)), "actor": "cli:alice", "model_name": NAME,
+            "device_type": None, "from_version": str(max(to - 1, 1)), "to_version": str(to),
+            "action": "rollback" if rollback else "promote", "reason": f"reason {i}", "override": 0,
+        })  # fmt: skip
+
+
 def _seed_predictions(connection, start: int, end: int) -> None:
     devices = GATEWAYS * HEATERS_PER_GATEWAY
     rows = []
@@ -162,6 +187,7 @@ def seed(database_url: str, predictions_count: int) -> dict:
                 _seed_gateways(connection, start, min(start + CHUNK, GATEWAYS))
         with write_transaction(db) as connection:
             _seed_busy(connection)
+            _seed_model(connection)
         gateways_seconds = time.perf_counter() - started
         for start in range(0, predictions_count, CHUNK * 10):
             with write_transaction(db) as connection:
@@ -180,6 +206,8 @@ def seed(database_url: str, predictions_count: int) -> dict:
         "documents_issued": GATEWAYS + HISTORY // 5,
         "outcomes": GATEWAYS + HISTORY // 2,
         "predictions": predictions_count,
+        "model_versions": MODEL_VERSIONS,
+        "model_history": PROMOTIONS,
         "seed_gateways_seconds": round(gateways_seconds, 1),
         "seed_seconds": round(time.perf_counter() - started, 1),
     }
@@ -268,6 +296,7 @@ def _time_pages(data_dir: Path, database_url: str | None, token: str) -> dict:
                 "fleet_deep_page": (f"/fleet?after={deep}", _gateway(GATEWAYS * 9 // 10 + 50)),
                 "gateway_page": (f"/fleet/{BUSY}", "golden_vectors"),
                 "gateway_timeline_page_2": (f"/fleet/{BUSY}?before={older.group(1)}", "golden_vectors"),
+                "model_page": (f"/models/{NAME}", "reason 199"),
             }
             timed = {name: _time_page(client, path, expect) for name, (path, expect) in pages.items()}
     finally:
