@@ -108,6 +108,14 @@ def sim() -> None:
     help="One feature row per heater every this many hours (a multiple of 6).",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .npz file.")
+@click.option(
+    "--alert-share",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of the faults that warn which an alert catches: a technician replaces the worn part before it "
+    "fails, hiding the failure (0: a fleet nobody watches, as the field calibration's figures assume).",
+)
 @calibration_option
 @world_change_options
 def history_command(
@@ -117,12 +125,14 @@ def history_command(
     start: datetime | None,
     window_every_hours: int,
     out: Path,
+    alert_share: float,
     calibration_name: str,
     change_at: float | None,
     **change_settings: float | None,
 ) -> None:
     """Simulate a fleet and save its feature rows, usage labels and failure events."""
     from firmware_sim.calibration import calibration
+    from firmware_sim.dispatch import AlertDispatch
     from firmware_sim.history import generate_history
 
     change = world_change(change_at, **change_settings)
@@ -149,6 +159,7 @@ def history_command(
             progress=progress,
             change=change,
             calibration=calibration(calibration_name),
+            dispatch=AlertDispatch(alert_share) if alert_share else None,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -158,6 +169,8 @@ def history_command(
     click.echo(
         f"failures: {len(history.failures)} ({', '.join(f'{k} {v}' for k, v in history.failure_counts().items())})"
     )
+    if alert_share:
+        click.echo(f"replaced after an alert, before failing: {len(history.preventive)} worn parts")
     click.echo(calibration(calibration_name).describe())
     if change is not None:
         fitted = sum(t.endswith(change.device_type_suffix) for t in history.device_types)

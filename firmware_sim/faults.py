@@ -4,7 +4,9 @@ Every mode has, per heater, a failure hour and a progression length before it. S
 from 0 at onset to 1 at failure (``x = progress ** shape``) and drives the physical signature; at
 the failure hour the component fails outright, a ground-truth ``FailureEvent`` is recorded, the
 unit shows the matching error code until a technician replaces the component (0.5–3 days later),
-and a new failure time is drawn from the repair on.
+and a new failure time is drawn from the repair on. With an ``AlertDispatch`` (firmware_sim/dispatch.py)
+some faults are caught while they build up: the worn part is replaced before it fails, a
+``PreventiveRepair`` is recorded instead of the failure, and the new part's schedule starts then.
 
 - heating element (upper or lower): power falls to 65 % (recovery slows), then the circuit opens:
   E096 / E097 (iCOMM 21 / 22); the other element does all the work.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,6 +44,9 @@ from firmware_sim.parameters import ELEMENT_W, REENGAGE_BELOW_K
 from firmware_sim.world_change import WorldChange
 from shared.messages import Component
 from shared.telemetry import ErrorCode
+
+if TYPE_CHECKING:
+    from firmware_sim.dispatch import AlertDispatch
 
 HOURS_PER_YEAR = 365.25 * 24
 NEVER = np.iinfo(np.int64).max // 4
@@ -67,6 +73,26 @@ class FailureEvent:
     failed_at: datetime
     repaired_at: datetime
     error_code: int
+
+
+@dataclass(frozen=True)
+class PreventiveRepair:
+    """Ground truth: a technician sent by an alert replaced the worn ``component`` of ``device_id`` at
+    ``replaced_at``; it would have failed at ``would_fail_at`` (firmware_sim/dispatch.py)."""
+
+    device_id: str
+    component: Component
+    replaced_at: datetime
+    would_fail_at: datetime
+
+
+@dataclass(frozen=True)
+class MaintenanceEvent:
+    """Ground truth: the owner had ``kind`` done to ``device_id`` at ``at`` (``flush``: the tank flushed)."""
+
+    device_id: str
+    kind: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -114,7 +140,13 @@ class Faults:
     """Fault schedule of ``n`` heaters in whole hours since the simulation start."""
 
     def __init__(
-        self, device_ids: list[str], start: datetime, rng: np.random.Generator, field: FieldHazards | None = None
+        self,
+        device_ids: list[str],
+        start: datetime,
+        rng: np.random.Generator,
+        field: FieldHazards | None = None,
+        dispatch: AlertDispatch | None = None,
+        dispatch_rng: np.random.Generator | None = None,
     ):
         n = len(device_ids)
         self.device_ids = device_ids
@@ -132,7 +164,15 @@ class Faults:
         self.progress_h: dict[Component, np.ndarray] = {}
         self.repair_h: dict[Component, np.ndarray] = {}
         self.variant: dict[Component, np.ndarray] = {}
+        #: hour a technician sent by an alert replaces the worn part (NEVER: no alert caught the fault)
+        self.prevent_h: dict[Component, np.ndarray] = {}
         self.field = field
+        self.dispatch, self.dispatch_rng = dispatch, dispatch_rng
+        #: the preventive replacements so far, in time order (with ``dispatch`` only)
+        self.preventive: list[PreventiveRepair] = []
+        #: with field hazards: the hour each owner who flushes has the tank flushed next, and the flushes so far
+        self.flush_h = np.full(n, NEVER, np.int64)
+        self.maintenance: list[MaintenanceEvent] = []
         #: with field hazards: the heater's age (years) at each failure, in the order of the events
         self.ages_at_failure: list[float] = []
         everyone = np.arange(n)
@@ -140,11 +180,14 @@ class Faults:
             self.fail_h[component] = np.zeros(n, np.int64)
             self.progress_h[component] = np.ones(n, np.int64)
             self.repair_h[component] = np.full(n, NEVER, np.int64)
+            self.prevent_h[component] = np.full(n, NEVER, np.int64)
             self.variant[component] = np.zeros(n, np.int8)
         if field is not None:
             for component in FAULT_MODES:
                 first = field.initial_tank_remaining_h if component is Component.TANK_LEAK else None
                 self._schedule(component, everyone, 0, rng, first)
+            flushers = np.flatnonzero(field.flushes)
+            self.flush_h[flushers] = field.hours_to_flush(flushers, first=True)
             return
         # a steady-state fleet: tank ages drawn length-biased, failures memoryless from now
         biased_life_y = TANK_LIFE_SCALE_YEARS * rng.gamma(1.0 + 1.0 / TANK_LIFE_WEIBULL_SHAPE, 1.0, n) ** (
@@ -186,6 +229,13 @@ class Faults:
             waiting_h, corrosion_h = self.anode.anode_schedule(fitted, self.anode_rng)
             self.fail_h[component][fitted] = from_hour + 1 + waiting_h
             self.progress_h[component][fitted] = corrosion_h
+        self._alert(component, who)
+
+    def _alert(self, component: Component, who: np.ndarray) -> None:
+        """Whether an alert catches the fault episodes just scheduled, and when the technician comes."""
+        if self.dispatch is not None:
+            fail_h, progress_h = self.fail_h[component][who], self.progress_h[component][who]
+            self.prevent_h[component][who] = self.dispatch.visits(fail_h, progress_h, self.dispatch_rng)
 
     def fit_new_anode(self, who: np.ndarray, hour: int, change: WorldChange, rng: np.random.Generator) -> None:
         """From ``hour`` on, heaters ``who`` carry ``change``'s anode; its draws come from ``rng`` (the
@@ -202,28 +252,37 @@ class Faults:
         self.sediment_rate[who] = self.anode.sediment_factor
         for component in (Component.TANK_LEAK, Component.SEDIMENT):
             fail_h, progress_h = self.fail_h[component], self.progress_h[component]
+            prevent_h = self.prevent_h[component]
             idle = who[(fail_h[who] - progress_h[who] > hour) & (self.repair_h[component][who] == NEVER)]
-            was_fail_h, was_progress_h = fail_h[idle], progress_h[idle]
+            was_fail_h, was_progress_h, was_prevent_h = fail_h[idle], progress_h[idle], prevent_h[idle]
             self._schedule(component, idle, hour, self.anode_rng)
             if component is Component.TANK_LEAK:
                 sooner = was_fail_h < fail_h[idle]
-                fail_h[idle[sooner]], progress_h[idle[sooner]] = was_fail_h[sooner], was_progress_h[sooner]
+                back = idle[sooner]
+                fail_h[back], progress_h[back] = was_fail_h[sooner], was_progress_h[sooner]
+                prevent_h[back] = was_prevent_h[sooner]
 
     def schedule_failure(
         self, component: Component, who: np.ndarray, hour: int, progression_h: int, variant: int = UPPER
     ) -> None:
         """Make ``component`` of heaters ``who`` fail at ``hour`` after ``progression_h`` hours of build-up
-        (scenarios for tests and demos; ``variant`` picks the upper or lower element or sensor)."""
+        (scenarios for tests and demos; ``variant`` picks the upper or lower element or sensor). An alert may
+        catch it as it would any fault (with an ``AlertDispatch``)."""
         self.fail_h[component][who] = hour
         self.progress_h[component][who] = max(1, progression_h)
         self.repair_h[component][who] = NEVER
+        self.prevent_h[component][who] = NEVER
         self.variant[component][who] = variant
+        self.flush_h[who] = NEVER  # a flush would draw the sediment's failure again
+        self._alert(component, who)
 
     def postpone_all(self, who: np.ndarray) -> None:
         """No fault of any kind for heaters ``who`` (a healthy control group)."""
+        self.flush_h[who] = NEVER
         for component in FAULT_MODES:
             self.fail_h[component][who] = NEVER
             self.repair_h[component][who] = NEVER
+            self.prevent_h[component][who] = NEVER
 
     def _at(self, hour: int) -> datetime:
         return self.start + timedelta(hours=hour)
@@ -277,20 +336,25 @@ class Faults:
         return events
 
     def _events_at(self, hour: int, rng: np.random.Generator, events: list[FailureEvent]) -> np.ndarray:
-        """A new anode fitted, repairs, then failures, that happen at ``hour``; returns the heaters whose
-        thermostat was repaired (their ECO is reset)."""
+        """A new anode fitted, flushes, preventive replacements, repairs, then failures, that happen at ``hour``;
+        returns the heaters whose thermostat was repaired (their ECO is reset)."""
         if hour == self.anode_fit_h:
             self._fit_anode(hour)
+        self._flush(hour)
         eco_reset = np.zeros(0, np.int64)
         for component in FAULT_MODES:
+            # a worn part replaced before it fails: no failure, and its degradation starts again from new
+            prevented = np.flatnonzero(self.prevent_h[component] == hour)  # always before its failure
+            if prevented.size:
+                would_fail = self.fail_h[component][prevented]
+                self.preventive += [
+                    PreventiveRepair(self.device_ids[i], component, self._at(hour), self._at(int(f)))
+                    for i, f in zip(prevented, would_fail, strict=True)
+                ]
+                self._renew(component, prevented, hour, rng)
             repaired = np.flatnonzero(self.repair_h[component] == hour)
             if repaired.size:
-                if self.field is not None:
-                    self._replace(component, repaired, hour, rng)
-                else:
-                    self._schedule(component, repaired, hour, rng)
-                    if component is Component.TANK_LEAK:  # a new tank has no sediment
-                        self._schedule(Component.SEDIMENT, repaired, hour, rng)
+                self._renew(component, repaired, hour, rng)
                 if component is Component.THERMOSTAT:
                     eco_reset = repaired
             failing = np.flatnonzero(self.fail_h[component] == hour)
@@ -306,6 +370,28 @@ class Faults:
                     self.ages_at_failure += self.field.age_years(Component.TANK_LEAK, failing, hour).tolist()
         return eco_reset
 
+    def _flush(self, hour: int) -> None:
+        """The tanks due a flush at ``hour`` are flushed: a working sediment part's build-up falls back and its
+        failure is drawn again from there (a failed one waits for its repair); the next flush is dated. Its draws
+        come from the owners' stream: a flush takes nothing from the fleet's."""
+        flushing = np.flatnonzero(self.flush_h == hour)
+        if not flushing.size:
+            return
+        self.maintenance += [MaintenanceEvent(self.device_ids[i], "flush", self._at(hour)) for i in flushing]
+        working = flushing[self.repair_h[Component.SEDIMENT][flushing] == NEVER]
+        self.field.flushed(working, hour)
+        self._schedule(Component.SEDIMENT, working, hour, self.field.owners)
+        self.flush_h[flushing] += self.field.hours_to_flush(flushing)
+
+    def _renew(self, component: Component, who: np.ndarray, hour: int, rng: np.random.Generator) -> None:
+        """A technician fitted a new ``component`` in heaters ``who`` at ``hour``."""
+        if self.field is not None:
+            self._replace(component, who, hour, rng)
+            return
+        self._schedule(component, who, hour, rng)
+        if component is Component.TANK_LEAK:  # a new tank has no sediment
+            self._schedule(Component.SEDIMENT, who, hour, rng)
+
     def _replace(self, component: Component, who: np.ndarray, hour: int, rng: np.random.Generator) -> None:
         """Field hazards: the technician fits a new part; a new tank is a new heater, all its parts new
         (those failed and waiting for their own repair excepted)."""
@@ -319,7 +405,9 @@ class Faults:
 
     def _next_event_hour(self, hour: int, end: int) -> int:
         following = self.anode_fit_h if hour < self.anode_fit_h < end else end
-        for schedule in (*self.fail_h.values(), *self.repair_h.values()):
+        preventive = self.prevent_h.values() if self.dispatch is not None else ()
+        flushes = (self.flush_h,) if self.field is not None else ()
+        for schedule in (*self.fail_h.values(), *self.repair_h.values(), *preventive, *flushes):
             upcoming = schedule[(schedule > hour) & (schedule < following)]
             if upcoming.size:
                 following = int(upcoming.min())

@@ -6,7 +6,8 @@ is closed and synced); some failures are never recorded against their component 
 whole, or the order says "no hot water"), and some parts are found worn at a visit before they would have
 failed ("found degraded": replaced then, result ``replaced``). The rates are assumptions, not field figures
 (docs/evaluation.md says why each): training and evaluation read them to learn how much label noise a
-model's figures survive.
+model's figures survive. A part replaced after an alert (firmware_sim/dispatch.py) is always recorded, as
+found degraded: the technician was sent for that part.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from firmware_sim.faults import REPAIR_HOURS, FailureEvent
+from firmware_sim.faults import REPAIR_HOURS, FailureEvent, PreventiveRepair
 from shared.messages import Component, OutcomeResult
 
 
@@ -47,7 +48,8 @@ FINDING_RATES = FindingRates()
 @dataclass(frozen=True)
 class Finding:
     """A technician's record: ``component`` of ``device_id`` found failed (or worn: ``replaced``) at the visit
-    ``observed_at``, received by the cloud at ``received_at``; ``failed_at`` is the ground truth behind it."""
+    ``observed_at``, received by the cloud at ``received_at``; ``failed_at`` is the ground truth behind it (for
+    a part replaced after an alert: when it would have failed)."""
 
     device_id: str
     component: Component
@@ -58,9 +60,13 @@ class Finding:
 
 
 def technician_findings(
-    failures: Sequence[FailureEvent], rates: FindingRates = FINDING_RATES, seed: int = 0
+    failures: Sequence[FailureEvent],
+    rates: FindingRates = FINDING_RATES,
+    seed: int = 0,
+    preventive: Sequence[PreventiveRepair] = (),
 ) -> list[Finding]:
-    """The findings ``failures`` leave in a utility's records (the same for the same failures and seed)."""
+    """The findings ``failures`` and ``preventive`` replacements leave in a utility's records, in the order of
+    their visits (the same for the same events and seed)."""
     ordered = sorted(failures, key=lambda f: (f.failed_at, f.device_id, f.component.value))
     rng = np.random.default_rng(seed)
     n = len(ordered)
@@ -77,4 +83,9 @@ def technician_findings(
             visit, result = failure.repaired_at, OutcomeResult.FAILED
         received = visit + timedelta(days=float(days_late))
         findings.append(Finding(failure.device_id, failure.component, visit, received, result, failure.failed_at))
-    return findings
+    late = rng.uniform(*rates.report_delay_days, len(preventive))  # drawn after: the failures' findings stay
+    for repair, days_late in zip(preventive, late, strict=True):
+        received = repair.replaced_at + timedelta(days=float(days_late))
+        visit, worn = repair.replaced_at, OutcomeResult.REPLACED
+        findings.append(Finding(repair.device_id, repair.component, visit, received, worn, repair.would_fail_at))
+    return sorted(findings, key=lambda f: (f.observed_at, f.device_id, f.component.value))

@@ -8,7 +8,8 @@ simulate them in parallel and still get the same result with any number of proce
 ``WorldChange`` draws from a third stream of its own, so it leaves everything before it as it was and
 gives the same result whether it was set at the start or injected while running. The ``field``
 calibration (firmware_sim/calibration.py) draws its hazards and its sites' noise from a fourth pair of
-streams, so the ``accelerated`` fleet stays exactly what it was.
+streams, so the ``accelerated`` fleet stays exactly what it was; an ``AlertDispatch`` (preventive
+replacement after an alert) draws from a fifth.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from firmware_sim.calibration import DEFAULT_CALIBRATION, Calibration
 from firmware_sim.climate import Climate
+from firmware_sim.dispatch import AlertDispatch
 from firmware_sim.faults import FailureEvent, FaultEffects, Faults
 from firmware_sim.hazards import FieldHazards
 from firmware_sim.households import Households
@@ -72,6 +74,7 @@ class FleetSimulator:
         first_index: int = 0,
         change: WorldChange | None = None,
         calibration: Calibration = DEFAULT_CALIBRATION,
+        dispatch: AlertDispatch | None = None,
     ):
         if heaters < 1:
             raise ValueError("a fleet needs at least one heater")
@@ -102,7 +105,8 @@ class FleetSimulator:
             age_y = hazards.age_years(Component.TANK_LEAK, np.arange(heaters), 0)
             self.noise = SiteNoise(heaters, self.setpoint_c, age_y, self.start, field)
             ua_factor = self.noise.ua_factor
-        self.faults = Faults(self.device_ids, self.start, build, field=hazards)
+        dispatch_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(4, shard)))
+        self.faults = Faults(self.device_ids, self.start, build, hazards, dispatch, dispatch_rng)
         self.physics = TankPhysics(
             self.tank_l, self.setpoint_c, self.setpoint_c - build.uniform(0.0, 3.0, heaters), ua_factor=ua_factor
         )

@@ -13,9 +13,11 @@ How a failure shows varies: each fault episode gets its own signature strength (
 severity its signature builds from), a share of failures come with no warning at all (a one-hour
 build-up: an element burning out, a sensor going open circuit, a tank bursting), and a share are
 intermittent (the signature comes and goes: a loose connector, a weep that seals with scale).
-Maintenance changes the future: some owners flush the tank every couple of years (a quarter of the
-sediment hazard) and some have the anode replaced (the tank lasts half as long again); a habit of the
-owner, so it holds for the heater's next tank too.
+Maintenance changes the future: some owners flush the tank every one to three years, a dated event that
+takes the sediment's build-up back to a share of what it was (the sediment part's age, in its Weibull
+hazard), so a flushed tank's sediment rarely gets far; and some have the anode replaced (the tank lasts
+half as long again: a habit of the owner applied to the tank's life, not yet a dated event). Both are the
+owner's, so they hold for the heater's next tank too.
 
 The figures and their sources are in docs/telemetry.md; firmware_sim.calibration checks them.
 """
@@ -71,8 +73,10 @@ FIELD_HAZARDS = {
 class Maintenance:
     """What some owners do, and what it does to the hazards."""
 
-    flush_share: float = 0.15  # flush the tank every couple of years
-    flush_sediment_factor: float = 0.25  # on the sediment hazard
+    flush_share: float = 0.15  # owners who flush the tank
+    flush_every_years: tuple[float, float] = (1.0, 3.0)  # between two flushes (uniform)
+    #: the share of the sediment's build-up (its part's age) a flush leaves: hardened scale stays
+    flush_residual: float = 0.3
     anode_share: float = 0.08  # have the anode replaced once it is spent
     anode_life_factor: float = 1.5  # on the tank's characteristic life
 
@@ -92,6 +96,8 @@ class FieldHazards:
         self.tank_quality = rng.lognormal(0.0, TANK_QUALITY_SIGMA, n)
         self.flushes = rng.random(n) < MAINTENANCE.flush_share
         self.new_anodes = rng.random(n) < MAINTENANCE.anode_share
+        #: what owners do, and when: a stream of its own (spawned: the draws below stay as they were)
+        self.owners = rng.spawn(1)[0]
         #: hour (from the simulation start; negative: before it) each component was new
         self.installed_h = {c: np.zeros(n) for c in FIELD_HAZARDS}
         self.strength = {c: np.ones(n) for c in FIELD_HAZARDS}
@@ -114,13 +120,20 @@ class FieldHazards:
         scale = hazard.scale_years * m ** (-1.0 / hazard.shape)
         if component is Component.TANK_LEAK:
             scale *= self.tank_quality[who] * np.where(self.new_anodes[who], MAINTENANCE.anode_life_factor, 1.0)
-        if component is Component.SEDIMENT:
-            flushed = MAINTENANCE.flush_sediment_factor ** (-1.0 / hazard.shape)
-            scale *= np.where(self.flushes[who], flushed, 1.0)
         return scale
 
     def age_years(self, component: Component, who: np.ndarray, hour: int) -> np.ndarray:
         return (hour - self.installed_h[component][who]) / HOURS_PER_YEAR
+
+    def hours_to_flush(self, who: np.ndarray, first: bool = False) -> np.ndarray:
+        """Hours until heaters ``who`` are flushed next (``first``: at the start, somewhere in their cycle)."""
+        interval_h = self.owners.uniform(*MAINTENANCE.flush_every_years, who.size) * HOURS_PER_YEAR
+        return np.ceil(interval_h * (self.owners.random(who.size) if first else 1.0)).astype(np.int64)
+
+    def flushed(self, who: np.ndarray, hour: int) -> None:
+        """Heaters ``who`` were flushed at ``hour``: their sediment is as old as the build-up a flush leaves."""
+        installed = self.installed_h[Component.SEDIMENT]
+        installed[who] = hour - MAINTENANCE.flush_residual * (hour - installed[who])
 
     def replaced(self, component: Component, who: np.ndarray, hour: int) -> None:
         """``component`` of heaters ``who`` is new from ``hour`` (a tank: the whole heater is new)."""

@@ -6,8 +6,11 @@ gets one row of feature-set-v1 features over the 24 hours before. The features a
 ``shared.features`` applied to the simulated telemetry: each 6-hour block is reduced once with
 ``block_stats`` and a window's four blocks combined with ``features_from_block_stats``, which is
 exactly what ``compute_features`` does on the edge. Ground truth comes alongside: every failure
-event, and for each row the hot water drawn in the next 24 h. A ``WorldChange`` changes the world part-way
-through (colder inlet water, a new anode type on some heaters).
+event, every preventive replacement an alert led to (with an ``AlertDispatch``), every dated
+maintenance (field calibration: tank flushes), and for each row the hot water drawn in the next 24 h
+and the heater's age (a covariate a utility's asset register holds; field calibration only). A
+``WorldChange`` changes the world part-way through (colder inlet water, a new anode type on some
+heaters).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +31,8 @@ import numba
 import numpy as np
 
 from firmware_sim.calibration import DEFAULT_CALIBRATION, Calibration
-from firmware_sim.faults import FailureEvent
+from firmware_sim.dispatch import AlertDispatch
+from firmware_sim.faults import FailureEvent, MaintenanceEvent, PreventiveRepair
 from firmware_sim.fleet import BLOCK_HOURS, SHARD_HEATERS, FleetSimulator, minute_floor
 from firmware_sim.world_change import WorldChange
 from shared.features import (
@@ -57,6 +62,14 @@ class History:
     failures: list[FailureEvent]
     #: the calibration the fleet ran on (firmware_sim.calibration): read its figures with it
     calibration: str = DEFAULT_CALIBRATION.name
+    #: worn parts replaced after an alert, before they failed (``alert_share`` of the faults that warn)
+    preventive: list[PreventiveRepair] = dataclass_field(default_factory=list)
+    alert_share: float = 0.0
+    #: what owners had done, dated (field calibration: tank flushes)
+    maintenance: list[MaintenanceEvent] = dataclass_field(default_factory=list)
+    #: float32 (rows,): the heater's (its tank's) age in years at the row; NaN where the calibration has no
+    #: ages (accelerated) or the file predates them
+    heater_age_years: np.ndarray | None = None
 
     def save(self, path: str | Path) -> None:
         """One ``.npz`` file (no pickles), written to ``path`` exactly."""
@@ -78,7 +91,22 @@ class History:
                 failure_repaired_at=_datetime64([f.repaired_at for f in self.failures]),
                 failure_code=np.array([f.error_code for f in self.failures], np.int32),
                 calibration=np.array(self.calibration),
+                preventive_device=np.array([p.device_id for p in self.preventive], dtype=str),
+                preventive_component=np.array([p.component.value for p in self.preventive], dtype=str),
+                preventive_at=_datetime64([p.replaced_at for p in self.preventive]),
+                preventive_would_fail_at=_datetime64([p.would_fail_at for p in self.preventive]),
+                alert_share=np.array(self.alert_share),
+                maintenance_device=np.array([m.device_id for m in self.maintenance], dtype=str),
+                maintenance_kind=np.array([m.kind for m in self.maintenance], dtype=str),
+                maintenance_at=_datetime64([m.at for m in self.maintenance]),
+                heater_age_years=self.age_or_nan(),
             )
+
+    def age_or_nan(self) -> np.ndarray:
+        """``heater_age_years``, NaN where it is not known."""
+        if self.heater_age_years is not None:
+            return self.heater_age_years
+        return np.full(len(self.features), np.nan, np.float32)
 
     def failure_counts(self) -> dict[str, int]:
         counts = collections.Counter(f.component.value for f in self.failures)
@@ -108,6 +136,25 @@ def load_history(path: str | Path) -> History:
                 strict=True,
             )
         ]
+        preventive = [
+            PreventiveRepair(str(device), Component(str(component)), _datetime(at), _datetime(would_fail))
+            for device, component, at, would_fail in zip(
+                data.get("preventive_device", ()),
+                data.get("preventive_component", ()),
+                data.get("preventive_at", ()),
+                data.get("preventive_would_fail_at", ()),
+                strict=True,
+            )
+        ]
+        maintenance = [
+            MaintenanceEvent(str(device), str(kind), _datetime(at))
+            for device, kind, at in zip(
+                data.get("maintenance_device", ()),
+                data.get("maintenance_kind", ()),
+                data.get("maintenance_at", ()),
+                strict=True,
+            )
+        ]
         return History(
             feature_names=[str(name) for name in data["feature_names"]],
             feature_set_version=str(data["feature_set_version"]),
@@ -119,6 +166,10 @@ def load_history(path: str | Path) -> History:
             usage_next_24h_litres=data["usage_next_24h_litres"],
             failures=failures,
             calibration=str(data["calibration"]) if "calibration" in data else DEFAULT_CALIBRATION.name,
+            preventive=preventive,
+            alert_share=float(data["alert_share"]) if "alert_share" in data else 0.0,
+            maintenance=maintenance,
+            heater_age_years=data.get("heater_age_years"),
         )
 
 
@@ -139,6 +190,7 @@ class _Plan:
     window_blocks: list[int]  # index of the block each feature window ends with
     change: WorldChange | None
     calibration: Calibration
+    dispatch: AlertDispatch | None = None
 
     @property
     def total_blocks(self) -> int:
@@ -152,6 +204,9 @@ class _ShardResult:
     features: np.ndarray  # (windows, heaters, n_features)
     drawn_hourly: np.ndarray  # (heaters, hours)
     failures: list[FailureEvent]
+    preventive: list[PreventiveRepair]
+    maintenance: list[MaintenanceEvent]
+    ages: np.ndarray  # (windows, heaters) years, NaN without field hazards
 
 
 def _simulate_shard(plan: _Plan, shard: int, first_index: int, heaters: int, report: Callable[[int], None]):
@@ -164,8 +219,11 @@ def _simulate_shard(plan: _Plan, shard: int, first_index: int, heaters: int, rep
         first_index=first_index,
         change=plan.change,
         calibration=plan.calibration,
+        dispatch=plan.dispatch,
     )
     features = np.empty((len(plan.window_blocks), heaters, len(FEATURE_NAMES)), np.float32)
+    ages = np.full((len(plan.window_blocks), heaters), np.nan, np.float32)
+    hazards, everyone = fleet.faults.field, np.arange(heaters)
     drawn_hourly = np.empty((heaters, plan.days * 24), np.float32)
     recent: collections.deque[np.ndarray] = collections.deque(maxlen=BLOCKS_PER_WINDOW)
     failures: list[FailureEvent] = []
@@ -177,9 +235,13 @@ def _simulate_shard(plan: _Plan, shard: int, first_index: int, heaters: int, rep
         failures += block.failures
         if row < len(plan.window_blocks) and plan.window_blocks[row] == b:
             features[row] = features_from_block_stats(np.stack(recent, axis=1))
+            if hazards is not None:  # a new tank is a new heater
+                ages[row] = hazards.age_years(Component.TANK_LEAK, everyone, fleet.simulated_hours)
             row += 1
         report(heaters)
-    return _ShardResult(fleet.device_ids, fleet.device_types, features, drawn_hourly, failures)
+    faults = fleet.faults
+    events = failures, faults.preventive, faults.maintenance
+    return _ShardResult(fleet.device_ids, fleet.device_types, features, drawn_hourly, *events, ages)
 
 
 _worker_progress: multiprocessing.queues.Queue | None = None
@@ -230,11 +292,13 @@ def generate_history(
     workers: int | None = None,
     change: WorldChange | None = None,
     calibration: Calibration = DEFAULT_CALIBRATION,
+    dispatch: AlertDispatch | None = None,
 ) -> History:
     """Simulate the fleet and return its labelled feature rows. ``workers`` processes (default: one per
     core) simulate its shards of ``SHARD_HEATERS``; the result does not depend on how many. ``change``
     changes the world from its ``at_days`` (before the history's end) on; ``calibration`` says how the
-    fleet fails and how noisy it is (firmware_sim.calibration)."""
+    fleet fails and how noisy it is (firmware_sim.calibration); ``dispatch``, which faults an alert catches
+    and a technician replaces before they fail (firmware_sim.dispatch)."""
     if heaters < 1:
         raise ValueError("a history needs at least one heater")
     if days < 1:
@@ -254,6 +318,7 @@ def generate_history(
         window_blocks=[b for b in range(BLOCKS_PER_WINDOW - 1, total_blocks) if (b + 1) % blocks_per_row == 0],
         change=change,
         calibration=calibration,
+        dispatch=dispatch,
     )
     shards = [(first, min(SHARD_HEATERS, heaters - first)) for first in range(0, heaters, SHARD_HEATERS)]
     done = [0]
@@ -284,4 +349,8 @@ def generate_history(
         usage_next_24h_litres=usage.reshape(-1),
         failures=sorted((f for r in results for f in r.failures), key=lambda f: (f.failed_at, f.device_id)),
         calibration=calibration.name,
+        preventive=sorted((p for r in results for p in r.preventive), key=lambda p: (p.replaced_at, p.device_id)),
+        alert_share=dispatch.share if dispatch is not None else 0.0,
+        maintenance=sorted((m for r in results for m in r.maintenance), key=lambda m: (m.at, m.device_id)),
+        heater_age_years=np.concatenate([r.ages for r in results], axis=1).reshape(-1),
     )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from firmware_sim.faults import FailureEvent
+from firmware_sim.faults import FailureEvent, PreventiveRepair
 from firmware_sim.findings import FINDING_RATES, technician_findings
 from shared.messages import Component, OutcomeResult
 
@@ -47,3 +47,21 @@ def test_the_same_failures_leave_the_same_findings_whatever_their_order():
     failures = _failures(500)
     assert technician_findings(failures) == technician_findings(list(reversed(failures)))
     assert technician_findings(failures) != technician_findings(failures, seed=1)
+
+
+def test_a_part_replaced_after_an_alert_is_always_recorded_as_found_worn_at_the_visit():
+    failures = _failures(500)
+    repairs = [
+        PreventiveRepair(f"p{i:05d}", Component.SEDIMENT, T0 + timedelta(hours=5 * i), T0 + timedelta(days=40 + i))
+        for i in range(300)
+    ]
+    findings = technician_findings(failures, preventive=repairs)
+    worn = [f for f in findings if f.device_id.startswith("p")]
+    assert len(worn) == len(repairs)  # the technician was sent for that part: never missed
+    assert all(f.result is OutcomeResult.REPLACED for f in worn)
+    assert [(f.observed_at, f.failed_at) for f in worn] == [(r.replaced_at, r.would_fail_at) for r in repairs]
+    delay = np.array([(f.received_at - f.observed_at) / timedelta(days=1) for f in worn])
+    assert delay.min() >= FINDING_RATES.report_delay_days[0] and delay.max() <= FINDING_RATES.report_delay_days[1]
+    # the failures' findings stay what they were without the replacements, and all come in order of the visit
+    assert [f for f in findings if not f.device_id.startswith("p")] == technician_findings(failures)
+    assert [f.observed_at for f in findings] == sorted(f.observed_at for f in findings)
