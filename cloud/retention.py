@@ -19,12 +19,14 @@ from datetime import UTC, date, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from cloud.audit import AuditLog
 from cloud.config import configured_actor
 from cloud.data import features, predictions
 from cloud.data.connections import Database, connection_of, write_transaction
-from cloud.data.partitions import day_partition
-from cloud.errors import Invalid
+from cloud.data.partitions import LOCK_TIMEOUT, day_partition
+from cloud.errors import Invalid, TemporarilyUnavailable
 
 #: rows deleted per write transaction: a few milliseconds of SQLite's write lock; within SQLite's 32,766 parameters
 BATCH_ROWS = 5_000
@@ -32,6 +34,8 @@ BATCH_ROWS = 5_000
 TABLES: dict[str, ModuleType] = {"features": features, "predictions": predictions}
 #: day partitions made ahead of today, so ingest rarely writes into a default partition
 DAYS_AHEAD = 7
+#: PostgreSQL's SQLSTATE for a lock not granted within ``lock_timeout``
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass
@@ -89,12 +93,19 @@ def apply_retention(
     day partitions first, then the rest in batches (``progress`` hears of each partition and every 100,000 rows).
     Audited as ``admin.retention``; a dry run counts what would go and changes nothing."""
     cutoff = cutoff_day(keep_days, now)
-    removed = [
-        _count(db, table, owner, cutoff) if dry_run else _prune(db, table, owner, cutoff, progress)
-        for table, owner in TABLES.items()
-    ]
-    if not dry_run:
-        details = {"keep_days": keep_days, "cutoff": cutoff.isoformat()} | {r.table: r.details() for r in removed}
+    if dry_run:
+        return [_count(db, table, owner, cutoff) for table, owner in TABLES.items()]
+    removed: list[Removed] = []
+    details: dict[str, Any] = {"keep_days": keep_days, "cutoff": cutoff.isoformat()}
+    try:
+        for table, owner in TABLES.items():
+            removed.append(Removed(table, cutoff))
+            _prune(db, owner, removed[-1], progress)
+    except Exception as exc:  # what went before it is gone all the same: the audit log says so, and why it stopped
+        details["stopped"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        raise
+    finally:
+        details |= {r.table: r.details() for r in removed}
         AuditLog(db).record(actor or configured_actor(), "admin.retention", ",".join(TABLES), details)
     return removed
 
@@ -106,11 +117,20 @@ def _count(db: Database, table: str, owner: ModuleType, cutoff: date) -> Removed
     return Removed(table, cutoff, [day_partition(table, day) for day in days], rows, kept)
 
 
-def _prune(db: Database, table: str, owner: ModuleType, cutoff: date, progress: Callable[[str], None]) -> Removed:
-    removed = Removed(table, cutoff)
+def _prune(db: Database, owner: ModuleType, removed: Removed, progress: Callable[[str], None]) -> None:
+    """Remove the table's old rows, counting them into ``removed`` as they go."""
+    table, cutoff = removed.table, removed.cutoff
     for day in owner.partitions_before(connection_of(db), cutoff):
-        with write_transaction(db) as connection:
-            rows, kept = owner.drop_partition(connection, day)
+        try:
+            with write_transaction(db) as connection:
+                rows, kept = owner.drop_partition(connection, day)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            raise TemporarilyUnavailable(
+                f"{day_partition(table, day)} was not dropped: the table stayed locked for {LOCK_TIMEOUT} (a long"
+                " read?); what went before it is gone, run again for the rest"
+            ) from exc
         removed.partitions.append(day_partition(table, day))
         removed.rows += rows - kept
         progress(f"{table}: dropped {day_partition(table, day)} ({rows - kept:,} rows, {kept:,} kept)")
@@ -123,4 +143,3 @@ def _prune(db: Database, table: str, owner: ModuleType, cutoff: date, progress: 
             reported = removed.rows
             progress(f"{table}: {removed.rows:,} rows removed so far")
     removed.kept = owner.count_older(connection_of(db), cutoff)[1]
-    return removed

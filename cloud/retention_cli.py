@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cloud.cli_options import config_from_options, data_dir_option
-from cloud.errors import Invalid
+from cloud.errors import IoTSphereError
 from cloud.retention import apply_retention
 from cloud.storage import open_database
 
@@ -25,7 +25,7 @@ def retention_command(keep_days: int, dry_run: bool, data_dir: Path | None) -> N
     db = open_database(config.database_url)
     try:
         removed = apply_retention(db, keep_days, dry_run=dry_run, actor=config.actor, progress=click.echo)
-    except Invalid as exc:
+    except IoTSphereError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         db.close()

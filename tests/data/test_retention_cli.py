@@ -149,3 +149,32 @@ def test_the_retention_job_makes_partitions_ahead_and_prunes_once_a_day(database
         assert made[-1] == TODAY + timedelta(days=DAYS_AHEAD) and TODAY - timedelta(days=1) in made
     else:
         assert made == []
+
+
+@pytest.mark.postgres
+def test_a_partition_held_by_a_long_read_stops_the_run_audited_and_nothing_else_lost(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IOTSPHERE_DATABASE_URL", postgres_url)
+    db = open_database(postgres_url)
+    try:
+        with write_transaction(db) as connection:
+            features.ensure_partitions(connection, DAYS)
+            features.add_feature_rows(connection, [_feature("wh-1", day) for day in DAYS])
+    finally:
+        db.close()
+    reader = open_database(postgres_url)
+    try:
+        with write_transaction(reader) as connection:
+            features.count_older(connection, TODAY)  # a read of every partition, its locks held until it ends
+            result = _retention(tmp_path, "--keep-days", "3")
+    finally:
+        reader.close()
+    kept_features, _, [entry] = _stored(postgres_url)
+
+    assert result.exit_code == 1
+    assert f"features_p{DAYS[0]:%Y%m%d} was not dropped: the table stayed locked for 5s" in result.output
+    assert kept_features == sorted(f"wh-1 {day}" for day in DAYS)
+    details = json.loads(entry["details_json"])
+    assert details["stopped"].startswith("TemporarilyUnavailable")
+    assert details["features"] == {"partitions": [], "rows": 0, "kept": 0}
