@@ -21,10 +21,12 @@ from collections.abc import Callable, Iterator
 from graphlib import TopologicalSorter
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from tests.deploy.shipped_broker import COMPOSE, PROJECT, ShippedBroker, compose_env, make_secrets, mounts
+from tests.observability.scrape import parse
 from tests.postgres.test_end_to_end import schema  # noqa: F401 (the fixture)
 from tests.postgres_run import schema_url
 from tests.private_broker import free_port
@@ -252,6 +254,26 @@ def test_every_compose_service_is_started_here_or_said_why_not() -> None:
     assert started == {"init", "api", "ingest-1", "ingest-2", "worker", "gateway-1", "site-1", "gateway-2", "site-2"}
 
 
+def test_prometheus_scrapes_every_cloud_process_the_compose_file_runs() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    processes = {
+        f"{name}:{command[command.index('--port') + 1]}"
+        for name, service in services.items()
+        if (command := service.get("command", []))[:2] == ["cloud", "serve"]
+    }
+    prometheus = PROJECT / "deploy" / "prometheus"
+    targets = set()
+    for job in yaml.safe_load((prometheus / "prometheus.yml").read_text())["scrape_configs"]:
+        for config in job.get("static_configs", []):
+            targets.update(config["targets"])
+        for config in job.get("file_sd_configs", []):
+            for pattern in config["files"]:
+                for found in prometheus.glob(pattern):
+                    targets.update(t for group in yaml.safe_load(found.read_text()) for t in group["targets"])
+    assert processes == {"api:8080", "ingest-1:9464", "ingest-2:9464", "worker:9465"}
+    assert targets == processes
+
+
 def test_the_compose_deployment_closes_the_loop_as_processes(deployment: _Deployment) -> None:
     started = time.monotonic()
     _eventually(lambda: _committed(deployment, "1"), "init's signed model committed on both gateways", deployment)
@@ -262,7 +284,7 @@ def test_the_compose_deployment_closes_the_loop_as_processes(deployment: _Deploy
         return {row["gateway_id"] for row in rows} >= set(GATEWAYS)
 
     _eventually(predicted, "both gateways' predictions in PostgreSQL", deployment)
-    assert not list((deployment.folder / "volumes").rglob("*.db")), "a SQLite file where PostgreSQL was configured"
+    assert not list(deployment.folder.rglob("iotsphere.db*")), "a SQLite file where PostgreSQL was configured"
 
     trained = _operator(deployment, "cloud", "train", "--history", "/data/cold-start/history.npz", "--model", MODEL)
     artifact = trained.strip().splitlines()[-1]
@@ -275,5 +297,9 @@ def test_the_compose_deployment_closes_the_loop_as_processes(deployment: _Deploy
         f"{time.monotonic() - committed:.0f} s after that (train, release, promote, activate)"
     )
 
+    for name in ("ingest-1", "ingest-2"):  # the shared subscription gave each worker its part
+        metrics = parse(httpx.get(f"http://127.0.0.1:{deployment.ports[name]}/metrics", timeout=10).text)
+        stored = sum(value for (metric, _), value in metrics.items() if metric == "iotsphere_ingest_messages_total")
+        assert stored > 0, f"{name} stored no message"
     exited = {name: code for name, process in deployment.processes.items() if (code := process.poll()) is not None}
     assert exited == {"init": 0}, f"only the one-shot init may have exited: {exited}"
