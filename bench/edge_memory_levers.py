@@ -13,6 +13,11 @@ then runs its memory child (``bench.bench_edge``) once per lever, each in a fres
 - telemetry through the agent's worker thread, as from MQTT (paho's thread queues, the worker parses), instead of
   ``on_telemetry`` on the main thread, with and without the arena cap.
 
+``.venv/bin/python -m bench.edge_memory_levers pydantic`` instead prints what pydantic costs the agent, imported
+step by step in a fresh interpreter after the libraries before it: pydantic itself, its schema machinery (loaded with
+the first model class), and the wire contract's models (``shared.messages``, ``shared.telemetry``, ``shared.release``
+and ``shared.director``): what encoding the gateway's messages without pydantic could save, and what it could not.
+
 Not part of ``make bench``: these are one-off comparisons, not figures with targets.
 """
 
@@ -90,6 +95,45 @@ LEVERS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
+#: (what, code) run one after another; each figure is what VmRSS grew by
+_PYDANTIC_STEPS = (
+    ("numpy, onnxruntime, paho (before pydantic)", "import numpy, onnxruntime, paho.mqtt.client"),
+    ("pydantic", "import pydantic"),
+    ("its model machinery", "from pydantic import BaseModel, ConfigDict, Field, AfterValidator, field_validator"),
+    ("the first model class (schema building)", "class First(BaseModel):\n    x: int = 1"),
+    ("shared.messages (every MQTT message)", "import shared.messages"),
+    ("shared.telemetry, shared.release, shared.director", "import shared.telemetry, shared.release, shared.director"),
+)
+_STEPS = """
+import json, sys
+from pathlib import Path
+
+def rss():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+grown, before = [], rss()
+for code in json.loads(sys.argv[1]):
+    exec(code)
+    grown.append(rss() - before)
+    before = rss()
+print(json.dumps(grown))
+"""
+
+
+def pydantic_shares() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _STEPS, json.dumps([code for _, code in _PYDANTIC_STEPS])],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    for (what, _), grown in zip(_PYDANTIC_STEPS, json.loads(done.stdout), strict=True):
+        print(f"{what:52} {grown:5.1f} MB")
+
+
 def _peak(script: str, environment: dict[str, str], data_dir: Path, payloads: Path) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", script, str(data_dir), str(payloads), ",".join(_HEAVY)],
@@ -119,4 +163,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["pydantic"]:
+        pydantic_shares()
+    else:
+        main()

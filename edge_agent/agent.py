@@ -30,6 +30,7 @@ from typing import TypeVar
 import paho.mqtt.client as mqtt
 
 from edge_agent.device_index import DEVICES_FILE, DeviceIndex, GatewayIdentity
+from edge_agent.director_state import DirectorState
 from edge_agent.events import AgentEvent, log_event
 from edge_agent.inference import Heater
 from edge_agent.local_api import LocalApi, local_token
@@ -42,7 +43,7 @@ from edge_agent.quarantine import Quarantine
 from edge_agent.serving import Serving
 from edge_agent.technician import TechnicianLog
 from edge_agent.tuf_client import TufClient
-from edge_agent.updater import DEFAULT_KEY_REFRESH_INTERVAL, DirectorState, ReleaseUpdater, UpdateResult
+from edge_agent.updater import DEFAULT_KEY_REFRESH_INTERVAL, ReleaseUpdater, UpdateResult
 from edge_agent.version import AGENT_VERSION
 from edge_agent.windows import HeaterWindows, ReadingsSummary
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION, MIN_COVERAGE, WINDOW_SAMPLES

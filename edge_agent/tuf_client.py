@@ -1,7 +1,7 @@
 """Where the gateway keeps TUF metadata and how it reaches the cloud's repository.
 
 The TUF machinery itself (python-tuf's ngclient over urllib3) is in ``edge_agent.tuf_session``,
-imported on the first update attempt: a gateway that only serves never loads it. Each attempt
+imported only by the update child (``edge_agent.update_fetch``): the agent never loads it. Each attempt
 opens a new session, because ngclient refreshes once per ``Updater``.
 """
 
@@ -23,6 +23,8 @@ class TufClient:
 
     def __init__(self, cloud_url: str, tuf_dir: Path, api_key: str | None, trusted_root: bytes | None = None):
         base = cloud_url.rstrip("/")
+        self.cloud_url = cloud_url
+        self.tuf_dir = tuf_dir
         self.metadata_url = f"{base}/tuf/metadata/"
         self.targets_url = f"{base}/tuf/targets/"
         self.metadata_dir = tuf_dir / "metadata"

@@ -5,8 +5,8 @@ this module only supplies the transport ngclient asks for — a ``FetcherInterfa
 ``Authorization: Bearer <key>`` — and turns ngclient's errors into the update rules they break.
 ngclient refreshes once per ``Updater``, so each update attempt opens a new ``TufSession``.
 
-Only ``edge_agent.tuf_client`` imports this module, and only when an update is applied: tuf,
-securesystemslib's key code and urllib3 cost a gateway ~4 MB it does not need while it only serves.
+Only ``edge_agent.tuf_client`` imports this module, in the update child (``edge_agent.update_fetch``): tuf,
+securesystemslib's key code and urllib3 cost ~4 MB, which the long-lived agent never carries.
 """
 
 from __future__ import annotations

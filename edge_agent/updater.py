@@ -9,6 +9,11 @@ memory and time (``edge_agent.sandboxed_load``), then in the agent without the s
 document passes is anything installed and activated, so a document is applied whole or not at all.
 Any failure emits a ``reject`` event naming the rule and leaves the serving models untouched.
 
+Everything up to the downloads (the director checks, the key fetches, TUF) runs in a short-lived child,
+``edge_agent.update_fetch``, so that the agent never imports ``cryptography`` or the TUF client; the agent checks
+the staged files against the document's hashes again before it loads them. A child that dies or hangs defers the
+document (``tuf.download``, transient).
+
 A model's challenger (an experiment) passes the same checks and is installed with the document; it
 then runs beside the active release (``edge_agent.serving``). A document that names no challenger for
 a model stops the one it had. Challenger steps are reported as ``challenger`` events, so the cloud's
@@ -47,46 +52,26 @@ not be reached is ``DEFERRED``, and the agent retries it on its own.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from collections.abc import Callable, Iterable
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
+from edge_agent.director_state import DirectorState
 from edge_agent.events import AgentEvent, EventSink, log_event
 from edge_agent.fault_points import fault_point
 from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits
 from edge_agent.model_store import ModelStore
 from edge_agent.sandboxed_load import load_checked
 from edge_agent.tuf_client import TufClient
+from edge_agent.update_fetch import FetchRejected, FetchRequest, StagedFiles, fetch_in_child
 from shared import strict_json
-from shared.atomic_files import atomic_write
-from shared.director import (
-    DesiredModel,
-    DirectorDocument,
-    DirectorRejected,
-    Experiment,
-    RejectRule,
-    TargetRef,
-    document_digest,
-    format_time,
-    parse_director_keys,
-    verify_director,
-)
+from shared.director import DirectorDocument, DirectorRejected, Experiment, RejectRule, TargetRef, document_digest
 from shared.limits import MAX_SAFE_INT
 from shared.messages import EventKind
 from shared.release import ReleaseFile
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    from tuf.api.metadata import TargetFile
-
-    from edge_agent.tuf_session import TufSession
 
 log = logging.getLogger(__name__)
 
@@ -131,67 +116,6 @@ class _StagedChallenger:
     experiment: Experiment
     #: None: the challenger already running is this release
     staged: _Staged | None
-
-
-class DirectorState:
-    """On disk: the last accepted document's sequence and hash, the digests of the documents that activated
-    the releases in use, the cached director keys and when they were last fetched."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self._accepted = folder / "accepted.json"
-        self._keys = folder / "keys.json"
-        self._documents = folder / "documents.json"
-        self._key_hold = folder / "key-fetches-held.json"
-
-    def accepted(self) -> tuple[int | None, str | None]:
-        if not self._accepted.exists():
-            return None, None
-        body = json.loads(self._accepted.read_bytes())
-        return int(body["sequence"]), body["sha256"]
-
-    def accept(self, sequence: int, sha256: str) -> None:
-        atomic_write(self._accepted, json.dumps({"sequence": sequence, "sha256": sha256}).encode())
-
-    def cached_keys(self) -> dict[str, Ed25519PublicKey]:
-        """Keys from the last TUF fetch; none if never fetched or unreadable (they are fetched again)."""
-        try:
-            return parse_director_keys(self._keys.read_bytes())
-        except (OSError, ValueError, TypeError, KeyError):
-            return {}
-
-    def cache_keys(self, data: bytes) -> None:
-        atomic_write(self._keys, data)
-
-    def documents(self) -> dict[int, str]:
-        """Digests of verified documents by sequence (only documents that verified are kept: sequences are theirs)."""
-        if not self._documents.exists():
-            return {}
-        return {int(sequence): digest for sequence, digest in json.loads(self._documents.read_bytes()).items()}
-
-    def remember_document(self, sequence: int, digest: str) -> None:
-        atomic_write(self._documents, json.dumps({**self.documents(), sequence: digest}, sort_keys=True).encode())
-
-    def keep_documents(self, sequences: Iterable[int]) -> None:
-        """Forget every remembered document but these (those still naming a release in use)."""
-        wanted = set(sequences)
-        kept = {sequence: digest for sequence, digest in self.documents().items() if sequence in wanted}
-        atomic_write(self._documents, json.dumps(kept, sort_keys=True).encode())
-
-    def key_fetches_held_until(self) -> datetime | None:
-        """Until when a bad signature may not make the agent fetch the director keys through TUF again."""
-        try:
-            return datetime.fromisoformat(json.loads(self._key_hold.read_bytes())["until"])
-        except (OSError, ValueError, TypeError, KeyError):
-            return None
-
-    def hold_key_fetches(self, until: datetime | None) -> None:
-        """Hold key fetches off until then; None: the last fetch brought new keys and holds nothing off."""
-        if until is None:
-            self._key_hold.unlink(missing_ok=True)
-        else:
-            atomic_write(self._key_hold, json.dumps({"until": until.isoformat()}).encode())
 
 
 class ReleaseUpdater:
@@ -243,166 +167,98 @@ class ReleaseUpdater:
         if digest == accepted_digest:
             log.debug("director document %s redelivered: already applied", accepted_sequence)
             return UpdateResult.UNCHANGED
-        document: DirectorDocument | None = None
+        sequence: int | None = None
         current: tuple[str, str] | None = None  # model name and version being checked, for the event
         try:
-            document, session = self._verify(payload, accepted_sequence)
-            about = _Document(document.signed.sequence, digest)
+            fetched = fetch_in_child(self._request(accepted_sequence), payload, self.on_event)
+            sequence = fetched.sequence
+            # the bytes the child verified: parsing them again here needs no signature check (no cryptography)
+            document = DirectorDocument.model_validate_json(payload)
+            about = _Document(sequence, digest)
             staged: list[_Staged] = []
             challengers: dict[str, _StagedChallenger] = {}
             for name, desired in sorted(document.signed.models.items()):
                 current = (name, desired.version)
-                item = self._stage(session, name, desired, about, self.store.active().get(name))
+                item = self._load_staged(fetched.staged.get((name, False)), name, desired)
                 if item is not None:
                     staged.append(item)
                 if desired.challenger is not None:
                     current = (name, desired.challenger.version)
-                    challengers[name] = self._stage_challenger(session, name, desired, about)
+                    loaded = self._load_staged(fetched.staged.get((name, True)), name, desired.challenger)
+                    challengers[name] = _StagedChallenger(desired.experiment, loaded)
             current = None
             self.state.remember_document(about.sequence, digest)  # before activation: its commit may come at once
             self._activate(staged, about)
             self._switch_challengers(challengers, about)
             fault_point("activate")
         except DirectorRejected as rejected:
-            self._report_reject(rejected, payload, digest, document, current)
+            if isinstance(rejected, FetchRejected):
+                current, sequence = rejected.current, rejected.sequence
+            self._report_reject(rejected, payload, digest, sequence, current)
             transient = rejected.transient or rejected.rule in TRANSIENT_RULES
             return UpdateResult.DEFERRED if transient else UpdateResult.REJECTED
-        self.state.accept(document.signed.sequence, digest)
-        self.state.keep_documents({document.signed.sequence, *self._activating_sequences()})
-        log.info("director document %s applied (%d model(s) changed)", document.signed.sequence, len(staged))
+        finally:
+            shutil.rmtree(self.tuf.tuf_dir / "staged", ignore_errors=True)
+        self.state.accept(sequence, digest)
+        self.state.keep_documents({sequence, *self._activating_sequences()})
+        log.info("director document %s applied (%d model(s) changed)", sequence, len(staged))
         return UpdateResult.APPLIED
 
     # -- the checks ----------------------------------------------------------------------------------
+
+    def _request(self, accepted_sequence: int | None) -> FetchRequest:
+        """What the update child checks a document against: this gateway, its folders and what it serves."""
+        installed = {
+            name: {v: sha for v in self.store.installed_versions(name) if (sha := self._intact_sha256(name, v))}
+            for name in self.store.model_names()
+        }
+        return FetchRequest(
+            gateway_id=self.gateway_id,
+            accepted_sequence=accepted_sequence,
+            now=self.clock(),
+            director_dir=self.state.folder,
+            tuf_dir=self.tuf.tuf_dir,
+            cloud_url=self.tuf.cloud_url,
+            api_key=self.tuf.api_key,
+            max_bytes=self.limits.max_bytes,
+            key_refresh_interval=self.key_refresh_interval,
+            key_retry_interval=self.key_retry_interval,
+            running={name: (m.version, m.model_sha256) for name, m in self.store.active().items()},
+            running_challengers={
+                name: (c.model.version, c.model.model_sha256) for name, c in self.store.challengers().items()
+            },
+            installed=installed,
+        )
+
+    def _intact_sha256(self, name: str, version: str) -> str | None:
+        """The installed model's hash when its file still has it (it passed every check then), else None."""
+        sha256 = self.store.installed_sha256(name, version)
+        onnx_bytes = self.store.read_bytes(name, version)[1] if sha256 else b""
+        return sha256 if sha256 and hashlib.sha256(onnx_bytes).hexdigest() == sha256 else None
 
     def _activating_sequences(self) -> set[int]:
         """Sequences of the documents that activated the releases in use (their commit or rollback is to come)."""
         pointers = (self.store.pointer(name) for name in self.store.model_names())
         return {p.sequence for p in pointers if p is not None and p.sequence is not None}
 
-    def _verify(self, payload: bytes, accepted_sequence: int | None) -> tuple[DirectorDocument, TufSession]:
-        """The director checks, then a TUF refresh; the refresh comes first only to fetch rotated keys."""
-        session: TufSession | None = None
-        cached = self.state.cached_keys()
-        try:
-            document = verify_director(payload, cached, self.gateway_id, accepted_sequence, now=self.clock())
-        except DirectorRejected as rejected:
-            if rejected.rule is not RejectRule.DIRECTOR_SIGNATURE:
-                raise
-            self._may_fetch_keys(rejected)
-            session = self.tuf.session()
-            raw_keys, keys = session.director_keys()
-            if keys.keys() == cached.keys():
-                self.state.hold_key_fetches(self.clock() + self.key_refresh_interval)
-                raise
-            self.state.cache_keys(raw_keys)
-            self.state.hold_key_fetches(None)
-            log.info("director keys updated through TUF: %s", ", ".join(k[:12] for k in sorted(keys)))
-            document = verify_director(payload, keys, self.gateway_id, accepted_sequence, now=self.clock())
-        return document, session or self.tuf.session()
-
-    def _may_fetch_keys(self, rejected: DirectorRejected) -> None:
-        """Refuse a fetch of the director keys (transient) while they are held off; else hold the next one off.
-
-        Held off for ``key_retry_interval`` before fetching, so a fetch that fails (or a crash during it) is not
-        repeated at once; a hold longer than any interval means the clock was set back and holds nothing.
-        """
-        now = self.clock()
-        until = self.state.key_fetches_held_until()
-        longest = max(self.key_refresh_interval, self.key_retry_interval)
-        if until is not None and now < until <= now + longest:
-            raise DirectorRejected(
-                RejectRule.DIRECTOR_SIGNATURE,
-                f"{rejected.detail}; the director keys are fetched through TUF again from {format_time(until)} "
-                "(the last fetch failed or brought no new key)",
-                transient=True,
-            ) from rejected
-        self.state.hold_key_fetches(now + self.key_retry_interval)
-
-    def _stage(
-        self,
-        session: TufSession,
-        name: str,
-        desired: TargetRef,
-        about: _Document,
-        running: LoadedModel | None,
-        challenger: bool = False,
-    ) -> _Staged | None:
-        """Everything up to activation for one release; None when ``running`` is exactly this release."""
-        release_info = self._agreeing_target(
-            session, desired.release_target, desired.release_sha256, desired.release_length
-        )
-        model_info = self._agreeing_target(session, desired.model_target, desired.model_sha256, desired.model_length)
-        if running is not None and running.version == desired.version and running.model_sha256 == desired.model_sha256:
+    def _load_staged(self, files: StagedFiles | None, name: str, desired: TargetRef) -> _Staged | None:
+        """A release the child fetched, checked against the document again here and loaded; None: it is running."""
+        if files is None:
             return None
-        if desired.model_length > self.limits.max_bytes:  # refused before a byte of it is fetched
-            raise DirectorRejected(
-                RejectRule.ONNX_SIZE, f"model is {desired.model_length} bytes, the cap is {self.limits.max_bytes}"
-            )
-        if challenger:
-            self.on_event(about.event(EventKind.CHALLENGER, name, desired.version, detail="downloading"))
-        else:
-            self.on_event(about.event(EventKind.DOWNLOAD, name, desired.version))
-        release_bytes = session.download(release_info)
-        release = self._release(release_bytes, name, desired)
-        onnx_bytes = self._installed_bytes(name, desired)  # e.g. rolling back to the last known good
-        if onnx_bytes is None:
-            onnx_bytes = session.download(model_info)
-            fault_point("verify")
+        release_bytes = files.release_file.read_bytes()
+        if files.model_file is not None:
+            onnx_bytes = files.model_file.read_bytes()
+        else:  # e.g. rolling back to the last known good: installed, it passed every check then
+            onnx_bytes = self.store.read_bytes(name, desired.version)[1]
+        for what, data, sha256 in (
+            ("release file", release_bytes, desired.release_sha256),
+            ("model", onnx_bytes, desired.model_sha256),
+        ):
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise DirectorRejected(RejectRule.DOWNLOAD, f"{name} {desired.version}: the {what} changed on disk")
+        fault_point("verify")
         loaded = load_checked(onnx_bytes, release_bytes, self.features, self.limits)
-        return _Staged(release, release_bytes, onnx_bytes, loaded)
-
-    def _stage_challenger(
-        self, session: TufSession, name: str, desired: DesiredModel, about: _Document
-    ) -> _StagedChallenger:
-        if desired.experiment is None:
-            raise DirectorRejected(RejectRule.DIRECTOR_FORMAT, f"{name} names a challenger but no experiment")
-        running = self.store.challengers().get(name)
-        staged = self._stage(
-            session, name, desired.challenger, about, running.model if running else None, challenger=True
-        )
-        return _StagedChallenger(desired.experiment, staged)
-
-    def _installed_bytes(self, name: str, desired: TargetRef) -> bytes | None:
-        """The model from disk when exactly this release is installed (it passed every check then), else None."""
-        if self.store.installed_sha256(name, desired.version) != desired.model_sha256:
-            return None
-        onnx_bytes = self.store.read_bytes(name, desired.version)[1]
-        return onnx_bytes if hashlib.sha256(onnx_bytes).hexdigest() == desired.model_sha256 else None
-
-    @staticmethod
-    def _agreeing_target(session: TufSession, path: str, sha256: str, length: int) -> TargetFile:
-        """TUF's description of ``path``, which must equal the director's (Uptane: both repositories agree)."""
-        info = session.target_info(path)
-        if info is None:
-            raise DirectorRejected(RejectRule.HASH_MISMATCH, f"{path} is not a TUF target")
-        if info.hashes.get("sha256") != sha256 or info.length != length:
-            raise DirectorRejected(
-                RejectRule.HASH_MISMATCH,
-                f"{path}: director says sha256 {sha256[:12]}… length {length}, "
-                f"TUF says sha256 {info.hashes.get('sha256', '?')[:12]}… length {info.length}",
-            )
-        return info
-
-    @staticmethod
-    def _release(release_bytes: bytes, name: str, desired: TargetRef) -> ReleaseFile:
-        """The release file must describe exactly the model the director names."""
-        try:
-            release = ReleaseFile.model_validate_json(release_bytes)
-        except ValidationError as exc:
-            raise DirectorRejected(RejectRule.SCHEMA, f"invalid release file: {str(exc).splitlines()[0]}") from exc
-        expected = (name, desired.version, desired.model_target, desired.model_sha256, desired.model_length)
-        actual = (
-            release.model_name,
-            release.model_version,
-            release.model_target,
-            release.model_sha256,
-            release.model_length,
-        )
-        if actual != expected:
-            raise DirectorRejected(
-                RejectRule.SCHEMA, f"release file describes {actual[:3]}, director names {expected[:3]}"
-            )
-        return release
+        return _Staged(loaded.release, release_bytes, onnx_bytes, loaded)
 
     # -- activation and reporting --------------------------------------------------------------------
 
@@ -447,11 +303,11 @@ class ReleaseUpdater:
         rejected: DirectorRejected,
         payload: bytes,
         digest: str,
-        document: DirectorDocument | None,
+        sequence: int | None,
         current: tuple[str, str] | None,
     ) -> None:
         name, version = current or (None, None)
-        sequence = document.signed.sequence if document else _claimed_sequence(payload)
+        sequence = sequence if sequence is not None else _claimed_sequence(payload)
         rule, detail = rejected.rule.value, rejected.detail
         self.on_event(AgentEvent(EventKind.REJECT, name, version, sequence, rule, detail, document_digest=digest))
 

@@ -13,11 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud.api.roles import Role
 from cloud.config import CloudConfig
 from cloud.releases import director, keystore, tuf_repo
+from edge_agent.director_state import DirectorState
 from edge_agent.events import AgentEvent
 from edge_agent.model_loader import FeatureContract
 from edge_agent.model_store import ModelStore
 from edge_agent.tuf_client import TufClient
-from edge_agent.updater import DirectorState, ReleaseUpdater
+from edge_agent.updater import ReleaseUpdater
 from shared.director import DesiredModel, DirectorSigned, Experiment, format_time, sign_director
 from tests.api.conftest import ServedCloud, served_cloud
 from tests.edge.releases import FEATURE_NAMES, FEATURE_SET, BuiltRelease
