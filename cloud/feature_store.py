@@ -94,9 +94,11 @@ class ObservedFailure:
 
     device_id: str
     component: str
-    failed_at: datetime
-    #: when the cloud learned of it (the repair visit); default: when it failed
+    failed_at: datetime  # as a technician dates it: the visit that found it
+    #: when the cloud learned of it (the work order synced); default: when it failed
     known_at: datetime | None = None
+    #: failed, or replaced: found worn before it failed (it labels the rows before it alike)
+    result: OutcomeResult = OutcomeResult.FAILED
 
 
 @dataclass(frozen=True)
@@ -295,7 +297,7 @@ class FeatureStore:
                 "source": FeedbackSource.TECHNICIAN.value,
                 "observed_at": observed,
                 "component": str(failure.component),
-                "result": OutcomeResult.FAILED.value,
+                "result": OutcomeResult(failure.result).value,
                 "technician": "history",
                 "received_at": known,
             }

@@ -15,6 +15,7 @@ from cloud.cli_options import config_from_options, data_dir_option
 from cloud.config import CloudConfig
 from cloud.feature_store import FeatureStore, ObservedFailure
 from cloud.storage import open_database
+from cloud.training.data import history_findings
 from shared.messages import PredictionType
 
 if TYPE_CHECKING:
@@ -47,8 +48,10 @@ def _report(evaluation: Evaluation, echo) -> None:
 
 def store_history(db: sqlite_utils.Database, history: History) -> tuple[int, int]:
     """Keep a history in the feature store, as ingest would have had the fleet run live: its feature rows (with
-    each heater's type) and its component failures as the outcomes that label them, so the training pipeline
-    can train on it again. Idempotent; returns the new feature rows and new failures."""
+    each heater's type) and what technicians found (``data.history_findings``: dated by the visit, received
+    late, some missed, worn parts replaced) as the outcomes that label them, so the training pipeline trains on
+    the labels a utility has. The simulator's ground truth stays in the history file, for evaluation
+    (``--labels ground-truth``). Idempotent; returns the new feature rows and new findings."""
     store = FeatureStore(db)
     rows = store.store_feature_rows(
         history.device_ids[history.row_device].tolist(),
@@ -58,10 +61,11 @@ def store_history(db: sqlite_utils.Database, history: History) -> tuple[int, int
         history.feature_set_version,
         dict(zip(history.device_ids.tolist(), history.device_types.tolist(), strict=True)),
     )
-    failures = store.store_component_failures(
-        ObservedFailure(f.device_id, f.component.value, f.failed_at, f.repaired_at) for f in history.failures
+    findings = store.store_component_failures(
+        ObservedFailure(f.device_id, f.component.value, f.observed_at, f.received_at, f.result)
+        for f in history_findings(history)
     )
-    return rows, failures
+    return rows, findings
 
 
 def train_from_history_file(
@@ -94,8 +98,8 @@ def train_from_history_file(
     echo(data_line(data))
     db = open_database(config.database_url)
     try:
-        new_rows, new_failures = store_history(db, history)
-        echo(f"feature store: {new_rows:,} new feature rows, {new_failures:,} new component failures")
+        new_rows, new_findings = store_history(db, history)
+        echo(f"feature store: {new_rows:,} new feature rows, {new_findings:,} new technician findings")
         horizon = timedelta(days=horizon_days)
         rows = rows_from_history(history, prediction_type, horizon, labels)
         train_rows, holdout, holdout_from = time_split(rows, gap=horizon)
@@ -159,8 +163,9 @@ def train_from_history_file(
     type=click.Choice(["ground-truth", "technician"]),
     default="ground-truth",
     show_default=True,
-    help="component_failure: label from the simulator's failures, or from what technicians found (dated by the "
-    "visit, received late, some missed, some found degraded: docs/evaluation.md).",
+    help="component_failure: label from the simulator's ground truth (to measure what label noise costs), or "
+    "from what technicians found (dated by the visit, received late, some missed, some found degraded: "
+    "docs/evaluation.md). The feature store, which retraining reads, holds technicians' findings either way.",
 )
 @click.option(
     "--candidate",

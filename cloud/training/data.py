@@ -18,6 +18,7 @@ from shared.messages import PredictionType
 
 if TYPE_CHECKING:
     from cloud.feature_store import TrainingDataset
+    from firmware_sim.findings import Finding
     from firmware_sim.history import History
 
 #: where a history's failure labels come from: the simulator's ground truth, or what technicians found
@@ -90,29 +91,41 @@ def _by_device_id(failures: FailureTimes, device_ids: np.ndarray) -> FailureTime
 
 @dataclass(frozen=True)
 class _Found:
-    """A finding as ``labels.failure_times`` reads a failure: the component seen at the visit."""
+    """A finding or a worn part's replacement as ``labels.failure_times`` reads a failure: the component seen
+    at the visit."""
 
     device_id: str
     component: str
     failed_at: datetime
 
 
+def history_findings(history: History) -> list[Finding]:
+    """What technicians recorded of the history's failures and preventive replacements (firmware_sim.findings):
+    the labels a utility has, and all the cold start stores in the feature store."""
+    from firmware_sim.findings import technician_findings
+
+    return technician_findings(history.failures, preventive=history.preventive)
+
+
 def history_failures(history: History, labels: LabelSource) -> tuple[FailureTimes, np.datetime64]:
     """The failures a history's rows are labelled from, and the last time a row's horizon may end for its label
-    to be known. Technician findings count from their visit and only once received by the history's end; a row
+    to be known. Ground truth (the simulator's, to measure what label noise costs; never in the feature store):
+    every failure, and every worn part replaced after an alert at its replacement, as a technician finds it
+    degraded. Technician findings count from their visit and only once received by the history's end; a row
     waits for the slowest finding (``FindingRates.settling``) as well as its horizon, so at the end of the period
     a failure whose finding is still on its way is not read as health."""
     end = history.window_end.max()
     if labels == "ground_truth":
-        return failure_times(history.failures, history.device_ids), end
+        replaced = [_Found(p.device_id, p.component, p.replaced_at) for p in history.preventive]
+        return failure_times([*history.failures, *replaced], history.device_ids), end
     if labels != "technician":
         raise ValueError(f"unknown label source {labels!r}: one of {', '.join(LABEL_SOURCES)}")
-    from firmware_sim.findings import FINDING_RATES, technician_findings
+    from firmware_sim.findings import FINDING_RATES
 
     limit = end.astype("datetime64[s]").astype(object)
     known = [
         _Found(f.device_id, f.component, f.observed_at)
-        for f in technician_findings(history.failures)
+        for f in history_findings(history)
         if f.received_at.replace(tzinfo=None) <= limit
     ]
     settling = np.timedelta64(int(FINDING_RATES.settling.total_seconds()), "s")

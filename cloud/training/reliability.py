@@ -7,6 +7,10 @@ within the horizon after it, else *false*; a false one that a failure of that co
 ``EARLY_WARNING`` is an *early warning* (the 14-day classification calls it a false alarm, a technician would
 have found a worn part). A failure is *caught* when a dispatch of its component came within the horizon before it;
 its lead time runs from that dispatch. Only failures whose whole horizon lies inside the scored rows count.
+A part found worn and replaced (a technician's "found degraded", or a part replaced after an alert,
+firmware_sim/dispatch.py) is among the failures at its visit, with ground truth and findings alike: the
+failure it foretold never happens, so a dispatch before the visit is a true catch (lead time to the visit),
+not a false dispatch.
 
 Every scorer (the model and each baseline) is put at the same false-dispatch budget per component: the lowest
 threshold whose false dispatches per 100 heater-months stay within it. Confidence intervals resample heaters

@@ -16,12 +16,12 @@ from cloud.config import PASSPHRASE_ENV
 from cloud.feature_store import FeatureStore
 from cloud.registry import MLModelRegistry
 from cloud.storage import open_database
-from cloud.training.data import rows_from_history
+from cloud.training.data import history_failures, history_findings, rows_from_history
 from edge_agent.inference import Heater, predict
 from edge_agent.model_loader import FeatureContract, load_model
 from firmware_sim.history import generate_history
 from iotsphere.cli import main
-from shared.messages import PredictionType
+from shared.messages import OutcomeResult, PredictionType
 from shared.release import ReleaseFile
 from tests.releases.conftest import PASSPHRASE
 from tests.training.conftest import HORIZON
@@ -117,13 +117,17 @@ def test_a_model_ships_unscored_when_its_held_out_period_has_nothing_to_score(hi
 
 
 def test_cold_start_stores_the_history_it_trained_on_in_the_feature_store(history_file, initialized):
-    """The feature store starts with the history, so the training pipeline can train on it again."""
+    """The feature store starts with the history, labelled as a utility would have it (technicians' findings,
+    not the simulator's ground truth), so the training pipeline trains on those labels."""
     history, path = history_file
     data_dir = initialized.data_dir
     args = ["cloud", "train", "--history", str(path), "--candidate", "logistic_regression", "--data-dir", str(data_dir)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert f"feature store: {len(history.features):,} new feature rows, {len(history.failures):,} new" in result.output
+    findings = history_findings(history)
+    assert 0 < len(findings) < len(history.failures)  # some missed
+    stored = f"feature store: {len(history.features):,} new feature rows, {len(findings):,} new technician findings"
+    assert stored in result.output
 
     db = open_database(data_dir / "iotsphere.db")
     start = history.window_end.min().astype(datetime).replace(tzinfo=UTC)
@@ -137,11 +141,28 @@ def test_cold_start_stores_the_history_it_trained_on_in_the_feature_store(histor
     assert np.array_equal(stored, trained_on, equal_nan=True)
     types = dict(db.execute("SELECT device_id, device_type FROM devices").fetchall())
     assert types == dict(zip(history.device_ids.tolist(), history.device_types.tolist(), strict=True))
-    # the failures label the same rows as they did in training (observed until the history's end, as there)
-    labelled = rows_from_history(history, PredictionType.COMPONENT_FAILURE, HORIZON)
-    assert (dataset.labels > 0).sum() == (labelled.targets > 0).sum() > 0
+    # the labels are the findings received by then, dated by the visit, found failed or worn (replaced) ...
+    received = [f for f in findings if f.received_at <= end]
+    technician, _ = history_failures(history, "technician")
+    by_device = technician.device.astype(np.int64), technician.time, technician.label
+    store = dataset.failures
+    assert sorted(zip(*by_device, strict=True)) == sorted(
+        zip(np.searchsorted(history.device_ids, store.device), store.time, store.label, strict=True)
+    )
+    assert len(store.time) == len(received)
+    results = dict(db.execute("SELECT result, COUNT(*) FROM outcomes GROUP BY result").fetchall())
+    assert results == {  # every finding, those received after ``end`` too: a later dataset reads them
+        "failed": sum(f.result is OutcomeResult.FAILED for f in findings),
+        "replaced": sum(f.result is OutcomeResult.REPLACED for f in findings),
+    }
+    assert results["replaced"] > 0
+    # ... never the ground truth, which labels other rows
+    truth = {(f.device_id, np.datetime64(f.failed_at.replace(tzinfo=None), "s")) for f in history.failures}
+    assert not truth & set(zip(store.device.tolist(), store.time, strict=True))
+    labelled = rows_from_history(history, PredictionType.COMPONENT_FAILURE, HORIZON, labels="technician")
+    assert (labelled.targets > 0).sum() > 0
 
     again = CliRunner().invoke(main, args)  # a second model type trained from the same file adds nothing
     assert again.exit_code == 0, again.output
-    assert "feature store: 0 new feature rows, 0 new component failures" in again.output
+    assert "feature store: 0 new feature rows, 0 new technician findings" in again.output
     db.conn.close()

@@ -99,3 +99,37 @@ def test_technician_labels_come_from_findings_received_by_the_end_and_wait_for_t
     )
     positives = int((found.targets > 0).sum())
     assert 0 < positives != int((truth.targets[: found.targets.size] > 0).sum())
+
+
+def test_an_alarm_that_a_worn_parts_replacement_follows_is_a_true_catch_whatever_the_labels():
+    """A technician sent on an alarm replaced the worn part: the failure it foretold never happened. The
+    replacement labels the rows before it and makes the dispatch true, with ground truth and findings alike;
+    read without it (the failure that would have followed, 20 days later) the same dispatch would be false."""
+    from dataclasses import replace
+
+    from cloud.training import reliability
+    from cloud.training.data import rows_from_history
+    from firmware_sim.faults import PreventiveRepair
+    from shared.messages import Component, PredictionType
+
+    horizon = timedelta(days=14)
+    plain = _history(4, 90, [])
+    visit = T0 + timedelta(days=40)
+    repair = PreventiveRepair("h001", Component.SEDIMENT, visit, visit + timedelta(days=20))
+    watched = replace(plain, preventive=[repair])
+    hidden = _history(4, 90, [(1, 60)])  # the failure had nobody replaced the part
+
+    def dispatches(history, labels):
+        rows = rows_from_history(history, PredictionType.COMPONENT_FAILURE, horizon, labels=labels)
+        alarm = (rows.device_ids == "h001") & (rows.window_ends == _t(38 * 24))  # two days before the visit
+        return rows, reliability.outcome(reliability.Fleet.of(rows, horizon), "sediment", alarm.astype(float), 0.5)
+
+    for labels in ("ground_truth", "technician"):
+        rows, caught = dispatches(watched, labels)
+        assert (caught.true.sum(), caught.false.sum(), caught.caught.sum(), caught.failures.sum()) == (1, 0, 1, 1)
+        assert caught.lead_days.tolist() == [2.0]  # to the visit: the warning the technician had
+        sediment = CLASSES.index("sediment")
+        labelled = rows.targets[(rows.device_ids == "h001") & (rows.window_ends < _t(40 * 24))]
+        assert (labelled == sediment).sum() == 14 * 4  # the 14 days before the visit, a row every 6 h
+    _, missed = dispatches(hidden, "ground_truth")
+    assert (missed.true.sum(), missed.false.sum(), missed.early_seen.sum()) == (0, 1, 1)  # an early warning at best
