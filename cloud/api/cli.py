@@ -111,7 +111,8 @@ def _workers(
     show_default=True,
     help="What this process runs (repeat for several): api (REST API and dashboard), ingest (MQTT ingest worker), "
     "training (queued runs), jobs (director publisher, retraining checks and schedules, rollouts, alerts, audit "
-    "checkpoints, day partitions and $IOTSPHERE_RETENTION_DAYS: each in one process at a time). Without api, --host/--port serve /metrics, /healthz, /readyz.",
+    "checkpoints, day partitions and $IOTSPHERE_RETENTION_DAYS: each in one process at a time). Without api, "
+    "--host/--port serve /metrics, /healthz, /readyz.",
 )
 @click.option("--ingest/--no-ingest", default=True, show_default=True, help="Run the MQTT ingest worker.")
 @click.option("--publisher/--no-publisher", default=True, show_default=True, help="Run the director publisher.")
