@@ -30,10 +30,9 @@ from sqlalchemy import text
 from cloud.data import engine as engines
 from cloud.data import predictions
 from cloud.data.connections import Database, connection_of, write_transaction
-from cloud.data.postgres import dispose_engines
 from cloud.retention import apply_retention, cutoff_day
 from cloud.storage import open_database
-from tests.postgres_run import SERVER, schema_url
+from tests.postgres_run import SERVER, Schema
 
 ROWS = 400_000
 DAYS = 8
@@ -139,11 +138,9 @@ def _vacuum(db: Database) -> None:
 
 def _postgres() -> dict:
     admin = engines.create(SERVER)
-    schema = f"bench_retention_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    schema = Schema(admin, f"bench_retention_{uuid.uuid4().hex[:8]}")  # made and migrated
     try:
-        url = schema_url(schema)
+        url = schema.url
         db = open_database(url)
         try:
             _fill(db)
@@ -170,9 +167,7 @@ def _postgres() -> dict:
             db.close()
         return figures
     finally:
-        dispose_engines()
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        schema.drop()
         admin.dispose()
 
 
