@@ -37,8 +37,8 @@ def _iso(times: np.ndarray) -> list[str]:
 
 
 def store_history(history: History, db: sqlite_utils.Database) -> None:
-    """What ingest would have stored had the fleet run live: what cold start stores (feature rows and a
-    technician outcome per failure, ``cloud.training.cli.store_history``), and per row a usage prediction with a
+    """What ingest would have stored had the fleet run live: what cold start stores (feature rows and what
+    technicians found of the failures, ``cloud.training.cli.store_history``), and per row a usage prediction with a
     sensor outcome of the next 24 h's litres, received an hour after those 24 h (rows whose 24 h ran past the
     history get none)."""
     store_cold_start_history(db, history)
