@@ -27,7 +27,9 @@ def _loaded_after(code: str) -> set[str]:
 
 
 def test_serving_agent_does_not_import_tuf_urllib3_or_cryptography():
-    loaded = _loaded_after("import edge_agent.agent, edge_agent.updater, edge_agent.tuf_client")
+    loaded = _loaded_after(
+        "import edge_agent.agent, edge_agent.updater, edge_agent.update_fetch, edge_agent.tuf_client"
+    )
     assert not {"tuf", "urllib3", "cryptography", "asyncio", "socketserver"} & loaded
 
 

@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 
 from cloud.releases import tuf_repo
+from edge_agent.model_loader import FeatureContract
+from edge_agent.update_fetch import StagedFiles
+from shared.director import DirectorRejected, RejectRule
+from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION
 from shared.signing import generate_private_key
 from tests.edge.releases import build_serving_release
-from tests.edge.tuf_world import GATEWAY, Cloud, running_cloud
+from tests.edge.tuf_world import GATEWAY, Cloud, make_gateway, running_cloud
 
 MODEL = "component_failure"
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +91,22 @@ def test_a_tampered_release_is_refused_and_the_agent_keeps_its_model(tmp_path: P
     assert not (tmp_path / "gw" / "tuf" / "staged").exists()
     assert (tmp_path / "gw" / "models" / MODEL / "versions").exists()
     assert [p.name for p in (tmp_path / "gw" / "models" / MODEL / "versions").iterdir()] == ["1"]
+
+
+def test_staged_files_changed_after_the_child_verified_them_are_refused(tmp_path: Path, cloud: Cloud):
+    """The agent checks the staged bytes against the document itself: the child's verdict alone loads nothing."""
+    gateway = make_gateway(tmp_path / "gw", cloud)
+    gateway.updater.features = FeatureContract(FEATURE_SET_VERSION, tuple(FEATURE_NAMES))  # the serving releases'
+    desired = cloud.desired(MODEL, "2")
+    built = build_serving_release("2", seed=1)  # as the cloud published it
+    release_bytes, onnx_bytes = built.release_bytes, built.onnx_bytes
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "release.json").write_bytes(release_bytes)
+    (staged / "model.onnx").write_bytes(bytes(reversed(onnx_bytes)))  # swapped after the child checked it
+    files = StagedFiles(staged / "release.json", staged / "model.onnx")
+    with pytest.raises(DirectorRejected) as refused:
+        gateway.updater._load_staged(files, MODEL, desired)
+    assert refused.value.rule is RejectRule.DOWNLOAD and "changed on disk" in refused.value.detail
+    (staged / "model.onnx").write_bytes(onnx_bytes)  # the bytes TUF verified load
+    assert gateway.updater._load_staged(files, MODEL, desired).loaded.version == "2"
