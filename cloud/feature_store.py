@@ -51,8 +51,8 @@ _LATEST_CHUNK = 1024
 _CHUNK_ROWS = 262_144
 #: characters of a ``cloud.storage.iso`` timestamp
 _ISO_WIDTH = len("2026-01-31T06:00:00.000000Z")
-#: the longest device id ``shared.topics.validate_id`` allows (its characters are ASCII, none a space)
-_ID_WIDTH = 64
+#: what the database joins a chunk's device ids with (``shared.topics.validate_id`` allows no space in an id)
+_ID_SEPARATOR = ord(" ")
 
 
 class UnknownDevice(NotFound, LookupError):
@@ -130,6 +130,15 @@ class TrainingDataset:
     failures: FailureTimes | None = None
 
 
+class FeatureRows(NamedTuple):
+    """A feature set's stored rows in (window_end, device_id) order, as columns: what a dataset is labelled from."""
+
+    devices: np.ndarray  # str: the distinct device ids, sorted
+    row_device: np.ndarray  # int64 per row: index into ``devices``
+    window_ends: np.ndarray  # datetime64[s] per row
+    values: np.ndarray  # float32 (rows, the feature set's features in stored order)
+
+
 class _Failure(NamedTuple):
     """The shape ``cloud.training.labels.failure_times`` reads."""
 
@@ -156,17 +165,19 @@ def content_hash(
     Float labels (litres) are hashed as float64, class labels as int64; a component_failure dataset hashes as
     it did before datasets had a prediction type, so datasets recorded then still verify.
     """
-    used, codes = np.unique(row_device, return_inverse=True)
+    present = np.bincount(row_device, minlength=devices.size) > 0
+    used, codes = np.flatnonzero(present), (np.cumsum(present) - 1)[row_device]  # np.unique's, without its sort
     digest = hashlib.sha256()
     header: dict = {"feature_names": feature_names, "classes": CLASSES}
     if prediction_type != PredictionType.COMPONENT_FAILURE:
         header["prediction_type"] = prediction_type.value
     digest.update(json.dumps(header).encode())
     digest.update("\n".join(devices[used].tolist()).encode())
-    digest.update(codes.astype(np.int64).tobytes())
-    digest.update(window_ends.astype("datetime64[s]").astype(np.int64).tobytes())
-    digest.update(np.ascontiguousarray(values, dtype=feature_codec.FLOAT32).tobytes())
-    digest.update(labels.astype(np.float64 if labels.dtype.kind == "f" else np.int64).tobytes())
+    # arrays hash through their buffers: the bytes ``tobytes`` would copy out first
+    digest.update(np.ascontiguousarray(codes, dtype=np.int64))
+    digest.update(np.ascontiguousarray(window_ends.astype("datetime64[s]").astype(np.int64)))
+    digest.update(np.ascontiguousarray(values, dtype=feature_codec.FLOAT32))
+    digest.update(np.ascontiguousarray(labels, dtype=np.float64 if labels.dtype.kind == "f" else np.int64))
     return digest.hexdigest()
 
 
@@ -183,8 +194,25 @@ def _parse_iso(text: np.ndarray) -> np.ndarray:
     return bare.view(f"S{_ISO_WIDTH - 1}").ravel().astype("datetime64[us]")
 
 
+def _split_ids(joined: bytes, count: int) -> np.ndarray:
+    """``count`` ids joined by spaces → fixed-width byte strings, space-padded to the longest (rounded up to 8 bytes,
+    the words ``_factorize`` hashes), cut in C: one pass per character position of the longest id."""
+    text = np.frombuffer(joined, dtype=np.uint8)
+    ends = np.append(np.flatnonzero(text == _ID_SEPARATOR), text.size)
+    if ends.size != count:
+        raise ValueError(f"{ends.size} device ids for {count} rows: an id holds a space")
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts
+    longest = int(lengths.max())
+    padded = np.full((count, max(8, -(-longest // 8) * 8)), _ID_SEPARATOR, dtype=np.uint8)
+    for column in range(longest):
+        padded[:, column] = np.where(lengths > column, text[np.minimum(starts + column, text.size - 1)], _ID_SEPARATOR)
+    return padded.view(f"S{padded.shape[1]}").ravel()
+
+
 def _factorize(padded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(padded, return_inverse=True)`` for fixed-width ids, several times faster on a fleet's rows.
+    """``np.unique(padded, return_inverse=True)`` for ids padded to a multiple of 8 bytes, several times faster on a
+    fleet's rows.
 
     Sorting a million 64-byte strings dominates; a 64-bit hash of each id's words sorts as integers instead. The
     hash is checked to have kept distinct ids apart (else the plain sort runs), and the few uniques are put in
@@ -478,12 +506,14 @@ class FeatureStore:
     def _build(self, query: dict) -> TrainingDataset:
         """The rows, values and labels a query names; the record carries only the content hash."""
         stored_names = self._feature_set_names(query["feature_set_version"])
-        devices, row_device, window_ends, values = self._read_rows(query, len(stored_names))
+        devices, row_device, window_ends, values = self.read_rows(
+            query["feature_set_version"], query["start_date"], query["end_date"], query["device_type"]
+        )
         columns = [stored_names.index(name) for name in query["feature_names"]]
         if columns != list(range(len(stored_names))):
             values = values[:, columns]
         prediction_type = PredictionType(query.get("prediction_type", PredictionType.COMPONENT_FAILURE))
-        failures = self._failures(devices, query["start_date"], query["as_of"])
+        failures = self.known_failures(devices, query["start_date"], query["as_of"])
         if prediction_type == PredictionType.USAGE_PATTERN:
             labels = self._usage_labels(devices, row_device, window_ends, query)
             kept = np.isfinite(labels)
@@ -495,7 +525,8 @@ class FeatureStore:
                 labels = label_rows(row_device, window_ends, failures, horizon, observed_until)
             censored_kept = prediction_type == PredictionType.ANOMALY
             kept = np.ones(labels.size, dtype=bool) if censored_kept else labels >= 0
-        row_device, window_ends, values, labels = row_device[kept], window_ends[kept], values[kept], labels[kept]
+        if not kept.all():  # the copy of every value costs as much as the labelling; most datasets keep every row
+            row_device, window_ends, values, labels = row_device[kept], window_ends[kept], values[kept], labels[kept]
         digest = content_hash(query["feature_names"], devices, row_device, window_ends, values, labels, prediction_type)
         record = DatasetRecord("", query, int(labels.size), digest, "")
         return TrainingDataset(
@@ -510,7 +541,7 @@ class FeatureStore:
             replace(failures, device=devices[failures.device]),
         )
 
-    def _failures(self, devices: np.ndarray, start: str, as_of: str) -> FailureTimes:
+    def known_failures(self, devices: np.ndarray, start: str, as_of: str) -> FailureTimes:
         """Component failures observed from ``start`` and known by ``as_of``, on indexes into ``devices``."""
         failures = [
             _Failure(device_id, component, from_iso(observed_at))
@@ -548,25 +579,27 @@ class FeatureStore:
         labels[order[at[matched]]] = litres[known][matched].astype(np.float64)
         return labels
 
-    def _read_rows(self, query: dict, n_stored: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Distinct devices (sorted), then per row: device index, window end (datetime64[s]), stored values.
+    def read_rows(
+        self, feature_set_version: str, start_date: str, end_date: str, device_type: str | None = None
+    ) -> FeatureRows:
+        """The feature set's rows with window ends in [start_date, end_date) (``cloud.storage.iso`` text), of
+        devices of ``device_type`` if given.
 
-        Rows are in (window_end, device_id) order. The database concatenates each chunk's blobs, window ends and
-        device ids (padded to the longest id a device may have) into one value apiece, which numpy cuts up in C: no
-        Python object per row. Chunks are taken by key (one range scan of the primary key in all) and stay far
-        below SQLite's 1 GB limit on one value.
+        The database concatenates each chunk's blobs, window ends and device ids into one value apiece, which numpy
+        cuts up in C: no Python object per row. Chunks are taken by key (one range scan of the primary key in all)
+        and stay far below SQLite's 1 GB limit on one value.
         """
+        n_stored = len(self._feature_set_names(feature_set_version) or [])
         chunk_of = functools.partial(
             features.rows_concatenated,
             self._connection,
-            query["feature_set_version"],
-            query["start_date"],
-            query["end_date"],
-            query["device_type"],
+            feature_set_version,
+            start_date,
+            end_date,
+            device_type,
             limit=_CHUNK_ROWS,
-            id_width=_ID_WIDTH,
         )
-        ids: list[np.ndarray] = []
+        ids: list[bytes] = []
         ends: list[np.ndarray] = []
         blocks: list[np.ndarray] = []
         after = ("", "")
@@ -574,24 +607,25 @@ class FeatureStore:
             count, blob, ends_text, ids_text = chunk_of(after=after)
             if not count:
                 break
-            chunk_ids = np.frombuffer(ids_text, dtype=f"S{_ID_WIDTH}")
             chunk_ends = np.frombuffer(ends_text, dtype=f"S{_ISO_WIDTH}")
-            if chunk_ends.size != count or chunk_ids.size != count:
-                raise ValueError("a stored window end is not cloud.storage.iso text or a device id is not an id")
+            if chunk_ends.size != count:
+                raise ValueError("a stored window end is not cloud.storage.iso text")
             chunk_times = _parse_iso(chunk_ends)
-            ids.append(chunk_ids)
+            ids.append(ids_text)
             ends.append(chunk_times)
             blocks.append(feature_codec.decode([blob], n_stored))
-            last = int(np.argmax(chunk_times))
-            at_last = chunk_ids[chunk_times == chunk_times[last]].tolist()
-            after = (chunk_ends[last].decode(), max(at_last).decode().rstrip())
             if count < _CHUNK_ROWS:
                 break
+            last = int(np.argmax(chunk_times))
+            at_last = _split_ids(ids_text, count)[chunk_times == chunk_times[last]]
+            after = (chunk_ends[last].decode(), max(at_last.tolist()).decode().rstrip())
         if not ids:
             empty = np.zeros(0, dtype=np.int64)
-            return np.array([], dtype=str), empty, empty.astype("datetime64[s]"), np.zeros((0, n_stored), np.float32)
+            return FeatureRows(
+                np.array([], dtype=str), empty, empty.astype("datetime64[s]"), np.zeros((0, n_stored), np.float32)
+            )
         window_ends = np.concatenate(ends)
-        padded, row_device = _factorize(np.concatenate(ids))
+        padded, row_device = _factorize(_split_ids(b" ".join(ids), window_ends.size))
         devices = np.array([device.decode().rstrip() for device in padded.tolist()], dtype=str)
         values = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         step = np.diff(window_ends.astype(np.int64))
@@ -599,7 +633,7 @@ class FeatureStore:
             # SQL does not promise the order an aggregate sees its rows in; sort only if it was not key order
             order = np.lexsort((row_device, window_ends))
             row_device, window_ends, values = row_device[order], window_ends[order], values[order]
-        return devices, row_device, window_ends.astype("datetime64[s]"), values
+        return FeatureRows(devices, row_device, window_ends.astype("datetime64[s]"), values)
 
     # -- feature sets ----------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Select, bindparam, column, select, table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import TextClause
 
 _INSERTS: dict[str, ModuleType] = {"sqlite": sqlite, "postgresql": postgresql}
 #: SQLAlchemy reports an INSERT's rowcount only when asked to
@@ -172,3 +173,20 @@ def fetch_all(connection: Connection, query: Select) -> Sequence[Sequence[Any]]:
         return connection.connection.driver_connection.execute(str(compiled), parameters).fetchall()
     except sqlite3.Error as exc:
         raise DBAPIError.instance(str(compiled), parameters, exc, sqlite3.Error) from exc
+
+
+def fetch_one(connection: Connection, query: TextClause, parameters: dict[str, Any]) -> Sequence[Any]:
+    """The one row of a read returning a few very large values (columns concatenated by an aggregate): on PostgreSQL
+    in the binary result format, where the text format sends bytea as hex, twice the bytes, for the driver to decode
+    back (a million feature rows' blobs: read measured 1.6-2.6x faster). Errors still arrive as SQLAlchemy's."""
+    if connection.dialect.name != "postgresql":
+        return connection.execute(query, parameters).one()
+    if not connection.in_transaction():
+        connection.begin()  # as a statement run through SQLAlchemy would
+    compiled = query.bindparams(**parameters).compile(dialect=connection.dialect)
+    raw: psycopg.Connection = connection.connection.driver_connection
+    try:
+        with raw.cursor(binary=True) as cursor:
+            return cursor.execute(str(compiled), compiled.params).fetchone()
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(str(compiled), compiled.params, exc, psycopg.Error) from exc

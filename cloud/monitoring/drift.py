@@ -481,8 +481,7 @@ def _current_rows(db: sqlite_utils.Database, reference: dict, start: str, end: s
     stored = store._feature_set_names(version)
     if stored is None:
         return np.zeros((0, len(names)), np.float32), np.array([], np.int64), np.array([], dtype=str), None
-    query = {"feature_set_version": version, "start_date": start, "end_date": end, "device_type": device_type}
-    devices, row_device, _, values = store._read_rows(query, len(stored))
+    devices, row_device, _, values = store.read_rows(version, start, end, device_type)
     aligned = np.full((values.shape[0], len(names)), np.nan, np.float32)
     for column, name in enumerate(names):
         if name in stored:

@@ -11,7 +11,6 @@ from sqlalchemy import Connection
 from cloud.data import features, fleet, predictions
 
 W = [f"2026-03-01T{hour:02d}:00:00.000000Z" for hour in range(6)]
-ID_WIDTH = 64
 
 
 def _blob(*values: float) -> bytes:
@@ -81,28 +80,30 @@ def test_the_window_span_covers_every_feature_set(owner_connection: Connection) 
     assert features.window_span(owner_connection) == (W[0], W[5])
 
 
-def test_rows_are_read_concatenated_in_key_order_a_chunk_after_a_key(owner_connection: Connection) -> None:
+def _cut(blob: bytes, ends: bytes, ids: bytes) -> list[tuple[str, str, bytes]]:
+    """(window end, device, blob) of each row of a chunk, in key order (the columns promise row i at one place in
+    each, not an order)."""
+    size, width = len(_blob(0, 0)), len(W[0])
+    ends_of = [ends[i : i + width].decode() for i in range(0, len(ends), width)]
+    blobs = [blob[i : i + size] for i in range(0, len(blob), size)]
+    return sorted(zip(ends_of, ids.decode().split(" "), blobs, strict=True))
+
+
+def test_rows_are_read_concatenated_a_chunk_after_a_key(owner_connection: Connection) -> None:
     _stored(owner_connection)
     fleet.record_devices_known(owner_connection, [("h1", "tank-50", W[0], W[3]), ("h2", "tank-80", W[0], W[3])])
 
-    count, blob, ends, ids = features.rows_concatenated(
-        owner_connection, "fs1", W[1], W[4], None, ("", ""), limit=3, id_width=ID_WIDTH
-    )
+    count, *columns = features.rows_concatenated(owner_connection, "fs1", W[1], W[4], None, ("", ""), limit=3)
     assert count == 3
-    assert blob == _blob(1, 10) + _blob(1, 10) + _blob(2, 20)
-    assert ends == (W[1] + W[1] + W[2]).encode()
-    assert ids == b"".join(device.ljust(ID_WIDTH).encode() for device in ("h1", "h2", "h1"))
+    assert _cut(*columns) == [(W[1], "h1", _blob(1, 10)), (W[1], "h2", _blob(1, 10)), (W[2], "h1", _blob(2, 20))]
 
-    count, blob, ends, ids = features.rows_concatenated(
-        owner_connection, "fs1", W[1], W[4], None, (W[2], "h1"), limit=3, id_width=ID_WIDTH
-    )
-    assert (count, ends) == (2, (W[3] + W[3]).encode())
+    count, *columns = features.rows_concatenated(owner_connection, "fs1", W[1], W[4], None, (W[2], "h1"), 3)
+    assert count == 2
+    assert _cut(*columns) == [(W[3], "h1", _blob(3, 30)), (W[3], "h2", _blob(3, 30))]
 
-    count, _, ends, ids = features.rows_concatenated(
-        owner_connection, "fs1", W[0], W[4], "tank-80", ("", ""), limit=10, id_width=ID_WIDTH
-    )
-    assert (count, ids) == (3, "h2".ljust(ID_WIDTH).encode() * 3)
-    assert features.rows_concatenated(owner_connection, "fs1", W[4], W[5], None, ("", ""), 10, ID_WIDTH)[0] == 0
+    count, *columns = features.rows_concatenated(owner_connection, "fs1", W[0], W[4], "tank-80", ("", ""), 10)
+    assert count == 3 and [device for _, device, _ in _cut(*columns)] == ["h2", "h2", "h2"]
+    assert features.rows_concatenated(owner_connection, "fs1", W[4], W[5], None, ("", ""), 10)[0] == 0
 
 
 def test_a_dataset_record_is_found_by_its_id(owner_connection: Connection) -> None:
