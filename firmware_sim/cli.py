@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from shared.mqtt_url import shown as shown_mqtt
 from shared.setting_defaults import from_settings, mqtt_url_option
 
 if TYPE_CHECKING:
@@ -231,7 +232,7 @@ def run_command(
         fleet = Fleet(gateway, heaters, seed=seed, change=change, calibration=chosen)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    click.echo(f"{heaters} heaters of {gateway} → {mqtt_url} at {speed:g}x; {chosen.describe()}", err=True)
+    click.echo(f"{heaters} heaters of {gateway} → {shown_mqtt(mqtt_url)} at {speed:g}x; {chosen.describe()}", err=True)
     if change is not None:
         click.echo(f"world change from {fleet.simulator.change_start:%Y-%m-%d %H:%M} UTC (simulated)", err=True)
     try:
@@ -239,7 +240,7 @@ def run_command(
     except KeyboardInterrupt:
         sys.exit(130)
     except OSError as exc:
-        raise click.ClickException(f"cannot reach the broker at {mqtt_url}: {exc}") from exc
+        raise click.ClickException(f"cannot reach the broker at {shown_mqtt(mqtt_url)}: {exc}") from exc
     click.echo(
         f"published {stats.published} readings ({stats.failed} failed) over {stats.minutes} simulated minutes; "
         f"{len(stats.failures)} failures",
@@ -313,7 +314,7 @@ def load_command(
         raise click.BadParameter(str(exc), param_hint="--rate") from exc
     generator = LoadGenerator(profile, mqtt_url, multiplier, prefix=prefix, seed=seed, retain_status=retain)
     click.echo(
-        f"{gateways} gateways × {heaters_per_gateway} heaters → {mqtt_url} at {multiplier:g}x: "
+        f"{gateways} gateways × {heaters_per_gateway} heaters → {shown_mqtt(mqtt_url)} at {multiplier:g}x: "
         f"{profile.messages_per_second() * multiplier:,.1f} msg/s, {profile.rows_per_second() * multiplier:,.1f} "
         "rows/s expected (Ctrl-C stops)",
         err=True,
@@ -330,7 +331,7 @@ def load_command(
     except KeyboardInterrupt:
         sys.exit(130)
     except OSError as exc:
-        raise click.ClickException(f"cannot reach the broker at {mqtt_url}: {exc}") from exc
+        raise click.ClickException(f"cannot reach the broker at {shown_mqtt(mqtt_url)}: {exc}") from exc
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     by_channel = ", ".join(f"{channel} {count}" for channel, count in sorted(stats.messages.items()))

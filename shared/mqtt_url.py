@@ -16,12 +16,21 @@ class MqttEndpoint:
     password: str | None = None
 
 
+def shown(url: str) -> str:
+    """The URL as a message or log may name it: the password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def parse_mqtt_url(url: str) -> MqttEndpoint:
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
+        raise ValueError(f"MQTT URL {shown(url)!r} must start with mqtt:// or mqtts://")
     if not parts.hostname:
-        raise ValueError(f"MQTT URL {url!r} has no host")
+        raise ValueError(f"MQTT URL {shown(url)!r} has no host")
     tls = parts.scheme in ("mqtts", "ssl")
     return MqttEndpoint(
         host=parts.hostname,
