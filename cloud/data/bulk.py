@@ -53,9 +53,21 @@ class BulkInsert:
             return 0
         if connection.dialect.name == "sqlite":
             return connection.exec_driver_sql(self._sqlite(connection), rows).rowcount
+        return self._copier(connection).write(connection, lambda copy: _write_rows(copy, rows))
+
+    def write_copy_text(self, connection: Connection, chunks: Sequence[str]) -> int:
+        """PostgreSQL only: insert rows given in COPY's text format (each value as ``copy_text`` gives it, a tab
+        between values, a newline after each row), in chunks of whole rows; how many rows it changed. A writer whose
+        rows arrive packed (``features.add_packed_rows``) formats them so without building a tuple per row; each
+        chunk goes to the server as it is written, which parses it while the next is written."""
+        if not chunks:
+            return 0
+        return self._copier(connection).write(connection, lambda copy: _write_chunks(copy, chunks))
+
+    def _copier(self, connection: Connection) -> _Copy:
         if self._copy is None:
             self._copy = _Copy(connection, self._statement("postgresql"), self.columns)
-        return self._copy.write(connection, rows)
+        return self._copy
 
     def _statement(self, dialect: str) -> Insert:
         statement = self._statements.get(dialect)
@@ -107,49 +119,71 @@ class _Copy:
         self.insert_staged = statement.from_select(list(columns), select(stage))
         self.drop = f"DROP TABLE {staged}"
 
-    def write(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> int:
-        """Copy ``rows`` in; how many were stored or updated. Errors arrive as SQLAlchemy's."""
+    def write(self, connection: Connection, feed: _Feed) -> int:
+        """Copy in the rows ``feed`` writes; how many were stored or updated. Errors arrive as SQLAlchemy's."""
         if not connection.in_transaction():
             connection.begin()  # as a statement run through SQLAlchemy would: the caller's commit takes the rows
         raw: psycopg.Connection = connection.connection.driver_connection
         try:
             if not self.conflicts:
-                return _copy(raw, self.copy, rows)
+                return _copy(raw, self.copy, feed)
             if raw.autocommit:  # no transaction of the caller's to hold the steps: the rows get one of their own
                 with raw.transaction():
-                    return self._write(connection, raw, rows)
-            return self._write(connection, raw, rows)
+                    return self._write(connection, raw, feed)
+            return self._write(connection, raw, feed)
         except psycopg.Error as exc:
             raise DBAPIError.instance(self.copy, None, exc, psycopg.Error) from exc
 
-    def _write(self, connection: Connection, raw: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> int:
+    def _write(self, connection: Connection, raw: psycopg.Connection, feed: _Feed) -> int:
         if not self.direct:
-            return self._staged(connection, raw, rows)
+            return self._staged(connection, raw, feed)
         raw.execute("SAVEPOINT bulk_copy")
         try:
-            written = _copy(raw, self.copy, rows)
+            written = _copy(raw, self.copy, feed)
         except errors.UniqueViolation:
             raw.execute("ROLLBACK TO SAVEPOINT bulk_copy")
-            written = self._staged(connection, raw, rows)
+            written = self._staged(connection, raw, feed)
         raw.execute("RELEASE SAVEPOINT bulk_copy")
         return written
 
-    def _staged(self, connection: Connection, raw: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> int:
+    def _staged(self, connection: Connection, raw: psycopg.Connection, feed: _Feed) -> int:
         raw.execute(self.create)
-        _copy(raw, self.copy_staged, rows)
+        _copy(raw, self.copy_staged, feed)
         written = connection.execute(self.insert_staged, execution_options=_ROWCOUNT).rowcount
         raw.execute(self.drop)
         return written
 
 
-def _copy(raw: psycopg.Connection, statement: str, rows: Sequence[Sequence[Any]]) -> int:
-    """``rows`` through one COPY ``statement`` (text format); how many it stored."""
+#: writes a write's rows into an open COPY (text format)
+_Feed = Callable[[psycopg.Copy], None]
+
+
+def _copy(raw: psycopg.Connection, statement: str, feed: _Feed) -> int:
+    """The rows ``feed`` writes through one COPY ``statement``; how many it stored."""
     with raw.cursor() as cursor:
         with cursor.copy(statement) as copy:
-            write = copy.write_row
-            for row in rows:
-                write(row)
+            feed(copy)
         return cursor.rowcount
+
+
+def _write_chunks(copy: psycopg.Copy, chunks: Sequence[str]) -> None:
+    for chunk in chunks:
+        copy.write(chunk)
+
+
+def _write_rows(copy: psycopg.Copy, rows: Sequence[Sequence[Any]]) -> None:
+    write = copy.write_row
+    for row in rows:
+        write(row)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: str | None) -> str:
+    """A text value as COPY's text format takes it: NULL as ``\\N``, backslash, tab, newline and carriage return
+    escaped."""
+    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
 
 
 def _literal(value: object) -> str:

@@ -4,6 +4,7 @@ what SQLite stores."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 
@@ -200,3 +201,31 @@ def test_an_upsert_that_updates_is_staged_and_counts_rows_inserted_and_updated(o
         ("h2", None, "tank-50", "2025-01-01", AT),
         ("h3", None, None, None, None),
     ]
+
+
+def test_packed_rows_round_trip_awkward_keys_and_any_bytes(owner_connection: Connection) -> None:
+    """``add_packed_rows`` formats COPY's text itself on PostgreSQL: keys needing escapes and any bytes come back."""
+    keys = [[AWKWARD, AT], ["\\N", AT], ["h\\x00", "2026-03-01T06:00:00Z"]]
+    packed = bytes(range(256))[:24]  # three rows of 8 bytes, NUL and backslash among them
+    features.add_packed_rows(owner_connection, [("fs\t1", packed, 8, None, json.dumps(keys).encode())])
+    # the same keys again, raw UTF-8 as the ingest worker writes them: kept as first stored
+    again = json.dumps(keys, ensure_ascii=False).encode()
+    features.add_packed_rows(owner_connection, [("fs\t1", b"\xff" * 24, 8, AWKWARD, again)])
+
+    query = select(
+        features.features.c.device_id,
+        features.features.c.window_end,
+        features.features.c.values_f32,
+        features.features.c.msg_id,
+    ).where(features.features.c.feature_set_version == "fs\t1")
+    stored = sorted((device, end, bytes(blob), msg_id) for device, end, blob, msg_id in owner_connection.execute(query))
+    assert stored == sorted((device, end, packed[i * 8 : i * 8 + 8], None) for i, (device, end) in enumerate(keys))
+
+
+def test_a_packed_row_without_a_device_is_refused(owner_connection: Connection) -> None:
+    savepoint = owner_connection.begin_nested()
+    with pytest.raises(IntegrityError):
+        features.add_packed_rows(owner_connection, [("fs1", b"\x00" * 16, 8, "m1", b'[["h1", "t"], [null, "t"]]')])
+    savepoint.rollback()
+
+    assert features.count_rows(owner_connection) == 0
