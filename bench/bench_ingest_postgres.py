@@ -8,7 +8,8 @@ afterwards; partitioned by day there, the days' partitions made first as the ret
 transaction (one commit) per batch; the best of ROUNDS rounds, the paths taking turns, is reported in rows per
 second.
 
-- ``bare_copy``: psycopg 3 alone, ``COPY features (...) FROM STDIN`` of the batch's row tuples, ``write_row`` per row.
+- ``bare_copy``: psycopg 3 alone, ``COPY features (...) FROM STDIN`` of the batch's row tuples, ``write_row`` per row;
+  ``bare_copy_binary`` the same in COPY's binary format (the columns' types set), which the owners do not use.
 - ``owner``: the feature store's write the ingest worker calls, ``features.add_packed_rows`` (+ ``add_feature_rows``
   for one-row messages) in a ``write_transaction``: COPY under a savepoint (``cloud.data.bulk``).
 - ``owner_rows``: ``features.add_feature_rows`` of the bare loop's row tuples: BulkInsert's COPY alone, without
@@ -24,7 +25,7 @@ second.
   payloads (JSON, schema, topic checks), CPU only: the part of an end-to-end ingest before ``store_batch`` (MQTT
   itself is ``bench_ingest``'s).
 
-Targets (issue 13 §2): ``owner`` at least TARGET_RATIO of ``bare_copy`` and at least TARGET_ROWS_PER_S rows/s.
+Targets (issue 13 §2): ``owner`` at least TARGET_RATIO of the faster bare loop and at least TARGET_ROWS_PER_S rows/s.
 """
 
 from __future__ import annotations
@@ -174,9 +175,17 @@ def _values_write(db: Database) -> Callable[[_Batch], None]:
     return write
 
 
-def _bare_write(conn: psycopg.Connection) -> Callable[[_Batch], None]:
+def _bare_write(conn: psycopg.Connection, binary: bool = False) -> Callable[[_Batch], None]:
+    options = " (FORMAT BINARY)" if binary else ""
+
     def write(batch: _Batch) -> None:
-        with conn.transaction(), conn.cursor() as cursor, cursor.copy(f"COPY features ({_COLUMNS}) FROM STDIN") as copy:
+        with (
+            conn.transaction(),
+            conn.cursor() as cursor,
+            cursor.copy(f"COPY features ({_COLUMNS}) FROM STDIN{options}") as copy,
+        ):
+            if binary:
+                copy.set_types(["text", "text", "text", "bytea", "text"])
             for row in batch.rows:
                 copy.write_row(row)
 
@@ -218,6 +227,7 @@ def _postgres(batches_payloads: list[list[tuple[str, bytes]]]) -> dict:
 
             paths = {
                 "bare_copy": (empty, _bare_write(bare)),
+                "bare_copy_binary": (empty, _bare_write(bare, binary=True)),
                 "owner": (empty, _owner_write(db)),
                 "owner_rows": (empty, _rows_write(db)),
                 "owner_staged": (stored_one, _owner_write(db, resend)),
@@ -258,7 +268,8 @@ def run() -> dict:
     batches = [payloads[i : i + BATCH_MESSAGES] for i in range(0, len(payloads), BATCH_MESSAGES)]
     postgres = _postgres(batches)
     sqlite = _sqlite(batches)
-    ratio = postgres["owner"] / postgres["bare_copy"]
+    bare = max(postgres["bare_copy"], postgres["bare_copy_binary"])  # the faster bare loop is the bar
+    ratio = postgres["owner"] / bare
     return {
         "rows": len(payloads) * ROWS_PER_MESSAGE,
         "batch": f"{BATCH_MESSAGES} messages x {ROWS_PER_MESSAGE} rows x 16 float32 values",
@@ -270,8 +281,8 @@ def run() -> dict:
         "ratio_met": ratio >= TARGET_RATIO,
         "target_rows_per_s": TARGET_ROWS_PER_S,
         "rows_target_met": postgres["owner"] >= TARGET_ROWS_PER_S,
-        "owner_rows_to_bare_copy_ratio": round(postgres["owner_rows"] / postgres["bare_copy"], 3),
-        "store_batch_to_bare_copy_ratio": round(postgres["store_batch"] / postgres["bare_copy"], 3),
+        "owner_rows_to_bare_copy_ratio": round(postgres["owner_rows"] / bare, 3),
+        "store_batch_to_bare_copy_ratio": round(postgres["store_batch"] / bare, 3),
         # derived, not run: one worker decoding then storing each batch, MQTT left out
         "decode_then_store_rows_per_s_derived": round(
             1 / (1 / postgres["decode_validate"] + 1 / postgres["store_batch"])
