@@ -10,7 +10,7 @@ Method.
   long history: HISTORY events, HISTORY // 5 documents issued, HISTORY // 2 outcomes and a few security events, so
   its timeline pages walk real index ranges.
 - Twice: on SQLite (PREDICTIONS predictions) and on the machine's PostgreSQL in a schema of its own, dropped
-  afterwards (POSTGRES_PREDICTIONS predictions: COPY is quick, but the documents are stored one statement each).
+  afterwards (POSTGRES_PREDICTIONS predictions, to keep the run within minutes: the pages read none).
 - Serve it with a real ``iotsphere cloud serve`` (workers off) on loopback, sign in as a viewer over HTTP, and time
   REQUESTS GETs of each page after WARMUP: the fleet's first page, filtered pages (stale gateways, one in a
   hundred, read off their index; version 2 served, one in ten, read from each status's JSON; overdue deployments,
