@@ -123,7 +123,10 @@ def test_the_fleet_is_filtered_by_id_prefix_state_and_version(cloud: ServedCloud
 
 def test_the_fleet_is_counted_and_filtered_by_deployment_state(cloud: ServedCloud) -> None:
     with sign_in(cloud.base_url, cloud.tokens[Role.VIEWER]) as viewer:
-        overdue = viewer.get("/fleet", params={"deployment": "overdue"})  # waits for the process's first census
+        counting = viewer.get("/fleet/~counts").text  # the first ask starts the process's first census
+        assert "Counting the gateways' deployment states" in counting.replace("&#39;", "'")
+        assert 'hx-trigger="every 1s"' in counting
+        overdue = viewer.get("/fleet", params={"deployment": "overdue"})  # waits for that census
         assert overdue.status_code == 200 and _rows(overdue.text) == ["gw-001", "gw-011", "gw-021"]
         assert "overdue (still downloading)" in overdue.text
         assert _rows(viewer.get("/fleet", params={"deployment": "rejected"}).text) == ["gw-000"]
@@ -138,7 +141,7 @@ def test_the_fleet_is_counted_and_filtered_by_deployment_state(cloud: ServedClou
             '<strong class="bad">3</strong> overdue' in counts and '<strong class="bad">1</strong> rejected' in counts
         )
         assert '<strong class="ok">1</strong> committed' in counts and "<strong>0</strong> probation" in counts
-        assert 'href="/fleet?deployment=overdue"' in counts
+        assert 'href="/fleet?deployment=overdue"' in counts and 'hx-trigger="every 10s"' in counts
         refused = viewer.get("/fleet", params={"deployment": "lost"})
         assert refused.status_code == 400 and "deployment must be one of" in refused.text
 
@@ -214,10 +217,19 @@ def test_the_pages_render_clean_and_accessible_in_a_browser(cloud: ServedCloud, 
     page.fill("#api_key", cloud.tokens[Role.VIEWER])
     page.click("button[type=submit]")
     page.wait_for_url(f"{cloud.base_url}/fleet")
+    page.wait_for_selector("#deployment-counts time")  # the first census's counts, polled in without a reload
     page.wait_for_load_state("networkidle")
     assert serious_accessibility_violations(page) == []
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "fleet.png"), full_page=True)
+    page.select_option("#deployment", "overdue")
+    page.click("button:has-text('Filter')")
+    page.wait_for_url("**/fleet?q=&state=&version=&deployment=overdue")
+    page.wait_for_load_state("networkidle")
+    assert "overdue (still downloading)" in page.locator("main").inner_text()
+    assert page.locator("#deployment option[selected]").inner_text() == "overdue"
+    assert serious_accessibility_violations(page) == []
+    page.goto(f"{cloud.base_url}/fleet")
     page.fill("#q", "gw-00")
     page.select_option("#state", "offline")
     page.click("button:has-text('Filter')")
