@@ -83,7 +83,7 @@ def test_every_page_renders_clean_and_accessible_for_every_role(cloud: ServedClo
     log = BrowserLog()
     page = offline_page(browser, cloud.base_url, log)
     _sign_in(page, cloud, role)
-    pages = ["/models", f"/models/{NAME}", "/docs"]
+    pages = ["/models", f"/models/{NAME}", f"/models/{NAME}/compare?a=1&b=2", "/docs"]
     if role in (Role.OPERATOR, Role.ADMIN):
         pages.append(f"/models/{NAME}/versions/2/promote")
     for path in pages:

@@ -4,6 +4,9 @@ The page calls ``MLModelRegistry`` exactly as the API's registry routes do (``cl
 same evaluation gate (``passes_gate``), the same release service to sign and direct gateways, the signed-in key as
 the actor of the audit entry. Promoting first shows the gate's verdict on a page of its own, and only the form
 there changes anything.
+
+Comparing two versions (``/models/{name}/compare?a=&b=``) sets their held-out evaluations beside their field
+metrics from outcomes over a period the Monitoring page would show (``cloud.web.comparison``).
 """
 
 from __future__ import annotations
@@ -14,10 +17,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from cloud.api.deps import Registry, SignerDep, require_admin_to_override
+from cloud.api.deps import Database, Monitor, Registry, SignerDep, require_admin_to_override
+from cloud.errors import Invalid
+from cloud.monitoring.performance import ANY_FAILURE, WHOLE_PERIOD, resolve_period
 from cloud.registry import passes_gate
+from cloud.storage import iso
 from cloud.web.auth import OperatorPage, ViewerPage
+from cloud.web.comparison import field_tables, numbers, side_by_side
+from cloud.web.pages.monitoring import COMPONENTS, PERIODS, coverage
 from cloud.web.rendering import PageRoute, render
+from shared.messages import PredictionType
 
 router = APIRouter(prefix="/models", route_class=PageRoute, include_in_schema=False)
 
@@ -51,6 +60,45 @@ def model(request: Request, registry: Registry, session: ViewerPage, model_name:
     versions = [_version_view(row) for row in reversed(registry.list_versions(model_name))]
     history = registry.history(model_name)
     return render(request, "model.html", {"model_name": model_name, "versions": versions, "history": history})
+
+
+@router.get("/{model_name}/compare")
+def compare(
+    request: Request,
+    db: Database,
+    registry: Registry,
+    monitor: Monitor,
+    session: ViewerPage,
+    model_name: str,
+    a: str = "",
+    b: str = "",
+    period: str = "last_week",
+    component: str = ANY_FAILURE,
+) -> HTMLResponse:
+    """Two versions side by side; without both chosen, only the form that chooses them."""
+    versions = [row["model_version"] for row in reversed(registry.list_versions(model_name))]
+    context: dict[str, Any] = {"model_name": model_name, "versions": versions, "a": a, "b": b, "period": period}
+    context |= {"periods": PERIODS, "component": component, "components": ()}
+    if not (a and b):
+        return render(request, "compare.html", context)
+    if a == b:
+        raise Invalid(f"choose two different versions of {model_name} to compare, not version {a} twice")
+    rows = {version: _version_view(registry.get_version(model_name, version)) for version in (a, b)}
+    if rows[a]["prediction_type"] == PredictionType.COMPONENT_FAILURE:
+        context["components"] = COMPONENTS
+        if component not in COMPONENTS:
+            raise Invalid(f"unknown component {component!r}: one of {', '.join(COMPONENTS)}")
+    start, end, _ = resolve_period(period)
+    computed = monitor.compute_metrics(model_name, start, end, WHOLE_PERIOD, ("model_version", "device_type"))
+    holdout = {version: numbers(row["metrics"].get("holdout") or {}) for version, row in rows.items()}
+    context |= {
+        "rows": rows,
+        "holdout": side_by_side(holdout[a], holdout[b]),
+        "field": field_tables(computed, coverage(db, model_name, iso(start), iso(end)), a, b, component),
+        "start": iso(start),
+        "end": iso(end),
+    }
+    return render(request, "compare.html", context)
 
 
 @router.get("/{model_name}/versions/{version}/promote")
