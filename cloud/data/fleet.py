@@ -355,8 +355,19 @@ def record_statuses(connection: Connection, rows: Sequence[Sequence[Any]]) -> No
     """Gateways' statuses in arrival order (rows in ``GATEWAY_STATUS`` order; ``online`` 1 or 0), the last one
     winning. An offline status (a last will, built before the connection it outlives) changes only ``online``,
     ``last_seen`` and the stored status's ``online``/``health``: every other field keeps what the last online
-    status said."""
-    _STATUSES.write(connection, rows)
+    status said.
+
+    One upsert statement may touch a row once on PostgreSQL ("cannot affect row a second time"), so a batch with
+    several statuses of one gateway is written in rounds, each holding a gateway at most once, in arrival order."""
+    rounds: list[list[Sequence[Any]]] = []
+    seen: dict[Any, int] = {}
+    for row in rows:
+        index = seen[row[0]] = seen.get(row[0], -1) + 1
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(row)
+    for batch in rounds:
+        _STATUSES.write(connection, batch)
 
 
 #: a gateway event as ``add_events`` takes it

@@ -112,6 +112,21 @@ def test_an_offline_status_changes_only_whether_the_gateway_is_online(owner_conn
     )
 
 
+def test_one_batch_with_several_statuses_of_a_gateway_ends_as_written_one_by_one(owner_connection: Connection) -> None:
+    online = json.dumps({"online": True, "health": "ok", "models": ["m"]})
+    batch = [
+        ("gw1", AT, AT, 1, "1.2", 7, online),
+        ("gw2", AT, AT, 1, "2.0", 1, online),
+        ("gw1", LATER, LATER, 0, None, None, json.dumps({"online": False})),
+    ]
+    fleet.record_statuses(owner_connection, batch)
+
+    row = _gateway(owner_connection, "gw1")
+    assert (row["first_seen"], row["last_seen"], row["online"], row["agent_version"]) == (AT, LATER, 0, "1.2")
+    assert json.loads(row["status_json"]) == {"online": False, "health": "offline", "models": ["m"]}
+    assert _gateway(owner_connection, "gw2")["agent_version"] == "2.0"
+
+
 def test_events_predictions_and_outcomes_stored_again_are_kept_as_first_stored(owner_connection: Connection) -> None:
     event = ("e1", "gw1", "health", None, None, None, None, "first", AT, None)
     fleet.add_events(owner_connection, [event, (*event[:7], "again", *event[8:])])
