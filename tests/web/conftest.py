@@ -80,7 +80,12 @@ def offline_page(browser, base_url: str, log: BrowserLog, **context_options):
     context.route("**/*", only_the_cloud)
     page = context.new_page()
     page.on("console", lambda message: message.type == "error" and log.console_errors.append(message.text))
-    page.on("requestfailed", lambda request: log.failed.append(request.url))
+    # ERR_ABORTED is the browser cancelling a request itself (a poll in flight when the test navigates away); a
+    # server's error arrives as a response (below), a refused or broken connection as another failure
+    page.on(
+        "requestfailed",
+        lambda request: request.failure != "net::ERR_ABORTED" and log.failed.append(f"{request.failure} {request.url}"),
+    )
     page.on(
         "response", lambda response: response.status >= 400 and log.failed.append(f"{response.status} {response.url}")
     )
