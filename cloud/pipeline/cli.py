@@ -284,6 +284,10 @@ def evaluate_command(
         click.echo(line)
 
 
+#: how long an idle training worker waits before it looks for due work again
+_IDLE_SECONDS = 5.0
+
+
 @train.command("worker")
 @click.option("--once", is_flag=True, help="Do what is due now and execute queued runs, then exit.")
 @click.option(
@@ -292,8 +296,15 @@ def evaluate_command(
     help="host:port to serve /metrics, /healthz and /readyz on, or off (default: "
     "$IOTSPHERE_TRAINING_METRICS_ADDRESS or 127.0.0.1:9465; port 0 takes a free one).",
 )
+@click.option(
+    "--poll-every",
+    default=_IDLE_SECONDS,
+    show_default=True,
+    type=click.FloatRange(min=0.05),
+    help="Seconds an idle worker waits before looking at the queue again.",
+)
 @data_dir_option
-def worker_command(once: bool, metrics_address: str, data_dir: Path | None) -> None:
+def worker_command(once: bool, metrics_address: str, poll_every: float, data_dir: Path | None) -> None:
     """Run the training worker in the foreground (it also runs inside 'iotsphere cloud serve'); Ctrl-C stops it.
 
     It executes queued runs one at a time (any number of workers may, each claiming its own), and, while no other
@@ -317,10 +328,12 @@ def worker_command(once: bool, metrics_address: str, data_dir: Path | None) -> N
         retraining = RetrainingService(pipeline.db, config)
         for run_id in pipeline.runs.fail_interrupted():
             click.echo(f"run {run_id} was interrupted by a stopped worker: marked failed")
-        heartbeat = Heartbeat("training-worker", _IDLE_SECONDS + HEARTBEAT_GRACE_SECONDS)
+        heartbeat = Heartbeat("training-worker", poll_every + HEARTBEAT_GRACE_SECONDS)
         heartbeat.start()
         sidecar = serve_sidecar(config, metrics_at)
         jobs = LeaderLock(config.database_url, RETRAINING_LOCK)  # the checks and schedules: one process at a time
+        if not once:
+            click.echo(f"training worker ready: taking queued runs, looking every {poll_every:g} s when idle")
         try:
             while True:
                 heartbeat.beat(busy=True)
@@ -331,7 +344,7 @@ def worker_command(once: bool, metrics_address: str, data_dir: Path | None) -> N
                 elif once:
                     return
                 else:
-                    time.sleep(_IDLE_SECONDS)
+                    time.sleep(poll_every)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a run cut short is marked failed when a worker next starts
             click.echo("training worker stopped")
         finally:
@@ -339,7 +352,3 @@ def worker_command(once: bool, metrics_address: str, data_dir: Path | None) -> N
             heartbeat.stop()
             if sidecar is not None:
                 sidecar.stop()
-
-
-#: how long an idle training worker waits before it looks for due work again
-_IDLE_SECONDS = 5.0

@@ -88,12 +88,15 @@ def test_two_worker_processes_run_each_of_20_queued_runs_exactly_once(cloud: tup
     db = open_database(config.database_url)
     pipeline = ModelTrainingPipeline(db, config, passphrase="")
     end = datetime.now(UTC).replace(microsecond=0)
-    queued = {
-        pipeline.trigger_model_training("anomaly", end - timedelta(days=30), end, {"release": False}).run_id
-        for _ in range(RUNS)
-    }
-    workers = [_Process([*CLI, "train", "worker", "--metrics-address", "off"], env) for _ in range(2)]
+    command = [*CLI, "train", "worker", "--metrics-address", "off", "--poll-every", "0.1"]
+    workers = [_Process(command, env) for _ in range(2)]
     try:
+        for worker in workers:  # both looking at the queue before it fills, so neither finds it empty by starting late
+            worker.wait_for("training worker ready")
+        queued = {
+            pipeline.trigger_model_training("anomaly", end - timedelta(days=30), end, {"release": False}).run_id
+            for _ in range(RUNS)
+        }
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             runs = pipeline.runs.list(limit=RUNS + 1)
