@@ -57,7 +57,6 @@ from pydantic import BaseModel, ConfigDict
 from cloud.config import environment
 from cloud.data import director as stored_director
 from cloud.data.connections import connection_of
-from cloud.storage import from_iso
 from shared.director import RejectRule, format_time
 
 DEADLINE_ENV = "IOTSPHERE_DEPLOYMENT_DEADLINE_S"
@@ -128,7 +127,9 @@ _RANK = {
 
 
 def _time(value: str | None) -> datetime | None:
-    return from_iso(value) if value else None
+    """A stored UTC time (``iso()`` text): ``fromisoformat`` parses it in a fraction of ``strptime``'s time, which
+    was most of what deriving a 100,000-gateway fleet's deployments cost."""
+    return datetime.fromisoformat(value) if value else None
 
 
 def _where_the_model_stands(
@@ -151,7 +152,7 @@ def _where_the_model_stands(
 
 
 def _deployment(row: Mapping[str, Any], now: datetime, deadline: timedelta) -> Deployment:
-    issued_at = datetime.strptime(row["issued_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    issued_at = datetime.fromisoformat(row["issued_at"])
     probation_at, committed_at, rolled_back_at, rollback_reason = _where_the_model_stands(row)
     times = {
         DeploymentState.DOWNLOADING: _time(row["downloading_at"]),

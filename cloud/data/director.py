@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -14,12 +15,13 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
+    func,
     select,
     text,
     update,
 )
 
-from cloud.data.fleet import before_cursor
+from cloud.data.fleet import before_cursor, gateway_events
 from cloud.data.metadata import BIGINT, metadata, upsert
 
 director_documents = Table(
@@ -60,6 +62,17 @@ director_issued = Table(
     Column("sequence", BIGINT, nullable=False),
     Column("issued_at", Text, nullable=False),
     Index("director_issued_gateway", "gateway_id", "sequence"),
+)
+
+
+#: the fleet's table, indexed for ``deployment_rows``: one gateway's events of one kind about one model, by time
+#: (revision 0008)
+Index(
+    "idx_gateway_events_gateway_kind_model",
+    gateway_events.c.gateway_id,
+    gateway_events.c.kind,
+    gateway_events.c.model_name,
+    gateway_events.c.sent_at,
 )
 
 
@@ -106,6 +119,13 @@ def unpublished_gateways(connection: Connection) -> list[str]:
         .order_by(director_documents.c.gateway_id)
     )
     return list(connection.execute(query).scalars())
+
+
+def document_counts(connection: Connection) -> dict[str, int]:
+    """How many gateways' latest documents are ``pending`` (not yet published) and ``published``: one counting query."""
+    d = director_documents.c
+    every, published = connection.execute(select(func.count(), func.count(d.published_at))).one()
+    return {"pending": every - published, "published": published}
 
 
 def every_document(connection: Connection) -> list[RowMapping]:
@@ -210,16 +230,21 @@ def failures(connection: Connection) -> list[RowMapping]:
 # switch, a commit of the named version after it, and the install and reject of this very document. Only events
 # about documents the cloud issued to the gateway count (``events``, inlined into each subquery), with the sequence
 # it issued them under; those naming no digest count unless they are rejects for one of ``:unauthenticated`` rules.
-# Correlated subqueries walk the (gateway_id, sent_at) index of one gateway's events each. The documents' JSON is
-# read with each dialect's own functions (``_JSON``); the rest is one statement.
+# The digest is looked up by its key alone and the gateway compared after: joined on both, the planners walk every
+# document issued to the gateway (its index) for each event.
+# Each correlated subquery is a range of ``idx_gateway_events_gateway_kind_model`` (one gateway's events of one
+# kind about one model, by time), so its cost is that gateway's history of the kind, whatever the fleet's size.
+# The switch, activation and reject are then read by key (``_EVENT``): on PostgreSQL a LATERAL lookup, as a join
+# its row estimates from the documents' JSON are far off and it scans every event to hash them. The documents' JSON
+# is read with each dialect's own functions (``_JSON``).
 _DEPLOYMENTS = """
 WITH events AS NOT MATERIALIZED (
   SELECT e.msg_id, e.gateway_id, e.kind, e.model_name, e.model_version, e.sent_at,
          coalesce(i.sequence, e.director_sequence) AS director_sequence
   FROM gateway_events e
-  LEFT JOIN director_issued i ON i.document_digest = e.document_digest AND i.gateway_id = e.gateway_id
+  LEFT JOIN director_issued i ON i.document_digest = e.document_digest
   WHERE CASE WHEN e.document_digest IS NULL THEN e.kind != 'reject' OR coalesce(e.rule, '') NOT IN :unauthenticated
-             ELSE i.document_digest IS NOT NULL END
+             ELSE i.gateway_id = e.gateway_id END
 ),
 named AS (
   SELECT d.gateway_id, d.sequence, d.published_at, {issued_at} AS issued_at, m.key AS model_name,
@@ -230,8 +255,8 @@ named AS (
 ),
 switched AS (
   SELECT n.*,
-    (SELECT e.msg_id FROM events e WHERE e.gateway_id = n.gateway_id AND e.model_name = n.model_name
-       AND (e.kind = 'rollback' OR (e.kind = 'activate' AND e.director_sequence <= n.sequence))
+    (SELECT e.msg_id FROM events e WHERE e.gateway_id = n.gateway_id AND e.kind IN ('activate', 'rollback')
+       AND e.model_name = n.model_name AND (e.kind = 'rollback' OR e.director_sequence <= n.sequence)
        ORDER BY e.sent_at DESC LIMIT 1) AS switch_id,
     COALESCE(
       (SELECT max(e.sent_at) FROM events e WHERE e.gateway_id = n.gateway_id AND e.kind = 'download'
@@ -245,23 +270,27 @@ switched AS (
 concluded AS (
   SELECT w.*, s.kind AS switch_kind, s.model_version AS switch_version, s.sent_at AS switch_at,
     s.detail AS switch_detail,
-    (SELECT e.msg_id FROM events e WHERE e.gateway_id = w.gateway_id AND e.model_name = w.model_name
-       AND e.kind = 'activate' AND e.director_sequence <= w.sequence AND e.sent_at <= s.sent_at
+    (SELECT e.msg_id FROM events e WHERE e.gateway_id = w.gateway_id AND e.kind = 'activate'
+       AND e.model_name = w.model_name AND e.director_sequence <= w.sequence AND e.sent_at <= s.sent_at
        ORDER BY e.sent_at DESC LIMIT 1) AS activation_id,
     (SELECT min(e.sent_at) FROM events e WHERE e.gateway_id = w.gateway_id AND e.kind = 'commit'
        AND e.model_name = w.model_name AND e.model_version = w.version AND e.sent_at >= s.sent_at) AS committed_at
-  FROM switched w LEFT JOIN gateway_events s ON s.msg_id = w.switch_id
+  FROM switched w {switch_event}
 )
 SELECT c.gateway_id, c.model_name, c.version, c.sequence, c.issued_at, c.published_at, c.downloading_at,
        c.switch_kind, c.switch_version, c.switch_at, c.switch_detail, c.committed_at,
        a.model_version AS activated_version, a.sent_at AS activated_at,
        r.sent_at AS rejected_at, r.rule, r.detail AS reject_detail, g.director_sequence AS gateway_sequence
-FROM concluded c
-LEFT JOIN gateway_events a ON a.msg_id = c.activation_id
-LEFT JOIN gateway_events r ON r.msg_id = c.reject_id
+FROM concluded c {activation_event} {reject_event}
 LEFT JOIN gateways g ON g.gateway_id = c.gateway_id
 ORDER BY c.gateway_id, c.model_name
 """
+#: the stored event ``key`` names, as ``alias``: a plain join on SQLite (which has no LATERAL; it looks each up by
+#: key anyway), a LATERAL lookup on PostgreSQL (``LIMIT 1`` keeps the planner from flattening it back into a join)
+_EVENT = {
+    "sqlite": "LEFT JOIN gateway_events {alias} ON {alias}.msg_id = {key}",
+    "postgresql": "LEFT JOIN LATERAL (SELECT * FROM gateway_events x WHERE x.msg_id = {key} LIMIT 1) {alias} ON true",
+}
 _JSON = {
     "sqlite": {
         "issued_at": "d.document_json ->> '$.signed.issued_at'",
@@ -276,6 +305,10 @@ _JSON = {
 }
 
 
+#: gateway ids bound in one statement: SQLite takes at most 32,766 parameters, a stage may name the whole fleet
+_IDS_PER_STATEMENT = 10_000
+
+
 def deployment_rows(
     connection: Connection,
     unauthenticated: Collection[str],
@@ -285,19 +318,48 @@ def deployment_rows(
 ) -> list[RowMapping]:
     """Each (gateway, model) the gateways' latest documents name, with the events about it (``cloud.deployments``
     turns them into states), by gateway then model; of one gateway or model, or all; of ``gateway_ids`` only if given
-    (one statement for a page of gateways, not one each).
+    (one statement for a page of gateways, not one each; one per _IDS_PER_STATEMENT for a rollout stage's).
 
     Deployments are the director's, so this one statement also reads the fleet's ``gateway_events`` and
     ``gateways``. ``unauthenticated``: the reject rules an event naming no digest does not count for.
     """
     of_gateways = "" if gateway_ids is None else " AND d.gateway_id IN :gateways"
-    statement = text(_DEPLOYMENTS.format(of_gateways=of_gateways, **_JSON[connection.dialect.name]))
+    event = _EVENT[connection.dialect.name]
+    statement = text(
+        _DEPLOYMENTS.format(
+            of_gateways=of_gateways,
+            switch_event=event.format(alias="s", key="w.switch_id"),
+            activation_event=event.format(alias="a", key="c.activation_id"),
+            reject_event=event.format(alias="r", key="c.reject_id"),
+            **_JSON[connection.dialect.name],
+        )
+    )
     statement = statement.bindparams(bindparam("unauthenticated", expanding=True, type_=Text))
     parameters = {"unauthenticated": list(unauthenticated), "gateway": gateway_id, "model": model_name}
-    if gateway_ids is not None:
+    if gateway_ids is None:
+        chunks: list[dict[str, Any]] = [parameters]
+    else:
         statement = statement.bindparams(bindparam("gateways", expanding=True, type_=Text))
-        parameters["gateways"] = sorted(gateway_ids)
-    return list(connection.execute(statement, parameters).mappings())
+        ids = sorted(gateway_ids)  # in chunks of ascending ids, so the rows stay in gateway order
+        steps = range(0, len(ids), _IDS_PER_STATEMENT)
+        chunks = [parameters | {"gateways": ids[start : start + _IDS_PER_STATEMENT]} for start in steps]
+    jit = _jit_off(connection)
+    rows = [row for chunk in chunks for row in connection.execute(statement, chunk).mappings()]
+    if jit is not None:
+        connection.execute(text("SELECT set_config('jit', :jit, false)"), {"jit": jit})
+    return rows
+
+
+def _jit_off(connection: Connection) -> str | None:
+    """Turn PostgreSQL's JIT compilation off for the session, returning its setting (None on SQLite).
+
+    The documents' JSON is estimated at 100 models each, so even a page's plan looks costly enough to compile: that
+    took 2.8 s for lookups that run in 7 ms. Put back after the statement; if it fails, the transaction's rollback
+    puts it back, or in autocommit the connection keeps JIT off, which costs nothing but speed.
+    """
+    if connection.dialect.name != "postgresql":
+        return None
+    return connection.execute(text("SELECT current_setting('jit'), set_config('jit', 'off', false)")).scalar_one()
 
 
 # -- a gateway's timeline (the Gateway page) -----------------------------------------------------------------------

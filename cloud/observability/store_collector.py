@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from cloud import storage
 from cloud.audit_checkpoints import AuditCheckpoints
+from cloud.data import director as stored_director
 from cloud.data import fleet
 from cloud.data.connections import connection_of
 from cloud.data.times import iso
@@ -28,7 +29,6 @@ from cloud.experiments.store import ExperimentStore, Status
 from cloud.monitoring.drift import drift_history
 from cloud.pipeline.runs import FINISHED, RunStatus, RunStore
 from cloud.registry import MLModelRegistry
-from cloud.releases import director
 from cloud.rollouts.store import RolloutStatus, list_ids
 from cloud.security_events import counts as security_counts
 
@@ -79,13 +79,12 @@ def _deployments(db: sqlite_utils.Database) -> Iterator[Metric]:
         ["model", "state"],
         by_state,
     )
-    pending = len(director.unpublished_gateways(db))
-    published = len({d.gateway_id for d in deployments if d.published_at is not None})
+    documents = stored_director.document_counts(connection_of(db))
     yield _gauge(
         "iotsphere_director_documents",
         "Gateways' latest director documents: pending (stored, not yet confirmed by the broker) or published.",
         ["state"],
-        {("pending",): pending, ("published",): published},
+        {(state,): count for state, count in documents.items()},
     )
 
 

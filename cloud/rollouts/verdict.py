@@ -120,7 +120,9 @@ def judge_stage(
     now: datetime,
 ) -> StageVerdict:
     """The stage's verdict at ``now``."""
-    found = list_deployments(db, model_name=model_name, deadline=DEFAULT_DEADLINE, now=now)  # its state unused
+    # the stage's gateways only: the rest of the fleet says nothing about the stage (their state unused: the
+    # stage's deadline applies)
+    found = list_deployments(db, model_name=model_name, deadline=DEFAULT_DEADLINE, now=now, gateway_ids=gateway_ids)
     deployments = {d.gateway_id: d for d in found}
     undirected = {f.gateway_id: f.reason for f in director.failures(db)}
     gateways = [_standing(deployments.get(g), g, version, deadline_at, now, undirected) for g in gateway_ids]

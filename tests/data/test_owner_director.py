@@ -26,6 +26,7 @@ def test_a_stored_document_replaces_the_last_and_waits_to_be_published(owner_con
     assert director.mark_published(owner_connection, "gw-a", 1, T0) is True
     director.store_document(owner_connection, "gw-b", 2, "doc b2")
 
+    assert director.document_counts(owner_connection) == {"pending": 1, "published": 1}
     assert director.document_json(owner_connection, "gw-b") == "doc b2"
     assert director.document_json(owner_connection, "gw-x") is None
     assert director.directed_gateways(owner_connection) == ["gw-a", "gw-b"]
@@ -41,6 +42,7 @@ def test_a_stored_document_replaces_the_last_and_waits_to_be_published(owner_con
     director.mark_unpublished(owner_connection, {"gw-a"})
     director.mark_unpublished(owner_connection, set())
     assert director.unpublished_gateways(owner_connection) == ["gw-a", "gw-b"]
+    assert director.document_counts(owner_connection) == {"pending": 2, "published": 0}
 
 
 def test_an_issued_digest_is_kept_once(owner_connection: Connection) -> None:
@@ -106,3 +108,66 @@ def test_deployment_rows_count_only_events_about_documents_issued_to_the_gateway
     assert director.deployment_rows(owner_connection, [], None, None)[0]["rejected_at"] == "2026-01-01T00:05:00Z"
     only = director.deployment_rows(owner_connection, ["director.signature"], "gw-a", "n")
     assert [(row["gateway_id"], row["model_name"], row["switch_kind"]) for row in only] == [("gw-a", "n", None)]
+
+
+#: one gateway per deployment state of model "m" (its document, sequence 2, names version "2"), by the events it sent
+#: about documents the cloud issued to it: "o-<gateway>" under sequence 1 (version "1"), "d-<gateway>" under 2
+_EVERY_STATE = {
+    "gw-pending": [],
+    "gw-downloading": [("download", "d", "2", {})],
+    "gw-installed": [("install", "d", "2", {})],  # an agent older than the download event
+    "gw-probation": [("download", "d", "2", {}), ("activate", "d", "2", {})],
+    "gw-committed": [("download", "d", "2", {}), ("activate", "d", "2", {}), ("commit", "d", "2", {})],
+    "gw-rejected": [("reject", "d", "2", {"rule": "golden_vectors", "detail": "off by 0.2"})],
+    "gw-rolled-back": [("activate", "d", "2", {}), ("rollback", "d", "1", {"detail": "probation failed"})],
+    "gw-back-to-it": [("activate", "o", "1", {}), ("rollback", "o", "2", {"detail": "1 would not load"})],
+    "gw-runs-another": [("activate", "o", "1", {}), ("commit", "o", "1", {})],
+}
+
+
+def _every_state(connection: Connection) -> None:
+    events = []
+    for gateway, sent in _EVERY_STATE.items():
+        director.store_document(connection, gateway, 2, _document(gateway, 2, m="2", other="7"))
+        director.record_issued(connection, f"o-{gateway}", gateway, 1, T0)
+        director.record_issued(connection, f"d-{gateway}", gateway, 2, T1)
+        for n, (kind, digest, version, fields) in enumerate(sent):
+            event = _event(f"{gateway}-{n}", kind, _at(n + 2), f"{digest}-{gateway}", gateway_id=gateway)
+            events.append(event | {"model_version": version, "director_sequence": None, "detail": "detail"} | fields)
+    connection.execute(insert(fleet.gateway_events), events)
+
+
+def _at(minute: int) -> str:
+    return f"2026-01-01T00:0{minute}:00.000000Z"
+
+
+def test_deployment_rows_give_every_state_its_events_for_the_fleet_a_page_and_a_model(
+    owner_connection: Connection,
+) -> None:
+    _every_state(owner_connection)
+    fields = ("downloading_at", "switch_kind", "switch_version", "switch_detail", "committed_at")
+    fields += ("activated_version", "rejected_at", "rule", "reject_detail")
+    rows = director.deployment_rows(owner_connection, [], None, None)
+    found = {row["gateway_id"]: tuple(row[f] for f in fields) for row in rows if row["model_name"] == "m"}
+
+    assert found == {
+        "gw-pending": (None,) * 9,
+        "gw-downloading": (_at(2), None, None, None, None, None, None, None, None),
+        "gw-installed": (_at(2), None, None, None, None, None, None, None, None),
+        "gw-probation": (_at(2), "activate", "2", "detail", None, "2", None, None, None),
+        "gw-committed": (_at(2), "activate", "2", "detail", _at(4), "2", None, None, None),
+        "gw-rejected": (None, None, None, None, None, None, _at(2), "golden_vectors", "off by 0.2"),
+        "gw-rolled-back": (None, "rollback", "1", "probation failed", None, "2", None, None, None),
+        "gw-back-to-it": (None, "rollback", "2", "1 would not load", None, "1", None, None, None),
+        "gw-runs-another": (None, "activate", "1", "detail", None, "1", None, None, None),
+    }
+    assert [(row["gateway_id"], row["model_name"]) for row in rows] == sorted(
+        (gateway, model) for gateway in _EVERY_STATE for model in ("m", "other")
+    )
+    page = ["gw-rolled-back", "gw-committed", "gw-pending"]
+    assert director.deployment_rows(owner_connection, [], None, None, gateway_ids=page) == [
+        row for row in rows if row["gateway_id"] in page
+    ]
+    assert director.deployment_rows(owner_connection, [], None, "m") == [
+        row for row in rows if row["model_name"] == "m"
+    ]

@@ -13,6 +13,6 @@ from pathlib import Path
 BASELINE = "0001"
 #: the newest revision. Bump it with every revision: ``cloud.storage.open_database`` compares a file's stored revision
 #: with it to skip Alembic when nothing is pending (tests/data/test_migrations.py checks it is the script head)
-HEAD = "0007"
+HEAD = "0008"
 
 LOCATION = Path(__file__).resolve().parent
