@@ -16,6 +16,7 @@ rollouts and experiments run their real checks instead of stopping at a missing 
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -36,8 +37,9 @@ from cloud.storage import open_database
 from tests.api import seed
 from tests.api.server import ThreadedServer
 
-#: examples per operation and phase: ~70 operations × (examples + coverage + fuzzing) stay near a minute
-MAX_EXAMPLES = 25
+#: examples per operation and phase: ~70 operations × (examples + coverage + fuzzing) stay near a minute; `make
+#: test-postgres` runs a bounded pass (IOTSPHERE_TEST_FUZZ_EXAMPLES) to keep .ci/run within its budget
+MAX_EXAMPLES = int(os.environ.get("IOTSPHERE_TEST_FUZZ_EXAMPLES", "25"))
 PASSPHRASE = "fuzzing passphrase"
 CHECKS = [
     checks.not_a_server_error,
