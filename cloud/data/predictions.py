@@ -369,13 +369,18 @@ def add_outcomes(connection: Connection, rows: Sequence[Sequence[Any]]) -> int:
 
 def failures_known(connection: Connection, results: Collection[str], start: str, as_of: str) -> list[Row]:
     """(device_id, component, observed_at) of outcomes naming a component with one of ``results``, observed in
-    [start, as_of] and received by ``as_of`` (an outcome without a receive time: when it was observed)."""
-    query = select(outcomes.c.device_id, outcomes.c.component, outcomes.c.observed_at).where(
-        outcomes.c.component.is_not(None),
-        outcomes.c.result.in_(sorted(results)),
-        outcomes.c.observed_at >= start,
-        outcomes.c.observed_at <= as_of,
-        func.coalesce(outcomes.c.received_at, outcomes.c.observed_at) <= as_of,
+    [start, as_of] and received by ``as_of`` (an outcome without a receive time: when it was observed). Ordered by
+    device, time and component, so two failures of a heater at one time label the same way on either database."""
+    query = (
+        select(outcomes.c.device_id, outcomes.c.component, outcomes.c.observed_at)
+        .where(
+            outcomes.c.component.is_not(None),
+            outcomes.c.result.in_(sorted(results)),
+            outcomes.c.observed_at >= start,
+            outcomes.c.observed_at <= as_of,
+            func.coalesce(outcomes.c.received_at, outcomes.c.observed_at) <= as_of,
+        )
+        .order_by(outcomes.c.device_id, outcomes.c.observed_at, outcomes.c.component)
     )
     return connection.execute(query).all()
 

@@ -133,7 +133,17 @@ def test_failures_are_those_known_by_as_of_with_a_component(owner_connection: Co
     )
 
     found = predictions.failures_known(owner_connection, ["failed", "replaced"], W[0], W[3])
-    assert sorted(tuple(row) for row in found) == [("h1", "anode", W[2]), ("h1", "valve", W[0])]
+    assert [tuple(row) for row in found] == [("h1", "valve", W[0]), ("h1", "anode", W[2])]
+
+
+def test_failures_of_a_heater_at_one_time_come_in_component_order(owner_connection: Connection) -> None:
+    made = [_outcome(f"o{i}", component=name, result="failed") for i, name in enumerate(("valve", "anode", "tank"))]
+    predictions.add_outcomes(
+        owner_connection, [*made, _outcome("o9", device_id="h0", component="tank", result="failed")]
+    )
+
+    found = predictions.failures_known(owner_connection, ["failed"], W[0], W[3])
+    assert [(row[0], row[1]) for row in found] == [("h0", "tank"), ("h1", "anode"), ("h1", "tank"), ("h1", "valve")]
 
 
 def test_measured_values_are_averaged_per_device_and_window_of_their_predictions(owner_connection: Connection) -> None:
