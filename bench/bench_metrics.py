@@ -12,10 +12,11 @@ Method.
   alone, over the time a message takes end to end. The target is judged on it: on a shared 2-CPU machine the
   rounds themselves spread by more than 3 %.
 - ``scrape``: GATEWAYS gateways stored through the ingest path (decode + write_batch of their status messages),
-  a real ``iotsphere cloud serve`` (workers off) on loopback, and GET /metrics over HTTP: bytes and seconds, best
-  of SCRAPES. The fleet gauges count by state, so the size must not grow with the fleet; the time grows with it
-  (one counting query over the gateways table, ``cloud.data.fleet.gateway_states``), and must stay well inside
-  Prometheus's default 10 s scrape_timeout.
+  each with a director document and the events of its deployment, a real ``iotsphere cloud serve`` (workers off)
+  on loopback, and GET /metrics over HTTP: bytes and seconds, best of SCRAPES. The gauges count by state, so the
+  size must not grow with the fleet; the time grows with it (one counting query over the gateways table,
+  ``cloud.data.fleet.gateway_states``; every deployment's state derived, ``cloud.deployments``), and must stay
+  well inside Prometheus's default 10 s scrape_timeout.
 """
 
 from __future__ import annotations
@@ -34,8 +35,13 @@ from types import SimpleNamespace
 from unittest import mock
 
 import httpx
+import sqlite_utils
 
 from bench.bench_ingest import _free_port, _payloads, _publish_in_another_process, _Worker, start_mosquitto
+from bench.bench_web import NAME, _document
+from cloud.data import director, fleet
+from cloud.data.connections import write_transaction
+from cloud.data.times import iso
 from cloud.ingest.decode import Accepted, decode
 from cloud.ingest.store import BatchResult, write_batch
 from cloud.observability import metrics
@@ -132,8 +138,27 @@ def _ingest(port: int, folder: Path, stream: str, payloads: list[tuple[str, byte
     }
 
 
+def _seed_deployments(db: sqlite_utils.Database, start: int, end: int, now: datetime) -> None:
+    """Gateways ``start``..``end`` directed to version 3 of one model an hour ago (an issued document, as the
+    director stores it) and the events of how far each got: a third committed, the rest still downloading or on
+    probation past the deadline (overdue), one in two hundred rejected."""
+    issued = now - timedelta(hours=1)
+    events = []
+    with write_transaction(db) as connection:
+        for n in range(start, end):
+            gateway, digest = f"gw-{n:06d}", f"{n:064x}"
+            director.store_document(connection, gateway, 1, _document(1, issued.strftime("%Y-%m-%dT%H:%M:%SZ")))
+            director.record_issued(connection, digest, gateway, 1, iso(issued))
+            kinds = ("reject",) if n % 200 == 11 else ("download", "activate", "commit")[: n % 3 + 1]
+            for i, kind in enumerate(kinds):
+                at = iso(issued + timedelta(minutes=i + 1))
+                events.append((f"e-{n}-{kind}", gateway, kind, NAME, "3", 1, None, None, at, digest))
+        fleet.add_events(connection, events)
+
+
 def _seed_gateways(database: Path) -> None:
-    """GATEWAYS gateways through the ingest path (their status messages decoded and written), one in ten offline."""
+    """GATEWAYS gateways through the ingest path (their status messages decoded and written), one in ten offline,
+    each with a deployment (``_seed_deployments``)."""
     db = open_database(database)
     now = datetime.now(UTC)
     for start in range(0, GATEWAYS, WRITE_CHUNK):
@@ -145,6 +170,7 @@ def _seed_gateways(database: Path) -> None:
             assert isinstance(item, Accepted), item
             accepted.append(item)
         write_batch(db.conn, accepted, [], now)
+        _seed_deployments(db, start, min(start + WRITE_CHUNK, GATEWAYS), now)
     db.conn.close()
 
 
@@ -181,8 +207,9 @@ def _scrape(folder: Path, mqtt: str) -> dict:
         server.terminate()
         server.wait(30)
     online = f'iotsphere_gateways{{state="online"}} {GATEWAYS - GATEWAYS // 10}.0'.encode()
-    if online not in body:
-        raise RuntimeError("the scrape does not count the seeded gateways")
+    rejected = f'iotsphere_deployments{{model="{NAME}",state="rejected"}} {len(range(11, GATEWAYS, 200))}.0'
+    if online not in body or rejected.encode() not in body:
+        raise RuntimeError("the scrape does not count the seeded gateways and deployments")
     return {
         "gateways": GATEWAYS,
         "seed_seconds": round(seed_seconds, 1),
