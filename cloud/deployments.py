@@ -46,13 +46,15 @@ say nothing about a release's quality, and a rollout is never halted by them.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import RowMapping
 
 from cloud.config import environment
 from cloud.data import director as stored_director
@@ -151,7 +153,22 @@ def _where_the_model_stands(
     return None, None, None, None
 
 
-def _deployment(row: Mapping[str, Any], now: datetime, deadline: timedelta) -> Deployment:
+class _Progress(NamedTuple):
+    """How far one deployment got, derived from its row: what ``Deployment`` holds beyond the row itself."""
+
+    stage: DeploymentState
+    issued_at: datetime
+    #: each step's time, None if not reached
+    times: dict[DeploymentState, datetime | None]
+    overdue_at: datetime | None
+    rollback_reason: str | None
+
+    @property
+    def state(self) -> DeploymentState:
+        return DeploymentState.OVERDUE if self.overdue_at else self.stage
+
+
+def _progress(row: Mapping[str, Any], now: datetime, deadline: timedelta) -> _Progress:
     issued_at = datetime.fromisoformat(row["issued_at"])
     probation_at, committed_at, rolled_back_at, rollback_reason = _where_the_model_stands(row)
     times = {
@@ -164,26 +181,41 @@ def _deployment(row: Mapping[str, Any], now: datetime, deadline: timedelta) -> D
     reached = [(when, _RANK[state], state) for state, when in times.items() if when is not None]
     stage = max(reached)[2] if reached else DeploymentState.PENDING
     overdue_at = issued_at + deadline if stage in _IN_FLIGHT and now > issued_at + deadline else None
-    reason = {DeploymentState.REJECTED: row["reject_detail"], DeploymentState.ROLLED_BACK: rollback_reason}
+    return _Progress(stage, issued_at, times, overdue_at, rollback_reason)
+
+
+def _deployment(row: Mapping[str, Any], progress: _Progress) -> Deployment:
+    stage, times = progress.stage, progress.times
+    reason = {DeploymentState.REJECTED: row["reject_detail"], DeploymentState.ROLLED_BACK: progress.rollback_reason}
     return Deployment(
         gateway_id=row["gateway_id"],
         model_name=row["model_name"],
         version=row["version"],
         director_sequence=row["sequence"],
-        state=DeploymentState.OVERDUE if overdue_at else stage,
+        state=progress.state,
         stage=stage,
-        issued_at=issued_at,
+        issued_at=progress.issued_at,
         published_at=_time(row["published_at"]),
         downloading_at=times[DeploymentState.DOWNLOADING],
-        probation_at=probation_at,
-        committed_at=committed_at,
+        probation_at=times[DeploymentState.PROBATION],
+        committed_at=times[DeploymentState.COMMITTED],
         rejected_at=times[DeploymentState.REJECTED],
-        rolled_back_at=rolled_back_at,
-        overdue_at=overdue_at,
+        rolled_back_at=times[DeploymentState.ROLLED_BACK],
+        overdue_at=progress.overdue_at,
         rule=row["rule"] if stage is DeploymentState.REJECTED else None,
         reason=reason.get(stage),
         gateway_sequence=row["gateway_sequence"],
     )
+
+
+def _rows(
+    db: sqlite_utils.Database,
+    gateway_id: str | None = None,
+    model_name: str | None = None,
+    gateway_ids: Collection[str] | None = None,
+) -> list[RowMapping]:
+    unauthenticated = [rule.value for rule in _UNAUTHENTICATED_RULES]
+    return stored_director.deployment_rows(connection_of(db), unauthenticated, gateway_id, model_name, gateway_ids)
 
 
 def list_deployments(
@@ -199,10 +231,18 @@ def list_deployments(
     ``gateway_ids`` only, if given: a page of the fleet in one query)."""
     now = now or datetime.now(UTC)
     deadline = deadline or resolve_deadline()
-    unauthenticated = [rule.value for rule in _UNAUTHENTICATED_RULES]
-    rows = stored_director.deployment_rows(connection_of(db), unauthenticated, gateway_id, model_name, gateway_ids)
-    deployments = [_deployment(row, now, deadline) for row in rows]
-    return [d for d in deployments if state is None or d.state is state]
+    derived = ((row, _progress(row, now, deadline)) for row in _rows(db, gateway_id, model_name, gateway_ids))
+    return [_deployment(row, progress) for row, progress in derived if state is None or progress.state is state]
+
+
+def count_deployments(
+    db: sqlite_utils.Database, deadline: timedelta | None = None, now: datetime | None = None
+) -> Counter[tuple[str, DeploymentState]]:
+    """How many deployments of each model are in each state (``/metrics``): ``list_deployments``' states without
+    building each ``Deployment``, which took two thirds of the time at 100,000 gateways."""
+    now = now or datetime.now(UTC)
+    deadline = deadline or resolve_deadline()
+    return Counter((row["model_name"], _progress(row, now, deadline).state) for row in _rows(db))
 
 
 #: the columns of :func:`describe`

@@ -24,7 +24,7 @@ from cloud.data import director as stored_director
 from cloud.data import fleet
 from cloud.data.connections import connection_of
 from cloud.data.times import iso
-from cloud.deployments import DeploymentState, list_deployments
+from cloud.deployments import DeploymentState, count_deployments
 from cloud.experiments.store import ExperimentStore, Status
 from cloud.monitoring.drift import drift_history
 from cloud.pipeline.runs import FINISHED, RunStatus, RunStore
@@ -68,11 +68,11 @@ def _gateways(db: sqlite_utils.Database, stale_after: float) -> Iterator[Metric]
 
 
 def _deployments(db: sqlite_utils.Database) -> Iterator[Metric]:
-    deployments = list_deployments(db)
+    counted = count_deployments(db)
     by_state: Counter[tuple[str, ...]] = Counter()
-    for model in {d.model_name for d in deployments}:
+    for model in {model for model, _ in counted}:
         by_state.update({(model, state.value): 0 for state in DeploymentState})
-    by_state.update((d.model_name, d.state.value) for d in deployments)
+    by_state.update({(model, state.value): count for (model, state), count in counted.items()})
     yield _gauge(
         "iotsphere_deployments",
         "Gateways' deployments of each model by state; overdue: no answer within IOTSPHERE_DEPLOYMENT_DEADLINE_S.",

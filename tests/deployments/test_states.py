@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 
-from cloud.deployments import DEADLINE_ENV, DEFAULT_DEADLINE, DeploymentState, list_deployments, resolve_deadline
+from cloud.deployments import (
+    DEADLINE_ENV,
+    DEFAULT_DEADLINE,
+    DeploymentState,
+    count_deployments,
+    list_deployments,
+    resolve_deadline,
+)
 from shared.messages import EventKind
 from tests.deployments.conftest import MODEL, T0, Fleet
 
@@ -177,6 +185,25 @@ def test_filters_by_gateway_model_and_state(fleet: Fleet):
     committed = list_deployments(fleet.db, state=DeploymentState.COMMITTED, now=now)
     assert [(d.gateway_id, d.model_name) for d in committed] == [("gw-a", MODEL)]
     assert list_deployments(fleet.db, "gw-unknown", now=now) == []
+
+
+def test_counts_by_model_and_state_are_the_listed_states(fleet: Fleet):
+    a = fleet.direct("gw-a", T0, **{MODEL: "1", "anomaly": "2"})
+    fleet.applied("gw-a", a, "1", T0 + MINUTE, commit_after=MINUTE)
+    b = fleet.direct("gw-b", T0, **{MODEL: "1"})
+    fleet.report("gw-b", EventKind.INSTALL, T0 + MINUTE, "1", b)
+    fleet.direct("gw-c", T0 + HOUR, **{MODEL: "1"})
+
+    now = T0 + HOUR + MINUTE  # gw-a's anomaly and gw-b still in flight past the deadline; gw-c pending
+    counted = count_deployments(fleet.db, deadline=DEFAULT_DEADLINE, now=now)
+    assert counted == {
+        (MODEL, DeploymentState.COMMITTED): 1,
+        (MODEL, DeploymentState.OVERDUE): 1,
+        (MODEL, DeploymentState.PENDING): 1,
+        ("anomaly", DeploymentState.OVERDUE): 1,
+    }
+    listed = list_deployments(fleet.db, deadline=DEFAULT_DEADLINE, now=now)
+    assert counted == Counter((d.model_name, d.state) for d in listed)
 
 
 def test_deadline_comes_from_the_environment_and_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch):
