@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from firmware_sim.faults import NEVER, REPAIR_HOURS
+#: an hour no fault reaches (a failure time that never comes)
+NEVER = np.iinfo(np.int64).max // 4
+#: hours from a failure (or an alert) to the technician's visit (uniform)
+REPAIR_HOURS = (12, 72)
 
 
 @dataclass(frozen=True)

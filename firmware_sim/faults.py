@@ -35,25 +35,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from firmware_sim.dispatch import NEVER, REPAIR_HOURS, AlertDispatch
 from firmware_sim.hazards import FieldHazards
 from firmware_sim.parameters import ELEMENT_W, REENGAGE_BELOW_K
 from firmware_sim.world_change import WorldChange
 from shared.messages import Component
 from shared.telemetry import ErrorCode
 
-if TYPE_CHECKING:
-    from firmware_sim.dispatch import AlertDispatch
-
 HOURS_PER_YEAR = 365.25 * 24
-NEVER = np.iinfo(np.int64).max // 4
 UPPER, LOWER = 0, 1
 TANK_LIFE_WEIBULL_SHAPE = 3.0
 TANK_LIFE_SCALE_YEARS = 12.0  # mean life 12 · Γ(4/3) = 10.7 years
-REPAIR_HOURS = (12, 72)
 ELEMENT_END_POWER = 0.65
 THERMOSTAT_MAX_OVERSHOOT_K = 8.0
 SEDIMENT_END_EFFICIENCY = 0.5

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from firmware_sim.faults import REPAIR_HOURS, FailureEvent, PreventiveRepair
+from firmware_sim.dispatch import REPAIR_HOURS
+from firmware_sim.faults import FailureEvent, PreventiveRepair
 from shared.messages import Component, OutcomeResult
 
 
