@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 
-from cloud.data.fleet import before_cursor, gateway_events
+from cloud.data.fleet import before_cursor
 from cloud.data.metadata import BIGINT, metadata, upsert
 
 director_documents = Table(
@@ -62,17 +62,6 @@ director_issued = Table(
     Column("sequence", BIGINT, nullable=False),
     Column("issued_at", Text, nullable=False),
     Index("director_issued_gateway", "gateway_id", "sequence"),
-)
-
-
-#: the fleet's table, indexed for ``deployment_rows``: one gateway's events of one kind about one model, by time
-#: (revision 0008)
-Index(
-    "idx_gateway_events_gateway_kind_model",
-    gateway_events.c.gateway_id,
-    gateway_events.c.kind,
-    gateway_events.c.model_name,
-    gateway_events.c.sent_at,
 )
 
 

@@ -74,6 +74,8 @@ gateway_events = Table(
     Column("sent_at", Text),
     Column("document_digest", Text),
     Index("idx_gateway_events_gateway_id_sent_at", "gateway_id", "sent_at"),
+    # for the director's deployment_rows: one gateway's events of one kind about one model, by time (revision 0008)
+    Index("idx_gateway_events_gateway_kind_model", "gateway_id", "kind", "model_name", "sent_at"),
 )
 
 
