@@ -148,8 +148,8 @@ def test_a_phone_pairs_logs_an_outcome_offline_and_the_cloud_gets_it_once(tmp_pa
         assert db.execute(outcomes).fetchall() == [(device_id, "heating_element", "replaced", prediction_id, "Ana")]
         page.reload()
         assert "sent" in page.inner_text("main") and "queued" not in page.inner_text("main")
-        cancelled = [f"{base_url}/heaters/{device_id}/outcomes"]  # the held first submit, given up by the second
-        assert log.console_errors == [] and log.failed == cancelled and log.refused == []
+        # the held first submit, given up by the second, is a request the browser cancelled itself: not a failure
+        assert log.console_errors == [] and log.failed == [] and log.refused == []
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(30)
