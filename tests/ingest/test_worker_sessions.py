@@ -161,8 +161,11 @@ def test_a_stopped_worker_keeps_its_session_when_no_peer_is_there_to_adopt_it(co
 
 @pytest.mark.parametrize("mqtt5", [False, True], ids=["mqtt311", "mqtt5"])
 def test_retire_ends_the_session_at_once_and_its_share_goes_to_the_others(config, broker, gateways, db, mqtt5):
-    retiring = IngestWorker(config, client_id="ingest-a", mqtt5=mqtt5, **LEASE)
-    staying = IngestWorker(config, client_id="ingest-b", mqtt5=mqtt5, **LEASE)
+    # nothing here waits for a lease to lapse: a longer one keeps a renewal late under load from being taken for a
+    # worker gone (one CI run saw the retiring worker adopt the staying one's session)
+    lease = {"heartbeat_interval": HEARTBEAT, "stale_after": 10 * STALE_AFTER}
+    retiring = IngestWorker(config, client_id="ingest-a", mqtt5=mqtt5, **lease)
+    staying = IngestWorker(config, client_id="ingest-b", mqtt5=mqtt5, **lease)
     retiring.start()
     staying.start()
     try:
@@ -174,7 +177,7 @@ def test_retire_ends_the_session_at_once_and_its_share_goes_to_the_others(config
         assert staying.stats.stored == 200 - retiring.stats.stored
     finally:
         staying.stop()
-    assert SessionLeases(db, STALE_AFTER).get("ingest-a") is None
+    assert SessionLeases(db, 10 * STALE_AFTER).get("ingest-a") is None
     assert not session_present(broker.port, "ingest-a")
 
 
