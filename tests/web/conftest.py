@@ -13,6 +13,9 @@ import httpx
 import pytest
 
 from cloud.config import CloudConfig
+from cloud.data import predictions as stored_predictions
+from cloud.data.connections import write_transaction
+from cloud.feedback import PredictionFeedbackService
 from cloud.web.auth import COOKIE, CSRF_FIELD
 
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
@@ -101,3 +104,14 @@ def serious_accessibility_violations(page) -> list[str]:
         for v in found
         if v["impact"] in ("serious", "critical")
     ]
+
+
+def store_labelled(db, made: list[tuple], device_outcomes: list[tuple], linked: list[tuple[str, dict]]) -> None:
+    """Predictions and the outcomes a technician logged on the device alone, stored as ingest stores them, then the
+    outcomes linked to a prediction recorded through the feedback service, as the technician's form records them."""
+    with write_transaction(db) as connection:
+        stored_predictions.add_predictions(connection, made)
+        stored_predictions.add_outcomes(connection, device_outcomes)
+    feedback = PredictionFeedbackService(db)
+    for prediction_id, found in linked:
+        feedback.record_prediction_outcome(prediction_id, found, "technician", actor="cli:tech")

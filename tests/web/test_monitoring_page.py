@@ -15,12 +15,16 @@ import pytest
 
 from cloud.api.roles import Role
 from cloud.config import CloudConfig
-from cloud.data import predictions as stored_predictions
-from cloud.data.connections import write_transaction
-from cloud.feedback import PredictionFeedbackService
 from cloud.storage import iso, open_database
 from tests.api.conftest import ServedCloud, served_cloud
-from tests.web.conftest import SCREENSHOTS, BrowserLog, offline_page, serious_accessibility_violations, sign_in
+from tests.web.conftest import (
+    SCREENSHOTS,
+    BrowserLog,
+    offline_page,
+    serious_accessibility_violations,
+    sign_in,
+    store_labelled,
+)
 
 MODEL = "component_failure"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -79,12 +83,7 @@ def _store(db) -> None:
                 )
             else:
                 linked.append((prediction_id, found | {"observed_at": observed}))
-    with write_transaction(db) as connection:
-        stored_predictions.add_predictions(connection, made)
-        stored_predictions.add_outcomes(connection, device_outcomes)
-    feedback = PredictionFeedbackService(db)
-    for prediction_id, found in linked:
-        feedback.record_prediction_outcome(prediction_id, found, "technician", actor="cli:tech")
+    store_labelled(db, made, device_outcomes, linked)
 
 
 @pytest.fixture
