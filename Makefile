@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-dev
 .PHONY: demo test test-postgres bench lint venv clean
 
 # One stamp per set of extras (pyproject.toml): each target installs what it runs. The demo needs the cloud, the
-# gateway and the simulator; the benchmarks the same without the demo's HTTP client; tests, lint and venv everything.
+# gateway and the simulator; tests, benchmarks, lint and venv everything.
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -35,7 +35,9 @@ test-postgres: $(STAMP)
 	# every operation's boundary values to PostgreSQL (it found the 2^31 id bug there) within .ci/run's budget
 	IOTSPHERE_TEST_DATABASE=postgresql IOTSPHERE_TEST_FUZZ_EXAMPLES=5 $(BIN)/pytest -q $(PYTEST_ARGS) $(POSTGRES_TESTS)
 
-bench: $(VENV)/.installed-cloud,edge,sim
+# the benchmarks reuse the tests' harness (private brokers, PostgreSQL schemas) and compare with DuckDB: dev extras
+bench: $(STAMP)
+	bash tests/ensure_system.sh
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
