@@ -29,6 +29,7 @@ from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 
+from edge_agent import fault_points
 from edge_agent.device_index import DEVICES_FILE, DeviceIndex, GatewayIdentity
 from edge_agent.director_state import DirectorState
 from edge_agent.events import AgentEvent, log_event
@@ -42,7 +43,7 @@ from edge_agent.probation import Probation, ProbationPolicy
 from edge_agent.quarantine import Quarantine
 from edge_agent.serving import Serving
 from edge_agent.technician import TechnicianLog
-from edge_agent.tuf_client import TufClient
+from edge_agent.tuf_client import TufClient, provisioned
 from edge_agent.updater import DEFAULT_KEY_REFRESH_INTERVAL, ReleaseUpdater, UpdateResult
 from edge_agent.version import AGENT_VERSION
 from edge_agent.windows import HeaterWindows, ReadingsSummary
@@ -57,6 +58,7 @@ from shared.messages import (
     ModelState,
     PredictionBatch,
 )
+from shared.mqtt_url import parse_mqtt_url, tls_context
 from shared.private_files import private_data_dir
 from shared.telemetry import Telemetry, parse_telemetry
 from shared.topics import (
@@ -102,6 +104,8 @@ class AgentConfig:
     data_dir: Path
     #: MQTT broker; None runs without one (in-process feeding only; the outbox keeps everything)
     mqtt_url: str | None = None
+    #: the CA an ``mqtts://`` broker's certificate must chain to (``IOTSPHERE_MQTT_CA``); None: the system's CAs
+    mqtt_ca: Path | None = None
     #: the cloud API serving TUF; None disables updates
     cloud_url: str | None = None
     api_key: str | None = None
@@ -132,6 +136,26 @@ class AgentConfig:
     #: the technicians' local HTTP endpoint (``POST /outcomes``); None: not served. 0 picks a free port
     local_api_port: int | None = None
     local_api_host: str = "127.0.0.1"
+    #: the technicians' API token (``IOTSPHERE_EDGE_TOKEN``); None: the data folder's token file, made if missing
+    local_api_token: str | None = None
+    #: TEST ONLY: an install step at which the process kills itself (``edge_agent.fault_points``); None in production
+    fault_point: str | None = None
+
+
+def check_config(config: AgentConfig) -> None:
+    """Raise ValueError for a configuration the agent cannot start with; ``iotsphere edge run`` asks before it hands
+    over to the serving process, so these are usage errors of the command."""
+    validate_id(config.gateway_id, "gateway id")
+    if config.feature_interval < timedelta(minutes=1):
+        raise ValueError("the feature interval must be at least one minute")
+    if config.fault_point:
+        fault_points.parse(config.fault_point)
+    if config.mqtt_url and parse_mqtt_url(config.mqtt_url).tls:
+        tls_context(config.mqtt_ca)  # a CA file that holds no certificate: a SettingsError naming the variable
+    if config.cloud_url and config.trusted_root is None and not provisioned(config.data_dir / "tuf"):
+        raise ValueError(
+            f"no TUF trust anchor in {config.data_dir / 'tuf'}: pass --trusted-root with the cloud's root.json"
+        )
 
 
 def _floor(moment: datetime, interval: timedelta) -> datetime:
@@ -141,9 +165,8 @@ def _floor(moment: datetime, interval: timedelta) -> datetime:
 
 class EdgeAgent:
     def __init__(self, config: AgentConfig):
-        validate_id(config.gateway_id, "gateway id")
-        if config.feature_interval < timedelta(minutes=1):
-            raise ValueError("the feature interval must be at least one minute")
+        check_config(config)
+        fault_points.arm(config.fault_point)
         self.config = config
         self.gateway_id = config.gateway_id
         data = private_data_dir(config.data_dir)  # outbox, models, keys: this user's only
@@ -161,7 +184,7 @@ class EdgeAgent:
         if config.local_api_port is not None:
             self.local_api = LocalApi(
                 self.technician,
-                local_token(data),
+                local_token(data, config.local_api_token),
                 host=config.local_api_host,
                 port=config.local_api_port,
                 site=self,
@@ -177,10 +200,6 @@ class EdgeAgent:
         if config.cloud_url:
             trusted_root = config.trusted_root.read_bytes() if config.trusted_root else None
             tuf = TufClient(config.cloud_url, data / "tuf", config.api_key, trusted_root)
-            if not tuf.has_trusted_root():
-                raise ValueError(
-                    f"no TUF trust anchor in {data / 'tuf'}: pass --trusted-root with the cloud's root.json"
-                )
             state = DirectorState(data / "director")
             self.updater = ReleaseUpdater(
                 self.gateway_id,
@@ -220,6 +239,7 @@ class EdgeAgent:
                 on_disconnected=self._on_disconnected,
                 will=self._last_will,
                 reconnect_delay=self.config.reconnect_delay,
+                ca_file=self.config.mqtt_ca,
             )
             self.link.client.on_message = self._on_message
             self.sender = OutboxSender(self.outbox, self.link.client)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import signal
-import threading
+import logging
 from datetime import timedelta
 from pathlib import Path
 
 import click
 from pydantic import ValidationError
 
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import AgentConfig, check_config
 from edge_agent.device_index import DEVICES_FILE
 from edge_agent.local_api import TOKEN_ENV, TOKEN_FILE
-from edge_agent.pairing import DEFAULT_CODE_MINUTES, Pairing
+from edge_agent.pairing import DEFAULT_CODE_MINUTES, Pairing, code_terms
+from edge_agent.serve import Handover, hand_over
 from edge_agent.technician import OutcomeRefused, OutcomeRequest, UnknownDevice, open_log
 from shared.messages import Component, OutcomeResult
 from shared.private_files import private_data_dir
@@ -114,6 +114,8 @@ def outbox_bound_option(channel: str, default_bytes: int):
     show_default=True,
     help="Address the technician page and outcome API bind to; keep it on loopback unless the site network is trusted.",
 )
+# crash tests only (edge_agent.fault_points): read here with the other settings, so the agent never loads them
+@click.option("--fault-point", default=from_settings("fault_point"), hidden=True)
 def run_command(
     gateway_id: str,
     cloud_url: str | None,
@@ -129,12 +131,17 @@ def run_command(
     horizon_days: float,
     local_api_port: int | None,
     local_api_host: str,
+    fault_point: str | None,
 ) -> None:
-    """Run until Ctrl-C or SIGTERM; everything bound for the cloud survives restarts in the outbox."""
+    """Run until Ctrl-C or SIGTERM; everything bound for the cloud survives restarts in the outbox.
+
+    Once the options and settings are checked, this process becomes the serving one (``edge_agent.serve``), which
+    carries neither click nor the settings' libraries."""
     config = AgentConfig(
         gateway_id=gateway_id,
         data_dir=data_dir,
         mqtt_url=mqtt_url,
+        mqtt_ca=from_settings("mqtt_ca")(),
         cloud_url=cloud_url,
         api_key=api_key,
         trusted_root=trusted_root,
@@ -146,26 +153,15 @@ def run_command(
         prediction_horizon=timedelta(days=horizon_days),
         local_api_port=local_api_port,
         local_api_host=local_api_host,
+        local_api_token=from_settings("edge_token")() if local_api_port is not None else None,
+        fault_point=fault_point,
     )
     try:
-        agent = EdgeAgent(config)
-    except (ValueError, OSError) as exc:
+        check_config(config)
+    except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
-    agent.start()
-    click.echo(f"edge agent {gateway_id} running (data in {data_dir}); Ctrl-C to stop", err=True)
-    if agent.local_api is not None:
-        url = f"http://{local_api_host}:{agent.local_api.port}/"
-        code = agent.local_api.pages.pairing.issue()
-        click.echo(f"technician page on {url} (POST {url}outcomes for apps with the token)", err=True)
-        click.echo(f"pairing code {code}: {_code_terms(DEFAULT_CODE_MINUTES)}", err=True)
-    stopping.wait()
-    remaining = agent.stop()
-    click.echo(
-        f"edge agent {gateway_id} stopped; {remaining} message(s) kept in the outbox for the next start", err=True
-    )
+    json_logs = from_settings("log_format")() == "json"
+    hand_over(Handover(config, logging.getLogger().isEnabledFor(logging.DEBUG), json_logs))
 
 
 @edge.command("outcome")
@@ -239,10 +235,4 @@ def pair_command(data_dir: Path, minutes: float) -> None:
         code = pairing.issue(minutes)
     finally:
         pairing.close()
-    click.echo(f"pairing code {code}: {_code_terms(minutes)}")
-
-
-def _code_terms(minutes: float) -> str:
-    return (
-        f"valid {minutes:g} minutes, works once; enter it on the technician page (`iotsphere edge pair` shows another)"
-    )
+    click.echo(f"pairing code {code}: {code_terms(minutes)}")

@@ -39,13 +39,11 @@ TOKEN_FILE = "local_api.token"
 MAX_BODY_BYTES = 64 * 1024
 
 
-def local_token(data_dir: Path) -> str:
-    """The token from the environment, else the data dir's token file, created (mode 0600) if missing."""
-    from shared.settings import secret  # pydantic-settings: only when the local API starts, not for --help
-
-    from_env = (secret("edge_token") or "").strip()
-    if from_env:
-        return from_env
+def local_token(data_dir: Path, configured: str | None) -> str:
+    """The configured token (``iotsphere edge run`` reads it from the environment), else the data dir's token file,
+    created (mode 0600) if missing."""
+    if configured and configured.strip():
+        return configured.strip()
     path = data_dir / TOKEN_FILE
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

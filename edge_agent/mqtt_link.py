@@ -9,10 +9,11 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from shared.mqtt_url import MqttEndpoint, apply_endpoint, connect_error, parse_mqtt_url
+from shared.mqtt_url import MqttEndpoint, apply_endpoint_with_ca, connect_error, parse_mqtt_url
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,12 @@ class MqttLink:
         will: Callable[[], LastWill] | None = None,
         reconnect_delay: tuple[float, float] = (1, 30),
         keepalive: int = 30,
+        ca_file: Path | None = None,
     ):
         self.endpoint: MqttEndpoint = parse_mqtt_url(url)
         self.keepalive = keepalive
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-        apply_endpoint(self.client, self.endpoint)
+        apply_endpoint_with_ca(self.client, self.endpoint, ca_file)
         if will is not None:
 
             def _set_will(client, userdata) -> None:

@@ -28,6 +28,15 @@ PAIRING_FILE = "pairing.sqlite3"
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 8
 DEFAULT_CODE_MINUTES = 10.0
+
+
+def code_terms(minutes: float) -> str:
+    """What a technician is told with a code."""
+    return (
+        f"valid {minutes:g} minutes, works once; enter it on the technician page (`iotsphere edge pair` shows another)"
+    )
+
+
 #: wrong codes entered (against all live codes) before every live code is burned
 MAX_FAILURES = 5
 #: a session ends after this long without a request, and after a working day in any case

@@ -26,7 +26,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge_agent.fault_points import ENV_VAR as FAULT_POINT_ENV_VAR
 from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits, load_model, open_model
 from shared.director import DirectorRejected, RejectRule
 from shared.release import ReleaseFile
@@ -46,8 +45,6 @@ def check_in_child(
         "features": None if features is None else {"version": features.version, "names": list(features.names)},
         "release_length": len(release_bytes),
     }
-    # a crash test arms a fault point for the agent, never for its child
-    env = {key: value for key, value in os.environ.items() if key != FAULT_POINT_ENV_VAR}
     budget = f"{limits.child_memory_bytes // (1024 * 1024)} MiB"
     try:
         done = subprocess.run(
@@ -55,7 +52,6 @@ def check_in_child(
             input=json.dumps(header).encode() + b"\n" + release_bytes + onnx_bytes,
             capture_output=True,
             timeout=limits.child_timeout,
-            env=env,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:  # subprocess.run has killed the child

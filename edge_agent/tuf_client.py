@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from edge_agent.tuf_session import BearerFetcher, TufSession
 
 
+def provisioned(tuf_dir: Path) -> bool:
+    """Whether the gateway's TUF folder holds a trusted root (provisioned once; ngclient keeps it current)."""
+    return (tuf_dir / "metadata" / "root.json").exists()
+
+
 class TufClient:
     """The gateway's TUF metadata folder, provisioned with a trusted root, and the cloud's TUF routes."""
 
@@ -40,7 +45,7 @@ class TufClient:
             atomic_write(self.metadata_dir / "root.json", trusted_root)
 
     def has_trusted_root(self) -> bool:
-        return (self.metadata_dir / "root.json").exists()
+        return provisioned(self.tuf_dir)
 
     def session(self) -> TufSession:
         """A freshly refreshed view of the repository, or ``tuf.refresh``."""

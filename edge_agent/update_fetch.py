@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge_agent import fault_points
 from edge_agent.director_state import DirectorState
 from edge_agent.events import AgentEvent, EventSink
 from edge_agent.tuf_client import TufClient
@@ -78,6 +79,8 @@ class FetchRequest:
     running_challengers: dict[str, tuple[str, str]]
     #: per model and version, the model sha256 of the installed releases: those are not downloaded again
     installed: dict[str, dict[str, str]]
+    #: the agent's armed crash-test step (``edge_agent.fault_points``), armed in the child too; None in production
+    fault_point: str | None = None
 
     def to_json(self) -> bytes:
         fields = dataclasses.asdict(self)
@@ -138,7 +141,6 @@ class FetchRejected(DirectorRejected):
 def fetch_in_child(request: FetchRequest, payload: bytes, on_event: EventSink) -> Fetched:
     """Run the checks in a child, relaying its events; raise ``FetchRejected`` naming the failed rule."""
     shutil.rmtree(request.staging_dir, ignore_errors=True)  # what an attempt a crash cut short left
-    # the environment passes on whole: a crash test's fault point at ``download`` kills this child, not the agent
     child = subprocess.Popen(
         [sys.executable, "-m", __name__],
         stdin=subprocess.PIPE,
@@ -335,6 +337,7 @@ def _write(message: dict) -> None:
 def main() -> None:
     stdin = sys.stdin.buffer
     request = FetchRequest.from_json(stdin.readline())
+    fault_points.arm(request.fault_point)
     payload = stdin.read()
     checks = _Checks(request, lambda event: _write({"event": dataclasses.asdict(event)}))
     try:

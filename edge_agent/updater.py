@@ -61,7 +61,7 @@ from enum import StrEnum
 
 from edge_agent.director_state import DirectorState
 from edge_agent.events import AgentEvent, EventSink, log_event
-from edge_agent.fault_points import fault_point
+from edge_agent.fault_points import armed, fault_point
 from edge_agent.model_loader import FeatureContract, LoadedModel, LoaderLimits
 from edge_agent.model_store import ModelStore
 from edge_agent.sandboxed_load import load_checked
@@ -228,6 +228,7 @@ class ReleaseUpdater:
                 name: (c.model.version, c.model.model_sha256) for name, c in self.store.challengers().items()
             },
             installed=installed,
+            fault_point=armed(),  # a crash test's ``download`` kills the child, not the agent
         )
 
     def _intact_sha256(self, name: str, version: str) -> str | None:

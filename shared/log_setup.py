@@ -40,15 +40,18 @@ class _Context(logging.Filter):
 
 class _ChosenOnFirstLine(logging.Formatter):
     """Text or JSON as ``IOTSPHERE_LOG_FORMAT`` says, read at the first line logged rather than at start-up: reading
-    the settings costs a tenth of a second that ``--help``, which logs nothing, must not pay."""
+    the settings costs a tenth of a second that ``--help``, which logs nothing, must not pay. ``json_logs`` given
+    decides without the settings (the gateway's serving process: its command read them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, json_logs: bool | None) -> None:
         super().__init__()
+        self._json_logs = json_logs
         self._chosen: logging.Formatter | None = None
 
     def format(self, record: logging.LogRecord) -> str:
         if self._chosen is None:
-            self._chosen = _json_formatter() if _wants_json() else logging.Formatter(_TEXT_FORMAT)
+            json_logs = _wants_json() if self._json_logs is None else self._json_logs
+            self._chosen = _json_formatter() if json_logs else logging.Formatter(_TEXT_FORMAT)
         return self._chosen.format(record)
 
 
@@ -72,9 +75,10 @@ def _json_formatter() -> logging.Formatter:
     )
 
 
-def configure_logging(verbose: bool = False) -> None:
-    """Log to stderr in the format ``IOTSPHERE_LOG_FORMAT`` names, DEBUG with ``verbose`` else INFO."""
+def configure_logging(verbose: bool = False, json_logs: bool | None = None) -> None:
+    """Log to stderr, DEBUG with ``verbose`` else INFO, in JSON when ``json_logs`` (None: as ``IOTSPHERE_LOG_FORMAT``
+    names)."""
     handler = logging.StreamHandler()
     handler.addFilter(_Context())
-    handler.setFormatter(_ChosenOnFirstLine())
+    handler.setFormatter(_ChosenOnFirstLine(json_logs))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])

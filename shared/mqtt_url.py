@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 
@@ -57,17 +58,33 @@ def apply_endpoint(client, endpoint: MqttEndpoint) -> None:
     """Give a paho client the endpoint's credentials and, for ``mqtts://``, TLS that verifies the broker against
     ``IOTSPHERE_MQTT_CA`` (a private CA, as deploy/make_secrets.py makes) or else the system's CAs.
 
-    Every MQTT client of the project comes through here, so one setting serves cloud, gateways and tools alike.
+    Every MQTT client of the project comes through here (the gateway's serving process through
+    ``apply_endpoint_with_ca``, its command having read the setting), so one setting serves cloud, gateways and tools.
     """
+    ca_file = None
+    if endpoint.tls:
+        from shared.settings import settings  # shared.settings imports this module
+
+        ca_file = settings().mqtt_ca
+    apply_endpoint_with_ca(client, endpoint, ca_file)
+
+
+def apply_endpoint_with_ca(client, endpoint: MqttEndpoint, ca_file: Path | None) -> None:
+    """``apply_endpoint`` with the CA file given (None: the system's CAs) instead of read from the settings."""
     if endpoint.username:
         client.username_pw_set(endpoint.username, endpoint.password)
     if endpoint.tls:
-        from shared.settings import SettingsError, settings  # shared.settings imports this module
+        client.tls_set_context(tls_context(ca_file))
 
-        ca_file = settings().mqtt_ca
-        try:
-            client.tls_set(ca_certs=str(ca_file) if ca_file else None)
-        except ssl.SSLError as exc:
-            raise SettingsError(
-                f"IOTSPHERE_MQTT_CA={ca_file} holds no PEM certificate a client can trust: {exc.reason or exc}"
-            ) from None
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """A client context verifying the broker's certificate and name against ``ca_file`` (None: the system's CAs);
+    a file that holds no certificate is a ``SettingsError`` naming ``IOTSPHERE_MQTT_CA``."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except ssl.SSLError as exc:
+        from shared.settings import SettingsError  # only on this error: the gateway's agent never loads the settings
+
+        raise SettingsError(
+            f"IOTSPHERE_MQTT_CA={ca_file} holds no PEM certificate a client can trust: {exc.reason or exc}"
+        ) from None

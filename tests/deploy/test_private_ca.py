@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -44,14 +45,17 @@ def urls(broker, deploy):
 
 
 @pytest.fixture
-def trusted(monkeypatch, deploy):
-    monkeypatch.setenv("IOTSPHERE_MQTT_CA", str(deploy / "mosquitto" / "certs" / "ca.crt"))
+def trusted(monkeypatch, deploy) -> Path:
+    """The private CA, in IOTSPHERE_MQTT_CA as the cloud's processes and ``iotsphere edge run`` read it."""
+    ca = deploy / "mosquitto" / "certs" / "ca.crt"
+    monkeypatch.setenv("IOTSPHERE_MQTT_CA", str(ca))
+    return ca
 
 
 class Gateway:
-    """The edge agent's own MQTT link, subscribed to its down topics."""
+    """The edge agent's MQTT link, subscribed to its down topics, given the CA as ``iotsphere edge run`` gives it."""
 
-    def __init__(self, url: str, gateway_id: str):
+    def __init__(self, url: str, gateway_id: str, ca_file: Path):
         self.received: list[tuple[str, bytes]] = []
         self.subscribed = threading.Event()
         topic = down_topic(gateway_id, Down.DESIRED).rsplit("/", 1)[0] + "/#"
@@ -60,6 +64,7 @@ class Gateway:
             f"{gateway_id}-{time.monotonic_ns()}",
             on_connected=lambda c: c.subscribe(topic, 1),
             on_disconnected=lambda: None,
+            ca_file=ca_file,
         )
         self.link.client.on_subscribe = lambda *args: self.subscribed.set()
         self.link.client.on_message = lambda _c, _u, m: self.received.append((m.topic, m.payload))
@@ -74,7 +79,7 @@ def test_cloud_and_gateway_verify_the_private_ca_and_exchange_messages(trusted, 
     ingest = Collector(urls["ingest"].replace("localhost", "127.0.0.1"), up_wildcard())  # the IP is in the SAN too
     with RetainedPublisher(urls["cloud"]) as cloud:
         cloud.publish(down_topic("gw-1", Down.DESIRED), b"desired for gw-1")
-    gateway = Gateway(urls["gw-1"], "gw-1")
+    gateway = Gateway(urls["gw-1"], "gw-1", trusted)
     gateway.publish(up_topic("gw-1", Up.STATUS), b"status of gw-1")
     try:
         wait_for(lambda: ingest.payloads() == [b"status of gw-1"], what="the gateway's status at the cloud")
@@ -101,8 +106,8 @@ def test_without_the_ca_the_broker_certificate_fails_verification_and_says_what_
 
 def test_a_gateway_reaches_only_its_own_topics_and_ingest_cannot_direct_gateways(trusted, urls):
     cloud = Collector(urls["cloud"], up_wildcard())
-    gw2 = Gateway(urls["gw-2"], "gw-2")
-    gw1 = Gateway(urls["gw-1"], "gw-1")
+    gw2 = Gateway(urls["gw-2"], "gw-2", trusted)
+    gw1 = Gateway(urls["gw-1"], "gw-1", trusted)
     gw1.publish(up_topic("gw-2", Up.STATUS), b"forged by gw-1")
     gw1.publish(down_topic("gw-2", Down.DESIRED), b"forged desired state")
     ingest = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)

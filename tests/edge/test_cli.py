@@ -65,6 +65,15 @@ def test_an_unusable_bound_is_a_usage_error(tmp_path: Path):
     assert result.exit_code == 2 and "--outbox-features-mb" in result.output
 
 
+def test_edge_run_arms_the_fault_point_the_environment_names_and_refuses_a_bad_one(tmp_path: Path):
+    """The agent never reads settings itself (pydantic-settings would cost it ~3 MB): the command hands it over."""
+    result = CliRunner().invoke(
+        edge, ["run", "--gateway", "gw-1", "--data-dir", str(tmp_path)], env={"IOTSPHERE_FAULT_POINT": "unplug"}
+    )
+    assert result.exit_code == 2 and "IOTSPHERE_FAULT_POINT='unplug'" in result.output
+    assert "--fault-point" not in CliRunner().invoke(edge, ["run", "--help"]).output
+
+
 def test_the_iotsphere_command_has_the_edge_group():
     result = CliRunner().invoke(main, ["edge", "run", "--help"])
     assert result.exit_code == 0 and "--trusted-root" in result.output

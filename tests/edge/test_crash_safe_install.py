@@ -1,8 +1,9 @@
 """An agent SIGKILLed at each step of an install restarts serving a verified release, and the install resumes.
 
 A child process builds the real ``EdgeAgent`` over its data folder and applies a director document
-against a real TUF repository served over HTTP by the cloud API, with ``IOTSPHERE_FAULT_POINT`` arming
-one step (``edge_agent.fault_points``): the child kills itself there. Downloads happen in the agent's own
+against a real TUF repository served over HTTP by the cloud API, with ``AgentConfig.fault_point`` (what
+``iotsphere edge run`` reads from ``IOTSPHERE_FAULT_POINT``) arming one step (``edge_agent.fault_points``): the
+child kills itself there. Downloads happen in the agent's own
 update child (``edge_agent.update_fetch``), so a kill at ``download`` kills that one: the agent reports the
 document deferred and lives on. The test then restarts the agent
 on the same folder without the fault and checks what a power cut must never break: the agent serves
@@ -44,8 +45,10 @@ import sys
 from pathlib import Path
 from edge_agent.agent import AgentConfig, EdgeAgent
 
-folder, cloud_url, api_key, root, gateway, document = sys.argv[1:]
-agent = EdgeAgent(AgentConfig(gateway, Path(folder), cloud_url=cloud_url, api_key=api_key, trusted_root=Path(root)))
+folder, cloud_url, api_key, root, gateway, document, fault = sys.argv[1:]
+agent = EdgeAgent(
+    AgentConfig(gateway, Path(folder), cloud_url=cloud_url, api_key=api_key, trusted_root=Path(root), fault_point=fault)
+)
 agent.store.load_active()
 print(agent.updater.handle(Path(document).read_bytes()).value, flush=True)
 """
@@ -130,9 +133,9 @@ def _killed_at(world: World, folder: Path, fault: str, install: Install) -> subp
     config = world.config(folder)
     arguments = [config.cloud_url, config.api_key, str(config.trusted_root), GATEWAY]
     return subprocess.run(
-        [sys.executable, "-c", _AGENT, str(folder), *arguments, str(world.documents[install.sequence])],
+        [sys.executable, "-c", _AGENT, str(folder), *arguments, str(world.documents[install.sequence]), fault],
         cwd=PROJECT,
-        env={**os.environ, "PYTHONPATH": str(PROJECT), ENV_VAR: fault},
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
         capture_output=True,
         timeout=120,
         check=False,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import json
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from tests.edge.gateway_install import install_gateway
 from tests.edge.releases import build_serving_release
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,22 +86,8 @@ def test_every_library_the_gateway_imports_comes_with_the_edge_extra():
 @pytest.mark.install
 @pytest.mark.timeout(900)
 def test_an_edge_only_install_runs_the_agent(tmp_path: Path):
-    source = tmp_path / "source"  # a copy: building a wheel writes build/ and egg-info beside the sources
-    for name in ("shared", "edge_agent", "cloud", "firmware_sim", "iotsphere"):
-        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python, iotsphere = venv / "bin" / "python", venv / "bin" / "iotsphere"
-    pip = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", f"{source}[edge]"],
-        capture_output=True,
-        text=True,
-        timeout=780,
-        check=False,
-    )
-    assert pip.returncode == 0, pip.stderr[-3000:]
+    python = install_gateway(tmp_path)
+    venv, iotsphere = python.parent.parent, python.parent / "iotsphere"
 
     def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
         # outside the repository, so everything comes from the venv and nothing from the source tree

@@ -5,16 +5,22 @@ nor asyncio, nor ``http.server`` (socketserver) while the technicians' local API
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from edge_agent.model_loader import FeatureContract, load_model
 from edge_agent.model_store import ModelStore
 from firmware_sim.live import Fleet
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION
 from shared.topics import telemetry_topic
+from tests.edge.mqtt_helpers import unique_prefix
 from tests.edge.releases import build_serving_release
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +55,38 @@ def test_agent_serving_installed_models_never_imports_onnx_or_cryptography(tmp_p
     )
     loaded = _loaded_after(start)
     assert "onnxruntime" in loaded and not {"onnx", "cryptography", "asyncio", "socketserver"} & loaded
+
+
+def test_the_serving_process_module_imports_neither_click_nor_the_settings_libraries():
+    loaded = _loaded_after("import edge_agent.serve")
+    assert "onnxruntime" in loaded and not {"click", "pydantic_settings", "asyncio", "cryptography"} & loaded
+
+
+@pytest.mark.mqtt
+def test_edge_run_hands_over_to_the_serving_process_in_the_same_process(tmp_path: Path):
+    """``iotsphere edge run`` reads options and settings, then becomes ``python -m edge_agent.serve`` (same pid) with
+    glibc's arenas capped, logging as the settings said, without asyncio (pydantic-settings imports it)."""
+    arguments = ["run", "--gateway", "gw-handover", "--mqtt", "mqtt://127.0.0.1:1883", "--data-dir", str(tmp_path)]
+    agent = subprocess.Popen(
+        [sys.executable, "-c", "from edge_agent.cli import edge; edge()", *arguments, "--prefix", unique_prefix()],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "IOTSPHERE_LOG_FORMAT": "json"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [agent.stderr.readline() for _ in range(2)]
+        started, running = json.loads(lines[0]), lines[1]
+        assert started["logger"] == "edge_agent.agent" and "gw-handover started" in started["message"], lines
+        assert running.startswith("edge agent gw-handover running"), lines
+        process = Path(f"/proc/{agent.pid}")
+        assert (process / "cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"edge_agent.serve"]
+        assert b"MALLOC_ARENA_MAX=2" in (process / "environ").read_bytes().split(b"\0")
+        assert "_asyncio" not in (process / "maps").read_text()
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(30) == 0
+    assert "stopped" in agent.stderr.read()
 
 
 def _telemetry(gateway_id: str) -> list[tuple[str, bytes]]:

@@ -104,22 +104,50 @@ def test_unknown_heaters_and_other_heaters_predictions_are_refused_and_nothing_i
     assert log.outbox.depth() == 0
 
 
-def test_the_token_comes_from_the_environment_or_a_private_file(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv(TOKEN_ENV, raising=False)
-    token = local_token(tmp_path)
-    assert len(token) >= 32 and local_token(tmp_path) == token
+def test_the_token_is_the_configured_one_or_a_private_file(tmp_path: Path):
+    token = local_token(tmp_path, None)
+    assert len(token) >= 32 and local_token(tmp_path, "  ") == token
     assert (tmp_path / TOKEN_FILE).stat().st_mode & 0o077 == 0, "only the agent's user may read it"
-    monkeypatch.setenv(TOKEN_ENV, "from-the-environment")
-    assert local_token(tmp_path) == "from-the-environment"
+    assert local_token(tmp_path, "from-the-environment") == "from-the-environment"
+
+
+@pytest.mark.mqtt
+def test_edge_run_serves_with_the_token_the_environment_names(tmp_path: Path):
+    """``iotsphere edge run`` reads the token with its settings and hands it to the serving process."""
+    api_port = free_port()
+    agent = _start_agent("gw-token", unique_prefix(), tmp_path / "gw", "mqtt://127.0.0.1:1883", api_port, "s3cret-tok")
+    api = f"http://127.0.0.1:{api_port}/outcomes"
+    body = {"device": "dev-nowhere", "component": "thermostat", "result": "ok"}
+    answers: list[httpx.Response] = []
+    try:
+
+        def answered() -> bool:
+            try:
+                answers.append(httpx.post(api, json=body, headers={"Authorization": "Bearer s3cret-tok"}))
+            except httpx.TransportError:
+                return False
+            return True
+
+        wait_for(answered, timeout=30, what="the technicians' API")
+        known = answers[-1]
+        assert known.status_code == 404 and "dev-nowhere" in known.json()["detail"]  # past the token check
+        assert httpx.post(api, json=body, headers={"Authorization": "Bearer other"}).status_code == 401
+        assert not (tmp_path / "gw" / TOKEN_FILE).exists(), "no token file when the environment names one"
+    finally:
+        _stop_agent(agent)
 
 
 # -- through the real agent process ----------------------------------------------------------------------
 
 
-def _start_agent(gateway_id: str, prefix: str, data_dir: Path, mqtt_url: str, api_port: int) -> subprocess.Popen:
+def _start_agent(
+    gateway_id: str, prefix: str, data_dir: Path, mqtt_url: str, api_port: int, token: str | None = None
+) -> subprocess.Popen:
     arguments = ["run", "--gateway", gateway_id, "--mqtt", mqtt_url, "--data-dir", str(data_dir), "--prefix", prefix]
     arguments += ["--local-api-port", str(api_port), "--status-interval", "1"]
     env = {key: value for key, value in os.environ.items() if key != TOKEN_ENV}
+    if token is not None:
+        env[TOKEN_ENV] = token
     return subprocess.Popen(
         [sys.executable, "-c", "from edge_agent.cli import edge; edge()", *arguments],
         cwd=PROJECT,
