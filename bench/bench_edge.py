@@ -11,13 +11,16 @@ latency figures time), ``usage_pattern`` (``ridge``) and ``anomaly`` (``isolatio
 - throughput: simulated readings fed in process (``run_in_process``) to an agent with the three models
   active, hourly feature ticks, predictions and the SQLite outbox included; the simulator's own
   time is not counted;
-- memory: a child process that imports only the agent, loads all three models the way the agent loads
-  installed releases (``ModelStore.load_active``) and serves 100 heaters for a simulated day from raw
-  JSON payloads (``on_telemetry``, parsing included); its VmHWM, how its resident memory at the end (the peak)
-  splits into anonymous and file-backed pages (shared libraries, shared with other processes and evictable), and
-  which heavy libraries it imported; then the same for a gateway that first installs the three models through a
-  director document from a real TUF cloud served over HTTP (``after_update``: the checks run in the agent's update
-  child, ``edge_agent.update_fetch``, so ``cryptography`` and tuf stay out of the agent);
+- memory, on the gateway as it installs the agent (``pip install '.[edge]'`` into a fresh venv; the children run
+  outside the source tree): a child process that imports only the agent, loads all three models the way the agent
+  loads installed releases (``ModelStore.load_active``) and serves 100 heaters for a simulated day from raw JSON
+  payloads (``on_telemetry``, parsing included); its VmHWM, how its resident memory at the end (the peak) splits into
+  anonymous and file-backed pages (shared libraries, shared with other processes and evictable), and which heavy
+  libraries it imported; then the same for a gateway that first installs the three models through a director
+  document from a real TUF cloud served over HTTP (``after_update``: the checks run in the agent's update child,
+  ``edge_agent.update_fetch``, so ``cryptography`` and tuf stay out of the agent); then the real ``iotsphere edge
+  run`` fed the same readings over MQTT (``edge_run``); last, the first child again after the installation's
+  libraries were read through (``libraries_read_through``: the page cache then maps them in larger pieces);
 - import shares: the resident memory each library the agent imports adds, imported one after another in a
   fresh interpreter in the order the agent's own import reaches them (where the memory above goes);
 - first load: what the agent adds per update for one release: its every check first run in the memory- and

@@ -21,9 +21,11 @@ import numpy as np
 from shared.features import FEATURE_NAMES, WINDOW_FIELDS, WINDOW_SAMPLES, TelemetryWindow, compute_features
 from shared.telemetry import Telemetry
 
-#: minutes since the epoch fit int32 until 6053 (readings end at 2200, ``shared.limits.LATEST``): 0.65 MB less for
-#: 100 heaters than int64; sequence numbers stay int64 (a counter may reach 2**53 - 1)
+#: minutes since the epoch fit int32 until 6053 (readings end at 2200, ``shared.limits.LATEST``): 0.6 MB less for
+#: 100 heaters than int64. Sequence numbers (a counter may reach 2**53 - 1) are kept as int32 offsets from the
+#: heater's first one, another 0.6 MB less, and a ring whose offsets outgrow int32 moves to int64 (exact either way)
 _EMPTY = np.iinfo(np.int32).min
+_INT32 = np.iinfo(np.int32)
 #: boolean fields of ``Telemetry``, a bit each above the error code's bits
 _FLAGS = ("heat_upper_use", "heat_lower_use", "wtr_ovr_sensor_use")
 _CODE = "error_code"
@@ -73,7 +75,9 @@ class _Ring:
     packed: np.ndarray
     #: the minute each slot holds, or _EMPTY
     minutes: np.ndarray
+    #: each slot's reading's sequence number less ``seq_base`` (int32, or int64 once an offset does not fit)
     seqs: np.ndarray
+    seq_base: int
     last_minute: int
 
 
@@ -106,19 +110,23 @@ class HeaterWindows:
                 values=np.full((len(_MEASURED), self.capacity), np.nan, np.float32),
                 packed=np.zeros(self.capacity, np.uint16),
                 minutes=np.full(self.capacity, _EMPTY, np.int32),
-                seqs=np.full(self.capacity, -1, np.int64),
+                seqs=np.zeros(self.capacity, np.int32),
+                seq_base=reading.seq,
                 last_minute=minute,
             )
             self._rings[reading.device_id] = ring
         slot = minute % self.capacity
-        if ring.minutes[slot] == minute and ring.seqs[slot] > reading.seq:
+        seq = reading.seq - ring.seq_base
+        if ring.seqs.dtype == np.int32 and not _INT32.min <= seq <= _INT32.max:
+            ring.seqs = ring.seqs.astype(np.int64)
+        if ring.minutes[slot] == minute and ring.seqs[slot] > seq:
             return  # an older duplicate of a minute we already hold
         if ring.minutes[slot] > minute:
             return  # older than what the ring holds
         ring.values[:, slot] = [float(getattr(reading, name)) for name in _MEASURED]
         ring.packed[slot] = _pack(reading)
         ring.minutes[slot] = minute
-        ring.seqs[slot] = reading.seq
+        ring.seqs[slot] = seq
         if minute >= ring.last_minute:
             ring.last_minute = minute
             ring.device_type = reading.device_type

@@ -57,6 +57,22 @@ def test_windows_and_features_match_the_shared_definition(readings, minutes_befo
     )
 
 
+@pytest.mark.parametrize("later_seq", [7, 2**31 + 5, 2**53 - 1])
+def test_of_two_readings_for_one_minute_the_later_sequence_number_stays_in_either_order(readings, later_seq):
+    """Sequence numbers are kept as int32 offsets from a heater's first; one far beyond int32 still compares exactly."""
+    first = next(r for r in readings if r.device_id.endswith("0"))
+    earlier = first.model_copy(update={"seq": 3})
+    later = first.model_copy(update={"seq": later_seq, "dhw_temperature": first.dhw_temperature + 1.0})
+    end = first.ts + timedelta(minutes=1)
+    for order in ([earlier, later], [later, earlier]):
+        windows = HeaterWindows()
+        for reading in order:
+            windows.add(reading)
+        mine = windows.window([first.device_id], end)
+        _assert_same(mine, window_from_readings(order, end))
+        assert np.nanmax(mine.dhw_temperature) == np.float32(later.dhw_temperature)
+
+
 def test_silent_heaters_are_forgotten(readings):
     windows = HeaterWindows()
     for reading in readings[:30]:
