@@ -93,6 +93,8 @@ class Demo:
         self.problems: list[str] = []
         self.broker: EmbeddedBroker | None = None
         self.mqtt_url = ""
+        #: the CA an ``mqtts://`` broker's certificate chains to (``IOTSPHERE_MQTT_CA``), for the in-process gateways
+        self.mqtt_ca: Path | None = None
         self.config: CloudConfig | None = None
         self.passphrase = ""
         #: by model name, in training order
@@ -208,7 +210,7 @@ class Demo:
             self.broker = EmbeddedBroker().start()
             url = self.broker.url
             self.echo(f"  embedded broker (amqtt) on {url}: MQTT 3.1.1, no shared subscriptions, so one ingest worker")
-        self.mqtt_url = url
+        self.mqtt_url, self.mqtt_ca = url, env.mqtt_ca
         config = CloudConfig(data_dir=self.data_dir / "cloud", mqtt_url=url)
         if "topic_prefix" not in chosen:  # this demo's own topics: a shared broker carries others' too
             config = dataclasses.replace(config, topic_prefix=f"demo-{self.tag}/{config.topic_prefix}")
@@ -252,6 +254,7 @@ class Demo:
                 start=start,
                 speed=self.options.speed,
                 mqtt_url=self.mqtt_url,
+                mqtt_ca=self.mqtt_ca,
                 cloud_url=self.api.url,
                 trusted_root=trusted_root,
                 prefix=self.config.topic_prefix,

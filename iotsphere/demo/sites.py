@@ -46,6 +46,7 @@ class Site:
         trusted_root: Path,
         prefix: str,
         over_mqtt: bool = False,
+        mqtt_ca: Path | None = None,
     ):
         self.gateway_id = spec.gateway_id
         self.speed = speed
@@ -56,6 +57,7 @@ class Site:
                 gateway_id=spec.gateway_id,
                 data_dir=spec.data_dir,
                 mqtt_url=mqtt_url,
+                mqtt_ca=mqtt_ca,
                 cloud_url=cloud_url,
                 api_key=spec.api_key,
                 trusted_root=trusted_root,
