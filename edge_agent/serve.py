@@ -84,6 +84,9 @@ def _say(line: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) != 1 or not argv[0].isdigit():
+        print("edge_agent.serve is started by `iotsphere edge run`, which hands it its configuration", file=sys.stderr)
+        return 2
     with os.fdopen(int(argv[0]), "rb") as pipe:
         handover: Handover = pickle.load(pipe)
     configure_logging(handover.verbose, json_logs=handover.json_logs)

@@ -89,6 +89,11 @@ def test_edge_run_hands_over_to_the_serving_process_in_the_same_process(tmp_path
     assert "stopped" in agent.stderr.read()
 
 
+def test_the_serving_module_started_by_hand_says_what_starts_it():
+    started = subprocess.run([sys.executable, "-m", "edge_agent.serve"], capture_output=True, text=True, cwd=ROOT)
+    assert started.returncode == 2 and "iotsphere edge run" in started.stderr
+
+
 def _telemetry(gateway_id: str) -> list[tuple[str, bytes]]:
     """Two heaters' first hour of readings, as they arrive from MQTT."""
     fleet = Fleet(gateway_id, heaters=2, seed=1, start=datetime(2026, 3, 1, tzinfo=UTC))
