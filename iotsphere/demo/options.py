@@ -32,7 +32,9 @@ class ActTwoOptions:
             "feedback": False,
             "min_new_labels": 30,
             "cooldown_hours": 7 * 24.0,
-            "training_days": 90,
+            # 45, not 90: the held-out quarter of the window and the 14-day gap before it come after the new anode's
+            # first failures ~11 simulated days sooner, so a challenger learns them while the demo still runs
+            "training_days": 45,
             "margin": 0.01,
             "after_gate": "experiment",
             # every heater runs the challenger beside the champion: each technician outcome scores both arms,
