@@ -17,7 +17,7 @@ from iotsphere.demo.run import run_demo
 from iotsphere.demo.world_change import INLET
 
 
-@pytest.mark.timeout(900)  # act one, then up to 420 s of act two, on a loaded 2-core machine
+@pytest.mark.timeout(900)  # act one, then up to 540 s of act two, on a loaded 2-core machine
 def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_stopped(
     tmp_path: Path, isolated, monkeypatch
 ):
@@ -34,8 +34,9 @@ def test_act_two_shows_drift_retraining_the_ab_test_and_the_rollout_or_why_it_st
         history_days=60,
         candidates=("logistic_regression",),
         status_every_s=5,
-        # 420 s: where the machine gives ~0.17 simulated days a second, the gate passes ~260 s in, the rollout ~330 s
-        world_change=ActTwoOptions(budget_s=420),
+        # where the machine gives ~0.17 simulated days a second, the gate passes ~260 s in, the rollout ~330 s; 540 s
+        # leaves room for CI, where the PostgreSQL suite runs beside this one (the story ends once it completes)
+        world_change=ActTwoOptions(budget_s=540),
     )
     lines: list[str] = []
     summary = run_demo(options, echo=lines.append)

@@ -17,6 +17,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from playwright.sync_api import expect
+
 from cloud.config import CloudConfig
 from cloud.ingest.worker import IngestWorker
 from cloud.storage import iso, open_database
@@ -128,7 +130,10 @@ def test_a_phone_pairs_logs_an_outcome_offline_and_the_cloud_gets_it_once(tmp_pa
         while not held:  # Playwright runs the route handler while the page waits, not while Python sleeps
             page.wait_for_timeout(50)
         page.touchscreen.tap(x, y)  # raw taps: nothing waits for the first submit's answer
-        page.wait_for_url(re.compile(rf"{re.escape(base_url)}/heaters/{device_id}\?logged=\w+"))
+        # the second submit aborts the first's navigation: wait_for_url would report that abort (it follows
+        # navigations), so the address is polled until the second submit's answer is shown
+        logged = re.compile(rf"{re.escape(base_url)}/heaters/{device_id}\?logged=\w+")
+        expect(page).to_have_url(logged, timeout=30_000)
         first = held[0].fetch(max_redirects=0)  # the first submit reaches the gateway too, after the second
         assert first.status == 303 and page.url == base_url + first.headers["location"], "the same outcome"
         assert "saved on the gateway" in page.inner_text("main")
