@@ -51,7 +51,8 @@ from cloud.training.component_failure import CANDIDATES
 from cloud.training.data import rows_from_history
 from cloud.training.labels import CLASSES, failure_times, label_rows
 from cloud.training.onnx_export import export, golden_vectors
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 from edge_agent.inference import Heater, predict
 from edge_agent.model_loader import FeatureContract, LoaderLimits, load_model, open_model
 from edge_agent.model_store import ModelStore
@@ -222,7 +223,8 @@ def vm(field):
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
 
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 
 data_dir, payloads = map(Path, sys.argv[1:3])
 heavy = sys.argv[3].split(",")

@@ -38,7 +38,7 @@ from cloud.ingest import IngestWorker
 from cloud.releases import tuf_repo
 from cloud.releases.publisher import RetainedPublisher, desired_topic
 from cloud.storage import from_iso, open_database
-from edge_agent.probation import ProbationPolicy
+from edge_agent.config import ProbationPolicy
 from firmware_sim.history import generate_history
 from iotsphere.demo import cold_start
 from iotsphere.demo.api_server import ApiServer

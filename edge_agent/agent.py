@@ -22,14 +22,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 
 from edge_agent import fault_points
+from edge_agent.config import AgentConfig, check_config
 from edge_agent.device_index import DEVICES_FILE, DeviceIndex, GatewayIdentity
 from edge_agent.director_state import DirectorState
 from edge_agent.events import AgentEvent, log_event
@@ -39,12 +38,12 @@ from edge_agent.model_loader import FeatureContract
 from edge_agent.model_store import ModelStore
 from edge_agent.mqtt_link import LastWill, MqttLink
 from edge_agent.outbox import OUTBOX_FILE, Outbox, OutboxSender
-from edge_agent.probation import Probation, ProbationPolicy
+from edge_agent.probation import Probation
 from edge_agent.quarantine import Quarantine
 from edge_agent.serving import Serving
 from edge_agent.technician import TechnicianLog
-from edge_agent.tuf_client import TufClient, provisioned
-from edge_agent.updater import DEFAULT_KEY_REFRESH_INTERVAL, ReleaseUpdater, UpdateResult
+from edge_agent.tuf_client import TufClient
+from edge_agent.updater import ReleaseUpdater, UpdateResult
 from edge_agent.version import AGENT_VERSION
 from edge_agent.windows import HeaterWindows, ReadingsSummary
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION, MIN_COVERAGE, WINDOW_SAMPLES
@@ -58,18 +57,15 @@ from shared.messages import (
     ModelState,
     PredictionBatch,
 )
-from shared.mqtt_url import parse_mqtt_url, tls_context
 from shared.private_files import private_data_dir
 from shared.telemetry import Telemetry, parse_telemetry
 from shared.topics import (
-    DEFAULT_PREFIX,
     Down,
     Up,
     down_topic,
     parse_telemetry_topic,
     telemetry_wildcard,
     up_topic,
-    validate_id,
 )
 
 log = logging.getLogger(__name__)
@@ -96,66 +92,6 @@ def split_to_fit(items: list[Item], build: Callable[[list[Item]], Envelope]) -> 
         return [message]
     half = len(items) // 2
     return split_to_fit(items[:half], build) + split_to_fit(items[half:], build)
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    gateway_id: str
-    data_dir: Path
-    #: MQTT broker; None runs without one (in-process feeding only; the outbox keeps everything)
-    mqtt_url: str | None = None
-    #: the CA an ``mqtts://`` broker's certificate must chain to (``IOTSPHERE_MQTT_CA``); None: the system's CAs
-    mqtt_ca: Path | None = None
-    #: the cloud API serving TUF; None disables updates
-    cloud_url: str | None = None
-    api_key: str | None = None
-    #: provisioned TUF root metadata (needed once, on the first start)
-    trusted_root: Path | None = None
-    prefix: str = DEFAULT_PREFIX
-    #: features are computed whenever telemetry time crosses a multiple of this
-    feature_interval: timedelta = timedelta(hours=1)
-    #: how long after a boundary to wait for heaters whose reading for it comes late
-    tick_grace: timedelta = timedelta(minutes=2)
-    #: how soon a document deferred because the cloud was unreachable is tried again
-    update_retry: timedelta = timedelta(minutes=1)
-    #: after a fetch of the director keys that a bad signature caused and that brought no new keys, how long
-    #: until the next may happen (forged documents cannot make the gateway hammer the cloud's TUF routes)
-    key_refresh_interval: timedelta = DEFAULT_KEY_REFRESH_INTERVAL
-    #: seconds between retained status refreshes
-    status_interval: float = 60.0
-    bad_messages_kept: int = 100
-    probation: ProbationPolicy = field(default_factory=ProbationPolicy)
-    #: paho's reconnect delays (seconds), each wait drawn with full jitter below the exponential step
-    reconnect_delay: tuple[float, float] = (1, 30)
-    #: bytes of features and of predictions the outbox keeps while offline; past them the oldest go
-    #: (outcomes are never dropped). 32 MiB each: weeks of hourly batches for a few hundred heaters
-    outbox_features_bytes: int = 32 * 1024 * 1024
-    outbox_predictions_bytes: int = 32 * 1024 * 1024
-    #: how far back a technician's outcome links to a failure prediction it does not name
-    prediction_horizon: timedelta = timedelta(days=14)
-    #: the technicians' local HTTP endpoint (``POST /outcomes``); None: not served. 0 picks a free port
-    local_api_port: int | None = None
-    local_api_host: str = "127.0.0.1"
-    #: the technicians' API token (``IOTSPHERE_EDGE_TOKEN``); None: the data folder's token file, made if missing
-    local_api_token: str | None = None
-    #: TEST ONLY: an install step at which the process kills itself (``edge_agent.fault_points``); None in production
-    fault_point: str | None = None
-
-
-def check_config(config: AgentConfig) -> None:
-    """Raise ValueError for a configuration the agent cannot start with; ``iotsphere edge run`` asks before it hands
-    over to the serving process, so these are usage errors of the command."""
-    validate_id(config.gateway_id, "gateway id")
-    if config.feature_interval < timedelta(minutes=1):
-        raise ValueError("the feature interval must be at least one minute")
-    if config.fault_point:
-        fault_points.parse(config.fault_point)
-    if config.mqtt_url and parse_mqtt_url(config.mqtt_url).tls:
-        tls_context(config.mqtt_ca)  # a CA file that holds no certificate: a SettingsError naming the variable
-    if config.cloud_url and config.trusted_root is None and not provisioned(config.data_dir / "tuf"):
-        raise ValueError(
-            f"no TUF trust anchor in {config.data_dir / 'tuf'}: pass --trusted-root with the cloud's root.json"
-        )
 
 
 def _floor(moment: datetime, interval: timedelta) -> datetime:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from edge_agent.agent import AgentConfig, check_config
+from edge_agent.config import AgentConfig, check_config
 from edge_agent.device_index import DEVICES_FILE
 from edge_agent.local_api import TOKEN_ENV, TOKEN_FILE
 from edge_agent.pairing import DEFAULT_CODE_MINUTES, Pairing, code_terms

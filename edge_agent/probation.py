@@ -13,8 +13,8 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from edge_agent.config import ProbationPolicy
 from edge_agent.events import AgentEvent, EventSink, log_event
 from edge_agent.model_loader import LoadedModel
 from edge_agent.model_store import ModelStore
@@ -25,14 +25,6 @@ log = logging.getLogger(__name__)
 #: outputs whose values are probabilities, so bounded by [0, 1]
 _PROBABILITY_OUTPUTS = ("probabilities", "probability", "output_probability")
 _SLACK = 1e-4
-
-
-@dataclass(frozen=True)
-class ProbationPolicy:
-    #: predictions a release must serve within bounds before it is committed
-    predictions_required: int = 50
-    #: slowest acceptable run of one batch, in milliseconds
-    max_batch_latency_ms: float = 2000.0
 
 
 def bounds_problem(model: LoadedModel, prediction: Prediction) -> str | None:

@@ -1,12 +1,13 @@
 """The gateway's long-running process, which ``iotsphere edge run`` becomes once its configuration is settled.
 
 The command parses its options and reads the settings (click, pydantic-settings and the asyncio it imports: ~3.4 MB
-a process would keep for as long as it serves), checks the configuration, then replaces itself (``exec``: the same
-process id, so service managers and signals see no difference) with ``python -m edge_agent.serve``, which receives
-the ``AgentConfig`` through an inherited pipe and imports only the agent. The serving process also starts with
-glibc's malloc arenas capped (``MALLOC_ARENA_MAX=2`` unless the environment already sets it), which glibc reads only
-when a process starts: uncapped, the agent's threads (MQTT network, worker, sender) each grow an arena of their own,
-about 2 MB more at the same load (docs/edge.md).
+a process would keep for as long as it serves), checks the configuration (``edge_agent.config``: neither the agent
+nor numpy nor onnxruntime, so they load once, here), then replaces itself (``exec``: the same process id, so service
+managers and signals see no difference) with ``python -m edge_agent.serve``, which receives the ``AgentConfig``
+through an inherited pipe and imports only the agent. The serving process also starts with glibc's malloc arenas
+capped (``MALLOC_ARENA_MAX=2`` unless the environment already sets it), which glibc reads only when a process starts:
+uncapped, the agent's threads (MQTT network, worker, sender) each grow an arena of their own, about 2 MB more at the
+same load (docs/edge.md).
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import NoReturn
 
-from edge_agent.agent import AgentConfig, EdgeAgent
-from edge_agent.pairing import DEFAULT_CODE_MINUTES, code_terms
+from edge_agent.config import AgentConfig
 from shared.log_setup import configure_logging
 
 #: what a pipe takes without a reader (Linux: 64 KiB); a configuration pickles to well under 1 KiB
@@ -58,6 +58,9 @@ def hand_over(handover: Handover) -> NoReturn:
 
 def serve(config: AgentConfig) -> int:
     """Run the agent until SIGINT or SIGTERM; 2 when it cannot start (a usage problem the command could not see)."""
+    from edge_agent.agent import EdgeAgent  # not for the command, which imports this module to hand over
+    from edge_agent.pairing import DEFAULT_CODE_MINUTES, code_terms
+
     try:
         agent = EdgeAgent(config)
     except (ValueError, OSError) as exc:

@@ -11,16 +11,12 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge_agent.config import provisioned
 from shared.atomic_files import atomic_write
 from shared.director import DirectorRejected, RejectRule
 
 if TYPE_CHECKING:
     from edge_agent.tuf_session import BearerFetcher, TufSession
-
-
-def provisioned(tuf_dir: Path) -> bool:
-    """Whether the gateway's TUF folder holds a trusted root (provisioned once; ngclient keeps it current)."""
-    return (tuf_dir / "metadata" / "root.json").exists()
 
 
 class TufClient:

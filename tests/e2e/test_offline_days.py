@@ -17,7 +17,8 @@ import pytest
 from cloud.config import CloudConfig
 from cloud.ingest.worker import IngestWorker
 from cloud.storage import from_iso, open_database
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 from edge_agent.model_loader import load_model
 from edge_agent.technician import OutcomeRequest
 from firmware_sim.live import Fleet

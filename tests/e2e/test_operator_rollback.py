@@ -16,7 +16,7 @@ import pytest
 
 from cloud.releases import tuf_repo
 from cloud.releases.model_rows import record_release
-from edge_agent.probation import ProbationPolicy
+from edge_agent.config import ProbationPolicy
 from shared.messages import EventKind
 from tests.api.conftest import auth
 from tests.e2e.world import BROKER, FIRST_PREDICTIONS_MINUTES, HEATERS, MODEL, World, running_world, write_artifacts

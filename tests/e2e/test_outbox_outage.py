@@ -10,7 +10,8 @@ from pathlib import Path
 from cloud.config import CloudConfig
 from cloud.ingest.worker import IngestWorker
 from cloud.storage import open_database
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 from edge_agent.model_loader import load_model
 from firmware_sim.live import Fleet
 from tests.edge.mqtt_helpers import unique_prefix, wait_for

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cloud.training.cli import train_from_history_file
-from edge_agent.probation import ProbationPolicy
+from edge_agent.config import ProbationPolicy
 from firmware_sim.history import generate_history
 from shared.messages import EventKind, PredictionType
 from tests.e2e.world import BROKER, FIRST_PREDICTIONS_MINUTES, HEATERS, World, running_world

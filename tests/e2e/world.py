@@ -27,7 +27,8 @@ from cloud.ingest import IngestWorker
 from cloud.releases import director, keystore, tuf_repo
 from cloud.releases.publisher import RetainedPublisher, desired_topic
 from cloud.storage import iso, open_database
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 from firmware_sim.live import Fleet, publish
 from iotsphere.cli import main
 from shared.director import DirectorDocument

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.agent import AgentConfig, EdgeAgent, split_to_fit
+from edge_agent.agent import EdgeAgent, split_to_fit
+from edge_agent.config import AgentConfig
 from edge_agent.model_loader import load_model
 from firmware_sim.live import Fleet
 from shared.features import FEATURE_NAMES, FEATURE_SET_VERSION

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cloud.releases import tuf_repo
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 from shared.messages import EventKind, GatewayEvent, GatewayStatus
 from shared.signing import generate_private_key
 from shared.topics import Down, down_topic

@@ -30,7 +30,8 @@ from pathlib import Path
 import pytest
 
 from cloud.releases import tuf_repo
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 from edge_agent.fault_points import ENV_VAR, parse
 from edge_agent.model_store import MODEL_FILE, RELEASE_FILE, ModelStore
 from edge_agent.updater import UpdateResult
@@ -43,7 +44,8 @@ PROJECT = Path(__file__).parents[2]
 _AGENT = """
 import sys
 from pathlib import Path
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 
 folder, cloud_url, api_key, root, gateway, document, fault = sys.argv[1:]
 agent = EdgeAgent(

@@ -21,8 +21,9 @@ from cloud.api.keys import KeyStore
 from cloud.api.roles import Role
 from cloud.config import CloudConfig
 from cloud.releases import keystore, rotation, tuf_repo
+from edge_agent.config import DEFAULT_KEY_REFRESH_INTERVAL
 from edge_agent.events import AgentEvent
-from edge_agent.updater import DEFAULT_KEY_REFRESH_INTERVAL, UpdateResult
+from edge_agent.updater import UpdateResult
 from shared.director import RejectRule, document_digest
 from shared.messages import EventKind
 from shared.signing import generate_private_key

@@ -47,7 +47,7 @@ def test_agent_serving_installed_models_never_imports_onnx_or_cryptography(tmp_p
     store.install(built.release, built.release_bytes, built.onnx_bytes)
     store.activate(load_model(built.onnx_bytes, built.release, store.features))
     start = (
-        "from pathlib import Path\nfrom edge_agent.agent import AgentConfig, EdgeAgent\n"
+        "from pathlib import Path\nfrom edge_agent.agent import EdgeAgent\nfrom edge_agent.config import AgentConfig\n"
         f"agent = EdgeAgent(AgentConfig('gw-lazy', Path({str(tmp_path)!r})))\nagent.start()\n"
         "assert list(agent.store.active()) == ['component_failure'], agent.store.active()\n"
         f"for topic, payload in {_telemetry('gw-lazy')!r}:\n    agent.on_telemetry(topic, payload)\n"
@@ -58,8 +58,15 @@ def test_agent_serving_installed_models_never_imports_onnx_or_cryptography(tmp_p
 
 
 def test_the_serving_process_module_imports_neither_click_nor_the_settings_libraries():
-    loaded = _loaded_after("import edge_agent.serve")
+    loaded = _loaded_after("import edge_agent.serve, edge_agent.agent")  # serve() imports the agent
     assert "onnxruntime" in loaded and not {"click", "pydantic_settings", "asyncio", "cryptography"} & loaded
+
+
+def test_edge_run_checks_its_configuration_without_loading_what_the_serving_process_loads_again():
+    """The command builds and checks ``AgentConfig`` and hands over; the agent's numpy and onnxruntime load once,
+    in the serving process, not also in the command before its ``exec``."""
+    loaded = _loaded_after("import iotsphere.cli, edge_agent.cli, edge_agent.config, edge_agent.serve")
+    assert "click" in loaded and not {"numpy", "onnxruntime", "onnx"} & loaded
 
 
 @pytest.mark.mqtt

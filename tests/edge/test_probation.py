@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_agent.config import ProbationPolicy
 from edge_agent.inference import Heater, predict
 from edge_agent.model_loader import load_model
 from edge_agent.model_store import ModelStore
-from edge_agent.probation import Probation, ProbationPolicy
+from edge_agent.probation import Probation
 from shared.messages import EventKind
 from tests.edge.releases import build_release
 

@@ -19,8 +19,9 @@ from click.testing import CliRunner
 from cloud.config import CloudConfig
 from cloud.ingest.worker import IngestWorker
 from cloud.storage import iso, open_database
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
 from edge_agent.cli import edge
+from edge_agent.config import AgentConfig
 from edge_agent.device_index import DEVICES_FILE, DeviceIndex, GatewayIdentity
 from edge_agent.local_api import TOKEN_ENV, TOKEN_FILE, local_token
 from edge_agent.model_loader import load_model

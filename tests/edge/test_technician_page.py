@@ -16,8 +16,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
 from edge_agent.cli import edge
+from edge_agent.config import AgentConfig
 from edge_agent.model_loader import load_model
 from edge_agent.pairing import MAX_FAILURES, PAIRING_FILE, Pairing
 from edge_agent.technician_page import COOKIE

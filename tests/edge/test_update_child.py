@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 _AGENT = """
 import sys
 from pathlib import Path
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 
 folder, cloud_url, api_key, root, gateway, *documents = sys.argv[1:]
 config = AgentConfig(gateway, Path(folder), cloud_url=cloud_url, api_key=api_key, trusted_root=Path(root))

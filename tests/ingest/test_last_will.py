@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from cloud.releases import tuf_repo
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 from shared.messages import GatewayStatus
 from shared.topics import Down, Up, down_topic, up_topic
 from tests.edge.mqtt_helpers import Collector
@@ -34,7 +35,8 @@ _AGENT = textwrap.dedent(
     import sys, threading
     from datetime import timedelta
     from pathlib import Path
-    from edge_agent.agent import AgentConfig, EdgeAgent
+    from edge_agent.agent import EdgeAgent
+    from edge_agent.config import AgentConfig
 
     data, broker, prefix, cloud_url, token, root = sys.argv[1:7]
     agent = EdgeAgent(AgentConfig(sys.argv[7], Path(data), mqtt_url=broker, cloud_url=cloud_url, api_key=token,

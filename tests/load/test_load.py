@@ -18,7 +18,8 @@ from cloud.config import CloudConfig
 from cloud.ingest import IngestWorker
 from cloud.storage import open_database
 from cloud.training import anomaly, component_failure, labels, usage_outputs
-from edge_agent.agent import BATCH_ROWS, AgentConfig
+from edge_agent.agent import BATCH_ROWS
+from edge_agent.config import AgentConfig
 from firmware_sim.load import BATCH_ROWS as LOAD_BATCH_ROWS
 from firmware_sim.load import (
     FEATURE_INTERVAL_S,

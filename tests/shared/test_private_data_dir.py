@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from cloud.config import PASSPHRASE_ENV
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 
 PASSPHRASE = "correct horse battery staple"
 
