@@ -211,7 +211,7 @@ def _throughput(data_dir: Path, payloads: Path) -> dict:
 
 
 #: libraries a serving gateway does not import, updated or not: the capped child's, the cloud's, the update child's
-#: (tuf, urllib3; cryptography for a director document's signature), which a technician's sealed outcome loads
+#: (tuf, urllib3; cryptography for a director document's signature)
 _HEAVY = ("onnx", "sklearn", "scipy", "skl2onnx", "fastapi", "numba", "tuf", "urllib3", "cryptography", "asyncio")
 
 _CHILD = """
@@ -268,9 +268,9 @@ _IMPORT_ORDER = (
     "edge_agent.agent",
 )
 #: what a gateway loads later, each adding to the agent and the ones before: ``iotsphere edge run``'s option
-#: defaults (pydantic-settings), the first technician's outcome sealed (cryptography), the first director document
-#: (the update child's launcher; the child itself imports cryptography and the TUF client)
-_LOADED_LATER = ("shared.settings", "shared.field_cipher", "edge_agent.update_fetch")
+#: defaults (pydantic-settings), the first technician's outcome sealed (PyNaCl's SecretBox: edge_agent.payload_seal),
+#: the first director document (the update child's launcher; the child itself imports cryptography and the TUF client)
+_LOADED_LATER = ("shared.settings", "nacl.secret", "edge_agent.update_fetch")
 _IMPORTS = """
 import importlib, json, sys
 from pathlib import Path

@@ -13,10 +13,10 @@ above all) are never dropped.
 Several processes may share the file (the agent and ``iotsphere edge outcome``): WAL lets readers
 run beside the writer and the busy timeout makes a second writer wait instead of failing.
 
-Outcomes carry what technicians type (notes, their names), so their payloads rest encrypted with the gateway's
-own key (``outbox.key`` beside the file, made 0600 on first use; ``shared.field_cipher``) and are decrypted only
+Outcomes carry what technicians type (notes, their names), so their payloads rest sealed with the gateway's own
+key (``outbox.key`` beside the file, made 0600 on first use; ``edge_agent.payload_seal``) and are opened only
 when read to be sent: the cloud receives the plain message and encrypts the notes with its own key. Rows an
-older agent stored in plain text are encrypted when the file is opened.
+older agent stored in plain text, or sealed with Fernet, are sealed again when the file is opened.
 ``OutboxSender`` hands rows to one paho client; paho itself re-sends what is in flight after a
 reconnect, so the sender hands out nothing new until that backlog is acknowledged. A row whose
 PUBACK was lost to a crash is sent again after restart: delivery is at least once, and the cloud
@@ -35,12 +35,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 
-if TYPE_CHECKING:
-    from shared.field_cipher import FieldCipher
+from edge_agent.payload_seal import PayloadSeal, is_sealed
+from shared.field_cipher import FieldKeyError, key_file
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +118,8 @@ class Outbox:
         self._lock = threading.Lock()
         #: rows handed to paho and not yet acknowledged: never dropped, never handed out twice
         self._handed: set[int] = set()
+        #: sealed rows whose payload does not open with the key file: kept in the file, never sent
+        self.unopened: set[int] = set()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed append survives power loss, not only a process crash
@@ -135,40 +136,51 @@ class Outbox:
                     self._db.execute(statement)
             for statement in filter(str.strip, _INDEXES.split(";")):
                 self._db.execute(statement)
-            self._seal_plain_rows()
+            self._seal_old_rows()
 
     @cached_property
-    def _cipher(self) -> FieldCipher:
-        """The gateway's key, read (or made) with the first sealed payload: cryptography (~8 MB, mostly its library)
-        loads only once an outcome is stored or sent, never in a gateway that only serves."""
-        from shared.field_cipher import FieldCipher, key_file
+    def _seal(self) -> PayloadSeal:
+        """The gateway's key, read (or made) with the first sealed payload: PyNaCl (~1 MB) loads only once an
+        outcome is stored or sent, never in a gateway that only serves."""
+        return PayloadSeal(key_file(self.path.parent / OUTBOX_KEY_FILE))
 
-        return FieldCipher(key_file(self.path.parent / OUTBOX_KEY_FILE))
-
-    def _seal_plain_rows(self) -> None:
-        """Encrypt what an agent from before encryption left in plain text, zeroing the old bytes in the file."""
+    def _seal_old_rows(self) -> None:
+        """Seal what an older agent left in plain text or sealed with Fernet, zeroing the old bytes in the file."""
         channels = json.dumps(sorted(SEALED_CHANNELS))
         rows = self._db.execute(
             "SELECT id, payload FROM outbox WHERE channel IN (SELECT value FROM json_each(?))", (channels,)
         ).fetchall()
-        if not rows:
-            return
-        from shared.field_cipher import is_encrypted
-
-        plain = [(row_id, bytes(payload)) for row_id, payload in rows if not is_encrypted(bytes(payload))]
-        if plain:
+        resealed = []
+        for row_id, payload in rows:
+            if is_sealed(bytes(payload)):
+                continue
+            try:
+                resealed.append((self._seal.seal(self._seal.open(bytes(payload))), row_id))
+            except FieldKeyError as exc:  # kept as it is for inspection; take() sets it aside (below)
+                log.error("outbox row %d kept as stored: %s", row_id, exc)
+        if resealed:
             self._db.execute("PRAGMA secure_delete = ON")
-            self._db.executemany(
-                "UPDATE outbox SET payload = ? WHERE id = ?",
-                [(self._cipher.encrypt_bytes(payload), row_id) for row_id, payload in plain],
-            )
+            self._db.executemany("UPDATE outbox SET payload = ? WHERE id = ?", resealed)
 
-    def _row(self, row: tuple) -> OutboxRow:
-        """A stored row as it is sent: a sealed payload decrypted."""
-        payload = bytes(row[2])
-        if row[4] in SEALED_CHANNELS:
-            payload = self._cipher.decrypt_bytes(payload)
-        return OutboxRow(row[0], row[1], payload, row[3], row[4])
+    def _rows(self, rows: list[tuple]) -> list[OutboxRow]:
+        """Stored rows as they are sent, sealed payloads opened. A payload that does not open (its key file lost or
+        replaced) is set aside, not sent and not deleted: it stays in the file for inspection, counted in
+        ``unopened``, and the rows behind it go on."""
+        opened = []
+        for row_id, topic, stored, msg_id, channel in rows:
+            payload = bytes(stored)
+            if channel in SEALED_CHANNELS:
+                try:
+                    payload = self._seal.open(payload)
+                except FieldKeyError as exc:
+                    with self._lock:
+                        if row_id not in self.unopened:
+                            log.error("outbox row %d (%s) set aside: %s", row_id, msg_id, exc)
+                        self.unopened.add(row_id)
+                        self._handed.add(row_id)  # never taken again in this run
+                    continue
+            opened.append(OutboxRow(row_id, topic, payload, msg_id, channel))
+        return opened
 
     def _transaction(self):
         """``BEGIN IMMEDIATE`` … ``COMMIT``: takes the write lock up front, so a busy file waits, never deadlocks."""
@@ -177,9 +189,9 @@ class Outbox:
     def append(self, topic: str, payload: bytes, msg_id: str, channel: str) -> int:
         """Commit one message durably, dropping the oldest of a bounded channel past its bound; return its row id.
 
-        A payload of a sealed channel is encrypted before it reaches the file; ``size`` counts the plain bytes.
+        A payload of a sealed channel is sealed before it reaches the file; ``size`` counts the plain bytes.
         """
-        stored = self._cipher.encrypt_bytes(payload) if channel in SEALED_CHANNELS else payload
+        stored = self._seal.seal(payload) if channel in SEALED_CHANNELS else payload
         with self._lock, self._transaction():
             cursor = self._db.execute(
                 "INSERT INTO outbox (topic, payload, msg_id, channel, created_at, priority, size)"
@@ -209,7 +221,7 @@ class Outbox:
             rows = self._db.execute(
                 "SELECT id, topic, payload, msg_id, channel FROM outbox ORDER BY priority, id LIMIT ?", (limit,)
             ).fetchall()
-        return [self._row(row) for row in rows]
+        return self._rows(rows)
 
     def take(self, limit: int = 100) -> list[OutboxRow]:
         """The next rows to send, urgent channels first, then in append order.
@@ -223,7 +235,7 @@ class Outbox:
                 (json.dumps(list(self._handed)), limit),
             ).fetchall()
             self._handed.update(row[0] for row in rows)
-        return [self._row(row) for row in rows]
+        return self._rows(rows)
 
     def release(self, row_ids: list[int]) -> None:
         """Taken rows that were not sent after all: they wait for the next ``take``."""

@@ -1,19 +1,20 @@
-"""Encryption at rest of sensitive fields (technician notes, feedback comments), with Fernet, on either side.
+"""Encryption at rest of sensitive fields (technician notes, feedback comments) in the cloud, with Fernet.
 
-The cloud keeps one key for its database (``cloud.crypto_fields`` finds it); a gateway keeps its own for its
-outbox (``edge_agent.outbox``). Ciphertext is stored prefixed ``fernet:`` (text, or a blob for bytes); a value
-without the prefix was written before encryption existed and is returned as it is.
+The cloud keeps one key for its database (``cloud.crypto_fields`` finds it). Ciphertext is stored prefixed
+``fernet:`` (text, or a blob for bytes); a value without the prefix was written before encryption existed and is
+returned as it is. A gateway's outbox keeps its key in a file made by ``key_file`` and seals with libsodium instead
+(``edge_agent.payload_seal``, which opens the ``fernet:`` payloads older agents stored): ``cryptography`` loads with
+the first ``FieldCipher``, so the key file, the prefix test and the error cost a gateway nothing.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
 import tempfile
 from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken
 
 _PREFIX = "fernet:"
 
@@ -31,6 +32,8 @@ class FieldCipher:
     """Encrypts and decrypts one text field at a time; ``None`` passes through untouched."""
 
     def __init__(self, key: bytes) -> None:
+        from cryptography.fernet import Fernet
+
         try:
             self._fernet = Fernet(key)
         except ValueError as exc:
@@ -46,6 +49,8 @@ class FieldCipher:
     def decrypt(self, stored: str | None) -> str | None:
         if stored is None or not stored.startswith(_PREFIX):
             return stored
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(stored.removeprefix(_PREFIX).encode("ascii")).decode("utf-8")
         except InvalidToken as exc:
@@ -59,6 +64,8 @@ class FieldCipher:
         """``encrypt_bytes`` undone; bytes stored before encryption (no prefix) come back as they are."""
         if not is_encrypted(stored):
             return stored
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(stored.removeprefix(_PREFIX.encode("ascii")))
         except InvalidToken as exc:
@@ -71,7 +78,8 @@ class FieldCipher:
 
 
 def key_file(path: Path) -> bytes:
-    """The Fernet key in ``path``, created (0600, in a 0700 folder) on first use.
+    """The key in ``path`` (32 random bytes in url-safe base64: a Fernet key), created (0600, in a 0700 folder) on
+    first use.
 
     Written to a private temp file, then linked into place, so two processes starting together agree on one key
     (``os.link`` fails for the one that lost, which reads the winner's).
@@ -81,7 +89,7 @@ def key_file(path: Path) -> bytes:
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")  # mkstemp creates it 0600
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(Fernet.generate_key())
+                out.write(base64.urlsafe_b64encode(os.urandom(32)))  # what Fernet.generate_key() makes
                 out.flush()
                 os.fsync(out.fileno())
             os.link(temp, path)

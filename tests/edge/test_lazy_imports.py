@@ -1,7 +1,7 @@
 """A gateway imports only what it runs: serving loads neither the TUF client stack (tuf, urllib3; the update
 tests use it for real) nor ``onnx`` (the capped child parses models) nor ``cryptography`` (a director document's
-signature and a technician's sealed outcome load it; tests/edge/test_updater.py and test_outbox_at_rest.py use it)
-nor asyncio, nor ``http.server`` (socketserver) while the technicians' local API is off."""
+signature loads it, in the update child; a technician's outcome is sealed with PyNaCl) nor asyncio, nor
+``http.server`` (socketserver) while the technicians' local API is off."""
 
 from __future__ import annotations
 
@@ -55,6 +55,17 @@ def test_agent_serving_installed_models_never_imports_onnx_or_cryptography(tmp_p
     )
     loaded = _loaded_after(start)
     assert "onnxruntime" in loaded and not {"onnx", "cryptography", "asyncio", "socketserver"} & loaded
+
+
+def test_an_outcome_sealed_stored_and_opened_to_be_sent_loads_libsodium_not_cryptography(tmp_path: Path):
+    """A technician's outcome rests sealed in the outbox (PyNaCl, ~1 MB) without the ~7 MB of ``cryptography``."""
+    loaded = _loaded_after(
+        "from pathlib import Path\nfrom edge_agent.outbox import Outbox\n"
+        f"outbox = Outbox(Path({str(tmp_path / 'outbox.sqlite3')!r}))\n"
+        "outbox.append('t/up/outcomes', b'{\"notes\": \"x\"}', 'o-1', 'outcomes')\n"
+        'assert [row.payload for row in outbox.take()] == [b\'{"notes": "x"}\']'
+    )
+    assert "nacl" in loaded and "cryptography" not in loaded
 
 
 def test_the_serving_process_module_imports_neither_click_nor_the_settings_libraries():
