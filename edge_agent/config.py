@@ -17,6 +17,8 @@ from shared.topics import DEFAULT_PREFIX, validate_id
 
 #: after a fetch of the director keys that a bad signature triggered and that brought none new: no other until then
 DEFAULT_KEY_REFRESH_INTERVAL = timedelta(minutes=10)
+#: the same after such a fetch failed (the cloud unreachable)
+DEFAULT_KEY_RETRY_INTERVAL = timedelta(minutes=1)
 
 
 def provisioned(tuf_dir: Path) -> bool:

@@ -15,8 +15,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+from functools import cached_property
 
-from shared.field_cipher import FieldKeyError, is_encrypted
+from shared.field_cipher import FieldCipher, FieldKeyError, is_encrypted
 
 PREFIX = b"secretbox:"
 #: what the box's key is derived for: another purpose of the same key file would name another
@@ -57,7 +58,10 @@ class PayloadSeal:
             except CryptoError as exc:
                 raise FieldKeyError("a sealed outbox payload does not open with the outbox key") from exc
         if is_encrypted(stored):
-            from shared.field_cipher import FieldCipher
-
-            return FieldCipher(self._key).decrypt_bytes(stored)
+            return self._fernet.decrypt_bytes(stored)
         return stored
+
+    @cached_property
+    def _fernet(self) -> FieldCipher:
+        """What older agents sealed with, made (and ``cryptography`` loaded) only for a payload they left."""
+        return FieldCipher(self._key)

@@ -59,7 +59,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from edge_agent.config import DEFAULT_KEY_REFRESH_INTERVAL
+from edge_agent.config import DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_KEY_RETRY_INTERVAL
 from edge_agent.director_state import DirectorState
 from edge_agent.events import AgentEvent, EventSink, log_event
 from edge_agent.fault_points import armed, fault_point
@@ -87,8 +87,6 @@ class UpdateResult(StrEnum):
 
 #: rules that fail for reasons outside the document, so a retry may succeed
 TRANSIENT_RULES = frozenset({RejectRule.TUF_REFRESH, RejectRule.DOWNLOAD})
-#: the same after such a fetch failed (the cloud unreachable)
-DEFAULT_KEY_RETRY_INTERVAL = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
